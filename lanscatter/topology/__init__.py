@@ -1,0 +1,1 @@
+"""Topology: the site tree in YAML, its validation and the deployment plan derived from it."""
