@@ -1,0 +1,250 @@
+"""The manifest: a folder's content as files and content-hashed chunks (pure, no I/O).
+
+Rules:
+- Paths are relative POSIX paths, validated by `check_relpath` on every way in (a manifest from the
+  network is hostile until checked): no absolute paths, no `..` or `.`, no empty components, no NUL,
+  no backslashes, no drive letters.
+- File i's chunk k covers bytes [k*chunk_size, min(size, (k+1)*chunk_size)). A 0-byte file has no
+  chunks. Chunks are identified by content hash, so identical content is listed (and moved) once:
+  `chunk_table()` is the distinct chunks in order of first appearance, and that index is the one
+  status bitmaps use.
+- The generation id is a hash of the canonical content, so the same folder gives the same id on
+  every node and a relay passes it on without computing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lanscatter.errors import ManifestError
+
+MANIFEST_FORMAT = 1
+HASH_HEX_LEN = 64          # blake3, 32 bytes
+_HEX = frozenset("0123456789abcdef")
+
+
+def check_relpath(path: str) -> str:
+    """Return `path` if it is a safe relative POSIX path inside a sync folder, else raise."""
+    if not isinstance(path, str) or not path:
+        raise ManifestError(f"empty or non-text path: {path!r}")
+    if "\x00" in path:
+        raise ManifestError(f"path contains a NUL byte: {path!r}")
+    if "\\" in path:
+        raise ManifestError(f"path contains a backslash: {path!r}")
+    if path.startswith("/"):
+        raise ManifestError(f"absolute path: {path!r}")
+    if len(path) >= 2 and path[1] == ":":
+        raise ManifestError(f"path with a drive letter: {path!r}")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise ManifestError(f"path with an empty, '.' or '..' component: {path!r}")
+    return path
+
+
+def check_hash(value: str) -> str:
+    if not isinstance(value, str) or len(value) != HASH_HEX_LEN or not _HEX.issuperset(value):
+        raise ManifestError(f"malformed chunk hash: {value!r}")
+    return value
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    return -(-size // chunk_size)
+
+
+def chunk_span(size: int, chunk_size: int, index: int) -> tuple[int, int]:
+    """(offset, length) of chunk `index` of a file of `size` bytes."""
+    offset = index * chunk_size
+    return offset, min(chunk_size, size - offset)
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    mtime_ns: int
+    executable: bool
+    chunks: tuple[str, ...]
+
+    def spans(self, chunk_size: int) -> Iterable[tuple[int, str, int, int]]:
+        """(index, hash, offset, length) of each chunk."""
+        for k, h in enumerate(self.chunks):
+            off, length = chunk_span(self.size, chunk_size, k)
+            yield k, h, off, length
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLocation:
+    path: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    chunk_size: int
+    files: tuple[FileEntry, ...]
+    dirs: tuple[str, ...]                  # every directory, empty ones included, sorted
+    generation: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.generation:
+            object.__setattr__(self, "generation", _generation_id(self))
+
+    # Derived tables are cached: a manifest is immutable and may list 100k files.
+    def chunk_table(self) -> tuple[tuple[str, int], ...]:
+        """Distinct chunks (hash, size) in order of first appearance; the bitmap index order."""
+        cached = self.__dict__.get("_chunk_table")
+        if cached is None:
+            seen: dict[str, int] = {}
+            for f in self.files:
+                for _, h, _, length in f.spans(self.chunk_size):
+                    seen.setdefault(h, length)
+            cached = tuple(seen.items())
+            self.__dict__["_chunk_table"] = cached
+        return cached
+
+    def chunk_index(self) -> Mapping[str, int]:
+        cached = self.__dict__.get("_chunk_index")
+        if cached is None:
+            cached = {h: i for i, (h, _) in enumerate(self.chunk_table())}
+            self.__dict__["_chunk_index"] = cached
+        return cached
+
+    def locations(self) -> Mapping[str, tuple[ChunkLocation, ...]]:
+        """Every place each chunk hash occurs (identical content can occur many times)."""
+        cached = self.__dict__.get("_locations")
+        if cached is None:
+            acc: dict[str, list[ChunkLocation]] = {}
+            for f in self.files:
+                for _, h, off, length in f.spans(self.chunk_size):
+                    acc.setdefault(h, []).append(ChunkLocation(f.path, off, length))
+            cached = {h: tuple(v) for h, v in acc.items()}
+            self.__dict__["_locations"] = cached
+        return cached
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of distinct content: what a peer has to receive at most."""
+        return sum(size for _, size in self.chunk_table())
+
+    @property
+    def file_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def file(self, path: str) -> FileEntry | None:
+        cached = self.__dict__.get("_by_path")
+        if cached is None:
+            cached = {f.path: f for f in self.files}
+            self.__dict__["_by_path"] = cached
+        return cached.get(path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "generation": self.generation,
+            "chunk_size": self.chunk_size,
+            "dirs": list(self.dirs),
+            "files": [[f.path, f.size, f.mtime_ns, int(f.executable), list(f.chunks)] for f in self.files],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+def build_manifest(chunk_size: int, files: Iterable[FileEntry], dirs: Iterable[str]) -> Manifest:
+    """Canonical manifest: files and dirs sorted, parents of files listed as dirs."""
+    file_list = sorted(files, key=lambda f: f.path)
+    all_dirs = set(dirs)
+    for f in file_list:
+        parts = f.path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            all_dirs.add("/".join(parts[:i]))
+    return Manifest(chunk_size=chunk_size, files=tuple(file_list), dirs=tuple(sorted(all_dirs)))
+
+
+def manifest_from_dict(data: Any) -> Manifest:
+    """Decode and fully validate a manifest from untrusted input; raises ManifestError."""
+    try:
+        if data.get("format") != MANIFEST_FORMAT:
+            raise ManifestError(f"unsupported manifest format {data.get('format')!r}")
+        chunk_size = data["chunk_size"]
+        if not isinstance(chunk_size, int) or chunk_size <= 0:
+            raise ManifestError(f"bad chunk size {chunk_size!r}")
+        dirs = [check_relpath(d) for d in data["dirs"]]
+        files = []
+        for path, size, mtime_ns, executable, chunks in data["files"]:
+            if not isinstance(size, int) or size < 0 or not isinstance(mtime_ns, int):
+                raise ManifestError(f"bad size or mtime for {path!r}")
+            if len(chunks) != chunk_count(size, chunk_size):
+                raise ManifestError(f"{path!r}: {len(chunks)} chunks for {size} bytes")
+            files.append(FileEntry(check_relpath(path), size, mtime_ns, bool(executable),
+                                   tuple(check_hash(h) for h in chunks)))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ManifestError(f"malformed manifest: {exc}") from None
+    paths = [f.path for f in files]
+    if len(set(paths)) != len(paths):
+        raise ManifestError("manifest lists a path twice")
+    if set(paths) & set(dirs):  # noqa: SIM102
+        raise ManifestError("manifest lists a path both as file and as directory")
+    path_set = set(paths)
+    for p in paths:   # a file's parent must not be a file (e.g. 'a' and 'a/b')
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in path_set:
+                raise ManifestError(f"{p!r} lies below the file {'/'.join(parts[:i])!r}")
+    manifest = build_manifest(chunk_size, files, dirs)
+    sizes: dict[str, int] = {}
+    for f in manifest.files:
+        for _, h, _, length in f.spans(chunk_size):
+            if sizes.setdefault(h, length) != length:
+                raise ManifestError(f"chunk {h[:12]} listed with two different sizes")
+    claimed = data.get("generation")
+    if claimed and claimed != manifest.generation:
+        raise ManifestError("manifest generation id does not match its content")
+    return manifest
+
+
+def manifest_from_json(text: str | bytes) -> Manifest:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ManifestError(f"manifest is not JSON: {exc}") from None
+    return manifest_from_dict(data)
+
+
+def _generation_id(m: Manifest) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{m.chunk_size}\n".encode())
+    for d in m.dirs:
+        h.update(f"d {d}\n".encode())
+    for f in m.files:
+        h.update(f"f {f.path}\0{f.size} {f.mtime_ns} {int(f.executable)} {','.join(f.chunks)}\n".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDiff:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    new_chunks: int            # distinct chunks in `new` that `old` did not have
+    new_bytes: int
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def diff_manifests(old: Manifest, new: Manifest) -> ManifestDiff:
+    old_files = {f.path: f for f in old.files}
+    new_files = {f.path: f for f in new.files}
+    added = tuple(p for p in new_files if p not in old_files)
+    removed = tuple(p for p in old_files if p not in new_files)
+    changed = tuple(p for p, f in new_files.items() if p in old_files and old_files[p] != f)
+    old_chunks = old.chunk_index()
+    fresh = [(h, s) for h, s in new.chunk_table() if h not in old_chunks]
+    return ManifestDiff(added, removed, changed, len(fresh), sum(s for _, s in fresh))

@@ -1,0 +1,206 @@
+"""Control protocol messages between a master and its peers (pure, no I/O).
+
+One registry, one encode/decode pair. Each message is a frozen dataclass; on the wire it is a JSON
+object `{"t": <type>, <field>: <value>, ...}` in one websocket text frame. Unknown fields are
+ignored (a newer peer may add some); missing or mistyped fields, unknown types and non-JSON input
+all become `RemoteProtocolError`, naming the peer and the message, and never anything else.
+
+Conversation (master M, peer P):
+    M -> P  Challenge      first frame on every connection (nonce, protocol range)
+    P -> M  Hello          name, protocol range, proof = HMAC(secret, nonce), slots, chunk port
+    M -> P  Welcome        or Error(fatal) and close (bad proof, no common protocol version)
+    M -> P  ManifestMsg    now and on every new generation
+    P -> M  Have           full set after each manifest (replace=True), then one chunk at a time
+    M -> P  Download       fetch chunk from source URL;  P -> M  Report when done or failed
+    M -> P  Cancel         stop a transfer (generation changed, source left)
+    P -> M  Stats          periodic counters for the status page
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, ClassVar, Union
+
+from lanscatter.errors import RemoteProtocolError
+
+PROTOCOL_VERSION = 1
+MIN_PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    TYPE: ClassVar[str] = ""
+
+
+_REGISTRY: dict[str, type[Message]] = {}
+
+
+def _message(cls: type[Message]) -> type[Message]:
+    if cls.TYPE in _REGISTRY:
+        raise TypeError(f"duplicate message type {cls.TYPE}")
+    _REGISTRY[cls.TYPE] = cls
+    return cls
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Challenge(Message):
+    TYPE: ClassVar[str] = "challenge"
+    nonce: str
+    protocol: int
+    min_protocol: int
+    software: str
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    TYPE: ClassVar[str] = "hello"
+    name: str
+    protocol: int
+    min_protocol: int
+    software: str
+    proof: str
+    port: int               # where this peer serves chunks (0: serves none)
+    dl_slots: int
+    ul_slots: int
+    role: str = "peer"      # "peer" or "relay"
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    TYPE: ClassVar[str] = "welcome"
+    name: str               # the name the master knows this peer by (made unique)
+    protocol: int
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class ManifestMsg(Message):
+    TYPE: ClassVar[str] = "manifest"
+    manifest: dict[str, Any]
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Have(Message):
+    TYPE: ClassVar[str] = "have"
+    generation: str
+    chunks: list[str]
+    replace: bool = False   # True: this is the whole set
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Download(Message):
+    TYPE: ClassVar[str] = "download"
+    transfer: int
+    chunk: str
+    size: int
+    source: str             # node name, for reports and logs
+    url: str                # base URL of the source's chunk server
+    timeout_s: float
+    rate_cap: float | None = None   # bytes/s
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Report(Message):
+    TYPE: ClassVar[str] = "report"
+    transfer: int
+    ok: bool
+    seconds: float
+    error: str = ""
+    corrupt: bool = False   # the source sent data whose hash did not match
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Cancel(Message):
+    TYPE: ClassVar[str] = "cancel"
+    transfer: int
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Stats(Message):
+    TYPE: ClassVar[str] = "stats"
+    rx_bytes: int
+    tx_bytes: int
+    uploads: int
+    complete: bool
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    TYPE: ClassVar[str] = "error"
+    code: str               # "auth", "version", "protocol", "name"
+    message: str
+    fatal: bool = True
+
+
+def encode(msg: Message) -> str:
+    data = asdict(msg)
+    data["t"] = msg.TYPE
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode(text: str | bytes, peer: str = "peer") -> Message:
+    """Parse one frame; any malformed input raises RemoteProtocolError naming `peer`."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"{peer} sent a frame that is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise RemoteProtocolError(f"{peer} sent a frame that is not a JSON object")
+    kind = data.get("t")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise RemoteProtocolError(f"{peer} sent an unknown message type {kind!r}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is not MISSING:
+                continue
+            raise RemoteProtocolError(f"{peer} sent {kind!r} without field {f.name!r}")
+        value = data[f.name]
+        if not _conforms(value, hints[f.name]):
+            raise RemoteProtocolError(f"{peer} sent {kind!r} with a bad {f.name!r}: {value!r:.80}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_conforms(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_conforms(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def negotiate(ours: tuple[int, int], theirs: tuple[int, int], them: str) -> int:
+    """Highest common version of two (min, max) ranges, or an error saying who must upgrade."""
+    lo, hi = max(ours[0], theirs[0]), min(ours[1], theirs[1])
+    if lo <= hi:
+        return hi
+    older = "this node" if ours[1] < theirs[0] else them
+    raise RemoteProtocolError(
+        f"no common protocol version: this node speaks {ours[0]}..{ours[1]}, {them} speaks "
+        f"{theirs[0]}..{theirs[1]}; upgrade {older}"
+    )
