@@ -1,0 +1,240 @@
+"""Chunks over HTTP: the server route (`GET /chunks/<hash>`) and the streaming client.
+
+Server: unthrottled, uncompressed chunks go out with sendfile (no copy through Python); LZ4 only
+when the client accepts it and a sample of the chunk compresses; rate limits slice the stream.
+Client: the body streams to the part file at the chunk's offset while it is hashed; hashing and
+writing run in a worker thread, overlapped with receiving the next piece. Never a whole chunk in
+memory. A wrong hash or size is reported as corrupt (the source is then avoided).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lz4.frame
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.hashing import PIECE, new_hasher
+from lanscatter.manifest import check_hash
+from lanscatter.ratelimit import TokenBucket, take_all
+from lanscatter.store import Location
+
+log = logging.getLogger("lanscatter.chunk_http")
+
+ACCEPT_HEADER = "X-Lanscatter-Accept"
+ENCODING_HEADER = "X-Lanscatter-Encoding"
+_SAMPLE = 256 * 1024
+_COMPRESS_BELOW = 0.8        # send LZ4 only when a sample shrinks to under 80 %
+
+
+@dataclass(slots=True)
+class TrafficCounters:
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    uploads: int = 0
+    downloads: int = 0
+
+
+class ChunkServer:
+    """Serves chunks that `locate` finds; `locate` returns None for chunks it does not have."""
+
+    def __init__(self, locate: Callable[[str], Location | None], auth: Auth, counters: TrafficCounters,
+                 *, ul_bucket: TokenBucket | None = None, compress: bool = True) -> None:
+        self.locate = locate
+        self.auth = auth
+        self.counters = counters
+        self.ul_bucket = ul_bucket
+        self.compress = compress
+        self._compressible: dict[str, bool] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/chunks/{chunk}", self.handle)]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        chunk = request.match_info["chunk"]
+        if not self.auth.check_chunk(chunk, request.headers.get(TOKEN_HEADER)):
+            raise web.HTTPForbidden(text="swarm secret required\n")
+        try:
+            check_hash(chunk)
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        loc = self.locate(chunk)
+        if loc is None:
+            raise web.HTTPNotFound(text="chunk not here\n")
+        try:
+            fh = open(loc.path, "rb", buffering=0)  # noqa: SIM115 (closed below)
+        except OSError:
+            raise web.HTTPNotFound(text="chunk not here\n") from None
+        self.counters.uploads += 1
+        try:
+            rate = _rate_param(request.query.get("rate"))
+            buckets = [b for b in (self.ul_bucket, TokenBucket(rate) if rate else None) if b and b.rate]
+            lz4_ok = self.compress and "lz4" in request.headers.get(ACCEPT_HEADER, "")
+            if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
+                return await self._send_lz4(request, fh.fileno(), loc, buckets)
+            return await self._send_plain(request, fh, loc, buckets)
+        finally:
+            self.counters.uploads -= 1
+            fh.close()
+
+    async def _send_plain(self, request: web.Request, fh, loc: Location,  # type: ignore[no-untyped-def]
+                          buckets: list[TokenBucket]) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.content_length = loc.length
+        await resp.prepare(request)
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("client went away")
+        loop = asyncio.get_running_loop()
+        pos, end = loc.offset, loc.offset + loc.length
+        step = loc.length if not buckets else PIECE // 4
+        while pos < end:
+            n = min(step, end - pos)
+            await take_all(buckets, n)
+            await loop.sendfile(transport, fh, pos, n)
+            pos += n
+            self.counters.tx_bytes += n
+        await resp.write_eof()
+        return resp
+
+    async def _send_lz4(self, request: web.Request, fd: int, loc: Location,
+                        buckets: list[TokenBucket]) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream",
+                                           ENCODING_HEADER: "lz4"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        comp = lz4.frame.LZ4FrameCompressor()
+        out = comp.begin()
+        pos, end = loc.offset, loc.offset + loc.length
+        while pos < end:
+            n = min(PIECE, end - pos)
+            data = await loop.run_in_executor(None, _read_compress, comp, fd, pos, n)
+            pos += n
+            out += data
+            if pos >= end:
+                out += comp.flush()
+            await take_all(buckets, len(out))
+            await resp.write(out)
+            self.counters.tx_bytes += len(out)
+            out = b""
+        await resp.write_eof()
+        return resp
+
+    async def _is_compressible(self, chunk: str, fd: int, loc: Location) -> bool:
+        known = self._compressible.get(chunk)
+        if known is None:
+            sample = os.pread(fd, min(_SAMPLE, loc.length), loc.offset)
+            squeezed = await asyncio.get_running_loop().run_in_executor(None, lz4.frame.compress, sample)
+            known = len(squeezed) < _COMPRESS_BELOW * max(1, len(sample))
+            if len(self._compressible) > 200_000:
+                self._compressible.clear()
+            self._compressible[chunk] = known
+        return known
+
+
+def _read_compress(comp: lz4.frame.LZ4FrameCompressor, fd: int, pos: int, n: int) -> bytes:
+    data = os.pread(fd, n, pos)
+    if len(data) != n:
+        raise OSError("file shrank while serving it")
+    return comp.compress(data)
+
+
+def _rate_param(value: str | None) -> float | None:
+    try:
+        rate = float(value) if value else None
+    except ValueError:
+        return None
+    return rate if rate and rate > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    ok: bool
+    corrupt: bool = False
+    error: str = ""
+    wire_bytes: int = 0
+    seconds: float = 0.0
+
+
+class _Sink:
+    """Hashes and writes pieces at increasing offsets; runs in a worker thread."""
+
+    def __init__(self, fd: int, offset: int) -> None:
+        self.fd = fd
+        self.pos = offset
+        self.hasher = new_hasher()
+
+    def put(self, data: bytes | bytearray) -> None:
+        self.hasher.update(data)
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.fd, view, self.pos)
+            self.pos += n
+            view = view[n:]
+
+
+async def fetch_chunk(session: ClientSession, url: str, chunk: str, length: int, *, auth: Auth,
+                      fd: int, offset: int, timeout_s: float, counters: TrafficCounters,
+                      buckets: list[TokenBucket], rate_cap: float | None = None,
+                      accept_lz4: bool = True) -> FetchResult:
+    """Download one chunk into `fd` at `offset`, verifying its hash. Never raises for network
+    trouble: the result says whether it worked and whether the source sent corrupt data."""
+    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    sink = _Sink(fd, offset)
+    received = 0
+    wire = 0
+    headers = {TOKEN_HEADER: auth.chunk_token(chunk)}
+    if accept_lz4:
+        headers[ACCEPT_HEADER] = "lz4"
+    params = {"rate": f"{rate_cap:.0f}"} if rate_cap else None
+    pending: asyncio.Future[None] | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with session.get(f"{url}/chunks/{chunk}", headers=headers, params=params,
+                                   timeout=ClientTimeout(total=None, sock_connect=10)) as resp:
+                if resp.status != 200:
+                    return FetchResult(False, error=f"HTTP {resp.status} from source",
+                                       seconds=time.monotonic() - started)
+                decomp = lz4.frame.LZ4FrameDecompressor() if resp.headers.get(ENCODING_HEADER) == "lz4" else None
+                buf = bytearray()
+                async for piece in resp.content.iter_any():
+                    wire += len(piece)
+                    counters.rx_bytes += len(piece)
+                    await take_all(buckets, len(piece))
+                    data = decomp.decompress(piece) if decomp else piece
+                    received += len(data)
+                    if received > length:
+                        return FetchResult(False, corrupt=True, error="source sent too many bytes",
+                                           wire_bytes=wire, seconds=time.monotonic() - started)
+                    buf += data
+                    if len(buf) >= PIECE:
+                        if pending is not None:
+                            await pending
+                        pending = loop.run_in_executor(None, sink.put, buf)
+                        buf = bytearray()
+                if pending is not None:
+                    await pending
+                    pending = None
+                if buf:
+                    await loop.run_in_executor(None, sink.put, buf)
+    except TimeoutError:
+        return FetchResult(False, error=f"timed out after {timeout_s:.0f} s", wire_bytes=wire,
+                           seconds=time.monotonic() - started)
+    except (ClientError, OSError, RuntimeError) as exc:
+        return FetchResult(False, error=f"{type(exc).__name__}: {exc}", wire_bytes=wire,
+                           seconds=time.monotonic() - started)
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+    seconds = time.monotonic() - started
+    if received != length or sink.hasher.hexdigest() != chunk:
+        return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=wire, seconds=seconds)
+    return FetchResult(True, wire_bytes=wire, seconds=seconds)

@@ -1,0 +1,175 @@
+"""The master role: scans its folder, serves chunks, coordinates its swarm.
+
+The master never writes into its folder. It rescans when the folder changes (file-system events
+where available, and every `rescan_interval` seconds regardless) and pushes each new generation.
+A chunk is served only while its file still has the size and mtime the manifest recorded; when it
+does not, the request fails and a rescan is started, so a torn file is never distributed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from lanscatter.auth import Auth
+from lanscatter.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.errors import ConfigError
+from lanscatter.hash_cache import HashCache
+from lanscatter.linkmap import LinkMap
+from lanscatter.manifest import Manifest, diff_manifests
+from lanscatter.node_http import status_routes
+from lanscatter.ratelimit import TokenBucket
+from lanscatter.scanner import ScanStats, scan_folder
+from lanscatter.server import bind_site
+from lanscatter.store import Location
+from lanscatter.swarm import Swarm
+
+log = logging.getLogger("lanscatter.master")
+
+DEFAULT_MASTER_PORT = 10564
+
+
+@dataclass(frozen=True, slots=True)
+class MasterOptions:
+    folder: Path
+    state_dir: Path
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_MASTER_PORT
+    name: str = "master"
+    chunk_size: int = 16 * 2**20
+    secret: str | None = None
+    ul_rate: float | None = None          # bytes/s
+    slots: int = 3                         # concurrent uploads from the master
+    rescan_interval: float = 60.0
+    watch: bool = True
+    compress: bool = True
+    site: str | None = None
+    link_map: LinkMap | None = None
+
+
+ProgressFactory = Callable[[], Callable[[int, int], None] | None]
+
+
+class MasterNode:
+    def __init__(self, opts: MasterOptions, progress: ProgressFactory = lambda: None) -> None:
+        if not opts.folder.is_dir():
+            what = "is not a folder" if opts.folder.exists() else "does not exist"
+            raise ConfigError(f"sync folder {opts.folder} {what}", "give the folder to distribute")
+        if not os.access(opts.folder, os.R_OK | os.X_OK):
+            raise ConfigError(f"sync folder {opts.folder} is not readable", "check its permissions")
+        self.opts = opts
+        self.root = opts.folder.resolve()
+        self.auth = Auth(opts.secret)
+        self.counters = TrafficCounters()
+        self.cache = HashCache(opts.state_dir / "master-hashes.jsonl")
+        self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
+                           link_map=opts.link_map, site=opts.site, role="master")
+        self.swarm.seed_uploads = lambda: self.counters.uploads
+        self.swarm.on_seed_corrupt = lambda chunk: self.request_rescan(f"chunk {chunk[:8]} changed")
+        self.manifest: Manifest | None = None
+        self.progress = progress
+        self.server = ChunkServer(self.locate, self.auth, self.counters,
+                                  ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
+                                  compress=opts.compress)
+        self._rescan = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self.port = opts.port
+
+    # ---- content -----------------------------------------------------------------------------
+    def locate(self, chunk: str) -> Location | None:
+        m = self.manifest
+        if m is None:
+            return None
+        for loc in m.locations().get(chunk, ()):
+            entry = m.file(loc.path)
+            path = self.root / loc.path
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                continue
+            if entry is not None and (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns):
+                return Location(path, loc.offset, loc.length)
+        self.request_rescan(f"chunk {chunk[:8]}: its file changed")
+        return None
+
+    def request_rescan(self, reason: str) -> None:
+        if not self._rescan.is_set():
+            log.info("rescan requested: %s", reason)
+        self._rescan.set()
+
+    async def scan(self) -> ScanStats:
+        loop = asyncio.get_running_loop()
+        first = self.manifest is None
+        progress = self.progress() if first else None
+        try:
+            manifest, stats = await loop.run_in_executor(
+                None, lambda: scan_folder(self.root, self.opts.chunk_size, self.cache, progress=progress))
+        except OSError as exc:
+            raise ConfigError(f"cannot scan {self.root}: {exc}", "check the folder and its permissions") from None
+        if self.manifest is None or manifest.generation != self.manifest.generation:
+            if self.manifest is not None:
+                d = diff_manifests(self.manifest, manifest)
+                log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
+                         len(d.added), len(d.removed), len(d.changed), d.new_chunks)
+            self.manifest = manifest
+            self.swarm.set_manifest(manifest)
+        if first:
+            log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache",
+                     stats.files, stats.hashed_bytes / 2**20, stats.seconds, stats.reused_bytes / 2**20)
+        return stats
+
+    async def _rescan_loop(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.opts.rescan_interval):
+                    await self._rescan.wait()
+                await asyncio.sleep(1.0)      # let a burst of writes settle
+            except TimeoutError:
+                pass
+            self._rescan.clear()
+            try:
+                await self.scan()
+            except ConfigError as exc:
+                log.warning("rescan failed: %s", exc)
+
+    async def _watch_loop(self) -> None:
+        from watchfiles import awatch
+
+        async for _changes in awatch(self.root, debounce=500, recursive=True):
+            self.request_rescan("folder changed")
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=2**20)
+        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes(),
+                        *status_routes(self.status, html=True)])
+        return app
+
+    async def start(self) -> None:
+        await self.scan()
+        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
+        self.swarm.start()
+        self._tasks.append(asyncio.create_task(self._rescan_loop(), name="rescan"))
+        if self.opts.watch:
+            self._tasks.append(asyncio.create_task(self._watch_loop(), name="watch"))
+        log.info("master %s serving %s on %s:%d", self.opts.name, self.root, self.opts.host, self.port)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.swarm.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.cache.close()
+
+    def status(self) -> dict[str, Any]:
+        return self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)

@@ -1,0 +1,205 @@
+"""`lanscatter master` and `lanscatter peer`: option parsing, progress display, the run loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
+from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
+from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
+
+log = logging.getLogger("lanscatter.cli")
+
+DEFAULT_CHUNK_SIZE = 16 * 2**20
+
+
+def _common(sp: argparse.ArgumentParser, port: int) -> None:
+    sp.add_argument("--port", type=int, default=port, help=f"listen port (default {port}; 0: any free)")
+    sp.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
+                    help="address to listen on and connect from (default all addresses)")
+    sp.add_argument("--name", default="", help="node name shown in status (default: host name)")
+    sp.add_argument("--secret", default=None,
+                    help="swarm secret (default: env LANSCATTER_SECRET); nodes without it cannot join "
+                         "or fetch chunks")
+    sp.add_argument("--ul-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
+                    help="upload limit in Mbit/s (default unlimited)")
+    sp.add_argument("--no-compress", action="store_true", help="never use LZ4 in flight")
+    sp.add_argument("--state-dir", type=Path, default=None,
+                    help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
+    sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    m = sub.add_parser("master", help="scan a folder and coordinate peers that mirror it",
+                       description="Scan DIR into chunks, serve them and coordinate peers. The folder "
+                                   "is only read, never written. Changes are picked up by rescans.")
+    m.add_argument("folder", type=Path, metavar="DIR")
+    _common(m, DEFAULT_MASTER_PORT)
+    m.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE,
+                   help="chunk size (default 16M; see docs/architecture.md for why)")
+    m.add_argument("--slots", type=int, default=3, help="concurrent uploads from the master (default 3)")
+    m.add_argument("--rescan-interval", type=float, default=60.0, metavar="S",
+                   help="rescan at least this often, in seconds (file-system events also trigger one)")
+    m.set_defaults(func=run_master)
+
+    p = sub.add_parser("peer", help="join a master and mirror its folder into DIR",
+                       description="Make DIR an exact mirror of the master's folder: missing files "
+                                   "downloaded, changed ones overwritten, extraneous ones deleted.")
+    p.add_argument("master", metavar="HOST[:PORT]", help=f"the master (default port {DEFAULT_MASTER_PORT})")
+    p.add_argument("folder", type=Path, metavar="DIR")
+    _common(p, DEFAULT_PEER_PORT)
+    p.add_argument("--dl-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
+                   help="download limit in Mbit/s (default unlimited)")
+    p.add_argument("--slots", type=int, default=2, help="concurrent downloads and uploads (default 2)")
+    p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
+                   help="give up if the master never answers within this (default 60 s)")
+    p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    p.set_defaults(func=run_peer)
+
+
+def _secret(args: argparse.Namespace) -> str | None:
+    return args.secret or os.environ.get("LANSCATTER_SECRET") or None
+
+
+def _state_dir(args: argparse.Namespace, role: str) -> Path:
+    if args.state_dir:
+        return args.state_dir
+    key = hashlib.sha256(str(args.folder.resolve()).encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "lanscatter" / f"{role}-{key}"
+
+
+def split_hostport(text: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and "]" not in port:
+        return host.strip("[]"), int(port)
+    return text.strip("[]"), default_port
+
+
+def run_master(args: argparse.Namespace) -> int:
+    opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
+                         port=args.port, name=args.name or "master", chunk_size=args.chunk_size,
+                         secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
+                         rescan_interval=args.rescan_interval, compress=not args.no_compress)
+    node = MasterNode(opts, progress=_scan_progress)
+
+    async def body() -> None:
+        await node.start()
+        try:
+            await _report_loop(node.status, args.json, None)
+        finally:
+            await node.stop()
+
+    return _run(body)
+
+
+def run_peer(args: argparse.Namespace) -> int:
+    host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
+    opts = PeerOptions(master=host, master_port=port, folder=args.folder,
+                       state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
+                       name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
+                       dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
+                       connect_timeout=args.connect_timeout)
+    node = PeerNode(opts)
+
+    async def body() -> None:
+        runner = asyncio.create_task(node.run())
+        done_evt = asyncio.Event()
+        reporter = asyncio.create_task(_report_loop(node.status, args.json, node.progress,
+                                                    done_evt if args.exit_when_synced else None))
+        try:
+            await asyncio.wait({runner, reporter}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done():
+                runner.result()          # raises the refusal / connection error
+        finally:
+            for t in (runner, reporter):
+                t.cancel()
+            await asyncio.gather(runner, reporter, return_exceptions=True)
+            await node.stop()
+
+    return _run(body)
+
+
+def _run(body: Callable[[], Awaitable[None]]) -> int:
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        await body()
+
+    try:
+        asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        return 0
+    return 0
+
+
+def _scan_progress() -> Callable[[int, int], None] | None:
+    """A rich progress bar for the first scan when stderr is a terminal, else log lines."""
+    if not sys.stderr.isatty():
+        last = [0.0]
+
+        def log_line(done: int, total: int) -> None:
+            if time.monotonic() - last[0] > 5 or done == total:
+                last[0] = time.monotonic()
+                log.info("hashing: %s of %s", human_bytes(done), human_bytes(total))
+        return log_line
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    bar = Progress("hashing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                   transient=True)
+    task = bar.add_task("hash", total=None)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        if done >= total:
+            bar.stop()
+    return update
+
+
+async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
+                       progress: Callable[[], tuple[int, int]] | None, done: asyncio.Event | None = None) -> None:
+    """Live progress: JSON lines, a rich bar on a terminal, or a log line every 10 s."""
+    bar = None
+    if progress is not None and sys.stderr.isatty() and not as_json:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+        bar = Progress("syncing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+        task = bar.add_task("sync", total=None)
+        bar.start()
+    last_log = 0.0
+    try:
+        while True:
+            st = status()
+            if as_json:
+                print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
+                                 | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
+            if progress is not None:
+                held, total = progress()
+                if bar is not None:
+                    bar.update(task, completed=held, total=total or None)
+                elif time.monotonic() - last_log > 10 and not as_json:
+                    last_log = time.monotonic()
+                    log.info("%s of %s (%s)", human_bytes(held), human_bytes(total),
+                             "complete" if st["synced"] else "syncing")
+            if done is not None and st["synced"]:
+                log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
+                return
+            await asyncio.sleep(1.0)
+    finally:
+        if bar is not None:
+            bar.stop()

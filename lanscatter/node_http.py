@@ -1,0 +1,71 @@
+"""HTTP endpoints every node serves besides chunks: `/status` (JSON), `/metrics` (Prometheus) and,
+on masters, `/` (a small self-refreshing HTML page with the chunk matrix).
+
+None of them needs the swarm secret, so none of them may carry file names or contents: only
+counts, chunk bitmaps, node names, rates and events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+StatusFn = Callable[[], dict[str, Any]]
+
+
+class _StatusCollector(Collector):
+    """Turns the status document into metrics at scrape time (no second set of counters)."""
+
+    def __init__(self, status: StatusFn) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        st = self.status()
+        yield GaugeMetricFamily("lanscatter_chunks", "Distinct chunks in the current generation",
+                                value=st["chunks"])
+        yield GaugeMetricFamily("lanscatter_dataset_bytes", "Bytes of distinct content", value=st["bytes"])
+        yield GaugeMetricFamily("lanscatter_synced", "1 when every node holds every chunk",
+                                value=1 if st["synced"] else 0)
+        have = GaugeMetricFamily("lanscatter_node_chunks", "Chunks each node holds", labels=["node"])
+        rx = CounterMetricFamily("lanscatter_node_rx_bytes", "Bytes received", labels=["node"])
+        tx = CounterMetricFamily("lanscatter_node_tx_bytes", "Bytes sent", labels=["node"])
+        online = GaugeMetricFamily("lanscatter_node_online", "1 while connected", labels=["node"])
+        for n in st["nodes"]:
+            have.add_metric([n["name"]], n["have"])
+            rx.add_metric([n["name"]], n["rx_bytes"])
+            tx.add_metric([n["name"]], n["tx_bytes"])
+            online.add_metric([n["name"]], 1 if n["online"] else 0)
+        yield from (have, rx, tx, online)
+        link = CounterMetricFamily("lanscatter_link_bytes", "Bytes carried per WAN link", labels=["link"])
+        for ln in st.get("links", []):
+            link.add_metric([ln["name"]], ln["bytes"])
+        yield link
+
+
+def status_routes(status: StatusFn, *, html: bool) -> list[web.RouteDef]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StatusCollector(status))
+
+    async def get_status(_request: web.Request) -> web.Response:
+        return web.json_response(status())
+
+    async def get_metrics(_request: web.Request) -> web.Response:
+        resp = web.Response(body=generate_latest(registry))
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp
+
+    page = resources.files("lanscatter").joinpath("static/status.html").read_text(encoding="utf-8")
+
+    async def get_page(_request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    routes = [web.get("/status", get_status), web.get("/metrics", get_metrics)]
+    if html:
+        routes.append(web.get("/", get_page))
+    return routes

@@ -1,0 +1,299 @@
+"""The peer role: joins a swarm, mirrors the master's folder, serves what it has.
+
+Connection: Challenge -> Hello -> Welcome, then Manifest / Download / Cancel from the master. The
+peer reconnects with backoff when the master goes away (its folder and verified chunks stay), but
+gives up with a clear error when a master it never reached does not answer within
+`connect_timeout`, and at once when the master refuses it (wrong secret, protocol version).
+
+Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
+generation, `on_chunk` each verified chunk (cut-through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from lanscatter import __version__, protocol as p
+from lanscatter.auth import Auth
+from lanscatter.bitmap import Bitmap
+from lanscatter.chunk_http import ChunkServer, TrafficCounters, fetch_chunk
+from lanscatter.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError, VersionMismatch
+from lanscatter.manifest import Manifest, manifest_from_dict
+from lanscatter.node_http import status_routes
+from lanscatter.ratelimit import TokenBucket
+from lanscatter.server import bind_site
+from lanscatter.store import MirrorStore
+
+log = logging.getLogger("lanscatter.peer")
+
+DEFAULT_PEER_PORT = 10565
+STATS_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerOptions:
+    master: str                        # host of the master (or upstream relay)
+    master_port: int
+    folder: Path
+    state_dir: Path
+    host: str = "0.0.0.0"              # listen (and connect-from) address
+    port: int = DEFAULT_PEER_PORT      # 0: any free port
+    name: str = ""
+    secret: str | None = None
+    ul_rate: float | None = None       # bytes/s
+    dl_rate: float | None = None
+    dl_slots: int = 2
+    ul_slots: int = 2
+    compress: bool = True
+    connect_timeout: float = 60.0
+    role: str = "peer"
+    serve: bool = True                 # False: serve no chunks to this swarm (a relay upstream)
+
+
+class PeerNode:
+    def __init__(self, opts: PeerOptions) -> None:
+        self.opts = opts
+        self.name = opts.name or socket.gethostname()
+        self.auth = Auth(opts.secret)
+        self.counters = TrafficCounters()
+        self.store = MirrorStore(opts.folder, opts.state_dir)
+        self.manifest: Manifest | None = None
+        self.ul_bucket = TokenBucket(opts.ul_rate) if opts.ul_rate else None
+        self.dl_bucket = TokenBucket(opts.dl_rate) if opts.dl_rate else None
+        self.server = ChunkServer(self.store.locate, self.auth, self.counters,
+                                  ul_bucket=self.ul_bucket, compress=opts.compress)
+        self.on_manifest: Callable[[Manifest], None] | None = None
+        self.on_chunk: Callable[[str], None] | None = None
+        self.connected = False
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._inflight: set[str] = set()
+        self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
+        self.local_copies = 0
+        self.events: list[dict[str, Any]] = []
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.add_routes([*self.server.routes(), *status_routes(self.status, html=False)])
+        return app
+
+    async def start_server(self) -> None:
+        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
+
+    async def run(self) -> None:
+        """Serve and stay joined until cancelled; raises LanscatterError when refused."""
+        if self._runner is None:
+            await self.start_server()
+        connector = aiohttp.TCPConnector(limit=0, local_addr=self._local_addr())
+        async with aiohttp.ClientSession(connector=connector) as session:
+            self._session = session
+            first_try = time.monotonic()
+            ever_connected = False
+            backoff = 0.5
+            while True:
+                try:
+                    await self._session_once(session)
+                    ever_connected = True
+                    backoff = 0.5
+                except (aiohttp.ClientConnectionError, ConnectionError, TimeoutError) as exc:
+                    if not ever_connected and time.monotonic() - first_try > self.opts.connect_timeout:
+                        raise ConfigError(
+                            f"the master at {self.opts.master}:{self.opts.master_port} does not answer ({exc})",
+                            "check the address and port, and that the master is running") from None
+                    log.debug("connect failed: %s", exc)
+                except RemoteProtocolError as exc:
+                    log.warning("master connection closed: %s", exc)
+                finally:
+                    self.connected = False
+                    await self._cancel_all()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _local_addr(self) -> tuple[str, int] | None:
+        return None if self.opts.host in ("", "0.0.0.0", "::") else (self.opts.host, 0)
+
+    async def stop(self) -> None:
+        await self._cancel_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.store.close()
+
+    # ---- one connection ----------------------------------------------------------------------
+    async def _session_once(self, session: aiohttp.ClientSession) -> None:
+        url = f"http://{self.opts.master}:{self.opts.master_port}/ws"
+        async with session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20,
+                                      timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+            self._ws = ws
+            challenge = p.decode(await ws.receive_str(timeout=15), "master")
+            if not isinstance(challenge, p.Challenge):
+                raise RemoteProtocolError(f"master sent {challenge.TYPE!r} before its challenge")
+            try:
+                p.negotiate((p.MIN_PROTOCOL_VERSION, p.PROTOCOL_VERSION),
+                            (challenge.min_protocol, challenge.protocol), "the master")
+            except RemoteProtocolError as exc:
+                raise VersionMismatch(str(exc), "install the same lanscatter version on both") from None
+            await ws.send_str(p.encode(p.Hello(
+                name=self.name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
+                software=__version__, proof=self.auth.join_proof(challenge.nonce),
+                port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
+                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role)))
+            welcome = p.decode(await ws.receive_str(timeout=15), "master")
+            if isinstance(welcome, p.Error):
+                if welcome.code == "auth":
+                    raise AuthError(f"the master refused this peer: {welcome.message}",
+                                    "give the swarm secret with --secret or LANSCATTER_SECRET")
+                if welcome.code == "version":
+                    raise VersionMismatch(welcome.message)
+                raise LanscatterError(f"the master refused this peer: {welcome.message}")
+            if not isinstance(welcome, p.Welcome):
+                raise RemoteProtocolError(f"master sent {welcome.TYPE!r} instead of welcome")
+            self.name = welcome.name
+            self.connected = True
+            log.info("joined %s as %s", url, self.name)
+            stats = asyncio.create_task(self._stats_loop(ws))
+            try:
+                async for msg in ws:
+                    if msg.type == WSMsgType.TEXT:
+                        await self._handle(ws, p.decode(msg.data, "master"))
+            finally:
+                stats.cancel()
+                await asyncio.gather(stats, return_exceptions=True)
+                self._ws = None
+
+    async def _handle(self, ws: aiohttp.ClientWebSocketResponse, msg: p.Message) -> None:
+        if isinstance(msg, p.ManifestMsg):
+            await self._new_manifest(ws, manifest_from_dict(msg.manifest))
+        elif isinstance(msg, p.Download):
+            if msg.transfer not in self._tasks:
+                self._tasks[msg.transfer] = asyncio.create_task(self._download(ws, msg))
+        elif isinstance(msg, p.Cancel):
+            task = self._tasks.pop(msg.transfer, None)
+            if task is not None:
+                task.cancel()
+        elif isinstance(msg, p.Error):
+            raise RemoteProtocolError(f"master reported: {msg.message}")
+        else:
+            raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
+
+    async def _new_manifest(self, ws: aiohttp.ClientWebSocketResponse, manifest: Manifest) -> None:
+        await self._cancel_all()
+        stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
+        self.manifest = manifest
+        self.local_copies += stats.copied_chunks
+        have = self.store.have()
+        log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",
+                 manifest.generation[:12], len(have), len(manifest.chunk_table()),
+                 stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
+        if self.on_manifest:
+            self.on_manifest(manifest)
+        await ws.send_str(p.encode(p.Have(manifest.generation, sorted(have), replace=True)))
+
+    async def _download(self, ws: aiohttp.ClientWebSocketResponse, d: p.Download) -> None:
+        try:
+            await self._download_inner(ws, d)
+        finally:
+            self._tasks.pop(d.transfer, None)
+
+    async def _download_inner(self, ws: aiohttp.ClientWebSocketResponse, d: p.Download) -> None:
+        m = self.manifest
+        gen = m.generation if m else ""
+        target = self.store.chunk_target(d.chunk)
+        if target is None or d.chunk in self._inflight:
+            ok = self.store.has(d.chunk)
+            await ws.send_str(p.encode(p.Report(d.transfer, ok, 0.0, "" if ok else "not wanted")))
+            return
+        fd, offset, length = target
+        log.debug("fetching %s from %s", d.chunk[:8], d.source)
+        self._inflight.add(d.chunk)
+        self.counters.downloads += 1
+        try:
+            result = await fetch_chunk(
+                self._session, d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
+                timeout_s=d.timeout_s, counters=self.counters,
+                buckets=[b for b in (self.dl_bucket,) if b], rate_cap=d.rate_cap,
+                accept_lz4=self.opts.compress)
+        finally:
+            self._inflight.discard(d.chunk)
+            self.counters.downloads -= 1
+        if self.manifest is None or self.manifest.generation != gen:
+            return
+        if result.ok:
+            self.downloaded_chunks += 1
+            self.store.chunk_verified(d.chunk, fd, offset)
+        else:
+            log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
+        # Report first: the planner learns the outcome of its transfer, then the new holding.
+        await ws.send_str(p.encode(p.Report(d.transfer, result.ok, result.seconds, result.error,
+                                            result.corrupt)))
+        if result.ok:
+            await ws.send_str(p.encode(p.Have(gen, [d.chunk])))
+            if self.on_chunk:
+                self.on_chunk(d.chunk)
+
+    async def _stats_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            await asyncio.sleep(STATS_EVERY_S)
+            await ws.send_str(p.encode(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes,
+                                               self.counters.uploads, self.complete())))
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- status ------------------------------------------------------------------------------
+    def complete(self) -> bool:
+        return self.manifest is not None and self.store.complete()
+
+    def progress(self) -> tuple[int, int]:
+        """(bytes held, dataset bytes) of distinct content."""
+        m = self.manifest
+        if m is None:
+            return 0, 0
+        missing = self.store.missing_chunks()
+        sizes = dict(m.chunk_table())
+        return m.total_bytes - sum(sizes[h] for h in missing), m.total_bytes
+
+    def status(self) -> dict[str, Any]:
+        m = self.manifest
+        n = len(m.chunk_table()) if m else 0
+        have = Bitmap(n)
+        inflight = Bitmap(n)
+        if m is not None:
+            index = m.chunk_index()
+            for h in self.store.have():
+                if h in index:
+                    have.set(index[h])
+            for h in self._inflight:
+                if h in index:
+                    inflight.set(index[h])
+        return {
+            "version": 1, "role": self.opts.role, "name": self.name, "site": None,
+            "generation": m.generation if m else None, "chunks": n, "bytes": m.total_bytes if m else 0,
+            "synced": self.complete(), "time": time.time(),
+            "nodes": [{
+                "name": self.name, "site": None, "role": self.opts.role, "online": self.connected,
+                "have": have.count, "bitmap": have.encode(), "inflight": inflight.encode(),
+                "downloads": self.counters.downloads, "uploads": self.counters.uploads,
+                "dl_slots": self.opts.dl_slots, "ul_slots": self.opts.ul_slots,
+                "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
+                "rx_rate": 0.0, "tx_rate": 0.0, "avg_upload_s": None,
+                "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
+            }],
+            "links": [], "events": self.events[-50:],
+        }

@@ -1,0 +1,385 @@
+"""The coordinator of one swarm: control websockets, the planner loop, the swarm's status.
+
+Used by a master (content from its scanned folder) and by a relay's downstream side (content
+arriving from upstream, announced chunk by chunk). Every decision is the planner's; this module only
+moves messages between peers and the planner and keeps the per-node view for the status page.
+
+Per connection: Challenge -> Hello (checked: proof, protocol, name) -> Welcome -> Manifest, then
+Have/Report/Stats from the peer and Download/Cancel from here. Any malformed or out-of-order frame
+closes that connection with an Error; the swarm carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from lanscatter import __version__, protocol as p
+from lanscatter.auth import Auth
+from lanscatter.bitmap import Bitmap
+from lanscatter.errors import RemoteProtocolError
+from lanscatter.linkmap import LinkMap
+from lanscatter.manifest import Manifest
+from lanscatter.planner import Planner, Transfer
+
+log = logging.getLogger("lanscatter.swarm")
+
+PLAN_TICK_S = 0.5
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+HELLO_TIMEOUT_S = 15.0
+
+
+@dataclass(eq=False)
+class PeerLink:
+    name: str
+    ws: web.WebSocketResponse
+    url: str                     # where this peer serves chunks
+    seed_url: str                # where this peer reaches us
+    role: str
+    dl_slots: int
+    ul_slots: int
+    have: Bitmap
+    inflight: Bitmap
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    uploads: int = 0
+    downloads: int = 0
+    complete: bool = False
+    online: bool = True
+    planned: bool = False        # known to the planner (after its first full Have)
+    rates: "RateMeter" = field(default_factory=lambda: RateMeter())
+
+
+class RateMeter:
+    """Bytes/s over the last few seconds, from cumulative counters sampled now and then."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, int, int]] = deque(maxlen=8)
+
+    def sample(self, now: float, rx: int, tx: int) -> None:
+        self.samples.append((now, rx, tx))
+
+    def rates(self) -> tuple[float, float]:
+        if len(self.samples) < 2:
+            return 0.0, 0.0
+        (t0, rx0, tx0), (t1, rx1, tx1) = self.samples[0], self.samples[-1]
+        dt = max(t1 - t0, 1e-6)
+        return (rx1 - rx0) / dt, (tx1 - tx0) / dt
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A planner loop must never stop silently: a bug there would stall the whole swarm."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("planner loop crashed", exc_info=task.exception())
+
+
+class Swarm:
+    def __init__(self, *, name: str, auth: Auth, seed_slots: int, link_map: LinkMap | None = None,
+                 site: str | None = None, role: str = "master", seed: int | None = None) -> None:
+        self.name = name
+        self.auth = auth
+        self.site = site
+        self.role = role
+        self.link_map = link_map
+        self.seed_slots = seed_slots
+        self.planner = Planner(links=link_map, rng=random.Random(seed))
+        self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
+        self.manifest: Manifest | None = None
+        self.seed_have = Bitmap(0)
+        self.peers: dict[str, PeerLink] = {}
+        self.gone: dict[str, PeerLink] = {}       # nodes that left, shown as down
+        self.events: deque[dict[str, Any]] = deque(maxlen=50)
+        self.transfers: dict[int, Transfer] = {}
+        self.seed_uploads: Callable[[], int] = lambda: 0
+        self.seed_tx: Callable[[], int] = lambda: 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.on_generation_synced: Callable[[str], None] | None = None
+        self.on_seed_corrupt: Callable[[str], None] | None = None   # our own file changed
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._plan_loop(), name=f"planner:{self.name}")
+        self._task.add_done_callback(_report_crash)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for link in list(self.peers.values()):
+            await link.ws.close()
+
+    def event(self, level: str, message: str) -> None:
+        self.events.append({"t": time.time(), "level": level, "message": message})
+        log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
+
+    # ---- content -----------------------------------------------------------------------------
+    def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None) -> None:
+        """A new generation. seed_has None: the seed holds every chunk (a master's own folder)."""
+        if self.manifest is not None and manifest.generation == self.manifest.generation:
+            return
+        self.manifest = manifest
+        table = manifest.chunk_table()
+        for t in self.planner.set_chunks(list(table)):
+            self._cancel(t)
+        index = manifest.chunk_index()
+        self.seed_have = Bitmap(len(table))
+        if seed_has is None:
+            self.seed_have.fill()
+            self.planner.set_have(self.name, [h for h, _ in table])
+        else:
+            for h in seed_has:
+                if h in index:
+                    self.seed_have.set(index[h])
+            self.planner.set_have(self.name, [h for h in seed_has if h in index])
+        for link in self.peers.values():
+            link.have = Bitmap(len(table))
+            link.inflight = Bitmap(len(table))
+            link.complete = False
+            asyncio.ensure_future(self._send(link, p.ManifestMsg(manifest.to_dict())))
+        self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
+                           f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
+        self._wake.set()
+
+    def seed_got(self, chunk: str) -> None:
+        """The seed (a relay) verified one more chunk: it can serve it from now on."""
+        if self.manifest is None:
+            return
+        i = self.manifest.chunk_index().get(chunk)
+        if i is not None and i not in self.seed_have:
+            self.seed_have.set(i)
+            self.planner.add_have(self.name, chunk)
+            self._wake.set()
+
+    # ---- control websocket -------------------------------------------------------------------
+    async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 2**20)
+        await ws.prepare(request)
+        remote = request.remote or "?"
+        link: PeerLink | None = None
+        try:
+            link = await self._handshake(ws, request)
+            if link is None:
+                return ws
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.BINARY:
+                        raise RemoteProtocolError(f"{link.name} sent a binary frame")
+                    continue
+                self._handle(link, p.decode(msg.data, link.name))
+        except RemoteProtocolError as exc:
+            who = link.name if link else remote
+            self.event("warning", f"closing {who}: {exc}")
+            await self._send_raw(ws, p.Error("protocol", str(exc)))
+        finally:
+            await ws.close()
+            if link is not None and self.peers.get(link.name) is link:
+                self._drop(link)
+        return ws
+
+    async def _handshake(self, ws: web.WebSocketResponse, request: web.Request) -> PeerLink | None:
+        nonce = self.auth.new_nonce()
+        await self._send_raw(ws, p.Challenge(nonce, p.PROTOCOL_VERSION, p.MIN_PROTOCOL_VERSION, __version__))
+        async with asyncio.timeout(HELLO_TIMEOUT_S):
+            msg = await ws.receive()
+        if msg.type != WSMsgType.TEXT:
+            return None
+        hello = p.decode(msg.data, request.remote or "peer")
+        if not isinstance(hello, p.Hello):
+            raise RemoteProtocolError(f"expected hello first, got {hello.TYPE!r}")
+        try:
+            version = p.negotiate((p.MIN_PROTOCOL_VERSION, p.PROTOCOL_VERSION),
+                                  (hello.min_protocol, hello.protocol), hello.name)
+        except RemoteProtocolError as exc:
+            await self._send_raw(ws, p.Error("version", str(exc)))
+            self.event("warning", f"refused {hello.name}: {exc}")
+            return None
+        if not self.auth.check_join(nonce, hello.proof):
+            await self._send_raw(ws, p.Error("auth", "wrong or missing swarm secret"))
+            self.event("warning", f"refused {hello.name} from {request.remote}: wrong or missing secret")
+            return None
+        name = self._unique_name(hello.name or request.remote or "peer")
+        host = request.remote or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        n = len(self.manifest.chunk_table()) if self.manifest else 0
+        link = PeerLink(name=name, ws=ws, url=f"http://{host}:{hello.port}" if hello.port else "",
+                        seed_url=f"{request.scheme}://{request.host}", role=hello.role,
+                        dl_slots=max(0, hello.dl_slots), ul_slots=max(0, hello.ul_slots if hello.port else 0),
+                        have=Bitmap(n), inflight=Bitmap(n))
+        await self._send_raw(ws, p.Welcome(name, version))
+        self.peers[name] = link
+        self.gone.pop(name, None)
+        self.event("info", f"{name} joined from {request.remote}")
+        if self.manifest is not None:
+            await self._send(link, p.ManifestMsg(self.manifest.to_dict()))
+        return link
+
+    def _unique_name(self, want: str) -> str:
+        name, k = want, 2
+        while name in self.peers or name == self.name:
+            name, k = f"{want}-{k}", k + 1
+        return name
+
+    def _handle(self, link: PeerLink, msg: p.Message) -> None:
+        m = self.manifest
+        if isinstance(msg, p.Have):
+            if m is None or msg.generation != m.generation:
+                return                       # about an older generation: ignore
+            index = m.chunk_index()
+            if msg.replace:
+                link.have = Bitmap(len(index))
+                if not link.planned:     # plannable only once its holdings are known
+                    self.planner.add_node(link.name, dl_slots=link.dl_slots, ul_slots=link.ul_slots)
+                    link.planned = True
+                self.planner.set_have(link.name, [h for h in msg.chunks if h in index])
+            elif link.planned:
+                for h in msg.chunks:
+                    if h in index:
+                        self.planner.add_have(link.name, h)
+            for h in msg.chunks:
+                if h in index:
+                    link.have.set(index[h])
+            link.complete = link.have.count == link.have.size
+            self._check_synced()
+        elif isinstance(msg, p.Report):
+            t = self.transfers.pop(msg.transfer, None)
+            if t is None:
+                return
+            self._untrack(t)
+            now = time.monotonic()
+            if not msg.ok:
+                source_is_seed = t.source == self.name
+                self.event("warning", f"{t.dest} failed to get chunk {t.chunk[:8]} from {t.source}: "
+                                      f"{msg.error}")
+                # A corrupt chunk from our own folder means the file changed under us: rescan, but
+                # never ban the seed.
+                self.planner.finish(t.id, now, ok=False, corrupt=msg.corrupt and not source_is_seed)
+                if msg.corrupt and source_is_seed and self.on_seed_corrupt:
+                    self.on_seed_corrupt(t.chunk)
+            else:
+                self.planner.finish(t.id, now, ok=True)
+        elif isinstance(msg, p.Stats):
+            link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
+            link.rates.sample(time.monotonic(), msg.rx_bytes, msg.tx_bytes)
+        else:
+            raise RemoteProtocolError(f"{link.name} sent {msg.TYPE!r}, which only a master sends")
+        self._wake.set()
+
+    def _drop(self, link: PeerLink) -> None:
+        del self.peers[link.name]
+        link.online = False
+        self.gone[link.name] = link
+        for t in self.planner.remove_node(link.name) if link.planned else []:
+            self.transfers.pop(t.id, None)
+            self._untrack(t)
+            if t.dest != link.name and t.dest in self.peers:
+                self._cancel(t)
+        self.event("info", f"{link.name} left")
+        self._wake.set()
+
+    # ---- planning ----------------------------------------------------------------------------
+    async def _plan_loop(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(PLAN_TICK_S):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            now = time.monotonic()
+            for t in self.planner.expire(now):
+                self.transfers.pop(t.id, None)
+                self._untrack(t)
+                self.event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
+                self._cancel(t)
+            if self.manifest is None:
+                continue
+            for t in self.planner.plan(now):
+                self._start(t)
+
+    def _start(self, t: Transfer) -> None:
+        dest = self.peers.get(t.dest)
+        source_url = dest.seed_url if dest and t.source == self.name else (
+            self.peers[t.source].url if t.source in self.peers else "")
+        if dest is None or not source_url:
+            self.planner.finish(t.id, time.monotonic(), ok=False)
+            return
+        self.transfers[t.id] = t
+        self._track(t)
+        asyncio.ensure_future(self._send(dest, p.Download(t.id, t.chunk, t.size, t.source, source_url,
+                                                          t.timeout_s, t.rate_cap)))
+
+    def _track(self, t: Transfer) -> None:
+        idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None
+        if (dest := self.peers.get(t.dest)) is not None:
+            dest.downloads += 1
+            if idx is not None:
+                dest.inflight.set(idx)
+
+    def _untrack(self, t: Transfer) -> None:
+        idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None
+        if (dest := self.peers.get(t.dest)) is not None:
+            dest.downloads = max(0, dest.downloads - 1)
+            if idx is not None:
+                dest.inflight.clear(idx)
+
+    def _cancel(self, t: Transfer) -> None:
+        if (dest := self.peers.get(t.dest)) is not None:
+            asyncio.ensure_future(self._send(dest, p.Cancel(t.id)))
+
+    def _check_synced(self) -> None:
+        if self.manifest and self.synced() and self.on_generation_synced:
+            self.on_generation_synced(self.manifest.generation)
+
+    def synced(self) -> bool:
+        return (self.manifest is not None and self.seed_have.count == self.seed_have.size
+                and all(link.complete for link in self.peers.values()))
+
+    # ---- sending -----------------------------------------------------------------------------
+    async def _send(self, link: PeerLink, msg: p.Message) -> None:
+        await self._send_raw(link.ws, msg)
+
+    @staticmethod
+    async def _send_raw(ws: web.WebSocketResponse, msg: p.Message) -> None:
+        if ws.closed:
+            return
+        try:
+            await ws.send_str(p.encode(msg))
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("send failed: %s", exc)
+
+    # ---- status ------------------------------------------------------------------------------
+    def status(self, *, rx_bytes: int = 0, tx_bytes: int = 0) -> dict[str, Any]:
+        m = self.manifest
+        nodes = [{
+            "name": self.name, "site": self.site, "role": self.role, "online": True,
+            "have": self.seed_have.count, "bitmap": self.seed_have.encode(),
+            "inflight": Bitmap(self.seed_have.size).encode(), "downloads": 0,
+            "uploads": self.seed_uploads(), "dl_slots": 0, "ul_slots": self.seed_slots,
+            "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": 0.0, "tx_rate": 0.0,
+            "avg_upload_s": None,
+        }]
+        for link in [*self.peers.values(), *self.gone.values()]:
+            rx_rate, tx_rate = link.rates.rates() if link.online else (0.0, 0.0)
+            nodes.append({
+                "name": link.name, "site": self.link_map.site_of(link.name) if self.link_map else self.site,
+                "role": link.role, "online": link.online, "have": link.have.count,
+                "bitmap": link.have.encode(), "inflight": link.inflight.encode(),
+                "downloads": link.downloads, "uploads": link.uploads, "dl_slots": link.dl_slots,
+                "ul_slots": link.ul_slots, "rx_bytes": link.rx_bytes, "tx_bytes": link.tx_bytes,
+                "rx_rate": rx_rate, "tx_rate": tx_rate, "avg_upload_s": None,
+            })
+        return {
+            "version": 1, "role": self.role, "name": self.name, "site": self.site,
+            "generation": m.generation if m else None, "chunks": len(m.chunk_table()) if m else 0,
+            "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
+            "nodes": nodes, "links": [], "events": list(self.events),
+        }

@@ -1,0 +1,144 @@
+"""Real lanscatter processes on loopback for integration tests: start, poll, SIGKILL, clean up."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Node:
+    def __init__(self, argv: list[str], log: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.log = log
+        self._fh = open(log, "ab")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen([sys.executable, "-m", "lanscatter", *argv], stdout=self._fh,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{self.port}/status", timeout=2) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._fh.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class Cluster:
+    """A master and peers under one tmp folder; everything it starts is stopped by close()."""
+
+    def __init__(self, tmp: Path, source: Path, chunk_size: str = "256K", secret: str | None = None) -> None:
+        self.tmp = tmp
+        self.source = source
+        self.secret = secret
+        self.chunk_size = chunk_size
+        self.nodes: list[Node] = []
+        self.master: Node | None = None
+
+    def start_master(self, *extra: str) -> Node:
+        port = free_port()
+        argv = ["master", str(self.source), "--listen", HOST, "--port", str(port), "--chunk-size",
+                self.chunk_size, "--state-dir", str(self.tmp / "state-master"), "--rescan-interval", "2",
+                *extra]
+        node = Node(argv, self.tmp / "master.log", port, self._env())
+        self.nodes.append(node)
+        self.master = node
+        wait_for(lambda: node.status() is not None and node.status()["generation"], 30, "master up",
+                 node)
+        return node
+
+    def start_peer(self, name: str, *extra: str, secret: str | None = None) -> Node:
+        assert self.master is not None
+        port = free_port()
+        argv = ["peer", f"{HOST}:{self.master.port}", str(self.tmp / name), "--listen", HOST, "--port",
+                str(port), "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
+                "--connect-timeout", "20", *extra]
+        env = self._env() if secret is None else {"LANSCATTER_SECRET": secret}
+        node = Node(argv, self.tmp / f"{name}.log", port, env)
+        self.nodes.append(node)
+        return node
+
+    def _env(self) -> dict[str, str]:
+        return {"LANSCATTER_SECRET": self.secret} if self.secret else {}
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, *nodes: Node) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {n.log.name}\n{n.output()[-3000:]}" for n in nodes)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+
+
+def make_tree(root: Path, seed: int = 1, chunk: int = 256 * 1024) -> None:
+    """Nested folders, empty files and folders, sizes around chunk boundaries, duplicates, exec bits."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 17, 5 * chunk]
+    blobs = []
+    for i, size in enumerate(sizes):
+        path = root / f"d{i % 3}" / ("sub" if i % 2 else "") / f"f{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = rng.randbytes(size)
+        path.write_bytes(data)
+        blobs.append(data)
+        os.utime(path, ns=(1_600_000_000_000_000_000 + i, 1_600_000_000_000_000_000 + i * 1000))
+    (root / "copy-of-f6.bin").write_bytes(blobs[6])            # identical content: moved once
+    (root / "text.txt").write_bytes(b"compressible text\n" * 40000)
+    (root / "tool.sh").write_bytes(b"#!/bin/sh\necho ok\n")
+    (root / "tool.sh").chmod(0o755)
+    (root / "empty-dir" / "nested-empty").mkdir(parents=True)
+
+
+def tree_state(root: Path) -> dict[str, Any]:
+    """Everything a mirror must reproduce: files' bytes, mtimes and exec bits, and directories."""
+    out: dict[str, Any] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for d in dirs:
+            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "dir"
+        for f in files:
+            p = Path(dirpath) / f
+            st = p.lstat()
+            out[os.path.relpath(p, root)] = (p.read_bytes(), st.st_mtime_ns, bool(st.st_mode & 0o100))
+    return out

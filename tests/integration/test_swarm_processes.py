@@ -1,0 +1,133 @@
+"""A master and peers as real processes on 127.0.0.1: they end byte-identical, survive SIGKILL,
+follow changes, refuse strangers and route around a node that serves corrupt data."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.nodes import Cluster, make_tree, tree_state, wait_for
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    source = tmp_path / "origin"
+    make_tree(source)
+    c = Cluster(tmp_path, source)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _synced(node) -> bool:  # type: ignore[no-untyped-def]
+    st = node.status()
+    return bool(st and st["synced"])
+
+
+def test_master_and_four_peers_mirror_exactly(cluster: Cluster, tmp_path: Path) -> None:
+    # One peer starts with stale and extraneous content.
+    stale = tmp_path / "p1"
+    (stale / "d0").mkdir(parents=True)
+    (stale / "d0" / "f0.bin").write_bytes(b"stale content")
+    (stale / "junk" / "deeper").mkdir(parents=True)
+    (stale / "junk" / "deeper" / "x").write_bytes(b"extraneous")
+    master = cluster.start_master()
+    peers = [cluster.start_peer(f"p{i}") for i in range(1, 5)]
+    wait_for(lambda: all(_synced(n) for n in peers) and _synced(master), 60, "every peer in sync",
+             master, *peers)
+    want = tree_state(cluster.source)
+    for i in range(1, 5):
+        assert tree_state(tmp_path / f"p{i}") == want, f"p{i} differs from the origin"
+    st = master.status()
+    assert st is not None and len(st["nodes"]) == 5 and all(n["have"] == st["chunks"] for n in st["nodes"])
+
+
+def test_peer_killed_mid_sync_resumes_without_refetching(cluster: Cluster, tmp_path: Path) -> None:
+    big = cluster.source / "big.bin"
+    big.write_bytes(os.urandom(40 * 256 * 1024))
+    master = cluster.start_master()
+    slow = cluster.start_peer("slow", "--dl-rate", "16")      # 2 MB/s: about 5 s for the data
+    wait_for(lambda: (s := slow.status()) and s["nodes"][0]["have"] >= 8, 30, "some chunks", master, slow)
+    had = slow.status()["nodes"][0]["have"]  # type: ignore[index]
+    slow.kill()
+    again = cluster.start_peer("slow")
+    wait_for(lambda: _synced(again), 60, "restarted peer in sync", master, again)
+    st = again.status()
+    assert st is not None
+    assert st["nodes"][0]["downloaded_chunks"] <= st["chunks"] - had + 2   # +2: in flight at the kill
+    assert tree_state(tmp_path / "slow") == tree_state(cluster.source)
+
+
+def test_change_on_master_mid_sync_reaches_every_peer(cluster: Cluster, tmp_path: Path) -> None:
+    master = cluster.start_master()
+    peers = [cluster.start_peer(f"p{i}", "--dl-rate", "40") for i in range(1, 3)]
+    time.sleep(0.5)
+    new = cluster.source / "d1" / "added-later.bin"
+    new.write_bytes(os.urandom(300_000))
+    (cluster.source / "d0" / "f0.bin").write_bytes(b"changed")
+    (cluster.source / "text.txt").unlink()
+    want = tree_state(cluster.source)
+    wait_for(lambda: all(tree_state(tmp_path / f"p{i}") == want for i in (1, 2)), 60,
+             "the change on every peer", master, *peers)
+
+
+def test_wrong_secret_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "origin"
+    make_tree(source)
+    c = Cluster(tmp_path, source, secret="right horse battery")
+    try:
+        c.start_master()
+        bad = c.start_peer("intruder", secret="wrong")
+        code = bad.proc.wait(timeout=30)
+        assert code != 0
+        assert "error: the master refused this peer" in bad.output()
+        assert "Traceback" not in bad.output()
+        good = c.start_peer("friend")
+        wait_for(lambda: _synced(good), 60, "peer with the secret in sync", good)
+    finally:
+        c.close()
+
+
+def test_chunks_need_the_secret_and_status_shows_no_names(tmp_path: Path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    source = tmp_path / "origin"
+    make_tree(source)
+    c = Cluster(tmp_path, source, secret="s3cret")
+    try:
+        master = c.start_master()
+        status_text = urllib.request.urlopen(f"http://127.0.0.1:{master.port}/status", timeout=5).read()
+        assert b"f1.bin" not in status_text and b"tool.sh" not in status_text
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{master.port}/metrics", timeout=5).read()
+        assert b"lanscatter_chunks" in metrics
+        chunk = "0" * 64
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{master.port}/chunks/{chunk}", timeout=5)
+        assert err.value.code == 403
+        assert json.loads(status_text)["chunks"] > 0
+    finally:
+        c.close()
+
+
+def test_corrupt_source_is_detected_and_avoided(cluster: Cluster, tmp_path: Path) -> None:
+    master = cluster.start_master("--slots", "1")
+    bad = cluster.start_peer("bad")
+    wait_for(lambda: _synced(bad), 60, "first peer complete", master, bad)
+    for p in (tmp_path / "bad").rglob("*.bin"):       # rot its disk, sizes and mtimes kept
+        st = p.stat()
+        if st.st_size:
+            p.write_bytes(bytes(st.st_size))
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    others = [cluster.start_peer(f"ok{i}") for i in range(3)]
+    want = tree_state(cluster.source)
+    wait_for(lambda: all(tree_state(tmp_path / f"ok{i}") == want for i in range(3)), 90,
+             "healthy peers complete and correct", master, *others)
+    events = " ".join(e["message"] for e in master.status()["events"])  # type: ignore[index]
+    assert "from bad" in events and "hash mismatch" in events
