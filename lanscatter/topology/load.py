@@ -54,14 +54,14 @@ class _Reader:
     def mapping(self, node: YNode | None, what: str, known: tuple[str, ...],
                 required: tuple[str, ...] = (), at: Pos | None = None) -> dict[str, YNode]:
         """The keys of a mapping, unknown ones reported with the closest known key."""
+        where = at or (node.pos if node is not None else Pos(1, 1))
         if node is None or (isinstance(node, YScalar) and node.kind == "null"):
             fields: dict[str, YNode] = {}
-            where = node.pos if node is not None else at or Pos(1, 1)
         elif not isinstance(node, YMap):
             self.log.add(node.pos, "wrong-type", f"{what} must be a mapping of keys ({', '.join(known)})")
             return {}
         else:
-            fields, where = {}, node.pos
+            fields = {}
             for key, value in node.items:
                 if key.text in known:
                     fields[key.text] = value
@@ -122,7 +122,7 @@ def _address(r: _Reader, node: YNode) -> str | None:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        if _HOSTNAME.match(text):
+        if _HOSTNAME.match(text) and not text.rsplit(".", 1)[-1].isdigit():
             return text
         r.log.add(node.pos, "bad-address", f"address {text!r} is neither an IP address nor a host name")
         return None
@@ -166,10 +166,10 @@ def _secret(r: _Reader, node: YNode | None, file: str, at: Pos) -> SecretRef:
     return SecretRef(kind, ref, file, value.pos)
 
 
-def _dataset(r: _Reader, node: YNode | None, file: str) -> Dataset:
-    f = r.mapping(node, "dataset", DATASET_KEYS, required=("source", "origin"))
+def _dataset(r: _Reader, key: YScalar, node: YNode) -> Dataset:
+    f = r.mapping(node, "dataset", DATASET_KEYS, required=("source", "origin"), at=key.pos)
     where = {k: v.pos for k, v in f.items()}
-    pos = node.pos if node is not None else Pos(1, 1)
+    pos, file = key.pos, r.log.file
     source = r.text(f["source"], "dataset source") if "source" in f else None
     origin = r.text(f["origin"], "dataset origin") if "origin" in f else None
     name = r.name(f["name"], "dataset name") if "name" in f else None
@@ -273,9 +273,10 @@ def build(root: YNode, file: Path, log: ProblemLog) -> Topology:
     """The model of a composed file; problems go to `log` (the model is partial where they are)."""
     r = _Reader(log)
     f = r.mapping(root, "the site tree", TOP_KEYS, required=("dataset", "sites"))
+    top_keys = {k.text: k for k, _ in root.items} if isinstance(root, YMap) else {}
     if "version" in f:
         r.integer(f["version"], "version", 1, 1)
-    dataset = _dataset(r, f.get("dataset"), str(file)) if "dataset" in f else \
+    dataset = _dataset(r, top_keys["dataset"], f["dataset"]) if "dataset" in f else \
         Dataset("", "", "", DEFAULT_CHUNK_SIZE, SecretRef("env", DEFAULT_SECRET_ENV, str(file), root.pos), root.pos)
     defaults = _settings(r, r.mapping(f["defaults"], "defaults", SETTING_KEYS)) if "defaults" in f \
         else HostSettings()

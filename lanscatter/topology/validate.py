@@ -125,16 +125,13 @@ def _tree(topo: Topology, root: str | None, log: ProblemLog) -> None:
 def _gateways(topo: Topology, root: str | None, log: ProblemLog) -> None:
     for site in topo.sites:
         names = [h.name for h in site.hosts]
-        if site.name == root:
-            if site.gateway is not None:
-                log.add(site.where["gateway"], "root-gateway", f"site {site.name!r} holds the origin and "
-                        "needs no gateway; remove 'gateway'")
-            continue
-        if root is None:
-            continue
         if site.gateway is None:
-            log.add(site.pos, "no-gateway", f"site {site.name!r} needs 'gateway: <host>', the host that "
-                    f"relays from its parent site (one of: {', '.join(names) or 'no hosts yet'})")
+            if root is not None and site.name != root:
+                log.add(site.pos, "no-gateway", f"site {site.name!r} needs 'gateway: <host>', the host that "
+                        f"relays from its parent site (one of: {', '.join(names) or 'no hosts yet'})")
+        elif site.name == root:
+            log.add(site.where["gateway"], "root-gateway", f"site {site.name!r} holds the origin and "
+                    "needs no gateway; remove 'gateway'")
         elif site.gateway not in names:
             other = topo.host(site.gateway)
             where = f" (it is in site {other.site!r})" if other else did_you_mean(site.gateway, names)
