@@ -1,4 +1,4 @@
-"""`lanscatter validate FILE` and `lanscatter plan FILE`: check a site tree, show what it deploys.
+"""`lanscatter validate FILE`, `plan FILE` and `schema`: check a site tree, show what it deploys.
 
 Both print every problem as `FILE:LINE:COL: error: message [code]` and exit 1 when the file has any.
 """
@@ -17,6 +17,8 @@ from lanscatter.topology.problems import TopologyError
 from lanscatter.topology.render import plan_to_json, plan_to_text
 from lanscatter.topology.tree import usable_links
 from lanscatter.topology.validate import load_topology
+
+SCHEMA_PATH = Path(__file__).with_name("site-tree.schema.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(SCHEMA_PATH.read_text(encoding="utf-8"), end="")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("validate", help="check a site-tree file; every problem with its line",
                               description="Check a site-tree YAML file and report every problem as "
@@ -78,3 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--workdir", metavar="DIR",
                    help="folder for the rehearsal hosts' copies (default: .lanscatter-rehearsal beside FILE)")
     p.set_defaults(func=cmd_plan)
+
+    p = subparsers.add_parser("schema", help="print the JSON Schema of site-tree files, for editors",
+                              description="Print the JSON Schema of site-tree files (docs/topology.md).")
+    p.set_defaults(func=cmd_schema)

@@ -26,8 +26,8 @@ from lanscatter.topology.model import (
     DEFAULT_FOLDER_ROOT,
     DEFAULT_MASTER_PORT,
     DEFAULT_PEER_PORT,
-    Host,
     SecretRef,
+    Site,
     Topology,
     WanLink,
 )
@@ -132,31 +132,23 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
     rehearsal = (workdir or base / LOCAL_WORKDIR).resolve()
     dataset = DatasetPlan(topo.dataset.name, source, topo.dataset.chunk_size, topo.dataset.secret, base)
 
-    ordered: list[Host] = []
-    for name in tree.order:
-        site = topo.site(name)
-        assert site is not None
-        ordered.extend(site.hosts)
+    sites = [site for name in tree.order if (site := topo.site(name)) is not None]
+    ordered = [h for site in sites for h in site.hosts]
     address = {h.name: (_loopback(i) if local else h.address) for i, h in enumerate(ordered)}
+    site_master = {site.name: origin.name if site.name == tree.root else site.gateway or "" for site in sites}
 
-    site_master: dict[str, str] = {}
-    for name in tree.order:
-        site = topo.site(name)
-        assert site is not None
-        site_master[name] = origin.name if name == tree.root else site.gateway or ""
-
+    settings = {h.name: topo.settings_of(h) for h in ordered}
+    master_port = {n: s.master_port or DEFAULT_MASTER_PORT for n, s in settings.items()}
     hosts: list[HostPlan] = []
-    by_name: dict[str, HostPlan] = {}
-    for h in ordered:  # tree order: a host's upstream is planned before the host
-        s = topo.settings_of(h)
+    for h in ordered:
+        s = settings[h.name]
         role = topo.role_of(h)
-        if role == "master":
-            upstream = None
-        else:
+        upstream = None
+        if role != "master":
             swarm = tree.parent[h.site] if role == "relay" else h.site
             assert swarm is not None
-            up = by_name[site_master[swarm]]
-            upstream = (up.address, up.master_port)
+            head = site_master[swarm]
+            upstream = (address[head], master_port[head])
         if h.name == origin.name:
             folder = source
         elif local:
@@ -165,29 +157,21 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
             folder = _resolve(base, s.folder or f"{DEFAULT_FOLDER_ROOT}/{topo.dataset.name}")
         plan = HostPlan(
             name=h.name, site=h.site, address=address[h.name], roles=frozenset({role}),
-            master_port=s.master_port or DEFAULT_MASTER_PORT, peer_port=s.peer_port or DEFAULT_PEER_PORT,
+            master_port=master_port[h.name], peer_port=s.peer_port or DEFAULT_PEER_PORT,
             folder=folder, upstream=upstream, ul_rate=s.upload_limit, dl_rate=s.download_limit,
             slots=s.slots, on_synced=s.on_synced,
         )
         hosts.append(plan)
-        by_name[h.name] = plan
 
-    sites = []
-    for name in tree.order:
-        site = topo.site(name)
-        assert site is not None
-        sites.append(SitePlan(name, tree.parent[name], site.lan, site_master[name], tree.depth(name)))
-    return DeploymentPlan(dataset, tuple(sites), tuple(hosts), _link_map(topo, tree.parent, tree.uplink,
-                                                                         hosts), local)
+    site_plans = tuple(SitePlan(site.name, tree.parent[site.name], site.lan, site_master[site.name],
+                                tree.depth(site.name)) for site in sites)
+    link_map = _link_map(sites, tree.parent, tree.uplink, hosts)
+    return DeploymentPlan(dataset, site_plans, tuple(hosts), link_map, local)
 
 
-def _link_map(topo: Topology, parent: Mapping[str, str | None], uplink: Mapping[str, WanLink],
+def _link_map(sites: list[Site], parent: Mapping[str, str | None], uplink: Mapping[str, WanLink],
               hosts: list[HostPlan]) -> LinkMap:
-    links: dict[str, Link] = {}
-    for name in parent:
-        site = topo.site(name)
-        assert site is not None
-        links[f"lan:{name}"] = Link(f"lan:{name}", site.lan)
+    links = {f"lan:{site.name}": Link(f"lan:{site.name}", site.lan) for site in sites}
     for child, par in parent.items():
         if par is None:
             continue
