@@ -68,9 +68,9 @@ class _Reader:
                 else:
                     self.log.add(key.pos, "unknown-key", f"unknown key {key.text!r} in {what}"
                                  f"{did_you_mean(key.text, known) or '; known keys: ' + ', '.join(known)}")
-        for key in required:
-            if key not in fields:
-                self.log.add(where, "missing-key", f"{what} needs '{key}'")
+        for name in required:
+            if name not in fields:
+                self.log.add(where, "missing-key", f"{what} needs '{name}'")
         return fields
 
     def scalar(self, node: YNode, what: str) -> YScalar | None:
@@ -95,10 +95,10 @@ class _Reader:
         s = self.scalar(node, what)
         if s is None:
             return None
-        if s.kind != "int" or isinstance(s.value, bool):
+        value = s.value
+        if s.kind != "int" or not isinstance(value, int) or isinstance(value, bool):
             self.log.add(s.pos, "wrong-type", f"{what} must be a whole number, not {s.text!r}")
             return None
-        value = int(s.value)  # type: ignore[call-overload]
         if not lo <= value <= hi:
             self.log.add(s.pos, "bad-value", f"{what} must be between {lo} and {hi}, not {value}")
             return None

@@ -24,7 +24,7 @@ DEFAULT_FOLDER_ROOT = "/var/lib/lanscatter"  # + /<dataset name> on every host b
 
 
 def _positions() -> Mapping[str, Pos]:
-    return field(default_factory=dict, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,8 +50,8 @@ def plan_to_text(plan: DeploymentPlan, file: str) -> str:
     mode = "local rehearsal (loopback addresses)" if plan.local else "deployment"
     lines = [
         f"{file}: {mode}",
-        f"data set {ds.name!r}: {ds.source} in {format_size(ds.chunk_size)} chunks, "
-        f"secret from {ds.secret.describe()}",
+        (f"data set {ds.name!r}: {ds.source} in {format_size(ds.chunk_size)} chunks, "
+         f"secret from {ds.secret.describe()}"),
         "",
     ]
     for site in plan.sites:

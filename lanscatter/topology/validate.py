@@ -18,7 +18,7 @@ from lanscatter.topology.model import (
     Topology,
 )
 from lanscatter.topology.problems import Problem, ProblemLog, TopologyError, did_you_mean
-from lanscatter.topology.tree import site_tree, usable_links
+from lanscatter.topology.tree import site_tree
 from lanscatter.topology.yaml_positions import compose
 
 __all__ = ["Problem", "TopologyError", "check", "load_topology"]

@@ -15,7 +15,6 @@ Rules kept here, because only here are both keys seen:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -42,7 +41,7 @@ class YScalar:
 
 @dataclass(frozen=True, slots=True)
 class YMap:
-    items: tuple[tuple[YScalar, "YNode"], ...]
+    items: tuple[tuple[YScalar, YNode], ...]
     pos: Pos
 
     def keys(self) -> list[str]:
@@ -51,11 +50,11 @@ class YMap:
 
 @dataclass(frozen=True, slots=True)
 class YSeq:
-    items: tuple["YNode", ...]
+    items: tuple[YNode, ...]
     pos: Pos
 
 
-YNode = Union[YScalar, YMap, YSeq]
+YNode = YScalar | YMap | YSeq
 
 
 def _pos(node: yaml.Node) -> Pos:

@@ -42,10 +42,10 @@ def test_validate_reports_every_problem(broken: Path, capsys: pytest.CaptureFixt
     assert run(["validate", str(broken)]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [
-        f"{broken}:7:3: error: site 'br' needs 'gateway: <host>', the host that relays from its parent site "
-        "(one of: b) [no-gateway]",
-        f"{broken}:11:16: error: bandwidth: speed '50' has no unit; write e.g. '50Mbit' (bits) or '50MB/s' "
-        "(bytes) [unit-missing]",
+        (f"{broken}:7:3: error: site 'br' needs 'gateway: <host>', the host that relays from its parent "
+         "site (one of: b) [no-gateway]"),
+        (f"{broken}:11:16: error: bandwidth: speed '50' has no unit; write e.g. '50Mbit' (bits) or '50MB/s' "
+         "(bytes) [unit-missing]"),
     ]
     assert err == f"{broken}: 2 problems\n"
 

@@ -20,7 +20,7 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 
 def _docs_examples() -> list[str]:
-    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "topology.md").read_text(), re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "topology.md").read_text(), re.DOTALL)
     assert len(blocks) >= 2, "docs/topology.md has the annotated and the short example"
     return blocks
 
