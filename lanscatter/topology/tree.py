@@ -89,15 +89,14 @@ def site_tree(topo: Topology, root: str) -> SiteTree:
     uplink: dict[str, WanLink] = {}
     order: list[str] = []
 
-    def visit(site: str) -> None:
+    stack = [root] if root in adj else []
+    while stack:  # depth first without recursion: chains may be of any depth
+        site = stack.pop()
         order.append(site)
-        for child in sorted(adj[site], key=names.index):
-            if child not in parent:
-                parent[child] = site
-                uplink[child] = edge[frozenset((site, child))]
-                visit(child)
-
-    if root in adj:
-        visit(root)
+        children = [c for c in sorted(adj[site], key=names.index) if c not in parent]
+        for child in children:
+            parent[child] = site
+            uplink[child] = edge[frozenset((site, child))]
+        stack.extend(reversed(children))
     unreached = tuple(n for n in names if n not in parent)
     return SiteTree(root, parent, uplink, tuple(order), tuple(closing), unreached)

@@ -183,3 +183,14 @@ def test_secret_from_file_relative_to_the_yaml(tmp_path: Path) -> None:
 def test_secret_inline_and_absent() -> None:
     assert resolve_secret(_ref("value", "x"), Path("/")) == "x"
     assert resolve_secret(None, Path("/")) is None
+
+
+def test_a_deep_chain(tmp_path: Path) -> None:
+    depth = 1100  # deeper than the interpreter would recurse
+    sites = "".join(f"  s{i}:\n    gateway: h{i}\n    hosts: [h{i}]\n" for i in range(1, depth))
+    wan = "".join(f"  - {{between: [s{i - 1}, s{i}], bandwidth: 1Gbit}}\n" for i in range(1, depth))
+    path = tmp_path / "chain.yaml"
+    path.write_text(f"dataset: {{source: /d, origin: h0}}\nsites:\n  s0:\n    hosts: [h0]\n{sites}wan:\n{wan}")
+    plan = derive_plan(load_topology(path))
+    assert plan.sites[-1].depth == depth - 1
+    assert plan.host(f"h{depth - 1}").upstream == (f"h{depth - 2}", 10564)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from lanscatter.topology import TopologyError, load_topology
+from lanscatter.topology import TopologyError, load_topology, yaml_positions
 
 # A valid two-site tree; the cases below change one or two lines of it.
 BASE = """\
@@ -117,7 +118,17 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=["libyaml", "pure"])
+def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Positions are the same whether PyYAML parses with libyaml or in Python."""
+    if request.param == "pure":
+        monkeypatch.setattr(yaml_positions, "_LOADER", yaml.SafeLoader)
+    elif not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML built without libyaml")
+
+
 @pytest.mark.parametrize(("text", "expected", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.usefixtures("yaml_loader")
 def test_problem_positions(tmp_path: Path, text: str, expected: list[tuple[int, int, str]],
                            fragment: str) -> None:
     if not expected:
