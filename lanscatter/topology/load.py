@@ -83,7 +83,7 @@ class _Reader:
         s = self.scalar(node, what)
         return s.text if s else None
 
-    def name(self, node: YScalar | YNode, what: str) -> str | None:
+    def name(self, node: YNode, what: str) -> str | None:
         text = self.text(node, what)
         if text is not None and not NAME.match(text):
             self.log.add(node.pos, "bad-name", f"{what} {text!r} may hold only letters, digits, '.', '_' "

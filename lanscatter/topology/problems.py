@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from lanscatter.errors import LanscatterError
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Pos:
     """Where a value starts in the file; 1-based like editors count."""
 

@@ -14,8 +14,9 @@ Formatters give the human forms the plan output uses.
 
 from __future__ import annotations
 
-import difflib
 import re
+
+from lanscatter.topology.problems import did_you_mean
 
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$")
 
@@ -63,8 +64,7 @@ def _split(text: str, what: str, code: str) -> tuple[float, str]:
 
 
 def _did_you_mean(unit: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(unit, known, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else f"; use one of {', '.join(known)}"
+    return did_you_mean(unit, known) or f"; use one of {', '.join(known)}"
 
 
 def parse_speed(text: str) -> float:
