@@ -19,7 +19,10 @@ from lanscatter.errors import LanscatterError
 log = logging.getLogger("lanscatter.cli")
 
 # Modules that contribute subcommands (each has register(subparsers)).
-COMMAND_MODULES: tuple[str, ...] = ("lanscatter.node_cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "lanscatter.node_cli",
+    "lanscatter.topology.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

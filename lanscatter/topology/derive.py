@@ -1,0 +1,187 @@
+"""From a checked `Topology` to the deployment plan: a pure function, no I/O.
+
+Rules:
+- The origin host is the master of the root site (the origin's site). The gateway of every other
+  site runs a relay: a peer of its parent site's swarm and the master of its own. Every other host
+  is a peer of its own site's swarm.
+- A peer's upstream is its site's master or relay; a relay's upstream is its parent site's master
+  or relay. Upstreams are (address, master port).
+- The link map has `lan:<site>` for every site, `wan:<a>><b>` for both directions of every tree
+  link (`down` caps the direction away from the origin, `up` the other), and `up:<host>` /
+  `down:<host>` for hosts with rate limits.
+- `local=True` plans a rehearsal on one machine: each host gets its own loopback address
+  (127.0.0.2 upward, in tree order: root site first, sites depth first, hosts in file order), and its
+  folder becomes `<workdir>/<site>/<host>`; the origin keeps the data set's source folder.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanscatter.linkmap import Link, LinkMap
+from lanscatter.topology.model import (
+    DEFAULT_FOLDER_ROOT,
+    DEFAULT_MASTER_PORT,
+    DEFAULT_PEER_PORT,
+    SecretRef,
+    Site,
+    Topology,
+    WanLink,
+)
+from lanscatter.topology.secret import resolve_secret
+from lanscatter.topology.tree import site_tree
+
+LOCAL_WORKDIR = ".lanscatter-rehearsal"   # beside the YAML file, when local=True and no workdir
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetPlan:
+    name: str
+    source: Path               # absolute folder on the origin
+    chunk_size: int            # bytes
+    secret: SecretRef
+    base_dir: Path             # the YAML file's folder: relative secret files are read from there
+
+    def secret_value(self) -> str | None:
+        return resolve_secret(self.secret, self.base_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    name: str
+    site: str
+    address: str
+    roles: frozenset[str]              # "master" | "relay" | "peer"
+    master_port: int                   # master, and a relay's downstream side
+    peer_port: int
+    folder: Path
+    upstream: tuple[str, int] | None   # address + master port of the swarm it joins
+    ul_rate: float | None              # bytes/s
+    dl_rate: float | None              # bytes/s
+    slots: int | None
+    on_synced: str | None
+
+    @property
+    def role(self) -> str:
+        """The one role a host has in this version of the tree ("master", "relay" or "peer")."""
+        return next(iter(self.roles))
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    name: str
+    parent: str | None
+    lan: float                         # bytes/s
+    master: str                        # host whose /status describes this site's swarm
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentPlan:
+    dataset: DatasetPlan
+    sites: tuple[SitePlan, ...]        # tree order: root first, depth first
+    hosts: tuple[HostPlan, ...]        # same order
+    link_map: LinkMap
+    local: bool
+
+    def host(self, name: str) -> HostPlan:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def site(self, name: str) -> SitePlan:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def site_masters(self) -> dict[str, tuple[str, int]]:
+        """Per site, the (address, port) whose /status describes that site's swarm."""
+        out = {}
+        for s in self.sites:
+            m = self.host(s.master)
+            out[s.name] = (m.address, m.master_port)
+        return out
+
+
+def _loopback(index: int) -> str:
+    """The index-th rehearsal address: 127.0.0.2, .3, ... skipping .0 and .255 of every /24."""
+    block, offset = divmod(index, 253)
+    addr = ipaddress.ip_address("127.0.0.0") + block * 256 + 2 + offset
+    if int(addr) > int(ipaddress.ip_address("127.255.255.254")):
+        raise ValueError("too many hosts for 127.0.0.0/8")
+    return str(addr)
+
+
+def _resolve(base: Path, folder: str) -> Path:
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = None) -> DeploymentPlan:
+    """The plan for a topology that `load_topology` accepted."""
+    origin = topo.host(topo.dataset.origin)
+    assert origin is not None, "load_topology checks the origin"
+    tree = site_tree(topo, origin.site)
+    base = topo.base_dir.resolve()
+    source = _resolve(base, topo.dataset.source)
+    rehearsal = (workdir or base / LOCAL_WORKDIR).resolve()
+    dataset = DatasetPlan(topo.dataset.name, source, topo.dataset.chunk_size, topo.dataset.secret, base)
+
+    sites = [site for name in tree.order if (site := topo.site(name)) is not None]
+    ordered = [h for site in sites for h in site.hosts]
+    address = {h.name: (_loopback(i) if local else h.address) for i, h in enumerate(ordered)}
+    site_master = {site.name: origin.name if site.name == tree.root else site.gateway or "" for site in sites}
+
+    settings = {h.name: topo.settings_of(h) for h in ordered}
+    master_port = {n: s.master_port or DEFAULT_MASTER_PORT for n, s in settings.items()}
+    hosts: list[HostPlan] = []
+    for h in ordered:
+        s = settings[h.name]
+        role = topo.role_of(h)
+        upstream = None
+        if role != "master":
+            swarm = tree.parent[h.site] if role == "relay" else h.site
+            assert swarm is not None
+            head = site_master[swarm]
+            upstream = (address[head], master_port[head])
+        if h.name == origin.name:
+            folder = source
+        elif local:
+            folder = rehearsal / h.site / h.name
+        else:
+            folder = _resolve(base, s.folder or f"{DEFAULT_FOLDER_ROOT}/{topo.dataset.name}")
+        plan = HostPlan(
+            name=h.name, site=h.site, address=address[h.name], roles=frozenset({role}),
+            master_port=master_port[h.name], peer_port=s.peer_port or DEFAULT_PEER_PORT,
+            folder=folder, upstream=upstream, ul_rate=s.upload_limit, dl_rate=s.download_limit,
+            slots=s.slots, on_synced=s.on_synced,
+        )
+        hosts.append(plan)
+
+    site_plans = tuple(SitePlan(site.name, tree.parent[site.name], site.lan, site_master[site.name],
+                                tree.depth(site.name)) for site in sites)
+    link_map = _link_map(sites, tree.parent, tree.uplink, hosts)
+    return DeploymentPlan(dataset, site_plans, tuple(hosts), link_map, local)
+
+
+def _link_map(sites: list[Site], parent: Mapping[str, str | None], uplink: Mapping[str, WanLink],
+              hosts: list[HostPlan]) -> LinkMap:
+    links = {f"lan:{site.name}": Link(f"lan:{site.name}", site.lan) for site in sites}
+    for child, par in parent.items():
+        if par is None:
+            continue
+        link = uplink[child]
+        for a, b, downward in ((par, child, True), (child, par, False)):
+            name = f"wan:{a}>{b}"
+            links[name] = Link(name, link.capacity(downward), link.latency_s)
+    for h in hosts:
+        if h.ul_rate is not None:
+            links[f"up:{h.name}"] = Link(f"up:{h.name}", h.ul_rate)
+        if h.dl_rate is not None:
+            links[f"down:{h.name}"] = Link(f"down:{h.name}", h.dl_rate)
+    return LinkMap(links=links, node_site={h.name: h.site for h in hosts}, site_parent=dict(parent))

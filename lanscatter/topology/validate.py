@@ -1,0 +1,159 @@
+"""Whole-file checks and the loading entry point.
+
+`load_topology(path)` reads, composes, builds and checks a site-tree file, collecting every problem
+before it raises one `TopologyError` that lists them all. The checks here are the ones that need
+more than one mapping: names used twice, references to hosts and sites, the tree (root, cycles,
+reachability, gateways) and two roles that would listen on one address and port.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lanscatter.topology.load import build
+from lanscatter.topology.model import (
+    DEFAULT_MASTER_PORT,
+    DEFAULT_PEER_PORT,
+    Host,
+    Topology,
+)
+from lanscatter.topology.problems import Problem, ProblemLog, TopologyError, did_you_mean
+from lanscatter.topology.tree import site_tree
+from lanscatter.topology.yaml_positions import compose
+
+__all__ = ["Problem", "TopologyError", "check", "load_topology"]
+
+
+def load_topology(path: Path) -> Topology:
+    """The model of a site-tree file; raises `TopologyError` listing every problem found."""
+    log = ProblemLog(str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopologyError([Problem(str(path), 1, 1, "unreadable", f"cannot read the file: {exc}")]) from exc
+    root = compose(text, log)
+    if root is None:
+        log.raise_if_any()
+    assert root is not None
+    topo = build(root, path, log)
+    check(topo, log)
+    log.raise_if_any()
+    return topo
+
+
+def check(topo: Topology, log: ProblemLog) -> None:
+    """Adds to `log` the problems that involve more than one part of the file."""
+    _unique_hosts(topo, log)
+    root = _origin(topo, log)
+    _links(topo, log)
+    _tree(topo, root, log)
+    _gateways(topo, root, log)
+    _ports(topo, log)
+
+
+def _unique_hosts(topo: Topology, log: ProblemLog) -> None:
+    first: dict[str, Host] = {}
+    for host in topo.hosts():
+        if host.name in first:
+            other = first[host.name]
+            log.add(host.pos, "duplicate-name", f"host {host.name!r} is already defined in site "
+                    f"{other.site!r} (line {other.pos.line}); host names are unique across the tree")
+        else:
+            first[host.name] = host
+
+
+def _origin(topo: Topology, log: ProblemLog) -> str | None:
+    """The root site, or None if the origin is unknown."""
+    ds = topo.dataset
+    if not ds.origin:
+        return None
+    origin = topo.host(ds.origin)
+    if origin is None:
+        names = [h.name for h in topo.hosts()]
+        log.add(ds.where.get("origin", ds.pos), "unknown-host",
+                f"origin {ds.origin!r} is not a host of any site{did_you_mean(ds.origin, names)}")
+        return None
+    folder = topo.settings_of(origin).folder
+    if origin.settings.folder is not None:
+        log.add(origin.settings.where["folder"], "origin-folder", f"the origin serves dataset source "
+                f"{ds.source!r}; remove folder {folder!r} from host {origin.name!r}")
+    return origin.site
+
+
+def _links(topo: Topology, log: ProblemLog) -> None:
+    known = [s.name for s in topo.sites]
+    seen: dict[frozenset[str], int] = {}
+    for link in topo.wan:
+        bad = False
+        for i, name in enumerate(link.sites):
+            if name not in known:
+                bad = True
+                log.add(link.where.get(f"between.{i}", link.pos), "unknown-site",
+                        f"wan link names unknown site {name!r}{did_you_mean(name, known)}")
+        if bad:
+            continue
+        a, b = link.sites
+        if a == b:
+            log.add(link.where.get("between", link.pos), "self-link", f"wan link joins site {a!r} to itself")
+            continue
+        pair = frozenset(link.sites)
+        if pair in seen:
+            log.add(link.pos, "duplicate-link", f"sites {a!r} and {b!r} are already linked (line "
+                    f"{seen[pair]}); one link per pair of sites")
+        else:
+            seen[pair] = link.pos.line
+
+
+def _tree(topo: Topology, root: str | None, log: ProblemLog) -> None:
+    if not topo.sites:
+        return
+    # Cycles do not depend on the root, so they are found even when the origin is misspelt.
+    tree = site_tree(topo, root or topo.sites[0].name)
+    for link, cycle in tree.closing:
+        log.add(link.pos, "cycle", f"this link closes a cycle {' - '.join(cycle)}; sites must form a "
+                "tree rooted at the origin's site (remove one link of the cycle)")
+    if root is None:
+        return
+    reached = list(tree.order)
+    for name in tree.unreached:
+        site = topo.site(name)
+        assert site is not None
+        log.add(site.pos, "disconnected", f"site {name!r} is not connected to the origin's site "
+                f"{root!r}; add a wan link '- between: [<one of {', '.join(reached)}>, {name}]'")
+
+
+def _gateways(topo: Topology, root: str | None, log: ProblemLog) -> None:
+    for site in topo.sites:
+        names = [h.name for h in site.hosts]
+        if site.gateway is None:
+            if root is not None and site.name != root:
+                log.add(site.pos, "no-gateway", f"site {site.name!r} needs 'gateway: <host>', the host that "
+                        f"relays from its parent site (one of: {', '.join(names) or 'no hosts yet'})")
+        elif site.name == root:
+            log.add(site.where["gateway"], "root-gateway", f"site {site.name!r} holds the origin and "
+                    "needs no gateway; remove 'gateway'")
+        elif site.gateway not in names:
+            other = topo.host(site.gateway)
+            where = f" (it is in site {other.site!r})" if other else did_you_mean(site.gateway, names)
+            log.add(site.where["gateway"], "unknown-host",
+                    f"gateway {site.gateway!r} is not a host of site {site.name!r}{where}")
+
+
+def _ports(topo: Topology, log: ProblemLog) -> None:
+    """Two listeners on one address and port would fail at start; say so now."""
+    taken: dict[tuple[str, int], str] = {}
+    for host in topo.hosts():
+        s = topo.settings_of(host)
+        role = topo.role_of(host)
+        master_port = s.master_port or DEFAULT_MASTER_PORT
+        peer_port = s.peer_port or DEFAULT_PEER_PORT
+        listens = {"master": [("master", master_port)], "relay": [("master", master_port), ("peer", peer_port)],
+                   "peer": [("peer", peer_port)]}[role]
+        for kind, port in listens:
+            key = (host.address.lower(), port)
+            pos = s.where.get(f"{kind}_port", host.pos)
+            if key in taken:
+                log.add(pos, "port-conflict", f"{host.name!r} ({role}) would listen on {host.address}:{port}, "
+                        f"already used by {taken[key]}; give one of them another {kind}_port or address")
+            else:
+                taken[key] = f"{host.name!r} ({role}, {kind} port)"
