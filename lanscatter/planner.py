@@ -1,0 +1,529 @@
+"""The planner: who sends which chunk to whom, next. A pure policy over the swarm's state.
+
+No sockets, no disk, no clock of its own: the caller passes `now` and a seeded `random.Random`, and
+reports events (joins, haves, finished or failed transfers). `plan(now)` returns new transfers,
+which are in flight from then on. The same object runs in the master and in the simulator.
+
+Policy (docs/planner.md has the reasoning):
+- Downloaders are served least-complete first; a downloader takes the rarest chunk (fewest nodes
+  holding or receiving it) among what the probed idle sources can give it.
+- A source that is already sending a chunk offers other chunks first, so copies spread.
+- Among equally rare offers, a seed (master or relay) weighs `seed_weight` of a peer, and a slow
+  source 1/slowness. A source slower than `slow_threshold` is held back with probability
+  1 - 1/slowness (always for a downloader that needs only its last few chunks); a held-back source
+  is used only by a downloader that would otherwise have nothing in flight.
+- A source that served corrupt data is never used again.
+- Every finite link on a transfer's path is booked with the transfer's rate cap; a link is never
+  booked beyond its capacity. A transfer crosses to another site only for a chunk that no node of
+  the destination's site that can upload holds or is receiving, so each WAN link carries each
+  chunk once.
+- Timeouts follow the expected time at the rate cap (or the swarm's median seconds per byte),
+  scaled by the swarm's median slowness; an expired transfer counts as a slow upload.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from array import array as _array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from statistics import median
+
+from lanscatter.linkmap import LinkMap
+from lanscatter.planner_links import LinkBook
+from lanscatter.planner_state import NodeState, RarityIndex, SiteCover, iter_bits
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    default_dl_slots: int = 2
+    default_ul_slots: int = 2
+    min_timeout_s: float = 5.0          # never time a transfer out sooner than this
+    timeout_factor: float = 4.0         # timeout = factor x expected time x median slowness
+    initial_timeout_s: float = 300.0    # before anything is measured and without a rate cap
+    slow_threshold: float = 2.0         # slowness above which a source is thinned out
+    endgame_chunks: int = 4             # a downloader needing this few chunks avoids slow sources
+    seed_weight: float = 0.25           # a seed's weight against an equally good peer
+    candidates: int = 4                 # offers compared per downloader slot
+    max_probe: int = 32                 # idle sources looked at per downloader slot
+    ewma_alpha: float = 0.3             # weight of the newest upload measurement
+    failure_slowness: float = 4.0       # slowness sample charged for a failed upload
+    min_link_share: float = 0.02        # a link with less than this share of capacity left is full
+    stats_refresh_s: float = 1.0        # how often the swarm medians are recomputed
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    id: int
+    chunk: str              # chunk hash (hex)
+    source: str             # node name
+    dest: str               # node name
+    size: int               # chunk bytes
+    rate_cap: float | None  # bytes/s, None = uncapped
+    timeout_s: float        # the engine aborts the transfer after this long and reports failure
+    started: float          # the `now` it was planned at
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    downloads: int
+    uploads: int
+    dl_slots: int
+    ul_slots: int
+    have_count: int
+    avg_upload_s: float | None
+    failures: int
+    downloading: int
+    uploading: int
+    slowness: float
+    corrupt: bool
+    seed: bool
+    site: str | None
+
+
+class ChunkBits:
+    """Read-only set of chunk indices backed by an int bitmap (bit i = manifest index i)."""
+
+    __slots__ = ("bits", "size")
+
+    def __init__(self, bits: int, size: int) -> None:
+        self.bits = bits
+        self.size = size
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and index >= 0 and bool(self.bits >> index & 1)
+
+    def __len__(self) -> int:
+        return self.bits.bit_count()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter_bits(self.bits)
+
+    def to_bytes(self) -> bytes:
+        """Little-endian bitmap, (size + 7) // 8 bytes: byte k bit j is chunk 8k + j."""
+        return self.bits.to_bytes((self.size + 7) // 8, "little")
+
+
+@dataclass(slots=True, eq=False)
+class _Flight:
+    transfer: Transfer
+    src: NodeState
+    dst: NodeState
+    chunk: int
+    links: tuple[str, ...]
+    booked: float
+    nominal_s: float | None     # expected duration at the links' nominal rates
+
+
+class Planner:
+    def __init__(self, *, links: LinkMap | None = None, rng: random.Random | None = None,
+                 config: PlannerConfig = PlannerConfig()) -> None:
+        self.config = config
+        self._rng = rng if rng is not None else random.Random(0)
+        self._book = LinkBook(links)
+        self._hashes: list[str] = []
+        self._sizes: list[int] = []
+        self._index: dict[str, int] = {}
+        self._full = 0
+        self._rarity = RarityIndex(_array("i"))
+        self._sites: dict[str, SiteCover] = {}
+        self._nodes: dict[str, NodeState] = {}
+        self._by_idx: dict[int, NodeState] = {}
+        self._next_idx = 0
+        self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
+        self._idle: set[int] = set()       # nodes with a free upload slot and something to give
+        self._flights: dict[int, _Flight] = {}
+        self._deadlines: list[tuple[float, int]] = []
+        self._next_id = 1
+        self._median_slowness = 1.0
+        self._median_spb: float | None = None
+        self._stats_dirty = False
+        self._stats_at = -math.inf
+
+    # ---- generation and membership -------------------------------------------------------
+
+    def set_chunks(self, chunks: Sequence[tuple[str, int]]) -> list[Transfer]:
+        hashes = [h for h, _ in chunks]
+        index = {h: i for i, h in enumerate(hashes)}
+        if len(index) != len(hashes):
+            raise ValueError("chunk hashes must be unique within a generation")
+        cancelled = [f for f in self._flights.values() if self._hashes[f.chunk] not in index]
+        for f in cancelled:
+            self._drop(f)
+        runs: list[list[int]] = []          # [old_start, new_start, length] of kept stretches
+        for i, h in enumerate(self._hashes):
+            j = index.get(h)
+            if j is None:
+                continue
+            if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
+                runs[-1][2] += 1
+            else:
+                runs.append([i, j, 1])
+
+        def remap(x: int) -> int:
+            out = 0
+            for a, b, n in runs:
+                out |= ((x >> a) & ((1 << n) - 1)) << b
+            return out
+
+        def remap_counts(old: _array) -> _array:
+            new = _array("i", bytes(4 * len(hashes)))
+            for a, b, n in runs:
+                new[b:b + n] = old[a:a + n]
+            return new
+
+        for node in self._nodes.values():
+            node.bits, node.recv = remap(node.bits), remap(node.recv)
+            node.n_have = node.bits.bit_count()
+        for f in self._flights.values():
+            f.chunk = index[self._hashes[f.chunk]]
+        for node in self._nodes.values():
+            node.sending = {index[self._hashes[c]]: k for c, k in node.sending.items()}
+        self._rarity = RarityIndex(remap_counts(self._rarity.counts))
+        self._sites = {s: SiteCover(remap_counts(c.counts)) for s, c in self._sites.items()}
+        self._hashes, self._index = hashes, index
+        self._sizes = [size for _, size in chunks]
+        self._full = (1 << len(hashes)) - 1
+        for node in self._nodes.values():
+            self._touch(node)
+        return [f.transfer for f in cancelled]
+
+    def add_node(self, name: str, *, dl_slots: int, ul_slots: int, seed: bool = False) -> None:
+        if name in self._nodes:
+            raise ValueError(f"node {name!r} is already in the swarm")
+        up, down = self._book.host_links(name)
+        site = self._book.map.site_of(name)
+        node = NodeState(self._next_idx, name, dl_slots, ul_slots, seed, site, up, down)
+        self._next_idx += 1
+        self._nodes[name] = node
+        self._by_idx[node.idx] = node
+        if site is not None and site not in self._sites:
+            self._sites[site] = SiteCover(_array("i", bytes(4 * len(self._hashes))))
+        self._touch(node)
+
+    def remove_node(self, name: str) -> list[Transfer]:
+        node = self._nodes[name]
+        dropped = [f for f in self._flights.values() if f.src is node or f.dst is node]
+        for f in dropped:
+            self._drop(f)
+        self._cover_change(node, node.bits, -1)
+        del self._nodes[name], self._by_idx[node.idx]
+        self._hungry.discard(node.idx)
+        self._idle.discard(node.idx)
+        return [f.transfer for f in dropped]
+
+    def set_have(self, name: str, chunks: Iterable[str]) -> None:
+        node = self._nodes[name]
+        bits = 0
+        for h in chunks:
+            i = self._index.get(h)
+            if i is not None:
+                bits |= 1 << i
+        old_cover, new_cover = node.bits | node.recv, bits | node.recv
+        self._cover_change(node, new_cover & ~old_cover, +1)
+        self._cover_change(node, old_cover & ~new_cover, -1)
+        node.bits, node.n_have = bits, bits.bit_count()
+        self._touch(node)
+
+    def add_have(self, name: str, chunk: str) -> None:
+        node = self._nodes[name]
+        i = self._index.get(chunk)
+        if i is None or node.bits >> i & 1:
+            return
+        if not node.recv >> i & 1:
+            self._cover_add(node, i, +1)
+        node.bits |= 1 << i
+        node.n_have += 1
+        self._touch(node)
+
+    # ---- planning ------------------------------------------------------------------------
+
+    def plan(self, now: float) -> list[Transfer]:
+        """New transfers for the free slots; they are in flight from now on."""
+        self._refresh_stats(now)
+        if not self._hungry or not self._idle:
+            return []
+        idle = sorted(self._idle)
+        by_idx = self._by_idx
+        out: list[Transfer] = []
+        for di in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i)):
+            d = by_idx[di]
+            while idle and d.n_dl < d.dl_slots:
+                t = self._pick(d, idle, now)
+                if t is None:
+                    break
+                out.append(t)
+            if not idle:
+                break
+        return out
+
+    def _pick(self, d: NodeState, idle: list[int], now: float) -> Transfer | None:
+        cfg, rng, book = self.config, self._rng, self._book
+        need = self._full & ~(d.bits | d.recv)
+        if not need:
+            return None
+        down = math.inf
+        if d.down_link is not None:
+            down = book.share(d.down_link, d.dl_slots - d.n_dl)
+            if down <= cfg.min_link_share * book.capacity[d.down_link]:
+                return None
+        endgame = need.bit_count() <= cfg.endgame_chunks
+        offers: list[tuple[int, NodeState, int, tuple[str, ...], float]] = []
+        fallback: list[tuple[int, NodeState, int, tuple[str, ...], float]] = []
+        covered: int | None = None
+        n = len(idle)
+        start = rng.randrange(n)
+        probed = 0
+        for k in range(n):
+            if probed >= cfg.max_probe or len(offers) >= cfg.candidates:
+                break
+            s = self._by_idx[idle[(start + k) % n]]
+            if s is d:
+                continue
+            probed += 1
+            # a slow source is held back (in proportion to its slowness, always in the endgame)
+            held = s.slowness > cfg.slow_threshold and (endgame or rng.random() * s.slowness > 1.0)
+            cand = s.bits & need
+            if not cand:
+                continue
+            if s.site != d.site and s.site is not None and d.site is not None:
+                if covered is None:
+                    covered = self._sites[d.site].covered()
+                cand &= ~covered
+                if not cand:
+                    continue
+            path = self._path_rate(s, d, down)
+            if path is None:
+                continue
+            if s.sending:
+                busy = 0
+                for c in s.sending:
+                    busy |= 1 << c
+                fresh = cand & ~busy
+                if fresh:
+                    cand = fresh
+            chunk, count = self._rarity.rarest(cand, rng)
+            (fallback if held else offers).append((count, s, chunk, path[0], path[1]))
+        if not offers:
+            # a held-back source still beats leaving a downloader with nothing at all in flight
+            if not fallback or d.n_dl:
+                return None
+            offers = fallback
+        best = min(o[0] for o in offers)
+        top = [o for o in offers if o[0] == best]
+        if len(top) > 1:
+            weights = [(cfg.seed_weight if o[1].seed else 1.0) / max(1.0, o[1].slowness) for o in top]
+            choice = rng.choices(top, weights)[0]
+        else:
+            choice = top[0]
+        _, s, chunk, links, nominal = choice
+        t = self._start(s, d, chunk, links, nominal, now)
+        if s.n_ul >= s.ul_slots:
+            idle.remove(s.idx)
+        return t
+
+    def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
+        """Finite links of the path s -> d and the nominal rate a new transfer may book on them."""
+        book = self._book
+        floor = self.config.min_link_share
+        rate = down
+        links: tuple[str, ...] = book.middle(s.site, d.site)
+        for name in links:
+            r = book.share(name)
+            if r <= floor * book.capacity[name]:
+                return None
+            rate = min(rate, r)
+        if s.up_link is not None:
+            r = book.share(s.up_link, s.ul_slots - s.n_ul)
+            if r <= floor * book.capacity[s.up_link]:
+                return None
+            rate = min(rate, r)
+            links = (s.up_link, *links)
+        if d.down_link is not None:
+            links = (*links, d.down_link)
+        return links, rate
+
+    def _start(self, s: NodeState, d: NodeState, chunk: int, links: tuple[str, ...],
+               nominal: float, now: float) -> Transfer:
+        cfg = self.config
+        size = self._sizes[chunk]
+        slow = max(1.0, s.slowness)
+        if math.isfinite(nominal):
+            cap: float | None = nominal / slow     # a known-slow source books only what it delivers
+            nominal_s: float | None = size / nominal
+        else:
+            cap = None
+            nominal_s = size * self._median_spb if self._median_spb is not None else None
+        if nominal_s is not None:
+            expected = nominal_s * slow * max(1.0, self._median_slowness)
+            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected)
+        else:
+            timeout = cfg.initial_timeout_s
+        t = Transfer(self._next_id, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
+        self._next_id += 1
+        if cap is not None:
+            self._book.book(links, cap)
+        self._cover_add(d, chunk, +1)
+        d.recv |= 1 << chunk
+        d.n_dl += 1
+        s.n_ul += 1
+        s.sending[chunk] = s.sending.get(chunk, 0) + 1
+        self._flights[t.id] = _Flight(t, s, d, chunk, links, cap or 0.0, nominal_s)
+        heapq.heappush(self._deadlines, (now + timeout, t.id))
+        self._touch(d)
+        self._touch(s)
+        return t
+
+    # ---- outcomes ------------------------------------------------------------------------
+
+    def finish(self, transfer_id: int, now: float, *, ok: bool, corrupt: bool = False) -> None:
+        """Outcome of a transfer; unknown ids (already expired or dropped) are ignored."""
+        f = self._flights.get(transfer_id)
+        if f is None:
+            return
+        self._drop(f, delivered=ok)
+        s, d = f.src, f.dst
+        elapsed = max(0.0, now - f.transfer.started)
+        if ok:
+            s.uploads += 1
+            d.downloads += 1
+            s.upload_s_total += elapsed
+            spb = elapsed / f.transfer.size if f.transfer.size else 0.0
+            a = self.config.ewma_alpha
+            s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
+            if f.nominal_s:
+                self._sample(s, elapsed / f.nominal_s)
+            self._stats_dirty = True
+        else:
+            s.failures += 1
+            self._sample(s, self.config.failure_slowness)
+            if corrupt and not s.corrupt:
+                if self._serves_site(s):
+                    self._sites[s.site].add_many(s.bits | s.recv, -1)
+                s.corrupt = True
+                self._idle.discard(s.idx)
+
+    def expire(self, now: float) -> list[Transfer]:
+        """Transfers past their timeout: dropped and charged to their source as slow uploads."""
+        out: list[Transfer] = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, tid = heapq.heappop(heap)
+            f = self._flights.get(tid)
+            if f is None:
+                continue
+            self._drop(f)
+            elapsed = now - f.transfer.started
+            f.src.failures += 1
+            self._sample(f.src, elapsed / f.nominal_s if f.nominal_s else self.config.failure_slowness)
+            out.append(f.transfer)
+        return out
+
+    def _drop(self, f: _Flight, delivered: bool = False) -> None:
+        """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
+        del self._flights[f.transfer.id]
+        if f.booked:
+            self._book.release(f.links, f.booked)
+        s, d, bit = f.src, f.dst, 1 << f.chunk
+        d.recv &= ~bit
+        d.n_dl -= 1
+        s.n_ul -= 1
+        left = s.sending[f.chunk] - 1
+        if left:
+            s.sending[f.chunk] = left
+        else:
+            del s.sending[f.chunk]
+        if delivered:
+            if not d.bits & bit:
+                d.bits |= bit
+                d.n_have += 1
+        elif not d.bits & bit:
+            self._cover_add(d, f.chunk, -1)
+        self._touch(d)
+        self._touch(s)
+
+    def _sample(self, s: NodeState, slowness: float) -> None:
+        a = self.config.ewma_alpha
+        s.slowness = (1 - a) * s.slowness + a * slowness    # starts from 1.0: one bad sample is no verdict
+        s.measured = True
+        self._stats_dirty = True
+
+    def _refresh_stats(self, now: float) -> None:
+        if not self._stats_dirty or now - self._stats_at < self.config.stats_refresh_s:
+            return
+        nodes = self._nodes.values()
+        slow = [n.slowness for n in nodes if n.measured]
+        spb = [n.spb for n in nodes if n.spb is not None]
+        self._median_slowness = median(slow) if slow else 1.0
+        self._median_spb = median(spb) if spb else None
+        self._stats_dirty = False
+        self._stats_at = now
+
+    # ---- incremental indexes -------------------------------------------------------------
+
+    @staticmethod
+    def _serves_site(node: NodeState) -> bool:
+        """Whether node's chunks count as its site's own copies (it can pass them on)."""
+        return node.site is not None and node.ul_slots > 0 and not node.corrupt
+
+    def _cover_add(self, node: NodeState, chunk: int, delta: int) -> None:
+        self._rarity.add(chunk, delta)
+        if self._serves_site(node):
+            self._sites[node.site].add(chunk, delta)
+
+    def _cover_change(self, node: NodeState, mask: int, delta: int) -> None:
+        if not mask:
+            return
+        self._rarity.add_many(mask, delta)
+        if self._serves_site(node):
+            self._sites[node.site].add_many(mask, delta)
+
+    def _touch(self, n: NodeState) -> None:
+        """Re-derive whether n wants a download and can give an upload right now."""
+        if not n.seed and n.n_dl < n.dl_slots and self._full & ~(n.bits | n.recv):
+            self._hungry.add(n.idx)
+        else:
+            self._hungry.discard(n.idx)
+        if n.n_ul < n.ul_slots and n.n_have and not n.corrupt:
+            self._idle.add(n.idx)
+        else:
+            self._idle.discard(n.idx)
+
+    # ---- read-only views -----------------------------------------------------------------
+
+    def chunks(self) -> list[tuple[str, int]]:
+        return list(zip(self._hashes, self._sizes))
+
+    def has(self, name: str) -> ChunkBits:
+        return ChunkBits(self._nodes[name].bits, len(self._hashes))
+
+    def receiving(self, name: str) -> ChunkBits:
+        return ChunkBits(self._nodes[name].recv, len(self._hashes))
+
+    def node_names(self) -> list[str]:
+        return list(self._nodes)
+
+    def inflight(self) -> list[Transfer]:
+        return [f.transfer for f in self._flights.values()]
+
+    def link_booked(self) -> dict[str, float]:
+        """Rate booked per finite link (bytes/s); never above the link's capacity."""
+        return dict(self._book.booked)
+
+    def node_stats(self, name: str) -> NodeStats:
+        n = self._nodes[name]
+        return NodeStats(
+            downloads=n.downloads, uploads=n.uploads, dl_slots=n.dl_slots, ul_slots=n.ul_slots,
+            have_count=n.n_have, avg_upload_s=n.upload_s_total / n.uploads if n.uploads else None,
+            failures=n.failures, downloading=n.n_dl, uploading=n.n_ul, slowness=n.slowness,
+            corrupt=n.corrupt, seed=n.seed, site=n.site,
+        )
+
+    def is_complete(self, name: str) -> bool:
+        return self._nodes[name].n_have == len(self._hashes)
+
+    def swarm_complete(self) -> bool:
+        total = len(self._hashes)
+        return all(n.n_have == total for n in self._nodes.values())

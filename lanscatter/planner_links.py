@@ -1,0 +1,59 @@
+"""Link booking for the planner: which finite links a transfer crosses and how much rate is left.
+
+Pure. Every in-flight transfer books its rate cap on each finite-capacity link of its path; a new
+transfer gets at most what is left, so no link is ever booked beyond its capacity. A host's own
+link is split among its free slots (so the first of two free download slots leaves room for the
+second); shared links (site LAN, WAN) give a transfer whatever is left. Links with infinite
+capacity, or absent from the map, are not tracked at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lanscatter.linkmap import LinkMap
+
+
+class LinkBook:
+    __slots__ = ("map", "capacity", "booked", "_middle")
+
+    def __init__(self, links: LinkMap | None) -> None:
+        self.map = links if links is not None else LinkMap()
+        self.capacity: dict[str, float] = {
+            name: link.bytes_per_s for name, link in self.map.links.items() if math.isfinite(link.bytes_per_s)
+        }
+        self.booked: dict[str, float] = dict.fromkeys(self.capacity, 0.0)
+        self._middle: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def host_links(self, node: str) -> tuple[str | None, str | None]:
+        up, down = f"up:{node}", f"down:{node}"
+        return (up if up in self.capacity else None, down if down in self.capacity else None)
+
+    def middle(self, sa: str | None, sb: str | None) -> tuple[str, ...]:
+        """Finite shared links between two sites (LANs and WAN hops), as LinkMap.path orders them."""
+        if sa is None or sb is None:
+            return ()
+        key = (sa, sb)
+        cached = self._middle.get(key)
+        if cached is None:
+            names = [f"lan:{sa}"] + [f"wan:{x}>{y}" for x, y in self.map.site_route(sa, sb)]
+            if sb != sa:
+                names.append(f"lan:{sb}")
+            cached = tuple(n for n in names if n in self.capacity)
+            self._middle[key] = cached
+        return cached
+
+    def share(self, name: str, free_slots: int = 1) -> float:
+        """Rate a new transfer may book on this link (0.0 when it is full)."""
+        left = self.capacity[name] - self.booked[name]
+        return left / free_slots if left > 0 else 0.0
+
+    def book(self, names: tuple[str, ...], rate: float) -> None:
+        for n in names:
+            self.booked[n] += rate
+
+    def release(self, names: tuple[str, ...], rate: float) -> None:
+        for n in names:
+            left = self.booked[n] - rate
+            # float drift must not leave a phantom booking on an idle link
+            self.booked[n] = left if left > 1e-6 * self.capacity[n] else 0.0

@@ -1,0 +1,172 @@
+"""Incremental bookkeeping behind the planner: chunk bitmaps, rarity buckets, per-site coverage.
+
+Pure data structures, no I/O, no clock. Chunk sets are Python ints used as bitmaps (bit i = chunk
+at manifest index i): set algebra over 50,000 chunks is then a handful of word operations in C,
+which is what keeps a planning round cheap without re-scanning every chunk.
+
+Rules kept here:
+- A chunk's *cover count* is the number of nodes that hold it or are receiving it. Rarest-first
+  ranks by this count, so a chunk already on its way somewhere stops looking rare at once and the
+  next transfer picks a different one (that is how the swarm diversifies within one round).
+- Counts change one chunk at a time (O(words) per change); a bulk change (a node joining with
+  thousands of chunks) only updates the count array and rebuilds the buckets lazily, once.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+BULK_THRESHOLD = 32     # above this many changed chunks, rebuild buckets instead of moving bits
+
+
+def iter_bits(x: int) -> Iterator[int]:
+    """Indices of the set bits of x, ascending."""
+    text = bin(x)[:1:-1]            # least significant bit first, without the "0b" prefix
+    i = text.find("1")
+    while i >= 0:
+        yield i
+        i = text.find("1", i + 1)
+
+
+def bits_from_indices(indices: list[int], n: int) -> int:
+    raw = bytearray((n + 7) // 8)
+    for i in indices:
+        raw[i >> 3] |= 1 << (i & 7)
+    return int.from_bytes(raw, "little")
+
+
+def pick_bit(x: int, rng: random.Random, n: int) -> int:
+    """A set bit of x (x != 0): the first at or after a random offset, wrapping around."""
+    if not x & (x - 1):
+        return x.bit_length() - 1
+    r = rng.randrange(n)
+    y = x >> r
+    if y:
+        return r + (y & -y).bit_length() - 1
+    return (x & -x).bit_length() - 1
+
+
+class RarityIndex:
+    """Cover count per chunk, with the chunks grouped into one bitmap per count."""
+
+    __slots__ = ("n", "counts", "buckets", "keys", "_dirty")
+
+    def __init__(self, counts: array) -> None:
+        self.n = len(counts)
+        self.counts = counts
+        self.buckets: dict[int, int] = {}
+        self.keys: list[int] = []          # sorted counts that have a non-empty bucket
+        self._dirty = True
+
+    def _rebuild(self) -> None:
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(self.counts):
+            groups.setdefault(c, []).append(i)
+        self.buckets = {c: bits_from_indices(idx, self.n) for c, idx in groups.items()}
+        self.keys = sorted(self.buckets)
+        self._dirty = False
+
+    def _move(self, bit: int, a: int, b: int) -> None:
+        rest = self.buckets[a] ^ bit
+        if rest:
+            self.buckets[a] = rest
+        else:
+            del self.buckets[a]
+            del self.keys[bisect_left(self.keys, a)]
+        old = self.buckets.get(b)
+        if old is None:
+            self.buckets[b] = bit
+            insort(self.keys, b)
+        else:
+            self.buckets[b] = old | bit
+
+    def add(self, i: int, delta: int) -> None:
+        k = self.counts[i]
+        self.counts[i] = k + delta
+        if not self._dirty:
+            self._move(1 << i, k, k + delta)
+
+    def add_many(self, mask: int, delta: int) -> None:
+        if mask.bit_count() <= BULK_THRESHOLD:
+            for i in iter_bits(mask):
+                self.add(i, delta)
+            return
+        counts = self.counts
+        for i in iter_bits(mask):
+            counts[i] += delta
+        self._dirty = True
+
+    def rarest(self, cand: int, rng: random.Random) -> tuple[int, int]:
+        """(chunk index, cover count) of a least-covered chunk in cand (cand != 0, all counts >= 1)."""
+        if self._dirty:
+            self._rebuild()
+        buckets = self.buckets
+        for k in self.keys:
+            x = cand & buckets[k]
+            if x:
+                return pick_bit(x, rng, self.n), k
+        raise ValueError("candidate chunks not in the index")
+
+
+class SiteCover:
+    """Which chunks some node of one site holds or is receiving (count per chunk + bitmap)."""
+
+    __slots__ = ("counts", "bits", "_dirty")
+
+    def __init__(self, counts: array) -> None:
+        self.counts = counts
+        self.bits = 0
+        self._dirty = True
+
+    def add(self, i: int, delta: int) -> None:
+        k = self.counts[i] + delta
+        self.counts[i] = k
+        if not self._dirty and (k == 0 or k == delta):
+            self.bits ^= 1 << i
+
+    def add_many(self, mask: int, delta: int) -> None:
+        if mask.bit_count() <= BULK_THRESHOLD:
+            for i in iter_bits(mask):
+                self.add(i, delta)
+            return
+        for i in iter_bits(mask):
+            self.counts[i] += delta
+        self._dirty = True
+
+    def covered(self) -> int:
+        if self._dirty:
+            self.bits = bits_from_indices([i for i, c in enumerate(self.counts) if c], len(self.counts))
+            self._dirty = False
+        return self.bits
+
+
+@dataclass(slots=True, eq=False)
+class NodeState:
+    """Everything the planner knows about one node; mutated only by the Planner."""
+
+    idx: int
+    name: str
+    dl_slots: int
+    ul_slots: int
+    seed: bool
+    site: str | None
+    up_link: str | None
+    down_link: str | None
+    bits: int = 0              # chunks held
+    recv: int = 0              # chunks in flight to this node
+    n_have: int = 0
+    n_dl: int = 0              # transfers in flight to this node
+    n_ul: int = 0              # transfers in flight from this node
+    sending: dict[int, int] = field(default_factory=dict)   # chunk -> uploads of it in flight
+    downloads: int = 0
+    uploads: int = 0
+    upload_s_total: float = 0.0
+    failures: int = 0
+    corrupt: bool = False
+    slowness: float = 1.0      # EWMA of (upload time / expected time); 1.0 = as fast as the links say
+    spb: float | None = None   # EWMA of seconds per uploaded byte
+    measured: bool = False     # slowness has at least one sample

@@ -1,0 +1,282 @@
+"""Small swarms with the exact transfers the planner must choose."""
+
+from __future__ import annotations
+
+import ast
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lanscatter
+from lanscatter.linkmap import Link, LinkMap
+from lanscatter.planner import Planner, PlannerConfig
+
+CHUNKS = [(f"c{i}", 1000) for i in range(8)]
+
+
+def swarm(n_chunks: int = 4, *, links: LinkMap | None = None, config: PlannerConfig = PlannerConfig(),
+          seed_slots: int = 2) -> Planner:
+    p = Planner(links=links, rng=random.Random(7), config=config)
+    p.set_chunks(CHUNKS[:n_chunks])
+    p.add_node("S", dl_slots=0, ul_slots=seed_slots, seed=True)
+    p.set_have("S", [h for h, _ in CHUNKS[:n_chunks]])
+    return p
+
+
+def triples(transfers) -> set[tuple[str, str, str]]:
+    return {(t.chunk, t.source, t.dest) for t in transfers}
+
+
+def test_one_chunk_one_peer() -> None:
+    p = swarm(1)
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    [t] = p.plan(0.0)
+    assert (t.chunk, t.source, t.dest, t.size, t.rate_cap, t.started) == ("c0", "S", "a", 1000, None, 0.0)
+    assert p.plan(0.0) == []                      # a is receiving c0 already: nothing more to do
+    p.finish(t.id, 1.0, ok=True)
+    assert p.is_complete("a") and p.swarm_complete()
+    assert p.plan(2.0) == []
+    st = p.node_stats("S")
+    assert (st.uploads, st.avg_upload_s, st.uploading) == (1, 1.0, 0)
+
+
+def test_empty_generation_is_complete_at_once() -> None:
+    p = swarm(0)
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    assert p.plan(0.0) == [] and p.swarm_complete()
+
+
+def test_rarest_chunk_first() -> None:
+    p = swarm(2, seed_slots=1)
+    p.add_node("a", dl_slots=0, ul_slots=1)
+    p.set_have("a", ["c0"])
+    p.add_node("b", dl_slots=1, ul_slots=1)
+    # b can get c0 from a (2 copies) or c1 from S (1 copy): c1 is rarer.
+    assert triples(p.plan(0.0)) == {("c1", "S", "b")}
+
+
+def test_least_complete_downloader_first() -> None:
+    p = swarm(4, seed_slots=1)
+    p.add_node("a", dl_slots=1, ul_slots=0)
+    p.set_have("a", ["c0", "c1"])
+    p.add_node("b", dl_slots=1, ul_slots=0)
+    p.set_have("b", ["c0"])
+    p.add_node("c", dl_slots=1, ul_slots=0)
+    [t] = p.plan(0.0)
+    assert t.dest == "c"
+
+
+def test_source_spreads_over_different_chunks() -> None:
+    p = swarm(1, seed_slots=0)
+    p.set_chunks(CHUNKS[:2])
+    p.add_node("a", dl_slots=0, ul_slots=2)
+    p.set_have("a", ["c0", "c1"])
+    for name in ("x", "y"):
+        p.add_node(name, dl_slots=1, ul_slots=0)
+    ts = p.plan(0.0)
+    assert sorted(t.chunk for t in ts) == ["c0", "c1"] and {t.source for t in ts} == {"a"}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_seed_used_less_once_peers_hold_copies(seed: int) -> None:
+    p = Planner(rng=random.Random(seed), config=PlannerConfig(seed_weight=0.0))
+    p.set_chunks(CHUNKS[:2])
+    for name in ("S", "a"):
+        p.add_node(name, dl_slots=0, ul_slots=1, seed=name == "S")
+        p.set_have(name, ["c0", "c1"])
+    p.add_node("b", dl_slots=1, ul_slots=0)
+    [t] = p.plan(0.0)
+    assert t.source == "a"
+
+
+def test_corrupt_source_is_avoided() -> None:
+    p = swarm(2, seed_slots=1)
+    p.add_node("a", dl_slots=0, ul_slots=1)
+    p.set_have("a", ["c0", "c1"])
+    p.add_node("b", dl_slots=2, ul_slots=0)
+    ts = p.plan(0.0)
+    assert {t.source for t in ts} == {"S", "a"}
+    bad = next(t for t in ts if t.source == "a")
+    p.finish(bad.id, 1.0, ok=False, corrupt=True)
+    assert p.node_stats("a").corrupt
+    good = next(t for t in ts if t.source == "S")
+    p.finish(good.id, 1.0, ok=True)
+    for _ in range(3):
+        [t] = p.plan(1.0)
+        assert (t.chunk, t.source) == (bad.chunk, "S")
+        p.finish(t.id, 1.0, ok=False)
+
+
+def test_relay_seed_cut_through() -> None:
+    p = Planner(rng=random.Random(1))
+    p.set_chunks(CHUNKS[:3])
+    p.add_node("relay", dl_slots=0, ul_slots=2, seed=True)
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    assert p.plan(0.0) == []                      # the relay has nothing yet
+    p.add_have("relay", "c1")
+    assert triples(p.plan(0.1)) == {("c1", "relay", "a")}
+    p.add_have("relay", "c0")
+    assert triples(p.plan(0.2)) == {("c0", "relay", "a")}
+    assert not p.is_complete("relay")
+
+
+def _two_sites(wan: float = 10.0) -> LinkMap:
+    links = {
+        "up:S": Link("up:S", 100.0), "down:S": Link("down:S", 100.0),
+        "up:h": Link("up:h", 100.0), "down:h": Link("down:h", 100.0),
+        "down:R": Link("down:R", 100.0), "up:R": Link("up:R", 100.0),
+        "down:X": Link("down:X", 100.0), "up:X": Link("up:X", 100.0),
+        "wan:hub>b": Link("wan:hub>b", wan), "wan:b>hub": Link("wan:b>hub", wan),
+    }
+    return LinkMap(links=links, node_site={"S": "hub", "h": "hub", "R": "b", "X": "b"},
+                   site_parent={"hub": None, "b": "hub"})
+
+
+def test_wan_link_never_overbooked_and_caps_given() -> None:
+    p = swarm(4, links=_two_sites(wan=10.0))
+    p.add_node("R", dl_slots=4, ul_slots=0)
+    [t] = p.plan(0.0)
+    assert (t.source, t.dest, t.rate_cap) == ("S", "R", 10.0)
+    assert p.link_booked()["wan:hub>b"] == 10.0
+    assert p.plan(0.0) == []                      # the WAN link is full
+    p.finish(t.id, 100.0, ok=True)
+    [t2] = p.plan(100.0)
+    assert t2.rate_cap == 10.0
+
+
+def test_host_links_split_between_free_slots() -> None:
+    p = swarm(4, links=_two_sites(wan=1000.0))
+    p.add_node("h", dl_slots=2, ul_slots=2)
+    ts = p.plan(0.0)
+    assert sorted(t.rate_cap for t in ts) == [50.0, 50.0]
+    assert p.link_booked()["up:S"] == 100.0 and p.link_booked()["down:h"] == 100.0
+
+
+def test_no_wan_transfer_when_own_site_has_the_chunk() -> None:
+    lm = _two_sites(wan=1000.0)
+    lm = LinkMap(links=lm.links, node_site={**lm.node_site, "Y": "b"}, site_parent=lm.site_parent)
+    p = swarm(2, links=lm)
+    p.add_node("X", dl_slots=0, ul_slots=1)
+    p.set_have("X", ["c0"])
+    p.add_node("Y", dl_slots=1, ul_slots=1)
+    p.add_node("R", dl_slots=2, ul_slots=0)
+    # c0 is in site b already and c1 is on its way to Y: nothing more crosses the WAN.
+    assert triples(p.plan(0.0)) == {("c1", "S", "Y"), ("c0", "X", "R")}
+    assert p.plan(1.0) == []
+
+
+def test_no_second_wan_copy_while_one_is_on_its_way() -> None:
+    p = swarm(1, links=_two_sites(wan=1000.0))
+    p.add_node("R", dl_slots=2, ul_slots=2)
+    p.add_node("X", dl_slots=2, ul_slots=2)
+    [t] = p.plan(0.0)
+    assert t.chunk == "c0"
+    assert p.plan(0.0) == []
+    p.finish(t.id, 1.0, ok=True)
+    [t2] = p.plan(1.0)
+    assert (t2.source, t2.dest) == (t.dest, "RX".replace(t.dest, ""))
+
+
+def _pair(config: PlannerConfig) -> Planner:
+    links = LinkMap(links={n: Link(n, 1000.0) for n in ("up:a", "down:b")})
+    p = Planner(links=links, rng=random.Random(3), config=config)
+    p.set_chunks(CHUNKS)
+    p.add_node("a", dl_slots=0, ul_slots=1)
+    p.set_have("a", [h for h, _ in CHUNKS])
+    p.add_node("b", dl_slots=1, ul_slots=0)
+    return p
+
+
+def test_slow_source_times_out_then_is_avoided() -> None:
+    p = _pair(PlannerConfig(min_timeout_s=1.0, timeout_factor=4.0, endgame_chunks=8, slow_threshold=1.5))
+    [t] = p.plan(0.0)
+    assert (t.source, t.rate_cap, t.timeout_s) == ("a", 1000.0, 4.0)   # 4 x (1000 B / 1000 B/s)
+    assert p.expire(3.9) == []
+    assert [x.id for x in p.expire(4.0)] == [t.id]
+    assert p.node_stats("a").slowness == pytest.approx(0.7 + 0.3 * 4.0) and p.node_stats("a").failures == 1
+    p.finish(t.id, 5.0, ok=True)                  # a late report of an expired transfer is ignored
+    assert p.node_stats("a").uploads == 0
+    # b is in its endgame: the slow a is taken only because nothing else is offered ...
+    [t] = p.plan(4.0)
+    assert t.source == "a"
+    # ... and once a fast source is idle as well, the fast one gets the chunk.
+    p.add_node("f", dl_slots=0, ul_slots=1)
+    p.set_have("f", [h for h, _ in CHUNKS])
+    p.remove_node("b")
+    p.add_node("b", dl_slots=1, ul_slots=0)
+    assert [x.source for x in p.plan(5.0)] == ["f"]
+
+
+def test_known_slow_source_gets_a_smaller_cap() -> None:
+    p = _pair(PlannerConfig(endgame_chunks=0, slow_threshold=10.0))
+    [t] = p.plan(0.0)
+    p.finish(t.id, 3.0, ok=True)                  # 3 s for 1000 B at 1000 B/s nominal: sample 3
+    slow = 0.7 + 0.3 * 3.0
+    assert p.node_stats("a").slowness == pytest.approx(slow)
+    [t] = p.plan(3.0)
+    assert t.rate_cap == pytest.approx(1000.0 / slow)
+    assert t.timeout_s == pytest.approx(4.0 * slow * slow)   # 4 x expected time x swarm median slowness
+    p.finish(t.id, 4.0, ok=True)
+    assert p.node_stats("a").slowness == pytest.approx(0.7 * slow + 0.3 * 1.0)
+
+
+def test_new_generation_keeps_surviving_chunks_and_cancels_vanished() -> None:
+    p = swarm(4)
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    p.set_have("a", ["c0", "c3"])
+    ts = p.plan(0.0)
+    assert {t.chunk for t in ts} == {"c1", "c2"}
+    cancelled = p.set_chunks([("c3", 1000), ("c2", 1000), ("c9", 1000)])
+    assert [t.chunk for t in cancelled] == ["c1"]
+    assert list(p.has("a")) == [0] and list(p.receiving("a")) == [1]
+    assert [t.chunk for t in p.inflight()] == ["c2"]
+    p.set_have("S", ["c3", "c2", "c9"])
+    [t] = p.plan(1.0)
+    assert (t.chunk, t.dest) == ("c9", "a")
+    for x in p.inflight():
+        p.finish(x.id, 2.0, ok=True)
+    assert p.is_complete("a") and p.has("a").to_bytes() == b"\x07"
+
+
+def test_remove_node_returns_its_transfers() -> None:
+    p = swarm(4)
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    ts = p.plan(0.0)
+    assert sorted(t.id for t in p.remove_node("a")) == sorted(t.id for t in ts)
+    assert p.inflight() == [] and p.node_names() == ["S"]
+    assert p.node_stats("S").uploading == 0
+
+
+def test_duplicate_node_and_duplicate_hash_are_refused() -> None:
+    p = swarm(1)
+    with pytest.raises(ValueError):
+        p.add_node("S", dl_slots=1, ul_slots=1)
+    with pytest.raises(ValueError):
+        p.set_chunks([("c0", 1), ("c0", 1)])
+
+
+PURE_MODULES = ("planner", "planner_state", "planner_links", "linkmap")
+FORBIDDEN = {"asyncio", "aiohttp", "socket", "os", "io", "pathlib", "subprocess", "threading",
+             "time", "selectors", "ssl", "shutil", "tempfile"}
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_planner_modules_import_no_io(module: str) -> None:
+    source = (Path(lanscatter.__file__).parent / f"{module}.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & FORBIDDEN
+
+
+def test_importing_the_planner_loads_no_network_stack() -> None:
+    code = ("import sys, lanscatter.planner; "
+            "print(','.join(m for m in ('asyncio', 'aiohttp', 'socket') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == ""
