@@ -12,11 +12,15 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
+from lanscatter.errors import ConfigError
+from lanscatter.linkmap import LinkMap
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
+from lanscatter.relay import RelayNode, RelayOptions
 from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
 
 log = logging.getLogger("lanscatter.cli")
@@ -40,6 +44,37 @@ def _common(sp: argparse.ArgumentParser, port: int) -> None:
     sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
 
 
+def _topology_args(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("site tree", "let the planner know the network (link speeds, sites)")
+    g.add_argument("--topology", type=Path, default=None, metavar="FILE", help="the site-tree YAML file")
+    g.add_argument("--host", default=None, help="this node's host name in the topology (default --name)")
+    g.add_argument("--local", action="store_true", help="the topology runs as a local rehearsal")
+    g.add_argument("--workdir", type=Path, default=None, help="work directory of the local rehearsal")
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    site: str | None = None
+    parent_site: str | None = None
+    link_map: LinkMap | None = None
+
+
+def _placement(args: argparse.Namespace) -> _Placement:
+    """Where this node sits in the site tree, when --topology is given."""
+    if args.topology is None:
+        return _Placement()
+    from lanscatter.topology import derive_plan, load_topology
+
+    plan = derive_plan(load_topology(args.topology), local=args.local, workdir=args.workdir)
+    name = args.host or args.name
+    try:
+        host = plan.host(name)
+    except KeyError:
+        raise ConfigError(f"host {name!r} is not in {args.topology}",
+                          "pass --host with one of: " + ", ".join(h.name for h in plan.hosts)) from None
+    return _Placement(host.site, plan.site(host.site).parent, plan.link_map)
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m = sub.add_parser("master", help="scan a folder and coordinate peers that mirror it",
                        description="Scan DIR into chunks, serve them and coordinate peers. The folder "
@@ -51,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--slots", type=int, default=3, help="concurrent uploads from the master (default 3)")
     m.add_argument("--rescan-interval", type=float, default=60.0, metavar="S",
                    help="rescan at least this often, in seconds (file-system events also trigger one)")
+    _topology_args(m)
     m.set_defaults(func=run_master)
 
     p = sub.add_parser("peer", help="join a master and mirror its folder into DIR",
@@ -66,6 +102,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
     p.set_defaults(func=run_peer)
+
+    r = sub.add_parser("proxy", help="relay: a peer of an upstream swarm and the master of this site",
+                       description="Join the upstream swarm at HOST[:PORT] as a peer that uploads nothing "
+                                   "back, mirror into DIR, and be the master of this site's swarm, "
+                                   "announcing each chunk downstream as soon as it is verified.")
+    r.add_argument("master", metavar="UPSTREAM[:PORT]",
+                   help=f"the upstream master or relay (default port {DEFAULT_MASTER_PORT})")
+    r.add_argument("folder", type=Path, metavar="DIR")
+    _common(r, DEFAULT_MASTER_PORT)
+    r.add_argument("--peer-port", type=int, default=DEFAULT_PEER_PORT,
+                   help=f"the upstream-side chunk port (default {DEFAULT_PEER_PORT}; serves nothing upstream)")
+    r.add_argument("--dl-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
+                   help="download limit from upstream in Mbit/s (default unlimited)")
+    r.add_argument("--slots", type=int, default=3,
+                   help="concurrent downloads from upstream and uploads to the site (default 3)")
+    r.add_argument("--connect-timeout", type=float, default=300.0, metavar="S",
+                   help="give up if the upstream never answers within this (default 300 s)")
+    _topology_args(r)
+    r.set_defaults(func=run_proxy)
 
 
 def _secret(args: argparse.Namespace) -> str | None:
@@ -88,10 +143,12 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
 
 
 def run_master(args: argparse.Namespace) -> int:
+    where = _placement(args)
     opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
                          port=args.port, name=args.name or "master", chunk_size=args.chunk_size,
                          secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
-                         rescan_interval=args.rescan_interval, compress=not args.no_compress)
+                         rescan_interval=args.rescan_interval, compress=not args.no_compress,
+                         site=where.site, link_map=where.link_map)
     node = MasterNode(opts, progress=_scan_progress)
 
     async def body() -> None:
@@ -122,6 +179,33 @@ def run_peer(args: argparse.Namespace) -> int:
             await asyncio.wait({runner, reporter}, return_when=asyncio.FIRST_COMPLETED)
             if runner.done():
                 runner.result()          # raises the refusal / connection error
+        finally:
+            for t in (runner, reporter):
+                t.cancel()
+            await asyncio.gather(runner, reporter, return_exceptions=True)
+            await node.stop()
+
+    return _run(body)
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
+    where = _placement(args)
+    peer = PeerOptions(master=host, master_port=port, folder=args.folder,
+                       state_dir=_state_dir(args, "relay"), host=args.listen, port=args.peer_port,
+                       name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
+                       dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
+                       connect_timeout=args.connect_timeout, role="relay", serve=False)
+    node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
+                                  upstream_site=where.parent_site, link_map=where.link_map))
+
+    async def body() -> None:
+        runner = asyncio.create_task(node.run())
+        reporter = asyncio.create_task(_report_loop(node.status, args.json, node.upstream.progress))
+        try:
+            await asyncio.wait({runner, reporter}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done():
+                runner.result()
         finally:
             for t in (runner, reporter):
                 t.cancel()

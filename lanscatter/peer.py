@@ -33,6 +33,7 @@ from lanscatter.node_http import status_routes
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.server import bind_site
 from lanscatter.store import MirrorStore
+from lanscatter.rate_meter import RateMeter
 
 log = logging.getLogger("lanscatter.peer")
 
@@ -83,6 +84,7 @@ class PeerNode:
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.local_copies = 0
         self.events: list[dict[str, Any]] = []
+        self._rx_meter = RateMeter()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -242,6 +244,10 @@ class PeerNode:
             await ws.send_str(p.encode(p.Have(gen, [d.chunk])))
             if self.on_chunk:
                 self.on_chunk(d.chunk)
+
+    def rx_rate(self) -> float:
+        self._rx_meter.sample(time.monotonic(), self.counters.rx_bytes, self.counters.tx_bytes)
+        return self._rx_meter.rates()[0]
 
     async def _stats_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:

@@ -29,6 +29,7 @@ from lanscatter.errors import RemoteProtocolError
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
+from lanscatter.rate_meter import RateMeter
 
 log = logging.getLogger("lanscatter.swarm")
 
@@ -55,24 +56,7 @@ class PeerLink:
     complete: bool = False
     online: bool = True
     planned: bool = False        # known to the planner (after its first full Have)
-    rates: "RateMeter" = field(default_factory=lambda: RateMeter())
-
-
-class RateMeter:
-    """Bytes/s over the last few seconds, from cumulative counters sampled now and then."""
-
-    def __init__(self) -> None:
-        self.samples: deque[tuple[float, int, int]] = deque(maxlen=8)
-
-    def sample(self, now: float, rx: int, tx: int) -> None:
-        self.samples.append((now, rx, tx))
-
-    def rates(self) -> tuple[float, float]:
-        if len(self.samples) < 2:
-            return 0.0, 0.0
-        (t0, rx0, tx0), (t1, rx1, tx1) = self.samples[0], self.samples[-1]
-        dt = max(t1 - t0, 1e-6)
-        return (rx1 - rx0) / dt, (tx1 - tx0) / dt
+    rates: RateMeter = field(default_factory=RateMeter)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -92,6 +92,23 @@ class Cluster:
         self.nodes.append(node)
         return node
 
+    def start_relay(self, name: str, upstream: Node, *extra: str) -> Node:
+        port = free_port()
+        argv = ["proxy", f"{HOST}:{upstream.port}", str(self.tmp / name), "--listen", HOST, "--port",
+                str(port), "--peer-port", "0", "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
+                "--connect-timeout", "20", *extra]
+        node = Node(argv, self.tmp / f"{name}.log", port, self._env())
+        self.nodes.append(node)
+        wait_for(lambda: node.status() is not None, 30, f"relay {name} up", node)
+        return node
+
+    def start_peer_of(self, name: str, upstream: Node, *extra: str) -> Node:
+        saved, self.master = self.master, upstream
+        try:
+            return self.start_peer(name, *extra)
+        finally:
+            self.master = saved
+
     def _env(self) -> dict[str, str]:
         return {"LANSCATTER_SECRET": self.secret} if self.secret else {}
 

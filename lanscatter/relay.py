@@ -1,0 +1,124 @@
+"""The relay (`lanscatter proxy`): a peer of the upstream swarm and the master of its own site,
+in one process over one folder.
+
+- It takes the manifest from upstream (no scan, no hashing of its own) and announces every chunk
+  downstream the moment it is verified (cut-through): the site's peers spread chunk 1 while chunk 2
+  is still crossing the WAN.
+- It uploads nothing back upstream (it sits behind a slow link): it joins with no chunk port.
+- When the upstream goes away, the site keeps distributing what the relay has; the peer side
+  reconnects with backoff. The last manifest is kept in the state folder, so a relay restarted
+  while its upstream is down still serves its site.
+- Chains to any depth: a relay's downstream side is an ordinary master to the next relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from lanscatter.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.errors import ManifestError
+from lanscatter.linkmap import LinkMap
+from lanscatter.manifest import Manifest, manifest_from_json
+from lanscatter.node_http import status_routes
+from lanscatter.peer import PeerNode, PeerOptions
+from lanscatter.server import bind_site
+from lanscatter.swarm import Swarm
+
+log = logging.getLogger("lanscatter.relay")
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    peer: PeerOptions                 # the upstream side (serve=False, role="relay")
+    port: int                         # downstream master port
+    slots: int = 3                    # concurrent uploads to the site
+    site: str | None = None
+    upstream_site: str | None = None
+    link_map: LinkMap | None = None
+
+
+class RelayNode:
+    def __init__(self, opts: RelayOptions) -> None:
+        self.opts = opts
+        self.upstream = PeerNode(opts.peer)
+        self.upstream.on_manifest = self._manifest
+        self.upstream.on_chunk = self._chunk
+        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
+                           link_map=opts.link_map, site=opts.site, role="relay")
+        self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
+        self.swarm.seed_uploads = lambda: self.down.uploads
+        self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
+                                  ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
+        self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
+        self._runner: web.AppRunner | None = None
+        self.port = opts.port
+
+    def _manifest(self, manifest: Manifest) -> None:
+        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have())
+        tmp = self._manifest_file.with_suffix(".tmp")
+        tmp.write_text(manifest.to_json(), encoding="utf-8")
+        os.replace(tmp, self._manifest_file)
+
+    def _chunk(self, chunk: str) -> None:
+        self.swarm.seed_got(chunk)
+
+    async def _resume_last_manifest(self) -> None:
+        """Serve the site from the last generation seen, before (or without) the upstream."""
+        try:
+            manifest = manifest_from_json(self._manifest_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ManifestError) as exc:
+            log.warning("ignoring the saved manifest: %s", exc)
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self.upstream.store.reconcile, manifest)
+        self.upstream.manifest = manifest
+        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have())
+        log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=2**20)
+        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes(),
+                        *status_routes(self.status, html=True)])
+        return app
+
+    async def run(self) -> None:
+        await self.upstream.start_server()
+        self._runner, self.port = await bind_site(self.app(), self.opts.peer.host, self.opts.port)
+        await self._resume_last_manifest()
+        self.swarm.start()
+        log.info("relay %s: upstream %s:%d, serving its site on %s:%d", self.upstream.name,
+                 self.opts.peer.master, self.opts.peer.master_port, self.opts.peer.host, self.port)
+        await self.upstream.run()
+
+    async def stop(self) -> None:
+        await self.swarm.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.upstream.stop()
+
+    def status(self) -> dict[str, Any]:
+        up = self.upstream
+        st = self.swarm.status(rx_bytes=up.counters.rx_bytes, tx_bytes=self.down.tx_bytes)
+        link = f"wan:{self.opts.upstream_site}>{self.opts.site}" if self.opts.site and self.opts.upstream_site \
+            else "upstream"
+        cap = None
+        if self.opts.link_map is not None and link in self.opts.link_map.links:
+            cap = self.opts.link_map.links[link].bytes_per_s
+        st["links"] = [{"name": link, "bytes": up.counters.rx_bytes, "bytes_per_s": cap,
+                        "rate": up.rx_rate()}]
+        st["upstream"] = {"connected": up.connected, "master": f"{self.opts.peer.master}:{self.opts.peer.master_port}",
+                          "generation": up.manifest.generation if up.manifest else None,
+                          "complete": up.complete(), "downloaded_chunks": up.downloaded_chunks}
+        return st
+
+    def dump_status(self) -> str:
+        return json.dumps(self.status())
