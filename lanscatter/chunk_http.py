@@ -1,10 +1,8 @@
-"""Chunks over HTTP: the server route (`GET /chunks/<hash>`) and the streaming client.
+"""Serving chunks over HTTP: `GET /chunks/<hash>`.
 
-Server: unthrottled, uncompressed chunks go out with sendfile (no copy through Python); LZ4 only
-when the client accepts it and a sample of the chunk compresses; rate limits slice the stream.
-Client: the body streams to the part file at the chunk's offset while it is hashed; hashing and
-writing run in a worker thread, overlapped with receiving the next piece. Never a whole chunk in
-memory. A wrong hash or size is reported as corrupt (the source is then avoided).
+Unthrottled, uncompressed chunks go out with sendfile (no copy through Python); LZ4 only when the
+client accepts it and a sample of the chunk compresses; rate limits (the node's upload limit and
+the `rate` the planner gave the transfer) slice the stream. The client side is chunk_fetch.py.
 """
 
 from __future__ import annotations
@@ -12,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import lz4.frame
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import web
 
 from lanscatter.auth import TOKEN_HEADER, Auth
-from lanscatter.hashing import PIECE, new_hasher
+from lanscatter.hashing import PIECE
 from lanscatter.manifest import check_hash
 from lanscatter.ratelimit import TokenBucket, take_all
 from lanscatter.store import Location
@@ -161,80 +158,3 @@ class FetchResult:
     error: str = ""
     wire_bytes: int = 0
     seconds: float = 0.0
-
-
-class _Sink:
-    """Hashes and writes pieces at increasing offsets; runs in a worker thread."""
-
-    def __init__(self, fd: int, offset: int) -> None:
-        self.fd = fd
-        self.pos = offset
-        self.hasher = new_hasher()
-
-    def put(self, data: bytes | bytearray) -> None:
-        self.hasher.update(data)
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self.fd, view, self.pos)
-            self.pos += n
-            view = view[n:]
-
-
-async def fetch_chunk(session: ClientSession, url: str, chunk: str, length: int, *, auth: Auth,
-                      fd: int, offset: int, timeout_s: float, counters: TrafficCounters,
-                      buckets: list[TokenBucket], rate_cap: float | None = None,
-                      accept_lz4: bool = True) -> FetchResult:
-    """Download one chunk into `fd` at `offset`, verifying its hash. Never raises for network
-    trouble: the result says whether it worked and whether the source sent corrupt data."""
-    started = time.monotonic()
-    loop = asyncio.get_running_loop()
-    sink = _Sink(fd, offset)
-    received = 0
-    wire = 0
-    headers = {TOKEN_HEADER: auth.chunk_token(chunk)}
-    if accept_lz4:
-        headers[ACCEPT_HEADER] = "lz4"
-    params = {"rate": f"{rate_cap:.0f}"} if rate_cap else None
-    pending: asyncio.Future[None] | None = None
-    try:
-        async with asyncio.timeout(timeout_s):
-            async with session.get(f"{url}/chunks/{chunk}", headers=headers, params=params,
-                                   timeout=ClientTimeout(total=None, sock_connect=10)) as resp:
-                if resp.status != 200:
-                    return FetchResult(False, error=f"HTTP {resp.status} from source",
-                                       seconds=time.monotonic() - started)
-                decomp = lz4.frame.LZ4FrameDecompressor() if resp.headers.get(ENCODING_HEADER) == "lz4" else None
-                buf = bytearray()
-                async for piece in resp.content.iter_any():
-                    wire += len(piece)
-                    counters.rx_bytes += len(piece)
-                    await take_all(buckets, len(piece))
-                    data = decomp.decompress(piece) if decomp else piece
-                    received += len(data)
-                    if received > length:
-                        return FetchResult(False, corrupt=True, error="source sent too many bytes",
-                                           wire_bytes=wire, seconds=time.monotonic() - started)
-                    buf += data
-                    if len(buf) >= PIECE:
-                        if pending is not None:
-                            await pending
-                        pending = loop.run_in_executor(None, sink.put, buf)
-                        buf = bytearray()
-                if pending is not None:
-                    await pending
-                    pending = None
-                if buf:
-                    await loop.run_in_executor(None, sink.put, buf)
-    except TimeoutError:
-        return FetchResult(False, error=f"timed out after {timeout_s:.0f} s", wire_bytes=wire,
-                           seconds=time.monotonic() - started)
-    except (ClientError, OSError, RuntimeError) as exc:
-        return FetchResult(False, error=f"{type(exc).__name__}: {exc}", wire_bytes=wire,
-                           seconds=time.monotonic() - started)
-    finally:
-        if pending is not None:
-            await asyncio.gather(pending, return_exceptions=True)
-    seconds = time.monotonic() - started
-    if received != length or sink.hasher.hexdigest() != chunk:
-        return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=wire, seconds=seconds)
-    return FetchResult(True, wire_bytes=wire, seconds=seconds)

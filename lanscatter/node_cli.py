@@ -265,25 +265,27 @@ async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
         bar = Progress("syncing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
         task = bar.add_task("sync", total=None)
         bar.start()
-    last_log = 0.0
+    last_log = last_line = 0.0
     try:
         while True:
             st = status()
-            if as_json:
+            now = time.monotonic()
+            if as_json and now - last_line >= 1.0:
+                last_line = now
                 print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
                                  | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
             if progress is not None:
                 held, total = progress()
                 if bar is not None:
                     bar.update(task, completed=held, total=total or None)
-                elif time.monotonic() - last_log > 10 and not as_json:
-                    last_log = time.monotonic()
+                elif now - last_log > 10 and not as_json:
+                    last_log = now
                     log.info("%s of %s (%s)", human_bytes(held), human_bytes(total),
                              "complete" if st["synced"] else "syncing")
             if done is not None and st["synced"]:
                 log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
                 return
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.25)
     finally:
         if bar is not None:
             bar.stop()

@@ -26,7 +26,8 @@ from aiohttp import WSMsgType, web
 from lanscatter import __version__, protocol as p
 from lanscatter.auth import Auth
 from lanscatter.bitmap import Bitmap
-from lanscatter.chunk_http import ChunkServer, TrafficCounters, fetch_chunk
+from lanscatter.chunk_fetch import Fetcher
+from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError, VersionMismatch
 from lanscatter.manifest import Manifest, manifest_from_dict
 from lanscatter.node_http import status_routes
@@ -73,6 +74,8 @@ class PeerNode:
         self.dl_bucket = TokenBucket(opts.dl_rate) if opts.dl_rate else None
         self.server = ChunkServer(self.store.locate, self.auth, self.counters,
                                   ul_bucket=self.ul_bucket, compress=opts.compress)
+        self.fetcher = Fetcher(self.counters, local_addr=self._local_addr()[0] if self._local_addr() else None,
+                               threads=opts.dl_slots + 2)
         self.on_manifest: Callable[[Manifest], None] | None = None
         self.on_chunk: Callable[[str], None] | None = None
         self.connected = False
@@ -101,7 +104,6 @@ class PeerNode:
             await self.start_server()
         connector = aiohttp.TCPConnector(limit=0, local_addr=self._local_addr())
         async with aiohttp.ClientSession(connector=connector) as session:
-            self._session = session
             first_try = time.monotonic()
             ever_connected = False
             backoff = 0.5
@@ -131,6 +133,7 @@ class PeerNode:
         await self._cancel_all()
         if self._runner is not None:
             await self._runner.cleanup()
+        self.fetcher.close()
         self.store.close()
 
     # ---- one connection ----------------------------------------------------------------------
@@ -180,7 +183,9 @@ class PeerNode:
             await self._new_manifest(ws, manifest_from_dict(msg.manifest))
         elif isinstance(msg, p.Download):
             if msg.transfer not in self._tasks:
-                self._tasks[msg.transfer] = asyncio.create_task(self._download(ws, msg))
+                task = asyncio.create_task(self._download(ws, msg))
+                task.add_done_callback(_log_crash)
+                self._tasks[msg.transfer] = task
         elif isinstance(msg, p.Cancel):
             task = self._tasks.pop(msg.transfer, None)
             if task is not None:
@@ -222,9 +227,9 @@ class PeerNode:
         self._inflight.add(d.chunk)
         self.counters.downloads += 1
         try:
-            result = await fetch_chunk(
-                self._session, d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
-                timeout_s=d.timeout_s, counters=self.counters,
+            result = await self.fetcher.fetch(
+                d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
+                timeout_s=d.timeout_s,
                 buckets=[b for b in (self.dl_bucket,) if b], rate_cap=d.rate_cap,
                 accept_lz4=self.opts.compress)
         finally:
@@ -303,3 +308,9 @@ class PeerNode:
             }],
             "links": [], "events": self.events[-50:],
         }
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    """A download task that dies of a bug must say so (the swarm would otherwise just stall)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("download task failed: %r", exc, exc_info=exc)

@@ -1,0 +1,180 @@
+"""Downloading chunks: each transfer runs in a worker thread with a blocking keep-alive HTTP
+connection, so the bytes go socket -> buffer -> hash -> part file with no per-packet Python work
+on the event loop (receiving, hashing and writing all release the GIL).
+
+Rules: the body is written at the chunk's offset while it is hashed, in pieces of `_PIECE`; never a
+whole chunk in memory. The result says whether the chunk arrived intact; a wrong size or hash is
+`corrupt` (the source is then avoided). Cancelling the awaiting task stops the thread (its socket
+is shut down) and waits for it, so nothing writes into the part file after cancellation returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import lz4.frame
+
+from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, FetchResult, TrafficCounters
+from lanscatter.hashing import new_hasher
+from lanscatter.ratelimit import TokenBucket, wait_all
+
+_PIECE = 1 << 20
+_STALL_S = 30.0          # no byte for this long: the connection is dead
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Pool:
+    """Idle keep-alive connections per (host, port), shared by the download threads."""
+
+    def __init__(self, local_addr: str | None) -> None:
+        self.local_addr = local_addr
+        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+        with self._lock:
+            idle = self._idle.get((host, port))
+            if idle:
+                return idle.pop()
+        src = (self.local_addr, 0) if self.local_addr else None
+        return http.client.HTTPConnection(host, port, timeout=timeout, source_address=src)
+
+    def put(self, host: str, port: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault((host, port), []).append(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            for conns in self._idle.values():
+                for c in conns:
+                    c.close()
+            self._idle.clear()
+
+
+@dataclass(slots=True)
+class _Live:
+    """The connection a running download uses, so a cancel can shut it down."""
+
+    conn: http.client.HTTPConnection | None = None
+
+
+class Fetcher:
+    def __init__(self, counters: TrafficCounters, *, local_addr: str | None, threads: int) -> None:
+        self.counters = counters
+        self._pool = _Pool(local_addr)
+        self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
+
+    async def fetch(self, url: str, chunk: str, length: int, *, auth: Auth, fd: int, offset: int,
+                    timeout_s: float, buckets: list[TokenBucket], rate_cap: float | None = None,
+                    accept_lz4: bool = True) -> FetchResult:
+        cancel = threading.Event()
+        live = _Live()
+        caps = [*buckets, TokenBucket(rate_cap)] if rate_cap else list(buckets)
+        fut = asyncio.get_running_loop().run_in_executor(
+            self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
+            time.monotonic() + timeout_s, timeout_s, caps, rate_cap, accept_lz4, cancel, live)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            cancel.set()
+            conn = live.conn
+            if conn is not None and conn.sock is not None:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            await asyncio.wait({fut}, timeout=10)
+            raise
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
+
+    def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
+               timeout_s: float, caps: list[TokenBucket], rate_cap: float | None, accept_lz4: bool,
+               cancel: threading.Event, live: _Live) -> FetchResult:
+        started = time.monotonic()
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        conn = self._pool.get(host, port, min(_STALL_S, timeout_s))
+        live.conn = conn
+        wire = 0
+        headers = {TOKEN_HEADER: token} if token else {}
+        if accept_lz4:
+            headers[ACCEPT_HEADER] = "lz4"
+        path = f"/chunks/{chunk}" + (f"?rate={rate_cap:.0f}" if rate_cap else "")
+        reusable = False
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            if resp.status != 200:
+                resp.read(4096)
+                return FetchResult(False, error=f"HTTP {resp.status} from source",
+                                   seconds=time.monotonic() - started)
+            decomp = lz4.frame.LZ4FrameDecompressor() if resp.getheader(ENCODING_HEADER) == "lz4" else None
+            hasher = new_hasher()
+            buf = bytearray(_PIECE)
+            view = memoryview(buf)
+            pos = offset
+            received = 0
+            while True:
+                if cancel.is_set():
+                    raise _Cancelled()
+                if time.monotonic() > deadline:
+                    return FetchResult(False, error=f"timed out after {timeout_s:.0f} s", wire_bytes=wire,
+                                       seconds=time.monotonic() - started)
+                n = resp.readinto(view)
+                if not n:
+                    break
+                wire += n
+                self.counters.rx_bytes += n
+                _pause(wait_all(caps, n), cancel)
+                data: memoryview | bytes = decomp.decompress(view[:n]) if decomp else view[:n]
+                received += len(data)
+                if received > length:
+                    return FetchResult(False, corrupt=True, error="source sent too many bytes",
+                                       wire_bytes=wire, seconds=time.monotonic() - started)
+                hasher.update(data)
+                _pwrite_all(fd, data, pos)
+                pos += len(data)
+            reusable = not resp.will_close
+        except _Cancelled:
+            return FetchResult(False, error="cancelled", wire_bytes=wire, seconds=time.monotonic() - started)
+        except (OSError, http.client.HTTPException, RuntimeError) as exc:
+            err = "cancelled" if cancel.is_set() else f"{type(exc).__name__}: {exc}"
+            return FetchResult(False, error=err, wire_bytes=wire, seconds=time.monotonic() - started)
+        finally:
+            live.conn = None
+            if reusable:
+                self._pool.put(host, port, conn)
+            else:
+                conn.close()
+        seconds = time.monotonic() - started
+        if received != length or hasher.hexdigest() != chunk:
+            return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=wire, seconds=seconds)
+        return FetchResult(True, wire_bytes=wire, seconds=seconds)
+
+
+def _pwrite_all(fd: int, data: memoryview | bytes, pos: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, pos)
+        pos += n
+        view = view[n:]
+
+
+def _pause(seconds: float, cancel: threading.Event) -> None:
+    if seconds > 0:
+        cancel.wait(seconds)        # returns early when cancelled
