@@ -8,10 +8,14 @@ Policy (docs/planner.md has the reasoning):
 - Downloaders are served least-complete first; a downloader takes the rarest chunk (fewest nodes
   holding or receiving it) among what the probed idle sources can give it.
 - A source that is already sending a chunk offers other chunks first, so copies spread.
-- Among equally rare offers, a seed (master or relay) weighs `seed_weight` of a peer, and a slow
-  source 1/slowness. A source slower than `slow_threshold` is held back with probability
-  1 - 1/slowness (always for a downloader that needs only its last few chunks); a held-back source
-  is used only by a downloader that would otherwise have nothing in flight.
+- Among equally rare offers, a seed (master or relay) weighs `seed_weight` of a peer, a slow
+  source 1/slowness, a source whose uploads failed lately (1 - its recent failure share).
+- Slowness is measured (upload time against the time the rate cap allows) and compared with the
+  swarm's median. A source slower than `slow_threshold` gets a cap it can keep, is held back with
+  probability 1 - 1/slowness, and always when its upload would outlast the downloader's remaining
+  work; its transfer takes one of `slow_extra_slots` beside the downloader's slots, so a slow
+  copy never halves a downloader's speed. A held-back source is used only by a downloader that
+  would otherwise have nothing in flight.
 - A source that served corrupt data is never used again.
 - Every finite link on a transfer's path is booked with the transfer's rate cap; a link is never
   booked beyond its capacity. A transfer crosses to another site only for a chunk that no node of
@@ -43,13 +47,14 @@ class PlannerConfig:
     min_timeout_s: float = 5.0          # never time a transfer out sooner than this
     timeout_factor: float = 4.0         # timeout = factor x expected time x median slowness
     initial_timeout_s: float = 300.0    # before anything is measured and without a rate cap
-    slow_threshold: float = 2.0         # slowness above which a source is thinned out
+    slow_threshold: float = 2.0         # slowness (relative to the swarm median) of a slow source
+    slow_extra_slots: int = 1           # downloads from slow sources a node takes beside its slots
     endgame_chunks: int = 4             # a downloader needing this few chunks avoids slow sources
     seed_weight: float = 0.25           # a seed's weight against an equally good peer
     candidates: int = 4                 # offers compared per downloader slot
     max_probe: int = 32                 # idle sources looked at per downloader slot
     ewma_alpha: float = 0.3             # weight of the newest upload measurement
-    failure_slowness: float = 4.0       # slowness sample charged for a failed upload
+    kept_pace: float = 1.25             # a capped upload within this factor of its cap proves no slowness
     min_link_share: float = 0.02        # a link with less than this share of capacity left is full
     stats_refresh_s: float = 1.0        # how often the swarm medians are recomputed
 
@@ -114,7 +119,9 @@ class _Flight:
     chunk: int
     links: tuple[str, ...]
     booked: float
-    nominal_s: float | None     # expected duration at the links' nominal rates
+    background: bool            # from a slow source, beside the destination's download slots
+    expected_s: float | None    # duration expected at the cap (or the swarm's median speed)
+    slowness: float             # the source's slowness when it was planned
 
 
 class Planner:
@@ -248,15 +255,20 @@ class Planner:
         idle = sorted(self._idle)
         by_idx = self._by_idx
         out: list[Transfer] = []
-        for di in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i)):
-            d = by_idx[di]
-            while idle and d.n_dl < d.dl_slots:
-                t = self._pick(d, idle, now)
-                if t is None:
+        # One slot per downloader per pass, least complete first: a scarce source (the seed at
+        # the start) spreads its first chunks over several downloaders, who can then pass them on.
+        queue = [by_idx[i] for i in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i))]
+        while queue and idle:
+            again = []
+            for d in queue:
+                if not idle:
                     break
-                out.append(t)
-            if not idle:
-                break
+                t = self._pick(d, idle, now)
+                if t is not None:
+                    out.append(t)
+                    if d.n_dl < d.dl_slots:
+                        again.append(d)
+            queue = again
         return out
 
     def _pick(self, d: NodeState, idle: list[int], now: float) -> Transfer | None:
@@ -266,12 +278,13 @@ class Planner:
             return None
         down = math.inf
         if d.down_link is not None:
-            down = book.share(d.down_link, d.dl_slots - d.n_dl)
+            down = book.share(d.down_link, max(1, d.dl_slots - d.n_dl))
             if down <= cfg.min_link_share * book.capacity[d.down_link]:
                 return None
-        endgame = need.bit_count() <= cfg.endgame_chunks
-        offers: list[tuple[int, NodeState, int, tuple[str, ...], float]] = []
-        fallback: list[tuple[int, NodeState, int, tuple[str, ...], float]] = []
+        n_need = need.bit_count()
+        base = max(1.0, self._median_slowness)
+        offers: list[tuple[int, NodeState, int, tuple[str, ...], float, bool]] = []
+        fallback: list[tuple[int, NodeState, int, tuple[str, ...], float, bool]] = []
         covered: int | None = None
         n = len(idle)
         start = rng.randrange(n)
@@ -283,8 +296,13 @@ class Planner:
             if s is d:
                 continue
             probed += 1
-            # a slow source is held back (in proportion to its slowness, always in the endgame)
-            held = s.slowness > cfg.slow_threshold and (endgame or rng.random() * s.slowness > 1.0)
+            rel = s.slowness / base
+            slow = rel > cfg.slow_threshold
+            if slow and d.n_bg >= cfg.slow_extra_slots:
+                continue
+            # A slow source is held back in proportion to its slowness, and always when its upload
+            # would outlast the downloader's remaining work (the endgame): slow copies make tails.
+            held = slow and (n_need <= max(cfg.endgame_chunks, rel * d.dl_slots) or rng.random() * rel > 1.0)
             cand = s.bits & need
             if not cand:
                 continue
@@ -305,21 +323,22 @@ class Planner:
                 if fresh:
                     cand = fresh
             chunk, count = self._rarity.rarest(cand, rng)
-            (fallback if held else offers).append((count, s, chunk, path[0], path[1]))
+            (fallback if held else offers).append((count, s, chunk, path[0], path[1], slow))
         if not offers:
             # a held-back source still beats leaving a downloader with nothing at all in flight
-            if not fallback or d.n_dl:
+            if not fallback or d.n_dl or d.n_bg:
                 return None
             offers = fallback
         best = min(o[0] for o in offers)
         top = [o for o in offers if o[0] == best]
         if len(top) > 1:
-            weights = [(cfg.seed_weight if o[1].seed else 1.0) / max(1.0, o[1].slowness) for o in top]
+            weights = [(cfg.seed_weight if o[1].seed else 1.0) * max(0.05, 1.0 - o[1].fail_score)
+                       / max(1.0, o[1].slowness) for o in top]
             choice = rng.choices(top, weights)[0]
         else:
             choice = top[0]
-        _, s, chunk, links, nominal = choice
-        t = self._start(s, d, chunk, links, nominal, now)
+        _, s, chunk, links, nominal, slow = choice
+        t = self._start(s, d, chunk, links, nominal, slow, now)
         if s.n_ul >= s.ul_slots:
             idle.remove(s.idx)
         return t
@@ -346,19 +365,18 @@ class Planner:
         return links, rate
 
     def _start(self, s: NodeState, d: NodeState, chunk: int, links: tuple[str, ...],
-               nominal: float, now: float) -> Transfer:
+               nominal: float, background: bool, now: float) -> Transfer:
         cfg = self.config
         size = self._sizes[chunk]
         slow = max(1.0, s.slowness)
         if math.isfinite(nominal):
             cap: float | None = nominal / slow     # a known-slow source books only what it delivers
-            nominal_s: float | None = size / nominal
+            expected: float | None = size / cap
         else:
             cap = None
-            nominal_s = size * self._median_spb if self._median_spb is not None else None
-        if nominal_s is not None:
-            expected = nominal_s * slow * max(1.0, self._median_slowness)
-            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected)
+            expected = size * self._median_spb * slow if self._median_spb is not None else None
+        if expected is not None:
+            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * max(1.0, self._median_slowness))
         else:
             timeout = cfg.initial_timeout_s
         t = Transfer(self._next_id, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
@@ -367,10 +385,13 @@ class Planner:
             self._book.book(links, cap)
         self._cover_add(d, chunk, +1)
         d.recv |= 1 << chunk
-        d.n_dl += 1
+        if background:
+            d.n_bg += 1
+        else:
+            d.n_dl += 1
         s.n_ul += 1
         s.sending[chunk] = s.sending.get(chunk, 0) + 1
-        self._flights[t.id] = _Flight(t, s, d, chunk, links, cap or 0.0, nominal_s)
+        self._flights[t.id] = _Flight(t, s, d, chunk, links, cap or 0.0, background, expected, slow)
         heapq.heappush(self._deadlines, (now + timeout, t.id))
         self._touch(d)
         self._touch(s)
@@ -393,12 +414,17 @@ class Planner:
             spb = elapsed / f.transfer.size if f.transfer.size else 0.0
             a = self.config.ewma_alpha
             s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
-            if f.nominal_s:
-                self._sample(s, elapsed / f.nominal_s)
+            s.fail_score *= 1 - a
+            if f.expected_s:
+                ratio = elapsed / f.expected_s
+                # at its cap an upload cannot show it could go faster: keeping pace counts as healthy
+                uncapped = f.transfer.rate_cap is None
+                self._sample(s, f.slowness * ratio if uncapped or ratio > self.config.kept_pace else 1.0)
             self._stats_dirty = True
         else:
             s.failures += 1
-            self._sample(s, self.config.failure_slowness)
+            a = self.config.ewma_alpha
+            s.fail_score = (1 - a) * s.fail_score + a
             if corrupt and not s.corrupt:
                 if self._serves_site(s):
                     self._sites[s.site].add_many(s.bits | s.recv, -1)
@@ -417,7 +443,8 @@ class Planner:
             self._drop(f)
             elapsed = now - f.transfer.started
             f.src.failures += 1
-            self._sample(f.src, elapsed / f.nominal_s if f.nominal_s else self.config.failure_slowness)
+            ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
+            self._sample(f.src, f.slowness * ratio)
             out.append(f.transfer)
         return out
 
@@ -428,7 +455,10 @@ class Planner:
             self._book.release(f.links, f.booked)
         s, d, bit = f.src, f.dst, 1 << f.chunk
         d.recv &= ~bit
-        d.n_dl -= 1
+        if f.background:
+            d.n_bg -= 1
+        else:
+            d.n_dl -= 1
         s.n_ul -= 1
         left = s.sending[f.chunk] - 1
         if left:
@@ -517,7 +547,7 @@ class Planner:
         return NodeStats(
             downloads=n.downloads, uploads=n.uploads, dl_slots=n.dl_slots, ul_slots=n.ul_slots,
             have_count=n.n_have, avg_upload_s=n.upload_s_total / n.uploads if n.uploads else None,
-            failures=n.failures, downloading=n.n_dl, uploading=n.n_ul, slowness=n.slowness,
+            failures=n.failures, downloading=n.n_dl + n.n_bg, uploading=n.n_ul, slowness=n.slowness,
             corrupt=n.corrupt, seed=n.seed, site=n.site,
         )
 

@@ -159,13 +159,15 @@ class NodeState:
     bits: int = 0              # chunks held
     recv: int = 0              # chunks in flight to this node
     n_have: int = 0
-    n_dl: int = 0              # transfers in flight to this node
+    n_dl: int = 0              # transfers in flight to this node, in its download slots
+    n_bg: int = 0              # transfers in flight to this node from slow sources, beside its slots
     n_ul: int = 0              # transfers in flight from this node
     sending: dict[int, int] = field(default_factory=dict)   # chunk -> uploads of it in flight
     downloads: int = 0
     uploads: int = 0
     upload_s_total: float = 0.0
     failures: int = 0
+    fail_score: float = 0.0    # EWMA of "this upload failed" (0 = never fails, 1 = always)
     corrupt: bool = False
     slowness: float = 1.0      # EWMA of (upload time / expected time); 1.0 = as fast as the links say
     spb: float | None = None   # EWMA of seconds per uploaded byte

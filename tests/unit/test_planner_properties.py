@@ -89,7 +89,7 @@ def check_plan(p: Planner, sh: Shadow, lm: LinkMap, new: list[Transfer], sc: Sce
         sh.recv[t.dest].add(t.chunk)
         sh.flights[t.id] = t
     for name, (dl, ul) in slots.items():
-        assert sum(t.dest == name for t in sh.flights.values()) <= dl
+        assert sum(t.dest == name for t in sh.flights.values()) <= dl + p.config.slow_extra_slots
         assert sum(t.source == name for t in sh.flights.values()) <= ul
     used: dict[str, float] = {}
     for t in sh.flights.values():

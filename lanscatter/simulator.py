@@ -1,0 +1,345 @@
+"""A discrete-event swarm simulator on a virtual clock, driving the real planner.
+
+Pure: no sockets, no disk, no wall clock; everything random comes from one seeded generator, so
+the same configuration and seed give the same run. The network is modelled the way production
+runs it: one planner per swarm (the hub swarm holds the origin seed, the hub peers and one relay
+per branch site; each branch swarm holds its relay as seed and the branch peers), chained with
+cut-through (a chunk the relay finishes in the hub swarm is at once on offer in its branch).
+
+Transfer model: a transfer moves at its rate cap, but never faster than its share of the source's
+real uplink and the destination's real downlink (max-min fair among the transfers on that link).
+"Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
+by measuring. A failing transfer breaks after a random share of its bytes; a transfer still
+running at its timeout is aborted, as the engine would. Bytes sent count on every WAN link crossed,
+finished or not, so the WAN ratio includes retries.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass, field
+
+from lanscatter.linkmap import Link, LinkMap
+from lanscatter.planner import Planner, PlannerConfig, Transfer
+from lanscatter.sim_model import HUB, SimConfig, SimResult, SiteFigures, percentile, site_names
+
+_FINISH, _EXPIRE, _LEAVE, _JOIN, _TICK = range(5)
+
+
+@dataclass(slots=True, eq=False)
+class _Host:
+    name: str
+    site: str
+    up_rate: float                 # real capacity; the link map may promise more
+    down_rate: float
+    slow: bool = False
+    online: bool = True
+    completed_at: float | None = None
+    ups: list[_Active] = field(default_factory=list)
+    downs: list[_Active] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)   # chunks kept while offline
+
+
+@dataclass(slots=True, eq=False)
+class _Swarm:
+    index: int
+    site: str
+    planner: Planner
+    links: LinkMap
+
+
+@dataclass(slots=True, eq=False)
+class _Active:
+    swarm: _Swarm
+    t: Transfer
+    src: _Host
+    dst: _Host
+    cap: float
+    wan: tuple[str, ...]
+    fail_left: float               # bytes still to go when it breaks (0.0 = it will not break)
+    rate: float = 0.0
+    remaining: float = 0.0
+    last: float = 0.0
+    version: int = 0
+
+
+def _fair_shares(actives: list[_Active], capacity: float) -> dict[int, float]:
+    """Max-min fair split of capacity among transfers whose demand is their rate cap."""
+    shares: dict[int, float] = {}
+    left, todo = capacity, sorted(actives, key=lambda a: a.cap)
+    for k, a in enumerate(todo):
+        fair = left / (len(todo) - k)
+        give = min(a.cap, fair)
+        shares[a.t.id] = give
+        left -= give
+    return shares
+
+
+class Simulation:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = cfg = config
+        self.rng = random.Random(cfg.seed)
+        self.now = 0.0
+        self.chunks = [(f"{i:08x}", cfg.chunk_size) for i in range(cfg.chunks)]
+        self.dataset_bytes = cfg.chunks * cfg.chunk_size
+        self.sites = site_names(cfg.sites)
+        self.hosts: dict[str, _Host] = {}
+        self.swarm_of: dict[str, list[_Swarm]] = {}     # host -> swarms it belongs to
+        self.branch_of_relay: dict[str, _Swarm] = {}
+        self.wan_bytes: dict[str, float] = {}
+        self.transfers = self.failures = self.expired = 0
+        self._events: list[tuple[float, int, int, object]] = []
+        self._seq = 0
+        self._active: dict[tuple[int, int], _Active] = {}   # (swarm id, transfer id) -> active
+        self._dirty: set[int] = set()
+        self._build()
+        self._incomplete = {h for h in self.hosts if h != "origin"} if self.chunks else set()
+
+    # ---- setup -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        cfg, rng = self.config, self.rng
+        rate = cfg.host_rate
+        peers_by_site = {s: [] for s in self.sites}
+        for i in range(cfg.nodes):
+            peers_by_site[self.sites[i % len(self.sites)]].append(f"{self.sites[i % len(self.sites)]}-{i:04d}")
+        all_peers = [p for s in self.sites for p in peers_by_site[s]]
+        slow = set(rng.sample(all_peers, round(cfg.slow_fraction * len(all_peers))))
+        self.hosts["origin"] = _Host("origin", HUB, rate, rate)
+        for site in self.sites:
+            if site != HUB:
+                name = f"relay-{site}"
+                self.hosts[name] = _Host(name, site, rate, rate)
+            for p in peers_by_site[site]:
+                self.hosts[p] = _Host(p, site, rate / cfg.slowdown if p in slow else rate, rate, slow=p in slow)
+        pcfg = PlannerConfig(min_timeout_s=cfg.min_timeout_s)
+        host_links = {f"{d}:{h}": Link(f"{d}:{h}", rate) for h in self.hosts for d in ("up", "down")}
+        wan = {}
+        for k, site in enumerate(self.sites[1:], start=1):
+            for a, b in ((HUB, site), (site, HUB)):
+                wan[f"wan:{a}>{b}"] = Link(f"wan:{a}>{b}", cfg.wan_rate(k))
+        lans = {f"lan:{s}": Link(f"lan:{s}", cfg.lan_rate) for s in self.sites if cfg.lan_rate}
+        parents = {s: (None if s == HUB else HUB) for s in self.sites}
+        # the whole tree in one map: what ideal multicast from the origin would cross
+        self.physical = LinkMap(links={**host_links, **wan, **lans},
+                                node_site={h.name: h.site for h in self.hosts.values()}, site_parent=parents)
+        self.swarms: list[_Swarm] = []
+        hub_members = ["origin", *peers_by_site[HUB], *(f"relay-{s}" for s in self.sites[1:])]
+        self._add_swarm(HUB, hub_members, {**wan, **lans}, host_links, parents, pcfg)
+        for site in self.sites[1:]:
+            members = [f"relay-{site}", *peers_by_site[site]]
+            lan = {k: v for k, v in lans.items() if k == f"lan:{site}"}
+            sw = self._add_swarm(site, members, lan, host_links, {site: None}, pcfg)
+            self.branch_of_relay[f"relay-{site}"] = sw
+        churners = rng.sample(all_peers, round(cfg.churn * len(all_peers)))
+        ideal = self.ideal()
+        for p in churners:
+            leave = rng.uniform(0.0, ideal)
+            self._push(leave, _LEAVE, p)
+            self._push(leave + rng.uniform(0.05, 0.3) * ideal, _JOIN, p)
+        self._push(cfg.plan_interval_s, _TICK, None)
+
+    def _add_swarm(self, site: str, members: list[str], shared: dict[str, Link], host_links: dict[str, Link],
+                   parents: dict[str, str | None], pcfg: PlannerConfig) -> _Swarm:
+        cfg = self.config
+        links = {**shared, **{k: v for k, v in host_links.items() if k.split(":", 1)[1] in members}}
+        node_site = {m: self.hosts[m].site for m in members}
+        lm = LinkMap(links=links, node_site=node_site, site_parent=parents)
+        planner = Planner(links=lm, rng=random.Random(self.rng.getrandbits(64)), config=pcfg)
+        sw = _Swarm(len(self.swarms), site, planner, lm)
+        planner.set_chunks(self.chunks)
+        self.swarms.append(sw)
+        for m in members:
+            self.swarm_of.setdefault(m, []).append(sw)
+            seed = m == members[0]
+            if seed:
+                slots = (0, cfg.ul_slots)
+            elif m.startswith("relay-"):
+                slots = (cfg.relay_dl_slots, 0)       # upstream of its site: downloads only
+            else:
+                slots = (cfg.dl_slots, cfg.ul_slots)
+            sw.planner.add_node(m, dl_slots=slots[0], ul_slots=slots[1], seed=seed)
+        if site == HUB:
+            sw.planner.set_have("origin", [h for h, _ in self.chunks])
+        self._dirty.add(sw.index)
+        return sw
+
+    def ideal(self) -> float:
+        """Dataset bytes / the narrowest link on the slowest origin -> host path (ideal multicast)."""
+        caps = self.physical.links
+        rate = min(min(caps[n].bytes_per_s for n in self.physical.path("origin", h))
+                   for h in self.hosts if h != "origin")
+        return self.dataset_bytes / rate
+
+    # ---- event loop ------------------------------------------------------------------------
+
+    def _push(self, when: float, kind: int, payload: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (when, self._seq, kind, payload))
+
+    def done(self) -> bool:
+        return not self._incomplete
+
+    def run_until(self, until: float) -> bool:
+        """Process every event up to virtual time `until`; True once every host is complete."""
+        events = self._events
+        if self._dirty:
+            self._plan()                 # the joins at time zero
+        while not self.done() and events and events[0][0] <= until:
+            self.now = events[0][0]
+            while events and events[0][0] == self.now:
+                _, _, kind, payload = heapq.heappop(events)
+                self._handle(kind, payload)
+            self._plan()
+        if not self.done():
+            self.now = max(self.now, until)
+        return self.done()
+
+    def run(self) -> SimResult:
+        limit = self.ideal() * self.config.max_ideal_multiple
+        self.run_until(limit)
+        return self.result()
+
+    def _handle(self, kind: int, payload: object) -> None:
+        if kind == _FINISH:
+            key, version = payload  # type: ignore[misc]
+            a = self._active.get(key)
+            if a is not None and a.version == version:
+                self._end(a, ok=not a.fail_left)
+        elif kind == _EXPIRE:
+            sw = payload
+            for t in sw.planner.expire(self.now):  # type: ignore[attr-defined]
+                self.expired += 1
+                self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+        elif kind == _LEAVE:
+            self._leave(self.hosts[payload])  # type: ignore[index]
+        elif kind == _JOIN:
+            self._join(self.hosts[payload])  # type: ignore[index]
+        elif kind == _TICK:
+            for i, sw in enumerate(self.swarms):
+                for t in sw.planner.expire(self.now):
+                    self.expired += 1
+                    self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+                self._dirty.add(i)
+            self._push(self.now + self.config.plan_interval_s, _TICK, None)
+
+    def _plan(self) -> None:
+        for i in sorted(self._dirty):
+            sw = self.swarms[i]
+            for t in sw.planner.plan(self.now):
+                self._start(sw, t)
+        self._dirty.clear()
+
+    # ---- transfers -------------------------------------------------------------------------
+
+    def _start(self, sw: _Swarm, t: Transfer) -> None:
+        src, dst = self.hosts[t.source], self.hosts[t.dest]
+        wan = tuple(n for n in sw.links.path(t.source, t.dest) if n.startswith("wan:"))
+        fail_left = 0.0
+        if self.rng.random() < self.config.fail_rate:
+            fail_left = max(1.0, t.size * self.rng.random())
+        a = _Active(sw, t, src, dst, t.rate_cap if t.rate_cap is not None else math.inf, wan, fail_left,
+                    remaining=float(t.size), last=self.now)
+        self._active[(id(sw), t.id)] = a
+        self.transfers += 1
+        src.ups.append(a)
+        dst.downs.append(a)
+        self._rerate(src.ups, src.up_rate)
+        self._rerate(dst.downs, dst.down_rate)
+
+    def _rerate(self, actives: list[_Active], capacity: float) -> None:
+        """Give each transfer on one link its rate (its cap unless the link is oversubscribed)."""
+        if sum(a.cap for a in actives) <= capacity:
+            for a in actives:
+                self._set_rate(a, self._limit(a))
+            return
+        shares = _fair_shares(actives, capacity)
+        for a in actives:
+            self._set_rate(a, min(shares[a.t.id], self._limit(a)))
+
+    def _limit(self, a: _Active) -> float:
+        """The transfer's cap, lowered to its fair share of whichever end is oversubscribed."""
+        rate = a.cap
+        for actives, capacity in ((a.src.ups, a.src.up_rate), (a.dst.downs, a.dst.down_rate)):
+            if sum(x.cap for x in actives) > capacity:
+                rate = min(rate, _fair_shares(actives, capacity)[a.t.id])
+        return rate
+
+    def _set_rate(self, a: _Active, rate: float) -> None:
+        now = self.now
+        if rate == a.rate and a.version:
+            return
+        a.remaining -= a.rate * (now - a.last)
+        a.last, a.rate = now, rate
+        a.version += 1
+        left = max(0.0, a.remaining - a.fail_left)
+        end = now + left / rate if rate > 0 else math.inf
+        self._push(end, _FINISH, ((id(a.swarm), a.t.id), a.version))
+        deadline = a.t.started + a.t.timeout_s
+        if end > deadline:
+            self._push(deadline, _EXPIRE, a.swarm)
+
+    def _end(self, a: _Active, *, ok: bool, report: bool = True) -> None:
+        """Take a transfer off the network; `report` tells the planner (expired/dropped ones it knows)."""
+        del self._active[(id(a.swarm), a.t.id)]
+        sent = a.t.size if ok else min(a.t.size, a.t.size - a.remaining + a.rate * (self.now - a.last))
+        for w in a.wan:
+            self.wan_bytes[w] = self.wan_bytes.get(w, 0.0) + sent
+        a.src.ups.remove(a)
+        a.dst.downs.remove(a)
+        self._rerate(a.src.ups, a.src.up_rate)
+        self._rerate(a.dst.downs, a.dst.down_rate)
+        planner = a.swarm.planner
+        if report:
+            if not ok:
+                self.failures += 1
+            planner.finish(a.t.id, self.now, ok=ok)
+        if ok:
+            relay_branch = self.branch_of_relay.get(a.dst.name)
+            if relay_branch is not None and a.swarm.site == HUB:
+                relay_branch.planner.add_have(a.dst.name, a.t.chunk)     # cut-through
+                self._dirty.add(relay_branch.index)
+            if a.dst.completed_at is None and planner.is_complete(a.dst.name):
+                a.dst.completed_at = self.now
+                self._incomplete.discard(a.dst.name)
+        self._dirty.add(a.swarm.index)
+
+    def _leave(self, h: _Host) -> None:
+        h.online = False
+        for sw in self.swarm_of[h.name]:
+            hashes = sw.planner.chunks()
+            h.held = [hashes[i][0] for i in sw.planner.has(h.name)]
+            for t in sw.planner.remove_node(h.name):
+                self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+            self._dirty.add(sw.index)
+
+    def _join(self, h: _Host) -> None:
+        h.online = True
+        cfg = self.config
+        for sw in self.swarm_of[h.name]:
+            sw.planner.add_node(h.name, dl_slots=cfg.dl_slots, ul_slots=cfg.ul_slots)
+            sw.planner.set_have(h.name, h.held)      # a restarted node keeps what it verified
+            self._dirty.add(sw.index)
+
+    # ---- results ---------------------------------------------------------------------------
+
+    def result(self) -> SimResult:
+        done = [h.completed_at for h in self.hosts.values() if h.name != "origin"]
+        complete = self.done()
+        makespan = max((t for t in done if t is not None), default=0.0) if complete else math.inf
+        ideal = self.ideal() if self.chunks else 0.0
+        sites = {}
+        for site in self.sites:
+            times = sorted(h.completed_at if h.completed_at is not None else math.inf
+                           for h in self.hosts.values() if h.site == site and h.name != "origin")
+            sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), times[-1] if times else 0.0)
+        wan = {f"wan:{a}>{b}": self.wan_bytes.get(f"wan:{a}>{b}", 0.0)
+               for s in self.sites[1:] for a, b in ((HUB, s), (s, HUB))}
+        return SimResult(
+            makespan=makespan, ideal=ideal,
+            efficiency=ideal / makespan if makespan and math.isfinite(makespan) else (1.0 if complete else 0.0),
+            complete=complete, sites=sites, wan_bytes=wan, dataset_bytes=self.dataset_bytes,
+            transfers=self.transfers, failures=self.failures, expired=self.expired,
+        )
