@@ -50,6 +50,8 @@ class PlannerConfig:
     slow_threshold: float = 2.0         # slowness (relative to the swarm median) of a slow source
     slow_extra_slots: int = 1           # downloads from slow sources a node takes beside its slots
     endgame_chunks: int = 4             # a downloader needing this few chunks avoids slow sources
+    endgame_margin: float = 2.0         # ... as does one whose remaining work is shorter than this
+                                        #     many times a slow source's upload
     seed_weight: float = 0.25           # a seed's weight against an equally good peer
     candidates: int = 4                 # offers compared per downloader slot
     max_probe: int = 32                 # idle sources looked at per downloader slot
@@ -302,7 +304,8 @@ class Planner:
                 continue
             # A slow source is held back in proportion to its slowness, and always when its upload
             # would outlast the downloader's remaining work (the endgame): slow copies make tails.
-            held = slow and (n_need <= max(cfg.endgame_chunks, rel * d.dl_slots) or rng.random() * rel > 1.0)
+            held = slow and (n_need <= max(cfg.endgame_chunks, cfg.endgame_margin * rel * d.dl_slots)
+                             or rng.random() * rel > 1.0)
             cand = s.bits & need
             if not cand:
                 continue
@@ -325,10 +328,17 @@ class Planner:
             chunk, count = self._rarity.rarest(cand, rng)
             (fallback if held else offers).append((count, s, chunk, path[0], path[1], slow))
         if not offers:
-            # a held-back source still beats leaving a downloader with nothing at all in flight
-            if not fallback or d.n_dl or d.n_bg:
+            # A held-back source still beats leaving a downloader with nothing in flight for good,
+            # but not while a fast holder of what it needs will free up a slot soon.
+            if not fallback or d.n_dl or d.n_bg or self._fast_holder(d, need, base):
                 return None
             offers = fallback
+        if d.site is not None:
+            # Across a WAN the order of chunks hardly matters (the site behind gets them all from
+            # its relay), so a remote downloader leaves the seed's uplink to its own site.
+            local_seed = [o for o in offers if not (o[1].seed and o[1].site != d.site)]
+            if local_seed:
+                offers = local_seed
         best = min(o[0] for o in offers)
         top = [o for o in offers if o[0] == best]
         if len(top) > 1:
@@ -342,6 +352,16 @@ class Planner:
         if s.n_ul >= s.ul_slots:
             idle.remove(s.idx)
         return t
+
+    def _fast_holder(self, d: NodeState, need: int, base: float) -> bool:
+        """Whether some source that is not slow could serve d something it needs, once free."""
+        limit = self.config.slow_threshold * base
+        far = need & ~self._sites[d.site].covered() if d.site is not None else need
+        for n in self._nodes.values():
+            if n.ul_slots and not n.corrupt and n.slowness <= limit and n is not d:
+                if n.bits & (need if n.site == d.site or n.site is None else far):
+                    return True
+        return False
 
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
         """Finite links of the path s -> d and the nominal rate a new transfer may book on them."""

@@ -107,7 +107,7 @@ class Simulation:
             peers_by_site[self.sites[i % len(self.sites)]].append(f"{self.sites[i % len(self.sites)]}-{i:04d}")
         all_peers = [p for s in self.sites for p in peers_by_site[s]]
         slow = set(rng.sample(all_peers, round(cfg.slow_fraction * len(all_peers))))
-        self.hosts["origin"] = _Host("origin", HUB, rate, rate)
+        self.hosts["origin"] = _Host("origin", HUB, rate, rate, completed_at=0.0)
         for site in self.sites:
             if site != HUB:
                 name = f"relay-{site}"

@@ -163,8 +163,9 @@ def test_no_wan_transfer_when_own_site_has_the_chunk() -> None:
     p.set_have("X", ["c0"])
     p.add_node("Y", dl_slots=1, ul_slots=1)
     p.add_node("R", dl_slots=2, ul_slots=0)
-    # c0 is in site b already and c1 is on its way to Y: nothing more crosses the WAN.
-    assert triples(p.plan(0.0)) == {("c1", "S", "Y"), ("c0", "X", "R")}
+    # Y takes c0 from X rather than the remote seed's uplink; then c0 is in site b already and
+    # c1 is on its way to R: nothing more crosses the WAN.
+    assert triples(p.plan(0.0)) == {("c0", "X", "Y"), ("c1", "S", "R")}
     assert p.plan(1.0) == []
 
 
