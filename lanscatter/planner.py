@@ -37,7 +37,7 @@ from statistics import median
 
 from lanscatter.linkmap import LinkMap
 from lanscatter.planner_links import LinkBook
-from lanscatter.planner_state import NodeState, RarityIndex, SiteCover, iter_bits
+from lanscatter.planner_state import NodeState, RarityIndex, SiteCover, bits_from_indices, iter_bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class PlannerConfig:
     endgame_margin: float = 2.0         # ... as does one whose remaining work is shorter than this
                                         #     many times a slow source's upload
     seed_weight: float = 0.25           # a seed's weight against an equally good peer
-    candidates: int = 4                 # offers compared per downloader slot
+    candidates: int = 2                 # offers compared per downloader slot
     max_probe: int = 32                 # idle sources looked at per downloader slot
     ewma_alpha: float = 0.3             # weight of the newest upload measurement
     kept_pace: float = 1.25             # a capped upload within this factor of its cap proves no slowness
@@ -186,10 +186,12 @@ class Planner:
         for node in self._nodes.values():
             node.bits, node.recv = remap(node.bits), remap(node.recv)
             node.n_have = node.bits.bit_count()
+            node.n_cover = (node.bits | node.recv).bit_count()
         for f in self._flights.values():
             f.chunk = index[self._hashes[f.chunk]]
         for node in self._nodes.values():
             node.sending = {index[self._hashes[c]]: k for c, k in node.sending.items()}
+            node.busy = sum(1 << c for c in node.sending)
         self._rarity = RarityIndex(remap_counts(self._rarity.counts))
         self._sites = {s: SiteCover(remap_counts(c.counts)) for s, c in self._sites.items()}
         self._hashes, self._index = hashes, index
@@ -225,15 +227,13 @@ class Planner:
 
     def set_have(self, name: str, chunks: Iterable[str]) -> None:
         node = self._nodes[name]
-        bits = 0
-        for h in chunks:
-            i = self._index.get(h)
-            if i is not None:
-                bits |= 1 << i
+        index = self._index
+        bits = bits_from_indices([i for i in map(index.get, chunks) if i is not None], len(self._hashes))
         old_cover, new_cover = node.bits | node.recv, bits | node.recv
         self._cover_change(node, new_cover & ~old_cover, +1)
         self._cover_change(node, old_cover & ~new_cover, -1)
         node.bits, node.n_have = bits, bits.bit_count()
+        node.n_cover = (bits | node.recv).bit_count()
         self._touch(node)
 
     def add_have(self, name: str, chunk: str) -> None:
@@ -243,6 +243,7 @@ class Planner:
             return
         if not node.recv >> i & 1:
             self._cover_add(node, i, +1)
+            node.n_cover += 1
         node.bits |= 1 << i
         node.n_have += 1
         self._touch(node)
@@ -285,48 +286,49 @@ class Planner:
                 return None
         n_need = need.bit_count()
         base = max(1.0, self._median_slowness)
-        offers: list[tuple[int, NodeState, int, tuple[str, ...], float, bool]] = []
-        fallback: list[tuple[int, NodeState, int, tuple[str, ...], float, bool]] = []
+        slow_limit = cfg.slow_threshold * base
+        offers: list[tuple[int, NodeState, int, bool]] = []       # (cover count, source, chunk, slow)
+        fallback: list[tuple[int, NodeState, int, bool]] = []
         covered: int | None = None
+        by_idx, rarest, d_site = self._by_idx, self._rarity.rarest, d.site
+        max_probe, wanted = cfg.max_probe, cfg.candidates
         n = len(idle)
-        start = rng.randrange(n)
+        start = int(rng.random() * n)
         probed = 0
         for k in range(n):
-            if probed >= cfg.max_probe or len(offers) >= cfg.candidates:
-                break
-            s = self._by_idx[idle[(start + k) % n]]
+            s = by_idx[idle[(start + k) % n]]
             if s is d:
                 continue
             probed += 1
-            rel = s.slowness / base
-            slow = rel > cfg.slow_threshold
-            if slow and d.n_bg >= cfg.slow_extra_slots:
-                continue
-            # A slow source is held back in proportion to its slowness, and always when its upload
-            # would outlast the downloader's remaining work (the endgame): slow copies make tails.
-            held = slow and (n_need <= max(cfg.endgame_chunks, cfg.endgame_margin * rel * d.dl_slots)
-                             or rng.random() * rel > 1.0)
             cand = s.bits & need
-            if not cand:
-                continue
-            if s.site != d.site and s.site is not None and d.site is not None:
-                if covered is None:
-                    covered = self._sites[d.site].covered()
-                cand &= ~covered
-                if not cand:
-                    continue
-            path = self._path_rate(s, d, down)
-            if path is None:
-                continue
-            if s.sending:
-                busy = 0
-                for c in s.sending:
-                    busy |= 1 << c
-                fresh = cand & ~busy
-                if fresh:
-                    cand = fresh
-            chunk, count = self._rarity.rarest(cand, rng)
-            (fallback if held else offers).append((count, s, chunk, path[0], path[1], slow))
+            if cand:
+                if s.site != d_site and s.site is not None and d_site is not None:
+                    if covered is None:
+                        covered = self._sites[d_site].covered()
+                    cand &= ~covered
+            if cand:
+                held = slow = s.slowness > slow_limit
+                if slow:
+                    if d.n_bg >= cfg.slow_extra_slots:
+                        continue
+                    # A slow source is held back in proportion to its slowness, and always when its
+                    # upload would outlast the downloader's remaining work: slow copies make tails.
+                    rel = s.slowness / base
+                    held = (n_need <= max(cfg.endgame_chunks, cfg.endgame_margin * rel * d.dl_slots)
+                            or rng.random() * rel > 1.0)
+                if s.busy:
+                    fresh = cand & ~s.busy
+                    if fresh:
+                        cand = fresh
+                chunk, count = rarest(cand, rng)
+                if held:
+                    fallback.append((count, s, chunk, slow))
+                else:
+                    offers.append((count, s, chunk, slow))
+                    if len(offers) >= wanted:
+                        break
+            if probed >= max_probe:
+                break
         if not offers:
             # A held-back source still beats leaving a downloader with nothing in flight for good,
             # but not while a fast holder of what it needs will free up a slot soon.
@@ -339,19 +341,25 @@ class Planner:
             local_seed = [o for o in offers if not (o[1].seed and o[1].site != d.site)]
             if local_seed:
                 offers = local_seed
-        best = min(o[0] for o in offers)
-        top = [o for o in offers if o[0] == best]
-        if len(top) > 1:
-            weights = [(cfg.seed_weight if o[1].seed else 1.0) * max(0.05, 1.0 - o[1].fail_score)
-                       / max(1.0, o[1].slowness) for o in top]
-            choice = rng.choices(top, weights)[0]
-        else:
-            choice = top[0]
-        _, s, chunk, links, nominal, slow = choice
-        t = self._start(s, d, chunk, links, nominal, slow, now)
-        if s.n_ul >= s.ul_slots:
-            idle.remove(s.idx)
-        return t
+        while offers:
+            best = min(o[0] for o in offers)
+            top = [o for o in offers if o[0] == best]
+            if len(top) > 1:
+                weights = [(cfg.seed_weight if o[1].seed else 1.0) * max(0.05, 1.0 - o[1].fail_score)
+                           / max(1.0, o[1].slowness) for o in top]
+                choice = rng.choices(top, weights)[0]
+            else:
+                choice = top[0]
+            _, s, chunk, slow = choice
+            path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
+            if path is None:
+                offers.remove(choice)
+                continue
+            t = self._start(s, d, chunk, path[0], path[1], slow, now)
+            if s.n_ul >= s.ul_slots:
+                idle.remove(s.idx)
+            return t
+        return None
 
     def _fast_holder(self, d: NodeState, need: int, base: float) -> bool:
         """Whether some source that is not slow could serve d something it needs, once free."""
@@ -405,12 +413,16 @@ class Planner:
             self._book.book(links, cap)
         self._cover_add(d, chunk, +1)
         d.recv |= 1 << chunk
+        d.n_cover += 1
         if background:
             d.n_bg += 1
         else:
             d.n_dl += 1
         s.n_ul += 1
-        s.sending[chunk] = s.sending.get(chunk, 0) + 1
+        k = s.sending.get(chunk, 0)
+        s.sending[chunk] = k + 1
+        if not k:
+            s.busy |= 1 << chunk
         self._flights[t.id] = _Flight(t, s, d, chunk, links, cap or 0.0, background, expected, slow)
         heapq.heappush(self._deadlines, (now + timeout, t.id))
         self._touch(d)
@@ -485,12 +497,14 @@ class Planner:
             s.sending[f.chunk] = left
         else:
             del s.sending[f.chunk]
+            s.busy &= ~bit
         if delivered:
             if not d.bits & bit:
                 d.bits |= bit
                 d.n_have += 1
         elif not d.bits & bit:
             self._cover_add(d, f.chunk, -1)
+            d.n_cover -= 1
         self._touch(d)
         self._touch(s)
 
@@ -532,7 +546,7 @@ class Planner:
 
     def _touch(self, n: NodeState) -> None:
         """Re-derive whether n wants a download and can give an upload right now."""
-        if not n.seed and n.n_dl < n.dl_slots and self._full & ~(n.bits | n.recv):
+        if not n.seed and n.n_dl < n.dl_slots and n.n_cover < len(self._hashes):
             self._hungry.add(n.idx)
         else:
             self._hungry.discard(n.idx)

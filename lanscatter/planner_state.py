@@ -43,7 +43,7 @@ def pick_bit(x: int, rng: random.Random, n: int) -> int:
     """A set bit of x (x != 0): the first at or after a random offset, wrapping around."""
     if not x & (x - 1):
         return x.bit_length() - 1
-    r = rng.randrange(n)
+    r = int(rng.random() * n)
     y = x >> r
     if y:
         return r + (y & -y).bit_length() - 1
@@ -159,10 +159,12 @@ class NodeState:
     bits: int = 0              # chunks held
     recv: int = 0              # chunks in flight to this node
     n_have: int = 0
+    n_cover: int = 0           # chunks held or in flight to this node: popcount(bits | recv)
     n_dl: int = 0              # transfers in flight to this node, in its download slots
     n_bg: int = 0              # transfers in flight to this node from slow sources, beside its slots
     n_ul: int = 0              # transfers in flight from this node
     sending: dict[int, int] = field(default_factory=dict)   # chunk -> uploads of it in flight
+    busy: int = 0              # bitmap of the keys of `sending`
     downloads: int = 0
     uploads: int = 0
     upload_s_total: float = 0.0

@@ -69,6 +69,7 @@ class SimResult:
     complete: bool
     sites: Mapping[str, SiteFigures]
     wan_bytes: Mapping[str, float]        # bytes sent over each WAN link (failed attempts included)
+    wan_wasted: Mapping[str, float]       # of which sent by attempts that failed, timed out or were dropped
     dataset_bytes: int
     transfers: int
     failures: int
@@ -88,7 +89,8 @@ class SimResult:
             "complete": self.complete,
             "sites": {s: {"p50": num(f.p50), "p99": num(f.p99), "last": num(f.last)}
                       for s, f in self.sites.items()},
-            "wan_links": {w: {"bytes": int(b), "ratio": round(self.wan_ratio(w), 6)}
+            "wan_links": {w: {"bytes": int(b), "ratio": round(self.wan_ratio(w), 6),
+                              "retried_bytes": int(self.wan_wasted[w])}
                           for w, b in self.wan_bytes.items()},
             "dataset_bytes": self.dataset_bytes,
             "transfers": self.transfers,

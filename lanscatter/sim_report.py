@@ -83,8 +83,9 @@ def summary(result: SimResult) -> str:
     for site, f in result.sites.items():
         lines.append(f"  {site:<8}{_t(f.p50)}{_t(f.p99)}{_t(f.last)}")
     if result.wan_bytes:
-        lines.append(f"  {'WAN link':<16}{'bytes':>16}{'x dataset':>11}")
+        lines.append(f"  {'WAN link':<16}{'bytes':>16}{'x dataset':>11}{'of which retries':>18}")
         for link, sent in result.wan_bytes.items():
-            lines.append(f"  {link:<16}{int(sent):>16d}{result.wan_ratio(link):>11.3f}")
+            lines.append(f"  {link:<16}{int(sent):>16d}{result.wan_ratio(link):>11.3f}"
+                         f"{int(result.wan_wasted[link]):>18d}")
     lines.append(f"  transfers {result.transfers}, failed {result.failures}, timed out {result.expired}")
     return "\n".join(lines)

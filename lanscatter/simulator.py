@@ -39,6 +39,8 @@ class _Host:
     completed_at: float | None = None
     ups: list[_Active] = field(default_factory=list)
     downs: list[_Active] = field(default_factory=list)
+    up_demand: float = 0.0         # sum of the caps of ups / downs
+    down_demand: float = 0.0
     held: list[str] = field(default_factory=list)   # chunks kept while offline
 
 
@@ -89,11 +91,13 @@ class Simulation:
         self.swarm_of: dict[str, list[_Swarm]] = {}     # host -> swarms it belongs to
         self.branch_of_relay: dict[str, _Swarm] = {}
         self.wan_bytes: dict[str, float] = {}
+        self.wan_wasted: dict[str, float] = {}           # the part sent by attempts that failed
         self.transfers = self.failures = self.expired = 0
         self._events: list[tuple[float, int, int, object]] = []
         self._seq = 0
         self._active: dict[tuple[int, int], _Active] = {}   # (swarm id, transfer id) -> active
         self._dirty: set[int] = set()
+        self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
         self._build()
         self._incomplete = {h for h in self.hosts if h != "origin"} if self.chunks else set()
 
@@ -236,7 +240,10 @@ class Simulation:
 
     def _start(self, sw: _Swarm, t: Transfer) -> None:
         src, dst = self.hosts[t.source], self.hosts[t.dest]
-        wan = tuple(n for n in sw.links.path(t.source, t.dest) if n.startswith("wan:"))
+        route = (src.site, dst.site)
+        wan = self._wan_route.get(route)
+        if wan is None:
+            wan = self._wan_route[route] = tuple(f"wan:{a}>{b}" for a, b in self.physical.site_route(*route))
         fail_left = 0.0
         if self.rng.random() < self.config.fail_rate:
             fail_left = max(1.0, t.size * self.rng.random())
@@ -246,25 +253,29 @@ class Simulation:
         self.transfers += 1
         src.ups.append(a)
         dst.downs.append(a)
-        self._rerate(src.ups, src.up_rate)
-        self._rerate(dst.downs, dst.down_rate)
+        src.up_demand += a.cap
+        dst.down_demand += a.cap
+        up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
+        if up_busy:
+            self._rerate(src.ups)
+        if down_busy:
+            self._rerate(dst.downs)
+        if not (up_busy or down_busy):
+            self._set_rate(a, a.cap)       # the usual case: links as promised, the cap rules
 
-    def _rerate(self, actives: list[_Active], capacity: float) -> None:
-        """Give each transfer on one link its rate (its cap unless the link is oversubscribed)."""
-        if sum(a.cap for a in actives) <= capacity:
-            for a in actives:
-                self._set_rate(a, self._limit(a))
-            return
-        shares = _fair_shares(actives, capacity)
+    def _rerate(self, actives: list[_Active]) -> None:
+        """Rates of the transfers on one link after a change on it."""
         for a in actives:
-            self._set_rate(a, min(shares[a.t.id], self._limit(a)))
+            self._set_rate(a, self._limit(a))
 
-    def _limit(self, a: _Active) -> float:
+    @staticmethod
+    def _limit(a: _Active) -> float:
         """The transfer's cap, lowered to its fair share of whichever end is oversubscribed."""
         rate = a.cap
-        for actives, capacity in ((a.src.ups, a.src.up_rate), (a.dst.downs, a.dst.down_rate)):
-            if sum(x.cap for x in actives) > capacity:
-                rate = min(rate, _fair_shares(actives, capacity)[a.t.id])
+        if a.src.up_demand > a.src.up_rate:
+            rate = min(rate, _fair_shares(a.src.ups, a.src.up_rate)[a.t.id])
+        if a.dst.down_demand > a.dst.down_rate:
+            rate = min(rate, _fair_shares(a.dst.downs, a.dst.down_rate)[a.t.id])
         return rate
 
     def _set_rate(self, a: _Active, rate: float) -> None:
@@ -287,10 +298,18 @@ class Simulation:
         sent = a.t.size if ok else min(a.t.size, a.t.size - a.remaining + a.rate * (self.now - a.last))
         for w in a.wan:
             self.wan_bytes[w] = self.wan_bytes.get(w, 0.0) + sent
-        a.src.ups.remove(a)
-        a.dst.downs.remove(a)
-        self._rerate(a.src.ups, a.src.up_rate)
-        self._rerate(a.dst.downs, a.dst.down_rate)
+            if not ok:
+                self.wan_wasted[w] = self.wan_wasted.get(w, 0.0) + sent
+        src, dst = a.src, a.dst
+        up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
+        src.ups.remove(a)
+        dst.downs.remove(a)
+        src.up_demand = sum(x.cap for x in src.ups)       # summed afresh: no drift
+        dst.down_demand = sum(x.cap for x in dst.downs)
+        if up_busy:
+            self._rerate(src.ups)
+        if down_busy:
+            self._rerate(dst.downs)
         planner = a.swarm.planner
         if report:
             if not ok:
@@ -335,11 +354,12 @@ class Simulation:
             times = sorted(h.completed_at if h.completed_at is not None else math.inf
                            for h in self.hosts.values() if h.site == site and h.name != "origin")
             sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), times[-1] if times else 0.0)
-        wan = {f"wan:{a}>{b}": self.wan_bytes.get(f"wan:{a}>{b}", 0.0)
-               for s in self.sites[1:] for a, b in ((HUB, s), (s, HUB))}
+        names = [f"wan:{a}>{b}" for s in self.sites[1:] for a, b in ((HUB, s), (s, HUB))]
+        wan = {w: self.wan_bytes.get(w, 0.0) for w in names}
+        wasted = {w: self.wan_wasted.get(w, 0.0) for w in names}
         return SimResult(
             makespan=makespan, ideal=ideal,
             efficiency=ideal / makespan if makespan and math.isfinite(makespan) else (1.0 if complete else 0.0),
-            complete=complete, sites=sites, wan_bytes=wan, dataset_bytes=self.dataset_bytes,
+            complete=complete, sites=sites, wan_bytes=wan, wan_wasted=wasted, dataset_bytes=self.dataset_bytes,
             transfers=self.transfers, failures=self.failures, expired=self.expired,
         )
