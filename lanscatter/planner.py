@@ -30,100 +30,18 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from array import array as _array
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterable, Sequence
 from statistics import median
 
 from lanscatter.linkmap import LinkMap
 from lanscatter.planner_links import LinkBook
-from lanscatter.planner_state import NodeState, RarityIndex, SiteCover, bits_from_indices, iter_bits
+from lanscatter.planner_state import (
+    NodeState, RarityIndex, SiteCover, bits_from_indices, kept_runs, remap_bits, remap_counts,
+)
+from lanscatter.planner_types import ChunkBits, Flight, NodeStats, PlannerConfig, Transfer
 
-
-@dataclass(frozen=True, slots=True)
-class PlannerConfig:
-    default_dl_slots: int = 2
-    default_ul_slots: int = 2
-    min_timeout_s: float = 5.0          # never time a transfer out sooner than this
-    timeout_factor: float = 4.0         # timeout = factor x expected time x median slowness
-    initial_timeout_s: float = 300.0    # before anything is measured and without a rate cap
-    slow_threshold: float = 2.0         # slowness (relative to the swarm median) of a slow source
-    slow_extra_slots: int = 1           # downloads from slow sources a node takes beside its slots
-    endgame_chunks: int = 4             # a downloader needing this few chunks avoids slow sources
-    endgame_margin: float = 2.0         # ... as does one whose remaining work is shorter than this
-                                        #     many times a slow source's upload
-    seed_weight: float = 0.25           # a seed's weight against an equally good peer
-    candidates: int = 2                 # offers compared per downloader slot
-    max_probe: int = 32                 # idle sources looked at per downloader slot
-    ewma_alpha: float = 0.3             # weight of the newest upload measurement
-    kept_pace: float = 1.25             # a capped upload within this factor of its cap proves no slowness
-    min_link_share: float = 0.02        # a link with less than this share of capacity left is full
-    stats_refresh_s: float = 1.0        # how often the swarm medians are recomputed
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    id: int
-    chunk: str              # chunk hash (hex)
-    source: str             # node name
-    dest: str               # node name
-    size: int               # chunk bytes
-    rate_cap: float | None  # bytes/s, None = uncapped
-    timeout_s: float        # the engine aborts the transfer after this long and reports failure
-    started: float          # the `now` it was planned at
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStats:
-    downloads: int
-    uploads: int
-    dl_slots: int
-    ul_slots: int
-    have_count: int
-    avg_upload_s: float | None
-    failures: int
-    downloading: int
-    uploading: int
-    slowness: float
-    corrupt: bool
-    seed: bool
-    site: str | None
-
-
-class ChunkBits:
-    """Read-only set of chunk indices backed by an int bitmap (bit i = manifest index i)."""
-
-    __slots__ = ("bits", "size")
-
-    def __init__(self, bits: int, size: int) -> None:
-        self.bits = bits
-        self.size = size
-
-    def __contains__(self, index: object) -> bool:
-        return isinstance(index, int) and index >= 0 and bool(self.bits >> index & 1)
-
-    def __len__(self) -> int:
-        return self.bits.bit_count()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter_bits(self.bits)
-
-    def to_bytes(self) -> bytes:
-        """Little-endian bitmap, (size + 7) // 8 bytes: byte k bit j is chunk 8k + j."""
-        return self.bits.to_bytes((self.size + 7) // 8, "little")
-
-
-@dataclass(slots=True, eq=False)
-class _Flight:
-    transfer: Transfer
-    src: NodeState
-    dst: NodeState
-    chunk: int
-    links: tuple[str, ...]
-    booked: float
-    background: bool            # from a slow source, beside the destination's download slots
-    expected_s: float | None    # duration expected at the cap (or the swarm's median speed)
-    slowness: float             # the source's slowness when it was planned
+__all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 
 class Planner:
@@ -136,14 +54,14 @@ class Planner:
         self._sizes: list[int] = []
         self._index: dict[str, int] = {}
         self._full = 0
-        self._rarity = RarityIndex(_array("i"))
+        self._rarity = RarityIndex(array("i"))
         self._sites: dict[str, SiteCover] = {}
         self._nodes: dict[str, NodeState] = {}
         self._by_idx: dict[int, NodeState] = {}
         self._next_idx = 0
         self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
         self._idle: set[int] = set()       # nodes with a free upload slot and something to give
-        self._flights: dict[int, _Flight] = {}
+        self._flights: dict[int, Flight] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._next_id = 1
         self._median_slowness = 1.0
@@ -161,30 +79,9 @@ class Planner:
         cancelled = [f for f in self._flights.values() if self._hashes[f.chunk] not in index]
         for f in cancelled:
             self._drop(f)
-        runs: list[list[int]] = []          # [old_start, new_start, length] of kept stretches
-        for i, h in enumerate(self._hashes):
-            j = index.get(h)
-            if j is None:
-                continue
-            if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
-                runs[-1][2] += 1
-            else:
-                runs.append([i, j, 1])
-
-        def remap(x: int) -> int:
-            out = 0
-            for a, b, n in runs:
-                out |= ((x >> a) & ((1 << n) - 1)) << b
-            return out
-
-        def remap_counts(old: _array) -> _array:
-            new = _array("i", bytes(4 * len(hashes)))
-            for a, b, n in runs:
-                new[b:b + n] = old[a:a + n]
-            return new
-
+        runs = kept_runs(self._hashes, index)
         for node in self._nodes.values():
-            node.bits, node.recv = remap(node.bits), remap(node.recv)
+            node.bits, node.recv = remap_bits(node.bits, runs), remap_bits(node.recv, runs)
             node.n_have = node.bits.bit_count()
             node.n_cover = (node.bits | node.recv).bit_count()
         for f in self._flights.values():
@@ -192,8 +89,9 @@ class Planner:
         for node in self._nodes.values():
             node.sending = {index[self._hashes[c]]: k for c, k in node.sending.items()}
             node.busy = sum(1 << c for c in node.sending)
-        self._rarity = RarityIndex(remap_counts(self._rarity.counts))
-        self._sites = {s: SiteCover(remap_counts(c.counts)) for s, c in self._sites.items()}
+        n = len(hashes)
+        self._rarity = RarityIndex(remap_counts(self._rarity.counts, runs, n))
+        self._sites = {s: SiteCover(remap_counts(c.counts, runs, n)) for s, c in self._sites.items()}
         self._hashes, self._index = hashes, index
         self._sizes = [size for _, size in chunks]
         self._full = (1 << len(hashes)) - 1
@@ -211,7 +109,7 @@ class Planner:
         self._nodes[name] = node
         self._by_idx[node.idx] = node
         if site is not None and site not in self._sites:
-            self._sites[site] = SiteCover(_array("i", bytes(4 * len(self._hashes))))
+            self._sites[site] = SiteCover(array("i", bytes(4 * len(self._hashes))))
         self._touch(node)
 
     def remove_node(self, name: str) -> list[Transfer]:
@@ -344,12 +242,7 @@ class Planner:
         while offers:
             best = min(o[0] for o in offers)
             top = [o for o in offers if o[0] == best]
-            if len(top) > 1:
-                weights = [(cfg.seed_weight if o[1].seed else 1.0) * max(0.05, 1.0 - o[1].fail_score)
-                           / max(1.0, o[1].slowness) for o in top]
-                choice = rng.choices(top, weights)[0]
-            else:
-                choice = top[0]
+            choice = top[0] if len(top) == 1 else self._weighted(top)
             _, s, chunk, slow = choice
             path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
             if path is None:
@@ -357,9 +250,31 @@ class Planner:
                 continue
             t = self._start(s, d, chunk, path[0], path[1], slow, now)
             if s.n_ul >= s.ul_slots:
-                idle.remove(s.idx)
+                # swap-remove: the probe order starts at a random place anyway
+                i = idle.index(s.idx)
+                idle[i] = idle[-1]
+                idle.pop()
             return t
         return None
+
+    def _weighted(self, offers: list[tuple[int, NodeState, int, bool]]) -> tuple[int, NodeState, int, bool]:
+        """One of equally rare offers: a seed weighs seed_weight, a flaky or slow source less."""
+        seed_weight = self.config.seed_weight
+        weights = []
+        for o in offers:
+            s = o[1]
+            w = seed_weight if s.seed else 1.0
+            if s.fail_score > 0.0:
+                w *= max(0.05, 1.0 - s.fail_score)
+            if s.slowness > 1.0:
+                w /= s.slowness
+            weights.append(w)
+        r = self._rng.random() * sum(weights)
+        for o, w in zip(offers, weights):
+            r -= w
+            if r < 0:
+                return o
+        return offers[-1]
 
     def _fast_holder(self, d: NodeState, need: int, base: float) -> bool:
         """Whether some source that is not slow could serve d something it needs, once free."""
@@ -423,7 +338,7 @@ class Planner:
         s.sending[chunk] = k + 1
         if not k:
             s.busy |= 1 << chunk
-        self._flights[t.id] = _Flight(t, s, d, chunk, links, cap or 0.0, background, expected, slow)
+        self._flights[t.id] = Flight(t, s, d, chunk, links, cap or 0.0, background, expected, slow)
         heapq.heappush(self._deadlines, (now + timeout, t.id))
         self._touch(d)
         self._touch(s)
@@ -480,7 +395,7 @@ class Planner:
             out.append(f.transfer)
         return out
 
-    def _drop(self, f: _Flight, delivered: bool = False) -> None:
+    def _drop(self, f: Flight, delivered: bool = False) -> None:
         """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
         del self._flights[f.transfer.id]
         if f.booked:

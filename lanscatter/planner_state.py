@@ -50,6 +50,38 @@ def pick_bit(x: int, rng: random.Random, n: int) -> int:
     return (x & -x).bit_length() - 1
 
 
+def kept_runs(old_hashes: list[str], new_index: dict[str, int]) -> list[tuple[int, int, int]]:
+    """(old_start, new_start, length) of the stretches of chunks a new generation keeps, in order.
+
+    A generation that changes a few files keeps long stretches, so remapping a bitmap costs a
+    few shifts per stretch rather than a step per chunk.
+    """
+    runs: list[list[int]] = []
+    for i, h in enumerate(old_hashes):
+        j = new_index.get(h)
+        if j is None:
+            continue
+        if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
+            runs[-1][2] += 1
+        else:
+            runs.append([i, j, 1])
+    return [(a, b, n) for a, b, n in runs]
+
+
+def remap_bits(x: int, runs: list[tuple[int, int, int]]) -> int:
+    out = 0
+    for a, b, n in runs:
+        out |= ((x >> a) & ((1 << n) - 1)) << b
+    return out
+
+
+def remap_counts(old: array, runs: list[tuple[int, int, int]], size: int) -> array:
+    new = array("i", bytes(4 * size))
+    for a, b, n in runs:
+        new[b:b + n] = old[a:a + n]
+    return new
+
+
 class RarityIndex:
     """Cover count per chunk, with the chunks grouped into one bitmap per count."""
 

@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object, nothing else")
     p.add_argument("--rows", type=int, default=40, help="rows drawn per site (default 40)")
     p.add_argument("--speed", type=float, default=None,
-                   help="live drawing pace: virtual seconds per wall second (default: as fast as it draws)")
+                   help="live drawing pace: virtual seconds per wall second (default: the ideal time in ~8 s)")
     p.set_defaults(func=run)
 
 
@@ -124,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     if opts.as_json:
         print(json.dumps(result.to_dict()))
     else:
-        if opts.draw:
+        if opts.draw and not opts.live:          # live: the last frame is on screen already
             print(matrix(sim, width=width, max_rows=opts.rows))
+            print()
+        if opts.live:
             print()
         print(summary(result))
         print(f"  simulated {result.makespan if math.isfinite(result.makespan) else sim.now:.1f} s in {wall:.2f} s wall")
@@ -133,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_live(sim: Simulation, opts: SimulateOptions, width: int) -> None:
-    """Redraw the matrix every frame of virtual time; pace it with --speed if given."""
+    """Redraw the matrix every frame of virtual time, paced so a run can be watched."""
     ideal = sim.ideal() or 1.0
+    speed = opts.speed or ideal / 8
     frame = ideal / 100
     limit = ideal * opts.config.max_ideal_multiple
     wall0 = time.monotonic()
@@ -147,7 +150,6 @@ def _run_live(sim: Simulation, opts: SimulateOptions, width: int) -> None:
         if finished or t >= limit:
             return
         t += frame
-        if opts.speed:
-            delay = t / opts.speed - (time.monotonic() - wall0)
-            if delay > 0:
-                time.sleep(delay)
+        delay = t / speed - (time.monotonic() - wall0)
+        if delay > 0:
+            time.sleep(delay)

@@ -17,9 +17,9 @@ from lanscatter.planner import Planner, PlannerConfig, Transfer
 CHUNKS = [(f"c{i}", 1000) for i in range(8)]
 
 
-def swarm(n_chunks: int = 4, *, links: LinkMap | None = None, config: PlannerConfig = PlannerConfig(),
+def swarm(n_chunks: int = 4, *, links: LinkMap | None = None, config: PlannerConfig | None = None,
           seed_slots: int = 2) -> Planner:
-    p = Planner(links=links, rng=random.Random(7), config=config)
+    p = Planner(links=links, rng=random.Random(7), config=config or PlannerConfig())
     p.set_chunks(CHUNKS[:n_chunks])
     p.add_node("S", dl_slots=0, ul_slots=seed_slots, seed=True)
     p.set_have("S", [h for h, _ in CHUNKS[:n_chunks]])
@@ -284,7 +284,7 @@ def test_duplicate_node_and_duplicate_hash_are_refused() -> None:
         p.set_chunks([("c0", 1), ("c0", 1)])
 
 
-PURE_MODULES = ("planner", "planner_state", "planner_links", "linkmap")
+PURE_MODULES = ("planner", "planner_state", "planner_links", "planner_types", "linkmap", "simulator", "sim_model")
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "os", "io", "pathlib", "subprocess", "threading",
              "time", "selectors", "ssl", "shutil", "tempfile"}
 

@@ -19,7 +19,7 @@ def run(**kw: object) -> dict:
 
 
 def test_same_seed_same_run_other_seed_other_run() -> None:
-    kw = dict(nodes=12, chunks=40, sites=2, slow_fraction=0.2, fail_rate=0.05, churn=0.2)
+    kw = {"nodes": 12, "chunks": 40, "sites": 2, "slow_fraction": 0.2, "fail_rate": 0.05, "churn": 0.2}
     assert run(seed=3, **kw) == run(seed=3, **kw)
     assert run(seed=3, **kw) != run(seed=4, **kw)
 
