@@ -312,9 +312,11 @@ class Planner:
         cfg = self.config
         size = self._sizes[chunk]
         slow = max(1.0, s.slowness)
+        cap: float | None = None
+        expected: float | None = None
         if math.isfinite(nominal):
-            cap: float | None = nominal / slow     # a known-slow source books only what it delivers
-            expected: float | None = size / cap
+            rate = nominal / slow                  # a known-slow source books only what it delivers
+            cap, expected = rate, size / rate
         else:
             cap = None
             expected = size * self._median_spb * slow if self._median_spb is not None else None
@@ -373,8 +375,9 @@ class Planner:
             a = self.config.ewma_alpha
             s.fail_score = (1 - a) * s.fail_score + a
             if corrupt and not s.corrupt:
-                if self._serves_site(s):
-                    self._sites[s.site].add_many(s.bits | s.recv, -1)
+                cover = self._site_cover(s)
+                if cover is not None:
+                    cover.add_many(s.bits | s.recv, -1)
                 s.corrupt = True
                 self._idle.discard(s.idx)
 
@@ -442,22 +445,26 @@ class Planner:
 
     # ---- incremental indexes -------------------------------------------------------------
 
-    @staticmethod
-    def _serves_site(node: NodeState) -> bool:
-        """Whether node's chunks count as its site's own copies (it can pass them on)."""
-        return node.site is not None and node.ul_slots > 0 and not node.corrupt
+    def _site_cover(self, node: NodeState) -> SiteCover | None:
+        """The coverage of node's site, if node's chunks count as the site's own copies there
+        (it can pass them on)."""
+        if node.site is None or not node.ul_slots or node.corrupt:
+            return None
+        return self._sites[node.site]
 
     def _cover_add(self, node: NodeState, chunk: int, delta: int) -> None:
         self._rarity.add(chunk, delta)
-        if self._serves_site(node):
-            self._sites[node.site].add(chunk, delta)
+        cover = self._site_cover(node)
+        if cover is not None:
+            cover.add(chunk, delta)
 
     def _cover_change(self, node: NodeState, mask: int, delta: int) -> None:
         if not mask:
             return
         self._rarity.add_many(mask, delta)
-        if self._serves_site(node):
-            self._sites[node.site].add_many(mask, delta)
+        cover = self._site_cover(node)
+        if cover is not None:
+            cover.add_many(mask, delta)
 
     def _touch(self, n: NodeState) -> None:
         """Re-derive whether n wants a download and can give an upload right now."""

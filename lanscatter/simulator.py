@@ -20,6 +20,7 @@ import heapq
 import math
 import random
 from dataclasses import dataclass, field
+from typing import cast
 
 from lanscatter.linkmap import Link, LinkMap
 from lanscatter.planner import Planner, PlannerConfig, Transfer
@@ -106,7 +107,7 @@ class Simulation:
     def _build(self) -> None:
         cfg, rng = self.config, self.rng
         rate = cfg.host_rate
-        peers_by_site = {s: [] for s in self.sites}
+        peers_by_site: dict[str, list[str]] = {s: [] for s in self.sites}
         for i in range(cfg.nodes):
             peers_by_site[self.sites[i % len(self.sites)]].append(f"{self.sites[i % len(self.sites)]}-{i:04d}")
         all_peers = [p for s in self.sites for p in peers_by_site[s]]
@@ -208,26 +209,26 @@ class Simulation:
 
     def _handle(self, kind: int, payload: object) -> None:
         if kind == _FINISH:
-            key, version = payload  # type: ignore[misc]
+            key, version = cast(tuple[tuple[int, int], int], payload)
             a = self._active.get(key)
             if a is not None and a.version == version:
                 self._end(a, ok=not a.fail_left)
         elif kind == _EXPIRE:
-            sw = payload
-            for t in sw.planner.expire(self.now):  # type: ignore[attr-defined]
-                self.expired += 1
-                self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+            self._expire(cast(_Swarm, payload))
         elif kind == _LEAVE:
-            self._leave(self.hosts[payload])  # type: ignore[index]
+            self._leave(self.hosts[cast(str, payload)])
         elif kind == _JOIN:
-            self._join(self.hosts[payload])  # type: ignore[index]
+            self._join(self.hosts[cast(str, payload)])
         elif kind == _TICK:
-            for i, sw in enumerate(self.swarms):
-                for t in sw.planner.expire(self.now):
-                    self.expired += 1
-                    self._end(self._active[(id(sw), t.id)], ok=False, report=False)
-                self._dirty.add(i)
+            for sw in self.swarms:
+                self._expire(sw)
+                self._dirty.add(sw.index)
             self._push(self.now + self.config.plan_interval_s, _TICK, None)
+
+    def _expire(self, sw: _Swarm) -> None:
+        for t in sw.planner.expire(self.now):
+            self.expired += 1
+            self._end(self._active[(id(sw), t.id)], ok=False, report=False)
 
     def _plan(self) -> None:
         for i in sorted(self._dirty):
