@@ -64,7 +64,7 @@ class Planner:
         self._flights: dict[int, Flight] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._next_id = 1
-        self._median_slowness = 1.0
+        self._median_slowness = 1.0        # of the measured sources, never below 1.0
         self._median_spb: float | None = None
         self._stats_dirty = False
         self._stats_at = -math.inf
@@ -183,7 +183,7 @@ class Planner:
             if down <= cfg.min_link_share * book.capacity[d.down_link]:
                 return None
         n_need = need.bit_count()
-        base = max(1.0, self._median_slowness)
+        base = self._median_slowness
         slow_limit = cfg.slow_threshold * base
         offers: list[tuple[int, NodeState, int, bool]] = []       # (cover count, source, chunk, slow)
         fallback: list[tuple[int, NodeState, int, bool]] = []
@@ -321,7 +321,7 @@ class Planner:
             cap = None
             expected = size * self._median_spb * slow if self._median_spb is not None else None
         if expected is not None:
-            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * max(1.0, self._median_slowness))
+            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
             timeout = cfg.initial_timeout_s
         t = Transfer(self._next_id, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
@@ -342,8 +342,8 @@ class Planner:
             s.busy |= 1 << chunk
         self._flights[t.id] = Flight(t, s, d, chunk, links, cap or 0.0, background, expected, slow)
         heapq.heappush(self._deadlines, (now + timeout, t.id))
-        self._touch(d)
-        self._touch(s)
+        self._touch_down(d)          # a transfer changes only d's download and s's upload side
+        self._touch_up(s)
         return t
 
     # ---- outcomes ------------------------------------------------------------------------
@@ -423,8 +423,8 @@ class Planner:
         elif not d.bits & bit:
             self._cover_add(d, f.chunk, -1)
             d.n_cover -= 1
-        self._touch(d)
-        self._touch(s)
+        self._touch(d)               # its download side, and its upload side if it got the chunk
+        self._touch_up(s)
 
     def _sample(self, s: NodeState, slowness: float) -> None:
         a = self.config.ewma_alpha
@@ -438,7 +438,7 @@ class Planner:
         nodes = self._nodes.values()
         slow = [n.slowness for n in nodes if n.measured]
         spb = [n.spb for n in nodes if n.spb is not None]
-        self._median_slowness = median(slow) if slow else 1.0
+        self._median_slowness = max(1.0, median(slow)) if slow else 1.0
         self._median_spb = median(spb) if spb else None
         self._stats_dirty = False
         self._stats_at = now
@@ -468,10 +468,16 @@ class Planner:
 
     def _touch(self, n: NodeState) -> None:
         """Re-derive whether n wants a download and can give an upload right now."""
+        self._touch_down(n)
+        self._touch_up(n)
+
+    def _touch_down(self, n: NodeState) -> None:
         if not n.seed and n.n_dl < n.dl_slots and n.n_cover < len(self._hashes):
             self._hungry.add(n.idx)
         else:
             self._hungry.discard(n.idx)
+
+    def _touch_up(self, n: NodeState) -> None:
         if n.n_ul < n.ul_slots and n.n_have and not n.corrupt:
             self._idle.add(n.idx)
         else:

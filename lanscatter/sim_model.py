@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from lanscatter.linkmap import Link
+
 HUB = "hub"
 MIB = 1 << 20
 
@@ -52,6 +54,45 @@ class SimConfig:
 
     def wan_rate(self, branch: int) -> float:
         return self.wan_rates[(branch - 1) % len(self.wan_rates)]
+
+
+@dataclass(frozen=True, slots=True)
+class SimHost:
+    name: str
+    site: str
+    role: str                             # "master" (the origin), "relay" (a site's gateway) or "peer"
+    up_rate: float                        # bytes/s, as the link map states it
+    down_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimTopology:
+    """The simulated tree: sites (root first), hosts, and the shared links (LANs, WANs)."""
+
+    sites: tuple[tuple[str, str | None], ...]     # (site, parent site)
+    hosts: tuple[SimHost, ...]
+    links: Mapping[str, Link]                     # "lan:<site>", "wan:<a>><b>", bytes/s
+
+    def parent(self, site: str) -> str | None:
+        return dict(self.sites)[site]
+
+
+def star_topology(cfg: SimConfig) -> SimTopology:
+    """A hub site with the origin and its share of the peers, plus one branch per further site,
+    each behind its own WAN link and fed by its relay."""
+    names = site_names(cfg.sites)
+    rate = cfg.host_rate
+    hosts = [SimHost("origin", HUB, "master", rate, rate)]
+    hosts += [SimHost(f"relay-{s}", s, "relay", rate, rate) for s in names[1:]]
+    hosts += [SimHost(f"{names[i % len(names)]}-{i:04d}", names[i % len(names)], "peer", rate, rate)
+              for i in range(cfg.nodes)]
+    links = {}
+    for k, site in enumerate(names[1:], start=1):
+        for a, b in ((HUB, site), (site, HUB)):
+            links[f"wan:{a}>{b}"] = Link(f"wan:{a}>{b}", cfg.wan_rate(k))
+    if cfg.lan_rate:
+        links.update({f"lan:{s}": Link(f"lan:{s}", cfg.lan_rate) for s in names})
+    return SimTopology(sites=tuple((s, None if s == HUB else HUB) for s in names), hosts=tuple(hosts), links=links)
 
 
 @dataclass(frozen=True, slots=True)

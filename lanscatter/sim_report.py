@@ -38,7 +38,7 @@ def matrix(sim: Simulation, *, width: int = 64, max_rows: int = 40) -> str:
     n = len(sim.chunks)
     lines: list[str] = []
     for site in sim.sites:
-        hosts = [h for h in sim.hosts.values() if h.site == site]
+        hosts = sorted((h for h in sim.hosts.values() if h.site == site), key=lambda h: h.name != sim.head[site])
         lines.append(f"site {site}: {sum(h.completed_at is not None for h in hosts)}/{len(hosts)} complete  "
                      f"({LEGEND})")
         for h in hosts[:max_rows]:
@@ -50,7 +50,7 @@ def matrix(sim: Simulation, *, width: int = 64, max_rows: int = 40) -> str:
                 if not online:
                     continue
                 st = sw.planner.node_stats(h.name)
-                if not st.seed or h.name == "origin":
+                if not st.seed or h.name == sim.origin:
                     have, recv = sw.planner.has(h.name).bits, sw.planner.receiving(h.name).bits
                 downloads += st.downloads
                 uploads += st.uploads

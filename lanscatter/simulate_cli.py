@@ -12,10 +12,11 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from lanscatter.errors import ConfigError
-from lanscatter.sim_model import MIB, SimConfig
+from lanscatter.sim_model import MIB, SimConfig, SimHost, SimTopology
 from lanscatter.sim_report import matrix, summary
 from lanscatter.simulator import Simulation
 
@@ -38,6 +39,7 @@ Figures printed at the end:
 @dataclass(frozen=True, slots=True)
 class SimulateOptions:
     config: SimConfig
+    topology: Path | None
     draw: bool
     live: bool
     as_json: bool
@@ -50,8 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=30, help="peers, spread over the sites (default 30)")
     p.add_argument("--chunks", type=int, default=200, help="chunks in the dataset (default 200)")
-    p.add_argument("--chunk-mib", type=float, default=16.0, help="chunk size in MiB (default 16)")
+    p.add_argument("--chunk-mib", type=float, default=None,
+                   help="chunk size in MiB (default 16, or the site tree's chunk_size)")
     p.add_argument("--sites", type=int, default=1, help="1 = one LAN; N = hub + N-1 branch sites (default 1)")
+    p.add_argument("--topology", metavar="FILE", type=Path, default=None,
+                   help="simulate this site tree (site-tree.yaml) instead of --nodes/--sites/--wan-mbps; "
+                        "hosts without rate limits get --host-mbps")
     p.add_argument("--host-mbps", type=float, default=1000.0, help="each host's up/down link (default 1000)")
     p.add_argument("--wan-mbps", default="100",
                    help="WAN link speed per branch, comma-separated and cycled (default 100)")
@@ -85,7 +91,7 @@ def options(args: argparse.Namespace) -> SimulateOptions:
     checks = [
         (args.nodes >= 1, "--nodes must be at least 1"),
         (args.chunks >= 0, "--chunks must not be negative"),
-        (args.chunk_mib > 0, "--chunk-mib must be positive"),
+        (args.chunk_mib is None or args.chunk_mib > 0, "--chunk-mib must be positive"),
         (args.sites >= 1, "--sites must be at least 1"),
         (args.host_mbps > 0 and all(w > 0 for w in wan) and wan, "link speeds must be positive"),
         (args.lan_mbps is None or args.lan_mbps > 0, "--lan-mbps must be positive"),
@@ -99,20 +105,26 @@ def options(args: argparse.Namespace) -> SimulateOptions:
         if not ok:
             raise ConfigError(message, "see `lanscatter simulate --help`")
     config = SimConfig(
-        nodes=args.nodes, chunks=args.chunks, chunk_size=max(1, round(args.chunk_mib * MIB)), sites=args.sites,
+        nodes=args.nodes, chunks=args.chunks, chunk_size=max(1, round((args.chunk_mib or 16.0) * MIB)),
+        sites=args.sites,
         host_rate=_mbps(args.host_mbps), wan_rates=wan,
         lan_rate=_mbps(args.lan_mbps) if args.lan_mbps else None,
         slow_fraction=args.slow_fraction, slowdown=args.slowdown, fail_rate=args.fail_rate, churn=args.churn,
         seed=args.seed, dl_slots=args.dl_slots, ul_slots=args.ul_slots,
     )
     draw = not args.quiet and not args.json
-    return SimulateOptions(config=config, draw=draw, live=draw and not args.no_draw and sys.stdout.isatty(),
+    return SimulateOptions(config=config, topology=args.topology, draw=draw, live=draw and not args.no_draw and sys.stdout.isatty(),
                            as_json=args.json, rows=args.rows, speed=args.speed)
 
 
 def run(args: argparse.Namespace) -> int:
     opts = options(args)
-    sim = Simulation(opts.config)
+    config, topology = opts.config, None
+    if opts.topology is not None:
+        topology, chunk_size = site_tree(opts.topology, config.host_rate)
+        if args.chunk_mib is None:
+            config = replace(config, chunk_size=chunk_size)
+    sim = Simulation(config, topology)
     width = max(16, min(120, shutil.get_terminal_size((100, 40)).columns - 50))
     started = time.monotonic()
     if opts.live:
@@ -132,6 +144,23 @@ def run(args: argparse.Namespace) -> int:
         print(summary(result))
         print(f"  simulated {result.makespan if math.isfinite(result.makespan) else sim.now:.1f} s in {wall:.2f} s wall")
     return 0 if result.complete else 1
+
+
+def site_tree(path: Path, host_rate: float) -> tuple[SimTopology, int]:
+    """The simulated tree of a site-tree file, and its data set's chunk size."""
+    try:
+        from lanscatter.topology import derive_plan, load_topology
+    except ImportError:
+        raise ConfigError("this build cannot read site-tree files",
+                          "use --nodes/--sites/--wan-mbps instead") from None
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file", "give the path of a site-tree.yaml")
+    plan = derive_plan(load_topology(path))
+    hosts = tuple(SimHost(h.name, h.site, h.role, h.ul_rate or host_rate, h.dl_rate or host_rate)
+                  for h in plan.hosts)
+    links = {name: link for name, link in plan.link_map.links.items()
+             if name.startswith(("lan:", "wan:")) and math.isfinite(link.bytes_per_s)}
+    return SimTopology(tuple((s.name, s.parent) for s in plan.sites), hosts, links), plan.dataset.chunk_size
 
 
 def _run_live(sim: Simulation, opts: SimulateOptions, width: int) -> None:

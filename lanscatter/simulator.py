@@ -24,7 +24,7 @@ from typing import cast
 
 from lanscatter.linkmap import Link, LinkMap
 from lanscatter.planner import Planner, PlannerConfig, Transfer
-from lanscatter.sim_model import HUB, SimConfig, SimResult, SiteFigures, percentile, site_names
+from lanscatter.sim_model import SimConfig, SimResult, SimTopology, SiteFigures, percentile, star_topology
 
 _FINISH, _EXPIRE, _LEAVE, _JOIN, _TICK = range(5)
 
@@ -81,16 +81,18 @@ def _fair_shares(actives: list[_Active], capacity: float) -> dict[int, float]:
 
 
 class Simulation:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, topology: SimTopology | None = None) -> None:
         self.config = cfg = config
+        self.topology = topology if topology is not None else star_topology(config)
         self.rng = random.Random(cfg.seed)
         self.now = 0.0
         self.chunks = [(f"{i:08x}", cfg.chunk_size) for i in range(cfg.chunks)]
         self.dataset_bytes = cfg.chunks * cfg.chunk_size
-        self.sites = site_names(cfg.sites)
+        self.sites = [site for site, _ in self.topology.sites]
         self.hosts: dict[str, _Host] = {}
+        self.head: dict[str, str] = {}                   # site -> its master or relay
         self.swarm_of: dict[str, list[_Swarm]] = {}     # host -> swarms it belongs to
-        self.branch_of_relay: dict[str, _Swarm] = {}
+        self.own_swarm: dict[str, _Swarm] = {}          # master/relay -> the swarm it seeds
         self.wan_bytes: dict[str, float] = {}
         self.wan_wasted: dict[str, float] = {}           # the part sent by attempts that failed
         self.transfers = self.failures = self.expired = 0
@@ -99,52 +101,51 @@ class Simulation:
         self._active: dict[tuple[int, int], _Active] = {}   # (swarm id, transfer id) -> active
         self._dirty: set[int] = set()
         self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._build()
-        self._incomplete = {h for h in self.hosts if h != "origin"} if self.chunks else set()
+        self.origin = self._build()
+        self._incomplete = {h for h in self.hosts if h != self.origin} if self.chunks else set()
 
     # ---- setup -----------------------------------------------------------------------------
 
-    def _build(self) -> None:
-        cfg, rng = self.config, self.rng
-        rate = cfg.host_rate
-        peers_by_site: dict[str, list[str]] = {s: [] for s in self.sites}
-        for i in range(cfg.nodes):
-            peers_by_site[self.sites[i % len(self.sites)]].append(f"{self.sites[i % len(self.sites)]}-{i:04d}")
-        all_peers = [p for s in self.sites for p in peers_by_site[s]]
-        slow = set(rng.sample(all_peers, round(cfg.slow_fraction * len(all_peers))))
-        self.hosts["origin"] = _Host("origin", HUB, rate, rate, completed_at=0.0)
-        for site in self.sites:
-            if site != HUB:
-                name = f"relay-{site}"
-                self.hosts[name] = _Host(name, site, rate, rate)
-            for p in peers_by_site[site]:
-                self.hosts[p] = _Host(p, site, rate / cfg.slowdown if p in slow else rate, rate, slow=p in slow)
-        pcfg = PlannerConfig(min_timeout_s=cfg.min_timeout_s)
-        host_links = {f"{d}:{h}": Link(f"{d}:{h}", rate) for h in self.hosts for d in ("up", "down")}
-        wan = {}
-        for k, site in enumerate(self.sites[1:], start=1):
-            for a, b in ((HUB, site), (site, HUB)):
-                wan[f"wan:{a}>{b}"] = Link(f"wan:{a}>{b}", cfg.wan_rate(k))
-        lans = {f"lan:{s}": Link(f"lan:{s}", cfg.lan_rate) for s in self.sites if cfg.lan_rate}
-        parents = {s: (None if s == HUB else HUB) for s in self.sites}
+    def _build(self) -> str:
+        cfg, rng, topo = self.config, self.rng, self.topology
+        heads = {h.site: h.name for h in topo.hosts if h.role in ("master", "relay")}
+        masters = [h.name for h in topo.hosts if h.role == "master"]
+        if len(masters) != 1 or set(heads) != set(self.sites) or topo.parent(self.hosts_site(masters[0])) is not None:
+            raise ValueError("a simulated tree needs one master in the root site and one relay in every other site")
+        self.head = heads
+        peers = [h.name for h in topo.hosts if h.role == "peer"]
+        slow = set(rng.sample(peers, round(cfg.slow_fraction * len(peers))))
+        for h in topo.hosts:
+            up = h.up_rate / cfg.slowdown if h.name in slow else h.up_rate
+            self.hosts[h.name] = _Host(h.name, h.site, up, h.down_rate, slow=h.name in slow,
+                                       completed_at=0.0 if h.role == "master" else None)
+        host_links = {f"{d}:{h.name}": Link(f"{d}:{h.name}", rate)
+                      for h in topo.hosts for d, rate in (("up", h.up_rate), ("down", h.down_rate))}
+        parents = dict(topo.sites)
         # the whole tree in one map: what ideal multicast from the origin would cross
-        self.physical = LinkMap(links={**host_links, **wan, **lans},
-                                node_site={h.name: h.site for h in self.hosts.values()}, site_parent=parents)
+        self.physical = LinkMap(links={**host_links, **topo.links},
+                                node_site={h.name: h.site for h in topo.hosts}, site_parent=parents)
+        pcfg = PlannerConfig(min_timeout_s=cfg.min_timeout_s)
         self.swarms: list[_Swarm] = []
-        hub_members = ["origin", *peers_by_site[HUB], *(f"relay-{s}" for s in self.sites[1:])]
-        self._add_swarm(HUB, hub_members, {**wan, **lans}, host_links, parents, pcfg)
-        for site in self.sites[1:]:
-            members = [f"relay-{site}", *peers_by_site[site]]
-            lan = {k: v for k, v in lans.items() if k == f"lan:{site}"}
-            sw = self._add_swarm(site, members, lan, host_links, {site: None}, pcfg)
-            self.branch_of_relay[f"relay-{site}"] = sw
-        churners = rng.sample(all_peers, round(cfg.churn * len(all_peers)))
-        ideal = self.ideal()
+        for site in self.sites:
+            children = [c for c, parent in topo.sites if parent == site]
+            members = [heads[site], *(h.name for h in topo.hosts if h.site == site and h.role == "peer"),
+                       *(heads[c] for c in children)]
+            near = {f"lan:{site}"} | {f"lan:{c}" for c in children} \
+                | {f"wan:{site}>{c}" for c in children} | {f"wan:{c}>{site}" for c in children}
+            shared = {n: link for n, link in topo.links.items() if n in near}
+            self.own_swarm[heads[site]] = self._add_swarm(site, members, shared, host_links, parents, pcfg)
+        churners = rng.sample(peers, round(cfg.churn * len(peers)))
+        ideal = self.ideal(masters[0])
         for p in churners:
             leave = rng.uniform(0.0, ideal)
             self._push(leave, _LEAVE, p)
             self._push(leave + rng.uniform(0.05, 0.3) * ideal, _JOIN, p)
         self._push(cfg.plan_interval_s, _TICK, None)
+        return masters[0]
+
+    def hosts_site(self, name: str) -> str:
+        return next(h.site for h in self.topology.hosts if h.name == name)
 
     def _add_swarm(self, site: str, members: list[str], shared: dict[str, Link], host_links: dict[str, Link],
                    parents: dict[str, str | None], pcfg: PlannerConfig) -> _Swarm:
@@ -158,25 +159,25 @@ class Simulation:
         self.swarms.append(sw)
         for m in members:
             self.swarm_of.setdefault(m, []).append(sw)
-            seed = m == members[0]
-            if seed:
+            if m == members[0]:
                 slots = (0, cfg.ul_slots)
-            elif m.startswith("relay-"):
-                slots = (cfg.relay_dl_slots, 0)       # upstream of its site: downloads only
+            elif self.hosts[m].site != site:
+                slots = (cfg.relay_dl_slots, 0)       # a child site's relay: downloads only here
             else:
                 slots = (cfg.dl_slots, cfg.ul_slots)
-            sw.planner.add_node(m, dl_slots=slots[0], ul_slots=slots[1], seed=seed)
-        if site == HUB:
-            sw.planner.set_have("origin", [h for h, _ in self.chunks])
+            planner.add_node(m, dl_slots=slots[0], ul_slots=slots[1], seed=m == members[0])
+        if parents[site] is None:
+            planner.set_have(members[0], [h for h, _ in self.chunks])
         self._dirty.add(sw.index)
         return sw
 
-    def ideal(self) -> float:
+    def ideal(self, origin: str | None = None) -> float:
         """Dataset bytes / the narrowest link on the slowest origin -> host path (ideal multicast)."""
+        origin = origin or self.origin
         caps = self.physical.links
-        rate = min(min(caps[n].bytes_per_s for n in self.physical.path("origin", h))
-                   for h in self.hosts if h != "origin")
-        return self.dataset_bytes / rate
+        rate = min((min((caps[n].bytes_per_s for n in self.physical.path(origin, h)), default=math.inf)
+                    for h in self.hosts if h != origin), default=math.inf)
+        return self.dataset_bytes / rate if math.isfinite(rate) else 0.0
 
     # ---- event loop ------------------------------------------------------------------------
 
@@ -317,10 +318,10 @@ class Simulation:
                 self.failures += 1
             planner.finish(a.t.id, self.now, ok=ok)
         if ok:
-            relay_branch = self.branch_of_relay.get(a.dst.name)
-            if relay_branch is not None and a.swarm.site == HUB:
-                relay_branch.planner.add_have(a.dst.name, a.t.chunk)     # cut-through
-                self._dirty.add(relay_branch.index)
+            own = self.own_swarm.get(a.dst.name)
+            if own is not None and own is not a.swarm:
+                own.planner.add_have(a.dst.name, a.t.chunk)     # a relay: cut-through downstream
+                self._dirty.add(own.index)
             if a.dst.completed_at is None and planner.is_complete(a.dst.name):
                 a.dst.completed_at = self.now
                 self._incomplete.discard(a.dst.name)
@@ -346,16 +347,16 @@ class Simulation:
     # ---- results ---------------------------------------------------------------------------
 
     def result(self) -> SimResult:
-        done = [h.completed_at for h in self.hosts.values() if h.name != "origin"]
+        done = [h.completed_at for h in self.hosts.values() if h.name != self.origin]
         complete = self.done()
         makespan = max((t for t in done if t is not None), default=0.0) if complete else math.inf
         ideal = self.ideal() if self.chunks else 0.0
         sites = {}
         for site in self.sites:
             times = sorted(h.completed_at if h.completed_at is not None else math.inf
-                           for h in self.hosts.values() if h.site == site and h.name != "origin")
+                           for h in self.hosts.values() if h.site == site and h.name != self.origin)
             sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), times[-1] if times else 0.0)
-        names = [f"wan:{a}>{b}" for s in self.sites[1:] for a, b in ((HUB, s), (s, HUB))]
+        names = sorted(n for n in self.topology.links if n.startswith("wan:"))
         wan = {w: self.wan_bytes.get(w, 0.0) for w in names}
         wasted = {w: self.wan_wasted.get(w, 0.0) for w in names}
         return SimResult(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanscatter import cli
-from lanscatter.sim_model import MIB, SimConfig
+from lanscatter.linkmap import Link
+from lanscatter.sim_model import MIB, SimConfig, SimHost, SimTopology
 from lanscatter.sim_report import matrix
 from lanscatter.simulator import Simulation
 
@@ -111,4 +113,59 @@ def test_cli_help_states_the_ideal(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("argv", [["--fail-rate", "1.5"], ["--nodes", "0"], ["--wan-mbps", "fast"]])
 def test_cli_rejects_bad_options(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(["simulate", *argv]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def _chain() -> SimTopology:
+    """hq -> region -> branch, each level fed through the relay of the level above."""
+    rate = 125e6
+    hosts = [SimHost("m", "hq", "master", rate, rate), SimHost("hq-1", "hq", "peer", rate, rate),
+             SimHost("region-gw", "region", "relay", rate, rate), SimHost("region-1", "region", "peer", rate, rate),
+             SimHost("branch-gw", "branch", "relay", rate, rate), SimHost("branch-1", "branch", "peer", rate, rate),
+             SimHost("branch-2", "branch", "peer", rate, 20e6)]
+    links = {n: Link(n, c) for n, c in (("wan:hq>region", 50e6), ("wan:region>hq", 50e6),
+                                        ("wan:region>branch", 12.5e6), ("wan:branch>region", 12.5e6))}
+    return SimTopology((("hq", None), ("region", "hq"), ("branch", "region")), tuple(hosts), links)
+
+
+def test_three_level_chain_relays_cut_through_and_cross_each_wan_once() -> None:
+    r = Simulation(SimConfig(chunks=40, chunk_size=MIB, fail_rate=0.05, seed=4), _chain()).run()
+    assert r.complete
+    for link in ("wan:hq>region", "wan:region>branch"):
+        assert abs(r.wan_bytes[link] - r.wan_wasted[link] - r.dataset_bytes) <= 2
+    assert r.wan_bytes["wan:region>hq"] == r.wan_bytes["wan:branch>region"] == 0
+    assert r.ideal == pytest.approx(40 * MIB / 12.5e6)         # the region -> branch WAN is narrowest
+    # cut-through: the branch finishes about one chunk-time after the relay above it, not a whole
+    # dataset-time later
+    assert r.sites["branch"].last < r.ideal * 1.2
+
+
+def test_a_tree_without_a_relay_per_site_is_refused() -> None:
+    topo = _chain()
+    broken = SimTopology(topo.sites, tuple(h for h in topo.hosts if h.name != "branch-gw"), topo.links)
+    with pytest.raises(ValueError, match="one relay in every other site"):
+        Simulation(SimConfig(chunks=2), broken)
+
+
+def test_cli_simulates_a_site_tree_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    topology = pytest.importorskip("lanscatter.topology")
+    if not hasattr(topology, "load_topology"):
+        pytest.skip("site-tree support is not in this build")
+    tree = tmp_path / "site-tree.yaml"
+    tree.write_text(
+        "dataset: {source: /srv/data, origin: o, chunk_size: 4MiB}\n"
+        "sites:\n"
+        "  hub: {hosts: {o: 10.0.0.1, h1: 10.0.0.2}}\n"
+        "  far: {gateway: g, hosts: {g: 10.1.0.1, f1: 10.1.0.2}}\n"
+        "wan:\n"
+        "  - {between: [hub, far], bandwidth: 80Mbit}\n")
+    assert cli.run(["simulate", "--topology", str(tree), "--chunks", "20", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["sites"]) == {"hub", "far"} and out["dataset_bytes"] == 20 * 4 * MIB
+    assert out["wan_links"]["wan:hub>far"]["ratio"] == 1.0
+    assert out["ideal"] == pytest.approx(20 * 4 * MIB / 10e6)
+
+
+def test_cli_reports_a_missing_site_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert cli.run(["simulate", "--topology", str(tmp_path / "nope.yaml")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
