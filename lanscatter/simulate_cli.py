@@ -21,9 +21,9 @@ from lanscatter.sim_report import matrix, summary
 from lanscatter.simulator import Simulation
 
 DESCRIPTION = """\
-Simulate a swarm on a virtual clock with the real planner: one LAN, or a hub site (with the
-origin) and branch sites behind WAN links, each branch fed through its relay with cut-through.
-Deterministic for a given --seed.
+Simulate a swarm on a virtual clock with the real planner: one LAN, a hub site (with the origin)
+and branch sites behind WAN links (--sites), or the tree of a site-tree file (--topology); every
+site behind a WAN is fed through its relay with cut-through. Deterministic for a given --seed.
 
 Figures printed at the end:
   makespan    virtual seconds until the last host holds every chunk

@@ -2,9 +2,9 @@
 
 Pure: no sockets, no disk, no wall clock; everything random comes from one seeded generator, so
 the same configuration and seed give the same run. The network is modelled the way production
-runs it: one planner per swarm (the hub swarm holds the origin seed, the hub peers and one relay
-per branch site; each branch swarm holds its relay as seed and the branch peers), chained with
-cut-through (a chunk the relay finishes in the hub swarm is at once on offer in its branch).
+runs it: one planner per site's swarm (its master or relay as seed, its peers, and the relay of
+each child site as a download-only member), chained with cut-through (a chunk a relay finishes in
+its upstream swarm is at once on offer in its own).
 
 Transfer model: a transfer moves at its rate cap, but never faster than its share of the source's
 real uplink and the destination's real downlink (max-min fair among the transfers on that link).
