@@ -9,7 +9,8 @@ Rules kept here:
   ranks by this count, so a chunk already on its way somewhere stops looking rare at once and the
   next transfer picks a different one (that is how the swarm diversifies within one round).
 - Counts change one chunk at a time (O(words) per change); a bulk change (a node joining with
-  thousands of chunks) only updates the count array and rebuilds the buckets lazily, once.
+  thousands of chunks) updates the count array and shifts whole buckets at once. The buckets are
+  built from the counts only when a generation starts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-BULK_THRESHOLD = 32     # above this many changed chunks, rebuild buckets instead of moving bits
+BULK_THRESHOLD = 32     # above this many changed chunks, shift whole buckets instead of single bits
 
 
 def iter_bits(x: int) -> Iterator[int]:
@@ -130,7 +131,18 @@ class RarityIndex:
         counts = self.counts
         for i in iter_bits(mask):
             counts[i] += delta
-        self._dirty = True
+        if self._dirty:
+            return
+        # Shift the masked chunks of every bucket at once: a join with thousands of chunks costs a
+        # few big-int operations per distinct count, not a step (or a rebuild) per chunk.
+        moved: dict[int, int] = {}
+        for k, bits in self.buckets.items():
+            going = bits & mask
+            for key, part in ((k, bits ^ going), (k + delta, going)):
+                if part:
+                    moved[key] = moved.get(key, 0) | part
+        self.buckets = moved
+        self.keys = sorted(moved)
 
     def rarest(self, cand: int, rng: random.Random) -> tuple[int, int]:
         """(chunk index, cover count) of a least-covered chunk in cand (cand != 0, all counts >= 1)."""
@@ -165,9 +177,17 @@ class SiteCover:
             for i in iter_bits(mask):
                 self.add(i, delta)
             return
+        counts = self.counts
+        emptied = []
         for i in iter_bits(mask):
-            self.counts[i] += delta
-        self._dirty = True
+            counts[i] += delta
+            if not counts[i]:
+                emptied.append(i)
+        if not self._dirty:
+            if delta > 0:
+                self.bits |= mask
+            elif emptied:
+                self.bits &= ~bits_from_indices(emptied, len(counts))
 
     def covered(self) -> int:
         if self._dirty:
