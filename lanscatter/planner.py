@@ -8,10 +8,14 @@ Policy (docs/planner.md has the reasoning):
 - Downloaders are served least-complete first; a downloader takes the rarest chunk (fewest nodes
   holding or receiving it) among what the probed idle sources can give it.
 - A source that is already sending a chunk offers other chunks first, so copies spread.
-- Among equally rare offers, a seed (master or relay) weighs `seed_weight` of a peer, and a slow
-  source 1/slowness. A source slower than `slow_threshold` is held back with probability
-  1 - 1/slowness (always for a downloader that needs only its last few chunks); a held-back source
-  is used only by a downloader that would otherwise have nothing in flight.
+- Among equally rare offers, a seed (master or relay) weighs `seed_weight` of a peer, a slow
+  source 1/slowness, a source whose uploads failed lately (1 - its recent failure share).
+- Slowness is measured (upload time against the time the rate cap allows) and compared with the
+  swarm's median. A source slower than `slow_threshold` gets a cap it can keep, is held back with
+  probability 1 - 1/slowness, and always when its upload would outlast the downloader's remaining
+  work; its transfer takes one of `slow_extra_slots` beside the downloader's slots, so a slow
+  copy never halves a downloader's speed. A held-back source is used only by a downloader that
+  would otherwise have nothing in flight.
 - A source that served corrupt data is never used again.
 - Every finite link on a transfer's path is booked with the transfer's rate cap; a link is never
   booked beyond its capacity. A transfer crosses to another site only for a chunk that no node of
@@ -26,95 +30,18 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from array import array as _array
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterable, Sequence
 from statistics import median
 
 from lanscatter.linkmap import LinkMap
 from lanscatter.planner_links import LinkBook
-from lanscatter.planner_state import NodeState, RarityIndex, SiteCover, iter_bits
+from lanscatter.planner_state import (
+    NodeState, RarityIndex, SiteCover, bits_from_indices, kept_runs, remap_bits, remap_counts,
+)
+from lanscatter.planner_types import ChunkBits, Flight, NodeStats, PlannerConfig, Transfer
 
-
-@dataclass(frozen=True, slots=True)
-class PlannerConfig:
-    default_dl_slots: int = 2
-    default_ul_slots: int = 2
-    min_timeout_s: float = 5.0          # never time a transfer out sooner than this
-    timeout_factor: float = 4.0         # timeout = factor x expected time x median slowness
-    initial_timeout_s: float = 300.0    # before anything is measured and without a rate cap
-    slow_threshold: float = 2.0         # slowness above which a source is thinned out
-    endgame_chunks: int = 4             # a downloader needing this few chunks avoids slow sources
-    seed_weight: float = 0.25           # a seed's weight against an equally good peer
-    candidates: int = 4                 # offers compared per downloader slot
-    max_probe: int = 32                 # idle sources looked at per downloader slot
-    ewma_alpha: float = 0.3             # weight of the newest upload measurement
-    failure_slowness: float = 4.0       # slowness sample charged for a failed upload
-    min_link_share: float = 0.02        # a link with less than this share of capacity left is full
-    stats_refresh_s: float = 1.0        # how often the swarm medians are recomputed
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    id: int
-    chunk: str              # chunk hash (hex)
-    source: str             # node name
-    dest: str               # node name
-    size: int               # chunk bytes
-    rate_cap: float | None  # bytes/s, None = uncapped
-    timeout_s: float        # the engine aborts the transfer after this long and reports failure
-    started: float          # the `now` it was planned at
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStats:
-    downloads: int
-    uploads: int
-    dl_slots: int
-    ul_slots: int
-    have_count: int
-    avg_upload_s: float | None
-    failures: int
-    downloading: int
-    uploading: int
-    slowness: float
-    corrupt: bool
-    seed: bool
-    site: str | None
-
-
-class ChunkBits:
-    """Read-only set of chunk indices backed by an int bitmap (bit i = manifest index i)."""
-
-    __slots__ = ("bits", "size")
-
-    def __init__(self, bits: int, size: int) -> None:
-        self.bits = bits
-        self.size = size
-
-    def __contains__(self, index: object) -> bool:
-        return isinstance(index, int) and index >= 0 and bool(self.bits >> index & 1)
-
-    def __len__(self) -> int:
-        return self.bits.bit_count()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter_bits(self.bits)
-
-    def to_bytes(self) -> bytes:
-        """Little-endian bitmap, (size + 7) // 8 bytes: byte k bit j is chunk 8k + j."""
-        return self.bits.to_bytes((self.size + 7) // 8, "little")
-
-
-@dataclass(slots=True, eq=False)
-class _Flight:
-    transfer: Transfer
-    src: NodeState
-    dst: NodeState
-    chunk: int
-    links: tuple[str, ...]
-    booked: float
-    nominal_s: float | None     # expected duration at the links' nominal rates
+__all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 
 class Planner:
@@ -127,17 +54,17 @@ class Planner:
         self._sizes: list[int] = []
         self._index: dict[str, int] = {}
         self._full = 0
-        self._rarity = RarityIndex(_array("i"))
+        self._rarity = RarityIndex(array("i"))
         self._sites: dict[str, SiteCover] = {}
         self._nodes: dict[str, NodeState] = {}
         self._by_idx: dict[int, NodeState] = {}
         self._next_idx = 0
         self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
         self._idle: set[int] = set()       # nodes with a free upload slot and something to give
-        self._flights: dict[int, _Flight] = {}
+        self._flights: dict[int, Flight] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._next_id = 1
-        self._median_slowness = 1.0
+        self._median_slowness = 1.0        # of the measured sources, never below 1.0
         self._median_spb: float | None = None
         self._stats_dirty = False
         self._stats_at = -math.inf
@@ -152,37 +79,19 @@ class Planner:
         cancelled = [f for f in self._flights.values() if self._hashes[f.chunk] not in index]
         for f in cancelled:
             self._drop(f)
-        runs: list[list[int]] = []          # [old_start, new_start, length] of kept stretches
-        for i, h in enumerate(self._hashes):
-            j = index.get(h)
-            if j is None:
-                continue
-            if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
-                runs[-1][2] += 1
-            else:
-                runs.append([i, j, 1])
-
-        def remap(x: int) -> int:
-            out = 0
-            for a, b, n in runs:
-                out |= ((x >> a) & ((1 << n) - 1)) << b
-            return out
-
-        def remap_counts(old: _array) -> _array:
-            new = _array("i", bytes(4 * len(hashes)))
-            for a, b, n in runs:
-                new[b:b + n] = old[a:a + n]
-            return new
-
+        runs = kept_runs(self._hashes, index)
         for node in self._nodes.values():
-            node.bits, node.recv = remap(node.bits), remap(node.recv)
+            node.bits, node.recv = remap_bits(node.bits, runs), remap_bits(node.recv, runs)
             node.n_have = node.bits.bit_count()
+            node.n_cover = (node.bits | node.recv).bit_count()
         for f in self._flights.values():
             f.chunk = index[self._hashes[f.chunk]]
         for node in self._nodes.values():
             node.sending = {index[self._hashes[c]]: k for c, k in node.sending.items()}
-        self._rarity = RarityIndex(remap_counts(self._rarity.counts))
-        self._sites = {s: SiteCover(remap_counts(c.counts)) for s, c in self._sites.items()}
+            node.busy = sum(1 << c for c in node.sending)
+        n = len(hashes)
+        self._rarity = RarityIndex(remap_counts(self._rarity.counts, runs, n))
+        self._sites = {s: SiteCover(remap_counts(c.counts, runs, n)) for s, c in self._sites.items()}
         self._hashes, self._index = hashes, index
         self._sizes = [size for _, size in chunks]
         self._full = (1 << len(hashes)) - 1
@@ -200,7 +109,7 @@ class Planner:
         self._nodes[name] = node
         self._by_idx[node.idx] = node
         if site is not None and site not in self._sites:
-            self._sites[site] = SiteCover(_array("i", bytes(4 * len(self._hashes))))
+            self._sites[site] = SiteCover(array("i", bytes(4 * len(self._hashes))))
         self._touch(node)
 
     def remove_node(self, name: str) -> list[Transfer]:
@@ -216,15 +125,13 @@ class Planner:
 
     def set_have(self, name: str, chunks: Iterable[str]) -> None:
         node = self._nodes[name]
-        bits = 0
-        for h in chunks:
-            i = self._index.get(h)
-            if i is not None:
-                bits |= 1 << i
+        index = self._index
+        bits = bits_from_indices([i for i in map(index.get, chunks) if i is not None], len(self._hashes))
         old_cover, new_cover = node.bits | node.recv, bits | node.recv
         self._cover_change(node, new_cover & ~old_cover, +1)
         self._cover_change(node, old_cover & ~new_cover, -1)
         node.bits, node.n_have = bits, bits.bit_count()
+        node.n_cover = (bits | node.recv).bit_count()
         self._touch(node)
 
     def add_have(self, name: str, chunk: str) -> None:
@@ -234,6 +141,7 @@ class Planner:
             return
         if not node.recv >> i & 1:
             self._cover_add(node, i, +1)
+            node.n_cover += 1
         node.bits |= 1 << i
         node.n_have += 1
         self._touch(node)
@@ -248,15 +156,20 @@ class Planner:
         idle = sorted(self._idle)
         by_idx = self._by_idx
         out: list[Transfer] = []
-        for di in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i)):
-            d = by_idx[di]
-            while idle and d.n_dl < d.dl_slots:
-                t = self._pick(d, idle, now)
-                if t is None:
+        # One slot per downloader per pass, least complete first: a scarce source (the seed at
+        # the start) spreads its first chunks over several downloaders, who can then pass them on.
+        queue = [by_idx[i] for i in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i))]
+        while queue and idle:
+            again = []
+            for d in queue:
+                if not idle:
                     break
-                out.append(t)
-            if not idle:
-                break
+                t = self._pick(d, idle, now)
+                if t is not None:
+                    out.append(t)
+                    if d.n_dl < d.dl_slots:
+                        again.append(d)
+            queue = again
         return out
 
     def _pick(self, d: NodeState, idle: list[int], now: float) -> Transfer | None:
@@ -266,63 +179,112 @@ class Planner:
             return None
         down = math.inf
         if d.down_link is not None:
-            down = book.share(d.down_link, d.dl_slots - d.n_dl)
+            down = book.share(d.down_link, max(1, d.dl_slots - d.n_dl))
             if down <= cfg.min_link_share * book.capacity[d.down_link]:
                 return None
-        endgame = need.bit_count() <= cfg.endgame_chunks
-        offers: list[tuple[int, NodeState, int, tuple[str, ...], float]] = []
-        fallback: list[tuple[int, NodeState, int, tuple[str, ...], float]] = []
+        n_need = need.bit_count()
+        base = self._median_slowness
+        slow_limit = cfg.slow_threshold * base
+        offers: list[tuple[int, NodeState, int, bool]] = []       # (cover count, source, chunk, slow)
+        fallback: list[tuple[int, NodeState, int, bool]] = []
         covered: int | None = None
+        by_idx, rarest, d_site = self._by_idx, self._rarity.rarest, d.site
+        max_probe, wanted = cfg.max_probe, cfg.candidates
         n = len(idle)
-        start = rng.randrange(n)
+        start = int(rng.random() * n)
         probed = 0
         for k in range(n):
-            if probed >= cfg.max_probe or len(offers) >= cfg.candidates:
-                break
-            s = self._by_idx[idle[(start + k) % n]]
+            s = by_idx[idle[(start + k) % n]]
             if s is d:
                 continue
             probed += 1
-            # a slow source is held back (in proportion to its slowness, always in the endgame)
-            held = s.slowness > cfg.slow_threshold and (endgame or rng.random() * s.slowness > 1.0)
             cand = s.bits & need
-            if not cand:
-                continue
-            if s.site != d.site and s.site is not None and d.site is not None:
-                if covered is None:
-                    covered = self._sites[d.site].covered()
-                cand &= ~covered
-                if not cand:
-                    continue
-            path = self._path_rate(s, d, down)
-            if path is None:
-                continue
-            if s.sending:
-                busy = 0
-                for c in s.sending:
-                    busy |= 1 << c
-                fresh = cand & ~busy
-                if fresh:
-                    cand = fresh
-            chunk, count = self._rarity.rarest(cand, rng)
-            (fallback if held else offers).append((count, s, chunk, path[0], path[1]))
+            if cand:
+                if s.site != d_site and s.site is not None and d_site is not None:
+                    if covered is None:
+                        covered = self._sites[d_site].covered()
+                    cand &= ~covered
+            if cand:
+                held = slow = s.slowness > slow_limit
+                if slow:
+                    if d.n_bg >= cfg.slow_extra_slots:
+                        continue
+                    # A slow source is held back in proportion to its slowness, and always when its
+                    # upload would outlast the downloader's remaining work: slow copies make tails.
+                    rel = s.slowness / base
+                    held = (n_need <= max(cfg.endgame_chunks, cfg.endgame_margin * rel * d.dl_slots)
+                            or rng.random() * rel > 1.0)
+                if s.busy:
+                    fresh = cand & ~s.busy
+                    if fresh:
+                        cand = fresh
+                chunk, count = rarest(cand, rng)
+                if held:
+                    fallback.append((count, s, chunk, slow))
+                else:
+                    offers.append((count, s, chunk, slow))
+                    if len(offers) >= wanted:
+                        break
+            if probed >= max_probe:
+                break
         if not offers:
-            # a held-back source still beats leaving a downloader with nothing at all in flight
-            if not fallback or d.n_dl:
+            # A held-back source still beats leaving a downloader with nothing in flight for good,
+            # but not while a fast holder of what it needs will free up a slot soon.
+            if not fallback or d.n_dl or d.n_bg or self._fast_holder(d, need, base):
                 return None
             offers = fallback
-        best = min(o[0] for o in offers)
-        top = [o for o in offers if o[0] == best]
-        if len(top) > 1:
-            weights = [(cfg.seed_weight if o[1].seed else 1.0) / max(1.0, o[1].slowness) for o in top]
-            choice = rng.choices(top, weights)[0]
-        else:
-            choice = top[0]
-        _, s, chunk, links, nominal = choice
-        t = self._start(s, d, chunk, links, nominal, now)
-        if s.n_ul >= s.ul_slots:
-            idle.remove(s.idx)
-        return t
+        if d.site is not None:
+            # Across a WAN the order of chunks hardly matters (the site behind gets them all from
+            # its relay), so a remote downloader leaves the seed's uplink to its own site.
+            local_seed = [o for o in offers if not (o[1].seed and o[1].site != d.site)]
+            if local_seed:
+                offers = local_seed
+        while offers:
+            best = min(o[0] for o in offers)
+            top = [o for o in offers if o[0] == best]
+            choice = top[0] if len(top) == 1 else self._weighted(top)
+            _, s, chunk, slow = choice
+            path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
+            if path is None:
+                offers.remove(choice)
+                continue
+            t = self._start(s, d, chunk, path[0], path[1], slow, now)
+            if s.n_ul >= s.ul_slots:
+                # swap-remove: the probe order starts at a random place anyway
+                i = idle.index(s.idx)
+                idle[i] = idle[-1]
+                idle.pop()
+            return t
+        return None
+
+    def _weighted(self, offers: list[tuple[int, NodeState, int, bool]]) -> tuple[int, NodeState, int, bool]:
+        """One of equally rare offers: a seed weighs seed_weight, a flaky or slow source less."""
+        seed_weight = self.config.seed_weight
+        weights = []
+        for o in offers:
+            s = o[1]
+            w = seed_weight if s.seed else 1.0
+            if s.fail_score > 0.0:
+                w *= max(0.05, 1.0 - s.fail_score)
+            if s.slowness > 1.0:
+                w /= s.slowness
+            weights.append(w)
+        r = self._rng.random() * sum(weights)
+        for o, w in zip(offers, weights):
+            r -= w
+            if r < 0:
+                return o
+        return offers[-1]
+
+    def _fast_holder(self, d: NodeState, need: int, base: float) -> bool:
+        """Whether some source that is not slow could serve d something it needs, once free."""
+        limit = self.config.slow_threshold * base
+        far = need & ~self._sites[d.site].covered() if d.site is not None else need
+        for n in self._nodes.values():
+            if n.ul_slots and not n.corrupt and n.slowness <= limit and n is not d:
+                if n.bits & (need if n.site == d.site or n.site is None else far):
+                    return True
+        return False
 
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
         """Finite links of the path s -> d and the nominal rate a new transfer may book on them."""
@@ -346,19 +308,20 @@ class Planner:
         return links, rate
 
     def _start(self, s: NodeState, d: NodeState, chunk: int, links: tuple[str, ...],
-               nominal: float, now: float) -> Transfer:
+               nominal: float, background: bool, now: float) -> Transfer:
         cfg = self.config
         size = self._sizes[chunk]
         slow = max(1.0, s.slowness)
+        cap: float | None = None
+        expected: float | None = None
         if math.isfinite(nominal):
-            cap: float | None = nominal / slow     # a known-slow source books only what it delivers
-            nominal_s: float | None = size / nominal
+            rate = nominal / slow                  # a known-slow source books only what it delivers
+            cap, expected = rate, size / rate
         else:
             cap = None
-            nominal_s = size * self._median_spb if self._median_spb is not None else None
-        if nominal_s is not None:
-            expected = nominal_s * slow * max(1.0, self._median_slowness)
-            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected)
+            expected = size * self._median_spb * slow if self._median_spb is not None else None
+        if expected is not None:
+            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
             timeout = cfg.initial_timeout_s
         t = Transfer(self._next_id, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
@@ -367,13 +330,20 @@ class Planner:
             self._book.book(links, cap)
         self._cover_add(d, chunk, +1)
         d.recv |= 1 << chunk
-        d.n_dl += 1
+        d.n_cover += 1
+        if background:
+            d.n_bg += 1
+        else:
+            d.n_dl += 1
         s.n_ul += 1
-        s.sending[chunk] = s.sending.get(chunk, 0) + 1
-        self._flights[t.id] = _Flight(t, s, d, chunk, links, cap or 0.0, nominal_s)
+        k = s.sending.get(chunk, 0)
+        s.sending[chunk] = k + 1
+        if not k:
+            s.busy |= 1 << chunk
+        self._flights[t.id] = Flight(t, s, d, chunk, links, cap or 0.0, background, expected, slow)
         heapq.heappush(self._deadlines, (now + timeout, t.id))
-        self._touch(d)
-        self._touch(s)
+        self._touch_down(d)          # a transfer changes only d's download and s's upload side
+        self._touch_up(s)
         return t
 
     # ---- outcomes ------------------------------------------------------------------------
@@ -393,15 +363,21 @@ class Planner:
             spb = elapsed / f.transfer.size if f.transfer.size else 0.0
             a = self.config.ewma_alpha
             s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
-            if f.nominal_s:
-                self._sample(s, elapsed / f.nominal_s)
+            s.fail_score *= 1 - a
+            if f.expected_s:
+                ratio = elapsed / f.expected_s
+                # at its cap an upload cannot show it could go faster: keeping pace counts as healthy
+                uncapped = f.transfer.rate_cap is None
+                self._sample(s, f.slowness * ratio if uncapped or ratio > self.config.kept_pace else 1.0)
             self._stats_dirty = True
         else:
             s.failures += 1
-            self._sample(s, self.config.failure_slowness)
+            a = self.config.ewma_alpha
+            s.fail_score = (1 - a) * s.fail_score + a
             if corrupt and not s.corrupt:
-                if self._serves_site(s):
-                    self._sites[s.site].add_many(s.bits | s.recv, -1)
+                cover = self._site_cover(s)
+                if cover is not None:
+                    cover.add_many(s.bits | s.recv, -1)
                 s.corrupt = True
                 self._idle.discard(s.idx)
 
@@ -417,32 +393,38 @@ class Planner:
             self._drop(f)
             elapsed = now - f.transfer.started
             f.src.failures += 1
-            self._sample(f.src, elapsed / f.nominal_s if f.nominal_s else self.config.failure_slowness)
+            ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
+            self._sample(f.src, f.slowness * ratio)
             out.append(f.transfer)
         return out
 
-    def _drop(self, f: _Flight, delivered: bool = False) -> None:
+    def _drop(self, f: Flight, delivered: bool = False) -> None:
         """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
         del self._flights[f.transfer.id]
         if f.booked:
             self._book.release(f.links, f.booked)
         s, d, bit = f.src, f.dst, 1 << f.chunk
         d.recv &= ~bit
-        d.n_dl -= 1
+        if f.background:
+            d.n_bg -= 1
+        else:
+            d.n_dl -= 1
         s.n_ul -= 1
         left = s.sending[f.chunk] - 1
         if left:
             s.sending[f.chunk] = left
         else:
             del s.sending[f.chunk]
+            s.busy &= ~bit
         if delivered:
             if not d.bits & bit:
                 d.bits |= bit
                 d.n_have += 1
         elif not d.bits & bit:
             self._cover_add(d, f.chunk, -1)
-        self._touch(d)
-        self._touch(s)
+            d.n_cover -= 1
+        self._touch(d)               # its download side, and its upload side if it got the chunk
+        self._touch_up(s)
 
     def _sample(self, s: NodeState, slowness: float) -> None:
         a = self.config.ewma_alpha
@@ -456,36 +438,46 @@ class Planner:
         nodes = self._nodes.values()
         slow = [n.slowness for n in nodes if n.measured]
         spb = [n.spb for n in nodes if n.spb is not None]
-        self._median_slowness = median(slow) if slow else 1.0
+        self._median_slowness = max(1.0, median(slow)) if slow else 1.0
         self._median_spb = median(spb) if spb else None
         self._stats_dirty = False
         self._stats_at = now
 
     # ---- incremental indexes -------------------------------------------------------------
 
-    @staticmethod
-    def _serves_site(node: NodeState) -> bool:
-        """Whether node's chunks count as its site's own copies (it can pass them on)."""
-        return node.site is not None and node.ul_slots > 0 and not node.corrupt
+    def _site_cover(self, node: NodeState) -> SiteCover | None:
+        """The coverage of node's site, if node's chunks count as the site's own copies there
+        (it can pass them on)."""
+        if node.site is None or not node.ul_slots or node.corrupt:
+            return None
+        return self._sites[node.site]
 
     def _cover_add(self, node: NodeState, chunk: int, delta: int) -> None:
         self._rarity.add(chunk, delta)
-        if self._serves_site(node):
-            self._sites[node.site].add(chunk, delta)
+        cover = self._site_cover(node)
+        if cover is not None:
+            cover.add(chunk, delta)
 
     def _cover_change(self, node: NodeState, mask: int, delta: int) -> None:
         if not mask:
             return
         self._rarity.add_many(mask, delta)
-        if self._serves_site(node):
-            self._sites[node.site].add_many(mask, delta)
+        cover = self._site_cover(node)
+        if cover is not None:
+            cover.add_many(mask, delta)
 
     def _touch(self, n: NodeState) -> None:
         """Re-derive whether n wants a download and can give an upload right now."""
-        if not n.seed and n.n_dl < n.dl_slots and self._full & ~(n.bits | n.recv):
+        self._touch_down(n)
+        self._touch_up(n)
+
+    def _touch_down(self, n: NodeState) -> None:
+        if not n.seed and n.n_dl < n.dl_slots and n.n_cover < len(self._hashes):
             self._hungry.add(n.idx)
         else:
             self._hungry.discard(n.idx)
+
+    def _touch_up(self, n: NodeState) -> None:
         if n.n_ul < n.ul_slots and n.n_have and not n.corrupt:
             self._idle.add(n.idx)
         else:
@@ -517,7 +509,7 @@ class Planner:
         return NodeStats(
             downloads=n.downloads, uploads=n.uploads, dl_slots=n.dl_slots, ul_slots=n.ul_slots,
             have_count=n.n_have, avg_upload_s=n.upload_s_total / n.uploads if n.uploads else None,
-            failures=n.failures, downloading=n.n_dl, uploading=n.n_ul, slowness=n.slowness,
+            failures=n.failures, downloading=n.n_dl + n.n_bg, uploading=n.n_ul, slowness=n.slowness,
             corrupt=n.corrupt, seed=n.seed, site=n.site,
         )
 

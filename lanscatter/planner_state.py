@@ -9,7 +9,8 @@ Rules kept here:
   ranks by this count, so a chunk already on its way somewhere stops looking rare at once and the
   next transfer picks a different one (that is how the swarm diversifies within one round).
 - Counts change one chunk at a time (O(words) per change); a bulk change (a node joining with
-  thousands of chunks) only updates the count array and rebuilds the buckets lazily, once.
+  thousands of chunks) updates the count array and shifts whole buckets at once. The buckets are
+  built from the counts only when a generation starts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-BULK_THRESHOLD = 32     # above this many changed chunks, rebuild buckets instead of moving bits
+BULK_THRESHOLD = 32     # above this many changed chunks, shift whole buckets instead of single bits
 
 
 def iter_bits(x: int) -> Iterator[int]:
@@ -43,11 +44,43 @@ def pick_bit(x: int, rng: random.Random, n: int) -> int:
     """A set bit of x (x != 0): the first at or after a random offset, wrapping around."""
     if not x & (x - 1):
         return x.bit_length() - 1
-    r = rng.randrange(n)
+    r = int(rng.random() * n)
     y = x >> r
     if y:
         return r + (y & -y).bit_length() - 1
     return (x & -x).bit_length() - 1
+
+
+def kept_runs(old_hashes: list[str], new_index: dict[str, int]) -> list[tuple[int, int, int]]:
+    """(old_start, new_start, length) of the stretches of chunks a new generation keeps, in order.
+
+    A generation that changes a few files keeps long stretches, so remapping a bitmap costs a
+    few shifts per stretch rather than a step per chunk.
+    """
+    runs: list[list[int]] = []
+    for i, h in enumerate(old_hashes):
+        j = new_index.get(h)
+        if j is None:
+            continue
+        if runs and runs[-1][0] + runs[-1][2] == i and runs[-1][1] + runs[-1][2] == j:
+            runs[-1][2] += 1
+        else:
+            runs.append([i, j, 1])
+    return [(a, b, n) for a, b, n in runs]
+
+
+def remap_bits(x: int, runs: list[tuple[int, int, int]]) -> int:
+    out = 0
+    for a, b, n in runs:
+        out |= ((x >> a) & ((1 << n) - 1)) << b
+    return out
+
+
+def remap_counts(old: array, runs: list[tuple[int, int, int]], size: int) -> array:
+    new = array("i", bytes(4 * size))
+    for a, b, n in runs:
+        new[b:b + n] = old[a:a + n]
+    return new
 
 
 class RarityIndex:
@@ -98,7 +131,18 @@ class RarityIndex:
         counts = self.counts
         for i in iter_bits(mask):
             counts[i] += delta
-        self._dirty = True
+        if self._dirty:
+            return
+        # Shift the masked chunks of every bucket at once: a join with thousands of chunks costs a
+        # few big-int operations per distinct count, not a step (or a rebuild) per chunk.
+        moved: dict[int, int] = {}
+        for k, bits in self.buckets.items():
+            going = bits & mask
+            for key, part in ((k, bits ^ going), (k + delta, going)):
+                if part:
+                    moved[key] = moved.get(key, 0) | part
+        self.buckets = moved
+        self.keys = sorted(moved)
 
     def rarest(self, cand: int, rng: random.Random) -> tuple[int, int]:
         """(chunk index, cover count) of a least-covered chunk in cand (cand != 0, all counts >= 1)."""
@@ -133,9 +177,17 @@ class SiteCover:
             for i in iter_bits(mask):
                 self.add(i, delta)
             return
+        counts = self.counts
+        emptied = []
         for i in iter_bits(mask):
-            self.counts[i] += delta
-        self._dirty = True
+            counts[i] += delta
+            if not counts[i]:
+                emptied.append(i)
+        if not self._dirty:
+            if delta > 0:
+                self.bits |= mask
+            elif emptied:
+                self.bits &= ~bits_from_indices(emptied, len(counts))
 
     def covered(self) -> int:
         if self._dirty:
@@ -159,13 +211,17 @@ class NodeState:
     bits: int = 0              # chunks held
     recv: int = 0              # chunks in flight to this node
     n_have: int = 0
-    n_dl: int = 0              # transfers in flight to this node
+    n_cover: int = 0           # chunks held or in flight to this node: popcount(bits | recv)
+    n_dl: int = 0              # transfers in flight to this node, in its download slots
+    n_bg: int = 0              # transfers in flight to this node from slow sources, beside its slots
     n_ul: int = 0              # transfers in flight from this node
     sending: dict[int, int] = field(default_factory=dict)   # chunk -> uploads of it in flight
+    busy: int = 0              # bitmap of the keys of `sending`
     downloads: int = 0
     uploads: int = 0
     upload_s_total: float = 0.0
     failures: int = 0
+    fail_score: float = 0.0    # EWMA of "this upload failed" (0 = never fails, 1 = always)
     corrupt: bool = False
     slowness: float = 1.0      # EWMA of (upload time / expected time); 1.0 = as fast as the links say
     spb: float | None = None   # EWMA of seconds per uploaded byte

@@ -89,7 +89,7 @@ def check_plan(p: Planner, sh: Shadow, lm: LinkMap, new: list[Transfer], sc: Sce
         sh.recv[t.dest].add(t.chunk)
         sh.flights[t.id] = t
     for name, (dl, ul) in slots.items():
-        assert sum(t.dest == name for t in sh.flights.values()) <= dl
+        assert sum(t.dest == name for t in sh.flights.values()) <= dl + p.config.slow_extra_slots
         assert sum(t.source == name for t in sh.flights.values()) <= ul
     used: dict[str, float] = {}
     for t in sh.flights.values():
@@ -108,6 +108,25 @@ def settle(sh: Shadow, t: Transfer, ok: bool) -> None:
     sh.recv[t.dest].discard(t.chunk)
     if ok:
         sh.have[t.dest].add(t.chunk)
+
+
+def disturb(p: Planner, sh: Shadow, sc: Scenario, events: random.Random) -> None:
+    """A have from elsewhere (a relay verifying a chunk), or a peer restarting with what it kept."""
+    peers = [f"p{i}" for i in range(len(sc.peers))]
+    name = events.choice(peers)
+    if events.random() < 0.5 and sc.n_chunks:
+        chunk = f"c{events.randrange(sc.n_chunks)}"
+        p.add_have(name, chunk)
+        sh.have[name].add(chunk)
+        return
+    dropped = p.remove_node(name)
+    assert {t.id for t in dropped} == {i for i, t in sh.flights.items() if name in (t.source, t.dest)}
+    for t in dropped:
+        settle(sh, t, ok=False)
+    dl, ul, _ = sc.peers[peers.index(name)]
+    p.add_node(name, dl_slots=dl, ul_slots=ul)
+    p.set_have(name, sh.have[name])
+    sh.corrupt.discard(name)
 
 
 def run(sc: Scenario, fail_rate: float, steps: int = 400) -> tuple[Planner, list[tuple[int, str, str, str]]]:
@@ -132,6 +151,8 @@ def run(sc: Scenario, fail_rate: float, steps: int = 400) -> tuple[Planner, list
             if corrupt:
                 sh.corrupt.add(t.source)
             settle(sh, t, ok)
+        if fail_rate and events.random() < 0.2:
+            disturb(p, sh, sc, events)
         for name in sh.have:
             assert set(p.has(name)) == {int(h[1:]) for h in sh.have[name]}
     return p, log

@@ -1,0 +1,95 @@
+"""Planner and simulator figures: LAN efficiency, WAN ratio, planning-round time, simulation wall time.
+
+Usage: python benchmarks/planner_bench.py [--quick] [--only lan|wan|round|sim]
+Figures go to docs/benchmarks.md ("Planner and simulator"). Wall/CPU times depend on the machine
+and on what else runs on it; efficiency and WAN figures are simulated, deterministic per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+from lanscatter.planner import Planner
+from lanscatter.sim_model import SimConfig
+from lanscatter.simulator import Simulation
+
+SEEDS = (1, 2, 3, 4, 5)
+
+
+def lan(quick: bool) -> None:
+    seeds = SEEDS[:2] if quick else SEEDS
+    for label, kw in (("fault-free", {}), ("1/16 slow (20x) + 2% failing", {"slow_fraction": 1 / 16, "fail_rate": 0.02})):
+        effs = [Simulation(SimConfig(nodes=30, chunks=200, seed=s, **kw)).run().efficiency for s in seeds]
+        print(f"LAN 30 nodes x 200 chunks, {label}: efficiency min {min(effs):.3f} "
+              f"median {statistics.median(effs):.3f} max {max(effs):.3f} (seeds {seeds[0]}..{seeds[-1]})")
+
+
+def wan(quick: bool) -> None:
+    for label, kw in (("fault-free", {}), ("2% failing", {"fail_rate": 0.02}),
+                      ("2% failing + 1/16 slow", {"fail_rate": 0.02, "slow_fraction": 1 / 16})):
+        r = Simulation(SimConfig(nodes=30, chunks=200, sites=3, wan_rates=(12.5e6, 6.25e6), seed=1, **kw)).run()
+        ratios = " ".join(f"{w}={r.wan_ratio(w):.3f}" for w in r.wan_bytes if w.startswith("wan:hub>"))
+        retried = r.failures + r.expired
+        print(f"hub + 2 branches (100/50 Mbit/s WAN), {label}: {ratios}; efficiency {r.efficiency:.3f}; "
+              f"failed+expired transfers {retried}")
+
+
+def planning_round(quick: bool) -> None:
+    nodes, chunks = (300, 10_000) if quick else (1000, 50_000)
+    rng = random.Random(7)
+    p = Planner(rng=random.Random(1))
+    hashes = [f"{i:016x}" for i in range(chunks)]
+    p.set_chunks([(h, 4 << 20) for h in hashes])
+    p.add_node("seed", dl_slots=0, ul_slots=4, seed=True)
+    p.set_have("seed", hashes)
+    t0 = time.perf_counter()
+    for i in range(nodes - 1):
+        name = f"n{i:04d}"
+        p.add_node(name, dl_slots=2, ul_slots=2)
+        share = rng.random()
+        p.set_have(name, [h for h in hashes if rng.random() < share])
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    first = p.plan(0.0)
+    cold = time.perf_counter() - t0
+    rounds = []
+    now = 0.0
+    for _ in range(300):
+        inflight = p.inflight()
+        done = inflight[rng.randrange(len(inflight))]
+        now += 0.01
+        p.finish(done.id, now, ok=True)
+        t0 = time.perf_counter()
+        p.plan(now)
+        rounds.append(time.perf_counter() - t0)
+    rounds.sort()
+    print(f"planning round, {nodes} nodes x {chunks} chunks (holdings random, 0-100% per node): "
+          f"after one finish median {statistics.median(rounds) * 1e3:.2f} ms, "
+          f"p99 {rounds[int(len(rounds) * 0.99)] * 1e3:.2f} ms; "
+          f"cold round (every slot free, {len(first)} transfers) {cold * 1e3:.0f} ms; setup {setup:.1f} s")
+
+
+def sim_scale(quick: bool) -> None:
+    nodes, chunks = (300, 1000) if quick else (1000, 5000)
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = Simulation(SimConfig(nodes=nodes, chunks=chunks, seed=1)).run()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"simulation {nodes} nodes x {chunks} chunks: {wall:.1f} s wall, {cpu:.1f} s CPU, "
+          f"{r.transfers} transfers ({cpu / r.transfers * 1e6:.1f} us CPU each), efficiency {r.efficiency:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a quick look")
+    parser.add_argument("--only", choices=("lan", "wan", "round", "sim"))
+    args = parser.parse_args()
+    for name, fn in (("lan", lan), ("wan", wan), ("round", planning_round), ("sim", sim_scale)):
+        if args.only in (None, name):
+            fn(args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""A discrete-event swarm simulator on a virtual clock, driving the real planner.
+
+Pure: no sockets, no disk, no wall clock; everything random comes from one seeded generator, so
+the same configuration and seed give the same run. The network is modelled the way production
+runs it: one planner per site's swarm (its master or relay as seed, its peers, and the relay of
+each child site as a download-only member), chained with cut-through (a chunk a relay finishes in
+its upstream swarm is at once on offer in its own).
+
+Transfer model: a transfer moves at its rate cap, but never faster than its share of the source's
+real uplink and the destination's real downlink (max-min fair among the transfers on that link).
+"Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
+by measuring. A failing transfer breaks after a random share of its bytes; a transfer still
+running at its timeout is aborted, as the engine would. Bytes sent count on every WAN link crossed,
+finished or not, so the WAN ratio includes retries.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass, field
+from typing import cast
+
+from lanscatter.linkmap import Link, LinkMap
+from lanscatter.planner import Planner, PlannerConfig, Transfer
+from lanscatter.sim_model import SimConfig, SimResult, SimTopology, SiteFigures, percentile, star_topology
+
+_FINISH, _EXPIRE, _LEAVE, _JOIN, _TICK = range(5)
+
+
+@dataclass(slots=True, eq=False)
+class _Host:
+    name: str
+    site: str
+    up_rate: float                 # real capacity; the link map may promise more
+    down_rate: float
+    slow: bool = False
+    online: bool = True
+    completed_at: float | None = None
+    ups: list[_Active] = field(default_factory=list)
+    downs: list[_Active] = field(default_factory=list)
+    up_demand: float = 0.0         # sum of the caps of ups / downs
+    down_demand: float = 0.0
+    held: list[str] = field(default_factory=list)   # chunks kept while offline
+
+
+@dataclass(slots=True, eq=False)
+class _Swarm:
+    index: int
+    site: str
+    planner: Planner
+    links: LinkMap
+
+
+@dataclass(slots=True, eq=False)
+class _Active:
+    swarm: _Swarm
+    t: Transfer
+    src: _Host
+    dst: _Host
+    cap: float
+    wan: tuple[str, ...]
+    fail_left: float               # bytes still to go when it breaks (0.0 = it will not break)
+    rate: float = 0.0
+    remaining: float = 0.0
+    last: float = 0.0
+    version: int = 0
+
+
+def _fair_shares(actives: list[_Active], capacity: float) -> dict[int, float]:
+    """Max-min fair split of capacity among transfers whose demand is their rate cap."""
+    shares: dict[int, float] = {}
+    left, todo = capacity, sorted(actives, key=lambda a: a.cap)
+    for k, a in enumerate(todo):
+        fair = left / (len(todo) - k)
+        give = min(a.cap, fair)
+        shares[a.t.id] = give
+        left -= give
+    return shares
+
+
+class Simulation:
+    def __init__(self, config: SimConfig, topology: SimTopology | None = None) -> None:
+        self.config = cfg = config
+        self.topology = topology if topology is not None else star_topology(config)
+        self.rng = random.Random(cfg.seed)
+        self.now = 0.0
+        self.chunks = [(f"{i:08x}", cfg.chunk_size) for i in range(cfg.chunks)]
+        self.dataset_bytes = cfg.chunks * cfg.chunk_size
+        self.sites = [site for site, _ in self.topology.sites]
+        self.hosts: dict[str, _Host] = {}
+        self.head: dict[str, str] = {}                   # site -> its master or relay
+        self.swarm_of: dict[str, list[_Swarm]] = {}     # host -> swarms it belongs to
+        self.own_swarm: dict[str, _Swarm] = {}          # master/relay -> the swarm it seeds
+        self.wan_bytes: dict[str, float] = {}
+        self.wan_wasted: dict[str, float] = {}           # the part sent by attempts that failed
+        self.transfers = self.failures = self.expired = 0
+        self._events: list[tuple[float, int, int, object]] = []
+        self._seq = 0
+        self._active: dict[tuple[int, int], _Active] = {}   # (swarm id, transfer id) -> active
+        self._dirty: set[int] = set()
+        self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.origin = self._build()
+        self._incomplete = {h for h in self.hosts if h != self.origin} if self.chunks else set()
+
+    # ---- setup -----------------------------------------------------------------------------
+
+    def _build(self) -> str:
+        cfg, rng, topo = self.config, self.rng, self.topology
+        heads = {h.site: h.name for h in topo.hosts if h.role in ("master", "relay")}
+        masters = [h.name for h in topo.hosts if h.role == "master"]
+        if len(masters) != 1 or set(heads) != set(self.sites) or topo.parent(self.hosts_site(masters[0])) is not None:
+            raise ValueError("a simulated tree needs one master in the root site and one relay in every other site")
+        self.head = heads
+        peers = [h.name for h in topo.hosts if h.role == "peer"]
+        slow = set(rng.sample(peers, round(cfg.slow_fraction * len(peers))))
+        for h in topo.hosts:
+            up = h.up_rate / cfg.slowdown if h.name in slow else h.up_rate
+            self.hosts[h.name] = _Host(h.name, h.site, up, h.down_rate, slow=h.name in slow,
+                                       completed_at=0.0 if h.role == "master" else None)
+        host_links = {f"{d}:{h.name}": Link(f"{d}:{h.name}", rate)
+                      for h in topo.hosts for d, rate in (("up", h.up_rate), ("down", h.down_rate))}
+        parents = dict(topo.sites)
+        # the whole tree in one map: what ideal multicast from the origin would cross
+        self.physical = LinkMap(links={**host_links, **topo.links},
+                                node_site={h.name: h.site for h in topo.hosts}, site_parent=parents)
+        pcfg = PlannerConfig(min_timeout_s=cfg.min_timeout_s)
+        self.swarms: list[_Swarm] = []
+        for site in self.sites:
+            children = [c for c, parent in topo.sites if parent == site]
+            members = [heads[site], *(h.name for h in topo.hosts if h.site == site and h.role == "peer"),
+                       *(heads[c] for c in children)]
+            near = {f"lan:{site}"} | {f"lan:{c}" for c in children} \
+                | {f"wan:{site}>{c}" for c in children} | {f"wan:{c}>{site}" for c in children}
+            shared = {n: link for n, link in topo.links.items() if n in near}
+            self.own_swarm[heads[site]] = self._add_swarm(site, members, shared, host_links, parents, pcfg)
+        churners = rng.sample(peers, round(cfg.churn * len(peers)))
+        ideal = self.ideal(masters[0])
+        for p in churners:
+            leave = rng.uniform(0.0, ideal)
+            self._push(leave, _LEAVE, p)
+            self._push(leave + rng.uniform(0.05, 0.3) * ideal, _JOIN, p)
+        self._push(cfg.plan_interval_s, _TICK, None)
+        return masters[0]
+
+    def hosts_site(self, name: str) -> str:
+        return next(h.site for h in self.topology.hosts if h.name == name)
+
+    def _add_swarm(self, site: str, members: list[str], shared: dict[str, Link], host_links: dict[str, Link],
+                   parents: dict[str, str | None], pcfg: PlannerConfig) -> _Swarm:
+        cfg = self.config
+        links = {**shared, **{k: v for k, v in host_links.items() if k.split(":", 1)[1] in members}}
+        node_site = {m: self.hosts[m].site for m in members}
+        lm = LinkMap(links=links, node_site=node_site, site_parent=parents)
+        planner = Planner(links=lm, rng=random.Random(self.rng.getrandbits(64)), config=pcfg)
+        sw = _Swarm(len(self.swarms), site, planner, lm)
+        planner.set_chunks(self.chunks)
+        self.swarms.append(sw)
+        for m in members:
+            self.swarm_of.setdefault(m, []).append(sw)
+            if m == members[0]:
+                slots = (0, cfg.ul_slots)
+            elif self.hosts[m].site != site:
+                slots = (cfg.relay_dl_slots, 0)       # a child site's relay: downloads only here
+            else:
+                slots = (cfg.dl_slots, cfg.ul_slots)
+            planner.add_node(m, dl_slots=slots[0], ul_slots=slots[1], seed=m == members[0])
+        if parents[site] is None:
+            planner.set_have(members[0], [h for h, _ in self.chunks])
+        self._dirty.add(sw.index)
+        return sw
+
+    def ideal(self, origin: str | None = None) -> float:
+        """Dataset bytes / the narrowest link on the slowest origin -> host path (ideal multicast)."""
+        origin = origin or self.origin
+        caps = self.physical.links
+        rate = min((min((caps[n].bytes_per_s for n in self.physical.path(origin, h)), default=math.inf)
+                    for h in self.hosts if h != origin), default=math.inf)
+        return self.dataset_bytes / rate if math.isfinite(rate) else 0.0
+
+    # ---- event loop ------------------------------------------------------------------------
+
+    def _push(self, when: float, kind: int, payload: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (when, self._seq, kind, payload))
+
+    def done(self) -> bool:
+        return not self._incomplete
+
+    def run_until(self, until: float) -> bool:
+        """Process every event up to virtual time `until`; True once every host is complete."""
+        events = self._events
+        if self._dirty:
+            self._plan()                 # the joins at time zero
+        while not self.done() and events and events[0][0] <= until:
+            self.now = events[0][0]
+            while events and events[0][0] == self.now:
+                _, _, kind, payload = heapq.heappop(events)
+                self._handle(kind, payload)
+            self._plan()
+        if not self.done():
+            self.now = max(self.now, until)
+        return self.done()
+
+    def run(self) -> SimResult:
+        limit = self.ideal() * self.config.max_ideal_multiple
+        self.run_until(limit)
+        return self.result()
+
+    def _handle(self, kind: int, payload: object) -> None:
+        if kind == _FINISH:
+            key, version = cast(tuple[tuple[int, int], int], payload)
+            a = self._active.get(key)
+            if a is not None and a.version == version:
+                self._end(a, ok=not a.fail_left)
+        elif kind == _EXPIRE:
+            self._expire(cast(_Swarm, payload))
+        elif kind == _LEAVE:
+            self._leave(self.hosts[cast(str, payload)])
+        elif kind == _JOIN:
+            self._join(self.hosts[cast(str, payload)])
+        elif kind == _TICK:
+            for sw in self.swarms:
+                self._expire(sw)
+                self._dirty.add(sw.index)
+            self._push(self.now + self.config.plan_interval_s, _TICK, None)
+
+    def _expire(self, sw: _Swarm) -> None:
+        for t in sw.planner.expire(self.now):
+            self.expired += 1
+            self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+
+    def _plan(self) -> None:
+        for i in sorted(self._dirty):
+            sw = self.swarms[i]
+            for t in sw.planner.plan(self.now):
+                self._start(sw, t)
+        self._dirty.clear()
+
+    # ---- transfers -------------------------------------------------------------------------
+
+    def _start(self, sw: _Swarm, t: Transfer) -> None:
+        src, dst = self.hosts[t.source], self.hosts[t.dest]
+        route = (src.site, dst.site)
+        wan = self._wan_route.get(route)
+        if wan is None:
+            wan = self._wan_route[route] = tuple(f"wan:{a}>{b}" for a, b in self.physical.site_route(*route))
+        fail_left = 0.0
+        if self.rng.random() < self.config.fail_rate:
+            fail_left = max(1.0, t.size * self.rng.random())
+        a = _Active(sw, t, src, dst, t.rate_cap if t.rate_cap is not None else math.inf, wan, fail_left,
+                    remaining=float(t.size), last=self.now)
+        self._active[(id(sw), t.id)] = a
+        self.transfers += 1
+        src.ups.append(a)
+        dst.downs.append(a)
+        src.up_demand += a.cap
+        dst.down_demand += a.cap
+        up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
+        if up_busy:
+            self._rerate(src.ups)
+        if down_busy:
+            self._rerate(dst.downs)
+        if not (up_busy or down_busy):
+            self._set_rate(a, a.cap)       # the usual case: links as promised, the cap rules
+
+    def _rerate(self, actives: list[_Active]) -> None:
+        """Rates of the transfers on one link after a change on it."""
+        for a in actives:
+            self._set_rate(a, self._limit(a))
+
+    @staticmethod
+    def _limit(a: _Active) -> float:
+        """The transfer's cap, lowered to its fair share of whichever end is oversubscribed."""
+        rate = a.cap
+        if a.src.up_demand > a.src.up_rate:
+            rate = min(rate, _fair_shares(a.src.ups, a.src.up_rate)[a.t.id])
+        if a.dst.down_demand > a.dst.down_rate:
+            rate = min(rate, _fair_shares(a.dst.downs, a.dst.down_rate)[a.t.id])
+        return rate
+
+    def _set_rate(self, a: _Active, rate: float) -> None:
+        now = self.now
+        if rate == a.rate and a.version:
+            return
+        a.remaining -= a.rate * (now - a.last)
+        a.last, a.rate = now, rate
+        a.version += 1
+        left = max(0.0, a.remaining - a.fail_left)
+        end = now + left / rate if rate > 0 else math.inf
+        self._push(end, _FINISH, ((id(a.swarm), a.t.id), a.version))
+        deadline = a.t.started + a.t.timeout_s
+        if end > deadline:
+            self._push(deadline, _EXPIRE, a.swarm)
+
+    def _end(self, a: _Active, *, ok: bool, report: bool = True) -> None:
+        """Take a transfer off the network; `report` tells the planner (expired/dropped ones it knows)."""
+        del self._active[(id(a.swarm), a.t.id)]
+        sent = a.t.size if ok else min(a.t.size, a.t.size - a.remaining + a.rate * (self.now - a.last))
+        for w in a.wan:
+            self.wan_bytes[w] = self.wan_bytes.get(w, 0.0) + sent
+            if not ok:
+                self.wan_wasted[w] = self.wan_wasted.get(w, 0.0) + sent
+        src, dst = a.src, a.dst
+        up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
+        src.ups.remove(a)
+        dst.downs.remove(a)
+        src.up_demand = sum(x.cap for x in src.ups)       # summed afresh: no drift
+        dst.down_demand = sum(x.cap for x in dst.downs)
+        if up_busy:
+            self._rerate(src.ups)
+        if down_busy:
+            self._rerate(dst.downs)
+        planner = a.swarm.planner
+        if report:
+            if not ok:
+                self.failures += 1
+            planner.finish(a.t.id, self.now, ok=ok)
+        if ok:
+            own = self.own_swarm.get(a.dst.name)
+            if own is not None and own is not a.swarm:
+                own.planner.add_have(a.dst.name, a.t.chunk)     # a relay: cut-through downstream
+                self._dirty.add(own.index)
+            if a.dst.completed_at is None and planner.is_complete(a.dst.name):
+                a.dst.completed_at = self.now
+                self._incomplete.discard(a.dst.name)
+        self._dirty.add(a.swarm.index)
+
+    def _leave(self, h: _Host) -> None:
+        h.online = False
+        for sw in self.swarm_of[h.name]:
+            hashes = sw.planner.chunks()
+            h.held = [hashes[i][0] for i in sw.planner.has(h.name)]
+            for t in sw.planner.remove_node(h.name):
+                self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+            self._dirty.add(sw.index)
+
+    def _join(self, h: _Host) -> None:
+        h.online = True
+        cfg = self.config
+        for sw in self.swarm_of[h.name]:
+            sw.planner.add_node(h.name, dl_slots=cfg.dl_slots, ul_slots=cfg.ul_slots)
+            sw.planner.set_have(h.name, h.held)      # a restarted node keeps what it verified
+            self._dirty.add(sw.index)
+
+    # ---- results ---------------------------------------------------------------------------
+
+    def result(self) -> SimResult:
+        done = [h.completed_at for h in self.hosts.values() if h.name != self.origin]
+        complete = self.done()
+        makespan = max((t for t in done if t is not None), default=0.0) if complete else math.inf
+        ideal = self.ideal() if self.chunks else 0.0
+        sites = {}
+        for site in self.sites:
+            times = sorted(h.completed_at if h.completed_at is not None else math.inf
+                           for h in self.hosts.values() if h.site == site and h.name != self.origin)
+            sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), times[-1] if times else 0.0)
+        names = sorted(n for n in self.topology.links if n.startswith("wan:"))
+        wan = {w: self.wan_bytes.get(w, 0.0) for w in names}
+        wasted = {w: self.wan_wasted.get(w, 0.0) for w in names}
+        return SimResult(
+            makespan=makespan, ideal=ideal,
+            efficiency=ideal / makespan if makespan and math.isfinite(makespan) else (1.0 if complete else 0.0),
+            complete=complete, sites=sites, wan_bytes=wan, wan_wasted=wasted, dataset_bytes=self.dataset_bytes,
+            transfers=self.transfers, failures=self.failures, expired=self.expired,
+        )
