@@ -381,6 +381,15 @@ class Planner:
                 s.corrupt = True
                 self._idle.discard(s.idx)
 
+    def cancel(self, transfer_id: int) -> Transfer | None:
+        """Withdraw an in-flight transfer with no verdict on its source (the generation changed,
+        the engine gave up for its own reasons). Unknown ids are ignored."""
+        f = self._flights.get(transfer_id)
+        if f is None:
+            return None
+        self._drop(f, delivered=False)
+        return f.transfer
+
     def expire(self, now: float) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads."""
         out: list[Transfer] = []

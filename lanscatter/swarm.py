@@ -110,10 +110,14 @@ class Swarm:
         """A new generation. seed_has None: the seed holds every chunk (a master's own folder)."""
         if self.manifest is not None and manifest.generation == self.manifest.generation:
             return
+        # Peers drop every transfer when they take a new generation: withdraw them all here too.
+        for t in list(self.transfers.values()):
+            self.planner.cancel(t.id)
+            self._untrack(t)
+        self.transfers.clear()
         self.manifest = manifest
         table = manifest.chunk_table()
-        for t in self.planner.set_chunks(list(table)):
-            self._cancel(t)
+        self.planner.set_chunks(list(table))
         index = manifest.chunk_index()
         self.seed_have = Bitmap(len(table))
         if seed_has is None:
