@@ -19,7 +19,7 @@ from lanscatter.errors import LanscatterError
 log = logging.getLogger("lanscatter.cli")
 
 # Modules that contribute subcommands (each has register(subparsers)).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("lanscatter_tui.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
