@@ -151,10 +151,11 @@ def _xor_runs(before: object, after: object) -> list[list[Any]] | None:
     if len(a) != len(b) or not a or base64.b64encode(b).decode() != after:
         return None
     flipped = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
-    runs = [[m.start(), base64.b64encode(m.group()).decode()] for m in _CHANGED_RUN.finditer(flipped)]
-    if sum(len(r[1]) + 8 for r in runs) >= len(after):
+    runs = [(m.start(), base64.b64encode(m.group()).decode()) for m in _CHANGED_RUN.finditer(flipped)]
+    # About 8 characters of JSON per run besides its data: when runs cost as much, send it whole.
+    if sum(len(encoded) + 8 for _, encoded in runs) >= len(after):
         return None
-    return runs
+    return [[offset, encoded] for offset, encoded in runs]
 
 
 def _diff_events(prev: list[Any], cur: list[Any]) -> dict[str, Any] | None:

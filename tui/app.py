@@ -11,16 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer
 
-from lanscatter_tui.feed_client import Backoff, Source, follow
+from lanscatter_tui.feed_client import DEFAULT_BACKOFF, Backoff, Source, follow
 from lanscatter_tui.view_model import SiteView, event_line, node_detail, overview, site_view
 from lanscatter_tui.widgets import ChunkMatrix, DetailLine, EventLog, HelpScreen, OverviewPanel, SiteBar
 
@@ -69,7 +69,7 @@ class MonitorApp(App[int]):
     CSS_PATH = "monitor.tcss"
     TITLE = "lanscatter"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("right,n,l", "next_site", "Next site"),
@@ -83,10 +83,14 @@ class MonitorApp(App[int]):
         *(Binding(str(n), f"show_site({n - 1})", f"Site {n}", show=False) for n in range(1, 10)),
     ]
 
-    current_site: reactive[int] = reactive(0)
+    current_site: reactive[int] = reactive(0, init=False)
 
     def __init__(
-        self, sources: Sequence[Source], *, refresh_interval_s: float = 0.25, backoff: Backoff = Backoff()
+        self,
+        sources: Sequence[Source],
+        *,
+        refresh_interval_s: float = 0.25,
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         super().__init__()
         self.sites = [SiteState(source) for source in sources]
@@ -123,7 +127,7 @@ class MonitorApp(App[int]):
     def on_site_status(self, message: SiteStatus) -> None:
         site = self.sites[message.index]
         if not site.up:
-            self._log(time.time(), f"{site.label}: answering again", "info")
+            self._log_event(time.time(), f"{site.label}: answering again", "info")
         site.up, site.down_since, site.status = True, None, message.status
         self._log_new_events(site, message.status)
         self._log_node_changes(site, message.status)
@@ -133,7 +137,7 @@ class MonitorApp(App[int]):
         site = self.sites[message.index]
         if site.up:
             site.up, site.down_since = False, message.at
-            self._log(message.at, f"{site.label}: {message.reason}", "error")
+            self._log_event(message.at, f"{site.label}: {message.reason}", "error")
             self._dirty = True
 
     def _log_new_events(self, site: SiteState, status: Mapping[str, Any]) -> None:
@@ -142,7 +146,7 @@ class MonitorApp(App[int]):
         for key, event in zip(keys, events):
             if key not in site.seen_events:
                 text, level = event_line(site.label, event)
-                self._log(float(event.get("t") or 0.0), text, level)
+                self._log_event(float(event.get("t") or 0.0), text, level)
         site.seen_events = frozenset(keys)
 
     def _log_node_changes(self, site: SiteState, status: Mapping[str, Any]) -> None:
@@ -151,12 +155,12 @@ class MonitorApp(App[int]):
         for name, is_online in online.items():
             was = site.online.get(name)
             if was is True and not is_online:
-                self._log(now, f"{site.label}: node {name} is down", "warning")
+                self._log_event(now, f"{site.label}: node {name} is down", "warning")
             elif was is False and is_online:
-                self._log(now, f"{site.label}: node {name} is back", "info")
+                self._log_event(now, f"{site.label}: node {name} is back", "info")
         site.online = online
 
-    def _log(self, when: float, text: str, level: str) -> None:
+    def _log_event(self, when: float, text: str, level: str) -> None:
         self.query_one(EventLog).add(when, text, level)
 
     # --- drawing ------------------------------------------------------------------------------
@@ -185,8 +189,7 @@ class MonitorApp(App[int]):
         self.query_one(DetailLine).show(view, node, detail, site.down_since)
 
     def watch_current_site(self) -> None:
-        if self.is_mounted:
-            self.refresh_view()
+        self.refresh_view()
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -220,7 +223,7 @@ class MonitorApp(App[int]):
 
 
 def build_app(
-    sources: Sequence[Source], *, refresh_interval_s: float = 0.25, backoff: Backoff = Backoff()
+    sources: Sequence[Source], *, refresh_interval_s: float = 0.25, backoff: Backoff = DEFAULT_BACKOFF
 ) -> MonitorApp:
     """The monitor for these site endpoints (shared by `lanscatter tui` and the tests)."""
     return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff)

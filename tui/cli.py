@@ -24,7 +24,7 @@ def parse_endpoint(text: str) -> tuple[str, str]:
             hint="give [SITE=]http://host:port, the address of a site's master or relay",
         )
     try:
-        parts.port
+        _ = parts.port  # parsed lazily: out-of-range ports raise only here
     except ValueError as exc:
         raise ConfigError(f"bad port in {text!r}: {exc}", hint="ports are 1-65535") from exc
     return site.strip(), url.rstrip("/")

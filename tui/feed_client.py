@@ -53,6 +53,9 @@ class Backoff:
         return min(self.max_s, self.first_s * (2 ** max(0, failures - 1)))
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 class _UpgradeRefused(Exception):
     """The endpoint answers HTTP but has no status websocket."""
 
@@ -62,7 +65,7 @@ async def follow(
     on_status: Callable[[Status], None],
     on_down: Callable[[str], None],
     *,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = DEFAULT_BACKOFF,
     poll_interval_s: float = 0.5,
 ) -> None:
     """Feed `on_status` with `source`'s status until cancelled (see the module docstring)."""
@@ -98,9 +101,7 @@ async def follow(
             await asyncio.sleep(backoff.delay(failures))
 
 
-async def _follow_websocket(
-    session: aiohttp.ClientSession, base: str, got: Callable[[Status], None]
-) -> None:
+async def _follow_websocket(session: aiohttp.ClientSession, base: str, got: Callable[[Status], None]) -> None:
     try:
         ws = await session.ws_connect(f"{base}/status/ws", heartbeat=HEARTBEAT_S, max_msg_size=64 << 20)
     except aiohttp.WSServerHandshakeError as exc:
@@ -123,7 +124,7 @@ async def _poll(
             response.raise_for_status()
             status = await response.json(content_type=None)
         if not isinstance(status, dict):
-            raise ValueError("GET /status did not return a JSON object")
+            raise ValueError("GET /status did not return a JSON object")  # noqa: TRY004 (bad data, not a bug)
         if status != last:
             got(status)
             last = status

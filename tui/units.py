@@ -32,7 +32,7 @@ def human_bits_per_s(bytes_per_s: float) -> str:
 
 def human_duration(seconds: float) -> str:
     """45 -> '45s', 125 -> '2m05s', 7300 -> '2h01m'."""
-    total = int(round(max(0.0, seconds)))
+    total = round(max(0.0, seconds))
     if total < 60:
         return f"{total}s"
     minutes, secs = divmod(total, 60)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -226,7 +227,7 @@ def bin_counts(bitmap: str, edges: Sequence[int]) -> list[int]:
     if not bits:
         return [0] * (len(edges) - 1)
     counts = []
-    for start, end in zip(edges, edges[1:]):
+    for start, end in itertools.pairwise(edges):
         counts.append(((bits >> start) & ((1 << (end - start)) - 1)).bit_count())
     return counts
 
@@ -238,7 +239,7 @@ def cell_row(bitmap: str, inflight: str, edges: tuple[int, ...], online: bool) -
     moving = bin_counts(inflight, edges) if inflight else [0] * len(held)
     glyphs = []
     marks = []
-    for count, busy, start, end in zip(held, moving, edges, edges[1:]):
+    for count, busy, (start, end) in zip(held, moving, itertools.pairwise(edges)):
         size = end - start
         glyphs.append(shade(count, size))
         if not online:
@@ -266,7 +267,7 @@ def shade(held: int, size: int) -> str:
 
 NAME_MAX = 14
 # Widths of the node columns before the matrix, in the wide and the compact layout.
-WIDE_STATS = " done  dl  ul   rx/s  tx/s  upld"
+WIDE_STATS = " done   dl   ul  rx/s  tx/s  upld"
 COMPACT_STATS = " done  rx/s"
 
 
@@ -282,14 +283,14 @@ def use_wide_stats(width: int, name_w: int) -> bool:
 def node_stats(node: NodeRow, wide: bool) -> str:
     """The node's figures, aligned under WIDE_STATS or COMPACT_STATS."""
     if not node.online:
-        return f"{'down':>{len(WIDE_STATS if wide else COMPACT_STATS)}}"
+        return f"{'  down':<{len(WIDE_STATS if wide else COMPACT_STATS)}}"  # under "done"
     done = f"{int(node.progress * 100):>4}%"
     rx = f"{human_bytes(node.rx_rate):>6}"
     if not wide:
         return f"{done}{rx}"
     avg = _short_seconds(node.avg_upload_s) if node.avg_upload_s is not None else "-"
     return (
-        f"{done}{node.downloads:>2}/{node.dl_slots:<1}{node.uploads:>2}/{node.ul_slots:<1}"
+        f"{done}{f'{node.downloads}/{node.dl_slots}':>5}{f'{node.uploads}/{node.ul_slots}':>5}"
         f"{rx}{human_bytes(node.tx_rate):>6}{avg:>6}"
     )
 
@@ -304,9 +305,9 @@ def node_detail(node: NodeRow) -> str:
         return f"{node.name} ({node.role}) DOWN, last known {node.have}/{node.chunks} chunks"
     avg = f"{node.avg_upload_s:.2f}s" if node.avg_upload_s is not None else "-"
     return (
-        f"{node.name} ({node.role}) {node.have}/{node.chunks} {node.progress:.1%}  "
+        f"{node.name} {node.role} {node.have}/{node.chunks} {node.progress:.0%}  "
         f"dl {node.downloads}/{node.dl_slots} ul {node.uploads}/{node.ul_slots}  "
-        f"rx {human_bytes(node.rx_rate)}B/s tx {human_bytes(node.tx_rate)}B/s  avg upload {avg}"
+        f"rx {human_bytes(node.rx_rate)}B/s tx {human_bytes(node.tx_rate)}B/s  avg up {avg}"
     )
 
 
@@ -338,8 +339,7 @@ def overview_line(ov: Overview) -> str:
     else:
         eta = f"ETA {human_duration(ov.eta_s)}"
     return (
-        f"{ov.progress:6.1%} of {human_bytes(ov.dataset_bytes)}B everywhere  "
-        f"{human_bytes(ov.rate)}B/s  {eta}"
+        f"{ov.progress:6.1%} of {human_bytes(ov.dataset_bytes)}B everywhere  {human_bytes(ov.rate)}B/s  {eta}"
     )
 
 

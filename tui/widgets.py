@@ -139,12 +139,12 @@ class ChunkMatrix(Widget):
         if not nodes:
             message = "waiting for the first status…" if y == 0 else ""
             return Strip([Segment(message[:width].ljust(width))], width)
-        name_w = name_width(nodes)
+        name_w = name_width(nodes) + 1  # with the gap before the figures
         wide = use_wide_stats(width, name_w)
         stats_w = len(WIDE_STATS if wide else COMPACT_STATS)
         columns = max(0, width - name_w - stats_w - 1)
         if y == 0:
-            head = f"{'node':<{name_w}}{WIDE_STATS if wide else COMPACT_STATS} "
+            head = f"{'node':<{name_w}}{WIDE_STATS if wide else COMPACT_STATS}  "
             shown = self._views[self._current]
             head += matrix_caption(shown.chunks, columns)
             return Strip([Segment(head[:width].ljust(width), HEADER_STYLE)], width)
@@ -156,8 +156,12 @@ class ChunkMatrix(Widget):
             style = HEADER_STYLE + (CURSOR_STYLE if index == self._current else Style())
             if not view.up:
                 style += DOWN_STYLE
-            return Strip([Segment(f"── {site_tab(index + 1, view)} ".ljust(width, "─")[:width], style)], width)
-        focused = view is self._views[self._current] and node is view.nodes[min(self._cursor, len(view.nodes) - 1)]
+            return Strip(
+                [Segment(f"── {site_tab(index + 1, view)} ".ljust(width, "─")[:width], style)], width
+            )
+        focused = (
+            view is self._views[self._current] and node is view.nodes[min(self._cursor, len(view.nodes) - 1)]
+        )
         return self._node_strip(view, node, focused, name_w, wide, columns)
 
     def _node_strip(
@@ -168,7 +172,8 @@ class ChunkMatrix(Widget):
         if focused:
             name_style += CURSOR_STYLE
         segments = [
-            Segment(node.name[:name_w].ljust(name_w), name_style),
+            Segment(node.name[: name_w - 1].ljust(name_w - 1), name_style),
+            Segment(" "),
             Segment(node_stats(node, wide), Style() if node.online else DOWN_STYLE),
             Segment(" "),
         ]
@@ -188,8 +193,9 @@ class DetailLine(Static):
     def show(self, view: SiteView, node: NodeRow | None, detail: str, down_since: float | None) -> None:
         if not view.up:
             since = f" since {clock(down_since)}" if down_since is not None else ""
-            self.update(Text(f"{view.label}: not answering{since}; retrying (last known state shown)",
-                             DOWN_STYLE))
+            self.update(
+                Text(f"{view.label}: not answering{since}; retrying (last known state shown)", DOWN_STYLE)
+            )
         elif node is None:
             self.update("no node to show" if view.known else f"{view.label}: connecting…")
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, web
+from typing_extensions import Self
 
 from lanscatter.status_feed import FeedDecoder, FeedEncoder
 
@@ -120,7 +121,7 @@ class FeedServers:
     def start(self, site: str) -> None:
         self._call(self.sites[site].start())
 
-    def __enter__(self) -> FeedServers:
+    def __enter__(self) -> Self:
         self._thread.start()
         for site in self.sites:
             self.start(site)

@@ -61,11 +61,22 @@ def _bitmap(indexes: object) -> str:
 def _node_json(node: Node, role: str) -> dict[str, Any]:
     avg = sum(node.upload_times) / len(node.upload_times) if node.upload_times else None
     return {
-        "name": node.name, "site": node.site, "role": role, "online": node.online,
-        "have": len(node.have), "bitmap": _bitmap(node.have), "inflight": _bitmap(node.inflight),
-        "downloads": len(node.inflight), "uploads": node.uploads, "dl_slots": 2, "ul_slots": 2,
-        "rx_bytes": node.rx, "tx_bytes": node.tx, "rx_rate": round(node.rx_rate, 1),
-        "tx_rate": round(node.tx_rate, 1), "avg_upload_s": round(avg, 3) if avg is not None else None,
+        "name": node.name,
+        "site": node.site,
+        "role": role,
+        "online": node.online,
+        "have": len(node.have),
+        "bitmap": _bitmap(node.have),
+        "inflight": _bitmap(node.inflight),
+        "downloads": len(node.inflight),
+        "uploads": node.uploads,
+        "dl_slots": 2,
+        "ul_slots": 2,
+        "rx_bytes": node.rx,
+        "tx_bytes": node.tx,
+        "rx_rate": round(node.rx_rate, 1),
+        "tx_rate": round(node.tx_rate, 1),
+        "avg_upload_s": round(avg, 3) if avg is not None else None,
     }
 
 
@@ -83,7 +94,9 @@ class Rehearsal:
         self.t = 0.0
 
     def event(self, site: str, level: str, message: str) -> None:
-        self.events[site] = (self.events[site] + [{"t": START + self.t, "level": level, "message": message}])[-50:]
+        self.events[site] = (self.events[site] + [{"t": START + self.t, "level": level, "message": message}])[
+            -50:
+        ]
 
     def step(self) -> None:
         self.t += TICK_S
@@ -127,7 +140,9 @@ class Rehearsal:
             if not holders:
                 continue
             source = self.rng.choice(holders)
-            ticks = 3 if node is self.relay else self.rng.randint(1, 3) + (4 if source.name == self.slow else 0)
+            ticks = (
+                3 if node is self.relay else self.rng.randint(1, 3) + (4 if source.name == self.slow else 0)
+            )
             node.inflight[chunk] = ticks
             source.uploads += 1
             source.tx += CHUNK_BYTES
@@ -157,13 +172,25 @@ class Rehearsal:
             nodes = [_node_json(n, n.role) for n in self.branch]
             name, role = "gw-b", "relay"
         everyone = [n for n in (self.hq if site == "hq" else self.branch) if n.role != "master"]
-        link = {"name": "wan:hq>branch", "bytes": self.wan_bytes, "bytes_per_s": WAN_BYTES_PER_S,
-                "rate": round(self.wan_rate, 1)}
+        link = {
+            "name": "wan:hq>branch",
+            "bytes": self.wan_bytes,
+            "bytes_per_s": WAN_BYTES_PER_S,
+            "rate": round(self.wan_rate, 1),
+        }
         return {
-            "version": 1, "role": role, "name": name, "site": site, "generation": "g-20251125-1",
-            "chunks": CHUNKS, "bytes": CHUNKS * CHUNK_BYTES,
-            "synced": all(len(n.have) == CHUNKS for n in everyone), "time": round(START + self.t, 3),
-            "nodes": nodes, "links": [link], "events": list(self.events[site]),
+            "version": 1,
+            "role": role,
+            "name": name,
+            "site": site,
+            "generation": "g-20251125-1",
+            "chunks": CHUNKS,
+            "bytes": CHUNKS * CHUNK_BYTES,
+            "synced": all(len(n.have) == CHUNKS for n in everyone),
+            "time": round(START + self.t, 3),
+            "nodes": nodes,
+            "links": [link],
+            "events": list(self.events[site]),
         }
 
 
@@ -175,8 +202,11 @@ def record(out: Path) -> int:
         for site, encoder in encoders.items():
             message = encoder.message(sim.status(site))
             if message is not None:
-                lines.append(json.dumps({"t": round(sim.t, 2), "site": site, "message": message},
-                                        separators=(",", ":")))
+                lines.append(
+                    json.dumps(
+                        {"t": round(sim.t, 2), "site": site, "message": message}, separators=(",", ":")
+                    )
+                )
         sim.step()
     out.write_text("\n".join(lines) + "\n")
     return len(lines)

@@ -13,7 +13,9 @@ FAST_RETRY = Backoff(first_s=0.05, max_s=0.2)
 
 
 def monitor(servers: FeedServers) -> MonitorApp:
-    return build_app([Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))], backoff=FAST_RETRY)
+    return build_app(
+        [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))], backoff=FAST_RETRY
+    )
 
 
 def all_known(app: MonitorApp) -> bool:
@@ -102,7 +104,9 @@ async def test_polls_get_status_when_the_endpoint_has_no_websocket() -> None:
             first = app.sites[0].status
             assert first is not None
             servers.show(20.0)
-            await wait_until(pilot, lambda: app.sites[0].status is not None and app.sites[0].status["time"] > first["time"])
+            await wait_until(
+                pilot, lambda: app.sites[0].status is not None and app.sites[0].status["time"] > first["time"]
+            )
             assert all(site.up for site in app.sites)
 
 

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from lanscatter.status_feed import FeedDecoder, FeedEncoder, FeedGap, apply, diff
 
 NAMES = st.sampled_from([f"n{i}" for i in range(8)])
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False), st.text(max_size=3))
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False), st.text(max_size=3)
+)
 
 
 def bitmaps(size: int) -> st.SearchStrategy[str]:
@@ -26,7 +28,11 @@ def nodes(draw: st.DrawFn) -> list[dict[str, Any]]:
     size = draw(st.integers(0, 40))
     out = []
     for name in names:
-        record: dict[str, Any] = {"name": name, "bitmap": draw(bitmaps(size)), "inflight": draw(bitmaps(size))}
+        record: dict[str, Any] = {
+            "name": name,
+            "bitmap": draw(bitmaps(size)),
+            "inflight": draw(bitmaps(size)),
+        }
         record.update(draw(st.dictionaries(st.sampled_from(["have", "online", "rx_rate"]), SCALARS)))
         out.append(record)
     return out
@@ -37,12 +43,15 @@ EVENT = st.fixed_dictionaries({"t": st.integers(0, 9), "message": st.sampled_fro
 
 @st.composite
 def statuses(draw: st.DrawFn) -> dict[str, Any]:
-    status: dict[str, Any] = draw(st.dictionaries(st.sampled_from(["name", "generation", "synced", "time"]), SCALARS))
+    status: dict[str, Any] = draw(
+        st.dictionaries(st.sampled_from(["name", "generation", "synced", "time"]), SCALARS)
+    )
     if draw(st.booleans()):
         status["nodes"] = draw(nodes())
     if draw(st.booleans()):
-        status["links"] = [{"name": n, "bytes": b} for n, b in draw(st.dictionaries(NAMES, st.integers(0, 9)))
-                           .items()]
+        status["links"] = [
+            {"name": n, "bytes": b} for n, b in draw(st.dictionaries(NAMES, st.integers(0, 9))).items()
+        ]
     if draw(st.booleans()):
         status["events"] = draw(st.lists(EVENT, max_size=6))
     if draw(st.booleans()):
@@ -81,18 +90,27 @@ def _bitmap(bits: set[int], chunks: int) -> str:
 
 def _status(have: dict[str, set[int]], chunks: int = 10_000) -> dict[str, Any]:
     return {
-        "version": 1, "generation": "g1", "chunks": chunks, "time": 1.0,
-        "nodes": [{"name": n, "bitmap": _bitmap(b, chunks), "inflight": _bitmap(set(), chunks), "have": len(b)}
-                  for n, b in have.items()],
-        "links": [], "events": [],
+        "version": 1,
+        "generation": "g1",
+        "chunks": chunks,
+        "time": 1.0,
+        "nodes": [
+            {"name": n, "bitmap": _bitmap(b, chunks), "inflight": _bitmap(set(), chunks), "have": len(b)}
+            for n, b in have.items()
+        ],
+        "links": [],
+        "events": [],
     }
 
 
 def test_one_new_chunk_costs_a_few_bytes_at_ten_thousand_chunks() -> None:
     before = _status({f"p{i}": set(range(0, 5000, 3)) for i in range(200)})
     after = json.loads(json.dumps(before))
-    after["nodes"][17] = {**after["nodes"][17], "bitmap": _bitmap(set(range(0, 5000, 3)) | {9001}, 10_000),
-                          "have": after["nodes"][17]["have"] + 1}
+    after["nodes"][17] = {
+        **after["nodes"][17],
+        "bitmap": _bitmap(set(range(0, 5000, 3)) | {9001}, 10_000),
+        "have": after["nodes"][17]["have"] + 1,
+    }
     after["time"] = 1.25
     delta = diff(before, after)
     assert delta == {
