@@ -26,6 +26,9 @@ from lanscatter_tui.widgets import ChunkMatrix, DetailLine, EventLog, HelpScreen
 
 Status = dict[str, Any]
 
+# Three redraws a second at most: above the two the operator needs, below the feed's four.
+REFRESH_INTERVAL_S = 1 / 3
+
 
 class SiteStatus(Message):
     """A site's endpoint delivered a (new) status document."""
@@ -89,7 +92,7 @@ class MonitorApp(App[int]):
         self,
         sources: Sequence[Source],
         *,
-        refresh_interval_s: float = 0.25,
+        refresh_interval_s: float = REFRESH_INTERVAL_S,
         backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         super().__init__()
@@ -223,7 +226,10 @@ class MonitorApp(App[int]):
 
 
 def build_app(
-    sources: Sequence[Source], *, refresh_interval_s: float = 0.25, backoff: Backoff = DEFAULT_BACKOFF
+    sources: Sequence[Source],
+    *,
+    refresh_interval_s: float = REFRESH_INTERVAL_S,
+    backoff: Backoff = DEFAULT_BACKOFF,
 ) -> MonitorApp:
     """The monitor for these site endpoints (shared by `lanscatter tui` and the tests)."""
     return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff)

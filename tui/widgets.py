@@ -41,8 +41,7 @@ from lanscatter_tui.view_model import (
 
 MARK_STYLES = {
     Mark.EMPTY: Style(color="bright_black"),
-    Mark.PARTIAL: Style(color="green"),
-    Mark.FULL: Style(color="bright_green"),
+    Mark.HELD: Style(color="green"),
     Mark.INFLIGHT: Style(color="bright_yellow", bold=True),
     Mark.DOWN: Style(color="red"),
 }
@@ -54,6 +53,8 @@ CURSOR_STYLE = Style(reverse=True)
 
 class OverviewPanel(Static):
     """Overall progress and ETA, then one line per WAN link with a utilisation bar."""
+
+    _lines = 0
 
     def show(self, ov: Overview) -> None:
         text = Text()
@@ -71,7 +72,10 @@ class OverviewPanel(Static):
             text.append(f" {rest}")
         if not ov.links:
             text.append("\nno WAN links reported")
-        self.update(text)
+        # A layout pass costs more than the redraw itself: only when the panel's height changes.
+        lines = text.plain.count("\n") + 1
+        self.update(text, layout=lines != self._lines)
+        self._lines = lines
 
 
 class SiteBar(Static):
@@ -86,7 +90,7 @@ class SiteBar(Static):
             if index:
                 text.append(" │ ", Style(color="bright_black"))
             text.append(f" {site_tab(index + 1, view)} ", style)
-        self.update(text)
+        self.update(text, layout=False)
 
 
 class ChunkMatrix(Widget):
@@ -104,6 +108,9 @@ class ChunkMatrix(Widget):
         self._cursor = 0
         self._top = 0
         self._lines: list[tuple[SiteView, NodeRow | None]] = []
+        self._name_w = 5
+        self._wide = False
+        self._columns = 0
 
     def show(self, views: Sequence[SiteView], current: int, cursor: int) -> None:
         self._views, self._current, self._cursor = views, current, cursor
@@ -114,8 +121,12 @@ class ChunkMatrix(Widget):
         self._lay_out()
 
     def _lay_out(self) -> None:
-        """Decide which (site, node-or-title) goes on each line below the column header."""
-        rows = max(1, self.size.height - 1)
+        """Column widths, and which (site, node-or-title) goes on each line below the header."""
+        width, rows = self.size.width, max(1, self.size.height - 1)
+        nodes = [n for v in self._views for n in v.nodes]
+        self._name_w = name_width(nodes) + 1  # with the gap before the figures
+        self._wide = use_wide_stats(width, self._name_w)
+        self._columns = max(0, width - self._name_w - len(WIDE_STATS if self._wide else COMPACT_STATS) - 1)
         stacked = len(self._views) > 1 and sum(len(v.nodes) + 1 for v in self._views) <= rows
         if stacked:
             self._top = 0
@@ -124,29 +135,24 @@ class ChunkMatrix(Widget):
         if not self._views:
             self._lines = []
             return
-        view = self._views[self._current]
-        nodes = view.nodes
+        nodes = self._views[self._current].nodes
         if self._cursor < self._top:
             self._top = self._cursor
         elif self._cursor >= self._top + rows:
             self._top = self._cursor - rows + 1
         self._top = max(0, min(self._top, max(0, len(nodes) - rows)))
+        view = self._views[self._current]
         self._lines = [(view, n) for n in nodes[self._top : self._top + rows]]
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        nodes = [n for v in self._views for n in v.nodes]
-        if not nodes:
+        if not any(v.nodes for v in self._views):
             message = "waiting for the first status…" if y == 0 else ""
             return Strip([Segment(message[:width].ljust(width))], width)
-        name_w = name_width(nodes) + 1  # with the gap before the figures
-        wide = use_wide_stats(width, name_w)
-        stats_w = len(WIDE_STATS if wide else COMPACT_STATS)
-        columns = max(0, width - name_w - stats_w - 1)
         if y == 0:
-            head = f"{'node':<{name_w}}{WIDE_STATS if wide else COMPACT_STATS}  "
-            shown = self._views[self._current]
-            head += matrix_caption(shown.chunks, columns)
+            stats = WIDE_STATS if self._wide else COMPACT_STATS
+            head = f"{'node':<{self._name_w}}{stats}  "
+            head += matrix_caption(self._views[self._current].chunks, self._columns)
             return Strip([Segment(head[:width].ljust(width), HEADER_STYLE)], width)
         if y - 1 >= len(self._lines):
             return Strip.blank(width)
@@ -159,10 +165,9 @@ class ChunkMatrix(Widget):
             return Strip(
                 [Segment(f"── {site_tab(index + 1, view)} ".ljust(width, "─")[:width], style)], width
             )
-        focused = (
-            view is self._views[self._current] and node is view.nodes[min(self._cursor, len(view.nodes) - 1)]
-        )
-        return self._node_strip(view, node, focused, name_w, wide, columns)
+        shown = self._views[self._current]
+        focused = view is shown and node is shown.nodes[min(self._cursor, len(shown.nodes) - 1)]
+        return self._node_strip(view, node, focused, self._name_w, self._wide, self._columns)
 
     def _node_strip(
         self, view: SiteView, node: NodeRow, focused: bool, name_w: int, wide: bool, columns: int
@@ -193,13 +198,12 @@ class DetailLine(Static):
     def show(self, view: SiteView, node: NodeRow | None, detail: str, down_since: float | None) -> None:
         if not view.up:
             since = f" since {clock(down_since)}" if down_since is not None else ""
-            self.update(
-                Text(f"{view.label}: not answering{since}; retrying (last known state shown)", DOWN_STYLE)
-            )
+            text = Text(f"{view.label}: not answering{since}; retrying (last known state shown)", DOWN_STYLE)
         elif node is None:
-            self.update("no node to show" if view.known else f"{view.label}: connecting…")
+            text = Text("no node to show" if view.known else f"{view.label}: connecting…")
         else:
-            self.update(Text(detail, DOWN_STYLE if not node.online else Style()))
+            text = Text(detail, DOWN_STYLE if not node.online else Style())
+        self.update(text, layout=False)
 
 
 class EventLog(Static):
@@ -236,7 +240,7 @@ class EventLog(Static):
                 content.append("\n")
             content.append(f"{clock(when)} ", Style(color="bright_black"))
             content.append(text, LEVEL_STYLES.get(level, Style()))
-        self.update(content)
+        self.update(content, layout=False)
 
 
 HELP_TEXT = """\

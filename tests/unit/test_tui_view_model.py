@@ -60,7 +60,7 @@ def test_shades_and_marks() -> None:
     assert [shade(h, 9) for h in (0, 1, 4, 7, 9)] == ["·", "░", "▒", "▓", "█"]
     row = cell_row(bitmap(8, {0, 1, 2, 3, 4}), bitmap(8, {5}), (0, 2, 4, 6, 8), True)
     assert row.glyphs == "██▒·"
-    assert row.marks == Mark.FULL + Mark.FULL + Mark.INFLIGHT + Mark.EMPTY
+    assert row.marks == Mark.HELD + Mark.HELD + Mark.INFLIGHT + Mark.EMPTY
     assert cell_row(bitmap(8, {0}), "", (0, 4, 8), False).marks == Mark.DOWN * 2
 
 
