@@ -196,6 +196,9 @@ def _apply_keyed(prev: list[dict[str, Any]], part: Mapping[str, Any]) -> list[di
         return list(part["replace"])
     removed = set(part.get("remove", ()))
     changes = part.get("change", {})
+    unknown = set(changes) - {r["name"] for r in prev}
+    if unknown:
+        raise KeyError(f"change for unknown records {sorted(unknown)}")
     records = [
         _apply_record(r, changes[r["name"]]) if r["name"] in changes else r
         for r in prev
@@ -269,10 +272,12 @@ class FeedDecoder:
         if kind == "snapshot" and isinstance(message.get("status"), dict) and isinstance(seq, int):
             status: Status = message["status"]
         elif kind == "delta" and self.status is not None and self._seq is not None and seq == self._seq + 1:
-            new_generation = message.get("set", {}).get("generation", self.status.get("generation"))
-            if new_generation != self.status.get("generation"):
+            try:
+                status = apply(self.status, message)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise FeedGap(f"malformed delta {seq}: {exc!r}") from exc
+            if status.get("generation") != self.status.get("generation"):
                 raise FeedGap("the generation changed inside a delta")
-            status = apply(self.status, message)
         else:
             raise FeedGap(f"cannot use a {kind!r} message with seq {seq!r} after seq {self._seq!r}")
         self.status, self._seq = status, seq

@@ -111,12 +111,16 @@ class MonitorApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.console.color_system in ("standard", "windows"):
+            # On a 16-colour terminal, a theme made of the terminal's own colours stays legible
+            # where the default theme's shades of grey would collapse into one.
+            self.theme = "ansi-dark"
         for index in range(len(self.sites)):
             self.follow_site(index)
         self.set_interval(self._refresh_interval_s, self._refresh_if_dirty)
         self.refresh_view()
 
-    @work(group="feeds", exit_on_error=False)
+    @work(group="feeds")
     async def follow_site(self, index: int) -> None:
         await follow(
             self.sites[index].source,

@@ -147,3 +147,20 @@ def test_decoder_refuses_a_seq_gap_and_a_generation_change_in_a_delta() -> None:
     with pytest.raises(FeedGap):
         decoder.receive({"type": "delta", "seq": 1, "set": {"generation": "g9"}})
     assert decoder.receive({"type": "delta", "seq": 1, "set": {"time": 2.0}})["time"] == 2.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"nodes": {"change": {"ghost": {"set": {"have": 1}}}}},
+        {"nodes": {"change": {"a": {"xor": {"bitmap": [[0, "not base64!"]]}}}}},
+        {"nodes": {"order": ["a", "zzz"]}},
+        {"events": {"append": 5}},
+        {"set": 3},
+    ],
+)
+def test_a_malformed_delta_asks_for_a_fresh_snapshot(body: dict[str, Any]) -> None:
+    decoder = FeedDecoder()
+    decoder.receive({"type": "snapshot", "seq": 0, "status": _status({"a": {1}}, chunks=8)})
+    with pytest.raises(FeedGap):
+        decoder.receive({"type": "delta", "seq": 1, **body})
