@@ -94,8 +94,10 @@ class MonitorApp(App[int]):
         *,
         refresh_interval_s: float = REFRESH_INTERVAL_S,
         backoff: Backoff = DEFAULT_BACKOFF,
+        ansi: bool | None = None,
     ) -> None:
         super().__init__()
+        self._ansi = ansi
         self.sites = [SiteState(source) for source in sources]
         self._refresh_interval_s = refresh_interval_s
         self._backoff = backoff
@@ -111,7 +113,8 @@ class MonitorApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.console.color_system in ("standard", "windows"):
+        ansi = self._ansi if self._ansi is not None else self.console.color_system in ("standard", "windows")
+        if ansi:
             # On a 16-colour terminal, a theme made of the terminal's own colours stays legible
             # where the default theme's shades of grey would collapse into one.
             self.theme = "ansi-dark"
@@ -234,6 +237,11 @@ def build_app(
     *,
     refresh_interval_s: float = REFRESH_INTERVAL_S,
     backoff: Backoff = DEFAULT_BACKOFF,
+    ansi: bool | None = None,
 ) -> MonitorApp:
-    """The monitor for these site endpoints (shared by `lanscatter tui` and the tests)."""
-    return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff)
+    """The monitor for these site endpoints (shared by `lanscatter tui` and the tests).
+
+    `ansi`: use the terminal's 16 colours (True), the full-colour theme (False), or decide from
+    what the terminal reports (None).
+    """
+    return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff, ansi=ansi)

@@ -14,7 +14,9 @@ FAST_RETRY = Backoff(first_s=0.05, max_s=0.2)
 
 def monitor(servers: FeedServers) -> MonitorApp:
     return build_app(
-        [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))], backoff=FAST_RETRY
+        [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))],
+        backoff=FAST_RETRY,
+        ansi=False,
     )
 
 

@@ -19,10 +19,15 @@ from lanscatter_tui.feed_client import Source
 
 
 def shot(
-    snap_compare: Callable[..., bool], at: float, size: tuple[int, int], press: Iterable[str] = ()
+    snap_compare: Callable[..., bool],
+    at: float,
+    size: tuple[int, int],
+    press: Iterable[str] = (),
+    ansi: bool = False,
 ) -> bool:
     with serve(at=at) as servers:
-        app = build_app([Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))])
+        sources = [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))]
+        app = build_app(sources, ansi=ansi)
 
         async def settle(pilot: Pilot[Any]) -> None:
             assert isinstance(pilot.app, MonitorApp)
@@ -51,3 +56,7 @@ def test_end_of_the_recording_at_120x40(snap_compare: Callable[..., bool]) -> No
 
 def test_help_at_80x24(snap_compare: Callable[..., bool]) -> None:
     assert shot(snap_compare, 12.0, (80, 24), press=["question_mark"])
+
+
+def test_sixteen_colours_at_80x24(snap_compare: Callable[..., bool]) -> None:
+    assert shot(snap_compare, 10.0, (80, 24), press=["right"], ansi=True)
