@@ -102,7 +102,6 @@ class LinkRow:
 @dataclass(frozen=True, slots=True)
 class Overview:
     progress: float
-    remaining_bytes: float
     rate: float
     eta_s: float | None
     dataset_bytes: int
@@ -180,7 +179,6 @@ def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
         eta = remaining / rate if rate > 0 else None
     return Overview(
         progress=held / total if total else 0.0,
-        remaining_bytes=remaining,
         rate=rate,
         eta_s=eta,
         dataset_bytes=dataset,
