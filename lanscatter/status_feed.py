@@ -237,14 +237,19 @@ def _apply_xor(bitmap: str, runs: Sequence[Sequence[Any]]) -> str:
 
 
 class FeedEncoder:
-    """Server side of one connection: turns successive statuses into the messages to send."""
+    """Server side: turns successive statuses into the messages to send.
+
+    One encoder can serve every client of an endpoint, so `diff` runs once a tick however many
+    monitors watch: broadcast each `message()` to the clients already following, and greet a
+    client that connects with `join()`, which lines it up with the next broadcast.
+    """
 
     def __init__(self) -> None:
         self._sent: Status | None = None
         self._seq = 0
 
     def message(self, status: Status) -> dict[str, Any] | None:
-        """The message bringing the client to `status`, or None when nothing changed."""
+        """The message bringing the clients to `status`, or None when nothing changed."""
         prev = self._sent
         if prev is None or prev.get("generation") != status.get("generation"):
             message = snapshot_message(status, self._seq)
@@ -256,6 +261,19 @@ class FeedEncoder:
         self._sent = status
         self._seq += 1
         return message
+
+    def join(self, status: Status) -> dict[str, Any]:
+        """The first message for a client connecting now.
+
+        The snapshot of what was last broadcast, numbered so that the next broadcast follows it.
+        Before the first broadcast, `status` becomes the point the broadcasts start from.
+        """
+        if self._sent is None:
+            message = snapshot_message(status, self._seq)
+            self._sent = status
+            self._seq += 1
+            return message
+        return snapshot_message(self._sent, self._seq - 1)
 
 
 class FeedDecoder:

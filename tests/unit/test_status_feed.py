@@ -164,3 +164,19 @@ def test_a_malformed_delta_asks_for_a_fresh_snapshot(body: dict[str, Any]) -> No
     decoder.receive({"type": "snapshot", "seq": 0, "status": _status({"a": {1}}, chunks=8)})
     with pytest.raises(FeedGap):
         decoder.receive({"type": "delta", "seq": 1, **body})
+
+
+def test_one_encoder_serves_clients_that_join_at_different_times() -> None:
+    encoder = FeedEncoder()
+    states = [_status({"a": set(range(i))}, chunks=16) for i in range(5)]
+    early = FeedDecoder()
+    assert early.receive(encoder.join(states[0])) == states[0]
+    late = FeedDecoder()
+    for i, state in enumerate(states[1:], start=1):
+        message = encoder.message(state)
+        assert message is not None
+        assert early.receive(message) == state
+        if i >= 3:
+            assert late.receive(message) == state
+        if i == 2:
+            assert late.receive(encoder.join(state)) == state
