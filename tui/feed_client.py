@@ -133,6 +133,8 @@ async def _poll(
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "not answering (connection refused)"
         return f"not answering ({exc.os_error.strerror or exc.os_error})"
     if isinstance(exc, asyncio.TimeoutError):
         return "not answering (timed out)"

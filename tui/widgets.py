@@ -155,6 +155,10 @@ class ChunkMatrix(Widget):
             head += matrix_caption(self._views[self._current].chunks, self._columns)
             return Strip([Segment(head[:width].ljust(width), HEADER_STYLE)], width)
         if y - 1 >= len(self._lines):
+            shown = self._views[self._current]
+            if y == 1 and not shown.nodes:
+                note = "no status received from this site yet" if not shown.known else "no nodes reported"
+                return Strip([Segment(note[:width].ljust(width))], width)
             return Strip.blank(width)
         view, node = self._lines[y - 1]
         if node is None:
@@ -198,7 +202,8 @@ class DetailLine(Static):
     def show(self, view: SiteView, node: NodeRow | None, detail: str, down_since: float | None) -> None:
         if not view.up:
             since = f" since {clock(down_since)}" if down_since is not None else ""
-            text = Text(f"{view.label}: not answering{since}; retrying (last known state shown)", DOWN_STYLE)
+            shown = " (last known state shown)" if view.known else ""
+            text = Text(f"{view.label}: not answering{since}; retrying{shown}", DOWN_STYLE)
         elif node is None:
             text = Text("no node to show" if view.known else f"{view.label}: connecting…")
         else:
