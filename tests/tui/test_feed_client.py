@@ -1,0 +1,52 @@
+"""Following an endpoint whose feed goes out of step: the client reconnects for a fresh snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from lanscatter_tui.feed_client import Backoff, Source, follow
+
+
+async def test_a_seq_gap_makes_the_client_reconnect_and_start_from_a_snapshot() -> None:
+    connections = 0
+
+    async def status_ws(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections
+        connections += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        first = {"type": "snapshot", "seq": 0, "status": {"generation": "g", "time": float(connections)}}
+        await ws.send_str(json.dumps(first))
+        if connections == 1:
+            # seq 2 right after seq 0: the client cannot know what it missed.
+            await ws.send_str(json.dumps({"type": "delta", "seq": 2, "set": {"time": 99.0}}))
+        await ws.receive()  # until the client goes away
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/status/ws", status_ws)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    seen: list[dict[str, Any]] = []
+    downs: list[str] = []
+    task = asyncio.create_task(
+        follow(Source("s", url), seen.append, downs.append, backoff=Backoff(first_s=0.05, max_s=0.1))
+    )
+    try:
+        async with asyncio.timeout(10):
+            while len(seen) < 2:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
+    assert [s["time"] for s in seen] == [1.0, 2.0]  # the bad delta was never applied
+    assert connections == 2
+    assert downs == []  # out of step is not down

@@ -1,0 +1,123 @@
+"""The monitor driven by keys, fed by a recorded rehearsal served from real loopback endpoints."""
+
+from __future__ import annotations
+
+from feed_server import FeedServers, serve
+from waiting import wait_until
+
+from lanscatter_tui.app import MonitorApp, build_app
+from lanscatter_tui.feed_client import Backoff, Source
+from lanscatter_tui.widgets import ChunkMatrix, EventLog, HelpScreen
+
+FAST_RETRY = Backoff(first_s=0.05, max_s=0.2)
+
+
+def monitor(servers: FeedServers) -> MonitorApp:
+    return build_app(
+        [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))],
+        backoff=FAST_RETRY,
+        ansi=False,
+    )
+
+
+def all_known(app: MonitorApp) -> bool:
+    return all(site.status is not None for site in app.sites)
+
+
+def log_text(app: MonitorApp) -> str:
+    return "\n".join(app.query_one(EventLog).lines)
+
+
+def screen_text(app: MonitorApp) -> str:
+    matrix = app.query_one(ChunkMatrix)
+    return "\n".join(matrix.render_line(y).text for y in range(matrix.size.height))
+
+
+async def test_keys_switch_site_focus_a_node_show_help_and_quit() -> None:
+    with serve(at=12.0) as servers:
+        app = monitor(servers)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: all_known(app))
+            assert app.current_site == 0 and app.focused_node == "origin"
+            await pilot.press("down", "down")
+            assert app.focused_node == "hq-2"
+            await pilot.press("up")
+            assert app.focused_node == "hq-1"
+            await pilot.press("right")
+            assert app.current_site == 1 and app.focused_node == "gw-b"
+            await pilot.press("end")
+            assert app.focused_node == "br-4"
+            await pilot.press("right")
+            assert app.current_site == 0 and app.focused_node == "hq-1"  # each site keeps its focus
+            await pilot.press("left")
+            assert app.current_site == 1
+            await pilot.press("1")
+            assert app.current_site == 0
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("right")  # any key closes help and does nothing else
+            assert not isinstance(app.screen, HelpScreen) and app.current_site == 0
+            await pilot.press("q")
+            await wait_until(pilot, lambda: not app.is_running, timeout_s=5)
+        assert app.return_code == 0
+
+
+async def test_a_site_that_stops_answering_is_shown_down_and_comes_back() -> None:
+    with serve(at=12.0) as servers:
+        app = monitor(servers)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: all_known(app))
+            await pilot.press("right")
+            servers.stop("branch")
+            await wait_until(pilot, lambda: not app.sites[1].up)
+            app.refresh_view()
+            await pilot.pause()
+            assert "branch: status feed closed" in log_text(app)
+            assert "2 branch DOWN" in str(app.query_one("#sites").render())
+            assert "branch: not answering since" in str(app.query_one("#detail").render())
+            servers.start("branch")
+            await wait_until(pilot, lambda: app.sites[1].up)
+            assert "branch: answering again" in log_text(app)
+            assert app.sites[0].up
+
+
+async def test_a_node_going_down_and_up_in_the_feed_shows_and_is_logged() -> None:
+    with serve(at=7.5) as servers:
+        app = monitor(servers)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("right")
+            await wait_until(pilot, lambda: all_known(app))
+            await wait_until(pilot, lambda: "br-2" in screen_text(app))
+            assert "down" not in screen_text(app)
+            servers.show(9.0)
+            await wait_until(pilot, lambda: "node br-2 is down" in log_text(app))
+            await wait_until(pilot, lambda: "down" in screen_text(app))
+            assert "peer br-2 lost" in log_text(app)  # the master's own event, from the feed
+            servers.show(14.0)
+            await wait_until(pilot, lambda: "node br-2 is back" in log_text(app))
+            await wait_until(pilot, lambda: "down" not in screen_text(app))
+
+
+async def test_polls_get_status_when_the_endpoint_has_no_websocket() -> None:
+    with serve(at=2.0, websocket=False) as servers:
+        app = monitor(servers)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: all_known(app))
+            first = app.sites[0].status
+            assert first is not None
+            servers.show(20.0)
+            await wait_until(
+                pilot, lambda: app.sites[0].status is not None and app.sites[0].status["time"] > first["time"]
+            )
+            assert all(site.up for site in app.sites)
+
+
+async def test_an_endpoint_that_never_answers_is_down_from_the_start() -> None:
+    with serve(at=2.0) as servers:
+        servers.stop("branch")
+        app = monitor(servers)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.sites[0].status is not None and not app.sites[1].up)
+            assert app.sites[1].status is None
+            servers.start("branch")
+            await wait_until(pilot, lambda: app.sites[1].up and app.sites[1].status is not None)

@@ -1,0 +1,62 @@
+"""Screenshots of the monitor at fixed terminal sizes, fed by the recorded rehearsal.
+
+Update after an intended change of the display: pytest tests/tui/test_snapshots.py --snapshot-update
+(and look at the SVGs in __snapshots__/ before committing them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+from feed_server import serve
+from textual.pilot import Pilot
+from waiting import wait_until
+
+from lanscatter_tui.app import MonitorApp, build_app
+from lanscatter_tui.feed_client import Source
+
+
+def shot(
+    snap_compare: Callable[..., bool],
+    at: float,
+    size: tuple[int, int],
+    press: Iterable[str] = (),
+    ansi: bool = False,
+) -> bool:
+    with serve(at=at) as servers:
+        sources = [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))]
+        app = build_app(sources, ansi=ansi)
+
+        async def settle(pilot: Pilot[Any]) -> None:
+            assert isinstance(pilot.app, MonitorApp)
+            monitor = pilot.app
+            await wait_until(pilot, lambda: all(site.status is not None for site in monitor.sites))
+            for key in press:
+                await pilot.press(key)
+            monitor.refresh_view()
+            await pilot.pause()
+
+        return snap_compare(app, terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_both_sites_mid_distribution(snap_compare: Callable[..., bool], size: tuple[int, int]) -> None:
+    assert shot(snap_compare, 12.0, size, press=["down", "down"])
+
+
+def test_branch_with_a_node_down_at_80x24(snap_compare: Callable[..., bool]) -> None:
+    assert shot(snap_compare, 10.0, (80, 24), press=["right", "down", "down"])
+
+
+def test_end_of_the_recording_at_120x40(snap_compare: Callable[..., bool]) -> None:
+    assert shot(snap_compare, 24.0, (120, 40))
+
+
+def test_help_at_80x24(snap_compare: Callable[..., bool]) -> None:
+    assert shot(snap_compare, 12.0, (80, 24), press=["question_mark"])
+
+
+def test_sixteen_colours_at_80x24(snap_compare: Callable[..., bool]) -> None:
+    assert shot(snap_compare, 10.0, (80, 24), press=["right"], ansi=True)

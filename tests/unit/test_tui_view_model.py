@@ -1,0 +1,155 @@
+"""The monitor's view model: binning, shading, progress, ETA and link rows, without a terminal."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any
+
+import pytest
+
+from lanscatter_tui.units import human_bits_per_s, human_bytes, human_duration
+from lanscatter_tui.view_model import (
+    Mark,
+    bin_counts,
+    bin_edges,
+    cell_row,
+    link_line,
+    node_stats,
+    overview,
+    shade,
+    site_view,
+    use_wide_stats,
+)
+
+
+def bitmap(chunks: int, held: set[int]) -> str:
+    return base64.b64encode(sum(1 << i for i in held).to_bytes((chunks + 7) // 8, "little")).decode()
+
+
+def node(name: str, chunks: int, held: set[int], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "role": "peer",
+        "online": True,
+        "have": len(held),
+        "bitmap": bitmap(chunks, held),
+        "inflight": bitmap(chunks, set()),
+        **extra,
+    }
+
+
+def test_bins_cover_every_chunk_once_and_differ_by_one_at_most() -> None:
+    for chunks, columns in [(10_000, 70), (96, 79), (7, 3), (5, 80), (1, 1)]:
+        edges = bin_edges(chunks, columns)
+        sizes = [b - a for a, b in itertools.pairwise(edges)]
+        assert edges[0] == 0 and edges[-1] == chunks
+        assert len(sizes) == min(chunks, columns)
+        assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+    assert bin_edges(0, 10) == (0,)
+
+
+def test_bin_counts_read_bits_least_significant_first() -> None:
+    # chunk 0 is bit 0 of byte 0; chunk 9 is bit 1 of byte 1.
+    raw = base64.b64encode(bytes([0b0000_0001, 0b0000_0010])).decode()
+    assert bin_counts(raw, (0, 8, 16)) == [1, 1]
+    assert bin_counts(raw, (0, 1, 9, 10, 16)) == [1, 0, 1, 0]
+
+
+def test_shades_and_marks() -> None:
+    assert [shade(h, 9) for h in (0, 1, 4, 7, 9)] == ["·", "░", "▒", "▓", "█"]
+    row = cell_row(bitmap(8, {0, 1, 2, 3, 4}), bitmap(8, {5}), (0, 2, 4, 6, 8), True)
+    assert row.glyphs == "██▒·"
+    assert row.marks == Mark.HELD + Mark.HELD + Mark.INFLIGHT + Mark.EMPTY
+    assert cell_row(bitmap(8, {0}), "", (0, 4, 8), False).marks == Mark.DOWN * 2
+
+
+def test_progress_and_eta_count_each_node_once_and_leave_out_the_origin() -> None:
+    chunks, size = 10, 10 * 1_000_000
+    hq = {
+        "site": "hq",
+        "chunks": chunks,
+        "bytes": size,
+        "nodes": [
+            node("origin", chunks, set(range(10)), role="master"),
+            node("p1", chunks, set(range(5)), rx_rate=1_000_000.0),
+            node("relay", chunks, {0, 1}, role="relay", rx_rate=500_000.0),
+        ],
+        "links": [{"name": "wan:hq>b", "bytes": 2_000_000, "bytes_per_s": 1_000_000.0, "rate": 500_000.0}],
+    }
+    branch = {
+        "site": "b",
+        "chunks": chunks,
+        "bytes": size,
+        "nodes": [
+            node("relay", chunks, {0, 1}, role="relay", rx_rate=500_000.0),
+            node("b1", chunks, set(), rx_rate=500_000.0, online=False),
+        ],
+        "links": [{"name": "wan:hq>b", "bytes": 1_000_000, "bytes_per_s": 1_000_000.0, "rate": 0.0}],
+    }
+    views = [(site_view("hq", hq, True), hq), (site_view("b", branch, True), branch)]
+    ov = overview(views)
+    assert ov.progress == pytest.approx(7 / 30)
+    assert ov.rate == 1_500_000.0  # the offline node's stale rate is not counted
+    assert ov.eta_s == pytest.approx(23 * 1_000_000 / 1_500_000)
+    (link,) = ov.links
+    assert link.carried == 2_000_000 and link.utilisation == 0.5  # the larger count wins
+    text, fill = link_line(link)
+    assert fill == 0.5 and "50% of 8.0 Mbit/s" in text and "0.20x dataset" in text
+    assert views[0][0].progress == pytest.approx(7 / 20)
+
+
+def test_eta_is_unknown_without_rate_and_zero_when_done() -> None:
+    idle = {"chunks": 4, "bytes": 4, "nodes": [node("p", 4, {0})]}
+    assert overview([(site_view("s", idle, True), idle)]).eta_s is None
+    done = {"chunks": 4, "bytes": 4, "nodes": [node("p", 4, {0, 1, 2, 3})]}
+    assert overview([(site_view("s", done, True), done)]).eta_s == 0.0
+
+
+def test_node_stats_keep_their_column_width() -> None:
+    view = site_view(
+        "s",
+        {
+            "chunks": 8,
+            "nodes": [
+                node(
+                    "a",
+                    8,
+                    {1},
+                    downloads=2,
+                    dl_slots=4,
+                    uploads=1,
+                    ul_slots=4,
+                    rx_rate=12e6,
+                    tx_rate=3.4e6,
+                    avg_upload_s=1.25,
+                ),
+                node("b", 8, set(), online=False),
+            ],
+        },
+        True,
+    )
+    for wide in (True, False):
+        widths = {len(node_stats(n, wide)) for n in view.nodes}
+        assert len(widths) == 1
+    assert node_stats(view.nodes[0], True).split() == ["12%", "2/4", "1/4", "12.0M", "3.4M", "1.2s"]
+    assert node_stats(view.nodes[1], False).strip() == "down"
+    assert use_wide_stats(120, 8) and not use_wide_stats(80, 14)
+
+
+def test_a_site_never_heard_from() -> None:
+    view = site_view("b", None, False)
+    assert not view.known and not view.up and view.nodes == () and view.progress == 0.0
+
+
+def test_units() -> None:
+    assert [human_bytes(v) for v in (0, 999, 1000, 1536, 99_940, 123_456_789)] == [
+        "0",
+        "999",
+        "1.0k",
+        "1.5k",
+        "99.9k",
+        "123M",
+    ]
+    assert human_bits_per_s(6_250_000) == "50.0 Mbit/s"
+    assert [human_duration(s) for s in (0.4, 59, 125, 7300, 400_000)] == ["0s", "59s", "2m05s", "2h01m", "4d"]

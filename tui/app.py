@@ -1,0 +1,247 @@
+"""The monitor app: one worker per site follows its status feed; a timer redraws what changed.
+
+Workers only post `SiteStatus` / `SiteDown` messages; the handlers store the latest document per
+site and note what to log; `refresh_view()` turns the stored documents into view-model values and
+hands them to the widgets, at most every `refresh_interval_s` and only when something changed.
+`build_app()` is the one way to make the app, for the command line and the tests alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Footer
+
+from lanscatter_tui.feed_client import DEFAULT_BACKOFF, Backoff, Source, follow
+from lanscatter_tui.view_model import SiteView, event_line, node_detail, overview, site_view
+from lanscatter_tui.widgets import ChunkMatrix, DetailLine, EventLog, HelpScreen, OverviewPanel, SiteBar
+
+Status = dict[str, Any]
+
+# Three redraws a second at most: above the two the operator needs, below the feed's four.
+REFRESH_INTERVAL_S = 1 / 3
+
+
+class SiteStatus(Message):
+    """A site's endpoint delivered a (new) status document."""
+
+    def __init__(self, index: int, status: Status) -> None:
+        super().__init__()
+        self.index = index
+        self.status = status
+
+
+class SiteDown(Message):
+    """A site's endpoint stopped answering (or refused); the worker keeps retrying."""
+
+    def __init__(self, index: int, reason: str, at: float) -> None:
+        super().__init__()
+        self.index = index
+        self.reason = reason
+        self.at = at
+
+
+@dataclass(slots=True)
+class SiteState:
+    """What the app knows of one site (mutable: owned by the app's message handlers)."""
+
+    source: Source
+    status: Status | None = None
+    up: bool = True
+    down_since: float | None = None
+    seen_events: frozenset[tuple[Any, ...]] = frozenset()
+    online: dict[str, bool] = field(default_factory=dict)
+    cursor: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.source.label or self.status is None:
+            return self.source.display_name
+        return str(self.status.get("site") or self.status.get("name") or self.source.display_name)
+
+
+class MonitorApp(App[int]):
+    CSS_PATH = "monitor.tcss"
+    TITLE = "lanscatter"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("right,n,l", "next_site", "Next site"),
+        Binding("left,p,h", "previous_site", "Prev site"),
+        Binding("down,j", "move_focus(1)", "Next node"),
+        Binding("up,k", "move_focus(-1)", "Prev node", show=False),
+        Binding("pagedown", "move_focus(10)", "Page down", show=False),
+        Binding("pageup", "move_focus(-10)", "Page up", show=False),
+        Binding("home", "move_focus(-1000000)", "First node", show=False),
+        Binding("end", "move_focus(1000000)", "Last node", show=False),
+        *(Binding(str(n), f"show_site({n - 1})", f"Site {n}", show=False) for n in range(1, 10)),
+    ]
+
+    current_site: reactive[int] = reactive(0, init=False)
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        refresh_interval_s: float = REFRESH_INTERVAL_S,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        ansi: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self._ansi = ansi
+        self.sites = [SiteState(source) for source in sources]
+        self._refresh_interval_s = refresh_interval_s
+        self._backoff = backoff
+        self._dirty = True
+        self.redraws = 0
+
+    def compose(self) -> ComposeResult:
+        yield OverviewPanel(id="overview")
+        yield SiteBar(id="sites")
+        yield ChunkMatrix(id="matrix")
+        yield DetailLine(id="detail")
+        yield EventLog(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        ansi = self._ansi if self._ansi is not None else self.console.color_system in ("standard", "windows")
+        if ansi:
+            # On a 16-colour terminal, a theme made of the terminal's own colours stays legible
+            # where the default theme's shades of grey would collapse into one.
+            self.theme = "ansi-dark"
+        for index in range(len(self.sites)):
+            self.follow_site(index)
+        self.set_interval(self._refresh_interval_s, self._refresh_if_dirty)
+        self.refresh_view()
+
+    @work(group="feeds")
+    async def follow_site(self, index: int) -> None:
+        await follow(
+            self.sites[index].source,
+            on_status=lambda status: self.post_message(SiteStatus(index, status)),
+            on_down=lambda reason: self.post_message(SiteDown(index, reason, time.time())),
+            backoff=self._backoff,
+        )
+
+    # --- feed messages ------------------------------------------------------------------------
+
+    def on_site_status(self, message: SiteStatus) -> None:
+        site = self.sites[message.index]
+        if not site.up:
+            self._log_event(time.time(), f"{site.label}: answering again", "info")
+        site.up, site.down_since, site.status = True, None, message.status
+        self._log_new_events(site, message.status)
+        self._log_node_changes(site, message.status)
+        self._dirty = True
+
+    def on_site_down(self, message: SiteDown) -> None:
+        site = self.sites[message.index]
+        if site.up:
+            site.up, site.down_since = False, message.at
+            self._log_event(message.at, f"{site.label}: {message.reason}", "error")
+            self._dirty = True
+
+    def _log_new_events(self, site: SiteState, status: Mapping[str, Any]) -> None:
+        events = [e for e in status.get("events") or () if isinstance(e, dict)]
+        keys = [(e.get("t"), e.get("level"), e.get("message")) for e in events]
+        for key, event in zip(keys, events):
+            if key not in site.seen_events:
+                text, level = event_line(site.label, event)
+                self._log_event(float(event.get("t") or 0.0), text, level)
+        site.seen_events = frozenset(keys)
+
+    def _log_node_changes(self, site: SiteState, status: Mapping[str, Any]) -> None:
+        now = float(status.get("time") or time.time())
+        online = {str(n.get("name")): bool(n.get("online", True)) for n in status.get("nodes") or ()}
+        for name, is_online in online.items():
+            was = site.online.get(name)
+            if was is True and not is_online:
+                self._log_event(now, f"{site.label}: node {name} is down", "warning")
+            elif was is False and is_online:
+                self._log_event(now, f"{site.label}: node {name} is back", "info")
+        site.online = online
+
+    def _log_event(self, when: float, text: str, level: str) -> None:
+        self.query_one(EventLog).add(when, text, level)
+
+    # --- drawing ------------------------------------------------------------------------------
+
+    def _refresh_if_dirty(self) -> None:
+        if self._dirty:
+            self.refresh_view()
+
+    def site_views(self) -> list[SiteView]:
+        return [site_view(s.label, s.status, s.up) for s in self.sites]
+
+    def refresh_view(self) -> None:
+        """Redraw every widget from the stored status documents."""
+        self._dirty = False
+        self.redraws += 1
+        views = self.site_views()
+        self.query_one(OverviewPanel).show(overview(zip(views, (s.status for s in self.sites))))
+        self.query_one(SiteBar).show(views, self.current_site)
+        if not views:
+            return
+        site, view = self.sites[self.current_site], views[self.current_site]
+        site.cursor = max(0, min(site.cursor, len(view.nodes) - 1))
+        node = view.nodes[site.cursor] if view.nodes else None
+        self.query_one(ChunkMatrix).show(views, self.current_site, site.cursor)
+        detail = node_detail(node) if node is not None else ""
+        self.query_one(DetailLine).show(view, node, detail, site.down_since)
+
+    def watch_current_site(self) -> None:
+        self.refresh_view()
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def action_next_site(self) -> None:
+        if self.sites:
+            self.current_site = (self.current_site + 1) % len(self.sites)
+
+    def action_previous_site(self) -> None:
+        if self.sites:
+            self.current_site = (self.current_site - 1) % len(self.sites)
+
+    def action_show_site(self, index: int) -> None:
+        if 0 <= index < len(self.sites):
+            self.current_site = index
+
+    def action_move_focus(self, step: int) -> None:
+        if self.sites:
+            self.sites[self.current_site].cursor = max(0, self.sites[self.current_site].cursor + step)
+            self.refresh_view()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    @property
+    def focused_node(self) -> str | None:
+        """Name of the node the cursor is on in the shown site (for tests and scripts)."""
+        view = self.site_views()[self.current_site] if self.sites else None
+        if view is None or not view.nodes:
+            return None
+        return view.nodes[min(self.sites[self.current_site].cursor, len(view.nodes) - 1)].name
+
+
+def build_app(
+    sources: Sequence[Source],
+    *,
+    refresh_interval_s: float = REFRESH_INTERVAL_S,
+    backoff: Backoff = DEFAULT_BACKOFF,
+    ansi: bool | None = None,
+) -> MonitorApp:
+    """The monitor for these site endpoints (shared by `lanscatter tui` and the tests).
+
+    `ansi`: use the terminal's 16 colours (True), the full-colour theme (False), or decide from
+    what the terminal reports (None).
+    """
+    return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff, ansi=ansi)
