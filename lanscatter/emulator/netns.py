@@ -162,14 +162,14 @@ class Emulation:
         # What emulates WAN delay/loss: "netem", "forwarder", or None when no link needs it.
         self.delay_mechanism: str | None = None
         self.forwarder_stats: dict[str, dict[str, Any]] = {}
-        self._processes: list[subprocess.Popen[Any]] = []
+        self._processes: list[tuple[subprocess.Popen[Any], bool]] = []   # (process, own group)
         self._forwarders: dict[str, subprocess.Popen[str]] = {}
         self._built = False
         self._previous_sigterm: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def __enter__(self) -> Emulation:
+    def __enter__(self) -> Emulation:  # noqa: PYI034 (typing.Self is 3.11+, we support 3.10)
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
         self.build()
@@ -218,10 +218,7 @@ class Emulation:
         """Stop what this emulation started and delete its namespaces. Safe to call again."""
         if not self._built:
             return
-        running = [p for p in self._processes if p.poll() is None]
-        _stop_pids([p.pid for p in running])
-        for p in self._processes:
-            _reap(p)
+        _stop_children(self._processes)
         self._processes.clear()
         for name, proc in self._forwarders.items():
             self.forwarder_stats[name] = _stop_forwarder(proc)
@@ -243,7 +240,7 @@ class Emulation:
         proc: subprocess.Popen[Any] = subprocess.Popen(
             ["ip", "netns", "exec", self.namespace(host), *argv], **popen_kw
         )
-        self._processes.append(proc)
+        self._processes.append((proc, bool(popen_kw["start_new_session"])))
         return proc
 
     def wan_counters(self) -> dict[str, LinkCounters]:
@@ -368,11 +365,33 @@ class Emulation:
                 _run(["ip", "-n", host.namespace, "route", "add", route.destination, "via", route.via])
 
 
-def _reap(proc: subprocess.Popen[Any]) -> None:
+def _signal_child(proc: subprocess.Popen[Any], own_group: bool, signum: int) -> None:
+    """Signal a child we started (and its own process group, when it has one), by PID."""
+    if proc.poll() is not None:
+        return
     try:
-        proc.wait(timeout=_STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        log.warning("process %d did not exit after SIGKILL", proc.pid)
+        if own_group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+    except ProcessLookupError:
+        pass
+
+
+def _stop_children(children: Sequence[tuple[subprocess.Popen[Any], bool]]) -> None:
+    """SIGTERM our children, SIGKILL those still running after the grace time; reap them all."""
+    for proc, own_group in children:
+        _signal_child(proc, own_group, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_GRACE_S
+    for proc, own_group in children:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_child(proc, own_group, signal.SIGKILL)
+            try:
+                proc.wait(timeout=_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("process %d did not exit after SIGKILL", proc.pid)
 
 
 def _stop_forwarder(proc: subprocess.Popen[str]) -> dict[str, Any]:

@@ -159,7 +159,7 @@ def wait_ready(proc: subprocess.Popen[str], timeout: float = 10.0) -> int:
             words = proc.stdout.readline().split()
             if len(words) == 2 and words[0] == "ready":
                 return int(words[1])
-    raise RuntimeError(f"probe did not get ready: {proc.args}")
+    raise RuntimeError(f"probe did not get ready: {proc.args!r}")
 
 
 def finish(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
