@@ -44,6 +44,8 @@ _COMMAND_TIMEOUT_S = 15.0
 _READY_TIMEOUT_S = 10.0
 _STOP_GRACE_S = 3.0
 _NETNS_DIR = "/run/netns"
+_TCP_IP_HEADER_BYTES = 20 + 20 + 12     # IPv4, TCP, the timestamp option Linux sends by default
+_ETHERNET_HEADER_BYTES = 14
 
 
 class EmulatorError(LanscatterError):
@@ -56,13 +58,28 @@ class LinkCounters:
 
     tx = parent -> child (what the parent sent into the link), rx = child -> parent (what arrived).
     Bytes are whole packets as the interface sees them: IP packets on the forwarder's tun devices,
-    Ethernet frames (14 bytes more each) on veths.
+    Ethernet frames (`link_header_bytes` = 14 more each) on veths. Packets are wire packets: WAN
+    veths get no GSO super-packets (gso_max_segs 1), and tun devices never do.
     """
 
     tx_bytes: int
     rx_bytes: int
     tx_packets: int
     rx_packets: int
+    link_header_bytes: int
+
+    def _payload(self, nbytes: int, packets: int) -> int:
+        return nbytes - packets * (_TCP_IP_HEADER_BYTES + self.link_header_bytes)
+
+    @property
+    def tx_tcp_payload(self) -> int:
+        """TCP payload bytes parent -> child, if all traffic is IPv4 TCP with timestamps."""
+        return self._payload(self.tx_bytes, self.tx_packets)
+
+    @property
+    def rx_tcp_payload(self) -> int:
+        """TCP payload bytes child -> parent, if all traffic is IPv4 TCP with timestamps."""
+        return self._payload(self.rx_bytes, self.rx_packets)
 
 
 def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -164,6 +181,7 @@ class Emulation:
         self.forwarder_stats: dict[str, dict[str, Any]] = {}
         self._processes: list[tuple[subprocess.Popen[Any], bool]] = []   # (process, own group)
         self._forwarders: dict[str, subprocess.Popen[str]] = {}
+        self._tun_links: set[str] = set()
         self._built = False
         self._previous_sigterm: Any = None
 
@@ -253,6 +271,7 @@ class Emulation:
             out[name] = LinkCounters(
                 tx_bytes=stats["tx"]["bytes"], rx_bytes=stats["rx"]["bytes"],
                 tx_packets=stats["tx"]["packets"], rx_packets=stats["rx"]["packets"],
+                link_header_bytes=0 if name in self._tun_links else _ETHERNET_HEADER_BYTES,
             )
         return out
 
@@ -316,9 +335,13 @@ class Emulation:
         if use_forwarder:
             _run(["ip", "-n", p, "tuntap", "add", "dev", hop.parent_interface, "mode", "tun"])
             _run(["ip", "-n", c, "tuntap", "add", "dev", hop.child_interface, "mode", "tun"])
+            self._tun_links.add(link.name)
         else:
             _run(["ip", "link", "add", "name", hop.parent_interface, "netns", p, "type", "veth",
                   "peer", "name", hop.child_interface, "netns", c])
+            # segment before the interface counts, so its counters count wire packets
+            _run(["ip", "-n", p, "link", "set", "dev", hop.parent_interface, "gso_max_segs", "1"])
+            _run(["ip", "-n", c, "link", "set", "dev", hop.child_interface, "gso_max_segs", "1"])
         for ns, dev, addr, rate in (
             (p, hop.parent_interface, hop.parent_address, link.down_bytes_per_s),
             (c, hop.child_interface, hop.child_address, link.up_bytes_per_s),

@@ -104,9 +104,12 @@ def test_links_keep_their_rates_and_the_counters_count_the_bytes(emu: Emulation)
         rate = probe.throughput_bytes_per_s(got[name]["series"], skip_s=1.0)
         assert 0.8 * cap <= rate / TCP_PAYLOAD_SHARE <= 1.2 * cap, (name, rate * 8 / 1e6)
     # tx is parent -> child: the down flow's data plus the up flow's acks; rx the reverse
-    for counted, payload in ((after.tx_bytes - before.tx_bytes, got["down"]["bytes"]),
-                             (after.rx_bytes - before.rx_bytes, got["up"]["bytes"])):
-        assert payload <= counted <= 1.12 * payload
+    for counted, payload, delivered in (
+        (after.tx_bytes - before.tx_bytes, after.tx_tcp_payload - before.tx_tcp_payload, got["down"]["bytes"]),
+        (after.rx_bytes - before.rx_bytes, after.rx_tcp_payload - before.rx_tcp_payload, got["up"]["bytes"]),
+    ):
+        assert delivered <= counted <= 1.12 * delivered
+        assert 0.995 * delivered <= payload <= 1.01 * delivered
 
 
 def test_loss_drops_about_the_share_and_teardown_leaves_nothing() -> None:
@@ -163,3 +166,25 @@ def test_cleanup_removes_what_a_killed_builder_left() -> None:
             builder.kill()
             builder.wait(timeout=5)
         cleanup(prefix)
+
+
+def test_a_link_without_delay_or_loss_is_a_shaped_veth_counting_wire_packets() -> None:
+    spec = NetSpec(
+        sites=(Site("hq", LAN_RATE, (Host("o"),)), Site("br", LAN_RATE, (Host("b"),), parent="hq")),
+        wan_links=(WanLink("hq", "br", WAN_RATE, WAN_RATE),),
+        tag=new_tag(),
+    )
+    with Emulation(spec) as plain:
+        assert plain.delay_mechanism is None and plain.forwarder_pids() == {}
+        sink = probe.start(plain, "b", "tcp-sink", "--bind", plain.address("b"), "--seconds", "8")
+        port = probe.wait_ready(sink)
+        before = plain.wan_counters()["hq<->br"]
+        probe.finish(probe.start(plain, "o", "tcp-send", "--to", f"{plain.address('b')}:{port}",
+                                 "--seconds", "2.5"), timeout=10)
+        got = probe.finish(sink, timeout=10)
+        after = plain.wan_counters()["hq<->br"]
+    rate = probe.throughput_bytes_per_s(got["series"], skip_s=0.5)
+    assert 0.8 * WAN_RATE <= rate / TCP_PAYLOAD_SHARE <= 1.2 * WAN_RATE
+    assert after.link_header_bytes == 14
+    payload = after.tx_tcp_payload - before.tx_tcp_payload
+    assert 0.995 * got["bytes"] <= payload <= 1.01 * got["bytes"]
