@@ -7,8 +7,8 @@ from a cable. Rate shaping stays with tc on the tun devices (before the forwarde
 process only has to keep up with the shaped rate.
 
 It runs inside the child router's namespace (so `ip netns pids` finds it when cleaning up) and
-enters the parent's namespace only to attach the other tun device. It stops on SIGTERM or when its
-parent process dies, and prints its counters as one JSON line on stdout before it exits.
+enters the parent's namespace only to attach the other tun device. It stops on SIGTERM or when the
+process that started it dies, and prints its counters as one JSON line on stdout before it exits.
 
     python -m lanscatter.emulator.forwarder --local up0 --remote dn0 \
         --remote-netns /run/netns/lsc0-r.hq --delay 0.04 --loss 0.01
@@ -37,10 +37,9 @@ _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
 _CLONE_NEWNET = 0x40000000
-_PR_SET_PDEATHSIG = 1
 _READ_BATCH = 256          # packets read from one device before the other gets a turn
 _MAX_PACKET = 65536
-_IDLE_WAIT_S = 0.5         # poll wake-up when nothing is queued, to notice a stop request
+_IDLE_WAIT_S = 0.5         # poll wake-up when nothing is queued, to notice a stop or an orphaning
 
 
 def _setns(fd: int) -> None:
@@ -83,11 +82,6 @@ def attach_tun(name: str, netns_path: str | None = None) -> int:
         os.close(target)
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def _drain(src: int, line: DelayLine, now: float) -> None:
     for _ in range(_READ_BATCH):
         try:
@@ -124,7 +118,8 @@ def forward(local: int, remote: int, outbound: DelayLine, inbound: DelayLine) ->
     poller.register(local, select.EPOLLIN)
     poller.register(remote, select.EPOLLIN)
     refused = 0
-    while not stopping:
+    parent = os.getppid()
+    while not stopping and os.getppid() == parent:   # a dead builder leaves us to init: stop too
         deadlines = [d for d in (outbound.next_deadline(), inbound.next_deadline()) if d is not None]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else _IDLE_WAIT_S
         events = poller.poll(timeout)   # retried by Python after a signal (PEP 475)
@@ -151,7 +146,6 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
-    _die_with_parent()
     local = attach_tun(args.local)
     remote = attach_tun(args.remote, args.remote_netns)
     outbound = DelayLine(args.delay, args.loss, args.limit, random.Random(args.seed))

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def support_problem() -> str | None:
     if os.geteuid() != 0:
         return "network namespaces need root"
     for tool in ("ip", "tc"):
-        if subprocess.run(["which", tool], capture_output=True, check=False).returncode != 0:
+        if shutil.which(tool) is None:
             return f"the {tool!r} command (iproute2) is missing"
     if not os.path.exists("/dev/net/tun"):
         return "/dev/net/tun is missing (no tun devices)"

@@ -82,24 +82,23 @@ def udp_ping(host: str, port: int, count: int, interval: float, size: int) -> di
     """Send `count` numbered datagrams; report replies and their round-trip times (ms)."""
     rtts: dict[int, float] = {}
     pad = bytes(max(0, size - _PING.size))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, selectors.DefaultSelector() as sel:
         sock.connect((host, port))
         sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
         start = time.monotonic()
         sent = 0
         end = start + count * interval + 1.0       # one extra second for the last replies
         while (now := time.monotonic()) < end:
-            if sent < count and now >= start + sent * interval:
+            next_send = start + sent * interval if sent < count else end
+            if now >= next_send:
                 sock.send(_PING.pack(sent, now) + pad)
                 sent += 1
                 continue
-            try:
+            if sel.select(next_send - now):
                 data = sock.recv(2048)
-            except BlockingIOError:
-                time.sleep(0.0002)
-                continue
-            seq, t_sent = _PING.unpack_from(data)
-            rtts[seq] = (time.monotonic() - t_sent) * 1000
+                seq, t_sent = _PING.unpack_from(data)
+                rtts[seq] = (time.monotonic() - t_sent) * 1000
     return {"sent": sent, "received": len(rtts), "rtt_ms": sorted(rtts.values())}
 
 

@@ -123,7 +123,7 @@ def test_loss_drops_about_the_share_and_teardown_leaves_nothing() -> None:
     delivered = result["received"] / result["sent"]
     assert abs(delivered - (1 - loss) ** 2) <= 0.06, delivered
     assert list_namespaces(lossy.layout.prefix) == []
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in forwarders)
+    assert not any(_running(pid) for pid in forwarders)
     if lossy.delay_mechanism == "forwarder":
         lost = lossy.forwarder_stats["hq<->br"]["outbound"]["lost_packets"]
         assert lost > 0
@@ -140,6 +140,15 @@ time.sleep(60)
 """
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit status may wait for a reaper)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_cleanup_removes_what_a_killed_builder_left() -> None:
     tag = new_tag()
     prefix = f"lsc{tag}-"
@@ -152,15 +161,15 @@ def test_cleanup_removes_what_a_killed_builder_left() -> None:
         assert words and words[0] == "built"
         builder.send_signal(signal.SIGKILL)
         builder.wait(timeout=5)
+        forwarders = [int(p) for p in words[1:]]
+        deadline = time.monotonic() + 3        # orphaned forwarders notice within their idle wait
+        while any(_running(p) for p in forwarders) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_running(p) for p in forwarders)
         assert len(list_namespaces(prefix)) == 6
         removed = cleanup(prefix)
         assert len(removed) == 6
         assert list_namespaces(prefix) == []
-        deadline = time.monotonic() + 5
-        pids = [int(p) for p in words[1:]]
-        while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(os.path.exists(f"/proc/{p}") for p in pids)
     finally:
         if builder.poll() is None:
             builder.kill()
