@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from lanscatter.emulator import probe
-from lanscatter.emulator.netns import Emulation, cleanup, list_namespaces, support_problem
+from lanscatter.emulator.netns import Emulation, EmulatorError, cleanup, list_namespaces, support_problem
 from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
 
 _problem = support_problem()
@@ -197,3 +197,48 @@ def test_a_link_without_delay_or_loss_is_a_shaped_veth_counting_wire_packets() -
     assert after.link_header_bytes == 14
     payload = after.tx_tcp_payload - before.tx_tcp_payload
     assert 0.995 * got["bytes"] <= payload <= 1.01 * got["bytes"]
+
+
+_HOLDER = """
+import sys, time
+from lanscatter.emulator.netns import Emulation
+from tests.integration.test_emulator_netns import two_sites
+with Emulation(two_sites(sys.argv[1])):
+    print("built", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)])
+def test_a_signal_tears_the_emulation_down(signum: int, exit_code: int) -> None:
+    tag = new_tag()
+    prefix = f"lsc{tag}-"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, tag], cwd=root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "built"
+        assert len(list_namespaces(prefix)) == 6
+        holder.send_signal(signum)
+        assert holder.wait(timeout=10) == exit_code   # SIGINT: Python re-raises it after unwinding
+        assert list_namespaces(prefix) == []
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=5)
+        cleanup(prefix)
+
+
+def test_a_failed_build_leaves_nothing_behind() -> None:
+    spec = two_sites(new_tag())
+    # where the kernel has no netem, insisting on it fails half-way through the build
+    forced = Emulation(spec, delay_mechanism="netem")
+    try:
+        forced.build()
+    except EmulatorError as exc:
+        assert "netem" in str(exc)
+    else:
+        forced.teardown()
+        pytest.skip("this kernel has netem; nothing fails")
+    assert list_namespaces(forced.layout.prefix) == []
