@@ -423,10 +423,13 @@ def _stop_forwarder(proc: subprocess.Popen[str]) -> dict[str, Any]:
     if proc.poll() is None:
         proc.terminate()
     try:
-        out, _err = proc.communicate(timeout=_STOP_GRACE_S)
+        out, err = proc.communicate(timeout=_STOP_GRACE_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate(timeout=_STOP_GRACE_S)
         return {}
     lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        # it died before we stopped it: the link was down from then on
+        log.warning("WAN forwarder %d exited with %s: %s", proc.pid, proc.returncode, err.strip()[-300:])
     return json.loads(lines[-1]) if lines else {}
