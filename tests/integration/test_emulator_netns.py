@@ -6,7 +6,6 @@ between namespaces these tests create (10.213.0.0/16 inside them).
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import statistics
@@ -129,15 +128,25 @@ def test_loss_drops_about_the_share_and_teardown_leaves_nothing() -> None:
         assert lost > 0
 
 
-_BUILDER = """
+# Builds the two-site tree (tag argv[1]) in its own process, says so, and waits to be signalled.
+_HOLDER = """
 import sys, time
 from lanscatter.emulator.netns import Emulation
-from tests.integration.test_emulator_netns import two_sites
-emu = Emulation(two_sites(sys.argv[1]))
-emu.build()
-print("built", *emu.forwarder_pids().values(), flush=True)
-time.sleep(60)
+from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
+spec = NetSpec(
+    sites=(Site("hq", 1e7, (Host("o"), Host("a"))), Site("br", 1e7, (Host("b"), Host("c")), parent="hq")),
+    wan_links=(WanLink("hq", "br", 1e6, 1e6, 0.01),),
+    tag=sys.argv[1],
+)
+with Emulation(spec) as emu:
+    print("built", *emu.forwarder_pids().values(), flush=True)
+    time.sleep(60)
 """
+
+
+def _start_holder(tag: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", _HOLDER, tag], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def _running(pid: int) -> bool:
@@ -152,9 +161,7 @@ def _running(pid: int) -> bool:
 def test_cleanup_removes_what_a_killed_builder_left() -> None:
     tag = new_tag()
     prefix = f"lsc{tag}-"
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    builder = subprocess.Popen([sys.executable, "-c", _BUILDER, tag], cwd=root,
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    builder = _start_holder(tag)
     try:
         assert builder.stdout is not None
         words = builder.stdout.readline().split()   # bounded: the builder times out its own steps
@@ -200,26 +207,14 @@ def test_a_link_without_delay_or_loss_is_a_shaped_veth_counting_wire_packets() -
     assert 0.995 * got["bytes"] <= payload <= 1.01 * got["bytes"]
 
 
-_HOLDER = """
-import sys, time
-from lanscatter.emulator.netns import Emulation
-from tests.integration.test_emulator_netns import two_sites
-with Emulation(two_sites(sys.argv[1])):
-    print("built", flush=True)
-    time.sleep(60)
-"""
-
-
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)])
 def test_a_signal_tears_the_emulation_down(signum: int, exit_code: int) -> None:
     tag = new_tag()
     prefix = f"lsc{tag}-"
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, tag], cwd=root, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    holder = _start_holder(tag)
     try:
         assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "built"
+        assert holder.stdout.readline().startswith("built")
         assert len(list_namespaces(prefix)) == 6
         holder.send_signal(signum)
         assert holder.wait(timeout=10) == exit_code   # SIGINT: Python re-raises it after unwinding
