@@ -108,7 +108,7 @@ def test_links_keep_their_rates_and_the_counters_count_the_bytes(emu: Emulation)
         (after.rx_bytes - before.rx_bytes, after.rx_tcp_payload - before.rx_tcp_payload, got["up"]["bytes"]),
     ):
         assert delivered <= counted <= 1.12 * delivered
-        assert 0.995 * delivered <= payload <= 1.01 * delivered
+        assert 0.995 * delivered <= payload <= 1.025 * delivered   # retransmits count too
 
 
 def test_loss_drops_about_the_share_and_teardown_leaves_nothing() -> None:
@@ -204,7 +204,7 @@ def test_a_link_without_delay_or_loss_is_a_shaped_veth_counting_wire_packets() -
     assert 0.8 * WAN_RATE <= rate / TCP_PAYLOAD_SHARE <= 1.2 * WAN_RATE
     assert after.link_header_bytes == 14
     payload = after.tx_tcp_payload - before.tx_tcp_payload
-    assert 0.995 * got["bytes"] <= payload <= 1.01 * got["bytes"]
+    assert 0.995 * got["bytes"] <= payload <= 1.025 * got["bytes"]
 
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)])
