@@ -1,0 +1,1 @@
+"""Rehearse a site tree on one Linux machine: namespaces, bridges and shaped links (needs root)."""
