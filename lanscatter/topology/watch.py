@@ -1,0 +1,119 @@
+"""Polls every site master's `/status`, feeds the tracker, prints live progress, fires hooks.
+
+The I/O shell around `SyncTracker`: one GET per site master every `interval` seconds (they answer
+without the swarm secret and carry no file names). Progress is one log line every few seconds: per
+site, hosts done of hosts and the mean share of chunks held; per WAN link, bytes carried and their
+ratio to the data set. Each host's completion is logged when it is first seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from lanscatter.sizes import human_bytes
+from lanscatter.topology.derive import DeploymentPlan
+from lanscatter.topology.roles import status_url
+from lanscatter.topology.tracker import Completion, SyncTracker, wan_links_of
+
+log = logging.getLogger("lanscatter.up")
+
+
+async def wait_until_answers(url: str, interval: float = 0.3) -> None:
+    """Return once `url` answers a GET with 200 (cancel to give up)."""
+    timeout = aiohttp.ClientTimeout(total=2)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while True:
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(interval)
+
+
+class Watcher:
+    def __init__(self, plan: DeploymentPlan, tracker: SyncTracker, *, interval: float = 0.5,
+                 progress_every: float = 3.0, on_complete: Callable[[Completion], None] | None = None) -> None:
+        self.plan = plan
+        self.tracker = tracker
+        self.interval = interval
+        self.progress_every = progress_every
+        self.on_complete = on_complete
+        self.synced = asyncio.Event()
+        self._urls = {site: status_url(*addr) for site, addr in plan.site_masters().items()}
+        self._started = time.monotonic()
+        self._generation: str | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self._started
+
+    async def run(self) -> None:
+        """Poll until cancelled; `synced` is set while the whole tree holds the origin's generation."""
+        timeout = aiohttp.ClientTimeout(total=max(2.0, self.interval * 4))
+        last_line = 0.0
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                sites = list(self._urls)
+                answers = await asyncio.gather(*(self._get(http, self._urls[s]) for s in sites))
+                now = self.now()
+                for site, status in zip(sites, answers):
+                    for done in self.tracker.observe(now, site, status):
+                        self._completed(done)
+                self._note_generation()
+                if self.tracker.synced():
+                    if not self.synced.is_set():
+                        log.info("every host holds generation %s (%.1f s)", (self.tracker.generation or "")[:12],
+                                 max((self.tracker.done_s(h.name) or 0.0) for h in self.plan.hosts))
+                        log.info("%s", self.progress_line())
+                    self.synced.set()
+                else:
+                    self.synced.clear()
+                    if time.monotonic() - last_line >= self.progress_every:
+                        last_line = time.monotonic()
+                        log.info("%s", self.progress_line())
+                await asyncio.sleep(self.interval)
+
+    @staticmethod
+    async def _get(http: aiohttp.ClientSession, url: str) -> dict | None:  # type: ignore[type-arg]
+        try:
+            async with http.get(url) as resp:
+                if resp.status != 200:
+                    return None
+                data = await resp.json()
+                return data if isinstance(data, dict) else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    def _note_generation(self) -> None:
+        gen = self.tracker.generation
+        if gen is not None and gen != self._generation:
+            if self._generation is not None:
+                log.info("the origin has a new generation %s: following it", gen[:12])
+            else:
+                log.info("origin serving generation %s: %s in %d chunks", gen[:12],
+                         human_bytes(self.tracker.dataset_bytes), self.tracker.chunks)
+            self._generation = gen
+
+    def _completed(self, done: Completion) -> None:
+        if done.host != self.tracker.origin:
+            log.info("%s complete after %.1f s", done.host, done.done_s)
+        if self.on_complete is not None:
+            self.on_complete(done)
+
+    def progress_line(self) -> str:
+        t = self.tracker
+        parts = [f"{self.now():6.1f}s"]
+        for s in self.plan.sites:
+            done, total, share = t.site_progress(s.name)
+            parts.append(f"{s.name} {done}/{total}" + ("" if done == total else f" {share:4.0%}"))
+        for link in wan_links_of(self.plan):
+            carried = t.link_bytes(link)
+            ratio = f" ({carried / t.dataset_bytes:.2f}x)" if t.dataset_bytes else ""
+            parts.append(f"{link} {human_bytes(carried)}{ratio}")
+        return " | ".join(parts)
