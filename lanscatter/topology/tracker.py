@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lanscatter.topology.derive import DeploymentPlan
+from lanscatter.topology.derive import DeploymentPlan, HostPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,11 @@ class SyncTracker:
                 self.links.setdefault((name, site), _Counter()).see(int(link.get("bytes") or 0))
         return self._completions(now, status)
 
+    def observe_node(self, now: float, status: dict[str, Any] | None) -> list[Completion]:
+        """Record a peer's own status (its chunk server's /status): it tells when that peer is done
+        even when its site master is no longer there to say so."""
+        return [] if status is None else self._completions(now, status)
+
     def restarted(self, host: str) -> None:
         """The supervisor restarted `host`: counters it reported start again from zero."""
         self.restarts[host] = self.restarts.get(host, 0) + 1
@@ -160,6 +166,20 @@ class SyncTracker:
         """Every site's swarm holds the origin's generation on every node, and every host was seen done."""
         return (self.generation is not None and all(self.site_synced(s.name) for s in self.plan.sites)
                 and all(self.done_s(h) is not None for h in self.hosts))
+
+    def hosts_done(self, hosts: Iterable[HostPlan]) -> bool:
+        """Whether these hosts' roles have done their part: the origin when the whole tree is in sync,
+        a relay when its site is, a peer when its folder is complete."""
+        for h in hosts:
+            if h.role == "master":
+                ok = self.synced()
+            elif h.role == "relay":
+                ok = self.site_synced(h.site) and self.done_s(h.name) is not None
+            else:
+                ok = self.done_s(h.name) is not None
+            if not ok:
+                return False
+        return True
 
     def site_progress(self, site: str) -> tuple[int, int, float]:
         """(hosts done, hosts, mean fraction of chunks held) for the current generation."""

@@ -154,7 +154,7 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
 
     supervisor = Supervisor(on_event=on_event)
     hooks = HookRunner(supervisor, _hooks(opts, hosts), plan.dataset.name, workdir / "logs")
-    watcher = Watcher(plan, tracker, on_complete=lambda done: hooks.host_synced(done.host, done.generation))
+    watcher = Watcher(plan, tracker, hosts, on_complete=lambda done: hooks.host_synced(done.host, done.generation))
     for h in hosts:
         cmd = role_command(plan, h, ctx)
         h.folder.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +187,7 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
             log.info("report written to %s", opts.report)
     if stop_signal:
         return EXIT_INTERRUPTED[stop_signal[0]]
-    if timed_out and not tracker.synced():
+    if timed_out and not tracker.hosts_done(hosts):
         log.warning("not every host was in sync after %.0f s", opts.timeout or 0)
         return 1
     return 0
@@ -213,8 +213,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--headless", action="store_true",
                    help="no terminal UI: progress lines on stderr (the only view for now)")
     p.add_argument("--exit-when-synced", action="store_true",
-                   help="stop everything and exit 0 once every host holds the origin's current generation "
-                   "(default: keep running and follow changes at the origin)")
+                   help="stop and exit 0 once every host holds the origin's current generation (real "
+                   "deployment: once this host's roles have done their part); default: keep running and "
+                   "follow changes at the origin")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="give up after S seconds (exit 1) if not done; for scripts and CI")
     p.add_argument("--report", metavar="FILE", help="write a JSON report when the run ends (docs/orchestrator.md)")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
 from lanscatter.sizes import human_bytes
-from lanscatter.topology.derive import DeploymentPlan
+from lanscatter.topology.derive import DeploymentPlan, HostPlan
 from lanscatter.topology.roles import status_url
 from lanscatter.topology.tracker import Completion, SyncTracker, wan_links_of
 
@@ -38,15 +38,20 @@ async def wait_until_answers(url: str, interval: float = 0.3) -> None:
 
 
 class Watcher:
-    def __init__(self, plan: DeploymentPlan, tracker: SyncTracker, *, interval: float = 0.5,
-                 progress_every: float = 3.0, on_complete: Callable[[Completion], None] | None = None) -> None:
+    def __init__(self, plan: DeploymentPlan, tracker: SyncTracker, scope: Sequence[HostPlan], *,
+                 interval: float = 0.5, progress_every: float = 3.0,
+                 on_complete: Callable[[Completion], None] | None = None) -> None:
+        """`scope`: the hosts this run is responsible for (`synced` is about them, docs/orchestrator.md)."""
         self.plan = plan
+        self.scope = list(scope)
         self.tracker = tracker
         self.interval = interval
         self.progress_every = progress_every
         self.on_complete = on_complete
         self.synced = asyncio.Event()
         self._urls = {site: status_url(*addr) for site, addr in plan.site_masters().items()}
+        # Peers of this run are asked directly: their site master may be gone once the tree is done.
+        self._own = [status_url(h.address, h.peer_port) for h in self.scope if h.role == "peer" and not plan.local]
         self._started = time.monotonic()
         self._generation: str | None = None
 
@@ -54,22 +59,25 @@ class Watcher:
         return time.monotonic() - self._started
 
     async def run(self) -> None:
-        """Poll until cancelled; `synced` is set while the whole tree holds the origin's generation."""
+        """Poll until cancelled; `synced` is set while the hosts in scope have done their part."""
         timeout = aiohttp.ClientTimeout(total=max(2.0, self.interval * 4))
         last_line = 0.0
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
                 sites = list(self._urls)
-                answers = await asyncio.gather(*(self._get(http, self._urls[s]) for s in sites))
+                answers = await asyncio.gather(*(self._get(http, url) for url in [*self._urls.values(), *self._own]))
                 now = self.now()
                 for site, status in zip(sites, answers):
                     for done in self.tracker.observe(now, site, status):
                         self._completed(done)
+                for status in answers[len(sites):]:
+                    for done in self.tracker.observe_node(now, status):
+                        self._completed(done)
                 self._note_generation()
-                if self.tracker.synced():
+                if self.tracker.hosts_done(self.scope):
                     if not self.synced.is_set():
-                        log.info("every host holds generation %s (%.1f s)", (self.tracker.generation or "")[:12],
-                                 max((self.tracker.done_s(h.name) or 0.0) for h in self.plan.hosts))
+                        if self.tracker.synced():
+                            log.info("every host holds generation %s", (self.tracker.generation or "")[:12])
                         log.info("%s", self.progress_line())
                     self.synced.set()
                 else:
