@@ -32,9 +32,11 @@ MTIME_NS = 1_700_000_000 * 10**9        # fixed mtimes, so repeated generations 
 _BINARY_DIRS = ("bin", "assets/textures/env", "assets/textures/chars", "assets/audio", "levels/level-01",
                 "levels/level-02/baked", "levels/level-03")
 _TEXT_DIRS = ("docs", "docs/api", "levels/level-01", "levels/level-02", "config")
-_WORDS = ("vertex shader texture level spawn light probe mesh bone anim cue sound patch build index "
-          "entry offset region sector tile cache table value object header footer version release "
-          "target asset bundle client server player camera scene node edge weight frame buffer").split()
+_WORDS = ("vertex", "shader", "texture", "level", "spawn", "light", "probe", "mesh", "bone", "anim",
+          "cue", "sound", "patch", "build", "index", "entry", "offset", "region", "sector", "tile",
+          "cache", "table", "value", "object", "header", "footer", "version", "release", "target",
+          "asset", "bundle", "client", "server", "player", "camera", "scene", "node", "edge", "weight",
+          "frame", "buffer")
 
 
 @dataclass(frozen=True, slots=True)

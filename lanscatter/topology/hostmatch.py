@@ -7,6 +7,7 @@ the candidates and says to name the host with `--host`.
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def _proc_addresses() -> set[str]:
         lines = Path("/proc/net/fib_trie").read_text().splitlines()
     except OSError:
         lines = []
-    for prev, line in zip(lines, lines[1:]):
+    for prev, line in itertools.pairwise(lines):
         if "/32 host LOCAL" in line and "|--" in prev:
             out.add(prev.split("|--")[1].strip())
     try:

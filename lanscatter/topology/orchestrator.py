@@ -23,10 +23,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger("lanscatter.up")
 
@@ -55,7 +55,7 @@ class ProcessSpec:
     env: Mapping[str, str] = field(default_factory=dict)    # added to this process's environment
     cwd: Path | None = None
     # Awaited before the first start (e.g. until the upstream answers); restarts do not wait.
-    before_start: Callable[[], Awaitable[None]] | None = None
+    before_start: Callable[[], Coroutine[Any, Any, None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +145,7 @@ class Supervisor:
                         _describe(code), time.monotonic() - started, delay)
             _append(spec.log_path, f"=== exited with {_describe(code)}; restarting in {delay:.1f} s\n")
             self._emit(ProcessEvent("exited", spec.name, proc.pid, code, delay))
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             if self.stopping:
                 return
@@ -153,11 +153,8 @@ class Supervisor:
             self._emit(ProcessEvent("restart", spec.name, proc.pid, code, delay))
 
     async def _spawn(self, spec: ProcessSpec) -> asyncio.subprocess.Process:
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        out: IO[bytes] = open(spec.log_path, "ab")  # noqa: SIM115 (the child holds it; closed below)
+        out = _open_log(spec)
         try:
-            out.write(f"=== {time.strftime('%H:%M:%S')} start: {' '.join(spec.argv)}\n".encode())
-            out.flush()
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **spec.env}, cwd=spec.cwd, start_new_session=True,
@@ -200,6 +197,15 @@ def _describe(code: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"signal {signal.Signals(-code).name}"
     return f"code {code}"
+
+
+def _open_log(spec: ProcessSpec) -> IO[bytes]:
+    """The role's log, opened for appending, with a line saying what starts (the child inherits it)."""
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    out = open(spec.log_path, "ab")  # noqa: SIM115 (the caller closes it once the child holds it)
+    out.write(f"=== {time.strftime('%H:%M:%S')} start: {' '.join(spec.argv)}\n".encode())
+    out.flush()
+    return out
 
 
 def _append(path: Path, line: str) -> None:

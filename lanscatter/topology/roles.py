@@ -92,7 +92,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
     from lanscatter.cli import build_parser
 
     parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(sub.choices)
 
 
@@ -104,4 +104,4 @@ def registered_commands() -> frozenset[str]:
 def link_flag_support() -> frozenset[str]:
     """The node commands of this installation whose planner can load the link map (--topology)."""
     return frozenset(name for name, child in _subcommands().items() if name in ("master", "proxy")
-                     and any("--topology" in a.option_strings for a in child._actions))  # noqa: SLF001
+                     and any("--topology" in a.option_strings for a in child._actions))

@@ -194,14 +194,14 @@ class SyncTracker:
 
     # ---- the report ----------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        hosts = {h.name: {"site": h.site, "role": h.role, "folder": str(h.folder),
-                          "done_s": self.done_s(h.name)} for h in self.plan.hosts}
-        times = [v["done_s"] for v in hosts.values()]
-        makespan = max(times) if times and all(t is not None for t in times) else None  # type: ignore[type-var]
+        done = {h.name: self.done_s(h.name) for h in self.plan.hosts}
+        hosts = {h.name: {"site": h.site, "role": h.role, "folder": str(h.folder), "done_s": done[h.name]}
+                 for h in self.plan.hosts}
+        finished = [t for t in done.values() if t is not None]
+        makespan = max(finished) if finished and len(finished) == len(done) else None
         sites = {}
         for s in self.plan.sites:
-            own = sorted((math.inf if hosts[h.name]["done_s"] is None else hosts[h.name]["done_s"])
-                         for h in self.plan.hosts if h.site == s.name)
+            own = sorted(math.inf if (t := done[h.name]) is None else t for h in self.plan.hosts if h.site == s.name)
             p50 = own[(len(own) - 1) // 2] if own else math.inf
             sites[s.name] = {"hosts": len(own), "p50_s": None if math.isinf(p50) else p50,
                              "last_s": None if not own or math.isinf(own[-1]) else own[-1],

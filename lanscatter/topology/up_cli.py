@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -139,8 +140,12 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
     loop = asyncio.get_running_loop()
     stop_signal: list[signal.Signals] = []
     stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        stop_signal.append(sig)
+        stop.set()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda s=sig: (stop_signal.append(s), stop.set()))
+        loop.add_signal_handler(sig, on_signal, sig)
 
     tracker = SyncTracker(plan)
     pid_file = workdir / "pids.json"
@@ -160,7 +165,7 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
         h.folder.parent.mkdir(parents=True, exist_ok=True)
         url = cmd.upstream_status_url
         spec = ProcessSpec(h.name, cmd.argv, workdir / "logs" / f"{h.name}.log", env=env,
-                           before_start=(lambda u=url: wait_until_answers(u)) if url else None)
+                           before_start=functools.partial(wait_until_answers, url) if url else None)
         supervisor.keep_running(spec)
     log.info("logs in %s", workdir / "logs")
 

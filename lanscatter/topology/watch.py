@@ -32,7 +32,7 @@ async def wait_until_answers(url: str, interval: float = 0.3) -> None:
                 async with http.get(url) as resp:
                     if resp.status == 200:
                         return
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
             await asyncio.sleep(interval)
 
@@ -95,7 +95,7 @@ class Watcher:
                     return None
                 data = await resp.json()
                 return data if isinstance(data, dict) else None
-        except (aiohttp.ClientError, TimeoutError, ValueError):
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             return None
 
     def _note_generation(self) -> None:

@@ -47,6 +47,7 @@ async def test_sigkilled_process_is_restarted_and_logged(tmp_path: Path, caplog:
     sup.keep_running(ProcessSpec("worker", (sys.executable, "-c", SLEEPER), log_path))
     try:
         first = await until(lambda: sup.pids().get("worker"), 10, "first start")
+        await until(lambda: log_path.read_text().count("ready") == 1, 10, "first run's output")
         os.kill(first, signal.SIGKILL)
         with caplog.at_level(logging.WARNING, logger="lanscatter.up"):
             second = await until(lambda: (p := sup.pids().get("worker")) and p != first and p, 10, "restart")

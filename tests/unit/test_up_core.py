@@ -211,3 +211,19 @@ def test_demo_files_are_written_identically(tmp_path: Path) -> None:
     for d in layout.empty_dirs:
         assert (tmp_path / "one" / d).is_dir()
     assert not (tmp_path / "one.partial").exists()
+
+
+def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 0, "rg": 0}))
+    assert not t.hosts_done([plan.host("r1")])
+    # The peer's own status says it is complete: enough for its orchestrator, whatever its master says.
+    t.observe_node(2.0, _status("g1", 2, {"r1": 2}, synced=True))
+    assert t.hosts_done([plan.host("r1")]) and t.done_s("r1") == 1.0
+    assert not t.hosts_done([plan.host("rg")])            # a relay waits for its whole site
+    t.observe(3.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    assert t.hosts_done([plan.host("rg")])
+    assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
+    t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
+    assert t.done_s("h1") is None
