@@ -153,3 +153,14 @@ def test_a_machine_that_is_no_host_gets_the_candidates(tmp_path: Path) -> None:
     assert "is none of the hosts of" in out.stderr
     assert "hint: name it with --host NAME; hosts: far-origin (192.0.2.250), far-peer (192.0.2.251)" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_roles_do_not_outlive_a_sigkilled_orchestrator(tmp_path: Path, runs: list[UpRun]) -> None:
+    source = tmp_path / "source"
+    make_tree(source)
+    run = UpRun(_single_lan(tmp_path, source), "--local", workdir=tmp_path / "work", log=tmp_path / "up.log")
+    runs.append(run)
+    roles = wait_until(lambda: len(p := run.pids()) == 4 and p, 30, "every role started", run)
+    run.proc.kill()                        # no chance to clean up: the kernel tells the roles
+    run.proc.wait(timeout=10)
+    wait_until(lambda: not any(alive(p) for p in roles.values()), 15, "roles gone after their parent")
