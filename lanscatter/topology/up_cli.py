@@ -38,7 +38,7 @@ from lanscatter.topology.watch import Watcher, wait_until_answers
 
 log = logging.getLogger("lanscatter.up")
 
-EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_INTERRUPTED = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}   # 128 + signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +127,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local:
         _check_loopback(plan)
         _prepare_source(opts, plan)
+    elif hosts[0].role == "master" and not plan.dataset.source.is_dir():
+        raise ConfigError(f"this host is the origin, but its data set source {plan.dataset.source} is not a folder",
+                          "create it, or fix dataset.source in the topology")
+    link_flags = link_flag_support()
+    commands = {"master", "proxy"} if any(h.role == "relay" for h in hosts) else {"master"}
+    if opts.local and not commands <= link_flags:
+        log.warning("the master and relay commands of this installation do not load the link map: "
+                    "the rehearsal runs without the file's link speeds")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
-                     workdir=workdir if opts.local else None, link_flags=link_flag_support())
+                     workdir=workdir if opts.local else None, link_flags=link_flags)
     env = {SECRET_ENV: secret} if secret else {}
     log.info("%s: running %s", opts.file, "every host on this machine (rehearsal in " + str(workdir) + ")"
              if opts.local else f"host {hosts[0].name} ({hosts[0].role})")
@@ -144,7 +152,7 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
     def on_signal(sig: signal.Signals) -> None:
         stop_signal.append(sig)
         stop.set()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in EXIT_INTERRUPTED:             # a closed SSH session (SIGHUP) also stops cleanly
         loop.add_signal_handler(sig, on_signal, sig)
 
     tracker = SyncTracker(plan)

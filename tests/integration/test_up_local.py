@@ -17,7 +17,8 @@ import pytest
 from tests.integration.nodes import free_port, make_tree, tree_state
 from tests.integration.up_runs import UpRun, alive, wait_until, write_tree
 
-HOOK = 'env | grep ^LANSCATTER_ | sort > "$HOOKS/$LANSCATTER_HOST.env"'
+# Records its environment; fails on host c (a failing hook is logged, not retried).
+HOOK = 'env | grep ^LANSCATTER_ | sort > "$HOOKS/$LANSCATTER_HOST.env"; [ "$LANSCATTER_HOST" != c ]'
 
 
 @pytest.fixture
@@ -76,6 +77,9 @@ def test_local_rehearsal_mirrors_runs_hooks_and_reports(tmp_path: Path, runs: li
         env = dict(line.split("=", 1) for line in (hooks / f"{name}.env").read_text().splitlines())
         assert env["LANSCATTER_HOST"] == name and env["LANSCATTER_GENERATION"] == r["generation"]
         assert env["LANSCATTER_FOLDER"] == r["hosts"][name]["folder"]
+    assert "c: on-synced hook failed with exit code 1 (not retried" in run.output()
+    assert "a: on-synced hook done" in run.output()
+    assert (work / "logs" / "c.hooks.log").read_text().count("=== ") == 1
     assert json.loads((work / "pids.json").read_text())["roles"] == {}
     assert run.seen and not any(alive(p) for p in run.seen)
     assert (work / "logs" / "a.log").read_text().startswith("=== ")
