@@ -98,7 +98,9 @@ def test_rehearsal_tree_ends_identical_and_each_wan_link_carries_the_data_once(t
         assert 0.95 <= link["ratio"] <= 1.05, f"{name} carried {link['ratio']}x the data set"
     assert all(s["last_s"] is not None for s in r["sites"].values())
     assert r["sites"]["branch"]["last_s"] >= r["sites"]["region"]["p50_s"]
-    assert 0 < r["efficiency"] <= 1.5
+    assert r["efficiency"] > 0
+    if {"master", "proxy"} <= link_flag_support():      # with the links emulated, the bound holds
+        assert r["efficiency"] <= 1.2                   # (times are polled every 0.5 s: some slack)
     assert not any(alive(p) for p in run.seen)
 
 
