@@ -176,20 +176,25 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every process group, SIGKILL what is left after `stop_timeout`; wait for all."""
         self._stopping.set()
-        procs = list(self._procs.values())
+        ended: set[int] = set()
+        while fresh := [(name, proc) for pid, (name, proc) in list(self._procs.items()) if pid not in ended]:
+            # A second round catches a process whose start was under way when the first began.
+            ended.update(proc.pid for _, proc in fresh)
+            await self._end(fresh)
+            await asyncio.sleep(0)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _end(self, procs: list[tuple[str, asyncio.subprocess.Process]]) -> None:
         for _, proc in procs:
             _kill_group(proc.pid, signal.SIGTERM)
         waits = [asyncio.create_task(proc.wait()) for _, proc in procs]
-        if waits:
-            _, pending = await asyncio.wait(waits, timeout=self.stop_timeout)
-            for name, proc in procs:
-                if proc.returncode is None:
-                    log.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing it", name, proc.pid,
-                                self.stop_timeout)
-                    _kill_group(proc.pid, signal.SIGKILL)
-            await asyncio.gather(*pending)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        _, pending = await asyncio.wait(waits, timeout=self.stop_timeout)
+        for name, proc in procs:
+            if proc.returncode is None:
+                log.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing it", name, proc.pid, self.stop_timeout)
+                _kill_group(proc.pid, signal.SIGKILL)
+        await asyncio.gather(*pending)
 
 
 def _describe(code: int | None) -> str:
