@@ -22,6 +22,7 @@ log = logging.getLogger("lanscatter.cli")
 COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.node_cli",
     "lanscatter.topology.cli",
+    "lanscatter.topology.up_cli",
     "lanscatter.simulate_cli",
     "lanscatter_tui.cli",
 )

@@ -1,0 +1,107 @@
+"""The command line of each role a host runs: a pure function of the deployment plan.
+
+One OS process per role: the origin runs `lanscatter master`, a gateway `lanscatter proxy` (a peer
+of its parent site's swarm and the master of its own), every other host `lanscatter peer`. The
+swarm secret travels in the environment (`LANSCATTER_SECRET`), never on a command line that `ps`
+shows. Masters and relays also get the topology file and their host name, so their planner loads
+the link map and caps every transfer at its links' speeds: in a local rehearsal that is what
+emulates the LAN and WAN speeds between the 127.0.0.x addresses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanscatter.topology.derive import DeploymentPlan, HostPlan
+
+SECRET_ENV = "LANSCATTER_SECRET"
+COMMAND_OF_ROLE = {"master": "master", "relay": "proxy", "peer": "peer"}
+
+
+@dataclass(frozen=True, slots=True)
+class RoleCommand:
+    host: str
+    role: str                          # "master" | "relay" | "peer"
+    argv: tuple[str, ...]              # the whole command line, interpreter first
+    status_url: str                    # where this role answers GET /status
+    upstream_status_url: str | None    # the swarm it joins: start it once that one answers
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What every role of one `lanscatter up` run shares."""
+
+    topology_file: Path
+    state_root: Path                   # each host keeps its hash cache and journals in a subfolder
+    local: bool
+    workdir: Path | None               # the rehearsal's work directory (local runs)
+    link_flags: Collection[str] = ()   # commands that accept --topology/--host (see link_flag_support)
+    python: str = sys.executable
+
+
+def _mbit(rate: float) -> str:
+    """bytes/s as the Mbit/s the node commands take, exactly enough to round-trip."""
+    return f"{rate * 8 / 1e6:.9g}"
+
+
+def status_url(address: str, port: int) -> str:
+    """Where the node listening on (address, port) answers GET /status."""
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}/status"
+
+
+def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleCommand:
+    role = host.role
+    command = COMMAND_OF_ROLE[role]
+    argv: list[str] = [ctx.python, "-m", "lanscatter", command]
+    upstream_url = None
+    if role == "master":
+        argv += [str(plan.dataset.source), "--listen", host.address, "--port", str(host.master_port),
+                 "--chunk-size", str(plan.dataset.chunk_size)]
+    else:
+        assert host.upstream is not None, "derive gives every relay and peer an upstream"
+        up_addr, up_port = host.upstream
+        up = f"[{up_addr}]:{up_port}" if ":" in up_addr else f"{up_addr}:{up_port}"
+        upstream_url = status_url(up_addr, up_port)
+        port = host.peer_port if role == "peer" else host.master_port
+        argv += [up, str(host.folder), "--listen", host.address, "--port", str(port)]
+        if role == "relay":
+            argv += ["--peer-port", str(host.peer_port)]
+        if host.dl_rate is not None:
+            argv += ["--dl-rate", _mbit(host.dl_rate)]
+    argv += ["--name", host.name, "--state-dir", str(ctx.state_root / host.name)]
+    if host.ul_rate is not None:
+        argv += ["--ul-rate", _mbit(host.ul_rate)]
+    if host.slots is not None:
+        argv += ["--slots", str(host.slots)]
+    if command in ctx.link_flags:
+        argv += ["--topology", str(ctx.topology_file), "--host", host.name]
+        if ctx.local:
+            argv += ["--local"]
+            if ctx.workdir is not None:
+                argv += ["--workdir", str(ctx.workdir)]
+    status_port = host.peer_port if role == "peer" else host.master_port
+    return RoleCommand(host.name, role, tuple(argv), status_url(host.address, status_port), upstream_url)
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    from lanscatter.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def registered_commands() -> frozenset[str]:
+    """The subcommands this installation has (the relay is `proxy`)."""
+    return frozenset(_subcommands())
+
+
+def link_flag_support() -> frozenset[str]:
+    """The node commands of this installation whose planner can load the link map (--topology)."""
+    return frozenset(name for name, child in _subcommands().items() if name in ("master", "proxy")
+                     and any("--topology" in a.option_strings for a in child._actions))

@@ -1,0 +1,239 @@
+"""`lanscatter up FILE`: run the roles of a site tree, supervised, and follow the distribution.
+
+Real deployment: the same FILE on every host; each runs the roles of the host it is (found by its
+names and addresses, or named with --host). `--local`: every host of the tree on this machine, each
+on its own 127.0.0.x address with its own folder under the work directory (docs/orchestrator.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanscatter.errors import ConfigError
+from lanscatter.sizes import parse_size
+from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
+from lanscatter.topology.derive import LOCAL_WORKDIR, DeploymentPlan, HostPlan, derive_plan
+from lanscatter.topology.hooks import Hook, HookRunner
+from lanscatter.topology.hostmatch import local_identity, select_host
+from lanscatter.topology.orchestrator import ProcessEvent, ProcessSpec, Supervisor
+from lanscatter.topology.roles import (
+    SECRET_ENV,
+    RunContext,
+    link_flag_support,
+    registered_commands,
+    role_command,
+)
+from lanscatter.topology.tracker import SyncTracker
+from lanscatter.topology.validate import load_topology
+from lanscatter.topology.watch import Watcher, wait_until_answers
+
+log = logging.getLogger("lanscatter.up")
+
+EXIT_INTERRUPTED = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}   # 128 + signal
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    file: Path
+    local: bool
+    host: str | None
+    workdir: Path | None
+    demo_data: int | None              # bytes; None: the default size, only when the source is missing
+    headless: bool
+    exit_when_synced: bool
+    report: Path | None
+    on_synced: str | None
+    timeout: float | None              # seconds; with --exit-when-synced
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> UpOptions:
+        return cls(Path(args.file), args.local, args.host, Path(args.workdir) if args.workdir else None,
+                   args.demo_data, args.headless, args.exit_when_synced,
+                   Path(args.report) if args.report else None, args.on_synced, args.timeout)
+
+
+def default_workdir(opts: UpOptions, plan: DeploymentPlan) -> Path:
+    """Logs and state: beside the YAML for a rehearsal, the user's cache for a real deployment."""
+    if opts.workdir is not None:
+        return opts.workdir.resolve()
+    if opts.local:
+        return (opts.file.parent / LOCAL_WORKDIR).resolve()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "lanscatter" / "up" / plan.dataset.name
+
+
+def _check_loopback(plan: DeploymentPlan) -> None:
+    """A rehearsal needs every 127.0.0.x address; Linux routes all of 127.0.0.0/8 to loopback."""
+    for h in plan.hosts[:2]:
+        with socket.socket() as s:
+            try:
+                s.bind((h.address, 0))
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {h.address} for the rehearsal host {h.name}: {exc.strerror}",
+                                  "the rehearsal needs the whole 127.0.0.0/8 on loopback (Linux has it; "
+                                  "elsewhere add aliases, e.g. `ifconfig lo0 alias 127.0.0.2`)") from None
+
+
+def _prepare_source(opts: UpOptions, plan: DeploymentPlan) -> None:
+    source = plan.dataset.source
+    if source.is_dir():
+        if opts.demo_data is not None:
+            log.info("%s exists: using it as it is (no demo data generated)", source)
+        return
+    if source.exists():
+        raise ConfigError(f"the data set source {source} is not a folder", "fix dataset.source in the topology")
+    generate_demo(source, opts.demo_data or DEFAULT_DEMO_SIZE)
+
+
+def _hooks(opts: UpOptions, hosts: list[HostPlan]) -> dict[str, Hook]:
+    """A host's own on_synced (from the topology) wins; --on-synced covers the hosts without one."""
+    out = {}
+    for h in hosts:
+        command = h.on_synced or opts.on_synced
+        if command:
+            out[h.name] = Hook(h.name, h.site, h.folder, command)
+    return out
+
+
+def _write_json(path: Path, doc: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    opts = UpOptions.from_args(args)
+    topo = load_topology(opts.file)
+    plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
+    if opts.local:
+        hosts = list(plan.hosts)
+    else:
+        hosts = [select_host(plan.hosts, local_identity(), opts.host, str(opts.file))]
+    if any(h.role == "relay" for h in hosts) and "proxy" not in registered_commands():
+        raise ConfigError("this topology has relays, but this installation has no relay command (`lanscatter proxy`)",
+                          "use a single-site topology, or a version of lanscatter with the relay")
+    secret = plan.dataset.secret_value()
+    workdir = default_workdir(opts, plan)
+    if opts.local:
+        _check_loopback(plan)
+        _prepare_source(opts, plan)
+    elif hosts[0].role == "master" and not plan.dataset.source.is_dir():
+        raise ConfigError(f"this host is the origin, but its data set source {plan.dataset.source} is not a folder",
+                          "create it, or fix dataset.source in the topology")
+    link_flags = link_flag_support()
+    commands = {"master", "proxy"} if any(h.role == "relay" for h in hosts) else {"master"}
+    if opts.local and not commands <= link_flags:
+        log.warning("the master and relay commands of this installation do not load the link map: "
+                    "the rehearsal runs without the file's link speeds")
+    ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
+                     workdir=workdir if opts.local else None, link_flags=link_flags)
+    env = {SECRET_ENV: secret} if secret else {}
+    log.info("%s: running %s", opts.file, "every host on this machine (rehearsal in " + str(workdir) + ")"
+             if opts.local else f"host {hosts[0].name} ({hosts[0].role})")
+    return asyncio.run(_run(opts, plan, hosts, ctx, env, workdir))
+
+
+async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx: RunContext,
+               env: dict[str, str], workdir: Path) -> int:
+    loop = asyncio.get_running_loop()
+    stop_signal: list[signal.Signals] = []
+    stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        stop_signal.append(sig)
+        stop.set()
+    for sig in EXIT_INTERRUPTED:             # a closed SSH session (SIGHUP) also stops cleanly
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    tracker = SyncTracker(plan)
+    pid_file = workdir / "pids.json"
+
+    def on_event(event: ProcessEvent) -> None:
+        if event.kind == "restart":
+            log.warning("restarting %s (restart #%d)", event.name, supervisor.restarts.get(event.name, 0))
+            tracker.restarted(event.name)
+        if event.kind in ("started", "exited"):
+            _write_json(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
+
+    supervisor = Supervisor(on_event=on_event)
+    hooks = HookRunner(supervisor, _hooks(opts, hosts), plan.dataset.name, workdir / "logs")
+    watcher = Watcher(plan, tracker, hosts, on_complete=lambda done: hooks.host_synced(done.host, done.generation))
+    for h in hosts:
+        cmd = role_command(plan, h, ctx)
+        h.folder.parent.mkdir(parents=True, exist_ok=True)
+        url = cmd.upstream_status_url
+        spec = ProcessSpec(h.name, cmd.argv, workdir / "logs" / f"{h.name}.log", env=env,
+                           before_start=functools.partial(wait_until_answers, url) if url else None)
+        supervisor.keep_running(spec)
+    log.info("logs in %s", workdir / "logs")
+
+    watching = asyncio.create_task(watcher.run(), name="watch")
+    waits = {asyncio.create_task(stop.wait())}
+    if opts.exit_when_synced:
+        waits.add(asyncio.create_task(watcher.synced.wait()))
+    try:
+        done, _ = await asyncio.wait(waits | {watching}, timeout=opts.timeout, return_when=asyncio.FIRST_COMPLETED)
+        timed_out = not done
+        if watching.done():
+            watching.result()              # a bug in the watcher: surface it
+    finally:
+        for t in (*waits, watching):
+            t.cancel()
+        await asyncio.gather(*waits, watching, return_exceptions=True)
+        if opts.exit_when_synced and watcher.synced.is_set():
+            await hooks.wait()             # the last host's hook belongs to this run
+        log.info("stopping %d role%s", len(hosts), "s" if len(hosts) != 1 else "")
+        await supervisor.stop()
+        _write_json(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
+        if opts.report is not None:
+            _write_json(opts.report, tracker.report())
+            log.info("report written to %s", opts.report)
+    if stop_signal:
+        return EXIT_INTERRUPTED[stop_signal[0]]
+    if timed_out and not tracker.hosts_done(hosts):
+        log.warning("not every host was in sync after %.0f s", opts.timeout or 0)
+        return 1
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "up", help="run the roles of a site tree (this host's, or every host with --local)",
+        description="Run the roles a site-tree file gives this host (found by its names and addresses, "
+        "or --host), restart any that crashes, stop all on Ctrl-C or SIGTERM. With --local, run every "
+        "host of the tree on this machine, each on its own 127.0.0.x address, link speeds emulated: a "
+        "rehearsal. See docs/orchestrator.md.")
+    p.add_argument("file", metavar="FILE", help="the site-tree YAML file")
+    p.add_argument("--host", metavar="NAME", help="run this host's roles (default: the host this machine is)")
+    p.add_argument("--local", action="store_true",
+                   help="rehearse the whole tree on this machine (127.0.0.x addresses, folders under --workdir)")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="folders, state and logs of the run (default: .lanscatter-rehearsal beside FILE with "
+                   "--local, else ~/.cache/lanscatter/up/<dataset>)")
+    p.add_argument("--demo-data", type=parse_size, metavar="SIZE",
+                   help=f"with --local, when the data set's source folder is missing: generate a demo data set "
+                   f"of this size there (default {DEFAULT_DEMO_SIZE // 2**20}MiB)")
+    p.add_argument("--headless", action="store_true",
+                   help="no terminal UI: progress lines on stderr (the only view for now)")
+    p.add_argument("--exit-when-synced", action="store_true",
+                   help="stop and exit 0 once every host holds the origin's current generation (real "
+                   "deployment: once this host's roles have done their part); default: keep running and "
+                   "follow changes at the origin")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="give up after S seconds (exit 1) if not done; for scripts and CI")
+    p.add_argument("--report", metavar="FILE", help="write a JSON report when the run ends (docs/orchestrator.md)")
+    p.add_argument("--on-synced", metavar="CMD",
+                   help="command a host runs when its folder first becomes complete for a generation, with "
+                   "LANSCATTER_HOST/SITE/FOLDER/DATASET/GENERATION in its environment (a host's own "
+                   "on_synced in FILE wins)")
+    p.set_defaults(func=cmd_up)

@@ -1,0 +1,127 @@
+"""Polls every site master's `/status`, feeds the tracker, prints live progress, fires hooks.
+
+The I/O shell around `SyncTracker`: one GET per site master every `interval` seconds (they answer
+without the swarm secret and carry no file names). Progress is one log line every few seconds: per
+site, hosts done of hosts and the mean share of chunks held; per WAN link, bytes carried and their
+ratio to the data set. Each host's completion is logged when it is first seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import aiohttp
+
+from lanscatter.sizes import human_bytes
+from lanscatter.topology.derive import DeploymentPlan, HostPlan
+from lanscatter.topology.roles import status_url
+from lanscatter.topology.tracker import Completion, SyncTracker, wan_links_of
+
+log = logging.getLogger("lanscatter.up")
+
+
+async def wait_until_answers(url: str, interval: float = 0.3) -> None:
+    """Return once `url` answers a GET with 200 (cancel to give up)."""
+    timeout = aiohttp.ClientTimeout(total=2)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while True:
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(interval)
+
+
+class Watcher:
+    def __init__(self, plan: DeploymentPlan, tracker: SyncTracker, scope: Sequence[HostPlan], *,
+                 interval: float = 0.5, progress_every: float = 3.0,
+                 on_complete: Callable[[Completion], None] | None = None) -> None:
+        """`scope`: the hosts this run is responsible for (`synced` is about them, docs/orchestrator.md)."""
+        self.plan = plan
+        self.scope = list(scope)
+        self.tracker = tracker
+        self.interval = interval
+        self.progress_every = progress_every
+        self.on_complete = on_complete
+        self.synced = asyncio.Event()
+        self._urls = {site: status_url(*addr) for site, addr in plan.site_masters().items()}
+        # Peers of this run are asked directly: their site master may be gone once the tree is done.
+        self._own = [status_url(h.address, h.peer_port) for h in self.scope if h.role == "peer" and not plan.local]
+        self._started = time.monotonic()
+        self._generation: str | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self._started
+
+    async def run(self) -> None:
+        """Poll until cancelled; `synced` is set while the hosts in scope have done their part."""
+        timeout = aiohttp.ClientTimeout(total=max(2.0, self.interval * 4))
+        last_line = 0.0
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                sites = list(self._urls)
+                answers = await asyncio.gather(*(self._get(http, url) for url in [*self._urls.values(), *self._own]))
+                now = self.now()
+                for site, status in zip(sites, answers):
+                    for done in self.tracker.observe(now, site, status):
+                        self._completed(done)
+                for status in answers[len(sites):]:
+                    for done in self.tracker.observe_node(now, status):
+                        self._completed(done)
+                self._note_generation()
+                if self.tracker.hosts_done(self.scope):
+                    if not self.synced.is_set():
+                        if self.tracker.synced():
+                            log.info("every host holds generation %s", (self.tracker.generation or "")[:12])
+                        log.info("%s", self.progress_line())
+                    self.synced.set()
+                else:
+                    self.synced.clear()
+                    if time.monotonic() - last_line >= self.progress_every:
+                        last_line = time.monotonic()
+                        log.info("%s", self.progress_line())
+                await asyncio.sleep(self.interval)
+
+    @staticmethod
+    async def _get(http: aiohttp.ClientSession, url: str) -> dict | None:  # type: ignore[type-arg]
+        try:
+            async with http.get(url) as resp:
+                if resp.status != 200:
+                    return None
+                data = await resp.json()
+                return data if isinstance(data, dict) else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+
+    def _note_generation(self) -> None:
+        gen = self.tracker.generation
+        if gen is not None and gen != self._generation:
+            if self._generation is not None:
+                log.info("the origin has a new generation %s: following it", gen[:12])
+            else:
+                log.info("origin serving generation %s: %s in %d chunks", gen[:12],
+                         human_bytes(self.tracker.dataset_bytes), self.tracker.chunks)
+            self._generation = gen
+
+    def _completed(self, done: Completion) -> None:
+        if done.host != self.tracker.origin:
+            log.info("%s complete after %.1f s", done.host, done.done_s)
+        if self.on_complete is not None:
+            self.on_complete(done)
+
+    def progress_line(self) -> str:
+        t = self.tracker
+        parts = [f"{self.now():6.1f}s"]
+        for s in self.plan.sites:
+            done, total, share = t.site_progress(s.name)
+            parts.append(f"{s.name} {done}/{total}" + ("" if done == total else f" {share:4.0%}"))
+        for link in wan_links_of(self.plan):
+            carried = t.link_bytes(link)
+            ratio = f" ({carried / t.dataset_bytes:.2f}x)" if t.dataset_bytes else ""
+            parts.append(f"{link} {human_bytes(carried)}{ratio}")
+        return " | ".join(parts)

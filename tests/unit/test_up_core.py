@@ -1,0 +1,229 @@
+"""The pure parts of `lanscatter up`: role command lines, host selection, backoff, the tracker and
+its report, the demo data layout."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from lanscatter.errors import ConfigError
+from lanscatter.sizes import mbit_to_bytes
+from lanscatter.topology import derive_plan, load_topology
+from lanscatter.topology.demo_data import demo_layout, write_demo
+from lanscatter.topology.derive import DeploymentPlan
+from lanscatter.topology.hostmatch import Identity, select_host
+from lanscatter.topology.orchestrator import Backoff
+from lanscatter.topology.roles import RunContext, role_command
+from lanscatter.topology.tracker import SyncTracker, bottleneck_bytes_per_s
+
+TREE = """\
+dataset:
+  source: data
+  origin: o
+  chunk_size: 1MiB
+  secret: {value: s}
+sites:
+  hq:
+    hosts:
+      o: 10.0.0.1
+      h1: {address: 10.0.0.2, upload_limit: 10MB/s, slots: 5}
+  region:
+    gateway: rg
+    hosts:
+      rg: {address: 10.1.0.1, download_limit: 50Mbit}
+      r1: 10.1.0.2
+  branch:
+    lan: 100Mbit
+    gateway: bg
+    hosts: [bg, b1]
+wan:
+  - between: [hq, region]
+    bandwidth: 40Mbit
+  - between: [region, branch]
+    bandwidth: 20Mbit
+"""
+
+
+def _plan(tmp_path: Path, text: str = TREE, local: bool = False) -> DeploymentPlan:
+    f = tmp_path / "tree.yaml"
+    f.write_text(text)
+    return derive_plan(load_topology(f), local=local, workdir=tmp_path / "w" if local else None)
+
+
+def _ctx(tmp_path: Path, link_flags: frozenset[str] = frozenset()) -> RunContext:
+    return RunContext(tmp_path / "tree.yaml", tmp_path / "state", local=False, workdir=None,
+                      link_flags=link_flags, python="py")
+
+
+# ---- role commands ---------------------------------------------------------------------------------
+def test_role_commands_follow_the_plan(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    ctx = _ctx(tmp_path)
+    origin = role_command(plan, plan.host("o"), ctx)
+    assert origin.argv[:4] == ("py", "-m", "lanscatter", "master")
+    assert origin.argv[4] == str(tmp_path / "data")
+    assert ["--listen", "10.0.0.1", "--port", "10564", "--chunk-size", str(2**20)] == list(origin.argv[5:11])
+    assert origin.upstream_status_url is None and origin.status_url == "http://10.0.0.1:10564/status"
+
+    relay = role_command(plan, plan.host("rg"), ctx)
+    assert relay.argv[3:6] == ("proxy", "10.0.0.1:10564", "/var/lib/lanscatter/data")
+    assert "--peer-port" in relay.argv and relay.argv[relay.argv.index("--peer-port") + 1] == "10565"
+    assert mbit_to_bytes(relay.argv[relay.argv.index("--dl-rate") + 1]) == pytest.approx(50e6 / 8)
+    assert relay.upstream_status_url == "http://10.0.0.1:10564/status"
+
+    peer = role_command(plan, plan.host("h1"), ctx)
+    assert peer.argv[3] == "peer" and peer.status_url == "http://10.0.0.2:10565/status"
+    assert mbit_to_bytes(peer.argv[peer.argv.index("--ul-rate") + 1]) == pytest.approx(10e6)
+    assert peer.argv[peer.argv.index("--slots") + 1] == "5"
+    assert peer.argv[peer.argv.index("--state-dir") + 1] == str(tmp_path / "state" / "h1")
+
+    branch_peer = role_command(plan, plan.host("b1"), ctx)
+    assert branch_peer.argv[4] == "bg:10564"          # its site's relay, by name as written
+    for cmd in (origin, relay, peer):                  # the secret never goes on a command line
+        assert "--secret" not in cmd.argv and "s" not in cmd.argv
+
+
+def test_link_flags_only_where_supported(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, local=True)
+    ctx = RunContext(tmp_path / "tree.yaml", tmp_path / "state", local=True, workdir=tmp_path / "w",
+                     link_flags=frozenset({"master"}), python="py")
+    origin = role_command(plan, plan.host("o"), ctx).argv
+    assert origin[-7:] == ("--topology", str(tmp_path / "tree.yaml"), "--host", "o", "--local", "--workdir",
+                           str(tmp_path / "w"))
+    assert "--topology" not in role_command(plan, plan.host("rg"), ctx).argv
+    assert "--topology" not in role_command(plan, plan.host("r1"), ctx).argv
+
+
+# ---- host selection --------------------------------------------------------------------------------
+def test_host_selection_by_name_address_or_flag(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    nobody = Identity(frozenset({"laptop"}), frozenset({"192.168.1.5"}))
+    assert select_host(plan.hosts, Identity(frozenset(), frozenset({"10.1.0.2"})), None, "t.yaml").name == "r1"
+    assert select_host(plan.hosts, Identity(frozenset({"bg"}), frozenset()), None, "t.yaml").name == "bg"
+    assert select_host(plan.hosts, nobody, "h1", "t.yaml").name == "h1"
+    with pytest.raises(ConfigError) as err:
+        select_host(plan.hosts, nobody, None, "t.yaml")
+    assert "none of the hosts of t.yaml" in err.value.message
+    assert "--host" in (err.value.hint or "") and "r1 (10.1.0.2)" in (err.value.hint or "")
+    with pytest.raises(ConfigError) as err:
+        select_host(plan.hosts, nobody, "rgg", "t.yaml")
+    assert "did you mean 'rg'" in err.value.message
+    with pytest.raises(ConfigError) as err:
+        select_host(plan.hosts, Identity(frozenset({"bg"}), frozenset({"10.0.0.1"})), None, "t.yaml")
+    assert "matches 2 hosts" in err.value.message and "--host" in (err.value.hint or "")
+
+
+def test_backoff_doubles_to_a_cap_and_resets_after_a_stable_run() -> None:
+    b = Backoff(first=0.5, factor=2, cap=4, stable_after=30)
+    delays = []
+    d = None
+    for _ in range(6):
+        d = b.next(d, ran_for=1)
+        delays.append(d)
+    assert delays == [0.5, 1, 2, 4, 4, 4]
+    assert b.next(4, ran_for=31) == 0.5
+
+
+# ---- tracker and report --------------------------------------------------------------------------
+def _status(gen: str, chunks: int, nodes: dict[str, int], synced: bool = False,
+            links: dict[str, int] | None = None, size: int = 1000) -> dict:  # type: ignore[type-arg]
+    return {"generation": gen, "chunks": chunks, "bytes": size, "synced": synced,
+            "nodes": [{"name": n, "have": h} for n, h in nodes.items()],
+            "links": [{"name": k, "bytes": v} for k, v in (links or {}).items()]}
+
+
+def test_tracker_done_times_links_and_report(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    assert t.observe(0.5, "region", _status("g1", 4, {"rg": 4})) == []       # origin's generation unknown
+    first = t.observe(1.0, "hq", _status("g1", 4, {"o": 4, "h1": 1, "rg": 2}))
+    assert [c.host for c in first] == ["o"] and first[0].done_s == 0
+    t.observe(2.0, "region", _status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 600}))
+    t.restarted("rg")                                                          # its counter starts again
+    t.observe(2.5, "region", _status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 100}))
+    assert t.link_bytes("wan:hq>region") == 700
+    t.observe(3.0, "region", _status("g1", 4, {"rg": 4, "r1": 4}, synced=True, links={"wan:hq>region": 50}))
+    assert t.link_bytes("wan:hq>region") == 750                                # a restart it was not told of
+    done = t.observe(3.5, "hq", _status("g1", 4, {"o": 4, "h1": 4, "rg-2": 4}, synced=True))
+    assert {c.host for c in done} == {"h1"}
+    assert not t.synced()
+    t.observe(6.0, "branch", _status("g1", 4, {"bg": 4, "b1": 4}, synced=True, links={"wan:region>branch": 1000}))
+    assert t.synced()
+    r = t.report()
+    assert r["dataset_bytes"] == 1000 and r["makespan_s"] == 5.0
+    assert r["hosts"]["o"] == {"site": "hq", "role": "master", "folder": str(tmp_path / "data"), "done_s": 0.0}
+    assert r["hosts"]["rg"]["done_s"] == 2.0 and r["hosts"]["b1"]["done_s"] == 5.0
+    assert r["sites"]["hq"] == {"hosts": 2, "p50_s": 0.0, "last_s": 2.5, "synced": True}
+    assert r["sites"]["region"]["p50_s"] == 2.0 and r["sites"]["region"]["last_s"] == 2.0
+    assert r["wan_links"]["wan:hq>region"]["bytes"] == 750 and r["wan_links"]["wan:hq>region"]["ratio"] == 0.75
+    assert r["wan_links"]["wan:region>branch"]["ratio"] == 1.0
+    # The slowest path: origin -> branch crosses the 20 Mbit link.
+    assert r["bottleneck_bytes_per_s"] == pytest.approx(20e6 / 8)
+    assert r["ideal_s"] == pytest.approx(1000 / (20e6 / 8), abs=1e-3)
+    assert r["efficiency"] == pytest.approx(r["ideal_s"] / 5.0, abs=1e-4)
+    assert r["restarts"] == {"rg": 1}
+
+
+def test_tracker_follows_a_new_generation(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2}, synced=True))
+    assert t.done_s("h1") == 0.0
+    t.observe(10.0, "hq", _status("g2", 3, {"o": 3, "h1": 1}))
+    assert t.generation == "g2" and t.done_s("h1") is None and not t.synced()
+    t.observe(12.0, "hq", _status("g2", 3, {"o": 3, "h1": 3}, synced=True))
+    assert t.done_s("h1") == 2.0                     # measured from when g2 appeared
+    r = t.report()
+    assert r["makespan_s"] is None and r["efficiency"] is None     # other sites not done
+    assert r["sites"]["branch"] == {"hosts": 2, "p50_s": None, "last_s": None, "synced": False}
+
+
+def test_bottleneck_of_a_single_lan_is_its_lan(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "dataset: {source: d, origin: a}\nsites:\n  s:\n    lan: 80Mbit\n    hosts: [a, b]\n")
+    assert bottleneck_bytes_per_s(plan) == pytest.approx(10e6)
+    assert not math.isinf(bottleneck_bytes_per_s(plan))
+
+
+# ---- demo data ------------------------------------------------------------------------------------
+def test_demo_layout_is_deterministic_and_mixed() -> None:
+    a, b = demo_layout(64 * 2**20, seed=3), demo_layout(64 * 2**20, seed=3)
+    assert a == b and a.total_bytes == 64 * 2**20
+    assert demo_layout(64 * 2**20, seed=4) != a
+    kinds = {f.kind for f in a.files}
+    assert kinds == {"random", "text"}
+    random_bytes = sum(f.size for f in a.files if f.kind == "random")
+    assert 0.5 < random_bytes / a.total_bytes < 0.8
+    keys = [(f.key, f.size) for f in a.files if f.size]
+    assert len(keys) > len(set(keys)), "some files are duplicates"
+    assert any(f.size == 0 for f in a.files) and a.empty_dirs
+    assert len({f.path.split("/")[0] for f in a.files}) >= 4 and max(f.path.count("/") for f in a.files) >= 3
+
+
+def test_demo_files_are_written_identically(tmp_path: Path) -> None:
+    layout = demo_layout(2 * 2**20, seed=7)
+    write_demo(tmp_path / "one", layout, seed=7)
+    write_demo(tmp_path / "two", layout, seed=7)
+    for f in layout.files:
+        one, two = (tmp_path / "one" / f.path).read_bytes(), (tmp_path / "two" / f.path).read_bytes()
+        assert one == two and len(one) == f.size
+    for d in layout.empty_dirs:
+        assert (tmp_path / "one" / d).is_dir()
+    assert not (tmp_path / "one.partial").exists()
+
+
+def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 0, "rg": 0}))
+    assert not t.hosts_done([plan.host("r1")])
+    # The peer's own status says it is complete: enough for its orchestrator, whatever its master says.
+    t.observe_node(2.0, _status("g1", 2, {"r1": 2}, synced=True))
+    assert t.hosts_done([plan.host("r1")]) and t.done_s("r1") == 1.0
+    assert not t.hosts_done([plan.host("rg")])            # a relay waits for its whole site
+    t.observe(3.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    assert t.hosts_done([plan.host("rg")])
+    assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
+    t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
+    assert t.done_s("h1") is None
