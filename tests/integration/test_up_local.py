@@ -99,7 +99,7 @@ def test_sigkilled_role_is_restarted_and_sigterm_leaves_no_process(tmp_path: Pat
     make_tree(source)
     tree = _single_lan(tmp_path, source, download_limit="40Mbit")
     work = tmp_path / "work"
-    run = UpRun(tree, "--local", workdir=work, log=tmp_path / "up.log")
+    run = UpRun(tree, "--local", "--report", str(tmp_path / "report.json"), workdir=work, log=tmp_path / "up.log")
     runs.append(run)
     first = wait_until(lambda: len(p := run.pids()) == 4 and p, 30, "every role started", run)
     killed = first["b"]
@@ -114,6 +114,7 @@ def test_sigkilled_role_is_restarted_and_sigterm_leaves_no_process(tmp_path: Pat
     for name in "abc":
         assert tree_state(work / "office" / name) == tree_state(source)
 
+    wait_until(lambda: "every host holds generation" in run.output(), 10, "the run seeing it", run)
     last = run.pids()
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait(30) == 128 + signal.SIGTERM
@@ -121,6 +122,8 @@ def test_sigkilled_role_is_restarted_and_sigterm_leaves_no_process(tmp_path: Pat
     wait_until(lambda: not any(alive(p) for p in run.seen), 5, "no role left")
     assert json.loads((work / "pids.json").read_text())["roles"] == {}
     assert "Traceback" not in run.output()
+    report = json.loads((tmp_path / "report.json").read_text())      # written on a stop by signal too
+    assert report["restarts"] == {"b": 1} and report["synced"] is True
 
 
 def test_real_deployment_runs_the_named_host_only(tmp_path: Path, runs: list[UpRun]) -> None:
