@@ -69,13 +69,13 @@ class _Active:
 
 
 def _fair_shares(actives: list[_Active], capacity: float) -> dict[int, float]:
-    """Max-min fair split of capacity among transfers whose demand is their rate cap."""
+    """Max-min fair split of capacity among transfers whose demand is their rate cap (by id())."""
     shares: dict[int, float] = {}
     left, todo = capacity, sorted(actives, key=lambda a: a.cap)
     for k, a in enumerate(todo):
         fair = left / (len(todo) - k)
         give = min(a.cap, fair)
-        shares[a.t.id] = give
+        shares[id(a)] = give
         left -= give
     return shares
 
@@ -110,7 +110,7 @@ class Simulation:
         cfg, rng, topo = self.config, self.rng, self.topology
         heads = {h.site: h.name for h in topo.hosts if h.role in ("master", "relay")}
         masters = [h.name for h in topo.hosts if h.role == "master"]
-        if len(masters) != 1 or set(heads) != set(self.sites) or topo.parent(self.hosts_site(masters[0])) is not None:
+        if len(masters) != 1 or set(heads) != set(self.sites) or topo.parent(self._site_of_host(masters[0])) is not None:
             raise ValueError("a simulated tree needs one master in the root site and one relay in every other site")
         self.head = heads
         peers = [h.name for h in topo.hosts if h.role == "peer"]
@@ -144,7 +144,7 @@ class Simulation:
         self._push(cfg.plan_interval_s, _TICK, None)
         return masters[0]
 
-    def hosts_site(self, name: str) -> str:
+    def _site_of_host(self, name: str) -> str:
         return next(h.site for h in self.topology.hosts if h.name == name)
 
     def _add_swarm(self, site: str, members: list[str], shared: dict[str, Link], host_links: dict[str, Link],
@@ -229,7 +229,7 @@ class Simulation:
     def _expire(self, sw: _Swarm) -> None:
         for t in sw.planner.expire(self.now):
             self.expired += 1
-            self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+            self._end(self._active[(sw.index, t.id)], ok=False, report=False)
 
     def _plan(self) -> None:
         for i in sorted(self._dirty):
@@ -251,7 +251,7 @@ class Simulation:
             fail_left = max(1.0, t.size * self.rng.random())
         a = _Active(sw, t, src, dst, t.rate_cap if t.rate_cap is not None else math.inf, wan, fail_left,
                     remaining=float(t.size), last=self.now)
-        self._active[(id(sw), t.id)] = a
+        self._active[(sw.index, t.id)] = a
         self.transfers += 1
         src.ups.append(a)
         dst.downs.append(a)
@@ -275,9 +275,9 @@ class Simulation:
         """The transfer's cap, lowered to its fair share of whichever end is oversubscribed."""
         rate = a.cap
         if a.src.up_demand > a.src.up_rate:
-            rate = min(rate, _fair_shares(a.src.ups, a.src.up_rate)[a.t.id])
+            rate = min(rate, _fair_shares(a.src.ups, a.src.up_rate)[id(a)])
         if a.dst.down_demand > a.dst.down_rate:
-            rate = min(rate, _fair_shares(a.dst.downs, a.dst.down_rate)[a.t.id])
+            rate = min(rate, _fair_shares(a.dst.downs, a.dst.down_rate)[id(a)])
         return rate
 
     def _set_rate(self, a: _Active, rate: float) -> None:
@@ -289,14 +289,14 @@ class Simulation:
         a.version += 1
         left = max(0.0, a.remaining - a.fail_left)
         end = now + left / rate if rate > 0 else math.inf
-        self._push(end, _FINISH, ((id(a.swarm), a.t.id), a.version))
+        self._push(end, _FINISH, ((a.swarm.index, a.t.id), a.version))
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:
             self._push(deadline, _EXPIRE, a.swarm)
 
     def _end(self, a: _Active, *, ok: bool, report: bool = True) -> None:
         """Take a transfer off the network; `report` tells the planner (expired/dropped ones it knows)."""
-        del self._active[(id(a.swarm), a.t.id)]
+        del self._active[(a.swarm.index, a.t.id)]
         sent = a.t.size if ok else min(a.t.size, a.t.size - a.remaining + a.rate * (self.now - a.last))
         for w in a.wan:
             self.wan_bytes[w] = self.wan_bytes.get(w, 0.0) + sent
@@ -333,7 +333,7 @@ class Simulation:
             hashes = sw.planner.chunks()
             h.held = [hashes[i][0] for i in sw.planner.has(h.name)]
             for t in sw.planner.remove_node(h.name):
-                self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+                self._end(self._active[(sw.index, t.id)], ok=False, report=False)
             self._dirty.add(sw.index)
 
     def _join(self, h: _Host) -> None:
