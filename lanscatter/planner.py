@@ -18,7 +18,9 @@ Policy (docs/planner.md has the reasoning):
   would otherwise have nothing in flight.
 - A source that served corrupt data is never used again.
 - Every finite link on a transfer's path is booked with the transfer's rate cap; a link is never
-  booked beyond its capacity. A transfer crosses to another site only for a chunk that no node of
+  booked beyond its capacity. A host link is split among the host's free slots, a site LAN among
+  the transfers a round can still start towards the destination's site; a WAN transfer may take
+  all the WAN has left. A transfer crosses to another site only for a chunk that no node of
   the destination's site that can upload holds or is receiving, so each WAN link carries each
   chunk once.
 - Timeouts follow the expected time at the rate cap (or the swarm's median seconds per byte),
@@ -68,6 +70,8 @@ class Planner:
         self._median_spb: float | None = None
         self._stats_dirty = False
         self._stats_at = -math.inf
+        self._round_want: dict[str | None, int] = {}   # free download slots left this round, per site
+        self._round_up = 0                              # free upload slots left this round
 
     # ---- generation and membership -------------------------------------------------------
 
@@ -159,6 +163,11 @@ class Planner:
         # One slot per downloader per pass, least complete first: a scarce source (the seed at
         # the start) spreads its first chunks over several downloaders, who can then pass them on.
         queue = [by_idx[i] for i in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i))]
+        # how many transfers this round may still start, per destination site and in all
+        want = self._round_want = {}
+        for d in queue:
+            want[d.site] = want.get(d.site, 0) + d.dl_slots - d.n_dl
+        self._round_up = sum(by_idx[i].ul_slots - by_idx[i].n_ul for i in idle)
         while queue and idle:
             again = []
             for d in queue:
@@ -167,8 +176,12 @@ class Planner:
                 t = self._pick(d, idle, now)
                 if t is not None:
                     out.append(t)
+                    want[d.site] -= 1
+                    self._round_up -= 1
                     if d.n_dl < d.dl_slots:
                         again.append(d)
+                else:
+                    want[d.site] -= d.dl_slots - d.n_dl      # it will not use them this round
             queue = again
         return out
 
@@ -179,9 +192,10 @@ class Planner:
             return None
         down = math.inf
         if d.down_link is not None:
-            down = book.share(d.down_link, max(1, d.dl_slots - d.n_dl))
-            if down <= cfg.min_link_share * book.capacity[d.down_link]:
+            left = book.left(d.down_link)
+            if left <= cfg.min_link_share * book.capacity[d.down_link]:
                 return None
+            down = left / max(1, d.dl_slots - d.n_dl)
         n_need = need.bit_count()
         base = self._median_slowness
         slow_limit = cfg.slow_threshold * base
@@ -287,21 +301,28 @@ class Planner:
         return False
 
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
-        """Finite links of the path s -> d and the nominal rate a new transfer may book on them."""
+        """Finite links of the path s -> d and the nominal rate a new transfer may book on them.
+
+        A host link is split among the host's free slots. A site LAN is split among the transfers
+        this round can still start towards the destination's site, so the first transfer of a
+        round does not take a whole LAN from the others. A WAN link is not split: one transfer at
+        the WAN's full rate holds one upload slot of the site above for the shortest time."""
         book = self._book
         floor = self.config.min_link_share
         rate = down
         links: tuple[str, ...] = book.middle(s.site, d.site)
-        for name in links:
-            r = book.share(name)
-            if r <= floor * book.capacity[name]:
-                return None
-            rate = min(rate, r)
+        if links:
+            split = max(1, min(self._round_want.get(d.site, 1), self._round_up))
+            for name in links:
+                left = book.left(name)
+                if left <= floor * book.capacity[name]:
+                    return None
+                rate = min(rate, left if name in book.wan else left / split)
         if s.up_link is not None:
-            r = book.share(s.up_link, s.ul_slots - s.n_ul)
-            if r <= floor * book.capacity[s.up_link]:
+            left = book.left(s.up_link)
+            if left <= floor * book.capacity[s.up_link]:
                 return None
-            rate = min(rate, r)
+            rate = min(rate, left / (s.ul_slots - s.n_ul))
             links = (s.up_link, *links)
         if d.down_link is not None:
             links = (*links, d.down_link)
