@@ -68,6 +68,11 @@ class _Active:
     version: int = 0
 
 
+def _site_of(topo: SimTopology, host: str) -> str:
+    """The site of a host of the tree."""
+    return next(h.site for h in topo.hosts if h.name == host)
+
+
 def _fair_shares(actives: list[_Active], capacity: float) -> dict[int, float]:
     """Max-min fair split of capacity among transfers whose demand is their rate cap (by id())."""
     shares: dict[int, float] = {}
@@ -110,8 +115,10 @@ class Simulation:
         cfg, rng, topo = self.config, self.rng, self.topology
         heads = {h.site: h.name for h in topo.hosts if h.role in ("master", "relay")}
         masters = [h.name for h in topo.hosts if h.role == "master"]
-        if len(masters) != 1 or set(heads) != set(self.sites) or topo.parent(self._site_of_host(masters[0])) is not None:
-            raise ValueError("a simulated tree needs one master in the root site and one relay in every other site")
+        root = [site for site, parent in topo.sites if parent is None]
+        if len(masters) != 1 or set(heads) != set(self.sites) or root != [_site_of(topo, masters[0])]:
+            raise ValueError("a simulated tree needs one master in the root site "
+                             "and one relay in every other site")
         self.head = heads
         peers = [h.name for h in topo.hosts if h.role == "peer"]
         slow = set(rng.sample(peers, round(cfg.slow_fraction * len(peers))))
@@ -143,9 +150,6 @@ class Simulation:
             self._push(leave + rng.uniform(0.05, 0.3) * ideal, _JOIN, p)
         self._push(cfg.plan_interval_s, _TICK, None)
         return masters[0]
-
-    def _site_of_host(self, name: str) -> str:
-        return next(h.site for h in self.topology.hosts if h.name == name)
 
     def _add_swarm(self, site: str, members: list[str], shared: dict[str, Link], host_links: dict[str, Link],
                    parents: dict[str, str | None], pcfg: PlannerConfig) -> _Swarm:
@@ -355,13 +359,15 @@ class Simulation:
         for site in self.sites:
             times = sorted(h.completed_at if h.completed_at is not None else math.inf
                            for h in self.hosts.values() if h.site == site and h.name != self.origin)
-            sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), times[-1] if times else 0.0)
+            last = times[-1] if times else 0.0
+            sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), last)
         names = sorted(n for n in self.topology.links if n.startswith("wan:"))
         wan = {w: self.wan_bytes.get(w, 0.0) for w in names}
         wasted = {w: self.wan_wasted.get(w, 0.0) for w in names}
         return SimResult(
             makespan=makespan, ideal=ideal,
-            efficiency=ideal / makespan if makespan and math.isfinite(makespan) else (1.0 if complete else 0.0),
-            complete=complete, sites=sites, wan_bytes=wan, wan_wasted=wasted, dataset_bytes=self.dataset_bytes,
+            efficiency=ideal / makespan if makespan and math.isfinite(makespan) else float(complete),
+            complete=complete, sites=sites, wan_bytes=wan, wan_wasted=wasted,
+            dataset_bytes=self.dataset_bytes,
             transfers=self.transfers, failures=self.failures, expired=self.expired,
         )
