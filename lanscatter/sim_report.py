@@ -76,10 +76,10 @@ def _t(x: float) -> str:
 def summary(result: SimResult) -> str:
     verdict = "" if result.complete else "   (INCOMPLETE: gave up)"
     lines = [
-        f"makespan {result.makespan:.2f} s   ideal {result.ideal:.2f} s   "
-        f"efficiency {result.efficiency:.3f}{verdict}",
-        "  ideal = dataset bytes / narrowest link on the slowest origin->host path; "
-        "efficiency = ideal / makespan",
+        (f"makespan {result.makespan:.2f} s   ideal {result.ideal:.2f} s   "
+         f"efficiency {result.efficiency:.3f}{verdict}"),
+        ("  ideal = dataset bytes / narrowest link on the slowest origin->host path; "
+         "efficiency = ideal / makespan"),
         f"  {'site':<8}{'p50 s':>9}{'p99 s':>9}{'last s':>9}",
     ]
     for site, f in result.sites.items():
