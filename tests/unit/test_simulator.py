@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,13 @@ def test_cli_simulates_a_site_tree_file(tmp_path: Path, capsys: pytest.CaptureFi
 def test_cli_reports_a_missing_site_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli.run(["simulate", "--topology", str(tmp_path / "nope.yaml")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_cli_live_redraws_frames_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert cli.run(["simulate", "--nodes", "3", "--chunks", "8", "--speed", "1e9"]) == 0
+    out = capsys.readouterr().out
+    frames = out.split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) > 5 and "t = " in frames[0] and "efficiency" in frames[-1]
+    assert out.count("site hub:") == len(frames)           # no extra matrix after the last frame
