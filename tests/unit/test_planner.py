@@ -165,6 +165,18 @@ def test_shared_lan_split_among_the_round_not_taken_by_the_first() -> None:
     assert p.link_booked()["lan:hub"] == 120.0
 
 
+def test_wan_bound_upload_runs_beside_the_slots() -> None:
+    p = swarm(4, links=_two_sites(wan=10.0), seed_slots=1)
+    p.add_node("h", dl_slots=1, ul_slots=0)
+    p.set_have("h", ["c0"])                       # R is served first (least complete)
+    p.add_node("R", dl_slots=1, ul_slots=0)
+    ts = sorted(p.plan(0.0), key=lambda t: t.dest)
+    # the 10 B/s WAN copy (a tenth of the seed's one slot) runs beside the slot, which still serves
+    # the seed's own site with the rest of the uplink
+    assert [(t.source, t.dest, t.rate_cap) for t in ts] == [("S", "R", 10.0), ("S", "h", 90.0)]
+    assert p.node_stats("S").uploading == 2
+
+
 def test_host_links_split_between_free_slots() -> None:
     p = swarm(4, links=_two_sites(wan=1000.0))
     p.add_node("h", dl_slots=2, ul_slots=2)
