@@ -21,9 +21,10 @@ Policy (docs/planner.md has the reasoning):
   booked beyond its capacity. A host link is split among the host's free slots, a site LAN among
   the transfers a round can still start towards the destination's site; a WAN transfer may take
   all the WAN has left. A WAN-bound transfer far slower than an upload slot runs beside the
-  source's slots, so feeding relays does not starve the source's own site. A transfer crosses to another site only for a chunk that no node of
-  the destination's site that can upload holds or is receiving, so each WAN link carries each
-  chunk once.
+  source's slots, so feeding relays does not starve the source's own site.
+- A transfer crosses to another site only for a chunk that no node of the destination's site
+  that can upload holds or is receiving, so each WAN link carries each chunk once. A remote
+  downloader leaves the seed's uplink to the seed's own site when a peer can serve it.
 - Timeouts follow the expected time at the rate cap (or the swarm's median seconds per byte),
   scaled by the swarm's median slowness; an expired transfer counts as a slow upload.
 """
@@ -357,9 +358,8 @@ class Planner:
         if math.isfinite(nominal):
             rate = nominal / slow                  # a known-slow source books only what it delivers
             cap, expected = rate, size / rate
-        else:
-            cap = None
-            expected = size * self._median_spb * slow if self._median_spb is not None else None
+        elif self._median_spb is not None:
+            expected = size * self._median_spb * slow
         if expected is not None:
             timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
