@@ -21,7 +21,8 @@ SEEDS = (1, 2, 3, 4, 5)
 
 def lan(quick: bool) -> None:
     seeds = SEEDS[:2] if quick else SEEDS
-    for label, kw in (("fault-free", {}), ("1/16 slow (20x) + 2% failing", {"slow_fraction": 1 / 16, "fail_rate": 0.02})):
+    faulty = {"slow_fraction": 1 / 16, "fail_rate": 0.02}
+    for label, kw in (("fault-free", {}), ("1/16 slow (20x) + 2% failing", faulty)):
         effs = [Simulation(SimConfig(nodes=30, chunks=200, seed=s, **kw)).run().efficiency for s in seeds]
         print(f"LAN 30 nodes x 200 chunks, {label}: efficiency min {min(effs):.3f} "
               f"median {statistics.median(effs):.3f} max {max(effs):.3f} (seeds {seeds[0]}..{seeds[-1]})")
@@ -30,7 +31,8 @@ def lan(quick: bool) -> None:
 def wan(quick: bool) -> None:
     for label, kw in (("fault-free", {}), ("2% failing", {"fail_rate": 0.02}),
                       ("2% failing + 1/16 slow", {"fail_rate": 0.02, "slow_fraction": 1 / 16})):
-        r = Simulation(SimConfig(nodes=30, chunks=200, sites=3, wan_rates=(12.5e6, 6.25e6), seed=1, **kw)).run()
+        config = SimConfig(nodes=30, chunks=200, sites=3, wan_rates=(12.5e6, 6.25e6), seed=1, **kw)
+        r = Simulation(config).run()
         ratios = " ".join(f"{w}={r.wan_ratio(w):.3f}" for w in r.wan_bytes if w.startswith("wan:hub>"))
         retried = r.failures + r.expired
         print(f"hub + 2 branches (100/50 Mbit/s WAN), {label}: {ratios}; efficiency {r.efficiency:.3f}; "
@@ -78,7 +80,8 @@ def sim_scale(quick: bool) -> None:
     r = Simulation(SimConfig(nodes=nodes, chunks=chunks, seed=1)).run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"simulation {nodes} nodes x {chunks} chunks: {wall:.1f} s wall, {cpu:.1f} s CPU, "
-          f"{r.transfers} transfers ({cpu / r.transfers * 1e6:.1f} us CPU each), efficiency {r.efficiency:.3f}")
+          f"{r.transfers} transfers ({cpu / r.transfers * 1e6:.1f} us CPU each), "
+          f"efficiency {r.efficiency:.3f}")
 
 
 def main() -> None:

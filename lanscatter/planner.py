@@ -18,9 +18,13 @@ Policy (docs/planner.md has the reasoning):
   would otherwise have nothing in flight.
 - A source that served corrupt data is never used again.
 - Every finite link on a transfer's path is booked with the transfer's rate cap; a link is never
-  booked beyond its capacity. A transfer crosses to another site only for a chunk that no node of
-  the destination's site that can upload holds or is receiving, so each WAN link carries each
-  chunk once.
+  booked beyond its capacity. A host link is split among the host's free slots, a site LAN among
+  the transfers a round can still start towards the destination's site; a WAN transfer may take
+  all the WAN has left. A WAN-bound transfer far slower than an upload slot runs beside the
+  source's slots, so feeding relays does not starve the source's own site.
+- A transfer crosses to another site only for a chunk that no node of the destination's site
+  that can upload holds or is receiving, so each WAN link carries each chunk once. A remote
+  downloader leaves the seed's uplink to the seed's own site when a peer can serve it.
 - Timeouts follow the expected time at the rate cap (or the swarm's median seconds per byte),
   scaled by the swarm's median slowness; an expired transfer counts as a slow upload.
 """
@@ -68,6 +72,8 @@ class Planner:
         self._median_spb: float | None = None
         self._stats_dirty = False
         self._stats_at = -math.inf
+        self._round_want: dict[str | None, int] = {}   # free download slots left this round, per site
+        self._round_up = 0                              # free upload slots left this round
 
     # ---- generation and membership -------------------------------------------------------
 
@@ -159,6 +165,11 @@ class Planner:
         # One slot per downloader per pass, least complete first: a scarce source (the seed at
         # the start) spreads its first chunks over several downloaders, who can then pass them on.
         queue = [by_idx[i] for i in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i))]
+        # how many transfers this round may still start, per destination site and in all
+        want = self._round_want = {}
+        for d in queue:
+            want[d.site] = want.get(d.site, 0) + d.dl_slots - d.n_dl
+        self._round_up = sum(max(0, by_idx[i].ul_slots - by_idx[i].n_ul) for i in idle)
         while queue and idle:
             again = []
             for d in queue:
@@ -167,8 +178,12 @@ class Planner:
                 t = self._pick(d, idle, now)
                 if t is not None:
                     out.append(t)
+                    want[d.site] -= 1
+                    self._round_up -= 1
                     if d.n_dl < d.dl_slots:
                         again.append(d)
+                else:
+                    want[d.site] -= d.dl_slots - d.n_dl      # it will not use them this round
             queue = again
         return out
 
@@ -179,9 +194,10 @@ class Planner:
             return None
         down = math.inf
         if d.down_link is not None:
-            down = book.share(d.down_link, max(1, d.dl_slots - d.n_dl))
-            if down <= cfg.min_link_share * book.capacity[d.down_link]:
+            left = book.left(d.down_link)
+            if left <= cfg.min_link_share * book.capacity[d.down_link]:
                 return None
+            down = left / max(1, d.dl_slots - d.n_dl)
         n_need = need.bit_count()
         base = self._median_slowness
         slow_limit = cfg.slow_threshold * base
@@ -198,6 +214,10 @@ class Planner:
             if s is d:
                 continue
             probed += 1
+            if s.n_ul >= s.ul_slots and (s.site == d_site or d_site is None):
+                if probed >= max_probe:
+                    break
+                continue                   # full slots: only a narrow upload to another site fits
             cand = s.bits & need
             if cand:
                 if s.site != d_site and s.site is not None and d_site is not None:
@@ -245,17 +265,31 @@ class Planner:
             choice = top[0] if len(top) == 1 else self._weighted(top)
             _, s, chunk, slow = choice
             path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
-            if path is None:
+            narrow = path is not None and self._narrow(s, path[0], path[1])
+            if path is None or (s.n_ul >= s.ul_slots and not narrow):
                 offers.remove(choice)
                 continue
-            t = self._start(s, d, chunk, path[0], path[1], slow, now)
-            if s.n_ul >= s.ul_slots:
+            t = self._start(s, d, chunk, path[0], path[1], slow, narrow, now)
+            if not self._uploads_free(s):
                 # swap-remove: the probe order starts at a random place anyway
                 i = idle.index(s.idx)
                 idle[i] = idle[-1]
                 idle.pop()
             return t
         return None
+
+    def _narrow(self, s: NodeState, links: tuple[str, ...], rate: float) -> bool:
+        """Whether a transfer is WAN-bound far below what an upload slot of s moves.
+
+        Such a transfer runs beside the source's slots (up to narrow_extra_slots): a site feeding
+        several relays over slow WANs would otherwise spend its upload slots on them, and its own
+        peers would wait."""
+        if s.n_narrow >= self.config.narrow_extra_slots or not any(n in self._book.wan for n in links):
+            return False
+        if s.up_link is None:
+            return True                    # the WAN is the only limit known
+        slot = self._book.capacity[s.up_link] / max(1, s.ul_slots)
+        return rate <= self.config.narrow_share * slot
 
     def _weighted(self, offers: list[tuple[int, NodeState, int, bool]]) -> tuple[int, NodeState, int, bool]:
         """One of equally rare offers: a seed weighs seed_weight, a flaky or slow source less."""
@@ -287,28 +321,35 @@ class Planner:
         return False
 
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
-        """Finite links of the path s -> d and the nominal rate a new transfer may book on them."""
+        """Finite links of the path s -> d and the nominal rate a new transfer may book on them.
+
+        A host link is split among the host's free slots. A site LAN is split among the transfers
+        this round can still start towards the destination's site, so the first transfer of a
+        round does not take a whole LAN from the others. A WAN link is not split: one transfer at
+        the WAN's full rate holds one upload slot of the site above for the shortest time."""
         book = self._book
         floor = self.config.min_link_share
         rate = down
         links: tuple[str, ...] = book.middle(s.site, d.site)
-        for name in links:
-            r = book.share(name)
-            if r <= floor * book.capacity[name]:
-                return None
-            rate = min(rate, r)
+        if links:
+            split = max(1, min(self._round_want.get(d.site, 1), self._round_up))
+            for name in links:
+                left = book.left(name)
+                if left <= floor * book.capacity[name]:
+                    return None
+                rate = min(rate, left if name in book.wan else left / split)
         if s.up_link is not None:
-            r = book.share(s.up_link, s.ul_slots - s.n_ul)
-            if r <= floor * book.capacity[s.up_link]:
+            left = book.left(s.up_link)
+            if left <= floor * book.capacity[s.up_link]:
                 return None
-            rate = min(rate, r)
+            rate = min(rate, left / max(1, s.ul_slots - s.n_ul))
             links = (s.up_link, *links)
         if d.down_link is not None:
             links = (*links, d.down_link)
         return links, rate
 
     def _start(self, s: NodeState, d: NodeState, chunk: int, links: tuple[str, ...],
-               nominal: float, background: bool, now: float) -> Transfer:
+               nominal: float, background: bool, narrow: bool, now: float) -> Transfer:
         cfg = self.config
         size = self._sizes[chunk]
         slow = max(1.0, s.slowness)
@@ -317,9 +358,8 @@ class Planner:
         if math.isfinite(nominal):
             rate = nominal / slow                  # a known-slow source books only what it delivers
             cap, expected = rate, size / rate
-        else:
-            cap = None
-            expected = size * self._median_spb * slow if self._median_spb is not None else None
+        elif self._median_spb is not None:
+            expected = size * self._median_spb * slow
         if expected is not None:
             timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
@@ -335,12 +375,15 @@ class Planner:
             d.n_bg += 1
         else:
             d.n_dl += 1
-        s.n_ul += 1
+        if narrow:
+            s.n_narrow += 1
+        else:
+            s.n_ul += 1
         k = s.sending.get(chunk, 0)
         s.sending[chunk] = k + 1
         if not k:
             s.busy |= 1 << chunk
-        self._flights[t.id] = Flight(t, s, d, chunk, links, cap or 0.0, background, expected, slow)
+        self._flights[t.id] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow)
         heapq.heappush(self._deadlines, (now + timeout, t.id))
         self._touch_down(d)          # a transfer changes only d's download and s's upload side
         self._touch_up(s)
@@ -418,7 +461,10 @@ class Planner:
             d.n_bg -= 1
         else:
             d.n_dl -= 1
-        s.n_ul -= 1
+        if f.narrow:
+            s.n_narrow -= 1
+        else:
+            s.n_ul -= 1
         left = s.sending[f.chunk] - 1
         if left:
             s.sending[f.chunk] = left
@@ -486,8 +532,12 @@ class Planner:
         else:
             self._hungry.discard(n.idx)
 
+    def _uploads_free(self, n: NodeState) -> bool:
+        """A free upload slot, or (in a swarm with WAN links) room for a narrow upload."""
+        return n.n_ul < n.ul_slots or (bool(self._book.wan) and n.n_narrow < self.config.narrow_extra_slots)
+
     def _touch_up(self, n: NodeState) -> None:
-        if n.n_ul < n.ul_slots and n.n_have and not n.corrupt:
+        if n.ul_slots and self._uploads_free(n) and n.n_have and not n.corrupt:
             self._idle.add(n.idx)
         else:
             self._idle.discard(n.idx)
@@ -518,7 +568,7 @@ class Planner:
         return NodeStats(
             downloads=n.downloads, uploads=n.uploads, dl_slots=n.dl_slots, ul_slots=n.ul_slots,
             have_count=n.n_have, avg_upload_s=n.upload_s_total / n.uploads if n.uploads else None,
-            failures=n.failures, downloading=n.n_dl + n.n_bg, uploading=n.n_ul, slowness=n.slowness,
+            failures=n.failures, downloading=n.n_dl + n.n_bg, uploading=n.n_ul + n.n_narrow, slowness=n.slowness,
             corrupt=n.corrupt, seed=n.seed, site=n.site,
         )
 

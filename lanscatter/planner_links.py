@@ -1,10 +1,9 @@
 """Link booking for the planner: which finite links a transfer crosses and how much rate is left.
 
 Pure. Every in-flight transfer books its rate cap on each finite-capacity link of its path; a new
-transfer gets at most what is left, so no link is ever booked beyond its capacity. A host's own
-link is split among its free slots (so the first of two free download slots leaves room for the
-second); shared links (site LAN, WAN) give a transfer whatever is left. Links with infinite
-capacity, or absent from the map, are not tracked at all.
+transfer gets at most what is left, so no link is ever booked beyond its capacity. How what is
+left is split (among a host's free slots, among a round's new transfers on a shared link) is the
+planner's policy. Links with infinite capacity, or absent from the map, are not tracked at all.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from lanscatter.linkmap import LinkMap
 
 
 class LinkBook:
-    __slots__ = ("map", "capacity", "booked", "_middle")
+    __slots__ = ("map", "capacity", "booked", "wan", "_middle")
 
     def __init__(self, links: LinkMap | None) -> None:
         self.map = links if links is not None else LinkMap()
@@ -23,6 +22,7 @@ class LinkBook:
             name: link.bytes_per_s for name, link in self.map.links.items() if math.isfinite(link.bytes_per_s)
         }
         self.booked: dict[str, float] = dict.fromkeys(self.capacity, 0.0)
+        self.wan = frozenset(name for name in self.capacity if self.map.links[name].is_wan)
         self._middle: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def host_links(self, node: str) -> tuple[str | None, str | None]:
@@ -43,10 +43,9 @@ class LinkBook:
             self._middle[key] = cached
         return cached
 
-    def share(self, name: str, free_slots: int = 1) -> float:
-        """Rate a new transfer may book on this link (0.0 when it is full)."""
-        left = self.capacity[name] - self.booked[name]
-        return left / free_slots if left > 0 else 0.0
+    def left(self, name: str) -> float:
+        """Rate not yet booked on this link."""
+        return max(0.0, self.capacity[name] - self.booked[name])
 
     def book(self, names: tuple[str, ...], rate: float) -> None:
         for n in names:

@@ -21,6 +21,8 @@ class PlannerConfig:
     initial_timeout_s: float = 300.0    # before anything is measured and without a rate cap
     slow_threshold: float = 2.0         # slowness (relative to the swarm median) of a slow source
     slow_extra_slots: int = 1           # downloads from slow sources a node takes beside its slots
+    narrow_extra_slots: int = 2         # WAN-bound uploads a source runs beside its slots
+    narrow_share: float = 0.5           # ... when capped at most this share of an upload slot's rate
     endgame_chunks: int = 4             # a downloader needing this few chunks avoids slow sources
     endgame_margin: float = 2.0         # ... as does one whose remaining work is shorter than this
                                         #     many times a slow source's upload
@@ -96,5 +98,6 @@ class Flight:
     links: tuple[str, ...]
     booked: float
     background: bool            # from a slow source, beside the destination's download slots
+    narrow: bool                # WAN-bound, beside the source's upload slots
     expected_s: float | None    # duration expected at the cap (or the swarm's median speed)
     slowness: float             # the source's slowness when it was planned

@@ -92,7 +92,8 @@ def star_topology(cfg: SimConfig) -> SimTopology:
             links[f"wan:{a}>{b}"] = Link(f"wan:{a}>{b}", cfg.wan_rate(k))
     if cfg.lan_rate:
         links.update({f"lan:{s}": Link(f"lan:{s}", cfg.lan_rate) for s in names})
-    return SimTopology(sites=tuple((s, None if s == HUB else HUB) for s in names), hosts=tuple(hosts), links=links)
+    sites = tuple((s, None if s == HUB else HUB) for s in names)
+    return SimTopology(sites=sites, hosts=tuple(hosts), links=links)
 
 
 @dataclass(frozen=True, slots=True)

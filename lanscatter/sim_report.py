@@ -38,7 +38,8 @@ def matrix(sim: Simulation, *, width: int = 64, max_rows: int = 40) -> str:
     n = len(sim.chunks)
     lines: list[str] = []
     for site in sim.sites:
-        hosts = sorted((h for h in sim.hosts.values() if h.site == site), key=lambda h: h.name != sim.head[site])
+        head = sim.head[site]
+        hosts = sorted((h for h in sim.hosts.values() if h.site == site), key=lambda h: h.name != head)
         lines.append(f"site {site}: {sum(h.completed_at is not None for h in hosts)}/{len(hosts)} complete  "
                      f"({LEGEND})")
         for h in hosts[:max_rows]:
@@ -75,8 +76,10 @@ def _t(x: float) -> str:
 def summary(result: SimResult) -> str:
     verdict = "" if result.complete else "   (INCOMPLETE: gave up)"
     lines = [
-        f"makespan {result.makespan:.2f} s   ideal {result.ideal:.2f} s   efficiency {result.efficiency:.3f}{verdict}",
-        "  ideal = dataset bytes / narrowest link on the slowest origin->host path; efficiency = ideal / makespan",
+        (f"makespan {result.makespan:.2f} s   ideal {result.ideal:.2f} s   "
+         f"efficiency {result.efficiency:.3f}{verdict}"),
+        ("  ideal = dataset bytes / narrowest link on the slowest origin->host path; "
+         "efficiency = ideal / makespan"),
         f"  {'site':<8}{'p50 s':>9}{'p99 s':>9}{'last s':>9}",
     ]
     for site, f in result.sites.items():

@@ -40,6 +40,7 @@ Figures printed at the end:
 class SimulateOptions:
     config: SimConfig
     topology: Path | None
+    chunk_size_given: bool                # else a site tree's chunk size wins over the default
     draw: bool
     live: bool
     as_json: bool
@@ -63,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="WAN link speed per branch, comma-separated and cycled (default 100)")
     p.add_argument("--lan-mbps", type=float, default=None, help="each site's LAN capacity (default unshaped)")
     p.add_argument("--slow-fraction", type=float, default=0.0, help="share of peers with a slow uplink")
-    p.add_argument("--slowdown", type=float, default=20.0, help="how many times slower they upload (default 20)")
+    p.add_argument("--slowdown", type=float, default=20.0,
+                   help="how many times slower they upload (default 20)")
     p.add_argument("--fail-rate", type=float, default=0.0, help="share of transfers that break midway")
     p.add_argument("--churn", type=float, default=0.0, help="share of peers that leave once and rejoin")
     p.add_argument("--dl-slots", type=int, default=2, help="download slots per peer (default 2)")
@@ -74,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object, nothing else")
     p.add_argument("--rows", type=int, default=40, help="rows drawn per site (default 40)")
     p.add_argument("--speed", type=float, default=None,
-                   help="live drawing pace: virtual seconds per wall second (default: the ideal time in ~8 s)")
+                   help="live drawing pace: virtual seconds per wall second "
+                        "(default: the ideal time in ~8 s)")
     p.set_defaults(func=run)
 
 
@@ -113,7 +116,8 @@ def options(args: argparse.Namespace) -> SimulateOptions:
         seed=args.seed, dl_slots=args.dl_slots, ul_slots=args.ul_slots,
     )
     draw = not args.quiet and not args.json
-    return SimulateOptions(config=config, topology=args.topology, draw=draw, live=draw and not args.no_draw and sys.stdout.isatty(),
+    return SimulateOptions(config=config, topology=args.topology, chunk_size_given=args.chunk_mib is not None,
+                           draw=draw, live=draw and not args.no_draw and sys.stdout.isatty(),
                            as_json=args.json, rows=args.rows, speed=args.speed)
 
 
@@ -122,17 +126,20 @@ def run(args: argparse.Namespace) -> int:
     config, topology = opts.config, None
     if opts.topology is not None:
         topology, chunk_size = site_tree(opts.topology, config.host_rate)
-        if args.chunk_mib is None:
+        if not opts.chunk_size_given:
             config = replace(config, chunk_size=chunk_size)
-    sim = Simulation(config, topology)
+    try:
+        sim = Simulation(config, topology)
+    except ValueError as exc:
+        raise ConfigError(f"{opts.topology}: {exc}", "every site but the origin's needs a gateway") from None
     width = max(16, min(120, shutil.get_terminal_size((100, 40)).columns - 50))
     started = time.monotonic()
     if opts.live:
         _run_live(sim, opts, width)
+        result = sim.result()
     else:
-        sim.run_until(sim.ideal() * opts.config.max_ideal_multiple)
+        result = sim.run()
     wall = time.monotonic() - started
-    result = sim.result()
     if opts.as_json:
         print(json.dumps(result.to_dict()))
     else:
@@ -142,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         if opts.live:
             print()
         print(summary(result))
-        print(f"  simulated {result.makespan if math.isfinite(result.makespan) else sim.now:.1f} s in {wall:.2f} s wall")
+        simulated = result.makespan if math.isfinite(result.makespan) else sim.now
+        print(f"  simulated {simulated:.1f} s in {wall:.2f} s wall")
     return 0 if result.complete else 1
 
 

@@ -68,14 +68,19 @@ class _Active:
     version: int = 0
 
 
+def _site_of(topo: SimTopology, host: str) -> str:
+    """The site of a host of the tree."""
+    return next(h.site for h in topo.hosts if h.name == host)
+
+
 def _fair_shares(actives: list[_Active], capacity: float) -> dict[int, float]:
-    """Max-min fair split of capacity among transfers whose demand is their rate cap."""
+    """Max-min fair split of capacity among transfers whose demand is their rate cap (by id())."""
     shares: dict[int, float] = {}
     left, todo = capacity, sorted(actives, key=lambda a: a.cap)
     for k, a in enumerate(todo):
         fair = left / (len(todo) - k)
         give = min(a.cap, fair)
-        shares[a.t.id] = give
+        shares[id(a)] = give
         left -= give
     return shares
 
@@ -110,8 +115,10 @@ class Simulation:
         cfg, rng, topo = self.config, self.rng, self.topology
         heads = {h.site: h.name for h in topo.hosts if h.role in ("master", "relay")}
         masters = [h.name for h in topo.hosts if h.role == "master"]
-        if len(masters) != 1 or set(heads) != set(self.sites) or topo.parent(self.hosts_site(masters[0])) is not None:
-            raise ValueError("a simulated tree needs one master in the root site and one relay in every other site")
+        root = [site for site, parent in topo.sites if parent is None]
+        if len(masters) != 1 or set(heads) != set(self.sites) or root != [_site_of(topo, masters[0])]:
+            raise ValueError("a simulated tree needs one master in the root site "
+                             "and one relay in every other site")
         self.head = heads
         peers = [h.name for h in topo.hosts if h.role == "peer"]
         slow = set(rng.sample(peers, round(cfg.slow_fraction * len(peers))))
@@ -143,9 +150,6 @@ class Simulation:
             self._push(leave + rng.uniform(0.05, 0.3) * ideal, _JOIN, p)
         self._push(cfg.plan_interval_s, _TICK, None)
         return masters[0]
-
-    def hosts_site(self, name: str) -> str:
-        return next(h.site for h in self.topology.hosts if h.name == name)
 
     def _add_swarm(self, site: str, members: list[str], shared: dict[str, Link], host_links: dict[str, Link],
                    parents: dict[str, str | None], pcfg: PlannerConfig) -> _Swarm:
@@ -229,7 +233,7 @@ class Simulation:
     def _expire(self, sw: _Swarm) -> None:
         for t in sw.planner.expire(self.now):
             self.expired += 1
-            self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+            self._end(self._active[(sw.index, t.id)], ok=False, report=False)
 
     def _plan(self) -> None:
         for i in sorted(self._dirty):
@@ -251,7 +255,7 @@ class Simulation:
             fail_left = max(1.0, t.size * self.rng.random())
         a = _Active(sw, t, src, dst, t.rate_cap if t.rate_cap is not None else math.inf, wan, fail_left,
                     remaining=float(t.size), last=self.now)
-        self._active[(id(sw), t.id)] = a
+        self._active[(sw.index, t.id)] = a
         self.transfers += 1
         src.ups.append(a)
         dst.downs.append(a)
@@ -275,9 +279,9 @@ class Simulation:
         """The transfer's cap, lowered to its fair share of whichever end is oversubscribed."""
         rate = a.cap
         if a.src.up_demand > a.src.up_rate:
-            rate = min(rate, _fair_shares(a.src.ups, a.src.up_rate)[a.t.id])
+            rate = min(rate, _fair_shares(a.src.ups, a.src.up_rate)[id(a)])
         if a.dst.down_demand > a.dst.down_rate:
-            rate = min(rate, _fair_shares(a.dst.downs, a.dst.down_rate)[a.t.id])
+            rate = min(rate, _fair_shares(a.dst.downs, a.dst.down_rate)[id(a)])
         return rate
 
     def _set_rate(self, a: _Active, rate: float) -> None:
@@ -289,14 +293,14 @@ class Simulation:
         a.version += 1
         left = max(0.0, a.remaining - a.fail_left)
         end = now + left / rate if rate > 0 else math.inf
-        self._push(end, _FINISH, ((id(a.swarm), a.t.id), a.version))
+        self._push(end, _FINISH, ((a.swarm.index, a.t.id), a.version))
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:
             self._push(deadline, _EXPIRE, a.swarm)
 
     def _end(self, a: _Active, *, ok: bool, report: bool = True) -> None:
         """Take a transfer off the network; `report` tells the planner (expired/dropped ones it knows)."""
-        del self._active[(id(a.swarm), a.t.id)]
+        del self._active[(a.swarm.index, a.t.id)]
         sent = a.t.size if ok else min(a.t.size, a.t.size - a.remaining + a.rate * (self.now - a.last))
         for w in a.wan:
             self.wan_bytes[w] = self.wan_bytes.get(w, 0.0) + sent
@@ -333,7 +337,7 @@ class Simulation:
             hashes = sw.planner.chunks()
             h.held = [hashes[i][0] for i in sw.planner.has(h.name)]
             for t in sw.planner.remove_node(h.name):
-                self._end(self._active[(id(sw), t.id)], ok=False, report=False)
+                self._end(self._active[(sw.index, t.id)], ok=False, report=False)
             self._dirty.add(sw.index)
 
     def _join(self, h: _Host) -> None:
@@ -355,13 +359,15 @@ class Simulation:
         for site in self.sites:
             times = sorted(h.completed_at if h.completed_at is not None else math.inf
                            for h in self.hosts.values() if h.site == site and h.name != self.origin)
-            sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), times[-1] if times else 0.0)
+            last = times[-1] if times else 0.0
+            sites[site] = SiteFigures(percentile(times, 50), percentile(times, 99), last)
         names = sorted(n for n in self.topology.links if n.startswith("wan:"))
         wan = {w: self.wan_bytes.get(w, 0.0) for w in names}
         wasted = {w: self.wan_wasted.get(w, 0.0) for w in names}
         return SimResult(
             makespan=makespan, ideal=ideal,
-            efficiency=ideal / makespan if makespan and math.isfinite(makespan) else (1.0 if complete else 0.0),
-            complete=complete, sites=sites, wan_bytes=wan, wan_wasted=wasted, dataset_bytes=self.dataset_bytes,
+            efficiency=ideal / makespan if makespan and math.isfinite(makespan) else float(complete),
+            complete=complete, sites=sites, wan_bytes=wan, wan_wasted=wasted,
+            dataset_bytes=self.dataset_bytes,
             transfers=self.transfers, failures=self.failures, expired=self.expired,
         )

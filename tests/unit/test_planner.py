@@ -138,6 +138,7 @@ def _two_sites(wan: float = 10.0) -> LinkMap:
 def test_wan_link_never_overbooked_and_caps_given() -> None:
     p = swarm(4, links=_two_sites(wan=10.0))
     p.add_node("R", dl_slots=4, ul_slots=0)
+    # one transfer at the WAN's full rate, not several slow ones holding the seed's upload slots
     [t] = p.plan(0.0)
     assert (t.source, t.dest, t.rate_cap) == ("S", "R", 10.0)
     assert p.link_booked()["wan:hub>b"] == 10.0
@@ -145,6 +146,35 @@ def test_wan_link_never_overbooked_and_caps_given() -> None:
     p.finish(t.id, 100.0, ok=True)
     [t2] = p.plan(100.0)
     assert t2.rate_cap == 10.0
+
+
+def test_shared_lan_split_among_the_round_not_taken_by_the_first() -> None:
+    lm = LinkMap(links={"lan:hub": Link("lan:hub", 120.0)}, node_site={n: "hub" for n in "Sabcd"},
+                 site_parent={"hub": None})
+    p = Planner(links=lm, rng=random.Random(1))
+    p.set_chunks(CHUNKS)
+    p.add_node("S", dl_slots=0, ul_slots=4, seed=True)
+    p.set_have("S", [h for h, _ in CHUNKS])
+    for name in "abcd":
+        p.add_node(name, dl_slots=2, ul_slots=2)
+    ts = p.plan(0.0)                              # 8 free download slots, 4 upload slots: 4 transfers
+    assert len(ts) == 4 and {t.rate_cap for t in ts} == {30.0} and len({t.dest for t in ts}) == 4
+    p.finish(ts[0].id, 1.0, ok=True)
+    new = p.plan(1.0)
+    assert sum(t.rate_cap for t in new) == 30.0   # what the finished one freed, no more
+    assert p.link_booked()["lan:hub"] == 120.0
+
+
+def test_wan_bound_upload_runs_beside_the_slots() -> None:
+    p = swarm(4, links=_two_sites(wan=10.0), seed_slots=1)
+    p.add_node("h", dl_slots=1, ul_slots=0)
+    p.set_have("h", ["c0"])                       # R is served first (least complete)
+    p.add_node("R", dl_slots=1, ul_slots=0)
+    ts = sorted(p.plan(0.0), key=lambda t: t.dest)
+    # the 10 B/s WAN copy (a tenth of the seed's one slot) runs beside the slot, which still serves
+    # the seed's own site with the rest of the uplink
+    assert [(t.source, t.dest, t.rate_cap) for t in ts] == [("S", "R", 10.0), ("S", "h", 90.0)]
+    assert p.node_stats("S").uploading == 2
 
 
 def test_host_links_split_between_free_slots() -> None:
@@ -284,7 +314,8 @@ def test_duplicate_node_and_duplicate_hash_are_refused() -> None:
         p.set_chunks([("c0", 1), ("c0", 1)])
 
 
-PURE_MODULES = ("planner", "planner_state", "planner_links", "planner_types", "linkmap", "simulator", "sim_model")
+PURE_MODULES = ("planner", "planner_state", "planner_links", "planner_types", "linkmap",
+                "simulator", "sim_model")
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "os", "io", "pathlib", "subprocess", "threading",
              "time", "selectors", "ssl", "shutil", "tempfile"}
 

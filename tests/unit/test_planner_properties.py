@@ -90,7 +90,9 @@ def check_plan(p: Planner, sh: Shadow, lm: LinkMap, new: list[Transfer], sc: Sce
         sh.flights[t.id] = t
     for name, (dl, ul) in slots.items():
         assert sum(t.dest == name for t in sh.flights.values()) <= dl + p.config.slow_extra_slots
-        assert sum(t.source == name for t in sh.flights.values()) <= ul
+        ups = [t for t in sh.flights.values() if t.source == name]
+        local = [t for t in ups if not lm.crosses_wan(t.source, t.dest)]
+        assert len(local) <= ul and len(ups) <= ul + p.config.narrow_extra_slots
     used: dict[str, float] = {}
     for t in sh.flights.values():
         if t.rate_cap is not None:

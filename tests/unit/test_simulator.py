@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,8 @@ def test_matrix_marks_in_flight_and_missing() -> None:
 
 
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.run(["simulate", "--nodes", "6", "--chunks", "20", "--sites", "2", "--json", "--seed", "5"]) == 0
+    argv = ["simulate", "--nodes", "6", "--chunks", "20", "--sites", "2", "--json", "--seed", "5"]
+    assert cli.run(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"makespan", "ideal", "efficiency", "sites", "wan_links"} <= set(out)
     assert set(out["sites"]["b1"]) >= {"p50", "p99", "last"}
@@ -119,10 +121,11 @@ def test_cli_rejects_bad_options(argv: list[str], capsys: pytest.CaptureFixture[
 def _chain() -> SimTopology:
     """hq -> region -> branch, each level fed through the relay of the level above."""
     rate = 125e6
-    hosts = [SimHost("m", "hq", "master", rate, rate), SimHost("hq-1", "hq", "peer", rate, rate),
-             SimHost("region-gw", "region", "relay", rate, rate), SimHost("region-1", "region", "peer", rate, rate),
-             SimHost("branch-gw", "branch", "relay", rate, rate), SimHost("branch-1", "branch", "peer", rate, rate),
-             SimHost("branch-2", "branch", "peer", rate, 20e6)]
+    hosts = [SimHost(name, site, role, rate, 20e6 if name == "branch-2" else rate)
+             for name, site, role in (("m", "hq", "master"), ("hq-1", "hq", "peer"),
+                                      ("region-gw", "region", "relay"), ("region-1", "region", "peer"),
+                                      ("branch-gw", "branch", "relay"), ("branch-1", "branch", "peer"),
+                                      ("branch-2", "branch", "peer"))]
     links = {n: Link(n, c) for n, c in (("wan:hq>region", 50e6), ("wan:region>hq", 50e6),
                                         ("wan:region>branch", 12.5e6), ("wan:branch>region", 12.5e6))}
     return SimTopology((("hq", None), ("region", "hq"), ("branch", "region")), tuple(hosts), links)
@@ -169,3 +172,13 @@ def test_cli_simulates_a_site_tree_file(tmp_path: Path, capsys: pytest.CaptureFi
 def test_cli_reports_a_missing_site_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli.run(["simulate", "--topology", str(tmp_path / "nope.yaml")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_cli_live_redraws_frames_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert cli.run(["simulate", "--nodes", "3", "--chunks", "8", "--speed", "1e9"]) == 0
+    out = capsys.readouterr().out
+    frames = out.split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) > 5 and "t = " in frames[0] and "efficiency" in frames[-1]
+    assert out.count("site hub:") == len(frames)           # no extra matrix after the last frame
