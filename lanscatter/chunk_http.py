@@ -76,6 +76,10 @@ class ChunkServer:
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)
             return await self._send_plain(request, fh, loc, buckets)
+        except (ConnectionError, RuntimeError) as exc:
+            # The downloader gave up (timeout, cancel) mid-stream: nothing to answer any more.
+            log.debug("upload of %s to %s ended early: %s", chunk[:8], request.remote, exc)
+            raise web.HTTPGone() from None
         finally:
             self.counters.uploads -= 1
             fh.close()

@@ -357,9 +357,9 @@ class Planner:
         expected: float | None = None
         if math.isfinite(nominal):
             rate = nominal / slow                  # a known-slow source books only what it delivers
-            cap, expected = rate, size / rate
+            cap, expected = rate, size / rate + cfg.transfer_overhead_s
         elif self._median_spb is not None:
-            expected = size * self._median_spb * slow
+            expected = size * self._median_spb * slow + cfg.transfer_overhead_s
         if expected is not None:
             timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
@@ -403,7 +403,8 @@ class Planner:
             s.uploads += 1
             d.downloads += 1
             s.upload_s_total += elapsed
-            spb = elapsed / f.transfer.size if f.transfer.size else 0.0
+            busy = max(0.0, elapsed - self.config.transfer_overhead_s)
+            spb = busy / f.transfer.size if f.transfer.size else 0.0
             a = self.config.ewma_alpha
             s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
             s.fail_score *= 1 - a

@@ -71,7 +71,8 @@ def test_every_host_reaches_every_other(emu: Emulation) -> None:
     for (a, b), r in results.items():
         same_site = emu.layout.hosts[a].site == emu.layout.hosts[b].site
         fastest = min(r["rtt_ms"])
-        assert fastest < 5 if same_site else fastest >= 2000 * DELAY_S - 1, (a, b, r["rtt_ms"])
+        # same site: well under the WAN's round trip, even on a loaded machine
+        assert fastest < 1000 * DELAY_S if same_site else fastest >= 2000 * DELAY_S - 1, (a, b, r["rtt_ms"])
 
 
 def test_round_trip_over_the_wan_is_twice_the_delay(emu: Emulation) -> None:

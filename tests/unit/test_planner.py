@@ -222,7 +222,8 @@ def _pair(config: PlannerConfig) -> Planner:
 
 
 def test_slow_source_times_out_then_is_avoided() -> None:
-    p = _pair(PlannerConfig(min_timeout_s=1.0, timeout_factor=4.0, endgame_chunks=8, slow_threshold=1.5))
+    p = _pair(PlannerConfig(min_timeout_s=1.0, timeout_factor=4.0, endgame_chunks=8, slow_threshold=1.5,
+                            transfer_overhead_s=0.0))
     [t] = p.plan(0.0)
     assert (t.source, t.rate_cap, t.timeout_s) == ("a", 1000.0, 4.0)   # 4 x (1000 B / 1000 B/s)
     assert p.expire(3.9) == []
@@ -267,7 +268,7 @@ def test_slow_source_is_measured_and_used_less() -> None:
 
 
 def test_known_slow_source_gets_a_smaller_cap() -> None:
-    p = _pair(PlannerConfig(endgame_chunks=0, slow_threshold=10.0))
+    p = _pair(PlannerConfig(endgame_chunks=0, slow_threshold=10.0, transfer_overhead_s=0.0))
     [t] = p.plan(0.0)
     p.finish(t.id, 3.0, ok=True)                  # 3 s for 1000 B at 1000 B/s nominal: sample 3
     slow = 0.7 + 0.3 * 3.0
@@ -337,3 +338,23 @@ def test_importing_the_planner_loads_no_network_stack() -> None:
             "print(','.join(m for m in ('asyncio', 'aiohttp', 'socket') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == ""
+
+
+def test_small_chunks_on_a_fast_link_do_not_read_as_slow_sources() -> None:
+    """A tiny chunk's time is the fixed cost of any transfer; it must not shrink later caps."""
+    links = LinkMap(links={"up:a": Link("up:a", 100e6), "down:b": Link("down:b", 100e6)})
+    p = Planner(links=links, rng=random.Random(3))
+    tiny = [(f"{i:064x}", 100) for i in range(40)]
+    p.set_chunks(tiny)
+    p.add_node("a", dl_slots=0, ul_slots=1)
+    p.set_have("a", [h for h, _ in tiny])
+    p.add_node("b", dl_slots=1, ul_slots=0)
+    now = 0.0
+    caps = []
+    while not p.is_complete("b"):
+        [t] = p.plan(now)
+        caps.append(t.rate_cap)
+        now += 0.02                              # 20 ms of messages and request per transfer
+        p.finish(t.id, now, ok=True)
+    assert min(caps) == pytest.approx(100e6)
+    assert p.node_stats("a").slowness < 1.5
