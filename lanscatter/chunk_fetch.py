@@ -81,7 +81,7 @@ class Fetcher:
                     accept_lz4: bool = True) -> FetchResult:
         cancel = threading.Event()
         live = _Live()
-        caps = [*buckets, TokenBucket(rate_cap)] if rate_cap else list(buckets)
+        caps = [*buckets, TokenBucket(rate_cap, start_full=False)] if rate_cap else list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
             time.monotonic() + timeout_s, timeout_s, caps, rate_cap, accept_lz4, cancel, live)

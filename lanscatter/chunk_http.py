@@ -71,7 +71,7 @@ class ChunkServer:
         self.counters.uploads += 1
         try:
             rate = _rate_param(request.query.get("rate"))
-            buckets = [b for b in (self.ul_bucket, TokenBucket(rate) if rate else None) if b and b.rate]
+            buckets = [b for b in (self.ul_bucket, TokenBucket(rate, start_full=False) if rate else None) if b and b.rate]
             lz4_ok = self.compress and "lz4" in request.headers.get(ACCEPT_HEADER, "")
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)

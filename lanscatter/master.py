@@ -24,7 +24,7 @@ from lanscatter.errors import ConfigError
 from lanscatter.hash_cache import HashCache
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest, diff_manifests
-from lanscatter.node_http import status_routes
+from lanscatter.node_http import add_status_endpoints
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scanner import ScanStats, scan_folder
 from lanscatter.server import bind_site
@@ -149,8 +149,8 @@ class MasterNode:
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=2**20)
-        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes(),
-                        *status_routes(self.status, html=True)])
+        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes()])
+        add_status_endpoints(app, self.status, html=True)
         return app
 
     async def start(self) -> None:

@@ -1,5 +1,6 @@
-"""HTTP endpoints every node serves besides chunks: `/status` (JSON), `/metrics` (Prometheus) and,
-on masters, `/` (a small self-refreshing HTML page with the chunk matrix).
+"""HTTP endpoints every node serves besides chunks: `/status` (JSON), `/status/ws` (the same
+document pushed as a snapshot then deltas, see status_feed.py), `/metrics` (Prometheus) and, on
+masters, `/` (a small self-refreshing HTML page with the chunk matrix).
 
 None of them needs the swarm secret, so none of them may carry file names or contents: only
 counts, chunk bitmaps, node names, rates and events.
@@ -7,16 +8,70 @@ counts, chunk bitmaps, node names, rates and events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import resources
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from lanscatter.status_feed import FeedEncoder
+
+log = logging.getLogger("lanscatter.status")
+
 StatusFn = Callable[[], dict[str, Any]]
+FEED_TICK_S = 0.25
+
+
+class StatusFeed:
+    """Pushes the status to every `/status/ws` client: one diff per tick, whatever their number."""
+
+    def __init__(self, status: StatusFn) -> None:
+        self.status = status
+        self.encoder = FeedEncoder()
+        self.clients: set[web.WebSocketResponse] = set()
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        await ws.send_str(json.dumps(self.encoder.join(self.status())))
+        self.clients.add(ws)
+        try:
+            async for msg in ws:          # clients only listen; anything they send is ignored
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.clients.discard(ws)
+        return ws
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(FEED_TICK_S)
+            if not self.clients:
+                continue
+            message = self.encoder.message(self.status())
+            if message is None:
+                continue
+            text = json.dumps(message)
+            for ws in list(self.clients):
+                try:
+                    await ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    self.clients.discard(ws)
+
+    async def context(self, _app: web.Application) -> AsyncIterator[None]:
+        """aiohttp cleanup_ctx: the tick loop lives as long as the app."""
+        task = asyncio.create_task(self.run(), name="status-feed")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for ws in list(self.clients):
+            await ws.close()
 
 
 class _StatusCollector(Collector):
@@ -48,7 +103,14 @@ class _StatusCollector(Collector):
         yield link
 
 
-def status_routes(status: StatusFn, *, html: bool) -> list[web.RouteDef]:
+def add_status_endpoints(app: web.Application, status: StatusFn, *, html: bool) -> None:
+    """Add /status, /status/ws, /metrics (and / when html) to `app`."""
+    feed = StatusFeed(status)
+    app.cleanup_ctx.append(feed.context)
+    app.add_routes([*_routes(status, html=html), web.get("/status/ws", feed.handle)])
+
+
+def _routes(status: StatusFn, *, html: bool) -> list[web.RouteDef]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatusCollector(status))
 

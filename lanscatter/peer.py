@@ -30,7 +30,7 @@ from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError, VersionMismatch
 from lanscatter.manifest import Manifest, manifest_from_dict
-from lanscatter.node_http import status_routes
+from lanscatter.node_http import add_status_endpoints
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.server import bind_site
 from lanscatter.store import MirrorStore
@@ -92,7 +92,8 @@ class PeerNode:
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application()
-        app.add_routes([*self.server.routes(), *status_routes(self.status, html=False)])
+        app.add_routes(self.server.routes())
+        add_status_endpoints(app, self.status, html=False)
         return app
 
     async def start_server(self) -> None:

@@ -15,10 +15,12 @@ import time
 
 
 class TokenBucket:
-    def __init__(self, rate: float | None, burst: float | None = None) -> None:
+    def __init__(self, rate: float | None, burst: float | None = None, *, start_full: bool = True) -> None:
         self.rate = rate
         self.burst = burst if burst is not None else (max(rate / 10, 256 * 1024) if rate else 0)
-        self._tokens = self.burst
+        # A bucket made for one transfer starts empty: a full start would let every short transfer
+        # through at wire speed, and many of them add up to far more than the cap.
+        self._tokens = self.burst if start_full else 0.0
         self._stamp = time.monotonic()
         self._lock = threading.Lock()
 

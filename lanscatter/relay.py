@@ -27,7 +27,7 @@ from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import ManifestError
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest, manifest_from_json
-from lanscatter.node_http import status_routes
+from lanscatter.node_http import add_status_endpoints
 from lanscatter.peer import PeerNode, PeerOptions
 from lanscatter.server import bind_site
 from lanscatter.swarm import Swarm
@@ -86,8 +86,8 @@ class RelayNode:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=2**20)
-        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes(),
-                        *status_routes(self.status, html=True)])
+        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes()])
+        add_status_endpoints(app, self.status, html=True)
         return app
 
     async def run(self) -> None:

@@ -7,6 +7,7 @@ the node roles never load the monitor.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from lanscatter.errors import ConfigError
@@ -42,7 +43,17 @@ def run_tui(sources: list[tuple[str, str]]) -> int:
     return app.return_code or 0
 
 
+def topology_sources(path: Path, *, local: bool, workdir: Path | None) -> list[tuple[str, str]]:
+    """Every site's status endpoint (its master or relay) from a site-tree file."""
+    from lanscatter.topology import derive_plan, load_topology
+
+    plan = derive_plan(load_topology(path), local=local, workdir=workdir)
+    return [(site, f"http://{addr}:{port}") for site, (addr, port) in plan.site_masters().items()]
+
+
 def _command(args: argparse.Namespace) -> int:
+    if len(args.endpoints) == 1 and "://" not in args.endpoints[0] and Path(args.endpoints[0]).is_file():
+        return run_tui(topology_sources(Path(args.endpoints[0]), local=args.local, workdir=args.workdir))
     return run_tui([parse_endpoint(e) for e in args.endpoints])
 
 
@@ -54,6 +65,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "status endpoints of the sites' masters and relays.",
     )
     parser.add_argument(
-        "endpoints", nargs="+", metavar="ENDPOINT", help="[SITE=]http://host:port of a master or relay"
+        "endpoints", nargs="+", metavar="FILE|ENDPOINT",
+        help="a site-tree file (watch every site), or [SITE=]http://host:port of masters and relays"
     )
+    parser.add_argument("--local", action="store_true",
+                        help="with a site-tree file: watch its local rehearsal (127.0.0.x addresses)")
+    parser.add_argument("--workdir", type=Path, default=None, help="with --local: the rehearsal's work directory")
     parser.set_defaults(func=_command)

@@ -11,6 +11,7 @@ emulates the LAN and WAN speeds between the 127.0.0.x addresses.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -71,8 +72,15 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
         argv += [up, str(host.folder), "--listen", host.address, "--port", str(port)]
         if role == "relay":
             argv += ["--peer-port", str(host.peer_port)]
-        if host.dl_rate is not None:
-            argv += ["--dl-rate", _mbit(host.dl_rate)]
+        dl_rate = host.dl_rate
+        if role == "relay" and ctx.local:
+            # In a rehearsal the relay is the only receiver behind its WAN link: one download limit
+            # at the link's speed emulates the link for every transfer at once.
+            wan = plan.link_map.links.get(f"wan:{plan.site(host.site).parent}>{host.site}")
+            if wan is not None and math.isfinite(wan.bytes_per_s):
+                dl_rate = min(dl_rate or math.inf, wan.bytes_per_s)
+        if dl_rate is not None:
+            argv += ["--dl-rate", _mbit(dl_rate)]
     argv += ["--name", host.name, "--state-dir", str(ctx.state_root / host.name)]
     if host.ul_rate is not None:
         argv += ["--ul-rate", _mbit(host.ul_rate)]

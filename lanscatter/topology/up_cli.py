@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from lanscatter.topology.roles import (
     link_flag_support,
     registered_commands,
     role_command,
+    status_url,
 )
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
@@ -53,12 +55,14 @@ class UpOptions:
     report: Path | None
     on_synced: str | None
     timeout: float | None              # seconds; with --exit-when-synced
+    tui: bool = False                  # show the terminal monitor (not headless, on a terminal)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> UpOptions:
         return cls(Path(args.file), args.local, args.host, Path(args.workdir) if args.workdir else None,
                    args.demo_data, args.headless, args.exit_when_synced,
-                   Path(args.report) if args.report else None, args.on_synced, args.timeout)
+                   Path(args.report) if args.report else None, args.on_synced, args.timeout,
+                   tui=not args.headless and sys.stdin.isatty() and sys.stdout.isatty())
 
 
 def default_workdir(opts: UpOptions, plan: DeploymentPlan) -> Path:
@@ -179,6 +183,9 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
 
     watching = asyncio.create_task(watcher.run(), name="watch")
     waits = {asyncio.create_task(stop.wait())}
+    if opts.tui:
+        (workdir / "logs").mkdir(parents=True, exist_ok=True)
+        waits.add(asyncio.create_task(_monitor(opts, workdir), name="monitor"))
     if opts.exit_when_synced:
         waits.add(asyncio.create_task(watcher.synced.wait()))
     try:
@@ -206,6 +213,32 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
     return 0
 
 
+async def _monitor(opts: UpOptions, workdir: Path) -> None:
+    """The terminal monitor (`lanscatter tui`) in its own process on this terminal; quitting it
+    stops the run. Log lines go to a file meanwhile, so they do not tear the screen."""
+    argv = [sys.executable, "-m", "lanscatter", "tui", str(opts.file.resolve())]
+    if opts.local:
+        argv += ["--local", "--workdir", str(workdir)]
+    root = logging.getLogger()
+    screen_handlers = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    file_handler = logging.FileHandler(workdir / "logs" / "up.log")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    for h in screen_handlers:
+        root.removeHandler(h)
+    root.addHandler(file_handler)
+    proc = await asyncio.create_subprocess_exec(*argv)
+    try:
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+        root.removeHandler(file_handler)
+        file_handler.close()
+        for h in screen_handlers:
+            root.addHandler(h)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "up", help="run the roles of a site tree (this host's, or every host with --local)",
@@ -224,7 +257,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help=f"with --local, when the data set's source folder is missing: generate a demo data set "
                    f"of this size there (default {DEFAULT_DEMO_SIZE // 2**20}MiB)")
     p.add_argument("--headless", action="store_true",
-                   help="no terminal UI: progress lines on stderr (the only view for now)")
+                   help="no terminal monitor: progress lines on stderr (the default when not on a terminal)")
     p.add_argument("--exit-when-synced", action="store_true",
                    help="stop and exit 0 once every host holds the origin's current generation (real "
                    "deployment: once this host's roles have done their part); default: keep running and "
