@@ -158,16 +158,29 @@ def start_master(tmp: Path, src: Path, chunk: str, extra: list[str] | None = Non
     raise SystemExit("master did not come up: see " + str(tmp / "master.log"))
 
 
-def run_peers(tmp: Path, port: int, n: int, chunk_note: str = "") -> tuple[float, list[Proc]]:
+def run_peers(tmp: Path, port: int, n: int) -> tuple[float, list[Proc]]:
+    """Start n peers at once; the time until the master reports every one of them complete
+    (process start-up included, process exit not)."""
     peers = []
     t0 = time.perf_counter()
     for i in range(n):
         peers.append(Proc([PY, "-m", "lanscatter", "peer", f"127.0.0.1:{port}", str(tmp / f"peer{i}"),
                            "--listen", "127.0.0.1", "--port", "0", "--name", f"p{i}", "--state-dir",
                            str(tmp / f"st-p{i}"), "--exit-when-synced"], tmp / f"peer{i}.log"))
+    deadline = time.monotonic() + 900
+    joined = None
+    while time.monotonic() < deadline:
+        st = status(port)
+        if joined is None and st and len(st["nodes"]) == n + 1:
+            joined = time.perf_counter() - t0
+        if st and len(st["nodes"]) == n + 1 and all(x["have"] == st["chunks"] for x in st["nodes"]):
+            break
+        time.sleep(0.05)
+    took = time.perf_counter() - t0
+    print(f"all {n} peers joined after {joined:.2f} s, complete after {took:.2f} s", file=sys.stderr)
     for p in peers:
-        p.p.wait(timeout=900)
-    return time.perf_counter() - t0, peers
+        p.p.wait(timeout=60)
+    return took, peers
 
 
 def bench_pull(tmp: Path, size: int) -> dict[str, float]:

@@ -11,7 +11,8 @@ from lanscatter.errors import ConfigError
 
 async def bind_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start serving `app` on host:port (port 0: any free port). Returns the runner and the port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Stopping waits at most 2 s for requests in flight (a peer that went away mid-chunk).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -190,6 +191,14 @@ class MirrorStore:
         st = os.fstat(fd)
         if st.st_size != entry.size:
             os.ftruncate(fd, entry.size)
+            if entry.size:
+                try:   # real blocks up front: writes in rarest-first order then allocate nothing
+                    os.posix_fallocate(fd, 0, entry.size)
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        raise ConfigError(f"no space left for {entry.path} ({entry.size} bytes) in {self.root}",
+                                          "free some space on that disk") from None
+                    # file systems without fallocate: sparse is fine
         asm = _Assembly(entry, part, set(range(len(entry.chunks))), fd)
         inode, verified = journal.get(entry.path, (-1, {}))
         if inode == st.st_ino and st.st_size == entry.size:
