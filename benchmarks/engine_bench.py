@@ -27,9 +27,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lanscatter.hash_cache import HashCache  # noqa: E402
-from lanscatter.scanner import scan_folder  # noqa: E402
-from lanscatter.sizes import parse_size  # noqa: E402
+from lanscatter.hash_cache import HashCache
+from lanscatter.scanner import scan_folder
+from lanscatter.sizes import parse_size
 
 PY = sys.executable
 MiB = 2**20

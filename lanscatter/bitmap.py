@@ -39,9 +39,9 @@ class Bitmap:
         return base64.b64encode(self.bits).decode("ascii")
 
     @staticmethod
-    def decode(text: str, size: int) -> "Bitmap":
+    def decode(text: str, size: int) -> Bitmap:
         bm = Bitmap(size)
         raw = base64.b64decode(text)
         bm.bits[: len(raw)] = raw[: len(bm.bits)]
-        bm.count = sum(bin(b).count("1") for b in bm.bits)
+        bm.count = sum(b.bit_count() for b in bm.bits)
         return bm

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import lz4.frame
 from aiohttp import web
@@ -64,8 +65,8 @@ class ChunkServer:
         loc = self.locate(chunk)
         if loc is None:
             raise web.HTTPNotFound(text="chunk not here\n")
-        try:
-            fh = open(loc.path, "rb", buffering=0)  # noqa: SIM115 (closed below)
+        try:   # opening may touch the disk: not on the event loop
+            fh = await asyncio.get_running_loop().run_in_executor(None, _open_for_reading, loc.path)
         except OSError:
             raise web.HTTPNotFound(text="chunk not here\n") from None
         self.counters.uploads += 1
@@ -138,6 +139,10 @@ class ChunkServer:
                 self._compressible.clear()
             self._compressible[chunk] = known
         return known
+
+
+def _open_for_reading(path: os.PathLike[str] | str) -> BinaryIO:
+    return open(path, "rb", buffering=0)
 
 
 def _read_compress(comp: lz4.frame.LZ4FrameCompressor, fd: int, pos: int, n: int) -> bytes:

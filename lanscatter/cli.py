@@ -62,7 +62,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except LanscatterError as exc:
         if args.debug:
             log.exception("failed")
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(exc.message if exc.preformatted else f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code

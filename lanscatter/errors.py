@@ -12,6 +12,7 @@ class LanscatterError(Exception):
     """Base of all errors shown to the user as `error: <message>` (+ `hint: <hint>`)."""
 
     exit_code: int = 1
+    preformatted: bool = False      # the message is already `FILE:LINE:COL: error: ...` lines
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

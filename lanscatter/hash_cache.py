@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger("lanscatter.hash_cache")
 
@@ -32,7 +33,7 @@ class HashCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._entries: dict[str, CachedFile] = {}
-        self._journal = None
+        self._journal: TextIO | None = None
         if path is not None:
             self._load()
 
@@ -94,10 +95,9 @@ class HashCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            for rel, e in self._entries.items():
-                fh.write(json.dumps({"p": rel, "s": e.size, "m": e.mtime_ns, "i": e.inode,
+            fh.writelines(json.dumps({"p": rel, "s": e.size, "m": e.mtime_ns, "i": e.inode,
                                      "c": e.chunk_size, "h": list(e.chunks)},
-                                    separators=(",", ":")) + "\n")
+                                    separators=(",", ":")) + "\n" for rel, e in self._entries.items())
         os.replace(tmp, self.path)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class LinkMap:
         common = next(s for s in up_a if s in up_b)
         rise = up_a[: up_a.index(common) + 1]                 # a .. common
         fall = list(reversed(up_b[: up_b.index(common) + 1]))  # common .. b
-        return list(zip(rise, rise[1:])) + list(zip(fall, fall[1:]))
+        return list(pairwise(rise)) + list(pairwise(fall))
 
     def _ancestors(self, site: str) -> list[str]:
         chain = [site]

@@ -188,7 +188,7 @@ def manifest_from_dict(data: Any) -> Manifest:
     paths = [f.path for f in files]
     if len(set(paths)) != len(paths):
         raise ManifestError("manifest lists a path twice")
-    if set(paths) & set(dirs):  # noqa: SIM102
+    if set(paths) & set(dirs):
         raise ManifestError("manifest lists a path both as file and as directory")
     path_set = set(paths)
     for p in paths:   # a file's parent must not be a file (e.g. 'a' and 'a/b')

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
 from lanscatter.errors import ConfigError
 from lanscatter.linkmap import LinkMap
+from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.relay import RelayNode, RelayOptions
 from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
@@ -260,8 +260,13 @@ async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
     """Live progress: JSON lines, a rich bar on a terminal, or a log line every 10 s."""
     bar = None
     if progress is not None and sys.stderr.isatty() and not as_json:
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
         bar = Progress("syncing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
         task = bar.add_task("sync", total=None)
         bar.start()

@@ -23,7 +23,8 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from lanscatter import __version__, protocol as p
+from lanscatter import __version__
+from lanscatter import protocol as p
 from lanscatter.auth import Auth
 from lanscatter.bitmap import Bitmap
 from lanscatter.chunk_fetch import Fetcher
@@ -31,10 +32,10 @@ from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError, VersionMismatch
 from lanscatter.manifest import Manifest, manifest_from_dict
 from lanscatter.node_http import add_status_endpoints
+from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.server import bind_site
 from lanscatter.store import MirrorStore
-from lanscatter.rate_meter import RateMeter
 
 log = logging.getLogger("lanscatter.peer")
 
@@ -74,8 +75,8 @@ class PeerNode:
         self.dl_bucket = TokenBucket(opts.dl_rate) if opts.dl_rate else None
         self.server = ChunkServer(self.store.locate, self.auth, self.counters,
                                   ul_bucket=self.ul_bucket, compress=opts.compress)
-        self.fetcher = Fetcher(self.counters, local_addr=self._local_addr()[0] if self._local_addr() else None,
-                               threads=opts.dl_slots + 2)
+        local = self._local_addr()
+        self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2)
         self.on_manifest: Callable[[Manifest], None] | None = None
         self.on_chunk: Callable[[str], None] | None = None
         self.connected = False
@@ -188,9 +189,9 @@ class PeerNode:
                 task.add_done_callback(_log_crash)
                 self._tasks[msg.transfer] = task
         elif isinstance(msg, p.Cancel):
-            task = self._tasks.pop(msg.transfer, None)
-            if task is not None:
-                task.cancel()
+            if (running := self._tasks.get(msg.transfer)) is not None:
+                del self._tasks[msg.transfer]
+                running.cancel()
         elif isinstance(msg, p.Error):
             raise RemoteProtocolError(f"master reported: {msg.message}")
         else:

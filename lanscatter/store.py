@@ -23,6 +23,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from lanscatter.errors import ConfigError
 from lanscatter.hash_cache import HashCache
@@ -72,7 +73,7 @@ class MirrorStore:
         self._asm: dict[str, _Assembly] = {}            # rel path -> assembly
         self._have: dict[str, Location] = {}            # verified chunk -> one place to read it
         self._needs: dict[str, list[tuple[_Assembly, int, int, int]]] = {}  # chunk -> places missing it
-        self._journal = None
+        self._journal: TextIO | None = None
 
     # ---- paths -------------------------------------------------------------------------------
     def _abs(self, rel: str, *, make_parents: bool = False) -> Path:

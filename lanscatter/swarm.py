@@ -22,7 +22,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from lanscatter import __version__, protocol as p
+from lanscatter import __version__
+from lanscatter import protocol as p
 from lanscatter.auth import Auth
 from lanscatter.bitmap import Bitmap
 from lanscatter.errors import RemoteProtocolError

@@ -37,6 +37,7 @@ class TopologyError(LanscatterError):
     """The site-tree file has problems; `str()` is one formatted line per problem, in file order."""
 
     exit_code = 1
+    preformatted = True
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line, p.col, p.code)))

@@ -32,7 +32,6 @@ from lanscatter.topology.roles import (
     link_flag_support,
     registered_commands,
     role_command,
-    status_url,
 )
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
@@ -182,7 +181,7 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
     log.info("logs in %s", workdir / "logs")
 
     watching = asyncio.create_task(watcher.run(), name="watch")
-    waits = {asyncio.create_task(stop.wait())}
+    waits: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait())}
     if opts.tui:
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         waits.add(asyncio.create_task(_monitor(opts, workdir), name="monitor"))

@@ -8,8 +8,16 @@ import pytest
 
 from lanscatter.errors import ManifestError
 from lanscatter.hashing import hash_bytes
-from lanscatter.manifest import (FileEntry, build_manifest, check_relpath, chunk_count, chunk_span,
-                                 diff_manifests, manifest_from_dict, manifest_from_json)
+from lanscatter.manifest import (
+    FileEntry,
+    build_manifest,
+    check_relpath,
+    chunk_count,
+    chunk_span,
+    diff_manifests,
+    manifest_from_dict,
+    manifest_from_json,
+)
 
 CS = 100
 H = [hash_bytes(bytes([i])) for i in range(10)]

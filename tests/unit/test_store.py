@@ -42,7 +42,7 @@ def _feed(store: MirrorStore, src: Path) -> None:
         loc = m.locations()[chunk][0]
         data = (src / loc.path).read_bytes()[loc.offset: loc.offset + loc.length]
         assert hash_bytes(data) == chunk
-        fd, off, length = store.chunk_target(chunk)  # type: ignore[misc]
+        fd, off, _length = store.chunk_target(chunk)  # type: ignore[misc]
         os.pwrite(fd, data, off)
         store.chunk_verified(chunk, fd, off)
 
