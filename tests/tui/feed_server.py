@@ -5,6 +5,8 @@ after a restart) with `GET /status` and `GET /status/ws`, speaking the real feed
 (`lanscatter.status_feed`). The servers run on an event loop in a thread of their own, so both
 async pilot tests and the synchronous snapshot fixture can use them; the test moves the shown
 moment of the recording with `show(t)` and takes a site down and back with `stop`/`start`.
+`Recording` finds the moments the tests need (a node down and back, the end) in the file, so the
+tests follow a new recording without edits.
 """
 
 from __future__ import annotations
@@ -38,6 +40,62 @@ def load_feed(path: Path) -> dict[str, list[tuple[float, dict[str, Any]]]]:
     return frames
 
 
+class Recording:
+    """The statuses of a recorded feed, by site, and the moments in it."""
+
+    def __init__(self, feed: Path = FEEDS / "rehearsal.jsonl") -> None:
+        self.frames = load_feed(feed)
+
+    @property
+    def end(self) -> float:
+        return max(frames[-1][0] for frames in self.frames.values())
+
+    def at(self, site: str, t: float) -> dict[str, Any]:
+        """The status of `site` as served at `t` (what `FeedServers.show(t)` serves)."""
+        return _current(self.frames[site], t)
+
+    def node_names(self, site: str, t: float) -> list[str]:
+        return [node["name"] for node in self.at(site, t)["nodes"]]
+
+    def outage(self, site: str, node: str) -> tuple[float, float, float]:
+        """When `node` was last seen online, first seen down, and first seen back after that."""
+        last_up = went_down = None
+        for t, status in self.frames[site]:
+            online = next((n["online"] for n in status["nodes"] if n["name"] == node), None)
+            if went_down is None and online:
+                last_up = t
+            elif went_down is None and online is False and last_up is not None:
+                went_down = t
+            elif went_down is not None and online:
+                return last_up, went_down, t
+        raise AssertionError(f"{node} does not go down and come back in the recording of {site}")
+
+    def progress(self, t: float) -> float:
+        """The share of chunk copies the receiving nodes of every site hold at `t`."""
+        held = wanted = 0
+        for site in self.frames:
+            status = self.at(site, t)
+            for node in status["nodes"]:
+                if node["role"] != "master" and node["site"] == site:
+                    held += node["have"]
+                    wanted += status["chunks"]
+        return held / wanted
+
+    def when_progress(self, share: float) -> float:
+        """The first moment the receiving nodes hold `share` of their chunk copies."""
+        times = sorted({t for frames in self.frames.values() for t, _ in frames})
+        return next(t for t in times if self.progress(t) >= share)
+
+
+def _current(frames: list[tuple[float, dict[str, Any]]], t: float) -> dict[str, Any]:
+    chosen = frames[0][1]
+    for at, status in frames:
+        if at > t:
+            break
+        chosen = status
+    return chosen
+
+
 class SiteServer:
     def __init__(self, frames: list[tuple[float, dict[str, Any]]], websocket: bool) -> None:
         self.frames = frames
@@ -48,12 +106,7 @@ class SiteServer:
         self._sockets: set[web.WebSocketResponse] = set()
 
     def current(self) -> dict[str, Any]:
-        chosen = self.frames[0][1]
-        for t, status in self.frames:
-            if t > self.t:
-                break
-            chosen = status
-        return chosen
+        return _current(self.frames, self.t)
 
     async def start(self) -> None:
         app = web.Application()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from feed_server import FeedServers, serve
+from feed_server import FeedServers, Recording, serve
 from waiting import wait_until
 
 from lanscatter_tui.app import MonitorApp, build_app
@@ -10,6 +10,8 @@ from lanscatter_tui.feed_client import Backoff, Source
 from lanscatter_tui.widgets import ChunkMatrix, EventLog, HelpScreen
 
 FAST_RETRY = Backoff(first_s=0.05, max_s=0.2)
+RECORDING = Recording()
+MID = RECORDING.when_progress(0.7)  # both sites busy: chunks in flight, partial matrices
 
 
 def monitor(servers: FeedServers) -> MonitorApp:
@@ -34,21 +36,23 @@ def screen_text(app: MonitorApp) -> str:
 
 
 async def test_keys_switch_site_focus_a_node_show_help_and_quit() -> None:
-    with serve(at=12.0) as servers:
+    hq, branch = RECORDING.node_names("hq", MID), RECORDING.node_names("branch", MID)
+    assert hq[0] == "origin" and len(hq) >= 3 and branch[0] == "gw-b"
+    with serve(at=MID) as servers:
         app = monitor(servers)
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: all_known(app))
             assert app.current_site == 0 and app.focused_node == "origin"
             await pilot.press("down", "down")
-            assert app.focused_node == "hq-2"
+            assert app.focused_node == hq[2]
             await pilot.press("up")
-            assert app.focused_node == "hq-1"
+            assert app.focused_node == hq[1]
             await pilot.press("right")
             assert app.current_site == 1 and app.focused_node == "gw-b"
             await pilot.press("end")
-            assert app.focused_node == "br-4"
+            assert app.focused_node == branch[-1]
             await pilot.press("right")
-            assert app.current_site == 0 and app.focused_node == "hq-1"  # each site keeps its focus
+            assert app.current_site == 0 and app.focused_node == hq[1]  # each site keeps its focus
             await pilot.press("left")
             assert app.current_site == 1
             await pilot.press("1")
@@ -63,7 +67,7 @@ async def test_keys_switch_site_focus_a_node_show_help_and_quit() -> None:
 
 
 async def test_a_site_that_stops_answering_is_shown_down_and_comes_back() -> None:
-    with serve(at=12.0) as servers:
+    with serve(at=MID) as servers:
         app = monitor(servers)
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: all_known(app))
@@ -82,18 +86,19 @@ async def test_a_site_that_stops_answering_is_shown_down_and_comes_back() -> Non
 
 
 async def test_a_node_going_down_and_up_in_the_feed_shows_and_is_logged() -> None:
-    with serve(at=7.5) as servers:
+    last_up, went_down, back = RECORDING.outage("branch", "br-2")  # the peer killed while recording
+    with serve(at=last_up) as servers:
         app = monitor(servers)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("right")
             await wait_until(pilot, lambda: all_known(app))
             await wait_until(pilot, lambda: "br-2" in screen_text(app))
             assert "down" not in screen_text(app)
-            servers.show(9.0)
+            servers.show(went_down)
             await wait_until(pilot, lambda: "node br-2 is down" in log_text(app))
             await wait_until(pilot, lambda: "down" in screen_text(app))
-            assert "peer br-2 lost" in log_text(app)  # the master's own event, from the feed
-            servers.show(14.0)
+            assert "branch: br-2 left" in log_text(app)  # the relay's own event, from the feed
+            servers.show(back)
             await wait_until(pilot, lambda: "node br-2 is back" in log_text(app))
             await wait_until(pilot, lambda: "down" not in screen_text(app))
 
@@ -105,7 +110,7 @@ async def test_polls_get_status_when_the_endpoint_has_no_websocket() -> None:
             await wait_until(pilot, lambda: all_known(app))
             first = app.sites[0].status
             assert first is not None
-            servers.show(20.0)
+            servers.show(RECORDING.end)
             await wait_until(
                 pilot, lambda: app.sites[0].status is not None and app.sites[0].status["time"] > first["time"]
             )

@@ -10,12 +10,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from feed_server import serve
+from feed_server import Recording, serve
 from textual.pilot import Pilot
 from waiting import wait_until
 
 from lanscatter_tui.app import MonitorApp, build_app
 from lanscatter_tui.feed_client import Source
+
+RECORDING = Recording()
+MID = RECORDING.when_progress(0.7)  # both sites busy: chunks in flight, partial matrices
+_, _WENT_DOWN, _BACK = RECORDING.outage("branch", "br-2")
+OUTAGE = (_WENT_DOWN + _BACK) / 2  # br-2 killed and not yet restarted
 
 
 def shot(
@@ -43,20 +48,21 @@ def shot(
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_both_sites_mid_distribution(snap_compare: Callable[..., bool], size: tuple[int, int]) -> None:
-    assert shot(snap_compare, 12.0, size, press=["down", "down"])
+    assert shot(snap_compare, MID, size, press=["down", "down"])
 
 
 def test_branch_with_a_node_down_at_80x24(snap_compare: Callable[..., bool]) -> None:
-    assert shot(snap_compare, 10.0, (80, 24), press=["right", "down", "down"])
+    to_br2 = ["down"] * RECORDING.node_names("branch", OUTAGE).index("br-2")  # focus the node that is down
+    assert shot(snap_compare, OUTAGE, (80, 24), press=["right", *to_br2])
 
 
 def test_end_of_the_recording_at_120x40(snap_compare: Callable[..., bool]) -> None:
-    assert shot(snap_compare, 24.0, (120, 40))
+    assert shot(snap_compare, RECORDING.end, (120, 40))
 
 
 def test_help_at_80x24(snap_compare: Callable[..., bool]) -> None:
-    assert shot(snap_compare, 12.0, (80, 24), press=["question_mark"])
+    assert shot(snap_compare, MID, (80, 24), press=["question_mark"])
 
 
 def test_sixteen_colours_at_80x24(snap_compare: Callable[..., bool]) -> None:
-    assert shot(snap_compare, 10.0, (80, 24), press=["right"], ansi=True)
+    assert shot(snap_compare, OUTAGE, (80, 24), press=["right"], ansi=True)
