@@ -43,13 +43,15 @@ class _Pool:
         self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
-    def get(self, host: str, port: int, timeout: float) -> http.client.HTTPConnection:
-        with self._lock:
-            idle = self._idle.get((host, port))
-            if idle:
-                return idle.pop()
+    def get(self, host: str, port: int, timeout: float, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to host:port and whether it was kept alive from an earlier transfer."""
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get((host, port))
+                if idle:
+                    return idle.pop(), True
         src = (self.local_addr, 0) if self.local_addr else None
-        return http.client.HTTPConnection(host, port, timeout=timeout, source_address=src)
+        return http.client.HTTPConnection(host, port, timeout=timeout, source_address=src), False
 
     def put(self, host: str, port: int, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -108,17 +110,28 @@ class Fetcher:
         started = time.monotonic()
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        conn = self._pool.get(host, port, min(_STALL_S, timeout_s))
-        live.conn = conn
         wire = 0
         headers = {TOKEN_HEADER: token} if token else {}
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (f"?rate={rate_cap:.0f}" if rate_cap else "")
         reusable = False
+        conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s))
+        live.conn = conn
         try:
-            conn.request("GET", path, headers=headers)
-            resp = conn.getresponse()
+            try:
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not kept:
+                    raise
+                # A kept-alive connection the source closed meanwhile (it restarted, or idled it
+                # out): not the source's fault, try once more on a new one.
+                conn.close()
+                conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s), fresh=True)
+                live.conn = conn
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
             if resp.status != 200:
                 resp.read(4096)
                 return FetchResult(False, error=f"HTTP {resp.status} from source",
