@@ -41,16 +41,25 @@ from statistics import median
 from lanscatter.linkmap import LinkMap
 from lanscatter.planner_links import LinkBook
 from lanscatter.planner_state import (
-    NodeState, RarityIndex, SiteCover, bits_from_indices, kept_runs, remap_bits, remap_counts,
+    NodeState,
+    RarityIndex,
+    SiteCover,
+    bits_from_indices,
+    kept_runs,
+    remap_bits,
+    remap_counts,
 )
 from lanscatter.planner_types import ChunkBits, Flight, NodeStats, PlannerConfig, Transfer
 
 __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 
+_DEFAULT_CONFIG = PlannerConfig()
+
+
 class Planner:
     def __init__(self, *, links: LinkMap | None = None, rng: random.Random | None = None,
-                 config: PlannerConfig = PlannerConfig()) -> None:
+                 config: PlannerConfig = _DEFAULT_CONFIG) -> None:
         self.config = config
         self._rng = rng if rng is not None else random.Random(0)
         self._book = LinkBook(links)
@@ -219,11 +228,10 @@ class Planner:
                     break
                 continue                   # full slots: only a narrow upload to another site fits
             cand = s.bits & need
-            if cand:
-                if s.site != d_site and s.site is not None and d_site is not None:
-                    if covered is None:
-                        covered = self._sites[d_site].covered()
-                    cand &= ~covered
+            if cand and s.site != d_site and s.site is not None and d_site is not None:
+                if covered is None:
+                    covered = self._sites[d_site].covered()
+                cand &= ~covered
             if cand:
                 held = slow = s.slowness > slow_limit
                 if slow:
@@ -315,9 +323,9 @@ class Planner:
         limit = self.config.slow_threshold * base
         far = need & ~self._sites[d.site].covered() if d.site is not None else need
         for n in self._nodes.values():
-            if n.ul_slots and not n.corrupt and n.slowness <= limit and n is not d:
-                if n.bits & (need if n.site == d.site or n.site is None else far):
-                    return True
+            if (n.ul_slots and not n.corrupt and n.slowness <= limit and n is not d
+                    and n.bits & (need if n.site == d.site or n.site is None else far)):
+                return True
         return False
 
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:

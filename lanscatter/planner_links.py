@@ -14,7 +14,7 @@ from lanscatter.linkmap import LinkMap
 
 
 class LinkBook:
-    __slots__ = ("map", "capacity", "booked", "wan", "_middle")
+    __slots__ = ("_middle", "booked", "capacity", "map", "wan")
 
     def __init__(self, links: LinkMap | None) -> None:
         self.map = links if links is not None else LinkMap()

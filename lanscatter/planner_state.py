@@ -86,7 +86,7 @@ def remap_counts(old: array, runs: list[tuple[int, int, int]], size: int) -> arr
 class RarityIndex:
     """Cover count per chunk, with the chunks grouped into one bitmap per count."""
 
-    __slots__ = ("n", "counts", "buckets", "keys", "_dirty")
+    __slots__ = ("_dirty", "buckets", "counts", "keys", "n")
 
     def __init__(self, counts: array) -> None:
         self.n = len(counts)
@@ -159,7 +159,7 @@ class RarityIndex:
 class SiteCover:
     """Which chunks some node of one site holds or is receiving (count per chunk + bitmap)."""
 
-    __slots__ = ("counts", "bits", "_dirty")
+    __slots__ = ("_dirty", "bits", "counts")
 
     def __init__(self, counts: array) -> None:
         self.counts = counts
