@@ -83,7 +83,9 @@ class Fetcher:
                     accept_lz4: bool = True) -> FetchResult:
         cancel = threading.Event()
         live = _Live()
-        caps = [*buckets, TokenBucket(rate_cap, start_full=False)] if rate_cap else list(buckets)
+        # The transfer's rate cap is the sender's to keep (it paces the stream); pacing the same
+        # stream again here would only add stalls. Here: this node's own download limit.
+        caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
             time.monotonic() + timeout_s, timeout_s, caps, rate_cap, accept_lz4, cancel, live)

@@ -119,6 +119,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="concurrent downloads from upstream and uploads to the site (default 3)")
     r.add_argument("--connect-timeout", type=float, default=300.0, metavar="S",
                    help="give up if the upstream never answers within this (default 300 s)")
+    r.add_argument("--store-and-forward", action="store_true",
+                   help="announce nothing to this site until the whole generation is here (for "
+                        "comparison: by default each chunk is passed on as soon as it is verified)")
     _topology_args(r)
     r.set_defaults(func=run_proxy)
 
@@ -197,7 +200,8 @@ def run_proxy(args: argparse.Namespace) -> int:
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
-                                  upstream_site=where.parent_site, link_map=where.link_map))
+                                  upstream_site=where.parent_site, link_map=where.link_map,
+                                  store_and_forward=args.store_and_forward))
 
     async def body() -> None:
         runner = asyncio.create_task(node.run())

@@ -42,6 +42,8 @@ class RelayOptions:
     site: str | None = None
     upstream_site: str | None = None
     link_map: LinkMap | None = None
+    store_and_forward: bool = False   # hold the site back until the whole generation is here
+                                      # (the behaviour cut-through is measured against)
 
 
 class RelayNode:
@@ -61,13 +63,18 @@ class RelayNode:
         self.port = opts.port
 
     def _manifest(self, manifest: Manifest) -> None:
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have())
         tmp = self._manifest_file.with_suffix(".tmp")
         tmp.write_text(manifest.to_json(), encoding="utf-8")
         os.replace(tmp, self._manifest_file)
+        if self.opts.store_and_forward and not self.upstream.complete():
+            return
+        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have())
 
     def _chunk(self, chunk: str) -> None:
-        self.swarm.seed_got(chunk)
+        if not self.opts.store_and_forward:
+            self.swarm.seed_got(chunk)
+        elif self.upstream.complete() and self.upstream.manifest is not None:
+            self.swarm.set_manifest(self.upstream.manifest)
 
     async def _resume_last_manifest(self) -> None:
         """Serve the site from the last generation seen, before (or without) the upstream."""

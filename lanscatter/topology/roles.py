@@ -42,6 +42,7 @@ class RunContext:
     workdir: Path | None               # the rehearsal's work directory (local runs)
     link_flags: Collection[str] = ()   # commands that accept --topology/--host (see link_flag_support)
     python: str = sys.executable
+    store_and_forward: bool = False    # relays wait for the whole generation (benchmark comparison)
 
 
 def _mbit(rate: float) -> str:
@@ -72,6 +73,8 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
         argv += [up, str(host.folder), "--listen", host.address, "--port", str(port)]
         if role == "relay":
             argv += ["--peer-port", str(host.peer_port)]
+            if ctx.store_and_forward:
+                argv += ["--store-and-forward"]
         dl_rate = host.dl_rate
         if role == "relay" and ctx.local:
             # In a rehearsal the relay is the only receiver behind its WAN link: one download limit

@@ -55,13 +55,15 @@ class UpOptions:
     on_synced: str | None
     timeout: float | None              # seconds; with --exit-when-synced
     tui: bool = False                  # show the terminal monitor (not headless, on a terminal)
+    store_and_forward: bool = False    # relays hold their site back until they have everything
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> UpOptions:
         return cls(Path(args.file), args.local, args.host, Path(args.workdir) if args.workdir else None,
                    args.demo_data, args.headless, args.exit_when_synced,
                    Path(args.report) if args.report else None, args.on_synced, args.timeout,
-                   tui=not args.headless and sys.stdin.isatty() and sys.stdout.isatty())
+                   tui=not args.headless and sys.stdin.isatty() and sys.stdout.isatty(),
+                   store_and_forward=args.store_and_forward)
 
 
 def default_workdir(opts: UpOptions, plan: DeploymentPlan) -> Path:
@@ -139,7 +141,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         log.warning("the master and relay commands of this installation do not load the link map: "
                     "the rehearsal runs without the file's link speeds")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
-                     workdir=workdir if opts.local else None, link_flags=link_flags)
+                     workdir=workdir if opts.local else None, link_flags=link_flags,
+                     store_and_forward=opts.store_and_forward)
     env = {SECRET_ENV: secret} if secret else {}
     log.info("%s: running %s", opts.file, "every host on this machine (rehearsal in " + str(workdir) + ")"
              if opts.local else f"host {hosts[0].name} ({hosts[0].role})")
@@ -263,6 +266,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    "follow changes at the origin")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="give up after S seconds (exit 1) if not done; for scripts and CI")
+    p.add_argument("--store-and-forward", action="store_true",
+                   help="relays pass nothing on until they hold the whole generation (to measure what "
+                   "cut-through gains; not for real use)")
     p.add_argument("--report", metavar="FILE", help="write a JSON report when the run ends (docs/orchestrator.md)")
     p.add_argument("--on-synced", metavar="CMD",
                    help="command a host runs when its folder first becomes complete for a generation, with "
