@@ -115,10 +115,11 @@ def main() -> int:
             results[name] = run_lanscatter(tree, work, args.timeout) if name == "lanscatter" else \
                 run_baseline(name, tree, dataset, work)
             if args.keep:
-                args.keep.mkdir(parents=True, exist_ok=True)
-                for f in ("report.json", "emulate.log"):
-                    if (work / f).exists():
-                        (args.keep / f"{args.topology.stem}-{name}-{f}").write_text((work / f).read_text())
+                keep = args.keep / f"{args.topology.stem}-{name}"
+                keep.mkdir(parents=True, exist_ok=True)
+                for f in [work / "report.json", work / "emulate.log", *(work / "run" / "logs").glob("*.log")]:
+                    if f.exists():
+                        (keep / f.name).write_text(f.read_text(errors="replace"))
             print_row(name, results[name], spec.sites, ideal, total)
     return 0
 

@@ -146,14 +146,16 @@ def run_emulation(opts: EmulateOptions) -> int:
             code, tracker, after = asyncio.run(_supervise(opts, plan, emu, ctx, env, workdir))
         # asyncio.run put the default SIGTERM action back: keep tearing down on SIGTERM
         signal.signal(signal.SIGTERM, _exit_on_signal)
-        if opts.report is not None:
-            report = tracker.report()
-            report["wan_links"] = wan_report(spec, plan, before, after, tracker.dataset_bytes)
-            report["wan_bytes_from"] = "interface counters, TCP payload estimate, parent -> child"
-            report["emulated"] = True
-            report["delay_mechanism"] = emu.delay_mechanism
-            _write_json(opts.report, report)
-            log.info("report written to %s", opts.report)
+        report = tracker.report()
+        report["wan_links"] = wan_report(spec, plan, before, after, tracker.dataset_bytes)
+    if opts.report is not None:
+        report["wan_bytes_from"] = "interface counters, TCP payload estimate, parent -> child"
+        report["emulated"] = True
+        report["delay_mechanism"] = emu.delay_mechanism
+        # known once the network is down: what each forwarder passed, lost on purpose, or overflowed
+        report["forwarders"] = {wan_link_names(spec)[name]: stats for name, stats in emu.forwarder_stats.items()}
+        _write_json(opts.report, report)
+        log.info("report written to %s", opts.report)
     return code
 
 
