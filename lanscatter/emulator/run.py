@@ -45,7 +45,13 @@ from lanscatter.errors import ConfigError
 from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
 from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.orchestrator import ProcessSpec, Supervisor
-from lanscatter.topology.roles import SECRET_ENV, RunContext, link_flag_support, registered_commands, role_command
+from lanscatter.topology.roles import (
+    SECRET_ENV,
+    RunContext,
+    link_flag_support,
+    registered_commands,
+    role_command,
+)
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
 from lanscatter.topology.watch import Watcher, wait_until_answers
@@ -95,7 +101,8 @@ def inside_namespace(namespace: str) -> Iterator[None]:
             yield
         finally:
             if libc.setns(home, _CLONE_NEWNET) != 0:
-                raise EmulatorError(f"cannot return from namespace {namespace}: {os.strerror(ctypes.get_errno())}")
+                raise EmulatorError(f"cannot return from namespace {namespace}: "
+                                    f"{os.strerror(ctypes.get_errno())}")
     finally:
         os.close(home)
 
@@ -131,7 +138,8 @@ def run_emulation(opts: EmulateOptions) -> int:
     source = plan.dataset.source
     if not source.is_dir():
         if source.exists():
-            raise ConfigError(f"the data set source {source} is not a folder", "fix dataset.source in the topology")
+            raise ConfigError(f"the data set source {source} is not a folder",
+                              "fix dataset.source in the topology")
         generate_demo(source, opts.demo_data or DEFAULT_DEMO_SIZE)
     secret = plan.dataset.secret_value()
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=False,
@@ -153,7 +161,8 @@ def run_emulation(opts: EmulateOptions) -> int:
         report["emulated"] = True
         report["delay_mechanism"] = emu.delay_mechanism
         # known once the network is down: what each forwarder passed, lost on purpose, or overflowed
-        report["forwarders"] = {wan_link_names(spec)[name]: stats for name, stats in emu.forwarder_stats.items()}
+        names = wan_link_names(spec)
+        report["forwarders"] = {names[name]: stats for name, stats in emu.forwarder_stats.items()}
         _write_json(opts.report, report)
         log.info("report written to %s", opts.report)
     return code
@@ -192,7 +201,8 @@ async def _supervise(opts: EmulateOptions, plan: DeploymentPlan, emu: Emulation,
     if opts.exit_when_synced:
         waits.add(asyncio.create_task(watcher.synced.wait()))
     try:
-        done, _ = await asyncio.wait(waits | {watching}, timeout=opts.timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waits | {watching}, timeout=opts.timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
         timed_out = not done
         if watching.done():
             watching.result()

@@ -121,7 +121,8 @@ def parse_share(text: str) -> float:
     """`0.5%` -> 0.005: a share of packets, written as a percentage below 100."""
     number, unit = _split(text, "percentage", "bad-value")
     if not unit:
-        raise UnitError("unit-missing", f"share {text!r} has no unit; write it as a percentage, e.g. '{text}%'")
+        raise UnitError("unit-missing",
+                        f"share {text!r} has no unit; write it as a percentage, e.g. '{text}%'")
     if unit != "%":
         raise UnitError("bad-unit", f"unknown unit {unit!r}; write a share as a percentage, e.g. '0.1%'")
     if not 0 <= number < 100:

@@ -56,8 +56,8 @@ def test_emulated_tree_mirrors_the_origin_and_counts_the_wan(tmp_path: Path) -> 
     _dataset(source)
     tag = "t" + secrets.token_hex(2)
     work, report_path = tmp_path / "work", tmp_path / "report.json"
-    argv = [sys.executable, "-m", "lanscatter", "emulate", str(_tree(tmp_path, source)), "--workdir", str(work),
-            "--exit-when-synced", "--timeout", "45", "--report", str(report_path), "--tag", tag]
+    argv = [sys.executable, "-m", "lanscatter", "emulate", str(_tree(tmp_path, source)),
+            "--workdir", str(work), "--exit-when-synced", "--timeout", "45", "--report", str(report_path), "--tag", tag]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=75, check=False)
     finally:

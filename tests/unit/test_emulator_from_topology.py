@@ -95,3 +95,19 @@ def test_bad_loss_is_reported_with_its_position(tmp_path: Path, loss: str, code:
     problems = err.value.problems
     assert [p.code for p in problems] == [code]
     assert (problems[0].line, problems[0].col) == (20, 11)
+
+
+@pytest.mark.parametrize("argv", [["emulate", "tree.yaml"], ["emulate", "--cleanup"]])
+def test_emulate_without_namespaces_is_an_error_line_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str]) -> None:
+    from lanscatter import cli
+    from lanscatter.emulator import run
+
+    monkeypatch.setattr(run, "support_problem", lambda: "network namespaces need root")
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(argv) != 0
+    err = capsys.readouterr().err
+    assert "error: cannot emulate here: network namespaces need root" in err
+    assert "hint: run as root" in err
+    assert "Traceback" not in err
