@@ -333,8 +333,9 @@ class Planner:
 
         A host link is split among the host's free slots. A site LAN is split among the transfers
         this round can still start towards the destination's site, so the first transfer of a
-        round does not take a whole LAN from the others. A WAN link is not split: one transfer at
-        the WAN's full rate holds one upload slot of the site above for the shortest time."""
+        round does not take a whole LAN from the others. A WAN link carries `wan_streams`
+        transfers at once, each at that share of its capacity: while one ends and the next is
+        being arranged (messages, request, first byte), the others keep the link busy."""
         book = self._book
         floor = self.config.min_link_share
         rate = down
@@ -345,7 +346,9 @@ class Planner:
                 left = book.left(name)
                 if left <= floor * book.capacity[name]:
                     return None
-                rate = min(rate, left if name in book.wan else left / split)
+                streams = max(1, min(self.config.wan_streams, d.dl_slots))
+                share = book.capacity[name] / streams if name in book.wan else left / split
+                rate = min(rate, left, share)
         if s.up_link is not None:
             left = book.left(s.up_link)
             if left <= floor * book.capacity[s.up_link]:

@@ -33,6 +33,7 @@ class PlannerConfig:
     kept_pace: float = 1.25             # a capped upload within this factor of its cap proves no slowness
     min_link_share: float = 0.02        # a link with less than this share of capacity left is full
     stats_refresh_s: float = 1.0        # how often the swarm medians are recomputed
+    wan_streams: int = 2                # transfers sharing a WAN link at once (keeps it busy between them)
     transfer_overhead_s: float = 0.05   # fixed cost of any transfer (messages, request, first byte):
                                         #     a small chunk's time is mostly this, not slowness
 

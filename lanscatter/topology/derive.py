@@ -12,6 +12,8 @@ Rules:
 - `local=True` plans a rehearsal on one machine: each host gets its own loopback address
   (127.0.0.2 upward, in tree order: root site first, sites depth first, hosts in file order), and its
   folder becomes `<workdir>/<site>/<host>`; the origin keeps the data set's source folder.
+- `addresses` (host -> address) replaces the addresses of the hosts it names, local or not: an
+  emulated network (`lanscatter emulate`) gives every host its namespace's address this way.
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ def _resolve(base: Path, folder: str) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = None) -> DeploymentPlan:
+def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = None,
+                addresses: Mapping[str, str] | None = None) -> DeploymentPlan:
     """The plan for a topology that `load_topology` accepted."""
     origin = topo.host(topo.dataset.origin)
     assert origin is not None, "load_topology checks the origin"
@@ -135,6 +138,7 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
     sites = [site for name in tree.order if (site := topo.site(name)) is not None]
     ordered = [h for site in sites for h in site.hosts]
     address = {h.name: (_loopback(i) if local else h.address) for i, h in enumerate(ordered)}
+    address.update((name, addr) for name, addr in (addresses or {}).items() if name in address)
     site_master = {site.name: origin.name if site.name == tree.root else site.gateway or "" for site in sites}
 
     settings = {h.name: topo.settings_of(h) for h in ordered}

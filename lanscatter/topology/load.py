@@ -27,7 +27,7 @@ from lanscatter.topology.model import (
     WanLink,
 )
 from lanscatter.topology.problems import Pos, ProblemLog, did_you_mean
-from lanscatter.topology.units import UnitError, parse_duration, parse_size, parse_speed
+from lanscatter.topology.units import UnitError, parse_duration, parse_share, parse_size, parse_speed
 from lanscatter.topology.yaml_positions import YMap, YNode, YScalar, YSeq
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
 SITE_KEYS = ("lan", "gateway", "hosts", "defaults")
 HOST_KEYS = ("address", *SETTING_KEYS)
-WAN_KEYS = ("between", "bandwidth", "latency", "down", "up")
+WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")
 
 
 class _Reader:
@@ -253,6 +253,7 @@ def _wan_link(r: _Reader, node: YNode) -> WanLink | None:
             r.log.add(between.pos, "wrong-type", "between takes two site names: [parent-site, child-site]")
     speeds = {k: r.unit(f[k], k, parse_speed) if k in f else None for k in ("bandwidth", "down", "up")}
     latency = r.unit(f["latency"], "latency", parse_duration) if "latency" in f else 0.0
+    loss = r.unit(f["loss"], "loss", parse_share) if "loss" in f else 0.0
     if "bandwidth" not in f and not ("down" in f and "up" in f):
         r.log.add(node.pos, "missing-key", "wan link needs 'bandwidth' (or both 'down' and 'up')")
     for cap in ("down", "up"):
@@ -266,7 +267,7 @@ def _wan_link(r: _Reader, node: YNode) -> WanLink | None:
     if isinstance(f["between"], YSeq):
         where["between.0"], where["between.1"] = (n.pos for n in f["between"].items)
     return WanLink((pair[0], pair[1]), speeds["bandwidth"], latency or 0.0, speeds["down"], speeds["up"],
-                   node.pos, where)
+                   node.pos, where, loss=loss or 0.0)
 
 
 def build(root: YNode, file: Path, log: ProblemLog) -> Topology:

@@ -100,6 +100,7 @@ class WanLink:
     up: float | None
     pos: Pos
     where: Mapping[str, Pos] = _positions()
+    loss: float = 0.0                 # share of packets lost, each direction (only `emulate` uses it)
 
     def capacity(self, downward: bool) -> float:
         cap = self.down if downward else self.up

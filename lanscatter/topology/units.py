@@ -1,5 +1,6 @@
 """Units as operators write them: speeds (`50Mbit`, `1Gbit/s`, `100MB/s`), sizes (`16MiB`) and
-durations (`20ms`).
+durations (`20ms`) and
+shares (`0.1%`, a WAN link's packet loss).
 
 Rules:
 - A lowercase `b` or the word `bit` means bits, an uppercase `B` means bytes: `50Mb` is 50 megabits,
@@ -114,6 +115,19 @@ def parse_duration(text: str) -> float:
     if number < 0:
         raise UnitError("bad-duration", f"duration {text!r} must not be negative")
     return number * factor
+
+
+def parse_share(text: str) -> float:
+    """`0.5%` -> 0.005: a share of packets, written as a percentage below 100."""
+    number, unit = _split(text, "percentage", "bad-value")
+    if not unit:
+        raise UnitError("unit-missing",
+                        f"share {text!r} has no unit; write it as a percentage, e.g. '{text}%'")
+    if unit != "%":
+        raise UnitError("bad-unit", f"unknown unit {unit!r}; write a share as a percentage, e.g. '0.1%'")
+    if not 0 <= number < 100:
+        raise UnitError("bad-value", f"share {text!r} must be at least 0% and below 100%")
+    return number / 100
 
 
 def _trim(value: float) -> str:
