@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import lz4.frame
 from aiohttp import web
@@ -70,9 +73,14 @@ class ChunkServer:
         except OSError:
             raise web.HTTPNotFound(text="chunk not here\n") from None
         self.counters.uploads += 1
+        rate = _rate_param(request.query.get("rate"))
+        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+        # The transfer's rate cap is kept by the kernel where it can (smooth pacing, no idle gaps
+        # that would drop TCP back to slow start); else by a token bucket here.
+        paced = rate is not None and sock is not None and _pace(sock, rate)
         try:
-            rate = _rate_param(request.query.get("rate"))
-            buckets = [b for b in (self.ul_bucket, TokenBucket(rate, start_full=False) if rate else None) if b and b.rate]
+            own = TokenBucket(rate, start_full=False) if rate and not paced else None
+            buckets = [b for b in (self.ul_bucket, own) if b is not None and b.rate]
             lz4_ok = self.compress and "lz4" in request.headers.get(ACCEPT_HEADER, "")
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)
@@ -82,6 +90,8 @@ class ChunkServer:
             log.debug("upload of %s to %s ended early: %s", chunk[:8], request.remote, exc)
             raise web.HTTPGone() from None
         finally:
+            if paced:
+                _pace(sock, None)      # the connection may be kept alive for another transfer
             self.counters.uploads -= 1
             fh.close()
 
@@ -150,6 +160,25 @@ def _read_compress(comp: lz4.frame.LZ4FrameCompressor, fd: int, pos: int, n: int
     if len(data) != n:
         raise OSError("file shrank while serving it")
     return comp.compress(data)
+
+
+_SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux
+
+
+def _pace(sock: Any, rate: float | None) -> bool:
+    """Ask the kernel to pace this socket at `rate` bytes/s (None: unlimited again)."""
+    if sys.platform != "linux":
+        return False
+    value = int(rate) if rate else 0xFFFFFFFFFFFFFFFF
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_MAX_PACING_RATE, struct.pack("=Q", value))
+    except OSError:
+        try:       # kernels before 64-bit pacing rates
+            sock.setsockopt(socket.SOL_SOCKET, _SO_MAX_PACING_RATE,
+                            struct.pack("=I", min(value, 0xFFFFFFFF)))
+        except OSError:
+            return False
+    return True
 
 
 def _rate_param(value: str | None) -> float | None:
