@@ -99,7 +99,10 @@ class Fetcher:
                     conn.sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-            await asyncio.wait({fut}, timeout=10)
+            # Wait for the thread itself: it must not write into a part file once the caller goes on
+            # (a new generation may close and reuse that descriptor). Its socket is shut down and
+            # every blocking step has a socket timeout, so this is short.
+            await asyncio.wait({fut})
             raise
 
     def close(self) -> None:
@@ -110,6 +113,8 @@ class Fetcher:
                timeout_s: float, caps: list[TokenBucket], rate_cap: float | None, accept_lz4: bool,
                cancel: threading.Event, live: _Live) -> FetchResult:
         started = time.monotonic()
+        if cancel.is_set():            # cancelled while queued for a thread
+            return FetchResult(False, error="cancelled")
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         wire = 0
