@@ -346,6 +346,9 @@ class Swarm:
             log.debug("send failed: %s", exc)
 
     # ---- status ------------------------------------------------------------------------------
+    def _avg_upload(self, name: str) -> float | None:
+        """Mean seconds per chunk uploaded by this node (the planner measures it)."""
+        return self.planner.node_stats(name).avg_upload_s
     def status(self, *, rx_bytes: int = 0, tx_bytes: int = 0) -> dict[str, Any]:
         m = self.manifest
         nodes = [{
@@ -354,7 +357,7 @@ class Swarm:
             "inflight": Bitmap(self.seed_have.size).encode(), "downloads": 0,
             "uploads": self.seed_uploads(), "dl_slots": 0, "ul_slots": self.seed_slots,
             "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": 0.0, "tx_rate": 0.0,
-            "avg_upload_s": None,
+            "avg_upload_s": self._avg_upload(self.name),
         }]
         for link in [*self.peers.values(), *self.gone.values()]:
             rx_rate, tx_rate = link.rates.rates() if link.online else (0.0, 0.0)
@@ -364,7 +367,8 @@ class Swarm:
                 "bitmap": link.have.encode(), "inflight": link.inflight.encode(),
                 "downloads": link.downloads, "uploads": link.uploads, "dl_slots": link.dl_slots,
                 "ul_slots": link.ul_slots, "rx_bytes": link.rx_bytes, "tx_bytes": link.tx_bytes,
-                "rx_rate": rx_rate, "tx_rate": tx_rate, "avg_upload_s": None,
+                "rx_rate": rx_rate, "tx_rate": tx_rate,
+                "avg_upload_s": self._avg_upload(link.name) if link.online and link.planned else None,
             })
         return {
             "version": 1, "role": self.role, "name": self.name, "site": self.site,
