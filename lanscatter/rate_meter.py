@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections import deque
 
+SPACING_S = 0.5     # samples closer than this replace the newest one: readers may poll very often
+
 
 class RateMeter:
-    """Bytes/s over the last few seconds, from cumulative counters sampled now and then."""
+    """Bytes/s over the last few seconds (at least 8 samples x SPACING_S), from cumulative counters
+    sampled whenever a reader asks."""
 
     def __init__(self) -> None:
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=8)
 
     def sample(self, now: float, rx: int, tx: int) -> None:
-        self.samples.append((now, rx, tx))
+        if len(self.samples) >= 2 and now - self.samples[-2][0] < SPACING_S:
+            self.samples[-1] = (now, rx, tx)
+        else:
+            self.samples.append((now, rx, tx))
 
     def rates(self) -> tuple[float, float]:
         if len(self.samples) < 2:
