@@ -97,6 +97,7 @@ class MasterNode:
                 continue
             if entry is not None and (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns):
                 return Location(path, loc.offset, loc.length)
+        self.swarm.seed_lost(chunk)
         self.request_rescan(f"chunk {chunk[:8]}: its file changed")
         return None
 

@@ -84,6 +84,7 @@ class PeerNode:
         self._runner: web.AppRunner | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._outbox: asyncio.Queue[str] | None = None
         self._inflight: set[str] = set()
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.local_copies = 0
@@ -170,22 +171,43 @@ class PeerNode:
             self.name = welcome.name
             self.connected = True
             log.info("joined %s as %s", url, self.name)
-            stats = asyncio.create_task(self._stats_loop(ws))
+            # Every frame to the master goes through one writer task: download tasks are cancelled
+            # freely (new generation, Cancel), and a send must never be cut off half-way.
+            outbox: asyncio.Queue[str] = asyncio.Queue()
+            self._outbox = outbox
+            helpers = [asyncio.create_task(self._writer(ws, outbox)), asyncio.create_task(self._stats_loop())]
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.TEXT:
-                        await self._handle(ws, p.decode(msg.data, "master"))
+                        await self._handle(p.decode(msg.data, "master"))
             finally:
-                stats.cancel()
-                await asyncio.gather(stats, return_exceptions=True)
+                self._outbox = None
+                for t in helpers:
+                    t.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
                 self._ws = None
 
-    async def _handle(self, ws: aiohttp.ClientWebSocketResponse, msg: p.Message) -> None:
+    def _post(self, msg: p.Message) -> None:
+        """Queue a frame for the master (dropped when not connected: the next join resends state)."""
+        if self._outbox is not None:
+            self._outbox.put_nowait(p.encode(msg))
+
+    @staticmethod
+    async def _writer(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[str]) -> None:
+        while True:
+            text = await outbox.get()
+            try:
+                await ws.send_str(text)
+            except ConnectionError as exc:
+                log.debug("master connection lost while sending: %s", exc)
+                return
+
+    async def _handle(self, msg: p.Message) -> None:
         if isinstance(msg, p.ManifestMsg):
-            await self._new_manifest(ws, manifest_from_dict(msg.manifest))
+            await self._new_manifest(manifest_from_dict(msg.manifest))
         elif isinstance(msg, p.Download):
             if msg.transfer not in self._tasks:
-                task = asyncio.create_task(self._download(ws, msg))
+                task = asyncio.create_task(self._download(msg))
                 task.add_done_callback(_log_crash)
                 self._tasks[msg.transfer] = task
         elif isinstance(msg, p.Cancel):
@@ -197,7 +219,7 @@ class PeerNode:
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
 
-    async def _new_manifest(self, ws: aiohttp.ClientWebSocketResponse, manifest: Manifest) -> None:
+    async def _new_manifest(self, manifest: Manifest) -> None:
         await self._cancel_all()
         stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
         self.manifest = manifest
@@ -208,21 +230,21 @@ class PeerNode:
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
         if self.on_manifest:
             self.on_manifest(manifest)
-        await ws.send_str(p.encode(p.Have(manifest.generation, sorted(have), replace=True)))
+        self._post(p.Have(manifest.generation, sorted(have), replace=True))
 
-    async def _download(self, ws: aiohttp.ClientWebSocketResponse, d: p.Download) -> None:
+    async def _download(self, d: p.Download) -> None:
         try:
-            await self._download_inner(ws, d)
+            await self._download_inner(d)
         finally:
             self._tasks.pop(d.transfer, None)
 
-    async def _download_inner(self, ws: aiohttp.ClientWebSocketResponse, d: p.Download) -> None:
+    async def _download_inner(self, d: p.Download) -> None:
         m = self.manifest
         gen = m.generation if m else ""
         target = self.store.chunk_target(d.chunk)
         if target is None or d.chunk in self._inflight:
             ok = self.store.has(d.chunk)
-            await ws.send_str(p.encode(p.Report(d.transfer, ok, 0.0, "" if ok else "not wanted")))
+            self._post(p.Report(d.transfer, ok, 0.0, "" if ok else "not wanted"))
             return
         fd, offset, length = target
         log.debug("fetching %s from %s", d.chunk[:8], d.source)
@@ -245,10 +267,9 @@ class PeerNode:
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
-        await ws.send_str(p.encode(p.Report(d.transfer, result.ok, result.seconds, result.error,
-                                            result.corrupt)))
+        self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt))
         if result.ok:
-            await ws.send_str(p.encode(p.Have(gen, [d.chunk])))
+            self._post(p.Have(gen, [d.chunk]))
             if self.on_chunk:
                 self.on_chunk(d.chunk)
 
@@ -256,11 +277,11 @@ class PeerNode:
         self._rx_meter.sample(time.monotonic(), self.counters.rx_bytes, self.counters.tx_bytes)
         return self._rx_meter.rates()[0]
 
-    async def _stats_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(STATS_EVERY_S)
-            await ws.send_str(p.encode(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes,
-                                               self.counters.uploads, self.complete())))
+            self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
+                               self.complete()))
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())

@@ -14,14 +14,13 @@ in one process over one folder.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from lanscatter.atomic_file import write_text_atomic
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import ManifestError
 from lanscatter.linkmap import LinkMap
@@ -63,9 +62,7 @@ class RelayNode:
         self.port = opts.port
 
     def _manifest(self, manifest: Manifest) -> None:
-        tmp = self._manifest_file.with_suffix(".tmp")
-        tmp.write_text(manifest.to_json(), encoding="utf-8")
-        os.replace(tmp, self._manifest_file)
+        write_text_atomic(self._manifest_file, manifest.to_json())
         if self.opts.store_and_forward and not self.upstream.complete():
             return
         self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have())
@@ -126,5 +123,3 @@ class RelayNode:
                           "complete": up.complete(), "downloaded_chunks": up.downloaded_chunks}
         return st
 
-    def dump_status(self) -> str:
-        return json.dumps(self.status())

@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -359,8 +358,6 @@ class MirrorStore:
         self._close_journal()
         self.cache.close()
 
-    def files_in_progress(self) -> Iterator[str]:
-        return iter(self._asm)
 
 
 def _remove(p: Path) -> None:

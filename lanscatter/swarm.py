@@ -110,6 +110,11 @@ class Swarm:
     def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None) -> None:
         """A new generation. seed_has None: the seed holds every chunk (a master's own folder)."""
         if self.manifest is not None and manifest.generation == self.manifest.generation:
+            if seed_has is None and self.seed_have.count < self.seed_have.size:
+                # the rescan found the same content after all: the seed holds everything again
+                self.seed_have.fill()
+                self.planner.set_have(self.name, [h for h, _ in manifest.chunk_table()])
+                self._wake.set()
             return
         # Peers drop every transfer when they take a new generation: withdraw them all here too.
         for t in list(self.transfers.values()):
@@ -137,6 +142,17 @@ class Swarm:
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                            f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
         self._wake.set()
+
+    def seed_lost(self, chunk: str) -> None:
+        """The seed cannot serve this chunk any more (its file changed; a rescan is coming): stop
+        planning it from the seed instead of failing transfer after transfer."""
+        if self.manifest is None:
+            return
+        i = self.manifest.chunk_index().get(chunk)
+        if i is not None and i in self.seed_have:
+            self.seed_have.clear(i)
+            table = self.manifest.chunk_table()
+            self.planner.set_have(self.name, [h for k, (h, _) in enumerate(table) if k in self.seed_have])
 
     def seed_got(self, chunk: str) -> None:
         """The seed (a relay) verified one more chunk: it can serve it from now on."""

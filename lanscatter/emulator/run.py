@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import ctypes
 import functools
-import json
 import logging
 import os
 import signal
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lanscatter.atomic_file import write_json_atomic
 from lanscatter.emulator.from_topology import emulated_plan, net_spec, wan_link_names
 from lanscatter.emulator.netns import (
     DelayMechanism,
@@ -120,13 +120,6 @@ def wan_report(spec: NetSpec, plan: DeploymentPlan, before: dict[str, LinkCounte
     return out
 
 
-def _write_json(path: Path, doc: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def run_emulation(opts: EmulateOptions) -> int:
     require_support()
     topo = load_topology(opts.file)
@@ -163,7 +156,7 @@ def run_emulation(opts: EmulateOptions) -> int:
         # known once the network is down: what each forwarder passed, lost on purpose, or overflowed
         names = wan_link_names(spec)
         report["forwarders"] = {names[name]: stats for name, stats in emu.forwarder_stats.items()}
-        _write_json(opts.report, report)
+        write_json_atomic(opts.report, report)
         log.info("report written to %s", opts.report)
     return code
 

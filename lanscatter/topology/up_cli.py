@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanscatter.atomic_file import write_json_atomic
 from lanscatter.errors import ConfigError
 from lanscatter.sizes import parse_size
 from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
@@ -109,13 +109,6 @@ def _hooks(opts: UpOptions, hosts: list[HostPlan]) -> dict[str, Hook]:
     return out
 
 
-def _write_json(path: Path, doc: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     opts = UpOptions.from_args(args)
     topo = load_topology(opts.file)
@@ -169,7 +162,7 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
             log.warning("restarting %s (restart #%d)", event.name, supervisor.restarts.get(event.name, 0))
             tracker.restarted(event.name)
         if event.kind in ("started", "exited"):
-            _write_json(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
+            write_json_atomic(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
 
     supervisor = Supervisor(on_event=on_event)
     hooks = HookRunner(supervisor, _hooks(opts, hosts), plan.dataset.name, workdir / "logs")
@@ -203,9 +196,9 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
             await hooks.wait()             # the last host's hook belongs to this run
         log.info("stopping %d role%s", len(hosts), "s" if len(hosts) != 1 else "")
         await supervisor.stop()
-        _write_json(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
+        write_json_atomic(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
         if opts.report is not None:
-            _write_json(opts.report, tracker.report())
+            write_json_atomic(opts.report, tracker.report())
             log.info("report written to %s", opts.report)
     if stop_signal:
         return EXIT_INTERRUPTED[stop_signal[0]]
