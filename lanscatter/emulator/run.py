@@ -44,7 +44,7 @@ from lanscatter.emulator.spec import NetSpec
 from lanscatter.errors import ConfigError
 from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
 from lanscatter.topology.derive import DeploymentPlan
-from lanscatter.topology.orchestrator import ProcessSpec, Supervisor
+from lanscatter.topology.orchestrator import EXIT_INTERRUPTED, ProcessSpec, Supervisor, stop_on_signals
 from lanscatter.topology.roles import (
     SECRET_ENV,
     RunContext,
@@ -58,7 +58,6 @@ from lanscatter.topology.watch import Watcher, wait_until_answers
 
 log = logging.getLogger("lanscatter.emulate")
 
-EXIT_INTERRUPTED = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
 _CLONE_NEWNET = 0x40000000
 LOCAL_WORKDIR = ".lanscatter-emulate"
 
@@ -168,14 +167,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 async def _supervise(opts: EmulateOptions, plan: DeploymentPlan, emu: Emulation, ctx: RunContext,
                      env: dict[str, str], workdir: Path) -> tuple[int, SyncTracker, dict[str, LinkCounters]]:
     loop = asyncio.get_running_loop()
-    stop_signal: list[signal.Signals] = []
-    stop = asyncio.Event()
-
-    def on_signal(sig: signal.Signals) -> None:
-        stop_signal.append(sig)
-        stop.set()
-    for sig in EXIT_INTERRUPTED:
-        loop.add_signal_handler(sig, on_signal, sig)
+    stop, stop_signal = stop_on_signals(loop)
 
     tracker = SyncTracker(plan)
     supervisor = Supervisor()

@@ -216,3 +216,20 @@ def _open_log(spec: ProcessSpec) -> IO[bytes]:
 def _append(path: Path, line: str) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line)
+
+
+# A closed SSH session (SIGHUP), Ctrl-C and SIGTERM all stop a run cleanly; exit 128 + signal.
+EXIT_INTERRUPTED = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def stop_on_signals(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Event, list[signal.Signals]]:
+    """An event set by the first of EXIT_INTERRUPTED to arrive, and the signals received."""
+    stop = asyncio.Event()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+    for sig in EXIT_INTERRUPTED:
+        loop.add_signal_handler(sig, on_signal, sig)
+    return stop, received

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import os
-import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -25,7 +24,13 @@ from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
 from lanscatter.topology.derive import LOCAL_WORKDIR, DeploymentPlan, HostPlan, derive_plan
 from lanscatter.topology.hooks import Hook, HookRunner
 from lanscatter.topology.hostmatch import local_identity, select_host
-from lanscatter.topology.orchestrator import ProcessEvent, ProcessSpec, Supervisor
+from lanscatter.topology.orchestrator import (
+    EXIT_INTERRUPTED,
+    ProcessEvent,
+    ProcessSpec,
+    Supervisor,
+    stop_on_signals,
+)
 from lanscatter.topology.roles import (
     SECRET_ENV,
     RunContext,
@@ -39,7 +44,6 @@ from lanscatter.topology.watch import Watcher, wait_until_answers
 
 log = logging.getLogger("lanscatter.up")
 
-EXIT_INTERRUPTED = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}   # 128 + signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +149,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx: RunContext,
                env: dict[str, str], workdir: Path) -> int:
     loop = asyncio.get_running_loop()
-    stop_signal: list[signal.Signals] = []
-    stop = asyncio.Event()
-
-    def on_signal(sig: signal.Signals) -> None:
-        stop_signal.append(sig)
-        stop.set()
-    for sig in EXIT_INTERRUPTED:             # a closed SSH session (SIGHUP) also stops cleanly
-        loop.add_signal_handler(sig, on_signal, sig)
+    stop, stop_signal = stop_on_signals(loop)
 
     tracker = SyncTracker(plan)
     pid_file = workdir / "pids.json"

@@ -156,6 +156,10 @@ def tree_state(root: Path) -> dict[str, Any]:
             out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "dir"
         for f in files:
             p = Path(dirpath) / f
-            st = p.lstat()
-            out[os.path.relpath(p, root)] = (p.read_bytes(), st.st_mtime_ns, bool(st.st_mode & 0o100))
+            try:
+                st = p.lstat()
+                data = p.read_bytes()
+            except FileNotFoundError:      # renamed into place while we walked: seen as missing
+                continue
+            out[os.path.relpath(p, root)] = (data, st.st_mtime_ns, bool(st.st_mode & 0o100))
     return out

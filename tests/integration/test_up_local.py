@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ from tests.integration.up_runs import UpRun, alive, wait_until, write_tree
 
 # Records its environment; fails on host c (a failing hook is logged, not retried).
 HOOK = 'env | grep ^LANSCATTER_ | sort > "$HOOKS/$LANSCATTER_HOST.env"; [ "$LANSCATTER_HOST" != c ]'
-
-
-@pytest.fixture
-def runs() -> Iterator[list[UpRun]]:
-    started: list[UpRun] = []
-    try:
-        yield started
-    finally:
-        for run in started:
-            run.close()
 
 
 def _single_lan(tmp_path: Path, source: Path, **peer_settings: object) -> Path:

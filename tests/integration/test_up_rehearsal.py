@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ needs_link_emulation = pytest.mark.skipif(
     not {"master", "proxy"} <= link_flag_support(),
     reason="masters and relays do not take --topology yet: link speeds are not emulated, so a run has no "
     "'mid-run' to act in")
-
-
-@pytest.fixture
-def runs() -> Iterator[list[UpRun]]:
-    started: list[UpRun] = []
-    try:
-        yield started
-    finally:
-        for run in started:
-            run.close()
 
 
 def _random_tree(root: Path, total: int) -> None:
