@@ -220,18 +220,31 @@ def run_proxy(args: argparse.Namespace) -> int:
 
 
 def _run(body: Callable[[], Awaitable[None]]) -> int:
+    """Run a node until it ends or SIGINT/SIGTERM stops it (exit 0). Any other cancellation is a
+    bug and must not look like a clean stop."""
+    stopped: list[int] = []
+
     async def main() -> None:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         assert task is not None
+
+        def stop(sig: int) -> None:
+            stopped.append(sig)
+            task.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, stop, sig)
         await body()
 
     try:
         asyncio.run(main())
-    except (asyncio.CancelledError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         return 0
+    except asyncio.CancelledError:
+        if stopped:
+            return 0
+        log.error("stopped by an unexpected internal cancellation")
+        return 1
     return 0
 
 

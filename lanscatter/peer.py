@@ -85,6 +85,7 @@ class PeerNode:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._outbox: asyncio.Queue[str] | None = None
+        self._joined_once = False            # after a first welcome, never give up reconnecting
         self._inflight: set[str] = set()
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.local_copies = 0
@@ -108,21 +109,25 @@ class PeerNode:
         connector = aiohttp.TCPConnector(limit=0, local_addr=self._local_addr())
         async with aiohttp.ClientSession(connector=connector) as session:
             first_try = time.monotonic()
-            ever_connected = False
             backoff = 0.5
             while True:
                 try:
                     await self._session_once(session)
-                    ever_connected = True
                     backoff = 0.5
                 except (aiohttp.ClientConnectionError, ConnectionError, TimeoutError) as exc:
-                    if not ever_connected and time.monotonic() - first_try > self.opts.connect_timeout:
+                    if not self._joined_once and time.monotonic() - first_try > self.opts.connect_timeout:
                         raise ConfigError(
                             f"the master at {self.opts.master}:{self.opts.master_port} does not answer ({exc})",
                             "check the address and port, and that the master is running") from None
                     log.debug("connect failed: %s", exc)
                 except RemoteProtocolError as exc:
                     log.warning("master connection closed: %s", exc)
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise                  # we are being stopped
+                    # A cancellation meant for a download reached the session: never a silent exit.
+                    log.error("the master connection was cancelled from inside; reconnecting")
                 finally:
                     self.connected = False
                     await self._cancel_all()
@@ -170,6 +175,7 @@ class PeerNode:
                 raise RemoteProtocolError(f"master sent {welcome.TYPE!r} instead of welcome")
             self.name = welcome.name
             self.connected = True
+            self._joined_once = True
             log.info("joined %s as %s", url, self.name)
             # Every frame to the master goes through one writer task: download tasks are cancelled
             # freely (new generation, Cancel), and a send must never be cut off half-way.
