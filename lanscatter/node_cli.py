@@ -180,8 +180,9 @@ def run_peer(args: argparse.Namespace) -> int:
                                                     done_evt if args.exit_when_synced else None))
         try:
             await asyncio.wait({runner, reporter}, return_when=asyncio.FIRST_COMPLETED)
-            if runner.done():
-                runner.result()          # raises the refusal / connection error
+            for t in (runner, reporter):
+                if t.done():
+                    t.result()           # raises the refusal, the connection error, or a bug
         finally:
             for t in (runner, reporter):
                 t.cancel()
@@ -208,8 +209,9 @@ def run_proxy(args: argparse.Namespace) -> int:
         reporter = asyncio.create_task(_report_loop(node.status, args.json, node.upstream.progress))
         try:
             await asyncio.wait({runner, reporter}, return_when=asyncio.FIRST_COMPLETED)
-            if runner.done():
-                runner.result()
+            for t in (runner, reporter):
+                if t.done():
+                    t.result()
         finally:
             for t in (runner, reporter):
                 t.cancel()

@@ -86,6 +86,8 @@ class PeerNode:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._outbox: asyncio.Queue[str] | None = None
         self._joined_once = False            # after a first welcome, never give up reconnecting
+        self._reconciling = False
+        self._last_progress = (0, 0)
         self._inflight: set[str] = set()
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.local_copies = 0
@@ -227,7 +229,12 @@ class PeerNode:
 
     async def _new_manifest(self, manifest: Manifest) -> None:
         await self._cancel_all()
-        stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
+        # The store changes in a worker thread meanwhile: status readers must not look into it.
+        self._reconciling = True
+        try:
+            stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
+        finally:
+            self._reconciling = False
         self.manifest = manifest
         self.local_copies += stats.copied_chunks
         have = self.store.have()
@@ -298,23 +305,24 @@ class PeerNode:
 
     # ---- status ------------------------------------------------------------------------------
     def complete(self) -> bool:
-        return self.manifest is not None and self.store.complete()
+        return self.manifest is not None and not self._reconciling and self.store.complete()
 
     def progress(self) -> tuple[int, int]:
-        """(bytes held, dataset bytes) of distinct content."""
+        """(bytes held, dataset bytes) of distinct content (the last figures while reconciling)."""
         m = self.manifest
-        if m is None:
-            return 0, 0
+        if m is None or self._reconciling or self.store.manifest is not m:
+            return self._last_progress
         missing = self.store.missing_chunks()
         sizes = dict(m.chunk_table())
-        return m.total_bytes - sum(sizes[h] for h in missing), m.total_bytes
+        self._last_progress = (m.total_bytes - sum(sizes.get(h, 0) for h in missing), m.total_bytes)
+        return self._last_progress
 
     def status(self) -> dict[str, Any]:
         m = self.manifest
         n = len(m.chunk_table()) if m else 0
         have = Bitmap(n)
         inflight = Bitmap(n)
-        if m is not None:
+        if m is not None and not self._reconciling:
             index = m.chunk_index()
             for h in self.store.have():
                 if h in index:

@@ -124,7 +124,7 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, *nodes: Node) -
         if value:
             return value
         time.sleep(0.2)
-    logs = "\n".join(f"--- {n.log.name}\n{n.output()[-3000:]}" for n in nodes)
+    logs = "\n".join(f"--- {n.log.name} (exit code: {n.proc.poll()})\n{n.output()[-3000:]}" for n in nodes)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
 
 
