@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,23 +173,8 @@ def run_peer(args: argparse.Namespace) -> int:
                        connect_timeout=args.connect_timeout)
     node = PeerNode(opts)
 
-    async def body() -> None:
-        runner = asyncio.create_task(node.run())
-        done_evt = asyncio.Event()
-        reporter = asyncio.create_task(_report_loop(node.status, args.json, node.progress,
-                                                    done_evt if args.exit_when_synced else None))
-        try:
-            await asyncio.wait({runner, reporter}, return_when=asyncio.FIRST_COMPLETED)
-            for t in (runner, reporter):
-                if t.done():
-                    t.result()           # raises the refusal, the connection error, or a bug
-        finally:
-            for t in (runner, reporter):
-                t.cancel()
-            await asyncio.gather(runner, reporter, return_exceptions=True)
-            await node.stop()
-
-    return _run(body)
+    reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
+    return _run(lambda: _run_beside(node.run(), reporter, node.stop))
 
 
 def run_proxy(args: argparse.Namespace) -> int:
@@ -204,21 +189,25 @@ def run_proxy(args: argparse.Namespace) -> int:
                                   upstream_site=where.parent_site, link_map=where.link_map,
                                   store_and_forward=args.store_and_forward))
 
-    async def body() -> None:
-        runner = asyncio.create_task(node.run())
-        reporter = asyncio.create_task(_report_loop(node.status, args.json, node.upstream.progress))
-        try:
-            await asyncio.wait({runner, reporter}, return_when=asyncio.FIRST_COMPLETED)
-            for t in (runner, reporter):
-                if t.done():
-                    t.result()
-        finally:
-            for t in (runner, reporter):
-                t.cancel()
-            await asyncio.gather(runner, reporter, return_exceptions=True)
-            await node.stop()
+    reporter = _report_loop(node.status, args.json, node.upstream.progress)
+    return _run(lambda: _run_beside(node.run(), reporter, node.stop))
 
-    return _run(body)
+
+async def _run_beside(run: Coroutine[Any, Any, None], reporter: Coroutine[Any, Any, None],
+                      stop: Callable[[], Awaitable[None]]) -> None:
+    """A node's run and its progress reporter: the first to end ends both; an error in either is
+    raised (the refusal, the connection error, or a bug), never taken for a normal end."""
+    tasks = [asyncio.create_task(run), asyncio.create_task(reporter)]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t.done():
+                t.result()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop()
 
 
 def _run(body: Callable[[], Awaitable[None]]) -> int:
@@ -275,7 +264,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
 
 
 async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
-                       progress: Callable[[], tuple[int, int]] | None, done: asyncio.Event | None = None) -> None:
+                       progress: Callable[[], tuple[int, int]] | None, *, until_synced: bool = False) -> None:
     """Live progress: JSON lines, a rich bar on a terminal, or a log line every 10 s."""
     bar = None
     if progress is not None and sys.stderr.isatty() and not as_json:
@@ -306,7 +295,7 @@ async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
                     last_log = now
                     log.info("%s of %s (%s)", human_bytes(held), human_bytes(total),
                              "complete" if st["synced"] else "syncing")
-            if done is not None and st["synced"]:
+            if until_synced and st["synced"]:
                 log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
                 return
             await asyncio.sleep(0.25)
