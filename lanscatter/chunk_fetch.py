@@ -23,12 +23,21 @@ from urllib.parse import urlsplit
 import lz4.frame
 
 from lanscatter.auth import TOKEN_HEADER, Auth
-from lanscatter.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, FetchResult, TrafficCounters
+from lanscatter.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
 from lanscatter.hashing import new_hasher
 from lanscatter.ratelimit import TokenBucket, wait_all
 
 _PIECE = 1 << 20
 _STALL_S = 30.0          # no byte for this long: the connection is dead
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    ok: bool
+    corrupt: bool = False
+    error: str = ""
+    wire_bytes: int = 0
+    seconds: float = 0.0
 
 
 class _Cancelled(Exception):

@@ -187,12 +187,3 @@ def _rate_param(value: str | None) -> float | None:
     except ValueError:
         return None
     return rate if rate and rate > 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    ok: bool
-    corrupt: bool = False
-    error: str = ""
-    wire_bytes: int = 0
-    seconds: float = 0.0

@@ -161,7 +161,9 @@ class MirrorStore:
             self._finalize(rel)
         self._delete_extraneous(wanted_files, wanted_dirs, stats)
         for d in manifest.dirs:
-            self._abs(d + "/x", make_parents=True)
+            folder = self._abs(d, make_parents=True)   # its parents, checked on the way
+            if not folder.is_dir():
+                folder.mkdir()
         return stats
 
     def _remove_conflicts(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:

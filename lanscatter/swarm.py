@@ -84,7 +84,6 @@ class Swarm:
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.transfers: dict[int, Transfer] = {}
         self.seed_uploads: Callable[[], int] = lambda: 0
-        self.seed_tx: Callable[[], int] = lambda: 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.on_generation_synced: Callable[[str], None] | None = None
