@@ -84,38 +84,65 @@ def remap_counts(old: array, runs: list[tuple[int, int, int]], size: int) -> arr
 
 
 class RarityIndex:
-    """Cover count per chunk, with the chunks grouped into one bitmap per count."""
+    """Cover count per chunk, with the chunks grouped into one bitmap per count.
 
-    __slots__ = ("_dirty", "buckets", "counts", "keys", "n")
+    `below[j]` is the union of the buckets of `keys[0..j]` (every chunk counted at most keys[j]
+    times), so the rarest chunks of a set are found by a binary search over a few unions rather
+    than a walk over every bucket below them.
+    """
+
+    __slots__ = ("_dirty", "below", "buckets", "counts", "keys", "n")
 
     def __init__(self, counts: array) -> None:
         self.n = len(counts)
         self.counts = counts
         self.buckets: dict[int, int] = {}
         self.keys: list[int] = []          # sorted counts that have a non-empty bucket
+        self.below: list[int] = []
         self._dirty = True
 
     def _rebuild(self) -> None:
         groups: dict[int, list[int]] = {}
         for i, c in enumerate(self.counts):
             groups.setdefault(c, []).append(i)
-        self.buckets = {c: bits_from_indices(idx, self.n) for c, idx in groups.items()}
-        self.keys = sorted(self.buckets)
+        self._set_buckets({c: bits_from_indices(idx, self.n) for c, idx in groups.items()})
         self._dirty = False
 
+    def _set_buckets(self, buckets: dict[int, int]) -> None:
+        self.buckets = buckets
+        self.keys = sorted(buckets)
+        self.below = []
+        union = 0
+        for k in self.keys:
+            union |= buckets[k]
+            self.below.append(union)
+
     def _move(self, bit: int, a: int, b: int) -> None:
-        rest = self.buckets[a] ^ bit
+        buckets, keys, below = self.buckets, self.keys, self.below
+        j = bisect_left(keys, min(a, b))
+        if a < b:
+            while j < len(keys) and keys[j] < b:     # unions of counts a..b-1 lose the chunk
+                below[j] ^= bit
+                j += 1
+        else:
+            while keys[j] < a:                       # unions of counts b..a-1 gain it
+                below[j] |= bit
+                j += 1
+        rest = buckets[a] ^ bit
         if rest:
-            self.buckets[a] = rest
+            buckets[a] = rest
         else:
-            del self.buckets[a]
-            del self.keys[bisect_left(self.keys, a)]
-        old = self.buckets.get(b)
+            del buckets[a]
+            j = bisect_left(keys, a)
+            del keys[j], below[j]
+        old = buckets.get(b)
         if old is None:
-            self.buckets[b] = bit
-            insort(self.keys, b)
+            buckets[b] = bit
+            j = bisect_left(keys, b)
+            keys.insert(j, b)
+            below.insert(j, below[j - 1] | bit if j else bit)
         else:
-            self.buckets[b] = old | bit
+            buckets[b] = old | bit
 
     def add(self, i: int, delta: int) -> None:
         k = self.counts[i]
@@ -141,19 +168,25 @@ class RarityIndex:
             for key, part in ((k, bits ^ going), (k + delta, going)):
                 if part:
                     moved[key] = moved.get(key, 0) | part
-        self.buckets = moved
-        self.keys = sorted(moved)
+        self._set_buckets(moved)
 
     def rarest(self, cand: int, rng: random.Random) -> tuple[int, int]:
         """(chunk index, cover count) of a least-covered chunk in cand (cand != 0, all counts >= 1)."""
         if self._dirty:
             self._rebuild()
-        buckets = self.buckets
-        for k in self.keys:
-            x = cand & buckets[k]
-            if x:
-                return pick_bit(x, rng, self.n), k
-        raise ValueError("candidate chunks not in the index")
+        below, keys = self.below, self.keys
+        if cand & below[0]:
+            k = keys[0]
+        else:
+            lo, hi = 1, len(below) - 1     # the union at hi holds every chunk
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if cand & below[mid]:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            k = keys[lo]
+        return pick_bit(cand & self.buckets[k], rng, self.n), k
 
 
 class SiteCover:
