@@ -2,7 +2,9 @@
 
 No sockets, no disk, no clock of its own: the caller passes `now` and a seeded `random.Random`, and
 reports events (joins, haves, finished or failed transfers). `plan(now)` returns new transfers,
-which are in flight from then on. The same object runs in the master and in the simulator.
+which are in flight from then on. The same object runs in the master and in the simulator. The
+books it decides on (nodes, holdings, who is hungry or idle, flights) are kept by its base class,
+`SwarmBooks` in planner_books.py; this module is the policy.
 
 Policy (docs/planner.md has the reasoning):
 - Downloaders are served least-complete first; a downloader takes the rarest chunk (fewest nodes
@@ -31,24 +33,14 @@ Policy (docs/planner.md has the reasoning):
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
-from array import array
-from collections.abc import Iterable, Sequence
+from heapq import heappop, heappush
 from statistics import median
 
 from lanscatter.linkmap import LinkMap
-from lanscatter.planner_links import LinkBook
-from lanscatter.planner_state import (
-    NodeState,
-    RarityIndex,
-    SiteCover,
-    bits_from_indices,
-    kept_runs,
-    remap_bits,
-    remap_counts,
-)
+from lanscatter.planner_books import SwarmBooks
+from lanscatter.planner_state import NodeState
 from lanscatter.planner_types import ChunkBits, Flight, NodeStats, PlannerConfig, Transfer
 
 __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
@@ -56,25 +48,14 @@ __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 _DEFAULT_CONFIG = PlannerConfig()
 
+_Offer = tuple[int, NodeState, int, bool, int]   # (cover count, source, chunk, slow, place in idle)
 
-class Planner:
+
+class Planner(SwarmBooks):
     def __init__(self, *, links: LinkMap | None = None, rng: random.Random | None = None,
                  config: PlannerConfig = _DEFAULT_CONFIG) -> None:
-        self.config = config
+        super().__init__(links, config)
         self._rng = rng if rng is not None else random.Random(0)
-        self._book = LinkBook(links)
-        self._hashes: list[str] = []
-        self._sizes: list[int] = []
-        self._index: dict[str, int] = {}
-        self._full = 0
-        self._rarity = RarityIndex(array("i"))
-        self._sites: dict[str, SiteCover] = {}
-        self._nodes: dict[str, NodeState] = {}
-        self._by_idx: dict[int, NodeState] = {}
-        self._next_idx = 0
-        self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
-        self._idle: set[int] = set()       # nodes with a free upload slot and something to give
-        self._flights: dict[int, Flight] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._next_id = 1
         self._median_slowness = 1.0        # of the measured sources, never below 1.0
@@ -84,83 +65,6 @@ class Planner:
         self._round_want: dict[str | None, int] = {}   # free download slots left this round, per site
         self._round_up = 0                              # free upload slots left this round
 
-    # ---- generation and membership -------------------------------------------------------
-
-    def set_chunks(self, chunks: Sequence[tuple[str, int]]) -> list[Transfer]:
-        hashes = [h for h, _ in chunks]
-        index = {h: i for i, h in enumerate(hashes)}
-        if len(index) != len(hashes):
-            raise ValueError("chunk hashes must be unique within a generation")
-        cancelled = [f for f in self._flights.values() if self._hashes[f.chunk] not in index]
-        for f in cancelled:
-            self._drop(f)
-        runs = kept_runs(self._hashes, index)
-        for node in self._nodes.values():
-            node.bits, node.recv = remap_bits(node.bits, runs), remap_bits(node.recv, runs)
-            node.n_have = node.bits.bit_count()
-            node.n_cover = (node.bits | node.recv).bit_count()
-        for f in self._flights.values():
-            f.chunk = index[self._hashes[f.chunk]]
-        for node in self._nodes.values():
-            node.sending = {index[self._hashes[c]]: k for c, k in node.sending.items()}
-            node.busy = sum(1 << c for c in node.sending)
-        n = len(hashes)
-        self._rarity = RarityIndex(remap_counts(self._rarity.counts, runs, n))
-        self._sites = {s: SiteCover(remap_counts(c.counts, runs, n)) for s, c in self._sites.items()}
-        self._hashes, self._index = hashes, index
-        self._sizes = [size for _, size in chunks]
-        self._full = (1 << len(hashes)) - 1
-        for node in self._nodes.values():
-            self._touch(node)
-        return [f.transfer for f in cancelled]
-
-    def add_node(self, name: str, *, dl_slots: int, ul_slots: int, seed: bool = False) -> None:
-        if name in self._nodes:
-            raise ValueError(f"node {name!r} is already in the swarm")
-        up, down = self._book.host_links(name)
-        site = self._book.map.site_of(name)
-        node = NodeState(self._next_idx, name, dl_slots, ul_slots, seed, site, up, down)
-        self._next_idx += 1
-        self._nodes[name] = node
-        self._by_idx[node.idx] = node
-        if site is not None and site not in self._sites:
-            self._sites[site] = SiteCover(array("i", bytes(4 * len(self._hashes))))
-        self._touch(node)
-
-    def remove_node(self, name: str) -> list[Transfer]:
-        node = self._nodes[name]
-        dropped = [f for f in self._flights.values() if f.src is node or f.dst is node]
-        for f in dropped:
-            self._drop(f)
-        self._cover_change(node, node.bits, -1)
-        del self._nodes[name], self._by_idx[node.idx]
-        self._hungry.discard(node.idx)
-        self._idle.discard(node.idx)
-        return [f.transfer for f in dropped]
-
-    def set_have(self, name: str, chunks: Iterable[str]) -> None:
-        node = self._nodes[name]
-        index = self._index
-        bits = bits_from_indices([i for i in map(index.get, chunks) if i is not None], len(self._hashes))
-        old_cover, new_cover = node.bits | node.recv, bits | node.recv
-        self._cover_change(node, new_cover & ~old_cover, +1)
-        self._cover_change(node, old_cover & ~new_cover, -1)
-        node.bits, node.n_have = bits, bits.bit_count()
-        node.n_cover = (bits | node.recv).bit_count()
-        self._touch(node)
-
-    def add_have(self, name: str, chunk: str) -> None:
-        node = self._nodes[name]
-        i = self._index.get(chunk)
-        if i is None or node.bits >> i & 1:
-            return
-        if not node.recv >> i & 1:
-            self._cover_add(node, i, +1)
-            node.n_cover += 1
-        node.bits |= 1 << i
-        node.n_have += 1
-        self._touch(node)
-
     # ---- planning ------------------------------------------------------------------------
 
     def plan(self, now: float) -> list[Transfer]:
@@ -168,8 +72,8 @@ class Planner:
         self._refresh_stats(now)
         if not self._hungry or not self._idle:
             return []
-        idle = sorted(self._idle)
         by_idx = self._by_idx
+        idle = [by_idx[i] for i in sorted(self._idle)]
         out: list[Transfer] = []
         # One slot per downloader per pass, least complete first: a scarce source (the seed at
         # the start) spreads its first chunks over several downloaders, who can then pass them on.
@@ -178,13 +82,14 @@ class Planner:
         want = self._round_want = {}
         for d in queue:
             want[d.site] = want.get(d.site, 0) + d.dl_slots - d.n_dl
-        self._round_up = sum(max(0, by_idx[i].ul_slots - by_idx[i].n_ul) for i in idle)
+        self._round_up = sum(max(0, s.ul_slots - s.n_ul) for s in idle)
+        pick = self._pick
         while queue and idle:
             again = []
             for d in queue:
                 if not idle:
                     break
-                t = self._pick(d, idle, now)
+                t = pick(d, idle, now)
                 if t is not None:
                     out.append(t)
                     want[d.site] -= 1
@@ -196,30 +101,33 @@ class Planner:
             queue = again
         return out
 
-    def _pick(self, d: NodeState, idle: list[int], now: float) -> Transfer | None:
-        cfg, rng, book = self.config, self._rng, self._book
+    def _pick(self, d: NodeState, idle: list[NodeState], now: float) -> Transfer | None:
         need = self._full & ~(d.bits | d.recv)
         if not need:
             return None
+        cfg, rng = self.config, self._rng
         down = math.inf
         if d.down_link is not None:
+            book = self._book
             left = book.left(d.down_link)
             if left <= cfg.min_link_share * book.capacity[d.down_link]:
                 return None
             down = left / max(1, d.dl_slots - d.n_dl)
-        n_need = need.bit_count()
+        n_need = -1                        # counted when a slow source needs it
         base = self._median_slowness
         slow_limit = cfg.slow_threshold * base
-        offers: list[tuple[int, NodeState, int, bool]] = []       # (cover count, source, chunk, slow)
-        fallback: list[tuple[int, NodeState, int, bool]] = []
+        offers: list[_Offer] = []
+        fallback: list[_Offer] = []
+        far_seed = False                   # some offer comes from a seed of another site
         covered: int | None = None
-        by_idx, rarest, d_site = self._by_idx, self._rarity.rarest, d.site
+        rarest, d_site = self._rarity.rarest, d.site
         max_probe, wanted = cfg.max_probe, cfg.candidates
         n = len(idle)
         start = int(rng.random() * n)
         probed = 0
-        for k in range(n):
-            s = by_idx[idle[(start + k) % n]]
+        for k in range(start, start + n):
+            k %= n
+            s = idle[k]
             if s is d:
                 continue
             probed += 1
@@ -240,6 +148,8 @@ class Planner:
                     # A slow source is held back in proportion to its slowness, and always when its
                     # upload would outlast the downloader's remaining work: slow copies make tails.
                     rel = s.slowness / base
+                    if n_need < 0:
+                        n_need = need.bit_count()
                     held = (n_need <= max(cfg.endgame_chunks, cfg.endgame_margin * rel * d.dl_slots)
                             or rng.random() * rel > 1.0)
                 if s.busy:
@@ -247,10 +157,12 @@ class Planner:
                     if fresh:
                         cand = fresh
                 chunk, count = rarest(cand, rng)
+                if s.seed and s.site != d_site:
+                    far_seed = True
                 if held:
-                    fallback.append((count, s, chunk, slow))
+                    fallback.append((count, s, chunk, slow, k))
                 else:
-                    offers.append((count, s, chunk, slow))
+                    offers.append((count, s, chunk, slow, k))
                     if len(offers) >= wanted:
                         break
             if probed >= max_probe:
@@ -261,26 +173,31 @@ class Planner:
             if not fallback or d.n_dl or d.n_bg or self._fast_holder(d, need, base):
                 return None
             offers = fallback
-        if d.site is not None:
+        if far_seed and d_site is not None:
             # Across a WAN the order of chunks hardly matters (the site behind gets them all from
             # its relay), so a remote downloader leaves the seed's uplink to its own site.
-            local_seed = [o for o in offers if not (o[1].seed and o[1].site != d.site)]
+            local_seed = [o for o in offers if not (o[1].seed and o[1].site != d_site)]
             if local_seed:
                 offers = local_seed
         while offers:
-            best = min(o[0] for o in offers)
-            top = [o for o in offers if o[0] == best]
-            choice = top[0] if len(top) == 1 else self._weighted(top)
-            _, s, chunk, slow = choice
+            if len(offers) == 1:
+                choice = offers[0]
+            elif len(offers) == 2 and offers[0][0] != offers[1][0]:
+                choice = offers[0] if offers[0][0] < offers[1][0] else offers[1]
+            else:
+                best = min([o[0] for o in offers])
+                top = [o for o in offers if o[0] == best]
+                choice = top[0] if len(top) == 1 else self._weighted(top)
+            _, s, chunk, slow, i = choice
             path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
-            narrow = path is not None and self._narrow(s, path[0], path[1])
+            narrow = path is not None and self._wan and self._narrow(s, path[0], path[1])
             if path is None or (s.n_ul >= s.ul_slots and not narrow):
                 offers.remove(choice)
                 continue
             t = self._start(s, d, chunk, path[0], path[1], slow, narrow, now)
-            if not self._uploads_free(s):
-                # swap-remove: the probe order starts at a random place anyway
-                i = idle.index(s.idx)
+            if not (s.n_ul < s.ul_slots or (self._wan and s.n_narrow < cfg.narrow_extra_slots)):
+                # no upload left (as _uploads_free): swap-remove, the probe order starts at a
+                # random place anyway
                 idle[i] = idle[-1]
                 idle.pop()
             return t
@@ -292,14 +209,14 @@ class Planner:
         Such a transfer runs beside the source's slots (up to narrow_extra_slots): a site feeding
         several relays over slow WANs would otherwise spend its upload slots on them, and its own
         peers would wait."""
-        if s.n_narrow >= self.config.narrow_extra_slots or not any(n in self._book.wan for n in links):
+        if s.n_narrow >= self.config.narrow_extra_slots or self._book.wan.isdisjoint(links):
             return False
         if s.up_link is None:
             return True                    # the WAN is the only limit known
         slot = self._book.capacity[s.up_link] / max(1, s.ul_slots)
         return rate <= self.config.narrow_share * slot
 
-    def _weighted(self, offers: list[tuple[int, NodeState, int, bool]]) -> tuple[int, NodeState, int, bool]:
+    def _weighted(self, offers: list[_Offer]) -> _Offer:
         """One of equally rare offers: a seed weighs seed_weight, a flaky or slow source less."""
         seed_weight = self.config.seed_weight
         weights = []
@@ -375,12 +292,15 @@ class Planner:
             timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
             timeout = cfg.initial_timeout_s
-        t = Transfer(self._next_id, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
-        self._next_id += 1
+        tid = self._next_id
+        self._next_id = tid + 1
+        t = Transfer(tid, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
         if cap is not None:
             self._book.book(links, cap)
-        self._cover_add(d, chunk, +1)
-        d.recv |= 1 << chunk
+        # the books, inline: this runs once per transfer
+        bit = 1 << chunk
+        self._cover_add(d, chunk, bit, +1)
+        d.recv |= bit
         d.n_cover += 1
         if background:
             d.n_bg += 1
@@ -390,14 +310,18 @@ class Planner:
             s.n_narrow += 1
         else:
             s.n_ul += 1
-        k = s.sending.get(chunk, 0)
-        s.sending[chunk] = k + 1
+        sending = s.sending
+        k = sending.get(chunk, 0)
+        sending[chunk] = k + 1
         if not k:
-            s.busy |= 1 << chunk
-        self._flights[t.id] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow)
-        heapq.heappush(self._deadlines, (now + timeout, t.id))
-        self._touch_down(d)          # a transfer changes only d's download and s's upload side
-        self._touch_up(s)
+            s.busy |= bit
+        self._flights[tid] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow)
+        heappush(self._deadlines, (now + timeout, tid))
+        # a transfer changes only d's download and s's upload side (as _touch_down, _touch_up)
+        if d.n_dl >= d.dl_slots or d.n_cover >= len(self._hashes):
+            self._hungry.discard(d.idx)
+        if not (s.n_ul < s.ul_slots or (self._wan and s.n_narrow < cfg.narrow_extra_slots)):
+            self._idle.discard(s.idx)
         return t
 
     # ---- outcomes ------------------------------------------------------------------------
@@ -408,26 +332,26 @@ class Planner:
         if f is None:
             return
         self._drop(f, delivered=ok)
-        s, d = f.src, f.dst
-        elapsed = max(0.0, now - f.transfer.started)
+        s, t = f.src, f.transfer
+        cfg = self.config
+        a = cfg.ewma_alpha
+        elapsed = max(0.0, now - t.started)
         if ok:
             s.uploads += 1
-            d.downloads += 1
+            f.dst.downloads += 1
             s.upload_s_total += elapsed
-            busy = max(0.0, elapsed - self.config.transfer_overhead_s)
-            spb = busy / f.transfer.size if f.transfer.size else 0.0
-            a = self.config.ewma_alpha
+            busy = max(0.0, elapsed - cfg.transfer_overhead_s)
+            spb = busy / t.size if t.size else 0.0
             s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
             s.fail_score *= 1 - a
             if f.expected_s:
                 ratio = elapsed / f.expected_s
                 # at its cap an upload cannot show it could go faster: keeping pace counts as healthy
-                uncapped = f.transfer.rate_cap is None
-                self._sample(s, f.slowness * ratio if uncapped or ratio > self.config.kept_pace else 1.0)
+                uncapped = t.rate_cap is None
+                self._sample(s, f.slowness * ratio if uncapped or ratio > cfg.kept_pace else 1.0)
             self._stats_dirty = True
         else:
             s.failures += 1
-            a = self.config.ewma_alpha
             s.fail_score = (1 - a) * s.fail_score + a
             if corrupt and not s.corrupt:
                 cover = self._site_cover(s)
@@ -448,10 +372,10 @@ class Planner:
     def expire(self, now: float) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads."""
         out: list[Transfer] = []
-        heap = self._deadlines
+        heap, flights = self._deadlines, self._flights
         while heap and heap[0][0] <= now:
-            _, tid = heapq.heappop(heap)
-            f = self._flights.get(tid)
+            _, tid = heappop(heap)
+            f = flights.get(tid)
             if f is None:
                 continue
             self._drop(f)
@@ -461,37 +385,6 @@ class Planner:
             self._sample(f.src, f.slowness * ratio)
             out.append(f.transfer)
         return out
-
-    def _drop(self, f: Flight, delivered: bool = False) -> None:
-        """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
-        del self._flights[f.transfer.id]
-        if f.booked:
-            self._book.release(f.links, f.booked)
-        s, d, bit = f.src, f.dst, 1 << f.chunk
-        d.recv &= ~bit
-        if f.background:
-            d.n_bg -= 1
-        else:
-            d.n_dl -= 1
-        if f.narrow:
-            s.n_narrow -= 1
-        else:
-            s.n_ul -= 1
-        left = s.sending[f.chunk] - 1
-        if left:
-            s.sending[f.chunk] = left
-        else:
-            del s.sending[f.chunk]
-            s.busy &= ~bit
-        if delivered:
-            if not d.bits & bit:
-                d.bits |= bit
-                d.n_have += 1
-        elif not d.bits & bit:
-            self._cover_add(d, f.chunk, -1)
-            d.n_cover -= 1
-        self._touch(d)               # its download side, and its upload side if it got the chunk
-        self._touch_up(s)
 
     def _sample(self, s: NodeState, slowness: float) -> None:
         a = self.config.ewma_alpha
@@ -509,84 +402,3 @@ class Planner:
         self._median_spb = median(spb) if spb else None
         self._stats_dirty = False
         self._stats_at = now
-
-    # ---- incremental indexes -------------------------------------------------------------
-
-    def _site_cover(self, node: NodeState) -> SiteCover | None:
-        """The coverage of node's site, if node's chunks count as the site's own copies there
-        (it can pass them on)."""
-        if node.site is None or not node.ul_slots or node.corrupt:
-            return None
-        return self._sites[node.site]
-
-    def _cover_add(self, node: NodeState, chunk: int, delta: int) -> None:
-        self._rarity.add(chunk, delta)
-        cover = self._site_cover(node)
-        if cover is not None:
-            cover.add(chunk, delta)
-
-    def _cover_change(self, node: NodeState, mask: int, delta: int) -> None:
-        if not mask:
-            return
-        self._rarity.add_many(mask, delta)
-        cover = self._site_cover(node)
-        if cover is not None:
-            cover.add_many(mask, delta)
-
-    def _touch(self, n: NodeState) -> None:
-        """Re-derive whether n wants a download and can give an upload right now."""
-        self._touch_down(n)
-        self._touch_up(n)
-
-    def _touch_down(self, n: NodeState) -> None:
-        if not n.seed and n.n_dl < n.dl_slots and n.n_cover < len(self._hashes):
-            self._hungry.add(n.idx)
-        else:
-            self._hungry.discard(n.idx)
-
-    def _uploads_free(self, n: NodeState) -> bool:
-        """A free upload slot, or (in a swarm with WAN links) room for a narrow upload."""
-        return n.n_ul < n.ul_slots or (bool(self._book.wan) and n.n_narrow < self.config.narrow_extra_slots)
-
-    def _touch_up(self, n: NodeState) -> None:
-        if n.ul_slots and self._uploads_free(n) and n.n_have and not n.corrupt:
-            self._idle.add(n.idx)
-        else:
-            self._idle.discard(n.idx)
-
-    # ---- read-only views -----------------------------------------------------------------
-
-    def chunks(self) -> list[tuple[str, int]]:
-        return list(zip(self._hashes, self._sizes))
-
-    def has(self, name: str) -> ChunkBits:
-        return ChunkBits(self._nodes[name].bits, len(self._hashes))
-
-    def receiving(self, name: str) -> ChunkBits:
-        return ChunkBits(self._nodes[name].recv, len(self._hashes))
-
-    def node_names(self) -> list[str]:
-        return list(self._nodes)
-
-    def inflight(self) -> list[Transfer]:
-        return [f.transfer for f in self._flights.values()]
-
-    def link_booked(self) -> dict[str, float]:
-        """Rate booked per finite link (bytes/s); never above the link's capacity."""
-        return dict(self._book.booked)
-
-    def node_stats(self, name: str) -> NodeStats:
-        n = self._nodes[name]
-        return NodeStats(
-            downloads=n.downloads, uploads=n.uploads, dl_slots=n.dl_slots, ul_slots=n.ul_slots,
-            have_count=n.n_have, avg_upload_s=n.upload_s_total / n.uploads if n.uploads else None,
-            failures=n.failures, downloading=n.n_dl + n.n_bg, uploading=n.n_ul + n.n_narrow, slowness=n.slowness,
-            corrupt=n.corrupt, seed=n.seed, site=n.site,
-        )
-
-    def is_complete(self, name: str) -> bool:
-        return self._nodes[name].n_have == len(self._hashes)
-
-    def swarm_complete(self) -> bool:
-        total = len(self._hashes)
-        return all(n.n_have == total for n in self._nodes.values())

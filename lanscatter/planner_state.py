@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from array import array
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -144,11 +144,12 @@ class RarityIndex:
         else:
             buckets[b] = old | bit
 
-    def add(self, i: int, delta: int) -> None:
+    def add(self, i: int, delta: int, bit: int = 0) -> None:
+        """Change chunk i's count by delta (`bit`, if given, is 1 << i, already at hand)."""
         k = self.counts[i]
         self.counts[i] = k + delta
         if not self._dirty:
-            self._move(1 << i, k, k + delta)
+            self._move(bit or 1 << i, k, k + delta)
 
     def add_many(self, mask: int, delta: int) -> None:
         if mask.bit_count() <= BULK_THRESHOLD:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from lanscatter.planner_state import NodeState, iter_bits
 
@@ -38,8 +39,9 @@ class PlannerConfig:
                                         #     a small chunk's time is mostly this, not slowness
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(NamedTuple):
+    """A transfer the planner started (a named tuple: one is made per transfer, and cheaply)."""
+
     id: int
     chunk: str              # chunk hash (hex)
     source: str             # node name

@@ -315,8 +315,8 @@ def test_duplicate_node_and_duplicate_hash_are_refused() -> None:
         p.set_chunks([("c0", 1), ("c0", 1)])
 
 
-PURE_MODULES = ("planner", "planner_state", "planner_links", "planner_types", "linkmap",
-                "simulator", "sim_model")
+PURE_MODULES = ("planner", "planner_books", "planner_state", "planner_links", "planner_types",
+                "linkmap", "simulator", "sim_model")
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "os", "io", "pathlib", "subprocess", "threading",
              "time", "selectors", "ssl", "shutil", "tempfile"}
 
