@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import random
+from operator import attrgetter
 from heapq import heappop, heappush
 from statistics import median
 
@@ -48,6 +49,7 @@ __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 _DEFAULT_CONFIG = PlannerConfig()
 
+_least_complete = attrgetter("n_have", "idx")
 _Offer = tuple[int, NodeState, int, bool, int]   # (cover count, source, chunk, slow, place in idle)
 
 
@@ -56,7 +58,10 @@ class Planner(SwarmBooks):
                  config: PlannerConfig = _DEFAULT_CONFIG) -> None:
         super().__init__(links, config)
         self._rng = rng if rng is not None else random.Random(0)
-        self._deadlines: list[tuple[float, int]] = []
+        # deadline -> ids of the flights due then, in start order (so in id order); and the
+        # deadlines as a heap. Flights of one round share few deadlines: far fewer heap steps.
+        self._due: dict[float, list[int]] = {}
+        self._due_times: list[float] = []
         self._next_id = 1
         self._median_slowness = 1.0        # of the measured sources, never below 1.0
         self._median_spb: float | None = None
@@ -77,7 +82,7 @@ class Planner(SwarmBooks):
         out: list[Transfer] = []
         # One slot per downloader per pass, least complete first: a scarce source (the seed at
         # the start) spreads its first chunks over several downloaders, who can then pass them on.
-        queue = [by_idx[i] for i in sorted(self._hungry, key=lambda i: (by_idx[i].n_have, i))]
+        queue = sorted([by_idx[i] for i in self._hungry], key=_least_complete)
         # how many transfers this round may still start, per destination site and in all
         want = self._round_want = {}
         for d in queue:
@@ -102,7 +107,7 @@ class Planner(SwarmBooks):
         return out
 
     def _pick(self, d: NodeState, idle: list[NodeState], now: float) -> Transfer | None:
-        need = self._full & ~(d.bits | d.recv)
+        need = self._full ^ (d.bits | d.recv)        # (the XOR of a subset: cheaper than & ~)
         if not need:
             return None
         cfg, rng = self.config, self._rng
@@ -139,7 +144,7 @@ class Planner(SwarmBooks):
             if cand and s.site != d_site and s.site is not None and d_site is not None:
                 if covered is None:
                     covered = self._sites[d_site].covered()
-                cand &= ~covered
+                cand ^= cand & covered
             if cand:
                 held = slow = s.slowness > slow_limit
                 if slow:
@@ -153,7 +158,7 @@ class Planner(SwarmBooks):
                     held = (n_need <= max(cfg.endgame_chunks, cfg.endgame_margin * rel * d.dl_slots)
                             or rng.random() * rel > 1.0)
                 if s.busy:
-                    fresh = cand & ~s.busy
+                    fresh = cand ^ (cand & s.busy)
                     if fresh:
                         cand = fresh
                 chunk, count = rarest(cand, rng)
@@ -316,7 +321,13 @@ class Planner(SwarmBooks):
         if not k:
             s.busy |= bit
         self._flights[tid] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow)
-        heappush(self._deadlines, (now + timeout, tid))
+        deadline = now + timeout
+        due = self._due.get(deadline)
+        if due is None:
+            self._due[deadline] = [tid]
+            heappush(self._due_times, deadline)
+        else:
+            due.append(tid)
         # a transfer changes only d's download and s's upload side (as _touch_down, _touch_up)
         if d.n_dl >= d.dl_slots or d.n_cover >= len(self._hashes):
             self._hungry.discard(d.idx)
@@ -372,18 +383,18 @@ class Planner(SwarmBooks):
     def expire(self, now: float) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads."""
         out: list[Transfer] = []
-        heap, flights = self._deadlines, self._flights
-        while heap and heap[0][0] <= now:
-            _, tid = heappop(heap)
-            f = flights.get(tid)
-            if f is None:
-                continue
-            self._drop(f)
-            elapsed = now - f.transfer.started
-            f.src.failures += 1
-            ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
-            self._sample(f.src, f.slowness * ratio)
-            out.append(f.transfer)
+        times, flights = self._due_times, self._flights
+        while times and times[0] <= now:
+            for tid in self._due.pop(heappop(times)):
+                f = flights.get(tid)
+                if f is None:
+                    continue
+                self._drop(f)
+                elapsed = now - f.transfer.started
+                f.src.failures += 1
+                ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
+                self._sample(f.src, f.slowness * ratio)
+                out.append(f.transfer)
         return out
 
     def _sample(self, s: NodeState, slowness: float) -> None:

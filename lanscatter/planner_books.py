@@ -163,7 +163,12 @@ class SwarmBooks:
         elif not d.bits & bit:
             self._cover_add(d, chunk, bit, -1)
             d.n_cover -= 1
-        self._touch(d)               # its download side, and its upload side if it got the chunk
+        # d's download side, and its upload side if it got the chunk; s's upload side (as _touch)
+        if not d.seed and d.n_dl < d.dl_slots and d.n_cover < len(self._hashes):
+            self._hungry.add(d.idx)
+        else:
+            self._hungry.discard(d.idx)
+        self._touch_up(d)
         self._touch_up(s)
 
     # ---- incremental indexes -------------------------------------------------------------

@@ -45,14 +45,17 @@ class LinkBook:
 
     def left(self, name: str) -> float:
         """Rate not yet booked on this link."""
-        return max(0.0, self.capacity[name] - self.booked[name])
+        left = self.capacity[name] - self.booked[name]
+        return left if left > 0.0 else 0.0
 
     def book(self, names: tuple[str, ...], rate: float) -> None:
+        booked = self.booked
         for n in names:
-            self.booked[n] += rate
+            booked[n] += rate
 
     def release(self, names: tuple[str, ...], rate: float) -> None:
+        booked, capacity = self.booked, self.capacity
         for n in names:
-            left = self.booked[n] - rate
+            left = booked[n] - rate
             # float drift must not leave a phantom booking on an idle link
-            self.booked[n] = left if left > 1e-6 * self.capacity[n] else 0.0
+            booked[n] = left if left > 1e-6 * capacity[n] else 0.0

@@ -40,15 +40,22 @@ def bits_from_indices(indices: list[int], n: int) -> int:
     return int.from_bytes(raw, "little")
 
 
+_LOW = (1 << 64) - 1
+
+
 def pick_bit(x: int, rng: random.Random, n: int) -> int:
     """A set bit of x (x != 0): the first at or after a random offset, wrapping around."""
-    if not x & (x - 1):
-        return x.bit_length() - 1
+    top = x.bit_length() - 1
+    if x == 1 << top:
+        return top
     r = int(rng.random() * n)
     y = x >> r
-    if y:
-        return r + (y & -y).bit_length() - 1
-    return (x & -x).bit_length() - 1
+    if not y:
+        r, y = 0, x
+    low = y & _LOW                 # the lowest set bit is almost always among the first few
+    if low:
+        return r + (low & -low).bit_length() - 1
+    return r + (y & -y).bit_length() - 1
 
 
 def kept_runs(old_hashes: list[str], new_index: dict[str, int]) -> list[tuple[int, int, int]]:
@@ -148,8 +155,29 @@ class RarityIndex:
         """Change chunk i's count by delta (`bit`, if given, is 1 << i, already at hand)."""
         k = self.counts[i]
         self.counts[i] = k + delta
-        if not self._dirty:
+        if self._dirty:
+            return
+        if delta != 1:
             self._move(bit or 1 << i, k, k + delta)
+            return
+        # one more copy, the usual change: as _move, without searching for the next count
+        buckets, keys, below = self.buckets, self.keys, self.below
+        bit = bit or 1 << i
+        j = bisect_left(keys, k)
+        below[j] ^= bit
+        rest = buckets[k] ^ bit
+        if rest:
+            buckets[k] = rest
+            j += 1
+        else:
+            del buckets[k], keys[j], below[j]
+        k += 1
+        if j < len(keys) and keys[j] == k:
+            buckets[k] |= bit
+        else:
+            buckets[k] = bit
+            keys.insert(j, k)
+            below.insert(j, below[j - 1] | bit if j else bit)
 
     def add_many(self, mask: int, delta: int) -> None:
         if mask.bit_count() <= BULK_THRESHOLD:

@@ -16,10 +16,10 @@ finished or not, so the WAN ratio includes retries.
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import cast
 
 from lanscatter.linkmap import Link, LinkMap
@@ -51,6 +51,7 @@ class _Swarm:
     site: str
     planner: Planner
     links: LinkMap
+    active: dict[int, _Active] = field(default_factory=dict)     # transfer id -> its transfer here
 
 
 @dataclass(slots=True, eq=False)
@@ -65,12 +66,20 @@ class _Active:
     rate: float = 0.0
     remaining: float = 0.0
     last: float = 0.0
-    version: int = 0
+    version: int = 0               # of its latest finish event; -1 once it is off the network
 
 
 def _site_of(topo: SimTopology, host: str) -> str:
     """The site of a host of the tree."""
     return next(h.site for h in topo.hosts if h.name == host)
+
+
+def _total_cap(actives: list[_Active]) -> float:
+    """The sum of the caps, added afresh (no drift), in order."""
+    total = 0.0
+    for a in actives:
+        total += a.cap
+    return total
 
 
 def _fair_shares(actives: list[_Active], capacity: float) -> dict[int, float]:
@@ -101,9 +110,11 @@ class Simulation:
         self.wan_bytes: dict[str, float] = {}
         self.wan_wasted: dict[str, float] = {}           # the part sent by attempts that failed
         self.transfers = self.failures = self.expired = 0
-        self._events: list[tuple[float, int, int, object]] = []
-        self._seq = 0
-        self._active: dict[tuple[int, int], _Active] = {}   # (swarm id, transfer id) -> active
+        # time -> its events (kind, payload, version) in the order they were scheduled, and the
+        # times as a heap: transfers of one round end at few distinct times. A finish event counts
+        # only while its version is the transfer's latest (a new rate or its end makes it stale).
+        self._events: dict[float, list[tuple[int, object, int]]] = {}
+        self._times: list[float] = []
         self._dirty: set[int] = set()
         self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
         self.origin = self._build()
@@ -185,23 +196,37 @@ class Simulation:
 
     # ---- event loop ------------------------------------------------------------------------
 
-    def _push(self, when: float, kind: int, payload: object) -> None:
-        self._seq += 1
-        heapq.heappush(self._events, (when, self._seq, kind, payload))
+    def _push(self, when: float, kind: int, payload: object, version: int = 0) -> None:
+        batch = self._events.get(when)
+        if batch is None:
+            self._events[when] = [(kind, payload, version)]
+            heappush(self._times, when)
+        else:
+            batch.append((kind, payload, version))
 
     def done(self) -> bool:
         return not self._incomplete
 
     def run_until(self, until: float) -> bool:
         """Process every event up to virtual time `until`; True once every host is complete."""
-        events = self._events
+        events, times, incomplete = self._events, self._times, self._incomplete
         if self._dirty:
             self._plan()                 # the joins at time zero
-        while not self.done() and events and events[0][0] <= until:
-            self.now = events[0][0]
-            while events and events[0][0] == self.now:
-                _, _, kind, payload = heapq.heappop(events)
-                self._handle(kind, payload)
+        while incomplete and times and times[0] <= until:
+            now = self.now = times[0]
+            batch = events[now]
+            i = 0
+            while i < len(batch):        # events scheduled for now while handling these join in
+                kind, payload, version = batch[i]
+                i += 1
+                if kind == _FINISH:
+                    a = cast(_Active, payload)
+                    if a.version == version:
+                        self._end(a, ok=not a.fail_left)
+                else:
+                    self._handle(kind, payload)
+            heappop(times)
+            del events[now]
             self._plan()
         if not self.done():
             self.now = max(self.now, until)
@@ -213,12 +238,7 @@ class Simulation:
         return self.result()
 
     def _handle(self, kind: int, payload: object) -> None:
-        if kind == _FINISH:
-            key, version = cast(tuple[tuple[int, int], int], payload)
-            a = self._active.get(key)
-            if a is not None and a.version == version:
-                self._end(a, ok=not a.fail_left)
-        elif kind == _EXPIRE:
+        if kind == _EXPIRE:
             self._expire(cast(_Swarm, payload))
         elif kind == _LEAVE:
             self._leave(self.hosts[cast(str, payload)])
@@ -233,7 +253,7 @@ class Simulation:
     def _expire(self, sw: _Swarm) -> None:
         for t in sw.planner.expire(self.now):
             self.expired += 1
-            self._end(self._active[(sw.index, t.id)], ok=False, report=False)
+            self._end(sw.active[t.id], ok=False, report=False)
 
     def _plan(self) -> None:
         for i in sorted(self._dirty):
@@ -253,21 +273,29 @@ class Simulation:
         fail_left = 0.0
         if self.rng.random() < self.config.fail_rate:
             fail_left = max(1.0, t.size * self.rng.random())
-        a = _Active(sw, t, src, dst, t.rate_cap if t.rate_cap is not None else math.inf, wan, fail_left,
-                    remaining=float(t.size), last=self.now)
-        self._active[(sw.index, t.id)] = a
+        now = self.now
+        cap = t.rate_cap if t.rate_cap is not None else math.inf
+        a = _Active(sw, t, src, dst, cap, wan, fail_left, remaining=float(t.size), last=now)
+        sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
         dst.downs.append(a)
-        src.up_demand += a.cap
-        dst.down_demand += a.cap
+        src.up_demand += cap
+        dst.down_demand += cap
         up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
         if up_busy:
             self._rerate(src.ups)
         if down_busy:
             self._rerate(dst.downs)
         if not (up_busy or down_busy):
-            self._set_rate(a, a.cap)       # the usual case: links as promised, the cap rules
+            # the usual case, links as promised and the cap rules: _set_rate(a, cap), inline
+            a.rate, a.version = cap, 1
+            left = max(0.0, a.remaining - fail_left)
+            end = now + left / cap if cap > 0 else math.inf
+            self._push(end, _FINISH, a, 1)
+            deadline = t.started + t.timeout_s
+            if end > deadline:
+                self._push(deadline, _EXPIRE, sw)
 
     def _rerate(self, actives: list[_Active]) -> None:
         """Rates of the transfers on one link after a change on it."""
@@ -293,43 +321,46 @@ class Simulation:
         a.version += 1
         left = max(0.0, a.remaining - a.fail_left)
         end = now + left / rate if rate > 0 else math.inf
-        self._push(end, _FINISH, ((a.swarm.index, a.t.id), a.version))
+        self._push(end, _FINISH, a, a.version)
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:
             self._push(deadline, _EXPIRE, a.swarm)
 
     def _end(self, a: _Active, *, ok: bool, report: bool = True) -> None:
         """Take a transfer off the network; `report` tells the planner (expired/dropped ones it knows)."""
-        del self._active[(a.swarm.index, a.t.id)]
-        sent = a.t.size if ok else min(a.t.size, a.t.size - a.remaining + a.rate * (self.now - a.last))
-        for w in a.wan:
-            self.wan_bytes[w] = self.wan_bytes.get(w, 0.0) + sent
-            if not ok:
-                self.wan_wasted[w] = self.wan_wasted.get(w, 0.0) + sent
+        sw, t = a.swarm, a.t
+        del sw.active[t.id]
+        a.version = -1
+        if a.wan:
+            sent = t.size if ok else min(t.size, t.size - a.remaining + a.rate * (self.now - a.last))
+            for w in a.wan:
+                self.wan_bytes[w] = self.wan_bytes.get(w, 0.0) + sent
+                if not ok:
+                    self.wan_wasted[w] = self.wan_wasted.get(w, 0.0) + sent
         src, dst = a.src, a.dst
         up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
         src.ups.remove(a)
         dst.downs.remove(a)
-        src.up_demand = sum(x.cap for x in src.ups)       # summed afresh: no drift
-        dst.down_demand = sum(x.cap for x in dst.downs)
+        src.up_demand = _total_cap(src.ups)
+        dst.down_demand = _total_cap(dst.downs)
         if up_busy:
             self._rerate(src.ups)
         if down_busy:
             self._rerate(dst.downs)
-        planner = a.swarm.planner
+        planner = sw.planner
         if report:
             if not ok:
                 self.failures += 1
-            planner.finish(a.t.id, self.now, ok=ok)
+            planner.finish(t.id, self.now, ok=ok)
         if ok:
-            own = self.own_swarm.get(a.dst.name)
-            if own is not None and own is not a.swarm:
-                own.planner.add_have(a.dst.name, a.t.chunk)     # a relay: cut-through downstream
+            own = self.own_swarm.get(dst.name)
+            if own is not None and own is not sw:
+                own.planner.add_have(dst.name, t.chunk)     # a relay: cut-through downstream
                 self._dirty.add(own.index)
-            if a.dst.completed_at is None and planner.is_complete(a.dst.name):
-                a.dst.completed_at = self.now
-                self._incomplete.discard(a.dst.name)
-        self._dirty.add(a.swarm.index)
+            if dst.completed_at is None and planner.is_complete(dst.name):
+                dst.completed_at = self.now
+                self._incomplete.discard(dst.name)
+        self._dirty.add(sw.index)
 
     def _leave(self, h: _Host) -> None:
         h.online = False
@@ -337,7 +368,7 @@ class Simulation:
             hashes = sw.planner.chunks()
             h.held = [hashes[i][0] for i in sw.planner.has(h.name)]
             for t in sw.planner.remove_node(h.name):
-                self._end(self._active[(sw.index, t.id)], ok=False, report=False)
+                self._end(sw.active[t.id], ok=False, report=False)
             self._dirty.add(sw.index)
 
     def _join(self, h: _Host) -> None:
