@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import math
 import random
-from operator import attrgetter
 from heapq import heappop, heappush
+from operator import attrgetter
 from statistics import median
 
 from lanscatter.linkmap import LinkMap
