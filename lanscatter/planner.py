@@ -187,8 +187,9 @@ class Planner(SwarmBooks):
         while offers:
             if len(offers) == 1:
                 choice = offers[0]
-            elif len(offers) == 2 and offers[0][0] != offers[1][0]:
-                choice = offers[0] if offers[0][0] < offers[1][0] else offers[1]
+            elif len(offers) == 2:         # the usual case, as below
+                a, b = offers
+                choice = self._weighted(offers) if a[0] == b[0] else a if a[0] < b[0] else b
             else:
                 best = min([o[0] for o in offers])
                 top = [o for o in offers if o[0] == best]
@@ -346,13 +347,15 @@ class Planner(SwarmBooks):
         s, t = f.src, f.transfer
         cfg = self.config
         a = cfg.ewma_alpha
-        elapsed = max(0.0, now - t.started)
+        elapsed = now - t.started
+        if elapsed < 0.0:
+            elapsed = 0.0
         if ok:
             s.uploads += 1
             f.dst.downloads += 1
             s.upload_s_total += elapsed
-            busy = max(0.0, elapsed - cfg.transfer_overhead_s)
-            spb = busy / t.size if t.size else 0.0
+            busy = elapsed - cfg.transfer_overhead_s
+            spb = busy / t.size if t.size and busy > 0.0 else 0.0
             s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
             s.fail_score *= 1 - a
             if f.expected_s:

@@ -49,13 +49,11 @@ class LinkBook:
         return left if left > 0.0 else 0.0    # noqa: FURB136 (no call: this runs per transfer)
 
     def book(self, names: tuple[str, ...], rate: float) -> None:
-        booked = self.booked
         for n in names:
-            booked[n] += rate
+            self.booked[n] += rate
 
     def release(self, names: tuple[str, ...], rate: float) -> None:
-        booked, capacity = self.booked, self.capacity
         for n in names:
-            left = booked[n] - rate
+            left = self.booked[n] - rate
             # float drift must not leave a phantom booking on an idle link
-            booked[n] = left if left > 1e-6 * capacity[n] else 0.0
+            self.booked[n] = left if left > 1e-6 * self.capacity[n] else 0.0

@@ -76,6 +76,8 @@ def _site_of(topo: SimTopology, host: str) -> str:
 
 def _total_cap(actives: list[_Active]) -> float:
     """The sum of the caps, added afresh (no drift), in order."""
+    if len(actives) == 1:
+        return actives[0].cap
     total = 0.0
     for a in actives:
         total += a.cap
@@ -275,7 +277,7 @@ class Simulation:
             fail_left = max(1.0, t.size * self.rng.random())
         now = self.now
         cap = t.rate_cap if t.rate_cap is not None else math.inf
-        a = _Active(sw, t, src, dst, cap, wan, fail_left, remaining=float(t.size), last=now)
+        a = _Active(sw, t, src, dst, cap, wan, fail_left, 0.0, float(t.size), now)
         sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
@@ -290,8 +292,11 @@ class Simulation:
         if not (up_busy or down_busy):
             # the usual case, links as promised and the cap rules: _set_rate(a, cap), inline
             a.rate, a.version = cap, 1
-            left = max(0.0, a.remaining - fail_left)
-            end = now + left / cap if cap > 0 else math.inf
+            left = a.remaining - fail_left
+            if cap > 0:
+                end = now + left / cap if left > 0.0 else now
+            else:
+                end = math.inf
             self._push(end, _FINISH, a, 1)
             deadline = t.started + t.timeout_s
             if end > deadline:
@@ -341,7 +346,7 @@ class Simulation:
         up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
         src.ups.remove(a)
         dst.downs.remove(a)
-        src.up_demand = _total_cap(src.ups)
+        src.up_demand = _total_cap(src.ups)       # summed afresh: no drift
         dst.down_demand = _total_cap(dst.downs)
         if up_busy:
             self._rerate(src.ups)
