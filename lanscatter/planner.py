@@ -50,6 +50,7 @@ __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 _DEFAULT_CONFIG = PlannerConfig()
 
 _least_complete = attrgetter("n_have", "idx")
+_new_tuple = tuple.__new__          # a Transfer without the named tuple's Python-level __new__
 _Offer = tuple[int, NodeState, int, bool, int]   # (cover count, source, chunk, slow, place in idle)
 
 
@@ -300,12 +301,14 @@ class Planner(SwarmBooks):
             timeout = cfg.initial_timeout_s
         tid = self._next_id
         self._next_id = tid + 1
-        t = Transfer(tid, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
+        t = _new_tuple(Transfer, (tid, self._hashes[chunk], s.name, d.name, size, cap, timeout, now))
         if cap is not None:
             self._book.book(links, cap)
         # the books, inline: this runs once per transfer
         bit = 1 << chunk
-        self._cover_add(d, chunk, bit, +1)
+        self._rarity.add(chunk, 1, bit)
+        if d.site is not None and d.ul_slots and not d.corrupt:      # as _cover_add
+            self._sites[d.site].add(chunk, 1)
         d.recv |= bit
         d.n_cover += 1
         if background:
@@ -347,9 +350,7 @@ class Planner(SwarmBooks):
         s, t = f.src, f.transfer
         cfg = self.config
         a = cfg.ewma_alpha
-        elapsed = now - t.started
-        if elapsed < 0.0:
-            elapsed = 0.0
+        elapsed = now - t.started if now > t.started else 0.0
         if ok:
             s.uploads += 1
             f.dst.downloads += 1
@@ -361,8 +362,9 @@ class Planner(SwarmBooks):
             if f.expected_s:
                 ratio = elapsed / f.expected_s
                 # at its cap an upload cannot show it could go faster: keeping pace counts as healthy
-                uncapped = t.rate_cap is None
-                self._sample(s, f.slowness * ratio if uncapped or ratio > cfg.kept_pace else 1.0)
+                sample = f.slowness * ratio if t.rate_cap is None or ratio > cfg.kept_pace else 1.0
+                s.slowness = (1 - a) * s.slowness + a * sample        # as _sample
+                s.measured = True
             self._stats_dirty = True
         else:
             s.failures += 1

@@ -163,13 +163,19 @@ class SwarmBooks:
         elif not d.bits & bit:
             self._cover_add(d, chunk, bit, -1)
             d.n_cover -= 1
-        # d's download side, and its upload side if it got the chunk; s's upload side (as _touch)
+        # d's download side, and its upload side if it got the chunk; s's upload side: _touch(d),
+        # _touch_up(s), inline
         if not d.seed and d.n_dl < d.dl_slots and d.n_cover < len(self._hashes):
             self._hungry.add(d.idx)
         else:
             self._hungry.discard(d.idx)
-        self._touch_up(d)
-        self._touch_up(s)
+        idle, wan = self._idle, self._wan
+        for n in (d, s):
+            if n.ul_slots and n.n_have and not n.corrupt and (
+                    n.n_ul < n.ul_slots or (wan and n.n_narrow < self.config.narrow_extra_slots)):
+                idle.add(n.idx)
+            else:
+                idle.discard(n.idx)
 
     # ---- incremental indexes -------------------------------------------------------------
 
