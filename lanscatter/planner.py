@@ -51,7 +51,7 @@ _DEFAULT_CONFIG = PlannerConfig()
 
 _least_complete = attrgetter("n_have", "idx")
 _new_tuple = tuple.__new__          # a Transfer without the named tuple's Python-level __new__
-_Offer = tuple[int, NodeState, int, bool, int]   # (cover count, source, chunk, slow, place in idle)
+_Offer = tuple[NodeState, int, bool, int]        # (source, the chunks it offers, slow, place in idle)
 
 
 class Planner(SwarmBooks):
@@ -126,7 +126,7 @@ class Planner(SwarmBooks):
         fallback: list[_Offer] = []
         far_seed = False                   # some offer comes from a seed of another site
         covered: int | None = None
-        rarest, d_site = self._rarity.rarest, d.site
+        d_site = d.site
         max_probe, wanted = cfg.max_probe, cfg.candidates
         n = len(idle)
         start = int(rng.random() * n)
@@ -162,13 +162,12 @@ class Planner(SwarmBooks):
                     fresh = cand ^ (cand & s.busy)
                     if fresh:
                         cand = fresh
-                chunk, count = rarest(cand, rng)
                 if s.seed and s.site != d_site:
                     far_seed = True
                 if held:
-                    fallback.append((count, s, chunk, slow, k))
+                    fallback.append((s, cand, slow, k))
                 else:
-                    offers.append((count, s, chunk, slow, k))
+                    offers.append((s, cand, slow, k))
                     if len(offers) >= wanted:
                         break
             if probed >= max_probe:
@@ -182,20 +181,27 @@ class Planner(SwarmBooks):
         if far_seed and d_site is not None:
             # Across a WAN the order of chunks hardly matters (the site behind gets them all from
             # its relay), so a remote downloader leaves the seed's uplink to its own site.
-            local_seed = [o for o in offers if not (o[1].seed and o[1].site != d_site)]
+            local_seed = [o for o in offers if not (o[0].seed and o[0].site != d_site)]
             if local_seed:
                 offers = local_seed
+        rarity = self._rarity
         while offers:
+            # The offer of the rarest chunk wins; equally rare ones are weighed. The rarest count
+            # among all offers is found once, on their union: an offer holding a chunk of that
+            # count is among the rarest.
             if len(offers) == 1:
                 choice = offers[0]
-            elif len(offers) == 2:         # the usual case, as below
-                a, b = offers
-                choice = self._weighted(offers) if a[0] == b[0] else a if a[0] < b[0] else b
+                count = rarity.lowest(choice[1])
             else:
-                best = min([o[0] for o in offers])
-                top = [o for o in offers if o[0] == best]
+                union = 0
+                for o in offers:
+                    union |= o[1]
+                count = rarity.lowest(union)
+                rarest = rarity.buckets[count]
+                top = [o for o in offers if o[1] & rarest]
                 choice = top[0] if len(top) == 1 else self._weighted(top)
-            _, s, chunk, slow, i = choice
+            s, cand, slow, i = choice
+            chunk = rarity.pick(cand, count, rng)
             path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
             narrow = path is not None and self._wan and self._narrow(s, path[0], path[1])
             if path is None or (s.n_ul >= s.ul_slots and not narrow):
@@ -228,7 +234,7 @@ class Planner(SwarmBooks):
         seed_weight = self.config.seed_weight
         weights = []
         for o in offers:
-            s = o[1]
+            s = o[0]
             w = seed_weight if s.seed else 1.0
             if s.fail_score > 0.0:
                 w *= max(0.05, 1.0 - s.fail_score)

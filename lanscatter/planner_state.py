@@ -199,23 +199,30 @@ class RarityIndex:
                     moved[key] = moved.get(key, 0) | part
         self._set_buckets(moved)
 
-    def rarest(self, cand: int, rng: random.Random) -> tuple[int, int]:
-        """(chunk index, cover count) of a least-covered chunk in cand (cand != 0, all counts >= 1)."""
+    def lowest(self, cand: int) -> int:
+        """The cover count of the least-covered chunks in cand (cand != 0)."""
         if self._dirty:
             self._rebuild()
-        below, keys = self.below, self.keys
+        below = self.below
         if cand & below[0]:
-            k = keys[0]
-        else:
-            lo, hi = 1, len(below) - 1     # the union at hi holds every chunk
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if cand & below[mid]:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            k = keys[lo]
-        return pick_bit(cand & self.buckets[k], rng, self.n), k
+            return self.keys[0]
+        lo, hi = 1, len(below) - 1         # the union at hi holds every chunk
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if cand & below[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        return self.keys[lo]
+
+    def pick(self, cand: int, count: int, rng: random.Random) -> int:
+        """A chunk of cand covered `count` times (one there must be), at random."""
+        return pick_bit(cand & self.buckets[count], rng, self.n)
+
+    def rarest(self, cand: int, rng: random.Random) -> tuple[int, int]:
+        """(chunk index, cover count) of a least-covered chunk in cand (cand != 0)."""
+        count = self.lowest(cand)
+        return self.pick(cand, count, rng), count
 
 
 class SiteCover:
