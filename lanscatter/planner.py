@@ -118,7 +118,8 @@ class Planner(SwarmBooks):
             left = book.left(d.down_link)
             if left <= cfg.min_link_share * book.capacity[d.down_link]:
                 return None
-            down = left / max(1, d.dl_slots - d.n_dl)
+            free = d.dl_slots - d.n_dl
+            down = left / free if free > 1 else left         # (as left / max(1, free), without a call)
         n_need = -1                        # counted when a slow source needs it
         base = self._median_slowness
         slow_limit = cfg.slow_threshold * base
@@ -192,6 +193,11 @@ class Planner(SwarmBooks):
             if len(offers) == 1:
                 choice = offers[0]
                 count = rarity.lowest(choice[1])
+            elif len(offers) == 2:         # the usual case, as below
+                a, b = offers
+                count = rarity.lowest(a[1] | b[1])
+                rarest = rarity.buckets[count]
+                choice = (b if not a[1] & rarest else a if not b[1] & rarest else self._weighted(offers))
             else:
                 union = 0
                 for o in offers:
@@ -241,6 +247,9 @@ class Planner(SwarmBooks):
             if s.slowness > 1.0:
                 w /= s.slowness
             weights.append(w)
+        if len(weights) == 2:          # the usual case, as below
+            first, second = weights
+            return offers[0] if self._rng.random() * (first + second) - first < 0 else offers[1]
         r = self._rng.random() * sum(weights)
         for o, w in zip(offers, weights):
             r -= w

@@ -43,6 +43,7 @@ class _Host:
     up_demand: float = 0.0         # sum of the caps of ups / downs
     down_demand: float = 0.0
     held: list[str] = field(default_factory=list)   # chunks kept while offline
+    own: _Swarm | None = None      # the swarm it seeds (a master or relay)
 
 
 @dataclass(slots=True, eq=False)
@@ -154,7 +155,8 @@ class Simulation:
             near = {f"lan:{site}"} | {f"lan:{c}" for c in children} \
                 | {f"wan:{site}>{c}" for c in children} | {f"wan:{c}>{site}" for c in children}
             shared = {n: link for n, link in topo.links.items() if n in near}
-            self.own_swarm[heads[site]] = self._add_swarm(site, members, shared, host_links, parents, pcfg)
+            own = self.own_swarm[heads[site]] = self._add_swarm(site, members, shared, host_links, parents, pcfg)
+            self.hosts[heads[site]].own = own
         churners = rng.sample(peers, round(cfg.churn * len(peers)))
         ideal = self.ideal(masters[0])
         for p in churners:
@@ -224,7 +226,7 @@ class Simulation:
                 if kind == _FINISH:
                     a = cast(_Active, payload)
                     if a.version == version:
-                        self._end(a, ok=not a.fail_left)
+                        self._end(a, not a.fail_left)
                 else:
                     self._handle(kind, payload)
             heappop(times)
@@ -331,7 +333,7 @@ class Simulation:
         if end > deadline:
             self._push(deadline, _EXPIRE, a.swarm)
 
-    def _end(self, a: _Active, *, ok: bool, report: bool = True) -> None:
+    def _end(self, a: _Active, ok: bool, report: bool = True) -> None:
         """Take a transfer off the network; `report` tells the planner (expired/dropped ones it knows)."""
         sw, t = a.swarm, a.t
         del sw.active[t.id]
@@ -358,7 +360,7 @@ class Simulation:
                 self.failures += 1
             planner.finish(t.id, self.now, ok=ok)
         if ok:
-            own = self.own_swarm.get(dst.name)
+            own = dst.own
             if own is not None and own is not sw:
                 own.planner.add_have(dst.name, t.chunk)     # a relay: cut-through downstream
                 self._dirty.add(own.index)
