@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import math
 import random
-from heapq import heappop, heappush
 from operator import attrgetter
-from statistics import median
 
 from lanscatter.linkmap import LinkMap
 from lanscatter.planner_books import SwarmBooks
@@ -59,10 +57,6 @@ class Planner(SwarmBooks):
                  config: PlannerConfig = _DEFAULT_CONFIG) -> None:
         super().__init__(links, config)
         self._rng = rng if rng is not None else random.Random(0)
-        # deadline -> ids of the flights due then, in start order (so in id order); and the
-        # deadlines as a heap. Flights of one round share few deadlines: far fewer heap steps.
-        self._due: dict[float, list[int]] = {}
-        self._due_times: list[float] = []
         self._next_id = 1
         self._median_slowness = 1.0        # of the measured sources, never below 1.0
         self._median_spb: float | None = None
@@ -176,7 +170,7 @@ class Planner(SwarmBooks):
         if not offers:
             # A held-back source still beats leaving a downloader with nothing in flight for good,
             # but not while a fast holder of what it needs will free up a slot soon.
-            if not fallback or d.n_dl or d.n_bg or self._fast_holder(d, need, base):
+            if not fallback or d.n_dl or d.n_bg or self._holder(d, need, slow_limit):
                 return None
             offers = fallback
         if far_seed and d_site is not None:
@@ -257,16 +251,6 @@ class Planner(SwarmBooks):
                 return o
         return offers[-1]
 
-    def _fast_holder(self, d: NodeState, need: int, base: float) -> bool:
-        """Whether some source that is not slow could serve d something it needs, once free."""
-        limit = self.config.slow_threshold * base
-        far = need & ~self._sites[d.site].covered() if d.site is not None else need
-        for n in self._nodes.values():
-            if (n.ul_slots and not n.corrupt and n.slowness <= limit and n is not d
-                    and n.bits & (need if n.site == d.site or n.site is None else far)):
-                return True
-        return False
-
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
         """Finite links of the path s -> d and the nominal rate a new transfer may book on them.
 
@@ -340,13 +324,7 @@ class Planner(SwarmBooks):
         if not k:
             s.busy |= bit
         self._flights[tid] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow)
-        deadline = now + timeout
-        due = self._due.get(deadline)
-        if due is None:
-            self._due[deadline] = [tid]
-            heappush(self._due_times, deadline)
-        else:
-            due.append(tid)
+        self._due_at(tid, now + timeout)
         # a transfer changes only d's download and s's upload side (as _touch_down, _touch_up)
         if d.n_dl >= d.dl_slots or d.n_cover >= len(self._hashes):
             self._hungry.discard(d.idx)
@@ -391,30 +369,16 @@ class Planner(SwarmBooks):
                 s.corrupt = True
                 self._idle.discard(s.idx)
 
-    def cancel(self, transfer_id: int) -> Transfer | None:
-        """Withdraw an in-flight transfer with no verdict on its source (the generation changed,
-        the engine gave up for its own reasons). Unknown ids are ignored."""
-        f = self._flights.get(transfer_id)
-        if f is None:
-            return None
-        self._drop(f, delivered=False)
-        return f.transfer
-
     def expire(self, now: float) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads."""
         out: list[Transfer] = []
-        times, flights = self._due_times, self._flights
-        while times and times[0] <= now:
-            for tid in self._due.pop(heappop(times)):
-                f = flights.get(tid)
-                if f is None:
-                    continue
-                self._drop(f)
-                elapsed = now - f.transfer.started
-                f.src.failures += 1
-                ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
-                self._sample(f.src, f.slowness * ratio)
-                out.append(f.transfer)
+        for f in self._overdue(now):
+            self._drop(f)
+            elapsed = now - f.transfer.started
+            f.src.failures += 1
+            ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
+            self._sample(f.src, f.slowness * ratio)
+            out.append(f.transfer)
         return out
 
     def _sample(self, s: NodeState, slowness: float) -> None:
@@ -426,10 +390,7 @@ class Planner(SwarmBooks):
     def _refresh_stats(self, now: float) -> None:
         if not self._stats_dirty or now - self._stats_at < self.config.stats_refresh_s:
             return
-        nodes = self._nodes.values()
-        slow = [n.slowness for n in nodes if n.measured]
-        spb = [n.spb for n in nodes if n.spb is not None]
-        self._median_slowness = max(1.0, median(slow)) if slow else 1.0
-        self._median_spb = median(spb) if spb else None
+        slowness, self._median_spb = self._medians()
+        self._median_slowness = max(1.0, slowness)
         self._stats_dirty = False
         self._stats_at = now

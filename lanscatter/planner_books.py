@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
+from heapq import heappop, heappush
+from statistics import median
 
 from lanscatter.linkmap import LinkMap
 from lanscatter.planner_links import LinkBook
@@ -52,6 +54,10 @@ class SwarmBooks:
         self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
         self._idle: set[int] = set()       # nodes with a free upload slot and something to give
         self._flights: dict[int, Flight] = {}
+        # deadline -> ids of the flights due then, in start order (so in id order); and the
+        # deadlines as a heap. Flights of one round share few deadlines: far fewer heap steps.
+        self._due: dict[float, list[int]] = {}
+        self._due_times: list[float] = []
 
     # ---- generation and membership -------------------------------------------------------
 
@@ -132,6 +138,36 @@ class SwarmBooks:
         self._touch(node)
 
     # ---- transfers in flight -------------------------------------------------------------
+
+    def cancel(self, transfer_id: int) -> Transfer | None:
+        """Withdraw an in-flight transfer with no verdict on its source (the generation changed,
+        the engine gave up for its own reasons). Unknown ids are ignored."""
+        f = self._flights.get(transfer_id)
+        if f is None:
+            return None
+        self._drop(f, delivered=False)
+        return f.transfer
+
+    def _due_at(self, tid: int, deadline: float) -> None:
+        """Flight tid times out at `deadline`."""
+        due = self._due.get(deadline)
+        if due is None:
+            self._due[deadline] = [tid]
+            heappush(self._due_times, deadline)
+        else:
+            due.append(tid)
+
+    def _overdue(self, now: float) -> list[Flight]:
+        """The flights still in flight whose deadline is not after now, by deadline then id; their
+        deadlines are forgotten."""
+        out = []
+        times, flights = self._due_times, self._flights
+        while times and times[0] <= now:
+            for tid in self._due.pop(heappop(times)):
+                f = flights.get(tid)
+                if f is not None:
+                    out.append(f)
+        return out
 
     def _drop(self, f: Flight, delivered: bool = False) -> None:
         """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
@@ -220,6 +256,26 @@ class SwarmBooks:
             self._idle.add(n.idx)
         else:
             self._idle.discard(n.idx)
+
+    # ---- queries over the swarm ----------------------------------------------------------
+
+    def _holder(self, d: NodeState, need: int, limit: float) -> bool:
+        """Whether some source no slower than `limit` could serve d something it needs, once free
+        (across sites only what d's site does not cover)."""
+        far = need & ~self._sites[d.site].covered() if d.site is not None else need
+        for n in self._nodes.values():
+            if (n.ul_slots and not n.corrupt and n.slowness <= limit and n is not d
+                    and n.bits & (need if n.site == d.site or n.site is None else far)):
+                return True
+        return False
+
+    def _medians(self) -> tuple[float, float | None]:
+        """The median slowness of the measured sources (1.0 before any is) and the median seconds
+        per byte of those that uploaded (None before any did)."""
+        nodes = self._nodes.values()
+        slow = [n.slowness for n in nodes if n.measured]
+        spb = [n.spb for n in nodes if n.spb is not None]
+        return (median(slow) if slow else 1.0), (median(spb) if spb else None)
 
     # ---- read-only views -----------------------------------------------------------------
 
