@@ -276,7 +276,8 @@ class Planner(SwarmBooks):
             left = book.left(s.up_link)
             if left <= floor * book.capacity[s.up_link]:
                 return None
-            rate = min(rate, left / max(1, s.ul_slots - s.n_ul))
+            free = s.ul_slots - s.n_ul                 # split among the free slots (at least one)
+            rate = min(rate, left / free if free > 1 else left)
             links = (s.up_link, *links)
         if d.down_link is not None:
             links = (*links, d.down_link)

@@ -20,7 +20,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
-from typing import cast
+from typing import Any, cast
 
 from lanscatter.linkmap import Link, LinkMap
 from lanscatter.planner import Planner, PlannerConfig, Transfer
@@ -116,7 +116,7 @@ class Simulation:
         # time -> its events (kind, payload, version) in the order they were scheduled, and the
         # times as a heap: transfers of one round end at few distinct times. A finish event counts
         # only while its version is the transfer's latest (a new rate or its end makes it stale).
-        self._events: dict[float, list[tuple[int, object, int]]] = {}
+        self._events: dict[float, list[tuple[int, Any, int]]] = {}    # (payload: by kind)
         self._times: list[float] = []
         self._dirty: set[int] = set()
         self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -224,9 +224,8 @@ class Simulation:
                 kind, payload, version = batch[i]
                 i += 1
                 if kind == _FINISH:
-                    a = cast(_Active, payload)
-                    if a.version == version:
-                        self._end(a, not a.fail_left)
+                    if payload.version == version:
+                        self._end(payload, not payload.fail_left)
                 else:
                     self._handle(kind, payload)
             heappop(times)
@@ -257,13 +256,14 @@ class Simulation:
     def _expire(self, sw: _Swarm) -> None:
         for t in sw.planner.expire(self.now):
             self.expired += 1
-            self._end(sw.active[t.id], ok=False, report=False)
+            self._end(sw.active[t.id], False, False)
 
     def _plan(self) -> None:
+        start = self._start
         for i in sorted(self._dirty):
             sw = self.swarms[i]
             for t in sw.planner.plan(self.now):
-                self._start(sw, t)
+                start(sw, t)
         self._dirty.clear()
 
     # ---- transfers -------------------------------------------------------------------------
@@ -375,7 +375,7 @@ class Simulation:
             hashes = sw.planner.chunks()
             h.held = [hashes[i][0] for i in sw.planner.has(h.name)]
             for t in sw.planner.remove_node(h.name):
-                self._end(sw.active[t.id], ok=False, report=False)
+                self._end(sw.active[t.id], False, False)
             self._dirty.add(sw.index)
 
     def _join(self, h: _Host) -> None:
