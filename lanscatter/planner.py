@@ -186,22 +186,22 @@ class Planner(SwarmBooks):
             # count is among the rarest.
             if len(offers) == 1:
                 choice = offers[0]
-                count = rarity.lowest(choice[1])
+                j = rarity.lowest(choice[1])
             elif len(offers) == 2:         # the usual case, as below
                 a, b = offers
-                count = rarity.lowest(a[1] | b[1])
-                rarest = rarity.buckets[count]
+                j = rarity.lowest(a[1] | b[1])
+                rarest = rarity.below[j]           # nothing rarer in either: their rarest
                 choice = (b if not a[1] & rarest else a if not b[1] & rarest else self._weighted(offers))
             else:
                 union = 0
                 for o in offers:
                     union |= o[1]
-                count = rarity.lowest(union)
-                rarest = rarity.buckets[count]
+                j = rarity.lowest(union)
+                rarest = rarity.below[j]
                 top = [o for o in offers if o[1] & rarest]
                 choice = top[0] if len(top) == 1 else self._weighted(top)
             s, cand, slow, i = choice
-            chunk = rarity.pick(cand, count, rng)
+            chunk = rarity.pick(cand, j, rng)
             path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
             narrow = path is not None and self._wan and self._narrow(s, path[0], path[1])
             if path is None or (s.n_ul >= s.ul_slots and not narrow):

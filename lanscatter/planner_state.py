@@ -91,20 +91,20 @@ def remap_counts(old: array, runs: list[tuple[int, int, int]], size: int) -> arr
 
 
 class RarityIndex:
-    """Cover count per chunk, with the chunks grouped into one bitmap per count.
+    """Cover count per chunk, and the chunks by count as prefix unions.
 
-    `below[j]` is the union of the buckets of `keys[0..j]` (every chunk counted at most keys[j]
-    times), so the rarest chunks of a set are found by a binary search over a few unions rather
-    than a walk over every bucket below them.
+    `keys` are the counts some chunk has, ascending; `below[j]` is the set of chunks counted at most
+    keys[j] times. The rarest chunks of a set are then found by a binary search over a few unions
+    (`lowest`), and one more copy of a chunk is one XOR (plus a new key the first time a count is
+    reached, and one fewer when a count is left by its last chunk).
     """
 
-    __slots__ = ("_dirty", "below", "buckets", "counts", "keys", "n")
+    __slots__ = ("_dirty", "below", "counts", "keys", "n")
 
     def __init__(self, counts: array) -> None:
         self.n = len(counts)
         self.counts = counts
-        self.buckets: dict[int, int] = {}
-        self.keys: list[int] = []          # sorted counts that have a non-empty bucket
+        self.keys: list[int] = []
         self.below: list[int] = []
         self._dirty = True
 
@@ -116,7 +116,6 @@ class RarityIndex:
         self._dirty = False
 
     def _set_buckets(self, buckets: dict[int, int]) -> None:
-        self.buckets = buckets
         self.keys = sorted(buckets)
         self.below = []
         union = 0
@@ -124,32 +123,36 @@ class RarityIndex:
             union |= buckets[k]
             self.below.append(union)
 
+    def bucket(self, count: int) -> int:
+        """The chunks counted exactly `count` times."""
+        if self._dirty:
+            self._rebuild()
+        j = bisect_left(self.keys, count)
+        if j == len(self.keys) or self.keys[j] != count:
+            return 0
+        return self.below[j] ^ (self.below[j - 1] if j else 0)
+
     def _move(self, bit: int, a: int, b: int) -> None:
-        buckets, keys, below = self.buckets, self.keys, self.below
+        keys, below = self.keys, self.below
+        j = bisect_left(keys, b)
+        if j == len(keys) or keys[j] != b:           # a count no chunk had: the union below it
+            keys.insert(j, b)
+            below.insert(j, below[j - 1] if j else 0)
         j = bisect_left(keys, min(a, b))
         if a < b:
-            while j < len(keys) and keys[j] < b:     # unions of counts a..b-1 lose the chunk
+            while keys[j] < b:                       # unions of counts a..b-1 lose the chunk
                 below[j] ^= bit
                 j += 1
         else:
             while keys[j] < a:                       # unions of counts b..a-1 gain it
                 below[j] |= bit
                 j += 1
-        rest = buckets[a] ^ bit
-        if rest:
-            buckets[a] = rest
-        else:
-            del buckets[a]
-            j = bisect_left(keys, a)
-            del keys[j], below[j]
-        old = buckets.get(b)
-        if old is None:
-            buckets[b] = bit
-            j = bisect_left(keys, b)
-            keys.insert(j, b)
-            below.insert(j, below[j - 1] | bit if j else bit)
-        else:
-            buckets[b] = old | bit
+        self._drop_if_empty(bisect_left(keys, a))
+
+    def _drop_if_empty(self, j: int) -> None:
+        below = self.below
+        if below[j] == (below[j - 1] if j else 0):   # no chunk has count keys[j] any more
+            del self.keys[j], below[j]
 
     def add(self, i: int, delta: int, bit: int = 0) -> None:
         """Change chunk i's count by delta (`bit`, if given, is 1 << i, already at hand)."""
@@ -161,23 +164,15 @@ class RarityIndex:
             self._move(bit or 1 << i, k, k + delta)
             return
         # one more copy, the usual change: as _move, without searching for the next count
-        buckets, keys, below = self.buckets, self.keys, self.below
-        bit = bit or 1 << i
+        keys, below = self.keys, self.below
         j = bisect_left(keys, k)
-        below[j] ^= bit
-        rest = buckets[k] ^ bit
-        if rest:
-            buckets[k] = rest
-            j += 1
-        else:
-            del buckets[k], keys[j], below[j]
-        k += 1
-        if j < len(keys) and keys[j] == k:
-            buckets[k] |= bit
-        else:
-            buckets[k] = bit
-            keys.insert(j, k)
-            below.insert(j, below[j - 1] | bit if j else bit)
+        old = below[j]
+        below[j] = old ^ (bit or 1 << i)
+        if j + 1 == len(keys) or keys[j + 1] != k + 1:
+            keys.insert(j + 1, k + 1)
+            below.insert(j + 1, old)
+        if below[j] == (below[j - 1] if j else 0):
+            del keys[j], below[j]
 
     def add_many(self, mask: int, delta: int) -> None:
         if mask.bit_count() <= BULK_THRESHOLD:
@@ -189,10 +184,12 @@ class RarityIndex:
             counts[i] += delta
         if self._dirty:
             return
-        # Shift the masked chunks of every bucket at once: a join with thousands of chunks costs a
+        # Shift the masked chunks of every count at once: a join with thousands of chunks costs a
         # few big-int operations per distinct count, not a step (or a rebuild) per chunk.
         moved: dict[int, int] = {}
-        for k, bits in self.buckets.items():
+        lower = 0
+        for k, union in zip(self.keys, self.below):
+            bits, lower = union ^ lower, union
             going = bits & mask
             for key, part in ((k, bits ^ going), (k + delta, going)):
                 if part:
@@ -200,12 +197,13 @@ class RarityIndex:
         self._set_buckets(moved)
 
     def lowest(self, cand: int) -> int:
-        """The cover count of the least-covered chunks in cand (cand != 0)."""
+        """The place j in `keys` of the least count among cand's chunks (cand != 0): cand has
+        chunks in below[j] and none in below[j - 1], so cand & below[j] are its rarest."""
         if self._dirty:
             self._rebuild()
         below = self.below
         if cand & below[0]:
-            return self.keys[0]
+            return 0
         lo, hi = 1, len(below) - 1         # the union at hi holds every chunk
         while lo < hi:
             mid = (lo + hi) >> 1
@@ -213,16 +211,16 @@ class RarityIndex:
                 hi = mid
             else:
                 lo = mid + 1
-        return self.keys[lo]
+        return lo
 
-    def pick(self, cand: int, count: int, rng: random.Random) -> int:
-        """A chunk of cand covered `count` times (one there must be), at random."""
-        return pick_bit(cand & self.buckets[count], rng, self.n)
+    def pick(self, cand: int, j: int, rng: random.Random) -> int:
+        """One of cand's rarest chunks at random, j being `lowest` of cand (or of a superset)."""
+        return pick_bit(cand & self.below[j], rng, self.n)
 
     def rarest(self, cand: int, rng: random.Random) -> tuple[int, int]:
         """(chunk index, cover count) of a least-covered chunk in cand (cand != 0)."""
-        count = self.lowest(cand)
-        return self.pick(cand, count, rng), count
+        j = self.lowest(cand)
+        return self.pick(cand, j, rng), self.keys[j]
 
 
 class SiteCover:
