@@ -56,6 +56,9 @@ __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 _DEFAULT_CONFIG = PlannerConfig()
 
+# (finite links, nominal rate, LAN share the engine enforces, WAN link the source paces as a whole)
+_Path = tuple[tuple[str, ...], float, float | None, tuple[str, float] | None]
+
 
 class Planner:
     def __init__(self, *, links: LinkMap | None = None, rng: random.Random | None = None,
@@ -277,7 +280,7 @@ class Planner:
             if path is None or (s.n_ul >= s.ul_slots and not narrow):
                 offers.remove(choice)
                 continue
-            t = self._start(s, d, chunk, path[0], path[1], slow, narrow, now)
+            t = self._start(s, d, chunk, path, slow, narrow, now)
             if not self._uploads_free(s):
                 # swap-remove: the probe order starts at a random place anyway
                 i = idle.index(s.idx)
@@ -328,17 +331,21 @@ class Planner:
                 return True
         return False
 
-    def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
-        """Finite links of the path s -> d and the nominal rate a new transfer may book on them.
+    def _path_rate(self, s: NodeState, d: NodeState, down: float) -> _Path | None:
+        """Finite links of the path s -> d, the nominal rate a new transfer may book on them, and
+        what the engine is to enforce (the LAN share; the WAN link its source paces as a whole).
 
         A host link is split among the host's free slots. A site LAN is split among the transfers
         this round can still start towards the destination's site, so the first transfer of a
         round does not take a whole LAN from the others. A WAN link carries `wan_streams`
-        transfers at once, each at that share of its capacity: while one ends and the next is
-        being arranged (messages, request, first byte), the others keep the link busy."""
+        transfers at once, each booking that share of its capacity, all from one source: while
+        one ends and the next is being arranged (messages, request, first byte), the source
+        gives the others its rate, so the link stays busy."""
         book = self._book
         floor = self.config.min_link_share
         rate = down
+        lan = math.inf
+        group: tuple[str, float] | None = None
         links: tuple[str, ...] = book.middle(s.site, d.site)
         if links:
             split = max(1, min(self._round_want.get(d.site, 1), self._round_up))
@@ -346,9 +353,17 @@ class Planner:
                 left = book.left(name)
                 if left <= floor * book.capacity[name]:
                     return None
-                streams = max(1, min(self.config.wan_streams, d.dl_slots))
-                share = book.capacity[name] / streams if name in book.wan else left / split
-                rate = min(rate, left, share)
+                if name in book.wan:
+                    if book.held_by_other(name, s.name):
+                        return None
+                    streams = max(1, min(self.config.wan_streams, d.dl_slots))
+                    capacity = book.capacity[name]
+                    rate = min(rate, left, capacity / streams)
+                    if group is None or capacity < group[1]:
+                        group = (name, capacity)
+                else:
+                    lan = min(lan, left / split)
+                    rate = min(rate, lan)
         if s.up_link is not None:
             left = book.left(s.up_link)
             if left <= floor * book.capacity[s.up_link]:
@@ -357,11 +372,12 @@ class Planner:
             links = (s.up_link, *links)
         if d.down_link is not None:
             links = (*links, d.down_link)
-        return links, rate
+        return links, rate, (lan if math.isfinite(lan) else None), group
 
-    def _start(self, s: NodeState, d: NodeState, chunk: int, links: tuple[str, ...],
-               nominal: float, background: bool, narrow: bool, now: float) -> Transfer:
+    def _start(self, s: NodeState, d: NodeState, chunk: int, path: _Path, background: bool, narrow: bool,
+               now: float) -> Transfer:
         cfg = self.config
+        links, nominal, pace_cap, pace_group = path
         size = self._sizes[chunk]
         slow = max(1.0, s.slowness)
         cap: float | None = None
@@ -375,10 +391,11 @@ class Planner:
             timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
             timeout = cfg.initial_timeout_s
-        t = Transfer(self._next_id, self._hashes[chunk], s.name, d.name, size, cap, timeout, now)
+        t = Transfer(self._next_id, self._hashes[chunk], s.name, d.name, size, cap, timeout, now,
+                     pace_cap, pace_group)
         self._next_id += 1
         if cap is not None:
-            self._book.book(links, cap)
+            self._book.book(links, cap, s.name)
         self._cover_add(d, chunk, +1)
         d.recv |= 1 << chunk
         d.n_cover += 1
