@@ -26,6 +26,7 @@ from lanscatter.auth import TOKEN_HEADER, Auth
 from lanscatter.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
 from lanscatter.hashing import new_hasher
 from lanscatter.ratelimit import TokenBucket, wait_all
+from lanscatter.upload_pace import Pace
 
 _PIECE = 1 << 20
 _STALL_S = 30.0          # no byte for this long: the connection is dead
@@ -88,16 +89,16 @@ class Fetcher:
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
 
     async def fetch(self, url: str, chunk: str, length: int, *, auth: Auth, fd: int, offset: int,
-                    timeout_s: float, buckets: list[TokenBucket], rate_cap: float | None = None,
+                    timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
                     accept_lz4: bool = True) -> FetchResult:
         cancel = threading.Event()
         live = _Live()
-        # The transfer's rate cap is the sender's to keep (it paces the stream); pacing the same
-        # stream again here would only add stalls. Here: this node's own download limit.
+        # The transfer's pace is the sender's to keep; pacing the same stream again here would
+        # only add stalls. Here: this node's own download limit.
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, rate_cap, accept_lz4, cancel, live)
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -119,7 +120,7 @@ class Fetcher:
         self._pool.close()
 
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
-               timeout_s: float, caps: list[TokenBucket], rate_cap: float | None, accept_lz4: bool,
+               timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
                cancel: threading.Event, live: _Live) -> FetchResult:
         started = time.monotonic()
         if cancel.is_set():            # cancelled while queued for a thread
@@ -130,7 +131,7 @@ class Fetcher:
         headers = {TOKEN_HEADER: token} if token else {}
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
-        path = f"/chunks/{chunk}" + (f"?rate={rate_cap:.0f}" if rate_cap else "")
+        path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
         reusable = False
         conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s))
         live.conn = conn

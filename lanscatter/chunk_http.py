@@ -1,8 +1,11 @@
 """Serving chunks over HTTP: `GET /chunks/<hash>`.
 
 Unthrottled, uncompressed chunks go out with sendfile (no copy through Python); LZ4 only when the
-client accepts it and a sample of the chunk compresses; rate limits (the node's upload limit and
-the `rate` the planner gave the transfer) slice the stream. The client side is chunk_fetch.py.
+client accepts it and a sample of the chunk compresses. Rate limits are kept by the kernel's
+pacing of each upload's socket (upload_pace.py): the node's upload limit and a WAN link's rate are
+shared among the uploads under way, and re-shared whenever one starts or ends, so a limit is never
+left idle while an upload could use it. Where the kernel cannot pace, token buckets slice the
+stream instead. The client side is chunk_fetch.py.
 """
 
 from __future__ import annotations
@@ -10,12 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
-import struct
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import lz4.frame
 from aiohttp import web
@@ -25,6 +25,7 @@ from lanscatter.hashing import PIECE
 from lanscatter.manifest import check_hash
 from lanscatter.ratelimit import TokenBucket, take_all
 from lanscatter.store import Location
+from lanscatter.upload_pace import Pace, UploadPacer
 
 log = logging.getLogger("lanscatter.chunk_http")
 
@@ -52,6 +53,7 @@ class ChunkServer:
         self.counters = counters
         self.ul_bucket = ul_bucket
         self.compress = compress
+        self.pacer = UploadPacer(ul_bucket.rate if ul_bucket is not None else None)
         self._compressible: dict[str, bool] = {}
 
     def routes(self) -> list[web.RouteDef]:
@@ -73,14 +75,15 @@ class ChunkServer:
         except OSError:
             raise web.HTTPNotFound(text="chunk not here\n") from None
         self.counters.uploads += 1
-        rate = _rate_param(request.query.get("rate"))
+        pace = Pace.from_query(request.query)
         sock = request.transport.get_extra_info("socket") if request.transport is not None else None
-        # The transfer's rate cap is kept by the kernel where it can (smooth pacing, no idle gaps
-        # that would drop TCP back to slow start); else by a token bucket here.
-        paced = rate is not None and sock is not None and _pace(sock, rate)
+        paced = sock is not None and self.pacer.add(sock, pace)
         try:
-            own = TokenBucket(rate, start_full=False) if rate and not paced else None
-            buckets = [b for b in (self.ul_bucket, own) if b is not None and b.rate]
+            if paced:
+                buckets = []
+            else:       # no kernel pacing here: the node's bucket and one for this transfer's cap
+                own = TokenBucket(pace.rate, start_full=False) if pace.rate else None
+                buckets = [b for b in (self.ul_bucket, own) if b is not None and b.rate]
             lz4_ok = self.compress and "lz4" in request.headers.get(ACCEPT_HEADER, "")
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)
@@ -91,7 +94,7 @@ class ChunkServer:
             raise web.HTTPGone() from None
         finally:
             if paced:
-                _pace(sock, None)      # the connection may be kept alive for another transfer
+                self.pacer.remove(sock)     # the connection may be kept alive for another transfer
             self.counters.uploads -= 1
             fh.close()
 
@@ -160,30 +163,3 @@ def _read_compress(comp: lz4.frame.LZ4FrameCompressor, fd: int, pos: int, n: int
     if len(data) != n:
         raise OSError("file shrank while serving it")
     return comp.compress(data)
-
-
-_SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux
-
-
-def _pace(sock: Any, rate: float | None) -> bool:
-    """Ask the kernel to pace this socket at `rate` bytes/s (None: unlimited again)."""
-    if sys.platform != "linux":
-        return False
-    value = int(rate) if rate else 0xFFFFFFFFFFFFFFFF
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_MAX_PACING_RATE, struct.pack("=Q", value))
-    except OSError:
-        try:       # kernels before 64-bit pacing rates
-            sock.setsockopt(socket.SOL_SOCKET, _SO_MAX_PACING_RATE,
-                            struct.pack("=I", min(value, 0xFFFFFFFF)))
-        except OSError:
-            return False
-    return True
-
-
-def _rate_param(value: str | None) -> float | None:
-    try:
-        rate = float(value) if value else None
-    except ValueError:
-        return None
-    return rate if rate and rate > 0 else None

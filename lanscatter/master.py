@@ -155,9 +155,15 @@ class MasterNode:
         return app
 
     async def start(self) -> None:
-        await self.scan()
+        # Listen first: peers join while the folder is hashed and get the generation the moment
+        # the scan ends, instead of polling a port that is not open yet.
         self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
         self.swarm.start()
+        try:
+            await self.scan()
+        except BaseException:
+            await self.stop()
+            raise
         self._tasks.append(asyncio.create_task(self._rescan_loop(), name="rescan"))
         if self.opts.watch:
             self._tasks.append(asyncio.create_task(self._watch_loop(), name="watch"))

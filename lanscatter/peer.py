@@ -36,8 +36,11 @@ from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.server import bind_site
 from lanscatter.store import MirrorStore
+from lanscatter.upload_pace import Pace
 
 log = logging.getLogger("lanscatter.peer")
+
+_FIRST_JOIN_RETRY_S = 0.2
 
 DEFAULT_PEER_PORT = 10565
 STATS_EVERY_S = 1.0
@@ -133,8 +136,13 @@ class PeerNode:
                 finally:
                     self.connected = False
                     await self._cancel_all()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                if self._joined_once:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                else:
+                    # Not joined yet: the master is usually just starting, and a refused connect
+                    # costs nothing, so try often; the first generation should not wait for us.
+                    await asyncio.sleep(_FIRST_JOIN_RETRY_S)
 
     def _local_addr(self) -> tuple[str, int] | None:
         return None if self.opts.host in ("", "0.0.0.0", "::") else (self.opts.host, 0)
@@ -267,7 +275,8 @@ class PeerNode:
             result = await self.fetcher.fetch(
                 d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
                 timeout_s=d.timeout_s,
-                buckets=[b for b in (self.dl_bucket,) if b], rate_cap=d.rate_cap,
+                buckets=[b for b in (self.dl_bucket,) if b],
+                pace=Pace(d.rate_cap, d.group, d.group_rate),
                 accept_lz4=self.opts.compress)
         finally:
             self._inflight.discard(d.chunk)

@@ -49,6 +49,8 @@ _DEFAULT_CONFIG = PlannerConfig()
 
 _least_complete = attrgetter("n_have", "idx")
 _new_tuple = tuple.__new__          # a Transfer without the named tuple's Python-level __new__
+# (finite links, nominal rate, LAN share the engine enforces, WAN link the source paces as a whole)
+_Path = tuple[tuple[str, ...], float, float | None, tuple[str, float] | None]
 _Offer = tuple[NodeState, int, bool, int]        # (source, the chunks it offers, slow, place in idle)
 
 
@@ -207,7 +209,7 @@ class Planner(SwarmBooks):
             if path is None or (s.n_ul >= s.ul_slots and not narrow):
                 offers.remove(choice)
                 continue
-            t = self._start(s, d, chunk, path[0], path[1], slow, narrow, now)
+            t = self._start(s, d, chunk, path, slow, narrow, now)
             if not (s.n_ul < s.ul_slots or (self._wan and s.n_narrow < cfg.narrow_extra_slots)):
                 # no upload left (as _uploads_free): swap-remove, the probe order starts at a
                 # random place anyway
@@ -251,17 +253,21 @@ class Planner(SwarmBooks):
                 return o
         return offers[-1]
 
-    def _path_rate(self, s: NodeState, d: NodeState, down: float) -> tuple[tuple[str, ...], float] | None:
-        """Finite links of the path s -> d and the nominal rate a new transfer may book on them.
+    def _path_rate(self, s: NodeState, d: NodeState, down: float) -> _Path | None:
+        """Finite links of the path s -> d, the nominal rate a new transfer may book on them, and
+        what the engine is to enforce (the LAN share; the WAN link its source paces as a whole).
 
         A host link is split among the host's free slots. A site LAN is split among the transfers
         this round can still start towards the destination's site, so the first transfer of a
         round does not take a whole LAN from the others. A WAN link carries `wan_streams`
-        transfers at once, each at that share of its capacity: while one ends and the next is
-        being arranged (messages, request, first byte), the others keep the link busy."""
+        transfers at once, each booking that share of its capacity, all from one source: while
+        one ends and the next is being arranged (messages, request, first byte), the source
+        gives the others its rate, so the link stays busy."""
         book = self._book
         floor = self.config.min_link_share
         rate = down
+        lan = math.inf
+        group: tuple[str, float] | None = None
         links: tuple[str, ...] = book.middle(s.site, d.site)
         if links:
             split = max(1, min(self._round_want.get(d.site, 1), self._round_up))
@@ -269,9 +275,17 @@ class Planner(SwarmBooks):
                 left = book.left(name)
                 if left <= floor * book.capacity[name]:
                     return None
-                streams = max(1, min(self.config.wan_streams, d.dl_slots))
-                share = book.capacity[name] / streams if name in book.wan else left / split
-                rate = min(rate, left, share)
+                if name in book.wan:
+                    if book.held_by_other(name, s.name):
+                        return None
+                    streams = max(1, min(self.config.wan_streams, d.dl_slots))
+                    capacity = book.capacity[name]
+                    rate = min(rate, left, capacity / streams)
+                    if group is None or capacity < group[1]:
+                        group = (name, capacity)
+                else:
+                    lan = min(lan, left / split)
+                    rate = min(rate, lan)
         if s.up_link is not None:
             left = book.left(s.up_link)
             if left <= floor * book.capacity[s.up_link]:
@@ -281,11 +295,12 @@ class Planner(SwarmBooks):
             links = (s.up_link, *links)
         if d.down_link is not None:
             links = (*links, d.down_link)
-        return links, rate
+        return links, rate, (lan if math.isfinite(lan) else None), group
 
-    def _start(self, s: NodeState, d: NodeState, chunk: int, links: tuple[str, ...],
-               nominal: float, background: bool, narrow: bool, now: float) -> Transfer:
+    def _start(self, s: NodeState, d: NodeState, chunk: int, path: _Path, background: bool, narrow: bool,
+               now: float) -> Transfer:
         cfg = self.config
+        links, nominal, pace_cap, pace_group = path
         size = self._sizes[chunk]
         slow = max(1.0, s.slowness)
         cap: float | None = None
@@ -301,9 +316,10 @@ class Planner(SwarmBooks):
             timeout = cfg.initial_timeout_s
         tid = self._next_id
         self._next_id = tid + 1
-        t = _new_tuple(Transfer, (tid, self._hashes[chunk], s.name, d.name, size, cap, timeout, now))
+        t = _new_tuple(Transfer, (tid, self._hashes[chunk], s.name, d.name, size, cap, timeout, now,
+                                   pace_cap, pace_group))
         if cap is not None:
-            self._book.book(links, cap)
+            self._book.book(links, cap, s.name)
         # the books, inline: this runs once per transfer
         bit = 1 << chunk
         self._rarity.add(chunk, 1, bit)

@@ -1,7 +1,10 @@
 """Link booking for the planner: which finite links a transfer crosses and how much rate is left.
 
 Pure. Every in-flight transfer books its rate cap on each finite-capacity link of its path; a new
-transfer gets at most what is left, so no link is ever booked beyond its capacity. How what is
+transfer gets at most what is left, so no link is ever booked beyond its capacity. A WAN link is
+held by one source at a time (every transfer on it comes from that source until it is idle), so
+that source can pace the link's transfers together: one of them ending leaves its rate to the
+others instead of idling the link while the next is arranged. How what is
 left is split (among a host's free slots, among a round's new transfers on a shared link) is the
 planner's policy. Links with infinite capacity, or absent from the map, are not tracked at all.
 """
@@ -14,7 +17,7 @@ from lanscatter.linkmap import LinkMap
 
 
 class LinkBook:
-    __slots__ = ("_middle", "booked", "capacity", "map", "wan")
+    __slots__ = ("_middle", "booked", "capacity", "holder", "map", "wan")
 
     def __init__(self, links: LinkMap | None) -> None:
         self.map = links if links is not None else LinkMap()
@@ -24,6 +27,7 @@ class LinkBook:
         self.booked: dict[str, float] = dict.fromkeys(self.capacity, 0.0)
         self.wan = frozenset(name for name in self.capacity if self.map.links[name].is_wan)
         self._middle: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.holder: dict[str, tuple[str, int]] = {}     # WAN link -> (its source, transfers)
 
     def host_links(self, node: str) -> tuple[str | None, str | None]:
         up, down = f"up:{node}", f"down:{node}"
@@ -48,12 +52,28 @@ class LinkBook:
         left = self.capacity[name] - self.booked[name]
         return left if left > 0.0 else 0.0    # noqa: FURB136 (no call: this runs per transfer)
 
-    def book(self, names: tuple[str, ...], rate: float) -> None:
+    def held_by_other(self, name: str, source: str) -> bool:
+        """Whether WAN link `name` carries transfers from a source other than `source`."""
+        h = self.holder.get(name)
+        return h is not None and h[0] != source
+
+    def book(self, names: tuple[str, ...], rate: float, source: str) -> None:
+        wan, holder = self.wan, self.holder
         for n in names:
             self.booked[n] += rate
+            if n in wan:
+                h = holder.get(n)
+                holder[n] = (source, 1 if h is None else h[1] + 1)
 
     def release(self, names: tuple[str, ...], rate: float) -> None:
+        wan, holder = self.wan, self.holder
         for n in names:
             left = self.booked[n] - rate
             # float drift must not leave a phantom booking on an idle link
             self.booked[n] = left if left > 1e-6 * self.capacity[n] else 0.0
+            if n in wan:
+                source, count = holder[n]
+                if count > 1:
+                    holder[n] = (source, count - 1)
+                else:
+                    del holder[n]

@@ -104,7 +104,9 @@ class Download(Message):
     source: str             # node name, for reports and logs
     url: str                # base URL of the source's chunk server
     timeout_s: float
-    rate_cap: float | None = None   # bytes/s
+    rate_cap: float | None = None   # bytes/s the source keeps for this transfer alone
+    group: str | None = None        # a WAN link whose transfers the source paces together ...
+    group_rate: float | None = None  # ... at this many bytes/s in all
 
 
 @_message

@@ -55,6 +55,7 @@ class PeerLink:
     uploads: int = 0
     downloads: int = 0
     complete: bool = False
+    complete_at: float | None = None     # when it became complete (wall clock, like status "time")
     online: bool = True
     planned: bool = False        # known to the planner (after its first full Have)
     rates: RateMeter = field(default_factory=RateMeter)
@@ -78,6 +79,11 @@ class Swarm:
         self.planner = Planner(links=link_map, rng=random.Random(seed))
         self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
         self.manifest: Manifest | None = None
+        # When the current generation was set, and when the seed held all of it (wall clock: the
+        # status carries these and its own "time", so a poller can time events to the second
+        # whatever its poll rate, without trusting its own clock to match ours).
+        self.generation_at = 0.0
+        self.seed_complete_at = 0.0
         self.seed_have = Bitmap(0)
         self.peers: dict[str, PeerLink] = {}
         self.gone: dict[str, PeerLink] = {}       # nodes that left, shown as down
@@ -121,10 +127,12 @@ class Swarm:
             self._untrack(t)
         self.transfers.clear()
         self.manifest = manifest
+        self.generation_at = time.time()
         table = manifest.chunk_table()
         self.planner.set_chunks(list(table))
         index = manifest.chunk_index()
         self.seed_have = Bitmap(len(table))
+        self.seed_complete_at = self.generation_at
         if seed_has is None:
             self.seed_have.fill()
             self.planner.set_have(self.name, [h for h, _ in table])
@@ -136,7 +144,7 @@ class Swarm:
         for link in self.peers.values():
             link.have = Bitmap(len(table))
             link.inflight = Bitmap(len(table))
-            link.complete = False
+            self._set_complete(link, False)
             asyncio.ensure_future(self._send(link, p.ManifestMsg(manifest.to_dict())))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                            f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
@@ -160,6 +168,8 @@ class Swarm:
         i = self.manifest.chunk_index().get(chunk)
         if i is not None and i not in self.seed_have:
             self.seed_have.set(i)
+            if self.seed_have.count == self.seed_have.size:
+                self.seed_complete_at = time.time()
             self.planner.add_have(self.name, chunk)
             self._wake.set()
 
@@ -232,6 +242,14 @@ class Swarm:
             name, k = f"{want}-{k}", k + 1
         return name
 
+    @staticmethod
+    def _set_complete(link: PeerLink, complete: bool) -> None:
+        if complete and not link.complete:
+            link.complete_at = time.time()
+        elif not complete:
+            link.complete_at = None
+        link.complete = complete
+
     def _handle(self, link: PeerLink, msg: p.Message) -> None:
         m = self.manifest
         if isinstance(msg, p.Have):
@@ -251,7 +269,7 @@ class Swarm:
             for h in msg.chunks:
                 if h in index:
                     link.have.set(index[h])
-            link.complete = link.have.count == link.have.size
+            self._set_complete(link, link.have.count == link.have.size)
             self._check_synced()
         elif isinstance(msg, p.Report):
             t = self.transfers.pop(msg.transfer, None)
@@ -318,8 +336,9 @@ class Swarm:
             return
         self.transfers[t.id] = t
         self._track(t)
+        group, group_rate = t.pace_group or (None, None)
         asyncio.ensure_future(self._send(dest, p.Download(t.id, t.chunk, t.size, t.source, source_url,
-                                                          t.timeout_s, t.rate_cap)))
+                                                          t.timeout_s, t.pace_cap, group, group_rate)))
 
     def _track(self, t: Transfer) -> None:
         idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None
@@ -373,6 +392,7 @@ class Swarm:
             "uploads": self.seed_uploads(), "dl_slots": 0, "ul_slots": self.seed_slots,
             "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": 0.0, "tx_rate": 0.0,
             "avg_upload_s": self._avg_upload(self.name),
+            "complete_at": self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
         }]
         for link in [*self.peers.values(), *self.gone.values()]:
             rx_rate, tx_rate = link.rates.rates() if link.online else (0.0, 0.0)
@@ -384,10 +404,12 @@ class Swarm:
                 "ul_slots": link.ul_slots, "rx_bytes": link.rx_bytes, "tx_bytes": link.tx_bytes,
                 "rx_rate": rx_rate, "tx_rate": tx_rate,
                 "avg_upload_s": self._avg_upload(link.name) if link.online and link.planned else None,
+                "complete_at": link.complete_at,
             })
         return {
             "version": 1, "role": self.role, "name": self.name, "site": self.site,
             "generation": m.generation if m else None, "chunks": len(m.chunk_table()) if m else 0,
+            "generation_at": self.generation_at if m else None,
             "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
             "nodes": nodes, "links": [], "events": list(self.events),
         }

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import functools
 import logging
 import os
 import signal
@@ -54,7 +53,7 @@ from lanscatter.topology.roles import (
 )
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
-from lanscatter.topology.watch import Watcher, wait_until_answers
+from lanscatter.topology.watch import Watcher, start_gates
 
 log = logging.getLogger("lanscatter.emulate")
 
@@ -172,14 +171,13 @@ async def _supervise(opts: EmulateOptions, plan: DeploymentPlan, emu: Emulation,
     tracker = SyncTracker(plan)
     supervisor = Supervisor()
     watcher = Watcher(plan, tracker, plan.hosts)
-    for h in plan.hosts:
-        cmd = role_command(plan, h, ctx)
+    commands = [role_command(plan, h, ctx) for h in plan.hosts]
+    gates = start_gates(commands)
+    for h, cmd in zip(plan.hosts, commands):
         h.folder.parent.mkdir(parents=True, exist_ok=True)
-        url = cmd.upstream_status_url
-        spec = ProcessSpec(h.name, ("ip", "netns", "exec", emu.namespace(h.name), *cmd.argv),
-                           workdir / "logs" / f"{h.name}.log", env=env,
-                           before_start=functools.partial(wait_until_answers, url) if url else None)
-        supervisor.keep_running(spec)
+        supervisor.keep_running(ProcessSpec(h.name, ("ip", "netns", "exec", emu.namespace(h.name), *cmd.argv),
+                                            workdir / "logs" / f"{h.name}.log", env=env,
+                                            before_start=gates[h.name]))
 
     watching = asyncio.create_task(watcher.run(), name="watch")
     waits = {asyncio.create_task(stop.wait())}

@@ -29,7 +29,6 @@ class RoleCommand:
     role: str                          # "master" | "relay" | "peer"
     argv: tuple[str, ...]              # the whole command line, interpreter first
     status_url: str                    # where this role answers GET /status
-    upstream_status_url: str | None    # the swarm it joins: start it once that one answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,6 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
     role = host.role
     command = COMMAND_OF_ROLE[role]
     argv: list[str] = [ctx.python, "-m", "lanscatter", command]
-    upstream_url = None
     if role == "master":
         argv += [str(plan.dataset.source), "--listen", host.address, "--port", str(host.master_port),
                  "--chunk-size", str(plan.dataset.chunk_size)]
@@ -68,7 +66,6 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
         assert host.upstream is not None, "derive gives every relay and peer an upstream"
         up_addr, up_port = host.upstream
         up = f"[{up_addr}]:{up_port}" if ":" in up_addr else f"{up_addr}:{up_port}"
-        upstream_url = status_url(up_addr, up_port)
         port = host.peer_port if role == "peer" else host.master_port
         argv += [up, str(host.folder), "--listen", host.address, "--port", str(port)]
         if role == "relay":
@@ -96,7 +93,7 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
             if ctx.workdir is not None:
                 argv += ["--workdir", str(ctx.workdir)]
     status_port = host.peer_port if role == "peer" else host.master_port
-    return RoleCommand(host.name, role, tuple(argv), status_url(host.address, status_port), upstream_url)
+    return RoleCommand(host.name, role, tuple(argv), status_url(host.address, status_port))
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:

@@ -3,10 +3,12 @@
 The watcher feeds `observe(now, site, status)` with the `/status` JSON of each site's master (the
 origin for the root site, the relay for the others), `now` in seconds since the run started.
 From those it keeps:
-- the origin's generation, and when it was first seen: every time of a generation is measured
-  from there (the scan that precedes it is not distribution time);
-- per host and generation, the first moment the host held every chunk (`have == chunks` in a
-  swarm whose generation is the origin's); that moment is the host's `done_s`;
+- the origin's generation, and when it was published (the origin's status says when, on its own
+  clock, so the poll interval does not shift it): every time of a generation is measured from there (the
+  scan that precedes it is not distribution time);
+- per host and generation, the moment the host held every chunk (`have == chunks` in a swarm
+  whose generation is the origin's; the site master says when); that moment is
+  the host's `done_s`;
 - per WAN link, the bytes it carried, summed across restarts of the relay that reports it (a
   restarted relay starts counting from zero again);
 - which sites are synced (the site's swarm says every node holds every chunk of the origin's
@@ -103,7 +105,7 @@ class SyncTracker:
             gen = status["generation"]
             if gen != self.generation:
                 self.generation = gen
-                self.first_seen.setdefault(gen, now)
+                self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
             self.dataset_bytes = int(status.get("bytes") or 0)
             self.chunks = int(status.get("chunks") or 0)
         for link in status.get("links") or ():
@@ -115,7 +117,15 @@ class SyncTracker:
     def observe_node(self, now: float, status: dict[str, Any] | None) -> list[Completion]:
         """Record a peer's own status (its chunk server's /status): it tells when that peer is done
         even when its site master is no longer there to say so."""
-        return [] if status is None else self._completions(now, status)
+        if status is None:
+            return []
+        gen = status.get("generation")
+        if self.generation is None and gen:
+            # The origin never answered with a generation (it was still scanning, then went away):
+            # the peer's own generation is the best there is.
+            self.generation = gen
+            self.first_seen.setdefault(gen, now)
+        return self._completions(now, status)
 
     def restarted(self, host: str) -> None:
         """The supervisor restarted `host`: counters it reported start again from zero."""
@@ -147,8 +157,10 @@ class SyncTracker:
             have = int(node.get("have") or 0)
             state.have, state.chunks = have, chunks
             if have >= chunks and gen not in state.done:
-                state.done[gen] = now
-                out.append(Completion(host, gen, now - self.first_seen[gen]))
+                # the master says when the host completed: the poll interval adds nothing
+                at = max(self.first_seen[gen], now - _age(status, node.get("complete_at"), now))
+                state.done[gen] = at
+                out.append(Completion(host, gen, at - self.first_seen[gen]))
         return out
 
     # ---- views -------------------------------------------------------------------------------
@@ -223,3 +235,13 @@ class SyncTracker:
             "hosts": hosts, "sites": sites, "wan_links": wan, "restarts": dict(self.restarts),
             "local": self.plan.local,
         }
+
+
+def _age(status: dict[str, Any], at: Any, now: float) -> float:
+    """Seconds between a moment a status names and the status's own "time", both on the clock of
+    the node that answered (0 when either is missing or the age is implausible)."""
+    t = status.get("time")
+    if not isinstance(at, (int, float)) or not isinstance(t, (int, float)):
+        return 0.0
+    age = t - at
+    return age if 0 <= age <= now else 0.0

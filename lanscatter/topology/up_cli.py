@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import logging
 import os
 import socket
@@ -40,7 +39,7 @@ from lanscatter.topology.roles import (
 )
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
-from lanscatter.topology.watch import Watcher, wait_until_answers
+from lanscatter.topology.watch import Watcher, start_gates
 
 log = logging.getLogger("lanscatter.up")
 
@@ -164,13 +163,12 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
     supervisor = Supervisor(on_event=on_event)
     hooks = HookRunner(supervisor, _hooks(opts, hosts), plan.dataset.name, workdir / "logs")
     watcher = Watcher(plan, tracker, hosts, on_complete=lambda done: hooks.host_synced(done.host, done.generation))
-    for h in hosts:
-        cmd = role_command(plan, h, ctx)
+    commands = [role_command(plan, h, ctx) for h in hosts]
+    gates = start_gates(commands)
+    for h, cmd in zip(hosts, commands):
         h.folder.parent.mkdir(parents=True, exist_ok=True)
-        url = cmd.upstream_status_url
-        spec = ProcessSpec(h.name, cmd.argv, workdir / "logs" / f"{h.name}.log", env=env,
-                           before_start=functools.partial(wait_until_answers, url) if url else None)
-        supervisor.keep_running(spec)
+        supervisor.keep_running(ProcessSpec(h.name, cmd.argv, workdir / "logs" / f"{h.name}.log", env=env,
+                                            before_start=gates[h.name]))
     log.info("logs in %s", workdir / "logs")
 
     watching = asyncio.create_task(watcher.run(), name="watch")

@@ -9,15 +9,17 @@ ratio to the data set. Each host's completion is logged when it is first seen.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import aiohttp
 
 from lanscatter.sizes import human_bytes
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
-from lanscatter.topology.roles import status_url
+from lanscatter.topology.roles import RoleCommand, status_url
 from lanscatter.topology.tracker import Completion, SyncTracker, wan_links_of
 
 log = logging.getLogger("lanscatter.up")
@@ -35,6 +37,28 @@ async def wait_until_answers(url: str, interval: float = 0.3) -> None:
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
             await asyncio.sleep(interval)
+
+
+async def wait_until_all_answer(urls: Sequence[str], limit_s: float) -> None:
+    """Return once every url answers, or after limit_s seconds whichever comes first."""
+    try:
+        async with asyncio.timeout(limit_s):
+            await asyncio.gather(*(wait_until_answers(u, interval=0.1) for u in urls))
+    except TimeoutError:
+        log.warning("not every role answered within %.0f s; starting the origin anyway", limit_s)
+
+
+def start_gates(commands: Sequence[RoleCommand], limit_s: float = 30.0
+                ) -> dict[str, Callable[[], Coroutine[Any, Any, None]] | None]:
+    """What each role waits for before it starts, by host name.
+
+    Relays and peers start at once and retry until their upstream answers. The origin waits
+    (at most limit_s) until the other roles started here answer, so they are already joined when
+    its first generation appears: the run then measures the distribution, not process start-up,
+    as it is in a standing deployment where a new build lands on the origin."""
+    others = [c.status_url for c in commands if c.role != "master"]
+    return {c.host: (functools.partial(wait_until_all_answer, others, limit_s)
+                     if c.role == "master" and others else None) for c in commands}
 
 
 class Watcher:

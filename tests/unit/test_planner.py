@@ -148,6 +148,42 @@ def test_wan_link_never_overbooked_and_caps_given() -> None:
     assert t2.rate_cap == 5.0
 
 
+def test_wan_link_held_by_one_source_which_paces_it_as_a_whole() -> None:
+    p = swarm(4, links=_two_sites(wan=10.0))
+    p.add_node("h", dl_slots=0, ul_slots=2)
+    p.set_have("h", [h for h, _ in CHUNKS])        # a second source in the hub holding everything
+    p.add_node("R", dl_slots=4, ul_slots=0)
+    ts = p.plan(0.0)
+    assert len(ts) == 2 and len({t.source for t in ts}) == 1     # one source for the whole link
+    assert {t.pace_group for t in ts} == {("wan:hub>b", 10.0)}
+    assert {t.pace_cap for t in ts} == {None}                    # no finite LAN on the way
+    p.finish(ts[0].id, 100.0, ok=True)
+    [t2] = p.plan(100.0)
+    assert t2.source == ts[1].source                 # the link is still that source's
+    p.finish(ts[1].id, 200.0, ok=True)
+    p.finish(t2.id, 200.0, ok=True)
+    assert p.link_booked()["wan:hub>b"] == 0.0       # idle: any source may take it next
+    [last] = p.plan(200.0)                           # the one chunk R still lacks
+    assert last.pace_group == ("wan:hub>b", 10.0)
+
+
+def test_engine_keeps_only_the_lan_share_per_transfer() -> None:
+    # Host links are kept by each host across its own transfers; a finite LAN is shared by all.
+    lm = LinkMap(links={"lan:hub": Link("lan:hub", 120.0), "up:S": Link("up:S", 1000.0),
+                        "down:a": Link("down:a", 50.0)},
+                 node_site={"S": "hub", "a": "hub"}, site_parent={"hub": None})
+    p = Planner(links=lm, rng=random.Random(1))
+    p.set_chunks(CHUNKS)
+    p.add_node("S", dl_slots=0, ul_slots=4, seed=True)
+    p.set_have("S", [h for h, _ in CHUNKS])
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    ts = p.plan(0.0)
+    assert [t.rate_cap for t in ts] == [25.0, 25.0]    # booked: a's downlink split between its slots
+    # enforced: the LAN's share (split among the round's transfers, then what is left)
+    assert [t.pace_cap for t in ts] == [60.0, 95.0]
+    assert {t.pace_group for t in ts} == {None}
+
+
 def test_shared_lan_split_among_the_round_not_taken_by_the_first() -> None:
     lm = LinkMap(links={"lan:hub": Link("lan:hub", 120.0)}, node_site={n: "hub" for n in "Sabcd"},
                  site_parent={"hub": None})

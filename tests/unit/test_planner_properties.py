@@ -102,6 +102,14 @@ def check_plan(p: Planner, sh: Shadow, lm: LinkMap, new: list[Transfer], sc: Sce
             assert not lm.path(t.source, t.dest)       # uncapped only where no link is finite
     for link, rate in used.items():
         assert rate <= sc.capacities[link] * (1 + 1e-9)
+    sources: dict[str, set[str]] = {}
+    for t in sh.flights.values():
+        for link in lm.path(t.source, t.dest):
+            if link.startswith("wan:"):
+                sources.setdefault(link, set()).add(t.source)
+                # the source paces the link's transfers together at the link's rate
+                assert t.pace_group is not None and t.pace_group[1] <= sc.capacities[link]
+    assert all(len(s) == 1 for s in sources.values()), sources     # one source per WAN link at a time
     assert {t.id for t in p.inflight()} == set(sh.flights)
 
 

@@ -65,13 +65,12 @@ def test_role_commands_follow_the_plan(tmp_path: Path) -> None:
     assert origin.argv[:4] == ("py", "-m", "lanscatter", "master")
     assert origin.argv[4] == str(tmp_path / "data")
     assert ["--listen", "10.0.0.1", "--port", "10564", "--chunk-size", str(2**20)] == list(origin.argv[5:11])
-    assert origin.upstream_status_url is None and origin.status_url == "http://10.0.0.1:10564/status"
+    assert origin.status_url == "http://10.0.0.1:10564/status"
 
     relay = role_command(plan, plan.host("rg"), ctx)
     assert relay.argv[3:6] == ("proxy", "10.0.0.1:10564", "/var/lib/lanscatter/data")
     assert "--peer-port" in relay.argv and relay.argv[relay.argv.index("--peer-port") + 1] == "10565"
     assert mbit_to_bytes(relay.argv[relay.argv.index("--dl-rate") + 1]) == pytest.approx(50e6 / 8)
-    assert relay.upstream_status_url == "http://10.0.0.1:10564/status"
 
     peer = role_command(plan, plan.host("h1"), ctx)
     assert peer.argv[3] == "peer" and peer.status_url == "http://10.0.0.2:10565/status"
@@ -164,6 +163,23 @@ def test_tracker_done_times_links_and_report(tmp_path: Path) -> None:
     assert r["ideal_s"] == pytest.approx(1000 / (20e6 / 8), abs=1e-3)
     assert r["efficiency"] == pytest.approx(r["ideal_s"] / 5.0, abs=1e-4)
     assert r["restarts"] == {"rg": 1}
+
+
+def test_tracker_times_events_by_the_masters_clock_not_its_polls(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    # The origin published g1 0.4 s before this poll (its clock reads 1000.4 now); h1 completed
+    # at 1001.1 by that clock and is seen at the poll 0.6 s later. A status without these times
+    # falls back to the poll's time; a time in the future is not believed.
+    st = _status("g1", 2, {"o": 2, "h1": 0})
+    t.observe(2.0, "hq", {**st, "time": 1000.4, "generation_at": 1000.0})
+    st = _status("g1", 2, {"o": 2, "h1": 2, "rg": 2})
+    st["nodes"][1]["complete_at"] = 1001.1
+    st["nodes"][2]["complete_at"] = 1002.0
+    t.observe(3.3, "hq", {**st, "time": 1001.7})
+    assert t.first_seen["g1"] == pytest.approx(1.6)
+    assert t.done_s("h1") == pytest.approx(1.1)
+    assert t.done_s("rg") == pytest.approx(1.7)       # complete_at after "time": the poll's time
 
 
 def test_tracker_follows_a_new_generation(tmp_path: Path) -> None:

@@ -1,0 +1,70 @@
+"""Upload pacing: rates shared among uploads are re-shared as uploads start and end (real sockets)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from collections.abc import Iterator
+from urllib.parse import parse_qsl
+
+import pytest
+
+from lanscatter.upload_pace import Pace, UploadPacer
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="kernel pacing is Linux only")
+_SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)
+
+
+@pytest.fixture
+def sockets() -> Iterator[list[socket.socket]]:
+    """Connected TCP sockets on 127.0.0.1 (the server ends, as an upload would use them)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    clients, served = [], []
+    for _ in range(3):
+        clients.append(socket.create_connection(listener.getsockname()))
+        served.append(listener.accept()[0])
+    yield served
+    for s in (*clients, *served, listener):
+        s.close()
+
+
+def paced_at(sock: socket.socket) -> int | None:
+    value = struct.unpack("=Q", sock.getsockopt(socket.SOL_SOCKET, _SO_MAX_PACING_RATE, 8))[0]
+    return None if value in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF) else value
+
+
+def test_node_limit_shared_by_the_uploads_under_way(sockets: list[socket.socket]) -> None:
+    a, b, c = sockets
+    pacer = UploadPacer(limit=1200)
+    assert pacer.add(a, Pace())
+    assert paced_at(a) == 1200                     # alone: the whole limit
+    pacer.add(b, Pace())
+    pacer.add(c, Pace(rate=100))
+    assert (paced_at(a), paced_at(b), paced_at(c)) == (400, 400, 100)
+    pacer.remove(c)
+    assert (paced_at(a), paced_at(b), paced_at(c)) == (600, 600, None)   # c unpaced: kept alive
+    pacer.remove(a)
+    assert paced_at(b) == 1200
+
+
+def test_wan_group_paced_as_a_whole_the_rest_untouched(sockets: list[socket.socket]) -> None:
+    a, b, c = sockets
+    pacer = UploadPacer()
+    pacer.add(a, Pace(group="wan:hub>far", group_rate=5000))
+    pacer.add(b, Pace(group="wan:hub>far", group_rate=5000))
+    pacer.add(c, Pace())
+    assert (paced_at(a), paced_at(b), paced_at(c)) == (2500, 2500, None)
+    pacer.remove(a)                                # one ends: the other takes the whole link at once
+    assert paced_at(b) == 5000 and pacer.rate_of(b) == 5000
+
+
+def test_pace_travels_in_the_query() -> None:
+    pace = Pace(rate=1234.4, group="wan:a>b", group_rate=99)
+    q = pace.query()
+    assert q == "?rate=1234&group=wan%3Aa%3Eb&group_rate=99"
+    assert Pace.from_query(dict(parse_qsl(q[1:]))) == Pace(1234.0, "wan:a>b", 99.0)
+    assert Pace().query() == ""
+    # nonsense is ignored rather than obeyed
+    assert Pace.from_query({"rate": "-5", "group": "x", "group_rate": "inf"}) == Pace()
+    assert Pace.from_query({"group": "x"}) == Pace()
