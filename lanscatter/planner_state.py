@@ -204,14 +204,9 @@ class RarityIndex:
         below = self.below
         if cand & below[0]:
             return 0
-        lo, hi = 1, len(below) - 1         # the union at hi holds every chunk
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if cand & below[mid]:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        # The first union cand meets, by bisection in C: the key is `cand & union`, below 1 exactly
+        # when they do not meet. The union at the end holds every chunk.
+        return bisect_left(below, 1, 1, len(below) - 1, key=cand.__and__)
 
     def pick(self, cand: int, j: int, rng: random.Random) -> int:
         """One of cand's rarest chunks at random, j being `lowest` of cand (or of a superset)."""

@@ -275,7 +275,7 @@ class Simulation:
         if wan is None:
             wan = self._wan_route[route] = tuple(f"wan:{a}>{b}" for a, b in self.physical.site_route(*route))
         fail_left = 0.0
-        if self.rng.random() < self.config.fail_rate:
+        if self.config.fail_rate and self.rng.random() < self.config.fail_rate:
             fail_left = max(1.0, t.size * self.rng.random())
         now = self.now
         cap = t.rate_cap if t.rate_cap is not None else math.inf
