@@ -211,7 +211,7 @@ class Planner(SwarmBooks):
                 continue
             t = self._start(s, d, chunk, path, slow, narrow, now)
             if not (s.n_ul < s.ul_slots or (self._wan and s.n_narrow < cfg.narrow_extra_slots)):
-                # no upload left (as _uploads_free): swap-remove, the probe order starts at a
+                # no upload left (as in _touch_up): swap-remove, the probe order starts at a
                 # random place anyway
                 idle[i] = idle[-1]
                 idle.pop()

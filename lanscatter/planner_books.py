@@ -246,11 +246,9 @@ class SwarmBooks:
         else:
             self._hungry.discard(n.idx)
 
-    def _uploads_free(self, n: NodeState) -> bool:
-        """A free upload slot, or (in a swarm with WAN links) room for a narrow upload."""
-        return n.n_ul < n.ul_slots or (self._wan and n.n_narrow < self.config.narrow_extra_slots)
-
     def _touch_up(self, n: NodeState) -> None:
+        """n can upload now: a free upload slot, or (in a swarm with WAN links) room for a narrow
+        upload, and a chunk to give."""
         if n.ul_slots and n.n_have and not n.corrupt and (
                 n.n_ul < n.ul_slots or (self._wan and n.n_narrow < self.config.narrow_extra_slots)):
             self._idle.add(n.idx)
