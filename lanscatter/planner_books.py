@@ -1,10 +1,10 @@
 """The planner's books: the chunks of a generation, the nodes, who holds and receives what, which
-nodes want a download or can give an upload, and the transfers in flight.
+nodes want a download or can give an upload, and the transfers in flight and when they are due.
 
 Pure, like the planner. `SwarmBooks` keeps these consistent on every event (a node joins or
-leaves, reports what it holds, a transfer starts or ends) and offers the read-only views; it makes
-no decision. The policy, `Planner` in planner.py, builds on it and is the only writer of a
-transfer's start and outcome.
+leaves, reports what it holds, a transfer starts or ends) and answers queries and the read-only
+views; it makes no decision. The policy, `Planner` in planner.py, builds on it and is the only
+writer of a transfer's start and outcome.
 
 Rules kept here:
 - A chunk's cover count (`RarityIndex`) and its site's coverage (`SiteCover`) count the nodes that
