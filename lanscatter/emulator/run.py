@@ -153,7 +153,7 @@ def run_emulation(opts: EmulateOptions) -> int:
         generate_demo(source, opts.demo_data or DEFAULT_DEMO_SIZE)
     secret = plan.dataset.secret_value()
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=False,
-                     workdir=None, link_flags=link_flag_support())
+                     workdir=None, link_flags=link_flag_support(), all_hosts=True)
     env = {SECRET_ENV: secret} if secret else {}
     with Emulation(spec, delay_mechanism=opts.mechanism) as emu:
         log.info("emulated %d sites, %d hosts (WAN delay/loss: %s); logs in %s", len(spec.sites),
