@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -30,6 +31,9 @@ from lanscatter.ratelimit import TokenBucket, wait_all
 from lanscatter.upload_pace import Pace
 
 _PIECE = 1 << 20
+# Say a download is ending this long before its last byte: about what arranging the slot's next
+# transfer takes (a report, a plan, a command, a request) on a LAN with full queues or a 100 ms WAN.
+_ENDING_LEAD_S = 0.3
 _STALL_S = 30.0          # no byte for this long: the connection is dead
 
 
@@ -89,7 +93,9 @@ class Fetcher:
 
     async def fetch(self, url: str, chunk: str, length: int, *, auth: Auth, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
-                    accept_lz4: bool = True) -> FetchResult:
+                    accept_lz4: bool = True, ending: Callable[[float], None] | None = None) -> FetchResult:
+        """Download one chunk into fd at offset. `ending(seconds_left)` is called once, from the
+        download's thread, when about `_ENDING_LEAD_S` of it is left."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
@@ -97,7 +103,7 @@ class Fetcher:
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live)
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -123,7 +129,7 @@ class Fetcher:
 
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
                timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
-               cancel: threading.Event, live: _Live) -> FetchResult:
+               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None) -> FetchResult:
         started = time.monotonic()
         if cancel.is_set():            # cancelled while queued for a thread
             return FetchResult(False, error="cancelled")
@@ -133,7 +139,7 @@ class Fetcher:
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
-        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started)
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, ending)
         if pace is not None and pace.group:
             return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
@@ -213,10 +219,12 @@ class Fetcher:
             return FetchResult(False, error=f"HTTP {resp.status} from source", seconds=body.elapsed())
         decomp = lz4.frame.LZ4FrameDecompressor() if resp.getheader(ENCODING_HEADER) == "lz4" else None
         hasher = new_hasher()
-        view = memoryview(bytearray(_PIECE))
+        # Smaller pieces when the end must be noticed in time
+        view = memoryview(bytearray(_PIECE if body.ending is None else _PIECE // 4))
         pos = body.offset
         received = 0
         cancel, caps = body.cancel, body.caps
+        first = time.monotonic()
         while True:
             if cancel.is_set():
                 return body.failed(None)
@@ -237,6 +245,12 @@ class Fetcher:
             hasher.update(data)
             _pwrite_all(body.fd, data, pos)
             pos += len(data)
+            if body.ending is not None:
+                spent = time.monotonic() - first
+                left_s = (body.length - received) * spent / received if spent > 0 else 0.0
+                if left_s <= _ENDING_LEAD_S:
+                    body.ending(left_s)
+                    body.ending = None
         if received != body.length or hasher.hexdigest() != body.chunk:
             return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=body.wire,
                                seconds=body.elapsed())
@@ -256,6 +270,7 @@ class _Body:
     caps: list[TokenBucket]
     cancel: threading.Event
     started: float
+    ending: Callable[[float], None] | None = None      # called once near the end, then None
     wire: int = 0
 
     def elapsed(self) -> float:

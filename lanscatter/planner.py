@@ -462,6 +462,32 @@ class Planner:
         self._drop(f, delivered=False)
         return f.transfer
 
+    def release(self, transfer_id: int) -> None:
+        """The transfer is about to end (its downloader says so): its slots and link bookings are
+        free for the next plan, so the next transfer starts as this one ends; its chunk stays on
+        its way to the destination. The outcome still comes through finish(). Unknown or already
+        released ids are ignored."""
+        f = self._flights.get(transfer_id)
+        if f is None or f.released:
+            return
+        f.released = True
+        self._free_slots(f)
+
+    def _free_slots(self, f: Flight) -> None:
+        if f.booked:
+            self._book.release(f.links, f.booked)
+        s, d = f.src, f.dst
+        if f.background:
+            d.n_bg -= 1
+        else:
+            d.n_dl -= 1
+        if f.narrow:
+            s.n_narrow -= 1
+        else:
+            s.n_ul -= 1
+        self._touch_down(d)
+        self._touch_up(s)
+
     def expire(self, now: float) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads."""
         out: list[Transfer] = []
@@ -482,18 +508,10 @@ class Planner:
     def _drop(self, f: Flight, delivered: bool = False) -> None:
         """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
         del self._flights[f.transfer.id]
-        if f.booked:
-            self._book.release(f.links, f.booked)
+        if not f.released:
+            self._free_slots(f)
         s, d, bit = f.src, f.dst, 1 << f.chunk
         d.recv &= ~bit
-        if f.background:
-            d.n_bg -= 1
-        else:
-            d.n_dl -= 1
-        if f.narrow:
-            s.n_narrow -= 1
-        else:
-            s.n_ul -= 1
         left = s.sending[f.chunk] - 1
         if left:
             s.sending[f.chunk] = left

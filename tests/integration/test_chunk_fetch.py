@@ -77,10 +77,12 @@ async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_r
         assert master.manifest is not None
         table = master.manifest.chunk_table()
         offsets = [sum(s for _, s in table[:i]) for i in range(len(table))]
+        endings: list[float] = []
         rs = await asyncio.gather(*(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=o, timeout_s=20,
-                                                  buckets=[], pace=pace)
+                                                  buckets=[], pace=pace, ending=endings.append)
                                     for (h, s), o in zip(table[:3], offsets)))
         assert all(r.ok for r in rs), rs
+        assert len(endings) == 3 and all(0 <= e <= 0.3 for e in endings)   # once each, near the end
         assert os.pread(fd, 3 << 20, 0) == data[: 3 << 20]
         assert len(peers) == 3 and len(set(peers)) == 1          # one connection, requests pipelined
         # Cancel the first of three: the pipe breaks, the two behind it retry on a new one.
