@@ -131,6 +131,10 @@ def print_row(name: str, r: dict[str, Any], sites: Any, ideal: float, total: int
     print(f"{name:11} last host {last:7.2f} s  efficiency {ideal / last:5.3f}  |  {per_site}"
           + (f"  |  WAN/dataset: {wan}" if wan else "")
           + (f"  (WAN delay: {r['mechanism']})" if r["mechanism"] else ""), flush=True)
+    busy = {k: link for k, link in (r.get("report") or {}).get("wan_links", {}).items() if "busy_use" in link}
+    if busy:
+        print(" " * 12 + "WAN use while busy (payload / link rate): " + "  ".join(
+            f"{k} {link['busy_use'] * 100:.1f} % over {link['busy_s']:.1f} s" for k, link in busy.items()), flush=True)
 
 
 if __name__ == "__main__":

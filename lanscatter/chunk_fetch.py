@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,11 +25,15 @@ import lz4.frame
 
 from lanscatter.auth import TOKEN_HEADER, Auth
 from lanscatter.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
+from lanscatter.chunk_pipe import Pipe, PipeBroken, PipeCancelled, Pipes
 from lanscatter.hashing import new_hasher
 from lanscatter.ratelimit import TokenBucket, wait_all
 from lanscatter.upload_pace import Pace
 
 _PIECE = 1 << 20
+# Say a download is ending this long before its last byte: about what arranging the slot's next
+# transfer takes (a report, a plan, a command, a request) on a LAN with full queues or a 100 ms WAN.
+_ENDING_LEAD_S = 0.3
 _STALL_S = 30.0          # no byte for this long: the connection is dead
 
 
@@ -39,10 +44,6 @@ class FetchResult:
     error: str = ""
     wire_bytes: int = 0
     seconds: float = 0.0
-
-
-class _Cancelled(Exception):
-    pass
 
 
 class _Pool:
@@ -80,17 +81,21 @@ class _Live:
     """The connection a running download uses, so a cancel can shut it down."""
 
     conn: http.client.HTTPConnection | None = None
+    pipe: Pipe | None = None
 
 
 class Fetcher:
     def __init__(self, counters: TrafficCounters, *, local_addr: str | None, threads: int) -> None:
         self.counters = counters
         self._pool = _Pool(local_addr)
+        self._pipes = Pipes(local_addr)
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
 
     async def fetch(self, url: str, chunk: str, length: int, *, auth: Auth, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
-                    accept_lz4: bool = True) -> FetchResult:
+                    accept_lz4: bool = True, ending: Callable[[float], None] | None = None) -> FetchResult:
+        """Download one chunk into fd at offset. `ending(seconds_left)` is called once, from the
+        download's thread, when about `_ENDING_LEAD_S` of it is left."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
@@ -98,12 +103,14 @@ class Fetcher:
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live)
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             cancel.set()
-            conn = live.conn
+            conn, pipe = live.conn, live.pipe
+            if pipe is not None:
+                pipe.close()
             if conn is not None and conn.sock is not None:
                 try:
                     conn.sock.shutdown(socket.SHUT_RDWR)
@@ -118,20 +125,23 @@ class Fetcher:
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
         self._pool.close()
+        self._pipes.close()
 
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
                timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
-               cancel: threading.Event, live: _Live) -> FetchResult:
+               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None) -> FetchResult:
         started = time.monotonic()
         if cancel.is_set():            # cancelled while queued for a thread
             return FetchResult(False, error="cancelled")
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        wire = 0
         headers = {TOKEN_HEADER: token} if token else {}
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, ending)
+        if pace is not None and pace.group:
+            return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
         conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s))
         live.conn = conn
@@ -149,52 +159,127 @@ class Fetcher:
                 live.conn = conn
                 conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
-            if resp.status != 200:
-                resp.read(4096)
-                return FetchResult(False, error=f"HTTP {resp.status} from source",
-                                   seconds=time.monotonic() - started)
-            decomp = lz4.frame.LZ4FrameDecompressor() if resp.getheader(ENCODING_HEADER) == "lz4" else None
-            hasher = new_hasher()
-            buf = bytearray(_PIECE)
-            view = memoryview(buf)
-            pos = offset
-            received = 0
-            while True:
-                if cancel.is_set():
-                    raise _Cancelled()
-                if time.monotonic() > deadline:
-                    return FetchResult(False, error=f"timed out after {timeout_s:.0f} s", wire_bytes=wire,
-                                       seconds=time.monotonic() - started)
-                n = resp.readinto(view)
-                if not n:
-                    break
-                wire += n
-                self.counters.rx_bytes += n
-                _pause(wait_all(caps, n), cancel)
-                data: memoryview | bytes = decomp.decompress(view[:n]) if decomp else view[:n]
-                received += len(data)
-                if received > length:
-                    return FetchResult(False, corrupt=True, error="source sent too many bytes",
-                                       wire_bytes=wire, seconds=time.monotonic() - started)
-                hasher.update(data)
-                _pwrite_all(fd, data, pos)
-                pos += len(data)
-            reusable = not resp.will_close
-        except _Cancelled:
-            return FetchResult(False, error="cancelled", wire_bytes=wire, seconds=time.monotonic() - started)
+            result = self._receive(resp, body)
+            reusable = result.ok and not resp.will_close
+            return result
         except (OSError, http.client.HTTPException, RuntimeError) as exc:
-            err = "cancelled" if cancel.is_set() else f"{type(exc).__name__}: {exc}"
-            return FetchResult(False, error=err, wire_bytes=wire, seconds=time.monotonic() - started)
+            return body.failed(exc)
         finally:
             live.conn = None
             if reusable:
                 self._pool.put(host, port, conn)
             else:
                 conn.close()
-        seconds = time.monotonic() - started
-        if received != length or hasher.hexdigest() != chunk:
-            return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=wire, seconds=seconds)
-        return FetchResult(True, wire_bytes=wire, seconds=seconds)
+
+    def _fetch_piped(self, host: str, port: int, group: str, path: str, headers: dict[str, str],
+                     body: _Body, live: _Live) -> FetchResult:
+        """A WAN transfer: its request goes at once on the link's pipelined connection."""
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                   + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+        for _attempt in range(3):      # a pipe broken before our response began is not the source's doing
+            pipe: Pipe | None = None
+            existed = False
+            try:
+                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s))
+                ticket = pipe.send(request)
+                resp = pipe.response(ticket, body.deadline, body.cancel)
+            except PipeBroken:
+                continue
+            except PipeCancelled:
+                return body.failed(TimeoutError("timed out") if not body.cancel.is_set() else None)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                if pipe is not None:
+                    pipe.close()
+                if existed:
+                    continue           # a kept-alive pipe the source closed meanwhile
+                return body.failed(exc)
+            except (OSError, http.client.HTTPException) as exc:
+                if pipe is not None:
+                    pipe.close()
+                return body.failed(exc)
+            live.pipe = pipe
+            try:
+                result = self._receive(resp, body)
+            except (OSError, http.client.HTTPException, RuntimeError) as exc:
+                pipe.close()
+                return body.failed(exc)
+            finally:
+                live.pipe = None
+            if result.ok:
+                pipe.done(resp)
+            else:
+                pipe.close()           # what is left of this response would be read as the next
+            return result
+        return body.failed(ConnectionError("the source's connection kept failing"))
+
+    def _receive(self, resp: http.client.HTTPResponse, body: _Body) -> FetchResult:
+        """Read, hash and write one response's body at the chunk's offset."""
+        if resp.status != 200:
+            resp.read(4096)
+            return FetchResult(False, error=f"HTTP {resp.status} from source", seconds=body.elapsed())
+        decomp = lz4.frame.LZ4FrameDecompressor() if resp.getheader(ENCODING_HEADER) == "lz4" else None
+        hasher = new_hasher()
+        # Smaller pieces when the end must be noticed in time
+        view = memoryview(bytearray(_PIECE if body.ending is None else _PIECE // 4))
+        pos = body.offset
+        received = 0
+        cancel, caps = body.cancel, body.caps
+        first = time.monotonic()
+        while True:
+            if cancel.is_set():
+                return body.failed(None)
+            if time.monotonic() > body.deadline:
+                return FetchResult(False, error=f"timed out after {body.timeout_s:.0f} s", wire_bytes=body.wire,
+                                   seconds=body.elapsed())
+            n = resp.readinto(view)
+            if not n:
+                break
+            body.wire += n
+            self.counters.rx_bytes += n
+            _pause(wait_all(caps, n), cancel)
+            data: memoryview | bytes = decomp.decompress(view[:n]) if decomp else view[:n]
+            received += len(data)
+            if received > body.length:
+                return FetchResult(False, corrupt=True, error="source sent too many bytes",
+                                   wire_bytes=body.wire, seconds=body.elapsed())
+            hasher.update(data)
+            _pwrite_all(body.fd, data, pos)
+            pos += len(data)
+            if body.ending is not None:
+                spent = time.monotonic() - first
+                left_s = (body.length - received) * spent / received if spent > 0 else 0.0
+                if left_s <= _ENDING_LEAD_S:
+                    body.ending(left_s)
+                    body.ending = None
+        if received != body.length or hasher.hexdigest() != body.chunk:
+            return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=body.wire,
+                               seconds=body.elapsed())
+        return FetchResult(True, wire_bytes=body.wire, seconds=body.elapsed())
+
+
+@dataclass(slots=True)
+class _Body:
+    """One download's target and limits, and the bytes it has received so far."""
+
+    chunk: str
+    length: int
+    fd: int
+    offset: int
+    deadline: float
+    timeout_s: float
+    caps: list[TokenBucket]
+    cancel: threading.Event
+    started: float
+    ending: Callable[[float], None] | None = None      # called once near the end, then None
+    wire: int = 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def failed(self, exc: BaseException | None) -> FetchResult:
+        """The result of a download that ended with `exc` (None: cancelled)."""
+        err = "cancelled" if exc is None or self.cancel.is_set() else f"{type(exc).__name__}: {exc}"
+        return FetchResult(False, error=err, wire_bytes=self.wire, seconds=self.elapsed())
 
 
 def _pwrite_all(fd: int, data: memoryview | bytes, pos: int) -> None:

@@ -52,6 +52,8 @@ class MasterOptions:
     compress: bool = True
     site: str | None = None
     link_map: LinkMap | None = None
+    expect_peers: int = 0                  # hold the first scan until this many joined ...
+    expect_wait_s: float = 10.0            # ... or this long passed
 
 
 ProgressFactory = Callable[[], Callable[[int, int], None] | None]
@@ -160,6 +162,7 @@ class MasterNode:
         self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
         self.swarm.start()
         try:
+            await self._await_expected_peers()
             await self.scan()
         except BaseException:
             await self.stop()
@@ -168,6 +171,21 @@ class MasterNode:
         if self.opts.watch:
             self._tasks.append(asyncio.create_task(self._watch_loop(), name="watch"))
         log.info("master %s serving %s on %s:%d", self.opts.name, self.root, self.opts.host, self.port)
+
+    async def _await_expected_peers(self) -> None:
+        """Peers started together with this master join before its first generation appears, as
+        they would be in a standing deployment when a new build lands; never for long."""
+        want, limit = self.opts.expect_peers, self.opts.expect_wait_s
+        if want <= 0:
+            return
+        log.info("waiting for %d peers to join before the first scan (at most %.0f s)", want, limit)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + limit
+        while len(self.swarm.peers) < want and loop.time() < until:
+            await asyncio.sleep(0.05)
+        if len(self.swarm.peers) < want:
+            log.warning("%d of %d expected peers joined within %.0f s; scanning anyway",
+                        len(self.swarm.peers), want, limit)
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -86,6 +86,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--slots", type=int, default=3, help="concurrent uploads from the master (default 3)")
     m.add_argument("--rescan-interval", type=float, default=60.0, metavar="S",
                    help="rescan at least this often, in seconds (file-system events also trigger one)")
+    m.add_argument("--expect-peers", type=int, default=0, metavar="N",
+                   help="before the first scan, wait until N peers have joined (at most --expect-wait "
+                        "seconds), so peers started at the same time get the first generation from its start")
+    m.add_argument("--expect-wait", type=float, default=10.0, metavar="S",
+                   help="the longest wait for --expect-peers (default 10)")
     _topology_args(m)
     m.set_defaults(func=run_master)
 
@@ -151,7 +156,8 @@ def run_master(args: argparse.Namespace) -> int:
                          port=args.port, name=args.name or "master", chunk_size=args.chunk_size,
                          secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
-                         site=where.site, link_map=where.link_map)
+                         site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
+                         expect_wait_s=args.expect_wait)
     node = MasterNode(opts, progress=_scan_progress)
 
     async def body() -> None:

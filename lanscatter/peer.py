@@ -89,6 +89,7 @@ class PeerNode:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._outbox: asyncio.Queue[str] | None = None
         self._joined_once = False            # after a first welcome, never give up reconnecting
+        self._protocol = 1                   # as agreed with the master at the last join
         self._reconciling = False
         self._last_progress = (0, 0)
         self._inflight: set[str] = set()
@@ -184,6 +185,7 @@ class PeerNode:
             if not isinstance(welcome, p.Welcome):
                 raise RemoteProtocolError(f"master sent {welcome.TYPE!r} instead of welcome")
             self.name = welcome.name
+            self._protocol = welcome.protocol
             self.connected = True
             self._joined_once = True
             log.info("joined %s as %s", url, self.name)
@@ -202,6 +204,17 @@ class PeerNode:
                     t.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
                 self._ws = None
+
+    def _ending_notice(self, transfer: int) -> Callable[[float], None] | None:
+        """What a download thread calls when its last bytes are on their way (masters speaking
+        protocol 2 plan the slot's next transfer then)."""
+        if self._protocol < 2:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def notice(left_s: float) -> None:
+            loop.call_soon_threadsafe(self._post, p.Ending(transfer, round(left_s, 3)))
+        return notice
 
     def _post(self, msg: p.Message) -> None:
         """Queue a frame for the master (dropped when not connected: the next join resends state)."""
@@ -276,7 +289,7 @@ class PeerNode:
                 d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
                 timeout_s=d.timeout_s,
                 buckets=[b for b in (self.dl_bucket,) if b],
-                pace=Pace(d.rate_cap, d.group, d.group_rate),
+                pace=Pace(d.rate_cap, d.group, d.group_rate), ending=self._ending_notice(d.transfer),
                 accept_lz4=self.opts.compress)
         finally:
             self._inflight.discard(d.chunk)

@@ -60,10 +60,6 @@ class Planner(SwarmBooks):
         super().__init__(links, config)
         self._rng = rng if rng is not None else random.Random(0)
         self._next_id = 1
-        self._median_slowness = 1.0        # of the measured sources, never below 1.0
-        self._median_spb: float | None = None
-        self._stats_dirty = False
-        self._stats_at = -math.inf
         self._round_want: dict[str | None, int] = {}   # free download slots left this round, per site
         self._round_up = 0                              # free upload slots left this round
 
@@ -397,17 +393,3 @@ class Planner(SwarmBooks):
             self._sample(f.src, f.slowness * ratio)
             out.append(f.transfer)
         return out
-
-    def _sample(self, s: NodeState, slowness: float) -> None:
-        a = self.config.ewma_alpha
-        s.slowness = (1 - a) * s.slowness + a * slowness    # starts from 1.0: one bad sample is no verdict
-        s.measured = True
-        self._stats_dirty = True
-
-    def _refresh_stats(self, now: float) -> None:
-        if not self._stats_dirty or now - self._stats_at < self.config.stats_refresh_s:
-            return
-        slowness, self._median_spb = self._medians()
-        self._median_slowness = max(1.0, slowness)
-        self._stats_dirty = False
-        self._stats_at = now

@@ -1,5 +1,6 @@
 """The planner's books: the chunks of a generation, the nodes, who holds and receives what, which
-nodes want a download or can give an upload, and the transfers in flight and when they are due.
+nodes want a download or can give an upload, the transfers in flight and when they are due, and
+what the sources' uploads showed (their slowness, the swarm's medians).
 
 Pure, like the planner. `SwarmBooks` keeps these consistent on every event (a node joins or
 leaves, reports what it holds, a transfer starts or ends) and answers queries and the read-only
@@ -18,6 +19,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterable, Sequence
 from heapq import heappop, heappush
@@ -58,6 +60,10 @@ class SwarmBooks:
         # deadlines as a heap. Flights of one round share few deadlines: far fewer heap steps.
         self._due: dict[float, list[int]] = {}
         self._due_times: list[float] = []
+        self._median_slowness = 1.0        # of the measured sources, never below 1.0
+        self._median_spb: float | None = None
+        self._stats_dirty = False
+        self._stats_at = -math.inf
 
     # ---- generation and membership -------------------------------------------------------
 
@@ -148,6 +154,33 @@ class SwarmBooks:
         self._drop(f, delivered=False)
         return f.transfer
 
+    def release(self, transfer_id: int) -> None:
+        """The transfer is about to end (its downloader says so): its slots and link bookings are
+        free for the next plan, so the next transfer starts as this one ends; its chunk stays on
+        its way to the destination. The outcome still comes through finish(). Unknown or already
+        released ids are ignored."""
+        f = self._flights.get(transfer_id)
+        if f is None or f.released:
+            return
+        f.released = True
+        self._free_slots(f)
+        self._touch_down(f.dst)
+        self._touch_up(f.src)
+
+    def _free_slots(self, f: Flight) -> None:
+        """Give back a flight's link bookings and slots (the caller re-derives the nodes' sides)."""
+        if f.booked:
+            self._book.release(f.links, f.booked)
+        s, d = f.src, f.dst
+        if f.background:
+            d.n_bg -= 1
+        else:
+            d.n_dl -= 1
+        if f.narrow:
+            s.n_narrow -= 1
+        else:
+            s.n_ul -= 1
+
     def _due_at(self, tid: int, deadline: float) -> None:
         """Flight tid times out at `deadline`."""
         due = self._due.get(deadline)
@@ -172,19 +205,11 @@ class SwarmBooks:
     def _drop(self, f: Flight, delivered: bool = False) -> None:
         """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
         del self._flights[f.transfer.id]
-        if f.booked:
-            self._book.release(f.links, f.booked)
+        if not f.released:
+            self._free_slots(f)
         s, d, chunk = f.src, f.dst, f.chunk
         bit = 1 << chunk
         d.recv ^= bit                  # set while in flight: a node receives a chunk once at a time
-        if f.background:
-            d.n_bg -= 1
-        else:
-            d.n_dl -= 1
-        if f.narrow:
-            s.n_narrow -= 1
-        else:
-            s.n_ul -= 1
         sending = s.sending
         left = sending[chunk] - 1
         if left:
@@ -267,13 +292,27 @@ class SwarmBooks:
                 return True
         return False
 
-    def _medians(self) -> tuple[float, float | None]:
-        """The median slowness of the measured sources (1.0 before any is) and the median seconds
-        per byte of those that uploaded (None before any did)."""
+    # ---- what the sources' uploads showed -------------------------------------------------
+
+    def _sample(self, s: NodeState, slowness: float) -> None:
+        a = self.config.ewma_alpha
+        s.slowness = (1 - a) * s.slowness + a * slowness    # starts from 1.0: one bad sample is no verdict
+        s.measured = True
+        self._stats_dirty = True
+
+    def _refresh_stats(self, now: float) -> None:
+        """The swarm's medians: the slowness of the measured sources (never below 1.0) and the
+        seconds per byte of those that uploaded (None before any did); at most every
+        stats_refresh_s, and only after a new measurement."""
+        if not self._stats_dirty or now - self._stats_at < self.config.stats_refresh_s:
+            return
         nodes = self._nodes.values()
         slow = [n.slowness for n in nodes if n.measured]
         spb = [n.spb for n in nodes if n.spb is not None]
-        return (median(slow) if slow else 1.0), (median(spb) if spb else None)
+        self._median_slowness = max(1.0, median(slow)) if slow else 1.0
+        self._median_spb = median(spb) if spb else None
+        self._stats_dirty = False
+        self._stats_at = now
 
     # ---- read-only views -----------------------------------------------------------------
 

@@ -112,3 +112,4 @@ class Flight:
     narrow: bool                # WAN-bound, beside the source's upload slots
     expected_s: float | None    # duration expected at the cap (or the swarm's median speed)
     slowness: float             # the source's slowness when it was planned
+    released: bool = False      # its slots and bookings were freed ahead of its end (release)

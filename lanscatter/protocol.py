@@ -12,6 +12,7 @@ Conversation (master M, peer P):
     M -> P  ManifestMsg    now and on every new generation
     P -> M  Have           full set after each manifest (replace=True), then one chunk at a time
     M -> P  Download       fetch chunk from source URL;  P -> M  Report when done or failed
+    P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
     P -> M  Stats          periodic counters for the status page
 """
@@ -26,7 +27,7 @@ from typing import Any, ClassVar, Union
 
 from lanscatter.errors import RemoteProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2          # 2: Ending
 MIN_PROTOCOL_VERSION = 1
 
 
@@ -118,6 +119,16 @@ class Report(Message):
     seconds: float
     error: str = ""
     corrupt: bool = False   # the source sent data whose hash did not match
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Ending(Message):
+    """A download has about `seconds` left: its slot's next transfer can be arranged now, so it
+    starts as this one ends instead of a control round trip and a request later."""
+    TYPE: ClassVar[str] = "ending"
+    transfer: int
+    seconds: float
 
 
 @_message

@@ -288,6 +288,9 @@ class Swarm:
                     self.on_seed_corrupt(t.chunk)
             else:
                 self.planner.finish(t.id, now, ok=True)
+        elif isinstance(msg, p.Ending):
+            if msg.transfer in self.transfers:
+                self.planner.release(msg.transfer)
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(time.monotonic(), msg.rx_bytes, msg.tx_bytes)

@@ -32,6 +32,7 @@ from typing import Any
 
 from lanscatter.atomic_file import write_json_atomic
 from lanscatter.emulator.from_topology import emulated_plan, net_spec, wan_link_names
+from lanscatter.emulator.link_use import busy_use
 from lanscatter.emulator.netns import (
     DelayMechanism,
     Emulation,
@@ -106,16 +107,34 @@ def inside_namespace(namespace: str) -> Iterator[None]:
 
 
 def wan_report(spec: NetSpec, plan: DeploymentPlan, before: dict[str, LinkCounters],
-               after: dict[str, LinkCounters], dataset_bytes: int) -> dict[str, Any]:
-    """The report's `wan_links`, from the interface counters (parent -> child) over the run."""
+               after: dict[str, LinkCounters], dataset_bytes: int,
+               samples: dict[str, list[tuple[float, int]]] | None = None) -> dict[str, Any]:
+    """The report's `wan_links`, from the interface counters (parent -> child) over the run;
+    with samples taken during the run, also how full each link was kept while busy."""
     out = {}
     for name, key in wan_link_names(spec).items():
         payload = after[name].tx_tcp_payload - before[name].tx_tcp_payload
         raw = after[name].tx_bytes - before[name].tx_bytes
+        capacity = plan.link_map.links[key].bytes_per_s
         out[key] = {"bytes": payload, "raw_bytes": raw,
                     "ratio": round(payload / dataset_bytes, 4) if dataset_bytes else None,
-                    "capacity_bytes_per_s": plan.link_map.links[key].bytes_per_s}
+                    "capacity_bytes_per_s": capacity}
+        use = busy_use(samples.get(name, []), capacity) if samples else None
+        if use is not None:
+            out[key]["busy_s"], out[key]["busy_use"] = round(use[0], 2), round(use[1], 4)
     return out
+
+
+async def sample_wan(emu: Emulation, into: dict[str, list[tuple[float, int]]], every: float = 0.25) -> None:
+    """Append (seconds, TCP payload parent -> child) per WAN link every `every` s until cancelled."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while True:
+        counters = await loop.run_in_executor(None, emu.wan_counters)
+        now = loop.time() - t0
+        for name, c in counters.items():
+            into.setdefault(name, []).append((now, c.tx_tcp_payload))
+        await asyncio.sleep(every)
 
 
 def run_emulation(opts: EmulateOptions) -> int:
@@ -134,7 +153,7 @@ def run_emulation(opts: EmulateOptions) -> int:
         generate_demo(source, opts.demo_data or DEFAULT_DEMO_SIZE)
     secret = plan.dataset.secret_value()
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=False,
-                     workdir=None, link_flags=link_flag_support())
+                     workdir=None, link_flags=link_flag_support(), all_hosts=True)
     env = {SECRET_ENV: secret} if secret else {}
     with Emulation(spec, delay_mechanism=opts.mechanism) as emu:
         log.info("emulated %d sites, %d hosts (WAN delay/loss: %s); logs in %s", len(spec.sites),
@@ -142,11 +161,12 @@ def run_emulation(opts: EmulateOptions) -> int:
         before = emu.wan_counters()
         origin = plan.sites[0].master
         with inside_namespace(emu.namespace(origin)):
-            code, tracker, after = asyncio.run(_supervise(opts, plan, emu, ctx, env, workdir))
+            samples: dict[str, list[tuple[float, int]]] = {}
+            code, tracker, after = asyncio.run(_supervise(opts, plan, emu, ctx, env, workdir, samples))
         # asyncio.run put the default SIGTERM action back: keep tearing down on SIGTERM
         signal.signal(signal.SIGTERM, _exit_on_signal)
         report = tracker.report()
-        report["wan_links"] = wan_report(spec, plan, before, after, tracker.dataset_bytes)
+        report["wan_links"] = wan_report(spec, plan, before, after, tracker.dataset_bytes, samples)
     if opts.report is not None:
         report["wan_bytes_from"] = "interface counters, TCP payload estimate, parent -> child"
         report["emulated"] = True
@@ -164,7 +184,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 async def _supervise(opts: EmulateOptions, plan: DeploymentPlan, emu: Emulation, ctx: RunContext,
-                     env: dict[str, str], workdir: Path) -> tuple[int, SyncTracker, dict[str, LinkCounters]]:
+                     env: dict[str, str], workdir: Path, samples: dict[str, list[tuple[float, int]]]) -> tuple[int, SyncTracker, dict[str, LinkCounters]]:
     loop = asyncio.get_running_loop()
     stop, stop_signal = stop_on_signals(loop)
 
@@ -180,6 +200,7 @@ async def _supervise(opts: EmulateOptions, plan: DeploymentPlan, emu: Emulation,
                                             before_start=gates[h.name]))
 
     watching = asyncio.create_task(watcher.run(), name="watch")
+    sampling = asyncio.create_task(sample_wan(emu, samples), name="wan-samples")
     waits = {asyncio.create_task(stop.wait())}
     if opts.exit_when_synced:
         waits.add(asyncio.create_task(watcher.synced.wait()))
@@ -191,9 +212,9 @@ async def _supervise(opts: EmulateOptions, plan: DeploymentPlan, emu: Emulation,
             watching.result()
     finally:
         counters = emu.wan_counters()
-        for t in (*waits, watching):
+        for t in (*waits, watching, sampling):
             t.cancel()
-        await asyncio.gather(*waits, watching, return_exceptions=True)
+        await asyncio.gather(*waits, watching, sampling, return_exceptions=True)
         log.info("stopping %d roles", len(plan.hosts))
         await supervisor.stop()
     tracker.restarts.update(supervisor.restarts)

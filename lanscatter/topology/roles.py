@@ -42,6 +42,8 @@ class RunContext:
     link_flags: Collection[str] = ()   # commands that accept --topology/--host (see link_flag_support)
     python: str = sys.executable
     store_and_forward: bool = False    # relays wait for the whole generation (benchmark comparison)
+    # This run starts every host: the origin's first generation waits (briefly) for its swarm to join.
+    all_hosts: bool = False
 
 
 def _mbit(rate: float) -> str:
@@ -62,6 +64,10 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
     if role == "master":
         argv += [str(plan.dataset.source), "--listen", host.address, "--port", str(host.master_port),
                  "--chunk-size", str(plan.dataset.chunk_size)]
+        if ctx.all_hosts:
+            joining = sum(1 for h in plan.hosts if h.upstream == (host.address, host.master_port))
+            if joining:
+                argv += ["--expect-peers", str(joining)]
     else:
         assert host.upstream is not None, "derive gives every relay and peer an upstream"
         up_addr, up_port = host.upstream

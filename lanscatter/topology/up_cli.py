@@ -138,7 +138,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     "the rehearsal runs without the file's link speeds")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
                      workdir=workdir if opts.local else None, link_flags=link_flags,
-                     store_and_forward=opts.store_and_forward)
+                     store_and_forward=opts.store_and_forward, all_hosts=opts.local)
     env = {SECRET_ENV: secret} if secret else {}
     log.info("%s: running %s", opts.file, "every host on this machine (rehearsal in " + str(workdir) + ")"
              if opts.local else f"host {hosts[0].name} ({hosts[0].role})")

@@ -3,13 +3,18 @@ restarted behind a kept-alive connection."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
+import pytest
+from aiohttp import web
+
 from lanscatter.auth import Auth
 from lanscatter.chunk_fetch import Fetcher
-from lanscatter.chunk_http import TrafficCounters
+from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.master import MasterNode, MasterOptions
+from lanscatter.upload_pace import Pace
 from tests.integration.nodes import free_port
 
 
@@ -44,6 +49,52 @@ async def test_fetch_survives_a_restarted_source_and_flags_corruption(tmp_path: 
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
         r = await fetcher.fetch(url, h2, s2, auth=Auth(None), fd=fd, offset=0, timeout_s=10, buckets=[])
         assert not r.ok and r.corrupt and r.error == "hash mismatch"
+    finally:
+        os.close(fd)
+        fetcher.close()
+        await master.stop()
+
+
+async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    peers: list[object] = []                                  # the connection each request came on
+    handle = ChunkServer.handle
+
+    async def counting(self: ChunkServer, request: web.Request) -> web.StreamResponse:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        return await handle(self, request)
+    monkeypatch.setattr(ChunkServer, "handle", counting)
+    (tmp_path / "src").mkdir()
+    data = os.urandom(6 << 20)
+    (tmp_path / "src" / "a.bin").write_bytes(data)
+    port = free_port()
+    master = await _master(tmp_path, port)
+    fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=8)
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
+    url = f"http://127.0.0.1:{port}"
+    pace = Pace(group="wan:hub>far", group_rate=8e6)          # ~0.13 s a chunk: the requests overlap
+    try:
+        assert master.manifest is not None
+        table = master.manifest.chunk_table()
+        offsets = [sum(s for _, s in table[:i]) for i in range(len(table))]
+        endings: list[float] = []
+        rs = await asyncio.gather(*(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=o, timeout_s=20,
+                                                  buckets=[], pace=pace, ending=endings.append)
+                                    for (h, s), o in zip(table[:3], offsets)))
+        assert all(r.ok for r in rs), rs
+        assert len(endings) == 3 and all(0 <= e <= 0.3 for e in endings)   # once each, near the end
+        assert os.pread(fd, 3 << 20, 0) == data[: 3 << 20]
+        assert len(peers) == 3 and len(set(peers)) == 1          # one connection, requests pipelined
+        # Cancel the first of three: the pipe breaks, the two behind it retry on a new one.
+        tasks = [asyncio.create_task(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=o, timeout_s=20,
+                                                   buckets=[], pace=pace))
+                 for (h, s), o in zip(table[3:6], offsets[3:6])]
+        await asyncio.sleep(0.05)
+        tasks[0].cancel()
+        rest = await asyncio.gather(*tasks[1:])
+        assert all(r.ok for r in rest), rest
+        assert os.pread(fd, 2 << 20, 4 << 20) == data[4 << 20: 6 << 20]
+        assert len(set(peers)) == 2
     finally:
         os.close(fd)
         fetcher.close()

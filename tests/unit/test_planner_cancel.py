@@ -17,3 +17,22 @@ def test_cancel_frees_slots_without_blaming_the_source() -> None:
     assert p.node_stats("m").failures == 0
     (again,) = p.plan(0.2)
     assert (again.chunk, again.dest) == (t.chunk, "x")
+
+
+def test_release_frees_the_slot_ahead_of_the_end_and_keeps_the_chunk_on_its_way() -> None:
+    p = Planner(rng=random.Random(3))
+    p.set_chunks([(f"c{i}", 100) for i in range(4)])
+    p.add_node("S", dl_slots=0, ul_slots=4, seed=True)
+    p.set_have("S", [f"c{i}" for i in range(4)])
+    p.add_node("a", dl_slots=1, ul_slots=1)
+    [t1] = p.plan(0.0)
+    assert p.plan(0.0) == []                     # a's one slot is taken
+    p.release(t1.id)
+    p.release(t1.id)                             # a second notice changes nothing
+    [t2] = p.plan(0.1)
+    assert t2.dest == "a" and t2.chunk != t1.chunk           # the released chunk is still on its way
+    assert p.node_stats("a").downloading == 1
+    p.finish(t1.id, 0.2, ok=True)                # its outcome arrives later, without freeing twice
+    assert p.node_stats("a").downloading == 1 and p.plan(0.2) == []
+    p.finish(t2.id, 0.3, ok=True)
+    assert p.node_stats("a").downloading == 0

@@ -3,6 +3,7 @@ its report, the demo data layout."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -66,6 +67,10 @@ def test_role_commands_follow_the_plan(tmp_path: Path) -> None:
     assert origin.argv[4] == str(tmp_path / "data")
     assert ["--listen", "10.0.0.1", "--port", "10564", "--chunk-size", str(2**20)] == list(origin.argv[5:11])
     assert origin.status_url == "http://10.0.0.1:10564/status"
+    assert "--expect-peers" not in origin.argv           # the other hosts are not this run's to wait for
+    every = role_command(plan, plan.host("o"), dataclasses.replace(ctx, all_hosts=True))
+    joining = [h.name for h in plan.hosts if h.upstream == ("10.0.0.1", 10564)]
+    assert every.argv[every.argv.index("--expect-peers") + 1] == str(len(joining)) and len(joining) >= 2
 
     relay = role_command(plan, plan.host("rg"), ctx)
     assert relay.argv[3:6] == ("proxy", "10.0.0.1:10564", "/var/lib/lanscatter/data")
