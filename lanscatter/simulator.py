@@ -8,6 +8,10 @@ its upstream swarm is at once on offer in its own).
 
 Transfer model: a transfer moves at its rate cap, but never faster than its share of the source's
 real uplink and the destination's real downlink (max-min fair among the transfers on that link).
+The transfers of one WAN link come from one source, which paces them together as the engine does
+(upload_pace.py): each moves at the link's rate divided among those in flight, so one ending
+leaves its rate to the others. (On a LAN the engine also lets a transfer beyond its booked cap
+when its host's other slot is idle; the simulator keeps the cap there, so it errs on the slow side.)
 "Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
 by measuring. A failing transfer breaks after a random share of its bytes; a transfer still
 running at its timeout is aborted, as the engine would. Bytes sent count on every WAN link crossed,
@@ -120,6 +124,7 @@ class Simulation:
         self._times: list[float] = []
         self._dirty: set[int] = set()
         self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._groups: dict[str, list[_Active]] = {}      # WAN link -> its transfers in flight
         self.origin = self._build()
         self._incomplete = {h for h in self.hosts if h != self.origin} if self.chunks else set()
 
@@ -284,6 +289,11 @@ class Simulation:
         self.transfers += 1
         src.ups.append(a)
         dst.downs.append(a)
+        if t.pace_group is not None:
+            group = self._groups.setdefault(t.pace_group[0], [])
+            group.append(a)
+            self._share_group(group)            # rates are set there, this one's included
+            return
         src.up_demand += cap
         dst.down_demand += cap
         up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
@@ -303,6 +313,26 @@ class Simulation:
             deadline = t.started + t.timeout_s
             if end > deadline:
                 self._push(deadline, _EXPIRE, sw)
+
+    def _share_group(self, group: list[_Active]) -> None:
+        """A WAN link's transfers (one source) after one joined or left: each gets the link's rate
+        divided among them (and its own LAN share), then the hosts' real links have their say."""
+        share = group[0].t.pace_group[1] / len(group)          # type: ignore[index]
+        hosts: list[_Host] = []                                # in a fixed order: runs repeat
+        for a in group:
+            a.cap = min(share, a.t.pace_cap) if a.t.pace_cap is not None else share
+            for h in (a.src, a.dst):
+                if h not in hosts:
+                    hosts.append(h)
+        for h in hosts:
+            h.up_demand = _total_cap(h.ups)
+            h.down_demand = _total_cap(h.downs)
+            if h.up_demand > h.up_rate:
+                self._rerate(h.ups)
+            if h.down_demand > h.down_rate:
+                self._rerate(h.downs)
+        for a in group:
+            self._set_rate(a, self._limit(a))
 
     def _rerate(self, actives: list[_Active]) -> None:
         """Rates of the transfers on one link after a change on it."""
@@ -354,6 +384,11 @@ class Simulation:
             self._rerate(src.ups)
         if down_busy:
             self._rerate(dst.downs)
+        if t.pace_group is not None:
+            group = self._groups[t.pace_group[0]]
+            group.remove(a)
+            if group:
+                self._share_group(group)
         planner = sw.planner
         if report:
             if not ok:
