@@ -79,7 +79,9 @@ def sim_scale(quick: bool) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     r = Simulation(SimConfig(nodes=nodes, chunks=chunks, seed=1)).run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"simulation {nodes} nodes x {chunks} chunks: {wall:.1f} s wall, {cpu:.1f} s CPU, "
+    import lanscatter.planner
+    build = "compiled (mypyc)" if not lanscatter.planner.__file__.endswith(".py") else "pure Python"
+    print(f"simulation {nodes} nodes x {chunks} chunks, planner {build}: {wall:.1f} s wall, {cpu:.1f} s CPU, "
           f"{r.transfers} transfers ({cpu / r.transfers * 1e6:.1f} us CPU each), "
           f"efficiency {r.efficiency:.3f}")
 
