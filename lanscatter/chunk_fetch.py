@@ -219,8 +219,7 @@ class Fetcher:
             return FetchResult(False, error=f"HTTP {resp.status} from source", seconds=body.elapsed())
         decomp = lz4.frame.LZ4FrameDecompressor() if resp.getheader(ENCODING_HEADER) == "lz4" else None
         hasher = new_hasher()
-        # Smaller pieces when the end must be noticed in time
-        view = memoryview(bytearray(_PIECE if body.ending is None else _PIECE // 4))
+        view = memoryview(bytearray(_PIECE))
         pos = body.offset
         received = 0
         cancel, caps = body.cancel, body.caps
@@ -246,9 +245,10 @@ class Fetcher:
             _pwrite_all(body.fd, data, pos)
             pos += len(data)
             if body.ending is not None:
-                spent = time.monotonic() - first
-                left_s = (body.length - received) * spent / received if spent > 0 else 0.0
-                if left_s <= _ENDING_LEAD_S:
+                # seconds per byte so far; the notice may come up to one piece early, never late
+                spb = (time.monotonic() - first) / received
+                left_s = (body.length - received) * spb
+                if left_s - len(view) * spb <= _ENDING_LEAD_S:
                     body.ending(left_s)
                     body.ending = None
         if received != body.length or hasher.hexdigest() != body.chunk:
