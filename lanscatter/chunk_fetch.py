@@ -44,6 +44,7 @@ class FetchResult:
     error: str = ""
     wire_bytes: int = 0
     seconds: float = 0.0
+    blameless: bool = False     # failed for a reason that says nothing about the source
 
 
 class _Pool:
@@ -110,7 +111,7 @@ class Fetcher:
             cancel.set()
             conn, pipe = live.conn, live.pipe
             if pipe is not None:
-                pipe.close()
+                pipe.close(for_other=True)
             if conn is not None and conn.sock is not None:
                 try:
                     conn.sock.shutdown(socket.SHUT_RDWR)
@@ -202,13 +203,19 @@ class Fetcher:
                 result = self._receive(resp, body)
             except (OSError, http.client.HTTPException, RuntimeError) as exc:
                 pipe.close()
+                if pipe.broken_for_other and not body.cancel.is_set():
+                    return FetchResult(False, error="its connection was closed for another transfer",
+                                       wire_bytes=body.wire, seconds=body.elapsed(), blameless=True)
                 return body.failed(exc)
             finally:
                 live.pipe = None
             if result.ok:
                 pipe.done(resp)
-            else:
-                pipe.close()           # what is left of this response would be read as the next
+                return result
+            pipe.close()               # what is left of this response would be read as the next
+            if pipe.broken_for_other and not result.corrupt and not body.cancel.is_set():
+                return FetchResult(False, error="its connection was closed for another transfer",
+                                   wire_bytes=body.wire, seconds=body.elapsed(), blameless=True)
             return result
         return body.failed(ConnectionError("the source's connection kept failing"))
 
@@ -251,7 +258,12 @@ class Fetcher:
                 if left_s - len(view) * spb <= _ENDING_LEAD_S:
                     body.ending(left_s)
                     body.ending = None
-        if received != body.length or hasher.hexdigest() != body.chunk:
+        if received < body.length:
+            # The connection ended early (the source went away, or the connection was shut): a
+            # failed transfer, not corrupt data.
+            return FetchResult(False, error=f"connection closed after {received} of {body.length} bytes",
+                               wire_bytes=body.wire, seconds=body.elapsed())
+        if hasher.hexdigest() != body.chunk:
             return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=body.wire,
                                seconds=body.elapsed())
         return FetchResult(True, wire_bytes=body.wire, seconds=body.elapsed())

@@ -58,6 +58,7 @@ class Pipe:
         self._sent = 0          # tickets handed out, in request order
         self._turn = 0          # the ticket whose response comes next
         self.broken = False
+        self.broken_for_other = False    # closed because another download on it was given up
 
     @property
     def busy(self) -> bool:
@@ -84,7 +85,7 @@ class Pipe:
             while self._turn != ticket and not self.broken:
                 if cancel.is_set() or time.monotonic() > deadline:
                     # Its response will still come: nobody could read the ones behind it.
-                    self._break()
+                    self._break(for_other=True)
                     raise PipeCancelled()
                 self._cond.wait(0.05)
             if self.broken:
@@ -101,13 +102,16 @@ class Pipe:
             self._turn += 1
             self._cond.notify_all()
 
-    def close(self) -> None:
+    def close(self, *, for_other: bool = False) -> None:
+        """Close the pipe; `for_other`: because a download on it was given up, which says nothing
+        about the source to the one being received."""
         with self._cond:
-            self._break()
+            self._break(for_other)
 
-    def _break(self) -> None:
+    def _break(self, for_other: bool = False) -> None:
         if not self.broken:
             self.broken = True
+            self.broken_for_other = for_other
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
             except OSError:

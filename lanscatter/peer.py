@@ -302,7 +302,7 @@ class PeerNode:
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
-        self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt))
+        self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt, result.blameless))
         if result.ok:
             self._post(p.Have(gen, [d.chunk]))
             if self.on_chunk:

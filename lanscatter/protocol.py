@@ -119,6 +119,7 @@ class Report(Message):
     seconds: float
     error: str = ""
     corrupt: bool = False   # the source sent data whose hash did not match
+    blameless: bool = False  # failed for a reason that says nothing about the source
 
 
 @_message

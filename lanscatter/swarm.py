@@ -277,7 +277,10 @@ class Swarm:
                 return
             self._untrack(t)
             now = time.monotonic()
-            if not msg.ok:
+            if not msg.ok and msg.blameless:
+                log.info("%s: chunk %s to %s withdrawn: %s", self.name, t.chunk[:8], t.dest, msg.error)
+                self.planner.cancel(t.id)          # no verdict on the source; planned again
+            elif not msg.ok:
                 source_is_seed = t.source == self.name
                 self.event("warning", f"{t.dest} failed to get chunk {t.chunk[:8]} from {t.source}: "
                                       f"{msg.error}")

@@ -4,7 +4,9 @@ restarted behind a kept-alive connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,24 @@ async def _master(tmp: Path, port: int) -> MasterNode:
                                  chunk_size=1 << 20, watch=False))
     await m.start()
     return m
+
+
+@contextlib.asynccontextmanager
+async def _source(tmp: Path, mib: int) -> AsyncIterator[tuple[MasterNode, Fetcher, int, str, bytes]]:
+    """A master serving one random file of `mib` MiB in 1 MiB chunks, a fetcher, an output file."""
+    (tmp / "src").mkdir()
+    data = os.urandom(mib << 20)
+    (tmp / "src" / "a.bin").write_bytes(data)
+    port = free_port()
+    master = await _master(tmp, port)
+    fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=8)
+    fd = os.open(tmp / "out", os.O_RDWR | os.O_CREAT)
+    try:
+        yield master, fetcher, fd, f"http://127.0.0.1:{port}", data
+    finally:
+        os.close(fd)
+        fetcher.close()
+        await master.stop()
 
 
 async def test_fetch_survives_a_restarted_source_and_flags_corruption(tmp_path: Path) -> None:
@@ -64,38 +84,44 @@ async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_r
         peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         return await handle(self, request)
     monkeypatch.setattr(ChunkServer, "handle", counting)
-    (tmp_path / "src").mkdir()
-    data = os.urandom(6 << 20)
-    (tmp_path / "src" / "a.bin").write_bytes(data)
-    port = free_port()
-    master = await _master(tmp_path, port)
-    fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=8)
-    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
-    url = f"http://127.0.0.1:{port}"
     pace = Pace(group="wan:hub>far", group_rate=8e6)          # ~0.13 s a chunk: the requests overlap
-    try:
+    async with _source(tmp_path, 6) as (master, fetcher, fd, url, data):
         assert master.manifest is not None
         table = master.manifest.chunk_table()
-        offsets = [sum(s for _, s in table[:i]) for i in range(len(table))]
         endings: list[float] = []
-        rs = await asyncio.gather(*(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=o, timeout_s=20,
+        rs = await asyncio.gather(*(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=k << 20, timeout_s=20,
                                                   buckets=[], pace=pace, ending=endings.append)
-                                    for (h, s), o in zip(table[:3], offsets)))
+                                    for k, (h, s) in enumerate(table[:3])))
         assert all(r.ok for r in rs), rs
         assert len(endings) == 3 and all(0 <= e <= 0.3 for e in endings)   # once each, near the end
         assert os.pread(fd, 3 << 20, 0) == data[: 3 << 20]
         assert len(peers) == 3 and len(set(peers)) == 1          # one connection, requests pipelined
         # Cancel the first of three: the pipe breaks, the two behind it retry on a new one.
-        tasks = [asyncio.create_task(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=o, timeout_s=20,
+        tasks = [asyncio.create_task(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=k << 20, timeout_s=20,
                                                    buckets=[], pace=pace))
-                 for (h, s), o in zip(table[3:6], offsets[3:6])]
+                 for k, (h, s) in enumerate(table[3:6], start=3)]
         await asyncio.sleep(0.05)
         tasks[0].cancel()
         rest = await asyncio.gather(*tasks[1:])
         assert all(r.ok for r in rest), rest
         assert os.pread(fd, 2 << 20, 4 << 20) == data[4 << 20: 6 << 20]
         assert len(set(peers)) == 2
-    finally:
-        os.close(fd)
-        fetcher.close()
-        await master.stop()
+
+
+async def test_giving_up_a_queued_wan_transfer_does_not_blame_the_source_of_the_one_under_way(
+        tmp_path: Path) -> None:
+    pace = Pace(group="wan:hub>far", group_rate=2e6)          # ~0.5 s a chunk
+    async with _source(tmp_path, 3) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        tasks = []
+        for k, (h, s) in enumerate(master.manifest.chunk_table()):
+            tasks.append(asyncio.create_task(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=k << 20,
+                                                           timeout_s=20, buckets=[], pace=pace)))
+            await asyncio.sleep(0.02)                          # requests in this order on the pipe
+        await asyncio.sleep(0.15)
+        tasks[1].cancel()                                      # queued behind the first: the pipe must go
+        first, third = await tasks[0], await tasks[2]
+        # Cut off mid-body: a failure, neither corrupt (the old reading) nor the source's doing.
+        assert not first.ok and first.blameless and not first.corrupt, first
+        assert third.ok, third                                 # retried on a new connection
+        assert os.pread(fd, 1 << 20, 2 << 20) == data[2 << 20:]
