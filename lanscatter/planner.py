@@ -251,7 +251,8 @@ class Planner(SwarmBooks):
 
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> _Path | None:
         """Finite links of the path s -> d, the nominal rate a new transfer may book on them, and
-        what the engine is to enforce (the LAN share; the WAN link its source paces as a whole).
+        what the engine is to enforce (a LAN-only transfer's LAN share; the WAN link its source
+        paces as a whole).
 
         A host link is split among the host's free slots. A site LAN is split among the transfers
         this round can still start towards the destination's site, so the first transfer of a
@@ -291,7 +292,10 @@ class Planner(SwarmBooks):
             links = (s.up_link, *links)
         if d.down_link is not None:
             links = (*links, d.down_link)
-        return links, rate, (lan if math.isfinite(lan) else None), group
+        # A WAN transfer is kept to the WAN's rate by its source; a LAN share taken when it was
+        # planned (the site's own copies may hold most of the LAN for a moment) would hold it
+        # down for its whole life, far below a rate the LAN hardly notices.
+        return links, rate, (lan if group is None and math.isfinite(lan) else None), group
 
     def _start(self, s: NodeState, d: NodeState, chunk: int, path: _Path, background: bool, narrow: bool,
                now: float) -> Transfer:
