@@ -202,11 +202,7 @@ class Fetcher:
             try:
                 result = self._receive(resp, body)
             except (OSError, http.client.HTTPException, RuntimeError) as exc:
-                pipe.close()
-                if pipe.broken_for_other and not body.cancel.is_set():
-                    return FetchResult(False, error="its connection was closed for another transfer",
-                                       wire_bytes=body.wire, seconds=body.elapsed(), blameless=True)
-                return body.failed(exc)
+                result = body.failed(exc)
             finally:
                 live.pipe = None
             if result.ok:

@@ -60,11 +60,6 @@ class Pipe:
         self.broken = False
         self.broken_for_other = False    # closed because another download on it was given up
 
-    @property
-    def busy(self) -> bool:
-        with self._cond:
-            return self._sent != self._turn
-
     def send(self, request: bytes) -> int:
         """Write one request; returns its ticket (its place among the responses)."""
         with self._cond:        # requests must not interleave on the wire

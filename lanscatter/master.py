@@ -24,7 +24,7 @@ from lanscatter.errors import ConfigError
 from lanscatter.hash_cache import HashCache
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest, diff_manifests
-from lanscatter.node_http import add_status_endpoints
+from lanscatter.node_http import coordinator_app
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scanner import ScanStats, scan_folder
 from lanscatter.server import bind_site
@@ -151,10 +151,7 @@ class MasterNode:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=2**20)
-        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes()])
-        add_status_endpoints(app, self.status, html=True)
-        return app
+        return coordinator_app(self.swarm.handle_ws, self.server.routes(), self.status)
 
     async def start(self) -> None:
         # Listen first: peers join while the folder is hashed and get the generation the moment

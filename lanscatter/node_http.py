@@ -103,6 +103,15 @@ class _StatusCollector(Collector):
         yield link
 
 
+def coordinator_app(ws: Callable[[web.Request], Any], routes: list[web.RouteDef], status: StatusFn) -> web.Application:
+    """The HTTP app of a swarm's coordinator (a master, or a relay's downstream side): its control
+    websocket at /ws, the chunk routes, and the status endpoints with the HTML page."""
+    app = web.Application(client_max_size=2**20)
+    app.add_routes([web.get("/ws", ws), *routes])
+    add_status_endpoints(app, status, html=True)
+    return app
+
+
 def add_status_endpoints(app: web.Application, status: StatusFn, *, html: bool) -> None:
     """Add /status, /status/ws, /metrics (and / when html) to `app`."""
     feed = StatusFeed(status)

@@ -25,7 +25,7 @@ from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import ManifestError
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest, manifest_from_json
-from lanscatter.node_http import add_status_endpoints
+from lanscatter.node_http import coordinator_app
 from lanscatter.peer import PeerNode, PeerOptions
 from lanscatter.server import bind_site
 from lanscatter.swarm import Swarm
@@ -88,10 +88,7 @@ class RelayNode:
         log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=2**20)
-        app.add_routes([web.get("/ws", self.swarm.handle_ws), *self.server.routes()])
-        add_status_endpoints(app, self.status, html=True)
-        return app
+        return coordinator_app(self.swarm.handle_ws, self.server.routes(), self.status)
 
     async def run(self) -> None:
         await self.upstream.start_server()

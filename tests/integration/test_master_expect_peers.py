@@ -24,7 +24,7 @@ async def test_first_generation_waits_for_the_expected_peer(tmp_path: Path) -> N
     peer_task: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(10):
-            while not getattr(master, "port", 0):
+            while not master.port:                  # set once it listens
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
         assert master.manifest is None and not starting.done()      # listening, not yet published

@@ -14,15 +14,7 @@ from pathlib import Path
 import pytest
 
 from lanscatter.topology.orchestrator import Backoff, ProcessEvent, ProcessSpec, Supervisor
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+from tests.integration.up_runs import alive
 
 
 async def until(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
