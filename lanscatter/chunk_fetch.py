@@ -31,6 +31,13 @@ from lanscatter.ratelimit import TokenBucket, wait_all
 from lanscatter.upload_pace import Pace
 
 _PIECE = 1 << 20
+# While a download still has to say it is ending, reads are sized so that the check falls close to
+# the lead: a whole piece can be a quarter of a chunk, and a notice that early starts the slot's next
+# transfer beside this one for that long. The rate is measured from the end of the first read over
+# at least _RATE_WINDOW_S: the first read can be a burst the source's pacing let out at once, and
+# a rate taken from it made a notice come right at the start of a transfer.
+_FIRST_READ, _MIN_READ = 256 * 1024, 32 * 1024
+_RATE_WINDOW_S = 0.03
 # Say a download is ending this long before its last byte: about what arranging the slot's next
 # transfer takes (a report, a plan, a command, a request) on a LAN with full queues or a 100 ms WAN.
 _ENDING_LEAD_S = 0.3
@@ -226,14 +233,15 @@ class Fetcher:
         pos = body.offset
         received = 0
         cancel, caps = body.cancel, body.caps
-        first = time.monotonic()
+        mark: tuple[float, int] | None = None      # (time, bytes) after the first read
+        spb: float | None = None                   # seconds per byte since then
         while True:
             if cancel.is_set():
                 return body.failed(None)
             if time.monotonic() > body.deadline:
                 return FetchResult(False, error=f"timed out after {body.timeout_s:.0f} s", wire_bytes=body.wire,
                                    seconds=body.elapsed())
-            n = resp.readinto(view)
+            n = resp.readinto(view if body.ending is None else view[:_next_read(body, received, spb)])
             if not n:
                 break
             body.wire += n
@@ -248,12 +256,15 @@ class Fetcher:
             _pwrite_all(body.fd, data, pos)
             pos += len(data)
             if body.ending is not None:
-                # seconds per byte so far; the notice may come up to one piece early, never late
-                spb = (time.monotonic() - first) / received
-                left_s = (body.length - received) * spb
-                if left_s - len(view) * spb <= _ENDING_LEAD_S:
-                    body.ending(left_s)
-                    body.ending = None
+                now = time.monotonic()
+                if mark is None:
+                    mark = (now, received)
+                elif now - mark[0] >= _RATE_WINDOW_S and received > mark[1]:
+                    spb = (now - mark[0]) / (received - mark[1])
+                    left_s = (body.length - received) * spb
+                    if left_s <= _ENDING_LEAD_S:
+                        body.ending(left_s)
+                        body.ending = None
         if received < body.length:
             # The connection ended early (the source went away, or the connection was shut): a
             # failed transfer, not corrupt data.
@@ -288,6 +299,16 @@ class _Body:
         """The result of a download that ended with `exc` (None: cancelled)."""
         err = "cancelled" if exc is None or self.cancel.is_set() else f"{type(exc).__name__}: {exc}"
         return FetchResult(False, error=err, wire_bytes=self.wire, seconds=self.elapsed())
+
+
+def _next_read(body: _Body, received: int, spb: float | None) -> int:
+    """How many wire bytes to read next so that the ending check comes about when `_ENDING_LEAD_S`
+    is left (within one `_MIN_READ`) at `spb` seconds per byte; small reads while no rate is known."""
+    if spb is None or not received:
+        return _FIRST_READ
+    lead = _ENDING_LEAD_S / spb if spb > 0 else 0.0
+    wire_per_byte = body.wire / received          # below 1 for an LZ4 body
+    return int(min(_PIECE, max(_MIN_READ, (body.length - received - lead) * wire_per_byte)))
 
 
 def _pwrite_all(fd: int, data: memoryview | bytes, pos: int) -> None:

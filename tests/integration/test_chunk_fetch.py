@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,21 +21,21 @@ from lanscatter.upload_pace import Pace
 from tests.integration.nodes import free_port
 
 
-async def _master(tmp: Path, port: int) -> MasterNode:
+async def _master(tmp: Path, port: int, chunk_size: int = 1 << 20) -> MasterNode:
     m = MasterNode(MasterOptions(folder=tmp / "src", state_dir=tmp / "state", host="127.0.0.1", port=port,
-                                 chunk_size=1 << 20, watch=False))
+                                 chunk_size=chunk_size, watch=False))
     await m.start()
     return m
 
 
 @contextlib.asynccontextmanager
-async def _source(tmp: Path, mib: int) -> AsyncIterator[tuple[MasterNode, Fetcher, int, str, bytes]]:
-    """A master serving one random file of `mib` MiB in 1 MiB chunks, a fetcher, an output file."""
+async def _source(tmp: Path, mib: int, chunk_mib: int = 1) -> AsyncIterator[tuple[MasterNode, Fetcher, int, str, bytes]]:
+    """A master serving one random file of `mib` MiB in `chunk_mib` MiB chunks, a fetcher, an output file."""
     (tmp / "src").mkdir()
     data = os.urandom(mib << 20)
     (tmp / "src" / "a.bin").write_bytes(data)
     port = free_port()
-    master = await _master(tmp, port)
+    master = await _master(tmp, port, chunk_mib << 20)
     fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=8)
     fd = os.open(tmp / "out", os.O_RDWR | os.O_CREAT)
     try:
@@ -73,6 +74,25 @@ async def test_fetch_survives_a_restarted_source_and_flags_corruption(tmp_path: 
         os.close(fd)
         fetcher.close()
         await master.stop()
+
+
+async def test_a_download_says_it_is_ending_when_the_lead_is_left_not_a_piece_earlier(tmp_path: Path) -> None:
+    # 8 MiB paced at 4 MB/s: about 2 s, a 1 MiB read a quarter of a second. The notice is to come
+    # with about 0.3 s left, which is what the master needs to arrange the slot's next transfer;
+    # a notice a whole read early would start that transfer beside this one for twice as long.
+    async with _source(tmp_path, 8, chunk_mib=8) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        (h, s), = master.manifest.chunk_table()
+        said: list[tuple[float, float]] = []                  # (seconds left it said, when)
+        r = await fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=0, timeout_s=20, buckets=[],
+                                pace=Pace(rate=4e6), ending=lambda left: said.append((left, time.monotonic())))
+        done = time.monotonic()
+        assert r.ok, r.error
+        assert os.pread(fd, s, 0) == data
+        assert len(said) == 1
+        left, at = said[0]
+        assert 0.2 <= left <= 0.3, left
+        assert 0.1 <= done - at <= 0.45, done - at
 
 
 async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_rest(
