@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -33,6 +34,10 @@ ACCEPT_HEADER = "X-Lanscatter-Accept"
 ENCODING_HEADER = "X-Lanscatter-Encoding"
 _SAMPLE = 256 * 1024
 _COMPRESS_BELOW = 0.8        # send LZ4 only when a sample shrinks to under 80 %
+# An upload whose receiver stops reading (a frozen process, a host gone behind a live switch)
+# would hold its share of this node's upload limit for good: the kernel ends the connection once
+# sent data has waited this long to be acknowledged, zero-window probes included.
+UNACKED_LIMIT_S = 30.0
 
 
 @dataclass(slots=True)
@@ -77,6 +82,8 @@ class ChunkServer:
         self.counters.uploads += 1
         pace = Pace.from_query(request.query)
         sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+        if sock is not None:
+            _limit_unacked(sock, UNACKED_LIMIT_S)
         paced = sock is not None and self.pacer.add(sock, pace)
         try:
             if paced:
@@ -88,8 +95,9 @@ class ChunkServer:
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)
             return await self._send_plain(request, fh, loc, buckets)
-        except (ConnectionError, RuntimeError) as exc:
-            # The downloader gave up (timeout, cancel) mid-stream: nothing to answer any more.
+        except (ConnectionError, TimeoutError, RuntimeError) as exc:
+            # The downloader gave up (timeout, cancel) or stopped reading (UNACKED_LIMIT_S)
+            # mid-stream: nothing to answer any more.
             log.debug("upload of %s to %s ended early: %s", chunk[:8], request.remote, exc)
             raise web.HTTPGone() from None
         finally:
@@ -152,6 +160,17 @@ class ChunkServer:
                 self._compressible.clear()
             self._compressible[chunk] = known
         return known
+
+
+def _limit_unacked(sock: socket.socket, seconds: float) -> None:
+    """TCP_USER_TIMEOUT (Linux): abort the connection when sent data stays unacknowledged this long."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if option is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
+    except OSError:
+        pass
 
 
 def _open_for_reading(path: os.PathLike[str] | str) -> BinaryIO:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from lanscatter import chunk_http
 from lanscatter.auth import Auth
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
@@ -93,6 +95,35 @@ async def test_a_download_says_it_is_ending_when_the_lead_is_left_not_a_piece_ea
         left, at = said[0]
         assert 0.2 <= left <= 0.3, left
         assert 0.1 <= done - at <= 0.45, done - at
+
+
+async def test_an_upload_to_a_receiver_that_stops_reading_ends_and_frees_its_share(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A frozen downloader's kernel keeps the connection open with a zero window; without a limit
+    # the upload would hold its share of the source's upload limit (and its count) for good.
+    monkeypatch.setattr(chunk_http, "UNACKED_LIMIT_S", 1.0)
+    loop = asyncio.get_running_loop()
+    async with _source(tmp_path, 16, chunk_mib=16) as (master, _fetcher, _fd, url, _data):
+        assert master.manifest is not None
+        (h, _s), = master.manifest.chunk_table()
+        port = int(url.rsplit(":", 1)[1])
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)     # fills at once
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            await loop.sock_sendall(sock, f"GET /chunks/{h} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            start = time.monotonic()
+            while master.counters.uploads == 0 and time.monotonic() - start < 5:
+                await asyncio.sleep(0.02)
+            assert master.counters.uploads == 1                 # under way, and never read
+            stalled = time.monotonic()
+            while master.counters.uploads and time.monotonic() - stalled < 15:
+                await asyncio.sleep(0.1)
+            assert master.counters.uploads == 0
+            assert time.monotonic() - stalled < 10
+        finally:
+            sock.close()
 
 
 async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_rest(
