@@ -15,7 +15,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ class PeerNode:
         self._outbox: asyncio.Queue[str] | None = None
         self._joined_once = False            # after a first welcome, never give up reconnecting
         self._protocol = 1                   # as agreed with the master at the last join
+        self._verify_lock = asyncio.Lock()
         self._reconciling = False
         self._last_progress = (0, 0)
         self._inflight: set[str] = set()
@@ -239,6 +240,9 @@ class PeerNode:
                 task = asyncio.create_task(self._download(msg))
                 task.add_done_callback(_log_crash)
                 self._tasks[msg.transfer] = task
+        elif isinstance(msg, p.Verify):
+            if self.manifest is not None and msg.generation == self.manifest.generation:
+                await self.verify(msg.chunks)
         elif isinstance(msg, p.Cancel):
             if (running := self._tasks.get(msg.transfer)) is not None:
                 del self._tasks[msg.transfer]
@@ -247,6 +251,28 @@ class PeerNode:
             raise RemoteProtocolError(f"master reported: {msg.message}")
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
+
+    async def verify(self, chunks: Iterable[str]) -> None:
+        """Chunks served from this folder did not match their hashes: a file changed or rotted
+        under the same size and mtime, so its cached hashes are wrong. Forget them, read the folder
+        again (the files holding these chunks are hashed afresh), fetch what no longer matches and
+        announce the holdings again. Downloads under way go back to the master without blame."""
+        async with self._verify_lock:
+            m = self.manifest
+            if m is None:
+                return
+            files = self.store.files_holding(set(chunks))
+            if not files:
+                return
+            for rel in files:
+                self.store.cache.forget(rel)
+            log.warning("a chunk served from here did not match its hash: reading %s again",
+                        files[0] if len(files) == 1 else f"{len(files)} files")
+            running = list(self._tasks)
+            await self._cancel_all()
+            for transfer in running:
+                self._post(p.Report(transfer, False, 0.0, "the peer is reading its files again", blameless=True))
+            await self._new_manifest(m)
 
     async def _new_manifest(self, manifest: Manifest) -> None:
         await self._cancel_all()

@@ -120,6 +120,7 @@ class SwarmBooks:
         return [f.transfer for f in dropped]
 
     def set_have(self, name: str, chunks: Iterable[str]) -> None:
+        """A node's holdings in full (at its join, a new generation, its files read again)."""
         node = self._nodes[name]
         index = self._index
         bits = bits_from_indices([i for i in map(index.get, chunks) if i is not None], len(self._hashes))
@@ -128,6 +129,13 @@ class SwarmBooks:
         self._cover_change(node, old_cover & ~new_cover, -1)
         node.bits, node.n_have = bits, bits.bit_count()
         node.n_cover = (bits | node.recv).bit_count()
+        if node.corrupt:
+            # It read its files again (a full Have after serving a chunk corrupt): a source once
+            # more. Its copies left the site's coverage when it was caught; they count again.
+            node.corrupt = False
+            cover = self._site_cover(node)
+            if cover is not None:
+                cover.add_many(node.bits | node.recv, +1)
         self._touch(node)
 
     def add_have(self, name: str, chunk: str) -> None:

@@ -14,6 +14,8 @@ Conversation (master M, peer P):
     M -> P  Download       fetch chunk from source URL;  P -> M  Report when done or failed
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
+    M -> P  Verify         (protocol 3) a chunk this peer served did not match its hash: read the
+                           files holding it again, fetch what no longer matches, send Have again
     P -> M  Stats          periodic counters for the status page
 """
 
@@ -27,7 +29,7 @@ from typing import Any, ClassVar, Union
 
 from lanscatter.errors import RemoteProtocolError
 
-PROTOCOL_VERSION = 2          # 2: Ending
+PROTOCOL_VERSION = 3          # 2: Ending; 3: Verify
 MIN_PROTOCOL_VERSION = 1
 
 
@@ -130,6 +132,15 @@ class Ending(Message):
     TYPE: ClassVar[str] = "ending"
     transfer: int
     seconds: float
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Verify(Message):
+    """Chunks of `generation` this peer served corrupt (they did not hash to their names)."""
+    TYPE: ClassVar[str] = "verify"
+    generation: str
+    chunks: list[str]
 
 
 @_message

@@ -55,9 +55,11 @@ class RelayNode:
                            link_map=opts.link_map, site=opts.site, role="relay")
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
         self.swarm.seed_uploads = lambda: self.down.uploads
+        self.swarm.on_seed_corrupt = self._served_corrupt
         self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
         self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
+        self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
         self.port = opts.port
 
@@ -72,6 +74,12 @@ class RelayNode:
             self.swarm.seed_got(chunk)
         elif self.upstream.complete() and self.upstream.manifest is not None:
             self.swarm.set_manifest(self.upstream.manifest)
+
+    def _served_corrupt(self, chunk: str) -> None:
+        """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""
+        task = asyncio.ensure_future(self.upstream.verify([chunk]))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
 
     async def _resume_last_manifest(self) -> None:
         """Serve the site from the last generation seen, before (or without) the upstream."""

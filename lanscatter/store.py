@@ -112,6 +112,12 @@ class MirrorStore:
     def locate(self, chunk: str) -> Location | None:
         return self._have.get(chunk)
 
+    def files_holding(self, chunks: set[str]) -> list[str]:
+        """The manifest's files (relative paths) that hold any of `chunks`."""
+        if self.manifest is None:
+            return []
+        return [f.path for f in self.manifest.files if not chunks.isdisjoint(f.chunks)]
+
     # ---- reconcile ---------------------------------------------------------------------------
     def reconcile(self, manifest: Manifest) -> ReconcileStats:
         """Make the folder a (partial) mirror of `manifest`. Blocking: run in a worker thread."""

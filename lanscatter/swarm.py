@@ -58,6 +58,7 @@ class PeerLink:
     complete_at: float | None = None     # when it became complete (wall clock, like status "time")
     online: bool = True
     planned: bool = False        # known to the planner (after its first full Have)
+    protocol: int = 1            # as agreed at its join
     rates: RateMeter = field(default_factory=RateMeter)
 
 
@@ -119,6 +120,15 @@ class Swarm:
                 # the rescan found the same content after all: the seed holds everything again
                 self.seed_have.fill()
                 self.planner.set_have(self.name, [h for h, _ in manifest.chunk_table()])
+                self._wake.set()
+            elif seed_has is not None:
+                # a relay's folder read again (it served a chunk corrupt): what it holds now
+                index = manifest.chunk_index()
+                self.seed_have = Bitmap(len(index))
+                for h in seed_has:
+                    if h in index:
+                        self.seed_have.set(index[h])
+                self.planner.set_have(self.name, [h for h in seed_has if h in index])
                 self._wake.set()
             return
         # Peers drop every transfer when they take a new generation: withdraw them all here too.
@@ -227,7 +237,7 @@ class Swarm:
         link = PeerLink(name=name, ws=ws, url=f"http://{host}:{hello.port}" if hello.port else "",
                         seed_url=f"{request.scheme}://{request.host}", role=hello.role,
                         dl_slots=max(0, hello.dl_slots), ul_slots=max(0, hello.ul_slots if hello.port else 0),
-                        have=Bitmap(n), inflight=Bitmap(n))
+                        have=Bitmap(n), inflight=Bitmap(n), protocol=version)
         await self._send_raw(ws, p.Welcome(name, version))
         self.peers[name] = link
         self.gone.pop(name, None)
@@ -289,6 +299,8 @@ class Swarm:
                 self.planner.finish(t.id, now, ok=False, corrupt=msg.corrupt and not source_is_seed)
                 if msg.corrupt and source_is_seed and self.on_seed_corrupt:
                     self.on_seed_corrupt(t.chunk)
+                elif msg.corrupt:
+                    self.suspect(t.source, t.chunk)
             else:
                 self.planner.finish(t.id, now, ok=True)
         elif isinstance(msg, p.Ending):
@@ -332,6 +344,15 @@ class Swarm:
                 continue
             for t in self.planner.plan(now):
                 self._start(t)
+
+    def suspect(self, peer: str, chunk: str) -> None:
+        """`peer` served `chunk` corrupt: the planner no longer takes it as a source, and a peer
+        speaking protocol 3 is asked to read its files again; its fresh Have makes it one again."""
+        link = self.peers.get(peer)
+        if link is None or self.manifest is None or link.protocol < 3:
+            return
+        self.event("warning", f"{peer} served chunk {chunk[:8]} corrupt: asked to check its files")
+        asyncio.ensure_future(self._send(link, p.Verify(self.manifest.generation, [chunk])))
 
     def _start(self, t: Transfer) -> None:
         dest = self.peers.get(t.dest)

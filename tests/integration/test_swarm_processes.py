@@ -1,5 +1,6 @@
 """A master and peers as real processes on 127.0.0.1: they end byte-identical, survive SIGKILL,
-follow changes, refuse strangers and route around a node that serves corrupt data."""
+follow changes, refuse strangers, route around a node that serves corrupt data and have it repair
+its files."""
 
 from __future__ import annotations
 
@@ -131,3 +132,7 @@ def test_corrupt_source_is_detected_and_avoided(cluster: Cluster, tmp_path: Path
              "healthy peers complete and correct", master, *others)
     events = " ".join(e["message"] for e in master.status()["events"])  # type: ignore[index]
     assert "from bad" in events and "hash mismatch" in events
+    # Told what it served was corrupt, the rotten peer read its files again and fetched them anew.
+    assert "bad served chunk" in events
+    wait_for(lambda: tree_state(tmp_path / "bad") == want and _synced(bad), 60, "rotten peer repaired",
+             master, bad)

@@ -36,3 +36,22 @@ def test_release_frees_the_slot_ahead_of_the_end_and_keeps_the_chunk_on_its_way(
     assert p.node_stats("a").downloading == 1 and p.plan(0.2) == []
     p.finish(t2.id, 0.3, ok=True)
     assert p.node_stats("a").downloading == 0
+
+
+def test_a_source_caught_serving_corrupt_data_is_one_again_once_it_announces_its_holdings_anew() -> None:
+    chunks = [(f"c{i}", 100) for i in range(3)]
+    p = Planner(rng=random.Random(2))
+    p.set_chunks(chunks)
+    p.add_node("S", dl_slots=0, ul_slots=0, seed=True)     # a seed that uploads nothing here
+    p.set_have("S", [h for h, _ in chunks])
+    p.add_node("A", dl_slots=1, ul_slots=1)
+    p.set_have("A", [h for h, _ in chunks])
+    p.add_node("B", dl_slots=1, ul_slots=1)
+    [t] = p.plan(0.0)
+    assert t.source == "A"
+    p.finish(t.id, 0.1, ok=False, corrupt=True)
+    assert p.node_stats("A").corrupt and p.plan(0.2) == []  # not a source any more
+    p.set_have("A", [h for h, _ in chunks[1:]])              # it read its files again: one chunk lost
+    assert not p.node_stats("A").corrupt
+    [again] = p.plan(0.3)
+    assert again.source == "A" and again.chunk != "c0"

@@ -22,6 +22,7 @@ EXAMPLES = [
     p.Download(8, "b" * 64, 1024, "p2", "http://127.0.0.1:2", 30.0, 125000.0),
     p.Report(7, False, 1.5, "hash mismatch", corrupt=True),
     p.Cancel(7),
+    p.Verify("gen", ["c" * 64]),
     p.Stats(1, 2, 0, False),
     p.Error("auth", "wrong secret"),
 ]

@@ -1,0 +1,50 @@
+"""A peer told that a chunk it served was corrupt reads its files again and repairs them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from lanscatter.master import MasterNode, MasterOptions
+from lanscatter.peer import PeerNode, PeerOptions
+from tests.integration.nodes import make_tree
+
+
+async def test_a_peer_whose_file_rotted_under_the_same_mtime_fetches_the_bad_chunk_again(tmp_path: Path) -> None:
+    make_tree(tmp_path / "origin")
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host="127.0.0.1",
+                                      port=0, chunk_size=256 * 1024, watch=False))
+    await master.start()
+    peer = PeerNode(PeerOptions(master="127.0.0.1", master_port=master.port, folder=tmp_path / "p",
+                                state_dir=tmp_path / "ps", host="127.0.0.1", port=0, name="p1"))
+    task = asyncio.create_task(peer.run())
+    rel = "d2/sub/f5.bin"                                    # 3 chunks and a bit
+    good = (tmp_path / "origin" / rel).read_bytes()
+    mirror = tmp_path / "p" / rel
+    try:
+        async with asyncio.timeout(30):
+            while not peer.complete():
+                await asyncio.sleep(0.05)
+        assert mirror.read_bytes() == good
+        _flip_byte(mirror, 300 * 1024)        # in its second chunk; size and mtime stay, no rescan notices
+        assert master.manifest is not None
+        entry = next(f for f in master.manifest.files if f.path == rel)
+        master.swarm.suspect("p1", entry.chunks[1])          # as when a downloader reports it corrupt
+        async with asyncio.timeout(30):
+            while mirror.read_bytes() != good or not peer.complete():
+                await asyncio.sleep(0.05)
+        assert peer.store.has(entry.chunks[1])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.stop()
+        await master.stop()
+
+
+def _flip_byte(path: Path, offset: int) -> None:
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
