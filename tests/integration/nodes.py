@@ -15,6 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lanscatter.master import MasterNode, MasterOptions
+from lanscatter.peer import PeerNode, PeerOptions
+
 HOST = "127.0.0.1"
 
 
@@ -163,3 +166,18 @@ def tree_state(root: Path) -> dict[str, Any]:
                 continue
             out[os.path.relpath(p, root)] = (data, st.st_mtime_ns, bool(st.st_mode & 0o100))
     return out
+
+
+async def started_master(tmp: Path, *, chunk_size: int = 256 * 1024) -> MasterNode:
+    """An in-process master of `tmp/origin` (filled with `make_tree`) on a free loopback port."""
+    make_tree(tmp / "origin")
+    master = MasterNode(MasterOptions(folder=tmp / "origin", state_dir=tmp / "ms", host=HOST, port=0,
+                                      chunk_size=chunk_size, watch=False))
+    await master.start()
+    return master
+
+
+def local_peer(tmp: Path, master: MasterNode, name: str) -> PeerNode:
+    """An in-process peer of `master` mirroring into `tmp/p` (not yet running)."""
+    return PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp / "p", state_dir=tmp / "ps",
+                                host=HOST, port=0, name=name))

@@ -10,9 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
-from tests.integration.nodes import make_tree, tree_state
+from tests.integration.nodes import local_peer, started_master, tree_state
 
 
 @pytest.mark.parametrize("first", [
@@ -23,12 +21,8 @@ from tests.integration.nodes import make_tree, tree_state
                 "proof": "", "port": 0, "dl_slots": 1, "ul_slots": 0}),  # no common version
 ])
 async def test_bad_first_message_closes_only_that_connection(tmp_path: Path, first: str) -> None:
-    make_tree(tmp_path / "origin")
-    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host="127.0.0.1",
-                                      port=0, chunk_size=256 * 1024, watch=False))
-    await master.start()
-    peer = PeerNode(PeerOptions(master="127.0.0.1", master_port=master.port, folder=tmp_path / "p",
-                                state_dir=tmp_path / "ps", host="127.0.0.1", port=0, name="good"))
+    master = await started_master(tmp_path)
+    peer = local_peer(tmp_path, master, "good")
     task = asyncio.create_task(peer.run())
     try:
         async with aiohttp.ClientSession() as session, \
@@ -54,10 +48,7 @@ async def test_bad_first_message_closes_only_that_connection(tmp_path: Path, fir
 
 
 async def test_garbage_after_joining_drops_the_offender(tmp_path: Path) -> None:
-    make_tree(tmp_path / "origin")
-    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host="127.0.0.1",
-                                      port=0, chunk_size=256 * 1024, watch=False))
-    await master.start()
+    master = await started_master(tmp_path)
     try:
         async with aiohttp.ClientSession() as session, \
                 session.ws_connect(f"http://127.0.0.1:{master.port}/ws") as ws:

@@ -7,19 +7,13 @@ from pathlib import Path
 
 import aiohttp
 
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
 from lanscatter.status_feed import FeedDecoder
-from tests.integration.nodes import make_tree
+from tests.integration.nodes import local_peer, started_master
 
 
 async def test_feed_follows_a_sync_to_the_end(tmp_path: Path) -> None:
-    make_tree(tmp_path / "origin")
-    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host="127.0.0.1",
-                                      port=0, chunk_size=256 * 1024, watch=False))
-    await master.start()
-    peer = PeerNode(PeerOptions(master="127.0.0.1", master_port=master.port, folder=tmp_path / "p",
-                                state_dir=tmp_path / "ps", host="127.0.0.1", port=0, name="p1"))
+    master = await started_master(tmp_path)
+    peer = local_peer(tmp_path, master, "p1")
     task: asyncio.Task[None] | None = None
     decoder = FeedDecoder()
     kinds = []
