@@ -35,6 +35,7 @@ from lanscatter.rate_meter import RateMeter
 log = logging.getLogger("lanscatter.swarm")
 
 PLAN_TICK_S = 0.5
+SILENT_S = 5.0      # peers send Stats every second: this long without a word, one is frozen or cut off
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 HELLO_TIMEOUT_S = 15.0
 
@@ -59,6 +60,7 @@ class PeerLink:
     online: bool = True
     planned: bool = False        # known to the planner (after its first full Have)
     protocol: int = 1            # as agreed at its join
+    heard_at: float = field(default_factory=time.monotonic)   # its last message (monotonic clock)
     rates: RateMeter = field(default_factory=RateMeter)
 
 
@@ -92,6 +94,7 @@ class Swarm:
         self.transfers: dict[int, Transfer] = {}
         self.seed_uploads: Callable[[], int] = lambda: 0
         self._wake = asyncio.Event()
+        self._silence_checked = 0.0
         self._task: asyncio.Task[None] | None = None
         self.on_generation_synced: Callable[[str], None] | None = None
         self.on_seed_corrupt: Callable[[str], None] | None = None   # our own file changed
@@ -261,6 +264,7 @@ class Swarm:
         link.complete = complete
 
     def _handle(self, link: PeerLink, msg: p.Message) -> None:
+        link.heard_at = time.monotonic()
         m = self.manifest
         if isinstance(msg, p.Have):
             if m is None or msg.generation != m.generation:
@@ -335,6 +339,7 @@ class Swarm:
                 pass
             self._wake.clear()
             now = time.monotonic()
+            self._withdraw_from_silent(now)
             for t in self.planner.expire(now):
                 self.transfers.pop(t.id, None)
                 self._untrack(t)
@@ -344,6 +349,23 @@ class Swarm:
                 continue
             for t in self.planner.plan(now):
                 self._start(t)
+
+    def _withdraw_from_silent(self, now: float) -> None:
+        """Transfers past their timeout whose downloader has said nothing for SILENT_S (frozen,
+        suspended, cut off) are withdrawn with no verdict on their source: the stall is the
+        downloader's, and expire() would charge the source as slow."""
+        if now - self._silence_checked < PLAN_TICK_S:
+            return
+        self._silence_checked = now
+        for t in list(self.transfers.values()):
+            link = self.peers.get(t.dest)
+            if now < t.started + t.timeout_s or link is None or now - link.heard_at < SILENT_S:
+                continue
+            self.planner.cancel(t.id)
+            self.transfers.pop(t.id, None)
+            self._untrack(t)
+            self.event("warning", f"{t.dest} is silent: chunk {t.chunk[:8]} from {t.source} withdrawn")
+            self._cancel(t)
 
     def suspect(self, peer: str, chunk: str) -> None:
         """`peer` served `chunk` corrupt: the planner no longer takes it as a source, and a peer
