@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python benchmarks/compare.py benchmarks/topologies/one-lan.yaml --size 128MiB
     sudo .venv/bin/python benchmarks/compare.py benchmarks/topologies/hub-two-branches.yaml --size 64MiB
+    sudo .venv/bin/python benchmarks/compare.py benchmarks/topologies/one-lan.yaml --size 128MiB --runs 5 --only lanscatter
 
 For one site tree, on the network `lanscatter emulate` builds from it (same rates, delays, loss), with
 one data set of random (incompressible) files, runs:
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +92,12 @@ def main() -> int:
     ap.add_argument("--only", choices=SYSTEMS, action="append", help="run only these systems")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--keep", type=Path, default=None, help="keep logs and reports in this folder")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run each system this many times, interleaved, and print the median and range "
+                         "(runs of one system spread by ±0.5 s or more on a busy machine)")
     args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
     problem = support_problem() or bittorrent.tools_problem()
     if problem:
         print(f"cannot run here: {problem}", file=sys.stderr)
@@ -108,19 +116,28 @@ def main() -> int:
               f"{total / 2**20:.1f} MiB in {sum(1 for p in dataset.rglob('*') if p.is_file())} random files")
         print(f"ideal: {total / 1e6:.1f} MB / {bottleneck * 8 / 1e6:.0f} Mbit/s (narrowest link on the "
               f"slowest origin -> host path) = {ideal:.2f} s")
-        results: dict[str, dict[str, Any]] = {}
-        for name in args.only or SYSTEMS:
-            work = tmp / name
-            work.mkdir()
-            results[name] = run_lanscatter(tree, work, args.timeout) if name == "lanscatter" else \
-                run_baseline(name, tree, dataset, work)
-            if args.keep:
-                keep = args.keep / f"{args.topology.stem}-{name}"
-                keep.mkdir(parents=True, exist_ok=True)
-                for f in [work / "report.json", work / "emulate.log", *(work / "run" / "logs").glob("*.log")]:
-                    if f.exists():
-                        (keep / f.name).write_text(f.read_text(errors="replace"))
-            print_row(name, results[name], spec.sites, ideal, total)
+        systems = args.only or SYSTEMS
+        lasts: dict[str, list[float]] = {name: [] for name in systems}
+        for k in range(args.runs):
+            for name in systems:
+                work = tmp / f"{name}-{k + 1}"
+                work.mkdir()
+                r = run_lanscatter(tree, work, args.timeout) if name == "lanscatter" else \
+                    run_baseline(name, tree, dataset, work)
+                if args.keep:
+                    keep = args.keep / f"{args.topology.stem}-{name}" / (f"run-{k + 1}" if args.runs > 1 else "")
+                    keep.mkdir(parents=True, exist_ok=True)
+                    for f in [work / "report.json", work / "emulate.log", *(work / "run" / "logs").glob("*.log")]:
+                        if f.exists():
+                            (keep / f.name).write_text(f.read_text(errors="replace"))
+                shutil.rmtree(work)             # every host's copy of the data set: gigabytes a run
+                lasts[name].append(max(r["sites"].values()))
+                print_row(name if args.runs == 1 else f"{name} {k + 1}", r, spec.sites, ideal, total)
+        if args.runs > 1:
+            for name, times in lasts.items():
+                mid = statistics.median(times)
+                print(f"{name:11} median {mid:7.2f} s  efficiency {ideal / mid:5.3f}  |  range "
+                      f"{min(times):.2f}-{max(times):.2f} s over {len(times)} runs", flush=True)
     return 0
 
 
@@ -128,12 +145,12 @@ def print_row(name: str, r: dict[str, Any], sites: Any, ideal: float, total: int
     last = max(r["sites"].values())
     per_site = "  ".join(f"{s.name} {r['sites'][s.name]:6.2f}s" for s in sites)
     wan = "  ".join(f"{k} {v / total:.3f}x" for k, v in r["wan"].items())
-    print(f"{name:11} last host {last:7.2f} s  efficiency {ideal / last:5.3f}  |  {per_site}"
+    print(f"{name:13} last host {last:7.2f} s  efficiency {ideal / last:5.3f}  |  {per_site}"
           + (f"  |  WAN/dataset: {wan}" if wan else "")
           + (f"  (WAN delay: {r['mechanism']})" if r["mechanism"] else ""), flush=True)
     busy = {k: link for k, link in (r.get("report") or {}).get("wan_links", {}).items() if "busy_use" in link}
     if busy:
-        print(" " * 12 + "WAN use while busy (payload / link rate): " + "  ".join(
+        print(" " * 14 + "WAN use while busy (payload / link rate): " + "  ".join(
             f"{k} {link['busy_use'] * 100:.1f} % over {link['busy_s']:.1f} s" for k, link in busy.items()), flush=True)
 
 
