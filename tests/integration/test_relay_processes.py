@@ -1,12 +1,15 @@
-"""Relays as real processes: a chain hq -> relay -> relay, cut-through, and a relay SIGKILLed and
-restarted without fetching again what it had verified."""
+"""Relays as real processes: a chain hq -> relay -> relay, cut-through, a relay SIGKILLed and
+restarted without fetching again what it had verified, and a relay repairing a rotten file."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.integration.nodes import Cluster, Node, make_tree, tree_state, wait_for
+import pytest
+
+from tests.integration.nodes import Cluster, Node, flip_byte, make_tree, tree_state, wait_for
 
 
 def _have(node: Node) -> int:
@@ -19,32 +22,38 @@ def _synced(node: Node) -> bool:
     return bool(st and st["synced"])
 
 
-def test_chain_of_relays_mirrors_every_site(tmp_path: Path) -> None:
-    source = tmp_path / "origin"
-    make_tree(source)
-    c = Cluster(tmp_path, source)
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster whose origin holds `make_tree`'s folder; everything started in it is stopped."""
+    make_tree(tmp_path / "origin")
+    c = Cluster(tmp_path, tmp_path / "origin")
     try:
-        master = c.start_master()
-        hq_peer = c.start_peer("hq-1")
-        relay1 = c.start_relay("gw-region", master)
-        relay2 = c.start_relay("gw-branch", relay1)
-        leaves = [c.start_peer_of("region-1", relay1), c.start_peer_of("branch-1", relay2),
-                  c.start_peer_of("branch-2", relay2)]
-        nodes = [master, hq_peer, relay1, relay2, *leaves]
-        wait_for(lambda: all(_synced(n) for n in nodes), 90, "every site in sync", *nodes)
-        want = tree_state(source)
-        for name in ("hq-1", "gw-region", "gw-branch", "region-1", "branch-1", "branch-2"):
-            assert tree_state(tmp_path / name) == want, name
-        st = relay1.status()
-        assert st is not None and st["role"] == "relay" and st["upstream"]["complete"]
-        # The relay fetched each distinct chunk once from upstream, and uploaded nothing back.
-        assert st["upstream"]["downloaded_chunks"] <= st["chunks"]
-        hq = master.status()
-        assert hq is not None
-        relay_row = next(n for n in hq["nodes"] if n["name"] == "gw-region")
-        assert relay_row["ul_slots"] == 0 and relay_row["tx_bytes"] == 0
+        yield c
     finally:
         c.close()
+
+
+def test_chain_of_relays_mirrors_every_site(cluster: Cluster, tmp_path: Path) -> None:
+    c, source = cluster, cluster.source
+    master = c.start_master()
+    hq_peer = c.start_peer("hq-1")
+    relay1 = c.start_relay("gw-region", master)
+    relay2 = c.start_relay("gw-branch", relay1)
+    leaves = [c.start_peer_of("region-1", relay1), c.start_peer_of("branch-1", relay2),
+              c.start_peer_of("branch-2", relay2)]
+    nodes = [master, hq_peer, relay1, relay2, *leaves]
+    wait_for(lambda: all(_synced(n) for n in nodes), 90, "every site in sync", *nodes)
+    want = tree_state(source)
+    for name in ("hq-1", "gw-region", "gw-branch", "region-1", "branch-1", "branch-2"):
+        assert tree_state(tmp_path / name) == want, name
+    st = relay1.status()
+    assert st is not None and st["role"] == "relay" and st["upstream"]["complete"]
+    # The relay fetched each distinct chunk once from upstream, and uploaded nothing back.
+    assert st["upstream"]["downloaded_chunks"] <= st["chunks"]
+    hq = master.status()
+    assert hq is not None
+    relay_row = next(n for n in hq["nodes"] if n["name"] == "gw-region")
+    assert relay_row["ul_slots"] == 0 and relay_row["tx_bytes"] == 0
 
 
 def test_cut_through_and_relay_restart(tmp_path: Path) -> None:
@@ -75,3 +84,20 @@ def test_cut_through_and_relay_restart(tmp_path: Path) -> None:
 def _argv(node: Node) -> list[str]:
     args = list(node.proc.args)  # type: ignore[arg-type]
     return [str(a) for a in args[3:]]        # drop: python -m lanscatter
+
+
+def test_a_relay_that_serves_a_rotten_chunk_to_its_site_repairs_its_folder(
+        cluster: Cluster, tmp_path: Path) -> None:
+    c, source = cluster, cluster.source
+    master = c.start_master()
+    relay = c.start_relay("gw", master)
+    wait_for(lambda: _synced(relay), 60, "relay in sync", master, relay)
+    flip_byte(tmp_path / "gw" / "d2" / "sub" / "f5.bin", 300 * 1024)
+    # The site's peer has no source but the relay: it gets the rotten chunk, the relay reads
+    # that file again and fetches the chunk from upstream, and the peer then gets it right.
+    leaf = c.start_peer_of("leaf", relay)
+    want = tree_state(source)
+    wait_for(lambda: tree_state(tmp_path / "leaf") == want and _synced(leaf), 60, "the site repaired",
+             master, relay, leaf)
+    assert tree_state(tmp_path / "gw") == want
+    assert "did not match its hash" in relay.output()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
-from tests.integration.nodes import local_peer, started_master
+from tests.integration.nodes import flip_byte, local_peer, started_master
 
 
 async def test_a_peer_whose_file_rotted_under_the_same_mtime_fetches_the_bad_chunk_again(tmp_path: Path) -> None:
@@ -21,7 +20,7 @@ async def test_a_peer_whose_file_rotted_under_the_same_mtime_fetches_the_bad_chu
             while not peer.complete():
                 await asyncio.sleep(0.05)
         assert mirror.read_bytes() == good
-        _flip_byte(mirror, 300 * 1024)        # in its second chunk; size and mtime stay, no rescan notices
+        flip_byte(mirror, 300 * 1024)                         # in its second chunk
         assert master.manifest is not None
         entry = next(f for f in master.manifest.files if f.path == rel)
         master.swarm.suspect("p1", entry.chunks[1])          # as when a downloader reports it corrupt
@@ -35,10 +34,3 @@ async def test_a_peer_whose_file_rotted_under_the_same_mtime_fetches_the_bad_chu
         await peer.stop()
         await master.stop()
 
-
-def _flip_byte(path: Path, offset: int) -> None:
-    st = path.stat()
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
