@@ -108,6 +108,12 @@ class SwarmBooks:
             self._sites[site] = SiteCover(array("i", bytes(4 * len(self._hashes))))
         self._touch(node)
 
+    def set_dl_slots(self, name: str, dl_slots: int) -> None:
+        """A node's download slots from now on; 0 plans nothing more to it (while it is silent)."""
+        node = self._nodes[name]
+        node.dl_slots = max(0, dl_slots)
+        self._touch_down(node)
+
     def remove_node(self, name: str) -> list[Transfer]:
         node = self._nodes[name]
         dropped = [f for f in self._flights.values() if f.src is node or f.dst is node]

@@ -61,6 +61,7 @@ class PeerLink:
     planned: bool = False        # known to the planner (after its first full Have)
     protocol: int = 1            # as agreed at its join
     heard_at: float = field(default_factory=time.monotonic)   # its last message (monotonic clock)
+    silent: bool = False         # nothing heard for SILENT_S: nothing more is planned to it
     rates: RateMeter = field(default_factory=RateMeter)
 
 
@@ -265,6 +266,9 @@ class Swarm:
 
     def _handle(self, link: PeerLink, msg: p.Message) -> None:
         link.heard_at = time.monotonic()
+        if link.silent:
+            link.silent = False
+            self.planner.set_dl_slots(link.name, link.dl_slots)
         m = self.manifest
         if isinstance(msg, p.Have):
             if m is None or msg.generation != m.generation:
@@ -351,15 +355,21 @@ class Swarm:
                 self._start(t)
 
     def _withdraw_from_silent(self, now: float) -> None:
-        """Transfers past their timeout whose downloader has said nothing for SILENT_S (frozen,
-        suspended, cut off) are withdrawn with no verdict on their source: the stall is the
-        downloader's, and expire() would charge the source as slow."""
+        """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
+        downloads until it speaks again, and its transfers past their timeout are withdrawn with no
+        verdict on their source: the stall is the downloader's, and expire() would charge the
+        source as slow."""
         if now - self._silence_checked < PLAN_TICK_S:
             return
         self._silence_checked = now
+        for link in self.peers.values():
+            silent = now - link.heard_at >= SILENT_S
+            if silent != link.silent and link.planned:
+                link.silent = silent
+                self.planner.set_dl_slots(link.name, 0 if silent else link.dl_slots)
         for t in list(self.transfers.values()):
-            link = self.peers.get(t.dest)
-            if now < t.started + t.timeout_s or link is None or now - link.heard_at < SILENT_S:
+            dest = self.peers.get(t.dest)
+            if now < t.started + t.timeout_s or dest is None or not dest.silent:
                 continue
             self.planner.cancel(t.id)
             self.transfers.pop(t.id, None)

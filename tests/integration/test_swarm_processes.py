@@ -153,6 +153,10 @@ def test_a_frozen_downloader_is_not_taken_for_a_slow_source(cluster: Cluster) ->
     frozen.proc.send_signal(signal.SIGSTOP)                   # its transfers stall, and it says nothing
     try:
         wait_for(lambda: "frozen is silent" in _events(master), 40, "its transfers withdrawn", master, frozen)
+        for _ in range(4):                                    # and nothing new is planned to it
+            time.sleep(0.5)
+            row = next(n for n in master.status()["nodes"] if n["name"] == "frozen")  # type: ignore[index]
+            assert row["downloads"] == 0
     finally:
         frozen.proc.send_signal(signal.SIGCONT)
     assert "slow source" not in _events(master)

@@ -55,3 +55,16 @@ def test_a_source_caught_serving_corrupt_data_is_one_again_once_it_announces_its
     assert not p.node_stats("A").corrupt
     [again] = p.plan(0.3)
     assert again.source == "A" and again.chunk != "c0"
+
+
+def test_a_node_without_download_slots_gets_nothing_until_it_has_them_again() -> None:
+    p = Planner(rng=random.Random(4))
+    p.set_chunks([(f"c{i}", 100) for i in range(2)])
+    p.add_node("S", dl_slots=0, ul_slots=2, seed=True)
+    p.set_have("S", ["c0", "c1"])
+    p.add_node("a", dl_slots=1, ul_slots=1)
+    p.set_dl_slots("a", 0)                       # silent: nothing more is planned to it
+    assert p.plan(0.0) == []
+    p.set_dl_slots("a", 1)
+    [t] = p.plan(0.1)
+    assert t.dest == "a"
