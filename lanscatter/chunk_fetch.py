@@ -304,9 +304,9 @@ class _Body:
 def _next_read(body: _Body, received: int, spb: float | None) -> int:
     """How many wire bytes to read next so that the ending check comes about when `_ENDING_LEAD_S`
     is left (within one `_MIN_READ`) at `spb` seconds per byte; small reads while no rate is known."""
-    if spb is None or not received:
+    if spb is None:                               # (a rate is known only once bytes came)
         return _FIRST_READ
-    lead = _ENDING_LEAD_S / spb if spb > 0 else 0.0
+    lead = _ENDING_LEAD_S / spb
     wire_per_byte = body.wire / received          # below 1 for an LZ4 body
     return int(min(_PIECE, max(_MIN_READ, (body.length - received - lead) * wire_per_byte)))
 

@@ -316,11 +316,11 @@ class Simulation:
 
     def _share_group(self, group: list[_Active]) -> None:
         """A WAN link's transfers (one source) after one joined or left: each gets the link's rate
-        divided among them (and its own LAN share), then the hosts' real links have their say."""
+        divided among them, then the hosts' real links have their say."""
         share = group[0].t.pace_group[1] / len(group)          # type: ignore[index]
         hosts: list[_Host] = []                                # in a fixed order: runs repeat
         for a in group:
-            a.cap = min(share, a.t.pace_cap) if a.t.pace_cap is not None else share
+            a.cap = share
             for h in (a.src, a.dst):
                 if h not in hosts:
                     hosts.append(h)

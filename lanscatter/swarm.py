@@ -120,19 +120,10 @@ class Swarm:
     def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None) -> None:
         """A new generation. seed_has None: the seed holds every chunk (a master's own folder)."""
         if self.manifest is not None and manifest.generation == self.manifest.generation:
-            if seed_has is None and self.seed_have.count < self.seed_have.size:
-                # the rescan found the same content after all: the seed holds everything again
-                self.seed_have.fill()
-                self.planner.set_have(self.name, [h for h, _ in manifest.chunk_table()])
-                self._wake.set()
-            elif seed_has is not None:
-                # a relay's folder read again (it served a chunk corrupt): what it holds now
-                index = manifest.chunk_index()
-                self.seed_have = Bitmap(len(index))
-                for h in seed_has:
-                    if h in index:
-                        self.seed_have.set(index[h])
-                self.planner.set_have(self.name, [h for h in seed_has if h in index])
+            # The same content again: a master's rescan found it whole after all, or a relay says
+            # what its folder holds (at a rejoin, or after checking its files). The seed holds that.
+            if seed_has is not None or self.seed_have.count < self.seed_have.size:
+                self._set_seed_holdings(manifest, seed_has)
                 self._wake.set()
             return
         # Peers drop every transfer when they take a new generation: withdraw them all here too.
@@ -144,17 +135,8 @@ class Swarm:
         self.generation_at = time.time()
         table = manifest.chunk_table()
         self.planner.set_chunks(list(table))
-        index = manifest.chunk_index()
-        self.seed_have = Bitmap(len(table))
         self.seed_complete_at = self.generation_at
-        if seed_has is None:
-            self.seed_have.fill()
-            self.planner.set_have(self.name, [h for h, _ in table])
-        else:
-            for h in seed_has:
-                if h in index:
-                    self.seed_have.set(index[h])
-            self.planner.set_have(self.name, [h for h in seed_has if h in index])
+        self._set_seed_holdings(manifest, seed_has)
         for link in self.peers.values():
             link.have = Bitmap(len(table))
             link.inflight = Bitmap(len(table))
@@ -163,6 +145,19 @@ class Swarm:
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                            f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
         self._wake.set()
+
+    def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
+        """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""
+        table, index = manifest.chunk_table(), manifest.chunk_index()
+        self.seed_have = Bitmap(len(table))
+        if seed_has is None:
+            self.seed_have.fill()
+            held = [h for h, _ in table]
+        else:
+            held = [h for h in seed_has if h in index]
+            for h in held:
+                self.seed_have.set(index[h])
+        self.planner.set_have(self.name, held)
 
     def seed_lost(self, chunk: str) -> None:
         """The seed cannot serve this chunk any more (its file changed; a rescan is coming): stop
@@ -343,7 +338,7 @@ class Swarm:
                 pass
             self._wake.clear()
             now = time.monotonic()
-            self._withdraw_from_silent(now)
+            self._mind_silent_peers(now)
             for t in self.planner.expire(now):
                 self.transfers.pop(t.id, None)
                 self._untrack(t)
@@ -354,19 +349,18 @@ class Swarm:
             for t in self.planner.plan(now):
                 self._start(t)
 
-    def _withdraw_from_silent(self, now: float) -> None:
+    def _mind_silent_peers(self, now: float) -> None:
         """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
-        downloads until it speaks again, and its transfers past their timeout are withdrawn with no
-        verdict on their source: the stall is the downloader's, and expire() would charge the
-        source as slow."""
+        downloads until it speaks again (_handle gives them back), and its transfers past their
+        timeout are withdrawn with no verdict on their source: the stall is the downloader's, and
+        expire() would charge the source as slow."""
         if now - self._silence_checked < PLAN_TICK_S:
             return
         self._silence_checked = now
         for link in self.peers.values():
-            silent = now - link.heard_at >= SILENT_S
-            if silent != link.silent and link.planned:
-                link.silent = silent
-                self.planner.set_dl_slots(link.name, 0 if silent else link.dl_slots)
+            if link.planned and not link.silent and now - link.heard_at >= SILENT_S:
+                link.silent = True
+                self.planner.set_dl_slots(link.name, 0)
         for t in list(self.transfers.values()):
             dest = self.peers.get(t.dest)
             if now < t.started + t.timeout_s or dest is None or not dest.silent:

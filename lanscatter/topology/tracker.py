@@ -4,11 +4,11 @@ The watcher feeds `observe(now, site, status)` with the `/status` JSON of each s
 origin for the root site, the relay for the others), `now` in seconds since the run started.
 From those it keeps:
 - the origin's generation, and when it was published (the origin's status says when, on its own
-  clock, so the poll interval does not shift it): every time of a generation is measured from there (the
-  scan that precedes it is not distribution time);
+  clock, so the poll interval does not shift it): every time of a generation is measured from
+  there (the scan that precedes it is not distribution time);
 - per host and generation, the moment the host held every chunk (`have == chunks` in a swarm
-  whose generation is the origin's; the site master says when); that moment is
-  the host's `done_s`;
+  whose generation is the origin's; the site master says when); that moment is the host's
+  `done_s`;
 - per WAN link, the bytes it carried, summed across restarts of the relay that reports it (a
   restarted relay starts counting from zero again);
 - which sites are synced (the site's swarm says every node holds every chunk of the origin's
