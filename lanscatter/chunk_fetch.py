@@ -101,9 +101,11 @@ class Fetcher:
 
     async def fetch(self, url: str, chunk: str, length: int, *, auth: Auth, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
-                    accept_lz4: bool = True, ending: Callable[[float], None] | None = None) -> FetchResult:
-        """Download one chunk into fd at offset. `ending(seconds_left)` is called once, from the
-        download's thread, when about `_ENDING_LEAD_S` of it is left."""
+                    accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
+                    receiving: Callable[[], None] | None = None) -> FetchResult:
+        """Download one chunk into fd at offset. From the download's thread, `receiving()` is
+        called once at its first bytes, `ending(seconds_left)` once when about `_ENDING_LEAD_S` of
+        it is left."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
@@ -111,7 +113,7 @@ class Fetcher:
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending)
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -137,7 +139,8 @@ class Fetcher:
 
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
                timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
-               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None) -> FetchResult:
+               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None,
+               receiving: Callable[[], None] | None) -> FetchResult:
         started = time.monotonic()
         if cancel.is_set():            # cancelled while queued for a thread
             return FetchResult(False, error="cancelled")
@@ -147,7 +150,7 @@ class Fetcher:
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
-        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, ending)
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, ending, receiving)
         if pace is not None and pace.group:
             return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
@@ -246,6 +249,9 @@ class Fetcher:
                 break
             body.wire += n
             self.counters.rx_bytes += n
+            if body.receiving is not None:
+                body.receiving()
+                body.receiving = None
             _pause(wait_all(caps, n), cancel)
             data: memoryview | bytes = decomp.decompress(view[:n]) if decomp else view[:n]
             received += len(data)
@@ -290,6 +296,7 @@ class _Body:
     cancel: threading.Event
     started: float
     ending: Callable[[float], None] | None = None      # called once near the end, then None
+    receiving: Callable[[], None] | None = None        # called once at the first bytes, then None
     wire: int = 0
 
     def elapsed(self) -> float:

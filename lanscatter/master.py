@@ -80,6 +80,7 @@ class MasterNode:
         self.server = ChunkServer(self.locate, self.auth, self.counters,
                                   ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
                                   compress=opts.compress)
+        self.swarm.seed_rates = self.server.pacer.set_rates
         self._rescan = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None

@@ -217,6 +217,17 @@ class PeerNode:
             loop.call_soon_threadsafe(self._post, p.Ending(transfer, round(left_s, 3)))
         return notice
 
+    def _receiving_notice(self, transfer: int) -> Callable[[], None] | None:
+        """What a download thread calls at its first bytes (masters speaking protocol 4 share the
+        ports it crosses with it from then on)."""
+        if self._protocol < 4:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def notice() -> None:
+            loop.call_soon_threadsafe(self._post, p.Receiving(transfer))
+        return notice
+
     def _post(self, msg: p.Message) -> None:
         """Queue a frame for the master (dropped when not connected: the next join resends state)."""
         if self._outbox is not None:
@@ -243,6 +254,8 @@ class PeerNode:
         elif isinstance(msg, p.Verify):
             if self.manifest is not None and msg.generation == self.manifest.generation:
                 await self.verify(msg.chunks)
+        elif isinstance(msg, p.Rates):
+            self.server.pacer.set_rates(dict(zip(msg.transfers, msg.rates)))
         elif isinstance(msg, p.Cancel):
             if (running := self._tasks.get(msg.transfer)) is not None:
                 del self._tasks[msg.transfer]
@@ -315,7 +328,8 @@ class PeerNode:
                 d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
                 timeout_s=d.timeout_s,
                 buckets=[b for b in (self.dl_bucket,) if b],
-                pace=Pace(d.rate_cap, d.group, d.group_rate), ending=self._ending_notice(d.transfer),
+                pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer), ending=self._ending_notice(d.transfer),
+                receiving=self._receiving_notice(d.transfer),
                 accept_lz4=self.opts.compress)
         finally:
             self._inflight.discard(d.chunk)

@@ -341,6 +341,7 @@ class Planner(SwarmBooks):
         if not k:
             s.busy |= bit
         self._flights[tid] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow)
+        self.flights_epoch += 1
         self._due_at(tid, now + timeout)
         # a transfer changes only d's download and s's upload side (as _touch_down, _touch_up)
         if d.n_dl >= d.dl_slots or d.n_cover >= len(self._hashes):

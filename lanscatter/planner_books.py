@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from heapq import heappop, heappush
 from statistics import median
 
+from lanscatter.fair_share import fair_rates
 from lanscatter.linkmap import LinkMap
 from lanscatter.planner_links import LinkBook
 from lanscatter.planner_state import (
@@ -56,6 +57,7 @@ class SwarmBooks:
         self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
         self._idle: set[int] = set()       # nodes with a free upload slot and something to give
         self._flights: dict[int, Flight] = {}
+        self.flights_epoch = 0             # counts flights started and dropped: fair rates changed
         # deadline -> ids of the flights due then, in start order (so in id order); and the
         # deadlines as a heap. Flights of one round share few deadlines: far fewer heap steps.
         self._due: dict[float, list[int]] = {}
@@ -219,6 +221,7 @@ class SwarmBooks:
     def _drop(self, f: Flight, delivered: bool = False) -> None:
         """Take a flight out of the books; `delivered` moves its chunk into the destination's holdings."""
         del self._flights[f.transfer.id]
+        self.flights_epoch += 1
         if not f.released:
             self._free_slots(f)
         s, d, chunk = f.src, f.dst, f.chunk
@@ -344,6 +347,14 @@ class SwarmBooks:
 
     def inflight(self) -> list[Transfer]:
         return [f.transfer for f in self._flights.values()]
+
+    def fair_rates(self, skip: Collection[int] = ()) -> dict[int, float]:
+        """The rate (bytes/s) each transfer in flight but those in `skip` is to be paced at: max-min
+        fair over the finite links of their paths, released ones included (their last bytes still
+        cross their links); a transfer from a slow source no faster than it booked. inf where no
+        finite link limits a transfer."""
+        return fair_rates(((tid, f.links, f.booked if f.background and f.booked else None)
+                           for tid, f in self._flights.items() if tid not in skip), self._book.capacity)
 
     def link_booked(self) -> dict[str, float]:
         """Rate booked per finite link (bytes/s); never above the link's capacity."""

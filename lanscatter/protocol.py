@@ -14,6 +14,8 @@ Conversation (master M, peer P):
     M -> P  Download       fetch chunk from source URL;  P -> M  Report when done or failed
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
+    P -> M  Receiving      (protocol 4) a download's first bytes arrived: it uses its share now
+    M -> P  Rates          (protocol 4) to a source: send these uploads at these rates from now on
     M -> P  Verify         (protocol 3) a chunk this peer served did not match its hash: read the
                            files holding it again, fetch what no longer matches, send Have again
     P -> M  Stats          periodic counters for the status page
@@ -29,7 +31,7 @@ from typing import Any, ClassVar, Union
 
 from lanscatter.errors import RemoteProtocolError
 
-PROTOCOL_VERSION = 3          # 2: Ending; 3: Verify
+PROTOCOL_VERSION = 4          # 2: Ending; 3: Verify; 4: Receiving, Rates
 MIN_PROTOCOL_VERSION = 1
 
 
@@ -141,6 +143,25 @@ class Verify(Message):
     TYPE: ClassVar[str] = "verify"
     generation: str
     chunks: list[str]
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Receiving(Message):
+    """A download's first bytes arrived: until now its source's request was on its way, and its
+    share of the ports it crosses was still the other transfers' to use."""
+    TYPE: ClassVar[str] = "receiving"
+    transfer: int
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Rates(Message):
+    """New rates (bytes/s) for uploads this peer serves, by transfer id: the transfers sharing a
+    port changed, so their fair shares did."""
+    TYPE: ClassVar[str] = "rates"
+    transfers: list[int]
+    rates: list[float]
 
 
 @_message

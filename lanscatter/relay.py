@@ -58,6 +58,7 @@ class RelayNode:
         self.swarm.on_seed_corrupt = self._served_corrupt
         self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
+        self.swarm.seed_rates = self.server.pacer.set_rates
         self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -38,6 +39,7 @@ PLAN_TICK_S = 0.5
 SILENT_S = 5.0      # peers send Stats every second: this long without a word, one is frozen or cut off
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 HELLO_TIMEOUT_S = 15.0
+RATE_STEP = 0.02    # a fair rate that moved less than this share is not worth a message
 
 
 @dataclass(eq=False)
@@ -94,6 +96,10 @@ class Swarm:
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.transfers: dict[int, Transfer] = {}
         self.seed_uploads: Callable[[], int] = lambda: 0
+        self.seed_rates: Callable[[dict[int, float]], None] | None = None   # new rates for our own uploads
+        self._rates_sent: dict[int, float] = {}       # transfer id -> the rate its source was last given
+        self._waiting: set[int] = set()    # transfers whose first bytes have not arrived (protocol 4)
+        self._shared_at: tuple[int, int] = (-1, -1)   # (flights epoch, waiting count) rates were shared at
         self._wake = asyncio.Event()
         self._silence_checked = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -306,6 +312,8 @@ class Swarm:
                     self.suspect(t.source, t.chunk)
             else:
                 self.planner.finish(t.id, now, ok=True)
+        elif isinstance(msg, p.Receiving):
+            self._waiting.discard(msg.transfer)
         elif isinstance(msg, p.Ending):
             if msg.transfer in self.transfers:
                 self.planner.release(msg.transfer)
@@ -346,8 +354,20 @@ class Swarm:
                 self._cancel(t)
             if self.manifest is None:
                 continue
-            for t in self.planner.plan(now):
-                self._start(t)
+            new = self.planner.plan(now)
+            for t in new:
+                if (dest := self.peers.get(t.dest)) is not None and dest.protocol >= 4:
+                    self._waiting.add(t.id)
+            # A new transfer starts at its share among all; the others give it that share only once
+            # its bytes arrive (until then its request is on its way and they can use it)
+            first = self.planner.fair_rates(self._waiting - {t.id for t in new}) if new else {}
+            for t in new:
+                self._start(t, first.get(t.id, math.inf))
+            # (waiting only ever shrinks between plans: its size tells whether it changed)
+            shared = (self.planner.flights_epoch, len(self._waiting))
+            if shared != self._shared_at:
+                self._shared_at = shared
+                self._send_rates(self.planner.fair_rates(self._waiting))
 
     def _mind_silent_peers(self, now: float) -> None:
         """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
@@ -380,7 +400,36 @@ class Swarm:
         self.event("warning", f"{peer} served chunk {chunk[:8]} corrupt: asked to check its files")
         asyncio.ensure_future(self._send(link, p.Verify(self.manifest.generation, [chunk])))
 
-    def _start(self, t: Transfer) -> None:
+    def _paced_here(self, t: Transfer) -> bool:
+        """Whether t's source takes new rates while it sends: both ends speak protocol 4 (the
+        downloader names the transfer in its request; the source is us or takes Rates). A WAN
+        link's transfers are paced together by their source instead."""
+        if t.pace_group is not None:
+            return False
+        dest, source = self.peers.get(t.dest), self.peers.get(t.source)
+        return (dest is not None and dest.protocol >= 4
+                and (t.source == self.name or (source is not None and source.protocol >= 4)))
+
+    def _send_rates(self, rates: dict[int, float]) -> None:
+        """Tell sources the new fair rates of their uploads where these moved by more than
+        RATE_STEP (a transfer started or ended somewhere on their path)."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for tid, sent in self._rates_sent.items():
+            rate = rates.get(tid, math.inf)
+            if math.isfinite(rate) and abs(rate - sent) > RATE_STEP * sent:
+                t = self.transfers[tid]
+                ids, values = out.setdefault(t.source, ([], []))
+                ids.append(tid)
+                values.append(rate)
+        for source, (ids, values) in out.items():
+            self._rates_sent.update(zip(ids, values))
+            if source == self.name:
+                if self.seed_rates is not None:
+                    self.seed_rates(dict(zip(ids, values)))
+            elif (link := self.peers.get(source)) is not None:
+                asyncio.ensure_future(self._send(link, p.Rates(ids, values)))
+
+    def _start(self, t: Transfer, fair: float = math.inf) -> None:
         dest = self.peers.get(t.dest)
         source_url = dest.seed_url if dest and t.source == self.name else (
             self.peers[t.source].url if t.source in self.peers else "")
@@ -390,8 +439,11 @@ class Swarm:
         self.transfers[t.id] = t
         self._track(t)
         group, group_rate = t.pace_group or (None, None)
+        rate = t.pace_cap
+        if math.isfinite(fair) and self._paced_here(t):
+            rate = self._rates_sent[t.id] = fair
         asyncio.ensure_future(self._send(dest, p.Download(t.id, t.chunk, t.size, t.source, source_url,
-                                                          t.timeout_s, t.pace_cap, group, group_rate)))
+                                                          t.timeout_s, rate, group, group_rate)))
 
     def _track(self, t: Transfer) -> None:
         idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None
@@ -401,6 +453,8 @@ class Swarm:
                 dest.inflight.set(idx)
 
     def _untrack(self, t: Transfer) -> None:
+        self._rates_sent.pop(t.id, None)
+        self._waiting.discard(t.id)
         idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None
         if (dest := self.peers.get(t.dest)) is not None:
             dest.downloads = max(0, dest.downloads - 1)

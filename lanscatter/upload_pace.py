@@ -1,12 +1,14 @@
 """Pacing a node's uploads: the kernel paces each upload's socket, and rates that several uploads
-share are re-shared whenever one of them starts or ends.
+share are re-shared whenever one of them starts or ends or the planner changes a rate.
 
-An upload may have a cap of its own (the planner's share of a finite site LAN) and may belong to a
-group: a WAN link whose transfers all come from this node (the planner lets one source at a time
-use a WAN link), to be kept at the link's rate in all. The node's own upload limit covers all its
-uploads. Each upload runs at min(its cap, node limit / uploads, group rate / uploads of its group),
-so when one ends the others take its share at once: a link is not left idle while the next
-transfer is being arranged, and the last transfer of a sync gets the whole link.
+An upload may have a rate of its own: the planner's fair share of the ports its transfer crosses,
+given in the request and changed later by transfer id (`set_rates`, from the master's Rates
+messages), or from older masters the share of a finite site LAN. It may belong to a group: a WAN
+link whose transfers all come from this node (the planner lets one source at a time use a WAN
+link), to be kept at the link's rate in all. The node's own upload limit covers all its uploads,
+shared max-min fair: an upload held below its share by its own rate leaves the rest to the others.
+So when one upload ends the others take its share at once, and the last transfer of a sync gets the
+whole link.
 
 Kernel pacing (SO_MAX_PACING_RATE) spaces packets evenly, with no idle gaps that would send TCP
 back to slow start; where it is missing (not Linux) the caller falls back to token buckets.
@@ -18,6 +20,7 @@ rate: 889 drops in 25 s, and TCP's window never recovered to the link's rate).
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import sys
@@ -25,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+
+from lanscatter.fair_share import fair_rates
 
 _SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux
 _UNLIMITED = 0xFFFFFFFFFFFFFFFF
@@ -40,6 +45,7 @@ class Pace:
     rate: float | None = None
     group: str | None = None
     group_rate: float | None = None
+    transfer: int | None = None     # the planner's id: later rates for this upload name it
 
     def query(self) -> str:
         """As the chunk request's query string ("" when there is nothing to keep)."""
@@ -49,19 +55,28 @@ class Pace:
         if self.group and self.group_rate:
             q["group"] = self.group
             q["group_rate"] = f"{self.group_rate:.0f}"
+        if self.transfer is not None:
+            q["t"] = str(self.transfer)
         return "?" + urlencode(q) if q else ""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> Pace:
         group_rate = _positive(query.get("group_rate"))
         group = query.get("group") if group_rate else None
-        return cls(_positive(query.get("rate")), group or None, group_rate if group else None)
+        t = query.get("t", "")
+        return cls(_positive(query.get("rate")), group or None, group_rate if group else None,
+                   int(t) if t.isdecimal() and len(t) < 19 else None)
 
 
 @dataclass(slots=True)
 class _Upload:
     sock: Any
     pace: Pace
+    rate: float | None = None       # the planner's latest rate for it (the request's, then Pace messages)
+    paced: float | None = -1.0      # what the socket is paced at now (-1: not set yet)
+
+
+_EARLY_RATES = 256      # rates for transfers whose request has not come yet (the message was faster)
 
 
 class UploadPacer:
@@ -70,16 +85,19 @@ class UploadPacer:
     def __init__(self, limit: float | None = None) -> None:
         self.limit = limit if limit and limit > 0 else None
         self._uploads: dict[int, _Upload] = {}       # by socket id
+        self._early: dict[int, float] = {}           # transfer id -> rate, for requests still to come
 
     def add(self, sock: Any, pace: Pace) -> bool:
-        """Pace a new upload and re-share its groups' rates; False when the kernel cannot pace it."""
-        up = _Upload(sock, pace)
+        """Pace a new upload and re-share the rates; False when the kernel cannot pace it."""
+        rate = self._early.pop(pace.transfer, pace.rate) if pace.transfer is not None else pace.rate
+        up = _Upload(sock, pace, rate)
         self._uploads[id(sock)] = up
         # Always set: a kept-alive socket still carries its previous upload's pace.
-        if not set_pacing(sock, self._rate(up)):
+        if not set_pacing(sock, self._rates()[id(sock)]):
             del self._uploads[id(sock)]
             return False
-        self._reshare(pace.group, skip=up)
+        up.paced = self._rates()[id(sock)]
+        self._reshare()
         return True
 
     def remove(self, sock: Any) -> None:
@@ -87,30 +105,51 @@ class UploadPacer:
 
         The socket keeps its pace (its last bytes are still queued in it; unpaced, they would
         burst into the link's queue) until its next upload, if any, sets a new one."""
-        up = self._uploads.pop(id(sock), None)
-        if up is not None:
-            self._reshare(up.pace.group, skip=None)
+        if self._uploads.pop(id(sock), None) is not None:
+            self._reshare()
+
+    def set_rates(self, rates: Mapping[int, float]) -> None:
+        """New rates from the planner, by transfer id (its share of the ports it crosses changed)."""
+        by_transfer = {up.pace.transfer: up for up in self._uploads.values() if up.pace.transfer is not None}
+        for transfer, rate in rates.items():
+            if not 0 < rate < math.inf:
+                continue                # nonsense is ignored rather than obeyed
+            up = by_transfer.get(transfer)
+            if up is not None:
+                up.rate = rate
+            else:
+                self._early[transfer] = rate
+                if len(self._early) > _EARLY_RATES:
+                    del self._early[next(iter(self._early))]
+        self._reshare()
 
     def rate_of(self, sock: Any) -> float | None:
         """The rate this upload is paced at now (None: unpaced); for tests and status."""
-        up = self._uploads.get(id(sock))
-        return None if up is None else self._rate(up)
+        return self._rates().get(id(sock)) if id(sock) in self._uploads else None
 
-    def _rate(self, up: _Upload) -> float | None:
-        rate = up.pace.rate or float("inf")
+    def _rates(self) -> dict[int, float | None]:
+        """Each upload's pace: its rate and its group's share, and together no more than the
+        node's limit (shared max-min fair: an upload held lower leaves the rest to the others)."""
+        want: dict[int, float] = {}
+        groups: dict[str, int] = {}
+        for up in self._uploads.values():
+            if up.pace.group is not None and up.pace.group_rate:
+                groups[up.pace.group] = groups.get(up.pace.group, 0) + 1
+        for key, up in self._uploads.items():
+            rate = up.rate or math.inf
+            if up.pace.group is not None and up.pace.group_rate:
+                rate = min(rate, up.pace.group_rate / groups[up.pace.group])
+            want[key] = rate
         if self.limit is not None:
-            rate = min(rate, self.limit / len(self._uploads))
-        if up.pace.group is not None and up.pace.group_rate:
-            members = sum(1 for u in self._uploads.values() if u.pace.group == up.pace.group)
-            rate = min(rate, up.pace.group_rate / max(1, members))
-        return None if rate == float("inf") else rate * WIRE_SHARE
+            want = fair_rates(((k, ("up",), w) for k, w in want.items()), {"up": self.limit})
+        return {k: None if w == math.inf else w * WIRE_SHARE for k, w in want.items()}
 
-    def _reshare(self, group: str | None, skip: _Upload | None) -> None:
-        # The node limit concerns every upload; a group rate only the group's members.
-        for up in list(self._uploads.values()):
-            if up is skip or not (self.limit is not None or (group is not None and up.pace.group == group)):
-                continue
-            set_pacing(up.sock, self._rate(up))
+    def _reshare(self) -> None:
+        rates = self._rates()
+        for key, up in self._uploads.items():
+            if rates[key] != up.paced:
+                set_pacing(up.sock, rates[key])
+                up.paced = rates[key]
 
 
 def set_pacing(sock: Any, rate: float | None) -> bool:

@@ -352,7 +352,7 @@ def test_duplicate_node_and_duplicate_hash_are_refused() -> None:
 
 
 PURE_MODULES = ("planner", "planner_books", "planner_state", "planner_links", "planner_types",
-                "linkmap", "simulator", "sim_model")
+                "linkmap", "simulator", "sim_model", "fair_share")
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "os", "io", "pathlib", "subprocess", "threading",
              "time", "selectors", "ssl", "shutil", "tempfile"}
 

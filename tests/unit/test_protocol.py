@@ -23,6 +23,8 @@ EXAMPLES = [
     p.Report(7, False, 1.5, "hash mismatch", corrupt=True),
     p.Cancel(7),
     p.Verify("gen", ["c" * 64]),
+    p.Receiving(7),
+    p.Rates([7, 9], [1.5e6, 750000.0]),
     p.Stats(1, 2, 0, False),
     p.Error("auth", "wrong secret"),
 ]

@@ -41,16 +41,35 @@ def test_node_limit_shared_by_the_uploads_under_way(sockets: list[socket.socket]
     assert pacer.add(a, Pace())
     assert paced_at(a) == 1200                     # alone: the whole limit
     pacer.add(b, Pace())
-    pacer.add(c, Pace(rate=100))
-    assert (paced_at(a), paced_at(b), paced_at(c)) == (400, 400, 100)
+    pacer.add(c, Pace(rate=80))
+    # c keeps to its rate; the other two share the rest of the limit (not a third each)
+    assert (paced_at(a), paced_at(b), paced_at(c)) == (560, 560, 80)
     pacer.remove(c)
     # c keeps its pace while its last bytes drain; its next upload on the kept-alive socket resets it
-    assert (paced_at(a), paced_at(b), paced_at(c)) == (600, 600, 100)
+    assert (paced_at(a), paced_at(b), paced_at(c)) == (600, 600, 80)
     pacer.remove(a)
     assert paced_at(b) == 1200
     pacer2 = UploadPacer()
     pacer2.add(c, Pace())
     assert paced_at(c) is None
+
+
+def test_planner_rates_follow_the_transfer(sockets: list[socket.socket]) -> None:
+    a, b, c = sockets
+    pacer = UploadPacer(limit=1000)
+    pacer.add(a, Pace(rate=300, transfer=7))
+    pacer.add(b, Pace(rate=300, transfer=8))
+    assert (paced_at(a), paced_at(b)) == (300, 300)
+    pacer.set_rates({7: 160, 8: 600})              # a port on 7's way got busier, 8's freed up
+    assert (paced_at(a), paced_at(b)) == (160, 600)
+    pacer.set_rates({8: 2000, 7: -1.0})            # never beyond the node's own limit; nonsense ignored
+    assert (paced_at(a), paced_at(b)) == (160, 840)
+    # a rate that comes before its transfer's request is kept for it
+    pacer.set_rates({9: 120})
+    pacer.add(c, Pace(rate=400, transfer=9))
+    assert paced_at(c) == 120
+    pacer.remove(a)
+    assert (paced_at(b), paced_at(c)) == (880, 120)
 
 
 def test_wan_group_paced_as_a_whole_the_rest_untouched(sockets: list[socket.socket]) -> None:
@@ -65,10 +84,10 @@ def test_wan_group_paced_as_a_whole_the_rest_untouched(sockets: list[socket.sock
 
 
 def test_pace_travels_in_the_query() -> None:
-    pace = Pace(rate=1234.4, group="wan:a>b", group_rate=99)
+    pace = Pace(rate=1234.4, group="wan:a>b", group_rate=99, transfer=42)
     q = pace.query()
-    assert q == "?rate=1234&group=wan%3Aa%3Eb&group_rate=99"
-    assert Pace.from_query(dict(parse_qsl(q[1:]))) == Pace(1234.0, "wan:a>b", 99.0)
+    assert q == "?rate=1234&group=wan%3Aa%3Eb&group_rate=99&t=42"
+    assert Pace.from_query(dict(parse_qsl(q[1:]))) == Pace(1234.0, "wan:a>b", 99.0, 42)
     assert Pace().query() == ""
     # nonsense is ignored rather than obeyed
     assert Pace.from_query({"rate": "-5", "group": "x", "group_rate": "inf"}) == Pace()

@@ -1,0 +1,75 @@
+"""Sources are told each transfer's fair share of the ports it crosses, as transfers start and end
+(protocol 4: Receiving from the downloader, Rates to the source). Real nodes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+from lanscatter import protocol as p
+from lanscatter.linkmap import Link, LinkMap
+from lanscatter.master import MasterNode, MasterOptions
+from lanscatter.peer import PeerNode, PeerOptions
+from tests.integration.nodes import HOST, make_tree, tree_state
+
+DOWN = 1_500_000.0            # each peer's download port, bytes/s
+
+
+async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -> None:
+    make_tree(tmp_path / "origin")
+    rng = random.Random(5)
+    for i in range(3):                        # chunks enough for transfers to overlap and hand over
+        (tmp_path / "origin" / f"big{i}.bin").write_bytes(rng.randbytes(2 * 2**20))
+    links = LinkMap(links={name: Link(name, cap) for name, cap in (
+        ("up:master", 8e6), ("up:a", 8e6), ("up:b", 8e6), ("down:a", DOWN), ("down:b", DOWN))})
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
+                                      chunk_size=256 * 1024, watch=False, link_map=links))
+    await master.start()
+    given: dict[str, list[float]] = {"master": [], "a": [], "b": []}
+    seed_rates = master.swarm.seed_rates
+    assert seed_rates is not None
+
+    def master_rates(rates: dict[int, float]) -> None:
+        given["master"].extend(rates.values())
+        seed_rates(rates)
+    master.swarm.seed_rates = master_rates
+    peers = [PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / name,
+                                  state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name))
+             for name in "ab"]
+    first: list[float | None] = []            # the rates new transfers start at
+    for peer in peers:
+        pacer, name = peer.server.pacer, peer.name
+
+        async def handle(msg: p.Message, *, _handle=peer._handle) -> None:
+            if isinstance(msg, p.Download):
+                first.append(msg.rate_cap)
+            await _handle(msg)
+        peer._handle = handle                      # type: ignore[method-assign]
+
+        def peer_rates(rates: dict[int, float], *, _set=pacer.set_rates, _name=name) -> None:
+            given[_name].extend(rates.values())
+            _set(rates)
+        pacer.set_rates = peer_rates              # type: ignore[method-assign]
+    tasks = [asyncio.create_task(peer.run()) for peer in peers]
+    try:
+        async with asyncio.timeout(60):
+            while not (all(peer.complete() for peer in peers) and master.swarm.synced()
+                       and not master.swarm.transfers):
+                await asyncio.sleep(0.05)
+        want = tree_state(tmp_path / "origin")
+        assert all(tree_state(tmp_path / peer.name) == want for peer in peers)
+        assert not master.swarm._waiting          # every download said its bytes arrived
+        # Two transfers into one port start at half of it each; when one ends, or its successor's
+        # request is still on its way, the source of the other is told it has the whole port.
+        assert first and all(r is not None and r <= DOWN * 1.0001 for r in first)
+        assert min(r for r in first if r is not None) <= DOWN * 0.5001
+        rates = [r for values in given.values() for r in values]
+        assert rates and max(rates) <= DOWN * 1.0001 and max(rates) >= DOWN * 0.95
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for peer in peers:
+            await peer.stop()
+        await master.stop()
