@@ -99,7 +99,8 @@ class Swarm:
         self.seed_rates: Callable[[dict[int, float]], None] | None = None   # new rates for our own uploads
         self._rates_sent: dict[int, float] = {}       # transfer id -> the rate its source was last given
         self._waiting: set[int] = set()    # transfers whose first bytes have not arrived (protocol 4)
-        self._shared_at: tuple[int, int] = (-1, -1)   # (flights epoch, waiting count) rates were shared at
+        self._ends: dict[int, float] = {}  # released transfers -> when their last byte is due (monotonic)
+        self._shared_at: tuple[int, int, int] = (-1, -1, -1)   # (flights epoch, waiting, ended) at the last share
         self._wake = asyncio.Event()
         self._silence_checked = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -317,6 +318,7 @@ class Swarm:
         elif isinstance(msg, p.Ending):
             if msg.transfer in self.transfers:
                 self.planner.release(msg.transfer)
+                self._ends[msg.transfer] = time.monotonic() + max(0.0, msg.seconds)
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(time.monotonic(), msg.rx_bytes, msg.tx_bytes)
@@ -339,8 +341,12 @@ class Swarm:
     # ---- planning ----------------------------------------------------------------------------
     async def _plan_loop(self) -> None:
         while True:
+            tick, now = PLAN_TICK_S, time.monotonic()
+            due = [at - now for at in self._ends.values() if at > now]
+            if due:              # wake when a released transfer's share falls free
+                tick = min(tick, max(0.005, min(due)))
             try:
-                async with asyncio.timeout(PLAN_TICK_S):
+                async with asyncio.timeout(tick):
                     await self._wake.wait()
             except TimeoutError:
                 pass
@@ -358,16 +364,20 @@ class Swarm:
             for t in new:
                 if (dest := self.peers.get(t.dest)) is not None and dest.protocol >= 4:
                     self._waiting.add(t.id)
-            # A new transfer starts at its share among all; the others give it that share only once
-            # its bytes arrive (until then its request is on its way and they can use it)
-            first = self.planner.fair_rates(self._waiting - {t.id for t in new}) if new else {}
+            # A released transfer past its last byte's due time leaves its share to the others
+            # (its report is on its way). A new transfer starts at its share among all; the others
+            # give it that share only once its bytes arrive (until then its request is on its way
+            # and they can use it).
+            ended = {tid for tid, at in self._ends.items() if at <= now}
+            first = self.planner.fair_rates((self._waiting - {t.id for t in new}) | ended) if new else {}
             for t in new:
                 self._start(t, first.get(t.id, math.inf))
-            # (waiting only ever shrinks between plans: its size tells whether it changed)
-            shared = (self.planner.flights_epoch, len(self._waiting))
+            # (between plans waiting only shrinks and ended only grows: their sizes tell whether
+            # they changed)
+            shared = (self.planner.flights_epoch, len(self._waiting), len(ended))
             if shared != self._shared_at:
                 self._shared_at = shared
-                self._send_rates(self.planner.fair_rates(self._waiting))
+                self._send_rates(self.planner.fair_rates(self._waiting | ended))
 
     def _mind_silent_peers(self, now: float) -> None:
         """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
@@ -455,6 +465,7 @@ class Swarm:
     def _untrack(self, t: Transfer) -> None:
         self._rates_sent.pop(t.id, None)
         self._waiting.discard(t.id)
+        self._ends.pop(t.id, None)
         idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None
         if (dest := self.peers.get(t.dest)) is not None:
             dest.downloads = max(0, dest.downloads - 1)

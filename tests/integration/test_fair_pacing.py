@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
+
+import aiohttp
 
 from lanscatter import protocol as p
 from lanscatter.linkmap import Link, LinkMap
@@ -72,4 +75,47 @@ async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -
         await asyncio.gather(*tasks, return_exceptions=True)
         for peer in peers:
             await peer.stop()
+        await master.stop()
+
+
+async def test_a_released_transfer_leaves_its_share_when_its_last_byte_is_due(tmp_path: Path) -> None:
+    """A downloader that said one of its two downloads ends in 0.2 s: the source of the other is
+    told it has the whole port then, without waiting for the first one's report."""
+    make_tree(tmp_path / "origin")
+    links = LinkMap(links={"up:master": Link("up:master", 8e6), "down:a": Link("down:a", DOWN)})
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
+                                      chunk_size=256 * 1024, watch=False, link_map=links))
+    await master.start()
+    calls: list[tuple[float, dict[int, float]]] = []
+    seed_rates = master.swarm.seed_rates
+    assert seed_rates is not None
+
+    def record(rates: dict[int, float]) -> None:
+        calls.append((time.monotonic(), dict(rates)))
+        seed_rates(rates)
+    master.swarm.seed_rates = record
+    try:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"http://{HOST}:{master.port}/ws") as ws:
+            await ws.receive_json(timeout=5)
+            await ws.send_str(p.encode(p.Hello("a", 4, 1, "test", "", 0, 2, 0)))
+            assert (await ws.receive_json(timeout=5))["t"] == "welcome"
+            generation = (await ws.receive_json(timeout=5))["manifest"]["generation"]
+            await ws.send_str(p.encode(p.Have(generation, [], replace=True)))
+            first = [await ws.receive_json(timeout=5) for _ in range(2)]
+            assert [m["t"] for m in first] == ["download", "download"]
+            assert all(m["rate_cap"] == DOWN / 2 for m in first)       # half of a's port each
+            ending, other = first[0]["transfer"], first[1]["transfer"]
+            for m in first:
+                await ws.send_str(p.encode(p.Receiving(m["transfer"])))
+            await asyncio.sleep(0.2)
+            assert not calls                                          # shares unchanged so far
+            said = time.monotonic()
+            await ws.send_str(p.encode(p.Ending(ending, 0.2)))
+            async with asyncio.timeout(5):
+                while not any(rates.get(other) == DOWN for _, rates in calls):
+                    await asyncio.sleep(0.01)
+            at = next(t for t, rates in calls if rates.get(other) == DOWN)
+            assert 0.15 <= at - said < 1.0
+    finally:
         await master.stop()
