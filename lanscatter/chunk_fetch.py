@@ -244,7 +244,14 @@ class Fetcher:
             if time.monotonic() > body.deadline:
                 return FetchResult(False, error=f"timed out after {body.timeout_s:.0f} s", wire_bytes=body.wire,
                                    seconds=body.elapsed())
-            n = resp.readinto(view if body.ending is None else view[:_next_read(body, received, spb)])
+            if body.receiving is not None:
+                # The first bytes are announced as soon as they come (the master shares the
+                # download's ports with it from then on); a full read could take 50-100 ms.
+                head = resp.read1(_FIRST_READ)
+                n = len(head)
+                view[:n] = head
+            else:
+                n = resp.readinto(view if body.ending is None else view[:_next_read(body, received, spb)])
             if not n:
                 break
             body.wire += n

@@ -97,6 +97,21 @@ async def test_a_download_says_it_is_ending_when_the_lead_is_left_not_a_piece_ea
         assert 0.1 <= done - at <= 0.45, done - at
 
 
+async def test_a_download_says_its_bytes_arrive_at_the_first_of_them(tmp_path: Path) -> None:
+    # 1 MiB paced at 200 kB/s: a first read of 256 KiB would take 1.3 s. The master shares the
+    # ports with a transfer from its first bytes on, so the notice must not wait for a full read.
+    async with _source(tmp_path, 1, chunk_mib=1) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        (h, s), = master.manifest.chunk_table()
+        start = time.monotonic()
+        heard: list[float] = []
+        r = await fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=0, timeout_s=20, buckets=[],
+                                pace=Pace(rate=2e5), receiving=lambda: heard.append(time.monotonic()))
+        assert r.ok, r.error
+        assert os.pread(fd, s, 0) == data
+        assert len(heard) == 1 and heard[0] - start < 0.5, [t - start for t in heard]
+
+
 async def test_an_upload_to_a_receiver_that_stops_reading_ends_and_frees_its_share(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A frozen downloader's kernel keeps the connection open with a zero window; without a limit
@@ -140,9 +155,12 @@ async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_r
         assert master.manifest is not None
         table = master.manifest.chunk_table()
         endings: list[float] = []
+        arrived: list[int] = []
         rs = await asyncio.gather(*(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=k << 20, timeout_s=20,
-                                                  buckets=[], pace=pace, ending=endings.append)
+                                                  buckets=[], pace=pace, ending=endings.append,
+                                                  receiving=lambda k=k: arrived.append(k))
                                     for k, (h, s) in enumerate(table[:3])))
+        assert sorted(arrived) == [0, 1, 2]                  # each said once that its bytes came
         assert all(r.ok for r in rs), rs
         assert len(endings) == 3 and all(0 <= e <= 0.3 for e in endings)   # once each, near the end
         assert os.pread(fd, 3 << 20, 0) == data[: 3 << 20]
