@@ -1,6 +1,7 @@
-"""Planner and simulator figures: LAN efficiency, WAN ratio, planning-round time, simulation wall time.
+"""Planner and simulator figures: LAN efficiency, WAN ratio, planning-round time, fair-rate time,
+simulation wall time.
 
-Usage: python benchmarks/planner_bench.py [--quick] [--only lan|wan|round|sim]
+Usage: python benchmarks/planner_bench.py [--quick] [--only lan|wan|round|rates|sim]
 Figures go to docs/benchmarks.md ("Planner and simulator"). Wall/CPU times depend on the machine
 and on what else runs on it; efficiency and WAN figures are simulated, deterministic per seed.
 """
@@ -12,6 +13,7 @@ import random
 import statistics
 import time
 
+from lanscatter.linkmap import Link, LinkMap
 from lanscatter.planner import Planner
 from lanscatter.sim_model import SimConfig
 from lanscatter.simulator import Simulation
@@ -74,6 +76,42 @@ def planning_round(quick: bool) -> None:
           f"cold round (every slot free, {len(first)} transfers) {cold * 1e3:.0f} ms; setup {setup:.1f} s")
 
 
+def fair_rates(quick: bool) -> None:
+    """What the master spends re-sharing ports: one LAN whose hosts have 100 or 200 Mbit/s ports,
+    every slot busy, one transfer ending before each call (as after a report)."""
+    nodes, chunks = (300, 2_000) if quick else (1000, 5_000)
+    names = [f"n{i:04d}" for i in range(nodes - 1)]
+    links = {"up:seed": Link("up:seed", 1.25e9)}
+    for i, name in enumerate(names):
+        rate = 12.5e6 if i % 2 else 25e6
+        links[f"up:{name}"] = Link(f"up:{name}", rate)
+        links[f"down:{name}"] = Link(f"down:{name}", rate)
+    rng = random.Random(7)
+    p = Planner(links=LinkMap(links=links), rng=random.Random(1))
+    hashes = [f"{i:016x}" for i in range(chunks)]
+    p.set_chunks([(h, 4 << 20) for h in hashes])
+    p.add_node("seed", dl_slots=0, ul_slots=8, seed=True)
+    p.set_have("seed", hashes)
+    for name in names:
+        p.add_node(name, dl_slots=2, ul_slots=2)
+        share = rng.random()
+        p.set_have(name, [h for h in hashes if rng.random() < share])
+    p.plan(0.0)
+    times = []
+    now = 0.0
+    for _ in range(100):
+        inflight = p.inflight()
+        now += 0.01
+        p.finish(inflight[rng.randrange(len(inflight))].id, now, ok=True)
+        t0 = time.perf_counter()
+        p.fair_rates()
+        times.append(time.perf_counter() - t0)
+        p.plan(now)
+    times.sort()
+    print(f"fair rates, {nodes} nodes, {len(p.inflight())} transfers in flight over host ports: "
+          f"median {statistics.median(times) * 1e3:.2f} ms, p99 {times[int(len(times) * 0.99)] * 1e3:.2f} ms a call")
+
+
 def sim_scale(quick: bool) -> None:
     nodes, chunks = (300, 1000) if quick else (1000, 5000)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -89,9 +127,10 @@ def sim_scale(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a quick look")
-    parser.add_argument("--only", choices=("lan", "wan", "round", "sim"))
+    parser.add_argument("--only", choices=("lan", "wan", "round", "rates", "sim"))
     args = parser.parse_args()
-    for name, fn in (("lan", lan), ("wan", wan), ("round", planning_round), ("sim", sim_scale)):
+    for name, fn in (("lan", lan), ("wan", wan), ("round", planning_round), ("rates", fair_rates),
+                     ("sim", sim_scale)):
         if args.only in (None, name):
             fn(args.quick)
 
