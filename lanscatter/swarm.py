@@ -40,6 +40,7 @@ SILENT_S = 5.0      # peers send Stats every second: this long without a word, o
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 HELLO_TIMEOUT_S = 15.0
 RATE_STEP = 0.02    # a fair rate that moved less than this share is not worth a message
+SHARE_DUTY = 3.0    # after sharing for t seconds, wait SHARE_DUTY * t before sharing again
 
 
 @dataclass(eq=False)
@@ -101,6 +102,8 @@ class Swarm:
         self._waiting: set[int] = set()    # transfers whose first bytes have not arrived (protocol 4)
         self._ends: dict[int, float] = {}  # released transfers -> when their last byte is due (monotonic)
         self._shared_at: tuple[int, int, int] = (-1, -1, -1)   # (flights epoch, waiting, ended) at the last share
+        self._share_next = 0.0             # no sharing before this (monotonic): see _share
+        self._share_pending = False        # shares moved while sharing had to wait
         self._wake = asyncio.Event()
         self._silence_checked = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -343,8 +346,10 @@ class Swarm:
         while True:
             tick, now = PLAN_TICK_S, time.monotonic()
             due = [at - now for at in self._ends.values() if at > now]
-            if due:              # wake when a released transfer's share falls free
-                tick = min(tick, max(0.005, min(due)))
+            if self._share_pending:
+                due.append(self._share_next - now)
+            if due:              # wake when a released transfer's share falls free, or to share
+                tick = min(tick, max(0.001, min(due)))
             try:
                 async with asyncio.timeout(tick):
                     await self._wake.wait()
@@ -360,24 +365,37 @@ class Swarm:
                 self._cancel(t)
             if self.manifest is None:
                 continue
-            new = self.planner.plan(now)
+            self._share(now, self.planner.plan(now))
+
+    def _share(self, now: float, new: list[Transfer]) -> None:
+        """Start the new transfers at their fair shares and tell sources the shares that moved.
+
+        A released transfer past its last byte's due time leaves its share to the others (its
+        report is on its way). A new transfer starts at its share among all; the others give it
+        that share only once its bytes arrive (until then its request is on its way and they can
+        use it). Sharing takes milliseconds in a swarm of a thousand peers: it runs at most
+        1 / (1 + SHARE_DUTY) of the time, new transfers starting at their booked rate meanwhile."""
+        for t in new:
+            if (dest := self.peers.get(t.dest)) is not None and dest.protocol >= 4:
+                self._waiting.add(t.id)
+        ended = {tid for tid, at in self._ends.items() if at <= now}
+        # (between plans waiting only shrinks and ended only grows: their sizes tell whether they
+        # changed)
+        shared = (self.planner.flights_epoch, len(self._waiting), len(ended))
+        if now < self._share_next:
             for t in new:
-                if (dest := self.peers.get(t.dest)) is not None and dest.protocol >= 4:
-                    self._waiting.add(t.id)
-            # A released transfer past its last byte's due time leaves its share to the others
-            # (its report is on its way). A new transfer starts at its share among all; the others
-            # give it that share only once its bytes arrive (until then its request is on its way
-            # and they can use it).
-            ended = {tid for tid, at in self._ends.items() if at <= now}
-            first = self.planner.fair_rates((self._waiting - {t.id for t in new}) | ended) if new else {}
-            for t in new:
-                self._start(t, first.get(t.id, math.inf))
-            # (between plans waiting only shrinks and ended only grows: their sizes tell whether
-            # they changed)
-            shared = (self.planner.flights_epoch, len(self._waiting), len(ended))
-            if shared != self._shared_at:
-                self._shared_at = shared
-                self._send_rates(self.planner.fair_rates(self._waiting | ended))
+                self._start(t, t.rate_cap if t.rate_cap is not None else math.inf)
+            self._share_pending = shared != self._shared_at
+            return
+        began = time.perf_counter()
+        first = self.planner.fair_rates((self._waiting - {t.id for t in new}) | ended) if new else {}
+        for t in new:
+            self._start(t, first.get(t.id, math.inf))
+        if shared != self._shared_at:
+            self._shared_at = shared
+            self._send_rates(self.planner.fair_rates(self._waiting | ended))
+        self._share_pending = False
+        self._share_next = now + SHARE_DUTY * (time.perf_counter() - began)
 
     def _mind_silent_peers(self, now: float) -> None:
         """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
