@@ -250,15 +250,15 @@ class Fetcher:
                 head = resp.read1(_FIRST_READ)
                 n = len(head)
                 view[:n] = head
+                if n:
+                    body.receiving()
+                    body.receiving = None
             else:
                 n = resp.readinto(view if body.ending is None else view[:_next_read(body, received, spb)])
             if not n:
                 break
             body.wire += n
             self.counters.rx_bytes += n
-            if body.receiving is not None:
-                body.receiving()
-                body.receiving = None
             _pause(wait_all(caps, n), cancel)
             data: memoryview | bytes = decomp.decompress(view[:n]) if decomp else view[:n]
             received += len(data)

@@ -97,7 +97,7 @@ class Swarm:
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.transfers: dict[int, Transfer] = {}
         self.seed_uploads: Callable[[], int] = lambda: 0
-        self.seed_rates: Callable[[dict[int, float]], None] | None = None   # new rates for our own uploads
+        self.seed_rates: Callable[[dict[int, float]], None] = lambda rates: None   # for our own uploads
         self._rates_sent: dict[int, float] = {}       # transfer id -> the rate its source was last given
         self._waiting: set[int] = set()    # transfers whose first bytes have not arrived (protocol 4)
         self._ends: dict[int, float] = {}  # released transfers -> when their last byte is due (monotonic)
@@ -452,8 +452,7 @@ class Swarm:
         for source, (ids, values) in out.items():
             self._rates_sent.update(zip(ids, values))
             if source == self.name:
-                if self.seed_rates is not None:
-                    self.seed_rates(dict(zip(ids, values)))
+                self.seed_rates(dict(zip(ids, values)))
             elif (link := self.peers.get(source)) is not None:
                 asyncio.ensure_future(self._send(link, p.Rates(ids, values)))
 

@@ -72,8 +72,8 @@ class Pace:
 class _Upload:
     sock: Any
     pace: Pace
-    rate: float | None = None       # the planner's latest rate for it (the request's, then Pace messages)
-    paced: float | None = -1.0      # what the socket is paced at now (-1: not set yet)
+    rate: float | None              # the planner's latest rate for it (the request's, then Rates messages)
+    paced: float | None = None      # what the socket is paced at now (None: unpaced)
 
 
 _EARLY_RATES = 256      # rates for transfers whose request has not come yet (the message was faster)
@@ -90,13 +90,13 @@ class UploadPacer:
     def add(self, sock: Any, pace: Pace) -> bool:
         """Pace a new upload and re-share the rates; False when the kernel cannot pace it."""
         rate = self._early.pop(pace.transfer, pace.rate) if pace.transfer is not None else pace.rate
-        up = _Upload(sock, pace, rate)
-        self._uploads[id(sock)] = up
+        up = self._uploads[id(sock)] = _Upload(sock, pace, rate)
+        paced = self._rates()[id(sock)]
         # Always set: a kept-alive socket still carries its previous upload's pace.
-        if not set_pacing(sock, self._rates()[id(sock)]):
+        if not set_pacing(sock, paced):
             del self._uploads[id(sock)]
             return False
-        up.paced = self._rates()[id(sock)]
+        up.paced = paced
         self._reshare()
         return True
 
