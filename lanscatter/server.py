@@ -6,6 +6,7 @@ import errno
 
 from aiohttp import web
 
+from lanscatter.congestion import pace_from_birth
 from lanscatter.errors import ConfigError
 
 
@@ -28,5 +29,7 @@ async def bind_site(app: web.Application, host: str, port: int) -> tuple[web.App
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     server = site._server
     sockets = getattr(server, "sockets", None) or []
+    for listener in sockets:        # its uploads are paced (congestion.py)
+        pace_from_birth(listener)
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, bound

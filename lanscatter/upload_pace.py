@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from lanscatter.congestion import for_wan
 from lanscatter.fair_share import fair_rates
 
 _SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux
@@ -97,6 +98,8 @@ class UploadPacer:
             del self._uploads[id(sock)]
             return False
         up.paced = paced
+        if pace.group is not None:
+            for_wan(sock)       # (before its first byte: a pipe's first request is a WAN upload)
         self._reshare()
         return True
 

@@ -1,0 +1,67 @@
+"""Paced uploads run under Reno from their first byte; WAN uploads under the system's default."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from lanscatter.congestion import PACED, congestion_of, for_wan, pace_from_birth, system_default
+from lanscatter.server import bind_site
+from lanscatter.upload_pace import Pace, UploadPacer
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="congestion control is chosen on Linux only")
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.create_server(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def accept_one(listener: socket.socket) -> tuple[socket.socket, socket.socket]:
+    client = socket.create_connection(listener.getsockname())
+    return client, listener.accept()[0]
+
+
+def test_connections_accepted_after_the_listener_is_set_run_under_reno(listener: socket.socket) -> None:
+    default = system_default()
+    if not pace_from_birth(listener):
+        pytest.skip("Reno cannot be set here")
+    client, served = accept_one(listener)
+    with client, served:
+        assert congestion_of(served) == PACED
+        assert congestion_of(client) == default          # the other end is not ours to choose
+
+
+def test_wan_uploads_go_back_to_the_system_default(listener: socket.socket) -> None:
+    default = system_default()
+    if default is None or default == PACED or not pace_from_birth(listener):
+        pytest.skip("needs a system default other than Reno, and Reno allowed")
+    pacer = UploadPacer(limit=1000)
+    (c1, lan), (c2, wan) = accept_one(listener), accept_one(listener)
+    with c1, lan, c2, wan:
+        pacer.add(lan, Pace(rate=300, transfer=7))
+        pacer.add(wan, Pace(group="wan:hub>far", group_rate=500, transfer=8))
+        assert (congestion_of(lan), congestion_of(wan)) == (PACED, default)
+        assert not for_wan(wan)                           # already there: nothing to change
+
+
+async def test_every_node_listener_paces_from_birth() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        return web.Response(body=congestion_of(sock) or b"?")
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner, port = await bind_site(app, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as resp:
+            assert await resp.read() == PACED            # the connection the upload would go out on
+    finally:
+        await runner.cleanup()
