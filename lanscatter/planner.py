@@ -10,6 +10,8 @@ Policy (docs/planner.md has the reasoning):
 - Downloaders are served least-complete first; a downloader takes the rarest chunk (fewest nodes
   holding or receiving it) among what the probed idle sources can give it.
 - A source that is already sending a chunk offers other chunks first, so copies spread.
+- Of equally rare chunks a seed sends the short ones (small files, files' ends) first: they are
+  whole soonest, so at the start the peers have something to pass on while the big ones come.
 - Among equally rare offers, a seed (master or relay) weighs `seed_weight` of a peer, a slow
   source 1/slowness, a source whose uploads failed lately (1 - its recent failure share).
 - Slowness is measured (upload time against the time the rate cap allows) and compared with the
@@ -199,6 +201,8 @@ class Planner(SwarmBooks):
                 top = [o for o in offers if o[1] & rarest]
                 choice = top[0] if len(top) == 1 else self._weighted(top)
             s, cand, slow, i = choice
+            if s.seed and (short := cand & self._short & rarity.below[j]):
+                cand = short                   # a seed's short chunks are whole, and passed on, soonest
             chunk = rarity.pick(cand, j, rng)
             path = self._path_rate(s, d, down)     # checked last: a full path is the rare case
             narrow = path is not None and self._wan and self._narrow(s, path[0], path[1])

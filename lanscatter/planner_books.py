@@ -47,6 +47,7 @@ class SwarmBooks:
         self._wan = bool(self._book.wan)     # narrow uploads (beside the slots) exist only with WANs
         self._hashes: list[str] = []
         self._sizes: list[int] = []
+        self._short = 0             # chunks shorter than a whole one (small files, files' ends)
         self._index: dict[str, int] = {}
         self._full = 0
         self._rarity = RarityIndex(array("i"))
@@ -92,6 +93,8 @@ class SwarmBooks:
         self._sites = {s: SiteCover(remap_counts(c.counts, runs, n)) for s, c in self._sites.items()}
         self._hashes, self._index = hashes, index
         self._sizes = [size for _, size in chunks]
+        whole = max(self._sizes, default=0)
+        self._short = bits_from_indices([i for i, size in enumerate(self._sizes) if size < whole], n)
         self._full = (1 << len(hashes)) - 1
         for node in self._nodes.values():
             self._touch(node)
