@@ -10,8 +10,9 @@ the emulated one-LAN tree, and connections switched to Reno after their first by
 (`ss` shows them with a slow-start threshold of a few dozen packets, left by BBR). So Reno is set
 on the listening socket, and every connection it accepts has it from its first byte.
 
-A WAN link's uploads (pipelined, paced as a group) go back to the system's default: long, lossy
-links are what BBR is for.
+Uploads the planner does not pace at a fair share go back to the system's default before their
+first byte: a WAN link's (pipelined, paced as a group: long, lossy links are what BBR is for), and
+those of a swarm that knows no link speeds, whose links may be anything.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def system_default() -> bytes | None:
         return None
 
 
-def for_wan(sock: Any) -> bool:
-    """Put an upload over a WAN link back under the system's default congestion control."""
+def unpaced_default(sock: Any) -> bool:
+    """Put an upload that is not paced at a fair share back under the system's default."""
     default = system_default()
     if default is None or congestion_of(sock) in (None, default):
         return False

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from lanscatter.congestion import for_wan
+from lanscatter.congestion import unpaced_default
 from lanscatter.fair_share import fair_rates
 
 _SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux
@@ -98,8 +98,8 @@ class UploadPacer:
             del self._uploads[id(sock)]
             return False
         up.paced = paced
-        if pace.group is not None:
-            for_wan(sock)       # (before its first byte: a pipe's first request is a WAN upload)
+        if pace.group is not None or rate is None:
+            unpaced_default(sock)       # (congestion.py; a pipe's first request is a WAN upload)
         self._reshare()
         return True
 

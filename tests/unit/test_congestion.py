@@ -1,4 +1,4 @@
-"""Paced uploads run under Reno from their first byte; WAN uploads under the system's default."""
+"""Uploads paced at a fair share run under Reno from their first byte; others under the system's default."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lanscatter.congestion import PACED, congestion_of, for_wan, pace_from_birth, system_default
+from lanscatter.congestion import PACED, congestion_of, pace_from_birth, system_default, unpaced_default
 from lanscatter.server import bind_site
 from lanscatter.upload_pace import Pace, UploadPacer
 
@@ -39,17 +39,18 @@ def test_connections_accepted_after_the_listener_is_set_run_under_reno(listener:
         assert congestion_of(client) == default          # the other end is not ours to choose
 
 
-def test_wan_uploads_go_back_to_the_system_default(listener: socket.socket) -> None:
+def test_uploads_not_paced_at_a_fair_share_go_back_to_the_system_default(listener: socket.socket) -> None:
     default = system_default()
     if default is None or default == PACED or not pace_from_birth(listener):
         pytest.skip("needs a system default other than Reno, and Reno allowed")
     pacer = UploadPacer(limit=1000)
-    (c1, lan), (c2, wan) = accept_one(listener), accept_one(listener)
-    with c1, lan, c2, wan:
+    (c1, lan), (c2, wan), (c3, free) = accept_one(listener), accept_one(listener), accept_one(listener)
+    with c1, lan, c2, wan, c3, free:
         pacer.add(lan, Pace(rate=300, transfer=7))
         pacer.add(wan, Pace(group="wan:hub>far", group_rate=500, transfer=8))
-        assert (congestion_of(lan), congestion_of(wan)) == (PACED, default)
-        assert not for_wan(wan)                           # already there: nothing to change
+        pacer.add(free, Pace(transfer=9))                 # no link speeds known: no planner rate
+        assert (congestion_of(lan), congestion_of(wan), congestion_of(free)) == (PACED, default, default)
+        assert not unpaced_default(wan)                   # already there: nothing to change
 
 
 async def test_every_node_listener_paces_from_birth() -> None:
