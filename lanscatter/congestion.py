@@ -5,8 +5,9 @@ congestion control, keeps a port's queue short, and it changes whenever a transf
 on the ports an upload crosses. So an upload needs a congestion control that sends at whatever
 pace it is given, at once. Reno does while it is in slow start, and with the pace keeping the
 queues short and nothing dropped it never leaves slow start: its window stays at twice what is in
-flight. Under BBR, the default on many machines, such uploads carried about 90 % of their pace on
-the emulated one-LAN tree (docs/benchmarks.md). Reno is set on the listening socket, so every
+flight. Under BBR (the default where this was measured) such uploads carried about 90 % of their
+pace on the emulated one-LAN tree; CUBIC, the usual default, did nearly as well as Reno there
+(docs/benchmarks.md). Reno is set on the listening socket, so every
 connection it accepts has it from its first byte: one setting per node, and no connection carries
 data under BBR first (BBR leaves a slow-start threshold of a few dozen packets, as `ss` shows,
 which Reno would keep and start below).
