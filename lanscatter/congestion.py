@@ -6,11 +6,11 @@ on the ports an upload crosses. So an upload needs a congestion control that sen
 pace it is given, at once. Reno does while it is in slow start, and with the pace keeping the
 queues short and nothing dropped it never leaves slow start: its window stays at twice what is in
 flight. Under BBR (the default where this was measured) such uploads carried about 90 % of their
-pace on the emulated one-LAN tree; CUBIC, the usual default, did nearly as well as Reno there
-(docs/benchmarks.md). Reno is set on the listening socket, so every
-connection it accepts has it from its first byte: one setting per node, and no connection carries
-data under BBR first (BBR leaves a slow-start threshold of a few dozen packets, as `ss` shows,
-which Reno would keep and start below).
+pace on the emulated one-LAN tree; under CUBIC, the usual default, a sync took about 1 % longer
+than under Reno in one pair of runs (docs/benchmarks.md). Reno is set on the listening socket, so
+every connection it accepts has it from its first byte: one setting per node, and no connection
+carries data under BBR first (BBR leaves a slow-start threshold of a few dozen packets, as `ss`
+shows, which Reno would keep and start below).
 
 Uploads the planner does not pace at a fair share go back to the system's default before their
 first byte: a WAN link's (pipelined, paced as a group: long, lossy links are what BBR is for), and

@@ -71,7 +71,7 @@ def test_least_complete_downloader_first() -> None:
 
 def test_a_seed_sends_its_short_chunks_first() -> None:
     """Of equally rare chunks a seed sends the short ones (small files, files' ends) first: they are
-    whole, and can be passed on, soonest. Peers pick among equally rare chunks at random."""
+    whole, and can be passed on, soonest."""
     chunks = [(f"c{i}", 4000 if i % 4 else 700) for i in range(12)]       # c0, c4, c8 are short
     for rng_seed in range(20):
         p = Planner(rng=random.Random(rng_seed))
@@ -81,9 +81,10 @@ def test_a_seed_sends_its_short_chunks_first() -> None:
         for name in "abc":
             p.add_node(name, dl_slots=2, ul_slots=2)
         assert {t.chunk for t in p.plan(0.0)} == {"c0", "c4", "c8"}
-    # once the short ones are out, the rarest come first again, whatever their size
-    p = swarm(4, seed_slots=1)
+    # rarity still comes first: b gets the whole c1 only S holds, not the short c0 that a holds too
+    p = Planner(rng=random.Random(7))
     p.set_chunks([("c0", 100), ("c1", 1000)])
+    p.add_node("S", dl_slots=0, ul_slots=1, seed=True)
     p.set_have("S", ["c0", "c1"])
     p.add_node("a", dl_slots=0, ul_slots=1)
     p.set_have("a", ["c0"])
