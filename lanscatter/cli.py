@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from lanscatter import __version__
 from lanscatter.errors import LanscatterError
+from lanscatter.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -34,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lanscatter",
         description="One-way, P2P-assisted distribution of a large folder to many hosts and sites.",
     )
-    parser.add_argument("--version", action="version", version=f"lanscatter {__version__}")
+    # the protocol range tells a control host (`up --ssh`) whether this installation can join a tree
+    parser.add_argument("--version", action="version",
+                        version=f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})")
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

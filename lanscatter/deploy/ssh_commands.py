@@ -1,0 +1,169 @@
+"""What `lanscatter up FILE --ssh` runs on each host, and how it reads the answers. Pure.
+
+Rules:
+- The user's own `ssh` client makes every connection (their config, agent, known hosts, jump
+  hosts), in batch mode: a host that would ask for a password or a new host key fails with ssh's
+  own reason instead of prompting (one prompt per host of a tree would be unusable).
+- Nothing secret is ever on a command line: the remote side reads the swarm secret as the first
+  line of its standard input (the SSH channel) with the shell's `read` built-in, exports it, and
+  starts `lanscatter up FILE --host X --headless`.
+- The remote `up` stops when the channel's standard input ends: the control host stops a host by
+  closing it (or by losing the connection), and the remote shell then sends SIGTERM to the one
+  process it started and passes on its exit status. Nothing else on the host is signalled.
+- Every value that reaches a remote shell is quoted (`shlex.quote`); environment variable names are
+  checked against the shell's rules.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from lanscatter.errors import ConfigError
+
+SECRET_ENV = "LANSCATTER_SECRET"
+# ssh exits 255 when it could not connect or authenticate; a shell exits 127 for a missing command.
+SSH_FAILED = 255
+COMMAND_NOT_FOUND = 127
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VERSION = re.compile(r"lanscatter (\S+)(?: \(protocol (\d+)\.\.(\d+)\))?")
+
+
+@dataclass(frozen=True, slots=True)
+class SshOptions:
+    """How to reach the hosts: the user's ssh, with these additions."""
+
+    ssh: str = "ssh"                       # the client program
+    config: str | None = None              # -F FILE
+    user: str | None = None                # -l USER
+    options: tuple[str, ...] = ()          # -o KEY=VALUE, in order
+    connect_timeout_s: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRun:
+    """What runs on one host: where lanscatter is, the tree file there, and the `up` options."""
+
+    lanscatter: str                        # the remote program (a name on PATH, or a path)
+    tree_file: str                         # the site-tree file on the host
+    host: str                              # the host's name in the tree (`up --host`)
+    workdir: str | None = None             # `up --workdir`
+    secret_env: str | None = None          # another variable the tree names for the secret
+
+
+def ssh_argv(opts: SshOptions, destination: str, remote_command: str) -> list[str]:
+    """The local command line that runs `remote_command` on `destination` (no terminal on the host)."""
+    argv = [opts.ssh, "-T", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={opts.connect_timeout_s}",
+            # a host that went away is noticed within ~15 s, and its session ends on both sides
+            "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+    if opts.config:
+        argv += ["-F", opts.config]
+    if opts.user:
+        argv += ["-l", opts.user]
+    for option in opts.options:
+        argv += ["-o", option]
+    return [*argv, "--", destination, remote_command]
+
+
+def check_command(lanscatter: str, copy_to: str | None) -> str:
+    """Prints the remote lanscatter's version; with `copy_to`, then stores standard input there
+    (a temporary file renamed into place, so a host never reads half a file)."""
+    command = f"{shlex.quote(lanscatter)} --version"
+    if copy_to is None:
+        return command
+    folder = copy_to.rpartition("/")[0]
+    part = shlex.quote(copy_to + ".part.") + "$$"       # $$: the remote shell's pid, unquoted
+    mkdir = f"mkdir -p {shlex.quote(folder)} && " if folder else ""
+    return f"{command} && {mkdir}cat > {part} && mv -f {part} {shlex.quote(copy_to)}"
+
+
+def up_command(run: RemoteRun) -> str:
+    """The remote shell command that reads the secret from standard input and runs `up` until
+    standard input ends (see the module's rules). Runs under `sh` whatever the login shell is."""
+    if run.secret_env is not None and not _ENV_NAME.fullmatch(run.secret_env):
+        raise ConfigError(f"the secret's environment variable {run.secret_env!r} is not a valid name",
+                          "use letters, digits and underscores, not starting with a digit")
+    up = [run.lanscatter, "up", run.tree_file, "--host", run.host, "--headless"]
+    if run.workdir is not None:
+        up += ["--workdir", run.workdir]
+    also = ""
+    if run.secret_env and run.secret_env != SECRET_ENV:
+        also = f' {run.secret_env}="$LANSCATTER_SECRET"; export {run.secret_env};'
+    script = (
+        "IFS= read -r LANSCATTER_SECRET || exit 96\n"
+        f'if [ -n "$LANSCATTER_SECRET" ]; then export LANSCATTER_SECRET;{also} '
+        "else unset LANSCATTER_SECRET; fi\n"
+        "exec 3<&0\n"
+        f"{shlex.join(up)} </dev/null &\n"
+        "pid=$!\n"
+        "trap 'kill -TERM $pid 2>/dev/null' HUP INT TERM\n"
+        # the channel's input ends (closed, or the connection lost): stop the one process started here
+        "( while IFS= read -r _; do :; done; kill -TERM $pid 2>/dev/null ) <&3 >/dev/null 2>&1 &\n"
+        "watch=$!\n"
+        "exec 3<&-\n"
+        "rc=0\n"
+        "while kill -0 $pid 2>/dev/null; do wait $pid; rc=$?; done\n"
+        "kill $watch 2>/dev/null\n"
+        "exit $rc\n"
+    )
+    return f"exec sh -c {shlex.quote(script)}"
+
+
+def secret_line(secret: str | None) -> bytes:
+    """The first line the remote side reads: the secret (or nothing)."""
+    if secret is None:
+        return b"\n"
+    if "\n" in secret or "\r" in secret or "\0" in secret:
+        raise ConfigError("the swarm secret spans several lines", "use a secret on one line")
+    return secret.encode() + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteVersion:
+    version: str
+    protocol: tuple[int, int] | None       # None: an installation that does not say (older)
+
+
+def parse_version(output: str) -> RemoteVersion | None:
+    """The first `lanscatter X [(protocol A..B)]` line of `lanscatter --version`, or None."""
+    for line in output.splitlines():
+        m = _VERSION.fullmatch(line.strip())
+        if m:
+            proto = (int(m.group(2)), int(m.group(3))) if m.group(2) else None
+            return RemoteVersion(m.group(1), proto)
+    return None
+
+
+def compatibility_problem(ours: RemoteVersion, theirs: RemoteVersion) -> str | None:
+    """Why a host's lanscatter cannot join this tree (naming the side to upgrade), or None."""
+    if theirs.protocol is None or ours.protocol is None:
+        if theirs.version == ours.version:
+            return None
+        return (f"it has lanscatter {theirs.version}, which does not say its protocol versions; this "
+                f"host has {ours.version}: install {ours.version} there")
+    lo, hi = max(ours.protocol[0], theirs.protocol[0]), min(ours.protocol[1], theirs.protocol[1])
+    if lo <= hi:
+        return None
+    side = "that host" if theirs.protocol[1] < ours.protocol[0] else "this control host"
+    return (f"no common protocol version: it speaks {theirs.protocol[0]}..{theirs.protocol[1]} "
+            f"(lanscatter {theirs.version}), this control host {ours.protocol[0]}..{ours.protocol[1]} "
+            f"(lanscatter {ours.version}); upgrade {side}")
+
+
+def last_lines(output: str, count: int = 3, width: int = 300) -> str:
+    """The last non-empty lines of a remote output, shortened and with control characters escaped
+    (it comes from another host and goes to this terminal)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()][-count:]
+    text = " / ".join(lines)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def unreachable_reason(code: int | None, stderr: str) -> str:
+    """What a failed check says, for the list of hosts that could not be used."""
+    said = last_lines(stderr, count=1)
+    if code == COMMAND_NOT_FOUND:
+        return "lanscatter is not installed there (or not on the PATH of a non-interactive shell)"
+    return said or f"ssh exited with {code}"
+
