@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.node_cli",
     "lanscatter.topology.cli",
     "lanscatter.topology.up_cli",
+    "lanscatter.deploy.service_cli",
     "lanscatter.emulator.cli",
     "lanscatter.simulate_cli",
     "lanscatter_tui.cli",

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from lanscatter import __version__
 from lanscatter.atomic_file import write_json_atomic
+from lanscatter.deploy.portable import relative_paths
 from lanscatter.deploy.ssh_commands import (
     SECRET_ENV,
     RemoteRun,
@@ -46,7 +47,6 @@ from lanscatter.deploy.ssh_commands import (
 from lanscatter.errors import ConfigError, LanscatterError
 from lanscatter.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from lanscatter.topology.derive import DeploymentPlan, HostPlan, derive_plan
-from lanscatter.topology.model import Topology
 from lanscatter.topology.orchestrator import EXIT_INTERRUPTED, stop_on_signals
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
@@ -106,21 +106,6 @@ def our_version() -> RemoteVersion:
 def default_remote_file(plan: DeploymentPlan, file: Path) -> str:
     """In the remote user's home (where an SSH session starts)."""
     return str(PurePosixPath(".cache", "lanscatter", "deploy", plan.dataset.name, file.name))
-
-
-def relative_paths(topo: Topology) -> list[str]:
-    """Paths of the tree that are relative to the file's folder, so they change meaning when the
-    file is copied elsewhere."""
-    out = []
-    if not Path(topo.dataset.source).expanduser().is_absolute():
-        out.append(f"dataset.source {topo.dataset.source!r}")
-    if topo.dataset.secret.kind == "file" and not Path(topo.dataset.secret.ref).expanduser().is_absolute():
-        out.append(f"secret file {topo.dataset.secret.ref!r}")
-    for h in topo.hosts():
-        folder = topo.settings_of(h).folder
-        if folder is not None and not Path(folder).expanduser().is_absolute():
-            out.append(f"folder {folder!r} of host {h.name}")
-    return out
 
 
 def secret_to_send(plan: DeploymentPlan) -> tuple[str | None, str | None]:
