@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.simulate_cli",
     "lanscatter_tui.cli",
 )
+# The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.
+VERSION = f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lanscatter",
         description="One-way, P2P-assisted distribution of a large folder to many hosts and sites.",
     )
-    # the protocol range tells a control host (`up --ssh`) whether this installation can join a tree
-    parser.add_argument("--version", action="version",
-                        version=f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})")
+    parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -56,6 +56,9 @@ def configure_logging(debug: bool) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(VERSION)          # before the subcommands load: a control host asks every host this
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

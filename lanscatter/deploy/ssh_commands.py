@@ -4,9 +4,11 @@ Rules:
 - The user's own `ssh` client makes every connection (their config, agent, known hosts, jump
   hosts), in batch mode: a host that would ask for a password or a new host key fails with ssh's
   own reason instead of prompting (one prompt per host of a tree would be unusable).
-- Nothing secret is ever on a command line: the remote side reads the swarm secret as the first
-  line of its standard input (the SSH channel) with the shell's `read` built-in, exports it, and
-  starts `lanscatter up FILE --host X --headless`.
+- One SSH session per host does everything: it prints the host's `lanscatter --version`, then
+  waits for the control host's word; on `go` it reads the secret and the tree file from its input
+  and starts `lanscatter up FILE --host X --headless`.
+- Nothing secret is ever on a command line: the remote side reads the swarm secret from its
+  standard input (the SSH channel) with the shell's `read` built-in and exports it.
 - The remote `up` stops when the channel's standard input ends: the control host stops a host by
   closing it (or by losing the connection), and the remote shell then sends SIGTERM to the one
   process it started and passes on its exit status. Nothing else on the host is signalled.
@@ -26,6 +28,8 @@ SECRET_ENV = "LANSCATTER_SECRET"
 # ssh exits 255 when it could not connect or authenticate; a shell exits 127 for a missing command.
 SSH_FAILED = 255
 COMMAND_NOT_FOUND = 127
+STOPPED_BEFORE_START = 96      # the session's input ended (or said no) before `up` started
+CANNOT_STORE_TREE = 98
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VERSION = re.compile(r"lanscatter (\S+)(?: \(protocol (\d+)\.\.(\d+)\))?")
 
@@ -50,6 +54,7 @@ class RemoteRun:
     host: str                              # the host's name in the tree (`up --host`)
     workdir: str | None = None             # `up --workdir`
     secret_env: str | None = None          # another variable the tree names for the secret
+    copy: bool = False                     # the session brings the tree file (to `tree_file`)
 
 
 def ssh_argv(opts: SshOptions, destination: str, remote_command: str) -> list[str]:
@@ -66,21 +71,15 @@ def ssh_argv(opts: SshOptions, destination: str, remote_command: str) -> list[st
     return [*argv, "--", destination, remote_command]
 
 
-def check_command(lanscatter: str, copy_to: str | None) -> str:
-    """Prints the remote lanscatter's version; with `copy_to`, then stores standard input there
-    (a temporary file renamed into place, so a host never reads half a file)."""
-    command = f"{shlex.quote(lanscatter)} --version"
-    if copy_to is None:
-        return command
-    folder = copy_to.rpartition("/")[0]
-    part = shlex.quote(copy_to + ".part.") + "$$"       # $$: the remote shell's pid, unquoted
-    mkdir = f"mkdir -p {shlex.quote(folder)} && " if folder else ""
-    return f"{command} && {mkdir}cat > {part} && mv -f {part} {shlex.quote(copy_to)}"
-
-
-def up_command(run: RemoteRun) -> str:
-    """The remote shell command that reads the secret from standard input and runs `up` until
-    standard input ends (see the module's rules). Runs under `sh` whatever the login shell is."""
+def session_command(run: RemoteRun) -> str:
+    """The remote shell command of a host's one SSH session (see the module's rules). Runs under
+    `sh` whatever the login shell is. In order:
+    1. prints `lanscatter --version` (exit 127 when it is not installed);
+    2. reads one line: `go` to go on, anything else (or the input's end) to stop there (exit 96);
+    3. reads the secret's line and exports it;
+    4. with `run.copy`: reads a byte count and that many bytes, the tree file, stored in a
+       temporary file renamed into place (exit 98 when it cannot be stored whole);
+    5. runs `up` until standard input ends, then stops it and exits with its status."""
     if run.secret_env is not None and not _ENV_NAME.fullmatch(run.secret_env):
         raise ConfigError(f"the secret's environment variable {run.secret_env!r} is not a valid name",
                           "use letters, digits and underscores, not starting with a digit")
@@ -90,10 +89,24 @@ def up_command(run: RemoteRun) -> str:
     also = ""
     if run.secret_env and run.secret_env != SECRET_ENV:
         also = f' {run.secret_env}="$LANSCATTER_SECRET"; export {run.secret_env};'
+    copy = ""
+    if run.copy:
+        folder = run.tree_file.rpartition("/")[0]
+        part = shlex.quote(run.tree_file + ".part.") + "$$"      # $$: the remote shell's pid, unquoted
+        mkdir = f"mkdir -p {shlex.quote(folder)} && " if folder else ""
+        copy = (
+            "IFS= read -r size || exit 96\n"
+            f'{mkdir}head -c "$size" > {part} && [ "$(wc -c < {part})" -eq "$size" ] '
+            f"&& mv -f {part} {shlex.quote(run.tree_file)} || {{ rm -f {part}; exit 98; }}\n"
+        )
     script = (
+        f"v=$({shlex.quote(run.lanscatter)} --version) || exit $?\n"
+        'printf "%s\\n" "$v"\n'
+        'IFS= read -r go && [ "$go" = go ] || exit 96\n'
         "IFS= read -r LANSCATTER_SECRET || exit 96\n"
         f'if [ -n "$LANSCATTER_SECRET" ]; then export LANSCATTER_SECRET;{also} '
         "else unset LANSCATTER_SECRET; fi\n"
+        f"{copy}"
         "exec 3<&0\n"
         f"{shlex.join(up)} </dev/null &\n"
         "pid=$!\n"
@@ -110,8 +123,16 @@ def up_command(run: RemoteRun) -> str:
     return f"exec sh -c {shlex.quote(script)}"
 
 
+def go_message(secret: str | None, tree: bytes | None) -> bytes:
+    """What the control host sends once a host's version passed: go, the secret, the tree file."""
+    out = b"go\n" + secret_line(secret)
+    if tree is not None:
+        out += f"{len(tree)}\n".encode() + tree
+    return out
+
+
 def secret_line(secret: str | None) -> bytes:
-    """The first line the remote side reads: the secret (or nothing)."""
+    """The line that carries the secret (empty: none)."""
     if secret is None:
         return b"\n"
     if "\n" in secret or "\r" in secret or "\0" in secret:

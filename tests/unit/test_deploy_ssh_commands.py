@@ -10,14 +10,14 @@ from lanscatter.deploy.ssh_commands import (
     RemoteRun,
     RemoteVersion,
     SshOptions,
-    check_command,
     compatibility_problem,
+    go_message,
     last_lines,
     parse_version,
     secret_line,
+    session_command,
     ssh_argv,
     unreachable_reason,
-    up_command,
 )
 from lanscatter.errors import ConfigError
 
@@ -37,31 +37,31 @@ def test_a_hostile_destination_cannot_become_an_option() -> None:
     assert argv[-3] == "--"
 
 
-def test_check_command_quotes_paths_and_renames_the_copy_into_place() -> None:
-    cmd = check_command("/opt/my tools/lanscatter", "/srv/trees/a b.yaml")
-    words = shlex.split(cmd)
-    assert words[:2] == ["/opt/my tools/lanscatter", "--version"]
-    assert "mkdir" in words and "/srv/trees" in words
-    assert "/srv/trees/a b.yaml.part.$$" in words          # $$ outside the quotes: the shell expands it
-    assert words[-1] == "/srv/trees/a b.yaml" and words[-4] == "mv"
-    assert check_command("lanscatter", None) == "lanscatter --version"
-
-
-def test_up_command_reads_the_secret_from_input_and_never_names_it() -> None:
-    run = RemoteRun("/opt/l s/lanscatter", "tree.yaml", "paris-gw", workdir="/var/w", secret_env="MY_SECRET")
-    cmd = up_command(run)
-    words = shlex.split(cmd)
+def test_the_session_prints_the_version_then_waits_for_go_the_secret_and_the_file() -> None:
+    run = RemoteRun("/opt/l s/lanscatter", "/srv/trees/a b.yaml", "paris-gw", workdir="/var/w",
+                    secret_env="MY_SECRET", copy=True)
+    words = shlex.split(session_command(run))
     assert words[:3] == ["exec", "sh", "-c"]
-    script = words[3]
-    assert script.startswith("IFS= read -r LANSCATTER_SECRET")
-    assert 'MY_SECRET="$LANSCATTER_SECRET"; export MY_SECRET' in script
-    assert "'/opt/l s/lanscatter' up tree.yaml --host paris-gw --headless --workdir /var/w" in script
-    assert "kill -TERM $pid" in script
+    lines = words[3].splitlines()
+    assert lines[0] == "v=$('/opt/l s/lanscatter' --version) || exit $?"
+    assert lines[2] == 'IFS= read -r go && [ "$go" = go ] || exit 96'
+    assert lines[3] == "IFS= read -r LANSCATTER_SECRET || exit 96"
+    assert 'MY_SECRET="$LANSCATTER_SECRET"; export MY_SECRET' in lines[4]
+    assert lines[5] == "IFS= read -r size || exit 96"
+    assert "'/srv/trees/a b.yaml.part.'$$" in lines[6] and "exit 98" in lines[6]   # $$ expanded remotely
+    assert "'/opt/l s/lanscatter' up '/srv/trees/a b.yaml' --host paris-gw --headless --workdir /var/w" in words[3]
+    assert "kill -TERM $pid" in words[3]
+    assert "read -r size" not in session_command(RemoteRun("lanscatter", "t.yaml", "h"))
 
 
-def test_up_command_refuses_a_variable_name_the_shell_would_run() -> None:
+def test_go_carries_the_secret_and_the_file_with_its_length() -> None:
+    assert go_message("abc", b"x: 1\n") == b"go\nabc\n5\nx: 1\n"
+    assert go_message(None, None) == b"go\n\n"
+
+
+def test_the_session_refuses_a_variable_name_the_shell_would_run() -> None:
     with pytest.raises(ConfigError):
-        up_command(RemoteRun("lanscatter", "t.yaml", "h", secret_env="X; rm -rf /"))
+        session_command(RemoteRun("lanscatter", "t.yaml", "h", secret_env="X; rm -rf /"))
 
 
 def test_the_secret_is_one_line() -> None:
