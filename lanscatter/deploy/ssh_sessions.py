@@ -186,7 +186,9 @@ class SshHosts:
                     with contextlib.suppress(ProcessLookupError):
                         getattr(s.proc, sig)()
             _, pending = await asyncio.wait(pending, timeout=wait_s)
-        await asyncio.gather(*runs, return_exceptions=True)
+        for s, result in zip(self.sessions, await asyncio.gather(*runs, return_exceptions=True)):
+            if isinstance(result, Exception):
+                log.error("%s: its session failed: %r", s.host.name, result)
 
     def report(self) -> dict[str, dict[str, object]]:
         return {s.host.name: {"problem": s.problem, "exit_code": s.code,
@@ -206,6 +208,8 @@ def _report_unusable(sessions: list[HostSession]) -> None:
     log.warning("%d host%s cannot be used (the others go on):", len(bad), "s" if len(bad) != 1 else "")
     for s in bad:
         log.warning("  %s (%s): %s", s.host.name, s.host.address, s.problem)
+    if any(s.host.role == "master" for s in bad):
+        log.warning("the origin is among them: nothing is distributed until it runs")
     if any("not installed" in (s.problem or "") for s in bad):
         log.warning("install lanscatter on those hosts (pipx install, or a wheel: docs/deploy.md), "
                     "or name its path there with --remote-lanscatter")
