@@ -248,3 +248,21 @@ def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
     assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
     t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
     assert t.done_s("h1") is None
+
+
+def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from lanscatter.auth import check_secret
+    from lanscatter.topology.problems import TopologyError
+    from lanscatter.topology.up_cli import _run_secret
+
+    monkeypatch.delenv("LANSCATTER_SECRET", raising=False)
+    no_secret = TREE.replace("  secret: {value: s3cret-for-this-test}\n", "")
+    made = _run_secret(_plan(tmp_path, no_secret, local=True), local=True)
+    assert made is not None and made != _run_secret(_plan(tmp_path, no_secret, local=True), local=True)
+    check_secret(made)
+    with pytest.raises(TopologyError, match="secret-missing"):       # a real deployment never runs open
+        _run_secret(_plan(tmp_path, no_secret), local=False)
+    assert _run_secret(_plan(tmp_path, local=True), local=True) == "s3cret-for-this-test"
+    monkeypatch.setenv("LANSCATTER_SECRET", "from-the-environment-1")
+    assert _run_secret(_plan(tmp_path, no_secret, local=True), local=True) == "from-the-environment-1"
