@@ -54,6 +54,7 @@ class MasterOptions:
     link_map: LinkMap | None = None
     expect_peers: int = 0                  # hold the first scan until this many joined ...
     expect_wait_s: float = 10.0            # ... or this long passed
+    allow_nat: bool = False                # accept peers whose own address is not the one seen
 
 
 ProgressFactory = Callable[[], Callable[[int, int], None] | None]
@@ -72,7 +73,7 @@ class MasterNode:
         self.counters = TrafficCounters()
         self.cache = HashCache(opts.state_dir / "master-hashes.jsonl")
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="master")
+                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat)
         self.swarm.seed_uploads = lambda: self.counters.uploads
         self.swarm.on_seed_corrupt = lambda chunk: self.request_rescan(f"chunk {chunk[:8]} changed")
         self.manifest: Manifest | None = None

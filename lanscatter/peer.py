@@ -1,6 +1,8 @@
 """The peer role: joins a swarm, mirrors the master's folder, serves what it has.
 
-Connection: Challenge -> Hello -> Welcome, then Manifest / Download / Cancel from the master. The
+Connection: the handshake (handshake.py: Challenge -> sealed Hello -> the master's sealed Welcome,
+its proof of the secret), then Manifest / Download / Cancel from the master, every frame sealed for
+this connection. Nothing the master says is acted on before its Welcome proved the secret. The
 peer reconnects with backoff when the master goes away (its folder and verified chunks stay), but
 gives up with a clear error when a master it never reached does not answer within
 `connect_timeout`, and at once when the master refuses it (wrong secret, protocol version).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +32,8 @@ from lanscatter.auth import Auth
 from lanscatter.bitmap import Bitmap
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
-from lanscatter.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError, VersionMismatch
+from lanscatter.errors import ConfigError, RemoteProtocolError
+from lanscatter.handshake import Channel, PeerHandshake
 from lanscatter.manifest import Manifest, manifest_from_dict
 from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
@@ -162,43 +166,35 @@ class PeerNode:
         async with session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
-            challenge = p.decode(await ws.receive_str(timeout=15), "master")
-            if not isinstance(challenge, p.Challenge):
-                raise RemoteProtocolError(f"master sent {challenge.TYPE!r} before its challenge")
-            try:
-                p.negotiate((p.MIN_PROTOCOL_VERSION, p.PROTOCOL_VERSION),
-                            (challenge.min_protocol, challenge.protocol), "the master")
-            except RemoteProtocolError as exc:
-                raise VersionMismatch(str(exc), "install the same lanscatter version on both") from None
-            await ws.send_str(p.encode(p.Hello(
+            sockname = ws.get_extra_info("sockname")
+            hs = PeerHandshake(self.auth, p.Hello(
                 name=self.name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
-                software=__version__, proof=self.auth.join_proof(challenge.nonce),
+                software=__version__, nonce=secrets.token_hex(16), addr=sockname[0] if sockname else "",
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
-                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role)))
-            welcome = p.decode(await ws.receive_str(timeout=15), "master")
-            if isinstance(welcome, p.Error):
-                if welcome.code == "auth":
-                    raise AuthError(f"the master refused this peer: {welcome.message}",
-                                    "give the swarm secret with --secret or LANSCATTER_SECRET")
-                if welcome.code == "version":
-                    raise VersionMismatch(welcome.message)
-                raise LanscatterError(f"the master refused this peer: {welcome.message}")
-            if not isinstance(welcome, p.Welcome):
-                raise RemoteProtocolError(f"master sent {welcome.TYPE!r} instead of welcome")
+                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role),
+                them=f"the master at {self.opts.master}:{self.opts.master_port}")
+            await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
+            welcome = hs.receive_welcome(await _handshake_frame(ws))
+            channel = hs.channel
+            assert channel is not None
             self.name = welcome.name
             self._protocol = welcome.protocol
             self.connected = True
             self._joined_once = True
             log.info("joined %s as %s", url, self.name)
             # Every frame to the master goes through one writer task: download tasks are cancelled
-            # freely (new generation, Cancel), and a send must never be cut off half-way.
+            # freely (new generation, Cancel), a send must never be cut off half-way, and frames
+            # are sealed in the order they go out.
             outbox: asyncio.Queue[str] = asyncio.Queue()
             self._outbox = outbox
-            helpers = [asyncio.create_task(self._writer(ws, outbox)), asyncio.create_task(self._stats_loop())]
+            helpers = [asyncio.create_task(self._writer(ws, outbox, channel)),
+                       asyncio.create_task(self._stats_loop())]
             try:
                 async for msg in ws:
-                    if msg.type == WSMsgType.TEXT:
-                        await self._handle(p.decode(msg.data, "master"))
+                    if msg.type == WSMsgType.BINARY:
+                        await self._handle(p.decode(channel.open(msg.data, "the master"), "the master"))
+                    elif msg.type == WSMsgType.TEXT:
+                        raise RemoteProtocolError("the master sent an unsealed frame")
             finally:
                 self._outbox = None
                 for t in helpers:
@@ -234,11 +230,11 @@ class PeerNode:
             self._outbox.put_nowait(p.encode(msg))
 
     @staticmethod
-    async def _writer(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[str]) -> None:
+    async def _writer(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[str], channel: Channel) -> None:
         while True:
             text = await outbox.get()
             try:
-                await ws.send_str(text)
+                await ws.send_bytes(channel.seal(text.encode()))
             except ConnectionError as exc:
                 log.debug("master connection lost while sending: %s", exc)
                 return
@@ -325,7 +321,7 @@ class PeerNode:
         self.counters.downloads += 1
         try:
             result = await self.fetcher.fetch(
-                d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
+                d.url, d.chunk, length, token=d.token, fd=fd, offset=offset,
                 timeout_s=d.timeout_s,
                 buckets=[b for b in (self.dl_bucket,) if b],
                 pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer), ending=self._ending_notice(d.transfer),
@@ -405,8 +401,18 @@ class PeerNode:
                 "rx_rate": 0.0, "tx_rate": 0.0, "avg_upload_s": None,
                 "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
             }],
-            "links": [], "events": self.events[-50:],
+            "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
         }
+
+
+async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
+    """The master's next handshake frame; a master that closes or stalls is a connection failure
+    (retried), not a refusal."""
+    msg = await ws.receive(timeout=15)
+    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        raise ConnectionError("the master closed the connection during the handshake")
+    data: str | bytes = msg.data
+    return data
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

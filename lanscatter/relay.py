@@ -43,6 +43,7 @@ class RelayOptions:
     link_map: LinkMap | None = None
     store_and_forward: bool = False   # hold the site back until the whole generation is here
                                       # (the behaviour cut-through is measured against)
+    allow_nat: bool = False           # accept site peers whose own address is not the one seen
 
 
 class RelayNode:
@@ -52,7 +53,7 @@ class RelayNode:
         self.upstream.on_manifest = self._manifest
         self.upstream.on_chunk = self._chunk
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="relay")
+                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
         self.swarm.seed_uploads = lambda: self.down.uploads
         self.swarm.on_seed_corrupt = self._served_corrupt

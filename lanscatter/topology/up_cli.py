@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanscatter.atomic_file import write_json_atomic
+from lanscatter.auth import new_secret
 from lanscatter.errors import ConfigError
 from lanscatter.sizes import parse_size
 from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
@@ -112,6 +113,16 @@ def _hooks(opts: UpOptions, hosts: list[HostPlan]) -> dict[str, Hook]:
     return out
 
 
+def _run_secret(plan: DeploymentPlan, local: bool) -> str | None:
+    """The swarm secret the roles get. A rehearsal whose tree reads the secret from a variable
+    that is not set runs with one made for the run rather than open."""
+    ref = plan.dataset.secret
+    if local and ref.kind == "env" and not os.environ.get(ref.ref, "").strip():
+        log.info("$%s is not set: this rehearsal uses a swarm secret made for the run", ref.ref)
+        return new_secret()
+    return plan.dataset.secret_value()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     opts = UpOptions.from_args(args)
     topo = load_topology(opts.file)
@@ -123,7 +134,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if any(h.role == "relay" for h in hosts) and "proxy" not in registered_commands():
         raise ConfigError("this topology has relays, but this installation has no relay command (`lanscatter proxy`)",
                           "use a single-site topology, or a version of lanscatter with the relay")
-    secret = plan.dataset.secret_value()
+    secret = _run_secret(plan, opts.local)
     workdir = default_workdir(opts, plan)
     if opts.local:
         _check_loopback(plan)
