@@ -18,6 +18,8 @@ from pathlib import Path
 
 from lanscatter.atomic_file import write_json_atomic
 from lanscatter.errors import ConfigError
+from lanscatter.signing import public_key_of
+from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.sizes import parse_size
 from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
 from lanscatter.topology.derive import LOCAL_WORKDIR, DeploymentPlan, HostPlan, derive_plan
@@ -112,6 +114,31 @@ def _hooks(opts: UpOptions, hosts: list[HostPlan]) -> dict[str, Hook]:
     return out
 
 
+def _origin_keys(plan: DeploymentPlan, hosts: list[HostPlan],
+                 rehearsal: Path | None) -> tuple[str | None, Path | None]:
+    """The origin's public key every role checks, and the private key its master signs with.
+
+    A rehearsal (`rehearsal` is its work directory) signs with the tree's origin_key_file, or else
+    with a key of its own made there once; every role gets that key's public half, so a rehearsal
+    needs no step by hand. A real deployment takes the tree's keys; on the origin the private key
+    must match origin_key."""
+    ds = plan.dataset
+    if rehearsal is not None and ds.signing_key_file is None:
+        path = rehearsal / PRIVATE_KEY_FILE
+        key, created = load_or_create_signing_key(path)
+        if created:
+            log.info("the rehearsal signs its versions with a key of its own: %s", path)
+        return public_key_of(key).text, path
+    if ds.signing_key_file is None or not any(h.role == "master" for h in hosts):
+        return ds.origin_key, None
+    public = public_key_of(load_signing_key(ds.signing_key_file)).text
+    if ds.origin_key is not None and ds.origin_key != public:
+        raise ConfigError(f"origin_key_file {ds.signing_key_file} is not the private half of origin_key "
+                          f"{ds.origin_key}", f"put `origin_key: {public}` in the site tree, or name "
+                          "the right key file")
+    return public, ds.signing_key_file
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     opts = UpOptions.from_args(args)
     topo = load_topology(opts.file)
@@ -136,9 +163,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local and not commands <= link_flags:
         log.warning("the master and relay commands of this installation do not load the link map: "
                     "the rehearsal runs without the file's link speeds")
+    origin_key, signing_key = _origin_keys(plan, hosts, workdir if opts.local else None)
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
                      workdir=workdir if opts.local else None, link_flags=link_flags,
-                     store_and_forward=opts.store_and_forward, all_hosts=opts.local)
+                     store_and_forward=opts.store_and_forward, all_hosts=opts.local,
+                     origin_key=origin_key, signing_key=signing_key)
     env = {SECRET_ENV: secret} if secret else {}
     log.info("%s: running %s", opts.file, "every host on this machine (rehearsal in " + str(workdir) + ")"
              if opts.local else f"host {hosts[0].name} ({hosts[0].role})")
