@@ -147,7 +147,9 @@ class MasterNode:
                 log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
                          len(d.added), len(d.removed), len(d.changed), d.new_chunks)
             self.manifest = manifest
-            signed = sign_version(manifest, self.signing_key, published_ms=int(time.time() * 1000))
+            published_ms = int(time.time() * 1000)
+            signed = await loop.run_in_executor(
+                None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms))
             self.swarm.set_manifest(manifest, signed=signed)
         if first:
             log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache",

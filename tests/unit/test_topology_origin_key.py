@@ -91,15 +91,23 @@ def test_the_schema_knows_the_key(tmp_path: Path) -> None:
 
 def test_a_rehearsal_signs_with_a_key_of_its_own_and_a_deployment_checks_its_pair(tmp_path: Path) -> None:
     plan = derive_plan(load_topology(_write(tmp_path, f"origin_key: {KEY}")), local=True, workdir=tmp_path / "w")
-    public, private = _origin_keys(plan, list(plan.hosts), tmp_path / "w")
+    public, private = _origin_keys(plan, list(plan.hosts), tmp_path / "w", tmp_path / "w" / "state")
     assert private == tmp_path / "w" / "origin.key" and private.exists()
     assert public != KEY                                  # the tree's key has no private half here
-    assert _origin_keys(plan, list(plan.hosts), tmp_path / "w") == (public, private)   # made once
+    assert _origin_keys(plan, list(plan.hosts), tmp_path / "w", tmp_path / "s") == (public, private)  # made once
 
     mine = public_key_of(create_signing_key(tmp_path / "k" / "origin.key")).text
     real = derive_plan(load_topology(_write(tmp_path, f"origin_key: {mine}\norigin_key_file: k/origin.key")))
-    assert _origin_keys(real, [real.host("o")], None) == (mine, (tmp_path / "k" / "origin.key").resolve())
-    assert _origin_keys(real, [real.host("p")], None) == (mine, None)    # not the origin: no private key
+    state = tmp_path / "s"
+    assert _origin_keys(real, [real.host("o")], None, state) == (mine, (tmp_path / "k" / "origin.key").resolve())
+    assert _origin_keys(real, [real.host("p")], None, state) == (mine, None)   # not the origin: no private key
     wrong = derive_plan(load_topology(_write(tmp_path, f"origin_key: {KEY}\norigin_key_file: k/origin.key")))
     with pytest.raises(ConfigError, match="not the private half"):
-        _origin_keys(wrong, [wrong.host("o")], None)
+        _origin_keys(wrong, [wrong.host("o")], None, state)
+    # No key file in the tree: the master's default key must be origin_key's pair.
+    bare = derive_plan(load_topology(_write(tmp_path, f"origin_key: {mine}")))
+    with pytest.raises(ConfigError, match="holds no private key"):
+        _origin_keys(bare, [bare.host("o")], None, state)
+    (state / "o").mkdir(parents=True)
+    (state / "o" / "origin.key").write_bytes((tmp_path / "k" / "origin.key").read_bytes())
+    assert _origin_keys(bare, [bare.host("o")], None, state) == (mine, None)
