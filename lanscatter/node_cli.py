@@ -27,6 +27,8 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.relay import RelayNode, RelayOptions
+from lanscatter.signing import OriginKey, parse_origin_key
+from lanscatter.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
 
 log = logging.getLogger("lanscatter.cli")
@@ -56,6 +58,20 @@ def _common(sp: argparse.ArgumentParser, port: int) -> None:
     sp.add_argument("--state-dir", type=Path, default=None,
                     help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
     sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
+
+
+def _origin_key(text: str) -> OriginKey:
+    try:
+        return parse_origin_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _origin_key_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--origin-key", type=_origin_key, default=None, metavar="ed25519:KEY",
+                    help="the origin's public key (`lanscatter keys show`); only versions it signed are "
+                         "written here. Default: trust the key of the first signed version and pin it "
+                         f"({PIN_FILE} in the state folder), refusing any other key afterwards")
 
 
 def _topology_args(sp: argparse.ArgumentParser) -> None:
@@ -106,6 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--expect-wait", type=float, default=10.0, metavar="S",
                    help="the longest wait for --expect-peers (default 10)")
     _allow_nat(m)
+    m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
+                   help="the origin's private key, which signs every version (`lanscatter keys new`). "
+                        f"Default: {PRIVATE_KEY_FILE} in the state folder, created on the first start")
     _topology_args(m)
     m.set_defaults(func=run_master)
 
@@ -121,6 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    _origin_key_arg(p)
     p.set_defaults(func=run_peer)
 
     r = sub.add_parser("proxy", help="relay: a peer of an upstream swarm and the master of this site",
@@ -143,6 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
     _allow_nat(r)
+    _origin_key_arg(r)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
 
@@ -208,7 +229,8 @@ def run_master(args: argparse.Namespace) -> int:
                          secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
-                         expect_wait_s=args.expect_wait, allow_nat=args.allow_nat)
+                         expect_wait_s=args.expect_wait, allow_nat=args.allow_nat,
+                         signing_key=args.signing_key)
     node = MasterNode(opts, progress=_scan_progress)
 
     async def body() -> None:
@@ -227,7 +249,7 @@ def run_peer(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout)
+                       connect_timeout=args.connect_timeout, origin_key=args.origin_key)
     node = PeerNode(opts)
 
     reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
@@ -241,7 +263,8 @@ def run_proxy(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "relay"), host=args.listen, port=args.peer_port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout, role="relay", serve=False)
+                       connect_timeout=args.connect_timeout, role="relay", serve=False,
+                       origin_key=args.origin_key)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
                                   store_and_forward=args.store_and_forward, allow_nat=args.allow_nat))

@@ -92,8 +92,12 @@ class Welcome(Message):
 @_message
 @dataclass(frozen=True, slots=True)
 class ManifestMsg(Message):
+    """A generation, with the origin's signed statement about it (`signing.py`): a relay passes
+    `statement` and `signature` on unchanged; a host writes only what they show the origin signed."""
     TYPE: ClassVar[str] = "manifest"
     manifest: dict[str, Any]
+    statement: str = ""     # the exact text the origin signed
+    signature: str = ""     # base64 Ed25519 signature of it
 
 
 @_message

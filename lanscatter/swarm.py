@@ -36,6 +36,7 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
 from lanscatter.rate_meter import RateMeter
+from lanscatter.signing import SignedVersion
 
 log = logging.getLogger("lanscatter.swarm")
 
@@ -97,6 +98,7 @@ class Swarm:
         self.planner = Planner(links=link_map, rng=random.Random(seed))
         self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
         self.manifest: Manifest | None = None
+        self.signed: SignedVersion | None = None
         # When the current generation was set, and when the seed held all of it (wall clock: the
         # status carries these and its own "time", so a poller can time events to the second
         # whatever its poll rate, without trusting its own clock to match ours).
@@ -138,8 +140,11 @@ class Swarm:
         log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
 
     # ---- content -----------------------------------------------------------------------------
-    def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None) -> None:
-        """A new generation. seed_has None: the seed holds every chunk (a master's own folder)."""
+    def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None,
+                     signed: SignedVersion | None = None) -> None:
+        """A new generation. seed_has None: the seed holds every chunk (a master's own folder).
+        `signed`: the origin's statement about it, sent with it to every peer."""
+        self.signed = signed
         if self.manifest is not None and manifest.generation == self.manifest.generation:
             # The same content again: a master's rescan found it whole after all, or a relay says
             # what its folder holds (at a rejoin, or after checking its files). The seed holds that.
@@ -162,10 +167,15 @@ class Swarm:
             link.have = Bitmap(len(table))
             link.inflight = Bitmap(len(table))
             self._set_complete(link, False)
-            asyncio.ensure_future(self._send(link, p.ManifestMsg(manifest.to_dict())))
+            asyncio.ensure_future(self._send(link, self._manifest_msg(manifest)))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                            f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
         self._wake.set()
+
+    def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
+        s = self.signed
+        return p.ManifestMsg(manifest.to_dict(), statement=s.statement if s else "",
+                             signature=s.signature if s else "")
 
     def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
         """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""
@@ -265,7 +275,7 @@ class Swarm:
         self.gone.pop(name, None)
         self.event("info", f"{name} joined from {remote}")
         if self.manifest is not None:
-            await self._send(link, p.ManifestMsg(self.manifest.to_dict()))
+            await self._send(link, self._manifest_msg(self.manifest))
         return link
 
     def _unique_name(self, want: str) -> str:
