@@ -35,7 +35,7 @@ def _tree(tmp_path: Path, port: int) -> Path:
     return path
 
 
-def _service(tmp_path: Path, tree: Path, *extra: str, secret: str = "unit-secret") -> subprocess.CompletedProcess[str]:
+def _service(tmp_path: Path, tree: Path, *extra: str, secret: str = "unit-secret-0123456789") -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "lanscatter", "service", str(tree), "--host", "origin",
             "--user", getpass.getuser(), "--lanscatter", LANSCATTER, "--config-dir", str(tmp_path / "etc"),
             "--unit-dir", str(tmp_path / "units"), "--state-dir", str(tmp_path / "state"), *extra]
@@ -77,7 +77,7 @@ def test_the_written_unit_verifies_and_its_command_runs_the_host(tmp_path: Path)
     unit = tmp_path / "units" / "lanscatter-svc.service"
     env_file = tmp_path / "etc" / "svc.env"
     assert (env_file.stat().st_mode & 0o777) == 0o600
-    assert _environment_file(env_file) == {"LSC_SVC_SECRET": "unit-secret"}
+    assert _environment_file(env_file) == {"LSC_SVC_SECRET": "unit-secret-0123456789"}
     assert (tmp_path / "etc" / "svc.yaml").read_bytes() == (tmp_path / "tree.yaml").read_bytes()
 
     if shutil.which("systemd-analyze"):
@@ -110,9 +110,9 @@ def test_the_written_unit_verifies_and_its_command_runs_the_host(tmp_path: Path)
 def test_writing_again_keeps_the_secret_in_place(tmp_path: Path) -> None:
     tree = _tree(tmp_path, free_port())
     assert _service(tmp_path, tree, "--write").returncode == 0
-    again = _service(tmp_path, tree, "--write", secret="another")
+    again = _service(tmp_path, tree, "--write", secret="another-0123456789")
     assert again.returncode == 0, again.stderr
-    assert _environment_file(tmp_path / "etc" / "svc.env") == {"LSC_SVC_SECRET": "unit-secret"}
+    assert _environment_file(tmp_path / "etc" / "svc.env") == {"LSC_SVC_SECRET": "unit-secret-0123456789"}
 
 
 def test_a_tree_with_relative_paths_is_refused(tmp_path: Path) -> None:

@@ -35,9 +35,9 @@ def test_relative_paths_are_named_as_written(tmp_path: Path) -> None:
 
 def test_an_env_secret_is_passed_on_and_a_file_secret_is_read_on_each_host(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BUILDS_SECRET", "  s3cret \n")
+    monkeypatch.setenv("BUILDS_SECRET", "  s3cret-s3cret-s3cret \n")
     env_plan = derive_plan(load_topology(_tree(tmp_path, "/srv/src", {"env": "BUILDS_SECRET"})))
-    assert secret_to_send(env_plan) == ("s3cret", "BUILDS_SECRET")
+    assert secret_to_send(env_plan) == ("s3cret-s3cret-s3cret", "BUILDS_SECRET")
     file_plan = derive_plan(load_topology(_tree(tmp_path, "/srv/src", {"file": "/etc/lsc/secret"})))
     assert secret_to_send(file_plan) == (None, None)
 
