@@ -15,6 +15,8 @@ def relative_paths(topo: Topology) -> list[str]:
         out.append(f"dataset.source {topo.dataset.source!r}")
     if topo.dataset.secret.kind == "file" and not Path(topo.dataset.secret.ref).expanduser().is_absolute():
         out.append(f"secret file {topo.dataset.secret.ref!r}")
+    if topo.origin_key_file is not None and not Path(topo.origin_key_file).expanduser().is_absolute():
+        out.append(f"origin_key_file {topo.origin_key_file!r}")
     for h in topo.hosts():
         folder = topo.settings_of(h).folder
         if folder is not None and not Path(folder).expanduser().is_absolute():

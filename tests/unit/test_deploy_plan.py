@@ -16,19 +16,23 @@ from lanscatter.topology.derive import derive_plan
 from lanscatter.topology.validate import load_topology
 
 
-def _tree(tmp_path: Path, source: str, secret: dict[str, str], folder: str | None = None) -> Path:
+def _tree(tmp_path: Path, source: str, secret: dict[str, str], folder: str | None = None,
+          key_file: str | None = None) -> Path:
     hosts: dict[str, object] = {"origin": {"address": "10.0.0.1"},
                                 "ws-1": {"address": "10.0.0.2", **({"folder": folder} if folder else {})}}
-    doc = {"dataset": {"name": "builds", "source": source, "origin": "origin", "secret": secret},
-           "sites": {"hq": {"hosts": hosts}}}
+    doc: dict[str, object] = {"dataset": {"name": "builds", "source": source, "origin": "origin", "secret": secret},
+                              "sites": {"hq": {"hosts": hosts}}}
+    if key_file is not None:
+        doc["origin_key_file"] = key_file
     path = tmp_path / "site-tree.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
 def test_relative_paths_are_named_as_written(tmp_path: Path) -> None:
-    topo = load_topology(_tree(tmp_path, "src", {"file": "secret.txt"}, folder="mirror"))
-    assert relative_paths(topo) == ["dataset.source 'src'", "secret file 'secret.txt'", "folder 'mirror' of host ws-1"]
+    topo = load_topology(_tree(tmp_path, "src", {"file": "secret.txt"}, folder="mirror", key_file="origin.key"))
+    assert relative_paths(topo) == ["dataset.source 'src'", "secret file 'secret.txt'",
+                                    "origin_key_file 'origin.key'", "folder 'mirror' of host ws-1"]
     absolute = load_topology(_tree(tmp_path, "/srv/src", {"file": "/etc/lsc/secret"}, folder="/data/m"))
     assert relative_paths(absolute) == []
 
