@@ -12,6 +12,8 @@ The transfers of one WAN link come from one source, which paces them together as
 (upload_pace.py): each moves at the link's rate divided among those in flight, so one ending
 leaves its rate to the others. (On a LAN the engine also lets a transfer beyond its booked cap
 when its host's other slot is idle; the simulator keeps the cap there, so it errs on the slow side.)
+A site's shared switch (`switch:<site>`) is kept by the planner's bookings alone: the caps of the
+transfers crossing it never add up to more than it.
 "Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
 by measuring. A failing transfer breaks after a random share of its bytes; a transfer still
 running at its timeout is aborted, as the engine would. Bytes sent count on every WAN link crossed,
