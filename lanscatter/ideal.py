@@ -29,7 +29,7 @@ from lanscatter.linkmap import LinkMap
 @dataclass(frozen=True, slots=True)
 class Ideal:
     seconds: float          # 0.0 when nothing limits (no finite link, or nothing to send)
-    bytes_per_s: float      # copy / seconds: the rate the binding limit allows (inf when none)
+    bytes_per_s: float      # the rate the binding limit delivers a copy at (inf when none)
     limit: str              # what binds: a link name, "uploads:<site>", or "" when nothing does
 
 
@@ -46,12 +46,13 @@ def _cap(links: LinkMap, name: str) -> float:
 
 def ideal_time(links: LinkMap, origin: str, copy: float) -> Ideal:
     """The ideal time for every host of `links.node_site` to hold `copy` bytes sent by `origin`."""
-    best = (0.0, "")
+    # Each bound is copy / (a capacity / the copies that cross it): the smallest such rate binds.
+    best = (math.inf, "")
 
-    def need(seconds: float, limit: str) -> None:
+    def need(rate: float, limit: str) -> None:
         nonlocal best
-        if math.isfinite(seconds) and seconds > best[0]:
-            best = (seconds, limit)
+        if rate < best[0]:
+            best = (rate, limit)
 
     hosts_of: dict[str, list[str]] = {}
     for host, site in links.node_site.items():
@@ -60,23 +61,21 @@ def ideal_time(links: LinkMap, origin: str, copy: float) -> Ideal:
     for site, parent in links.site_parent.items():
         if parent is not None and site in hosts_of:
             children[parent] = children.get(parent, 0) + 1
-    if copy > 0:
-        for host in links.node_site:
-            if host == origin:
-                continue
+    for host in links.node_site:
+        if host != origin:
             path = links.path(origin, host)
             narrowest = min(path, key=lambda n: _cap(links, n), default="")
             if narrowest:
-                need(copy / _cap(links, narrowest), narrowest)
-        for site, hosts in hosts_of.items():
-            receivers = len(hosts) - 1 + children.get(site, 0)
-            if receivers <= 0:
-                continue
-            need(copy * receivers / _cap(links, f"switch:{site}"), f"switch:{site}")
-            uploads = math.fsum(_cap(links, f"up:{h}") for h in hosts)
-            need(copy * receivers / uploads, f"uploads:{site}")
-    seconds, limit = best
-    return Ideal(seconds, copy / seconds if seconds > 0 else math.inf, limit)
+                need(_cap(links, narrowest), narrowest)
+    for site, hosts in hosts_of.items():
+        receivers = len(hosts) - 1 + children.get(site, 0)
+        if receivers > 0:
+            need(_cap(links, f"switch:{site}") / receivers, f"switch:{site}")
+            need(math.fsum(_cap(links, f"up:{h}") for h in hosts) / receivers, f"uploads:{site}")
+    rate, limit = best
+    if copy <= 0 or not math.isfinite(rate):
+        return Ideal(0.0, rate, limit if math.isfinite(rate) else "")
+    return Ideal(copy / rate, rate, limit)
 
 
 def efficiency(ideal_s: float, makespan_s: float) -> Efficiency:
