@@ -1,7 +1,8 @@
 """`lanscatter validate FILE`, `plan FILE` and `schema`: check a site tree, show what it deploys.
 
 Both print every problem as `FILE:LINE:COL: error: message [code]` and exit 1 when the file has any;
-`validate` also prints warnings (`FILE:LINE:COL: warning: ...`), which do not fail it.
+`validate` also prints warnings (`FILE:LINE:COL: warning: ...`), `plan` prints them on stderr; they
+never fail either.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     topo = _load(opts.file)
     if topo is None:
         return 1
+    for warning in warnings_of(topo):
+        print(warning, file=sys.stderr)
     plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
     if opts.json:
         print(json.dumps(plan_to_json(plan), indent=2, sort_keys=True))
