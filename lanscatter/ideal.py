@@ -6,13 +6,13 @@ capacity divided by that capacity (`copy` is the bytes of one whole copy of the 
 
 - every host but the origin receives a copy over every link of its path from the origin (the
   origin's port, switches and WAN hops on the way, its own port): copy / the path's narrowest link;
-- a site's `switch:<site>` (where one is written) carries every byte its hosts receive and every
-  byte its child sites' relays fetch from it: copy x receivers / capacity;
+- a site's `switch:<site>` (where one is written) carries every byte its hosts receive (all of them
+  but the origin; its relay's too, coming in from the parent site) and every byte its child sites'
+  relays fetch from it: copy x those copies / capacity;
 - a site's swarm is served by its own hosts' uploads only (a relay uploads nothing upstream): the
-  copies its receivers take, over the sum of its hosts' upload ports.
-
-The receivers of site s are its hosts but the one fed from above (the origin, or the relay, which
-receives in its parent's swarm) plus the relay of each child site. Without compression no run can
+  copies its swarm's receivers take, over the sum of its hosts' upload ports. The receivers of a
+  site's swarm are its hosts but the one fed from above (the origin, or the relay, which receives
+  in its parent's swarm), plus the relay of each child site. Without compression no run can
 be faster, so efficiency <= 1. Compression (LZ4 on chunks that shrink) carries fewer bytes than a
 copy: where the bytes a copy takes on the wire are known, pass those as `copy`; where they are not,
 `efficiency` clamps at 1 and says that it did, so a report never shows more than 1.
@@ -68,9 +68,12 @@ def ideal_time(links: LinkMap, origin: str, copy: float) -> Ideal:
             if narrowest:
                 need(_cap(links, narrowest), narrowest)
     for site, hosts in hosts_of.items():
-        receivers = len(hosts) - 1 + children.get(site, 0)
+        below = children.get(site, 0)
+        through = len(hosts) - (origin in hosts) + below       # copies crossing the site's switch
+        if through > 0:
+            need(_cap(links, f"switch:{site}") / through, f"switch:{site}")
+        receivers = len(hosts) - 1 + below                     # copies the site's swarm serves
         if receivers > 0:
-            need(_cap(links, f"switch:{site}") / receivers, f"switch:{site}")
             need(math.fsum(_cap(links, f"up:{h}") for h in hosts) / receivers, f"uploads:{site}")
     rate, limit = best
     if copy <= 0 or not math.isfinite(rate):

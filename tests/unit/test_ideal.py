@@ -49,9 +49,10 @@ def test_a_tree_of_sites() -> None:
     links = _map(ports, {"wan:hq>br": 20.0, "wan:br>hq": 20.0, "switch:br": 30.0},
                  {"o": "hq", "a": "hq", "g": "br", "x": "br", "y": "br"}, {"hq": None, "br": "hq"})
     ideal = ideal_time(links, "o", 1000.0)
-    # the WAN alone: 1000 / 20 = 50 s; br's switch carries x's and y's copies: 2000 / 30 = 66.7 s;
-    # hq's uploads serve a and the relay g: 2000 / 200 = 10 s
-    assert ideal.limit == "switch:br" and ideal.seconds == pytest.approx(2000 / 30)
+    # the WAN alone: 1000 / 20 = 50 s; br's switch carries the copies of g (from hq), x and y:
+    # 3000 / 30 = 100 s; hq's uploads serve a and the relay g: 2000 / 200 = 10 s; br's uploads
+    # serve x and y: 2000 / 300
+    assert ideal.limit == "switch:br" and ideal.seconds == pytest.approx(100.0)
     without_switch = _map(ports, {"wan:hq>br": 20.0, "wan:br>hq": 20.0},
                           {"o": "hq", "a": "hq", "g": "br", "x": "br", "y": "br"}, {"hq": None, "br": "hq"})
     assert ideal_time(without_switch, "o", 1000.0).seconds == pytest.approx(50.0)
