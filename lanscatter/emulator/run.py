@@ -53,7 +53,7 @@ from lanscatter.topology.roles import (
     role_command,
 )
 from lanscatter.topology.tracker import SyncTracker
-from lanscatter.topology.validate import load_topology
+from lanscatter.topology.validate import load_topology, warnings_of
 from lanscatter.topology.watch import Watcher, start_gates
 
 log = logging.getLogger("lanscatter.emulate")
@@ -140,6 +140,8 @@ async def sample_wan(emu: Emulation, into: dict[str, list[tuple[float, int]]], e
 def run_emulation(opts: EmulateOptions) -> int:
     require_support()
     topo = load_topology(opts.file)
+    for warning in warnings_of(topo):
+        log.warning("%s", warning)
     spec = net_spec(topo, opts.tag)
     workdir = (opts.workdir or opts.file.parent / LOCAL_WORKDIR).resolve()
     plan = emulated_plan(topo, spec, workdir)
