@@ -7,29 +7,31 @@ changes only this function.
 
 from __future__ import annotations
 
-import asyncio
+import secrets
 
 from aiohttp import WSMsgType, web
 
 from lanscatter import protocol as p
 from lanscatter.auth import Auth
+from lanscatter.handshake import Accepted, Channel, MasterHandshake
 
 HOST = "127.0.0.1"
 
 
-async def join(ws: web.WebSocketResponse, secret: str | None) -> bool:
-    """The master's side of the join, with the right secret; False when the peer did not join."""
-    auth = Auth(secret)
-    nonce = auth.new_nonce()
-    await ws.send_str(p.encode(p.Challenge(nonce, p.PROTOCOL_VERSION, p.MIN_PROTOCOL_VERSION, "fake")))
+async def join(ws: web.WebSocketResponse, request: web.Request, secret: str | None) -> Channel | None:
+    """The master's side of the join with the right secret: the channel every later frame is
+    sealed on, or None when the peer did not join."""
+    hs = MasterHandshake(Auth(secret), secrets.token_hex(16), software="fake")
+    await ws.send_str(hs.challenge())
     msg = await ws.receive(timeout=5)
-    if msg.type != WSMsgType.TEXT:
-        return False
-    hello = p.decode(msg.data, "peer")
-    if not isinstance(hello, p.Hello) or not auth.check_join(nonce, hello.proof):
-        return False
-    await ws.send_str(p.encode(p.Welcome(hello.name, min(hello.protocol, p.PROTOCOL_VERSION))))
-    return True
+    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        return None
+    outcome = hs.receive_hello(msg.data, seen_from=request.remote or "", allow_nat=False, them="peer")
+    if not isinstance(outcome, Accepted):
+        return None
+    welcome, channel = hs.welcome(outcome.hello.name)
+    await ws.send_bytes(welcome)
+    return channel
 
 
 class FakeMaster:
@@ -45,10 +47,11 @@ class FakeMaster:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        if await join(ws, self.secret):
+        channel = await join(ws, request, self.secret)
+        if channel is not None:
             msg = self.manifests[self.joins % len(self.manifests)]
             self.joins += 1
-            await ws.send_str(p.encode(msg))
+            await ws.send_bytes(channel.seal(p.encode(msg).encode()))
             async for _ in ws:        # whatever the peer says, until it leaves
                 pass
         await ws.close()
@@ -62,11 +65,6 @@ class FakeMaster:
         site = web.TCPSite(self._runner, HOST, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
-
-    async def wait_joins(self, n: int, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while self.joins < n:
-                await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self._runner is not None:
