@@ -18,15 +18,15 @@ from lanscatter.handshake import Accepted, Channel, MasterHandshake
 HOST = "127.0.0.1"
 
 
-async def join(ws: web.WebSocketResponse, request: web.Request, secret: str | None) -> Channel | None:
-    """The master's side of the join with the right secret: the channel every later frame is
-    sealed on, or None when the peer did not join."""
-    hs = MasterHandshake(Auth(secret), secrets.token_hex(16), software="fake")
+async def join(ws: web.WebSocketResponse, auth: Auth) -> Channel | None:
+    """The master's side of the join, with the right secret: the session's channel, or None when
+    the peer did not join."""
+    hs = MasterHandshake(auth, secrets.token_hex(16), software="fake")
     await ws.send_str(hs.challenge())
     msg = await ws.receive(timeout=5)
-    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+    if msg.type != WSMsgType.BINARY:
         return None
-    outcome = hs.receive_hello(msg.data, seen_from=request.remote or "", allow_nat=False, them="peer")
+    outcome = hs.receive_hello(msg.data, seen_from=HOST, allow_nat=True, them="peer")
     if not isinstance(outcome, Accepted):
         return None
     welcome, channel = hs.welcome(outcome.hello.name)
@@ -38,7 +38,7 @@ class FakeMaster:
     """Serves /ws on 127.0.0.1: the n-th peer to join gets manifests[n % len(manifests)]."""
 
     def __init__(self, secret: str | None, manifests: list[p.ManifestMsg]) -> None:
-        self.secret = secret
+        self.auth = Auth(secret)
         self.manifests = manifests
         self.joins = 0
         self.port = 0
@@ -47,7 +47,7 @@ class FakeMaster:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        channel = await join(ws, request, self.secret)
+        channel = await join(ws, self.auth)
         if channel is not None:
             msg = self.manifests[self.joins % len(self.manifests)]
             self.joins += 1
