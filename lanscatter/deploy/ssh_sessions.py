@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,7 @@ class SshHosts:
                     s.version = parse_version(said[-1])
         except TimeoutError:
             s.problem = f"no answer within {CHECK_TIMEOUT_S:.0f} s"
-            with contextlib.suppress(ProcessLookupError):
-                s.proc.kill()
+            _signal_session(s.proc, signal.SIGKILL)
         if self._stopping:
             s.proc.stdin.close()
             return
@@ -175,17 +175,18 @@ class SshHosts:
             assert s.proc is not None and s.proc.stdin is not None
             s.proc.stdin.close()
         _, pending = await asyncio.wait(runs, timeout=STOP_WAIT_S)
-        for sig, wait_s in (("terminate", 5.0), ("kill", 5.0)):
+        for signum in (signal.SIGTERM, signal.SIGKILL):
             if not pending:
                 break
             for s in self.sessions:
                 if s.proc is not None and s.proc.returncode is None:
-                    if sig == "terminate":
+                    if signum == signal.SIGTERM:
                         log.warning("%s did not confirm its stop within %.0f s: closing its connection",
                                     s.host.name, STOP_WAIT_S)
-                    with contextlib.suppress(ProcessLookupError):
-                        getattr(s.proc, sig)()
-            _, pending = await asyncio.wait(pending, timeout=wait_s)
+                    _signal_session(s.proc, signum)
+            _, pending = await asyncio.wait(pending, timeout=5.0)
+        for task in pending:
+            task.cancel()           # its output pipe is held by something that outlived its ssh
         for s, result in zip(self.sessions, await asyncio.gather(*runs, return_exceptions=True)):
             if isinstance(result, Exception):
                 log.error("%s: its session failed: %r", s.host.name, result)
@@ -213,6 +214,12 @@ def _report_unusable(sessions: list[HostSession]) -> None:
     if any("not installed" in (s.problem or "") for s in bad):
         log.warning("install lanscatter on those hosts (pipx install, or a wheel: docs/deploy.md), "
                     "or name its path there with --remote-lanscatter")
+
+
+def _signal_session(proc: asyncio.subprocess.Process, signum: signal.Signals) -> None:
+    """Signal a session's ssh and its process group (a ProxyCommand it started, for one)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
 
 
 def _describe(code: int | None) -> str:
