@@ -55,6 +55,7 @@ class RemoteRun:
     workdir: str | None = None             # `up --workdir`
     secret_env: str | None = None          # another variable the tree names for the secret
     copy: bool = False                     # the session brings the tree file (to `tree_file`)
+    on_synced: str | None = None           # `up --on-synced` (a host's own on_synced in the tree wins)
 
 
 def ssh_argv(opts: SshOptions, destination: str, remote_command: str) -> list[str]:
@@ -86,6 +87,8 @@ def session_command(run: RemoteRun) -> str:
     up = [run.lanscatter, "up", run.tree_file, "--host", run.host, "--headless"]
     if run.workdir is not None:
         up += ["--workdir", run.workdir]
+    if run.on_synced is not None:
+        up += ["--on-synced", run.on_synced]
     also = ""
     if run.secret_env and run.secret_env != SECRET_ENV:
         also = f' {run.secret_env}="$LANSCATTER_SECRET"; export {run.secret_env};'

@@ -70,6 +70,7 @@ class SessionSettings:
     secret_env: str | None                     # the variable the tree reads the secret from, if not the usual
     tree: bytes | None                         # the tree file's bytes, when the sessions copy it
     parallel: int
+    on_synced: str | None = None               # the hosts' `up --on-synced`
 
 
 class SshHosts:
@@ -89,7 +90,8 @@ class SshHosts:
 
     async def _run(self, s: HostSession) -> None:
         st = self.settings
-        run = RemoteRun(st.lanscatter, st.tree_file, s.host.name, st.workdir, st.secret_env, copy=st.tree is not None)
+        run = RemoteRun(st.lanscatter, st.tree_file, s.host.name, st.workdir, st.secret_env,
+                        copy=st.tree is not None, on_synced=st.on_synced)
         argv = ssh_argv(st.ssh, s.host.address, session_command(run))
         out = _open_log(s.log_path, f"ssh {s.host.address}: lanscatter up --host {s.host.name}")
         try:

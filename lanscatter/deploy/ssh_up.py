@@ -50,12 +50,15 @@ class SshUpOptions:
     exit_when_synced: bool
     timeout: float | None
     report: Path | None
+    on_synced: str | None              # passed on to every host's `up`
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, dataset: str) -> SshUpOptions:
         if args.local or args.host:
             raise ConfigError("--ssh runs every host of the tree; it does not go with --local or --host",
                               "drop --local/--host")
+        if args.demo_data is not None or args.store_and_forward:
+            raise ConfigError("--demo-data and --store-and-forward are for rehearsals (--local), not --ssh")
         if args.parallel < 1:
             raise ConfigError("--parallel must be at least 1")
         workdir = Path(args.workdir).resolve() if args.workdir else (
@@ -63,7 +66,7 @@ class SshUpOptions:
         ssh = SshOptions(config=args.ssh_config, user=args.ssh_user, options=tuple(args.ssh_option or ()))
         return cls(Path(args.file), ssh, args.remote_lanscatter, args.remote_file, not args.no_copy,
                    args.remote_workdir, args.parallel, workdir, args.exit_when_synced, args.timeout,
-                   Path(args.report) if args.report else None)
+                   Path(args.report) if args.report else None, args.on_synced)
 
 
 def default_remote_file(plan: DeploymentPlan, file: Path) -> str:
@@ -96,7 +99,7 @@ def cmd_up_ssh(args: argparse.Namespace) -> int:
     settings = SessionSettings(
         opts.ssh, opts.remote_lanscatter, opts.remote_file or default_remote_file(plan, opts.file),
         opts.remote_workdir, secret, secret_env if secret_env != SECRET_ENV else None,
-        opts.file.read_bytes() if opts.copy else None, opts.parallel)
+        opts.file.read_bytes() if opts.copy else None, opts.parallel, opts.on_synced)
     return asyncio.run(_run(opts, plan, settings))
 
 

@@ -52,10 +52,10 @@ def test_the_tree_file_goes_to_the_remote_users_cache_by_default(tmp_path: Path)
     assert default_remote_file(plan, path) == ".cache/lanscatter/deploy/builds/site-tree.yaml"
 
 
-@pytest.mark.parametrize("extra", [["--local"], ["--host", "ws-1"]])
-def test_ssh_does_not_go_with_local_or_host(extra: list[str]) -> None:
+@pytest.mark.parametrize("extra", [["--local"], ["--host", "ws-1"], ["--demo-data", "1MiB"], ["--store-and-forward"]])
+def test_ssh_does_not_go_with_options_of_one_host_or_of_rehearsals(extra: list[str]) -> None:
     args = build_parser().parse_args(["up", "t.yaml", "--ssh", *extra])
-    with pytest.raises(ConfigError, match="--ssh runs every host"):
+    with pytest.raises(ConfigError, match="not --ssh|--ssh runs every host"):
         SshUpOptions.from_args(args, "builds")
 
 

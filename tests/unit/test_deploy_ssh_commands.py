@@ -52,6 +52,8 @@ def test_the_session_prints_the_version_then_waits_for_go_the_secret_and_the_fil
     assert "'/opt/l s/lanscatter' up '/srv/trees/a b.yaml' --host paris-gw --headless --workdir /var/w" in words[3]
     assert "kill -TERM $pid" in words[3]
     assert "read -r size" not in session_command(RemoteRun("lanscatter", "t.yaml", "h"))
+    hook = session_command(RemoteRun("lanscatter", "t.yaml", "h", on_synced="systemctl reload 'my app'"))
+    assert "--on-synced 'systemctl reload '\"'\"'my app'\"'\"''" in shlex.split(hook)[3]
 
 
 def test_go_carries_the_secret_and_the_file_with_its_length() -> None:
