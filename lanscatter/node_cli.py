@@ -21,6 +21,7 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.relay import RelayNode, RelayOptions
+from lanscatter.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
 
 log = logging.getLogger("lanscatter.cli")
@@ -42,6 +43,23 @@ def _common(sp: argparse.ArgumentParser, port: int) -> None:
     sp.add_argument("--state-dir", type=Path, default=None,
                     help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
     sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
+
+
+def _scrub_rate(text: str) -> float:
+    """`--scrub-rate` in MB/s (10^6 bytes) -> bytes/s; 0 turns the scrub off."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("give a rate in MB/s, or 0 to turn the scrub off")
+    return value * 1e6
+
+
+def _scrub_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--scrub-rate", type=_scrub_rate, default=DEFAULT_SCRUB_RATE, metavar="MB/S",
+                    help=f"re-read the chunks held here at this rate (default {DEFAULT_SCRUB_RATE / 1e6:g} MB/s) "
+                         "and fetch again any that no longer match their hash (rotted on disk); 0: off")
 
 
 def _topology_args(sp: argparse.ArgumentParser) -> None:
@@ -106,6 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    _scrub_arg(p)
     p.set_defaults(func=run_peer)
 
     r = sub.add_parser("proxy", help="relay: a peer of an upstream swarm and the master of this site",
@@ -127,6 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    _scrub_arg(r)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
 
@@ -176,7 +196,7 @@ def run_peer(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout)
+                       connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate)
     node = PeerNode(opts)
 
     reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
@@ -190,7 +210,8 @@ def run_proxy(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "relay"), host=args.listen, port=args.peer_port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout, role="relay", serve=False)
+                       connect_timeout=args.connect_timeout, role="relay", serve=False,
+                       scrub_rate=args.scrub_rate)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
                                   store_and_forward=args.store_and_forward))
