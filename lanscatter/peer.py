@@ -130,7 +130,10 @@ class PeerNode:
             await self.start_server()
         scrub = None
         if self.opts.scrub_rate > 0:
-            scrubber = Scrubber(self.store, self.opts.scrub_rate, busy=lambda: self._reconciling,
+            # Not while reconciling, nor while downloading: a sync under way has the disk first (a
+            # rotten chunk served meanwhile is caught by its downloader, and `verify` repairs it).
+            scrubber = Scrubber(self.store, self.opts.scrub_rate,
+                                busy=lambda: self._reconciling or bool(self._tasks),
                                 on_rotten=lambda chunks: self.verify(chunks, "a chunk held here rotted"))
             scrub = asyncio.create_task(scrubber.run(), name="scrub")
             scrub.add_done_callback(_log_crash)

@@ -4,9 +4,10 @@ as good, and is fetched again.
 
 Rules:
 - Reading and hashing run in one worker thread of the scrub's own; the event loop only paces.
-- Never while the folder is reconciled: a chunk is checked only while the node is not busy, and
-  a mismatch counts only if no reconcile started meanwhile (the store's `epoch`) and the chunk is
-  still held at the place that was read.
+- Never while the folder is reconciled: a chunk is checked only while the node is not busy (the
+  peer also counts downloads under way as busy: a sync has the disk first), and a mismatch counts
+  only if no reconcile started meanwhile (the store's `epoch`) and the chunk is still held at the
+  place that was read.
 - Paced: on average at most `rate` bytes/s are read; a pass over the holdings starts at most every
   `pass_every_s`, so a small folder is not read over and over.
 - A chunk that does not match is handed to `on_rotten` (the peer's verify path: the chunk is
