@@ -4,13 +4,15 @@ nothing here stops a node or the rest of the folder."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from lanscatter import protocol as p
+from lanscatter.auth import Auth, new_secret
+from lanscatter.handshake import Accepted, MasterHandshake
 from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, tree_state, wait_for
 
 
@@ -98,19 +100,27 @@ _BAD_MANIFESTS: list[Any] = [
 
 
 async def test_a_malformed_manifest_from_a_master_is_refused_and_the_peer_joins_again(tmp_path: Path) -> None:
-    """A fake master on loopback sends a bad manifest on every connection: the peer says so in one
-    line, drops the connection, joins again, and never exits."""
+    """A fake master on loopback (it holds the secret and joins the peer properly) sends a bad
+    manifest on every connection: the peer says so in one line, drops the connection, joins again,
+    and never exits."""
+    secret = new_secret()
+    auth = Auth(secret)
     joins: list[int] = []
 
     async def handle(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(p.encode(p.Challenge("00" * 16, p.PROTOCOL_VERSION, p.MIN_PROTOCOL_VERSION, "fake")))
+        hs = MasterHandshake(auth, "ab" * 16, software="fake")
+        await ws.send_str(hs.challenge())
         msg = await ws.receive(timeout=5)
-        if msg.type == WSMsgType.TEXT and isinstance(p.decode(msg.data), p.Hello):
-            await ws.send_str(p.encode(p.Welcome("p1", p.PROTOCOL_VERSION)))
-            await ws.send_json({"t": "manifest", "manifest": _BAD_MANIFESTS[len(joins) % len(_BAD_MANIFESTS)]})
+        if msg.type == WSMsgType.BINARY:
+            outcome = hs.receive_hello(msg.data, seen_from=request.remote or "", allow_nat=False, them="peer")
+            assert isinstance(outcome, Accepted)
+            welcome, channel = hs.welcome("p1")
+            await ws.send_bytes(welcome)
+            bad = _BAD_MANIFESTS[len(joins) % len(_BAD_MANIFESTS)]
             joins.append(1)
+            await ws.send_bytes(channel.seal(json.dumps({"t": "manifest", "manifest": bad}).encode()))
             async for _ in ws:
                 pass
         return ws
@@ -124,7 +134,7 @@ async def test_a_malformed_manifest_from_a_master_is_refused_and_the_peer_joins_
     port = free_port()
     peer = Node(["peer", f"{HOST}:{fake_port}", str(tmp_path / "p1"), "--listen", HOST, "--port", str(port),
                  "--name", "p1", "--state-dir", str(tmp_path / "state-p1"), "--connect-timeout", "20"],
-                tmp_path / "p1.log", port)
+                tmp_path / "p1.log", port, {"LANSCATTER_SECRET": secret})
     try:
         async with asyncio.timeout(40):
             while len(joins) <= len(_BAD_MANIFESTS):
