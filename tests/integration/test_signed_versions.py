@@ -25,7 +25,7 @@ from lanscatter.signing_keys import create_signing_key
 from tests.integration.fake_master import FakeMaster
 from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, tree_state, wait_for
 
-SECRET = "swarm-secret"
+SECRET = "swarm-secret-for-these-tests"
 CHUNK = 256 * 1024
 
 
