@@ -11,8 +11,7 @@ the master forget the hashes of the files holding it, stop offering it and resca
 read afresh (once per chunk and generation, so a lying peer cannot keep it hashing).
 Names the protocol cannot carry are left out of the manifest and reported once each (the name in
 the log; a count in the events and as `skipped_names` in the status, which carry no file names);
-neither they nor anything else in the folder stops the scans or
-the file watcher.
+neither they nor anything else in the folder stops the scans or the file watcher.
 """
 
 from __future__ import annotations
