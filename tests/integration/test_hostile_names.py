@@ -9,11 +9,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import WSMsgType, web
 
 from lanscatter.auth import Auth, new_secret
 from lanscatter.handshake import Accepted, MasterHandshake
+from lanscatter.master import MasterNode, MasterOptions
+from lanscatter.peer import PeerNode, PeerOptions
 from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, tree_state, wait_for
+
+CHUNK = 256 * 1024
 
 
 def _write_bytes_name(folder: Path, name: bytes, data: bytes) -> None:
@@ -148,3 +153,33 @@ async def test_a_malformed_manifest_from_a_master_is_refused_and_the_peer_joins_
     assert "Traceback" not in out
     assert out.count("the master sent a manifest this node refuses") >= len(_BAD_MANIFESTS) - 1, out
     assert "n" * 200 not in out                        # names reach the log shortened
+
+
+async def test_a_generation_too_deep_for_the_peers_folder_is_refused_and_the_peer_stays_up(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every path fits the protocol (and the origin's folder), but below this peer's longer folder
+    path one is longer than the OS takes: the peer says so and stays up, never a traceback."""
+    origin = tmp_path / "o"
+    deep = origin
+    for _ in range((4090 - len(str(origin)) - len("/f.txt")) // 251):    # as deep as the origin takes
+        deep = deep / ("d" * 250)
+    deep.mkdir(parents=True)
+    (deep / "f.txt").write_bytes(b"deep down")
+    master = MasterNode(MasterOptions(folder=origin, state_dir=tmp_path / "ms", host=HOST, port=0,
+                                      chunk_size=CHUNK, watch=False))
+    await master.start()
+    assert master.manifest is not None and len(master.manifest.files) == 1
+    peer = PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / ("p" * 250) / ("p" * 250),
+                                state_dir=tmp_path / "ps", host=HOST, port=0, name="p1"))
+    task = asyncio.create_task(peer.run())
+    try:
+        async with asyncio.timeout(20):
+            while sum("cannot be stored in" in r.getMessage() for r in caplog.records) < 2:
+                assert not task.done()
+                await asyncio.sleep(0.05)
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.stop()
+        await master.stop()
