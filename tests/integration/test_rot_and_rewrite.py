@@ -100,3 +100,24 @@ def test_a_chunk_that_rots_on_a_peer_is_found_by_the_scrub_and_fetched_again(tmp
         assert peer.proc.poll() is None
     finally:
         cluster.close()
+
+
+def test_a_chunk_that_rots_on_a_relay_is_fetched_again_and_its_site_stays_whole(tmp_path: Path) -> None:
+    source = tmp_path / "origin"
+    make_tree(source)
+    cluster = Cluster(tmp_path, source)
+    try:
+        master = cluster.start_master()
+        relay = cluster.start_relay("gw", master)
+        leaf = cluster.start_peer_of("b1", relay)
+        wait_for(lambda: tree_state(tmp_path / "gw") == tree_state(source)
+                 and tree_state(tmp_path / "b1") == tree_state(source), 40, "the site synced",
+                 master, relay, leaf)
+        flip_byte(tmp_path / "gw" / REL, 2 * CHUNK + 5)           # in its third chunk
+        wait_for(lambda: "no longer matches its hash" in relay.output(), 30, "the relay's scrub", relay)
+        wait_for(lambda: tree_state(tmp_path / "gw") == tree_state(source), 30,
+                 "the relay fetched the chunk again", master, relay)
+        assert tree_state(tmp_path / "b1") == tree_state(source)
+        assert relay.proc.poll() is None and leaf.proc.poll() is None
+    finally:
+        cluster.close()
