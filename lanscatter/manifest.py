@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,7 @@ def check_relpath(path: str) -> str:
     (the message shows the path escaped and shortened)."""
     problem = relpath_problem(path)
     if problem is not None:
-        shown = show_path(path) if isinstance(path, str) else show_path(repr(path))
+        shown = show_path(path) if isinstance(path, str) else show_path(reprlib.repr(path))
         raise ManifestError(f"{problem}: '{shown}'")
     return path
 
@@ -104,7 +105,7 @@ def check_counts(files: int, dirs: int, chunks: int) -> None:
 
 def check_hash(value: str) -> str:
     if not isinstance(value, str) or len(value) != HASH_HEX_LEN or not _HEX.issuperset(value):
-        raise ManifestError(f"malformed chunk hash: {show_path(repr(value), 80)}")
+        raise ManifestError(f"malformed chunk hash: {show_path(reprlib.repr(value), 80)}")
     return value
 
 
@@ -231,10 +232,10 @@ def manifest_from_dict(data: Any) -> Manifest:
     """Decode and fully validate a manifest from untrusted input; raises ManifestError."""
     try:
         if data.get("format") != MANIFEST_FORMAT:
-            raise ManifestError(f"unsupported manifest format {show_path(repr(data.get('format')))}")
+            raise ManifestError(f"unsupported manifest format {show_path(reprlib.repr(data.get('format')))}")
         chunk_size = data["chunk_size"]
         if not _int_in(chunk_size, 1, MAX_CHUNK_SIZE):
-            raise ManifestError(f"bad chunk size {show_path(repr(chunk_size))}")
+            raise ManifestError(f"bad chunk size {show_path(reprlib.repr(chunk_size))}")
         raw_dirs, raw_files = data["dirs"], data["files"]
         if not isinstance(raw_dirs, list) or not isinstance(raw_files, list):
             raise ManifestError("malformed manifest: dirs and files must be lists")
