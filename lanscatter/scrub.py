@@ -9,7 +9,7 @@ Rules:
   only if no reconcile started meanwhile (the store's `epoch`) and the chunk is still held at the
   place that was read.
 - Paced: on average at most `rate` bytes/s are read; a pass over the holdings starts at most every
-  `pass_every_s`, so a small folder is not read over and over.
+  `PASS_EVERY_S`, so a small folder is not read over and over.
 - A chunk that does not match is handed to `on_rotten` (the peer's verify path: the chunk is
   dropped from the holdings, the master told, the files holding it read afresh, the chunk fetched
   again). A chunk that cannot be read (its file was just renamed or removed) is left to the next
@@ -37,16 +37,13 @@ _BUSY_POLL_S = 0.5
 
 class Scrubber:
     def __init__(self, store: MirrorStore, rate: float, *, busy: Callable[[], bool],
-                 on_rotten: Callable[[list[str]], Awaitable[None]], pass_every_s: float = PASS_EVERY_S) -> None:
+                 on_rotten: Callable[[list[str]], Awaitable[None]]) -> None:
         if rate <= 0:
             raise ValueError("a scrub needs a positive rate")
         self.store = store
         self.rate = rate
         self.busy = busy
         self.on_rotten = on_rotten
-        self.pass_every_s = pass_every_s
-        self.checked_bytes = 0
-        self.rotten = 0
 
     async def run(self) -> None:
         """Scrub until cancelled."""
@@ -57,7 +54,7 @@ class Scrubber:
                 started = loop.time()
                 for chunk in sorted(self.store.have()):
                     await self._check(loop, pool, chunk)
-                await asyncio.sleep(max(0.0, started + self.pass_every_s - loop.time()))
+                await asyncio.sleep(max(0.0, started + PASS_EVERY_S - loop.time()))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -69,10 +66,8 @@ class Scrubber:
             return
         began = loop.time()
         matches = await loop.run_in_executor(pool, _matches, loc, chunk)
-        self.checked_bytes += loc.length
         if (matches is False and not self.busy() and self.store.epoch == epoch
                 and self.store.locate(chunk) == loc):
-            self.rotten += 1
             log.warning("chunk %s at offset %d of '%s' no longer matches its hash: fetching it again",
                         chunk[:12], loc.offset, show_path(os.path.relpath(loc.path, self.store.root)))
             await self.on_rotten([chunk])
