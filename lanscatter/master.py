@@ -228,8 +228,9 @@ class MasterNode:
                 return
             except* RuntimeError as group:
                 # The watcher gives up on a name it cannot decode (not UTF-8): the change is real,
-                # so rescan and watch again; the scan skips and reports the name.
-                log.warning("file watcher restarted after: %s", show_path(str(group.exceptions[0]), 200))
+                # so rescan and watch again; the scan skips the name and warns of it once (this
+                # repeats at every change of that file, so it is only an info line).
+                log.info("file watcher restarted after: %s", show_path(str(group.exceptions[0]), 200))
                 self.request_rescan("folder changed")
             await asyncio.sleep(_WATCH_RESTART_S)
 
