@@ -4,18 +4,17 @@ nothing here stops a node or the rest of the folder."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import WSMsgType, web
 
-from lanscatter.auth import Auth, new_secret
-from lanscatter.handshake import Accepted, MasterHandshake
+from lanscatter import protocol as p
+from lanscatter.auth import new_secret
 from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.peer import PeerNode, PeerOptions
+from tests.integration.fake_master import FakeMaster
 from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, tree_state, wait_for
 
 CHUNK = 256 * 1024
@@ -96,11 +95,11 @@ def test_posix_names_with_a_colon_sync(tmp_path: Path) -> None:
 
 
 # Manifests a master might send that a peer must refuse, one per connection.
-_BAD_MANIFESTS: list[Any] = [
+_BAD_MANIFESTS: list[dict[str, Any]] = [
     {"format": 1, "chunk_size": 4, "dirs": [], "files": [["../evil", 1, 0, 0, ["0" * 64]]]},
     {"format": 1, "chunk_size": 4, "dirs": [], "files": [["n" * 100_000, 1, 0, 0, ["0" * 64]]]},
     {"format": 1, "chunk_size": 4, "dirs": [], "files": [["huge", 10**30, 0, 0, []]]},
-    "not even an object",
+    {"format": 1, "chunk_size": 10**30, "dirs": [], "files": []},
 ]
 
 
@@ -109,49 +108,24 @@ async def test_a_malformed_manifest_from_a_master_is_refused_and_the_peer_joins_
     manifest on every connection: the peer says so in one line, drops the connection, joins again,
     and never exits."""
     secret = new_secret()
-    auth = Auth(secret)
-    joins: list[int] = []
-
-    async def handle(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        hs = MasterHandshake(auth, "ab" * 16, software="fake")
-        await ws.send_str(hs.challenge())
-        msg = await ws.receive(timeout=5)
-        if msg.type == WSMsgType.BINARY:
-            outcome = hs.receive_hello(msg.data, seen_from=request.remote or "", allow_nat=False, them="peer")
-            assert isinstance(outcome, Accepted)
-            welcome, channel = hs.welcome("p1")
-            await ws.send_bytes(welcome)
-            bad = _BAD_MANIFESTS[len(joins) % len(_BAD_MANIFESTS)]
-            joins.append(1)
-            await ws.send_bytes(channel.seal(json.dumps({"t": "manifest", "manifest": bad}).encode()))
-            async for _ in ws:
-                pass
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/ws", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, HOST, 0).start()
-    fake_port = runner.addresses[0][1]
+    fake = FakeMaster(secret, [p.ManifestMsg(m) for m in _BAD_MANIFESTS])
+    await fake.start()
     port = free_port()
-    peer = Node(["peer", f"{HOST}:{fake_port}", str(tmp_path / "p1"), "--listen", HOST, "--port", str(port),
+    peer = Node(["peer", f"{HOST}:{fake.port}", str(tmp_path / "p1"), "--listen", HOST, "--port", str(port),
                  "--name", "p1", "--state-dir", str(tmp_path / "state-p1"), "--connect-timeout", "20"],
                 tmp_path / "p1.log", port, {"LANSCATTER_SECRET": secret})
     try:
         async with asyncio.timeout(40):
-            while len(joins) <= len(_BAD_MANIFESTS):
+            while fake.joins <= len(_BAD_MANIFESTS):
                 assert peer.proc.poll() is None, peer.output()
                 await asyncio.sleep(0.1)
         assert peer.proc.poll() is None
     finally:
         peer.stop()
-        await runner.cleanup()
+        await fake.stop()
     out = peer.output()
     assert "Traceback" not in out
-    assert out.count("the master sent a manifest this node refuses") >= len(_BAD_MANIFESTS) - 1, out
+    assert out.count("the master sent a manifest this node refuses") >= len(_BAD_MANIFESTS), out
     assert "n" * 200 not in out                        # names reach the log shortened
 
 
