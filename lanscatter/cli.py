@@ -26,6 +26,7 @@ log = logging.getLogger("lanscatter.cli")
 COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.node_cli",
     "lanscatter.keys_cli",
+    "lanscatter.versions_cli",
     "lanscatter.topology.cli",
     "lanscatter.topology.up_cli",
     "lanscatter.deploy.service_cli",

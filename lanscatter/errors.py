@@ -29,6 +29,10 @@ class ConfigError(LanscatterError):
     exit_code = 2
 
 
+class NoSpaceError(ConfigError):
+    """The disk cannot hold what a folder needs; a node waits and tries again when told."""
+
+
 class ManifestError(LanscatterError):
     """A manifest (usually from the network) is malformed or names a forbidden path."""
 

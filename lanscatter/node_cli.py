@@ -31,6 +31,8 @@ from lanscatter.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.signing import OriginKey, parse_origin_key
 from lanscatter.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
+from lanscatter.staged_store import DEFAULT_KEEP
+from lanscatter.version_plan import MAX_KEEP
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -76,6 +78,22 @@ def _scrub_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--scrub-rate", type=_scrub_rate, default=DEFAULT_SCRUB_RATE, metavar="MB/S",
                     help=f"re-read the chunks held here at this rate (default {DEFAULT_SCRUB_RATE / 1e6:g} MB/s) "
                          "and fetch again any that no longer match their hash (rotted on disk); 0: off")
+
+
+def _activation_args(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("versions", "how a new version becomes visible in DIR (docs/versions.md)")
+    g.add_argument("--activate", choices=("host", "per-file"), default="host",
+                   help="host (default): assemble each new version beside the active one (unchanged "
+                        "files hard-linked) and switch DIR, a symlink, to it in one step once complete; "
+                        "per-file: replace DIR's files one by one as they complete")
+    g.add_argument("--keep", type=_keep, default=DEFAULT_KEEP, metavar="N",
+                   help=f"versions kept for `lanscatter rollback`, the active one included (default {DEFAULT_KEEP})")
+
+
+def _keep(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_KEEP:
+        raise argparse.ArgumentTypeError(f"give a whole number from 1 to {MAX_KEEP}")
+    return int(text)
 
 
 def _origin_key(text: str) -> OriginKey:
@@ -160,6 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
     _scrub_arg(p)
     _origin_key_arg(p)
+    _activation_args(p)
     p.set_defaults(func=run_peer)
 
     r = sub.add_parser("proxy", help="relay: a peer of an upstream swarm and the master of this site",
@@ -184,6 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _scrub_arg(r)
     _allow_nat(r)
     _origin_key_arg(r)
+    _activation_args(r)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
 
@@ -270,7 +290,7 @@ def run_peer(args: argparse.Namespace) -> int:
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate,
-                       origin_key=args.origin_key)
+                       origin_key=args.origin_key, activate=args.activate, keep=args.keep)
     node = PeerNode(opts)
 
     reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
@@ -285,7 +305,8 @@ def run_proxy(args: argparse.Namespace) -> int:
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False,
-                       scrub_rate=args.scrub_rate, origin_key=args.origin_key)
+                       scrub_rate=args.scrub_rate, origin_key=args.origin_key, activate=args.activate,
+                       keep=args.keep)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
                                   store_and_forward=args.store_and_forward, allow_nat=args.allow_nat))

@@ -40,6 +40,7 @@ from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import (
     ConfigError,
     ManifestError,
+    NoSpaceError,
     RemoteProtocolError,
     SignatureError,
 )
@@ -52,6 +53,7 @@ from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.server import bind_site
 from lanscatter.signing import OriginKey, SignedVersion
 from lanscatter.signing_keys import PIN_FILE, OriginTrust
+from lanscatter.staged_store import DEFAULT_KEEP, StagedStore
 from lanscatter.store import MirrorStore
 from lanscatter.upload_pace import Pace
 
@@ -87,6 +89,9 @@ class PeerOptions:
     serve: bool = True                 # False: serve no chunks to this swarm (a relay upstream)
     scrub_rate: float = DEFAULT_SCRUB_RATE   # bytes/s of held chunks re-read and checked; 0: none
     origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
+    activate: str = "host"             # "host": stage beside the active version, switch at once
+                                       # when complete; "per-file": each file replaced in place
+    keep: int = DEFAULT_KEEP           # versions kept (host activation), the active one included
 
 
 class PeerNode:
@@ -95,7 +100,8 @@ class PeerNode:
         self.name = opts.name or socket.gethostname()
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
-        self.store = MirrorStore(opts.folder, opts.state_dir)
+        self.store = (StagedStore(opts.folder, opts.state_dir, opts.keep) if opts.activate == "host"
+                      else MirrorStore(opts.folder, opts.state_dir))
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
         self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
@@ -120,6 +126,7 @@ class PeerNode:
         self._reconciling = False
         self._last_progress = (0, 0)
         self._inflight: set[str] = set()
+        self._housekeeping: set[asyncio.Task[None]] = set()    # old versions being deleted
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.local_copies = 0
         self.events: list[dict[str, Any]] = []
@@ -314,6 +321,10 @@ class PeerNode:
         self.signed = signed
         try:
             await self._new_manifest(manifest)
+        except NoSpaceError as exc:
+            # The active version is intact; the next join (with backoff) tries again.
+            log.warning("%s (hint: %s)", exc.message, exc.hint)
+            raise RemoteProtocolError("waiting for disk space") from None
         except OSError as exc:
             if exc.errno not in _UNSTORABLE:
                 raise
@@ -377,6 +388,12 @@ class PeerNode:
             self.on_manifest(manifest)
         self._post(p.Have(manifest.generation, sorted(have), replace=True))
 
+    async def _prune(self, store: StagedStore) -> None:
+        """Old versions deleted after a switch, in a worker thread, never during a reconcile."""
+        async with self._reconcile_lock:
+            if store.prune_due:
+                await asyncio.get_running_loop().run_in_executor(None, store.prune)
+
     async def _download(self, d: p.Download) -> None:
         try:
             await self._download_inner(d)
@@ -411,6 +428,11 @@ class PeerNode:
         if result.ok:
             self.downloaded_chunks += 1
             self.store.chunk_verified(d.chunk, fd, offset)
+            if isinstance(self.store, StagedStore) and self.store.prune_due:
+                prune = asyncio.create_task(self._prune(self.store))
+                self._housekeeping.add(prune)
+                prune.add_done_callback(self._housekeeping.discard)
+                prune.add_done_callback(_log_crash)
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from lanscatter.errors import ConfigError
+from lanscatter.errors import ConfigError, NoSpaceError
 from lanscatter.hash_cache import HashCache
 from lanscatter.hashing import PIECE, hash_file_range
 from lanscatter.manifest import FileEntry, Manifest
@@ -154,11 +154,11 @@ class MirrorStore:
         stats = ReconcileStats()
         self._have.clear()
         self._asm.clear()
+        sources = self._prepare_root(manifest)
         wanted_files = {f.path: f for f in manifest.files}
         wanted_dirs = set(manifest.dirs)
         self._remove_conflicts(wanted_files, wanted_dirs, stats)
         local, _ = scan_folder(self.root, manifest.chunk_size, self.cache)
-        sources: dict[str, Location] = {}
         local_by_path = {f.path: f for f in local.files}
         for f in local.files:
             for _, h, off, length in f.spans(manifest.chunk_size):
@@ -198,7 +198,18 @@ class MirrorStore:
             folder = self._abs(d, make_parents=True)   # its parents, checked on the way
             if not folder.is_dir():
                 folder.mkdir()
+        if not self._asm:
+            self._on_complete()
         return stats
+
+    def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:
+        """Before a reconcile: choose the directory that receives `manifest` (`self.root`) and
+        return chunks readable elsewhere (copied locally rather than fetched). A plain mirror
+        writes its folder in place and knows no other source."""
+        return {}
+
+    def _on_complete(self) -> None:
+        """The mirror just became complete (a staged store activates it here)."""
 
     def _remove_conflicts(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
         for rel in files:
@@ -232,8 +243,8 @@ class MirrorStore:
                     os.posix_fallocate(fd, 0, entry.size)
                 except OSError as exc:
                     if exc.errno == errno.ENOSPC:
-                        raise ConfigError(f"no space left for {entry.path} ({entry.size} bytes) in {self.root}",
-                                          "free some space on that disk") from None
+                        raise NoSpaceError(f"no space left for {entry.path} ({entry.size} bytes) in {self.root}",
+                                           "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
         asm = _Assembly(entry, part, set(range(len(entry.chunks))), fd)
         inode, verified = journal.get(entry.path, (-1, {}))
@@ -338,6 +349,8 @@ class MirrorStore:
         done = [rel for rel in {p[0].entry.path for p in places} if not self._asm[rel].missing]
         for rel in done:
             self._finalize(rel)
+        if done and not self._asm:
+            self._on_complete()
         return done
 
     # ---- part journal ------------------------------------------------------------------------
