@@ -1,0 +1,63 @@
+"""Drives a StagedStore through versions without a network: each source folder in turn is
+scanned, reconciled and fed its missing chunks from the source, as downloads would. Run as a
+process (`python -m tests.integration.stage_driver FOLDER STATE SOURCE...`) so a test can SIGKILL
+it at any point of staging or switching."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from lanscatter.hash_cache import HashCache
+from lanscatter.manifest import Manifest
+from lanscatter.scanner import scan_folder
+from lanscatter.staged_store import StagedStore
+
+CHUNK = 4096
+
+
+def source_manifest(src: Path) -> Manifest:
+    manifest, _ = scan_folder(src, CHUNK, HashCache(None))
+    return manifest
+
+
+def feed(store: StagedStore, src: Path) -> None:
+    """Every missing chunk, read from `src` and written where the store wants it."""
+    m = store.manifest
+    assert m is not None
+    where = {}
+    for f in m.files:
+        for _, h, off, length in f.spans(m.chunk_size):
+            where.setdefault(h, (src / f.path, off, length))
+    for h in sorted(store.missing_chunks()):
+        target = store.chunk_target(h)
+        if target is None:
+            continue
+        fd, offset, length = target
+        path, src_off, _ = where[h]
+        with open(path, "rb") as fh:
+            os.pwrite(fd, os.pread(fh.fileno(), length, src_off), offset)
+        store.chunk_verified(h, fd, offset)
+
+
+def apply(store: StagedStore, src: Path) -> None:
+    store.reconcile(source_manifest(src))
+    feed(store, src)
+    if store.prune_due:
+        store.prune()
+
+
+def main(argv: list[str]) -> int:
+    folder, state, *sources = (Path(a) for a in argv)
+    store = StagedStore(folder, state)
+    try:
+        for src in sources:
+            apply(store, src)
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
