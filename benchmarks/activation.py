@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Host activation: the switch time of a large version and the disk a new version costs.
+
+    .venv/bin/python benchmarks/activation.py [--files 100000] [--changed 10] [--changed-size 8MiB]
+
+Builds version 1 (FILES small files in 1,000 folders), syncs it into a host folder with the
+staged store (no network: chunks are read from the source as downloads would write them), then
+version 2 in which CHANGED files are rewritten with CHANGED_SIZE bytes each, and prints:
+
+- switch: from the call that verifies the last chunk of version 2 to its return, with the folder
+  already showing version 2 (the file's rename into place, the index write and fsync, the
+  symlink's rename and the parent folder's fsync);
+- extra disk: the blocks of every inode (files and folders) of version 2 that version 1 does not
+  share, against the changed bytes; file data and folder entries reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lanscatter.hash_cache import HashCache
+from lanscatter.scanner import scan_folder
+from lanscatter.sizes import human_bytes, parse_size
+from lanscatter.staged_store import StagedStore
+
+CHUNK = 16 * 2**20
+
+
+def _make(src: Path, files: int, changed: int, changed_size: int, version: int) -> int:
+    """Write a version; returns the bytes of its changed files."""
+    changed_bytes = 0
+    for i in range(files):
+        p = src / f"d{i % 1000:03d}" / f"f{i:06d}.dat"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if i < changed:
+            data = os.urandom(changed_size) if version > 1 else b"v1 %d\n" % i * 64
+            changed_bytes += len(data)
+        else:
+            data = b"file %d\n" % i * 200
+        p.write_bytes(data)
+        os.utime(p, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000 + (version if i < changed else 0)))
+    return changed_bytes
+
+
+def _sync(store: StagedStore, src: Path) -> float:
+    """Reconcile and feed every missing chunk; the seconds the last chunk's verification took."""
+    manifest, _ = scan_folder(src, CHUNK, HashCache(None))
+    store.reconcile(manifest)
+    where = {}
+    for f in manifest.files:
+        for _, h, off, length in f.spans(manifest.chunk_size):
+            where.setdefault(h, (src / f.path, off, length))
+    missing = sorted(store.missing_chunks())
+    last = 0.0
+    for n, h in enumerate(missing):
+        target = store.chunk_target(h)
+        if target is None:
+            continue
+        fd, offset, length = target
+        path, src_off, _ = where[h]
+        with open(path, "rb") as fh:
+            os.pwrite(fd, os.pread(fh.fileno(), length, src_off), offset)
+        started = time.perf_counter()
+        store.chunk_verified(h, fd, offset)
+        if n == len(missing) - 1:
+            last = time.perf_counter() - started
+    return last
+
+
+def _inodes(root: Path) -> dict[int, tuple[int, bool]]:
+    """inode -> (allocated bytes, is a folder) of everything under root, root included."""
+    out = {os.lstat(root).st_ino: (os.lstat(root).st_blocks * 512, True)}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(dirpath, name))
+            out[st.st_ino] = (st.st_blocks * 512, name in dirs)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--changed", type=int, default=10)
+    ap.add_argument("--changed-size", type=parse_size, default=8 * 2**20)
+    ap.add_argument("--dir", type=Path, default=None, help="where to work (default a temporary folder)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        t = Path(tmp)
+        v1, v2 = t / "v1", t / "v2"
+        _make(v1, args.files, args.changed, args.changed_size, 1)
+        changed = _make(v2, args.files, args.changed, args.changed_size, 2)
+        store = StagedStore(t / "host" / "data", t / "state")
+        started = time.perf_counter()
+        _sync(store, v1)
+        first = time.perf_counter() - started
+        old = _inodes(store.versions.active_root() or t)
+        started = time.perf_counter()
+        switch = _sync(store, v2)
+        staged = time.perf_counter() - started
+        new_root = store.versions.active_root()
+        assert new_root is not None and (t / "host" / "data").resolve() == new_root
+        new = _inodes(new_root)
+        store.close()
+        extra_files = sum(b for ino, (b, d) in new.items() if ino not in old and not d)
+        extra_dirs = sum(b for ino, (b, d) in new.items() if ino not in old and d)
+        print(f"version of {args.files} files; {args.changed} changed, {human_bytes(changed)} changed bytes")
+        print(f"first sync {first:.1f} s; staging version 2 {staged:.1f} s")
+        print(f"switch (last chunk verified -> version 2 active): {switch * 1000:.1f} ms")
+        print(f"extra disk: files {human_bytes(extra_files)} ({extra_files / changed:.3f} x changed bytes), "
+              f"folders {human_bytes(extra_dirs)}; total {(extra_files + extra_dirs) / changed:.3f} x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The pure part of versions: which files are shared, which versions are dropped, the index."""
+
+from __future__ import annotations
+
+import pytest
+
+from lanscatter.manifest import FileEntry, Manifest
+from lanscatter.version_plan import (
+    Hold,
+    IndexError_,
+    VersionIndex,
+    VersionRecord,
+    index_from_dict,
+    link_plan,
+    strays,
+    to_drop,
+    version_name,
+)
+
+
+def _f(path: str, chunks: tuple[str, ...], mtime: int = 1, exe: bool = False) -> FileEntry:
+    return FileEntry(path, 10 * len(chunks), mtime, exe, chunks)
+
+
+def _m(*files: FileEntry) -> Manifest:
+    return Manifest(chunk_size=10, files=tuple(files), dirs=())
+
+
+def test_link_plan_shares_only_files_equal_in_content_and_metadata() -> None:
+    active = [_f("same", ("a",)), _f("edited", ("b",)), _f("touched", ("c",)), _f("exe", ("d",)),
+              _f("old-name", ("e",))]
+    new = _m(_f("same", ("a",)), _f("edited", ("x",)), _f("touched", ("c",), mtime=2),
+             _f("exe", ("d",), exe=True), _f("new-name", ("e",)), _f("fresh", ("y",)))
+    assert link_plan(active, new) == {"same": "same", "new-name": "old-name"}
+
+
+def test_link_plan_prefers_the_same_path() -> None:
+    active = [_f("a", ("h",)), _f("b", ("h",))]
+    assert link_plan(active, _m(_f("b", ("h",)), _f("c", ("h",)))) == {"b": "b", "c": "a"}
+
+
+def _index(active: str | None, *names: str) -> VersionIndex:
+    return VersionIndex(active, tuple(VersionRecord(n, "", 0.0) for n in names))
+
+
+def test_to_drop_keeps_the_active_and_the_most_recent() -> None:
+    assert to_drop(_index("c", "c", "b", "a"), keep=2) == ["a"]
+    assert to_drop(_index("c", "c", "b", "a"), keep=1) == ["b", "a"]
+    # After a rollback the active one is not the most recent: it stays anyway.
+    assert to_drop(_index("a", "c", "b", "a"), keep=2) == ["b"]
+    assert to_drop(_index("c", "c", "b", "a"), keep=1, exclude=("b",)) == ["a"]
+    assert to_drop(_index(None, "b", "a"), keep=1) == ["a"]
+
+
+def test_strays_are_unknown_entries_of_the_versions_folder() -> None:
+    idx = _index("b", "b", "a")
+    assert strays(["a", "b", "c", "index.json", "lock", "d"], idx, exclude=("d",)) == ["c"]
+
+
+def test_rollback_target_and_lookup() -> None:
+    idx = VersionIndex("c", (VersionRecord("c", "cc" * 8, 3), VersionRecord("b", "bb" * 8, 2)))
+    assert idx.previous() == idx.versions[1]
+    assert idx.find("bbbb") == idx.versions[1] and idx.find("b") == idx.versions[1]
+    assert idx.find("zz") is None
+    moved = idx.with_active("b", "bb" * 8, 4.0)
+    assert moved.active == "b" and [v.name for v in moved.versions] == ["b", "c"]
+
+
+def test_index_round_trips_and_refuses_malformed_input() -> None:
+    idx = VersionIndex("ab", (VersionRecord("ab", "ab" * 10, 1.5),), Hold(("cd" * 10,)))
+    assert index_from_dict(idx.to_dict()) == idx
+    for bad in ([], {"format": 2}, {"format": 1, "versions": "x"},
+                {"format": 1, "versions": [{"name": "../x", "generation": "ab", "activated": 1}]},
+                {"format": 1, "versions": [], "active": "a/b"},
+                {"format": 1, "versions": [], "hold": {"skip": ["not hex"]}},
+                {"format": 1, "versions": [{"name": "a", "generation": "ab", "activated": True}]}):
+        with pytest.raises(IndexError_):
+            index_from_dict(bad)
+
+
+def test_version_name_is_a_generation_prefix() -> None:
+    assert version_name("ab" * 32) == "ab" * 8
+    with pytest.raises(ValueError):
+        version_name("../etc")
