@@ -39,11 +39,14 @@ log = logging.getLogger("lanscatter.store")
 
 @dataclass(slots=True)
 class _Assembly:
-    """A file being assembled: its part file and the chunk indices still missing."""
+    """A file being assembled: its part file and the chunk indices still missing. The part file
+    is open (`fd`) only from the first chunk written to it until it is finished: a version of
+    100,000 files must not hold 100,000 descriptors."""
 
     entry: FileEntry
     part: Path
     missing: set[int]
+    ino: int                 # the part file's inode (the journal's check that it is the same file)
     fd: int = -1
 
 
@@ -191,6 +194,9 @@ class MirrorStore:
                     self._needs[h] = [p for p in self._needs[h] if not (p[0] is asm and p[1] == k)]
                     if not self._needs[h]:
                         del self._needs[h]
+            if asm.missing and asm.fd >= 0:      # nothing was handed out yet: free it till needed
+                os.close(asm.fd)
+                asm.fd = -1
         for rel in [r for r, a in self._asm.items() if not a.missing]:
             self._finalize(rel)
         self._delete_extraneous(wanted_files, wanted_dirs, stats)
@@ -246,7 +252,8 @@ class MirrorStore:
                         raise NoSpaceError(f"no space left for {entry.path} ({entry.size} bytes) in {self.root}",
                                            "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
-        asm = _Assembly(entry, part, set(range(len(entry.chunks))), fd)
+        os.close(fd)
+        asm = _Assembly(entry, part, set(range(len(entry.chunks))), st.st_ino)
         inode, verified = journal.get(entry.path, (-1, {}))
         if inode == st.st_ino and st.st_size == entry.size:
             for k, h, off, length in entry.spans(self.manifest.chunk_size):
@@ -267,7 +274,7 @@ class MirrorStore:
                     data = os.pread(fh.fileno(), min(PIECE * 4, length - pos), src.offset + pos)
                     if not data:
                         return False
-                    os.pwrite(asm.fd, data, off + pos)
+                    os.pwrite(self._open(asm), data, off + pos)
                     pos += len(data)
         except OSError as exc:
             log.debug("local copy of %s failed: %s", h[:12], exc)
@@ -278,7 +285,15 @@ class MirrorStore:
     def _mark(self, asm: _Assembly, k: int, h: str, off: int, length: int) -> None:
         asm.missing.discard(k)
         self._have.setdefault(h, Location(asm.part, off, length))
-        self._journal_append({"p": asm.entry.path, "i": os.fstat(asm.fd).st_ino, "o": off, "h": h})
+        self._journal_append({"p": asm.entry.path, "i": asm.ino, "o": off, "h": h})
+
+    @staticmethod
+    def _open(asm: _Assembly) -> int:
+        """The part file's descriptor, opened at its first use and kept until it is finished (a
+        descriptor handed to a download must stay valid until the download reports)."""
+        if asm.fd < 0:
+            asm.fd = os.open(asm.part, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        return asm.fd
 
     def _fix_metadata(self, entry: FileEntry) -> None:
         p = self._abs(entry.path)
@@ -297,7 +312,8 @@ class MirrorStore:
         assert self.manifest is not None
         asm = self._asm.pop(rel)
         target = self._abs(rel, make_parents=True)
-        os.close(asm.fd)
+        if asm.fd >= 0:
+            os.close(asm.fd)
         os.replace(asm.part, target)
         for _, h, off, length in asm.entry.spans(self.manifest.chunk_size):
             loc = self._have.get(h)
@@ -330,7 +346,7 @@ class MirrorStore:
     def chunk_target(self, chunk: str) -> tuple[int, int, int] | None:
         """(fd, offset, length) of a part-file place that needs `chunk`, or None."""
         for asm, _k, off, length in self._needs.get(chunk, ()):
-            return asm.fd, off, length
+            return self._open(asm), off, length
         return None
 
     def chunk_verified(self, chunk: str, fd: int, offset: int) -> list[str]:
@@ -379,7 +395,7 @@ class MirrorStore:
         tmp = self._parts_path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             for rel, asm in self._asm.items():
-                ino = os.fstat(asm.fd).st_ino
+                ino = asm.ino
                 for k, h, off, _ in asm.entry.spans(self.manifest.chunk_size):
                     if k not in asm.missing:
                         fh.write(json.dumps({"p": rel, "i": ino, "o": off, "h": h}) + "\n")
