@@ -69,6 +69,8 @@ class HostPlan:
     dl_rate: float | None              # bytes/s
     slots: int | None
     on_synced: str | None
+    activate: str | None = None        # None: the node's default (host)
+    keep: int | None = None
 
     @property
     def role(self) -> str:
@@ -169,7 +171,7 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
             name=h.name, site=h.site, address=address[h.name], roles=frozenset({role}),
             master_port=master_port[h.name], peer_port=s.peer_port or DEFAULT_PEER_PORT,
             folder=folder, upstream=upstream, ul_rate=s.upload_limit, dl_rate=s.download_limit,
-            slots=s.slots, on_synced=s.on_synced,
+            slots=s.slots, on_synced=s.on_synced, activate=s.activate, keep=s.keep,
         )
         hosts.append(plan)
 

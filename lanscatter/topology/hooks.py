@@ -1,5 +1,9 @@
 """On-synced hooks: a command a host runs when its folder first becomes complete for a generation.
 
+With host activation the hook runs after the switch: a host announces its last chunk only once the
+new version is active (`staged_store.StagedStore` switches inside the call that verifies it), and
+the hook is fired by that announcement; `$LANSCATTER_FOLDER` then shows the new version.
+
 Deploy hooks ("restart the service once the new build is in place"). The command runs through
 `/bin/sh -c` in the orchestrator's working directory (never in the sync folder: a hook that writes
 there would change the data set), with the host, site, folder, data set and generation in its

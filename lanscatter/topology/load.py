@@ -30,6 +30,7 @@ from lanscatter.topology.model import (
 from lanscatter.topology.problems import Pos, ProblemLog, did_you_mean
 from lanscatter.topology.units import UnitError, parse_duration, parse_share, parse_size, parse_speed
 from lanscatter.topology.yaml_positions import YMap, YNode, YScalar, YSeq
+from lanscatter.version_plan import MAX_KEEP
 
 T = TypeVar("T")
 
@@ -40,7 +41,9 @@ MIN_CHUNK, MAX_CHUNK = 64 * 1024, 1024**3
 TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file")
 DATASET_KEYS = ("source", "origin", "name", "chunk_size", "secret")
 SECRET_KEYS = ("env", "file", "value")
-SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
+SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced",
+                "activate", "keep")
+ACTIVATE_MODES = ("host", "per-file")
 SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults")
 HOST_KEYS = ("address", *SETTING_KEYS)
 WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")
@@ -143,6 +146,8 @@ def _settings(r: _Reader, fields: dict[str, YNode]) -> HostSettings:
         "download_limit": lambda n: r.unit(n, "download_limit", parse_speed),
         "slots": lambda n: r.integer(n, "slots", 1, 1024),
         "on_synced": lambda n: r.text(n, "on_synced"),
+        "activate": lambda n: _activate(r, n),
+        "keep": lambda n: r.integer(n, "keep", 1, MAX_KEEP),
     }
     where = {}
     for key, read in readers.items():
@@ -150,6 +155,14 @@ def _settings(r: _Reader, fields: dict[str, YNode]) -> HostSettings:
             values[key] = read(fields[key])
             where[key] = fields[key].pos
     return HostSettings(**values, where=where)  # type: ignore[arg-type]
+
+
+def _activate(r: _Reader, node: YNode) -> str | None:
+    text = r.text(node, "activate")
+    if text is not None and text not in ACTIVATE_MODES:
+        r.log.add(node.pos, "bad-value", f"activate must be one of {', '.join(ACTIVATE_MODES)}, not {text!r}")
+        return None
+    return text
 
 
 def _secret(r: _Reader, node: YNode | None, file: str, at: Pos) -> SecretRef:

@@ -52,6 +52,8 @@ class HostSettings:
     download_limit: float | None = None    # bytes/s
     slots: int | None = None
     on_synced: str | None = None           # command run when the host's folder is complete
+    activate: str | None = None            # "host" | "per-file": how a new version becomes visible
+    keep: int | None = None                # versions kept for rollback, the active one included
     where: Mapping[str, Pos] = _positions()
 
     def over(self, base: HostSettings) -> HostSettings:

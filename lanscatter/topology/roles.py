@@ -98,6 +98,10 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
         origin_key = ctx.origin_key or plan.dataset.origin_key
         if origin_key is not None:
             argv += ["--origin-key", origin_key]
+        if host.activate is not None:
+            argv += ["--activate", host.activate]
+        if host.keep is not None:
+            argv += ["--keep", str(host.keep)]
     argv += ["--name", host.name, "--state-dir", str(ctx.state_root / host.name)]
     if host.ul_rate is not None:
         argv += ["--ul-rate", _mbit(host.ul_rate)]
