@@ -41,6 +41,7 @@ log = logging.getLogger("lanscatter.scanner")
 
 PART_SUFFIX = ".lsc-part"
 _RETRIES = 3
+_MAX_QUEUED_FILES = 1024
 
 ProgressFn = Callable[[int, int], None]     # (hashed bytes so far, bytes to hash in total)
 
@@ -185,7 +186,8 @@ def scan_folder(
     entries: list[FileEntry] = []
     hashed = reused = 0
     # Chunks of several files are queued at once so every core stays busy even on small files;
-    # the queue is bounded in bytes so a huge folder does not pile up futures.
+    # the queue is bounded in bytes so a huge folder does not pile up futures, and in files (each
+    # holds a descriptor: 100,000 small files would otherwise all be open at once).
     limit = 4 * chunk_size * (workers or os.cpu_count() or 1)
     queue: deque[tuple[_Found, list[Future[str]]]] = deque()
     queued = 0
@@ -203,7 +205,7 @@ def scan_folder(
                 skipped.append(f.rel)
                 continue
             queued += f.st.st_size
-            while queued > limit and queue:
+            while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
                 done = queue.popleft()
                 queued -= done[0].st.st_size
                 hashed += _finish(hasher, root, done, cache, chunk_size, entries, skipped)
