@@ -86,10 +86,10 @@ class Cluster:
                  node)
         return node
 
-    def start_peer(self, name: str, *extra: str, secret: str | None = None) -> Node:
+    def start_peer(self, name: str, *extra: str, secret: str | None = None, folder: Path | None = None) -> Node:
         assert self.master is not None
         port = free_port()
-        argv = ["peer", f"{HOST}:{self.master.port}", str(self.tmp / name), "--listen", HOST, "--port",
+        argv = ["peer", f"{HOST}:{self.master.port}", str(folder or self.tmp / name), "--listen", HOST, "--port",
                 str(port), "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
                 "--connect-timeout", "20", *extra]
         env = self._env() if secret is None else {"LANSCATTER_SECRET": secret}
