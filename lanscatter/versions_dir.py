@@ -11,13 +11,16 @@ Rules:
 - The versions live beside the folder, in its parent directory: the same file system, so a new
   version hard-links the files it shares with the active one and takes new space only for what
   changed. A folder that is a mount point cannot be versioned (its parent is another file system).
-- Switching is: write the index (atomically, fsynced) naming the new active version, then replace
-  the folder's symlink with rename(2). A reader resolving the folder sees the old version or the
+- Switching is: write the index (atomically, by rename) naming the new active version, then
+  replace the folder's symlink with rename(2). A reader resolving the folder sees the old version or the
   new one; one that keeps the folder open (cd into it, a directory fd) keeps its version.
 - Crash safety (SIGKILL at any point): the index is the intent, the symlink follows it. `recover()`
   (run before anything else) finishes a switch or a migration the index names, and removes a
   temporary link left behind. A version directory enters the index only once complete, so the
-  folder never points at a version being assembled.
+  folder never points at a version being assembled. Nothing is fsynced on the switch (an fsync
+  behind a busy disk's journal took 30-60 ms, the whole switch budget): a process crash loses
+  nothing, and after a power loss the file system's rename ordering leaves the index and the link
+  at the old or the new version, which `recover()` makes agree.
 - A plain folder (a host synced before versions existed, or in per-file mode) becomes a version
   without copying: it is renamed into the versions folder (`adopted`) and the symlink made. Between
   those two renames the folder path is briefly missing, never mixed.
@@ -104,10 +107,7 @@ class VersionsDir:
         tmp = self._index_path.with_name("index.json.tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(index.to_dict(), fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, self._index_path)
-        _fsync_dir(self.home)
 
     # ---- what the folder shows ---------------------------------------------------------------
     def active_root(self) -> Path | None:
@@ -234,21 +234,12 @@ class VersionsDir:
                 raise ConfigError(f"{self.folder} became a plain folder again while it was versioned",
                                   "move it away; the versions beside it are intact") from None
             raise
-        _fsync_dir(self.folder.parent)
 
 
 def replace_hold(skip: tuple[str, ...], target: str) -> Hold | None:
     """The hold after a rollback to `target`: every generation rolled back from, minus the target."""
     left = tuple(g for g in skip if g and g != target)
     return Hold(left) if left else None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _rmtree(path: Path) -> None:
