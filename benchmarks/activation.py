@@ -2,22 +2,25 @@
 """Host activation: the switch time of a large version and the disk a new version costs.
 
     .venv/bin/python benchmarks/activation.py [--files 100000] [--changed 10] [--changed-size 8MiB]
+                                              [--versions 3]
 
 Builds version 1 (FILES small files in 1,000 folders), syncs it into a host folder with the
 staged store (no network: chunks are read from the source as downloads would write them), then
-version 2 in which CHANGED files are rewritten with CHANGED_SIZE bytes each, and prints:
+versions 2..VERSIONS, in each of which CHANGED files are rewritten with CHANGED_SIZE new bytes,
+and prints for each:
 
-- switch: from the call that verifies the last chunk of version 2 to its return, with the folder
-  already showing version 2 (the file's rename into place, the index write and fsync, the
-  symlink's rename and the parent folder's fsync);
-- extra disk: the blocks of every inode (files and folders) of version 2 that version 1 does not
-  share, against the changed bytes; file data and folder entries reported apart.
+- switch: from the call that verifies the version's last chunk to its return, with the folder
+  already showing the new version (the last file's rename into place and its hash-cache line, the
+  index written, the symlink replaced);
+- extra disk: the blocks of every inode (files and folders) of the new version that the previous
+  one does not share, against the changed bytes; file data and folder entries reported apart.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -87,32 +90,39 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--changed", type=int, default=10)
     ap.add_argument("--changed-size", type=parse_size, default=8 * 2**20)
+    ap.add_argument("--versions", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="where to work (default a temporary folder)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         t = Path(tmp)
-        v1, v2 = t / "v1", t / "v2"
+        v1 = t / "v1"
         _make(v1, args.files, args.changed, args.changed_size, 1)
-        changed = _make(v2, args.files, args.changed, args.changed_size, 2)
         store = StagedStore(t / "host" / "data", t / "state")
         started = time.perf_counter()
         _sync(store, v1)
-        first = time.perf_counter() - started
-        old = _inodes(store.versions.active_root() or t)
-        started = time.perf_counter()
-        switch = _sync(store, v2)
-        staged = time.perf_counter() - started
-        new_root = store.versions.active_root()
-        assert new_root is not None and (t / "host" / "data").resolve() == new_root
-        new = _inodes(new_root)
-        store.close()
-        extra_files = sum(b for ino, (b, d) in new.items() if ino not in old and not d)
-        extra_dirs = sum(b for ino, (b, d) in new.items() if ino not in old and d)
-        print(f"version of {args.files} files; {args.changed} changed, {human_bytes(changed)} changed bytes")
-        print(f"first sync {first:.1f} s; staging version 2 {staged:.1f} s")
-        print(f"switch (last chunk verified -> version 2 active): {switch * 1000:.1f} ms")
-        print(f"extra disk: files {human_bytes(extra_files)} ({extra_files / changed:.3f} x changed bytes), "
-              f"folders {human_bytes(extra_dirs)}; total {(extra_files + extra_dirs) / changed:.3f} x")
+        print(f"version of {args.files} files: first sync {time.perf_counter() - started:.1f} s")
+        try:
+            for n in range(2, args.versions + 1):
+                src = t / f"v{n}"
+                changed = _make(src, args.files, args.changed, args.changed_size, n)
+                old = _inodes(store.versions.active_root() or t)
+                started = time.perf_counter()
+                switch = _sync(store, src)
+                staged = time.perf_counter() - started
+                new_root = store.versions.active_root()
+                assert new_root is not None and (t / "host" / "data").resolve() == new_root
+                new = _inodes(new_root)
+                extra_files = sum(b for ino, (b, d) in new.items() if ino not in old and not d)
+                extra_dirs = sum(b for ino, (b, d) in new.items() if ino not in old and d)
+                print(f"version {n}: {args.changed} files changed, {human_bytes(changed)}; staged in {staged:.1f} s; "
+                      f"switch {switch * 1000:.1f} ms; extra disk: files {human_bytes(extra_files)} "
+                      f"({extra_files / changed:.3f} x changed bytes), folders {human_bytes(extra_dirs)} "
+                      f"(total {(extra_files + extra_dirs) / changed:.3f} x)", flush=True)
+                if store.prune_due:
+                    store.prune()
+                shutil.rmtree(t / f"v{n - 1}")
+        finally:
+            store.close()
     return 0
 
 

@@ -118,13 +118,13 @@ class StagedStore(MirrorStore):
         for f in manifest.files:
             if f.path in linked:
                 continue
-            target = self._abs(f.path)
             held = 0
-            for p in (target, target.with_name(target.name + PART_SUFFIX)):
-                try:
-                    held = max(held, os.lstat(p).st_blocks * 512)
-                except (FileNotFoundError, NotADirectoryError):
-                    continue
+            try:
+                target = self._abs(f.path)
+                for p in (target, target.with_name(target.name + PART_SUFFIX)):
+                    held = max(held, _allocated(p))
+            except FileNotFoundError:      # a file where the version needs a folder: nothing held
+                pass
             need += max(f.size - held, 0)
         free = shutil.disk_usage(self.versions.home).free
         if need > free:
@@ -163,3 +163,10 @@ class StagedStore(MirrorStore):
         if self.prune_due:
             self.prune()
         return stats
+
+
+def _allocated(path: Path) -> int:
+    try:
+        return os.lstat(path).st_blocks * 512
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
