@@ -1,7 +1,8 @@
 """Serving chunks over HTTP: `GET /chunks/<hash>`.
 
-Unthrottled, uncompressed chunks go out with sendfile (no copy through Python); LZ4 only when the
-client accepts it and a sample of the chunk compresses. Rate limits are kept by the kernel's
+Unthrottled, uncompressed chunks go out with sendfile (no copy through Python); over TLS, where the
+kernel cannot send a file, in pieces read off the event loop and written as they are read (never a
+whole chunk in memory); LZ4 only when the client accepts it and a sample of the chunk compresses. Rate limits are kept by the kernel's
 pacing of each upload's socket (upload_pace.py): the node's upload limit and a WAN link's rate are
 shared among the uploads under way, and re-shared whenever one starts or ends, so a limit is never
 left idle while an upload could use it. Where the kernel cannot pace, token buckets slice the
@@ -26,6 +27,7 @@ from lanscatter.hashing import PIECE
 from lanscatter.manifest import check_hash
 from lanscatter.ratelimit import TokenBucket, take_all
 from lanscatter.store import Location
+from lanscatter.tls import is_tls
 from lanscatter.upload_pace import Pace, UploadPacer
 
 log = logging.getLogger("lanscatter.chunk_http")
@@ -94,6 +96,8 @@ class ChunkServer:
             lz4_ok = self.compress and "lz4" in request.headers.get(ACCEPT_HEADER, "")
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)
+            if is_tls(request.transport):
+                return await self._send_buffered(request, fh.fileno(), loc, buckets)
             return await self._send_plain(request, fh, loc, buckets)
         except (ConnectionError, TimeoutError, RuntimeError) as exc:
             # The downloader gave up (timeout, cancel) or stopped reading (UNACKED_LIMIT_S)
@@ -121,6 +125,25 @@ class ChunkServer:
             n = min(step, end - pos)
             await take_all(buckets, n)
             await loop.sendfile(transport, fh, pos, n)
+            pos += n
+            self.counters.tx_bytes += n
+        await resp.write_eof()
+        return resp
+
+    async def _send_buffered(self, request: web.Request, fd: int, loc: Location,
+                             buckets: list[TokenBucket]) -> web.StreamResponse:
+        """The body in pieces through the transport (TLS encrypts in user space: no sendfile)."""
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.content_length = loc.length
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        pos, end = loc.offset, loc.offset + loc.length
+        step = PIECE if not buckets else PIECE // 4
+        while pos < end:
+            n = min(step, end - pos)
+            data = await loop.run_in_executor(None, _read_exact, fd, pos, n)
+            await take_all(buckets, n)
+            await resp.write(data)      # waits while the transport's buffer is full
             pos += n
             self.counters.tx_bytes += n
         await resp.write_eof()
@@ -175,6 +198,13 @@ def _limit_unacked(sock: socket.socket, seconds: float) -> None:
 
 def _open_for_reading(path: os.PathLike[str] | str) -> BinaryIO:
     return open(path, "rb", buffering=0)
+
+
+def _read_exact(fd: int, pos: int, n: int) -> bytes:
+    data = os.pread(fd, n, pos)
+    if len(data) != n:
+        raise OSError("file shrank while serving it")
+    return data
 
 
 def _read_compress(comp: lz4.frame.LZ4FrameCompressor, fd: int, pos: int, n: int) -> bytes:

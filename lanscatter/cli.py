@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.topology.up_cli",
     "lanscatter.emulator.cli",
     "lanscatter.simulate_cli",
+    "lanscatter.tls_cli",
     "lanscatter_tui.cli",
 )
 

@@ -30,6 +30,7 @@ from lanscatter.scanner import ScanStats, scan_folder
 from lanscatter.server import bind_site
 from lanscatter.store import Location
 from lanscatter.swarm import Swarm
+from lanscatter.tls import ServerTLS
 
 log = logging.getLogger("lanscatter.master")
 
@@ -54,6 +55,7 @@ class MasterOptions:
     link_map: LinkMap | None = None
     expect_peers: int = 0                  # hold the first scan until this many joined ...
     expect_wait_s: float = 10.0            # ... or this long passed
+    tls: ServerTLS | None = None           # also serve TLS on the port (tls.py, server.py)
 
 
 ProgressFactory = Callable[[], Callable[[int, int], None] | None]
@@ -157,7 +159,7 @@ class MasterNode:
     async def start(self) -> None:
         # Listen first: peers join while the folder is hashed and get the generation the moment
         # the scan ends, instead of polling a port that is not open yet.
-        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
+        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port, self.opts.tls)
         self.swarm.start()
         try:
             await self._await_expected_peers()

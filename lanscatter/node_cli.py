@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import signal
+import socket
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -22,6 +24,7 @@ from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.relay import RelayNode, RelayOptions
 from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
+from lanscatter.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -50,6 +53,49 @@ def _topology_args(sp: argparse.ArgumentParser) -> None:
     g.add_argument("--host", default=None, help="this node's host name in the topology (default --name)")
     g.add_argument("--local", action="store_true", help="the topology runs as a local rehearsal")
     g.add_argument("--workdir", type=Path, default=None, help="work directory of the local rehearsal")
+
+
+def _tls_args(sp: argparse.ArgumentParser, *, connects: bool) -> None:
+    g = sp.add_argument_group("TLS", "encrypt control and chunk traffic (docs/security.md)")
+    g.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                   help="serve TLS too, with this certificate (DIR/cert.pem and DIR/key.pem that do "
+                        "not exist yet are made, and the fingerprint logged)")
+    g.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's private key")
+    g.add_argument("--tls-required", action="store_true",
+                   help="refuse control and chunk requests that do not use TLS")
+    if connects:
+        g.add_argument("--tls-fingerprint", action="append", default=[], metavar="SHA256",
+                       help="connect over TLS, trusting a server whose certificate has this SHA-256 "
+                            "fingerprint (repeat for each source)")
+        g.add_argument("--tls-ca", type=Path, default=None, metavar="FILE",
+                       help="connect over TLS, trusting certificates this CA signed (names checked)")
+
+
+def _server_tls(args: argparse.Namespace) -> ServerTLS | None:
+    cert, key = args.tls_cert, args.tls_key
+    if cert is None and key is None:
+        if args.tls_required:
+            raise ConfigError("--tls-required needs a certificate", "give --tls-cert and --tls-key")
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    if not cert.exists() and not key.exists():
+        if cert.parent != key.parent or (cert.name, key.name) != (CERT_FILE, KEY_FILE):
+            raise ConfigError(f"{cert} does not exist", f"make it with `lanscatter tls new --dir {cert.parent}`")
+        fp = new_identity(cert.parent, args.name or socket.gethostname())
+        log.info("made a TLS certificate in %s, fingerprint %s", cert.parent, fp)
+    tls = server_tls(cert, key, required=args.tls_required)
+    log.info("serving TLS too; certificate fingerprint %s", tls.fingerprint)
+    return tls
+
+
+def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_fingerprint and args.tls_ca is None:
+        return None
+    try:
+        return client_context(args.tls_fingerprint, args.tls_ca)
+    except ValueError as exc:
+        raise ConfigError(f"--tls-fingerprint: {exc}", "copy it from `lanscatter tls fingerprint FILE`") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "seconds), so peers started at the same time get the first generation from its start")
     m.add_argument("--expect-wait", type=float, default=10.0, metavar="S",
                    help="the longest wait for --expect-peers (default 10)")
+    _tls_args(m, connects=False)
     _topology_args(m)
     m.set_defaults(func=run_master)
 
@@ -106,6 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    _tls_args(p, connects=True)
     p.set_defaults(func=run_peer)
 
     r = sub.add_parser("proxy", help="relay: a peer of an upstream swarm and the master of this site",
@@ -127,6 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    _tls_args(r, connects=True)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
 
@@ -157,7 +206,7 @@ def run_master(args: argparse.Namespace) -> int:
                          secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
-                         expect_wait_s=args.expect_wait)
+                         expect_wait_s=args.expect_wait, tls=_server_tls(args))
     node = MasterNode(opts, progress=_scan_progress)
 
     async def body() -> None:
@@ -176,7 +225,8 @@ def run_peer(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout)
+                       connect_timeout=args.connect_timeout, tls=_client_tls(args),
+                       tls_server=_server_tls(args))
     node = PeerNode(opts)
 
     reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
@@ -190,10 +240,11 @@ def run_proxy(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "relay"), host=args.listen, port=args.peer_port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout, role="relay", serve=False)
+                       connect_timeout=args.connect_timeout, role="relay", serve=False,
+                       tls=_client_tls(args))
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
-                                  store_and_forward=args.store_and_forward))
+                                  store_and_forward=args.store_and_forward, tls=_server_tls(args)))
 
     reporter = _report_loop(node.status, args.json, node.upstream.progress)
     return _run(lambda: _run_beside(node.run(), reporter, node.stop))

@@ -12,10 +12,12 @@ generation, `on_chunk` each verified chunk (cut-through).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,9 @@ from lanscatter.manifest import Manifest, manifest_from_dict
 from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
-from lanscatter.server import bind_site
+from lanscatter.server import TLS_REQUIRED_TEXT, bind_site
 from lanscatter.store import MirrorStore
+from lanscatter.tls import PinMismatch, ServerTLS, TLSRefused
 from lanscatter.upload_pace import Pace
 
 log = logging.getLogger("lanscatter.peer")
@@ -64,6 +67,8 @@ class PeerOptions:
     connect_timeout: float = 60.0
     role: str = "peer"
     serve: bool = True                 # False: serve no chunks to this swarm (a relay upstream)
+    tls: ssl.SSLContext | None = None  # connect to the master and to chunk sources over TLS
+    tls_server: ServerTLS | None = None    # also serve TLS on the chunk port
 
 
 class PeerNode:
@@ -79,7 +84,8 @@ class PeerNode:
         self.server = ChunkServer(self.store.locate, self.auth, self.counters,
                                   ul_bucket=self.ul_bucket, compress=opts.compress)
         local = self._local_addr()
-        self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2)
+        self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2,
+                               tls=opts.tls)
         self.on_manifest: Callable[[Manifest], None] | None = None
         self.on_chunk: Callable[[str], None] | None = None
         self.connected = False
@@ -107,7 +113,7 @@ class PeerNode:
         return app
 
     async def start_server(self) -> None:
-        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
+        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port, self.opts.tls_server)
 
     async def run(self) -> None:
         """Serve and stay joined until cancelled; raises LanscatterError when refused."""
@@ -158,9 +164,10 @@ class PeerNode:
 
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
-        url = f"http://{self.opts.master}:{self.opts.master_port}/ws"
-        async with session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20,
-                                      timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+        url = f"{'wss' if self.opts.tls else 'http'}://{self.opts.master}:{self.opts.master_port}/ws"
+        async with _refused_as_error(self.opts.master, self.opts.master_port), \
+                session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20, ssl=self.opts.tls or True,
+                                   timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             challenge = p.decode(await ws.receive_str(timeout=15), "master")
             if not isinstance(challenge, p.Challenge):
@@ -407,6 +414,25 @@ class PeerNode:
             }],
             "links": [], "events": self.events[-50:],
         }
+
+
+@contextlib.asynccontextmanager
+async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
+    """A master that is not the pinned one, or that speaks only TLS to a peer without it: the
+    operator must act, so it is an error exit, not a reconnect."""
+    try:
+        yield
+    except aiohttp.ClientConnectorCertificateError as exc:
+        got = exc.certificate_error
+        what = f"its certificate's fingerprint is {got.got}" if isinstance(got, PinMismatch) else str(got)
+        raise TLSRefused(f"the master at {host}:{port} is not the one this node trusts: {what}",
+                         "check the master's tls_fingerprint in the site tree (`lanscatter tls "
+                         "fingerprint` on the master's certificate) or --tls-fingerprint/--tls-ca") from None
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status != 426:
+            raise
+        raise TLSRefused(f"the master at {host}:{port} says: {TLS_REQUIRED_TEXT.strip()}",
+                         "give this node --tls-fingerprint (or --tls-ca), as the site tree's tls: says") from None
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

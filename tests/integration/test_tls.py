@@ -1,0 +1,162 @@
+"""TLS on loopback: real nodes sync over it, a wrong pin or a missing TLS setting is refused with a
+clear error, chunks fetched over TLS are verified as before (plain, LZ4, pipelined)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lanscatter.auth import Auth
+from lanscatter.chunk_fetch import Fetcher
+from lanscatter.chunk_http import TrafficCounters
+from lanscatter.hashing import new_hasher
+from lanscatter.master import MasterNode, MasterOptions
+from lanscatter.tls import client_context, fingerprint_der, fingerprint_file, new_identity, server_tls
+from lanscatter.upload_pace import Pace
+from tests.integration.nodes import HOST, Cluster, make_tree, tree_state, wait_for
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    make_tree(tmp_path / "origin")
+    c = Cluster(tmp_path, tmp_path / "origin", secret="tls test secret")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _synced(node) -> bool:  # type: ignore[no-untyped-def]
+    st = node.status()
+    return bool(st and st["synced"])
+
+
+def _tls_master(cluster: Cluster, tmp: Path) -> tuple[object, str]:
+    """A master that serves TLS only (control and chunks), its identity made on its first start."""
+    ident = tmp / "master-tls"
+    master = cluster.start_master("--tls-cert", str(ident / "cert.pem"), "--tls-key", str(ident / "key.pem"),
+                                  "--tls-required")
+    return master, fingerprint_file(ident / "cert.pem")
+
+
+def test_tls_master_and_peers_sync_byte_identically(cluster: Cluster, tmp_path: Path) -> None:
+    master, master_fp = _tls_master(cluster, tmp_path)
+    fps = {name: new_identity(tmp_path / f"{name}-tls", name) for name in ("p1", "p2")}
+    pins = [a for fp in (master_fp, *fps.values()) for a in ("--tls-fingerprint", fp)]
+    peers = [cluster.start_peer(name, "--tls-cert", str(tmp_path / f"{name}-tls" / "cert.pem"),
+                                "--tls-key", str(tmp_path / f"{name}-tls" / "key.pem"), "--tls-required", *pins)
+             for name in fps]
+    wait_for(lambda: all(_synced(n) for n in peers) and _synced(master), 60, "every peer in sync over TLS",
+             master, *peers)
+    want = tree_state(cluster.source)
+    for name in fps:
+        assert tree_state(tmp_path / name) == want, f"{name} differs from the origin"
+    # /status stays plain HTTP on the same port (Node.status above used it); the chunk port of a
+    # peer answers TLS, with the certificate the others pinned.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection((HOST, peers[0].port), timeout=5) as raw, \
+            ctx.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None and fingerprint_der(der) == fps["p1"]
+    for node in (master, *peers):
+        out = node.output()
+        assert "Traceback" not in out and " ERROR " not in out, out[-2000:]
+
+
+def test_a_peer_pinning_another_certificate_refuses_to_join(cluster: Cluster, tmp_path: Path) -> None:
+    master, _fp = _tls_master(cluster, tmp_path)
+    folder = tmp_path / "wary"
+    (folder / "keep").mkdir(parents=True)
+    (folder / "keep" / "mine.txt").write_bytes(b"local content")
+    before = tree_state(folder)
+    wrong = new_identity(tmp_path / "other-tls", "impostor")
+    peer = cluster.start_peer("wary", "--tls-fingerprint", wrong)
+    code = peer.proc.wait(timeout=30)
+    out = peer.output()
+    assert code != 0
+    assert "error: the master at 127.0.0.1" in out and "is not the one this node trusts" in out, out
+    assert "hint:" in out and "Traceback" not in out
+    assert tree_state(folder) == before
+    assert " ERROR " not in master.output()
+
+
+def test_a_plaintext_peer_to_a_tls_only_master_is_told_so(cluster: Cluster, tmp_path: Path) -> None:
+    master, _fp = _tls_master(cluster, tmp_path)
+    peer = cluster.start_peer("plain")
+    code = peer.proc.wait(timeout=30)
+    out = peer.output()
+    assert code != 0
+    assert "accepts control and chunk requests over TLS only" in out and "hint:" in out, out
+    assert "Traceback" not in out
+    # A chunk request in the clear gets the same answer and nothing else.
+    try:
+        urllib.request.urlopen(f"http://{HOST}:{master.port}/chunks/{'0' * 64}", timeout=5)
+        raise AssertionError("a plaintext chunk request was served")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 426
+    master_out = master.output()
+    assert "Traceback" not in master_out and " ERROR " not in master_out
+
+
+async def _tls_source(tmp: Path, files: dict[str, bytes]) -> tuple[MasterNode, str]:
+    (tmp / "src").mkdir()
+    for name, data in files.items():
+        (tmp / "src" / name).write_bytes(data)
+    fp = new_identity(tmp / "tls", "source")
+    master = MasterNode(MasterOptions(folder=tmp / "src", state_dir=tmp / "state", host=HOST, port=0,
+                                      chunk_size=1 << 20, watch=False,
+                                      tls=server_tls(tmp / "tls" / "cert.pem", tmp / "tls" / "key.pem",
+                                                     required=True)))
+    await master.start()
+    return master, fp
+
+
+async def test_chunks_over_tls_are_verified_plain_lz4_and_pipelined(tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)
+    text = b"compressible text line\n" * 50_000
+    master, fp = await _tls_source(tmp_path, {"a.bin": data, "t.txt": text})
+    fetcher = Fetcher(TrafficCounters(), local_addr=HOST, threads=4, tls=client_context([fp]))
+    stranger = Fetcher(TrafficCounters(), local_addr=HOST, threads=1, tls=client_context(["ab" * 32]))
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
+    url = f"http://{HOST}:{master.port}"
+    try:
+        assert master.manifest is not None
+        table = master.manifest.chunk_table()
+        wire = []
+        for i, (h, size) in enumerate(table):
+            pace = Pace(group="wan:a>b", group_rate=1e9) if i % 2 else None     # odd ones pipelined
+            r = await fetcher.fetch(url, h, size, auth=Auth(None), fd=fd, offset=0, timeout_s=20,
+                                    buckets=[], pace=pace)
+            assert r.ok, r.error                    # hashed while streaming: the bytes are right
+            hasher = new_hasher()
+            hasher.update(os.pread(fd, size, 0))
+            assert hasher.hexdigest() == h
+            wire.append(r.wire_bytes / size)
+        assert min(wire) < 0.5 and max(wire) >= 1      # the text went as LZ4, the random data plain
+        # A source whose certificate is not pinned: no byte of the chunk is taken.
+        h0, s0 = table[0]
+        r = await stranger.fetch(url, h0, s0, auth=Auth(None), fd=fd, offset=0, timeout_s=10, buckets=[])
+        assert not r.ok and "not pinned" in r.error, r.error
+        # The file rots under the same size and mtime: over TLS too, the hash catches it.
+        src = tmp_path / "src" / "a.bin"
+        st = src.stat()
+        src.write_bytes(bytes(st.st_size))
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+        first = new_hasher()
+        first.update(data[:1 << 20])
+        r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, auth=Auth(None), fd=fd, offset=0, timeout_s=10,
+                                buckets=[])
+        assert not r.ok and r.corrupt and r.error == "hash mismatch"
+    finally:
+        os.close(fd)
+        fetcher.close()
+        stranger.close()
+        await master.stop()
