@@ -5,7 +5,8 @@ of its parent site's swarm and the master of its own), every other host `lanscat
 swarm secret travels in the environment (`LANSCATTER_SECRET`), never on a command line that `ps`
 shows. Masters and relays also get the topology file and their host name, so their planner loads
 the link map and caps every transfer at its links' speeds: in a local rehearsal that is what
-emulates the LAN and WAN speeds between the 127.0.0.x addresses.
+emulates the LAN and WAN speeds between the 127.0.0.x addresses. TLS options come per host from
+`tls_plan.py` (certificate to serve, fingerprints to pin).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
+from lanscatter.topology.tls_plan import NodeTLS
 
 SECRET_ENV = "LANSCATTER_SECRET"
 COMMAND_OF_ROLE = {"master": "master", "relay": "proxy", "peer": "peer"}
@@ -44,6 +46,7 @@ class RunContext:
     store_and_forward: bool = False    # relays wait for the whole generation (benchmark comparison)
     # This run starts every host: the origin's first generation waits (briefly) for its swarm to join.
     all_hosts: bool = False
+    tls: Mapping[str, NodeTLS] = field(default_factory=dict)    # per host (tls_plan.py); none: no TLS
 
 
 def _mbit(rate: float) -> str:
@@ -87,6 +90,9 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
                 dl_rate = min(dl_rate or math.inf, wan.bytes_per_s)
         if dl_rate is not None:
             argv += ["--dl-rate", _mbit(dl_rate)]
+    tls = ctx.tls.get(host.name)
+    if tls is not None:
+        argv += tls.flags()
     argv += ["--name", host.name, "--state-dir", str(ctx.state_root / host.name)]
     if host.ul_rate is not None:
         argv += ["--ul-rate", _mbit(host.ul_rate)]

@@ -21,6 +21,7 @@ from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.tls import client_context, fingerprint_der, fingerprint_file, new_identity, server_tls
 from lanscatter.upload_pace import Pace
 from tests.integration.nodes import HOST, Cluster, make_tree, tree_state, wait_for
+from tests.integration.up_runs import UpRun, write_tree
 
 
 @pytest.fixture
@@ -160,3 +161,29 @@ async def test_chunks_over_tls_are_verified_plain_lz4_and_pipelined(tmp_path: Pa
         fetcher.close()
         stranger.close()
         await master.stop()
+
+
+def test_a_local_rehearsal_runs_tls_with_no_manual_step(tmp_path: Path, runs: list[UpRun]) -> None:
+    # hq under the default (wan): it serves TLS to br's relay; br under `all`: its LAN too.
+    make_tree(tmp_path / "source")
+    tree = write_tree(tmp_path / "tls.yaml", {
+        "dataset": {"source": str(tmp_path / "source"), "origin": "o", "chunk_size": "256KiB",
+                    "secret": {"value": "tls rehearsal"}},
+        "sites": {"hq": {"hosts": {"o": None, "p": None}},
+                  "br": {"gateway": "g", "tls": "all", "hosts": {"g": None, "b": None}}},
+        "wan": [{"between": ["hq", "br"], "bandwidth": "200Mbit"}],
+    })
+    work = tmp_path / "work"
+    run = UpRun(tree, "--local", "--exit-when-synced", "--timeout", "90", workdir=work, log=tmp_path / "up.log")
+    runs.append(run)
+    assert run.wait(110) == 0, run.output()
+    want = tree_state(tmp_path / "source")
+    for site, host in (("hq", "p"), ("br", "g"), ("br", "b")):
+        assert tree_state(work / site / host) == want, f"{host} differs from the origin"
+    logs = {h: (work / "logs" / f"{h}.log").read_text() for h in "opgb"}
+    for h in "opgb":
+        assert "serving TLS too" in logs[h], logs[h][-2000:]          # each made its identity
+        assert "Traceback" not in logs[h] and " ERROR " not in logs[h]
+    assert "--tls-fingerprint" in logs["g"] and "--tls-fingerprint" in logs["b"]
+    assert "--tls-fingerprint" not in logs["p"] and "--tls-required" not in logs["o"]
+    assert "--tls-required" in logs["b"]
