@@ -428,6 +428,9 @@ async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
         raise TLSRefused(f"the master at {host}:{port} is not the one this node trusts: {what}",
                          "check the master's tls_fingerprint in the site tree (`lanscatter tls "
                          "fingerprint` on the master's certificate) or --tls-fingerprint/--tls-ca") from None
+    except aiohttp.ClientConnectorSSLError as exc:
+        raise TLSRefused(f"no TLS with the master at {host}:{port} ({exc.os_error})",
+                         "the site tree's tls: for this link must be the same on both hosts") from None
     except aiohttp.WSServerHandshakeError as exc:
         if exc.status != 426:
             raise

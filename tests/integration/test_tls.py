@@ -107,6 +107,16 @@ def test_a_plaintext_peer_to_a_tls_only_master_is_told_so(cluster: Cluster, tmp_
     assert "Traceback" not in master_out and " ERROR " not in master_out
 
 
+def test_a_tls_peer_to_a_plain_master_stops_at_once(cluster: Cluster, tmp_path: Path) -> None:
+    master = cluster.start_master()
+    peer = cluster.start_peer("eager", "--tls-fingerprint", "ab" * 32)
+    code = peer.proc.wait(timeout=30)
+    out = peer.output()
+    assert code != 0 and "error: no TLS with the master at 127.0.0.1" in out and "Traceback" not in out, out
+    master_out = master.output()
+    assert "Traceback" not in master_out and " ERROR " not in master_out, master_out
+
+
 async def _tls_source(tmp: Path, files: dict[str, bytes]) -> tuple[MasterNode, str]:
     (tmp / "src").mkdir()
     for name, data in files.items():
