@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -130,7 +131,7 @@ async def _tls_source(tmp: Path, files: dict[str, bytes]) -> tuple[MasterNode, s
     return master, fp
 
 
-async def test_chunks_over_tls_are_verified_plain_lz4_and_pipelined(tmp_path: Path) -> None:
+async def test_chunks_over_tls_are_verified_plain_lz4_pipelined_and_paced(tmp_path: Path) -> None:
     data = os.urandom(3 << 20)
     text = b"compressible text line\n" * 50_000
     master, fp = await _tls_source(tmp_path, {"a.bin": data, "t.txt": text})
@@ -152,6 +153,16 @@ async def test_chunks_over_tls_are_verified_plain_lz4_and_pipelined(tmp_path: Pa
             assert hasher.hexdigest() == h
             wire.append(r.wire_bytes / size)
         assert min(wire) < 0.5 and max(wire) >= 1      # the text went as LZ4, the random data plain
+        # Pacing is set on the TCP socket under the TLS layer: 1 MiB at 2 MB/s takes about 0.5 s.
+        first = new_hasher()
+        first.update(data[:1 << 20])
+        start = time.monotonic()
+        kernel_paced: list[int] = []                # uploads the source's kernel paces, at the first bytes
+        r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, auth=Auth(None), fd=fd, offset=0, timeout_s=20,
+                                buckets=[], pace=Pace(rate=2e6),
+                                receiving=lambda: kernel_paced.append(len(master.server.pacer._uploads)))
+        assert r.ok and time.monotonic() - start > 0.35, (r, time.monotonic() - start)
+        assert kernel_paced == [1]
         # A source whose certificate is not pinned: no byte of the chunk is taken.
         h0, s0 = table[0]
         r = await stranger.fetch(url, h0, s0, auth=Auth(None), fd=fd, offset=0, timeout_s=10, buckets=[])
@@ -161,8 +172,6 @@ async def test_chunks_over_tls_are_verified_plain_lz4_and_pipelined(tmp_path: Pa
         st = src.stat()
         src.write_bytes(bytes(st.st_size))
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
-        first = new_hasher()
-        first.update(data[:1 << 20])
         r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, auth=Auth(None), fd=fd, offset=0, timeout_s=10,
                                 buckets=[])
         assert not r.ok and r.corrupt and r.error == "hash mismatch"
