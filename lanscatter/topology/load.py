@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import TypeVar
 
+from lanscatter.signing import parse_origin_key
 from lanscatter.tls import normalize_fingerprint
 from lanscatter.topology.model import (
     DEFAULT_CHUNK_SIZE,
@@ -39,7 +40,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 MIN_CHUNK, MAX_CHUNK = 64 * 1024, 1024**3
 
-TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "tls", "tls_ca")
+TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file", "tls",
+            "tls_ca")
 DATASET_KEYS = ("source", "origin", "name", "chunk_size", "secret")
 SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
@@ -190,6 +192,17 @@ def _secret(r: _Reader, node: YNode | None, file: str, at: Pos) -> SecretRef:
     return SecretRef(kind, ref, file, value.pos)
 
 
+def _origin_key(r: _Reader, node: YNode) -> str | None:
+    text = r.text(node, "origin_key")
+    if text is None:
+        return None
+    try:
+        return parse_origin_key(text).text
+    except ValueError as exc:
+        r.log.add(node.pos, "bad-origin-key", f"origin_key: {exc}")
+        return None
+
+
 def _dataset(r: _Reader, key: YScalar, node: YNode) -> Dataset:
     f = r.mapping(node, "dataset", DATASET_KEYS, required=("source", "origin"), at=key.pos)
     where = {k: v.pos for k, v in f.items()}
@@ -324,6 +337,9 @@ def build(root: YNode, file: Path, log: ProblemLog) -> Topology:
             wan = [w for w in (_wan_link(r, item) for item in node.items) if w is not None]
         elif not (isinstance(node, YScalar) and node.kind == "null"):
             log.add(node.pos, "wrong-type", "wan must be a list of links ('- between: [a, b]')")
+    origin_key = _origin_key(r, f["origin_key"]) if "origin_key" in f else None
+    key_file = r.text(f["origin_key_file"], "origin_key_file") if "origin_key_file" in f else None
+    where = {k: v.pos for k, v in f.items() if k in ("origin_key", "origin_key_file")}
     tls = (_tls_policy(r, f["tls"]) if "tls" in f else None) or DEFAULT_TLS
     tls_ca = None
     if "tls_ca" in f:
@@ -331,4 +347,5 @@ def build(root: YNode, file: Path, log: ProblemLog) -> Topology:
         if tls_ca is not None and not (file.parent / tls_ca).is_file():
             log.add(f["tls_ca"].pos, "no-file", f"tls_ca: no file {tls_ca!r} (relative paths are from "
                     "this file's folder)")
-    return Topology(file, dataset, tuple(sites), tuple(wan), defaults, tls, tls_ca)
+    return Topology(file, dataset, tuple(sites), tuple(wan), defaults, origin_key, key_file, where, tls=tls,
+                    tls_ca=tls_ca)

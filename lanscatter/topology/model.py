@@ -133,6 +133,9 @@ class Topology:
     sites: tuple[Site, ...]
     wan: tuple[WanLink, ...]
     defaults: HostSettings
+    origin_key: str | None = None         # `ed25519:<base64>`: only versions it signed are written
+    origin_key_file: str | None = None    # the private key, on the origin (relative: to the YAML file)
+    where: Mapping[str, Pos] = _positions()
     tls: str = DEFAULT_TLS
     tls_ca: str | None = None         # CA file (relative to the YAML file) instead of fingerprints
 

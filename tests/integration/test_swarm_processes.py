@@ -88,10 +88,10 @@ def test_change_on_master_mid_sync_reaches_every_peer(cluster: Cluster, tmp_path
 def test_wrong_secret_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "origin"
     make_tree(source)
-    c = Cluster(tmp_path, source, secret="right horse battery")
+    c = Cluster(tmp_path, source, secret="right horse battery staple")
     try:
         c.start_master()
-        bad = c.start_peer("intruder", secret="wrong")
+        bad = c.start_peer("intruder", secret="wrong horse battery staple")
         code = bad.proc.wait(timeout=30)
         assert code != 0
         assert "error: the master refused this peer" in bad.output()
@@ -109,7 +109,7 @@ def test_chunks_need_the_secret_and_status_shows_no_names(tmp_path: Path) -> Non
 
     source = tmp_path / "origin"
     make_tree(source)
-    c = Cluster(tmp_path, source, secret="s3cret")
+    c = Cluster(tmp_path, source, secret="a s3cret long enough to keep")
     try:
         master = c.start_master()
         status_text = urllib.request.urlopen(f"http://127.0.0.1:{master.port}/status", timeout=5).read()

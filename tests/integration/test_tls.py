@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.auth import Auth
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import TrafficCounters
 from lanscatter.hashing import new_hasher
@@ -28,7 +27,7 @@ from tests.integration.up_runs import UpRun, write_tree
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     make_tree(tmp_path / "origin")
-    c = Cluster(tmp_path, tmp_path / "origin", secret="tls test secret")
+    c = Cluster(tmp_path, tmp_path / "origin", secret="tls test secret, long enough")
     try:
         yield c
     finally:
@@ -145,7 +144,7 @@ async def test_chunks_over_tls_are_verified_plain_lz4_pipelined_and_paced(tmp_pa
         wire = []
         for i, (h, size) in enumerate(table):
             pace = Pace(group="wan:a>b", group_rate=1e9) if i % 2 else None     # odd ones pipelined
-            r = await fetcher.fetch(url, h, size, auth=Auth(None), fd=fd, offset=0, timeout_s=20,
+            r = await fetcher.fetch(url, h, size, token="", fd=fd, offset=0, timeout_s=20,
                                     buckets=[], pace=pace)
             assert r.ok, r.error                    # hashed while streaming: the bytes are right
             hasher = new_hasher()
@@ -158,21 +157,21 @@ async def test_chunks_over_tls_are_verified_plain_lz4_pipelined_and_paced(tmp_pa
         first.update(data[:1 << 20])
         start = time.monotonic()
         kernel_paced: list[int] = []                # uploads the source's kernel paces, at the first bytes
-        r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, auth=Auth(None), fd=fd, offset=0, timeout_s=20,
+        r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, token="", fd=fd, offset=0, timeout_s=20,
                                 buckets=[], pace=Pace(rate=2e6),
                                 receiving=lambda: kernel_paced.append(len(master.server.pacer._uploads)))
         assert r.ok and time.monotonic() - start > 0.35, (r, time.monotonic() - start)
         assert kernel_paced == [1]
         # A source whose certificate is not pinned: no byte of the chunk is taken.
         h0, s0 = table[0]
-        r = await stranger.fetch(url, h0, s0, auth=Auth(None), fd=fd, offset=0, timeout_s=10, buckets=[])
+        r = await stranger.fetch(url, h0, s0, token="", fd=fd, offset=0, timeout_s=10, buckets=[])
         assert not r.ok and "not pinned" in r.error, r.error
         # The file rots under the same size and mtime: over TLS too, the hash catches it.
         src = tmp_path / "src" / "a.bin"
         st = src.stat()
         src.write_bytes(bytes(st.st_size))
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
-        r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, auth=Auth(None), fd=fd, offset=0, timeout_s=10,
+        r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, token="", fd=fd, offset=0, timeout_s=10,
                                 buckets=[])
         assert not r.ok and r.corrupt and r.error == "hash mismatch"
     finally:
@@ -187,7 +186,7 @@ def test_a_local_rehearsal_runs_tls_with_no_manual_step(tmp_path: Path, runs: li
     make_tree(tmp_path / "source")
     tree = write_tree(tmp_path / "tls.yaml", {
         "dataset": {"source": str(tmp_path / "source"), "origin": "o", "chunk_size": "256KiB",
-                    "secret": {"value": "tls rehearsal"}},
+                    "secret": {"value": "tls rehearsal secret, long enough"}},
         "sites": {"hq": {"hosts": {"o": None, "p": None}},
                   "br": {"gateway": "g", "tls": "all", "hosts": {"g": None, "b": None}}},
         "wan": [{"between": ["hq", "br"], "bandwidth": "200Mbit"}],
