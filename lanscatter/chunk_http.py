@@ -2,11 +2,12 @@
 
 Unthrottled, uncompressed chunks go out with sendfile (no copy through Python); over TLS, where the
 kernel cannot send a file, in pieces read off the event loop and written as they are read (never a
-whole chunk in memory); LZ4 only when the client accepts it and a sample of the chunk compresses. Rate limits are kept by the kernel's
-pacing of each upload's socket (upload_pace.py): the node's upload limit and a WAN link's rate are
-shared among the uploads under way, and re-shared whenever one starts or ends, so a limit is never
-left idle while an upload could use it. Where the kernel cannot pace, token buckets slice the
-stream instead. The client side is chunk_fetch.py.
+whole chunk in memory); LZ4 only when the client accepts it and a sample of the chunk compresses.
+Rate limits are kept by the kernel's pacing of each upload's socket (upload_pace.py; under TLS, the
+TCP socket beneath it): the node's upload limit and a WAN link's rate are shared among the uploads
+under way, and re-shared whenever one starts or ends, so a limit is never left idle while an upload
+could use it. Where the kernel cannot pace, token buckets slice the stream instead. The client
+side is chunk_fetch.py.
 
 A request needs the token its Download carried (auth.py): for this chunk, from the address the
 request comes from, at the address and port it arrived on, not expired. The refusal (403) says
