@@ -89,6 +89,8 @@ class _StatusCollector(Collector):
         yield GaugeMetricFamily("lanscatter_dataset_bytes", "Bytes of distinct content", value=st["bytes"])
         yield GaugeMetricFamily("lanscatter_synced", "1 when every node holds every chunk",
                                 value=1 if st["synced"] else 0)
+        yield GaugeMetricFamily("lanscatter_insecure", "1 when this node runs with no swarm secret (--insecure)",
+                                value=1 if st.get("insecure") else 0)
         have = GaugeMetricFamily("lanscatter_node_chunks", "Chunks each node holds", labels=["node"])
         rx = CounterMetricFamily("lanscatter_node_rx_bytes", "Bytes received", labels=["node"])
         tx = CounterMetricFamily("lanscatter_node_tx_bytes", "Bytes sent", labels=["node"])

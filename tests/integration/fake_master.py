@@ -7,36 +7,38 @@ changes only this function.
 
 from __future__ import annotations
 
-import asyncio
+import secrets
 
 from aiohttp import WSMsgType, web
 
 from lanscatter import protocol as p
 from lanscatter.auth import Auth
+from lanscatter.handshake import Accepted, Channel, MasterHandshake
 
 HOST = "127.0.0.1"
 
 
-async def join(ws: web.WebSocketResponse, secret: str | None) -> bool:
-    """The master's side of the join, with the right secret; False when the peer did not join."""
-    auth = Auth(secret)
-    nonce = auth.new_nonce()
-    await ws.send_str(p.encode(p.Challenge(nonce, p.PROTOCOL_VERSION, p.MIN_PROTOCOL_VERSION, "fake")))
+async def join(ws: web.WebSocketResponse, auth: Auth) -> Channel | None:
+    """The master's side of the join, with the right secret: the session's channel, or None when
+    the peer did not join."""
+    hs = MasterHandshake(auth, secrets.token_hex(16), software="fake")
+    await ws.send_str(hs.challenge())
     msg = await ws.receive(timeout=5)
-    if msg.type != WSMsgType.TEXT:
-        return False
-    hello = p.decode(msg.data, "peer")
-    if not isinstance(hello, p.Hello) or not auth.check_join(nonce, hello.proof):
-        return False
-    await ws.send_str(p.encode(p.Welcome(hello.name, min(hello.protocol, p.PROTOCOL_VERSION))))
-    return True
+    if msg.type != WSMsgType.BINARY:
+        return None
+    outcome = hs.receive_hello(msg.data, seen_from=HOST, allow_nat=True, them="peer")
+    if not isinstance(outcome, Accepted):
+        return None
+    welcome, channel = hs.welcome(outcome.hello.name)
+    await ws.send_bytes(welcome)
+    return channel
 
 
 class FakeMaster:
     """Serves /ws on 127.0.0.1: the n-th peer to join gets manifests[n % len(manifests)]."""
 
     def __init__(self, secret: str | None, manifests: list[p.ManifestMsg]) -> None:
-        self.secret = secret
+        self.auth = Auth(secret)
         self.manifests = manifests
         self.joins = 0
         self.port = 0
@@ -45,10 +47,11 @@ class FakeMaster:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        if await join(ws, self.secret):
+        channel = await join(ws, self.auth)
+        if channel is not None:
             msg = self.manifests[self.joins % len(self.manifests)]
             self.joins += 1
-            await ws.send_str(p.encode(msg))
+            await ws.send_bytes(channel.seal(p.encode(msg).encode()))
             async for _ in ws:        # whatever the peer says, until it leaves
                 pass
         await ws.close()
@@ -62,11 +65,6 @@ class FakeMaster:
         site = web.TCPSite(self._runner, HOST, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
-
-    async def wait_joins(self, n: int, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while self.joins < n:
-                await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -72,6 +72,8 @@ def test_insecure_says_so_on_every_status_surface(tmp_path: Path) -> None:
         assert st["insecure"] is True
         page = urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=5).read().decode()
         assert "INSECURE" in page
+        metrics = urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5).read().decode()
+        assert "lanscatter_insecure 1.0" in metrics
         assert "INSECURE: running with no swarm secret" in node.output()
     finally:
         node.stop()
