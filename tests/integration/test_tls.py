@@ -3,6 +3,8 @@ clear error, chunks fetched over TLS are verified as before (plain, LZ4, pipelin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import ssl
@@ -205,3 +207,39 @@ def test_a_local_rehearsal_runs_tls_with_no_manual_step(tmp_path: Path, runs: li
     assert "--tls-fingerprint" in logs["g"] and "--tls-fingerprint" in logs["b"]
     assert "--tls-fingerprint" not in logs["p"] and "--tls-required" not in logs["o"]
     assert "--tls-required" in logs["b"]
+
+
+async def test_garbage_after_a_tls_byte_closes_that_connection_only(tmp_path: Path) -> None:
+    # The first byte says TLS, the rest is junk (or nothing at all): one connection ends, the node
+    # logs no error and keeps serving, in the clear and over TLS.
+    master, fp = await _tls_source(tmp_path, {"a.bin": os.urandom(1 << 20)})
+    fetcher = Fetcher(TrafficCounters(), local_addr=HOST, threads=1, tls=client_context([fp]))
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
+    try:
+        async with asyncio.timeout(20):
+            for junk in (b"\x16" + os.urandom(300_000), b"\x16\x03\x01\xff\xff" + b"\x00" * 70_000, b"\x16"):
+                reader, writer = await asyncio.open_connection(HOST, master.port)
+                writer.write(junk)
+                await writer.drain()
+                if len(junk) == 1:
+                    writer.write_eof()
+                with contextlib.suppress(ConnectionError):
+                    while await reader.read(65536):
+                        pass                      # whatever the server says, it ends the connection
+                writer.close()
+            assert master.manifest is not None
+            (h, s), = master.manifest.chunk_table()
+            r = await fetcher.fetch(f"http://{HOST}:{master.port}", h, s, token="", fd=fd, offset=0,
+                                    timeout_s=10, buckets=[])
+            assert r.ok, r.error
+            status = await asyncio.to_thread(_get, f"http://{HOST}:{master.port}/status")
+            assert status == 200
+    finally:
+        os.close(fd)
+        fetcher.close()
+        await master.stop()
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return int(resp.status)
