@@ -42,6 +42,7 @@ ACCEPT_HEADER = "X-Lanscatter-Accept"
 ENCODING_HEADER = "X-Lanscatter-Encoding"
 _SAMPLE = 256 * 1024
 _COMPRESS_BELOW = 0.8        # send LZ4 only when a sample shrinks to under 80 %
+_TLS_WRITE = 64 * 1024       # what one write hands the TLS transport (see _send_buffered)
 # An upload whose receiver stops reading (a frozen process, a host gone behind a live switch)
 # would hold its share of this node's upload limit for good: the kernel ends the connection once
 # sent data has waited this long to be acknowledged, zero-window probes included.
@@ -159,9 +160,13 @@ class ChunkServer:
         step = PIECE if not buckets else PIECE // 4
         while pos < end:
             n = min(step, end - pos)
-            data = await loop.run_in_executor(None, _read_exact, fd, pos, n)
+            data = memoryview(await loop.run_in_executor(None, _read_exact, fd, pos, n))
             await take_all(buckets, n)
-            await resp.write(data)      # waits while the transport's buffer is full
+            # In slices: the TLS transport takes one whole write into its socket's buffer before it
+            # pushes back, and an upload that looks done while a piece still waits there would
+            # give its pacing share back too early.
+            for i in range(0, n, _TLS_WRITE):
+                await resp.write(data[i:i + _TLS_WRITE])     # waits while the transport is full
             pos += n
             self.counters.tx_bytes += n
         await resp.write_eof()
