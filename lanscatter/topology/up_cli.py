@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lanscatter.atomic_file import write_json_atomic
 from lanscatter.auth import new_secret
+from lanscatter.deploy import ssh_up
 from lanscatter.errors import ConfigError
 from lanscatter.sizes import parse_size
 from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
@@ -126,6 +127,8 @@ def _run_secret(plan: DeploymentPlan, local: bool) -> str | None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.ssh:
+        return ssh_up.cmd_up_ssh(args)
     opts = UpOptions.from_args(args)
     topo = load_topology(opts.file)
     plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
@@ -279,4 +282,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="command a host runs when its folder first becomes complete for a generation, with "
                    "LANSCATTER_HOST/SITE/FOLDER/DATASET/GENERATION in its environment (a host's own "
                    "on_synced in FILE wins)")
+    ssh_up.add_arguments(p)
     p.set_defaults(func=cmd_up)
