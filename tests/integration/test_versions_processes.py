@@ -85,3 +85,26 @@ def test_peer_switches_whole_versions_and_rolls_back(cluster: Cluster, tmp_path:
 def test_rollback_of_a_folder_without_versions_is_a_clear_error(tmp_path: Path) -> None:
     done = _cli("rollback", str(tmp_path / "nothing"))
     assert done.returncode == 2 and "has no versions" in done.stderr and "hint:" in done.stderr
+
+
+def test_origin_publishing_an_old_version_again_switches_back_without_fetching(cluster: Cluster,
+                                                                               tmp_path: Path) -> None:
+    c = cluster
+    master = c.start_master()
+    peer = c.start_peer("p1")
+    gen1 = master.status()["generation"]  # type: ignore[index]
+    wait_for(lambda: _on(peer, gen1), 60, "the peer on generation 1", master, peer)
+    folder = tmp_path / "p1"
+    v1 = folder.resolve()
+    text = c.source / "text.txt"
+    old_bytes, old_mtime = text.read_bytes(), text.stat().st_mtime_ns
+    gen2 = _publish(c, master, "text.txt", b"a bad release\n", gen1)
+    wait_for(lambda: _on(peer, gen2), 60, "the peer on generation 2", master, peer)
+    fetched = peer.status()["nodes"][0]["downloaded_chunks"]  # type: ignore[index]
+    # The origin puts the old content back: the tree rolls back, each host to its kept copy.
+    text.write_bytes(old_bytes)
+    os.utime(text, ns=(old_mtime, old_mtime))
+    wait_for(lambda: _on(peer, gen1), 60, "the peer back on generation 1", master, peer)
+    assert folder.resolve() == v1 and tree_state(folder) == tree_state(c.source)
+    assert peer.status()["nodes"][0]["downloaded_chunks"] == fetched  # type: ignore[index]
+
