@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from lanscatter.manifest import FileEntry, Manifest
 
 NAME_LEN = 16
+VERSIONS_SUFFIX = ".lsc-versions"     # <folder><suffix>: the versions' folder, beside the folder
 INDEX_FORMAT = 1
 MAX_VERSIONS = 1000           # bounds of a decoded index (a host keeps a handful)
 MAX_KEEP = 100

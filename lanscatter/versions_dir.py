@@ -43,6 +43,7 @@ from pathlib import Path
 
 from lanscatter.errors import ConfigError
 from lanscatter.version_plan import (
+    VERSIONS_SUFFIX,
     Hold,
     IndexError_,
     VersionIndex,
@@ -54,7 +55,6 @@ from lanscatter.version_plan import (
 
 log = logging.getLogger("lanscatter.versions")
 
-VERSIONS_SUFFIX = ".lsc-versions"
 ADOPTED = "adopted"
 _MAX_INDEX_BYTES = 1 << 20
 

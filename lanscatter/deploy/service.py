@@ -7,7 +7,8 @@ drops privileges), and the unit, which runs `lanscatter up FILE --host X --headl
 prints the plan or applies it (`service_cli.py`).
 
 Unit rules: the roles run as the unprivileged user, with the file system read-only except the sync
-folder and the work folder (`ProtectSystem=strict`); SIGTERM goes to `up` alone, which stops its
+folder and the work folder (`ProtectSystem=strict`; with host activation, the sync folder's parent,
+where the folder's symlink is replaced and its versions kept); SIGTERM goes to `up` alone, which stops its
 roles within 8 s, and systemd kills what is left after `TimeoutStopSec` (`KillMode=mixed`); a
 crashed `up` is restarted (roles that crash are restarted by `up` itself).
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
+from lanscatter.version_plan import VERSIONS_SUFFIX
 
 DEFAULT_USER = "lanscatter"
 DEFAULT_CONFIG_DIR = Path("/etc/lanscatter")
@@ -92,9 +94,16 @@ def service_plan(plan: DeploymentPlan, host: HostPlan, opts: ServiceOptions, sec
     writable = [workdir] if host.role == "master" else [host.folder, workdir]
     folders = [Folder(opts.config_dir, "root", 0o755), Folder(opts.state_dir, opts.user, 0o750),
                Folder(workdir, opts.user, 0o750)]
+    notes = []
     if host.role != "master":
         folders.append(Folder(host.folder, opts.user, 0o755))
-    notes = []
+        if host.activate != "per-file":
+            # Host activation replaces the folder's entry by a symlink to a version kept beside it.
+            versions = host.folder.with_name(host.folder.name + VERSIONS_SUFFIX)
+            writable = [host.folder.parent, workdir]
+            folders.append(Folder(versions, opts.user, 0o755))
+            notes.append(f"{host.folder} becomes a symlink to a version kept in {versions}: user {opts.user} "
+                         f"must be able to write {host.folder.parent} (or set activate: per-file)")
     ref = plan.dataset.secret
     files = []
     if ref.kind == "env":

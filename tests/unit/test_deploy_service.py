@@ -11,10 +11,10 @@ from lanscatter.topology.derive import DeploymentPlan, derive_plan
 from lanscatter.topology.validate import load_topology
 
 
-def _plan(tmp_path: Path, secret: dict[str, str]) -> DeploymentPlan:
+def _plan(tmp_path: Path, secret: dict[str, str], **ws: str) -> DeploymentPlan:
     doc = {"dataset": {"name": "builds", "source": "/srv/builds", "origin": "origin", "secret": secret},
            "sites": {"hq": {"hosts": {"origin": {"address": "10.0.0.1"},
-                                      "ws-1": {"address": "10.0.0.2", "folder": "/data/my builds"}}}}}
+                                      "ws-1": {"address": "10.0.0.2", "folder": "/data/my builds", **ws}}}}}
     path = tmp_path / "tree.yaml"
     path.write_text(yaml.safe_dump(doc))
     return derive_plan(load_topology(path))
@@ -35,7 +35,9 @@ def test_a_peer_runs_up_for_its_host_as_the_service_user_writing_only_its_folder
     unit = _unit(service.files)
     assert "User=lsc" in unit and "Group=lsc" in unit
     assert "EnvironmentFile=/etc/lsc/builds.env" in unit
-    assert 'ReadWritePaths="/data/my builds" /var/lib/lsc-up/builds' in unit
+    # Host activation (the default) replaces the folder by a symlink: its parent is written.
+    assert "ReadWritePaths=/data /var/lib/lsc-up/builds" in unit
+    assert any("/data/my builds.lsc-versions" in n and "write /data" in n for n in service.notes)
     assert "ProtectSystem=strict" in unit and "KillMode=mixed" in unit
     assert not any("s3cret" in line for line in unit)
     env = next(f for f in service.files if f.secret)
@@ -65,3 +67,12 @@ def test_unit_words_and_environment_lines_escape_what_systemd_would_read_otherwi
     assert unit_word("100%") == "100%%"
     assert unit_word("$HOME") == '"$$HOME"'
     assert env_line("S", 'a"b\\c') == 'S="a\\"b\\\\c"\n'
+
+
+def test_a_per_file_peer_writes_only_its_folder(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, {"env": "BUILDS_SECRET"}, activate="per-file")
+    service = service_plan(plan, plan.host("ws-1"), ServiceOptions(("lanscatter",), state_dir=Path("/var/lib/u")),
+                           "s")
+    assert 'ReadWritePaths="/data/my builds" /var/lib/u/builds' in _unit(service.files)
+    assert not any("symlink" in n for n in service.notes)
+
