@@ -53,7 +53,7 @@ from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.server import TLS_REQUIRED_TEXT, bind_site
-from lanscatter.signing import OriginKey, SignedVersion
+from lanscatter.signing import OriginKey, SignedVersion, VersionStatement
 from lanscatter.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.staged_store import DEFAULT_KEEP, StagedStore
 from lanscatter.store import MirrorStore
@@ -324,8 +324,10 @@ class PeerNode:
         except ManifestError as exc:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
         signed = SignedVersion(msg.statement, msg.signature)
-        await self._check_signed(manifest, signed)
+        statement = await self._check_signed(manifest, signed)
         self.signed = signed
+        if isinstance(self.store, StagedStore):
+            self.store.label = statement.label      # kept with the version: `rollback --to LABEL`
         try:
             await self._new_manifest(manifest)
         except NoSpaceError as exc:
@@ -338,12 +340,12 @@ class PeerNode:
             raise RemoteProtocolError(f"generation {manifest.generation[:12]} cannot be stored in "
                                       f"{self.store.root}: {exc.strerror}") from None
 
-    async def _check_signed(self, manifest: Manifest, signed: SignedVersion) -> None:
+    async def _check_signed(self, manifest: Manifest, signed: SignedVersion) -> VersionStatement:
         """Only a version the origin signed reaches the folder. Anything else ends this connection
         (whoever sent it holds the swarm secret, but not the origin's key). The digest of a large
         manifest takes a while (0.2 s for 100k files): not on the event loop."""
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.trust.check, manifest, signed)
+            return await asyncio.get_running_loop().run_in_executor(None, self.trust.check, manifest, signed)
         except SignatureError as exc:
             log.error("refused a version from %s:%d, the folder is left as it is: %s%s", self.opts.master,
                       self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")

@@ -31,6 +31,7 @@ from lanscatter.node_http import coordinator_app
 from lanscatter.peer import PeerNode, PeerOptions
 from lanscatter.server import bind_site
 from lanscatter.signing import SignedVersion
+from lanscatter.staged_store import StagedStore
 from lanscatter.swarm import Swarm
 from lanscatter.tls import ServerTLS
 
@@ -101,12 +102,14 @@ class RelayNode:
                 raise ManifestError(f"it holds a {saved.TYPE!r} message")
             manifest = manifest_from_dict(saved.manifest)
             signed = SignedVersion(saved.statement, saved.signature)
-            self.upstream.trust.check(manifest, signed)   # written by an older relay: unsigned
+            statement = self.upstream.trust.check(manifest, signed)   # written by an older relay: unsigned
         except FileNotFoundError:
             return
         except (OSError, ManifestError, RemoteProtocolError) as exc:
             log.warning("ignoring the saved manifest: %s", exc)
             return
+        if isinstance(self.upstream.store, StagedStore):
+            self.upstream.store.label = statement.label
         await asyncio.get_running_loop().run_in_executor(None, self.upstream.store.reconcile, manifest)
         self.upstream.manifest = manifest
         self.upstream.signed = signed

@@ -51,6 +51,7 @@ class StagedStore(MirrorStore):
         self.keep = keep
         self.prune_due = False
         self.last_switch_s = 0.0         # the last switch, from complete to active
+        self.label = ""                  # the origin's label of the generation being reconciled
         super().__init__(self.versions.active_root() or self.versions.home, state_dir)
         self.root = self.versions.active_root() or self.versions.home
 
@@ -140,7 +141,7 @@ class StagedStore(MirrorStore):
         if m is None or self.root.parent != self.versions.home or self.root == self.versions.active_root():
             return
         started = time.perf_counter()
-        switched = self.versions.activate(self.root.name, m.generation, time.time())
+        switched = self.versions.activate(self.root.name, m.generation, time.time(), self.label)
         self.last_switch_s = time.perf_counter() - started
         if switched:
             self.prune_due = True

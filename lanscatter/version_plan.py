@@ -24,6 +24,7 @@ VERSIONS_SUFFIX = ".lsc-versions"     # <folder><suffix>: the versions' folder, 
 INDEX_FORMAT = 1
 MAX_VERSIONS = 1000           # bounds of a decoded index (a host keeps a handful)
 MAX_KEEP = 100
+MAX_LABEL = 200               # the origin's label for a version (signing.MAX_LABEL_CHARS)
 _NAME = re.compile(r"^[0-9a-z]{1,64}$")
 _GENERATION = re.compile(r"^[0-9a-f]{0,128}$")     # empty: a folder adopted as it was (unknown)
 
@@ -44,6 +45,7 @@ class VersionRecord:
     name: str
     generation: str
     activated: float          # unix time it last became active (0: never yet)
+    label: str = ""           # the label the origin signed with it ("" when none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +66,22 @@ class VersionIndex:
     def record(self, name: str) -> VersionRecord | None:
         return next((v for v in self.versions if v.name == name), None)
 
-    def with_active(self, name: str, generation: str, now: float) -> VersionIndex:
-        """`name` (holding `generation`) becomes active, most recent first."""
+    def with_active(self, name: str, generation: str, now: float, label: str | None = None) -> VersionIndex:
+        """`name` (holding `generation`) becomes active, most recent first (its label kept unless
+        a new one is given)."""
+        old = self.record(name)
+        label = label if label is not None else (old.label if old is not None else "")
         others = tuple(v for v in self.versions if v.name != name)
-        return replace(self, active=name, versions=(VersionRecord(name, generation, now), *others))
+        return replace(self, active=name, versions=(VersionRecord(name, generation, now, label), *others))
 
     def without(self, names: Iterable[str]) -> VersionIndex:
         drop = set(names)
         return replace(self, versions=tuple(v for v in self.versions if v.name not in drop))
 
     def find(self, what: str) -> VersionRecord | None:
-        """A kept version by name or by generation (or an unambiguous prefix of either)."""
-        exact = [v for v in self.versions if what in (v.name, v.generation)]
+        """A kept version by name, label or generation (or an unambiguous generation prefix); the
+        most recent one when several carry the same label."""
+        exact = [v for v in self.versions if what in (v.name, v.generation) or (what and what == v.label)]
         if exact:
             return exact[0]
         hits = [v for v in self.versions if v.generation.startswith(what)] if what else []
@@ -87,8 +93,8 @@ class VersionIndex:
 
     def to_dict(self) -> dict[str, object]:
         return {"format": INDEX_FORMAT, "active": self.active, "migrated": self.migrated,
-                "versions": [{"name": v.name, "generation": v.generation, "activated": v.activated}
-                             for v in self.versions],
+                "versions": [{"name": v.name, "generation": v.generation, "activated": v.activated,
+                              "label": v.label} for v in self.versions],
                 "hold": None if self.hold is None else {"skip": list(self.hold.skip)}}
 
 
@@ -103,11 +109,12 @@ def index_from_dict(doc: object) -> VersionIndex:
     for v in versions:
         if not isinstance(v, dict):
             raise IndexError_("a version entry is not an object")
-        name, gen, when = v.get("name"), v.get("generation"), v.get("activated")
+        name, gen, when, label = v.get("name"), v.get("generation"), v.get("activated"), v.get("label", "")
         if not (isinstance(name, str) and _NAME.match(name) and isinstance(gen, str) and _GENERATION.match(gen)
-                and isinstance(when, int | float) and not isinstance(when, bool)):
-            raise IndexError_("a version entry has a bad name, generation or time")
-        out.append(VersionRecord(name, gen, float(when)))
+                and isinstance(when, int | float) and not isinstance(when, bool)
+                and isinstance(label, str) and len(label) <= MAX_LABEL):
+            raise IndexError_("a version entry has a bad name, generation, time or label")
+        out.append(VersionRecord(name, gen, float(when), label))
     active, migrated = doc.get("active"), doc.get("migrated")
     for value in (active, migrated):
         if value is not None and not (isinstance(value, str) and _NAME.match(value)):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lanscatter.errors import ConfigError
+from lanscatter.manifest import show_path
 from lanscatter.versions_dir import VersionsDir
 
 
@@ -23,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                    "a kept version in one atomic step, without moving data. The host stays "
                                    "on it until the origin publishes another generation.")
     r.add_argument("folder", type=Path, metavar="DIR")
-    r.add_argument("--to", default=None, metavar="NAME|GENERATION",
-                   help="the version to switch to (`lanscatter versions DIR` lists them; default: the "
-                        "version active before the current one)")
+    r.add_argument("--to", default=None, metavar="NAME|LABEL|GENERATION",
+                   help="the version to switch to: its name, the origin's label for it, or its "
+                        "generation (`lanscatter versions DIR` lists them; default: the version active "
+                        "before the current one)")
     r.set_defaults(func=_rollback)
     v = sub.add_parser("versions", help="list the kept versions of a host's folder",
                        description="List the versions of DIR kept for rollback, the active one marked.")
@@ -55,7 +57,8 @@ def _list(args: argparse.Namespace) -> int:
     for v in index.versions:
         when = datetime.fromtimestamp(v.activated, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         mark = "*" if v.name == index.active else " "
-        print(f"{mark} {v.name:16}  {v.generation[:12] or 'adopted':12}  last active {when}")
+        label = f"  {show_path(v.label)}" if v.label else ""
+        print(f"{mark} {v.name:16}  {v.generation[:12] or 'adopted':12}  last active {when}{label}")
     if index.hold is not None:
         print("held off (rollback): " + ", ".join(g[:12] for g in index.hold.skip))
     return 0

@@ -173,16 +173,17 @@ class VersionsDir:
             index = index.with_active(name, "", time.time() if now is None else now)
         self._write_index(replace(index, migrated=None))
 
-    def activate(self, name: str, generation: str, now: float) -> bool:
-        """Make version `name` (complete, holding `generation`) the active one. False, and nothing
-        changed, when a rollback holds this host off that generation."""
+    def activate(self, name: str, generation: str, now: float, label: str = "") -> bool:
+        """Make version `name` (complete, holding `generation`, labelled `label` by the origin)
+        the active one. False, and nothing changed, when a rollback holds this host off that
+        generation."""
         with self.locked():
             index = self.read_index()
             if index.hold is not None and generation in index.hold.skip:
                 return False
             if index.active == name and self.active_root() == self.path(name):
                 return True
-            self._write_index(replace(index.with_active(name, generation, now), hold=None))
+            self._write_index(replace(index.with_active(name, generation, now, label), hold=None))
             self._point_at(name)
         return True
 

@@ -66,14 +66,21 @@ def test_rollback_target_and_lookup() -> None:
     assert moved.active == "b" and [v.name for v in moved.versions] == ["b", "c"]
 
 
+def test_a_version_is_found_by_the_origin_s_label_and_keeps_it() -> None:
+    idx = VersionIndex(None).with_active("aa", "aa" * 8, 1.0, "release 1.2").with_active("bb", "bb" * 8, 2.0, "")
+    assert idx.find("release 1.2") == idx.record("aa") and idx.find("") is None
+    assert idx.with_active("aa", "aa" * 8, 3.0).record("aa") == VersionRecord("aa", "aa" * 8, 3.0, "release 1.2")
+
+
 def test_index_round_trips_and_refuses_malformed_input() -> None:
-    idx = VersionIndex("ab", (VersionRecord("ab", "ab" * 10, 1.5),), Hold(("cd" * 10,)))
+    idx = VersionIndex("ab", (VersionRecord("ab", "ab" * 10, 1.5, "v2"),), Hold(("cd" * 10,)))
     assert index_from_dict(idx.to_dict()) == idx
     for bad in ([], {"format": 2}, {"format": 1, "versions": "x"},
                 {"format": 1, "versions": [{"name": "../x", "generation": "ab", "activated": 1}]},
                 {"format": 1, "versions": [], "active": "a/b"},
                 {"format": 1, "versions": [], "hold": {"skip": ["not hex"]}},
-                {"format": 1, "versions": [{"name": "a", "generation": "ab", "activated": True}]}):
+                {"format": 1, "versions": [{"name": "a", "generation": "ab", "activated": True}]},
+                {"format": 1, "versions": [{"name": "a", "generation": "ab", "activated": 1, "label": "x" * 201}]}):
         with pytest.raises(IndexError_):
             index_from_dict(bad)
 
