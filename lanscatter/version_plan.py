@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,8 @@ from lanscatter.manifest import FileEntry, Manifest
 
 NAME_LEN = 16
 VERSIONS_SUFFIX = ".lsc-versions"     # <folder><suffix>: the versions' folder, beside the folder
+LINK_SUFFIX = ".lsc-link"             # .<folder><suffix>: the new symlink, just before its rename
+NAME_MAX = 255                        # bytes of one name (POSIX file systems)
 INDEX_FORMAT = 1
 MAX_VERSIONS = 1000           # bounds of a decoded index (a host keeps a handful)
 MAX_KEEP = 100
@@ -31,6 +34,17 @@ _GENERATION = re.compile(r"^[0-9a-f]{0,128}$")     # empty: a folder adopted as 
 
 class IndexError_(ValueError):
     """The versions index is malformed (message says what)."""
+
+
+def beside_name(name: str, suffix: str) -> str:
+    """The name of an entry kept beside the folder `name`: `name + suffix`, or, when that is longer
+    than a name may be, the start of `name`, `~`, a digest of the whole name, and the suffix."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) + len(suffix) <= NAME_MAX:
+        return name + suffix
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    head = raw[:NAME_MAX - len(suffix) - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}~{digest}{suffix}"
 
 
 def version_name(generation: str) -> str:

@@ -43,11 +43,13 @@ from pathlib import Path
 
 from lanscatter.errors import ConfigError
 from lanscatter.version_plan import (
+    LINK_SUFFIX,
     VERSIONS_SUFFIX,
     Hold,
     IndexError_,
     VersionIndex,
     VersionRecord,
+    beside_name,
     index_from_dict,
     strays,
     to_drop,
@@ -65,14 +67,14 @@ class VersionsDir:
         if folder.is_symlink() and not self._ours(folder):
             folder = folder.resolve()          # the operator's own link: version what it points at
         self.folder = folder
-        self.home = folder.with_name(folder.name + VERSIONS_SUFFIX)
+        self.home = folder.with_name(beside_name(folder.name, VERSIONS_SUFFIX))
         self._index_path = self.home / "index.json"
-        self._link_tmp = folder.with_name(f".{folder.name}.lsc-link")
+        self._link_tmp = folder.with_name(beside_name("." + folder.name, LINK_SUFFIX))
 
     @staticmethod
     def _ours(folder: Path) -> bool:
         target = os.readlink(folder)
-        return os.path.dirname(target) == folder.name + VERSIONS_SUFFIX
+        return os.path.dirname(target) == beside_name(folder.name, VERSIONS_SUFFIX)
 
     def path(self, name: str) -> Path:
         return self.home / name

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
-from lanscatter.version_plan import VERSIONS_SUFFIX
+from lanscatter.version_plan import VERSIONS_SUFFIX, beside_name
 
 DEFAULT_USER = "lanscatter"
 DEFAULT_CONFIG_DIR = Path("/etc/lanscatter")
@@ -99,7 +99,7 @@ def service_plan(plan: DeploymentPlan, host: HostPlan, opts: ServiceOptions, sec
         folders.append(Folder(host.folder, opts.user, 0o755))
         if host.activate != "per-file":
             # Host activation replaces the folder's entry by a symlink to a version kept beside it.
-            versions = host.folder.with_name(host.folder.name + VERSIONS_SUFFIX)
+            versions = host.folder.with_name(beside_name(host.folder.name, VERSIONS_SUFFIX))
             writable = [host.folder.parent, workdir]
             folders.append(Folder(versions, opts.user, 0o755))
             notes.append(f"{host.folder} becomes a symlink to a version kept in {versions}: user {opts.user} "

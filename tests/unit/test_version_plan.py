@@ -6,10 +6,12 @@ import pytest
 
 from lanscatter.manifest import FileEntry, Manifest
 from lanscatter.version_plan import (
+    NAME_MAX,
     Hold,
     IndexError_,
     VersionIndex,
     VersionRecord,
+    beside_name,
     index_from_dict,
     link_plan,
     strays,
@@ -89,3 +91,12 @@ def test_version_name_is_a_generation_prefix() -> None:
     assert version_name("ab" * 32) == "ab" * 8
     with pytest.raises(ValueError):
         version_name("../etc")
+
+
+def test_names_beside_the_folder_fit_in_a_name() -> None:
+    assert beside_name("build", ".lsc-versions") == "build.lsc-versions"
+    long_a, long_b = "é" * 120 + "a", "é" * 120 + "b"          # 241 bytes each
+    a, b = beside_name(long_a, ".lsc-versions"), beside_name(long_b, ".lsc-versions")
+    assert a != b and a.endswith(".lsc-versions") and len(a.encode()) <= NAME_MAX
+    assert a == beside_name(long_a, ".lsc-versions")
+
