@@ -356,7 +356,11 @@ class MasterNode:
 
     async def _publish_request(self, request: web.Request) -> web.Response:
         who = request.remote or "?"
-        body = await request.content.read(MAX_BODY_BYTES + 1)
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            log.warning("malformed publish request from %s: %s bytes", who, request.content_length)
+            return web.json_response({"error": f"protocol error: a publish request is at most {MAX_BODY_BYTES} "
+                                               "bytes"}, status=400)
+        body = await request.read()           # bounded by the app's client_max_size
         try:
             req = open_request(self.auth, body, request.headers.get(MAC_HEADER), self._nonces, time.monotonic())
         except AuthError as exc:
