@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,13 +35,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.auth import Auth
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
-from lanscatter.errors import AuthError, ConfigError, ManifestError, RemoteProtocolError
+from lanscatter.errors import ConfigError, ManifestError
 from lanscatter.hash_cache import HashCache
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import MAX_CHUNK_SIZE, Manifest, check_counts, diff_manifests, show_path
 from lanscatter.node_http import coordinator_app
+from lanscatter.publish_http import Published, PublishEndpoint
 from lanscatter.publish_policy import DEFAULT_SETTLE_S, PUBLISH_MODES, Refusal, check_publish, default_mode
-from lanscatter.publish_request import MAC_HEADER, MAX_BODY_BYTES, PUBLISH_PATH, NonceBook, open_request
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scanner import RefusedName, scan_folder
 from lanscatter.server import bind_site
@@ -88,16 +87,6 @@ class MasterOptions:
     allow_shrink: bool = False             # publish an empty or much smaller source unasked
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
-    """The version a publish left in place (`changed`: a new one, not the one already out)."""
-
-    generation: str
-    label: str
-    published_ms: int
-    changed: bool
-
-
 ProgressFactory = Callable[[], Callable[[int, int], None] | None]
 
 
@@ -137,7 +126,9 @@ class MasterNode:
         self.pending = False                     # the source differs from the published version
         self._lock = asyncio.Lock()              # one scan-and-publish at a time
         self._last_change = -float("inf")        # loop time of the last change the watcher saw
-        self._nonces = NonceBook()
+        self.publish_endpoint = PublishEndpoint(
+            self.auth, lambda label, allow_shrink: self.publish(label=label, allow_shrink=allow_shrink),
+            self.swarm.event)
         self._rechecked: set[str] = set()       # chunks re-hashed after a mismatch, this generation
         self._refused: set[RefusedName] = set()   # names left out by the last scan (reported)
         self.progress = progress
@@ -352,39 +343,10 @@ class MasterNode:
                 self.request_rescan("folder changed")
             await asyncio.sleep(_WATCH_RESTART_S)
 
-    # ---- the publish request -----------------------------------------------------------------
-    async def _publish_nonce(self, _request: web.Request) -> web.Response:
-        return web.json_response({"nonce": self._nonces.issue(secrets.token_hex(16), time.monotonic())})
-
-    async def _publish_request(self, request: web.Request) -> web.Response:
-        who = request.remote or "?"
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            log.warning("malformed publish request from %s: %s bytes", who, request.content_length)
-            return web.json_response({"error": f"protocol error: a publish request is at most {MAX_BODY_BYTES} "
-                                               "bytes"}, status=400)
-        body = await request.read()           # bounded by the app's client_max_size
-        try:
-            req = open_request(self.auth, body, request.headers.get(MAC_HEADER), self._nonces, time.monotonic())
-        except AuthError as exc:
-            self.swarm.event("warning", f"refused a publish request from {who}: {exc.message}")
-            return web.json_response({"error": exc.message}, status=403)
-        except RemoteProtocolError as exc:
-            log.warning("malformed publish request from %s: %s", who, exc.message)
-            return web.json_response({"error": f"protocol error: {exc.message}"}, status=400)
-        log.info("publish requested from %s", who)
-        try:
-            outcome = await self.publish(label=req.label, allow_shrink=req.allow_shrink)
-        except ConfigError as exc:
-            return web.json_response({"error": exc.message, "hint": exc.hint}, status=409)
-        if isinstance(outcome, Refusal):
-            return web.json_response({"error": f"not published: {outcome.reason}", "hint": outcome.hint}, status=409)
-        return web.json_response({"generation": outcome.generation, "label": outcome.label,
-                                  "published_ms": outcome.published_ms, "changed": outcome.changed})
-
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
-        publish = [web.get(PUBLISH_PATH, self._publish_nonce), web.post(PUBLISH_PATH, self._publish_request)]
-        return coordinator_app(self.swarm.handle_ws, [*self.server.routes(), *publish], self.status)
+        return coordinator_app(self.swarm.handle_ws, [*self.server.routes(), *self.publish_endpoint.routes()],
+                               self.status)
 
     async def start(self) -> None:
         # Listen first: peers join while the folder is hashed and get the generation the moment

@@ -78,7 +78,7 @@ def open_request(auth: Auth, body: bytes, mac: str | None, book: NonceBook, now:
         raise RemoteProtocolError(f"a publish request is at most {MAX_BODY_BYTES} bytes")
     want = hmac.new(publish_key(auth), body, hashlib.sha256).hexdigest()
     if not mac or not hmac.compare_digest(mac.encode("ascii", "replace"), want.encode("ascii")):
-        raise AuthError("publish request refused: wrong or missing swarm secret")
+        raise AuthError("wrong or missing swarm secret")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -93,5 +93,5 @@ def open_request(auth: Auth, body: bytes, mac: str | None, book: NonceBook, now:
     if not isinstance(allow_shrink, bool):
         raise RemoteProtocolError("the publish request's allow_shrink is not true or false")
     if not book.take(nonce, now):
-        raise AuthError("publish request refused: its nonce is unknown, expired or used already (a replay?)")
+        raise AuthError("its nonce is unknown, expired or used already (a replayed request?)")
     return PublishRequest(nonce, label, allow_shrink)
