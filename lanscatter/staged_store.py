@@ -55,9 +55,10 @@ class StagedStore(MirrorStore):
         super().__init__(self.versions.active_root() or self.versions.home, state_dir)
         self.root = self.versions.active_root() or self.versions.home
 
-    def active_name(self) -> str | None:
-        root = self.versions.active_root()
-        return root.name if root is not None and root.parent == self.versions.home else None
+    @property
+    def folder(self) -> Path:
+        """The folder as the operator named it: the symlink to the active version."""
+        return self.versions.folder
 
     # ---- staging -----------------------------------------------------------------------------
     def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:

@@ -106,6 +106,11 @@ class MirrorStore:
                 os.mkdir(cur)
         return cur / parts[-1]
 
+    @property
+    def folder(self) -> Path:
+        """The folder as the operator named it (where a plain mirror writes)."""
+        return self.root
+
     # ---- status ------------------------------------------------------------------------------
     def have(self) -> set[str]:
         return set(self._have)

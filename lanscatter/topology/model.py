@@ -57,6 +57,7 @@ class HostSettings:
     on_synced: str | None = None           # command run when the host's folder is complete
     activate: str | None = None            # "host" | "per-file": how a new version becomes visible
     keep: int | None = None                # versions kept for rollback, the active one included
+    adopt: bool | None = None              # a first sync may delete what the version lacks
     where: Mapping[str, Pos] = _positions()
 
     def over(self, base: HostSettings) -> HostSettings:
@@ -127,6 +128,9 @@ class Dataset:
     secret: SecretRef
     pos: Pos
     where: Mapping[str, Pos] = _positions()
+    publish: str | None = None        # on-change | on-switch | manual (None: by the kind of source)
+    settle_s: float | None = None     # on-change: quiet time before a publish (None: the default)
+    allow_shrink: bool = False        # publish an empty or much smaller source unasked
 
 
 @dataclass(frozen=True, slots=True)
