@@ -29,11 +29,19 @@ from lanscatter.auth import Auth
 from lanscatter.bitmap import Bitmap
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
-from lanscatter.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError, VersionMismatch
+from lanscatter.errors import (
+    AuthError,
+    ConfigError,
+    LanscatterError,
+    ManifestError,
+    RemoteProtocolError,
+    VersionMismatch,
+)
 from lanscatter.manifest import Manifest, manifest_from_dict
 from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
+from lanscatter.safe_text import safe_text
 from lanscatter.server import bind_site
 from lanscatter.store import MirrorStore
 from lanscatter.upload_pace import Pace
@@ -159,10 +167,12 @@ class PeerNode:
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
         url = f"http://{self.opts.master}:{self.opts.master_port}/ws"
-        async with session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20,
+        # The manifest is the one large frame, and only a master sends it: the limit is sized for
+        # it; frames before the Welcome are held to MAX_FRAME before they are parsed.
+        async with session.ws_connect(url, heartbeat=20, max_msg_size=p.MAX_MANIFEST_FRAME,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
-            challenge = p.decode(await ws.receive_str(timeout=15), "master")
+            challenge = p.decode(await ws.receive_str(timeout=15), "master", p.MAX_FRAME)
             if not isinstance(challenge, p.Challenge):
                 raise RemoteProtocolError(f"master sent {challenge.TYPE!r} before its challenge")
             try:
@@ -175,7 +185,7 @@ class PeerNode:
                 software=__version__, proof=self.auth.join_proof(challenge.nonce),
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
                 ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role)))
-            welcome = p.decode(await ws.receive_str(timeout=15), "master")
+            welcome = p.decode(await ws.receive_str(timeout=15), "master", p.MAX_FRAME)
             if isinstance(welcome, p.Error):
                 if welcome.code == "auth":
                     raise AuthError(f"the master refused this peer: {welcome.message}",
@@ -198,7 +208,7 @@ class PeerNode:
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.TEXT:
-                        await self._handle(p.decode(msg.data, "master"))
+                        await self._handle(p.decode(msg.data, "master", p.MAX_MANIFEST_FRAME))
             finally:
                 self._outbox = None
                 for t in helpers:
@@ -245,7 +255,11 @@ class PeerNode:
 
     async def _handle(self, msg: p.Message) -> None:
         if isinstance(msg, p.ManifestMsg):
-            await self._new_manifest(manifest_from_dict(msg.manifest))
+            try:
+                manifest = manifest_from_dict(msg.manifest)
+            except ManifestError as exc:       # the master broke the protocol: reconnect
+                raise RemoteProtocolError(f"master sent a bad manifest: {safe_text(exc)}") from None
+            await self._new_manifest(manifest)
         elif isinstance(msg, p.Download):
             if msg.transfer not in self._tasks:
                 task = asyncio.create_task(self._download(msg))
@@ -261,7 +275,7 @@ class PeerNode:
                 del self._tasks[msg.transfer]
                 running.cancel()
         elif isinstance(msg, p.Error):
-            raise RemoteProtocolError(f"master reported: {msg.message}")
+            raise RemoteProtocolError(f"master reported: {safe_text(msg.message)}")
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
 
@@ -303,7 +317,12 @@ class PeerNode:
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
         if self.on_manifest:
             self.on_manifest(manifest)
-        self._post(p.Have(manifest.generation, sorted(have), replace=True))
+        # In pieces, the first replacing the set and the others adding to it: no frame to the
+        # master is longer than its limit (p.MAX_FRAME), however many chunks there are.
+        held = sorted(have)
+        self._post(p.Have(manifest.generation, held[:p.HAVE_PIECE], replace=True))
+        for k in range(p.HAVE_PIECE, len(held), p.HAVE_PIECE):
+            self._post(p.Have(manifest.generation, held[k:k + p.HAVE_PIECE]))
 
     async def _download(self, d: p.Download) -> None:
         try:
@@ -342,7 +361,8 @@ class PeerNode:
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
-        self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt, result.blameless))
+        self._post(p.Report(d.transfer, result.ok, result.seconds, safe_text(result.error), result.corrupt,
+                            result.blameless))
         if result.ok:
             self._post(p.Have(gen, [d.chunk]))
             if self.on_chunk:

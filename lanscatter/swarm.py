@@ -32,6 +32,7 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
 from lanscatter.rate_meter import RateMeter
+from lanscatter.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
 
 log = logging.getLogger("lanscatter.swarm")
 
@@ -39,6 +40,8 @@ PLAN_TICK_S = 0.5
 SILENT_S = 5.0      # peers send Stats every second: this long without a word, one is frozen or cut off
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 HELLO_TIMEOUT_S = 15.0
+GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
+EVENT_LIMIT = 500   # characters of an event message (it may quote remote names and texts)
 RATE_STEP = 0.02    # a fair rate that moved less than this share is not worth a message
 SHARE_DUTY = 3.0    # after sharing for t seconds, wait SHARE_DUTY * t before sharing again
 
@@ -123,6 +126,9 @@ class Swarm:
             await link.ws.close()
 
     def event(self, level: str, message: str) -> None:
+        """Log and keep an event for the status page; the message may quote remote text, so it
+        is shortened and escaped here, whatever built it."""
+        message = safe_text(message, EVENT_LIMIT)
         self.events.append({"t": time.time(), "level": level, "message": message})
         log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
 
@@ -194,7 +200,9 @@ class Swarm:
 
     # ---- control websocket -------------------------------------------------------------------
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 2**20)
+        # A peer never sends anything longer than MAX_FRAME (its Have goes in pieces), so that
+        # holds from the first byte: before login nobody can make us buffer more.
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=p.MAX_FRAME)
         await ws.prepare(request)
         remote = request.remote or "?"
         link: PeerLink | None = None
@@ -207,11 +215,13 @@ class Swarm:
                     if msg.type == WSMsgType.BINARY:
                         raise RemoteProtocolError(f"{link.name} sent a binary frame")
                     continue
-                self._handle(link, p.decode(msg.data, link.name))
+                self._handle(link, p.decode(msg.data, link.name, p.MAX_FRAME))
         except RemoteProtocolError as exc:
             who = link.name if link else remote
             self.event("warning", f"closing {who}: {exc}")
-            await self._send_raw(ws, p.Error("protocol", str(exc)))
+            await self._send_raw(ws, p.Error("protocol", safe_text(exc, TEXT_LIMIT)))
+        except TimeoutError:
+            self.event("warning", f"closing {remote}: no hello within {HELLO_TIMEOUT_S:.0f} s")
         finally:
             await ws.close()
             if link is not None and self.peers.get(link.name) is link:
@@ -225,26 +235,28 @@ class Swarm:
             msg = await ws.receive()
         if msg.type != WSMsgType.TEXT:
             return None
-        hello = p.decode(msg.data, request.remote or "peer")
+        hello = p.decode(msg.data, request.remote or "peer", p.MAX_FRAME)
         if not isinstance(hello, p.Hello):
             raise RemoteProtocolError(f"expected hello first, got {hello.TYPE!r}")
+        # The name as this swarm knows it from now on: in logs, events, status and its Welcome.
+        want = safe_text(hello.name, NAME_LIMIT)
         try:
             version = p.negotiate((p.MIN_PROTOCOL_VERSION, p.PROTOCOL_VERSION),
-                                  (hello.min_protocol, hello.protocol), hello.name)
+                                  (hello.min_protocol, hello.protocol), want)
         except RemoteProtocolError as exc:
             await self._send_raw(ws, p.Error("version", str(exc)))
-            self.event("warning", f"refused {hello.name}: {exc}")
+            self.event("warning", f"refused {want}: {exc}")
             return None
         if not self.auth.check_join(nonce, hello.proof):
             await self._send_raw(ws, p.Error("auth", "wrong or missing swarm secret"))
-            self.event("warning", f"refused {hello.name} from {request.remote}: wrong or missing secret")
+            self.event("warning", f"refused {want} from {request.remote}: wrong or missing secret")
             return None
-        name = self._unique_name(hello.name or request.remote or "peer")
+        name = self._unique_name(want or request.remote or "peer")
         host = request.remote or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
         n = len(self.manifest.chunk_table()) if self.manifest else 0
         link = PeerLink(name=name, ws=ws, url=f"http://{host}:{hello.port}" if hello.port else "",
-                        seed_url=f"{request.scheme}://{request.host}", role=hello.role,
+                        seed_url=f"{request.scheme}://{request.host}", role=safe_text(hello.role, 16),
                         dl_slots=max(0, hello.dl_slots), ul_slots=max(0, hello.ul_slots if hello.port else 0),
                         have=Bitmap(n), inflight=Bitmap(n), protocol=version)
         await self._send_raw(ws, p.Welcome(name, version))
@@ -301,7 +313,7 @@ class Swarm:
             self._untrack(t)
             now = time.monotonic()
             if not msg.ok and msg.blameless:
-                log.info("%s: chunk %s to %s withdrawn: %s", self.name, t.chunk[:8], t.dest, msg.error)
+                log.info("%s: chunk %s to %s withdrawn: %s", self.name, t.chunk[:8], t.dest, safe_text(msg.error))
                 self.planner.cancel(t.id)          # no verdict on the source; planned again
             elif not msg.ok:
                 source_is_seed = t.source == self.name
@@ -333,6 +345,8 @@ class Swarm:
         del self.peers[link.name]
         link.online = False
         self.gone[link.name] = link
+        while len(self.gone) > GONE_LIMIT:      # names churning must not grow the status for good
+            del self.gone[next(iter(self.gone))]
         for t in self.planner.remove_node(link.name) if link.planned else []:
             self.transfers.pop(t.id, None)
             self._untrack(t)
