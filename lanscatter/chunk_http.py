@@ -64,7 +64,9 @@ class ChunkServer:
         self._compressible: dict[str, bool] = {}
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/chunks/{chunk}", self.handle)]
+        # No HEAD: the body goes out by sendfile, below aiohttp, which would send it for a HEAD
+        # too and leave a kept-alive client reading a body as its next response.
+        return [web.get("/chunks/{chunk}", self.handle, allow_head=False)]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         chunk = request.match_info["chunk"]

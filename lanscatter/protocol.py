@@ -27,8 +27,10 @@ import json
 import reprlib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar, Union
+from urllib.parse import urlsplit
 
 from lanscatter.errors import RemoteProtocolError
 from lanscatter.safe_text import safe_text
@@ -215,23 +217,39 @@ MAX_RATE = float(2**47)  # bytes/s, about 1000 Tbit/s: anything faster is nonsen
 @dataclass(frozen=True, slots=True)
 class Bound:
     """The accepted range of a field: a number's value, or a text's or a list's length; `items`
-    bounds each item of a list."""
+    bounds each item of a list; `check`, if any, must hold for a text too."""
 
     lo: float
     hi: float
     items: Bound | None = None
+    check: Callable[[str], bool] | None = None
+
+
+def _is_hex(text: str) -> bool:
+    return _HEX.issuperset(text)
+
+
+def _is_base_url(text: str) -> bool:
+    """http(s)://host[:port], the port in range: what a node may be told to fetch from."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port          # raises ValueError when out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 _DEFAULTS: dict[Any, Bound] = {
     int: Bound(0, MAX_INT), float: Bound(0, MAX_INT), str: Bound(0, 1024), list: Bound(0, 2**16),
 }
-_NAME, _HASH = Bound(0, 255), Bound(0, 128)
+_HEX = frozenset("0123456789abcdef")
+_NAME, _HASH = Bound(0, 255), Bound(0, 128, check=_is_hex)
 # By field name: a name means the same in every message that has it.
 FIELD_BOUNDS: dict[str, Bound] = {
     "name": _NAME, "source": _NAME, "group": _NAME, "chunk": _HASH, "generation": _HASH,
     "software": Bound(0, 64), "nonce": Bound(0, 256), "proof": Bound(0, 256),
     "role": Bound(1, 16), "code": Bound(1, 32), "message": Bound(0, 2048), "error": Bound(0, 2048),
-    "url": Bound(0, 2048), "protocol": Bound(0, 2**16), "min_protocol": Bound(0, 2**16),
+    "url": Bound(0, 2048, check=_is_base_url), "protocol": Bound(0, 2**16), "min_protocol": Bound(0, 2**16),
     "port": Bound(0, 65535), "dl_slots": Bound(0, 4096), "ul_slots": Bound(0, 4096),
     "uploads": Bound(0, 2**20), "chunks": Bound(0, 2**22, items=_HASH),
     "transfers": Bound(0, 4096), "rates": Bound(0, 4096, items=Bound(0, MAX_RATE)),
@@ -297,7 +315,8 @@ def _conforms(value: Any, hint: Any, bound: Bound | None) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool) and b is not None and b.lo <= value <= b.hi
     if hint is str:
-        return isinstance(value, str) and b is not None and b.lo <= len(value) <= b.hi
+        return (isinstance(value, str) and b is not None and b.lo <= len(value) <= b.hi
+                and (b.check is None or b.check(value)))
     if origin is list:
         (item,) = typing.get_args(hint)
         return (isinstance(value, list) and b is not None and b.lo <= len(value) <= b.hi

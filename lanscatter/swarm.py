@@ -307,9 +307,9 @@ class Swarm:
             self._set_complete(link, link.have.count == link.have.size)
             self._check_synced()
         elif isinstance(msg, p.Report):
-            t = self.transfers.pop(msg.transfer, None)
-            if t is None:
+            if not self._owns(link, msg.transfer):
                 return
+            t = self.transfers.pop(msg.transfer)
             self._untrack(t)
             now = time.monotonic()
             if not msg.ok and msg.blameless:
@@ -329,9 +329,10 @@ class Swarm:
             else:
                 self.planner.finish(t.id, now, ok=True)
         elif isinstance(msg, p.Receiving):
-            self._waiting.discard(msg.transfer)
+            if self._owns(link, msg.transfer):
+                self._waiting.discard(msg.transfer)
         elif isinstance(msg, p.Ending):
-            if msg.transfer in self.transfers:
+            if self._owns(link, msg.transfer):
                 self.planner.release(msg.transfer)
                 self._ends[msg.transfer] = time.monotonic() + max(0.0, msg.seconds)
         elif isinstance(msg, p.Stats):
@@ -340,6 +341,11 @@ class Swarm:
         else:
             raise RemoteProtocolError(f"{link.name} sent {msg.TYPE!r}, which only a master sends")
         self._wake.set()
+
+    def _owns(self, link: PeerLink, transfer: int) -> bool:
+        """Whether `transfer` is under way to `link`: a peer speaks only of its own downloads."""
+        t = self.transfers.get(transfer)
+        return t is not None and t.dest == link.name
 
     def _drop(self, link: PeerLink) -> None:
         del self.peers[link.name]
