@@ -24,7 +24,7 @@ from lanscatter import protocol as p
 TEXT, BINARY = 1, 2
 Frame = tuple[int, bytes]
 BATCH = 25
-VARIANTS = 10
+VARIANTS = 20
 
 # Where a fuzzed Download may point: loopback ports nothing listens on, and malformed URLs. Never
 # a host name (it would be looked up) or an address outside 127.0.0.0/8.
