@@ -1,17 +1,20 @@
 """Control protocol messages between a master and its peers (pure, no I/O).
 
 One registry, one encode/decode pair. Each message is a frozen dataclass; on the wire it is a JSON
-object `{"t": <type>, <field>: <value>, ...}` in one websocket text frame. Unknown fields are
+object `{"t": <type>, <field>: <value>, ...}`: the Challenge and a refusal (Error) in a websocket
+text frame, everything else sealed in a binary frame (handshake.py: MAC, then this JSON). Unknown fields are
 ignored (a newer peer may add some); missing or mistyped fields, unknown types and non-JSON input
 all become `RemoteProtocolError`, naming the peer and the message, and never anything else.
 
 Conversation (master M, peer P):
     M -> P  Challenge      first frame on every connection (nonce, protocol range)
-    P -> M  Hello          name, protocol range, proof = HMAC(secret, nonce), slots, chunk port
-    M -> P  Welcome        or Error(fatal) and close (bad proof, no common protocol version)
+    P -> M  Hello          (sealed: proves the secret) nonce, the address it connects from, name,
+                           protocol range, slots, chunk port
+    M -> P  Welcome        (sealed: proves the secret) or Error(fatal) and close (wrong secret, no
+                           common protocol version, address differs)
     M -> P  ManifestMsg    now and on every new generation
     P -> M  Have           full set after each manifest (replace=True), then one chunk at a time
-    M -> P  Download       fetch chunk from source URL;  P -> M  Report when done or failed
+    M -> P  Download       fetch chunk from source URL with this token (auth.py);  P -> M  Report when done or failed
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
     P -> M  Receiving      (protocol 4) a download's first bytes arrived: it uses its share now
@@ -35,8 +38,10 @@ from urllib.parse import urlsplit
 from lanscatter.errors import RemoteProtocolError
 from lanscatter.safe_text import safe_text
 
-PROTOCOL_VERSION = 4          # 2: Ending; 3: Verify; 4: Receiving, Rates
-MIN_PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 5          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames
+# 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
+# secret never falls back to an unauthenticated conversation.
+MIN_PROTOCOL_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,8 @@ class Hello(Message):
     protocol: int
     min_protocol: int
     software: str
-    proof: str
+    nonce: str              # fresh for each connection: the session key depends on it
+    addr: str               # the address this peer connects from, as its own socket sees it
     port: int               # where this peer serves chunks (0: serves none)
     dl_slots: int
     ul_slots: int
@@ -90,8 +96,12 @@ class Welcome(Message):
 @_message
 @dataclass(frozen=True, slots=True)
 class ManifestMsg(Message):
+    """A generation, with the origin's signed statement about it (`signing.py`): a relay passes
+    `statement` and `signature` on unchanged; a host writes only what they show the origin signed."""
     TYPE: ClassVar[str] = "manifest"
     manifest: dict[str, Any]
+    statement: str = ""     # the exact text the origin signed
+    signature: str = ""     # base64 Ed25519 signature of it
 
 
 @_message
@@ -116,6 +126,7 @@ class Download(Message):
     rate_cap: float | None = None   # bytes/s the source keeps for this transfer alone
     group: str | None = None        # a WAN link whose transfers the source paces together ...
     group_rate: float | None = None  # ... at this many bytes/s in all
+    token: str = ""                 # the chunk server's authorisation (auth.chunk_token)
 
 
 @_message
@@ -189,7 +200,7 @@ class Stats(Message):
 @dataclass(frozen=True, slots=True)
 class Error(Message):
     TYPE: ClassVar[str] = "error"
-    code: str               # "auth", "version", "protocol", "name"
+    code: str               # "auth", "version", "address", "protocol"
     message: str
     fatal: bool = True
 
@@ -225,10 +236,6 @@ class Bound:
     check: Callable[[str], bool] | None = None
 
 
-def _is_hex(text: str) -> bool:
-    return _HEX.issuperset(text)
-
-
 def _is_base_url(text: str) -> bool:
     """http(s)://host[:port], the port in range: what a node may be told to fetch from."""
     try:
@@ -242,12 +249,12 @@ def _is_base_url(text: str) -> bool:
 _DEFAULTS: dict[Any, Bound] = {
     int: Bound(0, MAX_INT), float: Bound(0, MAX_INT), str: Bound(0, 1024), list: Bound(0, 2**16),
 }
-_HEX = frozenset("0123456789abcdef")
-_NAME, _HASH = Bound(0, 255), Bound(0, 128, check=_is_hex)
+_NAME, _HASH = Bound(0, 255), Bound(0, 128)
 # By field name: a name means the same in every message that has it.
 FIELD_BOUNDS: dict[str, Bound] = {
     "name": _NAME, "source": _NAME, "group": _NAME, "chunk": _HASH, "generation": _HASH,
-    "software": Bound(0, 64), "nonce": Bound(0, 256), "proof": Bound(0, 256),
+    "software": Bound(0, 64), "nonce": Bound(0, 256), "addr": Bound(0, 64), "token": Bound(0, 512),
+    "statement": Bound(0, 2048), "signature": Bound(0, 128),
     "role": Bound(1, 16), "code": Bound(1, 32), "message": Bound(0, 2048), "error": Bound(0, 2048),
     "url": Bound(0, 2048, check=_is_base_url), "protocol": Bound(0, 2**16), "min_protocol": Bound(0, 2**16),
     "port": Bound(0, 65535), "dl_slots": Bound(0, 4096), "ul_slots": Bound(0, 4096),

@@ -1,36 +1,43 @@
-"""The join handshake as the fuzz tests speak it, both sides, in one place: when the handshake
-changes, this file is the one to adapt."""
+"""The join handshake as the fuzz tests speak it, in one place: when the handshake changes, this
+file is the one to adapt. The master's side is tests/integration/fake_master.py's `join`."""
 
 from __future__ import annotations
 
 import json
+import secrets
 
 from aiohttp import web
 
 from lanscatter import protocol as p
 from lanscatter.auth import Auth
-from tests.fuzz.wire import RawWs
+from lanscatter.handshake import Channel, PeerHandshake, seal_hello
+from tests.fuzz.wire import HOST, RawWs
+from tests.integration import fake_master
+
+BINARY = 2
 
 
-async def join(port: int, secret: str, name: str = "fuzz") -> RawWs:
+async def join(port: int, secret: str, name: str = "fuzz") -> tuple[RawWs, Channel]:
     """Join the master on `port` as a peer that serves nothing and downloads nothing (so the
-    planner never waits on it); returns the connection after the Welcome."""
+    planner never waits on it); returns the connection after the Welcome, and its channel."""
     ws = await RawWs.open(port)
+    hs = PeerHandshake(Auth(secret), p.Hello(name, p.PROTOCOL_VERSION, p.MIN_PROTOCOL_VERSION, "fuzz",
+                                             secrets.token_hex(16), HOST, 0, 0, 0))
+    ws.send(hs.receive_challenge((await ws.recv())[1]), BINARY)
+    welcome = hs.receive_welcome((await ws.recv())[1])
+    assert welcome.TYPE == "welcome" and hs.channel is not None
+    return ws, hs.channel
+
+
+async def hello_frame(ws: RawWs, secret: str, body: bytes) -> bytes:
+    """`body` sealed as the Hello answering the challenge waiting on `ws` (a holder of the secret
+    sending a hostile hello)."""
     _, challenge = await ws.recv()
-    nonce = json.loads(challenge)["nonce"]
-    ws.send(p.encode(p.Hello(name=name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
-                             software="fuzz", proof=Auth(secret).join_proof(nonce), port=0, dl_slots=0,
-                             ul_slots=0)).encode())
-    _, welcome = await ws.recv()
-    assert json.loads(welcome)["t"] == "welcome", welcome[:200]
-    return ws
+    return seal_hello(Auth(secret), json.loads(challenge)["nonce"], body)
 
 
-async def accept(ws: web.WebSocketResponse, secret: str) -> p.Hello:
-    """A fake master's side: challenge the peer on `ws`, check its proof, welcome it."""
-    nonce = Auth.new_nonce()
-    await ws.send_str(p.encode(p.Challenge(nonce, p.PROTOCOL_VERSION, p.MIN_PROTOCOL_VERSION, "fake")))
-    hello = p.decode(await ws.receive_str(timeout=10), "peer")
-    assert isinstance(hello, p.Hello) and Auth(secret).check_join(nonce, hello.proof)
-    await ws.send_str(p.encode(p.Welcome(hello.name, p.PROTOCOL_VERSION)))
-    return hello
+async def accept(ws: web.WebSocketResponse, secret: str) -> Channel:
+    """The fake master's side: challenge the peer on `ws`, check its proof, welcome it."""
+    channel = await fake_master.join(ws, Auth(secret))
+    assert channel is not None, "the peer did not join"
+    return channel

@@ -19,6 +19,7 @@ import pytest
 
 from lanscatter import protocol as p
 from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.handshake import Channel
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
 from tests.fuzz.frames import (
@@ -31,14 +32,14 @@ from tests.fuzz.frames import (
     frame,
     request_bytes,
 )
-from tests.fuzz.handshake import join
+from tests.fuzz.handshake import hello_frame, join
 from tests.fuzz.wire import CLOSE, HOST, RawWs, http_exchange
 from tests.integration.nodes import Cluster, Node, make_tree, tree_state, wait_for
 
 pytestmark = pytest.mark.fuzz
 
 N = 10_000
-SECRET = "fuzz-secret"
+SECRET = "fuzz-secret-0123456789"
 RSS_LIMIT_MB = 200        # peak resident memory of the fuzzed master (about 60 MB at rest)
 CHUNK = 64 * 1024
 SLOW = 0                  # (a status for responses paced slower than the client waits)
@@ -103,17 +104,22 @@ def _decodes_to(f: Frame, kinds: tuple[type[p.Message], ...]) -> bool:
 
 
 async def test_control_before_login(swarm: Swarm) -> None:
+    """Every other frame goes as it was drawn (no secret), the others sealed as a Hello with the
+    secret (a member sending hostile hellos: they reach decode)."""
     frames = draw_many(frame(list(p._REGISTRY.values()), swarm.hashes), N, salt=1)
-    todo = iter(frames)
+    todo = iter(enumerate(frames))
     answered = 0
     swarm.change_origin("before-login")
 
     async def work() -> None:
         nonlocal answered
-        for opcode, payload in todo:
+        for k, (opcode, payload) in todo:
             ws = await RawWs.open(swarm.master.port)
-            assert json.loads((await ws.recv())[1])["t"] == "challenge"
-            ws.send(payload, opcode)
+            if k % 2:
+                ws.send(await hello_frame(ws, SECRET, payload), BINARY)
+            else:
+                assert json.loads((await ws.recv())[1])["t"] == "challenge"
+                ws.send(payload, opcode)
             for reply in await ws.until_closed():       # refused: an error, or just the close
                 assert len(reply) < 2000 and json.loads(reply)["t"] == "error"
             answered += 1
@@ -128,33 +134,35 @@ async def test_control_after_login(swarm: Swarm) -> None:
     sent = closed = 0
     swarm.change_origin("after-login")
 
-    async def drain(ws: RawWs) -> list[bytes]:
+    async def drain(ws: RawWs, channel: Channel) -> list[bytes]:
         errors = []
         while True:
             opcode, payload = await ws.recv()
             if opcode == CLOSE:
                 return errors
-            if opcode == TEXT and json.loads(payload)["t"] == "error":
-                errors.append(payload)
+            body = channel.open(payload, "master") if opcode == BINARY else payload
+            if json.loads(body)["t"] == "error":
+                errors.append(body)
 
     async def work() -> None:
         nonlocal sent, closed
-        ws = await join(swarm.master.port, SECRET)
-        reader = asyncio.create_task(drain(ws))
+        ws, channel = await join(swarm.master.port, SECRET)
+        reader = asyncio.create_task(drain(ws, channel))
         for f in itertools.chain(todo, [None]):
             if f is None:       # the end: a message only a master sends is answered with an error
-                ws.send(p.encode(p.Cancel(1)).encode())
+                ws.send(channel.seal(p.encode(p.Cancel(1)).encode()), BINARY)
                 errors = await reader
                 assert len(errors) == 1 and b"only a master sends" in errors[0], errors
                 return
-            ws.send(f[1], f[0])
+            opcode, payload = f       # sealed, as a member sends; drawn binary frames unsealed
+            ws.send(channel.seal(payload) if opcode == TEXT else payload, BINARY)
             sent += 1
             if not _decodes_to(f, PEER_TYPES):   # this one closes the connection: join again
                 errors = await reader
                 assert all(len(e) < 2000 for e in errors)
                 closed += 1
-                ws = await join(swarm.master.port, SECRET)
-                reader = asyncio.create_task(drain(ws))
+                ws, channel = await join(swarm.master.port, SECRET)
+                reader = asyncio.create_task(drain(ws, channel))
             else:
                 await ws.writer.drain()
     await _workers(4, work)
@@ -164,7 +172,8 @@ async def test_control_after_login(swarm: Swarm) -> None:
 
 async def test_chunk_server(swarm: Swarm) -> None:
     auth = Auth(SECRET)
-    tokens = {h: auth.chunk_token(h) for h in swarm.hashes}
+    source, expires = f"{HOST}:{swarm.master.port}", int(time.time()) + 3600
+    tokens = {h: auth.chunk_token(h, HOST, source, expires) for h in swarm.hashes}
     requests = [request_bytes(r, tokens, TOKEN_HEADER) for r in draw_requests(chunk_request(swarm.hashes), N)]
     todo = iter(requests)
     statuses: dict[int, int] = {}

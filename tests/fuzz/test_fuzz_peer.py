@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from aiohttp import WSMsgType, web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter import protocol as p
 from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.handshake import MAC_BYTES
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
 from lanscatter.server import bind_site
+from lanscatter.signing import public_key_of, sign_version
 from tests.fuzz.frames import Frame, draw_many, frame
 from tests.fuzz.handshake import accept
 from tests.integration.nodes import HOST, Node, free_port, make_tree, wait_for
@@ -28,7 +32,7 @@ from tests.integration.nodes import HOST, Node, free_port, make_tree, wait_for
 pytestmark = pytest.mark.fuzz
 
 N = 10_000
-SECRET = "fuzz-secret"
+SECRET = "fuzz-secret-0123456789"
 RSS_LIMIT_MB = 200        # peak resident memory of the fuzzed peer (about 60 MB at rest)
 CHUNK = 64 * 1024
 SESSIONS = 16             # every other one ends with a frame that breaks the protocol
@@ -55,6 +59,7 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path) -> None:
     make_tree(origin, chunk=CHUNK)
     manifest, _ = scan_folder(origin, CHUNK, HashCache(None))
     hashes = [h for h, _ in manifest.chunk_table()]
+    origin_key = Ed25519PrivateKey.generate()
     shutil.copytree(origin, folder)
     (folder / "d1" / "f4.bin").unlink()        # a few chunks to fetch: always from dead sources
 
@@ -62,33 +67,36 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path) -> None:
                                    strict=True, salt=4) if _survivable(f)][:N]
     assert len(frames) == N
     breaking = [f for f in draw_many(frame(list(p._REGISTRY.values()), hashes), 500, salt=5)
-                if f[0] == 1 and not _survivable(f)][:SESSIONS // 2]     # (binary frames: ignored)
+                if not _survivable(f)][:SESSIONS // 2]
     segments = [frames[k * N // SESSIONS:(k + 1) * N // SESSIONS] for k in range(SESSIONS)]
     sessions = 0
     last_report = asyncio.Event()
 
     async def control(request: web.Request) -> web.WebSocketResponse:
         nonlocal sessions
-        ws = web.WebSocketResponse(max_msg_size=p.MAX_FRAME)
+        ws = web.WebSocketResponse(max_msg_size=p.MAX_FRAME + MAC_BYTES)
         await ws.prepare(request)
-        await accept(ws, SECRET)
-        await ws.send_str(p.encode(p.ManifestMsg(manifest.to_dict())))
+        channel = await accept(ws, SECRET)
+        signed = sign_version(manifest, origin_key, published_ms=1)
+        await ws.send_bytes(channel.seal(p.encode(p.ManifestMsg(manifest.to_dict(), signed.statement,
+                                                                signed.signature)).encode()))
         k, sessions = sessions, sessions + 1
         if k >= SESSIONS:        # the end: one last Download of a chunk it cannot want
-            await ws.send_str(p.encode(p.Download(LAST, "e" * 64, 1, "x", "http://127.0.0.1:9", 1.0)))
+            last = p.Download(LAST, "e" * 64, 1, "x", "http://127.0.0.1:9", 1.0)
+            await ws.send_bytes(channel.seal(p.encode(last).encode()))
         else:
-            for opcode, payload in segments[k]:
-                await ws.send_str(payload.decode())
-            if k % 2:
-                _, payload = breaking[k // 2]
-                await ws.send_str(payload.decode(errors="replace"))
+            for _, payload in segments[k]:
+                await ws.send_bytes(channel.seal(payload))
+            if k % 2:              # sealed as it should be, or (binary ones) not at all
+                opcode, payload = breaking[k // 2]
+                await ws.send_bytes(channel.seal(payload) if opcode == 1 else payload)
             else:
                 await ws.close()
                 return ws
         async for msg in ws:       # what the peer says, until it closes
-            if msg.type == WSMsgType.TEXT and '"report"' in msg.data:
-                report = p.decode(msg.data, "peer")
-                if isinstance(report, p.Report) and report.transfer == LAST:
+            if msg.type == WSMsgType.BINARY:
+                said = p.decode(channel.open(msg.data, "peer"), "peer")
+                if isinstance(said, p.Report) and said.transfer == LAST:
                     last_report.set()
         return ws
 
@@ -97,7 +105,8 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path) -> None:
     runner, port = await bind_site(app, HOST, 0)
     peer_port = free_port()
     peer = Node(["peer", f"{HOST}:{port}", str(folder), "--listen", HOST, "--port", str(peer_port), "--name",
-                 "fz", "--state-dir", str(tmp_path / "ps"), "--connect-timeout", "20"],
+                 "fz", "--state-dir", str(tmp_path / "ps"), "--connect-timeout", "20",
+                 "--origin-key", public_key_of(origin_key).text],
                 tmp_path / "peer.log", peer_port, {"LANSCATTER_SECRET": SECRET})
     try:
         async with asyncio.timeout(240):
@@ -106,12 +115,13 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path) -> None:
         assert sessions == SESSIONS + 1
         assert peak_rss_mb(peer.proc.pid) < RSS_LIMIT_MB
         held = manifest.chunk_table()[0][0]
-        request = urllib.request.Request(f"http://{HOST}:{peer_port}/chunks/{held}",
-                                         headers={TOKEN_HEADER: Auth(SECRET).chunk_token(held)})
+        token = Auth(SECRET).chunk_token(held, HOST, f"{HOST}:{peer_port}", int(time.time()) + 60)
+        request = urllib.request.Request(f"http://{HOST}:{peer_port}/chunks/{held}", headers={TOKEN_HEADER: token})
         with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as r:
             assert r.status == 200
         await asyncio.to_thread(wait_for, lambda: peer.status() is not None, 10, "peer status", peer)
         assert "Traceback" not in peer.output()
+        assert "refused a version" not in peer.output()     # (each session's manifest was signed)
     finally:
         peer.stop()
         await runner.cleanup()

@@ -73,11 +73,12 @@ class RawWs:
             return CLOSE, b""
 
     async def until_closed(self) -> list[bytes]:
-        """Text frames received until the server closes; then the connection is closed here."""
+        """Text frames received until the server closes, or sends a binary frame (a sealed one:
+        it let us in); then the connection is closed here."""
         texts = []
         while True:
             opcode, payload = await self.recv()
-            if opcode == CLOSE:
+            if opcode in (CLOSE, 2):
                 break
             if opcode == 1:
                 texts.append(payload)

@@ -24,7 +24,7 @@ dataset:
   source: data
   origin: o
   chunk_size: 1MiB
-  secret: {value: s}
+  secret: {value: s3cret-for-this-test}
 sites:
   hq:
     hosts:
@@ -86,7 +86,7 @@ def test_role_commands_follow_the_plan(tmp_path: Path) -> None:
     branch_peer = role_command(plan, plan.host("b1"), ctx)
     assert branch_peer.argv[4] == "bg:10564"          # its site's relay, by name as written
     for cmd in (origin, relay, peer):                  # the secret never goes on a command line
-        assert "--secret" not in cmd.argv and "s" not in cmd.argv
+        assert "--secret" not in cmd.argv and "s3cret-for-this-test" not in cmd.argv
 
 
 def test_link_flags_only_where_supported(tmp_path: Path) -> None:
@@ -248,3 +248,21 @@ def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
     assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
     t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
     assert t.done_s("h1") is None
+
+
+def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from lanscatter.auth import check_secret
+    from lanscatter.topology.problems import TopologyError
+    from lanscatter.topology.up_cli import _run_secret
+
+    monkeypatch.delenv("LANSCATTER_SECRET", raising=False)
+    no_secret = TREE.replace("  secret: {value: s3cret-for-this-test}\n", "")
+    made = _run_secret(_plan(tmp_path, no_secret, local=True), local=True)
+    assert made is not None and made != _run_secret(_plan(tmp_path, no_secret, local=True), local=True)
+    check_secret(made)
+    with pytest.raises(TopologyError, match="secret-missing"):       # a real deployment never runs open
+        _run_secret(_plan(tmp_path, no_secret), local=False)
+    assert _run_secret(_plan(tmp_path, local=True), local=True) == "s3cret-for-this-test"
+    monkeypatch.setenv("LANSCATTER_SECRET", "from-the-environment-1")
+    assert _run_secret(_plan(tmp_path, no_secret, local=True), local=True) == "from-the-environment-1"

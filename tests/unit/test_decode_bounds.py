@@ -63,7 +63,7 @@ def test_decode_accepts_only_bounded_values(frame: str | bytes) -> None:
     '{"t":"ending","transfer":1,"seconds":1e999}', '{"t":"cancel","transfer":9007199254740992}',
     '{"t":"cancel","transfer":true}', '{"t":"download","transfer":1,"chunk":"' + "0" * 64 + '","size":1,'
     '"source":"s","url":"http://127.0.0.1:99999","timeout_s":1}', "x" * (p.MAX_FRAME + 1),
-    '{"t":"have","generation":"g","chunks":["' + "Z" * 64 + '"]}',
+    '{"t":"have","generation":"g","chunks":["' + "Z" * 129 + '"]}',
 ])
 def test_hostile_frames_are_protocol_errors(frame: str) -> None:
     with pytest.raises(RemoteProtocolError):

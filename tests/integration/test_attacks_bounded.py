@@ -19,7 +19,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from lanscatter import protocol as p
 from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.handshake import seal_hello
+from tests.integration import control_client
 from tests.integration.nodes import (
     HOST,
     Cluster,
@@ -59,9 +62,15 @@ def with_descriptors(nofile: int, argv: list[str]) -> list[str]:
     return [sys.executable, "-c", limit, *argv]
 
 
-def hello(name: str, proof: str = "") -> str:
-    return json.dumps({"t": "hello", "name": name, "protocol": 4, "min_protocol": 1, "software": "x",
-                       "proof": proof, "port": 0, "dl_slots": 1, "ul_slots": 0})
+def hello_body(name: str) -> bytes:
+    return p.encode(control_client.hello(name)).encode()
+
+
+async def send_hello(ws: aiohttp.ClientWebSocketResponse, secret: str | None, body: bytes) -> None:
+    """`body` as the Hello answering the challenge waiting on `ws`, sealed with `secret`: a member
+    of the swarm (or, with no secret, anyone) sending a hostile hello."""
+    challenge = await ws.receive_json(timeout=5)
+    await ws.send_bytes(seal_hello(Auth(secret), challenge["nonce"], body))
 
 
 async def test_a_huge_integer_in_stats_leaves_the_master_serving(tmp_path: Path) -> None:
@@ -69,16 +78,16 @@ async def test_a_huge_integer_in_stats_leaves_the_master_serving(tmp_path: Path)
     try:
         async with aiohttp.ClientSession() as session, \
                 session.ws_connect(f"http://{HOST}:{master.port}/ws") as ws:
-            await ws.receive_json(timeout=5)
-            await ws.send_str(hello("big"))
-            assert (await ws.receive_json(timeout=5))["t"] == "welcome"
+            client = await control_client.ControlClient.join(ws, control_client.hello("big"))
             for digits in (400, 401):       # two samples: the rate meter divides their difference
-                await ws.send_str(json.dumps({"t": "stats", "rx_bytes": int("9" * digits), "tx_bytes": 0,
-                                              "uploads": 0, "complete": False}))
+                stats = json.dumps({"t": "stats", "rx_bytes": int("9" * digits), "tx_bytes": 0, "uploads": 0,
+                                    "complete": False})
+                await ws.send_bytes(client.channel.seal(stats.encode()))
             async with asyncio.timeout(5):
                 async for msg in ws:
-                    if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["t"] == "error":
-                        assert len(msg.data) < 1000
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        body = client.channel.open(msg.data, "master")
+                        assert len(body) < 1000 or json.loads(body)["t"] != "error"
         status, body = await asyncio.to_thread(get, f"http://{HOST}:{master.port}/status")
         assert status == 200 and json.loads(body)["generation"]
         status, _ = await asyncio.to_thread(get, f"http://{HOST}:{master.port}/metrics")
@@ -99,8 +108,7 @@ def test_fifty_hellos_with_big_names_leave_memory_status_and_log_small(tmp_path:
                 async def one(k: int) -> None:
                     try:
                         async with session.ws_connect(f"http://{HOST}:{master.port}/ws") as ws:
-                            await ws.receive_json(timeout=5)
-                            await ws.send_str(hello(f"{k}" + "n" * 4_000_000))
+                            await send_hello(ws, SECRET, hello_body(f"{k}" + "n" * 4_000_000))
                             await ws.receive(timeout=10)
                     except (aiohttp.ClientError, ConnectionError):
                         pass        # refused mid-frame: that is the point
@@ -124,9 +132,8 @@ def test_a_60_mb_frame_is_refused_without_being_echoed(tmp_path: Path) -> None:
             received = 0
             async with aiohttp.ClientSession() as session, \
                     session.ws_connect(f"http://{HOST}:{master.port}/ws", max_msg_size=0) as ws:
-                await ws.receive_json(timeout=5)
                 try:
-                    await ws.send_str(hello("x" * 60_000_000))
+                    await send_hello(ws, SECRET, hello_body("x" * 60_000_000))
                 except ConnectionError:
                     pass
                 async with asyncio.timeout(20):
@@ -145,8 +152,7 @@ async def test_deeply_nested_json_is_a_protocol_error_not_a_traceback(tmp_path: 
     try:
         async with aiohttp.ClientSession() as session, \
                 session.ws_connect(f"http://{HOST}:{master.port}/ws") as ws:
-            await ws.receive_json(timeout=5)
-            await ws.send_str("[" * 30_000 + "]" * 30_000)
+            await send_hello(ws, None, b"[" * 30_000 + b"]" * 30_000)
             error = await ws.receive_json(timeout=5)
             assert error["t"] == "error" and "nested too deeply" in error["message"]
     finally:
@@ -178,7 +184,7 @@ async def test_a_bad_hash_with_a_valid_token_is_a_404_without_an_error_log(
     await master.start()
     try:
         for bad in ("zz", "Z" * 64, "0" * 63, "0" * 200):
-            token = Auth(SECRET).chunk_token(bad)
+            token = Auth(SECRET).chunk_token(bad, HOST, f"{HOST}:{master.port}", int(time.time()) + 60)
             status, _ = await asyncio.to_thread(get, f"http://{HOST}:{master.port}/chunks/{bad}",
                                                 {TOKEN_HEADER: token})
             assert status == 404, bad
@@ -196,7 +202,7 @@ def _limited_master(tmp: Path, nofile: int) -> tuple[subprocess.Popen[bytes], in
         proc = subprocess.Popen(with_descriptors(nofile, [
             "-m", "lanscatter", "master", str(tmp / "origin"), "--listen", HOST, "--port", str(port),
             "--chunk-size", "256K", "--state-dir", str(tmp / "ms"), "--rescan-interval", "2"]),
-            stdout=fh, stderr=subprocess.STDOUT)
+            stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "LANSCATTER_SECRET": SECRET})
     return proc, port, log
 
 
@@ -232,7 +238,8 @@ def test_status_clients_beyond_the_descriptors_neither_storm_the_log_nor_lock_ou
         peer = subprocess.Popen(
             [sys.executable, "-m", "lanscatter", "peer", f"{HOST}:{port}", str(tmp_path / "p"), "--listen",
              "127.0.0.2", "--port", "0", "--name", "real", "--state-dir", str(tmp_path / "ps"),
-             "--connect-timeout", "20"], stdout=peer_log, stderr=subprocess.STDOUT)
+             "--connect-timeout", "20"], stdout=peer_log, stderr=subprocess.STDOUT,
+            env={**os.environ, "LANSCATTER_SECRET": SECRET})
         held, refused = asyncio.run(flood_then_join())
         assert held + refused == 400 and refused > 300
         (tmp_path / "origin" / "new.txt").write_text("a rescan under pressure\n")
