@@ -19,14 +19,14 @@ from aiohttp import WSMsgType, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter import protocol as p
-from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.auth import TOKEN_HEADER
 from lanscatter.handshake import MAC_BYTES
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
 from lanscatter.server import bind_site
 from lanscatter.signing import public_key_of, sign_version
 from tests.fuzz.frames import Frame, draw_many, frame
-from tests.fuzz.handshake import accept
+from tests.fuzz.handshake import accept, swarm_auth
 from tests.integration.nodes import HOST, Node, free_port, make_tree, wait_for
 
 pytestmark = pytest.mark.fuzz
@@ -115,7 +115,7 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path) -> None:
         assert sessions == SESSIONS + 1
         assert peak_rss_mb(peer.proc.pid) < RSS_LIMIT_MB
         held = manifest.chunk_table()[0][0]
-        token = Auth(SECRET).chunk_token(held, HOST, f"{HOST}:{peer_port}", int(time.time()) + 60)
+        token = swarm_auth(SECRET).chunk_token(held, HOST, f"{HOST}:{peer_port}", int(time.time()) + 60)
         request = urllib.request.Request(f"http://{HOST}:{peer_port}/chunks/{held}", headers={TOKEN_HEADER: token})
         with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as r:
             assert r.status == 200
