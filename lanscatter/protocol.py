@@ -13,7 +13,8 @@ Conversation (master M, peer P):
     M -> P  Welcome        (sealed: proves the secret) or Error(fatal) and close (wrong secret, no
                            common protocol version, address differs)
     M -> P  ManifestMsg    now and on every new generation
-    P -> M  Have           full set after each manifest (replace=True), then one chunk at a time
+    P -> M  Have           full set after each manifest (replace=True, then the rest in pieces of
+                           HAVE_PIECE), then one chunk at a time
     M -> P  Download       fetch chunk from source URL with this token (auth.py);  P -> M  Report when done or failed
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
