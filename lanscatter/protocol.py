@@ -220,7 +220,8 @@ MAX_FRAME = 64 * 2**10   # characters: any frame before login, and every frame a
                          # Have goes in pieces of HAVE_PIECE chunks, far below this)
 HAVE_PIECE = 512         # chunks per Have frame (67 characters each)
 # What a master sends after login: a manifest of a million files with 100-character paths and
-# a million chunks (16 TiB at the default chunk size) is about 220 MB of JSON.
+# a million chunks (16 TiB at the default chunk size) is about 220 MB of JSON. (manifest.py's
+# counts allow more; with names that long, a manifest past this frame is refused.)
 MAX_MANIFEST_FRAME = 256 * 2**20
 MAX_INT = 2**53 - 1      # exact in every JSON implementation (and in a float)
 MAX_RATE = float(2**47)  # bytes/s, about 1000 Tbit/s: anything faster is nonsense, not a limit
