@@ -32,8 +32,9 @@ RESERVED_FDS = 64        # kept for files, downloads, logs: never given to accep
 ACCEPT_PAUSE_S = 0.5     # after EMFILE: descriptors come back as connections and files close
 WARN_EVERY_S = 10.0
 _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 35\r\n"
-            b"Connection: close\r\n\r\ntoo many connections, try later\r\n\r\n")
+_REFUSED = b"too many connections from this address or in all; try again later\n"
+_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 10\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_REFUSED), _REFUSED))
 
 
 @dataclass(frozen=True, slots=True)
