@@ -285,12 +285,12 @@ def test_status_clients_beyond_the_descriptors_neither_storm_the_log_nor_lock_ou
                     await ws.close()
                 return held, refused
         lines_before = len(log.read_bytes().splitlines())
-        peer_log = (tmp_path / "peer.log").open("wb")
-        peer = subprocess.Popen(
-            [sys.executable, "-m", "lanscatter", "peer", f"{HOST}:{port}", str(tmp_path / "p"), "--listen",
-             "127.0.0.2", "--port", "0", "--name", "real", "--state-dir", str(tmp_path / "ps"),
-             "--connect-timeout", "20"], stdout=peer_log, stderr=subprocess.STDOUT,
-            env={**os.environ, "LANSCATTER_SECRET": SECRET})
+        with (tmp_path / "peer.log").open("wb") as peer_log:
+            peer = subprocess.Popen(
+                [sys.executable, "-m", "lanscatter", "peer", f"{HOST}:{port}", str(tmp_path / "p"), "--listen",
+                 "127.0.0.2", "--port", "0", "--name", "real", "--state-dir", str(tmp_path / "ps"),
+                 "--connect-timeout", "20"], stdout=peer_log, stderr=subprocess.STDOUT,
+                env={**os.environ, "LANSCATTER_SECRET": SECRET})
         held, refused = asyncio.run(flood_then_join())
         assert held + refused == 400 and refused > 300
         (tmp_path / "origin" / "new.txt").write_text("a rescan under pressure\n")
