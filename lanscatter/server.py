@@ -9,6 +9,13 @@ Connections are accepted here rather than by asyncio's server, so that:
 - running out of descriptors anyway (EMFILE on accept) pauses accepting for a moment with one
   warning per WARN_EVERY_S, where asyncio's server retries in a tight loop and logs each failure
   with a traceback (about 10,000 a second).
+
+A node that serves TLS keeps one port for both: the first byte of a connection tells a TLS
+handshake (0x16) from a plain HTTP request, so `/status` and the operator's pages stay readable by
+any HTTP client, LAN peers that need no encryption keep sendfile, and WAN members speak TLS on the
+same address and port the site tree gives. When TLS is required, control (`/ws`) and chunk
+(`/chunks/...`) requests that arrive in the clear are answered 426 and nothing else. The handshake
+is driven by asyncio's own SSL protocol, fed the bytes that were read to tell the two apart.
 """
 
 from __future__ import annotations
@@ -18,15 +25,23 @@ import errno
 import logging
 import resource
 import socket
+import ssl
 import time
+from asyncio.sslproto import SSLProtocol
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from lanscatter.congestion import pace_from_birth
 from lanscatter.errors import ConfigError
+from lanscatter.tls import ServerTLS, is_tls
 
 log = logging.getLogger("lanscatter.server")
+
+_SNIFF_TIMEOUT_S = 10.0         # a connection that says nothing is closed after this
+_HANDSHAKE_TIMEOUT_S = 10
+TLS_REQUIRED_TEXT = "this node accepts control and chunk requests over TLS only\n"
 
 RESERVED_FDS = 64        # kept for files, downloads, logs: never given to accepted connections
 ACCEPT_PAUSE_S = 0.5     # after EMFILE: descriptors come back as connections and files close
@@ -72,10 +87,13 @@ class _Warner:
 class BoundedSite(web.BaseSite):
     """A TCP site that accepts connections itself, within `limits` (see the module docstring)."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: ConnectionLimits) -> None:
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: ConnectionLimits,
+                 tls: ssl.SSLContext | None = None) -> None:
         super().__init__(runner)
         self._host, self._port = host, port
         self.limits = limits
+        self._tls = tls
+        self._pending: set[_Sniffer] = set()      # TLS or plain: not told yet
         self.listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._live: dict[str, set[asyncio.BaseTransport]] = {}
@@ -86,7 +104,7 @@ class BoundedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        return f"{'http+tls' if self._tls else 'http'}://{self._host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -118,12 +136,17 @@ class BoundedSite(web.BaseSite):
             await asyncio.gather(self._accepting, return_exceptions=True)
         if self.listener is not None:
             self.listener.close()
+        for sniffer in list(self._pending):
+            sniffer.abort()
         await super().stop()
 
     async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None
+        context = self._tls
+        factory: Callable[[], asyncio.BaseProtocol] = server if context is None else (
+            lambda: _Sniffer(server, context, self._pending))
         while True:
             try:
                 conn, addr = await loop.sock_accept(listener)
@@ -142,7 +165,7 @@ class BoundedSite(web.BaseSite):
                 _refuse(conn)
                 continue
             try:
-                transport, _ = await loop.connect_accepted_socket(server, conn)
+                transport, _ = await loop.connect_accepted_socket(factory, conn)
             except OSError as exc:
                 log.debug("connection from %s lost at once: %s", host, exc)
                 conn.close()
@@ -197,13 +220,17 @@ def _refuse(conn: socket.socket) -> None:
         conn.close()
 
 
-async def bind_site(app: web.Application, host: str, port: int,
+async def bind_site(app: web.Application, host: str, port: int, tls: ServerTLS | None = None, *,
                     limits: ConnectionLimits | None = None) -> tuple[web.AppRunner, int]:
-    """Start serving `app` on host:port (port 0: any free port). Returns the runner and the port."""
+    """Start serving `app` on host:port (port 0: any free port), also over TLS when `tls` is given.
+    Returns the runner and the port."""
+    if tls is not None and tls.required:
+        app.middlewares.append(_require_tls)
     # Stopping waits at most 2 s for requests in flight (a peer that went away mid-chunk).
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
-    site = BoundedSite(runner, host, port, limits or ConnectionLimits.from_descriptors())
+    site = BoundedSite(runner, host, port, limits or ConnectionLimits.from_descriptors(),
+                       tls.context if tls is not None else None)
     try:
         await site.start()
     except OSError as exc:
@@ -216,3 +243,77 @@ async def bind_site(app: web.Application, host: str, port: int,
                               "use an address of this host, or 0.0.0.0 for all") from None
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     return runner, site.port
+
+
+@web.middleware
+async def _require_tls(request: web.Request,
+                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    path = request.path
+    if (path == "/ws" or path.startswith("/chunks/")) and not is_tls(request.transport):
+        return web.Response(status=426, text=TLS_REQUIRED_TEXT, headers={"Upgrade": "TLS/1.3, TLS/1.2"})
+    return await handler(request)
+
+
+class _Sniffer(asyncio.Protocol):
+    """A new connection until its first bytes arrive; then it hands the transport to the HTTP
+    server, directly or through TLS, and is gone."""
+
+    def __init__(self, factory: Callable[[], asyncio.BaseProtocol], context: ssl.SSLContext,
+                 pending: set[_Sniffer]) -> None:
+        self._factory = factory
+        self._context = context
+        self._pending = pending
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._pending.add(self)
+        self._timer = asyncio.get_running_loop().call_later(_SNIFF_TIMEOUT_S, self.abort)
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or not data:
+            return
+        self._done()
+        self._transport = None      # the HTTP server's from here on
+        app = self._factory()
+        if data[0] == 0x16:         # a TLS record: the handshake
+            # No waiter: nobody awaits the handshake (a failed one only closes this connection;
+            # a waiter's exception nobody retrieves would be logged as an error).
+            tls = SSLProtocol(asyncio.get_running_loop(), app, self._context, None,  # type: ignore[arg-type]
+                              server_side=True, ssl_handshake_timeout=_HANDSHAKE_TIMEOUT_S)
+            transport.set_protocol(tls)
+            tls.connection_made(transport)
+            view = memoryview(data)
+            while view:
+                buf = tls.get_buffer(len(view))
+                n = min(len(buf), len(view))
+                buf[:n] = view[:n]
+                tls.buffer_updated(n)
+                view = view[n:]
+        else:
+            assert isinstance(app, asyncio.Protocol)
+            transport.set_protocol(app)
+            app.connection_made(transport)
+            app.data_received(data)
+
+    def eof_received(self) -> bool:
+        self.abort()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
+
+    def abort(self) -> None:
+        self._done()
+        if self._transport is not None:
+            self._transport.abort()
+            self._transport = None
+
+    def _done(self) -> None:
+        self._pending.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

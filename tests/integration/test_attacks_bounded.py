@@ -225,7 +225,7 @@ async def test_connections_beyond_the_per_address_limit_get_a_503(tmp_path: Path
         return web.Response(text="ok")
     app = web.Application()
     app.add_routes([web.get("/", ok)])
-    runner, port = await bind_site(app, HOST, 0, ConnectionLimits(total=100, per_address=3))
+    runner, port = await bind_site(app, HOST, 0, limits=ConnectionLimits(total=100, per_address=3))
     try:
         held = [await asyncio.open_connection(HOST, port) for _ in range(3)]
         reader, writer = await asyncio.open_connection(HOST, port)
