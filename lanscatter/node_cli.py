@@ -21,7 +21,7 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.relay import RelayNode, RelayOptions
-from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
+from lanscatter.sizes import format_bytes, mbit_to_bytes, parse_size
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("folder", type=Path, metavar="DIR")
     _common(m, DEFAULT_MASTER_PORT)
     m.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE,
-                   help="chunk size (default 16M; see docs/architecture.md for why)")
+                   help="chunk size (default 16MiB; see docs/architecture.md for why)")
     m.add_argument("--slots", type=int, default=3, help="concurrent uploads from the master (default 3)")
     m.add_argument("--rescan-interval", type=float, default=60.0, metavar="S",
                    help="rescan at least this often, in seconds (file-system events also trigger one)")
@@ -253,7 +253,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
         def log_line(done: int, total: int) -> None:
             if time.monotonic() - last[0] > 5 or done == total:
                 last[0] = time.monotonic()
-                log.info("hashing: %s of %s", human_bytes(done), human_bytes(total))
+                log.info("hashing: %s of %s", format_bytes(done), format_bytes(total))
         return log_line
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
@@ -299,7 +299,7 @@ async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
                     bar.update(task, completed=held, total=total or None)
                 elif now - last_log > 10 and not as_json:
                     last_log = now
-                    log.info("%s of %s (%s)", human_bytes(held), human_bytes(total),
+                    log.info("%s of %s (%s)", format_bytes(held), format_bytes(total),
                              "complete" if st["synced"] else "syncing")
             if until_synced and st["synced"]:
                 log.info("folder complete (generation %s)", (st["generation"] or "")[:12])

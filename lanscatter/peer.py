@@ -95,6 +95,7 @@ class PeerNode:
         self._last_progress = (0, 0)
         self._inflight: set[str] = set()
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
+        self.downloaded_bytes = 0           # their content, before any compression in flight
         self.local_copies = 0
         self.events: list[dict[str, Any]] = []
         self._rx_meter = RateMeter()
@@ -338,6 +339,7 @@ class PeerNode:
             return
         if result.ok:
             self.downloaded_chunks += 1
+            self.downloaded_bytes += length
             self.store.chunk_verified(d.chunk, fd, offset)
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
@@ -348,9 +350,13 @@ class PeerNode:
             if self.on_chunk:
                 self.on_chunk(d.chunk)
 
-    def rx_rate(self) -> float:
+    def rates(self) -> tuple[float, float]:
+        """(rx, tx) bytes/s over the last seconds, from this node's own counters."""
         self._rx_meter.sample(time.monotonic(), self.counters.rx_bytes, self.counters.tx_bytes)
-        return self._rx_meter.rates()[0]
+        return self._rx_meter.rates(time.monotonic())
+
+    def rx_rate(self) -> float:
+        return self.rates()[0]
 
     async def _stats_loop(self) -> None:
         while True:
@@ -384,6 +390,7 @@ class PeerNode:
         n = len(m.chunk_table()) if m else 0
         have = Bitmap(n)
         inflight = Bitmap(n)
+        rates = self.rates()
         if m is not None and not self._reconciling:
             index = m.chunk_index()
             for h in self.store.have():
@@ -402,7 +409,7 @@ class PeerNode:
                 "downloads": self.counters.downloads, "uploads": self.counters.uploads,
                 "dl_slots": self.opts.dl_slots, "ul_slots": self.opts.ul_slots,
                 "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
-                "rx_rate": 0.0, "tx_rate": 0.0, "avg_upload_s": None,
+                "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
                 "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
             }],
             "links": [], "events": self.events[-50:],

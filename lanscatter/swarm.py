@@ -97,6 +97,7 @@ class Swarm:
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.transfers: dict[int, Transfer] = {}
         self.seed_uploads: Callable[[], int] = lambda: 0
+        self._own_rates = RateMeter()
         self.seed_rates: Callable[[dict[int, float]], None] = lambda rates: None   # for our own uploads
         self._rates_sent: dict[int, float] = {}       # transfer id -> the rate its source was last given
         self._waiting: set[int] = set()    # transfers whose first bytes have not arrived (protocol 4)
@@ -520,17 +521,20 @@ class Swarm:
         return self.planner.node_stats(name).avg_upload_s
     def status(self, *, rx_bytes: int = 0, tx_bytes: int = 0) -> dict[str, Any]:
         m = self.manifest
+        # Our own rates from our own counters (a relay's tx is what it serves its site).
+        self._own_rates.sample(time.monotonic(), rx_bytes, tx_bytes)
+        own_rx, own_tx = self._own_rates.rates(time.monotonic())
         nodes = [{
             "name": self.name, "site": self.site, "role": self.role, "online": True,
             "have": self.seed_have.count, "bitmap": self.seed_have.encode(),
             "inflight": Bitmap(self.seed_have.size).encode(), "downloads": 0,
             "uploads": self.seed_uploads(), "dl_slots": 0, "ul_slots": self.seed_slots,
-            "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": 0.0, "tx_rate": 0.0,
+            "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": own_rx, "tx_rate": own_tx,
             "avg_upload_s": self._avg_upload(self.name),
             "complete_at": self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
         }]
         for link in [*self.peers.values(), *self.gone.values()]:
-            rx_rate, tx_rate = link.rates.rates() if link.online else (0.0, 0.0)
+            rx_rate, tx_rate = link.rates.rates(time.monotonic()) if link.online else (0.0, 0.0)
             nodes.append({
                 "name": link.name, "site": self.link_map.site_of(link.name) if self.link_map else self.site,
                 "role": link.role, "online": link.online, "have": link.have.count,

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -37,11 +38,14 @@ from lanscatter.topology.roles import (
     registered_commands,
     role_command,
 )
+from lanscatter.topology.summary import summary_lines
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
 from lanscatter.topology.watch import Watcher, start_gates
 
 log = logging.getLogger("lanscatter.up")
+
+MONITOR_STOP_S = 3.0        # the monitor restores the terminal within this after SIGTERM
 
 
 
@@ -65,8 +69,13 @@ class UpOptions:
         return cls(Path(args.file), args.local, args.host, Path(args.workdir) if args.workdir else None,
                    args.demo_data, args.headless, args.exit_when_synced,
                    Path(args.report) if args.report else None, args.on_synced, args.timeout,
-                   tui=not args.headless and sys.stdin.isatty() and sys.stdout.isatty(),
+                   tui=not args.headless and on_a_terminal(),
                    store_and_forward=args.store_and_forward)
+
+
+def on_a_terminal() -> bool:
+    """The monitor reads keys from stdin and draws on stderr (Textual does); the summary goes to stdout."""
+    return all(stream.isatty() for stream in (sys.stdin, sys.stdout, sys.stderr))
 
 
 def default_workdir(opts: UpOptions, plan: DeploymentPlan) -> Path:
@@ -140,9 +149,26 @@ def cmd_up(args: argparse.Namespace) -> int:
                      workdir=workdir if opts.local else None, link_flags=link_flags,
                      store_and_forward=opts.store_and_forward, all_hosts=opts.local)
     env = {SECRET_ENV: secret} if secret else {}
+    if not opts.headless and not opts.tui:
+        log.info("not on a terminal (stdin, stdout and stderr must all be one for the monitor): "
+                 "progress as log lines, as with --headless")
     log.info("%s: running %s", opts.file, "every host on this machine (rehearsal in " + str(workdir) + ")"
              if opts.local else f"host {hosts[0].name} ({hosts[0].role})")
     return asyncio.run(_run(opts, plan, hosts, ctx, env, workdir))
+
+
+# After its part is done, a relay's `up` keeps serving its last status this long before it stops,
+# so an `up` following the whole tree (the origin's) sees that the site finished (it polls twice a
+# second) and can tell a relay that finished and exited from one that died.
+FINAL_STATUS_S = 3.0
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """How the run ended: `kind` is one of summary.OUTCOMES; `code` the exit code."""
+
+    kind: str = "running"
+    code: int = 0
 
 
 async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx: RunContext,
@@ -152,6 +178,7 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
 
     tracker = SyncTracker(plan)
     pid_file = workdir / "pids.json"
+    report_path = (opts.report or workdir / "report.json").resolve()
 
     def on_event(event: ProcessEvent) -> None:
         if event.kind == "restart":
@@ -160,9 +187,18 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
         if event.kind in ("started", "exited"):
             write_json_atomic(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
 
+    def report(outcome: str) -> dict[str, object]:
+        doc = tracker.report()
+        doc.update(outcome=outcome, logs=str(workdir / "logs"), report=str(report_path))
+        return doc
+
+    def on_synced() -> None:
+        write_json_atomic(report_path, report("synced"))
+
     supervisor = Supervisor(on_event=on_event)
     hooks = HookRunner(supervisor, _hooks(opts, hosts), plan.dataset.name, workdir / "logs")
-    watcher = Watcher(plan, tracker, hosts, on_complete=lambda done: hooks.host_synced(done.host, done.generation))
+    watcher = Watcher(plan, tracker, hosts, on_complete=lambda done: hooks.host_synced(done.host, done.generation),
+                      on_synced=on_synced)
     commands = [role_command(plan, h, ctx) for h in hosts]
     gates = start_gates(commands)
     for h, cmd in zip(hosts, commands):
@@ -172,41 +208,58 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
     log.info("logs in %s", workdir / "logs")
 
     watching = asyncio.create_task(watcher.run(), name="watch")
-    waits: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait())}
+    stopped = asyncio.create_task(stop.wait())
+    monitor: asyncio.Task[int] | None = None
     if opts.tui:
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
-        waits.add(asyncio.create_task(_monitor(opts, workdir), name="monitor"))
-    if opts.exit_when_synced:
-        waits.add(asyncio.create_task(watcher.synced.wait()))
+        monitor = asyncio.create_task(_monitor(opts, workdir, report_path), name="monitor")
+    synced = asyncio.create_task(watcher.synced.wait()) if opts.exit_when_synced else None
+    outcome = _Outcome()
     try:
-        done, _ = await asyncio.wait(waits | {watching}, timeout=opts.timeout, return_when=asyncio.FIRST_COMPLETED)
-        timed_out = not done
+        waits = {t for t in (watching, stopped, monitor, synced) if t is not None}
+        done, _ = await asyncio.wait(waits, timeout=opts.timeout, return_when=asyncio.FIRST_COMPLETED)
         if watching.done():
             watching.result()              # a bug in the watcher: surface it
+        in_sync = tracker.hosts_done(hosts)
+        if stop_signal:
+            outcome = _Outcome("synced", 0) if in_sync else _Outcome("interrupted", EXIT_INTERRUPTED[stop_signal[0]])
+        elif monitor is not None and monitor in done:
+            # The operator left the monitor (q, or Ctrl-C inside it, which is a key there).
+            outcome = _Outcome("synced", 0) if in_sync else _Outcome("interrupted", EXIT_INTERRUPTED[signal.SIGINT])
+        elif not done:
+            outcome = _Outcome("synced", 0) if in_sync else _Outcome("timed out", 1)
+            if not in_sync:
+                log.warning("not every host was in sync after %.0f s", opts.timeout or 0)
+        else:
+            outcome = _Outcome("synced", 0)
+            if monitor is not None:
+                # The monitor shows the summary and keeps its screen until the operator leaves.
+                await asyncio.wait({monitor, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            elif not opts.local and any(h.role == "relay" for h in hosts):
+                await asyncio.wait({stopped}, timeout=FINAL_STATUS_S)
     finally:
-        for t in (*waits, watching):
-            t.cancel()
-        await asyncio.gather(*waits, watching, return_exceptions=True)
-        if opts.exit_when_synced and watcher.synced.is_set():
+        for t in (watching, stopped, synced):
+            if t is not None:
+                t.cancel()
+        await asyncio.gather(*(t for t in (watching, stopped, synced) if t is not None), return_exceptions=True)
+        if monitor is not None and not monitor.done():
+            monitor.cancel()
+            await asyncio.gather(monitor, return_exceptions=True)
+        if outcome.kind == "synced" and opts.exit_when_synced:
             await hooks.wait()             # the last host's hook belongs to this run
         log.info("stopping %d role%s", len(hosts), "s" if len(hosts) != 1 else "")
         await supervisor.stop()
         write_json_atomic(pid_file, {"orchestrator": os.getpid(), "roles": supervisor.pids()})
-        if opts.report is not None:
-            write_json_atomic(opts.report, tracker.report())
-            log.info("report written to %s", opts.report)
-    if stop_signal:
-        return EXIT_INTERRUPTED[stop_signal[0]]
-    if timed_out and not tracker.hosts_done(hosts):
-        log.warning("not every host was in sync after %.0f s", opts.timeout or 0)
-        return 1
-    return 0
+        final = report(outcome.kind)
+        write_json_atomic(report_path, final)
+    print("\n".join(summary_lines(final)), flush=True)
+    return outcome.code
 
 
-async def _monitor(opts: UpOptions, workdir: Path) -> None:
-    """The terminal monitor (`lanscatter tui`) in its own process on this terminal; quitting it
-    stops the run. Log lines go to a file meanwhile, so they do not tear the screen."""
-    argv = [sys.executable, "-m", "lanscatter", "tui", str(opts.file.resolve())]
+async def _monitor(opts: UpOptions, workdir: Path, report_path: Path) -> int:
+    """The terminal monitor (`lanscatter tui`) in its own process on this terminal; its exit code.
+    Leaving it stops the run. Log lines go to a file meanwhile, so they do not tear the screen."""
+    argv = [sys.executable, "-m", "lanscatter", "tui", str(opts.file.resolve()), "--report", str(report_path)]
     if opts.local:
         argv += ["--local", "--workdir", str(workdir)]
     root = logging.getLogger()
@@ -218,11 +271,16 @@ async def _monitor(opts: UpOptions, workdir: Path) -> None:
     root.addHandler(file_handler)
     proc = await asyncio.create_subprocess_exec(*argv)
     try:
-        await proc.wait()
+        return await proc.wait()
     finally:
         if proc.returncode is None:
+            # SIGTERM: the monitor leaves the terminal as it found it, then exits.
             proc.terminate()
-            await proc.wait()
+            try:
+                await asyncio.wait_for(proc.wait(), MONITOR_STOP_S)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
         root.removeHandler(file_handler)
         file_handler.close()
         for h in screen_handlers:

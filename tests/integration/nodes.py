@@ -64,7 +64,7 @@ class Node:
 class Cluster:
     """A master and peers under one tmp folder; everything it starts is stopped by close()."""
 
-    def __init__(self, tmp: Path, source: Path, chunk_size: str = "256K", secret: str | None = None) -> None:
+    def __init__(self, tmp: Path, source: Path, chunk_size: str = "256KiB", secret: str | None = None) -> None:
         self.tmp = tmp
         self.source = source
         self.secret = secret

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -106,13 +107,34 @@ def test_sigkilled_role_is_restarted_and_sigterm_leaves_no_process(tmp_path: Pat
     wait_until(lambda: "every host holds generation" in run.output(), 10, "the run seeing it", run)
     last = run.pids()
     run.proc.send_signal(signal.SIGTERM)
-    assert run.wait(30) == 128 + signal.SIGTERM
+    assert run.wait(30) == 0                     # stopped once every host was in sync: a synced run
     assert run.seen >= set(first.values()) | set(last.values())
     wait_until(lambda: not any(alive(p) for p in run.seen), 5, "no role left")
     assert json.loads((work / "pids.json").read_text())["roles"] == {}
     assert "Traceback" not in run.output()
     report = json.loads((tmp_path / "report.json").read_text())      # written on a stop by signal too
-    assert report["restarts"] == {"b": 1} and report["synced"] is True
+    assert report["restarts"] == {"b": 1} and report["synced"] is True and report["outcome"] == "synced"
+    assert "source: synced; generation" in run.output() and "restarts: b 1x" in run.output()   # the end summary
+
+
+def test_ctrl_c_mid_run_stops_every_role_within_10_s_and_exits_130(tmp_path: Path, runs: list[UpRun]) -> None:
+    source = tmp_path / "source"
+    make_tree(source)
+    tree = _single_lan(tmp_path, source, download_limit="2Mbit")          # slow: still running at the signal
+    work = tmp_path / "work"
+    run = UpRun(tree, "--local", workdir=work, log=tmp_path / "up.log")
+    runs.append(run)
+    wait_until(lambda: len(run.pids()) == 4, 30, "every role started", run)
+    wait_until(lambda: "origin serving generation" in run.output(), 30, "the distribution under way", run)
+    roles = set(run.pids().values())
+    run.proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    assert run.wait(10) == 130
+    wait_until(lambda: not any(alive(p) for p in roles), max(0.5, 10 - (time.monotonic() - t0)), "no role left")
+    report = json.loads((work / "report.json").read_text())
+    assert report["outcome"] == "interrupted" and report["synced"] is False
+    out = run.output()
+    assert "source: stopped before every host was in sync" in out and f"report: {work / 'report.json'}" in out
 
 
 def test_real_deployment_runs_the_named_host_only(tmp_path: Path, runs: list[UpRun]) -> None:

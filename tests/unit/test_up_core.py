@@ -17,6 +17,7 @@ from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.hostmatch import Identity, select_host
 from lanscatter.topology.orchestrator import Backoff
 from lanscatter.topology.roles import RunContext, role_command
+from lanscatter.topology.summary import summary_lines
 from lanscatter.topology.tracker import SyncTracker, bottleneck_bytes_per_s
 
 TREE = """\
@@ -65,7 +66,7 @@ def test_role_commands_follow_the_plan(tmp_path: Path) -> None:
     origin = role_command(plan, plan.host("o"), ctx)
     assert origin.argv[:4] == ("py", "-m", "lanscatter", "master")
     assert origin.argv[4] == str(tmp_path / "data")
-    assert ["--listen", "10.0.0.1", "--port", "10564", "--chunk-size", str(2**20)] == list(origin.argv[5:11])
+    assert ["--listen", "10.0.0.1", "--port", "10564", "--chunk-size", f"{2**20}B"] == list(origin.argv[5:11])
     assert origin.status_url == "http://10.0.0.1:10564/status"
     assert "--expect-peers" not in origin.argv           # the other hosts are not this run's to wait for
     every = role_command(plan, plan.host("o"), dataclasses.replace(ctx, all_hosts=True))
@@ -159,7 +160,7 @@ def test_tracker_done_times_links_and_report(tmp_path: Path) -> None:
     assert r["dataset_bytes"] == 1000 and r["makespan_s"] == 5.0
     assert r["hosts"]["o"] == {"site": "hq", "role": "master", "folder": str(tmp_path / "data"), "done_s": 0.0}
     assert r["hosts"]["rg"]["done_s"] == 2.0 and r["hosts"]["b1"]["done_s"] == 5.0
-    assert r["sites"]["hq"] == {"hosts": 2, "p50_s": 0.0, "last_s": 2.5, "synced": True}
+    assert r["sites"]["hq"] == {"hosts": 2, "hosts_done": 2, "p50_s": 0.0, "last_s": 2.5, "synced": True}
     assert r["sites"]["region"]["p50_s"] == 2.0 and r["sites"]["region"]["last_s"] == 2.0
     assert r["wan_links"]["wan:hq>region"]["bytes"] == 750 and r["wan_links"]["wan:hq>region"]["ratio"] == 0.75
     assert r["wan_links"]["wan:region>branch"]["ratio"] == 1.0
@@ -198,7 +199,7 @@ def test_tracker_follows_a_new_generation(tmp_path: Path) -> None:
     assert t.done_s("h1") == 2.0                     # measured from when g2 appeared
     r = t.report()
     assert r["makespan_s"] is None and r["efficiency"] is None     # other sites not done
-    assert r["sites"]["branch"] == {"hosts": 2, "p50_s": None, "last_s": None, "synced": False}
+    assert r["sites"]["branch"] == {"hosts": 2, "hosts_done": 0, "p50_s": None, "last_s": None, "synced": False}
 
 
 def test_bottleneck_of_a_single_lan_is_its_lan(tmp_path: Path) -> None:
@@ -248,3 +249,47 @@ def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
     assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
     t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
     assert t.done_s("h1") is None
+
+
+def test_a_site_master_that_finished_and_exited_stays_synced_one_that_died_is_silent(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(2.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    # Both relays stop answering: region had finished its site, branch had not.
+    for now in (3.0, 30.0):
+        t.observe(now, "region", None)
+        t.observe(now, "branch", None)
+    assert t.site_synced("region") and not t.site_synced("branch")
+    assert t.silent_sites(30.0) == [("branch", 28.0)]
+    assert t.last_seen("branch") == "1/2 hosts done, 75% of the chunks held"
+    assert t.last_seen("hq") == "2/2 hosts done, 100% of the chunks held"
+    t.observe(31.0, "branch", _status("g1", 2, {"bg": 2, "b1": 2}, synced=True))
+    assert t.silent_sites(31.0) == [] and t.synced()
+    r = t.report()
+    assert r["synced"] is True and all(site["synced"] for site in r["sites"].values())
+
+
+def test_a_site_that_never_answered_is_silent_since_the_start(tmp_path: Path) -> None:
+    t = SyncTracker(_plan(tmp_path))
+    t.observe(25.0, "branch", None)
+    assert t.silent_sites(25.0) == [("branch", 25.0)] and t.last_seen("branch") == "never answered"
+
+
+def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    st = _status("g1", 2, {"rg": 2, "r1": 2}, synced=True)
+    st["links"] = [{"name": "wan:hq>region", "bytes": 820, "data_bytes": 1000}]
+    t.observe(2.0, "region", st)
+    link = t.report()["wan_links"]["wan:hq>region"]
+    assert link["bytes"] == 820 and link["ratio"] == 0.82 and link["data_bytes"] == 1000 and link["data_ratio"] == 1.0
+    t.restarted("o")
+    report = {**t.report(), "outcome": "timed out", "logs": "/w/logs", "report": "/w/report.json"}
+    text = "\n".join(summary_lines(report))
+    assert text.splitlines()[0].startswith("data: timed out before every host was in sync; generation g1")
+    assert "wan:hq>region: 0.977 KiB of data (1.00x the data set), 820 B on the wire (0.82x), LZ4 in flight" in text
+    assert "  branch    0/2       -       -  (not synced)" in text
+    assert "restarts: o 1x" in text and "logs:   /w/logs" in text and "report: /w/report.json" in text
