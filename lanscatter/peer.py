@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -89,6 +90,9 @@ class PeerNode:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._outbox: asyncio.Queue[str] | None = None
         self._joined_once = False            # after a first welcome, never give up reconnecting
+        self.connect_attempts = 0            # since the last join (for the operator's state line)
+        self.connect_error: str | None = None
+        self.sources: dict[str, int] = {}      # downloads in flight by source (for the progress line)
         self._protocol = 1                   # as agreed with the master at the last join
         self._verify_lock = asyncio.Lock()
         self._reconciling = False
@@ -120,13 +124,17 @@ class PeerNode:
             backoff = 0.5
             while True:
                 try:
+                    self.connect_attempts += 1
                     await self._session_once(session)
                     backoff = 0.5
                 except (aiohttp.ClientConnectionError, ConnectionError, TimeoutError) as exc:
+                    self.connect_error = connect_failure(exc)
                     if not self._joined_once and time.monotonic() - first_try > self.opts.connect_timeout:
                         raise ConfigError(
-                            f"the master at {self.opts.master}:{self.opts.master_port} does not answer ({exc})",
-                            "check the address and port, and that the master is running") from None
+                            f"the master at {self.opts.master}:{self.opts.master_port} did not answer for "
+                            f"{self.opts.connect_timeout:.0f} s ({self.connect_error})",
+                            "check the address and port, that the master runs there, and that no firewall "
+                            "blocks the port; --connect-timeout waits longer") from None
                     log.debug("connect failed: %s", exc)
                 except RemoteProtocolError as exc:
                     log.warning("master connection closed: %s", exc)
@@ -146,6 +154,10 @@ class PeerNode:
                     # Not joined yet: the master is usually just starting, and a refused connect
                     # costs nothing, so try often; the first generation should not wait for us.
                     await asyncio.sleep(_FIRST_JOIN_RETRY_S)
+
+    @property
+    def joined_once(self) -> bool:
+        return self._joined_once
 
     def _local_addr(self) -> tuple[str, int] | None:
         return None if self.opts.host in ("", "0.0.0.0", "::") else (self.opts.host, 0)
@@ -190,6 +202,7 @@ class PeerNode:
             self._protocol = welcome.protocol
             self.connected = True
             self._joined_once = True
+            self.connect_attempts, self.connect_error = 0, None
             log.info("joined %s as %s", url, self.name)
             # Every frame to the master goes through one writer task: download tasks are cancelled
             # freely (new generation, Cancel), and a send must never be cut off half-way.
@@ -324,6 +337,7 @@ class PeerNode:
         log.debug("fetching %s from %s", d.chunk[:8], d.source)
         self._inflight.add(d.chunk)
         self.counters.downloads += 1
+        self.sources[d.source] = self.sources.get(d.source, 0) + 1
         try:
             result = await self.fetcher.fetch(
                 d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
@@ -335,6 +349,8 @@ class PeerNode:
         finally:
             self._inflight.discard(d.chunk)
             self.counters.downloads -= 1
+            if (left := self.sources.pop(d.source, 1) - 1) > 0:
+                self.sources[d.source] = left
         if self.manifest is None or self.manifest.generation != gen:
             return
         if result.ok:
@@ -347,6 +363,8 @@ class PeerNode:
         self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt, result.blameless))
         if result.ok:
             self._post(p.Have(gen, [d.chunk]))
+            if self.store.complete():
+                self._post_stats()      # the master's figures are final even if this peer exits now
             if self.on_chunk:
                 self.on_chunk(d.chunk)
 
@@ -361,8 +379,11 @@ class PeerNode:
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(STATS_EVERY_S)
-            self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
-                               self.complete()))
+            self._post_stats()
+
+    def _post_stats(self) -> None:
+        self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
+                           self.complete()))
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())
@@ -414,6 +435,20 @@ class PeerNode:
             }],
             "links": [], "events": self.events[-50:],
         }
+
+
+def connect_failure(exc: BaseException) -> str:
+    """Why a connection to the master failed, in words (aiohttp's text names TLS settings even for
+    plain HTTP: 'ssl:default')."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        err = exc.os_error
+        text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
+        return text[:1].lower() + text[1:]
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"answered HTTP {exc.status}, not a lanscatter master"
+    return str(exc) or type(exc).__name__
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

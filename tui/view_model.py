@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from lanscatter.eta import MeanRateEta
 from lanscatter.sizes import format_bits_per_s, format_byte_rate, format_bytes
 from lanscatter_tui.units import human_duration
 
@@ -188,30 +189,17 @@ def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
     )
 
 
-# An ETA is shown only once progress has been measured over this long: a rate taken from the first
-# chunk or two says nothing of a distribution (it once showed 1h27m for a 20 s job).
-ETA_AFTER_S = 3.0
-
-
 @dataclass(slots=True)
 class EtaClock:
-    """The ETA from the mean progress rate since progress was first seen, not from an instant rate
-    (the one stateful piece of the view model: the app keeps one and feeds it every overview)."""
+    """The overview's ETA by the product's one rule (`lanscatter.eta`): from the mean progress rate,
+    shown only once it has been measured for a few seconds. The app keeps one and feeds it."""
 
-    start: tuple[float, float] | None = None         # (time, progress) when progress was first seen
-    last: float = field(default=0.0)
+    eta: MeanRateEta = field(default_factory=MeanRateEta)
 
     def estimate(self, ov: Overview, now: float) -> Overview:
-        """`ov` with its ETA: 0 when done, None until ETA_AFTER_S of progress is measured."""
-        if ov.progress < self.last or self.start is None:
-            self.start = (now, ov.progress)          # first figure, or a new generation began
-        self.last = ov.progress
-        t0, p0 = self.start
         if ov.progress >= 1.0 and ov.eta_s == 0.0:
             return ov
-        if now - t0 < ETA_AFTER_S or ov.progress <= p0:
-            return replace(ov, eta_s=None)
-        return replace(ov, eta_s=(1.0 - ov.progress) * (now - t0) / (ov.progress - p0))
+        return replace(ov, eta_s=self.eta.update(ov.progress, 1.0, now))
 
 
 def completions(label: str, status: Status, known: dict[str, str]) -> list[tuple[float, str]]:

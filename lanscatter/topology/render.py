@@ -68,7 +68,8 @@ def plan_to_text(plan: DeploymentPlan, file: str) -> str:
             cells = [c.ljust(w) for c, w in zip(row[:4], widths)] + [c for c in row[4:] if c]
             lines.append(f"{pad}  " + "  ".join(cells).rstrip())
     n_wan = sum(1 for s in plan.sites if s.parent is not None)
-    lines += ["", f"{len(plan.sites)} sites, {len(plan.hosts)} hosts, {n_wan} WAN links"]
+    lines += ["", ", ".join(f"{n} {noun}{'s' if n != 1 else ''}"
+                            for n, noun in ((len(plan.sites), "site"), (len(plan.hosts), "host"), (n_wan, "WAN link")))]
     return "\n".join(lines)
 
 
