@@ -19,8 +19,15 @@ from pathlib import Path
 
 from lanscatter.atomic_file import write_json_atomic
 from lanscatter.errors import ConfigError
-from lanscatter.sizes import parse_size
-from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
+from lanscatter.sizes import format_bytes, parse_size
+from lanscatter.topology.demo_data import (
+    DEFAULT_DEMO_SIZE,
+    existing_size,
+    fits,
+    free_bytes,
+    generate_demo,
+    rehearsal_disk_need,
+)
 from lanscatter.topology.derive import LOCAL_WORKDIR, DeploymentPlan, HostPlan, derive_plan
 from lanscatter.topology.hooks import Hook, HookRunner
 from lanscatter.topology.hostmatch import local_identity, select_host
@@ -100,15 +107,40 @@ def _check_loopback(plan: DeploymentPlan) -> None:
                                   "elsewhere add aliases, e.g. `ifconfig lo0 alias 127.0.0.2`)") from None
 
 
-def _prepare_source(opts: UpOptions, plan: DeploymentPlan) -> None:
+def _prepare_source(opts: UpOptions, plan: DeploymentPlan, workdir: Path) -> None:
+    """The rehearsal's data set: generated when missing; an existing one of another size than
+    --demo-data is an error. Says how much disk the rehearsal takes and where, and asks (or, with
+    no terminal to ask on, refuses) before it would leave less than the free-space margin."""
     source = plan.dataset.source
-    if source.is_dir():
-        if opts.demo_data is not None:
-            log.info("%s exists: using it as it is (no demo data generated)", source)
-        return
-    if source.exists():
+    if source.exists() and not source.is_dir():
         raise ConfigError(f"the data set source {source} is not a folder", "fix dataset.source in the topology")
-    generate_demo(source, opts.demo_data or DEFAULT_DEMO_SIZE)
+    size = opts.demo_data or DEFAULT_DEMO_SIZE
+    if source.is_dir():
+        have = existing_size(source)
+        if opts.demo_data is not None and have != opts.demo_data:
+            raise ConfigError(f"{source} already holds a {format_bytes(have)} data set; --demo-data asks for "
+                              f"{format_bytes(opts.demo_data)}",
+                              f"delete {source} to generate {format_bytes(opts.demo_data)} there, or leave "
+                              "out --demo-data to use the data set as it is")
+        size = have
+    need = rehearsal_disk_need(size, len(plan.hosts), source.is_dir())
+    held = sum(existing_size(h.folder) for h in plan.hosts if h.folder != source and h.folder.is_dir())
+    writes = max(0, need.total - held)
+    log.info("this rehearsal holds %s: the %s data set at %s%s and a copy for each of the %d other hosts "
+             "under %s (%s of it there already; delete %s to free the copies)", format_bytes(size + need.copies_bytes),
+             format_bytes(size), source, " (generated now)" if need.source_bytes else "", need.copies,
+             workdir, format_bytes(held), workdir)
+    free, fs_size = free_bytes(workdir)
+    if writes and not fits(writes, free, fs_size):
+        question = (f"writing {format_bytes(writes)} leaves less than the free-space margin on the file system "
+                    f"of {workdir} ({format_bytes(free)} free)")
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise ConfigError(question, "free space, give a smaller --demo-data, or a --workdir on another file system")
+        answer = input(f"{question}; continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise ConfigError("stopped before writing the rehearsal's data", "free space or give a smaller --demo-data")
+    if not source.is_dir():
+        generate_demo(source, size)
 
 
 def _hooks(opts: UpOptions, hosts: list[HostPlan]) -> dict[str, Hook]:
@@ -136,7 +168,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     workdir = default_workdir(opts, plan)
     if opts.local:
         _check_loopback(plan)
-        _prepare_source(opts, plan)
+        _prepare_source(opts, plan, workdir)
     elif hosts[0].role == "master" and not plan.dataset.source.is_dir():
         raise ConfigError(f"this host is the origin, but its data set source {plan.dataset.source} is not a folder",
                           "create it, or fix dataset.source in the topology")
@@ -303,7 +335,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    "--local, else ~/.cache/lanscatter/up/<dataset>)")
     p.add_argument("--demo-data", type=parse_size, metavar="SIZE",
                    help=f"with --local, when the data set's source folder is missing: generate a demo data set "
-                   f"of this size there (default {DEFAULT_DEMO_SIZE // 2**20}MiB)")
+                   f"of this size there (default {format_bytes(DEFAULT_DEMO_SIZE).replace(' ', '')}); an existing "
+                   "source of another size is an error. The rehearsal also holds a copy per host under --workdir: "
+                   "it says how much before it starts, and asks before filling the disk")
     p.add_argument("--headless", action="store_true",
                    help="no terminal monitor: progress lines on stderr (the default when not on a terminal)")
     p.add_argument("--exit-when-synced", action="store_true",

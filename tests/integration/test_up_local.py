@@ -182,3 +182,16 @@ def test_roles_do_not_outlive_a_sigkilled_orchestrator(tmp_path: Path, runs: lis
     run.proc.kill()                        # no chance to clean up: the kernel tells the roles
     run.proc.wait(timeout=10)
     wait_until(lambda: not any(alive(p) for p in roles.values()), 15, "roles gone after their parent")
+
+
+def test_another_demo_size_over_an_existing_source_is_an_error_with_a_hint(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    make_tree(source)
+    tree = _single_lan(tmp_path, source)
+    r = subprocess.run([sys.executable, "-m", "lanscatter", "up", str(tree), "--local", "--headless", "--demo-data",
+                        "64MiB", "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=30,
+                       check=False)
+    assert r.returncode == 2, r.stderr
+    assert f"error: {source} already holds a " in r.stderr and "--demo-data asks for 64 MiB" in r.stderr
+    assert f"hint: delete {source} to generate 64 MiB there" in r.stderr
+    assert not (tmp_path / "work" / "office").exists()          # nothing started

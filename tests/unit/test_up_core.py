@@ -12,7 +12,7 @@ import pytest
 from lanscatter.errors import ConfigError
 from lanscatter.sizes import mbit_to_bytes
 from lanscatter.topology import derive_plan, load_topology
-from lanscatter.topology.demo_data import demo_layout, write_demo
+from lanscatter.topology.demo_data import demo_layout, fits, rehearsal_disk_need, write_demo
 from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.hostmatch import Identity, select_host
 from lanscatter.topology.orchestrator import Backoff
@@ -293,3 +293,12 @@ def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path
     assert "wan:hq>region: 0.977 KiB of data (1.00x the data set), 820 B on the wire (0.82x), LZ4 in flight" in text
     assert "  branch    0/2       -       -  (not synced)" in text
     assert "restarts: o 1x" in text and "logs:   /w/logs" in text and "report: /w/report.json" in text
+
+
+def test_rehearsal_disk_need_counts_the_source_once_and_a_copy_per_other_host() -> None:
+    need = rehearsal_disk_need(512 * 2**20, hosts=11, source_exists=False)
+    assert (need.source_bytes, need.copies, need.total) == (512 * 2**20, 10, 11 * 512 * 2**20)
+    assert rehearsal_disk_need(100, hosts=3, source_exists=True).total == 200
+    # The margin: 5 % of the file system, at least 1 GiB, stays free.
+    assert fits(2**30, free=3 * 2**30, fs_size=10 * 2**30) and not fits(2**30, free=2**31 - 1, fs_size=10 * 2**30)
+    assert not fits(4 * 2**30, free=10 * 2**30, fs_size=200 * 2**30)
