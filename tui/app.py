@@ -196,12 +196,15 @@ class MonitorApp(App[int]):
         except (OSError, ValueError):
             return                  # not written yet, or being replaced: the next poll sees it
         if isinstance(doc, dict) and doc.get("synced"):
-            self.show_summary(summary_lines(doc))
+            self.show_summary(doc)
 
-    def show_summary(self, lines: list[str]) -> None:
+    def show_summary(self, report: dict[str, Any]) -> None:
+        lines = summary_lines(report)
         if lines != self.summary:
             if not self.summary:
-                self._log_event(time.time(), "every site synced: " + lines[0], "info")
+                makespan = report.get("makespan_s")
+                after = f" after {makespan:.1f} s" if isinstance(makespan, (int, float)) else ""
+                self._log_event(time.time(), f"every site synced{after}: the summary is above", "info")
             self.summary = lines
             self.query_one(SummaryPanel).show(lines)
 

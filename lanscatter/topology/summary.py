@@ -37,7 +37,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     sites: dict[str, Any] = report.get("sites") or {}
     width = max([4, *(len(name) for name in sites)])
     lines.append(f"  {'site':<{width}}  hosts  median    last")
-    for name, site in sites.items():
+    order = [n for n in report.get("site_order") or () if n in sites] or list(sites)    # the tree's order
+    for name in order:
+        site = sites[name]
         done = f"{site.get('hosts_done', 0)}/{site.get('hosts', 0)}"
         lines.append(f"  {name:<{width}}  {done:>5}  {_seconds(site.get('p50_s')):>6}  {_seconds(site.get('last_s')):>6}"
                      + ("" if site.get("synced") else "  (not synced)"))

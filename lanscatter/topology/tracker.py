@@ -273,7 +273,8 @@ class SyncTracker:
             "chunks": self.chunks, "synced": self.synced(), "makespan_s": makespan,
             "ideal_s": None if ideal is None else round(ideal, 3),
             "bottleneck_bytes_per_s": None if math.isinf(rate) else rate, "efficiency": efficiency,
-            "hosts": hosts, "sites": sites, "wan_links": wan, "restarts": dict(self.restarts),
+            "hosts": hosts, "sites": sites, "site_order": [s.name for s in self.plan.sites], "wan_links": wan,
+            "restarts": dict(self.restarts),
             "local": self.plan.local,
         }
 
