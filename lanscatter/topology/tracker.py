@@ -117,6 +117,14 @@ class SyncTracker:
                 self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
             self.dataset_bytes = int(status.get("bytes") or 0)
             self.chunks = int(status.get("chunks") or 0)
+        elif self.generation is None and status.get("generation") and status.get("synced"):
+            # The origin was never seen with a generation (its run can end between two polls of a
+            # host downstream): a site that says it holds a whole generation is the best there is.
+            gen = status["generation"]
+            self.generation = gen
+            self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
+            self.dataset_bytes = int(status.get("bytes") or 0)
+            self.chunks = int(status.get("chunks") or 0)
         for link in status.get("links") or ():
             name = link.get("name", "")
             if name.startswith("wan:"):
@@ -203,6 +211,8 @@ class SyncTracker:
         """What the site master said last, in words (for a warning about its silence)."""
         if site not in self.statuses:
             return "never answered"
+        if not self.statuses[site].get("generation"):
+            return "answering, without a generation yet"
         done, total, share = self.site_progress(site)
         gen = self.statuses[site].get("generation")
         return (f"{done}/{total} hosts done, {share:.0%} of the chunks held"

@@ -195,3 +195,34 @@ def test_another_demo_size_over_an_existing_source_is_an_error_with_a_hint(tmp_p
     assert f"error: {source} already holds a " in r.stderr and "--demo-data asks for 64 MiB" in r.stderr
     assert f"hint: delete {source} to generate 64 MiB there" in r.stderr
     assert not (tmp_path / "work" / "office").exists()          # nothing started
+
+
+def test_every_host_up_with_exit_when_synced_all_end_synced_across_a_relay(tmp_path: Path, runs: list[UpRun]) -> None:
+    # A relay's up exits once its site is synced; the origin's up, which follows the whole tree,
+    # must see that site finished (not wait forever on a silent relay) and report the tree synced.
+    source = tmp_path / "source"
+    make_tree(source)
+    port = free_port
+    tree = write_tree(tmp_path / "tree.yaml", {
+        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "x"}},
+        "sites": {
+            "hq": {"hosts": {"o": {"address": "127.0.0.1", "master_port": port(), "peer_port": port()}}},
+            "br": {"gateway": "g", "hosts": {
+                "g": {"address": "127.0.0.1", "master_port": port(), "peer_port": port(), "folder": str(tmp_path / "g")},
+                "b": {"address": "127.0.0.1", "peer_port": port(), "folder": str(tmp_path / "b")}}}},
+        "wan": [{"between": ["hq", "br"], "bandwidth": "100Mbit"}],
+    })
+    started = {}
+    for name in ("b", "g", "o"):
+        run = UpRun(tree, "--host", name, "--exit-when-synced", "--timeout", "60", "--report",
+                    str(tmp_path / f"report-{name}.json"), workdir=tmp_path / f"w-{name}", log=tmp_path / f"up-{name}.log")
+        runs.append(run)
+        started[name] = run
+    for run in started.values():
+        assert run.wait(75) == 0, run.output()
+    for name in "gb":
+        assert tree_state(tmp_path / name) == tree_state(source)
+    report = json.loads((tmp_path / "report-o.json").read_text())
+    assert report["synced"] is True and report["outcome"] == "synced", report
+    assert report["sites"]["br"]["synced"] is True and report["sites"]["br"]["hosts_done"] == 2
+    assert "o: synced" not in started["o"].output() and "source: synced; generation" in started["o"].output()

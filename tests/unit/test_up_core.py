@@ -4,6 +4,7 @@ its report, the demo data layout."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from lanscatter.topology.orchestrator import Backoff
 from lanscatter.topology.roles import RunContext, role_command
 from lanscatter.topology.summary import summary_lines
 from lanscatter.topology.tracker import SyncTracker, bottleneck_bytes_per_s
+from lanscatter.topology.watch import Watcher
 
 TREE = """\
 dataset:
@@ -302,3 +304,38 @@ def test_rehearsal_disk_need_counts_the_source_once_and_a_copy_per_other_host() 
     # The margin: 5 % of the file system, at least 1 GiB, stays free.
     assert fits(2**30, free=3 * 2**30, fs_size=10 * 2**30) and not fits(2**30, free=2**31 - 1, fs_size=10 * 2**30)
     assert not fits(4 * 2**30, free=10 * 2**30, fs_size=200 * 2**30)
+
+
+def test_a_downstream_run_that_never_saw_the_origins_generation_takes_its_sites(tmp_path: Path) -> None:
+    # The origin answered only before its scan ended, then its run was over: the relay's run
+    # still learns the generation from its own site and can tell that site is done.
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(0.5, "hq", {**_status("g1", 0, {"o": 0}), "generation": None})
+    t.observe(1.0, "hq", None)
+    assert t.last_seen("hq") == "answering, without a generation yet"
+    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    assert t.generation == "g1" and t.hosts_done([plan.host("rg"), plan.host("r1")])
+    t.observe(3.0, "hq", _status("g2", 2, {"o": 2, "h1": 0}))             # the origin's word wins
+    assert t.generation == "g2" and not t.hosts_done([plan.host("rg")])
+
+
+def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "lanscatter.up")
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    w = Watcher(plan, t, plan.hosts, silent_after=20.0, warn_every=60.0)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    t.observe(1.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(1.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    for now in (2.0, 10.0, 22.0, 30.0, 83.0):
+        t.observe(now, "region", None)
+        t.observe(now, "branch", None)
+        w._note_sites(now)
+    text = caplog.text
+    assert "site region: rg finished its site and stopped answering" in text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2                            # at 20 s of silence, then a minute later
+    assert warnings[0].startswith("site branch: bg at http://") and "has not answered for 21 s" in warnings[0]
+    assert warnings[0].endswith("last seen: 1/2 hosts done, 75% of the chunks held")
