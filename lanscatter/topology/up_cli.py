@@ -325,7 +325,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Run the roles a site-tree file gives this host (found by its names and addresses, "
         "or --host), restart any that crashes, stop all on Ctrl-C or SIGTERM. With --local, run every "
         "host of the tree on this machine, each on its own 127.0.0.x address, link speeds emulated: a "
-        "rehearsal. See docs/orchestrator.md.")
+        "rehearsal. On a terminal, the monitor shows the run (q or Ctrl-C leaves it and stops the run); "
+        "every run ends with a summary on stdout and a report (--report, default <workdir>/report.json). "
+        "See docs/orchestrator.md.",
+        epilog="Exit codes: 0 every host of this run in sync when it ended; 1 --timeout came first; 130 stopped "
+        "by Ctrl-C or q before that; 143 / 129 stopped by SIGTERM / SIGHUP before that; 2 bad command line or file.")
     p.add_argument("file", metavar="FILE", help="the site-tree YAML file")
     p.add_argument("--host", metavar="NAME", help="run this host's roles (default: the host this machine is)")
     p.add_argument("--local", action="store_true",
@@ -339,7 +343,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    "source of another size is an error. The rehearsal also holds a copy per host under --workdir: "
                    "it says how much before it starts, and asks before filling the disk")
     p.add_argument("--headless", action="store_true",
-                   help="no terminal monitor: progress lines on stderr (the default when not on a terminal)")
+                   help="no terminal monitor: progress lines on stderr (the default when stdin, stdout or "
+                   "stderr is not a terminal)")
     p.add_argument("--exit-when-synced", action="store_true",
                    help="stop and exit 0 once every host holds the origin's current generation (real "
                    "deployment: once this host's roles have done their part); default: keep running and "
@@ -349,7 +354,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--store-and-forward", action="store_true",
                    help="relays pass nothing on until they hold the whole generation (to measure what "
                    "cut-through gains; not for real use)")
-    p.add_argument("--report", metavar="FILE", help="write a JSON report when the run ends (docs/orchestrator.md)")
+    p.add_argument("--report", metavar="FILE", help="the JSON report, written when the tree is first synced and "
+                   "when the run ends (default <workdir>/report.json; docs/orchestrator.md)")
     p.add_argument("--on-synced", metavar="CMD",
                    help="command a host runs when its folder first becomes complete for a generation, with "
                    "LANSCATTER_HOST/SITE/FOLDER/DATASET/GENERATION in its environment (a host's own "
