@@ -204,7 +204,9 @@ class MonitorApp(App[int]):
             if not self.summary:
                 makespan = report.get("makespan_s")
                 after = f" after {makespan:.1f} s" if isinstance(makespan, (int, float)) else ""
-                self._log_event(time.time(), f"every site synced{after}: the summary is above", "info")
+                # the sites' own clock (their last status), like every other line of the log
+                when = max((float(s.status.get("time") or 0.0) for s in self.sites if s.status), default=time.time())
+                self._log_event(when, f"every site synced{after}: the summary is above", "info")
             self.summary = lines
             self.query_one(SummaryPanel).show(lines)
 

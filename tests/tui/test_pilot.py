@@ -166,11 +166,14 @@ async def test_the_log_says_when_each_host_and_site_finished_and_the_summary_sho
             assert "every site synced after 20.5 s: the summary is above" in log_text(app)
 
 
+# The report of the recorded run (feeds/rehearsal.jsonl), as `up` would have written it.
 RECORDED_REPORT = {
-    "dataset": "demo", "generation": "3f2a1b0c9d8e7f", "dataset_bytes": 48 * 2**20, "chunks": 48, "synced": True,
-    "makespan_s": 20.5, "ideal_s": 16.8, "bottleneck_bytes_per_s": 3_000_000, "efficiency": 0.82,
+    "dataset": "demo", "generation": "e3ed85ef3d9bdf936b142c4f", "dataset_bytes": 25165824, "chunks": 96,
+    "synced": True, "makespan_s": 20.5, "ideal_s": 12.583, "bottleneck_bytes_per_s": 2_000_000,
+    "efficiency": 0.6138,
     "sites": {"hq": {"hosts": 4, "hosts_done": 4, "p50_s": 6.1, "last_s": 8.0, "synced": True},
               "branch": {"hosts": 4, "hosts_done": 4, "p50_s": 17.0, "last_s": 20.5, "synced": True}},
-    "wan_links": {"wan:hq>branch": {"bytes": 41 * 2**20, "data_bytes": 48 * 2**20}},
-    "restarts": {"br-2": 1}, "outcome": "synced", "logs": "/w/logs", "report": "/w/report.json",
+    "site_order": ["hq", "branch"],
+    "wan_links": {"wan:hq>branch": {"bytes": 21104389, "data_bytes": 25165824}},
+    "restarts": {"br-2": 3}, "outcome": "synced", "logs": "/w/logs", "report": "/w/report.json",
 }
