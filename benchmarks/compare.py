@@ -48,7 +48,7 @@ SYSTEMS = ("http", "bittorrent", "lanscatter")
 def prepare(topology: Path, tmp: Path, dataset: Path) -> Path:
     """A copy of the topology whose data set is `dataset`."""
     doc: dict[str, Any] = yaml.safe_load(topology.read_text())
-    doc["dataset"].update(source=str(dataset), secret={"value": "benchmark-only"})
+    doc["dataset"].update(source=str(dataset), secret={"value": "benchmark-only-secret"})
     out = tmp / topology.name
     out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out

@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 def _prepare(topology: Path, tmp: Path, chunk_size: str | None) -> Path:
     doc: dict[str, Any] = yaml.safe_load(topology.read_text())
-    doc["dataset"].update(source=str(tmp / "source"), secret={"value": "benchmark-only"})
+    doc["dataset"].update(source=str(tmp / "source"), secret={"value": "benchmark-only-secret"})
     doc["dataset"].setdefault("name", "bench")
     if chunk_size:
         doc["dataset"]["chunk_size"] = chunk_size

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import lz4.frame
 
-from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.auth import TOKEN_HEADER
 from lanscatter.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
 from lanscatter.chunk_pipe import Pipe, PipeBroken, PipeCancelled, Pipes
 from lanscatter.hashing import new_hasher
@@ -99,20 +99,20 @@ class Fetcher:
         self._pipes = Pipes(local_addr)
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
 
-    async def fetch(self, url: str, chunk: str, length: int, *, auth: Auth, fd: int, offset: int,
+    async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
                     accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
                     receiving: Callable[[], None] | None = None) -> FetchResult:
         """Download one chunk into fd at offset. From the download's thread, `receiving()` is
         called once at its first bytes, `ending(seconds_left)` once when about `_ENDING_LEAD_S` of
-        it is left."""
+        it is left. `token` is the Download's authorisation, sent as is."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
         # only add stalls. Here: this node's own download limit.
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
-            self._threads, self._fetch, url, chunk, length, auth.chunk_token(chunk), fd, offset,
+            self._threads, self._fetch, url, chunk, length, token, fd, offset,
             time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving)
         try:
             return await asyncio.shield(fut)
@@ -228,8 +228,9 @@ class Fetcher:
     def _receive(self, resp: http.client.HTTPResponse, body: _Body) -> FetchResult:
         """Read, hash and write one response's body at the chunk's offset."""
         if resp.status != 200:
-            resp.read(4096)
-            return FetchResult(False, error=f"HTTP {resp.status} from source", seconds=body.elapsed())
+            why = _printable(resp.read(4096).decode("utf-8", "replace"))
+            return FetchResult(False, error=f"HTTP {resp.status} from source" + (f": {why}" if why else ""),
+                               seconds=body.elapsed())
         decomp = lz4.frame.LZ4FrameDecompressor() if resp.getheader(ENCODING_HEADER) == "lz4" else None
         hasher = new_hasher()
         view = memoryview(bytearray(_PIECE))
@@ -336,3 +337,8 @@ def _pwrite_all(fd: int, data: memoryview | bytes, pos: int) -> None:
 def _pause(seconds: float, cancel: threading.Event) -> None:
     if seconds > 0:
         cancel.wait(seconds)        # returns early when cancelled
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A source's refusal text, fit for a log line and a status event: one line, bounded."""
+    return "".join(c if c.isprintable() else " " for c in text).strip()[:limit]

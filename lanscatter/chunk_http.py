@@ -6,6 +6,10 @@ pacing of each upload's socket (upload_pace.py): the node's upload limit and a W
 shared among the uploads under way, and re-shared whenever one starts or ends, so a limit is never
 left idle while an upload could use it. Where the kernel cannot pace, token buckets slice the
 stream instead. The client side is chunk_fetch.py.
+
+A request needs the token its Download carried (auth.py): for this chunk, from the address the
+request comes from, at the address and port it arrived on, not expired. The refusal (403) says
+which of these did not match, so a downloader's report tells the operator.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -21,7 +26,7 @@ from typing import BinaryIO
 import lz4.frame
 from aiohttp import web
 
-from lanscatter.auth import TOKEN_HEADER, Auth
+from lanscatter.auth import TOKEN_HEADER, Auth, endpoint
 from lanscatter.hashing import PIECE
 from lanscatter.manifest import check_hash
 from lanscatter.ratelimit import TokenBucket, take_all
@@ -66,8 +71,10 @@ class ChunkServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         chunk = request.match_info["chunk"]
-        if not self.auth.check_chunk(chunk, request.headers.get(TOKEN_HEADER)):
-            raise web.HTTPForbidden(text="swarm secret required\n")
+        refused = self._refusal(request, chunk)
+        if refused is not None:
+            log.debug("refused chunk %s to %s: %s", chunk[:8], request.remote, refused)
+            raise web.HTTPForbidden(text=refused + "\n")
         try:
             check_hash(chunk)
         except ValueError:
@@ -105,6 +112,16 @@ class ChunkServer:
                 self.pacer.remove(sock)     # the connection may be kept alive for another transfer
             self.counters.uploads -= 1
             fh.close()
+
+    def _refusal(self, request: web.Request, chunk: str) -> str | None:
+        """Why this request may not have the chunk (None: it may), judged from what this socket sees."""
+        if not self.auth.secure:
+            return None
+        sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        if not sockname or not request.remote:
+            return "the connection's addresses are unknown"
+        return self.auth.check_chunk(chunk, request.headers.get(TOKEN_HEADER), requester=request.remote,
+                                     source=endpoint(sockname[0], sockname[1]), now=time.time())
 
     async def _send_plain(self, request: web.Request, fh, loc: Location,  # type: ignore[no-untyped-def]
                           buckets: list[TokenBucket]) -> web.StreamResponse:

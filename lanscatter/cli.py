@@ -10,17 +10,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lanscatter import __version__
-from lanscatter.errors import LanscatterError
+from lanscatter.auth import new_secret
+from lanscatter.errors import ConfigError, LanscatterError
 
 log = logging.getLogger("lanscatter.cli")
 
 # Modules that contribute subcommands (each has register(subparsers)).
 COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.node_cli",
+    "lanscatter.keys_cli",
     "lanscatter.topology.cli",
     "lanscatter.topology.up_cli",
     "lanscatter.emulator.cli",
@@ -39,7 +43,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _register_secret(sub)
     return parser
+
+
+def _register_secret(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("secret", help="make a swarm secret")
+    actions = s.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
+    new = actions.add_parser("new", help="print a new random swarm secret (256 bits)",
+                             description="Print a new random swarm secret, or write it to a file only "
+                                         "its owner can read. Give it to every node with --secret-file "
+                                         "or LANSCATTER_SECRET.")
+    new.add_argument("-o", "--output", type=Path, default=None, metavar="PATH",
+                     help="write it to this new file (mode 0600) instead of printing it")
+    new.set_defaults(func=_secret_new)
+
+
+def _secret_new(args: argparse.Namespace) -> int:
+    secret = new_secret()
+    if args.output is None:
+        print(secret)
+        return 0
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {args.output}: {exc.strerror}",
+                          "name a file that does not exist yet") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret + "\n")
+    return 0
 
 
 def configure_logging(debug: bool) -> None:

@@ -51,3 +51,7 @@ class VersionMismatch(LanscatterError):
     """The two sides speak protocol versions with no overlap."""
 
     exit_code = 4
+
+
+class SignatureError(RemoteProtocolError):
+    """A version not signed by the origin's key (unsigned, forged, another key, content changed)."""

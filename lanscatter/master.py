@@ -1,6 +1,8 @@
 """The master role: scans its folder, serves chunks, coordinates its swarm.
 
-The master never writes into its folder. It rescans when the folder changes (file-system events
+The master never writes into its folder. It signs every generation it publishes with the origin's
+key (`--signing-key`; by default `origin.key` in its state folder, created on the first start), so
+hosts write only what this key signed (`signing.py`). It rescans when the folder changes (file-system events
 where available, and every `rescan_interval` seconds regardless) and pushes each new generation.
 A chunk is served only while its file still has the size and mtime the manifest recorded; when it
 does not, the request fails and a rescan is started, so a torn file is never distributed.
@@ -11,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.auth import Auth
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
@@ -28,6 +32,8 @@ from lanscatter.node_http import coordinator_app
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scanner import ScanStats, scan_folder
 from lanscatter.server import bind_site
+from lanscatter.signing import public_key_of, sign_version
+from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.store import Location
 from lanscatter.swarm import Swarm
 
@@ -54,6 +60,9 @@ class MasterOptions:
     link_map: LinkMap | None = None
     expect_peers: int = 0                  # hold the first scan until this many joined ...
     expect_wait_s: float = 10.0            # ... or this long passed
+    allow_nat: bool = False                # accept peers whose own address is not the one seen
+    signing_key: Path | None = None        # the origin's private key (None: state_dir/origin.key,
+                                           # created when missing)
 
 
 ProgressFactory = Callable[[], Callable[[int, int], None] | None]
@@ -68,11 +77,12 @@ class MasterNode:
             raise ConfigError(f"sync folder {opts.folder} is not readable", "check its permissions")
         self.opts = opts
         self.root = opts.folder.resolve()
+        self.signing_key = self._signing_key()
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
         self.cache = HashCache(opts.state_dir / "master-hashes.jsonl")
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="master")
+                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat)
         self.swarm.seed_uploads = lambda: self.counters.uploads
         self.swarm.on_seed_corrupt = lambda chunk: self.request_rescan(f"chunk {chunk[:8]} changed")
         self.manifest: Manifest | None = None
@@ -85,6 +95,20 @@ class MasterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = opts.port
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        path = self.opts.signing_key
+        if path is not None:
+            key = load_signing_key(path)
+        else:
+            path = self.opts.state_dir / PRIVATE_KEY_FILE
+            key, created = load_or_create_signing_key(path)
+            if created:
+                log.warning("no --signing-key given: created the origin's key %s; give hosts its public "
+                            "half (`origin_key:` in the site tree, or --origin-key), or they pin the first "
+                            "key they see", path)
+        log.info("signing versions with origin_key: %s", public_key_of(key).text)
+        return key
 
     # ---- content -----------------------------------------------------------------------------
     def locate(self, chunk: str) -> Location | None:
@@ -124,7 +148,10 @@ class MasterNode:
                 log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
                          len(d.added), len(d.removed), len(d.changed), d.new_chunks)
             self.manifest = manifest
-            self.swarm.set_manifest(manifest)
+            published_ms = int(time.time() * 1000)
+            signed = await loop.run_in_executor(
+                None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms))
+            self.swarm.set_manifest(manifest, signed=signed)
         if first:
             log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache",
                      stats.files, stats.hashed_bytes / 2**20, stats.seconds, stats.reused_bytes / 2**20)

@@ -1,9 +1,13 @@
-"""`lanscatter master`, `peer` and `proxy`: option parsing, the run loop, what they print.
+"""`lanscatter master`, `peer` and `proxy`: option parsing, the swarm secret, the run loop, what
+they print.
+
+The secret comes from --secret-file, the environment (LANSCATTER_SECRET) or --secret (visible to
+`ps`: warned about); without one a node refuses to start unless told --insecure, and then says so
+in its log and on its status surfaces.
 
 While running: the state and a progress bar on a terminal, log lines elsewhere (node_progress.py),
 or JSON lines with --json; --log-file copies the log to a file. When a node ends it prints one
-summary line on stdout (peer and relay: state, generation, bytes, time; master: what it served).
-"""
+summary line on stdout (peer and relay: state, generation, bytes, time; master: what it served)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lanscatter.auth import SECRET_HINT, check_secret
 from lanscatter.errors import ConfigError
 from lanscatter.eta import MeanRateEta
 from lanscatter.linkmap import LinkMap
@@ -29,6 +34,8 @@ from lanscatter.node_progress import follow_peer, master_summary, peer_summary, 
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.rate_meter import RateMeter
 from lanscatter.relay import RelayNode, RelayOptions
+from lanscatter.signing import OriginKey, parse_origin_key
+from lanscatter.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
 
 log = logging.getLogger("lanscatter.cli")
@@ -41,9 +48,17 @@ def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's 
     sp.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
                     help="address to listen on and connect from (default all addresses)")
     sp.add_argument("--name", default="", help=f"node name shown in status (default: {name})")
-    sp.add_argument("--secret", default=None,
-                    help="swarm secret (default: env LANSCATTER_SECRET); nodes without it cannot join "
-                         "or fetch chunks")
+    g = sp.add_argument_group("swarm secret", "only nodes holding it join, fetch chunks or give commands "
+                              "(docs/security.md); `lanscatter secret new` makes one")
+    g.add_argument("--secret-file", type=Path, default=None, metavar="PATH",
+                   help="read the swarm secret from this file (default: the environment variable "
+                        "LANSCATTER_SECRET)")
+    g.add_argument("--secret", default=None, metavar="TEXT",
+                   help="the swarm secret itself (every user of this host sees it in `ps`: prefer "
+                        "--secret-file or LANSCATTER_SECRET)")
+    g.add_argument("--insecure", action="store_true",
+                   help="run with no secret: anyone who reaches this node can join, fetch every chunk "
+                        "and, as a master, command its peers")
     sp.add_argument("--ul-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
                     help="upload limit in Mbit/s (default unlimited)")
     sp.add_argument("--no-compress", action="store_true", help="never use LZ4 in flight")
@@ -52,6 +67,20 @@ def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's 
     sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
     sp.add_argument("--log-file", type=Path, default=None, metavar="FILE",
                     help="also append the log to FILE (with the date; the terminal keeps its progress bar)")
+
+
+def _origin_key(text: str) -> OriginKey:
+    try:
+        return parse_origin_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _origin_key_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--origin-key", type=_origin_key, default=None, metavar="ed25519:KEY",
+                    help="the origin's public key (`lanscatter keys show`); only versions it signed are "
+                         "written here. Default: trust the key of the first signed version and pin it "
+                         f"({PIN_FILE} in the state folder), refusing any other key afterwards")
 
 
 def _topology_args(sp: argparse.ArgumentParser) -> None:
@@ -101,6 +130,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "seconds), so peers started at the same time get the first generation from its start")
     m.add_argument("--expect-wait", type=float, default=10.0, metavar="S",
                    help="the longest wait for --expect-peers (default 10)")
+    _allow_nat(m)
+    m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
+                   help="the origin's private key, which signs every version (`lanscatter keys new`). "
+                        f"Default: {PRIVATE_KEY_FILE} in the state folder, created on the first start")
     _topology_args(m)
     m.set_defaults(func=run_master)
 
@@ -116,6 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    _origin_key_arg(p)
     p.set_defaults(func=run_peer)
 
     r = sub.add_parser("proxy", help="relay: a peer of an upstream swarm and the master of this site",
@@ -137,12 +171,49 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    _allow_nat(r)
+    _origin_key_arg(r)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
 
 
+def _allow_nat(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--allow-nat", action="store_true",
+                    help="accept peers whose own address differs from the one this node sees (a NAT "
+                         "between them); a host that can relay a peer's join can then fetch chunks as "
+                         "that peer (docs/security.md)")
+
+
 def _secret(args: argparse.Namespace) -> str | None:
-    return args.secret or os.environ.get("LANSCATTER_SECRET") or None
+    """The swarm secret to run with; None only with --insecure."""
+    if args.secret_file is not None and args.secret is not None:
+        raise ConfigError("the swarm secret was given twice (--secret-file and --secret)", "give one")
+    if args.secret_file is not None:
+        try:
+            secret: str | None = args.secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the swarm secret from {args.secret_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc}", SECRET_HINT) from None
+        if not secret:
+            raise ConfigError(f"the swarm secret file {args.secret_file} is empty", SECRET_HINT)
+    elif args.secret is not None:
+        log.warning("the swarm secret given with --secret is visible to every user of this host (ps); "
+                    "use --secret-file or LANSCATTER_SECRET")
+        secret = args.secret
+    else:
+        secret = os.environ.get("LANSCATTER_SECRET", "").strip() or None
+    if args.insecure:
+        if args.secret_file is not None or args.secret is not None:
+            raise ConfigError("--insecure and a swarm secret were both given", "drop one of them")
+        log.warning("INSECURE: running with no swarm secret%s; anyone who reaches this node can join, "
+                    "fetch every chunk and, from a master, command its peers",
+                    " (LANSCATTER_SECRET ignored)" if secret else "")
+        return None
+    if not secret:
+        raise ConfigError("no swarm secret: a node refuses to run open", f"{SECRET_HINT} (or pass "
+                          "--insecure to run open on a network you trust)")
+    check_secret(secret)
+    return secret
 
 
 def _state_dir(args: argparse.Namespace, role: str) -> Path:
@@ -180,7 +251,8 @@ def run_master(args: argparse.Namespace) -> int:
                          secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
-                         expect_wait_s=args.expect_wait)
+                         expect_wait_s=args.expect_wait, allow_nat=args.allow_nat,
+                         signing_key=args.signing_key)
     node = MasterNode(opts, progress=_scan_progress)
     summary: list[str] = []
 
@@ -204,7 +276,7 @@ def run_peer(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout)
+                       connect_timeout=args.connect_timeout, origin_key=args.origin_key)
     node = PeerNode(opts)
     reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
                 else follow_peer(node, "peer", until_synced=args.exit_when_synced))
@@ -219,10 +291,11 @@ def run_proxy(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "relay"), host=args.listen, port=args.peer_port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout, role="relay", serve=False)
+                       connect_timeout=args.connect_timeout, role="relay", serve=False,
+                       origin_key=args.origin_key)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
-                                  store_and_forward=args.store_and_forward))
+                                  store_and_forward=args.store_and_forward, allow_nat=args.allow_nat))
 
     reporter = _report_loop(node.status, True) if args.json else follow_peer(node.upstream, "relay")
     return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=node.run, as_json=args.json)

@@ -25,6 +25,8 @@ from lanscatter.status_feed import FeedEncoder
 log = logging.getLogger("lanscatter.status")
 
 StatusFn = Callable[[], dict[str, Any]]
+_INSECURE_BANNER = ('<p id="insecure" style="background:#c00;color:#fff;padding:4px">INSECURE: this node '
+                    'runs with no swarm secret; anyone who reaches it can join and fetch every chunk.</p>')
 FEED_TICK_S = 0.25
 
 
@@ -87,6 +89,8 @@ class _StatusCollector(Collector):
         yield GaugeMetricFamily("lanscatter_dataset_bytes", "Bytes of distinct content", value=st["bytes"])
         yield GaugeMetricFamily("lanscatter_synced", "1 when every node holds every chunk",
                                 value=1 if st["synced"] else 0)
+        yield GaugeMetricFamily("lanscatter_insecure", "1 when this node runs with no swarm secret (--insecure)",
+                                value=1 if st.get("insecure") else 0)
         have = GaugeMetricFamily("lanscatter_node_chunks", "Chunks each node holds", labels=["node"])
         rx = CounterMetricFamily("lanscatter_node_rx_bytes", "Bytes received", labels=["node"])
         tx = CounterMetricFamily("lanscatter_node_tx_bytes", "Bytes sent", labels=["node"])
@@ -132,9 +136,10 @@ def _routes(status: StatusFn, *, html: bool) -> list[web.RouteDef]:
         return resp
 
     page = resources.files("lanscatter").joinpath("static/status.html").read_text(encoding="utf-8")
+    insecure_page = page.replace("<body>", "<body>" + _INSECURE_BANNER, 1)
 
     async def get_page(_request: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(text=insecure_page if status().get("insecure") else page, content_type="text/html")
 
     routes = [web.get("/status", get_status), web.get("/metrics", get_metrics)]
     if html:

@@ -1,9 +1,15 @@
 """The peer role: joins a swarm, mirrors the master's folder, serves what it has.
 
-Connection: Challenge -> Hello -> Welcome, then Manifest / Download / Cancel from the master. The
+Connection: the handshake (handshake.py: Challenge -> sealed Hello -> the master's sealed Welcome,
+its proof of the secret), then Manifest / Download / Cancel from the master, every frame sealed for
+this connection. Nothing the master says is acted on before its Welcome proved the secret. The
 peer reconnects with backoff when the master goes away (its folder and verified chunks stay), but
 gives up with a clear error when a master it never reached does not answer within
 `connect_timeout`, and at once when the master refuses it (wrong secret, protocol version).
+
+A manifest is applied only when the origin's signed statement comes with it and checks out against
+the origin's key (`--origin-key`, or the key pinned at first use; `signing_keys.OriginTrust`);
+anything else is refused, the folder is left as it is, and the peer reconnects.
 
 Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
 generation, `on_chunk` each verified chunk (cut-through).
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -30,12 +37,19 @@ from lanscatter.auth import Auth
 from lanscatter.bitmap import Bitmap
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
-from lanscatter.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError, VersionMismatch
+from lanscatter.errors import (
+    ConfigError,
+    RemoteProtocolError,
+    SignatureError,
+)
+from lanscatter.handshake import Channel, PeerHandshake
 from lanscatter.manifest import Manifest, manifest_from_dict
 from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.server import bind_site
+from lanscatter.signing import OriginKey, SignedVersion
+from lanscatter.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.store import MirrorStore
 from lanscatter.upload_pace import Pace
 
@@ -65,6 +79,7 @@ class PeerOptions:
     connect_timeout: float = 60.0
     role: str = "peer"
     serve: bool = True                 # False: serve no chunks to this swarm (a relay upstream)
+    origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
 
 
 class PeerNode:
@@ -75,6 +90,8 @@ class PeerNode:
         self.counters = TrafficCounters()
         self.store = MirrorStore(opts.folder, opts.state_dir)
         self.manifest: Manifest | None = None
+        self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
+        self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
         self.ul_bucket = TokenBucket(opts.ul_rate) if opts.ul_rate else None
         self.dl_bucket = TokenBucket(opts.dl_rate) if opts.dl_rate else None
         self.server = ChunkServer(self.store.locate, self.auth, self.counters,
@@ -175,29 +192,17 @@ class PeerNode:
         async with session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
-            challenge = p.decode(await ws.receive_str(timeout=15), "master")
-            if not isinstance(challenge, p.Challenge):
-                raise RemoteProtocolError(f"master sent {challenge.TYPE!r} before its challenge")
-            try:
-                p.negotiate((p.MIN_PROTOCOL_VERSION, p.PROTOCOL_VERSION),
-                            (challenge.min_protocol, challenge.protocol), "the master")
-            except RemoteProtocolError as exc:
-                raise VersionMismatch(str(exc), "install the same lanscatter version on both") from None
-            await ws.send_str(p.encode(p.Hello(
+            sockname = ws.get_extra_info("sockname")
+            hs = PeerHandshake(self.auth, p.Hello(
                 name=self.name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
-                software=__version__, proof=self.auth.join_proof(challenge.nonce),
+                software=__version__, nonce=secrets.token_hex(16), addr=sockname[0] if sockname else "",
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
-                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role)))
-            welcome = p.decode(await ws.receive_str(timeout=15), "master")
-            if isinstance(welcome, p.Error):
-                if welcome.code == "auth":
-                    raise AuthError(f"the master refused this peer: {welcome.message}",
-                                    "give the swarm secret with --secret or LANSCATTER_SECRET")
-                if welcome.code == "version":
-                    raise VersionMismatch(welcome.message)
-                raise LanscatterError(f"the master refused this peer: {welcome.message}")
-            if not isinstance(welcome, p.Welcome):
-                raise RemoteProtocolError(f"master sent {welcome.TYPE!r} instead of welcome")
+                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role),
+                them=f"the master at {self.opts.master}:{self.opts.master_port}")
+            await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
+            welcome = hs.receive_welcome(await _handshake_frame(ws))
+            channel = hs.channel
+            assert channel is not None
             self.name = welcome.name
             self._protocol = welcome.protocol
             self.connected = True
@@ -205,14 +210,18 @@ class PeerNode:
             self.connect_attempts, self.connect_error = 0, None
             log.info("joined %s as %s", url, self.name)
             # Every frame to the master goes through one writer task: download tasks are cancelled
-            # freely (new generation, Cancel), and a send must never be cut off half-way.
+            # freely (new generation, Cancel), a send must never be cut off half-way, and frames
+            # are sealed in the order they go out.
             outbox: asyncio.Queue[str] = asyncio.Queue()
             self._outbox = outbox
-            helpers = [asyncio.create_task(self._writer(ws, outbox)), asyncio.create_task(self._stats_loop())]
+            helpers = [asyncio.create_task(self._writer(ws, outbox, channel)),
+                       asyncio.create_task(self._stats_loop())]
             try:
                 async for msg in ws:
-                    if msg.type == WSMsgType.TEXT:
-                        await self._handle(p.decode(msg.data, "master"))
+                    if msg.type == WSMsgType.BINARY:
+                        await self._handle(p.decode(channel.open(msg.data, "the master"), "the master"))
+                    elif msg.type == WSMsgType.TEXT:
+                        raise RemoteProtocolError("the master sent an unsealed frame")
             finally:
                 self._outbox = None
                 for t in helpers:
@@ -248,18 +257,22 @@ class PeerNode:
             self._outbox.put_nowait(p.encode(msg))
 
     @staticmethod
-    async def _writer(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[str]) -> None:
+    async def _writer(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[str], channel: Channel) -> None:
         while True:
             text = await outbox.get()
             try:
-                await ws.send_str(text)
+                await ws.send_bytes(channel.seal(text.encode()))
             except ConnectionError as exc:
                 log.debug("master connection lost while sending: %s", exc)
                 return
 
     async def _handle(self, msg: p.Message) -> None:
         if isinstance(msg, p.ManifestMsg):
-            await self._new_manifest(manifest_from_dict(msg.manifest))
+            manifest = manifest_from_dict(msg.manifest)
+            signed = SignedVersion(msg.statement, msg.signature)
+            await self._check_signed(manifest, signed)
+            self.signed = signed
+            await self._new_manifest(manifest)
         elif isinstance(msg, p.Download):
             if msg.transfer not in self._tasks:
                 task = asyncio.create_task(self._download(msg))
@@ -278,6 +291,17 @@ class PeerNode:
             raise RemoteProtocolError(f"master reported: {msg.message}")
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
+
+    async def _check_signed(self, manifest: Manifest, signed: SignedVersion) -> None:
+        """Only a version the origin signed reaches the folder. Anything else ends this connection
+        (whoever sent it holds the swarm secret, but not the origin's key). The digest of a large
+        manifest takes a while (0.2 s for 100k files): not on the event loop."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.trust.check, manifest, signed)
+        except SignatureError as exc:
+            log.error("refused a version from %s:%d, the folder is left as it is: %s%s", self.opts.master,
+                      self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")
+            raise RemoteProtocolError("the master sent a version the origin did not sign") from None
 
     async def verify(self, chunks: Iterable[str]) -> None:
         """Chunks served from this folder did not match their hashes: a file changed or rotted
@@ -340,7 +364,7 @@ class PeerNode:
         self.sources[d.source] = self.sources.get(d.source, 0) + 1
         try:
             result = await self.fetcher.fetch(
-                d.url, d.chunk, length, auth=self.auth, fd=fd, offset=offset,
+                d.url, d.chunk, length, token=d.token, fd=fd, offset=offset,
                 timeout_s=d.timeout_s,
                 buckets=[b for b in (self.dl_bucket,) if b],
                 pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer), ending=self._ending_notice(d.transfer),
@@ -433,7 +457,7 @@ class PeerNode:
                 "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
                 "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
             }],
-            "links": [], "events": self.events[-50:],
+            "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
         }
 
 
@@ -449,6 +473,14 @@ def connect_failure(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         return f"answered HTTP {exc.status}, not a lanscatter master"
     return str(exc) or type(exc).__name__
+async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
+    """The master's next handshake frame; a master that closes or stalls is a connection failure
+    (retried), not a refusal."""
+    msg = await ws.receive(timeout=15)
+    if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        raise ConnectionError("the master closed the connection during the handshake")
+    data: str | bytes = msg.data
+    return data
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

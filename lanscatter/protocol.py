@@ -1,17 +1,20 @@
 """Control protocol messages between a master and its peers (pure, no I/O).
 
 One registry, one encode/decode pair. Each message is a frozen dataclass; on the wire it is a JSON
-object `{"t": <type>, <field>: <value>, ...}` in one websocket text frame. Unknown fields are
+object `{"t": <type>, <field>: <value>, ...}`: the Challenge and a refusal (Error) in a websocket
+text frame, everything else sealed in a binary frame (handshake.py: MAC, then this JSON). Unknown fields are
 ignored (a newer peer may add some); missing or mistyped fields, unknown types and non-JSON input
 all become `RemoteProtocolError`, naming the peer and the message, and never anything else.
 
 Conversation (master M, peer P):
     M -> P  Challenge      first frame on every connection (nonce, protocol range)
-    P -> M  Hello          name, protocol range, proof = HMAC(secret, nonce), slots, chunk port
-    M -> P  Welcome        or Error(fatal) and close (bad proof, no common protocol version)
+    P -> M  Hello          (sealed: proves the secret) nonce, the address it connects from, name,
+                           protocol range, slots, chunk port
+    M -> P  Welcome        (sealed: proves the secret) or Error(fatal) and close (wrong secret, no
+                           common protocol version, address differs)
     M -> P  ManifestMsg    now and on every new generation
     P -> M  Have           full set after each manifest (replace=True), then one chunk at a time
-    M -> P  Download       fetch chunk from source URL;  P -> M  Report when done or failed
+    M -> P  Download       fetch chunk from source URL with this token (auth.py);  P -> M  Report when done or failed
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
     P -> M  Receiving      (protocol 4) a download's first bytes arrived: it uses its share now
@@ -31,8 +34,10 @@ from typing import Any, ClassVar, Union
 
 from lanscatter.errors import RemoteProtocolError
 
-PROTOCOL_VERSION = 4          # 2: Ending; 3: Verify; 4: Receiving, Rates
-MIN_PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 5          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames
+# 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
+# secret never falls back to an unauthenticated conversation.
+MIN_PROTOCOL_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +73,8 @@ class Hello(Message):
     protocol: int
     min_protocol: int
     software: str
-    proof: str
+    nonce: str              # fresh for each connection: the session key depends on it
+    addr: str               # the address this peer connects from, as its own socket sees it
     port: int               # where this peer serves chunks (0: serves none)
     dl_slots: int
     ul_slots: int
@@ -86,8 +92,12 @@ class Welcome(Message):
 @_message
 @dataclass(frozen=True, slots=True)
 class ManifestMsg(Message):
+    """A generation, with the origin's signed statement about it (`signing.py`): a relay passes
+    `statement` and `signature` on unchanged; a host writes only what they show the origin signed."""
     TYPE: ClassVar[str] = "manifest"
     manifest: dict[str, Any]
+    statement: str = ""     # the exact text the origin signed
+    signature: str = ""     # base64 Ed25519 signature of it
 
 
 @_message
@@ -112,6 +122,7 @@ class Download(Message):
     rate_cap: float | None = None   # bytes/s the source keeps for this transfer alone
     group: str | None = None        # a WAN link whose transfers the source paces together ...
     group_rate: float | None = None  # ... at this many bytes/s in all
+    token: str = ""                 # the chunk server's authorisation (auth.chunk_token)
 
 
 @_message
@@ -185,7 +196,7 @@ class Stats(Message):
 @dataclass(frozen=True, slots=True)
 class Error(Message):
     TYPE: ClassVar[str] = "error"
-    code: str               # "auth", "version", "protocol", "name"
+    code: str               # "auth", "version", "address", "protocol"
     message: str
     fatal: bool = True
 

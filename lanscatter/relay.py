@@ -6,8 +6,9 @@ in one process over one folder.
   is still crossing the WAN.
 - It uploads nothing back upstream (it sits behind a slow link): it joins with no chunk port.
 - When the upstream goes away, the site keeps distributing what the relay has; the peer side
-  reconnects with backoff. The last manifest is kept in the state folder, so a relay restarted
-  while its upstream is down still serves its site.
+  reconnects with backoff. The last manifest is kept in the state folder with the origin's signed
+  statement (checked again when read back), so a relay restarted while its upstream is down still
+  serves its site a version its hosts can verify.
 - Chains to any depth: a relay's downstream side is an ordinary master to the next relay.
 """
 
@@ -20,14 +21,16 @@ from typing import Any
 
 from aiohttp import web
 
+from lanscatter import protocol as p
 from lanscatter.atomic_file import write_text_atomic
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
-from lanscatter.errors import ManifestError
+from lanscatter.errors import ManifestError, RemoteProtocolError
 from lanscatter.linkmap import LinkMap
-from lanscatter.manifest import Manifest, manifest_from_json
+from lanscatter.manifest import Manifest, manifest_from_dict
 from lanscatter.node_http import coordinator_app
 from lanscatter.peer import PeerNode, PeerOptions
 from lanscatter.server import bind_site
+from lanscatter.signing import SignedVersion
 from lanscatter.swarm import Swarm
 
 log = logging.getLogger("lanscatter.relay")
@@ -43,6 +46,7 @@ class RelayOptions:
     link_map: LinkMap | None = None
     store_and_forward: bool = False   # hold the site back until the whole generation is here
                                       # (the behaviour cut-through is measured against)
+    allow_nat: bool = False           # accept site peers whose own address is not the one seen
 
 
 class RelayNode:
@@ -52,7 +56,7 @@ class RelayNode:
         self.upstream.on_manifest = self._manifest
         self.upstream.on_chunk = self._chunk
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="relay")
+                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
         self.swarm.seed_uploads = lambda: self.down.uploads
         self.swarm.on_seed_corrupt = self._served_corrupt
@@ -65,16 +69,21 @@ class RelayNode:
         self.port = opts.port
 
     def _manifest(self, manifest: Manifest) -> None:
-        write_text_atomic(self._manifest_file, manifest.to_json())
+        # The origin's statement goes down (and into the saved copy) as it came: the site's hosts
+        # check it against the origin's key themselves.
+        signed = self.upstream.signed
+        write_text_atomic(self._manifest_file, p.encode(p.ManifestMsg(
+            manifest.to_dict(), statement=signed.statement if signed else "",
+            signature=signed.signature if signed else "")))
         if self.opts.store_and_forward and not self.upstream.complete():
             return
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have())
+        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
 
     def _chunk(self, chunk: str) -> None:
         if not self.opts.store_and_forward:
             self.swarm.seed_got(chunk)
         elif self.upstream.complete() and self.upstream.manifest is not None:
-            self.swarm.set_manifest(self.upstream.manifest)
+            self.swarm.set_manifest(self.upstream.manifest, signed=self.upstream.signed)
 
     def _served_corrupt(self, chunk: str) -> None:
         """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""
@@ -85,15 +94,21 @@ class RelayNode:
     async def _resume_last_manifest(self) -> None:
         """Serve the site from the last generation seen, before (or without) the upstream."""
         try:
-            manifest = manifest_from_json(self._manifest_file.read_text(encoding="utf-8"))
+            saved = p.decode(self._manifest_file.read_text(encoding="utf-8"), "the saved manifest")
+            if not isinstance(saved, p.ManifestMsg):
+                raise ManifestError(f"it holds a {saved.TYPE!r} message")
+            manifest = manifest_from_dict(saved.manifest)
+            signed = SignedVersion(saved.statement, saved.signature)
+            self.upstream.trust.check(manifest, signed)   # written by an older relay: unsigned
         except FileNotFoundError:
             return
-        except (OSError, ManifestError) as exc:
+        except (OSError, ManifestError, RemoteProtocolError) as exc:
             log.warning("ignoring the saved manifest: %s", exc)
             return
         await asyncio.get_running_loop().run_in_executor(None, self.upstream.store.reconcile, manifest)
         self.upstream.manifest = manifest
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have())
+        self.upstream.signed = signed
+        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
         log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
 
     def app(self) -> web.Application:

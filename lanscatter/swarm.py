@@ -4,9 +4,11 @@ Used by a master (content from its scanned folder) and by a relay's downstream s
 arriving from upstream, announced chunk by chunk). Every decision is the planner's; this module only
 moves messages between peers and the planner and keeps the per-node view for the status page.
 
-Per connection: Challenge -> Hello (checked: proof, protocol, name) -> Welcome -> Manifest, then
-Have/Report/Stats from the peer and Download/Cancel from here. Any malformed or out-of-order frame
-closes that connection with an Error; the swarm carries on.
+Per connection: the handshake (handshake.py: Challenge -> sealed Hello, checked for the secret, the
+protocol and the peer's address -> sealed Welcome), then Manifest, Have/Report/Stats from the peer
+and Download/Cancel from here, every frame sealed for this connection. Any malformed, out-of-order
+or unsealed frame closes that connection with an Error; the swarm carries on. Each Download carries
+a token for that chunk, from that peer's address, at that source, for a short while (auth.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import logging
 import math
 import random
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,13 +28,15 @@ from aiohttp import WSMsgType, web
 
 from lanscatter import __version__
 from lanscatter import protocol as p
-from lanscatter.auth import Auth
+from lanscatter.auth import TOKEN_TTL_S, Auth, endpoint, normal_ip
 from lanscatter.bitmap import Bitmap
 from lanscatter.errors import RemoteProtocolError
+from lanscatter.handshake import Channel, MasterHandshake, Refused
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
 from lanscatter.rate_meter import RateMeter
+from lanscatter.signing import SignedVersion
 
 log = logging.getLogger("lanscatter.swarm")
 
@@ -47,8 +52,12 @@ SHARE_DUTY = 3.0    # after sharing for t seconds, wait SHARE_DUTY * t before sh
 class PeerLink:
     name: str
     ws: web.WebSocketResponse
+    channel: Channel             # seals and opens this connection's frames
+    addr: str                    # the address we see it at: its chunk requests must come from there
     url: str                     # where this peer serves chunks
+    source: str                  # ... as its chunk server sees itself ('ip:port', for tokens)
     seed_url: str                # where this peer reaches us
+    seed_source: str             # ... as our chunk server sees itself ('ip:port', for tokens)
     role: str
     dl_slots: int
     ul_slots: int
@@ -66,6 +75,7 @@ class PeerLink:
     heard_at: float = field(default_factory=time.monotonic)   # its last message (monotonic clock)
     silent: bool = False         # nothing heard for SILENT_S: nothing more is planned to it
     rates: RateMeter = field(default_factory=RateMeter)
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)   # frames sealed in the order sent
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -76,9 +86,11 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 class Swarm:
     def __init__(self, *, name: str, auth: Auth, seed_slots: int, link_map: LinkMap | None = None,
-                 site: str | None = None, role: str = "master", seed: int | None = None) -> None:
+                 site: str | None = None, role: str = "master", seed: int | None = None,
+                 allow_nat: bool = False) -> None:
         self.name = name
         self.auth = auth
+        self.allow_nat = allow_nat       # accept peers whose own address is not the one we see
         self.site = site
         self.role = role
         self.link_map = link_map
@@ -86,6 +98,7 @@ class Swarm:
         self.planner = Planner(links=link_map, rng=random.Random(seed))
         self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
         self.manifest: Manifest | None = None
+        self.signed: SignedVersion | None = None
         # When the current generation was set, and when the seed held all of it (wall clock: the
         # status carries these and its own "time", so a poller can time events to the second
         # whatever its poll rate, without trusting its own clock to match ours).
@@ -128,8 +141,11 @@ class Swarm:
         log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
 
     # ---- content -----------------------------------------------------------------------------
-    def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None) -> None:
-        """A new generation. seed_has None: the seed holds every chunk (a master's own folder)."""
+    def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None,
+                     signed: SignedVersion | None = None) -> None:
+        """A new generation. seed_has None: the seed holds every chunk (a master's own folder).
+        `signed`: the origin's statement about it, sent with it to every peer."""
+        self.signed = signed
         if self.manifest is not None and manifest.generation == self.manifest.generation:
             # The same content again: a master's rescan found it whole after all, or a relay says
             # what its folder holds (at a rejoin, or after checking its files). The seed holds that.
@@ -152,10 +168,15 @@ class Swarm:
             link.have = Bitmap(len(table))
             link.inflight = Bitmap(len(table))
             self._set_complete(link, False)
-            asyncio.ensure_future(self._send(link, p.ManifestMsg(manifest.to_dict())))
+            asyncio.ensure_future(self._send(link, self._manifest_msg(manifest)))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                            f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
         self._wake.set()
+
+    def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
+        s = self.signed
+        return p.ManifestMsg(manifest.to_dict(), statement=s.statement if s else "",
+                             signature=s.signature if s else "")
 
     def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
         """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""
@@ -204,15 +225,17 @@ class Swarm:
             if link is None:
                 return ws
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    if msg.type == WSMsgType.BINARY:
-                        raise RemoteProtocolError(f"{link.name} sent a binary frame")
-                    continue
-                self._handle(link, p.decode(msg.data, link.name))
+                if msg.type == WSMsgType.BINARY:
+                    self._handle(link, p.decode(link.channel.open(msg.data, link.name), link.name))
+                elif msg.type == WSMsgType.TEXT:
+                    raise RemoteProtocolError(f"{link.name} sent an unsealed frame")
         except RemoteProtocolError as exc:
             who = link.name if link else remote
             self.event("warning", f"closing {who}: {exc}")
-            await self._send_raw(ws, p.Error("protocol", str(exc)))
+            if link is not None:
+                await self._send(link, p.Error("protocol", str(exc)))
+            else:
+                await self._send_text(ws, p.encode(p.Error("protocol", str(exc))))
         finally:
             await ws.close()
             if link is not None and self.peers.get(link.name) is link:
@@ -220,40 +243,40 @@ class Swarm:
         return ws
 
     async def _handshake(self, ws: web.WebSocketResponse, request: web.Request) -> PeerLink | None:
-        nonce = self.auth.new_nonce()
-        await self._send_raw(ws, p.Challenge(nonce, p.PROTOCOL_VERSION, p.MIN_PROTOCOL_VERSION, __version__))
+        remote = normal_ip(request.remote or "")
+        hs = MasterHandshake(self.auth, secrets.token_hex(16), software=__version__)
+        await self._send_text(ws, hs.challenge())
         async with asyncio.timeout(HELLO_TIMEOUT_S):
             msg = await ws.receive()
-        if msg.type != WSMsgType.TEXT:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return None
-        hello = p.decode(msg.data, request.remote or "peer")
-        if not isinstance(hello, p.Hello):
-            raise RemoteProtocolError(f"expected hello first, got {hello.TYPE!r}")
-        try:
-            version = p.negotiate((p.MIN_PROTOCOL_VERSION, p.PROTOCOL_VERSION),
-                                  (hello.min_protocol, hello.protocol), hello.name)
-        except RemoteProtocolError as exc:
-            await self._send_raw(ws, p.Error("version", str(exc)))
-            self.event("warning", f"refused {hello.name}: {exc}")
+        outcome = hs.receive_hello(msg.data, seen_from=remote, allow_nat=self.allow_nat, them=remote or "peer")
+        if isinstance(outcome, Refused):
+            await self._send_text(ws, outcome.frame)
+            self.event("warning", f"refused a peer from {remote}: {outcome.error.message}")
             return None
-        if not self.auth.check_join(nonce, hello.proof):
-            await self._send_raw(ws, p.Error("auth", "wrong or missing swarm secret"))
-            self.event("warning", f"refused {hello.name} from {request.remote}: wrong or missing secret")
-            return None
-        name = self._unique_name(hello.name or request.remote or "peer")
-        host = request.remote or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
+        hello, version = outcome.hello, outcome.version
+        name = self._unique_name(hello.name or remote or "peer")
+        host = f"[{remote}]" if ":" in remote else remote
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
         n = len(self.manifest.chunk_table()) if self.manifest else 0
-        link = PeerLink(name=name, ws=ws, url=f"http://{host}:{hello.port}" if hello.port else "",
-                        seed_url=f"{request.scheme}://{request.host}", role=hello.role,
-                        dl_slots=max(0, hello.dl_slots), ul_slots=max(0, hello.ul_slots if hello.port else 0),
+        welcome, channel = hs.welcome(name)
+        link = PeerLink(name=name, ws=ws, channel=channel, addr=remote,
+                        url=f"http://{host}:{hello.port}" if hello.port else "",
+                        source=endpoint(remote, hello.port),
+                        seed_url=f"{request.scheme}://{request.host}",
+                        seed_source=endpoint(sockname[0], sockname[1]) if sockname else "",
+                        role=hello.role, dl_slots=max(0, hello.dl_slots),
+                        ul_slots=max(0, hello.ul_slots if hello.port else 0),
                         have=Bitmap(n), inflight=Bitmap(n), protocol=version)
-        await self._send_raw(ws, p.Welcome(name, version))
+        if ws.closed:
+            return None
+        await ws.send_bytes(welcome)
         self.peers[name] = link
         self.gone.pop(name, None)
-        self.event("info", f"{name} joined from {request.remote}")
+        self.event("info", f"{name} joined from {remote}")
         if self.manifest is not None:
-            await self._send(link, p.ManifestMsg(self.manifest.to_dict()))
+            await self._send(link, self._manifest_msg(self.manifest))
         return link
 
     def _unique_name(self, want: str) -> str:
@@ -459,8 +482,13 @@ class Swarm:
 
     def _start(self, t: Transfer, fair: float = math.inf) -> None:
         dest = self.peers.get(t.dest)
-        source_url = dest.seed_url if dest and t.source == self.name else (
-            self.peers[t.source].url if t.source in self.peers else "")
+        source_link = self.peers.get(t.source)
+        if dest is not None and t.source == self.name:
+            source_url, source = dest.seed_url, dest.seed_source
+        elif source_link is not None:
+            source_url, source = source_link.url, source_link.source
+        else:
+            source_url = source = ""
         if dest is None or not source_url:
             self.planner.finish(t.id, time.monotonic(), ok=False)
             return
@@ -470,8 +498,9 @@ class Swarm:
         rate = t.pace_cap
         if math.isfinite(fair) and self._paced_here(t):
             rate = self._rates_sent[t.id] = fair
+        token = self.auth.chunk_token(t.chunk, dest.addr, source, int(time.time()) + TOKEN_TTL_S)
         asyncio.ensure_future(self._send(dest, p.Download(t.id, t.chunk, t.size, t.source, source_url,
-                                                          t.timeout_s, rate, group, group_rate)))
+                                                          t.timeout_s, rate, group, group_rate, token)))
 
     def _track(self, t: Transfer) -> None:
         idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None
@@ -504,14 +533,23 @@ class Swarm:
 
     # ---- sending -----------------------------------------------------------------------------
     async def _send(self, link: PeerLink, msg: p.Message) -> None:
-        await self._send_raw(link.ws, msg)
+        """Seal and send one frame. Sends run as tasks: the lock keeps the wire in the order of the
+        sequence numbers (a frame sealed first is written first)."""
+        async with link.sending:
+            if link.ws.closed:
+                return
+            try:
+                await link.ws.send_bytes(link.channel.seal(p.encode(msg).encode()))
+            except (ConnectionError, RuntimeError) as exc:
+                log.debug("send failed: %s", exc)
 
     @staticmethod
-    async def _send_raw(ws: web.WebSocketResponse, msg: p.Message) -> None:
+    async def _send_text(ws: web.WebSocketResponse, text: str) -> None:
+        """An unsealed frame: the Challenge, or an Error before a session exists."""
         if ws.closed:
             return
         try:
-            await ws.send_str(p.encode(msg))
+            await ws.send_str(text)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("send failed: %s", exc)
 
@@ -550,5 +588,5 @@ class Swarm:
             "generation": m.generation if m else None, "chunks": len(m.chunk_table()) if m else 0,
             "generation_at": self.generation_at if m else None,
             "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
-            "nodes": nodes, "links": [], "events": list(self.events),
+            "nodes": nodes, "links": [], "events": list(self.events), "insecure": not self.auth.secure,
         }

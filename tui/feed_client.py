@@ -94,7 +94,7 @@ async def follow(
                 log.info("%s: %s; reconnecting for a fresh snapshot", base, exc)
                 await asyncio.sleep(backoff.first_s)
                 continue
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 reason = _describe(exc)
             failures = 1 if reached else failures + 1
             on_down(reason)

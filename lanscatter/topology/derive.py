@@ -46,6 +46,8 @@ class DatasetPlan:
     chunk_size: int            # bytes
     secret: SecretRef
     base_dir: Path             # the YAML file's folder: relative secret files are read from there
+    origin_key: str | None = None          # the origin's public key, `ed25519:<base64>`
+    signing_key_file: Path | None = None   # its private key, on the origin (absolute)
 
     def secret_value(self) -> str | None:
         return resolve_secret(self.secret, self.base_dir)
@@ -133,7 +135,8 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
     base = topo.base_dir.resolve()
     source = _resolve(base, topo.dataset.source)
     rehearsal = (workdir or base / LOCAL_WORKDIR).resolve()
-    dataset = DatasetPlan(topo.dataset.name, source, topo.dataset.chunk_size, topo.dataset.secret, base)
+    dataset = DatasetPlan(topo.dataset.name, source, topo.dataset.chunk_size, topo.dataset.secret, base,
+                          topo.origin_key, _resolve(base, topo.origin_key_file) if topo.origin_key_file else None)
 
     sites = [site for name in tree.order if (site := topo.site(name)) is not None]
     ordered = [h for site in sites for h in site.hosts]

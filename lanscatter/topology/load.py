@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import TypeVar
 
+from lanscatter.signing import parse_origin_key
 from lanscatter.topology.model import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_LAN_BYTES_PER_S,
@@ -36,7 +37,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 MIN_CHUNK, MAX_CHUNK = 64 * 1024, 1024**3
 
-TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan")
+TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file")
 DATASET_KEYS = ("source", "origin", "name", "chunk_size", "secret")
 SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
@@ -164,6 +165,17 @@ def _secret(r: _Reader, node: YNode | None, file: str, at: Pos) -> SecretRef:
     if kind == "env" and ref and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", ref):
         r.log.add(value.pos, "bad-secret", f"{ref!r} is not an environment variable name")
     return SecretRef(kind, ref, file, value.pos)
+
+
+def _origin_key(r: _Reader, node: YNode) -> str | None:
+    text = r.text(node, "origin_key")
+    if text is None:
+        return None
+    try:
+        return parse_origin_key(text).text
+    except ValueError as exc:
+        r.log.add(node.pos, "bad-origin-key", f"origin_key: {exc}")
+        return None
 
 
 def _dataset(r: _Reader, key: YScalar, node: YNode) -> Dataset:
@@ -295,4 +307,7 @@ def build(root: YNode, file: Path, log: ProblemLog) -> Topology:
             wan = [w for w in (_wan_link(r, item) for item in node.items) if w is not None]
         elif not (isinstance(node, YScalar) and node.kind == "null"):
             log.add(node.pos, "wrong-type", "wan must be a list of links ('- between: [a, b]')")
-    return Topology(file, dataset, tuple(sites), tuple(wan), defaults)
+    origin_key = _origin_key(r, f["origin_key"]) if "origin_key" in f else None
+    key_file = r.text(f["origin_key_file"], "origin_key_file") if "origin_key_file" in f else None
+    where = {k: v.pos for k, v in f.items() if k in ("origin_key", "origin_key_file")}
+    return Topology(file, dataset, tuple(sites), tuple(wan), defaults, origin_key, key_file, where)

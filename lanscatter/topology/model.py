@@ -128,6 +128,9 @@ class Topology:
     sites: tuple[Site, ...]
     wan: tuple[WanLink, ...]
     defaults: HostSettings
+    origin_key: str | None = None         # `ed25519:<base64>`: only versions it signed are written
+    origin_key_file: str | None = None    # the private key, on the origin (relative: to the YAML file)
+    where: Mapping[str, Pos] = _positions()
 
     @property
     def base_dir(self) -> Path:

@@ -5,7 +5,10 @@ of its parent site's swarm and the master of its own), every other host `lanscat
 swarm secret travels in the environment (`LANSCATTER_SECRET`), never on a command line that `ps`
 shows. Masters and relays also get the topology file and their host name, so their planner loads
 the link map and caps every transfer at its links' speeds: in a local rehearsal that is what
-emulates the LAN and WAN speeds between the 127.0.0.x addresses.
+emulates the LAN and WAN speeds between the 127.0.0.x addresses. The origin's master signs with
+the origin's private key (`--signing-key`); every other role checks versions against its public
+key (`--origin-key`): the run's own (a rehearsal's), else the tree's `origin_key_file` and
+`origin_key`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class RunContext:
     store_and_forward: bool = False    # relays wait for the whole generation (benchmark comparison)
     # This run starts every host: the origin's first generation waits (briefly) for its swarm to join.
     all_hosts: bool = False
+    origin_key: str | None = None      # overrides the tree's origin_key (a rehearsal's own key)
+    signing_key: Path | None = None    # overrides the tree's origin_key_file
 
 
 def _mbit(rate: float) -> str:
@@ -68,6 +73,9 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
             joining = sum(1 for h in plan.hosts if h.upstream == (host.address, host.master_port))
             if joining:
                 argv += ["--expect-peers", str(joining)]
+        signing_key = ctx.signing_key or plan.dataset.signing_key_file
+        if signing_key is not None:
+            argv += ["--signing-key", str(signing_key)]
     else:
         assert host.upstream is not None, "derive gives every relay and peer an upstream"
         up_addr, up_port = host.upstream
@@ -87,6 +95,9 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
                 dl_rate = min(dl_rate or math.inf, wan.bytes_per_s)
         if dl_rate is not None:
             argv += ["--dl-rate", _mbit(dl_rate)]
+        origin_key = ctx.origin_key or plan.dataset.origin_key
+        if origin_key is not None:
+            argv += ["--origin-key", origin_key]
     argv += ["--name", host.name, "--state-dir", str(ctx.state_root / host.name)]
     if host.ul_rate is not None:
         argv += ["--ul-rate", _mbit(host.ul_rate)]

@@ -2,7 +2,8 @@
 
 The file names a reference (`env: VARIABLE` or `file: PATH`), so the YAML itself can be committed
 and shared; `value:` is for rehearsals only. A missing variable or file is an error that names the
-position of the reference in the YAML file.
+position of the reference in the YAML file, and so is a secret too short to resist guessing
+(auth.MIN_SECRET_CHARS).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lanscatter.auth import MIN_SECRET_CHARS
 from lanscatter.topology.model import SecretRef
 from lanscatter.topology.problems import Problem, TopologyError
 
 
-def _fail(ref: SecretRef, message: str) -> TopologyError:
-    return TopologyError([Problem(ref.file, ref.pos.line, ref.pos.col, "secret-missing", message)])
+def _fail(ref: SecretRef, message: str, code: str = "secret-missing") -> TopologyError:
+    return TopologyError([Problem(ref.file, ref.pos.line, ref.pos.col, code, message)])
 
 
 def resolve_secret(ref: SecretRef | None, base_dir: Path) -> str | None:
@@ -41,4 +43,7 @@ def resolve_secret(ref: SecretRef | None, base_dir: Path) -> str | None:
             raise _fail(ref, f"the swarm secret file {path} is empty")
     if not secret:
         raise _fail(ref, "the swarm secret is empty")
+    if len(secret) < MIN_SECRET_CHARS:
+        raise _fail(ref, f"the swarm secret has {len(secret)} characters; at least {MIN_SECRET_CHARS} are "
+                    "needed (`lanscatter secret new` makes one)", "weak-secret")
     return secret

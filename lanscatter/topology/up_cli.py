@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanscatter.atomic_file import write_json_atomic
+from lanscatter.auth import new_secret
 from lanscatter.errors import ConfigError
+from lanscatter.signing import public_key_of
+from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.sizes import format_bytes, parse_size
 from lanscatter.topology.demo_data import (
     DEFAULT_DEMO_SIZE,
@@ -153,6 +156,50 @@ def _hooks(opts: UpOptions, hosts: list[HostPlan]) -> dict[str, Hook]:
     return out
 
 
+def _run_secret(plan: DeploymentPlan, local: bool) -> str | None:
+    """The swarm secret the roles get. A rehearsal whose tree reads the secret from a variable
+    that is not set runs with one made for the run rather than open."""
+    ref = plan.dataset.secret
+    if local and ref.kind == "env" and not os.environ.get(ref.ref, "").strip():
+        log.info("$%s is not set: this rehearsal uses a swarm secret made for the run", ref.ref)
+        return new_secret()
+    return plan.dataset.secret_value()
+def _origin_keys(plan: DeploymentPlan, hosts: list[HostPlan], rehearsal: Path | None,
+                 state_root: Path) -> tuple[str | None, Path | None]:
+    """The origin's public key every role checks, and the private key its master signs with.
+
+    A rehearsal (`rehearsal` is its work directory) signs with the tree's origin_key_file, or else
+    with a key of its own made there once; every role gets that key's public half, so a rehearsal
+    needs no step by hand. A real deployment takes the tree's keys; on the origin the private key
+    (origin_key_file, or else the master's default origin.key in its state folder) must be
+    origin_key's pair, or every host would refuse every version."""
+    ds = plan.dataset
+    if rehearsal is not None and ds.signing_key_file is None:
+        path = rehearsal / PRIVATE_KEY_FILE
+        key, created = load_or_create_signing_key(path)
+        if created:
+            log.info("the rehearsal signs its versions with a key of its own: %s", path)
+        return public_key_of(key).text, path
+    origin = next((h for h in hosts if h.role == "master"), None)
+    if origin is None:
+        return ds.origin_key, None
+    if ds.signing_key_file is None:
+        # The master will sign with origin.key in its state folder: it must be origin_key's pair.
+        default = state_root / origin.name / PRIVATE_KEY_FILE
+        if ds.origin_key is not None and (
+                not default.exists() or public_key_of(load_signing_key(default)).text != ds.origin_key):
+            raise ConfigError(f"this host is the origin, but holds no private key for origin_key {ds.origin_key}",
+                              "give `origin_key_file:` in the site tree (the file `lanscatter keys new` wrote), "
+                              f"or put that file at {default}")
+        return ds.origin_key, None
+    public = public_key_of(load_signing_key(ds.signing_key_file)).text
+    if ds.origin_key is not None and ds.origin_key != public:
+        raise ConfigError(f"origin_key_file {ds.signing_key_file} is not the private half of origin_key "
+                          f"{ds.origin_key}", f"put `origin_key: {public}` in the site tree, or name "
+                          "the right key file")
+    return public, ds.signing_key_file
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     opts = UpOptions.from_args(args)
     topo = load_topology(opts.file)
@@ -164,7 +211,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if any(h.role == "relay" for h in hosts) and "proxy" not in registered_commands():
         raise ConfigError("this topology has relays, but this installation has no relay command (`lanscatter proxy`)",
                           "use a single-site topology, or a version of lanscatter with the relay")
-    secret = plan.dataset.secret_value()
+    secret = _run_secret(plan, opts.local)
     workdir = default_workdir(opts, plan)
     if opts.local:
         _check_loopback(plan)
@@ -177,9 +224,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local and not commands <= link_flags:
         log.warning("the master and relay commands of this installation do not load the link map: "
                     "the rehearsal runs without the file's link speeds")
+    origin_key, signing_key = _origin_keys(plan, hosts, workdir if opts.local else None, workdir / "state")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
                      workdir=workdir if opts.local else None, link_flags=link_flags,
-                     store_and_forward=opts.store_and_forward, all_hosts=opts.local)
+                     store_and_forward=opts.store_and_forward, all_hosts=opts.local,
+                     origin_key=origin_key, signing_key=signing_key)
     env = {SECRET_ENV: secret} if secret else {}
     if not opts.headless and not opts.tui:
         log.info("not on a terminal (stdin, stdout and stderr must all be one for the monitor): "

@@ -40,7 +40,7 @@ async def wait_until_answers(url: str, interval: float = 0.3) -> None:
                 async with http.get(url) as resp:
                     if resp.status == 200:
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(interval)
 
@@ -135,7 +135,7 @@ class Watcher:
                     return None
                 data = await resp.json()
                 return data if isinstance(data, dict) else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
 
     def _note_generation(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lanscatter.auth import new_secret
 from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.peer import PeerNode, PeerOptions
 
@@ -62,12 +63,13 @@ class Node:
 
 
 class Cluster:
-    """A master and peers under one tmp folder; everything it starts is stopped by close()."""
+    """A master and peers under one tmp folder; everything it starts is stopped by close(). They
+    share a swarm secret made for the cluster unless one is given."""
 
     def __init__(self, tmp: Path, source: Path, chunk_size: str = "256KiB", secret: str | None = None) -> None:
         self.tmp = tmp
         self.source = source
-        self.secret = secret
+        self.secret = secret or new_secret()
         self.chunk_size = chunk_size
         self.nodes: list[Node] = []
         self.master: Node | None = None
@@ -113,7 +115,7 @@ class Cluster:
             self.master = saved
 
     def _env(self) -> dict[str, str]:
-        return {"LANSCATTER_SECRET": self.secret} if self.secret else {}
+        return {"LANSCATTER_SECRET": self.secret}
 
     def close(self) -> None:
         for node in self.nodes:

@@ -15,7 +15,6 @@ import pytest
 from aiohttp import web
 
 from lanscatter import chunk_http
-from lanscatter.auth import Auth
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.master import MasterNode, MasterOptions
@@ -59,18 +58,18 @@ async def test_fetch_survives_a_restarted_source_and_flags_corruption(tmp_path: 
     try:
         assert master.manifest is not None
         (h0, s0), (h1, s1), (h2, s2) = master.manifest.chunk_table()
-        r = await fetcher.fetch(url, h0, s0, auth=Auth(None), fd=fd, offset=0, timeout_s=10, buckets=[])
+        r = await fetcher.fetch(url, h0, s0, token="", fd=fd, offset=0, timeout_s=10, buckets=[])
         assert r.ok and os.pread(fd, s0, 0) == (tmp_path / "src" / "a.bin").read_bytes()[:s0]
         await master.stop()                                   # the kept-alive connection is now dead
         master = await _master(tmp_path, port)
-        r = await fetcher.fetch(url, h1, s1, auth=Auth(None), fd=fd, offset=s0, timeout_s=10, buckets=[])
+        r = await fetcher.fetch(url, h1, s1, token="", fd=fd, offset=s0, timeout_s=10, buckets=[])
         assert r.ok, r.error
         # The file rots under the same size and mtime: the bytes served no longer hash to the name.
         src = tmp_path / "src" / "a.bin"
         st = src.stat()
         src.write_bytes(bytes(st.st_size))
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
-        r = await fetcher.fetch(url, h2, s2, auth=Auth(None), fd=fd, offset=0, timeout_s=10, buckets=[])
+        r = await fetcher.fetch(url, h2, s2, token="", fd=fd, offset=0, timeout_s=10, buckets=[])
         assert not r.ok and r.corrupt and r.error == "hash mismatch"
     finally:
         os.close(fd)
@@ -86,7 +85,7 @@ async def test_a_download_says_it_is_ending_when_the_lead_is_left_not_a_piece_ea
         assert master.manifest is not None
         (h, s), = master.manifest.chunk_table()
         said: list[tuple[float, float]] = []                  # (seconds left it said, when)
-        r = await fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=0, timeout_s=20, buckets=[],
+        r = await fetcher.fetch(url, h, s, token="", fd=fd, offset=0, timeout_s=20, buckets=[],
                                 pace=Pace(rate=4e6), ending=lambda left: said.append((left, time.monotonic())))
         done = time.monotonic()
         assert r.ok, r.error
@@ -105,7 +104,7 @@ async def test_a_download_says_its_bytes_arrive_at_the_first_of_them(tmp_path: P
         (h, s), = master.manifest.chunk_table()
         start = time.monotonic()
         heard: list[float] = []
-        r = await fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=0, timeout_s=20, buckets=[],
+        r = await fetcher.fetch(url, h, s, token="", fd=fd, offset=0, timeout_s=20, buckets=[],
                                 pace=Pace(rate=2e5), receiving=lambda: heard.append(time.monotonic()))
         assert r.ok, r.error
         assert os.pread(fd, s, 0) == data
@@ -156,7 +155,7 @@ async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_r
         table = master.manifest.chunk_table()
         endings: list[float] = []
         arrived: list[int] = []
-        rs = await asyncio.gather(*(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=k << 20, timeout_s=20,
+        rs = await asyncio.gather(*(fetcher.fetch(url, h, s, token="", fd=fd, offset=k << 20, timeout_s=20,
                                                   buckets=[], pace=pace, ending=endings.append,
                                                   receiving=lambda k=k: arrived.append(k))
                                     for k, (h, s) in enumerate(table[:3])))
@@ -166,7 +165,7 @@ async def test_wan_transfers_pipelined_on_one_connection_and_cancel_spares_the_r
         assert os.pread(fd, 3 << 20, 0) == data[: 3 << 20]
         assert len(peers) == 3 and len(set(peers)) == 1          # one connection, requests pipelined
         # Cancel the first of three: the pipe breaks, the two behind it retry on a new one.
-        tasks = [asyncio.create_task(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=k << 20, timeout_s=20,
+        tasks = [asyncio.create_task(fetcher.fetch(url, h, s, token="", fd=fd, offset=k << 20, timeout_s=20,
                                                    buckets=[], pace=pace))
                  for k, (h, s) in enumerate(table[3:6], start=3)]
         await asyncio.sleep(0.05)
@@ -184,7 +183,7 @@ async def test_giving_up_a_queued_wan_transfer_does_not_blame_the_source_of_the_
         assert master.manifest is not None
         tasks = []
         for k, (h, s) in enumerate(master.manifest.chunk_table()):
-            tasks.append(asyncio.create_task(fetcher.fetch(url, h, s, auth=Auth(None), fd=fd, offset=k << 20,
+            tasks.append(asyncio.create_task(fetcher.fetch(url, h, s, token="", fd=fd, offset=k << 20,
                                                            timeout_s=20, buckets=[], pace=pace)))
             await asyncio.sleep(0.02)                          # requests in this order on the pipe
         await asyncio.sleep(0.15)

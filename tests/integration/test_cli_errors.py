@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from lanscatter.auth import new_secret
 from tests.integration.nodes import free_port
 
 
-def _run(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _run(*argv: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"LANSCATTER_SECRET": new_secret()} if env is None else env
     return subprocess.run([sys.executable, "-m", "lanscatter", *argv], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, env={**os.environ, **env})
 
 
 def _assert_clean_error(r: subprocess.CompletedProcess[str], words: str) -> None:

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.skipif(_problem is not None, reason
 def _tree(tmp_path: Path, source: Path) -> Path:
     doc = {
         "dataset": {"source": str(source), "origin": "origin", "chunk_size": "256KiB",
-                    "secret": {"value": "emulate-test"}},
+                    "secret": {"value": "emulate-test-secret"}},
         "sites": {
             "hub": {"lan": "100Mbit", "hosts": ["origin", "hub-1"]},
             "branch": {"lan": "100Mbit", "gateway": "gw", "hosts": ["gw", "branch-1"]},

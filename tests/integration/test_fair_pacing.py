@@ -14,6 +14,7 @@ from lanscatter import protocol as p
 from lanscatter.linkmap import Link, LinkMap
 from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.peer import PeerNode, PeerOptions
+from tests.integration.control_client import ControlClient, hello
 from tests.integration.nodes import HOST, make_tree, tree_state
 
 DOWN = 1_500_000.0            # each peer's download port, bytes/s
@@ -97,21 +98,20 @@ async def test_a_released_transfer_leaves_its_share_when_its_last_byte_is_due(tm
     try:
         async with aiohttp.ClientSession() as session, \
                 session.ws_connect(f"http://{HOST}:{master.port}/ws") as ws:
-            await ws.receive_json(timeout=5)
-            await ws.send_str(p.encode(p.Hello("a", 4, 1, "test", "", 0, 2, 0)))
-            assert (await ws.receive_json(timeout=5))["t"] == "welcome"
-            generation = (await ws.receive_json(timeout=5))["manifest"]["generation"]
-            await ws.send_str(p.encode(p.Have(generation, [], replace=True)))
-            first = [await ws.receive_json(timeout=5) for _ in range(2)]
+            peer = await ControlClient.join(ws, hello("a"))
+            assert peer.welcome.name == "a"
+            generation = (await peer.receive_json())["manifest"]["generation"]
+            await peer.send(p.Have(generation, [], replace=True))
+            first = [await peer.receive_json() for _ in range(2)]
             assert [m["t"] for m in first] == ["download", "download"]
             assert all(m["rate_cap"] == DOWN / 2 for m in first)       # half of a's port each
             ending, other = first[0]["transfer"], first[1]["transfer"]
             for m in first:
-                await ws.send_str(p.encode(p.Receiving(m["transfer"])))
+                await peer.send(p.Receiving(m["transfer"]))
             await asyncio.sleep(0.2)
             assert not calls                                          # shares unchanged so far
             said = time.monotonic()
-            await ws.send_str(p.encode(p.Ending(ending, 0.2)))
+            await peer.send(p.Ending(ending, 0.2))
             async with asyncio.timeout(5):
                 while not any(rates.get(other) == DOWN for _, rates in calls):
                     await asyncio.sleep(0.01)

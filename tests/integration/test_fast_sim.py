@@ -36,8 +36,6 @@ def _simulate(args: list[str], pythonpath: Path | None, cwd: Path) -> dict:  # t
 
 @pytest.mark.timeout(600)
 def test_compiled_simulation_matches_the_sources(tmp_path: Path) -> None:
-    if sys.version_info < (3, 11):
-        pytest.skip("python -P needs 3.11")
     fast = tmp_path / "fast"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "build-fast-sim.py"), "--out", str(fast)],
                    check=True, timeout=400, capture_output=True)

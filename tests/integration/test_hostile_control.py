@@ -10,17 +10,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from lanscatter import protocol as p
+from lanscatter.auth import Auth
+from lanscatter.handshake import seal_hello
+from tests.integration.control_client import ControlClient, hello
 from tests.integration.nodes import local_peer, started_master, tree_state
 
 
-@pytest.mark.parametrize("first", [
-    "not json at all",
-    json.dumps({"t": "have", "generation": "x", "chunks": []}),          # before hello
-    json.dumps({"t": "hello", "name": 5}),                               # mistyped
-    json.dumps({"t": "hello", "name": "p", "protocol": 99, "min_protocol": 99, "software": "x",
-                "proof": "", "port": 0, "dl_slots": 1, "ul_slots": 0}),  # no common version
+@pytest.mark.parametrize(("first", "sealed"), [
+    ("not json at all", False),
+    (json.dumps({"t": "have", "generation": "x", "chunks": []}), False),         # before hello
+    (json.dumps({"t": "hello", "name": 5}), True),                               # mistyped
+    (p.encode(hello("p", protocol=99, min_protocol=99)), True),                 # no common version
 ])
-async def test_bad_first_message_closes_only_that_connection(tmp_path: Path, first: str) -> None:
+async def test_bad_first_message_closes_only_that_connection(tmp_path: Path, first: str, sealed: bool) -> None:
     master = await started_master(tmp_path)
     peer = local_peer(tmp_path, master, "good")
     task = asyncio.create_task(peer.run())
@@ -29,7 +32,10 @@ async def test_bad_first_message_closes_only_that_connection(tmp_path: Path, fir
                 session.ws_connect(f"http://127.0.0.1:{master.port}/ws") as ws:
             challenge = await ws.receive_json(timeout=5)
             assert challenge["t"] == "challenge"
-            await ws.send_str(first)
+            if sealed:
+                await ws.send_bytes(seal_hello(Auth(None), challenge["nonce"], first.encode()))
+            else:
+                await ws.send_str(first)
             reply = await ws.receive(timeout=5)
             assert reply.type == aiohttp.WSMsgType.TEXT
             error = json.loads(reply.data)
@@ -52,15 +58,11 @@ async def test_garbage_after_joining_drops_the_offender(tmp_path: Path) -> None:
     try:
         async with aiohttp.ClientSession() as session, \
                 session.ws_connect(f"http://127.0.0.1:{master.port}/ws") as ws:
-            await ws.receive_json(timeout=5)
-            await ws.send_str(json.dumps({"t": "hello", "name": "rogue", "protocol": 1, "min_protocol": 1,
-                                          "software": "x", "proof": "", "port": 0, "dl_slots": 1,
-                                          "ul_slots": 0}))
-            assert (await ws.receive_json(timeout=5))["t"] == "welcome"
-            assert (await ws.receive_json(timeout=5))["t"] == "manifest"
-            await ws.send_str(json.dumps({"t": "download", "transfer": 1, "chunk": "0" * 64, "size": 1,
-                                          "source": "x", "url": "http://127.0.0.1:1", "timeout_s": 1.0}))
-            error = await ws.receive_json(timeout=5)    # a master's message, from a peer
+            rogue = await ControlClient.join(ws, hello("rogue", dl_slots=1))
+            assert rogue.welcome.name == "rogue"
+            assert (await rogue.receive_json())["t"] == "manifest"
+            await rogue.send(p.Download(1, "0" * 64, 1, "x", "http://127.0.0.1:1", 1.0))
+            error = await rogue.receive_json()    # a master's message, from a peer
             assert error["t"] == "error" and "only a master sends" in error["message"]
         async with asyncio.timeout(5):
             while "rogue" in master.swarm.peers:

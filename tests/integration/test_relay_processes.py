@@ -70,7 +70,7 @@ def test_cut_through_and_relay_restart(tmp_path: Path) -> None:
                  relay, leaf)
         had = _have(relay)
         relay.kill()
-        relay2 = Node(_argv(relay), relay.log, relay.port)
+        relay2 = Node(_argv(relay), relay.log, relay.port, {"LANSCATTER_SECRET": c.secret})
         c.nodes.append(relay2)
         wait_for(lambda: _synced(relay2) and _synced(leaf), 60, "site complete after restart", relay2, leaf)
         st = relay2.status()

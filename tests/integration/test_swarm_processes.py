@@ -66,9 +66,16 @@ def test_peer_killed_mid_sync_resumes_without_refetching(cluster: Cluster, tmp_p
 
 
 def test_change_on_master_mid_sync_reaches_every_peer(cluster: Cluster, tmp_path: Path) -> None:
+    (cluster.source / "big.bin").write_bytes(os.urandom(24 * 256 * 1024))
     master = cluster.start_master()
-    peers = [cluster.start_peer(f"p{i}", "--dl-rate", "40") for i in range(1, 3)]
-    time.sleep(0.5)
+    peers = [cluster.start_peer(f"p{i}", "--dl-rate", "16") for i in range(1, 3)]   # 2 MB/s: ~4 s
+
+    def mid_sync(node) -> bool:  # type: ignore[no-untyped-def]
+        st = node.status()
+        return bool(st and st["generation"] and 0 < st["nodes"][0]["have"] < st["chunks"] and not st["synced"])
+
+    wait_for(lambda: all(mid_sync(n) for n in peers), 30, "both peers part-way through the sync",
+             master, *peers)
     new = cluster.source / "d1" / "added-later.bin"
     new.write_bytes(os.urandom(300_000))
     (cluster.source / "d0" / "f0.bin").write_bytes(b"changed")
@@ -81,10 +88,10 @@ def test_change_on_master_mid_sync_reaches_every_peer(cluster: Cluster, tmp_path
 def test_wrong_secret_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "origin"
     make_tree(source)
-    c = Cluster(tmp_path, source, secret="right horse battery")
+    c = Cluster(tmp_path, source, secret="right horse battery staple")
     try:
         c.start_master()
-        bad = c.start_peer("intruder", secret="wrong")
+        bad = c.start_peer("intruder", secret="wrong horse battery staple")
         code = bad.proc.wait(timeout=30)
         assert code != 0
         assert "error: the master refused this peer" in bad.output()
@@ -102,7 +109,7 @@ def test_chunks_need_the_secret_and_status_shows_no_names(tmp_path: Path) -> Non
 
     source = tmp_path / "origin"
     make_tree(source)
-    c = Cluster(tmp_path, source, secret="s3cret")
+    c = Cluster(tmp_path, source, secret="a s3cret long enough to keep")
     try:
         master = c.start_master()
         status_text = urllib.request.urlopen(f"http://127.0.0.1:{master.port}/status", timeout=5).read()

@@ -24,7 +24,7 @@ HOOK = 'env | grep ^LANSCATTER_ | sort > "$HOOKS/$LANSCATTER_HOST.env"; [ "$LANS
 def _single_lan(tmp_path: Path, source: Path, **peer_settings: object) -> Path:
     peers = {name: dict(peer_settings) or None for name in ("a", "b", "c")}
     return write_tree(tmp_path / "office.yaml", {
-        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "t0ps3cret"}},
+        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "t0ps3cret-for-this-test"}},
         "sites": {"office": {"hosts": {"o": None, **peers}}},
     })
 
@@ -141,7 +141,7 @@ def test_real_deployment_runs_the_named_host_only(tmp_path: Path, runs: list[UpR
     source = tmp_path / "source"
     make_tree(source)
     tree = write_tree(tmp_path / "two.yaml", {
-        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "x"}},
+        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "x-secret-for-this-test"}},
         "sites": {"office": {"hosts": {
             "o": {"address": "127.0.0.1", "master_port": free_port(), "peer_port": free_port()},
             "a": {"address": "127.0.0.1", "peer_port": free_port(), "folder": str(tmp_path / "copy")}}}},
@@ -162,7 +162,7 @@ def test_real_deployment_runs_the_named_host_only(tmp_path: Path, runs: list[UpR
 
 def test_a_machine_that_is_no_host_gets_the_candidates(tmp_path: Path) -> None:
     tree = write_tree(tmp_path / "far.yaml", {
-        "dataset": {"source": str(tmp_path), "origin": "far-origin", "secret": {"value": "x"}},
+        "dataset": {"source": str(tmp_path), "origin": "far-origin", "secret": {"value": "x-secret-for-this-test"}},
         "sites": {"hq": {"hosts": {"far-origin": "192.0.2.250", "far-peer": "192.0.2.251"}}},
     })
     out = subprocess.run([sys.executable, "-m", "lanscatter", "up", str(tree)], capture_output=True, text=True,
@@ -204,7 +204,7 @@ def test_every_host_up_with_exit_when_synced_all_end_synced_across_a_relay(tmp_p
     make_tree(source)
     port = free_port
     tree = write_tree(tmp_path / "tree.yaml", {
-        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "x"}},
+        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "x-secret-for-this-test"}},
         "sites": {
             "hq": {"hosts": {"o": {"address": "127.0.0.1", "master_port": port(), "peer_port": port()}}},
             "br": {"gateway": "g", "hosts": {

@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import WSCloseCode, web
-from typing_extensions import Self
 
 from lanscatter.status_feed import FeedDecoder, FeedEncoder
 

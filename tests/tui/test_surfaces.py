@@ -28,7 +28,7 @@ from lanscatter_tui.view_model import link_line, node_detail, overview, overview
 
 RECORDING = Recording()
 TREE = """\
-dataset: {name: demo, source: SOURCE, origin: origin, chunk_size: 256KiB, secret: {value: x}}
+dataset: {name: demo, source: SOURCE, origin: origin, chunk_size: 256KiB, secret: {value: x-secret-for-this-test}}
 sites:
   hq: {lan: 60Mbit, hosts: [origin, hq-1, hq-2, hq-3]}
   branch: {lan: 60Mbit, gateway: gw-b, hosts: [gw-b, br-1, br-2, br-3]}

@@ -74,7 +74,7 @@ def _tree(tmp_path: Path, download_limit: str) -> Path:
 
     doc = {
         "dataset": {"name": "demo", "source": str(tmp_path / "source"), "origin": "o", "chunk_size": "256KiB",
-                    "secret": {"value": "t0ps3cret"}},
+                    "secret": {"value": "t0ps3cret-for-this-test"}},
         "defaults": {"master_port": free_port(), "peer_port": free_port()},
         "sites": {"office": {"hosts": {"o": None, "a": {"download_limit": download_limit},
                                        "b": {"download_limit": download_limit}}}},

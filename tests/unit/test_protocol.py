@@ -14,12 +14,13 @@ from lanscatter.errors import RemoteProtocolError
 
 EXAMPLES = [
     p.Challenge("n0nce", 1, 1, "0.1.0"),
-    p.Hello("peer-1", 1, 1, "0.1.0", "proof", 10565, 2, 2, "relay"),
+    p.Hello("peer-1", 1, 1, "0.1.0", "n0nce", "127.0.0.1", 10565, 2, 2, "relay"),
     p.Welcome("peer-1", 1),
     p.ManifestMsg({"format": 1}),
     p.Have("gen", ["a" * 64], replace=True),
     p.Download(7, "b" * 64, 1024, "master", "http://127.0.0.1:1", 30.0, None),
     p.Download(8, "b" * 64, 1024, "p2", "http://127.0.0.1:2", 30.0, 125000.0),
+    p.Download(9, "b" * 64, 1024, "p2", "http://127.0.0.1:2", 30.0, None, token="1|127.0.0.1|127.0.0.1:2|ab"),
     p.Report(7, False, 1.5, "hash mismatch", corrupt=True),
     p.Cancel(7),
     p.Verify("gen", ["c" * 64]),

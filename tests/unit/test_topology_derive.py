@@ -158,8 +158,8 @@ def _ref(kind: str, ref: str) -> SecretRef:
 
 
 def test_secret_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LS_TEST_SECRET", "  s3cret\n")
-    assert resolve_secret(_ref("env", "LS_TEST_SECRET"), Path("/")) == "s3cret"
+    monkeypatch.setenv("LS_TEST_SECRET", "  s3cret-from-the-env\n")
+    assert resolve_secret(_ref("env", "LS_TEST_SECRET"), Path("/")) == "s3cret-from-the-env"
 
 
 def test_secret_from_missing_env_names_the_position(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,8 +171,8 @@ def test_secret_from_missing_env_names_the_position(monkeypatch: pytest.MonkeyPa
 
 
 def test_secret_from_file_relative_to_the_yaml(tmp_path: Path) -> None:
-    (tmp_path / "secret.txt").write_text("abc\n")
-    assert resolve_secret(_ref("file", "secret.txt"), tmp_path) == "abc"
+    (tmp_path / "secret.txt").write_text("abc-defg-hijk-lmno\n")
+    assert resolve_secret(_ref("file", "secret.txt"), tmp_path) == "abc-defg-hijk-lmno"
     (tmp_path / "empty.txt").write_text("\n")
     for name in ("missing.txt", "empty.txt"):
         with pytest.raises(TopologyError) as info:
@@ -181,8 +181,14 @@ def test_secret_from_file_relative_to_the_yaml(tmp_path: Path) -> None:
 
 
 def test_secret_inline_and_absent() -> None:
-    assert resolve_secret(_ref("value", "x"), Path("/")) == "x"
+    assert resolve_secret(_ref("value", "x-long-enough-secret"), Path("/")) == "x-long-enough-secret"
     assert resolve_secret(None, Path("/")) is None
+
+
+def test_a_weak_secret_names_the_position() -> None:
+    with pytest.raises(TopologyError) as info:
+        resolve_secret(_ref("value", "short"), Path("/"))
+    assert str(info.value).startswith("tree.yaml:4:11: error: ") and "[weak-secret]" in str(info.value)
 
 
 def test_a_deep_chain(tmp_path: Path) -> None:

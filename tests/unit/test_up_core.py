@@ -27,7 +27,7 @@ dataset:
   source: data
   origin: o
   chunk_size: 1MiB
-  secret: {value: s}
+  secret: {value: s3cret-for-this-test}
 sites:
   hq:
     hosts:
@@ -89,7 +89,7 @@ def test_role_commands_follow_the_plan(tmp_path: Path) -> None:
     branch_peer = role_command(plan, plan.host("b1"), ctx)
     assert branch_peer.argv[4] == "bg:10564"          # its site's relay, by name as written
     for cmd in (origin, relay, peer):                  # the secret never goes on a command line
-        assert "--secret" not in cmd.argv and "s" not in cmd.argv
+        assert "--secret" not in cmd.argv and "s3cret-for-this-test" not in cmd.argv
 
 
 def test_link_flags_only_where_supported(tmp_path: Path) -> None:
@@ -339,3 +339,21 @@ def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: 
     assert len(warnings) == 2                            # at 20 s of silence, then a minute later
     assert warnings[0].startswith("site branch: bg at http://") and "has not answered for 21 s" in warnings[0]
     assert warnings[0].endswith("last seen: 1/2 hosts done, 75% of the chunks held")
+
+
+def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from lanscatter.auth import check_secret
+    from lanscatter.topology.problems import TopologyError
+    from lanscatter.topology.up_cli import _run_secret
+
+    monkeypatch.delenv("LANSCATTER_SECRET", raising=False)
+    no_secret = TREE.replace("  secret: {value: s3cret-for-this-test}\n", "")
+    made = _run_secret(_plan(tmp_path, no_secret, local=True), local=True)
+    assert made is not None and made != _run_secret(_plan(tmp_path, no_secret, local=True), local=True)
+    check_secret(made)
+    with pytest.raises(TopologyError, match="secret-missing"):       # a real deployment never runs open
+        _run_secret(_plan(tmp_path, no_secret), local=False)
+    assert _run_secret(_plan(tmp_path, local=True), local=True) == "s3cret-for-this-test"
+    monkeypatch.setenv("LANSCATTER_SECRET", "from-the-environment-1")
+    assert _run_secret(_plan(tmp_path, no_secret, local=True), local=True) == "from-the-environment-1"
