@@ -34,6 +34,7 @@ from lanscatter.scanner import ScanStats, scan_folder
 from lanscatter.server import bind_site
 from lanscatter.signing import public_key_of, sign_version
 from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
+from lanscatter.sizes import format_bytes
 from lanscatter.store import Location
 from lanscatter.swarm import Swarm
 
@@ -153,8 +154,8 @@ class MasterNode:
                 None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms))
             self.swarm.set_manifest(manifest, signed=signed)
         if first:
-            log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache",
-                     stats.files, stats.hashed_bytes / 2**20, stats.seconds, stats.reused_bytes / 2**20)
+            log.info("scanned %d files: %s hashed in %.1f s, %s known from cache",
+                     stats.files, format_bytes(stats.hashed_bytes), stats.seconds, format_bytes(stats.reused_bytes))
         return stats
 
     async def _rescan_loop(self) -> None:

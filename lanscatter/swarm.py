@@ -37,6 +37,7 @@ from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
 from lanscatter.rate_meter import RateMeter
 from lanscatter.signing import SignedVersion
+from lanscatter.sizes import format_bytes
 
 log = logging.getLogger("lanscatter.swarm")
 
@@ -170,7 +171,7 @@ class Swarm:
             self._set_complete(link, False)
             asyncio.ensure_future(self._send(link, self._manifest_msg(manifest)))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
-                           f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
+                           f"{len(table)} chunks, {format_bytes(manifest.total_bytes)}")
         self._wake.set()
 
     def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
