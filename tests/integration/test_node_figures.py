@@ -1,6 +1,7 @@
 """What the nodes themselves tell an operator: a peer that exits the moment its folder is complete
 leaves its final byte counts with its master (/status and /metrics agree), and ends with its summary
-line; a peer whose master never answers says so in words and gives up with a hint."""
+line; a peer whose master never answers says so in words, copies its log to --log-file, and gives
+up with a hint."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def test_a_peer_alone_says_what_it_tries_and_gives_up_with_a_hint(cluster: Clust
     cluster.master = None
     port = free_port()                       # nobody listens there
     node = Node(["peer", f"{HOST}:{port}", str(tmp_path / "alone"), "--listen", HOST, "--port", str(free_port()),
-                 "--state-dir", str(tmp_path / "state-alone"), "--connect-timeout", "2"],
+                 "--state-dir", str(tmp_path / "state-alone"), "--connect-timeout", "2",
+                 "--log-file", str(tmp_path / "alone-copy.log")],
                 tmp_path / "alone.log", port, {"LANSCATTER_SECRET": cluster.secret})
     cluster.nodes.append(node)
     assert node.proc.wait(timeout=30) != 0
@@ -54,3 +56,5 @@ def test_a_peer_alone_says_what_it_tries_and_gives_up_with_a_hint(cluster: Clust
     assert "connection refused" in out and "ssl:default" not in out and "0 B of 0 B" not in out
     assert f"error: the master at {HOST}:{port} did not answer for 2 s (connection refused)" in out
     assert "--connect-timeout waits longer" in out
+    copy = (tmp_path / "alone-copy.log").read_text()      # --log-file: the log lines, dated
+    assert f"peer: connecting to {HOST}:{port} (attempt 1, retrying" in copy and copy[:4].isdigit()
