@@ -6,8 +6,9 @@
 
 For one site tree, on the network `lanscatter emulate` builds from it (same rates, delays, loss), with
 one data set of random (incompressible) files, runs:
-  ideal       dataset bytes / the narrowest link on the slowest origin -> host path (no schedule can
-              beat it: every byte must cross that path);
+  ideal       the ideal time of the tree (lanscatter/ideal.py: a copy over each host's narrowest
+              path link, a site's copies over its switch and its own upload ports; no schedule can
+              beat it);
   http        every host downloads every file from the origin's HTTP server, all at once;
   bittorrent  aria2c on every host, the origin seeding, opentracker, DHT/LPD/PEX off;
   lanscatter  `lanscatter emulate FILE --exit-when-synced --report`.
@@ -114,8 +115,8 @@ def main() -> int:
         ideal = total / bottleneck
         print(f"{args.topology.name}: {len(spec.sites)} sites, {len(spec.hosts)} hosts; data set "
               f"{total / 2**20:.1f} MiB in {sum(1 for p in dataset.rglob('*') if p.is_file())} random files")
-        print(f"ideal: {total / 1e6:.1f} MB / {bottleneck * 8 / 1e6:.0f} Mbit/s (narrowest link on the "
-              f"slowest origin -> host path) = {ideal:.2f} s")
+        print(f"ideal: {total / 1e6:.1f} MB / {bottleneck * 8 / 1e6:.0f} Mbit/s (the tree's binding "
+              f"limit, lanscatter/ideal.py) = {ideal:.2f} s")
         systems = args.only or SYSTEMS
         lasts: dict[str, list[float]] = {name: [] for name in systems}
         for k in range(args.runs):

@@ -1,9 +1,10 @@
 """Planner and simulator figures: LAN efficiency, WAN ratio, planning-round time, fair-rate time,
 simulation wall time.
 
-Usage: python benchmarks/planner_bench.py [--quick] [--only lan|wan|round|rates|sim]
-Figures go to docs/benchmarks.md ("Planner and simulator"). Wall/CPU times depend on the machine
-and on what else runs on it; efficiency and WAN figures are simulated, deterministic per seed.
+Usage: python benchmarks/planner_bench.py [--quick] [--only lan|wan|round|rates|sim|master]
+Figures go to docs/benchmarks.md ("Planner and simulator", "Switched LANs"). Wall/CPU times depend
+on the machine and on what else runs on it; efficiency and WAN figures are simulated, deterministic
+per seed.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import argparse
 import random
 import statistics
 import time
+from pathlib import Path
 
 from lanscatter.linkmap import Link, LinkMap
 from lanscatter.planner import Planner
-from lanscatter.sim_model import SimConfig
+from lanscatter.sim_model import MIB, SimConfig
+from lanscatter.simulate_cli import site_tree
 from lanscatter.simulator import Simulation
+
+TOPOLOGIES = Path(__file__).with_name("topologies")
 
 SEEDS = (1, 2, 3, 4, 5)
 
@@ -124,13 +129,49 @@ def sim_scale(quick: bool) -> None:
           f"efficiency {r.efficiency:.3f}")
 
 
+def master_cpu(quick: bool) -> None:
+    """The master's CPU for a big switched site, planning and fair shares only (not messages).
+
+    A whole simulated sync gives its length and its number of transfers. The master plans on every
+    report (a transfer ended: one round each) and re-shares the ports after it (max-min fair rates
+    over every transfer in flight; the engine shares at most a quarter of its time, SHARE_DUTY, so
+    this is what sharing after every report would cost). The cost of one such round is measured
+    mid-sync (every slot busy): one transfer finished, a plan, the fair rates; 200 times."""
+    chunks = 160 if quick else 640                      # 2.5 GiB / 10 GiB of 16 MiB chunks
+    for name in ("floor-500", "cluster-200"):
+        topology, _ = site_tree(TOPOLOGIES / f"{name}.yaml", 125e6)
+        config = SimConfig(chunks=chunks, chunk_size=16 * MIB)
+        full = Simulation(config, topology).run()
+        sim = Simulation(config, topology)
+        sim.run_until(full.makespan / 2)
+        planner, rng, now = sim.swarms[0].planner, random.Random(7), sim.now
+        plans, rates = [], []
+        for _ in range(200):
+            inflight = planner.inflight()
+            now += 0.001
+            planner.finish(inflight[rng.randrange(len(inflight))].id, now, ok=True)
+            t0 = time.process_time()
+            planner.plan(now)
+            t1 = time.process_time()
+            planner.fair_rates()
+            plans.append(t1 - t0)
+            rates.append(time.process_time() - t1)
+        per_s = full.transfers / full.makespan
+        plan_ms, rates_ms = statistics.median(plans) * 1e3, statistics.median(rates) * 1e3
+        print(f"master CPU, {name} ({len(topology.hosts)} hosts, {chunks} x 16 MiB): sync {full.makespan:.1f} s, "
+              f"efficiency {full.efficiency:.3f}, {per_s:.0f} transfers/s; a round after one report "
+              f"{plan_ms:.3f} ms, fair rates over {len(planner.inflight())} transfers {rates_ms:.2f} ms: "
+              f"planning {per_s * plan_ms / 1e3:.2f} of a core, sharing after every report "
+              f"{per_s * rates_ms / 1e3:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a quick look")
-    parser.add_argument("--only", choices=("lan", "wan", "round", "rates", "sim"))
+    parser.add_argument("--only", choices=("lan", "wan", "round", "rates", "sim", "master"))
     args = parser.parse_args()
     for name, fn in (("lan", lan), ("wan", wan), ("round", planning_round), ("rates", fair_rates),
-                     ("sim", sim_scale)):
+                     ("sim", sim_scale), ("master", master_cpu)):
         if args.only in (None, name):
             fn(args.quick)
 

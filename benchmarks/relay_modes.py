@@ -8,7 +8,7 @@ Writes a copy of examples/topologies/three-level-chain.yaml with the WAN speeds 
 incompressible data and loopback addresses, runs it once with cut-through relays (the default) and
 once with --store-and-forward, and prints each run's makespan against the ideal:
 
-    ideal = dataset bytes / the narrowest link on the slowest origin -> host path
+    ideal = the tree's ideal time (lanscatter/ideal.py; here the slowest WAN hop)
 
 A store-and-forward chain needs about the sum of the hops (each relay waits for the whole data
 set); cut-through needs about the slowest hop. Everything runs on 127.0.0.x.

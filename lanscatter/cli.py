@@ -18,6 +18,7 @@ from pathlib import Path
 from lanscatter import __version__
 from lanscatter.auth import new_secret
 from lanscatter.errors import ConfigError, LanscatterError
+from lanscatter.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -27,10 +28,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.keys_cli",
     "lanscatter.topology.cli",
     "lanscatter.topology.up_cli",
+    "lanscatter.deploy.service_cli",
     "lanscatter.emulator.cli",
     "lanscatter.simulate_cli",
     "lanscatter_tui.cli",
 )
+# The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.
+VERSION = f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lanscatter",
         description="One-way, P2P-assisted distribution of a large folder to many hosts and sites.",
     )
-    parser.add_argument("--version", action="version", version=f"lanscatter {__version__}")
+    parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -84,6 +88,9 @@ def configure_logging(debug: bool) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(VERSION)          # before the subcommands load: a control host asks every host this
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,9 +1,13 @@
 """Remembered chunk hashes of files, so a restart does not re-hash gigabytes.
 
-Keyed by relative path and validated by (size, mtime_ns, inode, chunk_size): any change to the file
-invalidates its entry. Lives outside the sync folder (the master never writes its folder; a peer's
-folder must end byte-identical to the origin). Written as an append-only JSON-lines journal, so an
-entry recorded before a SIGKILL survives it; compacted when loaded.
+Keyed by relative path and validated by (size, mtime_ns, inode, ctime_ns, chunk_size): any change
+to the file invalidates its entry. The ctime matters: a file rewritten in place under its old size
+and with its old mtime put back (`cp -p`, builds with a fixed epoch) keeps its inode, and only its
+ctime (which no program can set back) says it changed. Lives outside the sync folder (the master
+never writes its folder; a peer's folder must end byte-identical to the origin). Written as an
+append-only JSON-lines journal, so an entry recorded before a SIGKILL survives it; compacted when
+loaded; entries of older versions (no ctime) are dropped, so those files are hashed once more.
+Thread-safe: scans run in worker threads while the event loop forgets entries.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -23,8 +28,17 @@ class CachedFile:
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int
     chunk_size: int
     chunks: tuple[str, ...]
+
+    def matches(self, st: os.stat_result, chunk_size: int) -> bool:
+        return (self.size, self.mtime_ns, self.inode, self.ctime_ns, self.chunk_size) == (
+            st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunk_size)
+
+    def record(self, rel: str) -> dict[str, object]:
+        return {"p": rel, "s": self.size, "m": self.mtime_ns, "i": self.inode, "t": self.ctime_ns,
+                "c": self.chunk_size, "h": list(self.chunks)}
 
 
 class HashCache:
@@ -34,6 +48,7 @@ class HashCache:
         self.path = path
         self._entries: dict[str, CachedFile] = {}
         self._journal: TextIO | None = None
+        self._lock = threading.Lock()
         if path is not None:
             self._load()
 
@@ -48,7 +63,7 @@ class HashCache:
                             self._entries.pop(rec["p"], None)
                         else:
                             self._entries[rec["p"]] = CachedFile(
-                                rec["s"], rec["m"], rec["i"], rec["c"], tuple(rec["h"]))
+                                rec["s"], rec["m"], rec["i"], rec["t"], rec["c"], tuple(rec["h"]))
                     except (ValueError, KeyError, TypeError):
                         continue   # a line torn by a crash: the file gets re-hashed, nothing worse
         except FileNotFoundError:
@@ -56,28 +71,27 @@ class HashCache:
         self.compact()
 
     def get(self, rel: str, st: os.stat_result, chunk_size: int) -> tuple[str, ...] | None:
+        """The remembered hashes of `rel` if the file is still as it was when they were taken."""
         e = self._entries.get(rel)
-        if e and (e.size, e.mtime_ns, e.inode, e.chunk_size) == (
-            st.st_size, st.st_mtime_ns, st.st_ino, chunk_size
-        ):
-            return e.chunks
-        return None
+        return e.chunks if e is not None and e.matches(st, chunk_size) else None
 
     def put(self, rel: str, st: os.stat_result, chunk_size: int, chunks: tuple[str, ...]) -> None:
-        entry = CachedFile(st.st_size, st.st_mtime_ns, st.st_ino, chunk_size, chunks)
-        if self._entries.get(rel) == entry:
-            return
-        self._entries[rel] = entry
-        self._append({"p": rel, "s": entry.size, "m": entry.mtime_ns, "i": entry.inode,
-                      "c": chunk_size, "h": list(chunks)})
+        entry = CachedFile(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunk_size, chunks)
+        with self._lock:
+            if self._entries.get(rel) == entry:
+                return
+            self._entries[rel] = entry
+            self._append(entry.record(rel))
 
     def forget(self, rel: str) -> None:
-        if self._entries.pop(rel, None) is not None:
-            self._append({"p": rel, "del": 1})
+        with self._lock:
+            if self._entries.pop(rel, None) is not None:
+                self._append({"p": rel, "del": 1})
 
     def retain(self, keep: set[str]) -> None:
-        for rel in [r for r in self._entries if r not in keep]:
-            del self._entries[rel]
+        with self._lock:
+            for rel in [r for r in self._entries if r not in keep]:
+                del self._entries[rel]
 
     def _append(self, rec: dict[str, object]) -> None:
         if self.path is None:
@@ -91,16 +105,20 @@ class HashCache:
         """Rewrite the journal with only live entries (atomically)."""
         if self.path is None:
             return
-        self.close()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps({"p": rel, "s": e.size, "m": e.mtime_ns, "i": e.inode,
-                                     "c": e.chunk_size, "h": list(e.chunks)},
-                                    separators=(",", ":")) + "\n" for rel, e in self._entries.items())
-        os.replace(tmp, self.path)
+        with self._lock:
+            self._close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(e.record(rel), separators=(",", ":")) + "\n"
+                              for rel, e in self._entries.items())
+            os.replace(tmp, self.path)
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._journal is not None:
             self._journal.close()
             self._journal = None

@@ -4,8 +4,11 @@ Pure data, no I/O. Built by `lanscatter.topology.derive` from a site tree (or by
 the simulator) and consumed by the planner, which never books a link beyond its capacity.
 
 Link names are conventions, not parsed:
-  "up:<node>" / "down:<node>"   a host's own uplink / downlink
-  "lan:<site>"                  a site's LAN (shared medium budget; may be absent = unlimited)
+  "up:<node>" / "down:<node>"   a host's own port on its site's switch, each direction: the site's
+                                `lan` speed, narrowed by the host's upload / download limit
+  "switch:<site>"               a site's shared bottleneck (its `switch` fabric), booked as one
+                                budget by every transfer that enters or leaves a host of the site;
+                                absent on a plain switched LAN, where the ports are the limits
   "wan:<a>><b>"                 the WAN link from site a to site b (one per direction)
 A node with no site (site None) is on a single implicit LAN; with no links at all every transfer
 is unconstrained, which is what a plain single-LAN swarm gets.
@@ -66,11 +69,11 @@ class LinkMap:
         names = [f"up:{src}"]
         sa, sb = self.site_of(src), self.site_of(dst)
         if sa is not None and sb is not None:
-            names.append(f"lan:{sa}")
+            names.append(f"switch:{sa}")
             for x, y in self.site_route(sa, sb):
                 names.append(f"wan:{x}>{y}")
             if sb != sa:
-                names.append(f"lan:{sb}")
+                names.append(f"switch:{sb}")
         names.append(f"down:{dst}")
         return tuple(n for n in names if n in self.links)
 

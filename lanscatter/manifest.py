@@ -1,9 +1,15 @@
 """The manifest: a folder's content as files and content-hashed chunks (pure, no I/O).
 
 Rules:
-- Paths are relative POSIX paths, validated by `check_relpath` on every way in (a manifest from the
-  network is hostile until checked): no absolute paths, no `..` or `.`, no empty components, no NUL,
-  no backslashes, no drive letters.
+- Paths are relative POSIX paths in UTF-8, validated by `check_relpath` on every way in (a manifest
+  from the network is hostile until checked): no absolute paths, no `..` or `.`, no empty
+  components, no NUL, no backslashes, no text that is not UTF-8, at most `MAX_NAME_BYTES` per
+  component and `MAX_PATH_BYTES` in all. A colon is an ordinary character (`a:b.txt`, even `c:`):
+  every host that writes a folder is POSIX, where a drive letter means nothing.
+- A decoded manifest is bounded: at most `MAX_FILES` files, `MAX_DIRS` directories and
+  `MAX_CHUNKS` chunk references, chunk size up to `MAX_CHUNK_SIZE`, file sizes up to
+  `MAX_FILE_SIZE` and mtimes in the signed 64-bit nanoseconds the OS takes.
+- Paths reach logs, events and status only through `show_path` (escaped and shortened).
 - File i's chunk k covers bytes [k*chunk_size, min(size, (k+1)*chunk_size)). A 0-byte file has no
   chunks. Chunks are identified by content hash, so identical content is listed (and moved) once:
   `chunk_table()` is the distinct chunks in order of first appearance, and that index is the one
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,29 +33,84 @@ MANIFEST_FORMAT = 1
 HASH_HEX_LEN = 64          # blake3, 32 bytes
 _HEX = frozenset("0123456789abcdef")
 
+# What every POSIX host can store (NAME_MAX and PATH_MAX of Linux and the BSDs), in UTF-8 bytes.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+# A manifest is one websocket frame (at most 256 MiB): these bound the work a hostile one can ask
+# for, far above any real folder (16 MiB chunks x 8 M references is 128 TiB).
+MAX_FILES = 2_000_000
+MAX_DIRS = 1_000_000
+MAX_CHUNKS = 8_000_000
+MAX_CHUNK_SIZE = 2**30     # the site tree's bound too
+MAX_FILE_SIZE = 2**53      # beyond any file system in use, and exact in every JSON reader
+MTIME_RANGE = (-(2**63), 2**63 - 1)    # nanoseconds the OS takes (signed 64 bit)
+SHOW_PATH_CHARS = 120
 
-def check_relpath(path: str) -> str:
-    """Return `path` if it is a safe relative POSIX path inside a sync folder, else raise."""
+
+def show_path(path: str, limit: int = SHOW_PATH_CHARS) -> str:
+    """A path as it may appear in a log line, an event or a status page: bytes that are not UTF-8
+    as `\\xNN`, other unprintable characters escaped, cut to `limit` characters (with `...`)."""
+    try:
+        raw = path.encode("utf-8", "surrogateescape")       # names read from disk
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "backslashreplace")      # lone surrogates from JSON text
+    # A backslash is doubled, so `\\xff` in the output always stands for a byte and never for
+    # those four characters.
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1]
+                   for c in raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace"))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def relpath_problem(path: str) -> str | None:
+    """Why `path` is not a safe relative POSIX path inside a sync folder (None: it is)."""
     if not isinstance(path, str) or not path:
-        raise ManifestError(f"empty or non-text path: {path!r}")
+        return "empty or non-text path"
+    try:
+        raw = path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "name is not UTF-8"
+    if len(raw) > MAX_PATH_BYTES:
+        return f"path longer than {MAX_PATH_BYTES} bytes"
     if "\x00" in path:
-        raise ManifestError(f"path contains a NUL byte: {path!r}")
+        return "name contains a NUL byte"
     if "\\" in path:
-        raise ManifestError(f"path contains a backslash: {path!r}")
+        return "name contains a backslash"
     if path.startswith("/"):
-        raise ManifestError(f"absolute path: {path!r}")
-    if len(path) >= 2 and path[1] == ":":
-        raise ManifestError(f"path with a drive letter: {path!r}")
+        return "absolute path"
     for part in path.split("/"):
         if part in ("", ".", ".."):
-            raise ManifestError(f"path with an empty, '.' or '..' component: {path!r}")
+            return "path with an empty, '.' or '..' component"
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            return f"name longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def check_relpath(path: str) -> str:
+    """Return `path` if it is a safe relative POSIX path inside a sync folder, else raise
+    (the message shows the path escaped and shortened)."""
+    problem = relpath_problem(path)
+    if problem is not None:
+        shown = show_path(path) if isinstance(path, str) else show_path(reprlib.repr(path))
+        raise ManifestError(f"{problem}: '{shown}'")
     return path
+
+
+def check_counts(files: int, dirs: int, chunks: int) -> None:
+    """Raise if a manifest of this many files, directories and chunk references is out of bounds."""
+    for what, n, most in (("files", files, MAX_FILES), ("directories", dirs, MAX_DIRS),
+                          ("chunk references", chunks, MAX_CHUNKS)):
+        if n > most:
+            raise ManifestError(f"a manifest lists {n} {what}, more than the {most} allowed")
 
 
 def check_hash(value: str) -> str:
     if not isinstance(value, str) or len(value) != HASH_HEX_LEN or not _HEX.issuperset(value):
-        raise ManifestError(f"malformed chunk hash: {value!r}")
+        raise ManifestError(f"malformed chunk hash: {show_path(reprlib.repr(value), 80)}")
     return value
+
+
+def _int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def chunk_count(size: int, chunk_size: int) -> int:
@@ -170,21 +232,29 @@ def manifest_from_dict(data: Any) -> Manifest:
     """Decode and fully validate a manifest from untrusted input; raises ManifestError."""
     try:
         if data.get("format") != MANIFEST_FORMAT:
-            raise ManifestError(f"unsupported manifest format {data.get('format')!r}")
+            raise ManifestError(f"unsupported manifest format {show_path(reprlib.repr(data.get('format')))}")
         chunk_size = data["chunk_size"]
-        if not isinstance(chunk_size, int) or chunk_size <= 0:
-            raise ManifestError(f"bad chunk size {chunk_size!r}")
-        dirs = [check_relpath(d) for d in data["dirs"]]
+        if not _int_in(chunk_size, 1, MAX_CHUNK_SIZE):
+            raise ManifestError(f"bad chunk size {show_path(reprlib.repr(chunk_size))}")
+        raw_dirs, raw_files = data["dirs"], data["files"]
+        if not isinstance(raw_dirs, list) or not isinstance(raw_files, list):
+            raise ManifestError("malformed manifest: dirs and files must be lists")
+        check_counts(len(raw_files), len(raw_dirs), 0)
+        dirs = [check_relpath(d) for d in raw_dirs]
         files = []
-        for path, size, mtime_ns, executable, chunks in data["files"]:
-            if not isinstance(size, int) or size < 0 or not isinstance(mtime_ns, int):
-                raise ManifestError(f"bad size or mtime for {path!r}")
-            if len(chunks) != chunk_count(size, chunk_size):
-                raise ManifestError(f"{path!r}: {len(chunks)} chunks for {size} bytes")
-            files.append(FileEntry(check_relpath(path), size, mtime_ns, bool(executable),
+        references = 0
+        for path, size, mtime_ns, executable, chunks in raw_files:
+            path = check_relpath(path)
+            if not _int_in(size, 0, MAX_FILE_SIZE) or not _int_in(mtime_ns, *MTIME_RANGE):
+                raise ManifestError(f"bad size or mtime for '{show_path(path)}'")
+            if not isinstance(chunks, list) or len(chunks) != chunk_count(size, chunk_size):
+                raise ManifestError(f"'{show_path(path)}': wrong number of chunks for {size} bytes")
+            references += len(chunks)
+            check_counts(0, 0, references)
+            files.append(FileEntry(path, size, mtime_ns, bool(executable),
                                    tuple(check_hash(h) for h in chunks)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ManifestError(f"malformed manifest: {exc}") from None
+        raise ManifestError(f"malformed manifest: {show_path(str(exc))}") from None
     paths = [f.path for f in files]
     if len(set(paths)) != len(paths):
         raise ManifestError("manifest lists a path twice")
@@ -195,7 +265,7 @@ def manifest_from_dict(data: Any) -> Manifest:
         parts = p.split("/")
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in path_set:
-                raise ManifestError(f"{p!r} lies below the file {'/'.join(parts[:i])!r}")
+                raise ManifestError(f"'{show_path(p)}' lies below the file '{show_path('/'.join(parts[:i]))}'")
     manifest = build_manifest(chunk_size, files, dirs)
     sizes: dict[str, int] = {}
     for f in manifest.files:

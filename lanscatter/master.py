@@ -4,8 +4,14 @@ The master never writes into its folder. It signs every generation it publishes 
 key (`--signing-key`; by default `origin.key` in its state folder, created on the first start), so
 hosts write only what this key signed (`signing.py`). It rescans when the folder changes (file-system events
 where available, and every `rescan_interval` seconds regardless) and pushes each new generation.
-A chunk is served only while its file still has the size and mtime the manifest recorded; when it
-does not, the request fails and a rescan is started, so a torn file is never distributed.
+A chunk is served only while its file is still as the hash cache saw it when it was hashed (size,
+mtime, inode, ctime); when it is not, the request fails and a rescan is started, so a torn file is
+never distributed. A downloader that finds a chunk from this folder does not match its hash makes
+the master forget the hashes of the files holding it, stop offering it and rescan: those files are
+read afresh (once per chunk and generation, so a lying peer cannot keep it hashing).
+Names the protocol cannot carry are left out of the manifest and reported once each (the name in
+the log; a count in the events and as `skipped_names` in the status, which carry no file names);
+neither they nor anything else in the folder stops the scans or the file watcher.
 """
 
 from __future__ import annotations
@@ -24,13 +30,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.auth import Auth
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
-from lanscatter.errors import ConfigError
+from lanscatter.errors import ConfigError, ManifestError
 from lanscatter.hash_cache import HashCache
 from lanscatter.linkmap import LinkMap
-from lanscatter.manifest import Manifest, diff_manifests
+from lanscatter.manifest import MAX_CHUNK_SIZE, Manifest, check_counts, diff_manifests, show_path
 from lanscatter.node_http import coordinator_app
 from lanscatter.ratelimit import TokenBucket
-from lanscatter.scanner import ScanStats, scan_folder
+from lanscatter.scanner import RefusedName, ScanStats, scan_folder
 from lanscatter.server import bind_site
 from lanscatter.signing import public_key_of, sign_version
 from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
@@ -41,6 +47,8 @@ from lanscatter.swarm import Swarm
 log = logging.getLogger("lanscatter.master")
 
 DEFAULT_MASTER_PORT = 10564
+_REPORT_NAMES = 20           # refused names reported one by one per scan; the rest as a count
+_WATCH_RESTART_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,9 @@ class MasterNode:
             raise ConfigError(f"sync folder {opts.folder} {what}", "give the folder to distribute")
         if not os.access(opts.folder, os.R_OK | os.X_OK):
             raise ConfigError(f"sync folder {opts.folder} is not readable", "check its permissions")
+        if not 0 < opts.chunk_size <= MAX_CHUNK_SIZE:
+            raise ConfigError(f"chunk size {opts.chunk_size} is out of range",
+                              f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (16M is the default)")
         self.opts = opts
         self.root = opts.folder.resolve()
         self.signing_key = self._signing_key()
@@ -85,8 +96,10 @@ class MasterNode:
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat)
         self.swarm.seed_uploads = lambda: self.counters.uploads
-        self.swarm.on_seed_corrupt = lambda chunk: self.request_rescan(f"chunk {chunk[:8]} changed")
+        self.swarm.on_seed_corrupt = self._seed_corrupt
         self.manifest: Manifest | None = None
+        self._rechecked: set[str] = set()       # chunks re-hashed after a mismatch, this generation
+        self._refused: set[RefusedName] = set()   # names left out by the last scan (reported)
         self.progress = progress
         self.server = ChunkServer(self.locate, self.auth, self.counters,
                                   ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
@@ -123,11 +136,25 @@ class MasterNode:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
                 continue
-            if entry is not None and (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns):
+            if entry is not None and self.cache.get(loc.path, st, m.chunk_size) == entry.chunks:
                 return Location(path, loc.offset, loc.length)
         self.swarm.seed_lost(chunk)
         self.request_rescan(f"chunk {chunk[:8]}: its file changed")
         return None
+
+    def _seed_corrupt(self, chunk: str) -> None:
+        """A downloader got `chunk` from this folder and it did not match its hash: a file changed
+        in a way its metadata does not show (rot, a rewrite the cache missed). Stop offering the
+        chunk, forget the hashes of the files holding it and rescan; the rescan either confirms
+        the content (the seed offers it again) or makes a new generation."""
+        m = self.manifest
+        if m is None or chunk in self._rechecked:
+            return
+        self._rechecked.add(chunk)
+        self.swarm.seed_lost(chunk)
+        for loc in m.locations().get(chunk, ()):
+            self.cache.forget(loc.path)
+        self.request_rescan(f"chunk {chunk[:8]} from this folder did not match its hash")
 
     def request_rescan(self, reason: str) -> None:
         if not self._rescan.is_set():
@@ -143,7 +170,14 @@ class MasterNode:
                 None, lambda: scan_folder(self.root, self.opts.chunk_size, self.cache, progress=progress))
         except OSError as exc:
             raise ConfigError(f"cannot scan {self.root}: {exc}", "check the folder and its permissions") from None
+        self._report_refused(stats.refused)
+        try:
+            check_counts(len(manifest.files), len(manifest.dirs), sum(len(f.chunks) for f in manifest.files))
+        except ManifestError as exc:
+            raise ConfigError(f"cannot distribute {self.root}: {exc}",
+                              "split the folder, or use a larger --chunk-size") from None
         if self.manifest is None or manifest.generation != self.manifest.generation:
+            self._rechecked.clear()
             if self.manifest is not None:
                 d = diff_manifests(self.manifest, manifest)
                 log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
@@ -157,6 +191,19 @@ class MasterNode:
             log.info("scanned %d files: %s hashed in %.1f s, %s known from cache",
                      stats.files, format_bytes(stats.hashed_bytes), stats.seconds, format_bytes(stats.reused_bytes))
         return stats
+
+    def _report_refused(self, refused: tuple[RefusedName, ...]) -> None:
+        """Report each name the scan left out once (until it goes away and comes back): the names
+        in the log, only their count in the events (the status carries no file names)."""
+        new = [r for r in refused if r not in self._refused]
+        self._refused = set(refused)
+        for r in new[:_REPORT_NAMES]:
+            log.warning("skipped '%s': %s", r.shown, r.reason)
+        if len(new) > _REPORT_NAMES:
+            log.warning("skipped %d more names the protocol cannot carry", len(new) - _REPORT_NAMES)
+        if new:
+            self.swarm.event("warning", f"names the protocol cannot carry: {len(new)} more left out, "
+                                        f"{len(refused)} in all (the master's log names them)")
 
     async def _rescan_loop(self) -> None:
         while True:
@@ -175,8 +222,18 @@ class MasterNode:
     async def _watch_loop(self) -> None:
         from watchfiles import awatch
 
-        async for _changes in awatch(self.root, debounce=500, recursive=True):
-            self.request_rescan("folder changed")
+        while True:
+            try:
+                async for _changes in awatch(self.root, debounce=500, recursive=True):
+                    self.request_rescan("folder changed")
+                return
+            except* RuntimeError as group:
+                # The watcher gives up on a name it cannot decode (not UTF-8): the change is real,
+                # so rescan and watch again; the scan skips the name and warns of it once (this
+                # repeats at every change of that file, so it is only an info line).
+                log.info("file watcher restarted after: %s", show_path(str(group.exceptions[0]), 200))
+                self.request_rescan("folder changed")
+            await asyncio.sleep(_WATCH_RESTART_S)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -223,4 +280,7 @@ class MasterNode:
         self.cache.close()
 
     def status(self) -> dict[str, Any]:
-        return self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
+        st = self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
+        st["skipped_names"] = len(self._refused)
+        return st
+

@@ -34,6 +34,7 @@ from lanscatter.node_progress import follow_peer, master_summary, peer_summary, 
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.rate_meter import RateMeter
 from lanscatter.relay import RelayNode, RelayOptions
+from lanscatter.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.signing import OriginKey, parse_origin_key
 from lanscatter.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
@@ -67,6 +68,23 @@ def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's 
     sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
     sp.add_argument("--log-file", type=Path, default=None, metavar="FILE",
                     help="also append the log to FILE (with the date; the terminal keeps its progress bar)")
+
+
+def _scrub_rate(text: str) -> float:
+    """`--scrub-rate` in MB/s (10^6 bytes) -> bytes/s; 0 turns the scrub off."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("give a rate in MB/s, or 0 to turn the scrub off")
+    return value * 1e6
+
+
+def _scrub_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--scrub-rate", type=_scrub_rate, default=DEFAULT_SCRUB_RATE, metavar="MB/S",
+                    help=f"re-read the chunks held here at this rate (default {DEFAULT_SCRUB_RATE / 1e6:g} MB/s) "
+                         "and fetch again any that no longer match their hash (rotted on disk); 0: off")
 
 
 def _origin_key(text: str) -> OriginKey:
@@ -149,6 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    _scrub_arg(p)
     _origin_key_arg(p)
     p.set_defaults(func=run_peer)
 
@@ -171,6 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    _scrub_arg(r)
     _allow_nat(r)
     _origin_key_arg(r)
     _topology_args(r)
@@ -276,7 +296,8 @@ def run_peer(args: argparse.Namespace) -> int:
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
-                       connect_timeout=args.connect_timeout, origin_key=args.origin_key)
+                       connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate,
+                       origin_key=args.origin_key)
     node = PeerNode(opts)
     reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
                 else follow_peer(node, "peer", until_synced=args.exit_when_synced))
@@ -292,7 +313,7 @@ def run_proxy(args: argparse.Namespace) -> int:
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False,
-                       origin_key=args.origin_key)
+                       scrub_rate=args.scrub_rate, origin_key=args.origin_key)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
                                   store_and_forward=args.store_and_forward, allow_nat=args.allow_nat))

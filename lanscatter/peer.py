@@ -18,6 +18,7 @@ generation, `on_chunk` each verified chunk (cut-through).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
@@ -39,14 +40,16 @@ from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.errors import (
     ConfigError,
+    ManifestError,
     RemoteProtocolError,
     SignatureError,
 )
 from lanscatter.handshake import Channel, PeerHandshake
-from lanscatter.manifest import Manifest, manifest_from_dict
+from lanscatter.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
+from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.server import bind_site
 from lanscatter.signing import OriginKey, SignedVersion
 from lanscatter.signing_keys import PIN_FILE, OriginTrust
@@ -56,6 +59,10 @@ from lanscatter.upload_pace import Pace
 log = logging.getLogger("lanscatter.peer")
 
 _FIRST_JOIN_RETRY_S = 0.2
+# What a folder cannot hold of a generation that passed every check of the manifest (a path too
+# long below this folder, a file larger than this file system takes): the generation is refused
+# like a malformed one, and the node stays up.
+_UNSTORABLE = frozenset({errno.ENAMETOOLONG, errno.EFBIG, errno.EOVERFLOW})
 
 DEFAULT_PEER_PORT = 10565
 STATS_EVERY_S = 1.0
@@ -79,6 +86,7 @@ class PeerOptions:
     connect_timeout: float = 60.0
     role: str = "peer"
     serve: bool = True                 # False: serve no chunks to this swarm (a relay upstream)
+    scrub_rate: float = DEFAULT_SCRUB_RATE   # bytes/s of held chunks re-read and checked; 0: none
     origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
 
 
@@ -112,6 +120,7 @@ class PeerNode:
         self.sources: dict[str, int] = {}      # downloads in flight by source (for the progress line)
         self._protocol = 1                   # as agreed with the master at the last join
         self._verify_lock = asyncio.Lock()
+        self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
         self._reconciling = False
         self._last_progress = (0, 0)
         self._inflight: set[str] = set()
@@ -135,6 +144,23 @@ class PeerNode:
         """Serve and stay joined until cancelled; raises LanscatterError when refused."""
         if self._runner is None:
             await self.start_server()
+        scrub = None
+        if self.opts.scrub_rate > 0:
+            # Not while reconciling, nor while downloading: a sync under way has the disk first (a
+            # rotten chunk served meanwhile is caught by its downloader, and `verify` repairs it).
+            scrubber = Scrubber(self.store, self.opts.scrub_rate,
+                                busy=lambda: self._reconciling or bool(self._tasks),
+                                on_rotten=lambda chunks: self.verify(chunks, "a chunk held here rotted"))
+            scrub = asyncio.create_task(scrubber.run(), name="scrub")
+            scrub.add_done_callback(_log_crash)
+        try:
+            await self._run_sessions()
+        finally:
+            if scrub is not None:
+                scrub.cancel()
+                await asyncio.gather(scrub, return_exceptions=True)
+
+    async def _run_sessions(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, local_addr=self._local_addr())
         async with aiohttp.ClientSession(connector=connector) as session:
             first_try = time.monotonic()
@@ -268,11 +294,7 @@ class PeerNode:
 
     async def _handle(self, msg: p.Message) -> None:
         if isinstance(msg, p.ManifestMsg):
-            manifest = manifest_from_dict(msg.manifest)
-            signed = SignedVersion(msg.statement, msg.signature)
-            await self._check_signed(manifest, signed)
-            self.signed = signed
-            await self._new_manifest(manifest)
+            await self._take_manifest(msg)
         elif isinstance(msg, p.Download):
             if msg.transfer not in self._tasks:
                 task = asyncio.create_task(self._download(msg))
@@ -292,6 +314,26 @@ class PeerNode:
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
 
+    async def _take_manifest(self, msg: p.ManifestMsg) -> None:
+        """A manifest from the master: decoded and checked, its signature checked, then applied.
+        One this node refuses (malformed, out of bounds, or that this folder cannot hold) ends the
+        connection with a clear line, like any malformed message; the node stays up and joins
+        again."""
+        try:
+            manifest = manifest_from_dict(msg.manifest)
+        except ManifestError as exc:
+            raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
+        signed = SignedVersion(msg.statement, msg.signature)
+        await self._check_signed(manifest, signed)
+        self.signed = signed
+        try:
+            await self._new_manifest(manifest)
+        except OSError as exc:
+            if exc.errno not in _UNSTORABLE:
+                raise
+            raise RemoteProtocolError(f"generation {manifest.generation[:12]} cannot be stored in "
+                                      f"{self.store.root}: {exc.strerror}") from None
+
     async def _check_signed(self, manifest: Manifest, signed: SignedVersion) -> None:
         """Only a version the origin signed reaches the folder. Anything else ends this connection
         (whoever sent it holds the swarm secret, but not the origin's key). The digest of a large
@@ -303,36 +345,42 @@ class PeerNode:
                       self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")
             raise RemoteProtocolError("the master sent a version the origin did not sign") from None
 
-    async def verify(self, chunks: Iterable[str]) -> None:
-        """Chunks served from this folder did not match their hashes: a file changed or rotted
-        under the same size and mtime, so its cached hashes are wrong. Forget them, read the folder
-        again (the files holding these chunks are hashed afresh), fetch what no longer matches and
-        announce the holdings again. Downloads under way go back to the master without blame."""
+    async def verify(self, chunks: Iterable[str],
+                     why: str = "a chunk served from here did not match its hash") -> None:
+        """Chunks held here did not match their hashes (a downloader found one corrupt, or the
+        scrub did): a file changed or rotted under the same size and mtime, so its cached hashes
+        are wrong. Drop the chunks, read the files holding them afresh, fetch what no longer
+        matches and announce the holdings again. Downloads under way go back to the master
+        without blame."""
         async with self._verify_lock:
-            m = self.manifest
-            if m is None:
-                return
-            files = self.store.files_holding(set(chunks))
+            async with self._reconcile_lock:        # never while a reconcile rebuilds the holdings
+                m = self.manifest
+                if m is None:
+                    return
+                files = self.store.forget_chunks(set(chunks))
             if not files:
                 return
-            for rel in files:
-                self.store.cache.forget(rel)
-            log.warning("a chunk served from here did not match its hash: reading %s again",
-                        files[0] if len(files) == 1 else f"{len(files)} files")
+            log.warning("%s: reading %s again", why,
+                        f"'{show_path(files[0])}'" if len(files) == 1 else f"{len(files)} files")
             running = list(self._tasks)
             await self._cancel_all()
             for transfer in running:
                 self._post(p.Report(transfer, False, 0.0, "the peer is reading its files again", blameless=True))
-            await self._new_manifest(m)
+            await self._new_manifest(m, again=True)
 
-    async def _new_manifest(self, manifest: Manifest) -> None:
+    async def _new_manifest(self, manifest: Manifest, *, again: bool = False) -> None:
+        """Reconcile the folder with `manifest` (again: only if it is still the current one; a
+        newer one taken meanwhile has read the folder afresh already)."""
         await self._cancel_all()
-        # The store changes in a worker thread meanwhile: status readers must not look into it.
-        self._reconciling = True
-        try:
-            stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
-        finally:
-            self._reconciling = False
+        async with self._reconcile_lock:
+            if again and self.manifest is not manifest:
+                return
+            # The store changes in a worker thread meanwhile: status readers must not look into it.
+            self._reconciling = True
+            try:
+                stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
+            finally:
+                self._reconciling = False
         self.manifest = manifest
         self.local_copies += stats.copied_chunks
         have = self.store.have()

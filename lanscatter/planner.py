@@ -22,8 +22,8 @@ Policy (docs/planner.md has the reasoning):
   would otherwise have nothing in flight.
 - A source that served corrupt data is never used again.
 - Every finite link on a transfer's path is booked with the transfer's rate cap; a link is never
-  booked beyond its capacity. A host link is split among the host's free slots, a site LAN among
-  the transfers a round can still start towards the destination's site; a WAN transfer may take
+  booked beyond its capacity. A host's port is split among the host's free slots, a site's shared
+  switch among the transfers a round can still start towards the destination's site; a WAN transfer may take
   all the WAN has left. A WAN-bound transfer far slower than an upload slot runs beside the
   source's slots, so feeding relays does not starve the source's own site.
 - A transfer crosses to another site only for a chunk that no node of the destination's site
@@ -51,7 +51,7 @@ _DEFAULT_CONFIG = PlannerConfig()
 
 _least_complete = attrgetter("n_have", "idx")
 _new_tuple = tuple.__new__          # a Transfer without the named tuple's Python-level __new__
-# (finite links, nominal rate, LAN share the engine enforces, WAN link the source paces as a whole)
+# (finite links, nominal rate, switch share the engine enforces, WAN link the source paces as a whole)
 _Path = tuple[tuple[str, ...], float, float | None, tuple[str, float] | None]
 _Offer = tuple[NodeState, int, bool, int]        # (source, the chunks it offers, slow, place in idle)
 
@@ -255,12 +255,12 @@ class Planner(SwarmBooks):
 
     def _path_rate(self, s: NodeState, d: NodeState, down: float) -> _Path | None:
         """Finite links of the path s -> d, the nominal rate a new transfer may book on them, and
-        what the engine is to enforce (a LAN-only transfer's LAN share; the WAN link its source
-        paces as a whole).
+        what the engine is to enforce (a transfer's share of a site's shared switch when it crosses
+        no WAN; the WAN link its source paces as a whole).
 
-        A host link is split among the host's free slots. A site LAN is split among the transfers
-        this round can still start towards the destination's site, so the first transfer of a
-        round does not take a whole LAN from the others. A WAN link carries `wan_streams`
+        A host's port is split among the host's free slots. A site's switch is split among the
+        transfers this round can still start towards the destination's site, so the first transfer
+        of a round does not take a whole switch from the others. A WAN link carries `wan_streams`
         transfers at once, each booking that share of its capacity, all from one source: while
         one ends and the next is being arranged (messages, request, first byte), the source
         gives the others its rate, so the link stays busy."""
@@ -296,9 +296,9 @@ class Planner(SwarmBooks):
             links = (s.up_link, *links)
         if d.down_link is not None:
             links = (*links, d.down_link)
-        # A WAN transfer is kept to the WAN's rate by its source; a LAN share taken when it was
-        # planned (the site's own copies may hold most of the LAN for a moment) would hold it
-        # down for its whole life, far below a rate the LAN hardly notices.
+        # A WAN transfer is kept to the WAN's rate by its source; a switch share taken when it was
+        # planned (the site's own copies may hold most of the switch for a moment) would hold it
+        # down for its whole life, far below a rate the switch hardly notices.
         return links, rate, (lan if group is None and math.isfinite(lan) else None), group
 
     def _start(self, s: NodeState, d: NodeState, chunk: int, path: _Path, background: bool, narrow: bool,

@@ -34,15 +34,15 @@ class LinkBook:
         return (up if up in self.capacity else None, down if down in self.capacity else None)
 
     def middle(self, sa: str | None, sb: str | None) -> tuple[str, ...]:
-        """Finite shared links between two sites (LANs and WAN hops), as LinkMap.path orders them."""
+        """Finite shared links between two sites (switches and WAN hops), as LinkMap.path orders them."""
         if sa is None or sb is None:
             return ()
         key = (sa, sb)
         cached = self._middle.get(key)
         if cached is None:
-            names = [f"lan:{sa}"] + [f"wan:{x}>{y}" for x, y in self.map.site_route(sa, sb)]
+            names = [f"switch:{sa}"] + [f"wan:{x}>{y}" for x, y in self.map.site_route(sa, sb)]
             if sb != sa:
-                names.append(f"lan:{sb}")
+                names.append(f"switch:{sb}")
             cached = tuple(n for n in names if n in self.capacity)
             self._middle[key] = cached
         return cached

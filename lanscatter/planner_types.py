@@ -53,8 +53,8 @@ class Transfer(NamedTuple):
     # What the engine enforces. `rate_cap` is the planner's booking (and the simulator's speed);
     # the engine lets a transfer go faster where nothing shared is at stake: a host's own limits
     # are kept by that host across all its transfers, a WAN link by its one source across the
-    # link's transfers (`pace_group`: link name, capacity), a finite site LAN per transfer.
-    pace_cap: float | None = None                  # bytes/s, the LAN share; None = none
+    # link's transfers (`pace_group`: link name, capacity), a site's finite switch per transfer.
+    pace_cap: float | None = None                  # bytes/s, the switch share; None = none
     pace_group: tuple[str, float] | None = None    # (WAN link, bytes/s) paced in aggregate
 
 

@@ -3,13 +3,17 @@
 Rules:
 - Symlinks and special files are skipped (never followed: nothing outside the folder is read), as
   are the part files a peer or relay writes beside its targets (`PART_SUFFIX`).
-- Only files whose (size, mtime, inode) changed since the hash cache saw them are hashed.
+- A name the protocol cannot carry (not UTF-8, a backslash, longer than `check_relpath` allows) is
+  skipped with what is below it, and returned in `ScanStats.refused` (escaped, with the reason)
+  for the caller to report; the rest of the folder is scanned as usual.
+- Only files whose (size, mtime, inode, ctime) changed since the hash cache saw them are hashed.
 - A file that changes while it is hashed is hashed again (a few times) and otherwise left out of
   this scan, so a torn file is never described.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -23,7 +27,15 @@ from pathlib import Path
 
 from lanscatter.hash_cache import HashCache
 from lanscatter.hashing import PIECE, hash_file_range
-from lanscatter.manifest import FileEntry, Manifest, build_manifest, chunk_count, chunk_span
+from lanscatter.manifest import (
+    FileEntry,
+    Manifest,
+    build_manifest,
+    chunk_count,
+    chunk_span,
+    relpath_problem,
+    show_path,
+)
 
 log = logging.getLogger("lanscatter.scanner")
 
@@ -34,12 +46,21 @@ ProgressFn = Callable[[int, int], None]     # (hashed bytes so far, bytes to has
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedName:
+    """A name in the folder the protocol cannot carry: `shown` is escaped and shortened."""
+
+    shown: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ScanStats:
     files: int
     hashed_bytes: int
     reused_bytes: int
     seconds: float
     skipped: tuple[str, ...]
+    refused: tuple[RefusedName, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,27 +69,58 @@ class _Found:
     st: os.stat_result
 
 
-def _walk(root: Path) -> tuple[list[_Found], list[str], list[str]]:
-    files: list[_Found] = []
-    dirs: list[str] = []
-    skipped: list[str] = []
+@dataclass(slots=True)
+class _Walk:
+    files: list[_Found]
+    dirs: list[str]
+    skipped: list[str]
+    refused: list[RefusedName]
+
+
+def _walk(root: Path) -> _Walk:
+    out = _Walk([], [], [], [])
     stack = [("", str(root))]
     while stack:
         rel_dir, abs_dir = stack.pop()
-        with os.scandir(abs_dir) as it:
+        try:
+            it = os.scandir(abs_dir)
+        except OSError as exc:
+            if not rel_dir or not _passing(exc, rel_dir, out):
+                raise
+            continue
+        with it:
             for entry in it:
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                if entry.name.endswith(PART_SUFFIX) or "\\" in entry.name:
+                if entry.name.endswith(PART_SUFFIX):
                     continue
-                st = entry.stat(follow_symlinks=False)
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if (problem := relpath_problem(rel)) is not None:
+                    out.refused.append(RefusedName(show_path(rel), problem))
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    if not _passing(exc, rel, out):
+                        raise
+                    continue
                 if stat.S_ISDIR(st.st_mode):
-                    dirs.append(rel)
+                    out.dirs.append(rel)
                     stack.append((rel, entry.path))
                 elif stat.S_ISREG(st.st_mode):
-                    files.append(_Found(rel, st))
+                    out.files.append(_Found(rel, st))
                 else:
-                    skipped.append(rel)
-    return files, dirs, skipped
+                    out.skipped.append(rel)
+    return out
+
+
+def _passing(exc: OSError, rel: str, out: _Walk) -> bool:
+    """Whether the scan goes on past an entry it could not read: one removed while we walked (the
+    next scan sees the change) or one whose absolute path the OS cannot take (refused, like any
+    name that cannot be carried). Anything else (unreadable) fails the scan: a manifest without
+    that part of the folder would make every peer delete it."""
+    if exc.errno == errno.ENAMETOOLONG:
+        out.refused.append(RefusedName(show_path(rel), "path too long below this folder"))
+        return True
+    return isinstance(exc, (FileNotFoundError, NotADirectoryError))
 
 
 class _Hasher:
@@ -125,7 +177,8 @@ def scan_folder(
 ) -> tuple[Manifest, ScanStats]:
     """Scan `root` (blocking; run it in a thread from asyncio). Raises OSError if root is unreadable."""
     started = time.monotonic()
-    found, dirs, skipped = _walk(root)
+    walk = _walk(root)
+    found, dirs, skipped = walk.files, walk.dirs, walk.skipped
     todo = [f for f in found if cache.get(f.rel, f.st, chunk_size) is None]
     total = sum(f.st.st_size for f in todo)
     hasher = _Hasher(root, workers or os.cpu_count() or 1, progress, total)
@@ -160,8 +213,13 @@ def scan_folder(
         hasher.close()
     cache.retain({e.path for e in entries})
     manifest = build_manifest(chunk_size, entries, dirs)
-    stats = ScanStats(len(entries), hashed, reused, time.monotonic() - started, tuple(skipped))
+    stats = ScanStats(len(entries), hashed, reused, time.monotonic() - started, tuple(skipped),
+                      tuple(walk.refused))
     return manifest, stats
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ino, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ino, b.st_ctime_ns)
 
 
 def _entry(rel: str, st: os.stat_result, chunks: tuple[str, ...]) -> FileEntry:
@@ -177,7 +235,7 @@ def _finish(hasher: _Hasher, root: Path, item: tuple[_Found, list[Future[str]]],
         for _ in range(_RETRIES):
             chunks = hasher.collect(futures)
             after = os.stat(root / f.rel, follow_symlinks=False)
-            if (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            if _same(after, st):
                 cache.put(f.rel, st, chunk_size, chunks)
                 entries.append(_entry(f.rel, st, chunks))
                 return st.st_size

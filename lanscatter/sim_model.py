@@ -1,9 +1,7 @@
 """The simulator's inputs and outputs as plain values: options in, figures out.
 
-Efficiency is measured against ideal multicast: the origin sends every byte once and each host
-receives at the rate of the narrowest link on its path from the origin, so
-    ideal = dataset bytes / min over hosts h of (min capacity of the links on path(origin, h))
-    efficiency = ideal / makespan      (makespan = when the last host holds every chunk)
+Efficiency = ideal / makespan (makespan = when the last host holds every chunk); the ideal is
+`lanscatter.ideal.ideal_time` on the whole tree's links (the bound `up` and `emulate` report too).
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ class SimConfig:
     sites: int = 1                        # 1 = one LAN; more = a hub plus branches behind WAN links
     host_rate: float = 125e6              # bytes/s each host's up- and downlink (1 Gbit/s)
     wan_rates: tuple[float, ...] = (12.5e6,)   # bytes/s per branch WAN link and direction, cycled
-    lan_rate: float | None = None         # bytes/s of each site's LAN; None = unshaped switch
+    switch_rate: float | None = None      # bytes/s each site's transfers share; None = ports only
     slow_fraction: float = 0.0            # share of peers whose upload is `slowdown` times slower
     slowdown: float = 20.0
     fail_rate: float = 0.0                # share of transfers that break midway
@@ -67,11 +65,11 @@ class SimHost:
 
 @dataclass(frozen=True, slots=True)
 class SimTopology:
-    """The simulated tree: sites (root first), hosts, and the shared links (LANs, WANs)."""
+    """The simulated tree: sites (root first), hosts (their ports), the shared links (switches, WANs)."""
 
     sites: tuple[tuple[str, str | None], ...]     # (site, parent site)
     hosts: tuple[SimHost, ...]
-    links: Mapping[str, Link]                     # "lan:<site>", "wan:<a>><b>", bytes/s
+    links: Mapping[str, Link]                     # "switch:<site>", "wan:<a>><b>", bytes/s
 
     def parent(self, site: str) -> str | None:
         return dict(self.sites)[site]
@@ -90,8 +88,8 @@ def star_topology(cfg: SimConfig) -> SimTopology:
     for k, site in enumerate(names[1:], start=1):
         for a, b in ((HUB, site), (site, HUB)):
             links[f"wan:{a}>{b}"] = Link(f"wan:{a}>{b}", cfg.wan_rate(k))
-    if cfg.lan_rate:
-        links.update({f"lan:{s}": Link(f"lan:{s}", cfg.lan_rate) for s in names})
+    if cfg.switch_rate:
+        links.update({f"switch:{s}": Link(f"switch:{s}", cfg.switch_rate) for s in names})
     sites = tuple((s, None if s == HUB else HUB) for s in names)
     return SimTopology(sites=sites, hosts=tuple(hosts), links=links)
 
@@ -108,6 +106,7 @@ class SimResult:
     makespan: float                       # inf when the run did not complete
     ideal: float
     efficiency: float
+    ideal_limit: str                      # what binds the ideal (a link, or "uploads:<site>")
     complete: bool
     sites: Mapping[str, SiteFigures]
     wan_bytes: Mapping[str, float]        # bytes sent over each WAN link (failed attempts included)
@@ -127,6 +126,7 @@ class SimResult:
         return {
             "makespan": num(self.makespan),
             "ideal": num(self.ideal),
+            "ideal_limit": self.ideal_limit,
             "efficiency": round(self.efficiency, 6),
             "complete": self.complete,
             "sites": {s: {"p50": num(f.p50), "p99": num(f.p99), "last": num(f.last)}

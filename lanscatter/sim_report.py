@@ -78,8 +78,8 @@ def summary(result: SimResult) -> str:
     lines = [
         (f"makespan {result.makespan:.2f} s   ideal {result.ideal:.2f} s   "
          f"efficiency {result.efficiency:.3f}{verdict}"),
-        ("  ideal = dataset bytes / narrowest link on the slowest origin->host path; "
-         "efficiency = ideal / makespan"),
+        (f"  ideal = the largest of: a copy over each host's narrowest path link, its receivers' copies "
+         f"over a switch or over their site's upload ports (here {result.ideal_limit or 'nothing'})"),
         f"  {'site':<8}{'p50 s':>9}{'p99 s':>9}{'last s':>9}",
     ]
     for site, f in result.sites.items():

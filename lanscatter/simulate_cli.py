@@ -58,11 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sites", type=int, default=1, help="1 = one LAN; N = hub + N-1 branch sites (default 1)")
     p.add_argument("--topology", metavar="FILE", type=Path, default=None,
                    help="simulate this site tree (site-tree.yaml) instead of --nodes/--sites/--wan-mbps; "
-                        "hosts without rate limits get --host-mbps")
-    p.add_argument("--host-mbps", type=float, default=1000.0, help="each host's up/down link (default 1000)")
+                        "each host's port is its site's `lan` speed narrowed by its own limits")
+    p.add_argument("--host-mbps", type=float, default=1000.0,
+                   help="each host's port, up and down (default 1000; not with --topology)")
     p.add_argument("--wan-mbps", default="100",
                    help="WAN link speed per branch, comma-separated and cycled (default 100)")
-    p.add_argument("--lan-mbps", type=float, default=None, help="each site's LAN capacity (default unshaped)")
+    p.add_argument("--switch-mbps", type=float, default=None,
+                   help="a capacity each site's transfers share (its switch fabric; default none: "
+                        "only the ports limit)")
     p.add_argument("--slow-fraction", type=float, default=0.0, help="share of peers with a slow uplink")
     p.add_argument("--slowdown", type=float, default=20.0,
                    help="how many times slower they upload (default 20)")
@@ -97,7 +100,7 @@ def options(args: argparse.Namespace) -> SimulateOptions:
         (args.chunk_mib is None or args.chunk_mib > 0, "--chunk-mib must be positive"),
         (args.sites >= 1, "--sites must be at least 1"),
         (args.host_mbps > 0 and all(w > 0 for w in wan) and wan, "link speeds must be positive"),
-        (args.lan_mbps is None or args.lan_mbps > 0, "--lan-mbps must be positive"),
+        (args.switch_mbps is None or args.switch_mbps > 0, "--switch-mbps must be positive"),
         (0.0 <= args.slow_fraction <= 1.0, "--slow-fraction must be between 0 and 1"),
         (args.slowdown >= 1.0, "--slowdown must be at least 1"),
         (0.0 <= args.fail_rate < 1.0, "--fail-rate must be at least 0 and below 1"),
@@ -111,7 +114,7 @@ def options(args: argparse.Namespace) -> SimulateOptions:
         nodes=args.nodes, chunks=args.chunks, chunk_size=max(1, round((args.chunk_mib or 16.0) * MIB)),
         sites=args.sites,
         host_rate=_mbps(args.host_mbps), wan_rates=wan,
-        lan_rate=_mbps(args.lan_mbps) if args.lan_mbps else None,
+        switch_rate=_mbps(args.switch_mbps) if args.switch_mbps else None,
         slow_fraction=args.slow_fraction, slowdown=args.slowdown, fail_rate=args.fail_rate, churn=args.churn,
         seed=args.seed, dl_slots=args.dl_slots, ul_slots=args.ul_slots,
     )
@@ -158,16 +161,26 @@ def site_tree(path: Path, host_rate: float) -> tuple[SimTopology, int]:
     """The simulated tree of a site-tree file, and its data set's chunk size."""
     try:
         from lanscatter.topology import derive_plan, load_topology
+        from lanscatter.topology.validate import warnings_of
     except ImportError:
         raise ConfigError("this build cannot read site-tree files",
                           "use --nodes/--sites/--wan-mbps instead") from None
     if not path.is_file():
         raise ConfigError(f"{path}: no such file", "give the path of a site-tree.yaml")
-    plan = derive_plan(load_topology(path))
-    hosts = tuple(SimHost(h.name, h.site, h.role, h.ul_rate or host_rate, h.dl_rate or host_rate)
+    topo = load_topology(path)
+    for warning in warnings_of(topo):
+        print(warning, file=sys.stderr)
+    plan = derive_plan(topo)
+    ports = plan.link_map.links
+
+    def port(name: str) -> float:
+        link = ports.get(name)
+        return link.bytes_per_s if link is not None else host_rate
+
+    hosts = tuple(SimHost(h.name, h.site, h.role, port(f"up:{h.name}"), port(f"down:{h.name}"))
                   for h in plan.hosts)
     links = {name: link for name, link in plan.link_map.links.items()
-             if name.startswith(("lan:", "wan:")) and math.isfinite(link.bytes_per_s)}
+             if name.startswith(("switch:", "wan:")) and math.isfinite(link.bytes_per_s)}
     return SimTopology(tuple((s.name, s.parent) for s in plan.sites), hosts, links), plan.dataset.chunk_size
 
 

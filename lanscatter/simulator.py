@@ -12,6 +12,8 @@ The transfers of one WAN link come from one source, which paces them together as
 (upload_pace.py): each moves at the link's rate divided among those in flight, so one ending
 leaves its rate to the others. (On a LAN the engine also lets a transfer beyond its booked cap
 when its host's other slot is idle; the simulator keeps the cap there, so it errs on the slow side.)
+A site's shared switch (`switch:<site>`) is kept by the planner's bookings alone: the caps of the
+transfers crossing it never add up to more than it.
 "Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
 by measuring. A failing transfer breaks after a random share of its bytes; a transfer still
 running at its timeout is aborted, as the engine would. Bytes sent count on every WAN link crossed,
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from typing import Any, cast
 
+from lanscatter.ideal import Ideal, efficiency, ideal_time
 from lanscatter.linkmap import Link, LinkMap
 from lanscatter.planner import Planner, PlannerConfig, Transfer
 from lanscatter.sim_model import SimConfig, SimResult, SimTopology, SiteFigures, percentile, star_topology
@@ -157,7 +160,7 @@ class Simulation:
             children = [c for c, parent in topo.sites if parent == site]
             members = [heads[site], *(h.name for h in topo.hosts if h.site == site and h.role == "peer"),
                        *(heads[c] for c in children)]
-            near = {f"lan:{site}"} | {f"lan:{c}" for c in children} \
+            near = {f"switch:{site}"} | {f"switch:{c}" for c in children} \
                 | {f"wan:{site}>{c}" for c in children} | {f"wan:{c}>{site}" for c in children}
             shared = {n: link for n, link in topo.links.items() if n in near}
             own = self.own_swarm[heads[site]] = self._add_swarm(site, members, shared, host_links, parents, pcfg)
@@ -196,12 +199,11 @@ class Simulation:
         return sw
 
     def ideal(self, origin: str | None = None) -> float:
-        """Dataset bytes / the narrowest link on the slowest origin -> host path (ideal multicast)."""
-        origin = origin or self.origin
-        caps = self.physical.links
-        rate = min((min((caps[n].bytes_per_s for n in self.physical.path(origin, h)), default=math.inf)
-                    for h in self.hosts if h != origin), default=math.inf)
-        return self.dataset_bytes / rate if math.isfinite(rate) else 0.0
+        """The ideal time of the whole tree (`lanscatter.ideal`): no schedule is faster."""
+        return self.ideal_bound(origin).seconds
+
+    def ideal_bound(self, origin: str | None = None) -> Ideal:
+        return ideal_time(self.physical, origin or self.origin, self.dataset_bytes)
 
     # ---- event loop ------------------------------------------------------------------------
 
@@ -427,7 +429,7 @@ class Simulation:
         done = [h.completed_at for h in self.hosts.values() if h.name != self.origin]
         complete = self.done()
         makespan = max((t for t in done if t is not None), default=0.0) if complete else math.inf
-        ideal = self.ideal() if self.chunks else 0.0
+        bound = self.ideal_bound()
         sites = {}
         for site in self.sites:
             times = sorted(h.completed_at if h.completed_at is not None else math.inf
@@ -438,8 +440,8 @@ class Simulation:
         wan = {w: self.wan_bytes.get(w, 0.0) for w in names}
         wasted = {w: self.wan_wasted.get(w, 0.0) for w in names}
         return SimResult(
-            makespan=makespan, ideal=ideal,
-            efficiency=ideal / makespan if makespan and math.isfinite(makespan) else float(complete),
+            makespan=makespan, ideal=bound.seconds, ideal_limit=bound.limit,
+            efficiency=efficiency(bound.seconds, makespan).value if makespan else float(complete),
             complete=complete, sites=sites, wan_bytes=wan, wan_wasted=wasted,
             dataset_bytes=self.dataset_bytes,
             transfers=self.transfers, failures=self.failures, expired=self.expired,

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-from lanscatter.topology.units import UnitError
-from lanscatter.topology.units import parse_size as _parse_size
-
 _BINARY = ("", "Ki", "Mi", "Gi", "Ti", "Pi")
 _DECIMAL = ("", "k", "M", "G", "T", "P")
 
@@ -57,6 +54,10 @@ def format_bits_per_s(bytes_per_s: float) -> str:
 
 def parse_size(text: str) -> int:
     """A size on the command line, in the grammar of the site-tree file (`16MiB`, `1GB`)."""
+    # Imported here: the topology package prints through this module (no import cycle).
+    from lanscatter.topology.units import UnitError
+    from lanscatter.topology.units import parse_size as _parse_size
+
     try:
         return _parse_size(text)
     except UnitError as exc:

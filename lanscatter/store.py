@@ -10,6 +10,10 @@ Rules:
   the folder (with the part file's inode), and finished files enter the hash cache, so a node
   killed with SIGKILL resumes without downloading or hashing again what it had verified.
 - Content already present anywhere in the folder (same hash) is copied locally, not downloaded.
+- A chunk found rotten (`forget_chunks`) stops being had at once, in memory and in the journals;
+  the next reconcile reads the files holding it afresh.
+- POSIX hosts only: names are POSIX names (`a:b.txt`, `c:` are ordinary names here; on Windows
+  they would name a drive or a data stream).
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ class ReconcileStats:
 
 class MirrorStore:
     def __init__(self, root: Path, state_dir: Path) -> None:
+        if os.name != "posix":
+            raise ConfigError("peers and relays run on POSIX hosts only (Linux, macOS, the BSDs)",
+                              "run this node on a POSIX host")
         if root.exists() and not root.is_dir():
             raise ConfigError(f"sync folder {root} is a file, not a folder",
                               "give a folder path (it is created if missing)")
@@ -73,6 +80,7 @@ class MirrorStore:
         self._have: dict[str, Location] = {}            # verified chunk -> one place to read it
         self._needs: dict[str, list[tuple[_Assembly, int, int, int]]] = {}  # chunk -> places missing it
         self._journal: TextIO | None = None
+        self.epoch = 0          # reconciles started: a reader of held chunks checks it is unchanged
 
     # ---- paths -------------------------------------------------------------------------------
     def _abs(self, rel: str, *, make_parents: bool = False) -> Path:
@@ -118,9 +126,29 @@ class MirrorStore:
             return []
         return [f.path for f in self.manifest.files if not chunks.isdisjoint(f.chunks)]
 
+    def forget_chunks(self, chunks: set[str]) -> list[str]:
+        """`chunks` no longer match their hashes here: stop having them, forget the cached hashes
+        of the files holding them and the journaled part chunks, so the next reconcile reads those
+        files afresh and fetches what no longer matches. Returns the files holding them."""
+        files = self.files_holding(chunks)
+        for rel in files:
+            self.cache.forget(rel)
+        for h in chunks:
+            self._have.pop(h, None)
+        touched = False
+        for asm in self._asm.values():
+            for k, h in enumerate(asm.entry.chunks):
+                if h in chunks and k not in asm.missing:
+                    asm.missing.add(k)
+                    touched = True
+        if touched:
+            self._journal_rewrite()
+        return files
+
     # ---- reconcile ---------------------------------------------------------------------------
     def reconcile(self, manifest: Manifest) -> ReconcileStats:
         """Make the folder a (partial) mirror of `manifest`. Blocking: run in a worker thread."""
+        self.epoch += 1
         self._close_parts()
         self.manifest = manifest
         stats = ReconcileStats()

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Debian packages the test suite uses beyond Python: tmux (the monitor tested in a real terminal,
-# tests/tui/test_up_in_tmux.py). Installs only what is missing; needs root (CI runs as root).
-# Without it those tests skip.
+# Installs the system programs some tests need (Debian packages), only those that are missing:
+# openssh-server (sshd, for the SSH bring-up test) and tmux (the monitor in a real terminal,
+# tests/tui/test_up_in_tmux.py). Needs root to install; without root it installs nothing and the
+# tests that need a missing program skip with the reason.
 set -euo pipefail
 missing=()
-for pkg in tmux; do
-  command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "ci-packages: missing ${missing[*]} (install them; the tests that need them skip meanwhile)" >&2
+if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
+  missing+=(openssh-server)
+fi
+if ! command -v tmux >/dev/null 2>&1; then
+  missing+=(tmux)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-export DEBIAN_FRONTEND=noninteractive
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "ci-packages: not installing ${missing[*]} (needs root and apt-get); tests that need them skip" >&2
+  exit 0
+fi
 apt-get update -qq
-apt-get install -y --no-install-recommends "${missing[@]}"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,8 +1,9 @@
 """From a site-tree file to the network that emulates it, and the plan that runs on it. Pure.
 
 Rules:
-- every site of the topology is a site of the `NetSpec`, in tree order, with its LAN rate; a host
-  with an `upload_limit` / `download_limit` gets its port shaped at that rate (else the LAN's);
+- every site of the topology is a site of the `NetSpec`, in tree order, with its LAN rate (each
+  host's port) and its `switch` (shared by the whole site) where it writes one; a host with an
+  `upload_limit` / `download_limit` below the LAN rate gets its port shaped at that rate;
 - every WAN link becomes the link between a site and its parent: `down` (away from the origin) and
   `up` rates as the link map has them, `latency` as the one-way delay, `loss` as the loss share;
 - each host's address is the one the emulator's layout gives it (10.213.x.y inside its namespace);
@@ -29,7 +30,7 @@ def net_spec(topo: Topology, tag: str) -> NetSpec:
     sites = tuple(
         Site(s.name, s.lan,
              tuple(Host(h.name, h.ul_rate, h.dl_rate) for h in plan.hosts if h.site == s.name),
-             parent=s.parent)
+             parent=s.parent, switch_bytes_per_s=s.switch)
         for s in plan.sites
     )
     wan = []

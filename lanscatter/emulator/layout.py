@@ -5,7 +5,11 @@ Rules (everything below is deterministic, so a crashed run's leftovers can be fo
     reduced to [A-Za-z0-9_-] so they are safe as file names; all share the prefix `lsc<tag>-`.
   - interface names live inside those namespaces, so they are short and fixed (limit 15 chars):
     a host's port is `eth0`; a router has the bridge `br0`, a bridge port `p<j>` per host,
-    `up0` towards its parent and `dn<k>` towards the child joined by WAN link k.
+    `up0` towards its parent and `dn<k>` towards the child joined by WAN link k, and, for a site
+    with a `switch` rate, the ifb device `sw0` that everything entering the router passes through.
+  - shaping: each host's port at its rates, both ways (egress of `eth0` and of `p<j>`); a site's
+    switch as one htb class on `sw0`, fed by the ingress of every host port and WAN end of its
+    router, so all of the site's traffic shares it (`RouterNode.switch_ports`).
   - addresses come from 10.213.0.0/16 and exist only inside these namespaces: site i's LAN is
     10.213.<i+1>.0/24 (router .1, host j at .<10+j>), WAN link k is 10.213.255.<4k>/30 (parent .+1,
     child .+2).
@@ -59,6 +63,9 @@ class RouterNode:
     lan_address: str
     prefix_len: int
     routes: tuple[Route, ...]
+    switch: str | None = None                 # the ifb device of the site's shared switch, if any
+    switch_bytes_per_s: float | None = None
+    switch_ports: tuple[str, ...] = ()        # the router's interfaces whose ingress it shapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,11 @@ def safe_name(name: str) -> str:
 
 def site_subnet(index: int) -> str:
     return f"10.213.{index + 1}.0/24"
+
+
+def port_rate(lan: float, limit: float | None) -> float:
+    """A host's port in one direction: the site's LAN rate, narrowed by the host's own limit."""
+    return min(lan, limit) if limit is not None else lan
 
 
 def plan(spec: NetSpec) -> Layout:
@@ -145,6 +157,10 @@ def plan(spec: NetSpec) -> Layout:
         if site.name in hop_to_parent:
             routes.append(Route(SUPERNET, hop_to_parent[site.name].parent_address))
         gateway = f"10.213.{i + 1}.1"
+        ports = tuple(f"p{j}" for j in range(len(site.hosts)))
+        ports += tuple(hop.parent_interface for hop in wan.values() if hop.link.parent == site.name)
+        ports += tuple(hop.child_interface for hop in wan.values() if hop.link.child == site.name)
+        shared = site.switch_bytes_per_s is not None
         routers[site.name] = RouterNode(
             site=site.name,
             namespace=router_ns[site.name],
@@ -152,6 +168,9 @@ def plan(spec: NetSpec) -> Layout:
             lan_address=gateway,
             prefix_len=24,
             routes=tuple(routes),
+            switch="sw0" if shared else None,
+            switch_bytes_per_s=site.switch_bytes_per_s,
+            switch_ports=ports if shared else (),
         )
         for j, host in enumerate(site.hosts):
             hosts[host.name] = HostNode(
@@ -163,10 +182,8 @@ def plan(spec: NetSpec) -> Layout:
                 address=f"10.213.{i + 1}.{10 + j}",
                 prefix_len=24,
                 gateway=gateway,
-                up_bytes_per_s=min(host.up_bytes_per_s or site.lan_bytes_per_s, site.lan_bytes_per_s),
-                down_bytes_per_s=min(
-                    host.down_bytes_per_s or site.lan_bytes_per_s, site.lan_bytes_per_s
-                ),
+                up_bytes_per_s=port_rate(site.lan_bytes_per_s, host.up_bytes_per_s),
+                down_bytes_per_s=port_rate(site.lan_bytes_per_s, host.down_bytes_per_s),
                 routes=(Route(SUPERNET, gateway),),
             )
     return Layout(prefix=prefix, hosts=hosts, routers=routers, wan=wan)

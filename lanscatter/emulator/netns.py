@@ -224,6 +224,7 @@ class Emulation:
             self._choose_mechanism()
             for hop in self.layout.wan.values():
                 self._build_wan(hop)
+            self._build_switches()
             self._build_routes()
         except BaseException:
             self.teardown()
@@ -379,6 +380,16 @@ class Emulation:
                 f"the WAN forwarder of {link.name} did not start",
                 (proc.stderr.read() if proc.poll() is not None and proc.stderr else None),
             )
+
+    def _build_switches(self) -> None:
+        """A site's shared switch: after the WAN ends exist, as their ingress feeds it too."""
+        for router in self.layout.routers.values():
+            if router.switch is None or router.switch_bytes_per_s is None:
+                continue
+            r = router.namespace
+            _run(["ip", "-n", r, "link", "add", router.switch, "type", "ifb"])
+            _run(["ip", "-n", r, "link", "set", router.switch, "up"])
+            _tc(r, shaping.shared_ingress(router.switch, router.switch_ports, router.switch_bytes_per_s))
 
     def _build_routes(self) -> None:
         for router in self.layout.routers.values():

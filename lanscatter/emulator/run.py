@@ -45,6 +45,7 @@ from lanscatter.errors import ConfigError
 from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
 from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.orchestrator import EXIT_INTERRUPTED, ProcessSpec, Supervisor, stop_on_signals
+from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import (
     SECRET_ENV,
     RunContext,
@@ -53,7 +54,7 @@ from lanscatter.topology.roles import (
     role_command,
 )
 from lanscatter.topology.tracker import SyncTracker
-from lanscatter.topology.validate import load_topology
+from lanscatter.topology.validate import load_topology, warnings_of
 from lanscatter.topology.watch import Watcher, start_gates
 
 log = logging.getLogger("lanscatter.emulate")
@@ -140,6 +141,8 @@ async def sample_wan(emu: Emulation, into: dict[str, list[tuple[float, int]]], e
 def run_emulation(opts: EmulateOptions) -> int:
     require_support()
     topo = load_topology(opts.file)
+    for warning in warnings_of(topo):
+        log.warning("%s", warning)
     spec = net_spec(topo, opts.tag)
     workdir = (opts.workdir or opts.file.parent / LOCAL_WORKDIR).resolve()
     plan = emulated_plan(topo, spec, workdir)
@@ -152,8 +155,10 @@ def run_emulation(opts: EmulateOptions) -> int:
                               "fix dataset.source in the topology")
         generate_demo(source, opts.demo_data or DEFAULT_DEMO_SIZE)
     secret = plan.dataset.secret_value()
+    origin_key, signing_key = run_keys(plan, plan.hosts, rehearsal=workdir, state_root=workdir / "state")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=False,
-                     workdir=None, link_flags=link_flag_support(), all_hosts=True)
+                     workdir=None, link_flags=link_flag_support(), all_hosts=True,
+                     origin_key=origin_key, signing_key=signing_key)
     env = {SECRET_ENV: secret} if secret else {}
     with Emulation(spec, delay_mechanism=opts.mechanism) as emu:
         log.info("emulated %d sites, %d hosts (WAN delay/loss: %s); logs in %s", len(spec.sites),

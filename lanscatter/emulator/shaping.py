@@ -6,6 +6,10 @@ the GSO packets veths carry). Its queue is a byte fifo sized to one bandwidth-de
 which is what a real router's buffer roughly does. With netem, netem is the leaf instead and does
 delay and loss; without it, delay and loss are the job of the
 userspace forwarder (`lanscatter.emulator.forwarder`).
+
+A site's shared switch is an ifb device: the ingress of each of its router's interfaces is
+redirected (u32 match-all, mirred; these kernels have no matchall classifier) into the ifb, whose
+egress is one htb class at the switch's rate, so every packet entering the site's router shares it.
 """
 
 from __future__ import annotations
@@ -60,3 +64,15 @@ def netem_probe(dev: str) -> list[list[str]]:
         ["qdisc", "add", "dev", dev, "root", "netem", "delay", "1ms"],
         ["qdisc", "del", "dev", dev, "root"],
     ]
+
+
+def shared_ingress(ifb: str, ports: list[str] | tuple[str, ...], bytes_per_s: float) -> list[list[str]]:
+    """Everything arriving on `ports` passes one rate cap on `ifb` (created and up beforehand)."""
+    commands = shape_rate(ifb, bytes_per_s)
+    for dev in ports:
+        commands += [
+            ["qdisc", "add", "dev", dev, "handle", "ffff:", "ingress"],
+            ["filter", "add", "dev", dev, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
+             "action", "mirred", "egress", "redirect", "dev", ifb],
+        ]
+    return commands

@@ -18,7 +18,7 @@ _TAG = re.compile(r"[a-z0-9]{1,6}")
 
 @dataclass(frozen=True, slots=True)
 class Host:
-    """A machine on a site's LAN; its own rates default to the site's LAN rate."""
+    """A machine on a site's LAN; its port's rates are the site's LAN rate, or its own where lower."""
 
     name: str
     up_bytes_per_s: float | None = None
@@ -27,12 +27,16 @@ class Host:
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A LAN (one switch) with its hosts; `parent` is the upstream site, None for the root."""
+    """A LAN (one switch) with its hosts; `parent` is the upstream site, None for the root.
+
+    `lan_bytes_per_s` is each host's port; `switch_bytes_per_s`, when set, a capacity shared by
+    everything that enters the site's router (from its hosts and from its WAN links)."""
 
     name: str
     lan_bytes_per_s: float
     hosts: tuple[Host, ...]
     parent: str | None = None
+    switch_bytes_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,8 @@ def _validate(spec: NetSpec) -> None:
     for site in spec.sites:
         if site.lan_bytes_per_s <= 0:
             _fail(f"site {site.name!r}: LAN rate must be positive")
+        if site.switch_bytes_per_s is not None and site.switch_bytes_per_s <= 0:
+            _fail(f"site {site.name!r}: switch rate must be positive")
         for host in site.hosts:
             for rate in (host.up_bytes_per_s, host.down_bytes_per_s):
                 if rate is not None and rate <= 0:

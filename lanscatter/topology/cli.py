@@ -1,13 +1,16 @@
 """`lanscatter validate FILE`, `plan FILE` and `schema`: check a site tree, show what it deploys.
 
 Both print every problem as `FILE:LINE:COL: error: message [code]`, then how many, all on stdout
-(the problems are what the command was asked for), and exit 1 when the file has any.
+(the problems are what the command was asked for), and exit 1 when the file has any; `validate`
+also prints warnings (`FILE:LINE:COL: warning: ...`), `plan` prints them on stderr; they never fail
+either.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from lanscatter.topology.model import Topology
 from lanscatter.topology.problems import TopologyError
 from lanscatter.topology.render import plan_to_json, plan_to_text
 from lanscatter.topology.tree import usable_links
-from lanscatter.topology.validate import load_topology
+from lanscatter.topology.validate import load_topology, warnings_of
 
 SCHEMA_PATH = Path(__file__).with_name("site-tree.schema.json")
 
@@ -48,6 +51,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     topo = _load(file)
     if topo is None:
         return 1
+    for warning in warnings_of(topo):
+        print(warning)
     n_hosts = sum(1 for _ in topo.hosts())
     n_wan = len(usable_links(topo))
     print(f"{file}: ok: {_count(len(topo.sites), 'site')}, {_count(n_hosts, 'host')}, {_count(n_wan, 'WAN link')}")
@@ -59,6 +64,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     topo = _load(opts.file)
     if topo is None:
         return 1
+    for warning in warnings_of(topo):
+        print(warning, file=sys.stderr)
     plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
     if opts.json:
         print(json.dumps(plan_to_json(plan), indent=2, sort_keys=True))
@@ -75,7 +82,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("validate", help="check a site-tree file; every problem with its line",
                               description="Check a site-tree YAML file and report every problem as "
-                              "FILE:LINE:COL: error: message [code]. Exit 0 when valid, 1 otherwise.")
+                              "FILE:LINE:COL: error: message [code], and warnings (meanings that changed) "
+                              "as FILE:LINE:COL: warning: message [code]. Exit 0 when valid (warnings "
+                              "or not), 1 otherwise.")
     p.add_argument("file", metavar="FILE", help="the site-tree YAML file")
     p.set_defaults(func=cmd_validate)
 

@@ -6,9 +6,11 @@ Rules:
   is a peer of its own site's swarm.
 - A peer's upstream is its site's master or relay; a relay's upstream is its parent site's master
   or relay. Upstreams are (address, master port).
-- The link map has `lan:<site>` for every site, `wan:<a>><b>` for both directions of every tree
-  link (`down` caps the direction away from the origin, `up` the other), and `up:<host>` /
-  `down:<host>` for hosts with rate limits.
+- The link map has `up:<host>` / `down:<host>` for every host: its port on the site's switched LAN,
+  the site's `lan` speed narrowed by the host's upload / download limit; `switch:<site>` for a
+  site that writes a `switch` (its shared fabric); and `wan:<a>><b>` for both directions of every
+  tree link (`down` caps the direction away from the origin, `up` the other). A host's own limits
+  stay in its HostPlan too: the host keeps those itself, the port speeds are the planner's.
 - `local=True` plans a rehearsal on one machine: each host gets its own loopback address
   (127.0.0.2 upward, in tree order: root site first, sites depth first, hosts in file order), and its
   folder becomes `<workdir>/<site>/<host>`; the origin keeps the data set's source folder.
@@ -78,9 +80,10 @@ class HostPlan:
 class SitePlan:
     name: str
     parent: str | None
-    lan: float                         # bytes/s
+    lan: float                         # bytes/s of each host's port
     master: str                        # host whose /status describes this site's swarm
     depth: int
+    switch: float | None = None        # bytes/s the whole site shares; None = ports only
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +174,15 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
         hosts.append(plan)
 
     site_plans = tuple(SitePlan(site.name, tree.parent[site.name], site.lan, site_master[site.name],
-                                tree.depth(site.name)) for site in sites)
+                                tree.depth(site.name), site.switch) for site in sites)
     link_map = _link_map(sites, tree.parent, tree.uplink, hosts)
     return DeploymentPlan(dataset, site_plans, tuple(hosts), link_map, local)
 
 
 def _link_map(sites: list[Site], parent: Mapping[str, str | None], uplink: Mapping[str, WanLink],
               hosts: list[HostPlan]) -> LinkMap:
-    links = {f"lan:{site.name}": Link(f"lan:{site.name}", site.lan) for site in sites}
+    links = {f"switch:{site.name}": Link(f"switch:{site.name}", site.switch)
+             for site in sites if site.switch is not None}
     for child, par in parent.items():
         if par is None:
             continue
@@ -186,9 +190,9 @@ def _link_map(sites: list[Site], parent: Mapping[str, str | None], uplink: Mappi
         for a, b, downward in ((par, child, True), (child, par, False)):
             name = f"wan:{a}>{b}"
             links[name] = Link(name, link.capacity(downward), link.latency_s)
+    port = {site.name: site.lan for site in sites}
     for h in hosts:
-        if h.ul_rate is not None:
-            links[f"up:{h.name}"] = Link(f"up:{h.name}", h.ul_rate)
-        if h.dl_rate is not None:
-            links[f"down:{h.name}"] = Link(f"down:{h.name}", h.dl_rate)
+        lan = port[h.site]
+        links[f"up:{h.name}"] = Link(f"up:{h.name}", min(lan, h.ul_rate or lan))
+        links[f"down:{h.name}"] = Link(f"down:{h.name}", min(lan, h.dl_rate or lan))
     return LinkMap(links=links, node_site={h.name: h.site for h in hosts}, site_parent=dict(parent))

@@ -41,7 +41,7 @@ TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "ori
 DATASET_KEYS = ("source", "origin", "name", "chunk_size", "secret")
 SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
-SITE_KEYS = ("lan", "gateway", "hosts", "defaults")
+SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults")
 HOST_KEYS = ("address", *SETTING_KEYS)
 WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")
 
@@ -235,10 +235,18 @@ def _hosts(r: _Reader, node: YNode, site: str) -> tuple[Host, ...]:
     return tuple(hosts)
 
 
+def _switch(r: _Reader, node: YNode) -> float | None:
+    """A site's shared capacity; `none` says in so many words that the ports are the only limits."""
+    if isinstance(node, YScalar) and node.text.strip().lower() == "none":
+        return None
+    return r.unit(node, "switch", parse_speed)
+
+
 def _site(r: _Reader, key: YScalar, node: YNode) -> Site | None:
     name = r.name(key, "site name")
     f = r.mapping(node, f"site {key.text!r}", SITE_KEYS, required=("hosts",), at=key.pos)
     lan = r.unit(f["lan"], "lan", parse_speed) if "lan" in f else None
+    switch = _switch(r, f["switch"]) if "switch" in f else None
     gateway = None
     if "gateway" in f:
         if isinstance(f["gateway"], YSeq):
@@ -251,7 +259,7 @@ def _site(r: _Reader, key: YScalar, node: YNode) -> Site | None:
     if name is None:
         return None
     where = {k: v.pos for k, v in f.items()}
-    return Site(name, lan or DEFAULT_LAN_BYTES_PER_S, gateway, hosts, defaults, key.pos, where)
+    return Site(name, lan or DEFAULT_LAN_BYTES_PER_S, gateway, hosts, defaults, key.pos, where, switch=switch)
 
 
 def _wan_link(r: _Reader, node: YNode) -> WanLink | None:

@@ -18,7 +18,7 @@ from lanscatter.topology.problems import Pos
 DEFAULT_MASTER_PORT = 10564
 DEFAULT_PEER_PORT = 10565
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
-DEFAULT_LAN_BYTES_PER_S = 1e9 / 8            # 1 Gbit/s
+DEFAULT_LAN_BYTES_PER_S = 1e9 / 8            # 1 Gbit/s ports
 DEFAULT_SECRET_ENV = "LANSCATTER_SECRET"
 DEFAULT_FOLDER_ROOT = "/var/lib/lanscatter"  # + /<dataset name> on every host but the origin
 
@@ -81,12 +81,13 @@ class Host:
 @dataclass(frozen=True, slots=True)
 class Site:
     name: str
-    lan: float                        # bytes/s
+    lan: float                        # bytes/s of each host's port on the site's switch
     gateway: str | None
     hosts: tuple[Host, ...]
     defaults: HostSettings
     pos: Pos
     where: Mapping[str, Pos] = _positions()
+    switch: float | None = None       # bytes/s the whole site shares (its switch fabric); None = ports only
 
 
 @dataclass(frozen=True, slots=True)

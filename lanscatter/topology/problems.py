@@ -1,7 +1,7 @@
 """Problems found in a site-tree file, as values: collected first, reported together.
 
 Each problem has a position (1-based line and column) and a stable code, and prints as
-`FILE:LINE:COL: error: message [code]`, the form editors and CI logs turn into links.
+`FILE:LINE:COL: error: message [code]` (or `warning:`), the form editors and CI logs turn into links.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ class Problem:
     col: int
     code: str
     message: str
+    severity: str = "error"     # "error" | "warning": a warning is printed, never fails a load
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: error: {self.message} [{self.code}]"
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"
 
 
 class TopologyError(LanscatterError):

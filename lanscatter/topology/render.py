@@ -58,7 +58,8 @@ def plan_to_text(plan: DeploymentPlan, file: str) -> str:
     for site in plan.sites:
         pad = "    " * site.depth
         joined = "origin site" if site.parent is None else _wan(plan, site.parent, site.name)
-        lines.append(f"{pad}site {site.name}  [LAN {format_bits_per_s(site.lan)}; {joined}]")
+        switch = f", switch {format_bits_per_s(site.switch)} shared" if site.switch is not None else ""
+        lines.append(f"{pad}site {site.name}  [LAN {format_bits_per_s(site.lan)} ports{switch}; {joined}]")
         hosts = [h for h in plan.hosts if h.site == site.name]
         rows = [(h.name, h.role, _listen(h),
                  f"<- {h.upstream[0]}:{h.upstream[1]}" if h.upstream else "", str(h.folder), _extras(h))
@@ -82,6 +83,7 @@ def plan_to_json(plan: DeploymentPlan) -> dict[str, Any]:
                     "secret": {"kind": ds.secret.kind,
                                "ref": None if ds.secret.kind == "value" else ds.secret.ref}},
         "sites": [{"name": s.name, "parent": s.parent, "depth": s.depth, "lan_bytes_per_s": s.lan,
+                   "switch_bytes_per_s": s.switch,
                    "master": s.master, "status": list(plan.site_masters()[s.name])} for s in plan.sites],
         "hosts": [{"name": h.name, "site": h.site, "address": h.address, "roles": sorted(h.roles),
                    "master_port": h.master_port, "peer_port": h.peer_port, "folder": str(h.folder),

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanscatter.ideal import efficiency, ideal_time
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 
 
@@ -72,16 +73,9 @@ def wan_links_of(plan: DeploymentPlan) -> list[str]:
 
 
 def bottleneck_bytes_per_s(plan: DeploymentPlan) -> float:
-    """The capacity of the slowest host's path from the origin (min over links on the path, then
-    min over hosts). `inf` when no link on any path has a capacity."""
-    origin = plan.sites[0].master
-    worst = math.inf
-    for h in plan.hosts:
-        if h.name == origin:
-            continue
-        for name in plan.link_map.path(origin, h.name):
-            worst = min(worst, plan.link_map.links[name].bytes_per_s)
-    return worst
+    """The rate at which the ideal (`lanscatter.ideal`) delivers a copy to every host: dataset
+    bytes / ideal time, whatever the size. `inf` when no link limits anything."""
+    return ideal_time(plan.link_map, plan.sites[0].master, 1.0).bytes_per_s
 
 
 class SyncTracker:
@@ -277,12 +271,15 @@ class SyncTracker:
                          "capacity_bytes_per_s": self.plan.link_map.links[name].bytes_per_s}
         rate = bottleneck_bytes_per_s(self.plan)
         ideal = size / rate if size and not math.isinf(rate) else None
-        efficiency = round(ideal / makespan, 4) if ideal is not None and makespan else None
+        # clamped at 1 (and flagged) where compressed chunks beat the ideal, which counts whole copies
+        ratio = efficiency(ideal, makespan) if ideal is not None and makespan else None
         return {
             "dataset": self.plan.dataset.name, "generation": self.generation, "dataset_bytes": size,
             "chunks": self.chunks, "synced": self.synced(), "makespan_s": makespan,
             "ideal_s": None if ideal is None else round(ideal, 3),
-            "bottleneck_bytes_per_s": None if math.isinf(rate) else rate, "efficiency": efficiency,
+            "bottleneck_bytes_per_s": None if math.isinf(rate) else rate,
+            "efficiency": None if ratio is None else round(ratio.value, 4),
+            "efficiency_clamped": ratio is not None and ratio.clamped,
             "hosts": hosts, "sites": sites, "site_order": [s.name for s in self.plan.sites], "wan_links": wan,
             "restarts": dict(self.restarts),
             "local": self.plan.local,

@@ -19,9 +19,8 @@ from pathlib import Path
 
 from lanscatter.atomic_file import write_json_atomic
 from lanscatter.auth import new_secret
+from lanscatter.deploy import ssh_up
 from lanscatter.errors import ConfigError
-from lanscatter.signing import public_key_of
-from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.sizes import format_bytes, parse_size
 from lanscatter.topology.demo_data import (
     DEFAULT_DEMO_SIZE,
@@ -41,6 +40,7 @@ from lanscatter.topology.orchestrator import (
     Supervisor,
     stop_on_signals,
 )
+from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import (
     SECRET_ENV,
     RunContext,
@@ -164,43 +164,11 @@ def _run_secret(plan: DeploymentPlan, local: bool) -> str | None:
         log.info("$%s is not set: this rehearsal uses a swarm secret made for the run", ref.ref)
         return new_secret()
     return plan.dataset.secret_value()
-def _origin_keys(plan: DeploymentPlan, hosts: list[HostPlan], rehearsal: Path | None,
-                 state_root: Path) -> tuple[str | None, Path | None]:
-    """The origin's public key every role checks, and the private key its master signs with.
-
-    A rehearsal (`rehearsal` is its work directory) signs with the tree's origin_key_file, or else
-    with a key of its own made there once; every role gets that key's public half, so a rehearsal
-    needs no step by hand. A real deployment takes the tree's keys; on the origin the private key
-    (origin_key_file, or else the master's default origin.key in its state folder) must be
-    origin_key's pair, or every host would refuse every version."""
-    ds = plan.dataset
-    if rehearsal is not None and ds.signing_key_file is None:
-        path = rehearsal / PRIVATE_KEY_FILE
-        key, created = load_or_create_signing_key(path)
-        if created:
-            log.info("the rehearsal signs its versions with a key of its own: %s", path)
-        return public_key_of(key).text, path
-    origin = next((h for h in hosts if h.role == "master"), None)
-    if origin is None:
-        return ds.origin_key, None
-    if ds.signing_key_file is None:
-        # The master will sign with origin.key in its state folder: it must be origin_key's pair.
-        default = state_root / origin.name / PRIVATE_KEY_FILE
-        if ds.origin_key is not None and (
-                not default.exists() or public_key_of(load_signing_key(default)).text != ds.origin_key):
-            raise ConfigError(f"this host is the origin, but holds no private key for origin_key {ds.origin_key}",
-                              "give `origin_key_file:` in the site tree (the file `lanscatter keys new` wrote), "
-                              f"or put that file at {default}")
-        return ds.origin_key, None
-    public = public_key_of(load_signing_key(ds.signing_key_file)).text
-    if ds.origin_key is not None and ds.origin_key != public:
-        raise ConfigError(f"origin_key_file {ds.signing_key_file} is not the private half of origin_key "
-                          f"{ds.origin_key}", f"put `origin_key: {public}` in the site tree, or name "
-                          "the right key file")
-    return public, ds.signing_key_file
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.ssh:
+        return ssh_up.cmd_up_ssh(args)
     opts = UpOptions.from_args(args)
     topo = load_topology(opts.file)
     plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
@@ -224,7 +192,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local and not commands <= link_flags:
         log.warning("the master and relay commands of this installation do not load the link map: "
                     "the rehearsal runs without the file's link speeds")
-    origin_key, signing_key = _origin_keys(plan, hosts, workdir if opts.local else None, workdir / "state")
+    origin_key, signing_key = run_keys(plan, hosts, rehearsal=workdir if opts.local else None,
+                                       state_root=workdir / "state")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
                      workdir=workdir if opts.local else None, link_flags=link_flags,
                      store_and_forward=opts.store_and_forward, all_hosts=opts.local,
@@ -409,4 +378,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="command a host runs when its folder first becomes complete for a generation, with "
                    "LANSCATTER_HOST/SITE/FOLDER/DATASET/GENERATION in its environment (a host's own "
                    "on_synced in FILE wins)")
+    ssh_up.add_arguments(p)
     p.set_defaults(func=cmd_up)

@@ -4,12 +4,18 @@
 before it raises one `TopologyError` that lists them all. The checks here are the ones that need
 more than one mapping: names used twice, references to hosts and sites, the tree (root, cycles,
 reachability, gateways) and two roles that would listen on one address and port.
+
+`warnings_of(topo)` lists what a valid file may not mean as written: today, a site whose `lan:` was
+written when it meant one budget shared by the whole site (before `switch:` existed) and whose
+ports together now carry more than that.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+from lanscatter.sizes import format_bits_per_s
 from lanscatter.topology.load import build
 from lanscatter.topology.model import (
     DEFAULT_MASTER_PORT,
@@ -21,7 +27,7 @@ from lanscatter.topology.problems import Problem, ProblemLog, TopologyError, did
 from lanscatter.topology.tree import site_tree
 from lanscatter.topology.yaml_positions import compose
 
-__all__ = ["Problem", "TopologyError", "check", "load_topology"]
+__all__ = ["Problem", "TopologyError", "check", "load_topology", "warnings_of"]
 
 
 def load_topology(path: Path) -> Topology:
@@ -157,3 +163,23 @@ def _ports(topo: Topology, log: ProblemLog) -> None:
                         f"already used by {taken[key]}; give one of them another {kind}_port or address")
             else:
                 taken[key] = f"{host.name!r} ({role}, {kind} port)"
+
+
+def warnings_of(topo: Topology) -> list[Problem]:
+    """Problems that do not stop the file from loading, with their positions, in file order."""
+    out = []
+    for site in topo.sites:
+        if "lan" not in site.where or "switch" in site.where:
+            continue                 # `switch:` written (a speed, or none): the file says what it means
+        ports = math.fsum(min(site.lan, topo.settings_of(h).upload_limit or math.inf) for h in site.hosts)
+        if ports <= site.lan * (1 + 1e-9):
+            continue                 # the old shared budget could never bind: nothing changed
+        pos = site.where["lan"]
+        lan = format_bits_per_s(site.lan).replace(" ", "").removesuffix("/s")
+        out.append(Problem(str(topo.file), pos.line, pos.col, "lan-per-port",
+                           f"site {site.name!r}: 'lan: {lan}' is the speed of each host's port on a "
+                           f"switched LAN (its {len(site.hosts)} hosts' ports together carry "
+                           f"{format_bits_per_s(ports)}); it used to be one budget shared by the whole site. "
+                           f"To keep that meaning, add 'switch: {lan}' to the site ('switch: none' "
+                           "says the switch carries every port at once)", severity="warning"))
+    return sorted(out, key=lambda p: (p.line, p.col))

@@ -7,7 +7,6 @@ changes only this function.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from aiohttp import WSMsgType, web
@@ -66,11 +65,6 @@ class FakeMaster:
         site = web.TCPSite(self._runner, HOST, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
-
-    async def wait_joins(self, n: int, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while self.joins < n:
-                await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self._runner is not None:

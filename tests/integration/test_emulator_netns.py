@@ -112,6 +112,30 @@ def test_links_keep_their_rates_and_the_counters_count_the_bytes(emu: Emulation)
         assert 0.995 * delivered <= payload <= 1.025 * delivered   # retransmits count too
 
 
+def test_ports_carry_their_rate_at_once_and_a_switch_is_shared() -> None:
+    """Two flows between four hosts of one site: each keeps its port's rate on a plain switched
+    LAN; with a `switch` rate they share it."""
+    seconds = 3.0
+    flows = {"first": ("o", "a"), "second": ("b", "c")}
+    hosts = tuple(Host(h) for h in "oabc")
+    for switch in (None, 60 * MBIT):
+        spec = NetSpec(sites=(Site("hq", LAN_RATE, hosts, switch_bytes_per_s=switch),), tag=new_tag())
+        with Emulation(spec) as built:
+            sinks = {k: probe.start(built, dst, "tcp-sink", "--bind", built.address(dst),
+                                    "--seconds", str(seconds + 5)) for k, (_src, dst) in flows.items()}
+            ports = {k: probe.wait_ready(p) for k, p in sinks.items()}
+            senders = [probe.start(built, src, "tcp-send", "--to", f"{built.address(dst)}:{ports[k]}",
+                                   "--seconds", str(seconds)) for k, (src, dst) in flows.items()]
+            for sender in senders:
+                probe.finish(sender, timeout=seconds + 10)
+            got = {k: probe.finish(p, timeout=10) for k, p in sinks.items()}
+        rates = [probe.throughput_bytes_per_s(r["series"], skip_s=1.0) / TCP_PAYLOAD_SHARE for r in got.values()]
+        if switch is None:
+            assert all(0.8 * LAN_RATE <= r <= 1.2 * LAN_RATE for r in rates), [r * 8 / 1e6 for r in rates]
+        else:
+            assert 0.8 * switch <= sum(rates) <= 1.2 * switch, [r * 8 / 1e6 for r in rates]
+
+
 def test_loss_drops_about_the_share_and_teardown_leaves_nothing() -> None:
     loss = 0.1
     with Emulation(two_sites(new_tag(), loss=loss)) as lossy:

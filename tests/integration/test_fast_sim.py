@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = [
     ["--nodes", "40", "--chunks", "120", "--slow-fraction", "0.1", "--fail-rate", "0.03", "--churn", "0.1"],
-    ["--nodes", "30", "--chunks", "80", "--sites", "3", "--wan-mbps", "100,40", "--lan-mbps", "2000",
+    ["--nodes", "30", "--chunks", "80", "--sites", "3", "--wan-mbps", "100,40", "--switch-mbps", "2000",
      "--fail-rate", "0.02", "--slow-fraction", "0.06"],
 ]
 

@@ -16,6 +16,7 @@ dataset: {source: data, origin: o}
 sites:
   hq:
     lan: 100Mbit
+    switch: 150Mbit
     hosts:
       o: 192.0.2.1
       h1: {address: 192.0.2.2, upload_limit: 10MB/s, download_limit: 40Mbit}
@@ -49,6 +50,7 @@ def test_sites_hosts_and_wan_links_follow_the_file(tmp_path: Path) -> None:
     assert [(s.name, s.parent, s.lan_bytes_per_s) for s in spec.sites] == [
         ("hq", None, 100 * MBIT), ("br", "hq", 1000 * MBIT), ("leaf", "br", 10 * MBIT)]
     hq = spec.site("hq")
+    assert hq.switch_bytes_per_s == 150 * MBIT and spec.site("br").switch_bytes_per_s is None
     assert [(h.name, h.up_bytes_per_s, h.down_bytes_per_s) for h in hq.hosts] == [
         ("o", None, None), ("h1", 10e6, 40 * MBIT)]
     first, second = spec.wan_links
@@ -94,7 +96,7 @@ def test_bad_loss_is_reported_with_its_position(tmp_path: Path, loss: str, code:
         _load(tmp_path, TREE.replace("loss: 0.5%", f"loss: {loss!r}"))
     problems = err.value.problems
     assert [p.code for p in problems] == [code]
-    assert (problems[0].line, problems[0].col) == (20, 11)
+    assert (problems[0].line, problems[0].col) == (21, 11)
 
 
 @pytest.mark.parametrize("argv", [["emulate", "tree.yaml"], ["emulate", "--cleanup"]])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
+from lanscatter.emulator import shaping
 from lanscatter.emulator.layout import Layout, plan
 from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
 from lanscatter.errors import ConfigError
@@ -150,3 +152,36 @@ def test_names_that_clash_once_made_safe_are_refused() -> None:
     spec = NetSpec(sites=(Site("hq", 1, (Host("a.b"), Host("a_b"))),), tag="z")
     with pytest.raises(ConfigError, match="differ only"):
         plan(spec)
+
+
+def test_each_port_is_shaped_at_the_lan_rate_or_the_hosts_own_lower_one() -> None:
+    layout = plan(hub_and_branches())
+    h1, origin = layout.hosts["h1"], layout.hosts["origin"]
+    assert (origin.up_bytes_per_s, origin.down_bytes_per_s) == (200 * MBIT, 200 * MBIT)
+    assert (h1.up_bytes_per_s, h1.down_bytes_per_s) == (10 * MBIT, 200 * MBIT)
+    # the host's egress is its upload, the router port's egress its download: one htb class each
+    up = shaping.shape_rate(h1.interface, h1.up_bytes_per_s)
+    assert up[:2] == [["qdisc", "replace", "dev", "eth0", "root", "handle", "1:", "htb", "default", "1"],
+                      ["class", "add", "dev", "eth0", "parent", "1:", "classid", "1:1", "htb", "rate", "10000000bit",
+                       "burst", "6056", "cburst", "6056", "quantum", "1514"]]
+    # no switch written: nothing shared
+    assert all(r.switch is None and r.switch_ports == () for r in layout.routers.values())
+
+
+def test_a_switch_is_one_class_fed_by_every_port_of_its_router() -> None:
+    spec = hub_and_branches()
+    sites = tuple(replace(s, switch_bytes_per_s=50 * MBIT) if s.name == "b1" else s for s in spec.sites)
+    layout = plan(NetSpec(sites=sites, wan_links=spec.wan_links, tag=spec.tag))
+    b1 = layout.routers["b1"]
+    # both host ports, the end towards the hub and the end towards its sub-branch b3
+    assert (b1.switch, b1.switch_bytes_per_s) == ("sw0", 50 * MBIT)
+    assert sorted(b1.switch_ports) == ["dn2", "p0", "p1", "up0"]
+    assert layout.routers["hq"].switch is None
+    commands = shaping.shared_ingress(b1.switch, b1.switch_ports, 50 * MBIT)
+    assert commands[:2] == shaping.htb_root("sw0", 50 * MBIT)
+    assert commands[2][:6] == ["qdisc", "add", "dev", "sw0", "parent", "1:1"]        # its bounded queue
+    redirects = [c for c in commands if c[0] == "filter"]
+    assert [c[3] for c in redirects] == list(b1.switch_ports)
+    assert all(c[-6:] == ["action", "mirred", "egress", "redirect", "dev", "sw0"] for c in redirects)
+    ingress = [c for c in commands if c[0] == "qdisc" and "ingress" in c]
+    assert [c[3] for c in ingress] == list(b1.switch_ports)

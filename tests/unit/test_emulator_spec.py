@@ -48,6 +48,7 @@ def test_a_valid_tree_answers_questions_about_itself() -> None:
               "wan_links": (WanLink("hq", "b", 1, 1),)}, "host names repeat"),
         ({"sites": (Site("a", 1, ()), Site("b", 1, ()))}, "exactly one root"),
         ({"sites": (Site("a", 0, ()),)}, "LAN rate"),
+        ({"sites": (Site("a", 1, (), switch_bytes_per_s=0),)}, "switch rate"),
         ({"sites": (Site("a", 1, (Host("o", up_bytes_per_s=-1),)),)}, "rates must be positive"),
         ({"sites": (Site("a", 1, ()), Site("b", 1, (), parent="zz"))}, "is not a site"),
         ({"sites": (Site("a", 1, ()), Site("b", 1, (), parent="c"), Site("c", 1, (), parent="b"))},

@@ -179,7 +179,7 @@ def test_wan_link_held_by_one_source_which_paces_it_as_a_whole() -> None:
     ts = p.plan(0.0)
     assert len(ts) == 2 and len({t.source for t in ts}) == 1     # one source for the whole link
     assert {t.pace_group for t in ts} == {("wan:hub>b", 10.0)}
-    assert {t.pace_cap for t in ts} == {None}                    # no finite LAN on the way
+    assert {t.pace_cap for t in ts} == {None}                    # no finite switch on the way
     p.finish(ts[0].id, 100.0, ok=True)
     [t2] = p.plan(100.0)
     assert t2.source == ts[1].source                 # the link is still that source's
@@ -190,9 +190,9 @@ def test_wan_link_held_by_one_source_which_paces_it_as_a_whole() -> None:
     assert last.pace_group == ("wan:hub>b", 10.0)
 
 
-def test_engine_keeps_only_the_lan_share_per_transfer() -> None:
-    # Host links are kept by each host across its own transfers; a finite LAN is shared by all.
-    lm = LinkMap(links={"lan:hub": Link("lan:hub", 120.0), "up:S": Link("up:S", 1000.0),
+def test_engine_keeps_only_the_switch_share_per_transfer() -> None:
+    # Host ports are kept by each host across its own transfers; a finite switch is shared by all.
+    lm = LinkMap(links={"switch:hub": Link("switch:hub", 120.0), "up:S": Link("up:S", 1000.0),
                         "down:a": Link("down:a", 50.0)},
                  node_site={"S": "hub", "a": "hub"}, site_parent={"hub": None})
     p = Planner(links=lm, rng=random.Random(1))
@@ -202,13 +202,13 @@ def test_engine_keeps_only_the_lan_share_per_transfer() -> None:
     p.add_node("a", dl_slots=2, ul_slots=2)
     ts = p.plan(0.0)
     assert [t.rate_cap for t in ts] == [25.0, 25.0]    # booked: a's downlink split between its slots
-    # enforced: the LAN's share (split among the round's transfers, then what is left)
+    # enforced: the switch's share (split among the round's transfers, then what is left)
     assert [t.pace_cap for t in ts] == [60.0, 95.0]
     assert {t.pace_group for t in ts} == {None}
 
 
-def test_shared_lan_split_among_the_round_not_taken_by_the_first() -> None:
-    lm = LinkMap(links={"lan:hub": Link("lan:hub", 120.0)}, node_site={n: "hub" for n in "Sabcd"},
+def test_shared_switch_split_among_the_round_not_taken_by_the_first() -> None:
+    lm = LinkMap(links={"switch:hub": Link("switch:hub", 120.0)}, node_site={n: "hub" for n in "Sabcd"},
                  site_parent={"hub": None})
     p = Planner(links=lm, rng=random.Random(1))
     p.set_chunks(CHUNKS)
@@ -221,7 +221,7 @@ def test_shared_lan_split_among_the_round_not_taken_by_the_first() -> None:
     p.finish(ts[0].id, 1.0, ok=True)
     new = p.plan(1.0)
     assert sum(t.rate_cap for t in new) == 30.0   # what the finished one freed, no more
-    assert p.link_booked()["lan:hub"] == 120.0
+    assert p.link_booked()["switch:hub"] == 120.0
 
 
 def test_wan_bound_upload_runs_beside_the_slots() -> None:

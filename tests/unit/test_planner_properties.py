@@ -35,7 +35,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         for n in names:
             capacities[f"up:{n}"] = float(draw(st.integers(50, 400)))
             capacities[f"down:{n}"] = float(draw(st.integers(50, 400)))
-        capacities["lan:hub"] = float(draw(st.integers(100, 1000)))
+        capacities["switch:hub"] = float(draw(st.integers(100, 1000)))
         capacities["wan:hub>b"] = float(draw(st.integers(20, 200)))
         capacities["wan:b>hub"] = float(draw(st.integers(20, 200)))
     initial = [draw(st.lists(st.integers(0, max(0, n_chunks - 1)), max_size=n_chunks)) if n_chunks else []

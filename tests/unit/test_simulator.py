@@ -186,9 +186,9 @@ def test_cli_live_redraws_frames_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_a_run_is_the_same_for_the_same_seed() -> None:
-    """Every fault the simulator models at once: WAN links, a shaped LAN, slow peers (some uploads
+    """Every fault the simulator models at once: WAN links, a shaped switch, slow peers (some uploads
     time out), failing transfers, churn."""
-    config = SimConfig(nodes=40, chunks=60, sites=3, wan_rates=(12.5e6, 6.25e6), lan_rate=60e6,
+    config = SimConfig(nodes=40, chunks=60, sites=3, wan_rates=(12.5e6, 6.25e6), switch_rate=60e6,
                        slow_fraction=0.15, slowdown=50.0, fail_rate=0.03, churn=0.1, seed=12,
                        chunk_size=4 * MIB)
     first, again = (Simulation(config).run() for _ in range(2))

@@ -110,3 +110,37 @@ def test_sync_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(Exception, match="is a file"):
         MirrorStore(tmp_path / "f", tmp_path / "state")
+
+
+def test_a_rotten_chunk_is_forgotten_in_a_part_file_and_in_a_finished_file(tmp_path: Path) -> None:
+    src = _origin(tmp_path)
+    manifest, _ = scan_folder(src, CS, HashCache(None))
+    big = manifest.file("a/b/big.bin")
+    assert big is not None
+    store = MirrorStore(tmp_path / "peer", tmp_path / "state")
+    store.reconcile(manifest)
+    part_chunk = big.chunks[1]
+    fd, off, _ = store.chunk_target(part_chunk)  # type: ignore[misc]
+    os.pwrite(fd, (src / "a/b/big.bin").read_bytes()[CS:2 * CS], off)
+    store.chunk_verified(part_chunk, fd, off)
+    assert store.has(part_chunk)
+    # Rotten in the part file: no longer had, and not resumed from the journal by a reconcile.
+    assert store.forget_chunks({part_chunk}) == ["a/b/big.bin"]
+    assert not store.has(part_chunk)
+    store.reconcile(manifest)
+    assert part_chunk in store.missing_chunks()
+    _feed(store, src)
+    assert _tree(tmp_path / "peer") == _tree(src)
+    # Rotten in a finished file, under the same size and mtime: read again, only that chunk missing.
+    path = tmp_path / "peer" / "run.sh"
+    st = path.stat()
+    path.write_bytes(b"#!/bin/sh\necho HI\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    run = manifest.file("run.sh")
+    assert run is not None
+    assert store.forget_chunks(set(run.chunks)) == ["run.sh"]
+    assert not store.has(run.chunks[0])
+    store.reconcile(manifest)
+    assert store.missing_chunks() == set(run.chunks)
+    _feed(store, src)
+    assert _tree(tmp_path / "peer") == _tree(src)

@@ -54,8 +54,8 @@ def test_validate_reports_every_problem(broken: Path, capsys: pytest.CaptureFixt
 def test_plan_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["plan", str(REHEARSAL)]) == 0
     out = capsys.readouterr().out
-    assert "site hub  [LAN 1 Gbit/s; origin site]" in out
-    assert "        site branch  [LAN 1 Gbit/s; WAN from region: 30 Mbit/s, 20 ms]" in out
+    assert "site hub  [LAN 1 Gbit/s ports; origin site]" in out
+    assert "        site branch  [LAN 1 Gbit/s ports; WAN from region: 30 Mbit/s, 20 ms]" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("branch-gw"))
     assert row.split()[:4] == ["branch-gw", "relay", "branch-gw:10564", "(peer"]
     assert "<- region-gw:10564" in row

@@ -19,6 +19,7 @@ defaults:
 sites:
   hq:
     lan: 10Gbit
+    switch: 20Gbit
     hosts:
       o: 10.0.0.1
       h1: {address: 10.0.0.2, upload_limit: 10MB/s}
@@ -94,11 +95,14 @@ def test_tree_order_and_sites(mixed: Path) -> None:
 
 # link name -> (bytes per second, latency in seconds)
 LINKS = {
-    "lan:hq": (1.25e9, 0.0), "lan:vpn": (1.25e8, 0.0), "lan:region": (1.25e8, 0.0), "lan:branch": (1.25e7, 0.0),
+    "switch:hq": (2.5e9, 0.0),
     "wan:hq>vpn": (6.25e6, 0.0), "wan:vpn>hq": (1.25e6, 0.0),
     "wan:hq>region": (1.25e8, 0.0), "wan:region>hq": (1.25e7, 0.0),
     "wan:region>branch": (2.5e6, 0.04), "wan:branch>region": (2.5e6, 0.04),
-    "up:h1": (1e7, 0.0), "down:bg": (5e6, 0.0),
+    # every host's port: its site's lan (10Gbit, 1Gbit by default, 100Mbit), narrowed by its limits
+    "up:o": (1.25e9, 0.0), "down:o": (1.25e9, 0.0), "up:h1": (1e7, 0.0), "down:h1": (1.25e9, 0.0),
+    **{f"{d}:{h}": (1.25e8, 0.0) for h in ("v1", "vg", "rg", "r1") for d in ("up", "down")},
+    "up:bg": (1.25e7, 0.0), "down:bg": (5e6, 0.0), "up:b1": (1.25e7, 0.0), "down:b1": (1.25e7, 0.0),
 }
 
 
@@ -107,8 +111,8 @@ def test_link_map(mixed: Path) -> None:
     assert {n: (link.bytes_per_s, link.latency_s) for n, link in lm.links.items()} == pytest.approx(LINKS)
     assert lm.site_parent == {"hq": None, "vpn": "hq", "region": "hq", "branch": "region"}
     assert lm.node_site["b1"] == "branch"
-    assert lm.path("h1", "b1") == ("up:h1", "lan:hq", "wan:hq>region", "wan:region>branch", "lan:branch")
-    assert lm.path("b1", "bg") == ("lan:branch", "down:bg")
+    assert lm.path("h1", "b1") == ("up:h1", "switch:hq", "wan:hq>region", "wan:region>branch", "down:b1")
+    assert lm.path("b1", "bg") == ("up:b1", "down:bg")
 
 
 def test_local_rehearsal_addresses_and_folders(mixed: Path, tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from lanscatter.errors import ConfigError
 from lanscatter.signing import public_key_of
 from lanscatter.signing_keys import create_signing_key
 from lanscatter.topology import TopologyError, derive_plan, load_topology
+from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import RunContext, role_command
-from lanscatter.topology.up_cli import _origin_keys
 
 KEY = public_key_of(Ed25519PrivateKey.from_private_bytes(bytes(range(32)))).text
 
@@ -91,23 +91,23 @@ def test_the_schema_knows_the_key(tmp_path: Path) -> None:
 
 def test_a_rehearsal_signs_with_a_key_of_its_own_and_a_deployment_checks_its_pair(tmp_path: Path) -> None:
     plan = derive_plan(load_topology(_write(tmp_path, f"origin_key: {KEY}")), local=True, workdir=tmp_path / "w")
-    public, private = _origin_keys(plan, list(plan.hosts), tmp_path / "w", tmp_path / "w" / "state")
+    public, private = run_keys(plan, list(plan.hosts), rehearsal=tmp_path / "w", state_root=tmp_path / "w" / "state")
     assert private == tmp_path / "w" / "origin.key" and private.exists()
     assert public != KEY                                  # the tree's key has no private half here
-    assert _origin_keys(plan, list(plan.hosts), tmp_path / "w", tmp_path / "s") == (public, private)  # made once
+    assert run_keys(plan, list(plan.hosts), rehearsal=tmp_path / "w", state_root=tmp_path / "s") == (public, private)  # made once
 
     mine = public_key_of(create_signing_key(tmp_path / "k" / "origin.key")).text
     real = derive_plan(load_topology(_write(tmp_path, f"origin_key: {mine}\norigin_key_file: k/origin.key")))
     state = tmp_path / "s"
-    assert _origin_keys(real, [real.host("o")], None, state) == (mine, (tmp_path / "k" / "origin.key").resolve())
-    assert _origin_keys(real, [real.host("p")], None, state) == (mine, None)   # not the origin: no private key
+    assert run_keys(real, [real.host("o")], rehearsal=None, state_root=state) == (mine, (tmp_path / "k" / "origin.key").resolve())
+    assert run_keys(real, [real.host("p")], rehearsal=None, state_root=state) == (mine, None)   # not the origin: no private key
     wrong = derive_plan(load_topology(_write(tmp_path, f"origin_key: {KEY}\norigin_key_file: k/origin.key")))
     with pytest.raises(ConfigError, match="not the private half"):
-        _origin_keys(wrong, [wrong.host("o")], None, state)
+        run_keys(wrong, [wrong.host("o")], rehearsal=None, state_root=state)
     # No key file in the tree: the master's default key must be origin_key's pair.
     bare = derive_plan(load_topology(_write(tmp_path, f"origin_key: {mine}")))
     with pytest.raises(ConfigError, match="holds no private key"):
-        _origin_keys(bare, [bare.host("o")], None, state)
+        run_keys(bare, [bare.host("o")], rehearsal=None, state_root=state)
     (state / "o").mkdir(parents=True)
     (state / "o" / "origin.key").write_bytes((tmp_path / "k" / "origin.key").read_bytes())
-    assert _origin_keys(bare, [bare.host("o")], None, state) == (mine, None)
+    assert run_keys(bare, [bare.host("o")], rehearsal=None, state_root=state) == (mine, None)

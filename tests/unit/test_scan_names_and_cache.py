@@ -1,0 +1,100 @@
+"""The scanner against names the protocol cannot carry, and the hash cache against rewrites that
+keep size, mtime and inode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lanscatter.hash_cache import HashCache
+from lanscatter.scanner import RefusedName, scan_folder
+
+CS = 64 * 1024
+
+
+def _bytes_file(folder: Path, name: bytes, data: bytes) -> None:
+    fd = os.open(os.fsencode(folder) + b"/" + name, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def test_names_the_protocol_cannot_carry_are_refused_and_the_rest_scanned(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_bytes(b"good")
+    (tmp_path / "a:b.txt").write_bytes(b"colon")
+    (tmp_path / "back\\slash").write_bytes(b"a backslash is a POSIX name the protocol does not carry")
+    _bytes_file(tmp_path, b"bad\xff.txt", b"latin-1")
+    os.mkdir(os.fsencode(tmp_path) + b"/dir\xfe")
+    _bytes_file(tmp_path, b"dir\xfe/inside", b"below a refused folder")
+    manifest, stats = scan_folder(tmp_path, CS, HashCache(None))
+    assert [f.path for f in manifest.files] == ["a:b.txt", "good.txt"]
+    assert manifest.dirs == ()
+    assert sorted(stats.refused, key=lambda r: r.shown) == [
+        RefusedName("back\\\\slash", "name contains a backslash"),
+        RefusedName("bad\\xff.txt", "name is not UTF-8"),
+        RefusedName("dir\\xfe", "name is not UTF-8"),
+    ]
+
+
+def _deep_tree(root: Path, depth: int, name: str) -> None:
+    """Folders nested `depth` deep with a file at the bottom, made through directory descriptors
+    (their absolute path is longer than the OS takes in one call)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def test_a_path_too_long_for_the_protocol_is_refused(tmp_path: Path) -> None:
+    _deep_tree(tmp_path, 17, "d" * 249)            # every name fine, the path over 4096 bytes
+    (tmp_path / "short").write_bytes(b"y")
+    manifest, stats = scan_folder(tmp_path, CS, HashCache(None))
+    assert [f.path for f in manifest.files] == ["short"]
+    assert [r.reason for r in stats.refused] == ["path longer than 4096 bytes"]
+
+
+def test_a_path_too_long_below_the_folder_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / ("r" * 250)
+    root.mkdir()
+    _deep_tree(root, 16, "d" * 249)               # 4000 bytes: carried, but not below this folder
+    (root / "short").write_bytes(b"y")
+    manifest, stats = scan_folder(root, CS, HashCache(None))
+    assert [f.path for f in manifest.files] == ["short"]
+    assert [r.reason for r in stats.refused] == ["path too long below this folder"]
+
+
+def test_a_rewrite_in_place_with_the_old_mtime_is_hashed_again(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    path = root / "f.bin"
+    path.write_bytes(b"A" * 100_000)
+    cache = HashCache(tmp_path / "cache.jsonl")
+    first, _ = scan_folder(root, CS, cache)
+    st = path.stat()
+    with open(path, "r+b") as fh:
+        fh.write(b"B" * 100_000)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino) == (
+        st.st_size, st.st_mtime_ns, st.st_ino)
+    cache.close()
+    again, stats = scan_folder(root, CS, HashCache(tmp_path / "cache.jsonl"))     # as after a restart
+    assert stats.hashed_bytes == 100_000
+    assert again.files[0].chunks != first.files[0].chunks
+
+
+def test_an_unchanged_file_is_not_hashed_again_after_a_restart(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f.bin").write_bytes(b"A" * 100_000)
+    cache = HashCache(tmp_path / "cache.jsonl")
+    scan_folder(root, CS, cache)
+    cache.close()
+    _, stats = scan_folder(root, CS, HashCache(tmp_path / "cache.jsonl"))
+    assert (stats.hashed_bytes, stats.reused_bytes) == (0, 100_000)
