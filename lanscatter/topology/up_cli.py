@@ -271,11 +271,11 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
         if watching.done():
             watching.result()              # a bug in the watcher: surface it
         in_sync = tracker.hosts_done(hosts)
+        kind = "synced" if in_sync else "interrupted"
         if stop_signal:
-            outcome = _Outcome("synced", 0) if in_sync else _Outcome("interrupted", EXIT_INTERRUPTED[stop_signal[0]])
+            outcome = _Outcome(kind, EXIT_INTERRUPTED[stop_signal[0]])
         elif monitor is not None and monitor in done:
-            # The operator left the monitor (q, or Ctrl-C inside it, which is a key there).
-            outcome = _Outcome("synced", 0) if in_sync else _Outcome("interrupted", EXIT_INTERRUPTED[signal.SIGINT])
+            outcome = _Outcome(kind, _left_monitor(monitor.result(), in_sync))
         elif not done:
             outcome = _Outcome("synced", 0) if in_sync else _Outcome("timed out", 1)
             if not in_sync:
@@ -285,8 +285,12 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
             if monitor is not None:
                 # The monitor shows the summary and keeps its screen until the operator leaves.
                 await asyncio.wait({monitor, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if monitor.done():
+                    outcome.code = _left_monitor(monitor.result(), True)
             elif not opts.local and any(h.role == "relay" for h in hosts):
                 await asyncio.wait({stopped}, timeout=FINAL_STATUS_S)
+            if stop_signal:
+                outcome.code = EXIT_INTERRUPTED[stop_signal[0]]
     finally:
         for t in (watching, stopped, synced):
             if t is not None:
@@ -304,6 +308,14 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
         write_json_atomic(report_path, final)
     print("\n".join(summary_lines(final)), flush=True)
     return outcome.code
+
+
+def _left_monitor(code: int, in_sync: bool) -> int:
+    """The exit code after the operator left the monitor: `q` is 0 once in sync, else an interrupt
+    (130); Ctrl-C in it is always 130, as in a shell; a monitor stopped by signal N gives 128+N."""
+    if code == 0:
+        return 0 if in_sync else EXIT_INTERRUPTED[signal.SIGINT]
+    return code if code > 128 else EXIT_INTERRUPTED[signal.SIGINT]
 
 
 async def _monitor(opts: UpOptions, workdir: Path, report_path: Path) -> int:
@@ -346,8 +358,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "rehearsal. On a terminal, the monitor shows the run (q or Ctrl-C leaves it and stops the run); "
         "every run ends with a summary on stdout and a report (--report, default <workdir>/report.json). "
         "See docs/orchestrator.md.",
-        epilog="Exit codes: 0 every host of this run in sync when it ended; 1 --timeout came first; 130 stopped "
-        "by Ctrl-C or q before that; 143 / 129 stopped by SIGTERM / SIGHUP before that; 2 bad command line or file.")
+        epilog="Exit codes: 0 every host of this run in sync (--exit-when-synced, q in the monitor once synced, or "
+        "--timeout reached in sync); 1 --timeout reached before; 130 Ctrl-C, or q before every host was in sync; "
+        "143 / 129 SIGTERM / SIGHUP; 2 bad command line or file. The report's outcome says whether the tree was "
+        "synced when a signal stopped it.")
     p.add_argument("file", metavar="FILE", help="the site-tree YAML file")
     p.add_argument("--host", metavar="NAME", help="run this host's roles (default: the host this machine is)")
     p.add_argument("--local", action="store_true",
