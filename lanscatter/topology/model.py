@@ -21,6 +21,9 @@ DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 DEFAULT_LAN_BYTES_PER_S = 1e9 / 8            # 1 Gbit/s ports
 DEFAULT_SECRET_ENV = "LANSCATTER_SECRET"
 DEFAULT_FOLDER_ROOT = "/var/lib/lanscatter"  # + /<dataset name> on every host but the origin
+# Which links carry TLS: "wan" (a site's uplink, the default), "all" (its LAN too), "off".
+TLS_POLICIES = ("wan", "all", "off")
+DEFAULT_TLS = "wan"
 
 
 def _positions() -> Mapping[str, Pos]:
@@ -76,6 +79,7 @@ class Host:
     settings: HostSettings
     pos: Pos                          # of the name
     where: Mapping[str, Pos] = _positions()
+    tls_fingerprint: str | None = None    # SHA-256 of its TLS certificate (64 hex digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,7 @@ class Site:
     pos: Pos
     where: Mapping[str, Pos] = _positions()
     switch: float | None = None       # bytes/s the whole site shares (its switch fabric); None = ports only
+    tls: str | None = None            # one of TLS_POLICIES; None: the tree's
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,8 @@ class Topology:
     origin_key: str | None = None         # `ed25519:<base64>`: only versions it signed are written
     origin_key_file: str | None = None    # the private key, on the origin (relative: to the YAML file)
     where: Mapping[str, Pos] = _positions()
+    tls: str = DEFAULT_TLS
+    tls_ca: str | None = None         # CA file (relative to the YAML file) instead of fingerprints
 
     @property
     def base_dir(self) -> Path:
@@ -152,6 +159,11 @@ class Topology:
     def origin_site(self) -> str | None:
         origin = self.host(self.dataset.origin)
         return origin.site if origin else None
+
+    def tls_of(self, site: str) -> str:
+        """The TLS policy of a site: its own `tls:`, else the tree's."""
+        s = self.site(site)
+        return s.tls if s is not None and s.tls is not None else self.tls
 
     def settings_of(self, host: Host) -> HostSettings:
         site = self.site(host.site)

@@ -49,6 +49,7 @@ from lanscatter.topology.roles import (
     role_command,
 )
 from lanscatter.topology.summary import summary_lines
+from lanscatter.topology.tls_plan import plan_tls
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
 from lanscatter.topology.watch import Watcher, start_gates
@@ -192,12 +193,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local and not commands <= link_flags:
         log.warning("the master and relay commands of this installation do not load the link map: "
                     "the rehearsal runs without the file's link speeds")
+    tls = plan_tls(topo, plan, [h.name for h in hosts], workdir / "state", one_machine=opts.local)
     origin_key, signing_key = run_keys(plan, hosts, rehearsal=workdir if opts.local else None,
                                        state_root=workdir / "state")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
                      workdir=workdir if opts.local else None, link_flags=link_flags,
                      store_and_forward=opts.store_and_forward, all_hosts=opts.local,
-                     origin_key=origin_key, signing_key=signing_key)
+                     origin_key=origin_key, signing_key=signing_key, tls=tls)
     env = {SECRET_ENV: secret} if secret else {}
     if not opts.headless and not opts.tui:
         log.info("not on a terminal (stdin, stdout and stderr must all be one for the monitor): "

@@ -204,6 +204,7 @@ def test_every_host_up_with_exit_when_synced_all_end_synced_across_a_relay(tmp_p
     make_tree(source)
     port = free_port
     tree = write_tree(tmp_path / "tree.yaml", {
+        "tls": "off",                   # about following the tree, not TLS between hosts (test_tls.py)
         "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "x-secret-for-this-test"}},
         "sites": {
             "hq": {"hosts": {"o": {"address": "127.0.0.1", "master_port": port(), "peer_port": port()}}},
