@@ -34,6 +34,7 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
 from lanscatter.node_progress import follow_peer, master_summary, peer_summary, snapshot
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
+from lanscatter.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
 from lanscatter.rate_meter import RateMeter
 from lanscatter.relay import RelayNode, RelayOptions
 from lanscatter.scrub import DEFAULT_SCRUB_RATE
@@ -52,6 +53,19 @@ def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's 
     sp.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
                     help="address to listen on and connect from (default all addresses)")
     sp.add_argument("--name", default="", help=f"node name shown in status (default: {name})")
+    secret_args(sp)
+    sp.add_argument("--ul-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
+                    help="upload limit in Mbit/s (default unlimited)")
+    sp.add_argument("--no-compress", action="store_true", help="never use LZ4 in flight")
+    sp.add_argument("--state-dir", type=Path, default=None,
+                    help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
+    sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
+    sp.add_argument("--log-file", type=Path, default=None, metavar="FILE",
+                    help="also append the log to FILE (with the date; the terminal keeps its progress bar)")
+
+
+def secret_args(sp: argparse.ArgumentParser) -> None:
+    """The swarm-secret options (--secret-file, --secret, --insecure); read with `swarm_secret`."""
     g = sp.add_argument_group("swarm secret", "only nodes holding it join, fetch chunks or give commands "
                               "(docs/security.md); `lanscatter secret new` makes one")
     g.add_argument("--secret-file", type=Path, default=None, metavar="PATH",
@@ -63,14 +77,6 @@ def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's 
     g.add_argument("--insecure", action="store_true",
                    help="run with no secret: anyone who reaches this node can join, fetch every chunk "
                         "and, as a master, command its peers")
-    sp.add_argument("--ul-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
-                    help="upload limit in Mbit/s (default unlimited)")
-    sp.add_argument("--no-compress", action="store_true", help="never use LZ4 in flight")
-    sp.add_argument("--state-dir", type=Path, default=None,
-                    help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
-    sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
-    sp.add_argument("--log-file", type=Path, default=None, metavar="FILE",
-                    help="also append the log to FILE (with the date; the terminal keeps its progress bar)")
 
 
 def _scrub_rate(text: str) -> float:
@@ -194,6 +200,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "seconds), so peers started at the same time get the first generation from its start")
     m.add_argument("--expect-wait", type=float, default=10.0, metavar="S",
                    help="the longest wait for --expect-peers (default 10)")
+    g = m.add_argument_group("publishing", "when a version is published, and what is refused (docs/versions.md)")
+    g.add_argument("--publish", choices=PUBLISH_MODES, default=None,
+                   help="on-change: once the folder settled; on-switch: when DIR, a symlink to a release "
+                        "folder, is switched; manual: only on `lanscatter publish`. Default: on-switch for "
+                        "a symlink DIR, else on-change. Every mode publishes DIR as found at start")
+    g.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="S",
+                   help=f"on-change: publish once nothing changed for S seconds (default {DEFAULT_SETTLE_S:g})")
+    g.add_argument("--allow-shrink", action="store_true",
+                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%} of the files of "
+                        "the last version (refused by default: the hosts would delete them)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
                    help="the origin's private key, which signs every version (`lanscatter keys new`). "
@@ -214,6 +230,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what a sync would download, overwrite and delete in DIR, then exit without "
+                        "changing anything")
+    _adopt_arg(p)
     _scrub_arg(p)
     _origin_key_arg(p)
     _tls_args(p, connects=True)
@@ -238,12 +258,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    _adopt_arg(r)
     _scrub_arg(r)
     _allow_nat(r)
     _origin_key_arg(r)
     _tls_args(r, connects=True)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
+
+
+def _adopt_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--adopt", action="store_true",
+                    help="make DIR a mirror even though this node never synced it, deleting the files in it "
+                         "that the version lacks (without it, a first sync that would delete anything "
+                         "stops and says what)")
 
 
 def _allow_nat(sp: argparse.ArgumentParser) -> None:
@@ -253,7 +281,7 @@ def _allow_nat(sp: argparse.ArgumentParser) -> None:
                          "that peer (docs/security.md)")
 
 
-def _secret(args: argparse.Namespace) -> str | None:
+def swarm_secret(args: argparse.Namespace) -> str | None:
     """The swarm secret to run with; None only with --insecure."""
     if args.secret_file is not None and args.secret is not None:
         raise ConfigError("the swarm secret was given twice (--secret-file and --secret)", "give one")
@@ -317,11 +345,12 @@ def run_master(args: argparse.Namespace) -> int:
     where = _placement(args)
     opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
                          port=args.port, name=args.name or "master", chunk_size=args.chunk_size,
-                         secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
+                         secret=swarm_secret(args), ul_rate=args.ul_rate, slots=args.slots,
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
                          expect_wait_s=args.expect_wait, allow_nat=args.allow_nat,
-                         signing_key=args.signing_key, tls=_server_tls(args))
+                         signing_key=args.signing_key, tls=_server_tls(args), publish=args.publish,
+                         settle_s=max(0.0, args.settle), allow_shrink=args.allow_shrink)
     node = MasterNode(opts, progress=_scan_progress)
     summary: list[str] = []
 
@@ -343,11 +372,23 @@ def run_peer(args: argparse.Namespace) -> int:
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     opts = PeerOptions(master=host, master_port=port, folder=args.folder,
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
-                       name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
+                       name=args.name, secret=swarm_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate,
-                       origin_key=args.origin_key, tls=_client_tls(args), tls_server=_server_tls(args))
+                       origin_key=args.origin_key, tls=_client_tls(args), tls_server=_server_tls(args),
+                       adopt=args.adopt, dry_run=args.dry_run)
     node = PeerNode(opts)
+    if args.dry_run:
+        async def preview() -> None:
+            try:
+                await node.run()
+            finally:
+                await node.stop()
+        code = _run(preview)
+        if node.preview is not None:
+            print(node.preview.listing(), flush=True)
+        return code
+
     reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
                 else follow_peer(node, "peer", until_synced=args.exit_when_synced))
     return _run_with_summary(node, "peer", reporter, node.stop, as_json=args.json)
@@ -359,10 +400,11 @@ def run_proxy(args: argparse.Namespace) -> int:
     where = _placement(args)
     peer = PeerOptions(master=host, master_port=port, folder=args.folder,
                        state_dir=_state_dir(args, "relay"), host=args.listen, port=args.peer_port,
-                       name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
+                       name=args.name, secret=swarm_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False,
-                       scrub_rate=args.scrub_rate, origin_key=args.origin_key, tls=_client_tls(args))
+                       scrub_rate=args.scrub_rate, origin_key=args.origin_key, tls=_client_tls(args),
+                       adopt=args.adopt)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
                                   store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,

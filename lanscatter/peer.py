@@ -9,7 +9,9 @@ gives up with a clear error when a master it never reached does not answer withi
 
 A manifest is applied only when the origin's signed statement comes with it and checks out against
 the origin's key (`--origin-key`, or the key pinned at first use; `signing_keys.OriginTrust`);
-anything else is refused, the folder is left as it is, and the peer reconnects.
+anything else is refused, the folder is left as it is, and the peer reconnects. A folder this node
+has not synced before is not wiped: a first sync that would delete anything stops with the list
+unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version and ends.
 
 Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
 generation, `on_chunk` each verified chunk (cut-through).
@@ -46,6 +48,14 @@ from lanscatter.errors import (
     RemoteProtocolError,
     SignatureError,
 )
+from lanscatter.first_sync import (
+    ADOPT_HINT,
+    SyncPreview,
+    mark_synced,
+    preview_sync,
+    refusal_text,
+    synced_before,
+)
 from lanscatter.handshake import Channel, PeerHandshake
 from lanscatter.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.node_http import add_status_endpoints
@@ -53,7 +63,7 @@ from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.server import TLS_REQUIRED_TEXT, bind_site
-from lanscatter.signing import OriginKey, SignedVersion
+from lanscatter.signing import OriginKey, SignedVersion, published_view
 from lanscatter.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.store import MirrorStore
 from lanscatter.tls import PinMismatch, ServerTLS, TLSRefused
@@ -93,6 +103,8 @@ class PeerOptions:
     tls: ssl.SSLContext | None = None  # connect to the master and to chunk sources over TLS
     tls_server: ServerTLS | None = None    # also serve TLS on the chunk port
     origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
+    adopt: bool = False                # delete what the version lacks even in a folder never synced
+    dry_run: bool = False              # preview the first version's sync (`preview`), then end
 
 
 class PeerNode:
@@ -102,6 +114,11 @@ class PeerNode:
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
         self.store = MirrorStore(opts.folder, opts.state_dir)
+        self._synced_before = synced_before(opts.state_dir, self.store.root)
+        self.preview: SyncPreview | None = None      # with dry_run: what the sync would do
+        # The folder passed the first-sync check in this run: what is in it now was written by
+        # this node or listed by a version, so later versions may delete it.
+        self._taken_over = False
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
         self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
@@ -161,6 +178,8 @@ class PeerNode:
             scrub.add_done_callback(_log_crash)
         try:
             await self._run_sessions()
+        except _DryRunDone:
+            return
         finally:
             if scrub is not None:
                 scrub.cancel()
@@ -332,6 +351,9 @@ class PeerNode:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
         signed = SignedVersion(msg.statement, msg.signature)
         await self._check_signed(manifest, signed)
+        if self.opts.dry_run or not (self.opts.adopt or self._synced_before or self._taken_over):
+            await self._first_sync_check(manifest)
+            self._taken_over = True
         self.signed = signed
         try:
             await self._new_manifest(manifest)
@@ -351,6 +373,23 @@ class PeerNode:
             log.error("refused a version from %s:%d, the folder is left as it is: %s%s", self.opts.master,
                       self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")
             raise RemoteProtocolError("the master sent a version the origin did not sign") from None
+
+    async def _first_sync_check(self, manifest: Manifest) -> None:
+        """A folder not synced before: stop rather than delete what the version lacks; with
+        dry_run, keep the preview of the whole sync and end the run."""
+        preview = await asyncio.get_running_loop().run_in_executor(
+            None, preview_sync, self.store.root, manifest, self.store.cache if self.opts.dry_run else None)
+        if self.opts.dry_run:
+            self.preview = preview
+            raise _DryRunDone
+        if preview.delete:
+            raise ConfigError(refusal_text(self.store.root, preview), ADOPT_HINT)
+
+    def _note_synced(self) -> None:
+        """After the first complete sync the folder is this node's: later versions may delete."""
+        if not self._synced_before and self.complete():
+            mark_synced(self.opts.state_dir, self.store.root)
+            self._synced_before = True
 
     async def verify(self, chunks: Iterable[str],
                      why: str = "a chunk served from here did not match its hash") -> None:
@@ -389,6 +428,7 @@ class PeerNode:
             finally:
                 self._reconciling = False
         self.manifest = manifest
+        self._note_synced()
         self.local_copies += stats.copied_chunks
         have = self.store.have()
         log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",
@@ -436,6 +476,7 @@ class PeerNode:
             self.downloaded_chunks += 1
             self.downloaded_bytes += length
             self.store.chunk_verified(d.chunk, fd, offset)
+            self._note_synced()
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
@@ -503,6 +544,7 @@ class PeerNode:
             "version": 1, "role": self.opts.role, "name": self.name, "site": None,
             "generation": m.generation if m else None, "chunks": n, "bytes": m.total_bytes if m else 0,
             "synced": self.complete(), "time": time.time(),
+            "published": published_view(self.signed, m.generation if m else None),
             "nodes": [{
                 "name": self.name, "site": None, "role": self.opts.role, "online": self.connected,
                 "have": have.count, "bitmap": have.encode(), "inflight": inflight.encode(),
@@ -560,6 +602,10 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
         raise ConnectionError("the master closed the connection during the handshake")
     data: str | bytes = msg.data
     return data
+
+
+class _DryRunDone(Exception):
+    """The dry run's preview is taken: the run ends (not an error)."""
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -36,7 +36,7 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
 from lanscatter.rate_meter import RateMeter
-from lanscatter.signing import SignedVersion
+from lanscatter.signing import SignedVersion, published_view
 from lanscatter.sizes import format_bytes
 
 log = logging.getLogger("lanscatter.swarm")
@@ -589,5 +589,6 @@ class Swarm:
             "generation": m.generation if m else None, "chunks": len(m.chunk_table()) if m else 0,
             "generation_at": self.generation_at if m else None,
             "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
+            "published": published_view(self.signed, m.generation if m else None),
             "nodes": nodes, "links": [], "events": list(self.events), "insecure": not self.auth.secure,
         }

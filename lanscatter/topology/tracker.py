@@ -86,6 +86,7 @@ class SyncTracker:
         self.hosts = {h.name: _HostState() for h in plan.hosts}
         self.statuses: dict[str, dict[str, Any]] = {}
         self.generation: str | None = None
+        self.published: dict[str, Any] | None = None       # the origin's version: label, publish time
         self.first_seen: dict[str, float] = {}              # generation -> seconds since run start
         self.dataset_bytes = 0
         self.chunks = 0
@@ -109,6 +110,9 @@ class SyncTracker:
             if gen != self.generation:
                 self.generation = gen
                 self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
+            pub = status.get("published")
+            self.published = {k: pub.get(k) for k in ("generation", "label", "published_ms")} \
+                if isinstance(pub, dict) else None
             self.dataset_bytes = int(status.get("bytes") or 0)
             self.chunks = int(status.get("chunks") or 0)
         elif self.generation is None and status.get("generation") and status.get("synced"):
@@ -274,7 +278,8 @@ class SyncTracker:
         # clamped at 1 (and flagged) where compressed chunks beat the ideal, which counts whole copies
         ratio = efficiency(ideal, makespan) if ideal is not None and makespan else None
         return {
-            "dataset": self.plan.dataset.name, "generation": self.generation, "dataset_bytes": size,
+            "dataset": self.plan.dataset.name, "generation": self.generation, "published": self.published,
+            "dataset_bytes": size,
             "chunks": self.chunks, "synced": self.synced(), "makespan_s": makespan,
             "ideal_s": None if ideal is None else round(ideal, 3),
             "bottleneck_bytes_per_s": None if math.isinf(rate) else rate,

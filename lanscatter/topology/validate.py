@@ -80,6 +80,12 @@ def _origin(topo: Topology, log: ProblemLog) -> str | None:
         log.add(ds.where.get("origin", ds.pos), "unknown-host",
                 f"origin {ds.origin!r} is not a host of any site{did_you_mean(ds.origin, names)}")
         return None
+    if ds.settle_s is not None and ds.publish not in (None, "on-change"):
+        log.add(ds.where["settle"], "settle-unused", f"settle applies to publish: on-change only, not "
+                f"{ds.publish}; remove it")
+    if origin.settings.adopt is not None:
+        log.add(origin.settings.where["adopt"], "origin-adopt", f"the origin's folder is the source, which it "
+                f"never writes; remove adopt from host {origin.name!r}")
     folder = topo.settings_of(origin).folder
     if origin.settings.folder is not None:
         log.add(origin.settings.where["folder"], "origin-folder", f"the origin serves dataset source "

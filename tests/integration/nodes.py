@@ -77,7 +77,7 @@ class Cluster:
     def start_master(self, *extra: str) -> Node:
         port = free_port()
         argv = ["master", str(self.source), "--listen", HOST, "--port", str(port), "--chunk-size",
-                self.chunk_size, "--state-dir", str(self.tmp / "state-master"), "--rescan-interval", "2",
+                self.chunk_size, "--state-dir", str(self.tmp / "state-master"), "--rescan-interval", "2", "--settle", "1",
                 *extra]
         node = Node(argv, self.tmp / "master.log", port, self._env())
         self.nodes.append(node)
