@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import TypeVar
 
+from lanscatter.publish_policy import PUBLISH_MODES
 from lanscatter.signing import parse_origin_key
 from lanscatter.tls import normalize_fingerprint
 from lanscatter.topology.model import (
@@ -42,9 +43,10 @@ MIN_CHUNK, MAX_CHUNK = 64 * 1024, 1024**3
 
 TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file", "tls",
             "tls_ca")
-DATASET_KEYS = ("source", "origin", "name", "chunk_size", "secret")
+DATASET_KEYS = ("source", "origin", "name", "chunk_size", "secret", "publish", "settle", "allow_shrink")
 SECRET_KEYS = ("env", "file", "value")
-SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
+SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced",
+                "adopt")
 SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults", "tls")
 HOST_KEYS = ("address", "tls_fingerprint", *SETTING_KEYS)
 WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")
@@ -109,6 +111,23 @@ class _Reader:
             return None
         return value
 
+    def flag(self, node: YNode, what: str) -> bool | None:
+        s = self.scalar(node, what)
+        if s is None:
+            return None
+        if s.kind != "bool" or not isinstance(s.value, bool):
+            self.log.add(s.pos, "wrong-type", f"{what} must be true or false, not {s.text!r}")
+            return None
+        return s.value
+
+    def choice(self, node: YNode, what: str, choices: tuple[str, ...]) -> str | None:
+        text = self.text(node, what)
+        if text is not None and text not in choices:
+            self.log.add(node.pos, "bad-value", f"{what} must be one of {', '.join(choices)}, not {text!r}"
+                         f"{did_you_mean(text, choices)}")
+            return None
+        return text
+
     def unit(self, node: YNode, what: str, parse: Callable[[str], T]) -> T | None:
         s = self.scalar(node, what)
         if s is None:
@@ -168,6 +187,7 @@ def _settings(r: _Reader, fields: dict[str, YNode]) -> HostSettings:
         "download_limit": lambda n: r.unit(n, "download_limit", parse_speed),
         "slots": lambda n: r.integer(n, "slots", 1, 1024),
         "on_synced": lambda n: r.text(n, "on_synced"),
+        "adopt": lambda n: r.flag(n, "adopt"),
     }
     where = {}
     for key, read in readers.items():
@@ -219,7 +239,11 @@ def _dataset(r: _Reader, key: YScalar, node: YNode) -> Dataset:
     if chunk is not None and not MIN_CHUNK <= chunk <= MAX_CHUNK:
         r.log.add(f["chunk_size"].pos, "bad-size", "chunk_size must be between 64KiB and 1GiB")
     secret = _secret(r, f.get("secret"), file, pos)
-    return Dataset(name or "", source or "", origin or "", chunk or DEFAULT_CHUNK_SIZE, secret, pos, where)
+    publish = r.choice(f["publish"], "publish", PUBLISH_MODES) if "publish" in f else None
+    settle = r.unit(f["settle"], "settle", parse_duration) if "settle" in f else None
+    allow_shrink = r.flag(f["allow_shrink"], "allow_shrink") if "allow_shrink" in f else None
+    return Dataset(name or "", source or "", origin or "", chunk or DEFAULT_CHUNK_SIZE, secret, pos, where,
+                   publish=publish, settle_s=settle, allow_shrink=bool(allow_shrink))
 
 
 def _hosts(r: _Reader, node: YNode, site: str) -> tuple[Host, ...]:

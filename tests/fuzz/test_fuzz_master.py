@@ -81,7 +81,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     origin = tmp / "origin"
     make_tree(origin, chunk=CHUNK)
     manifest, _ = scan_folder(origin, CHUNK, HashCache(None))
-    cluster = Cluster(tmp, origin, chunk_size="64K", secret=SECRET)
+    cluster = Cluster(tmp, origin, chunk_size="64KiB", secret=SECRET)
     try:
         master = cluster.start_master()
         peer = cluster.start_peer("real")

@@ -252,7 +252,7 @@ def _limited_master(tmp: Path, nofile: int) -> tuple[subprocess.Popen[bytes], in
     with open(log, "wb") as fh:
         proc = subprocess.Popen(with_descriptors(nofile, [
             "-m", "lanscatter", "master", str(tmp / "origin"), "--listen", HOST, "--port", str(port),
-            "--chunk-size", "256K", "--state-dir", str(tmp / "ms"), "--rescan-interval", "2"]),
+            "--chunk-size", "256KiB", "--state-dir", str(tmp / "ms"), "--rescan-interval", "2"]),
             stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "LANSCATTER_SECRET": SECRET})
     return proc, port, log
 
