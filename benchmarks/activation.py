@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
-from lanscatter.sizes import human_bytes, parse_size
+from lanscatter.sizes import format_bytes, parse_size
 from lanscatter.staged_store import StagedStore
 
 CHUNK = 16 * 2**20
@@ -114,9 +114,9 @@ def main() -> int:
                 new = _inodes(new_root)
                 extra_files = sum(b for ino, (b, d) in new.items() if ino not in old and not d)
                 extra_dirs = sum(b for ino, (b, d) in new.items() if ino not in old and d)
-                print(f"version {n}: {args.changed} files changed, {human_bytes(changed)}; staged in {staged:.1f} s; "
-                      f"switch {switch * 1000:.1f} ms; extra disk: files {human_bytes(extra_files)} "
-                      f"({extra_files / changed:.3f} x changed bytes), folders {human_bytes(extra_dirs)} "
+                print(f"version {n}: {args.changed} files changed, {format_bytes(changed)}; staged in {staged:.1f} s; "
+                      f"switch {switch * 1000:.1f} ms; extra disk: files {format_bytes(extra_files)} "
+                      f"({extra_files / changed:.3f} x changed bytes), folders {format_bytes(extra_dirs)} "
                       f"(total {(extra_files + extra_dirs) / changed:.3f} x)", flush=True)
                 if store.prune_due:
                     store.prune()

@@ -47,6 +47,7 @@ from lanscatter.scanner import RefusedName, scan_folder
 from lanscatter.server import bind_site
 from lanscatter.signing import SignedVersion, public_key_of, sign_version
 from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
+from lanscatter.sizes import format_bytes
 from lanscatter.store import Location
 from lanscatter.swarm import Swarm
 from lanscatter.tls import ServerTLS
@@ -105,7 +106,7 @@ class MasterNode:
                               "or use --publish on-change or manual")
         if not 0 < opts.chunk_size <= MAX_CHUNK_SIZE:
             raise ConfigError(f"chunk size {opts.chunk_size} is out of range",
-                              f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (16M is the default)")
+                              f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (16MiB is the default)")
         self.opts = opts
         self.mode = opts.publish or default_mode(opts.folder.is_symlink())
         self.root = opts.folder.resolve()        # the folder of the published version (served)
@@ -208,8 +209,8 @@ class MasterNode:
             raise ConfigError(f"cannot distribute {root}: {exc}",
                               "split the folder, or use a larger --chunk-size") from None
         if first:
-            log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache",
-                     stats.files, stats.hashed_bytes / 2**20, stats.seconds, stats.reused_bytes / 2**20)
+            log.info("scanned %d files: %s hashed in %.1f s, %s known from cache",
+                     stats.files, format_bytes(stats.hashed_bytes), stats.seconds, format_bytes(stats.reused_bytes))
         return manifest
 
     async def publish(self, *, label: str | None = None, allow_shrink: bool = False) -> Published | Refusal:

@@ -1,9 +1,13 @@
-"""`lanscatter master`, `peer` and `proxy`: option parsing, the swarm secret, progress display,
-the run loop.
+"""`lanscatter master`, `peer` and `proxy`: option parsing, the swarm secret, the run loop, what
+they print.
 
 The secret comes from --secret-file, the environment (LANSCATTER_SECRET) or --secret (visible to
 `ps`: warned about); without one a node refuses to start unless told --insecure, and then says so
-in its log and on its status surfaces."""
+in its log and on its status surfaces.
+
+While running: the state and a progress bar on a terminal, log lines elsewhere (node_progress.py),
+or JSON lines with --json; --log-file copies the log to a file. When a node ends it prints one
+summary line on stdout (peer and relay: state, generation, bytes, time; master: what it served)."""
 
 from __future__ import annotations
 
@@ -25,15 +29,18 @@ from typing import Any
 
 from lanscatter.auth import SECRET_HINT, check_secret
 from lanscatter.errors import ConfigError
+from lanscatter.eta import MeanRateEta
 from lanscatter.linkmap import LinkMap
 from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
+from lanscatter.node_progress import follow_peer, master_summary, peer_summary, snapshot
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
+from lanscatter.rate_meter import RateMeter
 from lanscatter.relay import RelayNode, RelayOptions
 from lanscatter.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.signing import OriginKey, parse_origin_key
 from lanscatter.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
-from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
+from lanscatter.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
 from lanscatter.staged_store import DEFAULT_KEEP
 from lanscatter.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
 from lanscatter.version_plan import MAX_KEEP
@@ -43,11 +50,11 @@ log = logging.getLogger("lanscatter.cli")
 DEFAULT_CHUNK_SIZE = 16 * 2**20
 
 
-def _common(sp: argparse.ArgumentParser, port: int) -> None:
+def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's host name") -> None:
     sp.add_argument("--port", type=int, default=port, help=f"listen port (default {port}; 0: any free)")
     sp.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
                     help="address to listen on and connect from (default all addresses)")
-    sp.add_argument("--name", default="", help="node name shown in status (default: host name)")
+    sp.add_argument("--name", default="", help=f"node name shown in status (default: {name})")
     secret_args(sp)
     sp.add_argument("--ul-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
                     help="upload limit in Mbit/s (default unlimited)")
@@ -55,6 +62,8 @@ def _common(sp: argparse.ArgumentParser, port: int) -> None:
     sp.add_argument("--state-dir", type=Path, default=None,
                     help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
     sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
+    sp.add_argument("--log-file", type=Path, default=None, metavar="FILE",
+                    help="also append the log to FILE (with the date; the terminal keeps its progress bar)")
 
 
 def secret_args(sp: argparse.ArgumentParser) -> None:
@@ -198,9 +207,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        description="Scan DIR into chunks, serve them and coordinate peers. The folder "
                                    "is only read, never written. Changes are picked up by rescans.")
     m.add_argument("folder", type=Path, metavar="DIR")
-    _common(m, DEFAULT_MASTER_PORT)
+    _common(m, DEFAULT_MASTER_PORT, name="master")
     m.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE,
-                   help="chunk size (default 16M; see docs/architecture.md for why)")
+                   help="chunk size (default 16MiB; see docs/architecture.md for why)")
     m.add_argument("--slots", type=int, default=3, help="concurrent uploads from the master (default 3)")
     m.add_argument("--rescan-interval", type=float, default=60.0, metavar="S",
                    help="rescan at least this often, in seconds (file-system events also trigger one)")
@@ -339,7 +348,20 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
     return text.strip("[]"), default_port
 
 
+def _log_to_file(args: argparse.Namespace) -> None:
+    if args.log_file is None:
+        return
+    try:
+        handler = logging.FileHandler(args.log_file, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the log file {args.log_file}: {exc.strerror}",
+                          "give a --log-file in a folder that exists and is writable") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 def run_master(args: argparse.Namespace) -> int:
+    _log_to_file(args)
     where = _placement(args)
     opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
                          port=args.port, name=args.name or "master", chunk_size=args.chunk_size,
@@ -350,18 +372,23 @@ def run_master(args: argparse.Namespace) -> int:
                          signing_key=args.signing_key, tls=_server_tls(args), publish=args.publish,
                          settle_s=max(0.0, args.settle), allow_shrink=args.allow_shrink)
     node = MasterNode(opts, progress=_scan_progress)
+    summary: list[str] = []
 
     async def body() -> None:
         await node.start()
         try:
-            await _report_loop(node.status, args.json, None)
+            await _report_loop(node.status, args.json)
         finally:
+            summary.append(master_summary(node.status()))
             await node.stop()
 
-    return _run(body)
+    code = _run(body)
+    print(*summary, sep="\n", flush=True, file=sys.stderr if args.json else sys.stdout)
+    return code
 
 
 def run_peer(args: argparse.Namespace) -> int:
+    _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     opts = PeerOptions(master=host, master_port=port, folder=args.folder,
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
@@ -382,11 +409,13 @@ def run_peer(args: argparse.Namespace) -> int:
             print(node.preview.listing(), flush=True)
         return code
 
-    reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
-    return _run(lambda: _run_beside(node.run(), reporter, node.stop))
+    reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
+                else follow_peer(node, "peer", until_synced=args.exit_when_synced))
+    return _run_with_summary(node, "peer", reporter, node.stop, as_json=args.json)
 
 
 def run_proxy(args: argparse.Namespace) -> int:
+    _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     where = _placement(args)
     peer = PeerOptions(master=host, master_port=port, folder=args.folder,
@@ -401,8 +430,26 @@ def run_proxy(args: argparse.Namespace) -> int:
                                   store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
                                   tls=_server_tls(args)))
 
-    reporter = _report_loop(node.status, args.json, node.upstream.progress)
-    return _run(lambda: _run_beside(node.run(), reporter, node.stop))
+    reporter = _report_loop(node.status, True) if args.json else follow_peer(node.upstream, "relay")
+    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=node.run, as_json=args.json)
+
+
+def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, None],
+                      stop: Callable[[], Awaitable[None]],
+                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False) -> int:
+    """Run a peer or relay beside its reporter; print its summary line when it ends (not after an
+    error: the error and its hint say it all), on stderr when stdout carries JSON lines."""
+    started = time.monotonic()
+    summary: list[str] = []
+
+    async def stop_and_sum_up() -> None:
+        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started,
+                                    peer.downloaded_chunks, peer.local_copies))
+        await stop()
+
+    code = _run(lambda: _run_beside((run or peer.run)(), reporter, stop_and_sum_up))
+    print(*summary, sep="\n", flush=True, file=sys.stderr if as_json else sys.stdout)
+    return code
 
 
 async def _run_beside(run: Coroutine[Any, Any, None], reporter: Coroutine[Any, Any, None],
@@ -459,58 +506,38 @@ def _scan_progress() -> Callable[[int, int], None] | None:
         def log_line(done: int, total: int) -> None:
             if time.monotonic() - last[0] > 5 or done == total:
                 last[0] = time.monotonic()
-                log.info("hashing: %s of %s", human_bytes(done), human_bytes(total))
+                log.info("hashing: %s of %s", format_bytes(done), format_bytes(total))
         return log_line
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
-    bar = Progress("hashing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                   transient=True)
-    task = bar.add_task("hash", total=None)
+    bar = Progress("hashing", BarColumn(), TextColumn("{task.fields[figures]}"), transient=True)
+    task = bar.add_task("hash", total=None, figures="")
     bar.start()
+    eta, meter = MeanRateEta(), RateMeter()
 
     def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
+        now = time.monotonic()
+        meter.sample(now, done, 0)
+        left = eta.update(done, total, now)
+        figures = (f"{format_bytes(done)} of {format_bytes(total)}  {format_byte_rate(meter.rates(now)[0])}  "
+                   + ("ETA --" if left is None else f"ETA {left:.0f}s"))
+        bar.update(task, completed=done, total=total, figures=figures)
         if done >= total:
             bar.stop()
     return update
 
 
-async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
-                       progress: Callable[[], tuple[int, int]] | None, *, until_synced: bool = False) -> None:
-    """Live progress: JSON lines, a rich bar on a terminal, or a log line every 10 s."""
-    bar = None
-    if progress is not None and sys.stderr.isatty() and not as_json:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        bar = Progress("syncing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-        task = bar.add_task("sync", total=None)
-        bar.start()
-    last_log = last_line = 0.0
-    try:
-        while True:
-            st = status()
-            now = time.monotonic()
-            if as_json and now - last_line >= 1.0:
-                last_line = now
-                print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
-                                 | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
-            if progress is not None:
-                held, total = progress()
-                if bar is not None:
-                    bar.update(task, completed=held, total=total or None)
-                elif now - last_log > 10 and not as_json:
-                    last_log = now
-                    log.info("%s of %s (%s)", human_bytes(held), human_bytes(total),
-                             "complete" if st["synced"] else "syncing")
-            if until_synced and st["synced"]:
-                log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
-                return
-            await asyncio.sleep(0.25)
-    finally:
-        if bar is not None:
-            bar.stop()
+async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, until_synced: bool = False) -> None:
+    """JSON status lines every second with --json (else only the wait: masters log what they do)."""
+    last_line = 0.0
+    while True:
+        st = status()
+        now = time.monotonic()
+        if as_json and now - last_line >= 1.0:
+            last_line = now
+            print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
+                             | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
+        if until_synced and st["synced"]:
+            log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
+            return
+        await asyncio.sleep(0.25)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import secrets
 import socket
 import ssl
@@ -61,6 +62,7 @@ from lanscatter.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
+from lanscatter.safe_text import safe_text
 from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.server import TLS_REQUIRED_TEXT, bind_site
 from lanscatter.signing import OriginKey, SignedVersion, VersionStatement, published_view
@@ -143,6 +145,9 @@ class PeerNode:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._outbox: asyncio.Queue[str] | None = None
         self._joined_once = False            # after a first welcome, never give up reconnecting
+        self.connect_attempts = 0            # since the last join (for the operator's state line)
+        self.connect_error: str | None = None
+        self.sources: dict[str, int] = {}      # downloads in flight by source (for the progress line)
         self._protocol = 1                   # as agreed with the master at the last join
         self._verify_lock = asyncio.Lock()
         self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
@@ -151,6 +156,7 @@ class PeerNode:
         self._inflight: set[str] = set()
         self._housekeeping: set[asyncio.Task[None]] = set()    # old versions being deleted
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
+        self.downloaded_bytes = 0           # their content, before any compression in flight
         self.local_copies = 0
         self.events: list[dict[str, Any]] = []
         self._rx_meter = RateMeter()
@@ -194,13 +200,17 @@ class PeerNode:
             backoff = 0.5
             while True:
                 try:
+                    self.connect_attempts += 1
                     await self._session_once(session)
                     backoff = 0.5
                 except (aiohttp.ClientConnectionError, ConnectionError, TimeoutError) as exc:
+                    self.connect_error = connect_failure(exc)
                     if not self._joined_once and time.monotonic() - first_try > self.opts.connect_timeout:
                         raise ConfigError(
-                            f"the master at {self.opts.master}:{self.opts.master_port} does not answer ({exc})",
-                            "check the address and port, and that the master is running") from None
+                            f"the master at {self.opts.master}:{self.opts.master_port} did not answer for "
+                            f"{self.opts.connect_timeout:.0f} s ({self.connect_error})",
+                            "check the address and port, that the master runs there, and that no firewall "
+                            "blocks the port; --connect-timeout waits longer") from None
                     log.debug("connect failed: %s", exc)
                 except RemoteProtocolError as exc:
                     log.warning("master connection closed: %s", exc)
@@ -221,6 +231,10 @@ class PeerNode:
                     # costs nothing, so try often; the first generation should not wait for us.
                     await asyncio.sleep(_FIRST_JOIN_RETRY_S)
 
+    @property
+    def joined_once(self) -> bool:
+        return self._joined_once
+
     def _local_addr(self) -> tuple[str, int] | None:
         return None if self.opts.host in ("", "0.0.0.0", "::") else (self.opts.host, 0)
 
@@ -234,9 +248,11 @@ class PeerNode:
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
         url = f"{'wss' if self.opts.tls else 'http'}://{self.opts.master}:{self.opts.master_port}/ws"
+        # The manifest is the one large frame, and only a master sends it: the limit is sized for
+        # it; frames before the Welcome are held to MAX_FRAME before they are parsed.
         async with _refused_as_error(self.opts.master, self.opts.master_port), \
-                session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20, ssl=self.opts.tls or True,
-                                   timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+                session.ws_connect(url, heartbeat=20, max_msg_size=p.MAX_MANIFEST_FRAME,
+                                   ssl=self.opts.tls or True, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             sockname = ws.get_extra_info("sockname")
             hs = PeerHandshake(self.auth, p.Hello(
@@ -253,6 +269,7 @@ class PeerNode:
             self._protocol = welcome.protocol
             self.connected = True
             self._joined_once = True
+            self.connect_attempts, self.connect_error = 0, None
             log.info("joined %s as %s", url, self.name)
             # Every frame to the master goes through one writer task: download tasks are cancelled
             # freely (new generation, Cancel), a send must never be cut off half-way, and frames
@@ -264,7 +281,8 @@ class PeerNode:
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.BINARY:
-                        await self._handle(p.decode(channel.open(msg.data, "the master"), "the master"))
+                        await self._handle(p.decode(channel.open(msg.data, "the master"), "the master",
+                                                    p.MAX_MANIFEST_FRAME))
                     elif msg.type == WSMsgType.TEXT:
                         raise RemoteProtocolError("the master sent an unsealed frame")
             finally:
@@ -329,7 +347,7 @@ class PeerNode:
                 del self._tasks[msg.transfer]
                 running.cancel()
         elif isinstance(msg, p.Error):
-            raise RemoteProtocolError(f"master reported: {msg.message}")
+            raise RemoteProtocolError(f"master reported: {safe_text(msg.message)}")
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
 
@@ -435,7 +453,12 @@ class PeerNode:
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
         if self.on_manifest:
             self.on_manifest(manifest)
-        self._post(p.Have(manifest.generation, sorted(have), replace=True))
+        # In pieces, the first replacing the set and the others adding to it: no frame to the
+        # master is longer than its limit (p.MAX_FRAME), however many chunks there are.
+        held = sorted(have)
+        self._post(p.Have(manifest.generation, held[:p.HAVE_PIECE], replace=True))
+        for k in range(p.HAVE_PIECE, len(held), p.HAVE_PIECE):
+            self._post(p.Have(manifest.generation, held[k:k + p.HAVE_PIECE]))
 
     async def _prune(self, store: StagedStore) -> None:
         """Old versions deleted after a switch, in a worker thread, never during a reconcile."""
@@ -461,6 +484,7 @@ class PeerNode:
         log.debug("fetching %s from %s", d.chunk[:8], d.source)
         self._inflight.add(d.chunk)
         self.counters.downloads += 1
+        self.sources[d.source] = self.sources.get(d.source, 0) + 1
         try:
             result = await self.fetcher.fetch(
                 d.url, d.chunk, length, token=d.token, fd=fd, offset=offset,
@@ -472,10 +496,13 @@ class PeerNode:
         finally:
             self._inflight.discard(d.chunk)
             self.counters.downloads -= 1
+            if (left := self.sources.pop(d.source, 1) - 1) > 0:
+                self.sources[d.source] = left
         if self.manifest is None or self.manifest.generation != gen:
             return
         if result.ok:
             self.downloaded_chunks += 1
+            self.downloaded_bytes += length
             self.store.chunk_verified(d.chunk, fd, offset)
             if isinstance(self.store, StagedStore) and self.store.prune_due:
                 prune = asyncio.create_task(self._prune(self.store))
@@ -486,21 +513,31 @@ class PeerNode:
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
-        self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt, result.blameless))
+        self._post(p.Report(d.transfer, result.ok, result.seconds, safe_text(result.error), result.corrupt,
+                            result.blameless))
         if result.ok:
             self._post(p.Have(gen, [d.chunk]))
+            if self.store.complete():
+                self._post_stats()      # the master's figures are final even if this peer exits now
             if self.on_chunk:
                 self.on_chunk(d.chunk)
 
-    def rx_rate(self) -> float:
+    def rates(self) -> tuple[float, float]:
+        """(rx, tx) bytes/s over the last seconds, from this node's own counters."""
         self._rx_meter.sample(time.monotonic(), self.counters.rx_bytes, self.counters.tx_bytes)
-        return self._rx_meter.rates()[0]
+        return self._rx_meter.rates(time.monotonic())
+
+    def rx_rate(self) -> float:
+        return self.rates()[0]
 
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(STATS_EVERY_S)
-            self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
-                               self.complete()))
+            self._post_stats()
+
+    def _post_stats(self) -> None:
+        self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
+                           self.complete()))
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())
@@ -528,6 +565,7 @@ class PeerNode:
         n = len(m.chunk_table()) if m else 0
         have = Bitmap(n)
         inflight = Bitmap(n)
+        rates = self.rates()
         if m is not None and not self._reconciling:
             index = m.chunk_index()
             for h in self.store.have():
@@ -547,11 +585,25 @@ class PeerNode:
                 "downloads": self.counters.downloads, "uploads": self.counters.uploads,
                 "dl_slots": self.opts.dl_slots, "ul_slots": self.opts.ul_slots,
                 "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
-                "rx_rate": 0.0, "tx_rate": 0.0, "avg_upload_s": None,
+                "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
                 "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
             }],
             "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
         }
+
+
+def connect_failure(exc: BaseException) -> str:
+    """Why a connection to the master failed, in words (aiohttp's text names TLS settings even for
+    plain HTTP: 'ssl:default')."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        err = exc.os_error
+        text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
+        return text[:1].lower() + text[1:]
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"answered HTTP {exc.status}, not a lanscatter master"
+    return str(exc) or type(exc).__name__
 
 
 @contextlib.asynccontextmanager
@@ -583,6 +635,8 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
         raise ConnectionError("the master closed the connection during the handshake")
     data: str | bytes = msg.data
+    if len(data) > p.MAX_FRAME:        # (the connection's limit is a manifest's)
+        raise RemoteProtocolError(f"the master sent a handshake frame of {len(data)} bytes")
     return data
 
 

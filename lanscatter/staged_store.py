@@ -27,7 +27,7 @@ from pathlib import Path
 from lanscatter.errors import ConfigError, NoSpaceError
 from lanscatter.manifest import Manifest
 from lanscatter.scanner import PART_SUFFIX, scan_folder
-from lanscatter.sizes import human_bytes
+from lanscatter.sizes import format_bytes
 from lanscatter.store import Location, MirrorStore, ReconcileStats, _remove
 from lanscatter.version_plan import link_plan, version_name
 from lanscatter.versions_dir import VersionsDir
@@ -132,7 +132,7 @@ class StagedStore(MirrorStore):
         if need > free:
             raise NoSpaceError(
                 f"not enough space to stage generation {manifest.generation[:12]} beside {self.versions.folder}: "
-                f"{human_bytes(need - free)} ({need - free} bytes) missing",
+                f"{format_bytes(need - free)} ({need - free} bytes) missing",
                 f"free space on the disk of {self.versions.home} (staging resumes by itself); "
                 "the active version is left as it is")
 

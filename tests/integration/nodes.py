@@ -66,7 +66,7 @@ class Cluster:
     """A master and peers under one tmp folder; everything it starts is stopped by close(). They
     share a swarm secret made for the cluster unless one is given."""
 
-    def __init__(self, tmp: Path, source: Path, chunk_size: str = "256K", secret: str | None = None) -> None:
+    def __init__(self, tmp: Path, source: Path, chunk_size: str = "256KiB", secret: str | None = None) -> None:
         self.tmp = tmp
         self.source = source
         self.secret = secret or new_secret()
