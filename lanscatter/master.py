@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.auth import Auth
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, chunking_problem
 from lanscatter.errors import ConfigError, ManifestError
 from lanscatter.hash_cache import HashCache
 from lanscatter.linkmap import LinkMap
@@ -57,7 +58,8 @@ class MasterOptions:
     host: str = "0.0.0.0"
     port: int = DEFAULT_MASTER_PORT
     name: str = "master"
-    chunk_size: int = 16 * 2**20
+    chunk_size: int = AUTO                 # target bytes; AUTO: chosen from the data's size
+    chunking: str = CDC                    # content-defined boundaries, or FIXED offsets
     secret: str | None = None
     ul_rate: float | None = None          # bytes/s
     slots: int = 3                         # concurrent uploads from the master
@@ -83,9 +85,10 @@ class MasterNode:
             raise ConfigError(f"sync folder {opts.folder} {what}", "give the folder to distribute")
         if not os.access(opts.folder, os.R_OK | os.X_OK):
             raise ConfigError(f"sync folder {opts.folder} is not readable", "check its permissions")
-        if not 0 < opts.chunk_size <= MAX_CHUNK_SIZE:
-            raise ConfigError(f"chunk size {opts.chunk_size} is out of range",
-                              f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (16M is the default)")
+        problem = chunking_problem(opts.chunking, opts.chunk_size or AUTO_MIN_SIZE)
+        if problem is not None:
+            raise ConfigError(problem, f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (a power of "
+                                       "two for cdc chunking), or leave it out to have one chosen")
         self.opts = opts
         self.root = opts.folder.resolve()
         self.signing_key = self._signing_key()
@@ -135,7 +138,7 @@ class MasterNode:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
                 continue
-            if entry is not None and self.cache.get(loc.path, st, m.chunk_size) == entry.chunks:
+            if entry is not None and self.cache.get(loc.path, st, m.chunking) == (entry.chunks, entry.sizes):
                 return Location(path, loc.offset, loc.length)
         self.swarm.seed_lost(chunk)
         self.request_rescan(f"chunk {chunk[:8]}: its file changed")
@@ -164,9 +167,13 @@ class MasterNode:
         loop = asyncio.get_running_loop()
         first = self.manifest is None
         progress = self.progress() if first else None
+        chunking = Chunking(self.opts.chunking, self.opts.chunk_size)
+        # An automatic size stays what the last version used while it fits, so a growing data set
+        # is not re-chunked on every scan.
+        keep = self.manifest.chunk_size if self.manifest is not None else AUTO
         try:
             manifest, stats = await loop.run_in_executor(
-                None, lambda: scan_folder(self.root, self.opts.chunk_size, self.cache, progress=progress))
+                None, lambda: scan_folder(self.root, chunking, self.cache, keep_size=keep, progress=progress))
         except OSError as exc:
             raise ConfigError(f"cannot scan {self.root}: {exc}", "check the folder and its permissions") from None
         self._report_refused(stats.refused)
@@ -187,8 +194,10 @@ class MasterNode:
                 None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms))
             self.swarm.set_manifest(manifest, signed=signed)
         if first:
-            log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache",
-                     stats.files, stats.hashed_bytes / 2**20, stats.seconds, stats.reused_bytes / 2**20)
+            log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache; %s chunks "
+                     "of %.2f MiB (target), %d distinct", stats.files, stats.hashed_bytes / 2**20, stats.seconds,
+                     stats.reused_bytes / 2**20, manifest.chunking_kind, manifest.chunk_size / 2**20,
+                     len(manifest.chunk_table()))
         return stats
 
     def _report_refused(self, refused: tuple[RefusedName, ...]) -> None:

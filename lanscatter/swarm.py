@@ -169,7 +169,8 @@ class Swarm:
             self._set_complete(link, False)
             asyncio.ensure_future(self._send(link, self._manifest_msg(manifest)))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
-                           f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB")
+                           f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB "
+                           f"({manifest.chunking_kind} chunking, {manifest.chunk_size / 2**20:g} MiB target)")
         self._wake.set()
 
     def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
@@ -583,6 +584,7 @@ class Swarm:
             "version": 1, "role": self.role, "name": self.name, "site": self.site,
             "generation": m.generation if m else None, "chunks": len(m.chunk_table()) if m else 0,
             "generation_at": self.generation_at if m else None,
+            "chunking": m.chunking_kind if m else None, "chunk_size": m.chunk_size if m else 0,
             "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
             "nodes": nodes, "links": [], "events": list(self.events), "insecure": not self.auth.secure,
         }

@@ -68,7 +68,7 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
     argv: list[str] = [ctx.python, "-m", "lanscatter", command]
     if role == "master":
         argv += [str(plan.dataset.source), "--listen", host.address, "--port", str(host.master_port),
-                 "--chunk-size", str(plan.dataset.chunk_size)]
+                 "--chunk-size", str(plan.dataset.chunk_size or "auto"), "--chunking", plan.dataset.chunking]
         if ctx.all_hosts:
             joining = sum(1 for h in plan.hosts if h.upstream == (host.address, host.master_port))
             if joining:

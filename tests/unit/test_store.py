@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from lanscatter.chunking import FIXED, Chunking
 from lanscatter.hash_cache import HashCache
 from lanscatter.hashing import hash_bytes
 from lanscatter.scanner import scan_folder
 from lanscatter.store import MirrorStore
 
 CS = 1024
+FIXED_CS = Chunking(FIXED, CS)
 
 
 def _write(p: Path, data: bytes, mtime: int | None = None, exe: bool = False) -> None:
@@ -61,7 +63,7 @@ def _tree(root: Path) -> dict[str, tuple[bytes | None, int, bool]]:
 
 def test_mirror_from_scratch_is_identical(tmp_path: Path) -> None:
     src = _origin(tmp_path)
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     store = MirrorStore(tmp_path / "peer", tmp_path / "state")
     store.reconcile(manifest)
     _feed(store, src)
@@ -77,7 +79,7 @@ def test_stale_and_extraneous_content_is_fixed(tmp_path: Path) -> None:
     _write(peer / "empty.txt/oops", b"a folder where a file belongs")
     os.symlink("/etc", peer / "link")
     _write(peer / "run.sh", b"#!/bin/sh\necho hi\n")      # same content, no exec bit, other mtime
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     store = MirrorStore(peer, tmp_path / "state")
     stats = store.reconcile(manifest)
     assert stats.kept_files == 1          # run.sh: content kept, metadata fixed
@@ -87,7 +89,7 @@ def test_stale_and_extraneous_content_is_fixed(tmp_path: Path) -> None:
 
 def test_resume_after_restart_needs_no_redownload(tmp_path: Path) -> None:
     src = _origin(tmp_path)
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     store = MirrorStore(tmp_path / "peer", tmp_path / "state")
     store.reconcile(manifest)
     first = sorted(store.missing_chunks())[:2]
@@ -114,7 +116,7 @@ def test_sync_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_rotten_chunk_is_forgotten_in_a_part_file_and_in_a_finished_file(tmp_path: Path) -> None:
     src = _origin(tmp_path)
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     big = manifest.file("a/b/big.bin")
     assert big is not None
     store = MirrorStore(tmp_path / "peer", tmp_path / "state")
