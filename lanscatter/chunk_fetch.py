@@ -14,6 +14,7 @@ import asyncio
 import http.client
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -57,8 +58,9 @@ class FetchResult:
 class _Pool:
     """Idle keep-alive connections per (host, port), shared by the download threads."""
 
-    def __init__(self, local_addr: str | None) -> None:
+    def __init__(self, local_addr: str | None, tls: ssl.SSLContext | None) -> None:
         self.local_addr = local_addr
+        self.tls = tls
         self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
@@ -70,6 +72,9 @@ class _Pool:
                 if idle:
                     return idle.pop(), True
         src = (self.local_addr, 0) if self.local_addr else None
+        if self.tls is not None:
+            return http.client.HTTPSConnection(host, port, timeout=timeout, source_address=src,
+                                               context=self.tls), False
         return http.client.HTTPConnection(host, port, timeout=timeout, source_address=src), False
 
     def put(self, host: str, port: int, conn: http.client.HTTPConnection) -> None:
@@ -93,10 +98,13 @@ class _Live:
 
 
 class Fetcher:
-    def __init__(self, counters: TrafficCounters, *, local_addr: str | None, threads: int) -> None:
+    def __init__(self, counters: TrafficCounters, *, local_addr: str | None, threads: int,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: every download of this node goes over TLS with this context (the node's own
+        setting decides, whatever scheme the master's URL names)."""
         self.counters = counters
-        self._pool = _Pool(local_addr)
-        self._pipes = Pipes(local_addr)
+        self._pool = _Pool(local_addr, tls)
+        self._pipes = Pipes(local_addr, tls)
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
 
     async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,

@@ -1,11 +1,13 @@
 """Serving chunks over HTTP: `GET /chunks/<hash>`.
 
-Unthrottled, uncompressed chunks go out with sendfile (no copy through Python); LZ4 only when the
-client accepts it and a sample of the chunk compresses. Rate limits are kept by the kernel's
-pacing of each upload's socket (upload_pace.py): the node's upload limit and a WAN link's rate are
-shared among the uploads under way, and re-shared whenever one starts or ends, so a limit is never
-left idle while an upload could use it. Where the kernel cannot pace, token buckets slice the
-stream instead. The client side is chunk_fetch.py.
+Unthrottled, uncompressed chunks go out with sendfile (no copy through Python); over TLS, where the
+kernel cannot send a file, in pieces read off the event loop and written as they are read (never a
+whole chunk in memory); LZ4 only when the client accepts it and a sample of the chunk compresses.
+Rate limits are kept by the kernel's pacing of each upload's socket (upload_pace.py; under TLS, the
+TCP socket beneath it): the node's upload limit and a WAN link's rate are shared among the uploads
+under way, and re-shared whenever one starts or ends, so a limit is never left idle while an upload
+could use it. Where the kernel cannot pace, token buckets slice the stream instead. The client
+side is chunk_fetch.py.
 
 A request needs the token its Download carried (auth.py): for this chunk, from the address the
 request comes from, at the address and port it arrived on, not expired. The refusal (403) says
@@ -31,6 +33,7 @@ from lanscatter.hashing import PIECE
 from lanscatter.manifest import check_hash
 from lanscatter.ratelimit import TokenBucket, take_all
 from lanscatter.store import Location
+from lanscatter.tls import is_tls
 from lanscatter.upload_pace import Pace, UploadPacer
 
 log = logging.getLogger("lanscatter.chunk_http")
@@ -39,6 +42,7 @@ ACCEPT_HEADER = "X-Lanscatter-Accept"
 ENCODING_HEADER = "X-Lanscatter-Encoding"
 _SAMPLE = 256 * 1024
 _COMPRESS_BELOW = 0.8        # send LZ4 only when a sample shrinks to under 80 %
+_TLS_WRITE = 64 * 1024       # what one write hands the TLS transport (see _send_buffered)
 # An upload whose receiver stops reading (a frozen process, a host gone behind a live switch)
 # would hold its share of this node's upload limit for good: the kernel ends the connection once
 # sent data has waited this long to be acknowledged, zero-window probes included.
@@ -101,6 +105,8 @@ class ChunkServer:
             lz4_ok = self.compress and "lz4" in request.headers.get(ACCEPT_HEADER, "")
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)
+            if is_tls(request.transport):
+                return await self._send_buffered(request, fh.fileno(), loc, buckets)
             return await self._send_plain(request, fh, loc, buckets)
         except (ConnectionError, TimeoutError, RuntimeError) as exc:
             # The downloader gave up (timeout, cancel) or stopped reading (UNACKED_LIMIT_S)
@@ -138,6 +144,29 @@ class ChunkServer:
             n = min(step, end - pos)
             await take_all(buckets, n)
             await loop.sendfile(transport, fh, pos, n)
+            pos += n
+            self.counters.tx_bytes += n
+        await resp.write_eof()
+        return resp
+
+    async def _send_buffered(self, request: web.Request, fd: int, loc: Location,
+                             buckets: list[TokenBucket]) -> web.StreamResponse:
+        """The body in pieces through the transport (TLS encrypts in user space: no sendfile)."""
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.content_length = loc.length
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        pos, end = loc.offset, loc.offset + loc.length
+        step = PIECE if not buckets else PIECE // 4
+        while pos < end:
+            n = min(step, end - pos)
+            data = memoryview(await loop.run_in_executor(None, _read_exact, fd, pos, n))
+            await take_all(buckets, n)
+            # In slices: the TLS transport takes one whole write into its socket's buffer before it
+            # pushes back, and an upload that looks done while a piece still waits there would
+            # give its pacing share back too early.
+            for i in range(0, n, _TLS_WRITE):
+                await resp.write(data[i:i + _TLS_WRITE])     # waits while the transport is full
             pos += n
             self.counters.tx_bytes += n
         await resp.write_eof()
@@ -192,6 +221,13 @@ def _limit_unacked(sock: socket.socket, seconds: float) -> None:
 
 def _open_for_reading(path: os.PathLike[str] | str) -> BinaryIO:
     return open(path, "rb", buffering=0)
+
+
+def _read_exact(fd: int, pos: int, n: int) -> bytes:
+    data = os.pread(fd, n, pos)
+    if len(data) != n:
+        raise OSError("file shrank while serving it")
+    return data
 
 
 def _read_compress(comp: lz4.frame.LZ4FrameCompressor, fd: int, pos: int, n: int) -> bytes:

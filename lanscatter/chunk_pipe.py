@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -50,9 +51,17 @@ class _SharedReader:
 class Pipe:
     """One pipelined HTTP/1.1 connection to a chunk server."""
 
-    def __init__(self, host: str, port: int, timeout: float, source_address: tuple[str, int] | None) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout, source_address=source_address)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, host: str, port: int, timeout: float, source_address: tuple[str, int] | None,
+                 tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.create_connection((host, port), timeout=timeout, source_address=source_address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except OSError:
+                sock.close()
+                raise
+        self.sock = sock
         self._reader = _SharedReader(self.sock.makefile("rb", buffering=1 << 16))
         self._cond = threading.Condition()
         self._sent = 0          # tickets handed out, in request order
@@ -118,8 +127,9 @@ class Pipe:
 class Pipes:
     """The current pipe per (source host, port, WAN link), shared by the download threads."""
 
-    def __init__(self, local_addr: str | None) -> None:
+    def __init__(self, local_addr: str | None, tls: ssl.SSLContext | None = None) -> None:
         self.local_addr = local_addr
+        self.tls = tls
         self._pipes: dict[tuple[str, int, str], Pipe] = {}
         self._lock = threading.Lock()
 
@@ -130,7 +140,7 @@ class Pipes:
             pipe = self._pipes.get(key)
             if pipe is not None and not pipe.broken:
                 return pipe, True
-            pipe = Pipe(host, port, timeout, (self.local_addr, 0) if self.local_addr else None)
+            pipe = Pipe(host, port, timeout, (self.local_addr, 0) if self.local_addr else None, self.tls)
             self._pipes[key] = pipe
             return pipe, False
 

@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.deploy.service_cli",
     "lanscatter.emulator.cli",
     "lanscatter.simulate_cli",
+    "lanscatter.tls_cli",
     "lanscatter_tui.cli",
 )
 # The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.

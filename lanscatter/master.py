@@ -43,6 +43,7 @@ from lanscatter.signing import public_key_of, sign_version
 from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.store import Location
 from lanscatter.swarm import Swarm
+from lanscatter.tls import ServerTLS
 
 log = logging.getLogger("lanscatter.master")
 
@@ -70,6 +71,7 @@ class MasterOptions:
     link_map: LinkMap | None = None
     expect_peers: int = 0                  # hold the first scan until this many joined ...
     expect_wait_s: float = 10.0            # ... or this long passed
+    tls: ServerTLS | None = None           # also serve TLS on the port (tls.py, server.py)
     allow_nat: bool = False                # accept peers whose own address is not the one seen
     signing_key: Path | None = None        # the origin's private key (None: state_dir/origin.key,
                                            # created when missing)
@@ -250,7 +252,7 @@ class MasterNode:
     async def start(self) -> None:
         # Listen first: peers join while the folder is hashed and get the generation the moment
         # the scan ends, instead of polling a port that is not open yet.
-        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
+        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port, self.opts.tls)
         self.swarm.start()
         try:
             await self._await_expected_peers()

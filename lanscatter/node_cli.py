@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import signal
+import socket
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -32,6 +34,7 @@ from lanscatter.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.signing import OriginKey, parse_origin_key
 from lanscatter.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
+from lanscatter.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -103,6 +106,49 @@ def _topology_args(sp: argparse.ArgumentParser) -> None:
     g.add_argument("--workdir", type=Path, default=None, help="work directory of the local rehearsal")
 
 
+def _tls_args(sp: argparse.ArgumentParser, *, connects: bool) -> None:
+    g = sp.add_argument_group("TLS", "encrypt control and chunk traffic (docs/security.md)")
+    g.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                   help="serve TLS too, with this certificate (DIR/cert.pem and DIR/key.pem that do "
+                        "not exist yet are made, and the fingerprint logged)")
+    g.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's private key")
+    g.add_argument("--tls-required", action="store_true",
+                   help="refuse control and chunk requests that do not use TLS")
+    if connects:
+        g.add_argument("--tls-fingerprint", action="append", default=[], metavar="SHA256",
+                       help="connect over TLS, trusting a server whose certificate has this SHA-256 "
+                            "fingerprint (repeat for each source)")
+        g.add_argument("--tls-ca", type=Path, default=None, metavar="FILE",
+                       help="connect over TLS, trusting certificates this CA signed (names checked)")
+
+
+def _server_tls(args: argparse.Namespace) -> ServerTLS | None:
+    cert, key = args.tls_cert, args.tls_key
+    if cert is None and key is None:
+        if args.tls_required:
+            raise ConfigError("--tls-required needs a certificate", "give --tls-cert and --tls-key")
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    if not cert.exists() and not key.exists():
+        if cert.parent != key.parent or (cert.name, key.name) != (CERT_FILE, KEY_FILE):
+            raise ConfigError(f"{cert} does not exist", f"make it with `lanscatter tls new --dir {cert.parent}`")
+        fp = new_identity(cert.parent, args.name or socket.gethostname())
+        log.info("made a TLS certificate in %s, fingerprint %s", cert.parent, fp)
+    tls = server_tls(cert, key, required=args.tls_required)
+    log.info("serving TLS too; certificate fingerprint %s", tls.fingerprint)
+    return tls
+
+
+def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_fingerprint and args.tls_ca is None:
+        return None
+    try:
+        return client_context(args.tls_fingerprint, args.tls_ca)
+    except ValueError as exc:
+        raise ConfigError(f"--tls-fingerprint: {exc}", "copy it from `lanscatter tls fingerprint FILE`") from None
+
+
 @dataclass(frozen=True, slots=True)
 class _Placement:
     site: str | None = None
@@ -150,6 +196,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
                    help="the origin's private key, which signs every version (`lanscatter keys new`). "
                         f"Default: {PRIVATE_KEY_FILE} in the state folder, created on the first start")
+    _tls_args(m, connects=False)
     _topology_args(m)
     m.set_defaults(func=run_master)
 
@@ -167,6 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
     _scrub_arg(p)
     _origin_key_arg(p)
+    _tls_args(p, connects=True)
     p.set_defaults(func=run_peer)
 
     r = sub.add_parser("proxy", help="relay: a peer of an upstream swarm and the master of this site",
@@ -191,6 +239,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _scrub_arg(r)
     _allow_nat(r)
     _origin_key_arg(r)
+    _tls_args(r, connects=True)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
 
@@ -257,7 +306,7 @@ def run_master(args: argparse.Namespace) -> int:
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
                          expect_wait_s=args.expect_wait, allow_nat=args.allow_nat,
-                         signing_key=args.signing_key)
+                         signing_key=args.signing_key, tls=_server_tls(args))
     node = MasterNode(opts, progress=_scan_progress)
 
     async def body() -> None:
@@ -277,7 +326,7 @@ def run_peer(args: argparse.Namespace) -> int:
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate,
-                       origin_key=args.origin_key)
+                       origin_key=args.origin_key, tls=_client_tls(args), tls_server=_server_tls(args))
     node = PeerNode(opts)
 
     reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
@@ -292,10 +341,11 @@ def run_proxy(args: argparse.Namespace) -> int:
                        name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False,
-                       scrub_rate=args.scrub_rate, origin_key=args.origin_key)
+                       scrub_rate=args.scrub_rate, origin_key=args.origin_key, tls=_client_tls(args))
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
-                                  store_and_forward=args.store_and_forward, allow_nat=args.allow_nat))
+                                  store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
+                                  tls=_server_tls(args)))
 
     reporter = _report_loop(node.status, args.json, node.upstream.progress)
     return _run(lambda: _run_beside(node.run(), reporter, node.stop))

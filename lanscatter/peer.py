@@ -18,12 +18,14 @@ generation, `on_chunk` each verified chunk (cut-through).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import secrets
 import socket
+import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +51,11 @@ from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
-from lanscatter.server import bind_site
+from lanscatter.server import TLS_REQUIRED_TEXT, bind_site
 from lanscatter.signing import OriginKey, SignedVersion
 from lanscatter.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.store import MirrorStore
+from lanscatter.tls import PinMismatch, ServerTLS, TLSRefused
 from lanscatter.upload_pace import Pace
 
 log = logging.getLogger("lanscatter.peer")
@@ -86,6 +89,8 @@ class PeerOptions:
     role: str = "peer"
     serve: bool = True                 # False: serve no chunks to this swarm (a relay upstream)
     scrub_rate: float = DEFAULT_SCRUB_RATE   # bytes/s of held chunks re-read and checked; 0: none
+    tls: ssl.SSLContext | None = None  # connect to the master and to chunk sources over TLS
+    tls_server: ServerTLS | None = None    # also serve TLS on the chunk port
     origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
 
 
@@ -104,7 +109,8 @@ class PeerNode:
         self.server = ChunkServer(self.store.locate, self.auth, self.counters,
                                   ul_bucket=self.ul_bucket, compress=opts.compress)
         local = self._local_addr()
-        self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2)
+        self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2,
+                               tls=opts.tls)
         self.on_manifest: Callable[[Manifest], None] | None = None
         self.on_chunk: Callable[[str], None] | None = None
         self.connected = False
@@ -133,7 +139,7 @@ class PeerNode:
         return app
 
     async def start_server(self) -> None:
-        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port)
+        self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port, self.opts.tls_server)
 
     async def run(self) -> None:
         """Serve and stay joined until cancelled; raises LanscatterError when refused."""
@@ -201,9 +207,10 @@ class PeerNode:
 
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
-        url = f"http://{self.opts.master}:{self.opts.master_port}/ws"
-        async with session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20,
-                                      timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+        url = f"{'wss' if self.opts.tls else 'http'}://{self.opts.master}:{self.opts.master_port}/ws"
+        async with _refused_as_error(self.opts.master, self.opts.master_port), \
+                session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20, ssl=self.opts.tls or True,
+                                   timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             sockname = ws.get_extra_info("sockname")
             hs = PeerHandshake(self.auth, p.Hello(
@@ -479,6 +486,28 @@ class PeerNode:
             }],
             "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
         }
+
+
+@contextlib.asynccontextmanager
+async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
+    """A master that is not the pinned one, or that speaks only TLS to a peer without it: the
+    operator must act, so it is an error exit, not a reconnect."""
+    try:
+        yield
+    except aiohttp.ClientConnectorCertificateError as exc:
+        got = exc.certificate_error
+        what = f"its certificate's fingerprint is {got.got}" if isinstance(got, PinMismatch) else str(got)
+        raise TLSRefused(f"the master at {host}:{port} is not the one this node trusts: {what}",
+                         "check the master's tls_fingerprint in the site tree (`lanscatter tls "
+                         "fingerprint` on the master's certificate) or --tls-fingerprint/--tls-ca") from None
+    except aiohttp.ClientConnectorSSLError as exc:
+        raise TLSRefused(f"no TLS with the master at {host}:{port} ({exc.os_error})",
+                         "the site tree's tls: for this link must be the same on both hosts") from None
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status != 426:
+            raise
+        raise TLSRefused(f"the master at {host}:{port} says: {TLS_REQUIRED_TEXT.strip()}",
+                         "give this node --tls-fingerprint (or --tls-ca), as the site tree's tls: says") from None
 
 
 async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:

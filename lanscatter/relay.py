@@ -32,6 +32,7 @@ from lanscatter.peer import PeerNode, PeerOptions
 from lanscatter.server import bind_site
 from lanscatter.signing import SignedVersion
 from lanscatter.swarm import Swarm
+from lanscatter.tls import ServerTLS
 
 log = logging.getLogger("lanscatter.relay")
 
@@ -46,6 +47,7 @@ class RelayOptions:
     link_map: LinkMap | None = None
     store_and_forward: bool = False   # hold the site back until the whole generation is here
                                       # (the behaviour cut-through is measured against)
+    tls: ServerTLS | None = None      # the downstream port also serves TLS
     allow_nat: bool = False           # accept site peers whose own address is not the one seen
 
 
@@ -116,7 +118,7 @@ class RelayNode:
 
     async def run(self) -> None:
         await self.upstream.start_server()
-        self._runner, self.port = await bind_site(self.app(), self.opts.peer.host, self.opts.port)
+        self._runner, self.port = await bind_site(self.app(), self.opts.peer.host, self.opts.port, self.opts.tls)
         await self._resume_last_manifest()
         self.swarm.start()
         log.info("relay %s: upstream %s:%d, serving its site on %s:%d", self.upstream.name,

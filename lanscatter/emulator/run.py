@@ -53,6 +53,7 @@ from lanscatter.topology.roles import (
     registered_commands,
     role_command,
 )
+from lanscatter.topology.tls_plan import plan_tls
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology, warnings_of
 from lanscatter.topology.watch import Watcher, start_gates
@@ -155,10 +156,11 @@ def run_emulation(opts: EmulateOptions) -> int:
                               "fix dataset.source in the topology")
         generate_demo(source, opts.demo_data or DEFAULT_DEMO_SIZE)
     secret = plan.dataset.secret_value()
+    tls = plan_tls(topo, plan, [h.name for h in plan.hosts], workdir / "state", one_machine=True)
     origin_key, signing_key = run_keys(plan, plan.hosts, rehearsal=workdir, state_root=workdir / "state")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=False,
                      workdir=None, link_flags=link_flag_support(), all_hosts=True,
-                     origin_key=origin_key, signing_key=signing_key)
+                     origin_key=origin_key, signing_key=signing_key, tls=tls)
     env = {SECRET_ENV: secret} if secret else {}
     with Emulation(spec, delay_mechanism=opts.mechanism) as emu:
         log.info("emulated %d sites, %d hosts (WAN delay/loss: %s); logs in %s", len(spec.sites),

@@ -16,11 +16,14 @@ from typing import TypeVar
 
 from lanscatter.chunking import CDC, KINDS
 from lanscatter.signing import parse_origin_key
+from lanscatter.tls import normalize_fingerprint
 from lanscatter.topology.model import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CHUNKING,
     DEFAULT_LAN_BYTES_PER_S,
     DEFAULT_SECRET_ENV,
+    DEFAULT_TLS,
+    TLS_POLICIES,
     Dataset,
     Host,
     HostSettings,
@@ -39,12 +42,13 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 MIN_CHUNK, MAX_CHUNK = 64 * 1024, 1024**3
 
-TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file")
+TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file", "tls",
+            "tls_ca")
 DATASET_KEYS = ("source", "origin", "name", "chunk_size", "chunking", "secret")
 SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
-SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults")
-HOST_KEYS = ("address", *SETTING_KEYS)
+SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults", "tls")
+HOST_KEYS = ("address", "tls_fingerprint", *SETTING_KEYS)
 WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")
 
 
@@ -133,6 +137,27 @@ def _address(r: _Reader, node: YNode) -> str | None:
         r.log.add(node.pos, "bad-address", f"address {text!r} is not one other hosts can connect to")
         return None
     return str(ip)
+
+
+def _tls_policy(r: _Reader, node: YNode) -> str | None:
+    text = r.text(node, "tls")
+    if text is not None and text not in TLS_POLICIES:
+        r.log.add(node.pos, "bad-value", f"tls must be one of {', '.join(TLS_POLICIES)}, not {text!r}"
+                  f"{did_you_mean(text, TLS_POLICIES)}")
+        return None
+    return text
+
+
+def _fingerprint(r: _Reader, node: YNode) -> str | None:
+    text = r.text(node, "tls_fingerprint")
+    if text is None:
+        return None
+    try:
+        return normalize_fingerprint(text)
+    except ValueError:
+        r.log.add(node.pos, "bad-fingerprint", "tls_fingerprint must be a SHA-256 fingerprint: 64 hex "
+                  "digits, as `lanscatter tls new` or `lanscatter tls fingerprint FILE` prints it")
+        return None
 
 
 def _settings(r: _Reader, fields: dict[str, YNode]) -> HostSettings:
@@ -232,6 +257,7 @@ def _hosts(r: _Reader, node: YNode, site: str) -> tuple[Host, ...]:
         if name is None:
             continue
         address: str | None = name
+        fingerprint = None
         settings = HostSettings()
         where: dict[str, Pos] = {}
         if body is not None and isinstance(body, YScalar) and body.kind != "null":
@@ -242,8 +268,11 @@ def _hosts(r: _Reader, node: YNode, site: str) -> tuple[Host, ...]:
             if "address" in f:
                 address = _address(r, f["address"])
                 where["address"] = f["address"].pos
+            if "tls_fingerprint" in f:
+                fingerprint = _fingerprint(r, f["tls_fingerprint"])
+                where["tls_fingerprint"] = f["tls_fingerprint"].pos
             settings = _settings(r, f)
-        hosts.append(Host(name, site, address or name, settings, key.pos, where))
+        hosts.append(Host(name, site, address or name, settings, key.pos, where, fingerprint))
     return tuple(hosts)
 
 
@@ -270,8 +299,10 @@ def _site(r: _Reader, key: YScalar, node: YNode) -> Site | None:
         else HostSettings()
     if name is None:
         return None
+    tls = _tls_policy(r, f["tls"]) if "tls" in f else None
     where = {k: v.pos for k, v in f.items()}
-    return Site(name, lan or DEFAULT_LAN_BYTES_PER_S, gateway, hosts, defaults, key.pos, where, switch=switch)
+    return Site(name, lan or DEFAULT_LAN_BYTES_PER_S, gateway, hosts, defaults, key.pos, where, switch=switch,
+                tls=tls)
 
 
 def _wan_link(r: _Reader, node: YNode) -> WanLink | None:
@@ -330,4 +361,12 @@ def build(root: YNode, file: Path, log: ProblemLog) -> Topology:
     origin_key = _origin_key(r, f["origin_key"]) if "origin_key" in f else None
     key_file = r.text(f["origin_key_file"], "origin_key_file") if "origin_key_file" in f else None
     where = {k: v.pos for k, v in f.items() if k in ("origin_key", "origin_key_file")}
-    return Topology(file, dataset, tuple(sites), tuple(wan), defaults, origin_key, key_file, where)
+    tls = (_tls_policy(r, f["tls"]) if "tls" in f else None) or DEFAULT_TLS
+    tls_ca = None
+    if "tls_ca" in f:
+        tls_ca = r.text(f["tls_ca"], "tls_ca")
+        if tls_ca is not None and not (file.parent / tls_ca).is_file():
+            log.add(f["tls_ca"].pos, "no-file", f"tls_ca: no file {tls_ca!r} (relative paths are from "
+                    "this file's folder)")
+    return Topology(file, dataset, tuple(sites), tuple(wan), defaults, origin_key, key_file, where, tls=tls,
+                    tls_ca=tls_ca)

@@ -22,6 +22,9 @@ DEFAULT_CHUNKING = "cdc"           # content-defined boundaries (lanscatter/chun
 DEFAULT_LAN_BYTES_PER_S = 1e9 / 8            # 1 Gbit/s ports
 DEFAULT_SECRET_ENV = "LANSCATTER_SECRET"
 DEFAULT_FOLDER_ROOT = "/var/lib/lanscatter"  # + /<dataset name> on every host but the origin
+# Which links carry TLS: "wan" (a site's uplink, the default), "all" (its LAN too), "off".
+TLS_POLICIES = ("wan", "all", "off")
+DEFAULT_TLS = "wan"
 
 
 def _positions() -> Mapping[str, Pos]:
@@ -77,6 +80,7 @@ class Host:
     settings: HostSettings
     pos: Pos                          # of the name
     where: Mapping[str, Pos] = _positions()
+    tls_fingerprint: str | None = None    # SHA-256 of its TLS certificate (64 hex digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,7 @@ class Site:
     pos: Pos
     where: Mapping[str, Pos] = _positions()
     switch: float | None = None       # bytes/s the whole site shares (its switch fabric); None = ports only
+    tls: str | None = None            # one of TLS_POLICIES; None: the tree's
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,8 @@ class Topology:
     origin_key: str | None = None         # `ed25519:<base64>`: only versions it signed are written
     origin_key_file: str | None = None    # the private key, on the origin (relative: to the YAML file)
     where: Mapping[str, Pos] = _positions()
+    tls: str = DEFAULT_TLS
+    tls_ca: str | None = None         # CA file (relative to the YAML file) instead of fingerprints
 
     @property
     def base_dir(self) -> Path:
@@ -154,6 +161,11 @@ class Topology:
     def origin_site(self) -> str | None:
         origin = self.host(self.dataset.origin)
         return origin.site if origin else None
+
+    def tls_of(self, site: str) -> str:
+        """The TLS policy of a site: its own `tls:`, else the tree's."""
+        s = self.site(site)
+        return s.tls if s is not None and s.tls is not None else self.tls
 
     def settings_of(self, host: Host) -> HostSettings:
         site = self.site(host.site)

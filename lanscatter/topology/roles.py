@@ -8,7 +8,8 @@ the link map and caps every transfer at its links' speeds: in a local rehearsal 
 emulates the LAN and WAN speeds between the 127.0.0.x addresses. The origin's master signs with
 the origin's private key (`--signing-key`); every other role checks versions against its public
 key (`--origin-key`): the run's own (a rehearsal's), else the tree's `origin_key_file` and
-`origin_key`.
+`origin_key`. TLS options come per host from `tls_plan.py` (certificate to serve, fingerprints
+to pin).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
+from lanscatter.topology.tls_plan import NodeTLS
 
 SECRET_ENV = "LANSCATTER_SECRET"
 COMMAND_OF_ROLE = {"master": "master", "relay": "proxy", "peer": "peer"}
@@ -49,6 +51,7 @@ class RunContext:
     all_hosts: bool = False
     origin_key: str | None = None      # overrides the tree's origin_key (a rehearsal's own key)
     signing_key: Path | None = None    # overrides the tree's origin_key_file
+    tls: Mapping[str, NodeTLS] = field(default_factory=dict)    # per host (tls_plan.py); none: no TLS
 
 
 def _mbit(rate: float) -> str:
@@ -98,6 +101,9 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
         origin_key = ctx.origin_key or plan.dataset.origin_key
         if origin_key is not None:
             argv += ["--origin-key", origin_key]
+    tls = ctx.tls.get(host.name)
+    if tls is not None:
+        argv += tls.flags()
     argv += ["--name", host.name, "--state-dir", str(ctx.state_root / host.name)]
     if host.ul_rate is not None:
         argv += ["--ul-rate", _mbit(host.ul_rate)]

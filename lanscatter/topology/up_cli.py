@@ -40,6 +40,7 @@ from lanscatter.topology.roles import (
     registered_commands,
     role_command,
 )
+from lanscatter.topology.tls_plan import plan_tls
 from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
 from lanscatter.topology.watch import Watcher, start_gates
@@ -151,12 +152,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local and not commands <= link_flags:
         log.warning("the master and relay commands of this installation do not load the link map: "
                     "the rehearsal runs without the file's link speeds")
+    tls = plan_tls(topo, plan, [h.name for h in hosts], workdir / "state", one_machine=opts.local)
     origin_key, signing_key = run_keys(plan, hosts, rehearsal=workdir if opts.local else None,
                                        state_root=workdir / "state")
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=opts.local,
                      workdir=workdir if opts.local else None, link_flags=link_flags,
                      store_and_forward=opts.store_and_forward, all_hosts=opts.local,
-                     origin_key=origin_key, signing_key=signing_key)
+                     origin_key=origin_key, signing_key=signing_key, tls=tls)
     env = {SECRET_ENV: secret} if secret else {}
     log.info("%s: running %s", opts.file, "every host on this machine (rehearsal in " + str(workdir) + ")"
              if opts.local else f"host {hosts[0].name} ({hosts[0].role})")

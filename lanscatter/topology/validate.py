@@ -55,6 +55,7 @@ def check(topo: Topology, log: ProblemLog) -> None:
     _tree(topo, root, log)
     _gateways(topo, root, log)
     _ports(topo, log)
+    _fingerprints(topo, log)
 
 
 def _unique_hosts(topo: Topology, log: ProblemLog) -> None:
@@ -163,6 +164,22 @@ def _ports(topo: Topology, log: ProblemLog) -> None:
                         f"already used by {taken[key]}; give one of them another {kind}_port or address")
             else:
                 taken[key] = f"{host.name!r} ({role}, {kind} port)"
+
+
+def _fingerprints(topo: Topology, log: ProblemLog) -> None:
+    """Two hosts with one certificate: a copy-paste slip, or one key on two hosts (either way,
+    pinning could no longer tell them apart)."""
+    first: dict[str, Host] = {}
+    for host in topo.hosts():
+        fp = host.tls_fingerprint
+        if fp is None:
+            continue
+        if fp in first:
+            log.add(host.where.get("tls_fingerprint", host.pos), "duplicate-fingerprint",
+                    f"host {host.name!r} has the tls_fingerprint of host {first[fp].name!r}; every host "
+                    "needs its own certificate (`lanscatter tls new` on each)")
+        else:
+            first[fp] = host
 
 
 def warnings_of(topo: Topology) -> list[Problem]:
