@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Engine benchmarks on loopback: scan vs b2sum, one peer vs curl, master + 4 peers, memory.
 
-    .venv/bin/python benchmarks/engine_bench.py scan  --size 2G
-    .venv/bin/python benchmarks/engine_bench.py pull  --size 2G
-    .venv/bin/python benchmarks/engine_bench.py swarm --size 1G --peers 4
+    .venv/bin/python benchmarks/engine_bench.py scan  --size 2GiB
+    .venv/bin/python benchmarks/engine_bench.py pull  --size 2GiB
+    .venv/bin/python benchmarks/engine_bench.py swarm --size 1GiB --peers 4
     .venv/bin/python benchmarks/engine_bench.py memory
 
 Data goes to a temporary folder (--tmp, default /tmp) and is deleted at the end. Everything talks
@@ -203,7 +203,7 @@ def bench_pull(tmp: Path, size: int) -> dict[str, float]:
     server.terminate()
     server.wait()
     shutil.rmtree(out_dir)
-    m, mport = start_master(tmp, src, "16M")
+    m, mport = start_master(tmp, src, "16MiB")
     try:
         took, peers = run_peers(tmp, mport, 1)
         peak = peers[0].peak
@@ -240,7 +240,7 @@ def bench_memory(tmp: Path) -> dict[str, float]:
     # Peer RSS with 128 MiB chunks.
     src = tmp / "mem-src"
     make_data(src, 512 * MiB)
-    m, port = start_master(tmp, src, "128M")
+    m, port = start_master(tmp, src, "128MiB")
     try:
         _, peers = run_peers(tmp, port, 1)
         out["peer_peak_rss_MB_at_128MiB_chunks"] = peers[0].peak
@@ -254,7 +254,7 @@ def bench_memory(tmp: Path) -> dict[str, float]:
         for f in range(1000):
             (many / f"d{d:03d}" / f"f{f:04d}.txt").write_bytes(f"{d}-{f}\n".encode() * 8)
     t = time.perf_counter()
-    m, port = start_master(tmp, many, "16M")
+    m, port = start_master(tmp, many, "16MiB")
     out["master_100k_files_first_scan_s"] = time.perf_counter() - t
     time.sleep(1)
     out["master_peak_rss_MB_100k_files"] = m.peak
@@ -267,7 +267,7 @@ def main() -> None:
     ap.add_argument("what", choices=["scan", "pull", "swarm", "memory"])
     ap.add_argument("--size", type=parse_size, default=None)
     ap.add_argument("--peers", type=int, default=4)
-    ap.add_argument("--chunk", default="16M")
+    ap.add_argument("--chunk", default="16MiB")
     ap.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()))
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lanscatter-bench-", dir=a.tmp))

@@ -105,8 +105,8 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     logging.getLogger("lanscatter").setLevel(logging.ERROR)     # the master's notes on its own key
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=parse_size, default=512 * 2**20, help="data size (default 512M)")
-    ap.add_argument("--chunk-size", type=parse_size, default=16 * 2**20, help="chunk size (default 16M)")
+    ap.add_argument("--size", type=parse_size, default=512 * 2**20, help="data size (default 512MiB)")
+    ap.add_argument("--chunk-size", type=parse_size, default=16 * 2**20, help="chunk size (default 16MiB)")
     ap.add_argument("--parallel", type=int, default=2, help="downloads at a time (default 2)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per case (default 5)")
     asyncio.run(main(ap.parse_args()))

@@ -25,6 +25,7 @@ log = logging.getLogger("lanscatter.cli")
 # Modules that contribute subcommands (each has register(subparsers)).
 COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.node_cli",
+    "lanscatter.publish_cli",
     "lanscatter.keys_cli",
     "lanscatter.topology.cli",
     "lanscatter.topology.up_cli",

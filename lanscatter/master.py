@@ -2,8 +2,13 @@
 
 The master never writes into its folder. It signs every generation it publishes with the origin's
 key (`--signing-key`; by default `origin.key` in its state folder, created on the first start), so
-hosts write only what this key signed (`signing.py`). It rescans when the folder changes (file-system events
-where available, and every `rescan_interval` seconds regardless) and pushes each new generation.
+hosts write only what this key signed (`signing.py`), with the version's label and publish time.
+What it publishes, and when, is the publish policy's (`publish_policy.py`): on a change once the
+source settled, when a release symlink is switched, or only when told (`lanscatter publish`, an
+authenticated request at /publish, `publish_request.py`); a source that is empty or would delete
+too much of the last version is refused, and the hosts keep what they have. The master rescans on
+file-system events and every `rescan_interval` seconds regardless; a scan it may not publish only
+shows in its status (`publish.pending`).
 A chunk is served only while its file is still as the hash cache saw it when it was hashed (size,
 mtime, inode, ctime); when it is not, the request fails and a rescan is started, so a torn file is
 never distributed. A downloader that finds a chunk from this folder does not match its hash makes
@@ -36,11 +41,14 @@ from lanscatter.hash_cache import HashCache
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import MAX_CHUNK_SIZE, Manifest, check_counts, diff_manifests, show_path
 from lanscatter.node_http import coordinator_app
+from lanscatter.publish_http import Published, PublishEndpoint
+from lanscatter.publish_policy import DEFAULT_SETTLE_S, PUBLISH_MODES, Refusal, check_publish, default_mode
 from lanscatter.ratelimit import TokenBucket
-from lanscatter.scanner import RefusedName, ScanStats, scan_folder
+from lanscatter.scanner import RefusedName, scan_folder
 from lanscatter.server import bind_site
-from lanscatter.signing import public_key_of, sign_version
+from lanscatter.signing import SignedVersion, public_key_of, sign_version
 from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
+from lanscatter.sizes import format_bytes
 from lanscatter.store import Location
 from lanscatter.swarm import Swarm
 from lanscatter.tls import ServerTLS
@@ -50,6 +58,7 @@ log = logging.getLogger("lanscatter.master")
 DEFAULT_MASTER_PORT = 10564
 _REPORT_NAMES = 20           # refused names reported one by one per scan; the rest as a count
 _WATCH_RESTART_S = 1.0
+_LINK_POLL_S = 0.5           # how often a symlink source is looked at (one readlink)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,10 @@ class MasterOptions:
     allow_nat: bool = False                # accept peers whose own address is not the one seen
     signing_key: Path | None = None        # the origin's private key (None: state_dir/origin.key,
                                            # created when missing)
+    publish: str | None = None             # PUBLISH_MODES; None: on-switch for a symlink source,
+                                           # else on-change
+    settle_s: float = DEFAULT_SETTLE_S     # on-change: publish once nothing changed for this long
+    allow_shrink: bool = False             # publish an empty or much smaller source unasked
 
 
 ProgressFactory = Callable[[], Callable[[int, int], None] | None]
@@ -87,12 +100,20 @@ class MasterNode:
             raise ConfigError(f"sync folder {opts.folder} {what}", "give the folder to distribute")
         if not os.access(opts.folder, os.R_OK | os.X_OK):
             raise ConfigError(f"sync folder {opts.folder} is not readable", "check its permissions")
+        if opts.publish is not None and opts.publish not in PUBLISH_MODES:
+            raise ConfigError(f"unknown publish mode {opts.publish!r}", "give one of: " + ", ".join(PUBLISH_MODES))
+        if opts.publish == "on-switch" and not opts.folder.is_symlink():
+            raise ConfigError(f"publish mode on-switch needs a symlink source; {opts.folder} is a folder",
+                              "point the source at a symlink to the release folder (docs/versions.md), "
+                              "or use --publish on-change or manual")
         problem = chunking_problem(opts.chunking, opts.chunk_size or AUTO_MIN_SIZE)
         if problem is not None:
             raise ConfigError(problem, f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (a power of "
                                        "two for cdc chunking), or leave it out to have one chosen")
         self.opts = opts
-        self.root = opts.folder.resolve()
+        self.mode = opts.publish or default_mode(opts.folder.is_symlink())
+        self.root = opts.folder.resolve()        # the folder of the published version (served)
+        self._link = _read_link(opts.folder)     # a symlink source's target as last looked at
         self.signing_key = self._signing_key()
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
@@ -101,7 +122,17 @@ class MasterNode:
                            link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat)
         self.swarm.seed_uploads = lambda: self.counters.uploads
         self.swarm.on_seed_corrupt = self._seed_corrupt
-        self.manifest: Manifest | None = None
+        self.manifest: Manifest | None = None    # the published version
+        self.signed: SignedVersion | None = None
+        self.label = ""
+        self.published_ms = 0
+        self.refusal: Refusal | None = None      # why the last scan was not published (cleared by a publish)
+        self.pending = False                     # the source differs from the published version
+        self._lock = asyncio.Lock()              # one scan-and-publish at a time
+        self._last_change = -float("inf")        # loop time of the last change the watcher saw
+        self.publish_endpoint = PublishEndpoint(
+            self.auth, lambda label, allow_shrink: self.publish(label=label, allow_shrink=allow_shrink),
+            self.swarm.event)
         self._rechecked: set[str] = set()       # chunks re-hashed after a mismatch, this generation
         self._refused: set[RefusedName] = set()   # names left out by the last scan (reported)
         self.progress = progress
@@ -165,7 +196,7 @@ class MasterNode:
             log.info("rescan requested: %s", reason)
         self._rescan.set()
 
-    async def scan(self) -> ScanStats:
+    async def _scan(self, root: Path) -> Manifest:
         loop = asyncio.get_running_loop()
         first = self.manifest is None
         progress = self.progress() if first else None
@@ -175,32 +206,70 @@ class MasterNode:
         keep = self.manifest.chunk_size if self.manifest is not None else AUTO
         try:
             manifest, stats = await loop.run_in_executor(
-                None, lambda: scan_folder(self.root, chunking, self.cache, keep_size=keep, progress=progress))
+                None, lambda: scan_folder(root, chunking, self.cache, keep_size=keep, progress=progress))
         except OSError as exc:
-            raise ConfigError(f"cannot scan {self.root}: {exc}", "check the folder and its permissions") from None
+            raise ConfigError(f"cannot scan {root}: {exc}", "check the folder and its permissions") from None
         self._report_refused(stats.refused)
         try:
             check_counts(len(manifest.files), len(manifest.dirs), sum(len(f.chunks) for f in manifest.files))
         except ManifestError as exc:
-            raise ConfigError(f"cannot distribute {self.root}: {exc}",
+            raise ConfigError(f"cannot distribute {root}: {exc}",
                               "split the folder, or use a larger --chunk-size") from None
-        if self.manifest is None or manifest.generation != self.manifest.generation:
-            self._rechecked.clear()
-            if self.manifest is not None:
-                d = diff_manifests(self.manifest, manifest)
-                log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
-                         len(d.added), len(d.removed), len(d.changed), d.new_chunks)
-            self.manifest = manifest
-            published_ms = int(time.time() * 1000)
-            signed = await loop.run_in_executor(
-                None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms))
-            self.swarm.set_manifest(manifest, signed=signed)
         if first:
-            log.info("scanned %d files: %.1f MiB hashed in %.1f s, %.1f MiB known from cache; %s chunks "
-                     "of %.2f MiB (target), %d distinct", stats.files, stats.hashed_bytes / 2**20, stats.seconds,
-                     stats.reused_bytes / 2**20, manifest.chunking_kind, manifest.chunk_size / 2**20,
+            log.info("scanned %d files: %s hashed in %.1f s, %s known from cache; %s chunks of %s (target), "
+                     "%d distinct", stats.files, format_bytes(stats.hashed_bytes), stats.seconds,
+                     format_bytes(stats.reused_bytes), manifest.chunking_kind, format_bytes(manifest.chunk_size),
                      len(manifest.chunk_table()))
-        return stats
+        return manifest
+
+    async def publish(self, *, label: str | None = None, allow_shrink: bool = False) -> Published | Refusal:
+        """Scan the source now and publish it, whatever the mode (`lanscatter publish`). `label`
+        None: a release symlink's target name, else none."""
+        async with self._lock:
+            root = self._source_root()
+            manifest = await self._scan(root)
+            return await self._offer(manifest, root, label, allow_shrink or self.opts.allow_shrink)
+
+    async def _offer(self, manifest: Manifest, root: Path, label: str | None,
+                     allow_shrink: bool) -> Published | Refusal:
+        """Publish `manifest` (the scan of `root`) unless it is the version out already or a guard
+        refuses it; a refusal is an error event (and line) once, and shows in the status."""
+        old = self.manifest
+        if old is not None and manifest.generation == old.generation:
+            self.root, self.pending, self.refusal = root, False, None
+            return Published(old.generation, self.label, self.published_ms, changed=False)
+        refusal = check_publish(old, manifest, allow_shrink=allow_shrink)
+        if refusal is not None:
+            if refusal != self.refusal:
+                self.swarm.event("error", f"not published: {refusal.reason} (hint: {refusal.hint})")
+            self.refusal, self.pending = refusal, True
+            return refusal
+        if label is None:
+            label = root.name if self._link is not None else ""
+        self._rechecked.clear()
+        if old is not None:
+            d = diff_manifests(old, manifest)
+            log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
+                     len(d.added), len(d.removed), len(d.changed), d.new_chunks)
+        published_ms = int(time.time() * 1000)
+        signed = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms, label=label))
+        self.manifest, self.signed, self.root = manifest, signed, root
+        self.label, self.published_ms = label, published_ms
+        self.refusal, self.pending = None, False
+        self.swarm.set_manifest(manifest, signed=signed)
+        self.swarm.event("info", f"published generation {manifest.generation[:12]}"
+                                 + (f" labelled {show_path(label, 80)!r}" if label else ""))
+        return Published(manifest.generation, label, published_ms, changed=True)
+
+    def _source_root(self) -> Path:
+        """The folder to scan now: the source, or the release its symlink points at."""
+        self._link = _read_link(self.opts.folder)
+        root = self.opts.folder.resolve()
+        if not root.is_dir():
+            raise ConfigError(f"the source {self.opts.folder} does not lead to a folder now",
+                              "point it at the release folder to publish")
+        return root
 
     def _report_refused(self, refused: tuple[RefusedName, ...]) -> None:
         """Report each name the scan left out once (until it goes away and comes back): the names
@@ -220,21 +289,59 @@ class MasterNode:
             try:
                 async with asyncio.timeout(self.opts.rescan_interval):
                     await self._rescan.wait()
-                await asyncio.sleep(1.0)      # let a burst of writes settle
             except TimeoutError:
                 pass
+            if self.mode == "on-change":
+                await self._settle()
             self._rescan.clear()
             try:
-                await self.scan()
+                await self._rescan_once()
             except ConfigError as exc:
                 log.warning("rescan failed: %s", exc)
+
+    async def _settle(self) -> None:
+        """Until nothing in the source changed for `settle_s` (as the file watcher sees it)."""
+        loop = asyncio.get_running_loop()
+        while (quiet := loop.time() - self._last_change) < self.opts.settle_s:
+            await asyncio.sleep(self.opts.settle_s - quiet)
+
+    async def _rescan_once(self) -> None:
+        """One scan; what the mode lets it publish is published: on-change what settled, on-switch
+        a switched link; anything else only marks the source as pending."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            root = self._source_root()
+            started = loop.time()
+            manifest = await self._scan(root)
+            if self.mode == "on-change":
+                if self._last_change >= started:     # written to while it was read: not settled
+                    self._rescan.set()
+                    return
+                await self._offer(manifest, root, None, self.opts.allow_shrink)
+            elif self.mode == "on-switch" and root != self.root:
+                await self._offer(manifest, root, None, self.opts.allow_shrink)
+            else:
+                pending = self.manifest is None or manifest.generation != self.manifest.generation
+                if pending and not self.pending:
+                    log.info("the source differs from the published version; `lanscatter publish` "
+                             "publishes it")
+                self.pending = pending
+
+    async def _link_loop(self) -> None:
+        """A symlink source: a switch of the link publishes its new target."""
+        while True:
+            await asyncio.sleep(_LINK_POLL_S)
+            if _read_link(self.opts.folder) != self._link:
+                self.request_rescan("the source link was switched")
 
     async def _watch_loop(self) -> None:
         from watchfiles import awatch
 
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 async for _changes in awatch(self.root, debounce=500, recursive=True):
+                    self._last_change = loop.time()
                     self.request_rescan("folder changed")
                 return
             except* RuntimeError as group:
@@ -242,12 +349,14 @@ class MasterNode:
                 # so rescan and watch again; the scan skips the name and warns of it once (this
                 # repeats at every change of that file, so it is only an info line).
                 log.info("file watcher restarted after: %s", show_path(str(group.exceptions[0]), 200))
+                self._last_change = loop.time()
                 self.request_rescan("folder changed")
             await asyncio.sleep(_WATCH_RESTART_S)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
-        return coordinator_app(self.swarm.handle_ws, self.server.routes(), self.status)
+        return coordinator_app(self.swarm.handle_ws, [*self.server.routes(), *self.publish_endpoint.routes()],
+                               self.status)
 
     async def start(self) -> None:
         # Listen first: peers join while the folder is hashed and get the generation the moment
@@ -256,14 +365,20 @@ class MasterNode:
         self.swarm.start()
         try:
             await self._await_expected_peers()
-            await self.scan()
+            # Every mode publishes the source as found at start (a restarted origin serves again
+            # what it had); the guards apply as to any publish.
+            await self.publish()
         except BaseException:
             await self.stop()
             raise
         self._tasks.append(asyncio.create_task(self._rescan_loop(), name="rescan"))
-        if self.opts.watch:
+        if self.opts.watch and self.mode == "on-change":
             self._tasks.append(asyncio.create_task(self._watch_loop(), name="watch"))
-        log.info("master %s serving %s on %s:%d", self.opts.name, self.root, self.opts.host, self.port)
+        if self._link is not None:
+            self._tasks.append(asyncio.create_task(self._link_loop(), name="source-link"))
+        settle = f", settle {self.opts.settle_s:g} s" if self.mode == "on-change" else ""
+        log.info("master %s serving %s on %s:%d (publish %s%s)", self.opts.name, self.root, self.opts.host,
+                 self.port, self.mode, settle)
 
     async def _await_expected_peers(self) -> None:
         """Peers started together with this master join before its first generation appears, as
@@ -292,5 +407,16 @@ class MasterNode:
     def status(self) -> dict[str, Any]:
         st = self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
         st["skipped_names"] = len(self._refused)
+        refusal = self.refusal
+        st["publish"] = {"mode": self.mode, "settle_s": self.opts.settle_s, "pending": self.pending,
+                         "refused": refusal.reason if refusal else None, "hint": refusal.hint if refusal else None}
         return st
+
+
+def _read_link(path: Path) -> str | None:
+    """A symlink's target text (None: not a symlink, or gone)."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 

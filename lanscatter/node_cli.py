@@ -1,9 +1,13 @@
-"""`lanscatter master`, `peer` and `proxy`: option parsing, the swarm secret, progress display,
-the run loop.
+"""`lanscatter master`, `peer` and `proxy`: option parsing, the swarm secret, the run loop, what
+they print.
 
 The secret comes from --secret-file, the environment (LANSCATTER_SECRET) or --secret (visible to
 `ps`: warned about); without one a node refuses to start unless told --insecure, and then says so
-in its log and on its status surfaces."""
+in its log and on its status surfaces.
+
+While running: the state and a progress bar on a terminal, log lines elsewhere (node_progress.py),
+or JSON lines with --json; --log-file copies the log to a file. When a node ends it prints one
+summary line on stdout (peer and relay: state, generation, bytes, time; master: what it served)."""
 
 from __future__ import annotations
 
@@ -26,14 +30,18 @@ from typing import Any
 from lanscatter.auth import SECRET_HINT, check_secret
 from lanscatter.chunking import AUTO, CDC, KINDS
 from lanscatter.errors import ConfigError
+from lanscatter.eta import MeanRateEta
 from lanscatter.linkmap import LinkMap
 from lanscatter.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
+from lanscatter.node_progress import follow_peer, master_summary, peer_summary, snapshot
 from lanscatter.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
+from lanscatter.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
+from lanscatter.rate_meter import RateMeter
 from lanscatter.relay import RelayNode, RelayOptions
 from lanscatter.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.signing import OriginKey, parse_origin_key
 from lanscatter.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
-from lanscatter.sizes import human_bytes, mbit_to_bytes, parse_size
+from lanscatter.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
 from lanscatter.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
 
 log = logging.getLogger("lanscatter.cli")
@@ -43,11 +51,24 @@ def _chunk_size(text: str) -> int:
     return AUTO if text.strip().lower() == "auto" else parse_size(text)
 
 
-def _common(sp: argparse.ArgumentParser, port: int) -> None:
+def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's host name") -> None:
     sp.add_argument("--port", type=int, default=port, help=f"listen port (default {port}; 0: any free)")
     sp.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
                     help="address to listen on and connect from (default all addresses)")
-    sp.add_argument("--name", default="", help="node name shown in status (default: host name)")
+    sp.add_argument("--name", default="", help=f"node name shown in status (default: {name})")
+    secret_args(sp)
+    sp.add_argument("--ul-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
+                    help="upload limit in Mbit/s (default unlimited)")
+    sp.add_argument("--no-compress", action="store_true", help="never use LZ4 in flight")
+    sp.add_argument("--state-dir", type=Path, default=None,
+                    help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
+    sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
+    sp.add_argument("--log-file", type=Path, default=None, metavar="FILE",
+                    help="also append the log to FILE (with the date; the terminal keeps its progress bar)")
+
+
+def secret_args(sp: argparse.ArgumentParser) -> None:
+    """The swarm-secret options (--secret-file, --secret, --insecure); read with `swarm_secret`."""
     g = sp.add_argument_group("swarm secret", "only nodes holding it join, fetch chunks or give commands "
                               "(docs/security.md); `lanscatter secret new` makes one")
     g.add_argument("--secret-file", type=Path, default=None, metavar="PATH",
@@ -59,12 +80,6 @@ def _common(sp: argparse.ArgumentParser, port: int) -> None:
     g.add_argument("--insecure", action="store_true",
                    help="run with no secret: anyone who reaches this node can join, fetch every chunk "
                         "and, as a master, command its peers")
-    sp.add_argument("--ul-rate", type=mbit_to_bytes, default=None, metavar="MBIT",
-                    help="upload limit in Mbit/s (default unlimited)")
-    sp.add_argument("--no-compress", action="store_true", help="never use LZ4 in flight")
-    sp.add_argument("--state-dir", type=Path, default=None,
-                    help="where hash caches and resume journals live (default ~/.cache/lanscatter/...)")
-    sp.add_argument("--json", action="store_true", help="print a JSON status line every second on stdout")
 
 
 def _scrub_rate(text: str) -> float:
@@ -177,7 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        description="Scan DIR into chunks, serve them and coordinate peers. The folder "
                                    "is only read, never written. Changes are picked up by rescans.")
     m.add_argument("folder", type=Path, metavar="DIR")
-    _common(m, DEFAULT_MASTER_PORT)
+    _common(m, DEFAULT_MASTER_PORT, name="master")
     m.add_argument("--chunk-size", type=_chunk_size, default=AUTO, metavar="SIZE|auto",
                    help="target chunk size (default auto: a power of two from 1M to 64M giving at least "
                         "2000 chunks; a power of two for cdc chunking)")
@@ -192,6 +207,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "seconds), so peers started at the same time get the first generation from its start")
     m.add_argument("--expect-wait", type=float, default=10.0, metavar="S",
                    help="the longest wait for --expect-peers (default 10)")
+    g = m.add_argument_group("publishing", "when a version is published, and what is refused (docs/versions.md)")
+    g.add_argument("--publish", choices=PUBLISH_MODES, default=None,
+                   help="on-change: once the folder settled; on-switch: when DIR, a symlink to a release "
+                        "folder, is switched; manual: only on `lanscatter publish`. Default: on-switch for "
+                        "a symlink DIR, else on-change. Every mode publishes DIR as found at start")
+    g.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="S",
+                   help=f"on-change: publish once nothing changed for S seconds (default {DEFAULT_SETTLE_S:g})")
+    g.add_argument("--allow-shrink", action="store_true",
+                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%} of the files of "
+                        "the last version (refused by default: the hosts would delete them)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
                    help="the origin's private key, which signs every version (`lanscatter keys new`). "
@@ -212,6 +237,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="give up if the master never answers within this (default 60 s)")
     p.add_argument("--exit-when-synced", action="store_true", help="exit 0 once the folder is complete")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what a sync would download, overwrite and delete in DIR, then exit without "
+                        "changing anything")
+    _adopt_arg(p)
     _scrub_arg(p)
     _origin_key_arg(p)
     _tls_args(p, connects=True)
@@ -236,12 +265,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    _adopt_arg(r)
     _scrub_arg(r)
     _allow_nat(r)
     _origin_key_arg(r)
     _tls_args(r, connects=True)
     _topology_args(r)
     r.set_defaults(func=run_proxy)
+
+
+def _adopt_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--adopt", action="store_true",
+                    help="make DIR a mirror even though this node never synced it, deleting the files in it "
+                         "that the version lacks (without it, a first sync that would delete anything "
+                         "stops and says what)")
 
 
 def _allow_nat(sp: argparse.ArgumentParser) -> None:
@@ -251,7 +288,7 @@ def _allow_nat(sp: argparse.ArgumentParser) -> None:
                          "that peer (docs/security.md)")
 
 
-def _secret(args: argparse.Namespace) -> str | None:
+def swarm_secret(args: argparse.Namespace) -> str | None:
     """The swarm secret to run with; None only with --insecure."""
     if args.secret_file is not None and args.secret is not None:
         raise ConfigError("the swarm secret was given twice (--secret-file and --secret)", "give one")
@@ -298,57 +335,109 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
     return text.strip("[]"), default_port
 
 
+def _log_to_file(args: argparse.Namespace) -> None:
+    if args.log_file is None:
+        return
+    try:
+        handler = logging.FileHandler(args.log_file, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the log file {args.log_file}: {exc.strerror}",
+                          "give a --log-file in a folder that exists and is writable") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 def run_master(args: argparse.Namespace) -> int:
+    _log_to_file(args)
     where = _placement(args)
     opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
-                         port=args.port, name=args.name or "master", chunk_size=args.chunk_size, chunking=args.chunking,
-                         secret=_secret(args), ul_rate=args.ul_rate, slots=args.slots,
+                         port=args.port, name=args.name or "master", chunk_size=args.chunk_size,
+                         chunking=args.chunking,
+                         secret=swarm_secret(args), ul_rate=args.ul_rate, slots=args.slots,
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
                          expect_wait_s=args.expect_wait, allow_nat=args.allow_nat,
-                         signing_key=args.signing_key, tls=_server_tls(args))
+                         signing_key=args.signing_key, tls=_server_tls(args), publish=args.publish,
+                         settle_s=max(0.0, args.settle), allow_shrink=args.allow_shrink)
     node = MasterNode(opts, progress=_scan_progress)
+    summary: list[str] = []
 
     async def body() -> None:
         await node.start()
         try:
-            await _report_loop(node.status, args.json, None)
+            await _report_loop(node.status, args.json)
         finally:
+            summary.append(master_summary(node.status()))
             await node.stop()
 
-    return _run(body)
+    code = _run(body)
+    print(*summary, sep="\n", flush=True, file=sys.stderr if args.json else sys.stdout)
+    return code
 
 
 def run_peer(args: argparse.Namespace) -> int:
+    _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     opts = PeerOptions(master=host, master_port=port, folder=args.folder,
                        state_dir=_state_dir(args, "peer"), host=args.listen, port=args.port,
-                       name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
+                       name=args.name, secret=swarm_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate,
-                       origin_key=args.origin_key, tls=_client_tls(args), tls_server=_server_tls(args))
+                       origin_key=args.origin_key, tls=_client_tls(args), tls_server=_server_tls(args),
+                       adopt=args.adopt, dry_run=args.dry_run)
     node = PeerNode(opts)
+    if args.dry_run:
+        async def preview() -> None:
+            try:
+                await node.run()
+            finally:
+                await node.stop()
+        code = _run(preview)
+        if node.preview is not None:
+            print(node.preview.listing(), flush=True)
+        return code
 
-    reporter = _report_loop(node.status, args.json, node.progress, until_synced=args.exit_when_synced)
-    return _run(lambda: _run_beside(node.run(), reporter, node.stop))
+    reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
+                else follow_peer(node, "peer", until_synced=args.exit_when_synced))
+    return _run_with_summary(node, "peer", reporter, node.stop, as_json=args.json)
 
 
 def run_proxy(args: argparse.Namespace) -> int:
+    _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     where = _placement(args)
     peer = PeerOptions(master=host, master_port=port, folder=args.folder,
                        state_dir=_state_dir(args, "relay"), host=args.listen, port=args.peer_port,
-                       name=args.name, secret=_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
+                       name=args.name, secret=swarm_secret(args), ul_rate=args.ul_rate, dl_rate=args.dl_rate,
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False,
-                       scrub_rate=args.scrub_rate, origin_key=args.origin_key, tls=_client_tls(args))
+                       scrub_rate=args.scrub_rate, origin_key=args.origin_key, tls=_client_tls(args),
+                       adopt=args.adopt)
     node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
                                   upstream_site=where.parent_site, link_map=where.link_map,
                                   store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
                                   tls=_server_tls(args)))
 
-    reporter = _report_loop(node.status, args.json, node.upstream.progress)
-    return _run(lambda: _run_beside(node.run(), reporter, node.stop))
+    reporter = _report_loop(node.status, True) if args.json else follow_peer(node.upstream, "relay")
+    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=node.run, as_json=args.json)
+
+
+def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, None],
+                      stop: Callable[[], Awaitable[None]],
+                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False) -> int:
+    """Run a peer or relay beside its reporter; print its summary line when it ends (not after an
+    error: the error and its hint say it all), on stderr when stdout carries JSON lines."""
+    started = time.monotonic()
+    summary: list[str] = []
+
+    async def stop_and_sum_up() -> None:
+        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started,
+                                    peer.downloaded_chunks, peer.local_copies))
+        await stop()
+
+    code = _run(lambda: _run_beside((run or peer.run)(), reporter, stop_and_sum_up))
+    print(*summary, sep="\n", flush=True, file=sys.stderr if as_json else sys.stdout)
+    return code
 
 
 async def _run_beside(run: Coroutine[Any, Any, None], reporter: Coroutine[Any, Any, None],
@@ -405,58 +494,38 @@ def _scan_progress() -> Callable[[int, int], None] | None:
         def log_line(done: int, total: int) -> None:
             if time.monotonic() - last[0] > 5 or done == total:
                 last[0] = time.monotonic()
-                log.info("hashing: %s of %s", human_bytes(done), human_bytes(total))
+                log.info("hashing: %s of %s", format_bytes(done), format_bytes(total))
         return log_line
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
-    bar = Progress("hashing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                   transient=True)
-    task = bar.add_task("hash", total=None)
+    bar = Progress("hashing", BarColumn(), TextColumn("{task.fields[figures]}"), transient=True)
+    task = bar.add_task("hash", total=None, figures="")
     bar.start()
+    eta, meter = MeanRateEta(), RateMeter()
 
     def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
+        now = time.monotonic()
+        meter.sample(now, done, 0)
+        left = eta.update(done, total, now)
+        figures = (f"{format_bytes(done)} of {format_bytes(total)}  {format_byte_rate(meter.rates(now)[0])}  "
+                   + ("ETA --" if left is None else f"ETA {left:.0f}s"))
+        bar.update(task, completed=done, total=total, figures=figures)
         if done >= total:
             bar.stop()
     return update
 
 
-async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool,
-                       progress: Callable[[], tuple[int, int]] | None, *, until_synced: bool = False) -> None:
-    """Live progress: JSON lines, a rich bar on a terminal, or a log line every 10 s."""
-    bar = None
-    if progress is not None and sys.stderr.isatty() and not as_json:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        bar = Progress("syncing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-        task = bar.add_task("sync", total=None)
-        bar.start()
-    last_log = last_line = 0.0
-    try:
-        while True:
-            st = status()
-            now = time.monotonic()
-            if as_json and now - last_line >= 1.0:
-                last_line = now
-                print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
-                                 | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
-            if progress is not None:
-                held, total = progress()
-                if bar is not None:
-                    bar.update(task, completed=held, total=total or None)
-                elif now - last_log > 10 and not as_json:
-                    last_log = now
-                    log.info("%s of %s (%s)", human_bytes(held), human_bytes(total),
-                             "complete" if st["synced"] else "syncing")
-            if until_synced and st["synced"]:
-                log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
-                return
-            await asyncio.sleep(0.25)
-    finally:
-        if bar is not None:
-            bar.stop()
+async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, until_synced: bool = False) -> None:
+    """JSON status lines every second with --json (else only the wait: masters log what they do)."""
+    last_line = 0.0
+    while True:
+        st = status()
+        now = time.monotonic()
+        if as_json and now - last_line >= 1.0:
+            last_line = now
+            print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
+                             | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
+        if until_synced and st["synced"]:
+            log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
+            return
+        await asyncio.sleep(0.25)

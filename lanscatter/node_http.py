@@ -91,6 +91,11 @@ class _StatusCollector(Collector):
                                 value=1 if st["synced"] else 0)
         yield GaugeMetricFamily("lanscatter_insecure", "1 when this node runs with no swarm secret (--insecure)",
                                 value=1 if st.get("insecure") else 0)
+        version = GaugeMetricFamily("lanscatter_published_timestamp_seconds",
+                                    "When the origin published the version held here", labels=["generation", "label"])
+        if (pub := st.get("published")) is not None:
+            version.add_metric([pub["generation"], pub["label"]], pub["published_ms"] / 1000)
+        yield version
         have = GaugeMetricFamily("lanscatter_node_chunks", "Chunks each node holds", labels=["node"])
         rx = CounterMetricFamily("lanscatter_node_rx_bytes", "Bytes received", labels=["node"])
         tx = CounterMetricFamily("lanscatter_node_tx_bytes", "Bytes sent", labels=["node"])

@@ -9,7 +9,9 @@ gives up with a clear error when a master it never reached does not answer withi
 
 A manifest is applied only when the origin's signed statement comes with it and checks out against
 the origin's key (`--origin-key`, or the key pinned at first use; `signing_keys.OriginTrust`);
-anything else is refused, the folder is left as it is, and the peer reconnects.
+anything else is refused, the folder is left as it is, and the peer reconnects. A folder this node
+has not synced before is not wiped: a first sync that would delete anything stops with the list
+unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version and ends.
 
 Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
 generation, `on_chunk` each verified chunk (cut-through).
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import secrets
 import socket
 import ssl
@@ -45,6 +48,14 @@ from lanscatter.errors import (
     RemoteProtocolError,
     SignatureError,
 )
+from lanscatter.first_sync import (
+    ADOPT_HINT,
+    SyncPreview,
+    mark_synced,
+    preview_sync,
+    refusal_text,
+    synced_before,
+)
 from lanscatter.handshake import Channel, PeerHandshake
 from lanscatter.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.node_http import add_status_endpoints
@@ -52,7 +63,7 @@ from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
 from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.server import TLS_REQUIRED_TEXT, bind_site
-from lanscatter.signing import OriginKey, SignedVersion
+from lanscatter.signing import OriginKey, SignedVersion, published_view
 from lanscatter.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.store import MirrorStore
 from lanscatter.tls import PinMismatch, ServerTLS, TLSRefused
@@ -92,6 +103,8 @@ class PeerOptions:
     tls: ssl.SSLContext | None = None  # connect to the master and to chunk sources over TLS
     tls_server: ServerTLS | None = None    # also serve TLS on the chunk port
     origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
+    adopt: bool = False                # delete what the version lacks even in a folder never synced
+    dry_run: bool = False              # preview the first version's sync (`preview`), then end
 
 
 class PeerNode:
@@ -101,6 +114,11 @@ class PeerNode:
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
         self.store = MirrorStore(opts.folder, opts.state_dir)
+        self._synced_before = synced_before(opts.state_dir, self.store.root)
+        self.preview: SyncPreview | None = None      # with dry_run: what the sync would do
+        # The folder passed the first-sync check in this run: what is in it now was written by
+        # this node or listed by a version, so later versions may delete it.
+        self._taken_over = False
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
         self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
@@ -120,6 +138,9 @@ class PeerNode:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._outbox: asyncio.Queue[str] | None = None
         self._joined_once = False            # after a first welcome, never give up reconnecting
+        self.connect_attempts = 0            # since the last join (for the operator's state line)
+        self.connect_error: str | None = None
+        self.sources: dict[str, int] = {}      # downloads in flight by source (for the progress line)
         self._protocol = 1                   # as agreed with the master at the last join
         self._verify_lock = asyncio.Lock()
         self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
@@ -127,6 +148,7 @@ class PeerNode:
         self._last_progress = (0, 0)
         self._inflight: set[str] = set()
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
+        self.downloaded_bytes = 0           # their content, before any compression in flight
         self.local_copies = 0
         self.events: list[dict[str, Any]] = []
         self._rx_meter = RateMeter()
@@ -156,6 +178,8 @@ class PeerNode:
             scrub.add_done_callback(_log_crash)
         try:
             await self._run_sessions()
+        except _DryRunDone:
+            return
         finally:
             if scrub is not None:
                 scrub.cancel()
@@ -168,13 +192,17 @@ class PeerNode:
             backoff = 0.5
             while True:
                 try:
+                    self.connect_attempts += 1
                     await self._session_once(session)
                     backoff = 0.5
                 except (aiohttp.ClientConnectionError, ConnectionError, TimeoutError) as exc:
+                    self.connect_error = connect_failure(exc)
                     if not self._joined_once and time.monotonic() - first_try > self.opts.connect_timeout:
                         raise ConfigError(
-                            f"the master at {self.opts.master}:{self.opts.master_port} does not answer ({exc})",
-                            "check the address and port, and that the master is running") from None
+                            f"the master at {self.opts.master}:{self.opts.master_port} did not answer for "
+                            f"{self.opts.connect_timeout:.0f} s ({self.connect_error})",
+                            "check the address and port, that the master runs there, and that no firewall "
+                            "blocks the port; --connect-timeout waits longer") from None
                     log.debug("connect failed: %s", exc)
                 except RemoteProtocolError as exc:
                     log.warning("master connection closed: %s", exc)
@@ -194,6 +222,10 @@ class PeerNode:
                     # Not joined yet: the master is usually just starting, and a refused connect
                     # costs nothing, so try often; the first generation should not wait for us.
                     await asyncio.sleep(_FIRST_JOIN_RETRY_S)
+
+    @property
+    def joined_once(self) -> bool:
+        return self._joined_once
 
     def _local_addr(self) -> tuple[str, int] | None:
         return None if self.opts.host in ("", "0.0.0.0", "::") else (self.opts.host, 0)
@@ -227,6 +259,7 @@ class PeerNode:
             self._protocol = welcome.protocol
             self.connected = True
             self._joined_once = True
+            self.connect_attempts, self.connect_error = 0, None
             log.info("joined %s as %s", url, self.name)
             # Every frame to the master goes through one writer task: download tasks are cancelled
             # freely (new generation, Cancel), a send must never be cut off half-way, and frames
@@ -318,6 +351,9 @@ class PeerNode:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
         signed = SignedVersion(msg.statement, msg.signature)
         await self._check_signed(manifest, signed)
+        if self.opts.dry_run or not (self.opts.adopt or self._synced_before or self._taken_over):
+            await self._first_sync_check(manifest)
+            self._taken_over = True
         self.signed = signed
         try:
             await self._new_manifest(manifest)
@@ -337,6 +373,23 @@ class PeerNode:
             log.error("refused a version from %s:%d, the folder is left as it is: %s%s", self.opts.master,
                       self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")
             raise RemoteProtocolError("the master sent a version the origin did not sign") from None
+
+    async def _first_sync_check(self, manifest: Manifest) -> None:
+        """A folder not synced before: stop rather than delete what the version lacks; with
+        dry_run, keep the preview of the whole sync and end the run."""
+        preview = await asyncio.get_running_loop().run_in_executor(
+            None, preview_sync, self.store.root, manifest, self.store.cache if self.opts.dry_run else None)
+        if self.opts.dry_run:
+            self.preview = preview
+            raise _DryRunDone
+        if preview.delete:
+            raise ConfigError(refusal_text(self.store.root, preview), ADOPT_HINT)
+
+    def _note_synced(self) -> None:
+        """After the first complete sync the folder is this node's: later versions may delete."""
+        if not self._synced_before and self.complete():
+            mark_synced(self.opts.state_dir, self.store.root)
+            self._synced_before = True
 
     async def verify(self, chunks: Iterable[str],
                      why: str = "a chunk served from here did not match its hash") -> None:
@@ -375,6 +428,7 @@ class PeerNode:
             finally:
                 self._reconciling = False
         self.manifest = manifest
+        self._note_synced()
         self.local_copies += stats.copied_chunks
         have = self.store.have()
         log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",
@@ -402,6 +456,7 @@ class PeerNode:
         log.debug("fetching %s from %s", d.chunk[:8], d.source)
         self._inflight.add(d.chunk)
         self.counters.downloads += 1
+        self.sources[d.source] = self.sources.get(d.source, 0) + 1
         try:
             result = await self.fetcher.fetch(
                 d.url, d.chunk, length, token=d.token, fd=fd, offset=offset,
@@ -413,29 +468,42 @@ class PeerNode:
         finally:
             self._inflight.discard(d.chunk)
             self.counters.downloads -= 1
+            if (left := self.sources.pop(d.source, 1) - 1) > 0:
+                self.sources[d.source] = left
         if self.manifest is None or self.manifest.generation != gen:
             return
         if result.ok:
             self.downloaded_chunks += 1
+            self.downloaded_bytes += length
             self.store.chunk_verified(d.chunk, fd, offset)
+            self._note_synced()
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
         self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt, result.blameless))
         if result.ok:
             self._post(p.Have(gen, [d.chunk]))
+            if self.store.complete():
+                self._post_stats()      # the master's figures are final even if this peer exits now
             if self.on_chunk:
                 self.on_chunk(d.chunk)
 
-    def rx_rate(self) -> float:
+    def rates(self) -> tuple[float, float]:
+        """(rx, tx) bytes/s over the last seconds, from this node's own counters."""
         self._rx_meter.sample(time.monotonic(), self.counters.rx_bytes, self.counters.tx_bytes)
-        return self._rx_meter.rates()[0]
+        return self._rx_meter.rates(time.monotonic())
+
+    def rx_rate(self) -> float:
+        return self.rates()[0]
 
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(STATS_EVERY_S)
-            self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
-                               self.complete()))
+            self._post_stats()
+
+    def _post_stats(self) -> None:
+        self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
+                           self.complete()))
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())
@@ -463,6 +531,7 @@ class PeerNode:
         n = len(m.chunk_table()) if m else 0
         have = Bitmap(n)
         inflight = Bitmap(n)
+        rates = self.rates()
         if m is not None and not self._reconciling:
             index = m.chunk_index()
             for h in self.store.have():
@@ -475,17 +544,32 @@ class PeerNode:
             "version": 1, "role": self.opts.role, "name": self.name, "site": None,
             "generation": m.generation if m else None, "chunks": n, "bytes": m.total_bytes if m else 0,
             "synced": self.complete(), "time": time.time(),
+            "published": published_view(self.signed, m.generation if m else None),
             "nodes": [{
                 "name": self.name, "site": None, "role": self.opts.role, "online": self.connected,
                 "have": have.count, "bitmap": have.encode(), "inflight": inflight.encode(),
                 "downloads": self.counters.downloads, "uploads": self.counters.uploads,
                 "dl_slots": self.opts.dl_slots, "ul_slots": self.opts.ul_slots,
                 "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
-                "rx_rate": 0.0, "tx_rate": 0.0, "avg_upload_s": None,
+                "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
                 "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
             }],
             "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
         }
+
+
+def connect_failure(exc: BaseException) -> str:
+    """Why a connection to the master failed, in words (aiohttp's text names TLS settings even for
+    plain HTTP: 'ssl:default')."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        err = exc.os_error
+        text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
+        return text[:1].lower() + text[1:]
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"answered HTTP {exc.status}, not a lanscatter master"
+    return str(exc) or type(exc).__name__
 
 
 @contextlib.asynccontextmanager
@@ -518,6 +602,10 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
         raise ConnectionError("the master closed the connection during the handshake")
     data: str | bytes = msg.data
     return data
+
+
+class _DryRunDone(Exception):
+    """The dry run's preview is taken: the run ends (not an error)."""
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

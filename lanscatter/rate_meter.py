@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections import deque
 
 SPACING_S = 0.5     # samples closer than this replace the newest one: readers may poll very often
+WINDOW_S = 4.0      # a rate covers the samples of the last few seconds: it falls to 0 soon after a transfer
+STALE_S = 3.0       # a counter not heard from for this long moves nothing now
 
 
 class RateMeter:
-    """Bytes/s over the last few seconds (at least 8 samples x SPACING_S), from cumulative counters
-    sampled whenever a reader asks."""
+    """Bytes/s over the last WINDOW_S seconds, from cumulative counters sampled whenever a reader
+    asks or a report arrives. Once the counters stop moving the rate is 0 within WINDOW_S."""
 
     def __init__(self) -> None:
-        self.samples: deque[tuple[float, int, int]] = deque(maxlen=8)
+        self.samples: deque[tuple[float, int, int]] = deque(maxlen=16)
 
     def sample(self, now: float, rx: int, tx: int) -> None:
         if len(self.samples) >= 2 and now - self.samples[-2][0] < SPACING_S:
@@ -20,9 +22,15 @@ class RateMeter:
         else:
             self.samples.append((now, rx, tx))
 
-    def rates(self) -> tuple[float, float]:
+    def rates(self, now: float | None = None) -> tuple[float, float]:
+        """(rx, tx) bytes/s; `now` (the samples' clock) drops what is older than the window."""
+        if now is not None:
+            if self.samples and now - self.samples[-1][0] > STALE_S:
+                return 0.0, 0.0
+            while len(self.samples) > 2 and now - self.samples[1][0] >= WINDOW_S:
+                self.samples.popleft()
         if len(self.samples) < 2:
             return 0.0, 0.0
         (t0, rx0, tx0), (t1, rx1, tx1) = self.samples[0], self.samples[-1]
         dt = max(t1 - t0, 1e-6)
-        return (rx1 - rx0) / dt, (tx1 - tx0) / dt
+        return max(0.0, (rx1 - rx0) / dt), max(0.0, (tx1 - tx0) / dt)

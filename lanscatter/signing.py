@@ -163,6 +163,20 @@ def verify_version(manifest: Manifest, signed: SignedVersion | None, trusted: Or
     return claimed
 
 
+def published_view(signed: SignedVersion | None, generation: str | None) -> dict[str, object] | None:
+    """What a status document shows of the version `generation`: its label and publish time (ms),
+    from a statement that was verified where it entered this node (None: no statement about it)."""
+    if signed is None or not signed.statement or generation is None:
+        return None
+    try:
+        s = _decode_statement(signed.statement)
+    except SignatureError:
+        return None
+    if s.generation != generation:
+        return None
+    return {"generation": s.generation, "label": s.label, "published_ms": s.published_ms}
+
+
 def _decode_statement(text: str) -> VersionStatement:
     """Strict decoding of a statement's text (shape, types, bounds); SignatureError otherwise."""
     if not isinstance(text, str) or len(text) > MAX_STATEMENT_CHARS or not text.isascii():

@@ -36,7 +36,8 @@ from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
 from lanscatter.rate_meter import RateMeter
-from lanscatter.signing import SignedVersion
+from lanscatter.signing import SignedVersion, published_view
+from lanscatter.sizes import format_bytes
 
 log = logging.getLogger("lanscatter.swarm")
 
@@ -110,6 +111,7 @@ class Swarm:
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.transfers: dict[int, Transfer] = {}
         self.seed_uploads: Callable[[], int] = lambda: 0
+        self._own_rates = RateMeter()
         self.seed_rates: Callable[[dict[int, float]], None] = lambda rates: None   # for our own uploads
         self._rates_sent: dict[int, float] = {}       # transfer id -> the rate its source was last given
         self._waiting: set[int] = set()    # transfers whose first bytes have not arrived (protocol 4)
@@ -169,8 +171,8 @@ class Swarm:
             self._set_complete(link, False)
             asyncio.ensure_future(self._send(link, self._manifest_msg(manifest)))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
-                           f"{len(table)} chunks, {manifest.total_bytes / 2**20:.1f} MiB "
-                           f"({manifest.chunking_kind} chunking, {manifest.chunk_size / 2**20:g} MiB target)")
+                           f"{len(table)} chunks, {format_bytes(manifest.total_bytes)} "
+                           f"({manifest.chunking_kind} chunking, {format_bytes(manifest.chunk_size)} target)")
         self._wake.set()
 
     def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
@@ -559,17 +561,20 @@ class Swarm:
         return self.planner.node_stats(name).avg_upload_s
     def status(self, *, rx_bytes: int = 0, tx_bytes: int = 0) -> dict[str, Any]:
         m = self.manifest
+        # Our own rates from our own counters (a relay's tx is what it serves its site).
+        self._own_rates.sample(time.monotonic(), rx_bytes, tx_bytes)
+        own_rx, own_tx = self._own_rates.rates(time.monotonic())
         nodes = [{
             "name": self.name, "site": self.site, "role": self.role, "online": True,
             "have": self.seed_have.count, "bitmap": self.seed_have.encode(),
             "inflight": Bitmap(self.seed_have.size).encode(), "downloads": 0,
             "uploads": self.seed_uploads(), "dl_slots": 0, "ul_slots": self.seed_slots,
-            "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": 0.0, "tx_rate": 0.0,
+            "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": own_rx, "tx_rate": own_tx,
             "avg_upload_s": self._avg_upload(self.name),
             "complete_at": self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
         }]
         for link in [*self.peers.values(), *self.gone.values()]:
-            rx_rate, tx_rate = link.rates.rates() if link.online else (0.0, 0.0)
+            rx_rate, tx_rate = link.rates.rates(time.monotonic()) if link.online else (0.0, 0.0)
             nodes.append({
                 "name": link.name, "site": self.link_map.site_of(link.name) if self.link_map else self.site,
                 "role": link.role, "online": link.online, "have": link.have.count,
@@ -586,5 +591,6 @@ class Swarm:
             "generation_at": self.generation_at if m else None,
             "chunking": m.chunking_kind if m else None, "chunk_size": m.chunk_size if m else 0,
             "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
+            "published": published_view(self.signed, m.generation if m else None),
             "nodes": nodes, "links": [], "events": list(self.events), "insecure": not self.auth.secure,
         }

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system programs some tests need (Debian packages), only those that are missing:
-# openssh-server (sshd, for the SSH bring-up test). Needs root to install; without root it installs
-# nothing and the tests that need a missing program skip with the reason.
+# openssh-server (sshd, for the SSH bring-up test) and tmux (the monitor in a real terminal,
+# tests/tui/test_up_in_tmux.py). Needs root to install; without root it installs nothing and the
+# tests that need a missing program skip with the reason.
 set -euo pipefail
 missing=()
 if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
   missing+=(openssh-server)
+fi
+if ! command -v tmux >/dev/null 2>&1; then
+  missing+=(tmux)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

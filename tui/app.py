@@ -4,13 +4,27 @@ Workers only post `SiteStatus` / `SiteDown` messages; the handlers store the lat
 site and note what to log; `refresh_view()` turns the stored documents into view-model values and
 hands them to the widgets, at most every `refresh_interval_s` and only when something changed.
 `build_app()` is the one way to make the app, for the command line and the tests alike.
+
+Leaving: `q` exits 0; Ctrl-C (a key here: the terminal is in raw mode) exits 130, as a shell's
+Ctrl-C would; with `handle_signals`, SIGTERM and SIGINT exit the same way after the terminal is
+restored. `lanscatter up` tells from the code and from its own state whether the run was synced.
+
+Start-up: a site that has never answered is "connecting" for `STARTUP_GRACE_S`; only after that is
+its silence an error in the log (every run starts while its nodes are still coming up).
+
+The end: with a report file (`lanscatter up` passes its own), the monitor shows the run's summary,
+the same lines `up` prints when it ends, as soon as the report says the tree is synced.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
@@ -20,14 +34,34 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer
 
+from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.feed_client import DEFAULT_BACKOFF, Backoff, Source, follow
-from lanscatter_tui.view_model import SiteView, event_line, node_detail, overview, site_view
-from lanscatter_tui.widgets import ChunkMatrix, DetailLine, EventLog, HelpScreen, OverviewPanel, SiteBar
+from lanscatter_tui.view_model import (
+    EtaClock,
+    SiteView,
+    completions,
+    event_line,
+    node_detail,
+    overview,
+    site_view,
+)
+from lanscatter_tui.widgets import (
+    ChunkMatrix,
+    DetailLine,
+    EventLog,
+    HelpScreen,
+    OverviewPanel,
+    SiteBar,
+    SummaryPanel,
+)
 
 Status = dict[str, Any]
 
 # Three redraws a second at most: above the two the operator needs, below the feed's four.
 REFRESH_INTERVAL_S = 1 / 3
+STARTUP_GRACE_S = 15.0       # a site not answering yet is "connecting" this long, not an error
+REPORT_POLL_S = 1.0
+EXIT_INTERRUPTED = 130       # as a shell reports a program stopped by Ctrl-C
 
 
 class SiteStatus(Message):
@@ -59,6 +93,9 @@ class SiteState:
     down_since: float | None = None
     seen_events: frozenset[tuple[Any, ...]] = frozenset()
     online: dict[str, bool] = field(default_factory=dict)
+    complete: dict[str, str] = field(default_factory=dict)    # node -> the generation it completed
+    synced_generation: str | None = None
+    reached: bool = False
     cursor: int = 0
 
     @property
@@ -74,6 +111,7 @@ class MonitorApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
         Binding("question_mark,f1", "help", "Help"),
         Binding("right,n,l", "next_site", "Next site"),
         Binding("left,p,h", "previous_site", "Prev site"),
@@ -95,9 +133,19 @@ class MonitorApp(App[int]):
         refresh_interval_s: float = REFRESH_INTERVAL_S,
         backoff: Backoff = DEFAULT_BACKOFF,
         ansi: bool | None = None,
+        report: Path | None = None,
+        handle_signals: bool = False,
+        startup_grace_s: float = STARTUP_GRACE_S,
     ) -> None:
         super().__init__()
+        self._startup_grace_s = startup_grace_s
         self._ansi = ansi
+        self._report = report
+        self._report_seen: tuple[float, int] | None = None
+        self._handle_signals = handle_signals
+        self._started = time.time()
+        self._eta = EtaClock()
+        self.summary: list[str] = []
         self.sites = [SiteState(source) for source in sources]
         self._refresh_interval_s = refresh_interval_s
         self._backoff = backoff
@@ -109,6 +157,7 @@ class MonitorApp(App[int]):
         yield SiteBar(id="sites")
         yield ChunkMatrix(id="matrix")
         yield DetailLine(id="detail")
+        yield SummaryPanel(id="summary")
         yield EventLog(id="log")
         yield Footer()
 
@@ -118,10 +167,48 @@ class MonitorApp(App[int]):
             # On a 16-colour terminal, a theme made of the terminal's own colours stays legible
             # where the default theme's shades of grey would collapse into one.
             self.theme = "ansi-dark"
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.add_signal_handler(sig, self.exit, None, 128 + sig)
         for index in range(len(self.sites)):
             self.follow_site(index)
         self.set_interval(self._refresh_interval_s, self._refresh_if_dirty)
+        if self._report is not None:
+            self.set_interval(REPORT_POLL_S, self.read_report)
         self.refresh_view()
+
+    def on_unmount(self) -> None:
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def read_report(self) -> None:
+        """Show the run's summary once the report file says the tree is synced (re-read on change)."""
+        assert self._report is not None
+        try:
+            st = self._report.stat()
+            if (st.st_mtime, st.st_size) == self._report_seen:
+                return
+            self._report_seen = (st.st_mtime, st.st_size)
+            doc = json.loads(self._report.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return                  # not written yet, or being replaced: the next poll sees it
+        if isinstance(doc, dict) and doc.get("synced"):
+            self.show_summary(doc)
+
+    def show_summary(self, report: dict[str, Any]) -> None:
+        lines = summary_lines(report)
+        if lines != self.summary:
+            if not self.summary:
+                makespan = report.get("makespan_s")
+                after = f" after {makespan:.1f} s" if isinstance(makespan, (int, float)) else ""
+                # the sites' own clock (their last status), like every other line of the log
+                when = max((float(s.status.get("time") or 0.0) for s in self.sites if s.status), default=time.time())
+                self._log_event(when, f"every site synced{after}: the summary is above", "info")
+            self.summary = lines
+            self.query_one(SummaryPanel).show(lines)
 
     @work(group="feeds")
     async def follow_site(self, index: int) -> None:
@@ -138,17 +225,30 @@ class MonitorApp(App[int]):
         site = self.sites[message.index]
         if not site.up:
             self._log_event(time.time(), f"{site.label}: answering again", "info")
-        site.up, site.down_since, site.status = True, None, message.status
+        site.up, site.down_since, site.status, site.reached = True, None, message.status, True
         self._log_new_events(site, message.status)
         self._log_node_changes(site, message.status)
+        self._log_completions(site, message.status)
         self._dirty = True
 
     def on_site_down(self, message: SiteDown) -> None:
         site = self.sites[message.index]
+        if not site.reached and message.at - self._started < self._startup_grace_s:
+            return                  # still coming up: the site bar says "connecting"
         if site.up:
             site.up, site.down_since = False, message.at
-            self._log_event(message.at, f"{site.label}: {message.reason}", "error")
+            never = "" if site.reached else " (never answered since the monitor started)"
+            self._log_event(message.at, f"{site.label}: {message.reason}{never}", "error")
             self._dirty = True
+
+    def _log_completions(self, site: SiteState, status: Mapping[str, Any]) -> None:
+        """Log each node that completed the site's generation, and the site itself, once each."""
+        for when, text in completions(site.label, status, site.complete):
+            self._log_event(when, text, "info")
+        gen = status.get("generation")
+        if gen and status.get("synced") and site.synced_generation != gen:
+            site.synced_generation = gen
+            self._log_event(float(status.get("time") or time.time()), f"{site.label}: site synced", "info")
 
     def _log_new_events(self, site: SiteState, status: Mapping[str, Any]) -> None:
         events = [e for e in status.get("events") or () if isinstance(e, dict)]
@@ -187,7 +287,9 @@ class MonitorApp(App[int]):
         self._dirty = False
         self.redraws += 1
         views = self.site_views()
-        self.query_one(OverviewPanel).show(overview(zip(views, (s.status for s in self.sites))))
+        ov = overview(zip(views, (s.status for s in self.sites)))
+        ov = self._eta.estimate(ov, time.time())
+        self.query_one(OverviewPanel).show(ov)
         self.query_one(SiteBar).show(views, self.current_site)
         if not views:
             return
@@ -220,6 +322,9 @@ class MonitorApp(App[int]):
             self.sites[self.current_site].cursor = max(0, self.sites[self.current_site].cursor + step)
             self.refresh_view()
 
+    def action_interrupt(self) -> None:
+        self.exit(return_code=EXIT_INTERRUPTED)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -238,10 +343,17 @@ def build_app(
     refresh_interval_s: float = REFRESH_INTERVAL_S,
     backoff: Backoff = DEFAULT_BACKOFF,
     ansi: bool | None = None,
+    report: Path | None = None,
+    handle_signals: bool = False,
+    startup_grace_s: float = STARTUP_GRACE_S,
 ) -> MonitorApp:
     """The monitor for these site endpoints (shared by `lanscatter tui` and the tests).
 
     `ansi`: use the terminal's 16 colours (True), the full-colour theme (False), or decide from
-    what the terminal reports (None).
+    what the terminal reports (None). `report`: a run's report file whose summary to show once
+    it says the tree is synced. `handle_signals`: SIGTERM/SIGINT/SIGHUP leave cleanly (the
+    command line; tests leave the test runner's handlers alone). `startup_grace_s`: how long a site
+    that never answered is "connecting" rather than down.
     """
-    return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff, ansi=ansi)
+    return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff, ansi=ansi,
+                      report=report, handle_signals=handle_signals, startup_grace_s=startup_grace_s)

@@ -31,14 +31,15 @@ def parse_endpoint(text: str) -> tuple[str, str]:
     return site.strip(), url.rstrip("/")
 
 
-def run_tui(sources: list[tuple[str, str]]) -> int:
-    """Run the monitor on (site, url) endpoints until the operator quits; returns the exit code."""
+def run_tui(sources: list[tuple[str, str]], report: Path | None = None) -> int:
+    """Run the monitor on (site, url) endpoints until the operator quits; returns the exit code
+    (0 for q, 130 for Ctrl-C, 128+N after signal N)."""
     if not sources:
         raise ConfigError("no status endpoint to watch", hint="give at least one [SITE=]http://host:port")
     from lanscatter_tui.app import build_app
     from lanscatter_tui.feed_client import Source
 
-    app = build_app([Source(site, url) for site, url in sources])
+    app = build_app([Source(site, url) for site, url in sources], report=report, handle_signals=True)
     app.run()
     return app.return_code or 0
 
@@ -53,8 +54,9 @@ def topology_sources(path: Path, *, local: bool, workdir: Path | None) -> list[t
 
 def _command(args: argparse.Namespace) -> int:
     if len(args.endpoints) == 1 and "://" not in args.endpoints[0] and Path(args.endpoints[0]).is_file():
-        return run_tui(topology_sources(Path(args.endpoints[0]), local=args.local, workdir=args.workdir))
-    return run_tui([parse_endpoint(e) for e in args.endpoints])
+        return run_tui(topology_sources(Path(args.endpoints[0]), local=args.local, workdir=args.workdir),
+                       args.report)
+    return run_tui([parse_endpoint(e) for e in args.endpoints], args.report)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "tui",
         help="watch a distribution live in this terminal",
         description="Live chunk matrices, rates and WAN link use of every site, read from the "
-        "status endpoints of the sites' masters and relays.",
+        "status endpoints of the sites' masters and relays. Keys: ? for help, q to quit (exit 0), "
+        "Ctrl-C to quit with exit code 130.",
     )
     parser.add_argument(
         "endpoints", nargs="+", metavar="FILE|ENDPOINT",
@@ -71,4 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--local", action="store_true",
                         help="with a site-tree file: watch its local rehearsal (127.0.0.x addresses)")
     parser.add_argument("--workdir", type=Path, default=None, help="with --local: the rehearsal's work directory")
+    parser.add_argument("--report", type=Path, default=None, metavar="FILE",
+                        help="a run's report (`lanscatter up` writes one): show its end summary once it says "
+                        "the tree is synced")
     parser.set_defaults(func=_command)

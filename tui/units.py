@@ -1,33 +1,9 @@
-"""Short, fixed-width renderings of sizes, rates and durations for a terminal cell budget."""
+"""Short renderings of durations and clock times for a terminal cell budget (sizes and rates: the
+one formatter of the product, `lanscatter.sizes`)."""
 
 from __future__ import annotations
 
 import time
-
-_PREFIXES = ("", "k", "M", "G", "T", "P")
-
-
-def _scaled(value: float) -> tuple[str, str]:
-    """A number of at most 4 characters and its SI prefix: 1536 -> ('1.5', 'k')."""
-    for prefix in _PREFIXES:
-        if abs(value) < 999.5 or prefix == _PREFIXES[-1]:
-            if prefix == "" or abs(value) >= 99.95:
-                return f"{value:.0f}", prefix
-            return f"{value:.1f}", prefix
-        value /= 1000.0
-    raise AssertionError("unreachable: the last prefix always returns")
-
-
-def human_bytes(count: float) -> str:
-    """1536 -> '1.5k'; at most 5 characters, no unit letter for plain bytes."""
-    number, prefix = _scaled(float(count))
-    return number + prefix
-
-
-def human_bits_per_s(bytes_per_s: float) -> str:
-    """Link speeds as operators quote them: 6_250_000 B/s -> '50.0 Mbit/s'."""
-    number, prefix = _scaled(float(bytes_per_s) * 8)
-    return f"{number} {prefix}bit/s"
 
 
 def human_duration(seconds: float) -> str:

@@ -16,11 +16,13 @@ import binascii
 import itertools
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from lanscatter_tui.units import human_bits_per_s, human_bytes, human_duration
+from lanscatter.eta import MeanRateEta
+from lanscatter.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter_tui.units import human_duration
 
 Status = Mapping[str, Any]
 
@@ -89,7 +91,8 @@ class SiteView:
 @dataclass(frozen=True, slots=True)
 class LinkRow:
     name: str
-    carried: int
+    carried: int                         # bytes on the wire
+    data: int | None                     # chunk content it brought (None: its relay does not say)
     capacity: float | None
     rate: float
     dataset_bytes: int
@@ -186,11 +189,46 @@ def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
     )
 
 
+@dataclass(slots=True)
+class EtaClock:
+    """The overview's ETA by the product's one rule (`lanscatter.eta`): from the mean progress rate,
+    shown only once it has been measured for a few seconds. The app keeps one and feeds it."""
+
+    eta: MeanRateEta = field(default_factory=MeanRateEta)
+
+    def estimate(self, ov: Overview, now: float) -> Overview:
+        if ov.progress >= 1.0 and ov.eta_s == 0.0:
+            return ov
+        return replace(ov, eta_s=self.eta.update(ov.progress, 1.0, now))
+
+
+def completions(label: str, status: Status, known: dict[str, str]) -> list[tuple[float, str]]:
+    """(time, text) for each node of `status` that holds every chunk of its generation and is not
+    yet in `known` (node -> generation), which is updated; the time is when the master saw it."""
+    gen, chunks = status.get("generation"), int(status.get("chunks") or 0)
+    if not gen or not chunks:
+        return []
+    since = status.get("generation_at")
+    out = []
+    for node in status.get("nodes") or ():
+        name = str(node.get("name", "?"))
+        if name == status.get("name") or int(node.get("have") or 0) < chunks or known.get(name) == gen:
+            # the site's own master or relay is logged where it downloads (a relay), or never (the origin)
+            continue
+        known[name] = gen
+        at = node.get("complete_at")
+        when = float(at) if isinstance(at, (int, float)) else float(status.get("time") or 0.0)
+        after = f" after {when - since:.1f} s" if isinstance(since, (int, float)) and when >= since else ""
+        out.append((when, f"{label}: {name} complete{after}"))
+    return out
+
+
 def _link_row(link: Mapping[str, Any], dataset_bytes: int) -> LinkRow:
     capacity = link.get("bytes_per_s")
     return LinkRow(
         name=str(link.get("name", "?")),
         carried=int(link.get("bytes") or 0),
+        data=int(link["data_bytes"]) if isinstance(link.get("data_bytes"), int) else None,
         capacity=float(capacity) if capacity else None,
         rate=float(link.get("rate") or 0.0),
         dataset_bytes=dataset_bytes,
@@ -299,14 +337,20 @@ def node_stats(node: NodeRow, wide: bool) -> str:
     if not node.online:
         return f"{'  down':<{len(WIDE_STATS if wide else COMPACT_STATS)}}"  # under "done"
     done = f"{int(node.progress * 100):>4}%"
-    rx = f"{human_bytes(node.rx_rate):>6}"
+    rx = f"{format_bytes(node.rx_rate, compact=True):>6}"
     if not wide:
         return f"{done}{rx}"
     avg = _short_seconds(node.avg_upload_s) if node.avg_upload_s is not None else "-"
     return (
-        f"{done}{f'{node.downloads}/{node.dl_slots}':>5}{f'{node.uploads}/{node.ul_slots}':>5}"
-        f"{rx}{human_bytes(node.tx_rate):>6}{avg:>6}"
+        f"{done}{slots_used(node.downloads, node.dl_slots):>5}{slots_used(node.uploads, node.ul_slots):>5}"
+        f"{rx}{format_bytes(node.tx_rate, compact=True):>6}{avg:>6}"
     )
+
+
+def slots_used(transfers: int, slots: int) -> str:
+    """'2/3'; never above the total: transfers beyond the slots (ones finishing, WAN uploads the
+    planner runs beside them) show as a '+' after the total."""
+    return f"{min(transfers, slots)}/{slots}" + ("+" if transfers > slots else "")
 
 
 def _short_seconds(seconds: float) -> str:
@@ -320,8 +364,8 @@ def node_detail(node: NodeRow) -> str:
     avg = f"{node.avg_upload_s:.2f}s" if node.avg_upload_s is not None else "-"
     return (
         f"{node.name} {node.role} {node.have}/{node.chunks} {node.progress:.0%}  "
-        f"dl {node.downloads}/{node.dl_slots} ul {node.uploads}/{node.ul_slots}  "
-        f"rx {human_bytes(node.rx_rate)}B/s tx {human_bytes(node.tx_rate)}B/s  avg up {avg}"
+        f"dl {slots_used(node.downloads, node.dl_slots)} ul {slots_used(node.uploads, node.ul_slots)}  "
+        f"rx {format_byte_rate(node.rx_rate)} tx {format_byte_rate(node.tx_rate)}  avg up {avg}"
     )
 
 
@@ -353,7 +397,7 @@ def overview_line(ov: Overview) -> str:
     else:
         eta = f"ETA {human_duration(ov.eta_s)}"
     return (
-        f"{ov.progress:6.1%} of {human_bytes(ov.dataset_bytes)}B everywhere  {human_bytes(ov.rate)}B/s  {eta}"
+        f"{ov.progress:6.1%} of {format_bytes(ov.dataset_bytes)} everywhere  {format_byte_rate(ov.rate)}  {eta}"
     )
 
 
@@ -361,12 +405,15 @@ def link_line(link: LinkRow) -> tuple[str, float]:
     """A WAN link's figures (to print after its bar) and the bar's fill fraction."""
     use = link.utilisation
     if link.capacity:
-        speed = f"{use or 0.0:4.0%} of {human_bits_per_s(link.capacity)}"
+        speed = f"{use or 0.0:4.0%} of {format_bits_per_s(link.capacity)}"
     else:
-        speed = human_bits_per_s(link.rate)
-    carried = f"carried {human_bytes(link.carried)}B"
+        speed = format_bits_per_s(link.rate)
+    data = link.carried if link.data is None else link.data
+    carried = f"carried {format_bytes(data)}"
     if link.dataset_bytes:
-        carried += f" = {link.carried / link.dataset_bytes:.2f}x dataset"
+        carried += f" = {data / link.dataset_bytes:.2f}x dataset"
+    if link.data is not None and link.carried < link.data:
+        carried += f", {format_bytes(link.carried)} on the wire"
     return f"{speed}  {carried}", (min(1.0, use) if use is not None else 0.0)
 
 

@@ -211,6 +211,14 @@ class DetailLine(Static):
         self.update(text, layout=False)
 
 
+class SummaryPanel(Static):
+    """The run's end summary (the lines `lanscatter up` prints when it ends); hidden until then."""
+
+    def show(self, lines: list[str]) -> None:
+        self.update(Text("\n".join(lines)))
+        self.display = bool(lines)
+
+
 class EventLog(Static):
     """Errors, slow sources, restarts, nodes and sites going down and coming back; newest last.
 
@@ -255,17 +263,20 @@ HELP_TEXT = """\
   down / j, up / k  focus next / previous node
   pgdn / pgup       move the focus a page
   home / end        first / last node
-  ?                 this help           q     quit
+  ?                 this help           q     quit (ctrl+c: quit, exit 130)
 
 [b]Matrix[/b]  a row per node, a column per chunk (or per bin of chunks).
   · none held   ░ ▒ ▓ part of the bin held   █ all held
   yellow: chunks arriving now   red: node or site down (last known state)
 
-[b]Columns[/b]  done = chunks held; dl/ul = download/upload slots in use/total;
-  rx/s, tx/s = bytes per second; upld = average time to serve one chunk.
+[b]Columns[/b]  done = chunks held; dl/ul = download/upload slots in use/total
+  (+: more transfers than slots: ones finishing, WAN uploads beside the slots);
+  rx/s, tx/s = bytes per second (Ki, Mi, Gi: powers of 1024); upld = average
+  time to serve one chunk.
 
 [b]Header[/b]  progress and ETA over all nodes; per WAN link: use against its
-  capacity and bytes carried against the dataset size (1.00x is ideal).
+  capacity and the data it brought against the data set (1.00x is ideal),
+  with the bytes on the wire when LZ4 made them fewer.
 
 Press any key to close."""
 

@@ -1,8 +1,9 @@
 """`lanscatter validate FILE`, `plan FILE` and `schema`: check a site tree, show what it deploys.
 
-Both print every problem as `FILE:LINE:COL: error: message [code]` and exit 1 when the file has any;
-`validate` also prints warnings (`FILE:LINE:COL: warning: ...`), `plan` prints them on stderr; they
-never fail either.
+Both print every problem as `FILE:LINE:COL: error: message [code]`, then how many, all on stdout
+(the problems are what the command was asked for), and exit 1 when the file has any; `validate`
+also prints warnings (`FILE:LINE:COL: warning: ...`), `plan` prints them on stderr; they never fail
+either.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ class PlanOptions:
     workdir: Path | None
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _load(file: Path) -> Topology | None:
     try:
         return load_topology(file)
     except TopologyError as exc:
-        print(exc, file=sys.stdout)
+        print(exc)
         count = len(exc.problems)
-        print(f"{file}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        print(f"{file}: {_count(count, 'problem')}")
         return None
 
 
@@ -50,8 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(warning)
     n_hosts = sum(1 for _ in topo.hosts())
     n_wan = len(usable_links(topo))
-    print(f"{file}: ok: {len(topo.sites)} site{'s' if len(topo.sites) != 1 else ''}, "
-          f"{n_hosts} host{'s' if n_hosts != 1 else ''}, {n_wan} WAN link{'s' if n_wan != 1 else ''}")
+    print(f"{file}: ok: {_count(len(topo.sites), 'site')}, {_count(n_hosts, 'host')}, {_count(n_wan, 'WAN link')}")
     return 0
 
 

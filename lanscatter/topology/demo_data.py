@@ -7,6 +7,11 @@ bytes from the BLAKE3 extendable output, about 1 GB/s), about 30% compressible t
 some binaries (identical content is moved once), many small files, empty files and empty folders.
 The tree is written beside its destination and renamed into place when complete, so an interrupted
 generation is never mistaken for a data set.
+
+Disk: a rehearsal holds the data set once at its source and once more in every other host's folder;
+`rehearsal_disk_need` says how much that is, `check_disk` compares it with the free space (keeping
+`FREE_MARGIN` free) and `existing_size` tells an existing source's size, so that asking for another
+size over it is an error rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -163,6 +168,46 @@ def write_demo(root: Path, layout: DemoLayout, seed: int = 1,
         (partial / d).mkdir(parents=True, exist_ok=True)
     root.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, root)
+
+
+FREE_MARGIN_FRACTION = 0.05          # of the file system, kept free whatever the rehearsal needs
+FREE_MARGIN_MIN = 1 * 2**30
+
+
+@dataclass(frozen=True, slots=True)
+class DiskNeed:
+    source_bytes: int          # to generate at the source (0 when it exists)
+    copies_bytes: int          # the other hosts' folders
+    copies: int
+
+    @property
+    def total(self) -> int:
+        return self.source_bytes + self.copies_bytes
+
+
+def rehearsal_disk_need(size: int, hosts: int, source_exists: bool) -> DiskNeed:
+    """What a rehearsal of `hosts` hosts (the origin among them) writes for a data set of `size`."""
+    copies = max(0, hosts - 1)
+    return DiskNeed(0 if source_exists else size, copies * size, copies)
+
+
+def free_bytes(path: Path) -> tuple[int, int]:
+    """(free, file system size) where `path` is or would be created."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    return usage.free, usage.total
+
+
+def fits(need: int, free: int, fs_size: int) -> bool:
+    """Whether writing `need` bytes leaves the margin free."""
+    return need <= free - max(FREE_MARGIN_MIN, int(fs_size * FREE_MARGIN_FRACTION))
+
+
+def existing_size(root: Path) -> int:
+    """Bytes of the regular files under `root` (the size of an existing data set)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def generate_demo(root: Path, total: int, seed: int = 1) -> DemoLayout:

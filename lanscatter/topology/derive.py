@@ -21,6 +21,7 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,9 @@ class DatasetPlan:
     base_dir: Path             # the YAML file's folder: relative secret files are read from there
     origin_key: str | None = None          # the origin's public key, `ed25519:<base64>`
     signing_key_file: Path | None = None   # its private key, on the origin (absolute)
+    publish: str | None = None             # the master's --publish (None: its default)
+    settle_s: float | None = None          # the master's --settle (None: its default)
+    allow_shrink: bool = False
     chunking: str = "cdc"
 
     def secret_value(self) -> str | None:
@@ -70,6 +74,7 @@ class HostPlan:
     dl_rate: float | None              # bytes/s
     slots: int | None
     on_synced: str | None
+    adopt: bool = False                # a first sync may delete what the version lacks
 
     @property
     def role(self) -> str:
@@ -137,10 +142,12 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
     assert origin is not None, "load_topology checks the origin"
     tree = site_tree(topo, origin.site)
     base = topo.base_dir.resolve()
-    source = _resolve(base, topo.dataset.source)
+    # Not resolved: a source that is a symlink to a release folder stays one (publish on switch).
+    source = Path(os.path.normpath(base / Path(topo.dataset.source).expanduser()))
     rehearsal = (workdir or base / LOCAL_WORKDIR).resolve()
     dataset = DatasetPlan(topo.dataset.name, source, topo.dataset.chunk_size, topo.dataset.secret, base,
                           topo.origin_key, _resolve(base, topo.origin_key_file) if topo.origin_key_file else None,
+                          topo.dataset.publish, topo.dataset.settle_s, topo.dataset.allow_shrink,
                           topo.dataset.chunking)
 
     sites = [site for name in tree.order if (site := topo.site(name)) is not None]
@@ -171,7 +178,7 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
             name=h.name, site=h.site, address=address[h.name], roles=frozenset({role}),
             master_port=master_port[h.name], peer_port=s.peer_port or DEFAULT_PEER_PORT,
             folder=folder, upstream=upstream, ul_rate=s.upload_limit, dl_rate=s.download_limit,
-            slots=s.slots, on_synced=s.on_synced,
+            slots=s.slots, on_synced=s.on_synced, adopt=bool(s.adopt),
         )
         hosts.append(plan)
 

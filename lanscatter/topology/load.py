@@ -15,6 +15,7 @@ from pathlib import Path, PurePath
 from typing import TypeVar
 
 from lanscatter.chunking import CDC, KINDS
+from lanscatter.publish_policy import PUBLISH_MODES
 from lanscatter.signing import parse_origin_key
 from lanscatter.tls import normalize_fingerprint
 from lanscatter.topology.model import (
@@ -44,9 +45,11 @@ MIN_CHUNK, MAX_CHUNK = 64 * 1024, 1024**3
 
 TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file", "tls",
             "tls_ca")
-DATASET_KEYS = ("source", "origin", "name", "chunk_size", "chunking", "secret")
+DATASET_KEYS = ("source", "origin", "name", "chunk_size", "chunking", "secret", "publish", "settle",
+                "allow_shrink")
 SECRET_KEYS = ("env", "file", "value")
-SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced")
+SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced",
+                "adopt")
 SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults", "tls")
 HOST_KEYS = ("address", "tls_fingerprint", *SETTING_KEYS)
 WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")
@@ -111,6 +114,23 @@ class _Reader:
             return None
         return value
 
+    def flag(self, node: YNode, what: str) -> bool | None:
+        s = self.scalar(node, what)
+        if s is None:
+            return None
+        if s.kind != "bool" or not isinstance(s.value, bool):
+            self.log.add(s.pos, "wrong-type", f"{what} must be true or false, not {s.text!r}")
+            return None
+        return s.value
+
+    def choice(self, node: YNode, what: str, choices: tuple[str, ...]) -> str | None:
+        text = self.text(node, what)
+        if text is not None and text not in choices:
+            self.log.add(node.pos, "bad-value", f"{what} must be one of {', '.join(choices)}, not {text!r}"
+                         f"{did_you_mean(text, choices)}")
+            return None
+        return text
+
     def unit(self, node: YNode, what: str, parse: Callable[[str], T]) -> T | None:
         s = self.scalar(node, what)
         if s is None:
@@ -170,6 +190,7 @@ def _settings(r: _Reader, fields: dict[str, YNode]) -> HostSettings:
         "download_limit": lambda n: r.unit(n, "download_limit", parse_speed),
         "slots": lambda n: r.integer(n, "slots", 1, 1024),
         "on_synced": lambda n: r.text(n, "on_synced"),
+        "adopt": lambda n: r.flag(n, "adopt"),
     }
     where = {}
     for key, read in readers.items():
@@ -230,8 +251,12 @@ def _dataset(r: _Reader, key: YScalar, node: YNode) -> Dataset:
             r.log.add(f["chunk_size"].pos, "bad-size", "chunk_size must be a power of two (e.g. 4MiB) for "
                       "cdc chunking, or auto")
     secret = _secret(r, f.get("secret"), file, pos)
+    publish = r.choice(f["publish"], "publish", PUBLISH_MODES) if "publish" in f else None
+    settle = r.unit(f["settle"], "settle", parse_duration) if "settle" in f else None
+    allow_shrink = r.flag(f["allow_shrink"], "allow_shrink") if "allow_shrink" in f else None
     return Dataset(name or "", source or "", origin or "", chunk or DEFAULT_CHUNK_SIZE, secret, pos, where,
-                   chunking or DEFAULT_CHUNKING)
+                   publish=publish, settle_s=settle, allow_shrink=bool(allow_shrink),
+                   chunking=chunking or DEFAULT_CHUNKING)
 
 
 def _hosts(r: _Reader, node: YNode, site: str) -> tuple[Host, ...]:

@@ -56,6 +56,7 @@ class HostSettings:
     download_limit: float | None = None    # bytes/s
     slots: int | None = None
     on_synced: str | None = None           # command run when the host's folder is complete
+    adopt: bool | None = None              # a first sync may delete what the version lacks
     where: Mapping[str, Pos] = _positions()
 
     def over(self, base: HostSettings) -> HostSettings:
@@ -126,6 +127,9 @@ class Dataset:
     secret: SecretRef
     pos: Pos
     where: Mapping[str, Pos] = _positions()
+    publish: str | None = None        # on-change | on-switch | manual (None: by the kind of source)
+    settle_s: float | None = None     # on-change: quiet time before a publish (None: the default)
+    allow_shrink: bool = False        # publish an empty or much smaller source unasked
     chunking: str = DEFAULT_CHUNKING  # "cdc" or "fixed"
 
 

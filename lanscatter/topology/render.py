@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lanscatter.sizes import format_bits_per_s, format_byte_rate, format_bytes
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
-from lanscatter.topology.units import format_byte_rate, format_duration, format_size, format_speed
+from lanscatter.topology.units import format_duration
 
 JSON_FORMAT = 1
 
@@ -39,8 +40,8 @@ def _extras(h: HostPlan) -> str:
 def _wan(plan: DeploymentPlan, parent: str, child: str) -> str:
     down = plan.link_map.links[f"wan:{parent}>{child}"]
     up = plan.link_map.links[f"wan:{child}>{parent}"]
-    speed = (format_speed(down.bytes_per_s) if down.bytes_per_s == up.bytes_per_s
-             else f"{format_speed(down.bytes_per_s)} down / {format_speed(up.bytes_per_s)} up")
+    speed = (format_bits_per_s(down.bytes_per_s) if down.bytes_per_s == up.bytes_per_s
+             else f"{format_bits_per_s(down.bytes_per_s)} down / {format_bits_per_s(up.bytes_per_s)} up")
     latency = f", {format_duration(down.latency_s)}" if down.latency_s else ""
     return f"WAN from {parent}: {speed}{latency}"
 
@@ -51,15 +52,15 @@ def plan_to_text(plan: DeploymentPlan, file: str) -> str:
     lines = [
         f"{file}: {mode}",
         (f"data set {ds.name!r}: {ds.source} in {ds.chunking} chunks of "
-         f"{format_size(ds.chunk_size) if ds.chunk_size else 'auto size (1-64 MiB, from the data)'}, "
+         f"{format_bytes(ds.chunk_size) if ds.chunk_size else 'auto size (1-64 MiB, from the data)'}, "
          f"secret from {ds.secret.describe()}"),
         "",
     ]
     for site in plan.sites:
         pad = "    " * site.depth
         joined = "origin site" if site.parent is None else _wan(plan, site.parent, site.name)
-        switch = f", switch {format_speed(site.switch)} shared" if site.switch is not None else ""
-        lines.append(f"{pad}site {site.name}  [LAN {format_speed(site.lan)} ports{switch}; {joined}]")
+        switch = f", switch {format_bits_per_s(site.switch)} shared" if site.switch is not None else ""
+        lines.append(f"{pad}site {site.name}  [LAN {format_bits_per_s(site.lan)} ports{switch}; {joined}]")
         hosts = [h for h in plan.hosts if h.site == site.name]
         rows = [(h.name, h.role, _listen(h),
                  f"<- {h.upstream[0]}:{h.upstream[1]}" if h.upstream else "", str(h.folder), _extras(h))
@@ -69,7 +70,8 @@ def plan_to_text(plan: DeploymentPlan, file: str) -> str:
             cells = [c.ljust(w) for c, w in zip(row[:4], widths)] + [c for c in row[4:] if c]
             lines.append(f"{pad}  " + "  ".join(cells).rstrip())
     n_wan = sum(1 for s in plan.sites if s.parent is not None)
-    lines += ["", f"{len(plan.sites)} sites, {len(plan.hosts)} hosts, {n_wan} WAN links"]
+    lines += ["", ", ".join(f"{n} {noun}{'s' if n != 1 else ''}"
+                            for n, noun in ((len(plan.sites), "site"), (len(plan.hosts), "host"), (n_wan, "WAN link")))]
     return "\n".join(lines)
 
 

@@ -71,7 +71,8 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
     argv: list[str] = [ctx.python, "-m", "lanscatter", command]
     if role == "master":
         argv += [str(plan.dataset.source), "--listen", host.address, "--port", str(host.master_port),
-                 "--chunk-size", str(plan.dataset.chunk_size or "auto"), "--chunking", plan.dataset.chunking]
+                 "--chunk-size", f"{plan.dataset.chunk_size}B" if plan.dataset.chunk_size else "auto",
+                 "--chunking", plan.dataset.chunking]
         if ctx.all_hosts:
             joining = sum(1 for h in plan.hosts if h.upstream == (host.address, host.master_port))
             if joining:
@@ -79,6 +80,12 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
         signing_key = ctx.signing_key or plan.dataset.signing_key_file
         if signing_key is not None:
             argv += ["--signing-key", str(signing_key)]
+        if plan.dataset.publish is not None:
+            argv += ["--publish", plan.dataset.publish]
+        if plan.dataset.settle_s is not None:
+            argv += ["--settle", f"{plan.dataset.settle_s:g}"]
+        if plan.dataset.allow_shrink:
+            argv += ["--allow-shrink"]
     else:
         assert host.upstream is not None, "derive gives every relay and peer an upstream"
         up_addr, up_port = host.upstream
@@ -98,6 +105,8 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
                 dl_rate = min(dl_rate or math.inf, wan.bytes_per_s)
         if dl_rate is not None:
             argv += ["--dl-rate", _mbit(dl_rate)]
+        if host.adopt:
+            argv += ["--adopt"]
         origin_key = ctx.origin_key or plan.dataset.origin_key
         if origin_key is not None:
             argv += ["--origin-key", origin_key]

@@ -12,7 +12,11 @@ From those it keeps:
 - per WAN link, the bytes it carried, summed across restarts of the relay that reports it (a
   restarted relay starts counting from zero again);
 - which sites are synced (the site's swarm says every node holds every chunk of the origin's
-  generation).
+  generation). A site master that stops answering keeps its last status: one last seen synced at
+  the origin's generation has *finished* (a relay whose `up` exits once its site is done), one last
+  seen short of it has *stopped answering* (`silent_sites`), and the watcher says which and since when;
+- per WAN link, the data bytes it brought (chunk content, as verified) beside the bytes on the
+  wire (less when LZ4 shrank chunks in flight).
 `report()` gives the JSON document of `--report` (docs/orchestrator.md).
 """
 
@@ -82,30 +86,49 @@ class SyncTracker:
         self.hosts = {h.name: _HostState() for h in plan.hosts}
         self.statuses: dict[str, dict[str, Any]] = {}
         self.generation: str | None = None
+        self.published: dict[str, Any] | None = None       # the origin's version: label, publish time
         self.first_seen: dict[str, float] = {}              # generation -> seconds since run start
         self.dataset_bytes = 0
         self.chunks = 0
-        self.links: dict[tuple[str, str], _Counter] = {}    # (link, reporting site) -> counter
+        self.links: dict[tuple[str, str], _Counter] = {}    # (link, reporting site) -> wire bytes
+        self.link_data: dict[tuple[str, str], _Counter] = {}  # (link, reporting site) -> data bytes
         self.restarts: dict[str, int] = {}
+        self.answered_at: dict[str, float] = {}             # site -> last answer (seconds since start)
+        self.silent_since: dict[str, float] = {}            # site -> first unanswered poll since then
 
     # ---- input -------------------------------------------------------------------------------
     def observe(self, now: float, site: str, status: dict[str, Any] | None) -> list[Completion]:
         """Record one site master's status (None: it did not answer); the hosts that just completed."""
         if status is None:
-            self.statuses.pop(site, None)
+            self.silent_since.setdefault(site, now)
             return []
+        self.silent_since.pop(site, None)
+        self.answered_at[site] = now
         self.statuses[site] = status
         if site == self.root_site and status.get("generation"):
             gen = status["generation"]
             if gen != self.generation:
                 self.generation = gen
                 self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
+            pub = status.get("published")
+            self.published = {k: pub.get(k) for k in ("generation", "label", "published_ms")} \
+                if isinstance(pub, dict) else None
+            self.dataset_bytes = int(status.get("bytes") or 0)
+            self.chunks = int(status.get("chunks") or 0)
+        elif self.generation is None and status.get("generation") and status.get("synced"):
+            # The origin was never seen with a generation (its run can end between two polls of a
+            # host downstream): a site that says it holds a whole generation is the best there is.
+            gen = status["generation"]
+            self.generation = gen
+            self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
             self.dataset_bytes = int(status.get("bytes") or 0)
             self.chunks = int(status.get("chunks") or 0)
         for link in status.get("links") or ():
             name = link.get("name", "")
             if name.startswith("wan:"):
                 self.links.setdefault((name, site), _Counter()).see(int(link.get("bytes") or 0))
+                if "data_bytes" in link:
+                    self.link_data.setdefault((name, site), _Counter()).see(int(link.get("data_bytes") or 0))
         return self._completions(now, status)
 
     def observe_node(self, now: float, status: dict[str, Any] | None) -> list[Completion]:
@@ -126,9 +149,10 @@ class SyncTracker:
         self.restarts[host] = self.restarts.get(host, 0) + 1
         for s in self.plan.sites:
             if s.master == host:
-                for (_name, site), counter in self.links.items():
-                    if site == s.name:
-                        counter.restart()
+                for counters in (self.links, self.link_data):
+                    for (_name, site), counter in counters.items():
+                        if site == s.name:
+                            counter.restart()
 
     def _host_name(self, node_name: str) -> str | None:
         """The planned host behind a node name (a swarm renames a second `x` to `x-2`)."""
@@ -165,8 +189,32 @@ class SyncTracker:
         return round(self.hosts[host].done[gen] - self.first_seen[gen], 3)
 
     def site_synced(self, site: str) -> bool:
+        """The site's swarm said, in its last answer, that it holds the origin's generation everywhere
+        (a site master that finished and stopped answering stays synced)."""
         st = self.statuses.get(site)
         return bool(st and self.generation and st.get("generation") == self.generation and st.get("synced"))
+
+    def silent_sites(self, now: float) -> list[tuple[str, float]]:
+        """(site, seconds without an answer) of every site master not answering that has not
+        finished: never answered since the run started, or stopped short of the generation."""
+        out = []
+        for s in self.plan.sites:
+            since = self.silent_since.get(s.name)
+            if since is None or self.site_synced(s.name):
+                continue
+            out.append((s.name, now - self.answered_at.get(s.name, 0.0)))
+        return out
+
+    def last_seen(self, site: str) -> str:
+        """What the site master said last, in words (for a warning about its silence)."""
+        if site not in self.statuses:
+            return "never answered"
+        if not self.statuses[site].get("generation"):
+            return "answering, without a generation yet"
+        done, total, share = self.site_progress(site)
+        gen = self.statuses[site].get("generation")
+        return (f"{done}/{total} hosts done, {share:.0%} of the chunks held"
+                f"{'' if gen == self.generation else ', at another generation'}")
 
     def synced(self) -> bool:
         """Every site's swarm holds the origin's generation on every node, and every host was seen done."""
@@ -196,7 +244,12 @@ class SyncTracker:
         return done, len(names), sum(fractions) / len(fractions) if fractions else 1.0
 
     def link_bytes(self, link: str) -> int:
+        """Bytes the link carried on the wire."""
         return max((c.total for (name, _), c in self.links.items() if name == link), default=0)
+
+    def link_data_bytes(self, link: str) -> int | None:
+        """Chunk content the link brought (None when its relay does not say)."""
+        return max((c.total for (name, _), c in self.link_data.items() if name == link), default=None)
 
     # ---- the report ----------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
@@ -209,27 +262,31 @@ class SyncTracker:
         for s in self.plan.sites:
             own = sorted(math.inf if (t := done[h.name]) is None else t for h in self.plan.hosts if h.site == s.name)
             p50 = own[(len(own) - 1) // 2] if own else math.inf
-            sites[s.name] = {"hosts": len(own), "p50_s": None if math.isinf(p50) else p50,
+            sites[s.name] = {"hosts": len(own), "hosts_done": sum(1 for t in own if not math.isinf(t)),
+                             "p50_s": None if math.isinf(p50) else p50,
                              "last_s": None if not own or math.isinf(own[-1]) else own[-1],
                              "synced": self.site_synced(s.name)}
         size = self.dataset_bytes
         wan = {}
         for name in wan_links_of(self.plan):
-            carried = self.link_bytes(name)
+            carried, data = self.link_bytes(name), self.link_data_bytes(name)
             wan[name] = {"bytes": carried, "ratio": round(carried / size, 4) if size else None,
+                         "data_bytes": data, "data_ratio": round(data / size, 4) if size and data is not None else None,
                          "capacity_bytes_per_s": self.plan.link_map.links[name].bytes_per_s}
         rate = bottleneck_bytes_per_s(self.plan)
         ideal = size / rate if size and not math.isinf(rate) else None
         # clamped at 1 (and flagged) where compressed chunks beat the ideal, which counts whole copies
         ratio = efficiency(ideal, makespan) if ideal is not None and makespan else None
         return {
-            "dataset": self.plan.dataset.name, "generation": self.generation, "dataset_bytes": size,
+            "dataset": self.plan.dataset.name, "generation": self.generation, "published": self.published,
+            "dataset_bytes": size,
             "chunks": self.chunks, "synced": self.synced(), "makespan_s": makespan,
             "ideal_s": None if ideal is None else round(ideal, 3),
             "bottleneck_bytes_per_s": None if math.isinf(rate) else rate,
             "efficiency": None if ratio is None else round(ratio.value, 4),
             "efficiency_clamped": ratio is not None and ratio.clamped,
-            "hosts": hosts, "sites": sites, "wan_links": wan, "restarts": dict(self.restarts),
+            "hosts": hosts, "sites": sites, "site_order": [s.name for s in self.plan.sites], "wan_links": wan,
+            "restarts": dict(self.restarts),
             "local": self.plan.local,
         }
 

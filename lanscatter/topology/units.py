@@ -9,8 +9,12 @@ Rules:
 - A bare number is an error: `50` could be bits or bytes, kilo or mega. The error says what to write.
 - Speeds must be above zero; durations may be zero, not negative.
 
+- Sizes have one grammar in the whole product, here: the site-tree file and every command-line
+  option (`--chunk-size`, `--demo-data`) read `16MiB` as 16 x 2**20 bytes and `16MB` as 16 x 10**6;
+  a bare prefix (`16M`) is an error naming both readings. Sizes print through
+  `lanscatter.sizes.format_bytes` (binary units), speeds through `format_bits_per_s`.
+
 Parsers raise `UnitError(code, message)`; the loader turns it into a positioned problem.
-Formatters give the human forms the plan output uses.
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ def parse_size(text: str) -> int:
     if not unit:
         raise UnitError("unit-missing", f"size {text!r} has no unit; write e.g. '{text}MiB' or '{text}MB'")
     factor = _SIZE_UNITS.get(unit)
+    if factor is None and unit + "B" in _SIZE_UNITS:
+        base = unit.removesuffix("i")
+        binary = "Ki" if base in ("k", "K") else base + "i"
+        raise UnitError("bad-unit", f"size {text!r} is ambiguous; write '{number:g}{binary}B' (powers of 1024) "
+                        f"or '{number:g}{base}B' (powers of 1000)")
     if factor is None:
         hint = "; sizes are in bytes (B)" if unit.lower().endswith(("b", "bit")) else ""
         raise UnitError("bad-unit", f"unknown size unit {unit!r}{hint}{_did_you_mean(unit, _SIZE_EXAMPLES)}")
@@ -132,30 +141,6 @@ def parse_share(text: str) -> float:
 
 def _trim(value: float) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
-
-
-def format_speed(bytes_per_s: float) -> str:
-    """Bits per second in decimal units, as links are sold: 6_250_000.0 -> '50 Mbit/s'."""
-    bits = bytes_per_s * 8
-    for prefix, factor in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if bits >= factor:
-            return f"{_trim(bits / factor)} {prefix}bit/s"
-    return f"{_trim(bits)} bit/s"
-
-
-def format_byte_rate(bytes_per_s: float) -> str:
-    """Bytes per second in decimal units, as disks and host limits are read: 5e7 -> '50 MB/s'."""
-    for prefix, factor in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if bytes_per_s >= factor:
-            return f"{_trim(bytes_per_s / factor)} {prefix}B/s"
-    return f"{_trim(bytes_per_s)} B/s"
-
-
-def format_size(n: int) -> str:
-    for prefix, factor in (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024)):
-        if n >= factor:
-            return f"{_trim(n / factor)} {prefix}B"
-    return f"{n} B"
 
 
 def format_duration(seconds: float) -> str:

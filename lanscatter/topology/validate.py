@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from lanscatter.sizes import format_bits_per_s
 from lanscatter.topology.load import build
 from lanscatter.topology.model import (
     DEFAULT_MASTER_PORT,
@@ -24,7 +25,6 @@ from lanscatter.topology.model import (
 )
 from lanscatter.topology.problems import Problem, ProblemLog, TopologyError, did_you_mean
 from lanscatter.topology.tree import site_tree
-from lanscatter.topology.units import format_speed
 from lanscatter.topology.yaml_positions import compose
 
 __all__ = ["Problem", "TopologyError", "check", "load_topology", "warnings_of"]
@@ -80,6 +80,12 @@ def _origin(topo: Topology, log: ProblemLog) -> str | None:
         log.add(ds.where.get("origin", ds.pos), "unknown-host",
                 f"origin {ds.origin!r} is not a host of any site{did_you_mean(ds.origin, names)}")
         return None
+    if ds.settle_s is not None and ds.publish not in (None, "on-change"):
+        log.add(ds.where["settle"], "settle-unused", f"settle applies to publish: on-change only, not "
+                f"{ds.publish}; remove it")
+    if origin.settings.adopt is not None:
+        log.add(origin.settings.where["adopt"], "origin-adopt", f"the origin's folder is the source, which it "
+                f"never writes; remove adopt from host {origin.name!r}")
     folder = topo.settings_of(origin).folder
     if origin.settings.folder is not None:
         log.add(origin.settings.where["folder"], "origin-folder", f"the origin serves dataset source "
@@ -192,11 +198,11 @@ def warnings_of(topo: Topology) -> list[Problem]:
         if ports <= site.lan * (1 + 1e-9):
             continue                 # the old shared budget could never bind: nothing changed
         pos = site.where["lan"]
-        lan = format_speed(site.lan).replace(" ", "").removesuffix("/s")
+        lan = format_bits_per_s(site.lan).replace(" ", "").removesuffix("/s")
         out.append(Problem(str(topo.file), pos.line, pos.col, "lan-per-port",
                            f"site {site.name!r}: 'lan: {lan}' is the speed of each host's port on a "
                            f"switched LAN (its {len(site.hosts)} hosts' ports together carry "
-                           f"{format_speed(ports)}); it used to be one budget shared by the whole site. "
+                           f"{format_bits_per_s(ports)}); it used to be one budget shared by the whole site. "
                            f"To keep that meaning, add 'switch: {lan}' to the site ('switch: none' "
                            "says the switch carries every port at once)", severity="warning"))
     return sorted(out, key=lambda p: (p.line, p.col))

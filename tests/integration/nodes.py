@@ -66,7 +66,7 @@ class Cluster:
     """A master and peers under one tmp folder; everything it starts is stopped by close(). They
     share a swarm secret made for the cluster unless one is given."""
 
-    def __init__(self, tmp: Path, source: Path, chunk_size: str = "256K", secret: str | None = None) -> None:
+    def __init__(self, tmp: Path, source: Path, chunk_size: str = "256KiB", secret: str | None = None) -> None:
         self.tmp = tmp
         self.source = source
         self.secret = secret or new_secret()
@@ -77,7 +77,7 @@ class Cluster:
     def start_master(self, *extra: str) -> Node:
         port = free_port()
         argv = ["master", str(self.source), "--listen", HOST, "--port", str(port), "--chunk-size",
-                self.chunk_size, "--state-dir", str(self.tmp / "state-master"), "--rescan-interval", "2",
+                self.chunk_size, "--state-dir", str(self.tmp / "state-master"), "--rescan-interval", "2", "--settle", "1",
                 *extra]
         node = Node(argv, self.tmp / "master.log", port, self._env())
         self.nodes.append(node)

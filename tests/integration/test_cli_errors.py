@@ -53,7 +53,7 @@ def test_peer_folder_is_a_file(tmp_path: Path) -> None:
 def test_master_that_does_not_answer(tmp_path: Path) -> None:
     r = _run("peer", f"127.0.0.1:{free_port()}", str(tmp_path / "p"), "--listen", "127.0.0.1", "--port", "0",
              "--state-dir", str(tmp_path / "s"), "--connect-timeout", "1")
-    _assert_clean_error(r, "does not answer")
+    _assert_clean_error(r, "did not answer")
 
 
 @pytest.mark.parametrize("argv", [["master"], ["peer", "x"], ["proxy"]])

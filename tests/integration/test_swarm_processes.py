@@ -32,14 +32,14 @@ def _synced(node) -> bool:  # type: ignore[no-untyped-def]
 
 
 def test_master_and_four_peers_mirror_exactly(cluster: Cluster, tmp_path: Path) -> None:
-    # One peer starts with stale and extraneous content.
+    # One peer starts with stale and extraneous content, adopted: it is made a mirror.
     stale = tmp_path / "p1"
     (stale / "d0").mkdir(parents=True)
     (stale / "d0" / "f0.bin").write_bytes(b"stale content")
     (stale / "junk" / "deeper").mkdir(parents=True)
     (stale / "junk" / "deeper" / "x").write_bytes(b"extraneous")
     master = cluster.start_master()
-    peers = [cluster.start_peer(f"p{i}") for i in range(1, 5)]
+    peers = [cluster.start_peer(f"p{i}", *(["--adopt"] if i == 1 else [])) for i in range(1, 5)]
     wait_for(lambda: all(_synced(n) for n in peers) and _synced(master), 60, "every peer in sync",
              master, *peers)
     want = tree_state(cluster.source)

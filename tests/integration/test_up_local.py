@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -106,13 +107,34 @@ def test_sigkilled_role_is_restarted_and_sigterm_leaves_no_process(tmp_path: Pat
     wait_until(lambda: "every host holds generation" in run.output(), 10, "the run seeing it", run)
     last = run.pids()
     run.proc.send_signal(signal.SIGTERM)
-    assert run.wait(30) == 128 + signal.SIGTERM
+    assert run.wait(30) == 128 + signal.SIGTERM  # a signal's code, though the report says synced
     assert run.seen >= set(first.values()) | set(last.values())
     wait_until(lambda: not any(alive(p) for p in run.seen), 5, "no role left")
     assert json.loads((work / "pids.json").read_text())["roles"] == {}
     assert "Traceback" not in run.output()
     report = json.loads((tmp_path / "report.json").read_text())      # written on a stop by signal too
-    assert report["restarts"] == {"b": 1} and report["synced"] is True
+    assert report["restarts"] == {"b": 1} and report["synced"] is True and report["outcome"] == "synced"
+    assert "source: synced; generation" in run.output() and "restarts: b 1x" in run.output()   # the end summary
+
+
+def test_ctrl_c_mid_run_stops_every_role_within_10_s_and_exits_130(tmp_path: Path, runs: list[UpRun]) -> None:
+    source = tmp_path / "source"
+    make_tree(source)
+    tree = _single_lan(tmp_path, source, download_limit="2Mbit")          # slow: still running at the signal
+    work = tmp_path / "work"
+    run = UpRun(tree, "--local", workdir=work, log=tmp_path / "up.log")
+    runs.append(run)
+    wait_until(lambda: len(run.pids()) == 4, 30, "every role started", run)
+    wait_until(lambda: "origin serving generation" in run.output(), 30, "the distribution under way", run)
+    roles = set(run.pids().values())
+    run.proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    assert run.wait(10) == 130
+    wait_until(lambda: not any(alive(p) for p in roles), max(0.5, 10 - (time.monotonic() - t0)), "no role left")
+    report = json.loads((work / "report.json").read_text())
+    assert report["outcome"] == "interrupted" and report["synced"] is False
+    out = run.output()
+    assert "source: stopped before every host was in sync" in out and f"report: {work / 'report.json'}" in out
 
 
 def test_real_deployment_runs_the_named_host_only(tmp_path: Path, runs: list[UpRun]) -> None:
@@ -160,3 +182,48 @@ def test_roles_do_not_outlive_a_sigkilled_orchestrator(tmp_path: Path, runs: lis
     run.proc.kill()                        # no chance to clean up: the kernel tells the roles
     run.proc.wait(timeout=10)
     wait_until(lambda: not any(alive(p) for p in roles.values()), 15, "roles gone after their parent")
+
+
+def test_another_demo_size_over_an_existing_source_is_an_error_with_a_hint(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    make_tree(source)
+    tree = _single_lan(tmp_path, source)
+    r = subprocess.run([sys.executable, "-m", "lanscatter", "up", str(tree), "--local", "--headless", "--demo-data",
+                        "64MiB", "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=30,
+                       check=False)
+    assert r.returncode == 2, r.stderr
+    assert f"error: {source} already holds a " in r.stderr and "--demo-data asks for 64 MiB" in r.stderr
+    assert f"hint: delete {source} to generate 64 MiB there" in r.stderr
+    assert not (tmp_path / "work" / "office").exists()          # nothing started
+
+
+def test_every_host_up_with_exit_when_synced_all_end_synced_across_a_relay(tmp_path: Path, runs: list[UpRun]) -> None:
+    # A relay's up exits once its site is synced; the origin's up, which follows the whole tree,
+    # must see that site finished (not wait forever on a silent relay) and report the tree synced.
+    source = tmp_path / "source"
+    make_tree(source)
+    port = free_port
+    tree = write_tree(tmp_path / "tree.yaml", {
+        "tls": "off",                   # about following the tree, not TLS between hosts (test_tls.py)
+        "dataset": {"source": str(source), "origin": "o", "chunk_size": "256KiB", "secret": {"value": "x-secret-for-this-test"}},
+        "sites": {
+            "hq": {"hosts": {"o": {"address": "127.0.0.1", "master_port": port(), "peer_port": port()}}},
+            "br": {"gateway": "g", "hosts": {
+                "g": {"address": "127.0.0.1", "master_port": port(), "peer_port": port(), "folder": str(tmp_path / "g")},
+                "b": {"address": "127.0.0.1", "peer_port": port(), "folder": str(tmp_path / "b")}}}},
+        "wan": [{"between": ["hq", "br"], "bandwidth": "100Mbit"}],
+    })
+    started = {}
+    for name in ("b", "g", "o"):
+        run = UpRun(tree, "--host", name, "--exit-when-synced", "--timeout", "60", "--report",
+                    str(tmp_path / f"report-{name}.json"), workdir=tmp_path / f"w-{name}", log=tmp_path / f"up-{name}.log")
+        runs.append(run)
+        started[name] = run
+    for run in started.values():
+        assert run.wait(75) == 0, run.output()
+    for name in "gb":
+        assert tree_state(tmp_path / name) == tree_state(source)
+    report = json.loads((tmp_path / "report-o.json").read_text())
+    assert report["synced"] is True and report["outcome"] == "synced", report
+    assert report["sites"]["br"]["synced"] is True and report["sites"]["br"]["hosts_done"] == 2
+    assert "o: synced" not in started["o"].output() and "source: synced; generation" in started["o"].output()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from feed_server import FeedServers, Recording, serve
 from waiting import wait_until
 
+from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.app import MonitorApp, build_app
 from lanscatter_tui.feed_client import Backoff, Source
-from lanscatter_tui.widgets import ChunkMatrix, EventLog, HelpScreen
+from lanscatter_tui.widgets import ChunkMatrix, EventLog, HelpScreen, SummaryPanel
 
 FAST_RETRY = Backoff(first_s=0.05, max_s=0.2)
 RECORDING = Recording()
@@ -117,12 +121,59 @@ async def test_polls_get_status_when_the_endpoint_has_no_websocket() -> None:
             assert all(site.up for site in app.sites)
 
 
-async def test_an_endpoint_that_never_answers_is_down_from_the_start() -> None:
+async def test_an_endpoint_that_never_answers_is_connecting_then_down() -> None:
     with serve(at=2.0) as servers:
         servers.stop("branch")
-        app = monitor(servers)
+        app = build_app([Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))],
+                        backoff=FAST_RETRY, ansi=False, startup_grace_s=1.5)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.sites[0].status is not None and not app.sites[1].up)
+            await wait_until(pilot, lambda: app.sites[0].status is not None)
+            # Nodes still coming up are no error: no "not answering" line during the grace period.
+            assert app.sites[1].up and "branch" not in log_text(app)
+            await wait_until(pilot, lambda: not app.sites[1].up)
+            assert "branch: not answering (connection refused) (never answered since the monitor started)" in log_text(app)
             assert app.sites[1].status is None
             servers.start("branch")
             await wait_until(pilot, lambda: app.sites[1].up and app.sites[1].status is not None)
+
+
+async def test_ctrl_c_quits_at_once_with_130() -> None:
+    # Textual's own ctrl+c only asks to press another key; the monitor quits, as its help says.
+    with serve(at=MID) as servers:
+        app = monitor(servers)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: all_known(app))
+            await pilot.press("ctrl+c")
+            await wait_until(pilot, lambda: not app.is_running, timeout_s=5)
+        assert app.return_code == 130
+
+
+async def test_the_log_says_when_each_host_and_site_finished_and_the_summary_shows(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    with serve(at=RECORDING.end) as servers:
+        app = build_app([Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))],
+                        backoff=FAST_RETRY, ansi=False, report=report)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await wait_until(pilot, lambda: all_known(app))
+            await wait_until(pilot, lambda: "branch: site synced" in log_text(app))
+            for name in RECORDING.node_names("branch", RECORDING.end)[1:]:
+                assert f"branch: {name} complete" in log_text(app)
+            assert not app.query_one(SummaryPanel).display
+            lines = summary_lines(RECORDED_REPORT)
+            report.write_text(json.dumps(RECORDED_REPORT))
+            await wait_until(pilot, lambda: app.summary == lines)
+            assert app.query_one(SummaryPanel).display
+            assert "every site synced after 20.5 s: the summary is above" in log_text(app)
+
+
+# The report of the recorded run (feeds/rehearsal.jsonl), as `up` would have written it.
+RECORDED_REPORT = {
+    "dataset": "demo", "generation": "e3ed85ef3d9bdf936b142c4f", "dataset_bytes": 25165824, "chunks": 96,
+    "synced": True, "makespan_s": 20.5, "ideal_s": 12.583, "bottleneck_bytes_per_s": 2_000_000,
+    "efficiency": 0.6138,
+    "sites": {"hq": {"hosts": 4, "hosts_done": 4, "p50_s": 6.1, "last_s": 8.0, "synced": True},
+              "branch": {"hosts": 4, "hosts_done": 4, "p50_s": 17.0, "last_s": 20.5, "synced": True}},
+    "site_order": ["hq", "branch"],
+    "wan_links": {"wan:hq>branch": {"bytes": 21104389, "data_bytes": 25165824}},
+    "restarts": {"br-2": 3}, "outcome": "synced", "logs": "/w/logs", "report": "/w/report.json",
+}

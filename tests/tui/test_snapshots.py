@@ -6,11 +6,14 @@ Update after an intended change of the display: pytest tests/tui/test_snapshots.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from feed_server import Recording, serve
+from test_pilot import RECORDED_REPORT
 from textual.pilot import Pilot
 from waiting import wait_until
 
@@ -29,15 +32,18 @@ def shot(
     size: tuple[int, int],
     press: Iterable[str] = (),
     ansi: bool = False,
+    report: Path | None = None,
 ) -> bool:
     with serve(at=at) as servers:
         sources = [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))]
-        app = build_app(sources, ansi=ansi)
+        app = build_app(sources, ansi=ansi, report=report)
 
         async def settle(pilot: Pilot[Any]) -> None:
             assert isinstance(pilot.app, MonitorApp)
             monitor = pilot.app
             await wait_until(pilot, lambda: all(site.status is not None for site in monitor.sites))
+            if report is not None:
+                await wait_until(pilot, lambda: bool(monitor.summary))
             for key in press:
                 await pilot.press(key)
             monitor.refresh_view()
@@ -58,6 +64,12 @@ def test_branch_with_a_node_down_at_80x24(snap_compare: Callable[..., bool]) -> 
 
 def test_end_of_the_recording_at_120x40(snap_compare: Callable[..., bool]) -> None:
     assert shot(snap_compare, RECORDING.end, (120, 40))
+
+
+def test_the_end_with_the_summary_at_120x40(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(RECORDED_REPORT))
+    assert shot(snap_compare, RECORDING.end, (120, 40), report=report)
 
 
 def test_help_at_80x24(snap_compare: Callable[..., bool]) -> None:

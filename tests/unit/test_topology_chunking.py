@@ -38,8 +38,8 @@ def _master_argv(tmp_path: Path, extra: str) -> list[str]:
 @pytest.mark.parametrize(("extra", "size", "chunking"), [
     ("", "auto", "cdc"),
     ("  chunk_size: auto\n", "auto", "cdc"),
-    ("  chunk_size: 4MiB\n", str(4 << 20), "cdc"),
-    ("  chunking: fixed\n  chunk_size: 3MiB\n", str(3 << 20), "fixed"),
+    ("  chunk_size: 4MiB\n", f"{4 << 20}B", "cdc"),
+    ("  chunking: fixed\n  chunk_size: 3MiB\n", f"{3 << 20}B", "fixed"),
     ("  chunking: fixed\n", "auto", "fixed"),
 ])
 def test_the_master_is_told_the_chunking_the_tree_asks_for(tmp_path: Path, extra: str, size: str,

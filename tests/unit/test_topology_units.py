@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
+from lanscatter.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter.sizes import parse_size as cli_size
 from lanscatter.topology.units import (
     UnitError,
-    format_byte_rate,
     format_duration,
-    format_size,
-    format_speed,
     parse_duration,
     parse_size,
     parse_speed,
@@ -87,13 +88,32 @@ def test_bad_durations(text: str, code: str) -> None:
     assert info.value.code == code
 
 
+@pytest.mark.parametrize("text", ["16M", "16Mi", "64k", "1G"])
+def test_a_bare_prefix_is_ambiguous_and_says_both_readings(text: str) -> None:
+    with pytest.raises(UnitError) as info:
+        parse_size(text)
+    assert info.value.code == "bad-unit"
+    assert "iB'" in info.value.message and "B' (powers of 1000)" in info.value.message
+
+
+def test_command_line_sizes_read_as_in_the_file() -> None:
+    # One grammar: 16MB is decimal and 16MiB binary on the command line as in the site-tree file.
+    assert cli_size("16MB") == parse_size("16MB") == 16_000_000
+    assert cli_size("16MiB") == parse_size("16MiB") == 16 * 2**20
+    with pytest.raises(argparse.ArgumentTypeError, match="ambiguous"):
+        cli_size("16M")
+
+
 def test_human_forms() -> None:
-    assert format_speed(6_250_000) == "50 Mbit/s"
-    assert format_speed(125_000_000) == "1 Gbit/s"
-    assert format_speed(100) == "800 bit/s"
-    assert format_byte_rate(50e6) == "50 MB/s"
-    assert format_size(16 * 1024**2) == "16 MiB"
-    assert format_size(100) == "100 B"
+    assert format_bits_per_s(6_250_000) == "50 Mbit/s"
+    assert format_bits_per_s(125_000_000) == "1 Gbit/s"
+    assert format_bits_per_s(100) == "800 bit/s"
+    assert format_byte_rate(50 * 2**20) == "50 MiB/s"
+    assert format_bytes(16 * 1024**2) == "16 MiB"
+    assert format_bytes(510_000_000) == "486 MiB"
+    assert format_bytes(100) == "100 B"
+    assert [format_bytes(v, compact=True) for v in (0, 999, 1000, 1536, 3 * 2**20, 510_000_000, 2**40)] == [
+        "0", "999", "1.0Ki", "1.5Ki", "3.0Mi", "486Mi", "1.0Ti"]
     assert format_duration(0.02) == "20 ms"
     assert format_duration(1.5) == "1.5 s"
     assert format_duration(0.0003) == "300 us"

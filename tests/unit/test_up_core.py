@@ -4,6 +4,7 @@ its report, the demo data layout."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
 
@@ -12,12 +13,14 @@ import pytest
 from lanscatter.errors import ConfigError
 from lanscatter.sizes import mbit_to_bytes
 from lanscatter.topology import derive_plan, load_topology
-from lanscatter.topology.demo_data import demo_layout, write_demo
+from lanscatter.topology.demo_data import demo_layout, fits, rehearsal_disk_need, write_demo
 from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.hostmatch import Identity, select_host
 from lanscatter.topology.orchestrator import Backoff
 from lanscatter.topology.roles import RunContext, role_command
+from lanscatter.topology.summary import summary_lines
 from lanscatter.topology.tracker import SyncTracker, bottleneck_bytes_per_s
+from lanscatter.topology.watch import Watcher
 
 TREE = """\
 dataset:
@@ -65,7 +68,7 @@ def test_role_commands_follow_the_plan(tmp_path: Path) -> None:
     origin = role_command(plan, plan.host("o"), ctx)
     assert origin.argv[:4] == ("py", "-m", "lanscatter", "master")
     assert origin.argv[4] == str(tmp_path / "data")
-    assert ["--listen", "10.0.0.1", "--port", "10564", "--chunk-size", str(2**20)] == list(origin.argv[5:11])
+    assert ["--listen", "10.0.0.1", "--port", "10564", "--chunk-size", f"{2**20}B"] == list(origin.argv[5:11])
     assert origin.status_url == "http://10.0.0.1:10564/status"
     assert "--expect-peers" not in origin.argv           # the other hosts are not this run's to wait for
     every = role_command(plan, plan.host("o"), dataclasses.replace(ctx, all_hosts=True))
@@ -159,7 +162,7 @@ def test_tracker_done_times_links_and_report(tmp_path: Path) -> None:
     assert r["dataset_bytes"] == 1000 and r["makespan_s"] == 5.0
     assert r["hosts"]["o"] == {"site": "hq", "role": "master", "folder": str(tmp_path / "data"), "done_s": 0.0}
     assert r["hosts"]["rg"]["done_s"] == 2.0 and r["hosts"]["b1"]["done_s"] == 5.0
-    assert r["sites"]["hq"] == {"hosts": 2, "p50_s": 0.0, "last_s": 2.5, "synced": True}
+    assert r["sites"]["hq"] == {"hosts": 2, "hosts_done": 2, "p50_s": 0.0, "last_s": 2.5, "synced": True}
     assert r["sites"]["region"]["p50_s"] == 2.0 and r["sites"]["region"]["last_s"] == 2.0
     assert r["wan_links"]["wan:hq>region"]["bytes"] == 750 and r["wan_links"]["wan:hq>region"]["ratio"] == 0.75
     assert r["wan_links"]["wan:region>branch"]["ratio"] == 1.0
@@ -198,7 +201,7 @@ def test_tracker_follows_a_new_generation(tmp_path: Path) -> None:
     assert t.done_s("h1") == 2.0                     # measured from when g2 appeared
     r = t.report()
     assert r["makespan_s"] is None and r["efficiency"] is None     # other sites not done
-    assert r["sites"]["branch"] == {"hosts": 2, "p50_s": None, "last_s": None, "synced": False}
+    assert r["sites"]["branch"] == {"hosts": 2, "hosts_done": 0, "p50_s": None, "last_s": None, "synced": False}
 
 
 def test_bottleneck_of_a_single_lan_is_its_lan(tmp_path: Path) -> None:
@@ -248,6 +251,94 @@ def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
     assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
     t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
     assert t.done_s("h1") is None
+
+
+def test_a_site_master_that_finished_and_exited_stays_synced_one_that_died_is_silent(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(2.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    # Both relays stop answering: region had finished its site, branch had not.
+    for now in (3.0, 30.0):
+        t.observe(now, "region", None)
+        t.observe(now, "branch", None)
+    assert t.site_synced("region") and not t.site_synced("branch")
+    assert t.silent_sites(30.0) == [("branch", 28.0)]
+    assert t.last_seen("branch") == "1/2 hosts done, 75% of the chunks held"
+    assert t.last_seen("hq") == "2/2 hosts done, 100% of the chunks held"
+    t.observe(31.0, "branch", _status("g1", 2, {"bg": 2, "b1": 2}, synced=True))
+    assert t.silent_sites(31.0) == [] and t.synced()
+    r = t.report()
+    assert r["synced"] is True and all(site["synced"] for site in r["sites"].values())
+
+
+def test_a_site_that_never_answered_is_silent_since_the_start(tmp_path: Path) -> None:
+    t = SyncTracker(_plan(tmp_path))
+    t.observe(25.0, "branch", None)
+    assert t.silent_sites(25.0) == [("branch", 25.0)] and t.last_seen("branch") == "never answered"
+
+
+def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    st = _status("g1", 2, {"rg": 2, "r1": 2}, synced=True)
+    st["links"] = [{"name": "wan:hq>region", "bytes": 820, "data_bytes": 1000}]
+    t.observe(2.0, "region", st)
+    link = t.report()["wan_links"]["wan:hq>region"]
+    assert link["bytes"] == 820 and link["ratio"] == 0.82 and link["data_bytes"] == 1000 and link["data_ratio"] == 1.0
+    t.restarted("o")
+    report = {**t.report(), "outcome": "timed out", "logs": "/w/logs", "report": "/w/report.json"}
+    text = "\n".join(summary_lines(report))
+    assert text.splitlines()[0].startswith("data: timed out before every host was in sync; generation g1")
+    assert "wan:hq>region: 0.977 KiB of data (1.00x the data set), 820 B on the wire (0.82x), LZ4 in flight" in text
+    assert "  branch    0/2       -       -  (not synced)" in text
+    assert "restarts: o 1x" in text and "logs:   /w/logs" in text and "report: /w/report.json" in text
+
+
+def test_rehearsal_disk_need_counts_the_source_once_and_a_copy_per_other_host() -> None:
+    need = rehearsal_disk_need(512 * 2**20, hosts=11, source_exists=False)
+    assert (need.source_bytes, need.copies, need.total) == (512 * 2**20, 10, 11 * 512 * 2**20)
+    assert rehearsal_disk_need(100, hosts=3, source_exists=True).total == 200
+    # The margin: 5 % of the file system, at least 1 GiB, stays free.
+    assert fits(2**30, free=3 * 2**30, fs_size=10 * 2**30) and not fits(2**30, free=2**31 - 1, fs_size=10 * 2**30)
+    assert not fits(4 * 2**30, free=10 * 2**30, fs_size=200 * 2**30)
+
+
+def test_a_downstream_run_that_never_saw_the_origins_generation_takes_its_sites(tmp_path: Path) -> None:
+    # The origin answered only before its scan ended, then its run was over: the relay's run
+    # still learns the generation from its own site and can tell that site is done.
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    t.observe(0.5, "hq", {**_status("g1", 0, {"o": 0}), "generation": None})
+    t.observe(1.0, "hq", None)
+    assert t.last_seen("hq") == "answering, without a generation yet"
+    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    assert t.generation == "g1" and t.hosts_done([plan.host("rg"), plan.host("r1")])
+    t.observe(3.0, "hq", _status("g2", 2, {"o": 2, "h1": 0}))             # the origin's word wins
+    assert t.generation == "g2" and not t.hosts_done([plan.host("rg")])
+
+
+def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "lanscatter.up")
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    w = Watcher(plan, t, plan.hosts, silent_after=20.0, warn_every=60.0)
+    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    t.observe(1.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(1.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    for now in (2.0, 10.0, 22.0, 30.0, 83.0):
+        t.observe(now, "region", None)
+        t.observe(now, "branch", None)
+        w._note_sites(now)
+    text = caplog.text
+    assert "site region: rg finished its site and stopped answering" in text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2                            # at 20 s of silence, then a minute later
+    assert warnings[0].startswith("site branch: bg at http://") and "has not answered for 21 s" in warnings[0]
+    assert warnings[0].endswith("last seen: 1/2 hosts done, 75% of the chunks held")
 
 
 def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,

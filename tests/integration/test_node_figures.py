@@ -1,0 +1,60 @@
+"""What the nodes themselves tell an operator: a peer that exits the moment its folder is complete
+leaves its final byte counts with its master (/status and /metrics agree), and ends with its summary
+line; a peer whose master never answers says so in words, copies its log to --log-file, and gives
+up with a hint."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    source = tmp_path / "source"
+    make_tree(source)
+    c = Cluster(tmp_path, source)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_a_peer_that_exits_when_synced_leaves_its_figures_with_the_master(cluster: Cluster, tmp_path: Path) -> None:
+    master = cluster.start_master()
+    peer = cluster.start_peer("p1", "--exit-when-synced")
+    assert peer.proc.wait(timeout=60) == 0, peer.output()
+    assert "peer: synced; generation " in peer.output()                      # its summary line
+    st = master.status()
+    assert st is not None
+    row = next(n for n in st["nodes"] if n["name"] == "p1")
+    assert row["rx_bytes"] > 0 and row["have"] == st["chunks"]
+    with urllib.request.urlopen(f"http://{HOST}:{master.port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    rx = {s.labels["node"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
+          if s.name == "lanscatter_node_rx_bytes_total"}
+    assert rx["p1"] == row["rx_bytes"]
+
+
+def test_a_peer_alone_says_what_it_tries_and_gives_up_with_a_hint(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.master = None
+    port = free_port()                       # nobody listens there
+    node = Node(["peer", f"{HOST}:{port}", str(tmp_path / "alone"), "--listen", HOST, "--port", str(free_port()),
+                 "--state-dir", str(tmp_path / "state-alone"), "--connect-timeout", "2",
+                 "--log-file", str(tmp_path / "alone-copy.log")],
+                tmp_path / "alone.log", port, {"LANSCATTER_SECRET": cluster.secret})
+    cluster.nodes.append(node)
+    assert node.proc.wait(timeout=30) != 0
+    out = node.output()
+    assert f"peer: connecting to {HOST}:{port} (attempt 1, retrying" in out
+    assert "connection refused" in out and "ssl:default" not in out and "0 B of 0 B" not in out
+    assert f"error: the master at {HOST}:{port} did not answer for 2 s (connection refused)" in out
+    assert "--connect-timeout waits longer" in out
+    copy = (tmp_path / "alone-copy.log").read_text()      # --log-file: the log lines, dated
+    assert f"peer: connecting to {HOST}:{port} (attempt 1, retrying" in copy and copy[:4].isdigit()
