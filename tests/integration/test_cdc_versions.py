@@ -33,7 +33,7 @@ def test_an_insertion_crosses_the_relay_link_as_about_one_chunk(tmp_path: Path, 
     data = os.urandom(BIG)
     (source / "big.bin").write_bytes(data)
     (source / "small.txt").write_bytes(b"unchanged\n")
-    c = Cluster(tmp_path, source, chunk_size=str(TARGET))
+    c = Cluster(tmp_path, source, chunk_size="256KiB")
     try:
         master = c.start_master("--chunking", chunking)
         relay = c.start_relay("gw", master)
