@@ -29,9 +29,11 @@ import lz4.frame
 from aiohttp import web
 
 from lanscatter.auth import TOKEN_HEADER, Auth, endpoint
+from lanscatter.errors import ManifestError
 from lanscatter.hashing import PIECE
 from lanscatter.manifest import check_hash
 from lanscatter.ratelimit import TokenBucket, take_all
+from lanscatter.safe_text import safe_text
 from lanscatter.store import Location
 from lanscatter.tls import is_tls
 from lanscatter.upload_pace import Pace, UploadPacer
@@ -71,7 +73,9 @@ class ChunkServer:
         self._compressible: dict[str, bool] = {}
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/chunks/{chunk}", self.handle)]
+        # No HEAD: the body goes out by sendfile, below aiohttp, which would send it for a HEAD
+        # too and leave a kept-alive client reading a body as its next response.
+        return [web.get("/chunks/{chunk}", self.handle, allow_head=False)]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         chunk = request.match_info["chunk"]
@@ -81,8 +85,13 @@ class ChunkServer:
             raise web.HTTPForbidden(text=refused + "\n")
         try:
             check_hash(chunk)
-        except ValueError:
-            raise web.HTTPNotFound() from None
+            # Every parameter checked before anything is opened or counted: a bad one is refused
+            # whole, never half obeyed.
+            pace = Pace.from_query(request.query)
+        except ManifestError:
+            raise web.HTTPNotFound(text="no such chunk\n") from None
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"bad query: {safe_text(exc, 100)}\n") from None
         loc = self.locate(chunk)
         if loc is None:
             raise web.HTTPNotFound(text="chunk not here\n")
@@ -91,12 +100,12 @@ class ChunkServer:
         except OSError:
             raise web.HTTPNotFound(text="chunk not here\n") from None
         self.counters.uploads += 1
-        pace = Pace.from_query(request.query)
         sock = request.transport.get_extra_info("socket") if request.transport is not None else None
-        if sock is not None:
-            _limit_unacked(sock, UNACKED_LIMIT_S)
-        paced = sock is not None and self.pacer.add(sock, pace)
+        paced = False
         try:
+            if sock is not None:
+                _limit_unacked(sock, UNACKED_LIMIT_S)
+                paced = self.pacer.add(sock, pace)
             if paced:
                 buckets = []
             else:       # no kernel pacing here: the node's bucket and one for this transfer's cap
@@ -114,7 +123,7 @@ class ChunkServer:
             log.debug("upload of %s to %s ended early: %s", chunk[:8], request.remote, exc)
             raise web.HTTPGone() from None
         finally:
-            if paced:
+            if sock is not None:            # (also when add() failed half-way: remove is idempotent)
                 self.pacer.remove(sock)     # the connection may be kept alive for another transfer
             self.counters.uploads -= 1
             fh.close()

@@ -28,6 +28,7 @@ StatusFn = Callable[[], dict[str, Any]]
 _INSECURE_BANNER = ('<p id="insecure" style="background:#c00;color:#fff;padding:4px">INSECURE: this node '
                     'runs with no swarm secret; anyone who reaches it can join and fetch every chunk.</p>')
 FEED_TICK_S = 0.25
+STATUS_CLIENTS_MAX = 64     # /status/ws clients at once; more are refused with 503
 
 
 class StatusFeed:
@@ -37,17 +38,24 @@ class StatusFeed:
         self.status = status
         self.encoder = FeedEncoder()
         self.clients: set[web.WebSocketResponse] = set()
+        self._connected = 0         # handlers running, clients still joining included
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
-        await ws.send_str(json.dumps(self.encoder.join(self.status())))
-        self.clients.add(ws)
+        if self._connected >= STATUS_CLIENTS_MAX:
+            raise web.HTTPServiceUnavailable(text=f"{STATUS_CLIENTS_MAX} status clients already\n",
+                                             headers={"Retry-After": "10"})
+        # Clients only listen: anything they send is read within a small limit and dropped.
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+        self._connected += 1
         try:
-            async for msg in ws:          # clients only listen; anything they send is ignored
+            await ws.prepare(request)
+            await ws.send_str(json.dumps(self.encoder.join(self.status())))
+            self.clients.add(ws)
+            async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
                     break
         finally:
+            self._connected -= 1
             self.clients.discard(ws)
         return ws
 

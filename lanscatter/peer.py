@@ -61,6 +61,7 @@ from lanscatter.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.node_http import add_status_endpoints
 from lanscatter.rate_meter import RateMeter
 from lanscatter.ratelimit import TokenBucket
+from lanscatter.safe_text import safe_text
 from lanscatter.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.server import TLS_REQUIRED_TEXT, bind_site
 from lanscatter.signing import OriginKey, SignedVersion, published_view
@@ -240,9 +241,11 @@ class PeerNode:
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
         url = f"{'wss' if self.opts.tls else 'http'}://{self.opts.master}:{self.opts.master_port}/ws"
+        # The manifest is the one large frame, and only a master sends it: the limit is sized for
+        # it; frames before the Welcome are held to MAX_FRAME before they are parsed.
         async with _refused_as_error(self.opts.master, self.opts.master_port), \
-                session.ws_connect(url, heartbeat=20, max_msg_size=256 * 2**20, ssl=self.opts.tls or True,
-                                   timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+                session.ws_connect(url, heartbeat=20, max_msg_size=p.MAX_MANIFEST_FRAME,
+                                   ssl=self.opts.tls or True, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             sockname = ws.get_extra_info("sockname")
             hs = PeerHandshake(self.auth, p.Hello(
@@ -271,7 +274,8 @@ class PeerNode:
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.BINARY:
-                        await self._handle(p.decode(channel.open(msg.data, "the master"), "the master"))
+                        await self._handle(p.decode(channel.open(msg.data, "the master"), "the master",
+                                                    p.MAX_MANIFEST_FRAME))
                     elif msg.type == WSMsgType.TEXT:
                         raise RemoteProtocolError("the master sent an unsealed frame")
             finally:
@@ -336,7 +340,7 @@ class PeerNode:
                 del self._tasks[msg.transfer]
                 running.cancel()
         elif isinstance(msg, p.Error):
-            raise RemoteProtocolError(f"master reported: {msg.message}")
+            raise RemoteProtocolError(f"master reported: {safe_text(msg.message)}")
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
 
@@ -436,7 +440,12 @@ class PeerNode:
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
         if self.on_manifest:
             self.on_manifest(manifest)
-        self._post(p.Have(manifest.generation, sorted(have), replace=True))
+        # In pieces, the first replacing the set and the others adding to it: no frame to the
+        # master is longer than its limit (p.MAX_FRAME), however many chunks there are.
+        held = sorted(have)
+        self._post(p.Have(manifest.generation, held[:p.HAVE_PIECE], replace=True))
+        for k in range(p.HAVE_PIECE, len(held), p.HAVE_PIECE):
+            self._post(p.Have(manifest.generation, held[k:k + p.HAVE_PIECE]))
 
     async def _download(self, d: p.Download) -> None:
         try:
@@ -480,7 +489,8 @@ class PeerNode:
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
-        self._post(p.Report(d.transfer, result.ok, result.seconds, result.error, result.corrupt, result.blameless))
+        self._post(p.Report(d.transfer, result.ok, result.seconds, safe_text(result.error), result.corrupt,
+                            result.blameless))
         if result.ok:
             self._post(p.Have(gen, [d.chunk]))
             if self.store.complete():
@@ -601,6 +611,8 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
     if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
         raise ConnectionError("the master closed the connection during the handshake")
     data: str | bytes = msg.data
+    if len(data) > p.MAX_FRAME:        # (the connection's limit is a manifest's)
+        raise RemoteProtocolError(f"the master sent a handshake frame of {len(data)} bytes")
     return data
 
 

@@ -1,10 +1,14 @@
-"""Transfer rates from cumulative byte counters sampled now and then."""
+"""Transfer rates from cumulative byte counters sampled now and then.
+
+Counters may come from the network (a peer's Stats): they are clamped to [0, COUNTER_MAX] and
+rates computed in floats, so no counter, however large or backwards, can make a rate overflow."""
 
 from __future__ import annotations
 
 from collections import deque
 
 SPACING_S = 0.5     # samples closer than this replace the newest one: readers may poll very often
+COUNTER_MAX = 2**63  # bytes: more than any link moves in a lifetime
 WINDOW_S = 4.0      # a rate covers the samples of the last few seconds: it falls to 0 soon after a transfer
 STALE_S = 3.0       # a counter not heard from for this long moves nothing now
 
@@ -17,6 +21,7 @@ class RateMeter:
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=16)
 
     def sample(self, now: float, rx: int, tx: int) -> None:
+        rx, tx = min(max(rx, 0), COUNTER_MAX), min(max(tx, 0), COUNTER_MAX)
         if len(self.samples) >= 2 and now - self.samples[-2][0] < SPACING_S:
             self.samples[-1] = (now, rx, tx)
         else:
@@ -33,4 +38,5 @@ class RateMeter:
             return 0.0, 0.0
         (t0, rx0, tx0), (t1, rx1, tx1) = self.samples[0], self.samples[-1]
         dt = max(t1 - t0, 1e-6)
-        return max(0.0, (rx1 - rx0) / dt), max(0.0, (tx1 - tx0) / dt)
+        # A counter that went backwards (the peer restarted) gives no rate rather than a negative one.
+        return max(0.0, float(rx1 - rx0) / dt), max(0.0, float(tx1 - tx0) / dt)

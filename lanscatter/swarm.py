@@ -31,11 +31,12 @@ from lanscatter import protocol as p
 from lanscatter.auth import TOKEN_TTL_S, Auth, endpoint, normal_ip
 from lanscatter.bitmap import Bitmap
 from lanscatter.errors import RemoteProtocolError
-from lanscatter.handshake import Channel, MasterHandshake, Refused
+from lanscatter.handshake import MAC_BYTES, Channel, MasterHandshake, Refused
 from lanscatter.linkmap import LinkMap
 from lanscatter.manifest import Manifest
 from lanscatter.planner import Planner, Transfer
 from lanscatter.rate_meter import RateMeter
+from lanscatter.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
 from lanscatter.signing import SignedVersion, published_view
 from lanscatter.sizes import format_bytes
 
@@ -45,6 +46,8 @@ PLAN_TICK_S = 0.5
 SILENT_S = 5.0      # peers send Stats every second: this long without a word, one is frozen or cut off
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 HELLO_TIMEOUT_S = 15.0
+GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
+EVENT_LIMIT = 500   # characters of an event message (it may quote remote names and texts)
 RATE_STEP = 0.02    # a fair rate that moved less than this share is not worth a message
 SHARE_DUTY = 3.0    # after sharing for t seconds, wait SHARE_DUTY * t before sharing again
 
@@ -138,6 +141,9 @@ class Swarm:
             await link.ws.close()
 
     def event(self, level: str, message: str) -> None:
+        """Log and keep an event for the status page; the message may quote remote text, so it
+        is shortened and escaped here, whatever built it."""
+        message = safe_text(message, EVENT_LIMIT)
         self.events.append({"t": time.time(), "level": level, "message": message})
         log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
 
@@ -218,7 +224,9 @@ class Swarm:
 
     # ---- control websocket -------------------------------------------------------------------
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=64 * 2**20)
+        # A peer never sends anything longer than MAX_FRAME (its Have goes in pieces), so that
+        # holds from the first byte: before login nobody can make us buffer more.
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=p.MAX_FRAME + MAC_BYTES)
         await ws.prepare(request)
         remote = request.remote or "?"
         link: PeerLink | None = None
@@ -228,16 +236,19 @@ class Swarm:
                 return ws
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
-                    self._handle(link, p.decode(link.channel.open(msg.data, link.name), link.name))
+                    self._handle(link, p.decode(link.channel.open(msg.data, link.name), link.name, p.MAX_FRAME))
                 elif msg.type == WSMsgType.TEXT:
                     raise RemoteProtocolError(f"{link.name} sent an unsealed frame")
         except RemoteProtocolError as exc:
             who = link.name if link else remote
             self.event("warning", f"closing {who}: {exc}")
+            error = p.Error("protocol", safe_text(exc, TEXT_LIMIT))
             if link is not None:
-                await self._send(link, p.Error("protocol", str(exc)))
+                await self._send(link, error)
             else:
-                await self._send_text(ws, p.encode(p.Error("protocol", str(exc))))
+                await self._send_text(ws, p.encode(error))
+        except TimeoutError:
+            self.event("warning", f"closing {remote}: no hello within {HELLO_TIMEOUT_S:.0f} s")
         finally:
             await ws.close()
             if link is not None and self.peers.get(link.name) is link:
@@ -258,7 +269,8 @@ class Swarm:
             self.event("warning", f"refused a peer from {remote}: {outcome.error.message}")
             return None
         hello, version = outcome.hello, outcome.version
-        name = self._unique_name(hello.name or remote or "peer")
+        # The name as this swarm knows it from now on: in logs, events, status and its Welcome.
+        name = self._unique_name(safe_text(hello.name, NAME_LIMIT) or remote or "peer")
         host = f"[{remote}]" if ":" in remote else remote
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         n = len(self.manifest.chunk_table()) if self.manifest else 0
@@ -268,7 +280,7 @@ class Swarm:
                         source=endpoint(remote, hello.port),
                         seed_url=f"{request.scheme}://{request.host}",
                         seed_source=endpoint(sockname[0], sockname[1]) if sockname else "",
-                        role=hello.role, dl_slots=max(0, hello.dl_slots),
+                        role=safe_text(hello.role, 16), dl_slots=max(0, hello.dl_slots),
                         ul_slots=max(0, hello.ul_slots if hello.port else 0),
                         have=Bitmap(n), inflight=Bitmap(n), protocol=version)
         if ws.closed:
@@ -321,13 +333,13 @@ class Swarm:
             self._set_complete(link, link.have.count == link.have.size)
             self._check_synced()
         elif isinstance(msg, p.Report):
-            t = self.transfers.pop(msg.transfer, None)
-            if t is None:
+            if not self._owns(link, msg.transfer):
                 return
+            t = self.transfers.pop(msg.transfer)
             self._untrack(t)
             now = time.monotonic()
             if not msg.ok and msg.blameless:
-                log.info("%s: chunk %s to %s withdrawn: %s", self.name, t.chunk[:8], t.dest, msg.error)
+                log.info("%s: chunk %s to %s withdrawn: %s", self.name, t.chunk[:8], t.dest, safe_text(msg.error))
                 self.planner.cancel(t.id)          # no verdict on the source; planned again
             elif not msg.ok:
                 source_is_seed = t.source == self.name
@@ -343,9 +355,10 @@ class Swarm:
             else:
                 self.planner.finish(t.id, now, ok=True)
         elif isinstance(msg, p.Receiving):
-            self._waiting.discard(msg.transfer)
+            if self._owns(link, msg.transfer):
+                self._waiting.discard(msg.transfer)
         elif isinstance(msg, p.Ending):
-            if msg.transfer in self.transfers:
+            if self._owns(link, msg.transfer):
                 self.planner.release(msg.transfer)
                 self._ends[msg.transfer] = time.monotonic() + max(0.0, msg.seconds)
         elif isinstance(msg, p.Stats):
@@ -355,10 +368,17 @@ class Swarm:
             raise RemoteProtocolError(f"{link.name} sent {msg.TYPE!r}, which only a master sends")
         self._wake.set()
 
+    def _owns(self, link: PeerLink, transfer: int) -> bool:
+        """Whether `transfer` is under way to `link`: a peer speaks only of its own downloads."""
+        t = self.transfers.get(transfer)
+        return t is not None and t.dest == link.name
+
     def _drop(self, link: PeerLink) -> None:
         del self.peers[link.name]
         link.online = False
         self.gone[link.name] = link
+        while len(self.gone) > GONE_LIMIT:      # names churning must not grow the status for good
+            del self.gone[next(iter(self.gone))]
         for t in self.planner.remove_node(link.name) if link.planned else []:
             self.transfers.pop(t.id, None)
             self._untrack(t)

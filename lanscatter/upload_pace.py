@@ -31,9 +31,11 @@ from urllib.parse import urlencode
 
 from lanscatter.congestion import unpaced_default
 from lanscatter.fair_share import fair_rates
+from lanscatter.protocol import MAX_RATE
 
 _SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux
 _UNLIMITED = 0xFFFFFFFFFFFFFFFF
+_GROUP_MAX = 255
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)     # Linux
 _UNSENT_S, _MIN_UNSENT, _MAX_UNSENT = 0.05, 64 * 1024, 4 * 2**20
 WIRE_SHARE = 0.95   # pacing counts about the payload: 1448 B of a 1500 B IP packet, 1514 B frame
@@ -62,11 +64,17 @@ class Pace:
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> Pace:
-        group_rate = _positive(query.get("group_rate"))
-        group = query.get("group") if group_rate else None
-        t = query.get("t", "")
-        return cls(_positive(query.get("rate")), group or None, group_rate if group else None,
-                   int(t) if t.isdecimal() and len(t) < 19 else None)
+        """The pace a chunk request asks for; ValueError when a value is malformed or out of
+        range (the request is refused, never half obeyed)."""
+        rate, group_rate = _rate(query.get("rate")), _rate(query.get("group_rate"))
+        group = query.get("group") or None
+        if group is not None and len(group) > _GROUP_MAX:
+            raise ValueError(f"group name longer than {_GROUP_MAX} characters")
+        t = query.get("t")
+        if t is not None and not (t.isascii() and t.isdecimal() and len(t) <= 16):
+            raise ValueError("transfer id is not a number")
+        return cls(rate, group if group_rate else None, group_rate if group else None,
+                   int(t) if t is not None else None)
 
 
 @dataclass(slots=True)
@@ -94,7 +102,12 @@ class UploadPacer:
         up = self._uploads[id(sock)] = _Upload(sock, pace, rate)
         paced = self._rates()[id(sock)]
         # Always set: a kept-alive socket still carries its previous upload's pace.
-        if not set_pacing(sock, paced):
+        try:
+            kernel_paces = set_pacing(sock, paced)
+        except BaseException:
+            del self._uploads[id(sock)]
+            raise
+        if not kernel_paces:
             del self._uploads[id(sock)]
             return False
         up.paced = paced
@@ -115,7 +128,7 @@ class UploadPacer:
         """New rates from the planner, by transfer id (its share of the ports it crosses changed)."""
         by_transfer = {up.pace.transfer: up for up in self._uploads.values() if up.pace.transfer is not None}
         for transfer, rate in rates.items():
-            if not 0 < rate < math.inf:
+            if not 0 < rate <= MAX_RATE:
                 continue                # nonsense is ignored rather than obeyed
             up = by_transfer.get(transfer)
             if up is not None:
@@ -163,7 +176,7 @@ def set_pacing(sock: Any, rate: float | None) -> bool:
     keeps going at the old pace while the others speed up, so that tail must stay short."""
     if sys.platform != "linux":
         return False
-    value = max(1, int(rate)) if rate else _UNLIMITED
+    value = min(max(1, int(rate)), _UNLIMITED - 1) if rate else _UNLIMITED
     try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_MAX_PACING_RATE, struct.pack("=Q", value))
     except OSError:
@@ -179,9 +192,13 @@ def set_pacing(sock: Any, rate: float | None) -> bool:
     return True
 
 
-def _positive(value: str | None) -> float | None:
-    try:
-        rate = float(value) if value else None
-    except ValueError:
+def _rate(value: str | None) -> float | None:
+    """A rate from a query string: None when absent, else a number in (0, MAX_RATE]."""
+    if value is None:
         return None
-    return rate if rate and rate > 0 and rate != float("inf") else None
+    if len(value) > 32:
+        raise ValueError("rate too long")
+    rate = float(value)
+    if not 0 < rate <= MAX_RATE:       # (NaN fails this too)
+        raise ValueError(f"rate out of range: {value}")
+    return rate

@@ -89,6 +89,22 @@ def test_pace_travels_in_the_query() -> None:
     assert q == "?rate=1234&group=wan%3Aa%3Eb&group_rate=99&t=42"
     assert Pace.from_query(dict(parse_qsl(q[1:]))) == Pace(1234.0, "wan:a>b", 99.0, 42)
     assert Pace().query() == ""
-    # nonsense is ignored rather than obeyed
-    assert Pace.from_query({"rate": "-5", "group": "x", "group_rate": "inf"}) == Pace()
-    assert Pace.from_query({"group": "x"}) == Pace()
+    assert Pace.from_query({"group": "x"}) == Pace()     # a group without its rate means nothing
+
+
+@pytest.mark.parametrize("query", [
+    {"rate": "-5"}, {"rate": "0"}, {"rate": "1e30"}, {"rate": "nan"}, {"rate": "inf"}, {"rate": "x"},
+    {"group": "x", "group_rate": "inf"}, {"group": "g" * 300, "group_rate": "5"}, {"t": "-1"},
+    {"t": "1" * 40}, {"t": "١٢"}, {"rate": "1" * 100},
+])
+def test_nonsense_in_the_query_is_refused_whole(query: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        Pace.from_query(query)
+
+
+def test_rates_beyond_the_kernels_range_are_clamped_not_raised() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        pacer = UploadPacer()
+        assert pacer.add(s, Pace(rate=1e30)) in (True, False)
+        pacer.set_rates({1: 1e30, 2: float("nan")})
+        pacer.remove(s)
