@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lanscatter.chunking import FIXED, Chunking
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
 from lanscatter.sizes import parse_size
@@ -78,16 +79,16 @@ def bench_scan(tmp: Path, size: int) -> dict[str, float]:
     best = float("inf")
     for _ in range(2):
         t = time.perf_counter()
-        scan_folder(src, 16 * MiB, HashCache(None))
+        scan_folder(src, Chunking(FIXED, 16 * MiB), HashCache(None))
         best = min(best, time.perf_counter() - t)
     out = {"bytes": size, "b2sum_MiB_s": size / b2 / MiB, "scan_MiB_s": size / best / MiB,
            "ratio": b2 / best}
     t = time.perf_counter()
     cache = HashCache(tmp / "scan-cache.jsonl")
-    scan_folder(src, 16 * MiB, cache)
+    scan_folder(src, Chunking(FIXED, 16 * MiB), cache)
     cache.close()
     t = time.perf_counter()
-    scan_folder(src, 16 * MiB, HashCache(tmp / "scan-cache.jsonl"))
+    scan_folder(src, Chunking(FIXED, 16 * MiB), HashCache(tmp / "scan-cache.jsonl"))
     out["rescan_with_cache_s"] = time.perf_counter() - t
     return out
 

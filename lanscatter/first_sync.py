@@ -50,7 +50,7 @@ def preview_sync(root: Path, manifest: Manifest, cache: HashCache | None) -> Syn
     present = _present_files(root)
     overwrite: list[str] = []
     if cache is not None:
-        local, _ = scan_folder(root, manifest.chunk_size, cache)
+        local, _ = scan_folder(root, manifest.chunking, cache)
         for f in local.files:
             want = wanted.get(f.path)
             if want is not None and (f.size, f.chunks) != (want.size, want.chunks):

@@ -1,12 +1,13 @@
 """Remembered chunk hashes of files, so a restart does not re-hash gigabytes.
 
-Keyed by relative path and validated by (size, mtime_ns, inode, ctime_ns, chunk_size): any change
-to the file invalidates its entry. The ctime matters: a file rewritten in place under its old size
+Keyed by relative path and validated by (size, mtime_ns, inode, ctime_ns, chunking): any change
+to the file, or to the chunking (kind and target size, `Chunking.key`), invalidates its entry. The ctime matters: a file rewritten in place under its old size
 and with its old mtime put back (`cp -p`, builds with a fixed epoch) keeps its inode, and only its
 ctime (which no program can set back) says it changed. Lives outside the sync folder (the master
 never writes its folder; a peer's folder must end byte-identical to the origin). Written as an
 append-only JSON-lines journal, so an entry recorded before a SIGKILL survives it; compacted when
-loaded; entries of older versions (no ctime) are dropped, so those files are hashed once more.
+loaded; entries of older versions (no ctime, no chunk sizes) are dropped, so those files are hashed
+once more.
 Thread-safe: scans run in worker threads while the event loop forgets entries.
 """
 
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from lanscatter.chunking import Chunking
+
 log = logging.getLogger("lanscatter.hash_cache")
 
 
@@ -29,16 +32,17 @@ class CachedFile:
     mtime_ns: int
     inode: int
     ctime_ns: int
-    chunk_size: int
+    chunking: str                  # Chunking.key
     chunks: tuple[str, ...]
+    sizes: tuple[int, ...]
 
-    def matches(self, st: os.stat_result, chunk_size: int) -> bool:
-        return (self.size, self.mtime_ns, self.inode, self.ctime_ns, self.chunk_size) == (
-            st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunk_size)
+    def matches(self, st: os.stat_result, chunking: Chunking) -> bool:
+        return (self.size, self.mtime_ns, self.inode, self.ctime_ns, self.chunking) == (
+            st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key)
 
     def record(self, rel: str) -> dict[str, object]:
         return {"p": rel, "s": self.size, "m": self.mtime_ns, "i": self.inode, "t": self.ctime_ns,
-                "c": self.chunk_size, "h": list(self.chunks)}
+                "c": self.chunking, "h": list(self.chunks), "z": list(self.sizes)}
 
 
 class HashCache:
@@ -63,20 +67,25 @@ class HashCache:
                             self._entries.pop(rec["p"], None)
                         else:
                             self._entries[rec["p"]] = CachedFile(
-                                rec["s"], rec["m"], rec["i"], rec["t"], rec["c"], tuple(rec["h"]))
+                                rec["s"], rec["m"], rec["i"], rec["t"], str(rec["c"]), tuple(rec["h"]),
+                                tuple(rec["z"]))
                     except (ValueError, KeyError, TypeError):
                         continue   # a line torn by a crash: the file gets re-hashed, nothing worse
         except FileNotFoundError:
             pass
         self.compact()
 
-    def get(self, rel: str, st: os.stat_result, chunk_size: int) -> tuple[str, ...] | None:
-        """The remembered hashes of `rel` if the file is still as it was when they were taken."""
+    def get(self, rel: str, st: os.stat_result,
+            chunking: Chunking) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+        """The remembered (hashes, sizes) of `rel` if the file is still as it was when they were
+        taken with this chunking."""
         e = self._entries.get(rel)
-        return e.chunks if e is not None and e.matches(st, chunk_size) else None
+        return (e.chunks, e.sizes) if e is not None and e.matches(st, chunking) else None
 
-    def put(self, rel: str, st: os.stat_result, chunk_size: int, chunks: tuple[str, ...]) -> None:
-        entry = CachedFile(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunk_size, chunks)
+    def put(self, rel: str, st: os.stat_result, chunking: Chunking, chunks: tuple[str, ...],
+            sizes: tuple[int, ...]) -> None:
+        entry = CachedFile(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key, chunks,
+                           sizes)
         with self._lock:
             if self._entries.get(rel) == entry:
                 return

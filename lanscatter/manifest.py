@@ -10,8 +10,10 @@ Rules:
   `MAX_CHUNKS` chunk references, chunk size up to `MAX_CHUNK_SIZE`, file sizes up to
   `MAX_FILE_SIZE` and mtimes in the signed 64-bit nanoseconds the OS takes.
 - Paths reach logs, events and status only through `show_path` (escaped and shortened).
-- File i's chunk k covers bytes [k*chunk_size, min(size, (k+1)*chunk_size)). A 0-byte file has no
-  chunks. Chunks are identified by content hash, so identical content is listed (and moved) once:
+- A file lists its chunks' hashes and lengths; chunk k starts where chunk k-1 ends. The lengths
+  follow the manifest's chunking (lanscatter/chunking.py: fixed offsets or content-defined, a
+  target `chunk_size`), checked on decoding. A 0-byte file has no chunks. Chunks are identified
+  by content hash, so identical content is listed (and moved) once:
   `chunk_table()` is the distinct chunks in order of first appearance, and that index is the one
   status bitmaps use.
 - The generation id is a hash of the canonical content, so the same folder gives the same id on
@@ -27,9 +29,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanscatter.chunking import FIXED, Chunking, chunking_problem, sizes_problem
 from lanscatter.errors import ManifestError
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2          # 2: chunk lengths per file and the chunking kind
 HASH_HEX_LEN = 64          # blake3, 32 bytes
 _HEX = frozenset("0123456789abcdef")
 
@@ -113,16 +116,6 @@ def _int_in(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def chunk_count(size: int, chunk_size: int) -> int:
-    return -(-size // chunk_size)
-
-
-def chunk_span(size: int, chunk_size: int, index: int) -> tuple[int, int]:
-    """(offset, length) of chunk `index` of a file of `size` bytes."""
-    offset = index * chunk_size
-    return offset, min(chunk_size, size - offset)
-
-
 @dataclass(frozen=True, slots=True)
 class FileEntry:
     path: str
@@ -130,12 +123,14 @@ class FileEntry:
     mtime_ns: int
     executable: bool
     chunks: tuple[str, ...]
+    sizes: tuple[int, ...]            # each chunk's length, in order; they add up to `size`
 
-    def spans(self, chunk_size: int) -> Iterable[tuple[int, str, int, int]]:
+    def spans(self) -> Iterable[tuple[int, str, int, int]]:
         """(index, hash, offset, length) of each chunk."""
-        for k, h in enumerate(self.chunks):
-            off, length = chunk_span(self.size, chunk_size, k)
-            yield k, h, off, length
+        offset = 0
+        for k, (h, length) in enumerate(zip(self.chunks, self.sizes, strict=True)):
+            yield k, h, offset, length
+            offset += length
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +142,19 @@ class ChunkLocation:
 
 @dataclass(frozen=True)
 class Manifest:
-    chunk_size: int
+    chunk_size: int                        # fixed: every chunk's size; cdc: the target size
     files: tuple[FileEntry, ...]
     dirs: tuple[str, ...]                  # every directory, empty ones included, sorted
+    chunking_kind: str = FIXED
     generation: str = field(default="")
 
     def __post_init__(self) -> None:
         if not self.generation:
             object.__setattr__(self, "generation", _generation_id(self))
+
+    @property
+    def chunking(self) -> Chunking:
+        return Chunking(self.chunking_kind, self.chunk_size)
 
     # Derived tables are cached: a manifest is immutable and may list 100k files.
     def chunk_table(self) -> tuple[tuple[str, int], ...]:
@@ -163,7 +163,7 @@ class Manifest:
         if cached is None:
             seen: dict[str, int] = {}
             for f in self.files:
-                for _, h, _, length in f.spans(self.chunk_size):
+                for _, h, _, length in f.spans():
                     seen.setdefault(h, length)
             cached = tuple(seen.items())
             self.__dict__["_chunk_table"] = cached
@@ -182,7 +182,7 @@ class Manifest:
         if cached is None:
             acc: dict[str, list[ChunkLocation]] = {}
             for f in self.files:
-                for _, h, off, length in f.spans(self.chunk_size):
+                for _, h, off, length in f.spans():
                     acc.setdefault(h, []).append(ChunkLocation(f.path, off, length))
             cached = {h: tuple(v) for h, v in acc.items()}
             self.__dict__["_locations"] = cached
@@ -208,16 +208,19 @@ class Manifest:
         return {
             "format": MANIFEST_FORMAT,
             "generation": self.generation,
+            "chunking": self.chunking_kind,
             "chunk_size": self.chunk_size,
             "dirs": list(self.dirs),
-            "files": [[f.path, f.size, f.mtime_ns, int(f.executable), list(f.chunks)] for f in self.files],
+            "files": [[f.path, f.size, f.mtime_ns, int(f.executable), list(f.chunks), list(f.sizes)]
+                      for f in self.files],
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
 
-def build_manifest(chunk_size: int, files: Iterable[FileEntry], dirs: Iterable[str]) -> Manifest:
+def build_manifest(chunk_size: int, files: Iterable[FileEntry], dirs: Iterable[str],
+                   chunking_kind: str = FIXED) -> Manifest:
     """Canonical manifest: files and dirs sorted, parents of files listed as dirs."""
     file_list = sorted(files, key=lambda f: f.path)
     all_dirs = set(dirs)
@@ -225,7 +228,8 @@ def build_manifest(chunk_size: int, files: Iterable[FileEntry], dirs: Iterable[s
         parts = f.path.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             all_dirs.add("/".join(parts[:i]))
-    return Manifest(chunk_size=chunk_size, files=tuple(file_list), dirs=tuple(sorted(all_dirs)))
+    return Manifest(chunk_size=chunk_size, files=tuple(file_list), dirs=tuple(sorted(all_dirs)),
+                    chunking_kind=chunking_kind)
 
 
 def manifest_from_dict(data: Any) -> Manifest:
@@ -233,9 +237,12 @@ def manifest_from_dict(data: Any) -> Manifest:
     try:
         if data.get("format") != MANIFEST_FORMAT:
             raise ManifestError(f"unsupported manifest format {show_path(reprlib.repr(data.get('format')))}")
-        chunk_size = data["chunk_size"]
+        chunk_size, kind = data["chunk_size"], data["chunking"]
         if not _int_in(chunk_size, 1, MAX_CHUNK_SIZE):
             raise ManifestError(f"bad chunk size {show_path(reprlib.repr(chunk_size))}")
+        if (problem := chunking_problem(kind, chunk_size)) is not None:
+            raise ManifestError(f"bad chunking: {show_path(problem)}")
+        chunking = Chunking(kind, chunk_size)
         raw_dirs, raw_files = data["dirs"], data["files"]
         if not isinstance(raw_dirs, list) or not isinstance(raw_files, list):
             raise ManifestError("malformed manifest: dirs and files must be lists")
@@ -243,16 +250,21 @@ def manifest_from_dict(data: Any) -> Manifest:
         dirs = [check_relpath(d) for d in raw_dirs]
         files = []
         references = 0
-        for path, size, mtime_ns, executable, chunks in raw_files:
+        for path, size, mtime_ns, executable, chunks, lengths in raw_files:
             path = check_relpath(path)
             if not _int_in(size, 0, MAX_FILE_SIZE) or not _int_in(mtime_ns, *MTIME_RANGE):
                 raise ManifestError(f"bad size or mtime for '{show_path(path)}'")
-            if not isinstance(chunks, list) or len(chunks) != chunk_count(size, chunk_size):
-                raise ManifestError(f"'{show_path(path)}': wrong number of chunks for {size} bytes")
+            if not isinstance(chunks, list) or not isinstance(lengths, list) or len(chunks) != len(lengths):
+                raise ManifestError(f"'{show_path(path)}': chunk hashes and sizes do not pair up")
             references += len(chunks)
             check_counts(0, 0, references)
+            if not all(_int_in(n, 1, MAX_CHUNK_SIZE * 4) for n in lengths):
+                raise ManifestError(f"'{show_path(path)}': a malformed chunk size")
+            sizes = tuple(lengths)
+            if (problem := sizes_problem(chunking, size, sizes)) is not None:
+                raise ManifestError(f"'{show_path(path)}': {problem}")
             files.append(FileEntry(path, size, mtime_ns, bool(executable),
-                                   tuple(check_hash(h) for h in chunks)))
+                                   tuple(check_hash(h) for h in chunks), sizes))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ManifestError(f"malformed manifest: {show_path(str(exc))}") from None
     paths = [f.path for f in files]
@@ -266,11 +278,11 @@ def manifest_from_dict(data: Any) -> Manifest:
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in path_set:
                 raise ManifestError(f"'{show_path(p)}' lies below the file '{show_path('/'.join(parts[:i]))}'")
-    manifest = build_manifest(chunk_size, files, dirs)
-    sizes: dict[str, int] = {}
+    manifest = build_manifest(chunk_size, files, dirs, kind)
+    seen: dict[str, int] = {}
     for f in manifest.files:
-        for _, h, _, length in f.spans(chunk_size):
-            if sizes.setdefault(h, length) != length:
+        for _, h, _, length in f.spans():
+            if seen.setdefault(h, length) != length:
                 raise ManifestError(f"chunk {h[:12]} listed with two different sizes")
     claimed = data.get("generation")
     if claimed and claimed != manifest.generation:
@@ -288,11 +300,12 @@ def manifest_from_json(text: str | bytes) -> Manifest:
 
 def _generation_id(m: Manifest) -> str:
     h = hashlib.blake2b(digest_size=12)
-    h.update(f"{m.chunk_size}\n".encode())
+    h.update(f"{m.chunking_kind} {m.chunk_size}\n".encode())
     for d in m.dirs:
         h.update(f"d {d}\n".encode())
     for f in m.files:
-        h.update(f"f {f.path}\0{f.size} {f.mtime_ns} {int(f.executable)} {','.join(f.chunks)}\n".encode())
+        h.update(f"f {f.path}\0{f.size} {f.mtime_ns} {int(f.executable)} {','.join(f.chunks)}"
+                 f" {','.join(map(str, f.sizes))}\n".encode())
     return h.hexdigest()
 
 

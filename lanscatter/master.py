@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.auth import Auth
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, chunking_problem
 from lanscatter.errors import ConfigError, ManifestError
 from lanscatter.hash_cache import HashCache
 from lanscatter.linkmap import LinkMap
@@ -67,7 +68,8 @@ class MasterOptions:
     host: str = "0.0.0.0"
     port: int = DEFAULT_MASTER_PORT
     name: str = "master"
-    chunk_size: int = 16 * 2**20
+    chunk_size: int = AUTO                 # target bytes; AUTO: chosen from the data's size
+    chunking: str = CDC                    # content-defined boundaries, or FIXED offsets
     secret: str | None = None
     ul_rate: float | None = None          # bytes/s
     slots: int = 3                         # concurrent uploads from the master
@@ -104,9 +106,10 @@ class MasterNode:
             raise ConfigError(f"publish mode on-switch needs a symlink source; {opts.folder} is a folder",
                               "point the source at a symlink to the release folder (docs/versions.md), "
                               "or use --publish on-change or manual")
-        if not 0 < opts.chunk_size <= MAX_CHUNK_SIZE:
-            raise ConfigError(f"chunk size {opts.chunk_size} is out of range",
-                              f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (16MiB is the default)")
+        problem = chunking_problem(opts.chunking, opts.chunk_size or AUTO_MIN_SIZE)
+        if problem is not None:
+            raise ConfigError(problem, f"give a chunk size up to {MAX_CHUNK_SIZE // 2**20} MiB (a power of "
+                                       "two for cdc chunking), or leave it out to have one chosen")
         self.opts = opts
         self.mode = opts.publish or default_mode(opts.folder.is_symlink())
         self.root = opts.folder.resolve()        # the folder of the published version (served)
@@ -168,7 +171,7 @@ class MasterNode:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
                 continue
-            if entry is not None and self.cache.get(loc.path, st, m.chunk_size) == entry.chunks:
+            if entry is not None and self.cache.get(loc.path, st, m.chunking) == (entry.chunks, entry.sizes):
                 return Location(path, loc.offset, loc.length)
         self.swarm.seed_lost(chunk)
         self.request_rescan(f"chunk {chunk[:8]}: its file changed")
@@ -197,9 +200,13 @@ class MasterNode:
         loop = asyncio.get_running_loop()
         first = self.manifest is None
         progress = self.progress() if first else None
+        chunking = Chunking(self.opts.chunking, self.opts.chunk_size)
+        # An automatic size stays what the last version used while it fits, so a growing data set
+        # is not re-chunked on every scan.
+        keep = self.manifest.chunk_size if self.manifest is not None else AUTO
         try:
             manifest, stats = await loop.run_in_executor(
-                None, lambda: scan_folder(root, self.opts.chunk_size, self.cache, progress=progress))
+                None, lambda: scan_folder(root, chunking, self.cache, keep_size=keep, progress=progress))
         except OSError as exc:
             raise ConfigError(f"cannot scan {root}: {exc}", "check the folder and its permissions") from None
         self._report_refused(stats.refused)
@@ -209,8 +216,10 @@ class MasterNode:
             raise ConfigError(f"cannot distribute {root}: {exc}",
                               "split the folder, or use a larger --chunk-size") from None
         if first:
-            log.info("scanned %d files: %s hashed in %.1f s, %s known from cache",
-                     stats.files, format_bytes(stats.hashed_bytes), stats.seconds, format_bytes(stats.reused_bytes))
+            log.info("scanned %d files: %s hashed in %.1f s, %s known from cache; %s chunks of %s (target), "
+                     "%d distinct", stats.files, format_bytes(stats.hashed_bytes), stats.seconds,
+                     format_bytes(stats.reused_bytes), manifest.chunking_kind, format_bytes(manifest.chunk_size),
+                     len(manifest.chunk_table()))
         return manifest
 
     async def publish(self, *, label: str | None = None, allow_shrink: bool = False) -> Published | Refusal:

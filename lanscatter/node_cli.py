@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lanscatter.auth import SECRET_HINT, check_secret
+from lanscatter.chunking import AUTO, CDC, KINDS
 from lanscatter.errors import ConfigError
 from lanscatter.eta import MeanRateEta
 from lanscatter.linkmap import LinkMap
@@ -47,7 +48,9 @@ from lanscatter.version_plan import MAX_KEEP
 
 log = logging.getLogger("lanscatter.cli")
 
-DEFAULT_CHUNK_SIZE = 16 * 2**20
+
+def _chunk_size(text: str) -> int:
+    return AUTO if text.strip().lower() == "auto" else parse_size(text)
 
 
 def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's host name") -> None:
@@ -208,8 +211,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                    "is only read, never written. Changes are picked up by rescans.")
     m.add_argument("folder", type=Path, metavar="DIR")
     _common(m, DEFAULT_MASTER_PORT, name="master")
-    m.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE,
-                   help="chunk size (default 16MiB; see docs/architecture.md for why)")
+    m.add_argument("--chunk-size", type=_chunk_size, default=AUTO, metavar="SIZE|auto",
+                   help="target chunk size (default auto: a power of two from 1M to 64M giving at least "
+                        "2000 chunks; a power of two for cdc chunking)")
+    m.add_argument("--chunking", choices=KINDS, default=CDC,
+                   help="cdc (default): content-defined boundaries, so an insertion changes about one "
+                        "chunk; fixed: every --chunk-size bytes, for data only overwritten in place")
     m.add_argument("--slots", type=int, default=3, help="concurrent uploads from the master (default 3)")
     m.add_argument("--rescan-interval", type=float, default=60.0, metavar="S",
                    help="rescan at least this often, in seconds (file-system events also trigger one)")
@@ -365,6 +372,7 @@ def run_master(args: argparse.Namespace) -> int:
     where = _placement(args)
     opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
                          port=args.port, name=args.name or "master", chunk_size=args.chunk_size,
+                         chunking=args.chunking,
                          secret=swarm_secret(args), ul_rate=args.ul_rate, slots=args.slots,
                          rescan_interval=args.rescan_interval, compress=not args.no_compress,
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),

@@ -39,10 +39,12 @@ from urllib.parse import urlsplit
 from lanscatter.errors import RemoteProtocolError
 from lanscatter.safe_text import safe_text
 
-PROTOCOL_VERSION = 5          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames
+PROTOCOL_VERSION = 6          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+                              # 6: manifest format 2 (chunk sizes, content-defined chunks)
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
-# secret never falls back to an unauthenticated conversation.
-MIN_PROTOCOL_VERSION = 5
+# secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
+# node could not read one, so it is told to upgrade at the handshake instead.
+MIN_PROTOCOL_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)

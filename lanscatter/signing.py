@@ -88,8 +88,9 @@ def content_digest(manifest: Manifest) -> str:
     """`sha256:<hex>` of the manifest's canonical content. A decoded manifest is rebuilt sorted
     (`build_manifest`), so the same content gives the same digest whatever order it arrived in;
     JSON with ASCII escapes makes the encoding unambiguous for any path text."""
-    content = [MANIFEST_FORMAT, manifest.chunk_size, list(manifest.dirs),
-               [[f.path, f.size, f.mtime_ns, int(f.executable), list(f.chunks)] for f in manifest.files]]
+    content = [MANIFEST_FORMAT, manifest.chunking_kind, manifest.chunk_size, list(manifest.dirs),
+               [[f.path, f.size, f.mtime_ns, int(f.executable), list(f.chunks), list(f.sizes)]
+                for f in manifest.files]]
     text = json.dumps(content, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     config, topology = opts.config, None
     if opts.topology is not None:
         topology, chunk_size = site_tree(opts.topology, config.host_rate)
-        if not opts.chunk_size_given:
+        if not opts.chunk_size_given and chunk_size:     # a tree's `auto` keeps the default
             config = replace(config, chunk_size=chunk_size)
     try:
         sim = Simulation(config, topology)

@@ -79,18 +79,18 @@ class StagedStore(MirrorStore):
         self.root = staging
         if active is None:
             return {}
-        local, _ = scan_folder(active, manifest.chunk_size, self.cache)
+        local, _ = scan_folder(active, manifest.chunking, self.cache)
         linked = self._link_unchanged(active, local, manifest)
         self._check_space(manifest, linked)
         sources: dict[str, Location] = {}
         for f in local.files:
-            for _, h, off, length in f.spans(manifest.chunk_size):
+            for _, h, off, length in f.spans():
                 sources.setdefault(h, Location(active / f.path, off, length))
         return sources
 
     def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> set[str]:
         """Hard-link into the staging folder the active files the new version holds unchanged."""
-        chunks = {f.path: f.chunks for f in manifest.files}
+        entries = {f.path: f for f in manifest.files}
         linked: set[str] = set()
         for new_rel, old_rel in link_plan(local.files, manifest).items():
             src = active / old_rel
@@ -110,7 +110,8 @@ class StagedStore(MirrorStore):
                 log.debug("cannot link %s: %s", new_rel, exc.strerror)
                 continue
             # The link changed the inode's ctime: the cache learns it, so nothing is hashed again.
-            self.cache.put(new_rel, os.lstat(dst), manifest.chunk_size, chunks[new_rel])
+            entry = entries[new_rel]
+            self.cache.put(new_rel, os.lstat(dst), manifest.chunking, entry.chunks, entry.sizes)
             linked.add(new_rel)
         return linked
 

@@ -166,10 +166,10 @@ class MirrorStore:
         wanted_files = {f.path: f for f in manifest.files}
         wanted_dirs = set(manifest.dirs)
         self._remove_conflicts(wanted_files, wanted_dirs, stats)
-        local, _ = scan_folder(self.root, manifest.chunk_size, self.cache)
+        local, _ = scan_folder(self.root, manifest.chunking, self.cache)
         local_by_path = {f.path: f for f in local.files}
         for f in local.files:
-            for _, h, off, length in f.spans(manifest.chunk_size):
+            for _, h, off, length in f.spans():
                 sources.setdefault(h, Location(self.root / f.path, off, length))
         journal = self._load_part_journal()
         for entry in manifest.files:
@@ -177,20 +177,20 @@ class MirrorStore:
             if have is not None and have.size == entry.size and have.chunks == entry.chunks:
                 self._fix_metadata(entry)
                 stats.kept_files += 1
-                for _, h, off, length in entry.spans(manifest.chunk_size):
+                for _, h, off, length in entry.spans():
                     self._have.setdefault(h, Location(self.root / entry.path, off, length))
                 continue
             self._start_assembly(entry, journal, stats)
         self._journal_rewrite()
         self._needs = {}
         for asm in self._asm.values():
-            for k, h, off, length in asm.entry.spans(manifest.chunk_size):
+            for k, h, off, length in asm.entry.spans():
                 if k in asm.missing:
                     self._needs.setdefault(h, []).append((asm, k, off, length))
         # Local copies before anything is deleted: old versions are sources too.
         for rel in list(self._asm):
             asm = self._asm[rel]
-            for k, h, off, length in list(asm.entry.spans(manifest.chunk_size)):
+            for k, h, off, length in list(asm.entry.spans()):
                 if k not in asm.missing:
                     continue
                 src = self._have.get(h) or sources.get(h)
@@ -261,7 +261,7 @@ class MirrorStore:
         asm = _Assembly(entry, part, set(range(len(entry.chunks))), st.st_ino)
         inode, verified = journal.get(entry.path, (-1, {}))
         if inode == st.st_ino and st.st_size == entry.size:
-            for k, h, off, length in entry.spans(self.manifest.chunk_size):
+            for k, h, off, length in entry.spans():
                 if verified.get(off) == h:
                     asm.missing.discard(k)
                     self._have.setdefault(h, Location(part, off, length))
@@ -309,9 +309,8 @@ class MirrorStore:
             os.chmod(p, want)
         if st.st_mtime_ns != entry.mtime_ns:
             os.utime(p, ns=(st.st_atime_ns, entry.mtime_ns))
-        if want != mode or st.st_mtime_ns != entry.mtime_ns:
-            self.cache.put(entry.path, os.lstat(p), self.manifest.chunk_size if self.manifest else 0,
-                           entry.chunks)
+        if (want != mode or st.st_mtime_ns != entry.mtime_ns) and self.manifest is not None:
+            self.cache.put(entry.path, os.lstat(p), self.manifest.chunking, entry.chunks, entry.sizes)
 
     def _finalize(self, rel: str) -> None:
         assert self.manifest is not None
@@ -320,14 +319,14 @@ class MirrorStore:
         if asm.fd >= 0:
             os.close(asm.fd)
         os.replace(asm.part, target)
-        for _, h, off, length in asm.entry.spans(self.manifest.chunk_size):
+        for _, h, off, length in asm.entry.spans():
             loc = self._have.get(h)
             if loc is not None and loc.path == asm.part:
                 self._have[h] = Location(target, loc.offset, loc.length)
         mode = 0o666 & ~_UMASK
         os.chmod(target, (mode | ((mode & 0o444) >> 2)) if asm.entry.executable else mode)
         os.utime(target, ns=(asm.entry.mtime_ns, asm.entry.mtime_ns))
-        self.cache.put(rel, os.lstat(target), self.manifest.chunk_size, asm.entry.chunks)
+        self.cache.put(rel, os.lstat(target), self.manifest.chunking, asm.entry.chunks, asm.entry.sizes)
 
     def _delete_extraneous(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
         keep_parts = {str(a.part) for a in self._asm.values()}
@@ -401,7 +400,7 @@ class MirrorStore:
         with open(tmp, "w", encoding="utf-8") as fh:
             for rel, asm in self._asm.items():
                 ino = asm.ino
-                for k, h, off, _ in asm.entry.spans(self.manifest.chunk_size):
+                for k, h, off, _ in asm.entry.spans():
                     if k not in asm.missing:
                         fh.write(json.dumps({"p": rel, "i": ino, "o": off, "h": h}) + "\n")
         os.replace(tmp, self._parts_path)

@@ -177,7 +177,8 @@ class Swarm:
             self._set_complete(link, False)
             asyncio.ensure_future(self._send(link, self._manifest_msg(manifest)))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
-                           f"{len(table)} chunks, {format_bytes(manifest.total_bytes)}")
+                           f"{len(table)} chunks, {format_bytes(manifest.total_bytes)} "
+                           f"({manifest.chunking_kind} chunking, {format_bytes(manifest.chunk_size)} target)")
         self._wake.set()
 
     def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
@@ -608,6 +609,7 @@ class Swarm:
             "version": 1, "role": self.role, "name": self.name, "site": self.site,
             "generation": m.generation if m else None, "chunks": len(m.chunk_table()) if m else 0,
             "generation_at": self.generation_at if m else None,
+            "chunking": m.chunking_kind if m else None, "chunk_size": m.chunk_size if m else 0,
             "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
             "published": published_view(self.signed, m.generation if m else None),
             "nodes": nodes, "links": [], "events": list(self.events), "insecure": not self.auth.secure,

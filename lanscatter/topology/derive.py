@@ -46,7 +46,7 @@ LOCAL_WORKDIR = ".lanscatter-rehearsal"   # beside the YAML file, when local=Tru
 class DatasetPlan:
     name: str
     source: Path               # absolute folder on the origin
-    chunk_size: int            # bytes
+    chunk_size: int            # bytes; 0: auto
     secret: SecretRef
     base_dir: Path             # the YAML file's folder: relative secret files are read from there
     origin_key: str | None = None          # the origin's public key, `ed25519:<base64>`
@@ -54,6 +54,7 @@ class DatasetPlan:
     publish: str | None = None             # the master's --publish (None: its default)
     settle_s: float | None = None          # the master's --settle (None: its default)
     allow_shrink: bool = False
+    chunking: str = "cdc"
 
     def secret_value(self) -> str | None:
         return resolve_secret(self.secret, self.base_dir)
@@ -148,7 +149,8 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
     rehearsal = (workdir or base / LOCAL_WORKDIR).resolve()
     dataset = DatasetPlan(topo.dataset.name, source, topo.dataset.chunk_size, topo.dataset.secret, base,
                           topo.origin_key, _resolve(base, topo.origin_key_file) if topo.origin_key_file else None,
-                          topo.dataset.publish, topo.dataset.settle_s, topo.dataset.allow_shrink)
+                          topo.dataset.publish, topo.dataset.settle_s, topo.dataset.allow_shrink,
+                          topo.dataset.chunking)
 
     sites = [site for name in tree.order if (site := topo.site(name)) is not None]
     ordered = [h for site in sites for h in site.hosts]

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import TypeVar
 
+from lanscatter.chunking import CDC, KINDS
 from lanscatter.publish_policy import PUBLISH_MODES
 from lanscatter.signing import parse_origin_key
 from lanscatter.tls import normalize_fingerprint
 from lanscatter.topology.model import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_CHUNKING,
     DEFAULT_LAN_BYTES_PER_S,
     DEFAULT_SECRET_ENV,
     DEFAULT_TLS,
@@ -44,7 +46,8 @@ MIN_CHUNK, MAX_CHUNK = 64 * 1024, 1024**3
 
 TOP_KEYS = ("version", "dataset", "defaults", "sites", "wan", "origin_key", "origin_key_file", "tls",
             "tls_ca")
-DATASET_KEYS = ("source", "origin", "name", "chunk_size", "secret", "publish", "settle", "allow_shrink")
+DATASET_KEYS = ("source", "origin", "name", "chunk_size", "chunking", "secret", "publish", "settle",
+                "allow_shrink")
 SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced",
                 "activate", "keep", "adopt")
@@ -247,15 +250,25 @@ def _dataset(r: _Reader, key: YScalar, node: YNode) -> Dataset:
         if not re.match(NAME, name):
             r.log.add(f["source"].pos, "bad-name", f"cannot name the data set after folder {name!r}; "
                       "add 'name:' to dataset")
-    chunk = r.unit(f["chunk_size"], "chunk_size", parse_size) if "chunk_size" in f else DEFAULT_CHUNK_SIZE
-    if chunk is not None and not MIN_CHUNK <= chunk <= MAX_CHUNK:
-        r.log.add(f["chunk_size"].pos, "bad-size", "chunk_size must be between 64KiB and 1GiB")
+    chunking = r.text(f["chunking"], "chunking") if "chunking" in f else DEFAULT_CHUNKING
+    if chunking is not None and chunking not in KINDS:
+        r.log.add(f["chunking"].pos, "bad-value", f"chunking must be one of {', '.join(KINDS)}, not {chunking!r}")
+        chunking = None
+    chunk: int | None = DEFAULT_CHUNK_SIZE
+    if "chunk_size" in f and not (isinstance(f["chunk_size"], YScalar) and f["chunk_size"].text == "auto"):
+        chunk = r.unit(f["chunk_size"], "chunk_size", parse_size)
+        if chunk is not None and not MIN_CHUNK <= chunk <= MAX_CHUNK:
+            r.log.add(f["chunk_size"].pos, "bad-size", "chunk_size must be between 64KiB and 1GiB, or auto")
+        elif chunk is not None and chunking == CDC and chunk & (chunk - 1):
+            r.log.add(f["chunk_size"].pos, "bad-size", "chunk_size must be a power of two (e.g. 4MiB) for "
+                      "cdc chunking, or auto")
     secret = _secret(r, f.get("secret"), file, pos)
     publish = r.choice(f["publish"], "publish", PUBLISH_MODES) if "publish" in f else None
     settle = r.unit(f["settle"], "settle", parse_duration) if "settle" in f else None
     allow_shrink = r.flag(f["allow_shrink"], "allow_shrink") if "allow_shrink" in f else None
     return Dataset(name or "", source or "", origin or "", chunk or DEFAULT_CHUNK_SIZE, secret, pos, where,
-                   publish=publish, settle_s=settle, allow_shrink=bool(allow_shrink))
+                   publish=publish, settle_s=settle, allow_shrink=bool(allow_shrink),
+                   chunking=chunking or DEFAULT_CHUNKING)
 
 
 def _hosts(r: _Reader, node: YNode, site: str) -> tuple[Host, ...]:

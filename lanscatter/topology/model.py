@@ -17,7 +17,8 @@ from lanscatter.topology.problems import Pos
 
 DEFAULT_MASTER_PORT = 10564
 DEFAULT_PEER_PORT = 10565
-DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 0             # auto: chosen from the data's size when it is scanned
+DEFAULT_CHUNKING = "cdc"           # content-defined boundaries (lanscatter/chunking.py)
 DEFAULT_LAN_BYTES_PER_S = 1e9 / 8            # 1 Gbit/s ports
 DEFAULT_SECRET_ENV = "LANSCATTER_SECRET"
 DEFAULT_FOLDER_ROOT = "/var/lib/lanscatter"  # + /<dataset name> on every host but the origin
@@ -124,13 +125,14 @@ class Dataset:
     name: str
     source: str                       # folder on the origin host (relative: to the YAML file)
     origin: str                       # host name
-    chunk_size: int                   # bytes
+    chunk_size: int                   # bytes; 0: auto
     secret: SecretRef
     pos: Pos
     where: Mapping[str, Pos] = _positions()
     publish: str | None = None        # on-change | on-switch | manual (None: by the kind of source)
     settle_s: float | None = None     # on-change: quiet time before a publish (None: the default)
     allow_shrink: bool = False        # publish an empty or much smaller source unasked
+    chunking: str = DEFAULT_CHUNKING  # "cdc" or "fixed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,8 @@ def plan_to_text(plan: DeploymentPlan, file: str) -> str:
     mode = "local rehearsal (loopback addresses)" if plan.local else "deployment"
     lines = [
         f"{file}: {mode}",
-        (f"data set {ds.name!r}: {ds.source} in {format_bytes(ds.chunk_size)} chunks, "
+        (f"data set {ds.name!r}: {ds.source} in {ds.chunking} chunks of "
+         f"{format_bytes(ds.chunk_size) if ds.chunk_size else 'auto size (1-64 MiB, from the data)'}, "
          f"secret from {ds.secret.describe()}"),
         "",
     ]
@@ -79,7 +80,8 @@ def plan_to_json(plan: DeploymentPlan) -> dict[str, Any]:
     return {
         "format": JSON_FORMAT,
         "local": plan.local,
-        "dataset": {"name": ds.name, "source": str(ds.source), "chunk_size": ds.chunk_size,
+        "dataset": {"name": ds.name, "source": str(ds.source), "chunk_size": ds.chunk_size or "auto",
+                    "chunking": ds.chunking,
                     "secret": {"kind": ds.secret.kind,
                                "ref": None if ds.secret.kind == "value" else ds.secret.ref}},
         "sites": [{"name": s.name, "parent": s.parent, "depth": s.depth, "lan_bytes_per_s": s.lan,

@@ -71,7 +71,8 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
     argv: list[str] = [ctx.python, "-m", "lanscatter", command]
     if role == "master":
         argv += [str(plan.dataset.source), "--listen", host.address, "--port", str(host.master_port),
-                 "--chunk-size", f"{plan.dataset.chunk_size}B"]
+                 "--chunk-size", f"{plan.dataset.chunk_size}B" if plan.dataset.chunk_size else "auto",
+                 "--chunking", plan.dataset.chunking]
         if ctx.all_hosts:
             joining = sum(1 for h in plan.hosts if h.upstream == (host.address, host.master_port))
             if joining:

@@ -76,8 +76,11 @@ def _valid(name: str, hint: Any, hashes: list[str], strict: bool) -> st.SearchSt
         (item,) = typing.get_args(hint)
         return st.lists(_valid(name + "[]" if item is not str else "chunk", item, hashes, strict), max_size=6)
     if origin is dict:
-        return st.sampled_from([{}, {"format": 1}, {"format": 1, "chunk_size": 0, "dirs": [], "files": []},
-                                {"format": 1, "chunk_size": 4, "dirs": ["../x"], "files": []}])
+        return st.sampled_from([{}, {"format": 1}, {"format": 2, "chunking": "cdc", "chunk_size": 0, "dirs": [],
+                                                     "files": []},
+                                {"format": 2, "chunking": "fixed", "chunk_size": 4, "dirs": ["../x"], "files": []},
+                                {"format": 2, "chunking": "cdc", "chunk_size": 4096, "dirs": [],
+                                 "files": [["x", 10, 0, 0, ["0" * 64], [9]]]}])
     raise AssertionError(f"no strategy for {hint}")
 
 

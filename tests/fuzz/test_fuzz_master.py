@@ -19,6 +19,7 @@ import pytest
 
 from lanscatter import protocol as p
 from lanscatter.auth import TOKEN_HEADER
+from lanscatter.chunking import CDC, Chunking
 from lanscatter.handshake import Channel
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
@@ -80,7 +81,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     tmp = tmp_path_factory.mktemp("fuzz")
     origin = tmp / "origin"
     make_tree(origin, chunk=CHUNK)
-    manifest, _ = scan_folder(origin, CHUNK, HashCache(None))
+    manifest, _ = scan_folder(origin, Chunking(CDC, CHUNK), HashCache(None))
     cluster = Cluster(tmp, origin, chunk_size="64KiB", secret=SECRET)
     try:
         master = cluster.start_master()

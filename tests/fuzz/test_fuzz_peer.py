@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter import protocol as p
 from lanscatter.auth import TOKEN_HEADER
+from lanscatter.chunking import CDC, Chunking
 from lanscatter.handshake import MAC_BYTES
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
@@ -58,7 +59,7 @@ def _survivable(f: Frame) -> bool:
 async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     origin, folder = tmp_path / "origin", tmp_path / "peer"
     make_tree(origin, chunk=CHUNK)
-    manifest, _ = scan_folder(origin, CHUNK, HashCache(None))
+    manifest, _ = scan_folder(origin, Chunking(CDC, CHUNK), HashCache(None))
     hashes = [h for h, _ in manifest.chunk_table()]
     origin_key = Ed25519PrivateKey.generate()
     shutil.copytree(origin, folder)

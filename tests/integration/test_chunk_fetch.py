@@ -17,6 +17,7 @@ from aiohttp import web
 from lanscatter import chunk_http
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.chunking import FIXED
 from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.upload_pace import Pace
 from tests.integration.nodes import free_port
@@ -24,7 +25,7 @@ from tests.integration.nodes import free_port
 
 async def _master(tmp: Path, port: int, chunk_size: int = 1 << 20) -> MasterNode:
     m = MasterNode(MasterOptions(folder=tmp / "src", state_dir=tmp / "state", host="127.0.0.1", port=port,
-                                 chunk_size=chunk_size, watch=False))
+                                 chunk_size=chunk_size, chunking=FIXED, watch=False))
     await m.start()
     return m
 
@@ -73,7 +74,7 @@ async def test_fetch_survives_a_restarted_source_and_flags_corruption(tmp_path: 
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
         entry = master.manifest.file("a.bin")
         assert entry is not None
-        master.cache.put("a.bin", src.stat(), master.manifest.chunk_size, entry.chunks)
+        master.cache.put("a.bin", src.stat(), master.manifest.chunking, entry.chunks, entry.sizes)
         r = await fetcher.fetch(url, h2, s2, token="", fd=fd, offset=0, timeout_s=10, buckets=[])
         assert not r.ok and r.corrupt and r.error == "hash mismatch"
     finally:

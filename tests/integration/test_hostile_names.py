@@ -96,10 +96,13 @@ def test_posix_names_with_a_colon_sync(tmp_path: Path) -> None:
 
 # Manifests a master might send that a peer must refuse, one per connection.
 _BAD_MANIFESTS: list[dict[str, Any]] = [
-    {"format": 1, "chunk_size": 4, "dirs": [], "files": [["../evil", 1, 0, 0, ["0" * 64]]]},
-    {"format": 1, "chunk_size": 4, "dirs": [], "files": [["n" * 100_000, 1, 0, 0, ["0" * 64]]]},
-    {"format": 1, "chunk_size": 4, "dirs": [], "files": [["huge", 10**30, 0, 0, []]]},
-    {"format": 1, "chunk_size": 10**30, "dirs": [], "files": []},
+    {"format": 2, "chunking": "fixed", "chunk_size": 4, "dirs": [], "files": [["../evil", 1, 0, 0, ["0" * 64], [1]]]},
+    {"format": 2, "chunking": "fixed", "chunk_size": 4, "dirs": [],
+     "files": [["n" * 100_000, 1, 0, 0, ["0" * 64], [1]]]},
+    {"format": 2, "chunking": "fixed", "chunk_size": 4, "dirs": [], "files": [["huge", 10**30, 0, 0, [], []]]},
+    {"format": 2, "chunking": "cdc", "chunk_size": 4096, "dirs": [],
+     "files": [["x", 2**40, 0, 0, ["0" * 64], [2**40]]]},        # one chunk far over the maximum
+    {"format": 2, "chunking": "fixed", "chunk_size": 10**30, "dirs": [], "files": []},
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lanscatter.chunking import FIXED, Chunking, fixed_sizes
 from lanscatter.hashing import hash_bytes
 from lanscatter.master import MasterNode, MasterOptions
 from tests.integration.nodes import HOST, Cluster, flip_byte, local_peer, make_tree, tree_state, wait_for
@@ -57,9 +58,10 @@ async def test_an_origin_file_whose_cached_hashes_are_wrong_is_read_again_not_se
     path = tmp_path / "origin" / REL
     size = path.stat().st_size
     master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
-                                      chunk_size=CHUNK, watch=False))
-    wrong = tuple(hash_bytes(b"what the file held once %d" % k) for k in range(-(-size // CHUNK)))
-    master.cache.put(REL, os.stat(path), CHUNK, wrong)
+                                      chunk_size=CHUNK, chunking=FIXED, watch=False))
+    sizes = fixed_sizes(size, CHUNK)
+    wrong = tuple(hash_bytes(b"what the file held once %d" % k) for k in range(len(sizes)))
+    master.cache.put(REL, os.stat(path), Chunking(FIXED, CHUNK), wrong, sizes)
     caplog.set_level(logging.INFO, logger="lanscatter")
     await master.start()
     assert master.manifest is not None and master.manifest.file(REL).chunks == wrong  # type: ignore[union-attr]

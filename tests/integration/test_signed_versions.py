@@ -93,7 +93,8 @@ def test_a_relay_chain_passes_the_origins_signature_down_and_keeps_it(cluster: C
 def _pwned_manifest() -> Manifest:
     """bin/run.sh replaced by `echo PWNED`, mode 755, and everything else deleted."""
     script = b"echo PWNED\n"
-    entry = FileEntry("bin/run.sh", len(script), 1_700_000_000_000_000_000, True, (hash_bytes(script),))
+    entry = FileEntry("bin/run.sh", len(script), 1_700_000_000_000_000_000, True, (hash_bytes(script),),
+                      (len(script),))
     return build_manifest(CHUNK, [entry], [])
 
 

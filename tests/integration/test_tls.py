@@ -18,6 +18,7 @@ import pytest
 
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import TrafficCounters
+from lanscatter.chunking import FIXED
 from lanscatter.hashing import new_hasher
 from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.tls import client_context, fingerprint_der, fingerprint_file, new_identity, server_tls
@@ -125,7 +126,7 @@ async def _tls_source(tmp: Path, files: dict[str, bytes]) -> tuple[MasterNode, s
         (tmp / "src" / name).write_bytes(data)
     fp = new_identity(tmp / "tls", "source")
     master = MasterNode(MasterOptions(folder=tmp / "src", state_dir=tmp / "state", host=HOST, port=0,
-                                      chunk_size=1 << 20, watch=False,
+                                      chunk_size=1 << 20, chunking=FIXED, watch=False,
                                       tls=server_tls(tmp / "tls" / "cert.pem", tmp / "tls" / "key.pem",
                                                      required=True)))
     await master.start()
@@ -178,7 +179,7 @@ async def test_chunks_over_tls_are_verified_plain_lz4_pipelined_and_paced(tmp_pa
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
         entry = master.manifest.file("a.bin")
         assert entry is not None
-        master.cache.put("a.bin", src.stat(), master.manifest.chunk_size, entry.chunks)
+        master.cache.put("a.bin", src.stat(), master.manifest.chunking, entry.chunks, entry.sizes)
         r = await fetcher.fetch(url, first.hexdigest(), 1 << 20, token="", fd=fd, offset=0, timeout_s=10,
                                 buckets=[])
         assert not r.ok and r.corrupt and r.error == "hash mismatch"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lanscatter.chunking import CDC, Chunking
 from lanscatter.first_sync import mark_synced, preview_sync, refusal_text, synced_before
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import scan_folder
 
-CS = 1024
+CS = Chunking(CDC, 4096)
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> None:

@@ -15,7 +15,7 @@ H = "ab" * 32
 
 
 def _m(*paths: str) -> Manifest:
-    return build_manifest(1024, [FileEntry(p, 1, 0, False, (H,)) for p in paths], [])
+    return build_manifest(1024, [FileEntry(p, 1, 0, False, (H,), (1,)) for p in paths], [])
 
 
 def test_an_empty_source_is_refused_first_and_later() -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lanscatter.chunking import CDC, Chunking
 from lanscatter.hash_cache import HashCache
 from lanscatter.scanner import RefusedName, scan_folder
 
-CS = 64 * 1024
+CHUNKING = Chunking(CDC, 64 * 1024)
 
 
 def _bytes_file(folder: Path, name: bytes, data: bytes) -> None:
@@ -27,7 +28,7 @@ def test_names_the_protocol_cannot_carry_are_refused_and_the_rest_scanned(tmp_pa
     _bytes_file(tmp_path, b"bad\xff.txt", b"latin-1")
     os.mkdir(os.fsencode(tmp_path) + b"/dir\xfe")
     _bytes_file(tmp_path, b"dir\xfe/inside", b"below a refused folder")
-    manifest, stats = scan_folder(tmp_path, CS, HashCache(None))
+    manifest, stats = scan_folder(tmp_path, CHUNKING, HashCache(None))
     assert [f.path for f in manifest.files] == ["a:b.txt", "good.txt"]
     assert manifest.dirs == ()
     assert sorted(stats.refused, key=lambda r: r.shown) == [
@@ -55,7 +56,7 @@ def _deep_tree(root: Path, depth: int, name: str) -> None:
 def test_a_path_too_long_for_the_protocol_is_refused(tmp_path: Path) -> None:
     _deep_tree(tmp_path, 17, "d" * 249)            # every name fine, the path over 4096 bytes
     (tmp_path / "short").write_bytes(b"y")
-    manifest, stats = scan_folder(tmp_path, CS, HashCache(None))
+    manifest, stats = scan_folder(tmp_path, CHUNKING, HashCache(None))
     assert [f.path for f in manifest.files] == ["short"]
     assert [r.reason for r in stats.refused] == ["path longer than 4096 bytes"]
 
@@ -65,7 +66,7 @@ def test_a_path_too_long_below_the_folder_is_refused(tmp_path: Path) -> None:
     root.mkdir()
     _deep_tree(root, 16, "d" * 249)               # 4000 bytes: carried, but not below this folder
     (root / "short").write_bytes(b"y")
-    manifest, stats = scan_folder(root, CS, HashCache(None))
+    manifest, stats = scan_folder(root, CHUNKING, HashCache(None))
     assert [f.path for f in manifest.files] == ["short"]
     assert [r.reason for r in stats.refused] == ["path too long below this folder"]
 
@@ -76,7 +77,7 @@ def test_a_rewrite_in_place_with_the_old_mtime_is_hashed_again(tmp_path: Path) -
     path = root / "f.bin"
     path.write_bytes(b"A" * 100_000)
     cache = HashCache(tmp_path / "cache.jsonl")
-    first, _ = scan_folder(root, CS, cache)
+    first, _ = scan_folder(root, CHUNKING, cache)
     st = path.stat()
     with open(path, "r+b") as fh:
         fh.write(b"B" * 100_000)
@@ -84,7 +85,7 @@ def test_a_rewrite_in_place_with_the_old_mtime_is_hashed_again(tmp_path: Path) -
     assert (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino) == (
         st.st_size, st.st_mtime_ns, st.st_ino)
     cache.close()
-    again, stats = scan_folder(root, CS, HashCache(tmp_path / "cache.jsonl"))     # as after a restart
+    again, stats = scan_folder(root, CHUNKING, HashCache(tmp_path / "cache.jsonl"))     # as after a restart
     assert stats.hashed_bytes == 100_000
     assert again.files[0].chunks != first.files[0].chunks
 
@@ -94,7 +95,7 @@ def test_an_unchanged_file_is_not_hashed_again_after_a_restart(tmp_path: Path) -
     root.mkdir()
     (root / "f.bin").write_bytes(b"A" * 100_000)
     cache = HashCache(tmp_path / "cache.jsonl")
-    scan_folder(root, CS, cache)
+    scan_folder(root, CHUNKING, cache)
     cache.close()
-    _, stats = scan_folder(root, CS, HashCache(tmp_path / "cache.jsonl"))
+    _, stats = scan_folder(root, CHUNKING, HashCache(tmp_path / "cache.jsonl"))
     assert (stats.hashed_bytes, stats.reused_bytes) == (0, 100_000)

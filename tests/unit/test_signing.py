@@ -34,8 +34,8 @@ ORIGIN = public_key_of(KEY)
 
 
 def _manifest(**change: object) -> Manifest:
-    files = [FileEntry("bin/run.sh", 10, 1_600_000_000_000_000_000, True, (H1,)),
-             FileEntry("data/a.bin", 40, 1_600_000_000_000_000_001, False, (H2, H3))]
+    files = [FileEntry("bin/run.sh", 10, 1_600_000_000_000_000_000, True, (H1,), (10,)),
+             FileEntry("data/a.bin", 40, 1_600_000_000_000_000_001, False, (H2, H3), (32, 8))]
     entry = dataclasses.replace(files[0], **change) if change else files[0]
     return build_manifest(32, [entry, files[1]], ["empty"])
 
@@ -57,6 +57,7 @@ def test_the_digest_is_of_the_content_not_its_order_and_full_strength() -> None:
 
 @pytest.mark.parametrize("change", [
     {"path": "bin/run2.sh"}, {"size": 11}, {"mtime_ns": 1}, {"executable": False}, {"chunks": (H3,)},
+    {"sizes": (9,)},
 ])
 def test_any_change_to_a_file_changes_the_digest(change: dict[str, object]) -> None:
     assert content_digest(_manifest(**change)) != content_digest(_manifest())
@@ -66,11 +67,12 @@ def test_directories_and_chunk_size_are_covered() -> None:
     m = _manifest()
     assert content_digest(build_manifest(32, m.files, [])) != content_digest(m)
     assert content_digest(Manifest(64, m.files, m.dirs)) != content_digest(m)
+    assert content_digest(Manifest(32, m.files, m.dirs, "cdc")) != content_digest(m)
 
 
 def test_paths_that_differ_only_in_escaping_stay_apart() -> None:
-    a = build_manifest(32, [FileEntry('a",1,2', 0, 0, False, ())], [])
-    b = build_manifest(32, [FileEntry("a", 0, 0, False, ())], ["1"])
+    a = build_manifest(32, [FileEntry('a",1,2', 0, 0, False, (), ())], [])
+    b = build_manifest(32, [FileEntry("a", 0, 0, False, (), ())], ["1"])
     assert content_digest(a) != content_digest(b)
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from lanscatter.chunking import CDC, FIXED, Chunking
 from lanscatter.hash_cache import HashCache
 from lanscatter.hashing import hash_bytes
 from lanscatter.scanner import scan_folder
 from lanscatter.store import MirrorStore
 
 CS = 1024
+FIXED_CS = Chunking(FIXED, CS)
 
 
 def _write(p: Path, data: bytes, mtime: int | None = None, exe: bool = False) -> None:
@@ -61,7 +63,7 @@ def _tree(root: Path) -> dict[str, tuple[bytes | None, int, bool]]:
 
 def test_mirror_from_scratch_is_identical(tmp_path: Path) -> None:
     src = _origin(tmp_path)
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     store = MirrorStore(tmp_path / "peer", tmp_path / "state")
     store.reconcile(manifest)
     _feed(store, src)
@@ -77,7 +79,7 @@ def test_stale_and_extraneous_content_is_fixed(tmp_path: Path) -> None:
     _write(peer / "empty.txt/oops", b"a folder where a file belongs")
     os.symlink("/etc", peer / "link")
     _write(peer / "run.sh", b"#!/bin/sh\necho hi\n")      # same content, no exec bit, other mtime
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     store = MirrorStore(peer, tmp_path / "state")
     stats = store.reconcile(manifest)
     assert stats.kept_files == 1          # run.sh: content kept, metadata fixed
@@ -87,7 +89,7 @@ def test_stale_and_extraneous_content_is_fixed(tmp_path: Path) -> None:
 
 def test_resume_after_restart_needs_no_redownload(tmp_path: Path) -> None:
     src = _origin(tmp_path)
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     store = MirrorStore(tmp_path / "peer", tmp_path / "state")
     store.reconcile(manifest)
     first = sorted(store.missing_chunks())[:2]
@@ -114,7 +116,7 @@ def test_sync_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_rotten_chunk_is_forgotten_in_a_part_file_and_in_a_finished_file(tmp_path: Path) -> None:
     src = _origin(tmp_path)
-    manifest, _ = scan_folder(src, CS, HashCache(None))
+    manifest, _ = scan_folder(src, FIXED_CS, HashCache(None))
     big = manifest.file("a/b/big.bin")
     assert big is not None
     store = MirrorStore(tmp_path / "peer", tmp_path / "state")
@@ -143,4 +145,31 @@ def test_a_rotten_chunk_is_forgotten_in_a_part_file_and_in_a_finished_file(tmp_p
     store.reconcile(manifest)
     assert store.missing_chunks() == set(run.chunks)
     _feed(store, src)
+    assert _tree(tmp_path / "peer") == _tree(src)
+
+
+@pytest.mark.parametrize("second_size", [8192, 32768])
+def test_a_new_version_with_variable_chunks_copies_what_the_folder_holds(tmp_path: Path,
+                                                                          second_size: int) -> None:
+    """An insertion near the start of a file: only the chunks around it are missing, every other
+    one is copied from the version in place, even across a change of the target size."""
+    src = tmp_path / "origin"
+    data = os.urandom(1_000_000)
+    _write(src / "big.bin", data)
+    _write(src / "moved/other.bin", data[500_000:])
+    first, _ = scan_folder(src, Chunking(CDC, 8192), HashCache(None))
+    store = MirrorStore(tmp_path / "peer", tmp_path / "state")
+    store.reconcile(first)
+    _feed(store, src)
+    assert store.complete()
+    _write(src / "big.bin", data[:1000] + b"inserted!" + data[1000:])
+    os.rename(src / "moved/other.bin", src / "renamed.bin")
+    second, _ = scan_folder(src, Chunking(CDC, second_size), HashCache(None))
+    stats = store.reconcile(second)
+    missing = store.missing_chunks()
+    table = dict(second.chunk_table())
+    assert sum(table[h] for h in missing) <= 4 * second_size * 2
+    assert stats.copied_chunks >= len(second.chunk_table()) - len(missing) - 1
+    _feed(store, src)
+    assert store.complete()
     assert _tree(tmp_path / "peer") == _tree(src)

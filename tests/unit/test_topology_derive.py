@@ -153,7 +153,7 @@ def test_unknown_host_lookup_raises(mixed: Path) -> None:
 
 def test_dataset_defaults(mixed: Path) -> None:
     ds = derive_plan(load_topology(mixed)).dataset
-    assert (ds.name, ds.chunk_size, ds.secret.kind, ds.secret.ref) == ("data", 16 * 1024**2, "env",
+    assert (ds.name, ds.chunk_size, ds.secret.kind, ds.secret.ref) == ("data", 0, "env",
                                                                        "LANSCATTER_SECRET")
 
 
