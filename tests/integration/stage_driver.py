@@ -9,12 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+from lanscatter.chunking import CDC, Chunking
 from lanscatter.hash_cache import HashCache
 from lanscatter.manifest import Manifest
 from lanscatter.scanner import scan_folder
 from lanscatter.staged_store import StagedStore
 
-CHUNK = 4096
+CHUNK = Chunking(CDC, 4096)
 
 
 def source_manifest(src: Path) -> Manifest:
@@ -28,7 +29,7 @@ def feed(store: StagedStore, src: Path) -> None:
     assert m is not None
     where = {}
     for f in m.files:
-        for _, h, off, length in f.spans(m.chunk_size):
+        for _, h, off, length in f.spans():
             where.setdefault(h, (src / f.path, off, length))
     for h in sorted(store.missing_chunks()):
         target = store.chunk_target(h)

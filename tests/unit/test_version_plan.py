@@ -21,7 +21,7 @@ from lanscatter.version_plan import (
 
 
 def _f(path: str, chunks: tuple[str, ...], mtime: int = 1, exe: bool = False) -> FileEntry:
-    return FileEntry(path, 10 * len(chunks), mtime, exe, chunks)
+    return FileEntry(path, 10 * len(chunks), mtime, exe, chunks, (10,) * len(chunks))
 
 
 def _m(*files: FileEntry) -> Manifest:
