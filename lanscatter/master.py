@@ -59,6 +59,10 @@ DEFAULT_MASTER_PORT = 10564
 _REPORT_NAMES = 20           # refused names reported one by one per scan; the rest as a count
 _WATCH_RESTART_S = 1.0
 _LINK_POLL_S = 0.5           # how often a symlink source is looked at (one readlink)
+_WATCH_DEBOUNCE_MS = 500      # the watcher groups changes this long before it reports them
+# A change reaches `_last_change` up to the debounce (plus the watcher's step) after it happened:
+# an on-change scan waits this long after reading before it trusts that nothing was written meanwhile.
+_WATCH_LAG_S = _WATCH_DEBOUNCE_MS / 1000 + 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +318,7 @@ class MasterNode:
             started = loop.time()
             manifest = await self._scan(root)
             if self.mode == "on-change":
+                await asyncio.sleep(_WATCH_LAG_S)    # what was written while it was read is known now
                 if self._last_change >= started:     # written to while it was read: not settled
                     self._rescan.set()
                     return
@@ -340,7 +345,7 @@ class MasterNode:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                async for _changes in awatch(self.root, debounce=500, recursive=True):
+                async for _changes in awatch(self.root, debounce=_WATCH_DEBOUNCE_MS, recursive=True):
                     self._last_change = loop.time()
                     self.request_rescan("folder changed")
                 return
