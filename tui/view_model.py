@@ -80,6 +80,7 @@ class SiteView:
     chunks: int
     synced: bool
     nodes: tuple[NodeRow, ...]
+    insecure: bool = False               # its master runs with no swarm secret (--insecure)
 
     @property
     def progress(self) -> float:
@@ -127,6 +128,7 @@ def site_view(label: str, status: Status | None, up: bool) -> SiteView:
         chunks=chunks,
         synced=bool(status.get("synced")),
         nodes=nodes,
+        insecure=bool(status.get("insecure")),
     )
 
 

@@ -208,6 +208,8 @@ class DetailLine(Static):
             text = Text("no node to show" if view.known else f"{view.label}: connecting…")
         else:
             text = Text(detail, DOWN_STYLE if not node.online else Style())
+        if view.up and view.insecure:
+            text = Text.assemble((f"INSECURE: {view.label} runs with no swarm secret · ", DOWN_STYLE), text)
         self.update(text, layout=False)
 
 

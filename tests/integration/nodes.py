@@ -122,6 +122,12 @@ class Cluster:
             node.stop()
 
 
+def synced(node: Node) -> bool:
+    """Whether the node says it is in sync (False while it does not answer)."""
+    st = node.status()
+    return bool(st and st["synced"])
+
+
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, *nodes: Node) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

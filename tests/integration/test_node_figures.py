@@ -6,24 +6,11 @@ up with a hint."""
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    source = tmp_path / "source"
-    make_tree(source)
-    c = Cluster(tmp_path, source)
-    try:
-        yield c
-    finally:
-        c.close()
+from tests.integration.nodes import HOST, Cluster, Node, free_port
 
 
 def test_a_peer_that_exits_when_synced_leaves_its_figures_with_the_master(cluster: Cluster, tmp_path: Path) -> None:

@@ -15,26 +15,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from lanscatter.auth import Auth
 from lanscatter.publish_request import MAC_HEADER, publish_key
 from tests.integration.nodes import HOST, Cluster, Node, make_tree, tree_state, wait_for
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    source = tmp_path / "origin"
-    make_tree(source)
-    c = Cluster(tmp_path, source)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _status(node: Node) -> dict[str, Any]:

@@ -4,33 +4,14 @@ restarted without fetching again what it had verified, and a relay repairing a r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.integration.nodes import Cluster, Node, flip_byte, make_tree, tree_state, wait_for
+from tests.integration.nodes import Cluster, Node, flip_byte, synced, tree_state, wait_for
 
 
 def _have(node: Node) -> int:
     st = node.status()
     return st["nodes"][0]["have"] if st else -1
-
-
-def _synced(node: Node) -> bool:
-    st = node.status()
-    return bool(st and st["synced"])
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A cluster whose origin holds `make_tree`'s folder; everything started in it is stopped."""
-    make_tree(tmp_path / "origin")
-    c = Cluster(tmp_path, tmp_path / "origin")
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_chain_of_relays_mirrors_every_site(cluster: Cluster, tmp_path: Path) -> None:
@@ -42,7 +23,7 @@ def test_chain_of_relays_mirrors_every_site(cluster: Cluster, tmp_path: Path) ->
     leaves = [c.start_peer_of("region-1", relay1), c.start_peer_of("branch-1", relay2),
               c.start_peer_of("branch-2", relay2)]
     nodes = [master, hq_peer, relay1, relay2, *leaves]
-    wait_for(lambda: all(_synced(n) for n in nodes), 90, "every site in sync", *nodes)
+    wait_for(lambda: all(synced(n) for n in nodes), 90, "every site in sync", *nodes)
     want = tree_state(source)
     for name in ("hq-1", "gw-region", "gw-branch", "region-1", "branch-1", "branch-2"):
         assert tree_state(tmp_path / name) == want, name
@@ -72,7 +53,7 @@ def test_cut_through_and_relay_restart(tmp_path: Path) -> None:
         relay.kill()
         relay2 = Node(_argv(relay), relay.log, relay.port, {"LANSCATTER_SECRET": c.secret})
         c.nodes.append(relay2)
-        wait_for(lambda: _synced(relay2) and _synced(leaf), 60, "site complete after restart", relay2, leaf)
+        wait_for(lambda: synced(relay2) and synced(leaf), 60, "site complete after restart", relay2, leaf)
         st = relay2.status()
         assert st is not None
         assert st["upstream"]["downloaded_chunks"] <= st["chunks"] - had + 3    # +3: in flight at the kill
@@ -91,13 +72,13 @@ def test_a_relay_that_serves_a_rotten_chunk_to_its_site_repairs_its_folder(
     c, source = cluster, cluster.source
     master = c.start_master()
     relay = c.start_relay("gw", master)
-    wait_for(lambda: _synced(relay), 60, "relay in sync", master, relay)
+    wait_for(lambda: synced(relay), 60, "relay in sync", master, relay)
     flip_byte(tmp_path / "gw" / "d2" / "sub" / "f5.bin", 300 * 1024)
     # The site's peer has no source but the relay: it gets the rotten chunk, the relay reads
     # that file again and fetches the chunk from upstream, and the peer then gets it right.
     leaf = c.start_peer_of("leaf", relay)
     want = tree_state(source)
-    wait_for(lambda: tree_state(tmp_path / "leaf") == want and _synced(leaf), 60, "the site repaired",
+    wait_for(lambda: tree_state(tmp_path / "leaf") == want and synced(leaf), 60, "the site repaired",
              master, relay, leaf)
     assert tree_state(tmp_path / "gw") == want
     assert "did not match its hash" in relay.output()

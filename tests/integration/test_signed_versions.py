@@ -23,7 +23,7 @@ from lanscatter.peer import PeerNode, PeerOptions
 from lanscatter.signing import public_key_of, sign_version
 from lanscatter.signing_keys import create_signing_key
 from tests.integration.fake_master import FakeMaster
-from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, tree_state, wait_for
+from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, synced, tree_state, wait_for
 
 SECRET = "swarm-secret-for-these-tests"
 CHUNK = 256 * 1024
@@ -35,11 +35,6 @@ def _keys(*argv: str) -> str:
                          capture_output=True, text=True).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("origin_key: "))
     return line.split(": ", 1)[1]
-
-
-def _synced(node: Node) -> bool:
-    st = node.status()
-    return bool(st and st["synced"])
 
 
 @pytest.fixture
@@ -59,10 +54,10 @@ def test_a_signed_version_is_written_and_another_key_is_refused(cluster: Cluster
     assert f"signing versions with origin_key: {origin_key}" in master.output()
     good = cluster.start_peer("good", "--origin-key", origin_key)
     wrong = cluster.start_peer("wrong", "--origin-key", other_key)
-    wait_for(lambda: _synced(good), 60, "the peer with the origin's key in sync", master, good)
+    wait_for(lambda: synced(good), 60, "the peer with the origin's key in sync", master, good)
     assert tree_state(tmp_path / "good") == tree_state(cluster.source)
     wait_for(lambda: wrong.output().count("refused a version") >= 2, 30, "refusals, reconnecting", wrong)
-    assert wrong.proc.poll() is None and not _synced(wrong)
+    assert wrong.proc.poll() is None and not synced(wrong)
     assert tree_state(tmp_path / "wrong") == {}
     assert "not by the origin's key" in wrong.output()
 
@@ -73,7 +68,7 @@ def test_a_relay_chain_passes_the_origins_signature_down_and_keeps_it(cluster: C
     assert "created the origin's key" in master.output()
     relay = cluster.start_relay("gw", master, "--origin-key", origin_key)
     leaf = cluster.start_peer_of("leaf", relay, "--origin-key", origin_key)
-    wait_for(lambda: _synced(relay) and _synced(leaf), 60, "relay and leaf in sync", master, relay, leaf)
+    wait_for(lambda: synced(relay) and synced(leaf), 60, "relay and leaf in sync", master, relay, leaf)
     want = tree_state(cluster.source)
     assert tree_state(tmp_path / "leaf") == want
     saved = json.loads((tmp_path / "state-gw" / "relay-manifest.json").read_text())
@@ -86,7 +81,7 @@ def test_a_relay_chain_passes_the_origins_signature_down_and_keeps_it(cluster: C
     cluster.nodes.append(relay2)
     wait_for(lambda: relay2.status() is not None, 30, "relay back", relay2)
     late = cluster.start_peer_of("late", relay2, "--origin-key", origin_key)
-    wait_for(lambda: _synced(late), 60, "a new site peer in sync from the saved version", relay2, late)
+    wait_for(lambda: synced(late), 60, "a new site peer in sync from the saved version", relay2, late)
     assert tree_state(tmp_path / "late") == want
 
 

@@ -7,28 +7,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.nodes import Cluster, make_tree, tree_state, wait_for
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    source = tmp_path / "origin"
-    make_tree(source)
-    c = Cluster(tmp_path, source)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def _synced(node) -> bool:  # type: ignore[no-untyped-def]
-    st = node.status()
-    return bool(st and st["synced"])
+from tests.integration.nodes import Cluster, make_tree, synced, tree_state, wait_for
 
 
 def test_master_and_four_peers_mirror_exactly(cluster: Cluster, tmp_path: Path) -> None:
@@ -40,7 +23,7 @@ def test_master_and_four_peers_mirror_exactly(cluster: Cluster, tmp_path: Path) 
     (stale / "junk" / "deeper" / "x").write_bytes(b"extraneous")
     master = cluster.start_master()
     peers = [cluster.start_peer(f"p{i}", *(["--adopt"] if i == 1 else [])) for i in range(1, 5)]
-    wait_for(lambda: all(_synced(n) for n in peers) and _synced(master), 60, "every peer in sync",
+    wait_for(lambda: all(synced(n) for n in peers) and synced(master), 60, "every peer in sync",
              master, *peers)
     want = tree_state(cluster.source)
     for i in range(1, 5):
@@ -58,7 +41,7 @@ def test_peer_killed_mid_sync_resumes_without_refetching(cluster: Cluster, tmp_p
     had = slow.status()["nodes"][0]["have"]  # type: ignore[index]
     slow.kill()
     again = cluster.start_peer("slow")
-    wait_for(lambda: _synced(again), 60, "restarted peer in sync", master, again)
+    wait_for(lambda: synced(again), 60, "restarted peer in sync", master, again)
     st = again.status()
     assert st is not None
     assert st["nodes"][0]["downloaded_chunks"] <= st["chunks"] - had + 2   # +2: in flight at the kill
@@ -97,7 +80,7 @@ def test_wrong_secret_is_refused(tmp_path: Path) -> None:
         assert "error: the master refused this peer" in bad.output()
         assert "Traceback" not in bad.output()
         good = c.start_peer("friend")
-        wait_for(lambda: _synced(good), 60, "peer with the secret in sync", good)
+        wait_for(lambda: synced(good), 60, "peer with the secret in sync", good)
     finally:
         c.close()
 
@@ -128,7 +111,7 @@ def test_chunks_need_the_secret_and_status_shows_no_names(tmp_path: Path) -> Non
 def test_corrupt_source_is_detected_and_avoided(cluster: Cluster, tmp_path: Path) -> None:
     master = cluster.start_master("--slots", "1")
     bad = cluster.start_peer("bad")
-    wait_for(lambda: _synced(bad), 60, "first peer complete", master, bad)
+    wait_for(lambda: synced(bad), 60, "first peer complete", master, bad)
     for p in (tmp_path / "bad").rglob("*.bin"):       # rot its disk, sizes and mtimes kept
         st = p.stat()
         if st.st_size:
@@ -167,5 +150,5 @@ def test_a_frozen_downloader_is_not_taken_for_a_slow_source(cluster: Cluster) ->
     finally:
         frozen.proc.send_signal(signal.SIGCONT)
     assert "slow source" not in _events(master)
-    wait_for(lambda: _synced(frozen) and _synced(master), 60, "the peer in sync once it runs again",
+    wait_for(lambda: synced(frozen) and synced(master), 60, "the peer in sync once it runs again",
              master, frozen)

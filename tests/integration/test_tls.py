@@ -11,10 +11,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from lanscatter.chunk_fetch import Fetcher
 from lanscatter.chunk_http import TrafficCounters
@@ -23,23 +20,8 @@ from lanscatter.hashing import new_hasher
 from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.tls import client_context, fingerprint_der, fingerprint_file, new_identity, server_tls
 from lanscatter.upload_pace import Pace
-from tests.integration.nodes import HOST, Cluster, make_tree, tree_state, wait_for
+from tests.integration.nodes import HOST, Cluster, make_tree, synced, tree_state, wait_for
 from tests.integration.up_runs import UpRun, write_tree
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    make_tree(tmp_path / "origin")
-    c = Cluster(tmp_path, tmp_path / "origin", secret="tls test secret, long enough")
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def _synced(node) -> bool:  # type: ignore[no-untyped-def]
-    st = node.status()
-    return bool(st and st["synced"])
 
 
 def _tls_master(cluster: Cluster, tmp: Path) -> tuple[object, str]:
@@ -57,7 +39,7 @@ def test_tls_master_and_peers_sync_byte_identically(cluster: Cluster, tmp_path: 
     peers = [cluster.start_peer(name, "--tls-cert", str(tmp_path / f"{name}-tls" / "cert.pem"),
                                 "--tls-key", str(tmp_path / f"{name}-tls" / "key.pem"), "--tls-required", *pins)
              for name in fps]
-    wait_for(lambda: all(_synced(n) for n in peers) and _synced(master), 60, "every peer in sync over TLS",
+    wait_for(lambda: all(synced(n) for n in peers) and synced(master), 60, "every peer in sync over TLS",
              master, *peers)
     want = tree_state(cluster.source)
     for name in fps:

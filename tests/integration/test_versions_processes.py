@@ -7,22 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.integration.nodes import Cluster, Node, make_tree, tree_state, wait_for
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    make_tree(tmp_path / "origin")
-    c = Cluster(tmp_path, tmp_path / "origin")
-    try:
-        yield c
-    finally:
-        c.close()
+from tests.integration.nodes import Cluster, Node, tree_state, wait_for
 
 
 def _on(node: Node, generation: str) -> bool:

@@ -144,3 +144,10 @@ def test_a_site_never_heard_from() -> None:
 
 def test_units() -> None:
     assert [human_duration(s) for s in (0.4, 59, 125, 7300, 400_000)] == ["0s", "59s", "2m05s", "2h01m", "4d"]
+
+
+def test_a_site_whose_master_runs_open_is_marked_insecure() -> None:
+    base: dict[str, Any] = {"chunks": 0, "nodes": [], "synced": False, "generation": None}
+    assert site_view("hq", {**base, "insecure": True}, True).insecure
+    assert not site_view("hq", base, True).insecure
+    assert not site_view("hq", None, False).insecure
