@@ -58,6 +58,7 @@ log = logging.getLogger("lanscatter.master")
 DEFAULT_MASTER_PORT = 10564
 _REPORT_NAMES = 20           # refused names reported one by one per scan; the rest as a count
 _WATCH_RESTART_S = 1.0
+_WATCH_RESTART_MAX_S = 30.0  # the longest wait before watching again after the watcher stopped
 _LINK_POLL_S = 0.5           # how often a symlink source is looked at (one readlink)
 _WATCH_DEBOUNCE_MS = 500      # the watcher groups changes this long before it reports them
 # A change reaches `_last_change` up to the debounce (plus the watcher's step) after it happened:
@@ -343,20 +344,24 @@ class MasterNode:
         from watchfiles import awatch
 
         loop = asyncio.get_running_loop()
+        delay = _WATCH_RESTART_S
         while True:
             try:
                 async for _changes in awatch(self.root, debounce=_WATCH_DEBOUNCE_MS, recursive=True):
                     self._last_change = loop.time()
                     self.request_rescan("folder changed")
+                    delay = _WATCH_RESTART_S
                 return
             except* RuntimeError as group:
-                # The watcher gives up on a name it cannot decode (not UTF-8): the change is real,
-                # so rescan and watch again; the scan skips the name and warns of it once (this
-                # repeats at every change of that file, so it is only an info line).
+                # The watcher gives up on a name it cannot decode (not UTF-8), and may do so again
+                # at once while that name exists: rescan (the scan skips the name and warns of it
+                # once) and watch again, less and less often. A restart is not a change: counted as
+                # one, it would keep an on-change source from ever settling; the periodic rescan
+                # and the scan's own check cover what the watcher misses meanwhile.
                 log.info("file watcher restarted after: %s", show_path(str(group.exceptions[0]), 200))
-                self._last_change = loop.time()
-                self.request_rescan("folder changed")
-            await asyncio.sleep(_WATCH_RESTART_S)
+                self.request_rescan("the file watcher stopped")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _WATCH_RESTART_MAX_S)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:

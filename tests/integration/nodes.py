@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lanscatter.auth import new_secret
+from lanscatter.chunking import CDC
 from lanscatter.master import MasterNode, MasterOptions
 from lanscatter.peer import PeerNode, PeerOptions
 
@@ -176,11 +177,11 @@ def tree_state(root: Path) -> dict[str, Any]:
     return out
 
 
-async def started_master(tmp: Path, *, chunk_size: int = 256 * 1024) -> MasterNode:
+async def started_master(tmp: Path, *, chunk_size: int = 256 * 1024, chunking: str = CDC) -> MasterNode:
     """An in-process master of `tmp/origin` (filled with `make_tree`) on a free loopback port."""
     make_tree(tmp / "origin")
     master = MasterNode(MasterOptions(folder=tmp / "origin", state_dir=tmp / "ms", host=HOST, port=0,
-                                      chunk_size=chunk_size, watch=False))
+                                      chunk_size=chunk_size, chunking=chunking, watch=False))
     await master.start()
     return master
 
