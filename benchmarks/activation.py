@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lanscatter.hash_cache import HashCache
-from lanscatter.scanner import scan_folder
-from lanscatter.sizes import format_bytes, parse_size
-from lanscatter.staged_store import StagedStore
+from lanscatter.core.sizes import format_bytes, parse_size
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
+from lanscatter.disk.staged_store import StagedStore
 
 CHUNK = 16 * 2**20
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import blake3
 from pyfastcdc import FastCDC
 
-from lanscatter.chunking import CDC, Chunking
-from lanscatter.hash_cache import HashCache
-from lanscatter.scanner import scan_folder
-from lanscatter.sizes import parse_size
+from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.core.sizes import parse_size
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
 
 MIB = 1 << 20
 FILES = 8

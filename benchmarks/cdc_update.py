@@ -24,11 +24,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from lanscatter.chunking import AUTO, CDC, FIXED, Chunking
-from lanscatter.hash_cache import HashCache
-from lanscatter.manifest import Manifest, diff_manifests
-from lanscatter.scanner import scan_folder
-from lanscatter.sizes import parse_size
+from lanscatter.core.chunking import AUTO, CDC, FIXED, Chunking
+from lanscatter.core.manifest import Manifest, diff_manifests
+from lanscatter.core.sizes import parse_size
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
 
 MIB = 1 << 20
 LARGE = ("big/game.pak", "big/vm.img", "data/set-a.bin", "data/set-b.bin")

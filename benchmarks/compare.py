@@ -6,7 +6,7 @@
 
 For one site tree, on the network `lanscatter emulate` builds from it (same rates, delays, loss), with
 one data set of random (incompressible) files, runs:
-  ideal       the ideal time of the tree (lanscatter/ideal.py: a copy over each host's narrowest
+  ideal       the ideal time of the tree (lanscatter/core/ideal.py: a copy over each host's narrowest
               path link, a site's copies over its switch and its own upload ports; no schedule can
               beat it);
   http        every host downloads every file from the origin's HTTP server, all at once;
@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))     # the baselines liv
 from baseline_check import make_dataset
 from baselines import bittorrent, http_fanout
 
+from lanscatter.core.sizes import parse_size
+from lanscatter.deploy.tracker import bottleneck_bytes_per_s
 from lanscatter.emulator.from_topology import emulated_plan, net_spec, wan_link_names
 from lanscatter.emulator.netns import Emulation, support_problem
-from lanscatter.sizes import parse_size
-from lanscatter.topology.tracker import bottleneck_bytes_per_s
 from lanscatter.topology.validate import load_topology
 
 SYSTEMS = ("http", "bittorrent", "lanscatter")
@@ -116,7 +116,7 @@ def main() -> int:
         print(f"{args.topology.name}: {len(spec.sites)} sites, {len(spec.hosts)} hosts; data set "
               f"{total / 2**20:.1f} MiB in {sum(1 for p in dataset.rglob('*') if p.is_file())} random files")
         print(f"ideal: {total / 1e6:.1f} MB / {bottleneck * 8 / 1e6:.0f} Mbit/s (the tree's binding "
-              f"limit, lanscatter/ideal.py) = {ideal:.2f} s")
+              f"limit, lanscatter/core/ideal.py) = {ideal:.2f} s")
         systems = args.only or SYSTEMS
         lasts: dict[str, list[float]] = {name: [] for name in systems}
         for k in range(args.runs):

@@ -27,10 +27,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lanscatter.chunking import FIXED, Chunking
-from lanscatter.hash_cache import HashCache
-from lanscatter.scanner import scan_folder
-from lanscatter.sizes import parse_size
+from lanscatter.core.chunking import FIXED, Chunking
+from lanscatter.core.sizes import parse_size
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
 
 PY = sys.executable
 MiB = 2**20

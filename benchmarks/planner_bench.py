@@ -15,11 +15,11 @@ import statistics
 import time
 from pathlib import Path
 
-from lanscatter.linkmap import Link, LinkMap
-from lanscatter.planner import Planner
-from lanscatter.sim_model import MIB, SimConfig
-from lanscatter.simulate_cli import site_tree
-from lanscatter.simulator import Simulation
+from lanscatter.cli.simulate import site_tree
+from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.planner import Planner
+from lanscatter.sim.model import MIB, SimConfig
+from lanscatter.sim.simulator import Simulation
 
 TOPOLOGIES = Path(__file__).with_name("topologies")
 
@@ -122,8 +122,8 @@ def sim_scale(quick: bool) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     r = Simulation(SimConfig(nodes=nodes, chunks=chunks, seed=1)).run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    import lanscatter.planner
-    build = "compiled (mypyc)" if not lanscatter.planner.__file__.endswith(".py") else "pure Python"
+    import lanscatter.core.planner
+    build = "compiled (mypyc)" if not lanscatter.core.planner.__file__.endswith(".py") else "pure Python"
     print(f"simulation {nodes} nodes x {chunks} chunks, planner {build}: {wall:.1f} s wall, {cpu:.1f} s CPU, "
           f"{r.transfers} transfers ({cpu / r.transfers * 1e6:.1f} us CPU each), "
           f"efficiency {r.efficiency:.3f}")

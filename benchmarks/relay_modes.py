@@ -8,7 +8,7 @@ Writes a copy of examples/topologies/three-level-chain.yaml with the WAN speeds 
 incompressible data and loopback addresses, runs it once with cut-through relays (the default) and
 once with --store-and-forward, and prints each run's makespan against the ideal:
 
-    ideal = the tree's ideal time (lanscatter/ideal.py; here the slowest WAN hop)
+    ideal = the tree's ideal time (lanscatter/core/ideal.py; here the slowest WAN hop)
 
 A store-and-forward chain needs about the sum of the hops (each relay waits for the whole data
 set); cut-through needs about the slowest hop. Everything runs on 127.0.0.x.
@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--wan", default="40Mbit,40Mbit", help="hq-region and region-branch speeds")
     ap.add_argument("--chunk", default="4MiB")
     a = ap.parse_args()
-    from lanscatter.sizes import parse_size
+    from lanscatter.core.sizes import parse_size
 
     tmp = Path(tempfile.mkdtemp(prefix="lanscatter-relay-modes-"))
     try:

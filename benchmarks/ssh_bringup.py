@@ -33,10 +33,10 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lanscatter.core.sizes import parse_size
 from lanscatter.emulator.from_topology import emulated_addresses, net_spec
 from lanscatter.emulator.netns import Emulation, support_problem
 from lanscatter.emulator.run import inside_namespace
-from lanscatter.sizes import parse_size
 from lanscatter.topology.model import DEFAULT_MASTER_PORT
 from lanscatter.topology.validate import load_topology
 from tests.integration.ssh_hosts import ssh_problem, start_sshds, stop_sshds, write_ssh_setup

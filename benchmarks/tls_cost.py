@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from lanscatter.chunk_fetch import Fetcher
-from lanscatter.chunk_http import TrafficCounters
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.sizes import parse_size
-from lanscatter.tls import client_context, new_identity, server_tls
+from lanscatter.core.sizes import parse_size
+from lanscatter.net.chunk_fetch import Fetcher
+from lanscatter.net.chunk_http import TrafficCounters
+from lanscatter.net.tls import client_context, new_identity, server_tls
+from lanscatter.roles.master import MasterNode, MasterOptions
 
 HOST = "127.0.0.1"
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lanscatter.status_feed import FeedEncoder
+from lanscatter.core.status_feed import FeedEncoder
 
 TICK_S = 0.25
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lanscatter.errors import ConfigError
+from lanscatter.core.errors import ConfigError
 
 
 def parse_endpoint(text: str) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from lanscatter.status_feed import FeedDecoder, FeedGap
+from lanscatter.core.status_feed import FeedDecoder, FeedGap
 
 log = logging.getLogger("lanscatter.tui.feed")
 

@@ -1,5 +1,5 @@
 """Short renderings of durations and clock times for a terminal cell budget (sizes and rates: the
-one formatter of the product, `lanscatter.sizes`)."""
+one formatter of the product, `lanscatter.core.sizes`)."""
 
 from __future__ import annotations
 

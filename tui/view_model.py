@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from lanscatter.eta import MeanRateEta
-from lanscatter.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter.core.eta import MeanRateEta
+from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
 from lanscatter_tui.units import human_duration
 
 Status = Mapping[str, Any]
@@ -193,7 +193,7 @@ def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
 
 @dataclass(slots=True)
 class EtaClock:
-    """The overview's ETA by the product's one rule (`lanscatter.eta`): from the mean progress rate,
+    """The overview's ETA by the product's one rule (`lanscatter.core.eta`): from the mean progress rate,
     shown only once it has been measured for a few seconds. The app keeps one and feeds it."""
 
     eta: MeanRateEta = field(default_factory=MeanRateEta)

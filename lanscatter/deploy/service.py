@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanscatter.core.version_plan import VERSIONS_SUFFIX, beside_name
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
-from lanscatter.version_plan import VERSIONS_SUFFIX, beside_name
 
 DEFAULT_USER = "lanscatter"
 DEFAULT_CONFIG_DIR = Path("/etc/lanscatter")

@@ -22,7 +22,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from lanscatter.errors import ConfigError
+from lanscatter.core.errors import ConfigError
 
 SECRET_ENV = "LANSCATTER_SECRET"
 # ssh exits 255 when it could not connect or authenticate; a shell exits 127 for a missing command.

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from lanscatter import __version__
+from lanscatter.core.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from lanscatter.deploy.ssh_commands import (
     RemoteRun,
     RemoteVersion,
@@ -34,9 +35,8 @@ from lanscatter.deploy.ssh_commands import (
     ssh_argv,
     unreachable_reason,
 )
-from lanscatter.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
+from lanscatter.deploy.supervisor import EXIT_INTERRUPTED
 from lanscatter.topology.derive import HostPlan
-from lanscatter.topology.orchestrator import EXIT_INTERRUPTED
 
 log = logging.getLogger("lanscatter.deploy")
 

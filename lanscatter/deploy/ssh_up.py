@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lanscatter.atomic_file import write_json_atomic
+from lanscatter.core.errors import ConfigError, LanscatterError
 from lanscatter.deploy.portable import relative_paths
 from lanscatter.deploy.ssh_commands import SECRET_ENV, SshOptions, secret_line
 from lanscatter.deploy.ssh_sessions import HostSession, SessionSettings, SshHosts
-from lanscatter.errors import ConfigError, LanscatterError
+from lanscatter.deploy.supervisor import EXIT_INTERRUPTED, stop_on_signals
+from lanscatter.deploy.tracker import SyncTracker
+from lanscatter.deploy.watch import Watcher
+from lanscatter.disk.atomic_file import write_json_atomic
 from lanscatter.topology.derive import DeploymentPlan, derive_plan
-from lanscatter.topology.orchestrator import EXIT_INTERRUPTED, stop_on_signals
-from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology
-from lanscatter.topology.watch import Watcher
 
 log = logging.getLogger("lanscatter.deploy")
 

@@ -24,8 +24,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lanscatter.core.errors import ConfigError
 from lanscatter.emulator.spec import NetSpec, WanLink
-from lanscatter.errors import ConfigError
 
 SUPERNET = "10.213.0.0/16"
 MAX_SITES = 254

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, Literal
 
+from lanscatter.core.errors import LanscatterError
 from lanscatter.emulator import shaping
 from lanscatter.emulator.layout import Layout, WanHop, plan
 from lanscatter.emulator.spec import NetSpec
-from lanscatter.errors import LanscatterError
 
 log = logging.getLogger("lanscatter.emulator")
 

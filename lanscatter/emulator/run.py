@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lanscatter.atomic_file import write_json_atomic
+from lanscatter.core.errors import ConfigError
+from lanscatter.deploy.demo_data import DEFAULT_DEMO_SIZE, generate_demo
+from lanscatter.deploy.supervisor import EXIT_INTERRUPTED, ProcessSpec, Supervisor, stop_on_signals
+from lanscatter.deploy.tracker import SyncTracker
+from lanscatter.deploy.watch import Watcher, start_gates
+from lanscatter.disk.atomic_file import write_json_atomic
 from lanscatter.emulator.from_topology import emulated_plan, net_spec, wan_link_names
 from lanscatter.emulator.link_use import busy_use
 from lanscatter.emulator.netns import (
@@ -41,10 +46,7 @@ from lanscatter.emulator.netns import (
     support_problem,
 )
 from lanscatter.emulator.spec import NetSpec
-from lanscatter.errors import ConfigError
-from lanscatter.topology.demo_data import DEFAULT_DEMO_SIZE, generate_demo
 from lanscatter.topology.derive import DeploymentPlan
-from lanscatter.topology.orchestrator import EXIT_INTERRUPTED, ProcessSpec, Supervisor, stop_on_signals
 from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import (
     SECRET_ENV,
@@ -54,9 +56,7 @@ from lanscatter.topology.roles import (
     role_command,
 )
 from lanscatter.topology.tls_plan import plan_tls
-from lanscatter.topology.tracker import SyncTracker
 from lanscatter.topology.validate import load_topology, warnings_of
-from lanscatter.topology.watch import Watcher, start_gates
 
 log = logging.getLogger("lanscatter.emulate")
 

@@ -3,7 +3,7 @@
 Pure values, no I/O. A `NetSpec` is validated when it is made, so everything downstream (the
 layout, the namespaces) can rely on it: names unique, every non-root site joined to its parent by
 exactly one WAN link, rates positive, loss a fraction. Rates are bytes per second, delays seconds
-(one way), as in `lanscatter.linkmap`.
+(one way), as in `lanscatter.core.linkmap`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lanscatter.errors import ConfigError
+from lanscatter.core.errors import ConfigError
 
 _TAG = re.compile(r"[a-z0-9]{1,6}")
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanscatter.linkmap import Link, LinkMap
+from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.topology.model import (
     DEFAULT_FOLDER_ROOT,
     DEFAULT_MASTER_PORT,

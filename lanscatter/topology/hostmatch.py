@@ -13,9 +13,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanscatter.errors import ConfigError
+from lanscatter.core.errors import ConfigError
+from lanscatter.core.units import did_you_mean
 from lanscatter.topology.derive import HostPlan
-from lanscatter.topology.problems import did_you_mean
 
 
 @dataclass(frozen=True, slots=True)

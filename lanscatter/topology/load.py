@@ -14,10 +14,19 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import TypeVar
 
-from lanscatter.chunking import CDC, KINDS
-from lanscatter.publish_policy import PUBLISH_MODES
-from lanscatter.signing import parse_origin_key
-from lanscatter.tls import normalize_fingerprint
+from lanscatter.core.chunking import CDC, KINDS
+from lanscatter.core.publish_policy import PUBLISH_MODES
+from lanscatter.core.signing import parse_origin_key
+from lanscatter.core.units import (
+    UnitError,
+    did_you_mean,
+    parse_duration,
+    parse_share,
+    parse_size,
+    parse_speed,
+)
+from lanscatter.core.version_plan import MAX_KEEP
+from lanscatter.net.tls import normalize_fingerprint
 from lanscatter.topology.model import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CHUNKING,
@@ -33,10 +42,8 @@ from lanscatter.topology.model import (
     Topology,
     WanLink,
 )
-from lanscatter.topology.problems import Pos, ProblemLog, did_you_mean
-from lanscatter.topology.units import UnitError, parse_duration, parse_share, parse_size, parse_speed
+from lanscatter.topology.problems import Pos, ProblemLog
 from lanscatter.topology.yaml_positions import YMap, YNode, YScalar, YSeq
-from lanscatter.version_plan import MAX_KEEP
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from lanscatter.errors import ConfigError
-from lanscatter.signing import public_key_of
-from lanscatter.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
+from lanscatter.core.errors import ConfigError
+from lanscatter.core.signing import public_key_of
+from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 
 log = logging.getLogger("lanscatter.up")

@@ -6,11 +6,10 @@ Each problem has a position (1-based line and column) and a stable code, and pri
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lanscatter.errors import LanscatterError
+from lanscatter.core.errors import LanscatterError
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +62,3 @@ class ProblemLog:
         if self.problems:
             raise TopologyError(self.problems)
 
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""

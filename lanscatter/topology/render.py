@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lanscatter.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter.core.units import format_duration
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
-from lanscatter.topology.units import format_duration
 
 JSON_FORMAT = 1
 

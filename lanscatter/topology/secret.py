@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lanscatter.auth import MIN_SECRET_CHARS
+from lanscatter.core.auth import MIN_SECRET_CHARS
 from lanscatter.topology.model import SecretRef
 from lanscatter.topology.problems import Problem, TopologyError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lanscatter.sizes import format_bits_per_s, format_bytes
+from lanscatter.core.sizes import format_bits_per_s, format_bytes
 
 # What a run's outcome is called on the first line (and in the report's "outcome").
 OUTCOMES = {

@@ -19,8 +19,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanscatter.errors import ConfigError
-from lanscatter.tls import CERT_FILE, KEY_FILE, ensure_identity
+from lanscatter.core.errors import ConfigError
+from lanscatter.net.tls import CERT_FILE, KEY_FILE, ensure_identity
 from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.model import Topology
 

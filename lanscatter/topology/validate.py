@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lanscatter.sizes import format_bits_per_s
+from lanscatter.core.sizes import format_bits_per_s
+from lanscatter.core.units import did_you_mean
 from lanscatter.topology.load import build
 from lanscatter.topology.model import (
     DEFAULT_MASTER_PORT,
@@ -23,7 +24,7 @@ from lanscatter.topology.model import (
     Host,
     Topology,
 )
-from lanscatter.topology.problems import Problem, ProblemLog, TopologyError, did_you_mean
+from lanscatter.topology.problems import Problem, ProblemLog, TopologyError
 from lanscatter.topology.tree import site_tree
 from lanscatter.topology.yaml_positions import compose
 

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from lanscatter import protocol as p
+from lanscatter.core import protocol as p
 
 TEXT, BINARY = 1, 2
 Frame = tuple[int, bytes]

@@ -9,9 +9,9 @@ import secrets
 
 from aiohttp import web
 
-from lanscatter import protocol as p
-from lanscatter.auth import Auth
-from lanscatter.handshake import Channel, PeerHandshake, seal_hello
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import Auth
+from lanscatter.core.handshake import Channel, PeerHandshake, seal_hello
 from tests.fuzz.wire import HOST, RawWs
 from tests.integration import fake_master
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter import protocol as p
-from lanscatter.auth import TOKEN_HEADER
-from lanscatter.chunking import CDC, Chunking
-from lanscatter.handshake import Channel
-from lanscatter.hash_cache import HashCache
-from lanscatter.scanner import scan_folder
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import TOKEN_HEADER
+from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.core.handshake import Channel
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
 from tests.fuzz.frames import (
     BINARY,
     TEXT,

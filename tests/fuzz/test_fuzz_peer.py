@@ -19,14 +19,14 @@ import pytest
 from aiohttp import WSMsgType, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lanscatter import protocol as p
-from lanscatter.auth import TOKEN_HEADER
-from lanscatter.chunking import CDC, Chunking
-from lanscatter.handshake import MAC_BYTES
-from lanscatter.hash_cache import HashCache
-from lanscatter.scanner import scan_folder
-from lanscatter.server import bind_site
-from lanscatter.signing import public_key_of, sign_version
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import TOKEN_HEADER
+from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.core.handshake import MAC_BYTES
+from lanscatter.core.signing import public_key_of, sign_version
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
+from lanscatter.net.server import bind_site
 from tests.fuzz.frames import Frame, draw_many, frame
 from tests.fuzz.handshake import accept, swarm_auth
 from tests.integration.nodes import HOST, Node, free_port, make_tree, wait_for

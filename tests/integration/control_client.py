@@ -1,5 +1,5 @@
 """A hand-driven control connection to a master, for tests that send what a real peer would not:
-the handshake of lanscatter.handshake, then sealed frames in and out."""
+the handshake of lanscatter.core.handshake, then sealed frames in and out."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from lanscatter import protocol as p
-from lanscatter.auth import Auth
-from lanscatter.handshake import Channel, PeerHandshake
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import Auth
+from lanscatter.core.handshake import Channel, PeerHandshake
 
 HOST = "127.0.0.1"
 

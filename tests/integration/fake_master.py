@@ -11,9 +11,9 @@ import secrets
 
 from aiohttp import WSMsgType, web
 
-from lanscatter import protocol as p
-from lanscatter.auth import Auth
-from lanscatter.handshake import Accepted, Channel, MasterHandshake
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import Auth
+from lanscatter.core.handshake import Accepted, Channel, MasterHandshake
 
 HOST = "127.0.0.1"
 

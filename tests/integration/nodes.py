@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lanscatter.auth import new_secret
-from lanscatter.chunking import CDC
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
+from lanscatter.core.auth import new_secret
+from lanscatter.core.chunking import CDC
+from lanscatter.roles.master import MasterNode, MasterOptions
+from lanscatter.roles.peer import PeerNode, PeerOptions
 
 HOST = "127.0.0.1"
 

@@ -9,11 +9,11 @@ import os
 import sys
 from pathlib import Path
 
-from lanscatter.chunking import CDC, Chunking
-from lanscatter.hash_cache import HashCache
-from lanscatter.manifest import Manifest
-from lanscatter.scanner import scan_folder
-from lanscatter.staged_store import StagedStore
+from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.core.manifest import Manifest
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
+from lanscatter.disk.staged_store import StagedStore
 
 CHUNK = Chunking(CDC, 4096)
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lanscatter import protocol as p
-from lanscatter.auth import TOKEN_HEADER, Auth
-from lanscatter.chunking import FIXED
-from lanscatter.handshake import seal_hello
-from lanscatter.server import bind_site
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import TOKEN_HEADER, Auth
+from lanscatter.core.chunking import FIXED
+from lanscatter.core.handshake import seal_hello
+from lanscatter.net.server import bind_site
 from tests.integration import control_client
 from tests.integration.nodes import (
     HOST,
@@ -184,7 +184,7 @@ async def test_a_huge_rate_is_refused_and_the_chunk_server_keeps_serving(tmp_pat
 async def test_a_bad_hash_with_a_valid_token_is_a_404_without_an_error_log(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     make_tree(tmp_path / "origin")
-    from lanscatter.master import MasterNode, MasterOptions
+    from lanscatter.roles.master import MasterNode, MasterOptions
     master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
                                       chunk_size=256 * 1024, watch=False, secret=SECRET))
     await master.start()
@@ -200,7 +200,7 @@ async def test_a_bad_hash_with_a_valid_token_is_a_404_without_an_error_log(
 
 
 async def test_status_clients_beyond_the_cap_get_a_503(tmp_path: Path) -> None:
-    from lanscatter.node_http import STATUS_CLIENTS_MAX
+    from lanscatter.net.node_http import STATUS_CLIENTS_MAX
     master = await started_master(tmp_path)
     try:
         async with aiohttp.ClientSession() as session:
@@ -221,7 +221,7 @@ async def test_status_clients_beyond_the_cap_get_a_503(tmp_path: Path) -> None:
 async def test_connections_beyond_the_per_address_limit_get_a_503(tmp_path: Path) -> None:
     from aiohttp import web
 
-    from lanscatter.server import ConnectionLimits
+    from lanscatter.net.server import ConnectionLimits
     async def ok(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
     app = web.Application()
@@ -309,7 +309,7 @@ def test_status_clients_beyond_the_descriptors_neither_storm_the_log_nor_lock_ou
 _EMFILE_SERVER = """
 import asyncio, logging, sys
 from aiohttp import web
-from lanscatter.server import bind_site
+from lanscatter.net.server import bind_site
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
 async def main():
     async def ok(_request):

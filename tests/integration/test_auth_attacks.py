@@ -14,13 +14,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lanscatter import protocol as p
-from lanscatter.auth import TOKEN_HEADER, TOKEN_TTL_S, Auth, new_secret
-from lanscatter.errors import AuthError
-from lanscatter.hashing import new_hasher
-from lanscatter.manifest import build_manifest
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import TOKEN_HEADER, TOKEN_TTL_S, Auth, new_secret
+from lanscatter.core.errors import AuthError
+from lanscatter.core.manifest import build_manifest
+from lanscatter.disk.hashing import new_hasher
+from lanscatter.roles.master import MasterNode, MasterOptions
+from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.control_client import ControlClient, hello
 from tests.integration.nodes import HOST, make_tree, tree_state
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from lanscatter import chunk_http
-from lanscatter.chunk_fetch import Fetcher
-from lanscatter.chunk_http import ChunkServer, TrafficCounters
-from lanscatter.chunking import FIXED
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.upload_pace import Pace
+from lanscatter.core.chunking import FIXED
+from lanscatter.net import chunk_http
+from lanscatter.net.chunk_fetch import Fetcher
+from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.net.upload_pace import Pace
+from lanscatter.roles.master import MasterNode, MasterOptions
 from tests.integration.nodes import free_port
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.auth import new_secret
+from lanscatter.core.auth import new_secret
 from tests.integration.nodes import free_port
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import aiohttp
 
-from lanscatter import protocol as p
-from lanscatter.linkmap import Link, LinkMap
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
+from lanscatter.core import protocol as p
+from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.roles.master import MasterNode, MasterOptions
+from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.control_client import ControlClient, hello
 from tests.integration.nodes import HOST, make_tree, tree_state
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lanscatter import protocol as p
-from lanscatter.auth import Auth
-from lanscatter.handshake import seal_hello
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import Auth
+from lanscatter.core.handshake import seal_hello
 from tests.integration.control_client import ControlClient, hello
 from tests.integration.nodes import local_peer, started_master, tree_state
 

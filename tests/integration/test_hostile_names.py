@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from lanscatter import protocol as p
-from lanscatter.auth import new_secret
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import new_secret
+from lanscatter.roles.master import MasterNode, MasterOptions
+from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
 from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, tree_state, wait_for
 

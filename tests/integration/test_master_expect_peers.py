@@ -7,8 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
+from lanscatter.roles.master import MasterNode, MasterOptions
+from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.nodes import make_tree
 
 

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lanscatter.auth import Auth
-from lanscatter.publish_request import MAC_HEADER, publish_key
+from lanscatter.core.auth import Auth
+from lanscatter.core.publish_request import MAC_HEADER, publish_key
 from tests.integration.nodes import HOST, Cluster, Node, make_tree, tree_state, wait_for
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.chunking import FIXED, Chunking, fixed_sizes
-from lanscatter.hashing import hash_bytes
-from lanscatter.master import MasterNode, MasterOptions
+from lanscatter.core.chunking import FIXED, Chunking, fixed_sizes
+from lanscatter.disk.hashing import hash_bytes
+from lanscatter.roles.master import MasterNode, MasterOptions
 from tests.integration.nodes import HOST, Cluster, flip_byte, local_peer, make_tree, tree_state, wait_for
 
 REL = "d2/sub/f5.bin"            # 3 chunks and 17 bytes at 256 KiB chunks

@@ -11,7 +11,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from lanscatter.auth import check_secret
+from lanscatter.core.auth import check_secret
 from tests.integration.nodes import HOST, Node, free_port, make_tree, wait_for
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lanscatter import protocol as p
-from lanscatter.hashing import hash_bytes
-from lanscatter.manifest import FileEntry, Manifest, build_manifest
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.peer import PeerNode, PeerOptions
-from lanscatter.signing import public_key_of, sign_version
-from lanscatter.signing_keys import create_signing_key
+from lanscatter.core import protocol as p
+from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
+from lanscatter.core.signing import public_key_of, sign_version
+from lanscatter.disk.hashing import hash_bytes
+from lanscatter.disk.signing_keys import create_signing_key
+from lanscatter.roles.master import MasterNode, MasterOptions
+from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
 from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, synced, tree_state, wait_for
 
@@ -168,7 +168,7 @@ async def test_a_pinned_key_refuses_a_second_key(tmp_path: Path, caplog: pytest.
                                       chunk_size=CHUNK, watch=False))
     await second.start()
     peer = peer_of(second)
-    caplog.set_level(logging.ERROR, "lanscatter.peer")
+    caplog.set_level(logging.ERROR, "lanscatter.roles.peer")
     task = asyncio.create_task(peer.run())
     try:
         async with asyncio.timeout(30):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from lanscatter.status_feed import FeedDecoder
+from lanscatter.core.status_feed import FeedDecoder
 from tests.integration.nodes import local_peer, started_master
 
 

@@ -13,13 +13,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lanscatter.chunk_fetch import Fetcher
-from lanscatter.chunk_http import TrafficCounters
-from lanscatter.chunking import FIXED
-from lanscatter.hashing import new_hasher
-from lanscatter.master import MasterNode, MasterOptions
-from lanscatter.tls import client_context, fingerprint_der, fingerprint_file, new_identity, server_tls
-from lanscatter.upload_pace import Pace
+from lanscatter.core.chunking import FIXED
+from lanscatter.disk.hashing import new_hasher
+from lanscatter.net.chunk_fetch import Fetcher
+from lanscatter.net.chunk_http import TrafficCounters
+from lanscatter.net.tls import client_context, fingerprint_der, fingerprint_file, new_identity, server_tls
+from lanscatter.net.upload_pace import Pace
+from lanscatter.roles.master import MasterNode, MasterOptions
 from tests.integration.nodes import HOST, Cluster, make_tree, synced, tree_state, wait_for
 from tests.integration.up_runs import UpRun, write_tree
 

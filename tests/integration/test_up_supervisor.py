@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.topology.orchestrator import Backoff, ProcessEvent, ProcessSpec, Supervisor
+from lanscatter.deploy.supervisor import Backoff, ProcessEvent, ProcessSpec, Supervisor
 from tests.integration.up_runs import alive
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.errors import NoSpaceError
-from lanscatter.staged_store import StagedStore
+from lanscatter.core.errors import NoSpaceError
+from lanscatter.disk.staged_store import StagedStore
 from tests.integration.nodes import Cluster, make_tree, tree_state, wait_for
 from tests.integration.stage_driver import apply
 

@@ -13,8 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from lanscatter.staged_store import StagedStore
-from lanscatter.versions_dir import VersionsDir
+from lanscatter.disk.staged_store import StagedStore
+from lanscatter.disk.versions_dir import VersionsDir
 from tests.integration.nodes import tree_state
 from tests.integration.stage_driver import apply
 

@@ -2,7 +2,7 @@
 
 Each site gets an aiohttp server on its own port (bound to port 0 the first time, the same port
 after a restart) with `GET /status` and `GET /status/ws`, speaking the real feed protocol
-(`lanscatter.status_feed`). The servers run on an event loop in a thread of their own, so both
+(`lanscatter.core.status_feed`). The servers run on an event loop in a thread of their own, so both
 async pilot tests and the synchronous snapshot fixture can use them; the test moves the shown
 moment of the recording with `show(t)` and takes a site down and back with `stop`/`start`.
 `Recording` finds the moments the tests need (a node down and back, the end) in the file, so the
@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from aiohttp import WSCloseCode, web
 
-from lanscatter.status_feed import FeedDecoder, FeedEncoder
+from lanscatter.core.status_feed import FeedDecoder, FeedEncoder
 
 FEEDS = Path(__file__).with_name("feeds")
 PUSH_INTERVAL_S = 0.05

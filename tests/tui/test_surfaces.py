@@ -18,12 +18,12 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from lanscatter.node_http import _StatusCollector
-from lanscatter.sizes import format_bytes
+from lanscatter.core.sizes import format_bytes
+from lanscatter.deploy.tracker import SyncTracker
+from lanscatter.deploy.watch import Watcher
+from lanscatter.net.node_http import _StatusCollector
 from lanscatter.topology import derive_plan, load_topology
 from lanscatter.topology.summary import summary_lines
-from lanscatter.topology.tracker import SyncTracker
-from lanscatter.topology.watch import Watcher
 from lanscatter_tui.view_model import link_line, node_detail, overview, overview_line, site_view, slots_used
 
 RECORDING = Recording()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from lanscatter.atomic_file import write_text_atomic
+from lanscatter.disk.atomic_file import write_text_atomic
 
 
 def test_two_writers_of_one_path_never_fail_and_leave_a_whole_file(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.chunking import (
+from lanscatter.core.chunking import (
     AUTO,
     AUTO_MAX_SIZE,
     AUTO_MIN_SIZE,
@@ -19,9 +19,9 @@ from lanscatter.chunking import (
     chunking_problem,
     sizes_problem,
 )
-from lanscatter.hash_cache import HashCache
-from lanscatter.hashing import hash_bytes
-from lanscatter.scanner import scan_folder
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.hashing import hash_bytes
+from lanscatter.disk.scanner import scan_folder
 
 MIB = 1 << 20
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lanscatter.congestion import PACED, congestion_of, pace_from_birth, system_default, unpaced_default
-from lanscatter.server import bind_site
-from lanscatter.upload_pace import Pace, UploadPacer
+from lanscatter.net.congestion import PACED, congestion_of, pace_from_birth, system_default, unpaced_default
+from lanscatter.net.server import bind_site
+from lanscatter.net.upload_pace import Pace, UploadPacer
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="congestion control is chosen on Linux only")
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanscatter import protocol as p
-from lanscatter.errors import RemoteProtocolError
-from lanscatter.rate_meter import RateMeter
-from lanscatter.safe_text import safe_text
+from lanscatter.core import protocol as p
+from lanscatter.core.errors import RemoteProtocolError
+from lanscatter.core.rate_meter import RateMeter
+from lanscatter.core.safe_text import safe_text
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),

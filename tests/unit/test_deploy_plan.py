@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from lanscatter.cli import build_parser
+from lanscatter.core.errors import ConfigError
 from lanscatter.deploy.portable import relative_paths
 from lanscatter.deploy.ssh_up import SshUpOptions, default_remote_file, secret_to_send
-from lanscatter.errors import ConfigError
 from lanscatter.topology.derive import derive_plan
 from lanscatter.topology.validate import load_topology
 

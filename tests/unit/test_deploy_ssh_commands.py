@@ -6,6 +6,7 @@ import shlex
 
 import pytest
 
+from lanscatter.core.errors import ConfigError
 from lanscatter.deploy.ssh_commands import (
     RemoteRun,
     RemoteVersion,
@@ -19,7 +20,6 @@ from lanscatter.deploy.ssh_commands import (
     ssh_argv,
     unreachable_reason,
 )
-from lanscatter.errors import ConfigError
 
 
 def test_ssh_argv_is_batch_mode_and_ends_options_before_the_destination() -> None:

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from lanscatter.core.errors import ConfigError
+from lanscatter.core.linkmap import LinkMap
 from lanscatter.emulator import shaping
 from lanscatter.emulator.layout import Layout, plan
 from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
-from lanscatter.errors import ConfigError
-from lanscatter.linkmap import LinkMap
 
 MBIT = 1e6 / 8
 

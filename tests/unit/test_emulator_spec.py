@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from lanscatter.core.errors import ConfigError
 from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
-from lanscatter.errors import ConfigError
 
 MBIT = 1e6 / 8
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanscatter.eta import MeanRateEta
+from lanscatter.core.eta import MeanRateEta
 
 
 def test_no_estimate_from_the_first_seconds_then_the_mean_rate() -> None:

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from lanscatter.fair_share import fair_rates
-from lanscatter.linkmap import Link, LinkMap
-from lanscatter.planner import Planner
+from lanscatter.core.fair_share import fair_rates
+from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.planner import Planner
 
 
 def test_one_link_split_evenly_and_a_cap_leaves_the_rest_to_others() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lanscatter.chunking import CDC, Chunking
-from lanscatter.first_sync import mark_synced, preview_sync, refusal_text, synced_before
-from lanscatter.hash_cache import HashCache
-from lanscatter.scanner import scan_folder
+from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.disk.first_sync import mark_synced, preview_sync, refusal_text, synced_before
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import scan_folder
 
 CS = Chunking(CDC, 4096)
 

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from lanscatter.ideal import Efficiency, efficiency, ideal_time
-from lanscatter.linkmap import Link, LinkMap
-from lanscatter.sim_model import SimConfig
-from lanscatter.simulator import Simulation
+from lanscatter.core.ideal import Efficiency, efficiency, ideal_time
+from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.sim.model import SimConfig
+from lanscatter.sim.simulator import Simulation
 
 
 def _map(ports: dict[str, tuple[float, float]], shared: dict[str, float], node_site: dict[str, str],

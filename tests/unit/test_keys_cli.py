@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lanscatter.cli import run
-from lanscatter.signing import parse_origin_key, public_key_of
-from lanscatter.signing_keys import load_signing_key
+from lanscatter.core.signing import parse_origin_key, public_key_of
+from lanscatter.disk.signing_keys import load_signing_key
 
 
 def test_new_writes_a_private_key_and_prints_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

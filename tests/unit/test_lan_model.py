@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.linkmap import LinkMap
-from lanscatter.planner import Planner, Transfer
+from lanscatter.cli.topology import cmd_validate
+from lanscatter.core.linkmap import LinkMap
+from lanscatter.core.planner import Planner, Transfer
 from lanscatter.topology import derive_plan, load_topology
-from lanscatter.topology.cli import cmd_validate
 from lanscatter.topology.validate import warnings_of
 
 GBIT = 1e9 / 8

@@ -1,4 +1,4 @@
-from lanscatter.linkmap import Link, LinkMap
+from lanscatter.core.linkmap import Link, LinkMap
 
 
 def _tree() -> LinkMap:

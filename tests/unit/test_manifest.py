@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from lanscatter.chunking import CDC, fixed_sizes
-from lanscatter.errors import ManifestError
-from lanscatter.hashing import hash_bytes
-from lanscatter.manifest import (
+from lanscatter.core.chunking import CDC, fixed_sizes
+from lanscatter.core.errors import ManifestError
+from lanscatter.core.manifest import (
     MAX_CHUNK_SIZE,
     MAX_FILE_SIZE,
     MAX_FILES,
@@ -23,6 +22,7 @@ from lanscatter.manifest import (
     manifest_from_json,
     show_path,
 )
+from lanscatter.disk.hashing import hash_bytes
 
 CS = 100
 H = [hash_bytes(bytes([i])) for i in range(10)]

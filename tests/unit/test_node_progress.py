@@ -6,8 +6,8 @@ import dataclasses
 
 import aiohttp
 
-from lanscatter.node_progress import Snapshot, figures, master_summary, peer_summary, state_line
-from lanscatter.peer import connect_failure
+from lanscatter.roles.node_progress import Snapshot, figures, master_summary, peer_summary, state_line
+from lanscatter.roles.peer import connect_failure
 
 ALONE = Snapshot(master="10.0.0.1:10564", connected=False, joined_once=False, attempts=3,
                  error="connection refused", generation=None, have=0, chunks=0, held=0, total=0, rate=0.0,

@@ -1,6 +1,6 @@
 import random
 
-from lanscatter.planner import Planner
+from lanscatter.core.planner import Planner
 
 
 def test_cancel_frees_slots_without_blaming_the_source() -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanscatter.linkmap import Link, LinkMap
-from lanscatter.planner import Planner, PlannerConfig, Transfer
+from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.planner import Planner, PlannerConfig, Transfer
 
 
 @dataclass

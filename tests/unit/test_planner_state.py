@@ -8,7 +8,7 @@ from array import array
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanscatter.planner_state import RarityIndex, SiteCover, bits_from_indices, iter_bits, pick_bit
+from lanscatter.core.planner.state import RarityIndex, SiteCover, bits_from_indices, iter_bits, pick_bit
 
 N = 100
 

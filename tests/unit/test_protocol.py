@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanscatter import protocol as p
-from lanscatter.errors import RemoteProtocolError
+from lanscatter.core import protocol as p
+from lanscatter.core.errors import RemoteProtocolError
 
 EXAMPLES = [
     p.Challenge("n0nce", 1, 1, "0.1.0"),

@@ -7,9 +7,9 @@ import hmac
 
 import pytest
 
-from lanscatter.auth import Auth
-from lanscatter.errors import AuthError, RemoteProtocolError
-from lanscatter.publish_request import (
+from lanscatter.core.auth import Auth
+from lanscatter.core.errors import AuthError, RemoteProtocolError
+from lanscatter.core.publish_request import (
     MAX_NONCES,
     NONCE_TTL_S,
     NonceBook,

@@ -1,4 +1,4 @@
-from lanscatter.rate_meter import RateMeter
+from lanscatter.core.rate_meter import RateMeter
 
 
 def test_frequent_readers_do_not_shrink_the_window() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lanscatter.chunking import CDC, Chunking
-from lanscatter.hash_cache import HashCache
-from lanscatter.scanner import RefusedName, scan_folder
+from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.scanner import RefusedName, scan_folder
 
 CHUNKING = Chunking(CDC, 64 * 1024)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import lanscatter.signing as signing_module
-from lanscatter.errors import ConfigError, SignatureError
-from lanscatter.manifest import FileEntry, Manifest, build_manifest, manifest_from_dict
-from lanscatter.signing import (
+import lanscatter.core.signing as signing_module
+from lanscatter.core.errors import ConfigError, SignatureError
+from lanscatter.core.manifest import FileEntry, Manifest, build_manifest, manifest_from_dict
+from lanscatter.core.signing import (
     OriginKey,
     SignedVersion,
     content_digest,
@@ -25,7 +25,7 @@ from lanscatter.signing import (
     sign_version,
     verify_version,
 )
-from lanscatter.signing_keys import OriginTrust
+from lanscatter.disk.signing_keys import OriginTrust
 
 H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanscatter import cli
-from lanscatter.linkmap import Link
-from lanscatter.sim_model import MIB, SimConfig, SimHost, SimTopology
-from lanscatter.sim_report import matrix
-from lanscatter.simulator import Simulation
+from lanscatter.core.linkmap import Link
+from lanscatter.sim.model import MIB, SimConfig, SimHost, SimTopology
+from lanscatter.sim.report import matrix
+from lanscatter.sim.simulator import Simulation
 
 
 def run(**kw: object) -> dict:

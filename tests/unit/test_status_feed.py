@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanscatter.status_feed import FeedDecoder, FeedEncoder, FeedGap, apply, diff
+from lanscatter.core.status_feed import FeedDecoder, FeedEncoder, FeedGap, apply, diff
 
 NAMES = st.sampled_from([f"n{i}" for i in range(8)])
 SCALARS = st.one_of(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.chunking import CDC, FIXED, Chunking
-from lanscatter.hash_cache import HashCache
-from lanscatter.hashing import hash_bytes
-from lanscatter.scanner import scan_folder
-from lanscatter.store import MirrorStore
+from lanscatter.core.chunking import CDC, FIXED, Chunking
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.hashing import hash_bytes
+from lanscatter.disk.scanner import scan_folder
+from lanscatter.disk.store import MirrorStore
 
 CS = 1024
 FIXED_CS = Chunking(FIXED, CS)

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from lanscatter.auth import Auth
-from lanscatter.swarm import SHARE_DUTY, Swarm
+from lanscatter.core.auth import Auth
+from lanscatter.roles.swarm import SHARE_DUTY, Swarm
 
 
 async def test_sharing_waits_in_proportion_to_what_it_took(monkeypatch: pytest.MonkeyPatch) -> None:

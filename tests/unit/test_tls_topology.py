@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lanscatter.cli import run
-from lanscatter.errors import ConfigError
-from lanscatter.tls import client_context, fingerprint_file, new_identity, normalize_fingerprint
+from lanscatter.core.errors import ConfigError
+from lanscatter.net.tls import client_context, fingerprint_file, new_identity, normalize_fingerprint
 from lanscatter.topology import TopologyError, derive_plan, load_topology
 from lanscatter.topology.roles import RunContext, role_command
 from lanscatter.topology.tls_plan import identity_dir, plan_tls

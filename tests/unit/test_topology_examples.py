@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
+from lanscatter.core.units import UnitError, parse_duration, parse_size, parse_speed
 from lanscatter.topology import derive_plan, load_topology
-from lanscatter.topology.units import UnitError, parse_duration, parse_size, parse_speed
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "topologies").glob("*.yaml"))

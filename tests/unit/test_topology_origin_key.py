@@ -11,9 +11,9 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lanscatter.errors import ConfigError
-from lanscatter.signing import public_key_of
-from lanscatter.signing_keys import create_signing_key
+from lanscatter.core.errors import ConfigError
+from lanscatter.core.signing import public_key_of
+from lanscatter.disk.signing_keys import create_signing_key
 from lanscatter.topology import TopologyError, derive_plan, load_topology
 from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import RunContext, role_command

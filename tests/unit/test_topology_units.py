@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from lanscatter.sizes import format_bits_per_s, format_byte_rate, format_bytes
-from lanscatter.sizes import parse_size as cli_size
-from lanscatter.topology.units import (
+from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter.core.sizes import parse_size as cli_size
+from lanscatter.core.units import (
     UnitError,
     format_duration,
     parse_duration,

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lanscatter.cli import run
-from lanscatter.errors import ConfigError
+from lanscatter.core.errors import ConfigError
 from lanscatter_tui.cli import parse_endpoint
 
 

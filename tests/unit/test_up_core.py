@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from lanscatter.errors import ConfigError
-from lanscatter.sizes import mbit_to_bytes
+from lanscatter.core.errors import ConfigError
+from lanscatter.core.sizes import mbit_to_bytes
+from lanscatter.deploy.demo_data import demo_layout, fits, rehearsal_disk_need, write_demo
+from lanscatter.deploy.supervisor import Backoff
+from lanscatter.deploy.tracker import SyncTracker, bottleneck_bytes_per_s
+from lanscatter.deploy.watch import Watcher
 from lanscatter.topology import derive_plan, load_topology
-from lanscatter.topology.demo_data import demo_layout, fits, rehearsal_disk_need, write_demo
 from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.hostmatch import Identity, select_host
-from lanscatter.topology.orchestrator import Backoff
 from lanscatter.topology.roles import RunContext, role_command
 from lanscatter.topology.summary import summary_lines
-from lanscatter.topology.tracker import SyncTracker, bottleneck_bytes_per_s
-from lanscatter.topology.watch import Watcher
 
 TREE = """\
 dataset:
@@ -343,9 +343,9 @@ def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: 
 
 def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from lanscatter.auth import check_secret
+    from lanscatter.cli.up import _run_secret
+    from lanscatter.core.auth import check_secret
     from lanscatter.topology.problems import TopologyError
-    from lanscatter.topology.up_cli import _run_secret
 
     monkeypatch.delenv("LANSCATTER_SECRET", raising=False)
     no_secret = TREE.replace("  secret: {value: s3cret-for-this-test}\n", "")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from lanscatter.upload_pace import WIRE_SHARE, Pace, UploadPacer
+from lanscatter.net.upload_pace import WIRE_SHARE, Pace, UploadPacer
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="kernel pacing is Linux only")
 _SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lanscatter.manifest import FileEntry, Manifest
-from lanscatter.version_plan import (
+from lanscatter.core.manifest import FileEntry, Manifest
+from lanscatter.core.version_plan import (
     NAME_MAX,
     Hold,
     IndexError_,

@@ -1,0 +1,133 @@
+"""The `lanscatter` command line: one parser, subcommands registered by their own modules.
+
+Each subcommand module exposes `register(subparsers)`, which adds its parser and sets
+`func=<callable(args) -> int>`. This module is the one place that turns a `LanscatterError` into
+`error: ... / hint: ...` and an exit code, and the only place that configures logging handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lanscatter import __version__
+from lanscatter.core.auth import new_secret
+from lanscatter.core.errors import ConfigError, LanscatterError
+from lanscatter.core.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
+
+log = logging.getLogger("lanscatter.cli")
+
+# Modules that contribute subcommands (each has register(subparsers)).
+COMMAND_MODULES: tuple[str, ...] = (
+    "lanscatter.cli.node",
+    "lanscatter.cli.publish",
+    "lanscatter.cli.keys",
+    "lanscatter.cli.versions",
+    "lanscatter.cli.topology",
+    "lanscatter.cli.up",
+    "lanscatter.cli.service",
+    "lanscatter.cli.emulate",
+    "lanscatter.cli.simulate",
+    "lanscatter.cli.tls",
+    "lanscatter_tui.cli",
+)
+# The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.
+VERSION = f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lanscatter",
+        description="One-way, P2P-assisted distribution of a large folder to many hosts and sites.",
+    )
+    parser.add_argument("--version", action="version", version=VERSION)
+    parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    _register_secret(sub)
+    return parser
+
+
+def _register_secret(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("secret", help="make a swarm secret")
+    actions = s.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
+    new = actions.add_parser("new", help="print a new random swarm secret (256 bits)",
+                             description="Print a new random swarm secret, or write it to a file only "
+                                         "its owner can read. Give it to every node with --secret-file "
+                                         "or LANSCATTER_SECRET.")
+    new.add_argument("-o", "--output", type=Path, default=None, metavar="PATH",
+                     help="write it to this new file (mode 0600) instead of printing it")
+    new.set_defaults(func=_secret_new)
+
+
+def _secret_new(args: argparse.Namespace) -> int:
+    secret = new_secret()
+    if args.output is None:
+        print(secret)
+        return 0
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {args.output}: {exc.strerror}",
+                          "name a file that does not exist yet") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret + "\n")
+    return 0
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(VERSION)          # before the subcommands load: a control host asks every host this
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    configure_logging(args.debug)
+    try:
+        return int(args.func(args) or 0)
+    except LanscatterError as exc:
+        if args.debug:
+            log.exception("failed")
+        print(exc.message if exc.preformatted else f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+def _classic(command: str) -> None:
+    sys.exit(run([command, *sys.argv[1:]]))
+
+
+def master_main() -> None:
+    _classic("master")
+
+
+def peer_main() -> None:
+    _classic("peer")
+
+
+def proxy_main() -> None:
+    _classic("proxy")

@@ -1,0 +1,349 @@
+"""Control protocol messages between a master and its peers (pure, no I/O).
+
+One registry, one encode/decode pair. Each message is a frozen dataclass; on the wire it is a JSON
+object `{"t": <type>, <field>: <value>, ...}`: the Challenge and a refusal (Error) in a websocket
+text frame, everything else sealed in a binary frame (handshake.py: MAC, then this JSON). Unknown fields are
+ignored (a newer peer may add some); missing or mistyped fields, unknown types and non-JSON input
+all become `RemoteProtocolError`, naming the peer and the message, and never anything else.
+
+Conversation (master M, peer P):
+    M -> P  Challenge      first frame on every connection (nonce, protocol range)
+    P -> M  Hello          (sealed: proves the secret) nonce, the address it connects from, name,
+                           protocol range, slots, chunk port
+    M -> P  Welcome        (sealed: proves the secret) or Error(fatal) and close (wrong secret, no
+                           common protocol version, address differs)
+    M -> P  ManifestMsg    now and on every new generation
+    P -> M  Have           full set after each manifest (replace=True, then the rest in pieces of
+                           HAVE_PIECE), then one chunk at a time
+    M -> P  Download       fetch chunk from source URL with this token (auth.py);  P -> M  Report when done or failed
+    P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
+    M -> P  Cancel         stop a transfer (generation changed, source left)
+    P -> M  Receiving      (protocol 4) a download's first bytes arrived: it uses its share now
+    M -> P  Rates          (protocol 4) to a source: send these uploads at these rates from now on
+    M -> P  Verify         (protocol 3) a chunk this peer served did not match its hash: read the
+                           files holding it again, fetch what no longer matches, send Have again
+    P -> M  Stats          periodic counters for the status page
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, ClassVar, Union
+from urllib.parse import urlsplit
+
+from lanscatter.core.errors import RemoteProtocolError
+from lanscatter.core.safe_text import safe_text
+
+PROTOCOL_VERSION = 6          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+                              # 6: manifest format 2 (chunk sizes, content-defined chunks)
+# 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
+# secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
+# node could not read one, so it is told to upgrade at the handshake instead.
+MIN_PROTOCOL_VERSION = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    TYPE: ClassVar[str] = ""
+
+
+_REGISTRY: dict[str, type[Message]] = {}
+
+
+def _message(cls: type[Message]) -> type[Message]:
+    if cls.TYPE in _REGISTRY:
+        raise TypeError(f"duplicate message type {cls.TYPE}")
+    _REGISTRY[cls.TYPE] = cls
+    return cls
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Challenge(Message):
+    TYPE: ClassVar[str] = "challenge"
+    nonce: str
+    protocol: int
+    min_protocol: int
+    software: str
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    TYPE: ClassVar[str] = "hello"
+    name: str
+    protocol: int
+    min_protocol: int
+    software: str
+    nonce: str              # fresh for each connection: the session key depends on it
+    addr: str               # the address this peer connects from, as its own socket sees it
+    port: int               # where this peer serves chunks (0: serves none)
+    dl_slots: int
+    ul_slots: int
+    role: str = "peer"      # "peer" or "relay"
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    TYPE: ClassVar[str] = "welcome"
+    name: str               # the name the master knows this peer by (made unique)
+    protocol: int
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class ManifestMsg(Message):
+    """A generation, with the origin's signed statement about it (`signing.py`): a relay passes
+    `statement` and `signature` on unchanged; a host writes only what they show the origin signed."""
+    TYPE: ClassVar[str] = "manifest"
+    manifest: dict[str, Any]
+    statement: str = ""     # the exact text the origin signed
+    signature: str = ""     # base64 Ed25519 signature of it
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Have(Message):
+    TYPE: ClassVar[str] = "have"
+    generation: str
+    chunks: list[str]
+    replace: bool = False   # True: this is the whole set
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Download(Message):
+    TYPE: ClassVar[str] = "download"
+    transfer: int
+    chunk: str
+    size: int
+    source: str             # node name, for reports and logs
+    url: str                # base URL of the source's chunk server
+    timeout_s: float
+    rate_cap: float | None = None   # bytes/s the source keeps for this transfer alone
+    group: str | None = None        # a WAN link whose transfers the source paces together ...
+    group_rate: float | None = None  # ... at this many bytes/s in all
+    token: str = ""                 # the chunk server's authorisation (auth.chunk_token)
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Report(Message):
+    TYPE: ClassVar[str] = "report"
+    transfer: int
+    ok: bool
+    seconds: float
+    error: str = ""
+    corrupt: bool = False   # the source sent data whose hash did not match
+    blameless: bool = False  # failed for a reason that says nothing about the source
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Ending(Message):
+    """A download has about `seconds` left: its slot's next transfer can be arranged now, so it
+    starts as this one ends instead of a control round trip and a request later."""
+    TYPE: ClassVar[str] = "ending"
+    transfer: int
+    seconds: float
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Verify(Message):
+    """Chunks of `generation` this peer served corrupt (they did not hash to their names)."""
+    TYPE: ClassVar[str] = "verify"
+    generation: str
+    chunks: list[str]
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Receiving(Message):
+    """A download's first bytes arrived: until now its source's request was on its way, and its
+    share of the ports it crosses was still the other transfers' to use."""
+    TYPE: ClassVar[str] = "receiving"
+    transfer: int
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Rates(Message):
+    """New rates (bytes/s) for uploads this peer serves, by transfer id: the transfers sharing a
+    port changed, so their fair shares did."""
+    TYPE: ClassVar[str] = "rates"
+    transfers: list[int]
+    rates: list[float]
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Cancel(Message):
+    TYPE: ClassVar[str] = "cancel"
+    transfer: int
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Stats(Message):
+    TYPE: ClassVar[str] = "stats"
+    rx_bytes: int
+    tx_bytes: int
+    uploads: int
+    complete: bool
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    TYPE: ClassVar[str] = "error"
+    code: str               # "auth", "version", "address", "protocol"
+    message: str
+    fatal: bool = True
+
+
+def encode(msg: Message) -> str:
+    data = asdict(msg)
+    data["t"] = msg.TYPE
+    return json.dumps(data, separators=(",", ":"))
+
+
+# ---- bounds ------------------------------------------------------------------------------------
+# Every value is range-checked where it enters, so nothing past decode sees an unbounded number,
+# text or list (docs/security.md, "Input bounds").
+
+MAX_FRAME = 64 * 2**10   # characters: any frame before login, and every frame a peer sends (a
+                         # Have goes in pieces of HAVE_PIECE chunks, far below this)
+HAVE_PIECE = 512         # chunks per Have frame (67 characters each)
+# What a master sends after login: a manifest of a million files with 100-character paths and
+# a million chunks (16 TiB at the default chunk size) is about 220 MB of JSON. (manifest.py's
+# counts allow more; with names that long, a manifest past this frame is refused.)
+MAX_MANIFEST_FRAME = 256 * 2**20
+MAX_INT = 2**53 - 1      # exact in every JSON implementation (and in a float)
+MAX_RATE = float(2**47)  # bytes/s, about 1000 Tbit/s: anything faster is nonsense, not a limit
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """The accepted range of a field: a number's value, or a text's or a list's length; `items`
+    bounds each item of a list; `check`, if any, must hold for a text too."""
+
+    lo: float
+    hi: float
+    items: Bound | None = None
+    check: Callable[[str], bool] | None = None
+
+
+def _is_base_url(text: str) -> bool:
+    """http(s)://host[:port], the port in range: what a node may be told to fetch from."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port          # raises ValueError when out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+_DEFAULTS: dict[Any, Bound] = {
+    int: Bound(0, MAX_INT), float: Bound(0, MAX_INT), str: Bound(0, 1024), list: Bound(0, 2**16),
+}
+_NAME, _HASH = Bound(0, 255), Bound(0, 128)
+# By field name: a name means the same in every message that has it.
+FIELD_BOUNDS: dict[str, Bound] = {
+    "name": _NAME, "source": _NAME, "group": _NAME, "chunk": _HASH, "generation": _HASH,
+    "software": Bound(0, 64), "nonce": Bound(0, 256), "addr": Bound(0, 64), "token": Bound(0, 512),
+    "statement": Bound(0, 2048), "signature": Bound(0, 128),
+    "role": Bound(1, 16), "code": Bound(1, 32), "message": Bound(0, 2048), "error": Bound(0, 2048),
+    "url": Bound(0, 2048, check=_is_base_url), "protocol": Bound(0, 2**16), "min_protocol": Bound(0, 2**16),
+    "port": Bound(0, 65535), "dl_slots": Bound(0, 4096), "ul_slots": Bound(0, 4096),
+    "uploads": Bound(0, 2**20), "chunks": Bound(0, 2**22, items=_HASH),
+    "transfers": Bound(0, 4096), "rates": Bound(0, 4096, items=Bound(0, MAX_RATE)),
+    "rate_cap": Bound(0, MAX_RATE), "group_rate": Bound(0, MAX_RATE),
+    "timeout_s": Bound(0, 1e7), "seconds": Bound(0, 1e7),
+}
+
+_SHOW = reprlib.Repr()
+_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxlevel = 40, 40, 4, 4, 2
+
+
+def _shown(value: Any) -> str:
+    """A short, escaped rendering of a bad value for an error message (never the whole frame)."""
+    return safe_text(_SHOW.repr(value), 80)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def decode(text: str | bytes, peer: str = "peer", limit: int | None = None) -> Message:
+    """Parse one frame of at most `limit` characters; any malformed or out-of-bounds input raises
+    RemoteProtocolError naming `peer`."""
+    if limit is not None and len(text) > limit:
+        raise RemoteProtocolError(f"{peer} sent a frame of {len(text)} characters (the limit is {limit})")
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise RemoteProtocolError(f"{peer} sent a frame nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"{peer} sent a frame that is not JSON: {safe_text(exc, 120)}") from None
+    if not isinstance(data, dict):
+        raise RemoteProtocolError(f"{peer} sent a frame that is not a JSON object")
+    kind = data.get("t")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise RemoteProtocolError(f"{peer} sent an unknown message type {_shown(kind)}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is not MISSING:
+                continue
+            raise RemoteProtocolError(f"{peer} sent {kind!r} without field {f.name!r}")
+        value = data[f.name]
+        if not _conforms(value, hints[f.name], FIELD_BOUNDS.get(f.name)):
+            raise RemoteProtocolError(f"{peer} sent {kind!r} with a bad {f.name!r}: {_shown(value)}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def _conforms(value: Any, hint: Any, bound: Bound | None) -> bool:
+    """Whether `value` has the type `hint` and lies within `bound` (None: the type's default)."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_conforms(value, h, bound) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    b = bound or _DEFAULTS.get(origin or hint)
+    if hint is float:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and b is not None
+                and b.lo <= value <= b.hi)        # (NaN compares false: refused too)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool) and b is not None and b.lo <= value <= b.hi
+    if hint is str:
+        return (isinstance(value, str) and b is not None and b.lo <= len(value) <= b.hi
+                and (b.check is None or b.check(value)))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return (isinstance(value, list) and b is not None and b.lo <= len(value) <= b.hi
+                and all(_conforms(v, item, b.items) for v in value))
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def negotiate(ours: tuple[int, int], theirs: tuple[int, int], them: str) -> int:
+    """Highest common version of two (min, max) ranges, or an error saying who must upgrade."""
+    lo, hi = max(ours[0], theirs[0]), min(ours[1], theirs[1])
+    if lo <= hi:
+        return hi
+    older = "this node" if ours[1] < theirs[0] else them
+    raise RemoteProtocolError(
+        f"no common protocol version: this node speaks {ours[0]}..{ours[1]}, {them} speaks "
+        f"{theirs[0]}..{theirs[1]}; upgrade {older}"
+    )

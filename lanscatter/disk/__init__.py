@@ -1,0 +1,1 @@
+"""The sync folder on disk: store, scanner, hash cache, version staging, key files."""

@@ -1,0 +1,322 @@
+"""Scan a folder into a manifest: walk, chunk, hash on every core, reuse remembered hashes.
+
+Rules:
+- Symlinks and special files are skipped (never followed: nothing outside the folder is read), as
+  are the part files a peer or relay writes beside its targets (`PART_SUFFIX`).
+- A name the protocol cannot carry (not UTF-8, a backslash, longer than `check_relpath` allows) is
+  skipped with what is below it, and returned in `ScanStats.refused` (escaped, with the reason)
+  for the caller to report; the rest of the folder is scanned as usual.
+- Only files whose (size, mtime, inode, ctime) or chunking changed since the hash cache saw them
+  are hashed.
+- Fixed chunks are hashed each as its own task (one file spreads over every core); a file with
+  content-defined chunks is one task that reads it once, in windows, finds the boundaries and
+  hashes the pieces as it goes (blake3 on several threads for large pieces), and several files
+  run at once.
+- `chunk_size` AUTO is resolved from the walk's total bytes (`auto_chunk_size`), keeping the size
+  the previous version used while it still fits.
+- A file that changes while it is hashed is hashed again (a few times) and otherwise left out of
+  this scan, so a torn file is never described.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+
+import blake3
+
+from lanscatter.core.chunking import AUTO, FIXED, CdcCutter, Chunking, auto_chunk_size, fixed_sizes
+from lanscatter.core.manifest import (
+    FileEntry,
+    Manifest,
+    build_manifest,
+    relpath_problem,
+    show_path,
+)
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.hashing import PIECE, hash_file_range
+
+log = logging.getLogger("lanscatter.disk.scanner")
+
+PART_SUFFIX = ".lsc-part"
+_RETRIES = 3
+_MAX_QUEUED_FILES = 1024
+_WINDOW_MIN = 8 << 20       # bytes read at once for content-defined chunking (more if it needs)
+
+ProgressFn = Callable[[int, int], None]     # (hashed bytes so far, bytes to hash in total)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedName:
+    """A name in the folder the protocol cannot carry: `shown` is escaped and shortened."""
+
+    shown: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    files: int
+    hashed_bytes: int
+    reused_bytes: int
+    seconds: float
+    skipped: tuple[str, ...]
+    refused: tuple[RefusedName, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    rel: str
+    st: os.stat_result
+
+
+@dataclass(slots=True)
+class _Walk:
+    files: list[_Found]
+    dirs: list[str]
+    skipped: list[str]
+    refused: list[RefusedName]
+
+
+def _walk(root: Path) -> _Walk:
+    out = _Walk([], [], [], [])
+    stack = [("", str(root))]
+    while stack:
+        rel_dir, abs_dir = stack.pop()
+        try:
+            it = os.scandir(abs_dir)
+        except OSError as exc:
+            if not rel_dir or not _passing(exc, rel_dir, out):
+                raise
+            continue
+        with it:
+            for entry in it:
+                if entry.name.endswith(PART_SUFFIX):
+                    continue
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if (problem := relpath_problem(rel)) is not None:
+                    out.refused.append(RefusedName(show_path(rel), problem))
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    if not _passing(exc, rel, out):
+                        raise
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    out.dirs.append(rel)
+                    stack.append((rel, entry.path))
+                elif stat.S_ISREG(st.st_mode):
+                    out.files.append(_Found(rel, st))
+                else:
+                    out.skipped.append(rel)
+    return out
+
+
+def _passing(exc: OSError, rel: str, out: _Walk) -> bool:
+    """Whether the scan goes on past an entry it could not read: one removed while we walked (the
+    next scan sees the change) or one whose absolute path the OS cannot take (refused, like any
+    name that cannot be carried). Anything else (unreadable) fails the scan: a manifest without
+    that part of the folder would make every peer delete it."""
+    if exc.errno == errno.ENAMETOOLONG:
+        out.refused.append(RefusedName(show_path(rel), "path too long below this folder"))
+        return True
+    return isinstance(exc, (FileNotFoundError, NotADirectoryError))
+
+
+@dataclass(slots=True)
+class _Job:
+    """One file queued for hashing: per-chunk futures (fixed) or one future for the whole file."""
+
+    fd: int
+    sizes: tuple[int, ...] = ()
+    chunk_futures: list[Future[str]] = field(default_factory=list)
+    file_future: Future[tuple[tuple[str, ...], tuple[int, ...]]] | None = None
+
+
+class _Hasher:
+    """Hashes files on a thread pool, one reusable buffer per thread."""
+
+    def __init__(self, root: Path, chunking: Chunking, workers: int, progress: ProgressFn | None,
+                 total: int) -> None:
+        self.root = root
+        self.chunking = chunking
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lanscatter-hash")
+        self.local = threading.local()
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def _advance(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            if self.progress:
+                self.progress(self.done, self.total)
+
+    def _chunk(self, fd: int, offset: int, length: int) -> str:
+        buf = getattr(self.local, "buf", None)
+        if buf is None:
+            buf = self.local.buf = bytearray(PIECE * 4)
+        digest = hash_file_range(fd, offset, length, buf)
+        self._advance(length)
+        return digest
+
+    def _cdc_file(self, fd: int, size: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        """Read the file once in windows: cut it, hash the pieces as they are cut."""
+        if size == 0:
+            return (), ()
+        cutter = CdcCutter(self.chunking.size)
+        buf = getattr(self.local, "window", None)
+        if buf is None:      # one window per thread, reused for every file
+            buf = self.local.window = bytearray(max(_WINDOW_MIN, 2 * cutter.window_min))
+        view = memoryview(buf)
+        hashes: list[str] = []
+        sizes: list[int] = []
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        length = 0
+        start = 0      # file offset of buf[0]
+        filled = 0     # bytes of buf that hold file data
+        while True:
+            while filled < len(buf) and start + filled < size:
+                n = os.preadv(fd, [view[filled:min(len(buf), size - start)]], start + filled)
+                if n <= 0:
+                    raise OSError(f"file shrank while reading at offset {start + filled}")
+                filled += n
+            eof = start + filled >= size
+            cuts, used = cutter.cut(view[:filled], eof)
+            at = 0
+            for piece in cuts:
+                if piece:
+                    h.update(view[at:at + piece])
+                    at += piece
+                    length += piece
+                else:
+                    hashes.append(h.hexdigest())
+                    sizes.append(length)
+                    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+                    length = 0
+            self._advance(used)
+            if eof:
+                return tuple(hashes), tuple(sizes)
+            buf[:filled - used] = buf[used:filled]
+            start += used
+            filled -= used
+
+    def submit_file(self, rel: str, size: int) -> _Job:
+        """Queue a file's hashing; the caller collects the job's result."""
+        fd = os.open(self.root / rel, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        if self.chunking.kind == FIXED:
+            sizes = fixed_sizes(size, self.chunking.size)
+            offsets = accumulate(sizes, initial=0)
+            return _Job(fd, sizes, [self.pool.submit(self._chunk, fd, off, n) for off, n in zip(offsets, sizes)])
+        return _Job(fd, file_future=self.pool.submit(self._cdc_file, fd, size))
+
+    def collect(self, job: _Job) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        try:
+            if job.file_future is not None:
+                return job.file_future.result()
+            return tuple(f.result() for f in job.chunk_futures), job.sizes
+        finally:
+            os.close(job.fd)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def scan_folder(
+    root: Path,
+    chunking: Chunking,
+    cache: HashCache,
+    *,
+    keep_size: int = AUTO,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[Manifest, ScanStats]:
+    """Scan `root` (blocking; run it in a thread from asyncio). Raises OSError if root is unreadable.
+    A chunking of size AUTO gets one from the data's size, `keep_size` if that still fits."""
+    started = time.monotonic()
+    walk = _walk(root)
+    found, dirs, skipped = walk.files, walk.dirs, walk.skipped
+    if chunking.size == AUTO:
+        chunking = Chunking(chunking.kind, auto_chunk_size(sum(f.st.st_size for f in found), keep_size))
+    chunk_size = chunking.size
+    todo = [f for f in found if cache.get(f.rel, f.st, chunking) is None]
+    total = sum(f.st.st_size for f in todo)
+    hasher = _Hasher(root, chunking, workers or os.cpu_count() or 1, progress, total)
+    entries: list[FileEntry] = []
+    hashed = reused = 0
+    # Chunks of several files are queued at once so every core stays busy even on small files;
+    # the queue is bounded in bytes so a huge folder does not pile up futures, and in files (each
+    # holds a descriptor: 100,000 small files would otherwise all be open at once).
+    limit = 4 * chunk_size * (workers or os.cpu_count() or 1)
+    queue: deque[tuple[_Found, _Job]] = deque()
+    queued = 0
+    try:
+        for f in found:
+            remembered = cache.get(f.rel, f.st, chunking)
+            if remembered is not None:
+                reused += f.st.st_size
+                entries.append(_entry(f.rel, f.st, *remembered))
+                continue
+            try:
+                queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
+            except OSError as exc:
+                log.warning("skipping %s: %s", f.rel, exc)
+                skipped.append(f.rel)
+                continue
+            queued += f.st.st_size
+            while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
+                done = queue.popleft()
+                queued -= done[0].st.st_size
+                hashed += _finish(hasher, root, done, cache, entries, skipped)
+        while queue:
+            hashed += _finish(hasher, root, queue.popleft(), cache, entries, skipped)
+    finally:
+        hasher.close()
+    cache.retain({e.path for e in entries})
+    manifest = build_manifest(chunk_size, entries, dirs, chunking.kind)
+    stats = ScanStats(len(entries), hashed, reused, time.monotonic() - started, tuple(skipped),
+                      tuple(walk.refused))
+    return manifest, stats
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ino, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ino, b.st_ctime_ns)
+
+
+def _entry(rel: str, st: os.stat_result, chunks: tuple[str, ...], sizes: tuple[int, ...]) -> FileEntry:
+    return FileEntry(rel, st.st_size, st.st_mtime_ns, bool(st.st_mode & 0o111), chunks, sizes)
+
+
+def _finish(hasher: _Hasher, root: Path, item: tuple[_Found, _Job], cache: HashCache,
+            entries: list[FileEntry], skipped: list[str]) -> int:
+    """Collect a file's hashes; re-hash it if it changed meanwhile. Returns bytes hashed."""
+    f, job = item
+    st = f.st
+    try:
+        for _ in range(_RETRIES):
+            chunks, sizes = hasher.collect(job)
+            after = os.stat(root / f.rel, follow_symlinks=False)
+            if _same(after, st):
+                cache.put(f.rel, st, hasher.chunking, chunks, sizes)
+                entries.append(_entry(f.rel, st, chunks, sizes))
+                return st.st_size
+            st = after
+            job = hasher.submit_file(f.rel, st.st_size)
+        hasher.collect(job)
+        log.warning("skipping %s this round: it keeps changing while being hashed", f.rel)
+    except OSError as exc:
+        log.warning("skipping %s: %s", f.rel, exc)
+    skipped.append(f.rel)
+    return 0

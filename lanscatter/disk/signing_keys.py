@@ -1,0 +1,113 @@
+"""The origin's key on disk, and which key a host trusts (the I/O around `signing.py`).
+
+- The private key is a PEM file (unencrypted PKCS#8, as `openssl pkey` reads it), created with mode
+  0600 and never overwritten. `origin.key` is its name in a folder made by `lanscatter keys new`
+  and in a master's state folder (the default when no --signing-key is given).
+- A host trusts the key it is given (`--origin-key`, from the site tree), or else pins the key of
+  the first signed version it accepts in `origin-key.pin` in its state folder and refuses every
+  other key from then on (trust on first use).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from lanscatter.core.errors import ConfigError
+from lanscatter.core.manifest import Manifest
+from lanscatter.core.signing import (
+    OriginKey,
+    SignedVersion,
+    VersionStatement,
+    parse_origin_key,
+    verify_version,
+)
+from lanscatter.disk.atomic_file import write_text_atomic
+
+log = logging.getLogger("lanscatter.core.signing")
+
+PRIVATE_KEY_FILE = "origin.key"
+PIN_FILE = "origin-key.pin"
+
+
+def create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """A new key written to `path` (mode 0600); refuses to replace an existing file."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists", "keep the key you have (`lanscatter keys show` prints "
+                          "its public half), or move it away first") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path}: {exc.strerror}", "check the folder and its permissions") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return key
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The private key in `path`; ConfigError naming the file when it is missing or not one."""
+    try:
+        data = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"cannot read the signing key {path}: {exc.strerror}",
+                          "create one with `lanscatter keys new --dir DIR`") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not an unencrypted PEM private key ({exc})",
+                          "create one with `lanscatter keys new --dir DIR`") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path} holds a {type(key).__name__}, not an Ed25519 key",
+                          "create one with `lanscatter keys new --dir DIR`")
+    if mode & 0o077:
+        log.warning("the signing key %s can be read by other users; `chmod 600 %s`", path, path)
+    return key
+
+
+def load_or_create_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
+    """The key in `path`, created first when there is none; (key, created)."""
+    if path.exists():
+        return load_signing_key(path), False
+    return create_signing_key(path), True
+
+
+class OriginTrust:
+    """Which key may publish versions to this host: the configured one, or the pinned one."""
+
+    def __init__(self, configured: OriginKey | None, pin_file: Path) -> None:
+        self.configured = configured
+        self.pin_file = pin_file
+
+    def pinned(self) -> OriginKey | None:
+        try:
+            text = self.pin_file.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the pinned origin key {self.pin_file}: {exc}",
+                              "delete the file to pin the next origin key, or pass --origin-key") from None
+        try:
+            return parse_origin_key(text)
+        except ValueError as exc:
+            raise ConfigError(f"{self.pin_file} does not hold an origin key: {exc}",
+                              "delete the file to pin the next origin key, or pass --origin-key") from None
+
+    def check(self, manifest: Manifest, signed: SignedVersion | None) -> VersionStatement:
+        """The statement of a version this host may write; SignatureError otherwise. The first
+        version accepted without a configured or pinned key pins its key."""
+        trusted = self.configured or self.pinned()
+        statement = verify_version(manifest, signed, trusted)
+        if trusted is None:
+            write_text_atomic(self.pin_file, statement.key.text + "\n")
+            log.warning("pinned the origin's key %s (first use, in %s): versions signed by any other key "
+                        "are refused from now on", statement.key.text, self.pin_file)
+        return statement

@@ -1,0 +1,175 @@
+"""Host activation: a new version is assembled beside the active one and switched to in one step.
+
+`StagedStore` is a `MirrorStore` whose root is a version directory (`versions_dir.py`):
+- A generation the active version already holds is mirrored in place (a resumed or repaired
+  version: same content, nothing mixed).
+- Any other generation is staged in its own version directory. Files the active version holds
+  with the same content and metadata are hard-linked (`version_plan.link_plan`), chunks of other
+  active files are copied locally, the rest is fetched; the active version is only read.
+- When the staged version is complete (its last chunk verified, or nothing was missing), the
+  folder's symlink is switched to it (`VersionsDir.activate`), unless a rollback holds this host
+  off that generation. Older versions beyond `keep` are deleted afterwards (`prune`, slow: the
+  caller runs it in a worker thread).
+- Chunks are served from wherever they are verified, staged or active (`locate`).
+- Before staging, the free space is checked: a shortfall is a `NoSpaceError` naming the folder
+  and the bytes missing; the active version is untouched and staging resumes on the next try.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from lanscatter.core.errors import ConfigError, NoSpaceError
+from lanscatter.core.manifest import Manifest
+from lanscatter.core.sizes import format_bytes
+from lanscatter.core.version_plan import link_plan, version_name
+from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
+from lanscatter.disk.store import Location, MirrorStore, ReconcileStats, _remove
+from lanscatter.disk.versions_dir import VersionsDir
+
+log = logging.getLogger("lanscatter.disk.store")
+
+DEFAULT_KEEP = 2
+# A link that cannot be made leaves the file to be copied or fetched instead.
+_NO_LINK = frozenset({errno.EMLINK, errno.EXDEV, errno.EPERM})
+
+
+class StagedStore(MirrorStore):
+    def __init__(self, folder: Path, state_dir: Path, keep: int = DEFAULT_KEEP) -> None:
+        if keep < 1:
+            raise ConfigError(f"keep {keep}: a host keeps at least the active version", "give --keep 1 or more")
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"sync folder {folder} is a file, not a folder",
+                              "give a folder path (it is created if missing)")
+        self.versions = VersionsDir(folder)
+        self.versions.recover()
+        self.keep = keep
+        self.prune_due = False
+        self.last_switch_s = 0.0         # the last switch, from complete to active
+        self.label = ""                  # the origin's label of the generation being reconciled
+        super().__init__(self.versions.active_root() or self.versions.home, state_dir)
+        self.root = self.versions.active_root() or self.versions.home
+
+    @property
+    def folder(self) -> Path:
+        """The folder as the operator named it: the symlink to the active version."""
+        return self.versions.folder
+
+    # ---- staging -----------------------------------------------------------------------------
+    def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:
+        name = version_name(manifest.generation)
+        index = self.versions.read_index()
+        known = index.record(name)
+        if known is not None and known.generation not in ("", manifest.generation):
+            raise ConfigError(f"version folder {name} of {self.versions.folder} holds another generation",
+                              "remove that old version folder")
+        active = self.versions.active_root()
+        staging = self.versions.path(name)
+        if active == staging:
+            self.root = staging            # resumed or repaired in place: the same content
+            return {}
+        self.versions.adopt_plain(time.time())
+        active = self.versions.active_root()
+        staging.mkdir(parents=True, exist_ok=True)
+        self.root = staging
+        if active is None:
+            return {}
+        local, _ = scan_folder(active, manifest.chunking, self.cache)
+        linked = self._link_unchanged(active, local, manifest)
+        self._check_space(manifest, linked)
+        sources: dict[str, Location] = {}
+        for f in local.files:
+            for _, h, off, length in f.spans():
+                sources.setdefault(h, Location(active / f.path, off, length))
+        return sources
+
+    def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> set[str]:
+        """Hard-link into the staging folder the active files the new version holds unchanged."""
+        entries = {f.path: f for f in manifest.files}
+        linked: set[str] = set()
+        for new_rel, old_rel in link_plan(local.files, manifest).items():
+            src = active / old_rel
+            dst = self._abs(new_rel, make_parents=True)
+            try:
+                have = os.lstat(dst)
+            except FileNotFoundError:
+                have = None
+            try:
+                if have is None or have.st_ino != os.lstat(src).st_ino:
+                    if have is not None:
+                        _remove(dst)
+                    os.link(src, dst, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                log.debug("cannot link %s: %s", new_rel, exc.strerror)
+                continue
+            # The link changed the inode's ctime: the cache learns it, so nothing is hashed again.
+            entry = entries[new_rel]
+            self.cache.put(new_rel, os.lstat(dst), manifest.chunking, entry.chunks, entry.sizes)
+            linked.add(new_rel)
+        return linked
+
+    def _check_space(self, manifest: Manifest, linked: set[str]) -> None:
+        """The bytes the new version's other files still need must fit, or nothing starts."""
+        need = 0
+        for f in manifest.files:
+            if f.path in linked:
+                continue
+            held = 0
+            try:
+                target = self._abs(f.path)
+                for p in (target, target.with_name(target.name + PART_SUFFIX)):
+                    held = max(held, _allocated(p))
+            except FileNotFoundError:      # a file where the version needs a folder: nothing held
+                pass
+            need += max(f.size - held, 0)
+        free = shutil.disk_usage(self.versions.home).free
+        if need > free:
+            raise NoSpaceError(
+                f"not enough space to stage generation {manifest.generation[:12]} beside {self.versions.folder}: "
+                f"{format_bytes(need - free)} ({need - free} bytes) missing",
+                f"free space on the disk of {self.versions.home} (staging resumes by itself); "
+                "the active version is left as it is")
+
+    # ---- switching ---------------------------------------------------------------------------
+    def _on_complete(self) -> None:
+        m = self.manifest
+        if m is None or self.root.parent != self.versions.home or self.root == self.versions.active_root():
+            return
+        started = time.perf_counter()
+        switched = self.versions.activate(self.root.name, m.generation, time.time(), self.label)
+        self.last_switch_s = time.perf_counter() - started
+        if switched:
+            self.prune_due = True
+            log.info("version %s (generation %s) active in %s", self.root.name, m.generation[:12],
+                     self.versions.folder)
+        else:
+            log.info("generation %s is complete but not activated: a rollback holds %s off it",
+                     m.generation[:12], self.versions.folder)
+
+    def prune(self) -> list[str]:
+        """Delete the versions beyond `keep` (blocking: a worker thread)."""
+        self.prune_due = False
+        dropped = self.versions.prune(self.keep, exclude=(self.root.name,))
+        if dropped:
+            log.info("dropped old versions of %s: %s", self.versions.folder, ", ".join(dropped))
+        return dropped
+
+    def reconcile(self, manifest: Manifest) -> ReconcileStats:
+        stats = super().reconcile(manifest)
+        if self.prune_due:
+            self.prune()
+        return stats
+
+
+def _allocated(path: Path) -> int:
+    try:
+        return os.lstat(path).st_blocks * 512
+    except (FileNotFoundError, NotADirectoryError):
+        return 0

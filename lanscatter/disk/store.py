@@ -1,0 +1,445 @@
+"""A peer's (or relay's) sync folder: a mirror assembled chunk by chunk, safely.
+
+Rules:
+- Every path comes from a validated manifest and is resolved by `_abs`, which refuses to pass
+  through a symlink or a non-directory: nothing outside the folder is touched.
+- A file is assembled in a part file beside it (`<name>.lsc-part`) and renamed over the target only
+  when every chunk is verified, then given the origin's mtime and exec bit. Readers never see a torn
+  file; no second copy of the folder is kept.
+- A chunk counts as had only after its hash is verified. Verified part chunks are journaled outside
+  the folder (with the part file's inode), and finished files enter the hash cache, so a node
+  killed with SIGKILL resumes without downloading or hashing again what it had verified.
+- Content already present anywhere in the folder (same hash) is copied locally, not downloaded.
+- A chunk found rotten (`forget_chunks`) stops being had at once, in memory and in the journals;
+  the next reconcile reads the files holding it afresh.
+- POSIX hosts only: names are POSIX names (`a:b.txt`, `c:` are ordinary names here; on Windows
+  they would name a drive or a data stream).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from lanscatter.core.errors import ConfigError, NoSpaceError
+from lanscatter.core.manifest import FileEntry, Manifest
+from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.hashing import PIECE, hash_file_range
+from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
+
+log = logging.getLogger("lanscatter.disk.store")
+
+
+@dataclass(slots=True)
+class _Assembly:
+    """A file being assembled: its part file and the chunk indices still missing. The part file
+    is open (`fd`) only from the first chunk written to it until it is finished: a version of
+    100,000 files must not hold 100,000 descriptors."""
+
+    entry: FileEntry
+    part: Path
+    missing: set[int]
+    ino: int                 # the part file's inode (the journal's check that it is the same file)
+    fd: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    path: Path
+    offset: int
+    length: int
+
+
+@dataclass(slots=True)
+class ReconcileStats:
+    kept_files: int = 0
+    copied_chunks: int = 0
+    deleted: list[str] = field(default_factory=list)
+    resumed_chunks: int = 0
+
+
+class MirrorStore:
+    def __init__(self, root: Path, state_dir: Path) -> None:
+        if os.name != "posix":
+            raise ConfigError("peers and relays run on POSIX hosts only (Linux, macOS, the BSDs)",
+                              "run this node on a POSIX host")
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"sync folder {root} is a file, not a folder",
+                              "give a folder path (it is created if missing)")
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.cache = HashCache(state_dir / "hashes.jsonl")
+        self._parts_path = state_dir / "parts.jsonl"
+        self.manifest: Manifest | None = None
+        self._asm: dict[str, _Assembly] = {}            # rel path -> assembly
+        self._have: dict[str, Location] = {}            # verified chunk -> one place to read it
+        self._needs: dict[str, list[tuple[_Assembly, int, int, int]]] = {}  # chunk -> places missing it
+        self._journal: TextIO | None = None
+        self.epoch = 0          # reconciles started: a reader of held chunks checks it is unchanged
+
+    # ---- paths -------------------------------------------------------------------------------
+    def _abs(self, rel: str, *, make_parents: bool = False) -> Path:
+        """Absolute path of a validated relative path, never through a symlink or a file."""
+        cur = self.root
+        parts = rel.split("/")
+        for part in parts[:-1]:
+            cur = cur / part
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                if not make_parents:
+                    return self.root.joinpath(*parts)
+                os.mkdir(cur)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                if not make_parents:
+                    raise FileNotFoundError(cur)
+                _remove(cur)            # a file or symlink where the mirror needs a folder
+                os.mkdir(cur)
+        return cur / parts[-1]
+
+    @property
+    def folder(self) -> Path:
+        """The folder as the operator named it (where a plain mirror writes)."""
+        return self.root
+
+    # ---- status ------------------------------------------------------------------------------
+    def have(self) -> set[str]:
+        return set(self._have)
+
+    def has(self, chunk: str) -> bool:
+        return chunk in self._have
+
+    def complete(self) -> bool:
+        return self.manifest is not None and not self._asm
+
+    def missing_chunks(self) -> set[str]:
+        assert self.manifest is not None
+        return {h for h, _ in self.manifest.chunk_table() if h not in self._have}
+
+    def locate(self, chunk: str) -> Location | None:
+        return self._have.get(chunk)
+
+    def files_holding(self, chunks: set[str]) -> list[str]:
+        """The manifest's files (relative paths) that hold any of `chunks`."""
+        if self.manifest is None:
+            return []
+        return [f.path for f in self.manifest.files if not chunks.isdisjoint(f.chunks)]
+
+    def forget_chunks(self, chunks: set[str]) -> list[str]:
+        """`chunks` no longer match their hashes here: stop having them, forget the cached hashes
+        of the files holding them and the journaled part chunks, so the next reconcile reads those
+        files afresh and fetches what no longer matches. Returns the files holding them."""
+        files = self.files_holding(chunks)
+        for rel in files:
+            self.cache.forget(rel)
+        for h in chunks:
+            self._have.pop(h, None)
+        touched = False
+        for asm in self._asm.values():
+            for k, h in enumerate(asm.entry.chunks):
+                if h in chunks and k not in asm.missing:
+                    asm.missing.add(k)
+                    touched = True
+        if touched:
+            self._journal_rewrite()
+        return files
+
+    # ---- reconcile ---------------------------------------------------------------------------
+    def reconcile(self, manifest: Manifest) -> ReconcileStats:
+        """Make the folder a (partial) mirror of `manifest`. Blocking: run in a worker thread."""
+        self.epoch += 1
+        self._close_parts()
+        self.manifest = manifest
+        stats = ReconcileStats()
+        self._have.clear()
+        self._asm.clear()
+        sources = self._prepare_root(manifest)
+        wanted_files = {f.path: f for f in manifest.files}
+        wanted_dirs = set(manifest.dirs)
+        self._remove_conflicts(wanted_files, wanted_dirs, stats)
+        local, _ = scan_folder(self.root, manifest.chunking, self.cache)
+        local_by_path = {f.path: f for f in local.files}
+        for f in local.files:
+            for _, h, off, length in f.spans():
+                sources.setdefault(h, Location(self.root / f.path, off, length))
+        journal = self._load_part_journal()
+        for entry in manifest.files:
+            have = local_by_path.get(entry.path)
+            if have is not None and have.size == entry.size and have.chunks == entry.chunks:
+                self._fix_metadata(entry)
+                stats.kept_files += 1
+                for _, h, off, length in entry.spans():
+                    self._have.setdefault(h, Location(self.root / entry.path, off, length))
+                continue
+            self._start_assembly(entry, journal, stats)
+        self._journal_rewrite()
+        self._needs = {}
+        for asm in self._asm.values():
+            for k, h, off, length in asm.entry.spans():
+                if k in asm.missing:
+                    self._needs.setdefault(h, []).append((asm, k, off, length))
+        # Local copies before anything is deleted: old versions are sources too.
+        for rel in list(self._asm):
+            asm = self._asm[rel]
+            for k, h, off, length in list(asm.entry.spans()):
+                if k not in asm.missing:
+                    continue
+                src = self._have.get(h) or sources.get(h)
+                if src is not None and self._copy_verified(src, asm, k, h, off, length):
+                    stats.copied_chunks += 1
+                    self._needs[h] = [p for p in self._needs[h] if not (p[0] is asm and p[1] == k)]
+                    if not self._needs[h]:
+                        del self._needs[h]
+            if asm.missing and asm.fd >= 0:      # nothing was handed out yet: free it till needed
+                os.close(asm.fd)
+                asm.fd = -1
+        for rel in [r for r, a in self._asm.items() if not a.missing]:
+            self._finalize(rel)
+        self._delete_extraneous(wanted_files, wanted_dirs, stats)
+        for d in manifest.dirs:
+            folder = self._abs(d, make_parents=True)   # its parents, checked on the way
+            if not folder.is_dir():
+                folder.mkdir()
+        if not self._asm:
+            self._on_complete()
+        return stats
+
+    def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:
+        """Before a reconcile: choose the directory that receives `manifest` (`self.root`) and
+        return chunks readable elsewhere (copied locally rather than fetched). A plain mirror
+        writes its folder in place and knows no other source."""
+        return {}
+
+    def _on_complete(self) -> None:
+        """The mirror just became complete (a staged store activates it here)."""
+
+    def _remove_conflicts(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
+        for rel in files:
+            try:
+                p = self._abs(rel)
+            except FileNotFoundError:
+                continue
+            if p.is_symlink() or p.is_dir():
+                _remove(p)
+                stats.deleted.append(rel)
+        for rel in dirs:
+            try:
+                p = self._abs(rel)
+            except FileNotFoundError:
+                continue
+            if p.is_symlink() or (p.exists() and not p.is_dir()):
+                _remove(p)
+                stats.deleted.append(rel)
+
+    def _start_assembly(self, entry: FileEntry, journal: dict[str, tuple[int, dict[int, str]]],
+                        stats: ReconcileStats) -> None:
+        assert self.manifest is not None
+        target = self._abs(entry.path, make_parents=True)
+        part = target.with_name(target.name + PART_SUFFIX)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        st = os.fstat(fd)
+        if st.st_size != entry.size:
+            os.ftruncate(fd, entry.size)
+            if entry.size:
+                try:   # real blocks up front: writes in rarest-first order then allocate nothing
+                    os.posix_fallocate(fd, 0, entry.size)
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        raise NoSpaceError(f"no space left for {entry.path} ({entry.size} bytes) in {self.root}",
+                                           "free some space on that disk") from None
+                    # file systems without fallocate: sparse is fine
+        os.close(fd)
+        asm = _Assembly(entry, part, set(range(len(entry.chunks))), st.st_ino)
+        inode, verified = journal.get(entry.path, (-1, {}))
+        if inode == st.st_ino and st.st_size == entry.size:
+            for k, h, off, length in entry.spans():
+                if verified.get(off) == h:
+                    asm.missing.discard(k)
+                    self._have.setdefault(h, Location(part, off, length))
+                    stats.resumed_chunks += 1
+        self._asm[entry.path] = asm
+
+    def _copy_verified(self, src: Location, asm: _Assembly, k: int, h: str, off: int, length: int) -> bool:
+        """Copy a chunk from elsewhere in the folder, verifying it on the way (it may have changed)."""
+        try:
+            with open(src.path, "rb") as fh:
+                if hash_file_range(fh.fileno(), src.offset, length) != h:
+                    return False
+                pos = 0
+                while pos < length:
+                    data = os.pread(fh.fileno(), min(PIECE * 4, length - pos), src.offset + pos)
+                    if not data:
+                        return False
+                    os.pwrite(self._open(asm), data, off + pos)
+                    pos += len(data)
+        except OSError as exc:
+            log.debug("local copy of %s failed: %s", h[:12], exc)
+            return False
+        self._mark(asm, k, h, off, length)
+        return True
+
+    def _mark(self, asm: _Assembly, k: int, h: str, off: int, length: int) -> None:
+        asm.missing.discard(k)
+        self._have.setdefault(h, Location(asm.part, off, length))
+        self._journal_append({"p": asm.entry.path, "i": asm.ino, "o": off, "h": h})
+
+    @staticmethod
+    def _open(asm: _Assembly) -> int:
+        """The part file's descriptor, opened at its first use and kept until it is finished (a
+        descriptor handed to a download must stay valid until the download reports)."""
+        if asm.fd < 0:
+            asm.fd = os.open(asm.part, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        return asm.fd
+
+    def _fix_metadata(self, entry: FileEntry) -> None:
+        p = self._abs(entry.path)
+        st = os.lstat(p)
+        mode = st.st_mode & 0o7777
+        want = (mode | ((mode & 0o444) >> 2)) if entry.executable else (mode & ~0o111)
+        if want != mode:
+            os.chmod(p, want)
+        if st.st_mtime_ns != entry.mtime_ns:
+            os.utime(p, ns=(st.st_atime_ns, entry.mtime_ns))
+        if (want != mode or st.st_mtime_ns != entry.mtime_ns) and self.manifest is not None:
+            self.cache.put(entry.path, os.lstat(p), self.manifest.chunking, entry.chunks, entry.sizes)
+
+    def _finalize(self, rel: str) -> None:
+        assert self.manifest is not None
+        asm = self._asm.pop(rel)
+        target = self._abs(rel, make_parents=True)
+        if asm.fd >= 0:
+            os.close(asm.fd)
+        os.replace(asm.part, target)
+        for _, h, off, length in asm.entry.spans():
+            loc = self._have.get(h)
+            if loc is not None and loc.path == asm.part:
+                self._have[h] = Location(target, loc.offset, loc.length)
+        mode = 0o666 & ~_UMASK
+        os.chmod(target, (mode | ((mode & 0o444) >> 2)) if asm.entry.executable else mode)
+        os.utime(target, ns=(asm.entry.mtime_ns, asm.entry.mtime_ns))
+        self.cache.put(rel, os.lstat(target), self.manifest.chunking, asm.entry.chunks, asm.entry.sizes)
+
+    def _delete_extraneous(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
+        keep_parts = {str(a.part) for a in self._asm.values()}
+        for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+            for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                full = os.path.join(dirpath, name)
+                if rel in files and not os.path.islink(full) or full in keep_parts:
+                    continue
+                _remove(Path(full))
+                stats.deleted.append(rel)
+            if rel_dir and rel_dir not in dirs and not os.listdir(dirpath):
+                os.rmdir(dirpath)
+                stats.deleted.append(rel_dir + "/")
+        for rel in stats.deleted:
+            self.cache.forget(rel)
+
+    # ---- receiving chunks --------------------------------------------------------------------
+    def chunk_target(self, chunk: str) -> tuple[int, int, int] | None:
+        """(fd, offset, length) of a part-file place that needs `chunk`, or None."""
+        for asm, _k, off, length in self._needs.get(chunk, ()):
+            return self._open(asm), off, length
+        return None
+
+    def chunk_verified(self, chunk: str, fd: int, offset: int) -> list[str]:
+        """The chunk written at (fd, offset) hashed right: record it, copy it to every other place
+        that needs it, finish completed files. Returns the paths of the files completed."""
+        places = self._needs.pop(chunk, [])
+        first = next((p for p in places if p[0].fd == fd and p[2] == offset), None)
+        if first is None:
+            return []
+        asm, k, off, length = first
+        self._mark(asm, k, chunk, off, length)
+        src = Location(asm.part, off, length)
+        for other, k2, off2, len2 in places:
+            if other is not asm or k2 != k:
+                self._copy_verified(src, other, k2, chunk, off2, len2)
+        done = [rel for rel in {p[0].entry.path for p in places} if not self._asm[rel].missing]
+        for rel in done:
+            self._finalize(rel)
+        if done and not self._asm:
+            self._on_complete()
+        return done
+
+    # ---- part journal ------------------------------------------------------------------------
+    def _load_part_journal(self) -> dict[str, tuple[int, dict[int, str]]]:
+        out: dict[str, tuple[int, dict[int, str]]] = {}
+        try:
+            with open(self._parts_path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        r = json.loads(line)
+                        inode, offs = out.get(r["p"], (r["i"], {}))
+                        if inode != r["i"]:
+                            offs = {}
+                        offs[int(r["o"])] = str(r["h"])
+                        out[r["p"]] = (r["i"], offs)
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        except FileNotFoundError:
+            pass
+        return out
+
+    def _journal_rewrite(self) -> None:
+        """Keep only the entries of files still being assembled."""
+        self._close_journal()
+        assert self.manifest is not None
+        tmp = self._parts_path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rel, asm in self._asm.items():
+                ino = asm.ino
+                for k, h, off, _ in asm.entry.spans():
+                    if k not in asm.missing:
+                        fh.write(json.dumps({"p": rel, "i": ino, "o": off, "h": h}) + "\n")
+        os.replace(tmp, self._parts_path)
+
+    def _journal_append(self, rec: dict[str, object]) -> None:
+        if self._journal is None:
+            self._journal = open(self._parts_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._journal.write(json.dumps(rec) + "\n")
+        self._journal.flush()
+
+    def _close_journal(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _close_parts(self) -> None:
+        for asm in self._asm.values():
+            if asm.fd >= 0:
+                os.close(asm.fd)
+                asm.fd = -1
+
+    def close(self) -> None:
+        self._close_parts()
+        self._close_journal()
+        self.cache.close()
+
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()   # read once: os.umask is process-wide and racy from threads

@@ -1,0 +1,1 @@
+"""Sockets and HTTP: chunk server and client, pacing, congestion, TLS, status endpoints."""

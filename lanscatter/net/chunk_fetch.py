@@ -1,0 +1,352 @@
+"""Downloading chunks: each transfer runs in a worker thread with a blocking keep-alive HTTP
+connection, so the bytes go socket -> buffer -> hash -> part file with no per-packet Python work
+on the event loop (receiving, hashing and writing all release the GIL).
+
+Rules: the body is written at the chunk's offset while it is hashed, in pieces of `_PIECE`; never a
+whole chunk in memory. The result says whether the chunk arrived intact; a wrong size or hash is
+`corrupt` (the source is then avoided). Cancelling the awaiting task stops the thread (its socket
+is shut down) and waits for it, so nothing writes into the part file after cancellation returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import lz4.frame
+
+from lanscatter.core.auth import TOKEN_HEADER
+from lanscatter.disk.hashing import new_hasher
+from lanscatter.net.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
+from lanscatter.net.chunk_pipe import Pipe, PipeBroken, PipeCancelled, Pipes
+from lanscatter.net.ratelimit import TokenBucket, wait_all
+from lanscatter.net.upload_pace import Pace
+
+_PIECE = 1 << 20
+# While a download still has to say it is ending, reads are sized so that the check falls close to
+# the lead: a whole piece can be a quarter of a chunk, and a notice that early starts the slot's next
+# transfer beside this one for that long. The rate is measured from the end of the first read over
+# at least _RATE_WINDOW_S: the first read can be a burst the source's pacing let out at once, and
+# a rate taken from it made a notice come right at the start of a transfer.
+_FIRST_READ, _MIN_READ = 256 * 1024, 32 * 1024
+_RATE_WINDOW_S = 0.03
+# Say a download is ending this long before its last byte: about what arranging the slot's next
+# transfer takes (a report, a plan, a command, a request) on a LAN with full queues or a 100 ms WAN.
+_ENDING_LEAD_S = 0.3
+_STALL_S = 30.0          # no byte for this long: the connection is dead
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    ok: bool
+    corrupt: bool = False
+    error: str = ""
+    wire_bytes: int = 0
+    seconds: float = 0.0
+    blameless: bool = False     # failed for a reason that says nothing about the source
+
+
+class _Pool:
+    """Idle keep-alive connections per (host, port), shared by the download threads."""
+
+    def __init__(self, local_addr: str | None, tls: ssl.SSLContext | None) -> None:
+        self.local_addr = local_addr
+        self.tls = tls
+        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, host: str, port: int, timeout: float, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to host:port and whether it was kept alive from an earlier transfer."""
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get((host, port))
+                if idle:
+                    return idle.pop(), True
+        src = (self.local_addr, 0) if self.local_addr else None
+        if self.tls is not None:
+            return http.client.HTTPSConnection(host, port, timeout=timeout, source_address=src,
+                                               context=self.tls), False
+        return http.client.HTTPConnection(host, port, timeout=timeout, source_address=src), False
+
+    def put(self, host: str, port: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault((host, port), []).append(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            for conns in self._idle.values():
+                for c in conns:
+                    c.close()
+            self._idle.clear()
+
+
+@dataclass(slots=True)
+class _Live:
+    """The connection a running download uses, so a cancel can shut it down."""
+
+    conn: http.client.HTTPConnection | None = None
+    pipe: Pipe | None = None
+
+
+class Fetcher:
+    def __init__(self, counters: TrafficCounters, *, local_addr: str | None, threads: int,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: every download of this node goes over TLS with this context (the node's own
+        setting decides, whatever scheme the master's URL names)."""
+        self.counters = counters
+        self._pool = _Pool(local_addr, tls)
+        self._pipes = Pipes(local_addr, tls)
+        self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
+
+    async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,
+                    timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
+                    accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
+                    receiving: Callable[[], None] | None = None) -> FetchResult:
+        """Download one chunk into fd at offset. From the download's thread, `receiving()` is
+        called once at its first bytes, `ending(seconds_left)` once when about `_ENDING_LEAD_S` of
+        it is left. `token` is the Download's authorisation, sent as is."""
+        cancel = threading.Event()
+        live = _Live()
+        # The transfer's pace is the sender's to keep; pacing the same stream again here would
+        # only add stalls. Here: this node's own download limit.
+        caps = list(buckets)
+        fut = asyncio.get_running_loop().run_in_executor(
+            self._threads, self._fetch, url, chunk, length, token, fd, offset,
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            cancel.set()
+            conn, pipe = live.conn, live.pipe
+            if pipe is not None:
+                pipe.close(for_other=True)
+            if conn is not None and conn.sock is not None:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            # Wait for the thread itself: it must not write into a part file once the caller goes on
+            # (a new generation may close and reuse that descriptor). Its socket is shut down and
+            # every blocking step has a socket timeout, so this is short.
+            await asyncio.wait({fut})
+            raise
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
+        self._pipes.close()
+
+    def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
+               timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
+               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None,
+               receiving: Callable[[], None] | None) -> FetchResult:
+        started = time.monotonic()
+        if cancel.is_set():            # cancelled while queued for a thread
+            return FetchResult(False, error="cancelled")
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        headers = {TOKEN_HEADER: token} if token else {}
+        if accept_lz4:
+            headers[ACCEPT_HEADER] = "lz4"
+        path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, ending, receiving)
+        if pace is not None and pace.group:
+            return self._fetch_piped(host, port, pace.group, path, headers, body, live)
+        reusable = False
+        conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s))
+        live.conn = conn
+        try:
+            try:
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not kept:
+                    raise
+                # A kept-alive connection the source closed meanwhile (it restarted, or idled it
+                # out): not the source's fault, try once more on a new one.
+                conn.close()
+                conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s), fresh=True)
+                live.conn = conn
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+            result = self._receive(resp, body)
+            reusable = result.ok and not resp.will_close
+            return result
+        except (OSError, http.client.HTTPException, RuntimeError) as exc:
+            return body.failed(exc)
+        finally:
+            live.conn = None
+            if reusable:
+                self._pool.put(host, port, conn)
+            else:
+                conn.close()
+
+    def _fetch_piped(self, host: str, port: int, group: str, path: str, headers: dict[str, str],
+                     body: _Body, live: _Live) -> FetchResult:
+        """A WAN transfer: its request goes at once on the link's pipelined connection."""
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                   + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+        for _attempt in range(3):      # a pipe broken before our response began is not the source's doing
+            pipe: Pipe | None = None
+            existed = False
+            try:
+                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s))
+                ticket = pipe.send(request)
+                resp = pipe.response(ticket, body.deadline, body.cancel)
+            except PipeBroken:
+                continue
+            except PipeCancelled:
+                return body.failed(TimeoutError("timed out") if not body.cancel.is_set() else None)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                if pipe is not None:
+                    pipe.close()
+                if existed:
+                    continue           # a kept-alive pipe the source closed meanwhile
+                return body.failed(exc)
+            except (OSError, http.client.HTTPException) as exc:
+                if pipe is not None:
+                    pipe.close()
+                return body.failed(exc)
+            live.pipe = pipe
+            try:
+                result = self._receive(resp, body)
+            except (OSError, http.client.HTTPException, RuntimeError) as exc:
+                result = body.failed(exc)
+            finally:
+                live.pipe = None
+            if result.ok:
+                pipe.done(resp)
+                return result
+            pipe.close()               # what is left of this response would be read as the next
+            if pipe.broken_for_other and not result.corrupt and not body.cancel.is_set():
+                return FetchResult(False, error="its connection was closed for another transfer",
+                                   wire_bytes=body.wire, seconds=body.elapsed(), blameless=True)
+            return result
+        return body.failed(ConnectionError("the source's connection kept failing"))
+
+    def _receive(self, resp: http.client.HTTPResponse, body: _Body) -> FetchResult:
+        """Read, hash and write one response's body at the chunk's offset."""
+        if resp.status != 200:
+            why = _printable(resp.read(4096).decode("utf-8", "replace"))
+            return FetchResult(False, error=f"HTTP {resp.status} from source" + (f": {why}" if why else ""),
+                               seconds=body.elapsed())
+        decomp = lz4.frame.LZ4FrameDecompressor() if resp.getheader(ENCODING_HEADER) == "lz4" else None
+        hasher = new_hasher()
+        view = memoryview(bytearray(_PIECE))
+        pos = body.offset
+        received = 0
+        cancel, caps = body.cancel, body.caps
+        mark: tuple[float, int] | None = None      # (time, bytes) after the first read
+        spb: float | None = None                   # seconds per byte since then
+        while True:
+            if cancel.is_set():
+                return body.failed(None)
+            if time.monotonic() > body.deadline:
+                return FetchResult(False, error=f"timed out after {body.timeout_s:.0f} s", wire_bytes=body.wire,
+                                   seconds=body.elapsed())
+            if body.receiving is not None:
+                # The first bytes are announced as soon as they come (the master shares the
+                # download's ports with it from then on); a full read could take 50-100 ms.
+                head = resp.read1(_FIRST_READ)
+                n = len(head)
+                view[:n] = head
+                if n:
+                    body.receiving()
+                    body.receiving = None
+            else:
+                n = resp.readinto(view if body.ending is None else view[:_next_read(body, received, spb)])
+            if not n:
+                break
+            body.wire += n
+            self.counters.rx_bytes += n
+            _pause(wait_all(caps, n), cancel)
+            data: memoryview | bytes = decomp.decompress(view[:n]) if decomp else view[:n]
+            received += len(data)
+            if received > body.length:
+                return FetchResult(False, corrupt=True, error="source sent too many bytes",
+                                   wire_bytes=body.wire, seconds=body.elapsed())
+            hasher.update(data)
+            _pwrite_all(body.fd, data, pos)
+            pos += len(data)
+            if body.ending is not None:
+                now = time.monotonic()
+                if mark is None:
+                    mark = (now, received)
+                elif now - mark[0] >= _RATE_WINDOW_S and received > mark[1]:
+                    spb = (now - mark[0]) / (received - mark[1])
+                    left_s = (body.length - received) * spb
+                    if left_s <= _ENDING_LEAD_S:
+                        body.ending(left_s)
+                        body.ending = None
+        if received < body.length:
+            # The connection ended early (the source went away, or the connection was shut): a
+            # failed transfer, not corrupt data.
+            return FetchResult(False, error=f"connection closed after {received} of {body.length} bytes",
+                               wire_bytes=body.wire, seconds=body.elapsed())
+        if hasher.hexdigest() != body.chunk:
+            return FetchResult(False, corrupt=True, error="hash mismatch", wire_bytes=body.wire,
+                               seconds=body.elapsed())
+        return FetchResult(True, wire_bytes=body.wire, seconds=body.elapsed())
+
+
+@dataclass(slots=True)
+class _Body:
+    """One download's target and limits, and the bytes it has received so far."""
+
+    chunk: str
+    length: int
+    fd: int
+    offset: int
+    deadline: float
+    timeout_s: float
+    caps: list[TokenBucket]
+    cancel: threading.Event
+    started: float
+    ending: Callable[[float], None] | None = None      # called once near the end, then None
+    receiving: Callable[[], None] | None = None        # called once at the first bytes, then None
+    wire: int = 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def failed(self, exc: BaseException | None) -> FetchResult:
+        """The result of a download that ended with `exc` (None: cancelled)."""
+        err = "cancelled" if exc is None or self.cancel.is_set() else f"{type(exc).__name__}: {exc}"
+        return FetchResult(False, error=err, wire_bytes=self.wire, seconds=self.elapsed())
+
+
+def _next_read(body: _Body, received: int, spb: float | None) -> int:
+    """How many wire bytes to read next so that the ending check comes about when `_ENDING_LEAD_S`
+    is left (within one `_MIN_READ`) at `spb` seconds per byte; small reads while no rate is known."""
+    if spb is None:                               # (a rate is known only once bytes came)
+        return _FIRST_READ
+    lead = _ENDING_LEAD_S / spb
+    wire_per_byte = body.wire / received          # below 1 for an LZ4 body
+    return int(min(_PIECE, max(_MIN_READ, (body.length - received - lead) * wire_per_byte)))
+
+
+def _pwrite_all(fd: int, data: memoryview | bytes, pos: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, pos)
+        pos += n
+        view = view[n:]
+
+
+def _pause(seconds: float, cancel: threading.Event) -> None:
+    if seconds > 0:
+        cancel.wait(seconds)        # returns early when cancelled
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A source's refusal text, fit for a log line and a status event: one line, bounded."""
+    return "".join(c if c.isprintable() else " " for c in text).strip()[:limit]

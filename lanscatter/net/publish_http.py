@@ -1,0 +1,78 @@
+"""The master's `/publish` endpoint: the I/O shell around `publish_request.py` (the nonce, the MAC'd
+request) that asks the master to publish and answers with the outcome (statuses in the protocol
+table of `publish_request.py`).
+
+A request without the secret, with a used nonce, or malformed changes nothing: the first two are a
+warning event on the master (who sent it, never what), a malformed one a warning line."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from lanscatter.core.auth import Auth
+from lanscatter.core.errors import AuthError, ConfigError, RemoteProtocolError
+from lanscatter.core.publish_policy import Refusal
+from lanscatter.core.publish_request import MAC_HEADER, MAX_BODY_BYTES, PUBLISH_PATH, NonceBook, open_request
+
+log = logging.getLogger("lanscatter.roles.master")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The version a publish left in place (`changed`: a new one, not the one already out)."""
+
+    generation: str
+    label: str
+    published_ms: int
+    changed: bool
+
+
+PublishFn = Callable[[str | None, bool], Awaitable[Published | Refusal]]   # (label, allow_shrink)
+
+
+class PublishEndpoint:
+    def __init__(self, auth: Auth, publish: PublishFn, event: Callable[[str, str], None]) -> None:
+        self._auth = auth
+        self._publish = publish
+        self._event = event
+        self._nonces = NonceBook()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(PUBLISH_PATH, self._nonce), web.post(PUBLISH_PATH, self._request)]
+
+    async def _nonce(self, _request: web.Request) -> web.Response:
+        return web.json_response({"nonce": self._nonces.issue(secrets.token_hex(16), time.monotonic())})
+
+    async def _request(self, request: web.Request) -> web.Response:
+        who = request.remote or "?"
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return _malformed(who, f"a publish request is at most {MAX_BODY_BYTES} bytes")
+        body = await request.read()           # bounded by the app's client_max_size
+        try:
+            req = open_request(self._auth, body, request.headers.get(MAC_HEADER), self._nonces, time.monotonic())
+        except AuthError as exc:
+            self._event("warning", f"refused a publish request from {who}: {exc.message}")
+            return web.json_response({"error": exc.message}, status=403)
+        except RemoteProtocolError as exc:
+            return _malformed(who, exc.message)
+        log.info("publish requested from %s", who)
+        try:
+            outcome = await self._publish(req.label, req.allow_shrink)
+        except ConfigError as exc:
+            return web.json_response({"error": exc.message, "hint": exc.hint}, status=409)
+        if isinstance(outcome, Refusal):
+            return web.json_response({"error": f"not published: {outcome.reason}", "hint": outcome.hint},
+                                     status=409)
+        return web.json_response({"generation": outcome.generation, "label": outcome.label,
+                                  "published_ms": outcome.published_ms, "changed": outcome.changed})
+
+
+def _malformed(who: str, why: str) -> web.Response:
+    log.warning("malformed publish request from %s: %s", who, why)
+    return web.json_response({"error": f"protocol error: {why}"}, status=400)

@@ -1,0 +1,1 @@
+"""Thin shells that compose core, disk and net into the master, peer and relay."""

@@ -1,0 +1,151 @@
+"""The relay (`lanscatter proxy`): a peer of the upstream swarm and the master of its own site,
+in one process over one folder.
+
+- It takes the manifest from upstream (no scan, no hashing of its own) and announces every chunk
+  downstream the moment it is verified (cut-through): the site's peers spread chunk 1 while chunk 2
+  is still crossing the WAN.
+- It uploads nothing back upstream (it sits behind a slow link): it joins with no chunk port.
+- When the upstream goes away, the site keeps distributing what the relay has; the peer side
+  reconnects with backoff. The last manifest is kept in the state folder with the origin's signed
+  statement (checked again when read back), so a relay restarted while its upstream is down still
+  serves its site a version its hosts can verify.
+- Chains to any depth: a relay's downstream side is an ordinary master to the next relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from lanscatter.core import protocol as p
+from lanscatter.core.errors import ManifestError, RemoteProtocolError
+from lanscatter.core.linkmap import LinkMap
+from lanscatter.core.manifest import Manifest, manifest_from_dict
+from lanscatter.core.signing import SignedVersion
+from lanscatter.disk.atomic_file import write_text_atomic
+from lanscatter.disk.staged_store import StagedStore
+from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.net.node_http import coordinator_app
+from lanscatter.net.server import bind_site
+from lanscatter.net.tls import ServerTLS
+from lanscatter.roles.peer import PeerNode, PeerOptions
+from lanscatter.roles.swarm import Swarm
+
+log = logging.getLogger("lanscatter.roles.relay")
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    peer: PeerOptions                 # the upstream side (serve=False, role="relay")
+    port: int                         # downstream master port
+    slots: int = 3                    # concurrent uploads to the site
+    site: str | None = None
+    upstream_site: str | None = None
+    link_map: LinkMap | None = None
+    store_and_forward: bool = False   # hold the site back until the whole generation is here
+                                      # (the behaviour cut-through is measured against)
+    tls: ServerTLS | None = None      # the downstream port also serves TLS
+    allow_nat: bool = False           # accept site peers whose own address is not the one seen
+
+
+class RelayNode:
+    def __init__(self, opts: RelayOptions) -> None:
+        self.opts = opts
+        self.upstream = PeerNode(opts.peer)
+        self.upstream.on_manifest = self._manifest
+        self.upstream.on_chunk = self._chunk
+        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
+                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
+        self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
+        self.swarm.seed_uploads = lambda: self.down.uploads
+        self.swarm.on_seed_corrupt = self._served_corrupt
+        self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
+                                  ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
+        self.swarm.seed_rates = self.server.pacer.set_rates
+        self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
+        self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
+        self._runner: web.AppRunner | None = None
+        self.port = opts.port
+
+    def _manifest(self, manifest: Manifest) -> None:
+        # The origin's statement goes down (and into the saved copy) as it came: the site's hosts
+        # check it against the origin's key themselves.
+        signed = self.upstream.signed
+        write_text_atomic(self._manifest_file, p.encode(p.ManifestMsg(
+            manifest.to_dict(), statement=signed.statement if signed else "",
+            signature=signed.signature if signed else "")))
+        if self.opts.store_and_forward and not self.upstream.complete():
+            return
+        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+
+    def _chunk(self, chunk: str) -> None:
+        if not self.opts.store_and_forward:
+            self.swarm.seed_got(chunk)
+        elif self.upstream.complete() and self.upstream.manifest is not None:
+            self.swarm.set_manifest(self.upstream.manifest, signed=self.upstream.signed)
+
+    def _served_corrupt(self, chunk: str) -> None:
+        """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""
+        task = asyncio.ensure_future(self.upstream.verify([chunk]))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _resume_last_manifest(self) -> None:
+        """Serve the site from the last generation seen, before (or without) the upstream."""
+        try:
+            saved = p.decode(self._manifest_file.read_text(encoding="utf-8"), "the saved manifest")
+            if not isinstance(saved, p.ManifestMsg):
+                raise ManifestError(f"it holds a {saved.TYPE!r} message")
+            manifest = manifest_from_dict(saved.manifest)
+            signed = SignedVersion(saved.statement, saved.signature)
+            statement = self.upstream.trust.check(manifest, signed)   # written by an older relay: unsigned
+        except FileNotFoundError:
+            return
+        except (OSError, ManifestError, RemoteProtocolError) as exc:
+            log.warning("ignoring the saved manifest: %s", exc)
+            return
+        if isinstance(self.upstream.store, StagedStore):
+            self.upstream.store.label = statement.label
+        await asyncio.get_running_loop().run_in_executor(None, self.upstream.store.reconcile, manifest)
+        self.upstream.manifest = manifest
+        self.upstream.signed = signed
+        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+        log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
+
+    def app(self) -> web.Application:
+        return coordinator_app(self.swarm.handle_ws, self.server.routes(), self.status)
+
+    async def run(self) -> None:
+        await self.upstream.start_server()
+        self._runner, self.port = await bind_site(self.app(), self.opts.peer.host, self.opts.port, self.opts.tls)
+        await self._resume_last_manifest()
+        self.swarm.start()
+        log.info("relay %s: upstream %s:%d, serving its site on %s:%d", self.upstream.name,
+                 self.opts.peer.master, self.opts.peer.master_port, self.opts.peer.host, self.port)
+        await self.upstream.run()
+
+    async def stop(self) -> None:
+        await self.swarm.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.upstream.stop()
+
+    def status(self) -> dict[str, Any]:
+        up = self.upstream
+        st = self.swarm.status(rx_bytes=up.counters.rx_bytes, tx_bytes=self.down.tx_bytes)
+        link = f"wan:{self.opts.upstream_site}>{self.opts.site}" if self.opts.site and self.opts.upstream_site \
+            else "upstream"
+        cap = None
+        if self.opts.link_map is not None and link in self.opts.link_map.links:
+            cap = self.opts.link_map.links[link].bytes_per_s
+        st["links"] = [{"name": link, "bytes": up.counters.rx_bytes, "data_bytes": up.downloaded_bytes,
+                        "bytes_per_s": cap, "rate": up.rx_rate()}]
+        st["upstream"] = {"connected": up.connected, "master": f"{self.opts.peer.master}:{self.opts.peer.master_port}",
+                          "generation": up.manifest.generation if up.manifest else None,
+                          "complete": up.complete(), "downloaded_chunks": up.downloaded_chunks}
+        return st
+

@@ -1,0 +1,1 @@
+"""The swarm simulator and its model of links."""
