@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lanscatter.core import protocol as p
+from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.session import SILENT_S
 from lanscatter.sim.harness import SEED, SwarmHarness, synthetic_manifest
@@ -140,3 +141,30 @@ def test_a_blameless_failure_is_planned_again_with_no_verdict_on_its_source() ->
     assert not any(e.level == "warning" for e in h.events)
     h.advance(0.5)
     assert any(x.chunk == d.chunk for _, x in h.downloads())
+
+
+def test_a_member_speaks_only_of_its_own_downloads_and_never_as_a_master() -> None:
+    h = SwarmHarness(synthetic_manifest(4))
+    h.join("a")
+    h.join("b", held={c for c, _ in h.manifest.chunk_table()})
+    h.tick()
+    (_, d), *_ = h.downloads()
+    h.say("b", p.Report(d.transfer, True, 0.1))            # b speaks of a's download: ignored
+    h.say("b", p.Ending(d.transfer, 0.0))
+    assert d.transfer in h.session.transfers and not h.session.planner.node_stats("a").downloads
+    with pytest.raises(RemoteProtocolError, match="only a master sends"):
+        h.say("b", p.Cancel(d.transfer))
+
+
+def test_a_source_that_leaves_takes_its_uploads_with_it() -> None:
+    m = synthetic_manifest(6)
+    h = SwarmHarness(m, seed_has=set())
+    h.join("b", held={c for c, _ in m.chunk_table()})
+    a = h.join("a")
+    h.tick()
+    under_way = {d.transfer for _, d in h.downloads()}
+    assert under_way and all(d.source == "b" for _, d in h.downloads())
+    h.leave("b")
+    assert {m.transfer for m in a.received if isinstance(m, p.Cancel)} == under_way
+    assert not h.session.transfers and not h.session.peers["a"].downloads
+    assert not h.session.gone["b"].online and any(e.message == "b left" for e in h.events)
