@@ -36,6 +36,7 @@ from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.signing import OriginKey, parse_origin_key
 from lanscatter.core.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
+from lanscatter.core.status import StatusDoc
 from lanscatter.core.version_plan import MAX_KEEP
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.disk.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
@@ -535,7 +536,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
     return update
 
 
-async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, until_synced: bool = False) -> None:
+async def _report_loop(status: Callable[[], StatusDoc], as_json: bool, *, until_synced: bool = False) -> None:
     """JSON status lines every second with --json (else only the wait: masters log what they do)."""
     last_line = 0.0
     while True:
@@ -543,9 +544,10 @@ async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, u
         now = time.monotonic()
         if as_json and now - last_line >= 1.0:
             last_line = now
-            print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
-                             | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
-        if until_synced and st["synced"]:
-            log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
+            print(json.dumps({"role": st.role, "name": st.name, "generation": st.generation, "chunks": st.chunks,
+                              "bytes": st.bytes, "synced": st.synced, "have": st.nodes[0].have if st.nodes else 0}),
+                  flush=True)
+        if until_synced and st.synced:
+            log.info("folder complete (generation %s)", (st.generation or "")[:12])
             return
         await asyncio.sleep(0.25)

@@ -31,7 +31,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -52,6 +51,7 @@ from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
+from lanscatter.core.status import NodeStatus, StatusDoc, slots_in_use
 from lanscatter.disk.first_sync import (
     ADOPT_HINT,
     SyncPreview,
@@ -158,7 +158,6 @@ class PeerNode:
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.downloaded_bytes = 0           # their content, before any compression in flight
         self.local_copies = 0
-        self.events: list[dict[str, Any]] = []
         self._rx_meter = RateMeter()
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -560,7 +559,7 @@ class PeerNode:
         self._last_progress = (m.total_bytes - sum(sizes.get(h, 0) for h in missing), m.total_bytes)
         return self._last_progress
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         m = self.manifest
         n = len(m.chunk_table()) if m else 0
         have = Bitmap(n)
@@ -574,22 +573,21 @@ class PeerNode:
             for h in self._inflight:
                 if h in index:
                     inflight.set(index[h])
-        return {
-            "version": 1, "role": self.opts.role, "name": self.name, "site": None,
-            "generation": m.generation if m else None, "chunks": n, "bytes": m.total_bytes if m else 0,
-            "synced": self.complete(), "time": time.time(),
-            "published": published_view(self.signed, m.generation if m else None),
-            "nodes": [{
-                "name": self.name, "site": None, "role": self.opts.role, "online": self.connected,
-                "have": have.count, "bitmap": have.encode(), "inflight": inflight.encode(),
-                "downloads": self.counters.downloads, "uploads": self.counters.uploads,
-                "dl_slots": self.opts.dl_slots, "ul_slots": self.opts.ul_slots,
-                "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
-                "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
-                "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
-            }],
-            "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
-        }
+        c, o = self.counters, self.opts
+        node = NodeStatus(
+            name=self.name, role=o.role, online=self.connected,
+            have=have.count, bitmap=have.encode(), inflight=inflight.encode(),
+            downloads=c.downloads, uploads=c.uploads, dl_slots=o.dl_slots, ul_slots=o.ul_slots,
+            dl_slots_used=slots_in_use(c.downloads, o.dl_slots), ul_slots_used=slots_in_use(c.uploads, o.ul_slots),
+            rx_bytes=c.rx_bytes, tx_bytes=c.tx_bytes, rx_rate=rates[0], tx_rate=rates[1],
+            downloaded_chunks=self.downloaded_chunks, local_copies=self.local_copies,
+        )
+        return StatusDoc(
+            role=o.role, name=self.name, time=time.time(),
+            generation=m.generation if m else None, chunks=n, bytes=m.total_bytes if m else 0,
+            synced=self.complete(), published=published_view(self.signed, m.generation if m else None),
+            nodes=(node,), insecure=not self.auth.secure,
+        )
 
 
 def connect_failure(exc: BaseException) -> str:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
@@ -26,6 +25,7 @@ from lanscatter.core.errors import ManifestError, RemoteProtocolError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest, manifest_from_dict
 from lanscatter.core.signing import SignedVersion
+from lanscatter.core.status import LinkStatus, StatusDoc, UpstreamStatus
 from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.disk.staged_store import StagedStore
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
@@ -134,7 +134,7 @@ class RelayNode:
             await self._runner.cleanup()
         await self.upstream.stop()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         up = self.upstream
         st = self.swarm.status(rx_bytes=up.counters.rx_bytes, tx_bytes=self.down.tx_bytes)
         link = f"wan:{self.opts.upstream_site}>{self.opts.site}" if self.opts.site and self.opts.upstream_site \
@@ -142,10 +142,10 @@ class RelayNode:
         cap = None
         if self.opts.link_map is not None and link in self.opts.link_map.links:
             cap = self.opts.link_map.links[link].bytes_per_s
-        st["links"] = [{"name": link, "bytes": up.counters.rx_bytes, "data_bytes": up.downloaded_bytes,
-                        "bytes_per_s": cap, "rate": up.rx_rate()}]
-        st["upstream"] = {"connected": up.connected, "master": f"{self.opts.peer.master}:{self.opts.peer.master_port}",
-                          "generation": up.manifest.generation if up.manifest else None,
-                          "complete": up.complete(), "downloaded_chunks": up.downloaded_chunks}
-        return st
-
+        return replace(
+            st,
+            links=(LinkStatus(name=link, bytes=up.counters.rx_bytes, data_bytes=up.downloaded_bytes,
+                              bytes_per_s=cap, rate=up.rx_rate()),),
+            upstream=UpstreamStatus(connected=up.connected, master=f"{self.opts.peer.master}:{self.opts.peer.master_port}",
+                                    generation=up.manifest.generation if up.manifest else None,
+                                    complete=up.complete(), downloaded_chunks=up.downloaded_chunks))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from aiohttp import web
 
+from lanscatter.core.status import StatusDoc
 from lanscatter_tui.feed_client import Backoff, Source, follow
 
 
@@ -34,7 +34,7 @@ async def test_a_seq_gap_makes_the_client_reconnect_and_start_from_a_snapshot() 
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    seen: list[dict[str, Any]] = []
+    seen: list[StatusDoc] = []
     downs: list[str] = []
     task = asyncio.create_task(
         follow(Source("s", url), seen.append, downs.append, backoff=Backoff(first_s=0.05, max_s=0.1))
@@ -47,6 +47,6 @@ async def test_a_seq_gap_makes_the_client_reconnect_and_start_from_a_snapshot() 
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await runner.cleanup()
-    assert [s["time"] for s in seen] == [1.0, 2.0]  # the bad delta was never applied
+    assert [s.time for s in seen] == [1.0, 2.0]  # the bad delta was never applied
     assert connections == 2
     assert downs == []  # out of step is not down
