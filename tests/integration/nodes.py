@@ -17,6 +17,7 @@ from typing import Any
 
 from lanscatter.core.auth import new_secret
 from lanscatter.core.chunking import CDC
+from lanscatter.deploy.process_stop import stop
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 
@@ -50,12 +51,7 @@ class Node:
             self.proc.wait(timeout=10)
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop([self.proc], 10)
         self._fh.close()
         return self.proc.returncode
 

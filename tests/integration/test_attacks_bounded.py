@@ -23,6 +23,7 @@ from lanscatter.core import protocol as p
 from lanscatter.core.auth import TOKEN_HEADER, Auth
 from lanscatter.core.chunking import FIXED
 from lanscatter.core.handshake import seal_hello
+from lanscatter.deploy.process_stop import stop
 from lanscatter.net.server import bind_site
 from tests.integration import control_client
 from tests.integration.nodes import (
@@ -300,10 +301,7 @@ def test_status_clients_beyond_the_descriptors_neither_storm_the_log_nor_lock_ou
         assert len(lines) < 50, lines[:20]
         assert proc.poll() is None
     finally:
-        for p in (peer, proc):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                p.wait(timeout=10)
+        stop([p for p in (peer, proc) if p is not None], 10)
 
 
 _EMFILE_SERVER = """
