@@ -13,8 +13,10 @@ anything else is refused, the folder is left as it is, and the peer reconnects. 
 has not synced before is not wiped: a first sync that would delete anything stops with the list
 unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version and ends.
 
-Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
-generation, `on_chunk` each verified chunk (cut-through).
+A relay reuses this role as its upstream side: callbacks given at construction see each
+validated generation (`on_manifest`) and each verified chunk (`on_chunk`, for cut-through); the
+node is its relay's `ChunkSource` (`locate`, `have`, `verify`), and `resume` takes the generation a
+relay saved before any master answers.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from lanscatter.disk.first_sync import (
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.disk.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.disk.staged_store import DEFAULT_KEEP, StagedStore
-from lanscatter.disk.store import MirrorStore
+from lanscatter.disk.store import Location, MirrorStore
 from lanscatter.net.chunk_fetch import Fetcher
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import add_status_endpoints
@@ -114,7 +116,8 @@ class PeerOptions:
 
 
 class PeerNode:
-    def __init__(self, opts: PeerOptions) -> None:
+    def __init__(self, opts: PeerOptions, *, on_manifest: Callable[[Manifest], None] | None = None,
+                 on_chunk: Callable[[str], None] | None = None) -> None:
         self.opts = opts
         self.name = opts.name or socket.gethostname()
         self.auth = Auth(opts.secret)
@@ -136,8 +139,8 @@ class PeerNode:
         local = self._local_addr()
         self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2,
                                tls=opts.tls)
-        self.on_manifest: Callable[[Manifest], None] | None = None
-        self.on_chunk: Callable[[str], None] | None = None
+        self._on_manifest = on_manifest      # each generation, once the folder is reconciled with it
+        self._on_chunk = on_chunk            # each chunk verified here
         self.connected = False
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -407,6 +410,25 @@ class PeerNode:
             mark_synced(self.opts.state_dir, self.store.folder)
             self._synced_before = True
 
+    # ---- as a chunk source (chunk_source.py) ------------------------------------------------
+    def locate(self, chunk: str) -> Location | None:
+        return self.store.locate(chunk)
+
+    def have(self) -> set[str]:
+        return self.store.have()
+
+    async def resume(self, manifest: Manifest, signed: SignedVersion) -> None:
+        """Take `manifest`, saved by an earlier run, as the current generation before any master
+        answered (a relay serving its site while its upstream is away): checked against the
+        origin's key like any version (SignatureError otherwise), the folder reconciled with it.
+        Nothing is announced: the master hears of the holdings when it is joined."""
+        statement = self.trust.check(manifest, signed)
+        if isinstance(self.store, StagedStore):
+            self.store.label = statement.label
+        await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
+        self.manifest = manifest
+        self.signed = signed
+
     async def verify(self, chunks: Iterable[str],
                      why: str = "a chunk served from here did not match its hash") -> None:
         """Chunks held here did not match their hashes (a downloader found one corrupt, or the
@@ -450,8 +472,8 @@ class PeerNode:
         log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",
                  manifest.generation[:12], len(have), len(manifest.chunk_table()),
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
-        if self.on_manifest:
-            self.on_manifest(manifest)
+        if self._on_manifest:
+            self._on_manifest(manifest)
         # In pieces, the first replacing the set and the others adding to it: no frame to the
         # master is longer than its limit (p.MAX_FRAME), however many chunks there are.
         held = sorted(have)
@@ -518,8 +540,8 @@ class PeerNode:
             self._post(p.Have(gen, [d.chunk]))
             if self.store.complete():
                 self._post_stats()      # the master's figures are final even if this peer exits now
-            if self.on_chunk:
-                self.on_chunk(d.chunk)
+            if self._on_chunk:
+                self._on_chunk(d.chunk)
 
     def rates(self) -> tuple[float, float]:
         """(rx, tx) bytes/s over the last seconds, from this node's own counters."""

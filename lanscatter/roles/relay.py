@@ -21,17 +21,17 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from lanscatter.core import protocol as p
-from lanscatter.core.errors import ManifestError, RemoteProtocolError
+from lanscatter.core.errors import ManifestError, RemoteProtocolError, SignatureError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest, manifest_from_dict
 from lanscatter.core.signing import SignedVersion
 from lanscatter.core.status import LinkStatus, StatusDoc, UpstreamStatus
 from lanscatter.disk.atomic_file import write_text_atomic
-from lanscatter.disk.staged_store import StagedStore
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import coordinator_app
 from lanscatter.net.server import bind_site
 from lanscatter.net.tls import ServerTLS
+from lanscatter.roles.chunk_source import ChunkSource
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from lanscatter.roles.swarm import Swarm
 
@@ -55,15 +55,14 @@ class RelayOptions:
 class RelayNode:
     def __init__(self, opts: RelayOptions) -> None:
         self.opts = opts
-        self.upstream = PeerNode(opts.peer)
-        self.upstream.on_manifest = self._manifest
-        self.upstream.on_chunk = self._chunk
+        self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk)
+        self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
         self.swarm.seed_uploads = lambda: self.down.uploads
         self.swarm.on_seed_corrupt = self._served_corrupt
-        self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
+        self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
         self.swarm.seed_rates = self.server.pacer.set_rates
         self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
@@ -80,7 +79,7 @@ class RelayNode:
             signature=signed.signature if signed else "")))
         if self.opts.store_and_forward and not self.upstream.complete():
             return
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+        self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
 
     def _chunk(self, chunk: str) -> None:
         if not self.opts.store_and_forward:
@@ -90,7 +89,7 @@ class RelayNode:
 
     def _served_corrupt(self, chunk: str) -> None:
         """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""
-        task = asyncio.ensure_future(self.upstream.verify([chunk]))
+        task = asyncio.ensure_future(self.source.verify([chunk]))
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
@@ -102,18 +101,17 @@ class RelayNode:
                 raise ManifestError(f"it holds a {saved.TYPE!r} message")
             manifest = manifest_from_dict(saved.manifest)
             signed = SignedVersion(saved.statement, saved.signature)
-            statement = self.upstream.trust.check(manifest, signed)   # written by an older relay: unsigned
         except FileNotFoundError:
             return
         except (OSError, ManifestError, RemoteProtocolError) as exc:
             log.warning("ignoring the saved manifest: %s", exc)
             return
-        if isinstance(self.upstream.store, StagedStore):
-            self.upstream.store.label = statement.label
-        await asyncio.get_running_loop().run_in_executor(None, self.upstream.store.reconcile, manifest)
-        self.upstream.manifest = manifest
-        self.upstream.signed = signed
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+        try:
+            await self.upstream.resume(manifest, signed)
+        except SignatureError as exc:                       # written by an older relay: unsigned
+            log.warning("ignoring the saved manifest: %s", exc)
+            return
+        self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
         log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
 
     def app(self) -> web.Application:
