@@ -117,13 +117,18 @@ class RelayNode:
     def app(self) -> web.Application:
         return coordinator_app(self.swarm.handle_ws, self.server.routes(), self.status)
 
-    async def run(self) -> None:
+    async def start(self) -> None:
+        """Listen on both sides and serve the saved generation to the site; `run` joins the upstream."""
         await self.upstream.start_server()
         self._runner, self.port = await bind_site(self.app(), self.opts.peer.host, self.opts.port, self.opts.tls)
         await self._resume_last_manifest()
         self.swarm.start()
         log.info("relay %s: upstream %s:%d, serving its site on %s:%d", self.upstream.name,
                  self.opts.peer.master, self.opts.peer.master_port, self.opts.peer.host, self.port)
+
+    async def run(self) -> None:
+        if self._runner is None:
+            await self.start()
         await self.upstream.run()
 
     async def stop(self) -> None:
