@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, replace
 
 from aiohttp import web
@@ -145,6 +146,7 @@ class RelayNode:
         cap = None
         if self.opts.link_map is not None and link in self.opts.link_map.links:
             cap = self.opts.link_map.links[link].bytes_per_s
+            cap = cap if math.isfinite(cap) else None       # unshaped: no capacity (JSON has no infinity)
         return replace(
             st,
             links=(LinkStatus(name=link, bytes=up.counters.rx_bytes, data_bytes=up.downloaded_bytes,

@@ -100,7 +100,7 @@ def test_slots_in_use_never_exceed_the_slots() -> None:
     ("synced", 1), ("nodes", {}), ("nodes", [1]), ("nodes", [{}]), ("links", [{"name": "x", "bytes": -5}]),
     ("events", [{"t": 1.0, "level": "info"}] * 2), ("published", {"generation": "g"}), ("name", "x" * 300),
     ("nodes", [{"name": "a", "bitmap": "not base64!"}]), ("nodes", [{"name": "a", "bitmap": "A" * 2_000_000}]),
-    ("nodes", [{"name": "a", "have": 13}]), ("nodes", [{"name": "a"}] * (MAX_NODES + 1)),
+    ("nodes", [{"name": "a", "have": 2**40}]), ("nodes", [{"name": "a"}] * (MAX_NODES + 1)),
     ("upstream", {"connected": True, "master": 5}), ("publish", []),
 ])
 def test_malformed_documents_are_refused(where: str, value: object) -> None:
