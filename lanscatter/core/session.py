@@ -158,8 +158,8 @@ class SwarmSession(SessionRounds):
         return self._flush()
 
     def receive(self, name: str, msg: p.Message, now: Now) -> list[Output]:
-        """A decoded message from the member `name`. Raises RemoteProtocolError for a message
-        that only a master sends."""
+        """A decoded message from the member `name` (joined and not left). Raises
+        RemoteProtocolError for a message that only a master sends."""
         link = self.peers[name]
         link.heard_at = now.mono
         if link.silent:
