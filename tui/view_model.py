@@ -157,11 +157,14 @@ def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
 
     A relay is listed by both the site it downloads from and the site it serves; nodes and links
     are counted once by name. The origin master always holds everything, so it is left out.
+    Links come in the order of the sites they lead to (the tree's order), as in the summary.
     """
     nodes: dict[str, NodeRow] = {}
     links: dict[str, LinkRow] = {}
+    rank: dict[str, int] = {}            # a link is listed where the site it leads to is
     dataset = 0
     for view, status in sites:
+        rank.setdefault(view.label, len(rank))
         for node in view.nodes:
             if node.role != "master" and node.name not in nodes:
                 nodes[node.name] = node
@@ -187,7 +190,7 @@ def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
         rate=rate,
         eta_s=eta,
         dataset_bytes=dataset,
-        links=tuple(sorted(links.values(), key=lambda r: r.name)),
+        links=tuple(sorted(links.values(), key=lambda r: (rank.get(r.name.rpartition(">")[2], len(rank)), r.name))),
     )
 
 

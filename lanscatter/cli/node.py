@@ -233,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="S",
                    help=f"on-change: publish once nothing changed for S seconds (default {DEFAULT_SETTLE_S:g})")
     g.add_argument("--allow-shrink", action="store_true",
-                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%} of the files of "
+                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%}% of the files of "
                         "the last version (refused by default: the hosts would delete them)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 
 import aiohttp
 
@@ -46,3 +47,9 @@ def test_a_refused_connection_is_said_without_tls_words() -> None:
     exc = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)"))
     assert "ssl:default" in str(exc)                      # what aiohttp itself says
     assert connect_failure(exc) == "connection refused"
+
+
+def test_a_name_that_does_not_resolve_is_said_so_not_as_an_errno() -> None:
+    key = aiohttp.client_reqrep.ConnectionKey("origin.invalid", 10564, False, True, None, None, None)
+    exc = aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service not known"))
+    assert connect_failure(exc) == "cannot resolve origin.invalid: Name or service not known"

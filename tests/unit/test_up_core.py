@@ -4,6 +4,7 @@ its report, the demo data layout."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from pathlib import Path
@@ -295,6 +296,15 @@ def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path
     assert "wan:hq>region: 0.977 KiB of data (1.00x the data set), 820 B on the wire (0.82x), LZ4 in flight" in text
     assert "  branch    0/2       -       -  (not synced)" in text
     assert "restarts: o 1x" in text and "logs:   /w/logs" in text and "report: /w/report.json" in text
+
+
+def test_the_summary_lists_wan_links_in_the_trees_order_also_read_back_from_the_file() -> None:
+    # The report file has its keys sorted; the monitor shows the summary from it, `up` from memory.
+    report = {"site_order": ["hq", "zulu", "alpha"], "dataset_bytes": 10,
+              "wan_links": {"wan:hq>zulu": {"bytes": 10}, "wan:hq>alpha": {"bytes": 10}}}
+    back = json.loads(json.dumps(report, sort_keys=True))
+    links = [line.split(":")[1] for line in summary_lines(back) if line.startswith("  wan:")]
+    assert links == ["hq>zulu", "hq>alpha"] and summary_lines(back) == summary_lines(report)
 
 
 def test_rehearsal_disk_need_counts_the_source_once_and_a_copy_per_other_host() -> None:
