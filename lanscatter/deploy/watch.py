@@ -182,6 +182,8 @@ class Watcher:
     def progress_line(self) -> str:
         t = self.tracker
         parts = [f"{self.now():6.1f}s"]
+        if t.generation is None:        # the origin is still scanning and publishing: no figure means anything yet
+            return f"{parts[0]} | waiting for the origin's first generation ({self.plan.sites[0].master} scans its folder)"
         for s in self.plan.sites:
             done, total, share = t.site_progress(s.name)
             parts.append(f"{s.name} {done}/{total}" + ("" if done == total else f" {share:4.0%}"))

@@ -61,8 +61,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         if isinstance(data, int) and data and wire < data:
             text += ", LZ4 in flight"
         lines.append(text)
-    restarts = {k: v for k, v in (report.get("restarts") or {}).items() if v}
-    lines.append("  restarts: " + (", ".join(f"{k} {v}x" for k, v in sorted(restarts.items())) or "none"))
+    if "restarts" in report:           # a node's own summary has none: it restarts nothing
+        restarts = {k: v for k, v in (report.get("restarts") or {}).items() if v}
+        lines.append("  restarts: " + (", ".join(f"{k} {v}x" for k, v in sorted(restarts.items())) or "none"))
     if report.get("logs"):
         lines.append(f"  logs:   {report['logs']}")
     if report.get("report"):
