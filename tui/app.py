@@ -61,6 +61,7 @@ Status = dict[str, Any]
 REFRESH_INTERVAL_S = 1 / 3
 STARTUP_GRACE_S = 15.0       # a site not answering yet is "connecting" this long, not an error
 REPORT_POLL_S = 1.0
+REPORT_CLOCK_SLACK_S = 1.0   # file times are coarser than the clock on some file systems
 EXIT_INTERRUPTED = 130       # as a shell reports a program stopped by Ctrl-C
 
 
@@ -189,8 +190,8 @@ class MonitorApp(App[int]):
         assert self._report is not None
         try:
             st = self._report.stat()
-            if (st.st_mtime, st.st_size) == self._report_seen:
-                return
+            if (st.st_mtime, st.st_size) == self._report_seen or st.st_mtime < self._started - REPORT_CLOCK_SLACK_S:
+                return              # unchanged, or a previous run's (a rehearsal run again in the same folder)
             self._report_seen = (st.st_mtime, st.st_size)
             doc = json.loads(self._report.read_text(encoding="utf-8"))
         except (OSError, ValueError):

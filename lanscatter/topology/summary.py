@@ -51,6 +51,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         line += f"; ideal {_seconds(ideal)}{at}"
     if isinstance(eff, (int, float)):
         line += f"; efficiency {eff:.0%}"
+        if report.get("efficiency_clamped"):      # the ideal counts whole copies moved uncompressed
+            line += " (faster than the ideal: data already in place, or compressed in flight)"
     lines.append(line)
     for name, link in _in_tree_order(report.get("wan_links") or {}, report.get("site_order") or []):
         wire, data = int(link.get("bytes") or 0), link.get("data_bytes")

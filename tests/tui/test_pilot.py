@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 from feed_server import FEEDS, FeedServers, Recording, serve
@@ -150,6 +152,8 @@ async def test_ctrl_c_quits_at_once_with_130() -> None:
 
 async def test_the_log_says_when_each_host_and_site_finished_and_the_summary_shows(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
+    report.write_text(json.dumps({**RECORDED_REPORT, "makespan_s": 99.0}))     # a previous run's, an hour old
+    os.utime(report, (time.time() - 3600, time.time() - 3600))
     with serve(at=RECORDING.end) as servers:
         app = build_app([Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))],
                         backoff=FAST_RETRY, ansi=False, report=report)
@@ -158,7 +162,8 @@ async def test_the_log_says_when_each_host_and_site_finished_and_the_summary_sho
             await wait_until(pilot, lambda: "branch: site synced" in log_text(app))
             for name in RECORDING.node_names("branch", RECORDING.end)[1:]:
                 assert f"branch: {name} complete" in log_text(app)
-            assert not app.query_one(SummaryPanel).display
+            await pilot.pause(1.2)                                            # the report was polled
+            assert not app.query_one(SummaryPanel).display and not app.summary
             lines = summary_lines(RECORDED_REPORT)
             report.write_text(json.dumps(RECORDED_REPORT))
             await wait_until(pilot, lambda: app.summary == lines)

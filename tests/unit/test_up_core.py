@@ -307,6 +307,13 @@ def test_the_summary_lists_wan_links_in_the_trees_order_also_read_back_from_the_
     assert links == ["hq>zulu", "hq>alpha"] and summary_lines(back) == summary_lines(report)
 
 
+def test_an_efficiency_clamped_at_the_ideal_says_why() -> None:
+    # A rehearsal run again over copies already in place finishes far below the ideal of a full copy.
+    report = {"makespan_s": 3.3, "ideal_s": 17.0, "efficiency": 1.0, "efficiency_clamped": True}
+    assert ("  makespan 3.3 s; ideal 17.0 s; efficiency 100% (faster than the ideal: data already in place, "
+            "or compressed in flight)") in summary_lines(report)
+
+
 def test_rehearsal_disk_need_counts_the_source_once_and_a_copy_per_other_host() -> None:
     need = rehearsal_disk_need(512 * 2**20, hosts=11, source_exists=False)
     assert (need.source_bytes, need.copies, need.total) == (512 * 2**20, 10, 11 * 512 * 2**20)
