@@ -44,7 +44,7 @@ from lanscatter.disk.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.disk.staged_store import DEFAULT_KEEP
 from lanscatter.net.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
 from lanscatter.roles.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
-from lanscatter.roles.node_progress import follow_peer, node_report, peer_summary, snapshot
+from lanscatter.roles.node_progress import LogsAboveBar, follow_peer, node_report, peer_summary, snapshot
 from lanscatter.roles.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.roles.relay import RelayNode, RelayOptions
 from lanscatter.topology.summary import summary_lines
@@ -544,7 +544,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
 
     bar = Progress("hashing", BarColumn(), TextColumn("{task.fields[figures]}"), transient=True)
     task = bar.add_task("hash", total=None, figures="")
-    bar.start()
+    shown = LogsAboveBar(bar)
     eta, meter = MeanRateEta(), RateMeter()
 
     def update(done: int, total: int) -> None:
@@ -555,7 +555,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
                    + ("ETA --" if left is None else f"ETA {left:.0f}s"))
         bar.update(task, completed=done, total=total, figures=figures)
         if done >= total:
-            bar.stop()
+            shown.stop()
     return update
 
 

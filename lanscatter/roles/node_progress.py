@@ -178,10 +178,33 @@ class _Bar:
         self.progress = Progress(TextColumn("{task.fields[state]:<9.60}"), BarColumn(),
                                  TextColumn("{task.fields[figures]}"))
         self.task = self.progress.add_task("sync", total=None, state="", figures="")
-        self.progress.start()
+        self.logs = LogsAboveBar(self.progress)
 
     def show(self, state: str, s: Snapshot, text: str) -> None:
         self.progress.update(self.task, completed=s.held, total=s.total or None, state=state, figures=text)
 
     def stop(self) -> None:
-        self.progress.stop()
+        self.logs.stop()
+
+
+class LogsAboveBar:
+    """Starts a rich live display (a progress bar) with the log's terminal lines printed above it.
+
+    The log's handlers hold the stderr they were given at start-up, which the display does not
+    redirect: their lines would land in the middle of the bar. While the display runs they write
+    to its stderr proxy instead, and get the real stderr back when it stops."""
+
+    def __init__(self, live: Any) -> None:
+        original = sys.stderr
+        live.start()                    # replaces sys.stderr with a proxy that prints above the display
+        self._live = live
+        self._moved = [h for h in logging.getLogger().handlers
+                       if type(h) is logging.StreamHandler and h.stream is original]
+        for handler in self._moved:
+            handler.setStream(sys.stderr)
+        self._original = original
+
+    def stop(self) -> None:
+        self._live.stop()
+        for handler in self._moved:
+            handler.setStream(self._original)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import logging
 import socket
+import sys
 
 import aiohttp
+from rich.console import Console
+from rich.progress import Progress, TextColumn
 
-from lanscatter.roles.node_progress import Snapshot, figures, node_report, peer_summary, state_line
+from lanscatter.roles.node_progress import (
+    LogsAboveBar,
+    Snapshot,
+    figures,
+    node_report,
+    peer_summary,
+    state_line,
+)
 from lanscatter.roles.peer import connect_failure
 from lanscatter.topology.summary import summary_lines
 
@@ -79,3 +91,23 @@ def test_a_name_that_does_not_resolve_is_said_so_not_as_an_errno() -> None:
     key = aiohttp.client_reqrep.ConnectionKey("origin.invalid", 10564, False, True, None, None, None)
     exc = aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service not known"))
     assert connect_failure(exc) == "cannot resolve origin.invalid: Name or service not known"
+
+
+def test_log_lines_go_above_the_bar_while_it_runs() -> None:
+    # The log's handler keeps the stderr it was given; rich redirects only sys.stderr itself.
+    screen = io.StringIO()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    original = sys.stderr
+    try:
+        bar = Progress(TextColumn("bar"), console=Console(file=screen, force_terminal=True, width=60))
+        shown = LogsAboveBar(bar)
+        assert handler.stream is sys.stderr and sys.stderr is not original      # the display's proxy
+        logging.getLogger("lanscatter.test").warning("a line above the bar")
+        shown.stop()
+        assert handler.stream is original and sys.stderr is original
+        assert "a line above the bar" in screen.getvalue()
+    finally:
+        root.removeHandler(handler)
