@@ -117,6 +117,9 @@ def node_report(status: dict[str, Any], *, bottleneck: float | None = None, log_
                        "synced": len(finished) == len(ts)}
     every = [t for ts in times.values() for t in ts]
     makespan = max(t for t in every if t is not None) if every and None not in every else None
+    # The swarm calls itself synced when the nodes still connected are; a node that left before it
+    # was complete is a row "not synced" here, and the first line must not say otherwise.
+    synced = bool(status.get("synced")) and makespan is not None
     wan: dict[str, dict[str, Any]] = {}
     for link in status.get("links") or ():                # a relay's own link from upstream
         wan[str(link.get("name"))] = {"bytes": int(link.get("bytes") or 0), "data_bytes": link.get("data_bytes")}
@@ -128,9 +131,9 @@ def node_report(status: dict[str, Any], *, bottleneck: float | None = None, log_
     ratio = efficiency(ideal_s, makespan) if ideal_s is not None and makespan else None
     return {
         "dataset": " ".join(dict.fromkeys((str(status.get("role") or "master"), str(status.get("name") or "")))).strip(),
-        "outcome": "synced" if status.get("synced") else "interrupted",
+        "outcome": "synced" if synced else "interrupted",
         "generation": status.get("generation"), "dataset_bytes": size,
-        "chunks": int(status.get("chunks") or 0), "synced": bool(status.get("synced")),
+        "chunks": int(status.get("chunks") or 0), "synced": synced,
         "sites": sites, "site_order": list(times), "makespan_s": makespan,
         "ideal_s": ideal_s, "bottleneck_bytes_per_s": bottleneck,
         "efficiency": None if ratio is None else round(ratio.value, 4),
