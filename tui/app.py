@@ -38,6 +38,7 @@ from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.feed_client import DEFAULT_BACKOFF, Backoff, Source, follow
 from lanscatter_tui.view_model import (
     EtaClock,
+    LinkTotals,
     SiteView,
     completions,
     event_line,
@@ -98,6 +99,7 @@ class SiteState:
     synced_generation: str | None = None
     reached: bool = False
     cursor: int = 0
+    link_totals: LinkTotals = field(default_factory=LinkTotals)
 
     @property
     def label(self) -> str:
@@ -226,10 +228,11 @@ class MonitorApp(App[int]):
         site = self.sites[message.index]
         if not site.up:
             self._log_event(time.time(), f"{site.label}: answering again", "info")
-        site.up, site.down_since, site.status, site.reached = True, None, message.status, True
-        self._log_new_events(site, message.status)
-        self._log_node_changes(site, message.status)
-        self._log_completions(site, message.status)
+        status = site.link_totals.apply(message.status)
+        site.up, site.down_since, site.status, site.reached = True, None, status, True
+        self._log_new_events(site, status)
+        self._log_node_changes(site, status)
+        self._log_completions(site, status)
         self._dirty = True
 
     def on_site_down(self, message: SiteDown) -> None:

@@ -207,6 +207,34 @@ class EtaClock:
         return replace(ov, eta_s=self.eta.update(ov.progress, 1.0, now))
 
 
+@dataclass(slots=True)
+class LinkTotals:
+    """A site's WAN link bytes over the monitor's whole run, counted as `up`'s report counts them: a
+    relay that restarts counts from zero again, and what it had counted before stays counted (else
+    the monitor would show less than the report for the same link)."""
+
+    seen: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (link, key) -> (base, last)
+
+    def apply(self, status: Status) -> Status:
+        """`status` with each link's `bytes` and `data_bytes` as totals since the monitor started."""
+        links = status.get("links")
+        if not links:
+            return status
+        out = []
+        for link in links:
+            link = dict(link)
+            for key in ("bytes", "data_bytes"):
+                value = link.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    base, last = self.seen.get((str(link.get("name")), key), (0, 0))
+                    if value < last:            # the relay restarted and counts from zero again
+                        base += last
+                    self.seen[(str(link.get("name")), key)] = (base, value)
+                    link[key] = base + value
+            out.append(link)
+        return {**status, "links": out}
+
+
 def completions(label: str, status: Status, known: dict[str, str]) -> list[tuple[float, str]]:
     """(time, text) for each node of `status` that holds every chunk of its generation and is not
     yet in `known` (node -> generation), which is updated; the time is when the master saw it."""
