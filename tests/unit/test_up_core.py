@@ -358,6 +358,25 @@ def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: 
     assert warnings[0].endswith("last seen: 1/2 hosts done, 75% of the chunks held")
 
 
+def test_the_headless_line_waits_for_the_first_generation_and_gives_an_eta_once_a_rate_is_known(
+        tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    w = Watcher(plan, t, plan.hosts)
+    assert w.progress_line(0.5).endswith("| waiting for the origin's first generation (o scans its folder)")
+    t.observe(1.0, "hq", _status("g1", 4, {"o": 4, "h1": 0, "rg": 0}))
+    assert "| hq 1/2  50% | region 0/2   0% | branch 0/2   0% | ETA -- |" in w.progress_line(1.0)
+    t.observe(2.0, "region", _status("g1", 4, {"rg": 2, "r1": 0}))
+    assert "| ETA -- |" in w.progress_line(2.0)                          # one second of progress says little
+    t.observe(5.0, "hq", _status("g1", 4, {"o": 4, "h1": 4, "rg": 2}))
+    line = w.progress_line(5.0)
+    assert "| ETA 9s |" in line, line            # 1.5 more host copies in 4 s, 3.5 left: 9.3 s at that rate
+    for site, nodes in (("hq", {"o": 4, "h1": 4, "rg": 4}), ("region", {"rg": 4, "r1": 4}),
+                        ("branch", {"bg": 4, "b1": 4})):
+        t.observe(6.0, site, _status("g1", 4, nodes, synced=True))
+    assert "ETA" not in w.progress_line(6.0)                             # done: the hosts say so
+
+
 def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from lanscatter.cli.up import _run_secret
