@@ -377,6 +377,16 @@ def test_the_headless_line_waits_for_the_first_generation_and_gives_an_eta_once_
     assert "ETA" not in w.progress_line(6.0)                             # done: the hosts say so
 
 
+def test_leaving_the_monitor_tells_a_finished_run_from_an_interrupted_one() -> None:
+    from lanscatter.cli.up import _left_monitor
+
+    assert _left_monitor(0, in_sync=True) == 0              # q once every host is in sync
+    assert _left_monitor(0, in_sync=False) == 130           # q before: a script must not take it for done
+    assert _left_monitor(130, in_sync=True) == 130          # Ctrl-C in the monitor, as in a shell
+    assert _left_monitor(143, in_sync=False) == 143         # the monitor stopped by SIGTERM
+    assert _left_monitor(1, in_sync=True) == 130            # the monitor failed: not a clean end
+
+
 def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from lanscatter.cli.up import _run_secret
