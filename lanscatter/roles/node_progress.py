@@ -21,6 +21,7 @@ from typing import Any
 from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.ideal import efficiency
 from lanscatter.core.sizes import format_byte_rate, format_bytes
+from lanscatter.core.status import StatusDoc
 from lanscatter.roles.peer import PeerNode
 
 log = logging.getLogger("lanscatter.cli")
@@ -50,12 +51,12 @@ class Snapshot:
 
 def snapshot(node: PeerNode) -> Snapshot:
     st = node.status()
-    me = st["nodes"][0]
+    me = st.nodes[0]
     held, total = node.progress()
     return Snapshot(master=f"{node.opts.master}:{node.opts.master_port}", connected=node.connected,
                     joined_once=node.joined_once, attempts=node.connect_attempts, error=node.connect_error,
-                    generation=st["generation"], have=me["have"], chunks=st["chunks"], held=held, total=total,
-                    rate=node.rx_rate(), sources=len(node.sources), synced=bool(st["synced"]))
+                    generation=st.generation, have=me.have, chunks=st.chunks, held=held, total=total,
+                    rate=node.rx_rate(), sources=len(node.sources), synced=st.synced)
 
 
 def state_line(s: Snapshot) -> str:
@@ -93,21 +94,18 @@ def peer_summary(role: str, s: Snapshot, elapsed_s: float, fetched_chunks: int, 
     return line
 
 
-def node_report(status: dict[str, Any], *, bottleneck: float | None = None, log_file: str | None = None) -> dict[str, Any]:
+def node_report(status: StatusDoc, *, bottleneck: float | None = None, log_file: str | None = None) -> dict[str, Any]:
     """A master's (or a relay's downstream side's) end, as a report `summary_lines` prints like the
     end of `lanscatter up`: per site, the median and last time a node it serves became complete
     after its generation was published; the makespan; the ideal and efficiency when the caller knows
     the rate of the ideal run (`bottleneck`, bytes/s); bytes per WAN link; where the log is. A node
     restarts nothing, so its summary has no restarts line."""
-    nodes = [n for n in status.get("nodes") or () if isinstance(n, dict)]
-    home = str(status.get("site") or "lan")              # a master run by hand knows no site name
-    published = status.get("generation_at")
+    home = status.site or "lan"                           # a master run by hand knows no site name
+    published = status.generation_at
     times: dict[str, list[float | None]] = {}
-    for n in nodes:
-        done = n.get("complete_at")
-        took = max(0.0, done - published) if isinstance(done, (int, float)) and isinstance(published, (int, float)) \
-            else None
-        times.setdefault(str(n.get("site") or home), []).append(took)
+    for n in status.nodes:
+        took = max(0.0, n.complete_at - published) if n.complete_at is not None and published is not None else None
+        times.setdefault(n.site or home, []).append(took)
     sites = {}
     for site, ts in times.items():
         finished = sorted(t for t in ts if t is not None)
@@ -119,21 +117,20 @@ def node_report(status: dict[str, Any], *, bottleneck: float | None = None, log_
     makespan = max(t for t in every if t is not None) if every and None not in every else None
     # The swarm calls itself synced when the nodes still connected are; a node that left before it
     # was complete is a row "not synced" here, and the first line must not say otherwise.
-    synced = bool(status.get("synced")) and makespan is not None
+    synced = status.synced and makespan is not None
     wan: dict[str, dict[str, Any]] = {}
-    for link in status.get("links") or ():                # a relay's own link from upstream
-        wan[str(link.get("name"))] = {"bytes": int(link.get("bytes") or 0), "data_bytes": link.get("data_bytes")}
-    for n in nodes:                                       # the relays this master serves
-        if n.get("role") == "relay" and n.get("site") and n.get("site") != home:
-            wan.setdefault(f"wan:{home}>{n['site']}", {"bytes": int(n.get("rx_bytes") or 0), "data_bytes": None})
-    size = int(status.get("bytes") or 0)
-    ideal_s = round(size / bottleneck, 3) if bottleneck and size else None
+    for link in status.links:                             # a relay's own link from upstream
+        wan[link.name] = {"bytes": link.bytes, "data_bytes": link.data_bytes}
+    for n in status.nodes:                                # the relays this master serves
+        if n.role == "relay" and n.site and n.site != home:
+            wan.setdefault(f"wan:{home}>{n.site}", {"bytes": n.rx_bytes, "data_bytes": None})
+    ideal_s = round(status.bytes / bottleneck, 3) if bottleneck and status.bytes else None
     ratio = efficiency(ideal_s, makespan) if ideal_s is not None and makespan else None
     return {
-        "dataset": " ".join(dict.fromkeys((str(status.get("role") or "master"), str(status.get("name") or "")))).strip(),
+        "dataset": " ".join(dict.fromkeys((status.role or "master", status.name))).strip(),
         "outcome": "synced" if synced else "interrupted",
-        "generation": status.get("generation"), "dataset_bytes": size,
-        "chunks": int(status.get("chunks") or 0), "synced": synced,
+        "generation": status.generation, "dataset_bytes": status.bytes,
+        "chunks": status.chunks, "synced": synced,
         "sites": sites, "site_order": list(times), "makespan_s": makespan,
         "ideal_s": ideal_s, "bottleneck_bytes_per_s": bottleneck,
         "efficiency": None if ratio is None else round(ratio.value, 4),

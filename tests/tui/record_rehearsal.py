@@ -54,6 +54,7 @@ from typing import IO
 import aiohttp
 from feed_server import Recording  # beside this script, which is run as a file
 
+from lanscatter.deploy import process_stop
 from lanscatter_tui.cli import topology_sources
 from lanscatter_tui.recorder import record
 
@@ -221,12 +222,7 @@ def anonymous(text: str, workdir: Path) -> str:
 
 
 def stop(up: subprocess.Popen[bytes]) -> int:
-    if up.poll() is None:
-        up.send_signal(signal.SIGTERM)
-        try:
-            return up.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            up.kill()
+    process_stop.stop([up], STOP_WAIT_S)
     return up.wait(timeout=STOP_WAIT_S)
 
 

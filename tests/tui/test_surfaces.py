@@ -22,6 +22,7 @@ from feed_server import FEEDS, Recording
 from prometheus_client.parser import text_string_to_metric_families
 
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import read_status
 from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.view_model import (
     EtaClock,
@@ -71,8 +72,9 @@ def test_up_printed_the_summary_of_the_report_it_wrote() -> None:
 
 def test_the_headless_lines_the_report_the_status_and_the_monitor_agree() -> None:
     hq, branch = RECORDING.at("hq", RECORDING.end), RECORDING.at("branch", RECORDING.end)
-    views = [site_view("hq", hq, True), site_view("branch", branch, True)]
-    ov = overview(zip(views, [hq, branch]))
+    docs = read_status(hq), read_status(branch)
+    views = [site_view("hq", docs[0], True), site_view("branch", docs[1], True)]
+    ov = overview(zip(views, docs))
     size = format_bytes(REPORT["dataset_bytes"])
 
     # The data set: one figure, one spelling, on every surface.
@@ -110,7 +112,7 @@ def test_status_metrics_and_the_monitors_rows_carry_the_same_counts() -> None:
         assert status["generation"] == fed["generation"] == REPORT["generation"]
         assert metrics[("lanscatter_dataset_bytes", "")] == status["bytes"] == REPORT["dataset_bytes"]
         assert metrics[("lanscatter_synced", "")] == 1.0 and status["synced"]
-        view = site_view(site, fed, True)
+        view = site_view(site, read_status(fed), True)
         rows = {row.name: row for row in view.nodes}
         for node in status["nodes"]:
             name, row = node["name"], rows[node["name"]]
@@ -119,7 +121,7 @@ def test_status_metrics_and_the_monitors_rows_carry_the_same_counts() -> None:
             assert metrics[("lanscatter_node_chunks", name)] == node["have"] == row.have == status["chunks"]
             fed_node = next(n for n in fed["nodes"] if n["name"] == name)
             assert (fed_node["rx_bytes"], fed_node["tx_bytes"]) == (node["rx_bytes"], node["tx_bytes"])
-            for used, total in ((row.downloads, row.dl_slots), (row.uploads, row.ul_slots)):
+            for used, total in ((row.dl_slots_used, row.dl_slots), (row.ul_slots_used, row.ul_slots)):
                 shown = slots_used(used, total)
                 assert int(shown.split("/")[0]) <= total and f"/{total}" in shown
             assert f"{row.have}/{row.chunks}" in node_detail(row)
@@ -137,8 +139,9 @@ def test_every_rate_is_zero_once_the_transfers_are_over() -> None:
             assert (node["name"], node["rx_rate"], node["tx_rate"]) == (node["name"], 0.0, 0.0)
         for ln in status["links"]:
             assert ln["rate"] == 0.0
-    views = [site_view(site, RECORDING.at(site, RECORDING.end), True) for site in SITES]
-    ov = overview(zip(views, [RECORDING.at(site, RECORDING.end) for site in SITES]))
+    docs = [read_status(RECORDING.at(site, RECORDING.end)) for site in SITES]
+    views = [site_view(site, doc, True) for site, doc in zip(SITES, docs)]
+    ov = overview(zip(views, docs))
     assert ov.rate == 0.0 and "0 B/s  done" in overview_line(ov)
     assert all("     0     0" in node_stats(row, wide=True) for view in views for row in view.nodes)
 
@@ -146,8 +149,8 @@ def test_every_rate_is_zero_once_the_transfers_are_over() -> None:
 def test_no_eta_before_a_rate_is_known() -> None:
     clock = EtaClock()
     first = min(t for frames in RECORDING.frames.values() for t, _ in frames)
-    statuses = [RECORDING.at(site, first) for site in SITES]
-    ov = clock.estimate(overview(zip([site_view(s, st, True) for s, st in zip(SITES, statuses)], statuses)), first)
+    docs = [read_status(RECORDING.at(site, first)) for site in SITES]
+    ov = clock.estimate(overview(zip([site_view(s, doc, True) for s, doc in zip(SITES, docs)], docs)), first)
     assert ov.eta_s is None and "ETA --" in overview_line(ov)
 
 

@@ -7,11 +7,13 @@ import io
 import logging
 import socket
 import sys
+from typing import Any
 
 import aiohttp
 from rich.console import Console
 from rich.progress import Progress, TextColumn
 
+from lanscatter.core.status import read_status
 from lanscatter.roles.node_progress import (
     LogsAboveBar,
     Snapshot,
@@ -51,13 +53,13 @@ def test_states_in_order() -> None:
 
 def test_a_master_ends_with_the_summary_up_ends_with() -> None:
     # The swarm says synced (the nodes still connected are), but b left before it was complete.
-    status = {"role": "master", "name": "origin", "site": "hq", "generation": "0123456789abcdef", "chunks": 4,
+    status: dict[str, Any] = {"role": "master", "name": "origin", "site": "hq", "generation": "0123456789abcdef", "chunks": 4,
               "bytes": 4 * 2**20, "synced": True, "generation_at": 100.0,
               "nodes": [{"name": "origin", "site": "hq", "role": "master", "complete_at": 100.0},
                         {"name": "a", "site": "hq", "role": "peer", "complete_at": 103.0},
                         {"name": "b", "site": "hq", "role": "peer", "complete_at": None},
                         {"name": "gw", "site": "branch", "role": "relay", "complete_at": 108.5, "rx_bytes": 3 * 2**20}]}
-    assert summary_lines(node_report(status, log_file="/var/log/m.log")) == [
+    assert summary_lines(node_report(read_status(status), log_file="/var/log/m.log")) == [
         "master origin: stopped before every host was in sync; generation 0123456789ab, 4 MiB in 4 chunks",
         "  site    hosts  median    last",
         "  hq        2/3   0.0 s       -  (not synced)",
@@ -67,7 +69,7 @@ def test_a_master_ends_with_the_summary_up_ends_with() -> None:
         "  logs:   /var/log/m.log",
     ]
     status["nodes"][2]["complete_at"] = 102.0
-    lines = summary_lines(node_report(status, bottleneck=2**20))
+    lines = summary_lines(node_report(read_status(status), bottleneck=2**20))
     assert lines[0].startswith("master origin: synced;") and "  hq        3/3   2.0 s   3.0 s" in lines
     assert "  makespan 8.5 s; ideal 4.0 s at the 8.39 Mbit/s bottleneck; efficiency 47%" in lines
     assert not any("restarts" in line or "logs" in line for line in lines)    # a node restarts nothing
