@@ -48,6 +48,8 @@ class SimConfig:
     relay_dl_slots: int = 4               # parallel WAN downloads of a relay
     min_timeout_s: float = 1.0
     plan_interval_s: float = 0.5          # the engine plans at least this often
+    release: bool = True                  # peers say Ending before a download's last bytes, as the
+                                          # engine's do (False: a slot is held to the transfer's end)
     max_ideal_multiple: float = 50.0      # give up (incomplete) after this many ideal times
 
     def wan_rate(self, branch: int) -> float:
