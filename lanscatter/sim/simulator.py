@@ -358,9 +358,7 @@ class Simulation:
                     replied = True
                     todo.extend(session.receive(h.name, reply, self._at()))
             elif isinstance(out, SeedRates):
-                for tid, rate in out.rates.items():
-                    if (a := sw.active.get(tid)) is not None:
-                        self._recap(a, rate)
+                self._recap(sw, out.rates)
         if replied or not ticked:
             self._dirty.add(sw.index)
 
@@ -378,9 +376,7 @@ class Simulation:
                 self.expired += 1                        # withdrawn: overdue, or its downloader silent
                 self._end(a, False, False)
         elif isinstance(msg, p.Rates):
-            for tid, rate in zip(msg.transfers, msg.rates):
-                if (a := sw.active.get(tid)) is not None:
-                    self._recap(a, rate)
+            self._recap(sw, dict(zip(msg.transfers, msg.rates)))
         return []
 
     def _say_ending(self, a: _Active) -> None:
@@ -451,14 +447,27 @@ class Simulation:
         if h.down_demand > h.down_rate:
             self._rerate(h.downs)
 
-    def _recap(self, a: _Active, rate: float) -> None:
-        """The source was told a new rate for `a` (Rates, or the seed's own SeedRates)."""
-        if a.group is not None or rate == a.cap:
-            return
-        a.cap = rate
-        self._relink(a.src)
-        self._relink(a.dst)
-        self._set_rate(a, self._limit(a))
+    def _recap(self, sw: _Swarm, rates: dict[int, float]) -> None:
+        """Sources were told new rates for these transfers (Rates, or the seed's SeedRates); the
+        links they cross are re-rated once."""
+        hosts: list[_Host] = []                          # in a fixed order: runs repeat
+        for tid, rate in rates.items():
+            a = sw.active.get(tid)
+            if a is None or a.group is not None or rate == a.cap:
+                continue
+            a.cap = rate
+            for h in (a.src, a.dst):
+                if h not in hosts:
+                    hosts.append(h)
+        for h in hosts:
+            h.up_demand = _total_cap(h.ups)
+            h.down_demand = _total_cap(h.downs)
+        shares: dict[int, dict[int, float]] = {}
+        for h in hosts:
+            for a in h.ups:
+                self._set_rate(a, self._limit(a, shares))
+            for a in h.downs:
+                self._set_rate(a, self._limit(a, shares))
 
     def _rerate(self, actives: list[_Active]) -> None:
         """Rates of the transfers on one link after a change on it."""
