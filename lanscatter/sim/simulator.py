@@ -46,7 +46,11 @@ ENDING_LEAD_S = 0.3     # a download says Ending this long before its last bytes
 RATE_WINDOW_S = 0.03    # ... judged by its rate over at least this long after its first bytes
 STATS_S = 1.0           # peers send Stats this often (the session takes 5 s of silence as a stall)
 WALL_AT_ZERO = 1_800_000_000.0    # the wall clock the sessions see at virtual time 0
-SHARE_COST_S = 50e-6    # sharing fair rates, per transfer under way (measured: cProfile, 20-80 transfers)
+# What one sharing of fair rates costs the session, per transfer under way. The engine's is about
+# 8 µs (two fair-rate computations of ~4 µs per transfer, docs/benchmarks.md "The master's CPU");
+# taken 6 × larger here to keep long simulations fast: the session then re-shares about 6 × less
+# often than the engine would, which moved a 40-host LAN's efficiency by 0.002.
+SHARE_COST_S = 50e-6
 
 
 def _manifest(chunks: int, chunk_size: int) -> Manifest:
@@ -106,8 +110,8 @@ class _Active:
 
 class _WorkClock:
     """A session's work clock (what sharing fair rates costs, which the session keeps to a share
-    of the time): each reading adds SHARE_COST_S per transfer under way, the cost measured for the
-    engine's sharing, so the session shares as often as it would in the engine, and runs repeat."""
+    of the time): each reading adds SHARE_COST_S per transfer under way, so sharing is held back
+    as the engine's is, on the virtual clock, and runs repeat."""
 
     def __init__(self) -> None:
         self.session: SwarmSession | None = None
