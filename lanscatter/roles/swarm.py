@@ -222,6 +222,17 @@ class Swarm:
             self.planner.add_have(self.name, chunk)
             self._wake.set()
 
+    def seed_arriving(self, chunk: str, due: float) -> None:
+        """The seed (a relay) is receiving `chunk` from upstream, due by `due` (monotonic), and
+        serves its prefix already: plan it from the seed. Not a holding yet (`seed_got`)."""
+        if self.manifest is not None and chunk in self.manifest.chunk_index():
+            self.planner.add_arriving(self.name, chunk, due)
+            self._wake.set()
+
+    def seed_arrival_failed(self, chunk: str) -> None:
+        """A chunk `seed_arriving` announced did not arrive whole: the seed is no source of it."""
+        self.planner.drop_arriving(self.name, chunk)
+
     # ---- control websocket -------------------------------------------------------------------
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
         # A peer never sends anything longer than MAX_FRAME (its Have goes in pieces), so that

@@ -31,6 +31,8 @@ Policy (docs/planner.md has the reasoning):
   downloader leaves the seed's uplink to the seed's own site when a peer can serve it.
 - Timeouts follow the expected time at the rate cap (or the swarm's median seconds per byte),
   scaled by the swarm's median slowness; an expired transfer counts as a slow upload.
+- A chunk still arriving at a node from outside the swarm (a relay's, from upstream) is offered like
+  a holding; a transfer of it may last until that download is due, and measures no slowness.
 """
 
 from __future__ import annotations
@@ -318,6 +320,12 @@ class Planner(SwarmBooks):
             timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
             timeout = cfg.initial_timeout_s
+        if self._arriving and (arriving := self._arriving.get(s.name)):
+            due = arriving.get(self._hashes[chunk])
+            if due is not None:
+                # Served as it arrives: the source's own download sets the pace, not its speed.
+                timeout += max(0.0, due - now)
+                expected = None
         tid = self._next_id
         self._next_id = tid + 1
         t = _new_tuple(Transfer, (tid, self._hashes[chunk], s.name, d.name, size, cap, timeout, now,
