@@ -187,6 +187,23 @@ def _two_sites(wan: float = 10.0) -> LinkMap:
                    site_parent={"hub": None, "b": "hub"})
 
 
+def test_a_relay_is_fed_in_the_first_round_beside_the_seeds_own_site() -> None:
+    # The seed's two upload slots and three peers of its site: their copies would book the whole
+    # of the seed's port, and the WAN would wait for one of them to end.
+    links = {f"{side}:{n}": Link(f"{side}:{n}", 100.0) for n in ("S", "h1", "h2", "h3", "R")
+             for side in ("up", "down")}
+    links |= {"wan:hub>b": Link("wan:hub>b", 10.0), "wan:b>hub": Link("wan:b>hub", 10.0)}
+    lm = LinkMap(links=links, node_site={"S": "hub", "h1": "hub", "h2": "hub", "h3": "hub", "R": "b"},
+                 site_parent={"hub": None, "b": "hub"})
+    p = swarm(8, links=lm, seed_slots=2)
+    for name in ("h1", "h2", "h3"):
+        p.add_node(name, dl_slots=2, ul_slots=2)
+    p.add_node("R", dl_slots=2, ul_slots=0)
+    first = p.plan(0.0)
+    assert "R" in {t.dest for t in first}
+    assert len({t.dest for t in first if t.dest != "R"}) == 2          # the seed's slots still go to its site
+
+
 def test_wan_link_never_overbooked_and_caps_given() -> None:
     p = swarm(4, links=_two_sites(wan=10.0))
     p.add_node("R", dl_slots=4, ul_slots=0)

@@ -7,7 +7,7 @@ books it decides on (nodes, holdings, who is hungry or idle, flights) are kept b
 `SwarmBooks` in planner_books.py; this module is the policy.
 
 Policy (docs/planner.md has the reasoning):
-- Downloaders are served least-complete first; a downloader takes the rarest chunk (fewest nodes
+- Downloaders are served least-complete first, relays (across a WAN) before the seed's own site; a downloader takes the rarest chunk (fewest nodes
   holding or receiving it) among what the probed idle sources can give it.
 - A source that is already sending a chunk offers other chunks first, so copies spread.
 - Of equally rare chunks a seed sends the short ones (small files, files' ends) first: they are
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 import random
-from operator import attrgetter
 
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.planner.books import SwarmBooks
@@ -51,7 +50,6 @@ __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 _DEFAULT_CONFIG = PlannerConfig()
 
-_least_complete = attrgetter("n_have", "idx")
 _new_tuple = tuple.__new__          # a Transfer without the named tuple's Python-level __new__
 # (finite links, nominal rate, switch share the engine enforces, WAN link the source paces as a whole)
 _Path = tuple[tuple[str, ...], float, float | None, tuple[str, float] | None]
@@ -79,7 +77,12 @@ class Planner(SwarmBooks):
         out: list[Transfer] = []
         # One slot per downloader per pass, least complete first: a scarce source (the seed at
         # the start) spreads its first chunks over several downloaders, who can then pass them on.
-        queue = sorted([by_idx[i] for i in self._hungry], key=_least_complete)
+        # Relays (downloaders of a site with no seed) come first: each takes a narrow share of a
+        # source's port, while the LAN copies before them would book all of it and hold the WAN
+        # idle until one of them ended (seconds, on 100 Mbit/s ports).
+        seeded = {n.site for n in by_idx.values() if n.seed}
+        queue = sorted([by_idx[i] for i in self._hungry],
+                       key=lambda d: (d.site is None or d.site in seeded, d.n_have, d.idx))
         # how many transfers this round may still start, per destination site and in all
         want = self._round_want = {}
         for d in queue:
