@@ -25,13 +25,14 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lanscatter.core.auth import SECRET_HINT, check_secret
 from lanscatter.core.chunking import AUTO, CDC, KINDS
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.linkmap import LinkMap
+from lanscatter.core.ports import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.signing import OriginKey, parse_origin_key
@@ -41,10 +42,9 @@ from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.disk.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.disk.staged_store import DEFAULT_KEEP
 from lanscatter.net.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
-from lanscatter.roles.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
-from lanscatter.roles.node_progress import follow_peer, master_summary, peer_summary, snapshot
-from lanscatter.roles.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
-from lanscatter.roles.relay import RelayNode, RelayOptions
+
+if TYPE_CHECKING:
+    from lanscatter.roles.peer import PeerNode
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -233,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="S",
                    help=f"on-change: publish once nothing changed for S seconds (default {DEFAULT_SETTLE_S:g})")
     g.add_argument("--allow-shrink", action="store_true",
-                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%} of the files of "
+                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%}% of the files of "
                         "the last version (refused by default: the hosts would delete them)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
@@ -367,7 +367,13 @@ def _log_to_file(args: argparse.Namespace) -> None:
     logging.getLogger().addHandler(handler)
 
 
+# Each command imports its own role when it runs: a peer does not load the master's scanner and
+# watcher, nor the relay's planner, before it can join (start-up, docs/benchmarks.md).
+
 def run_master(args: argparse.Namespace) -> int:
+    from lanscatter.roles.master import MasterNode, MasterOptions
+    from lanscatter.roles.node_progress import master_summary
+
     _log_to_file(args)
     where = _placement(args)
     opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
@@ -396,6 +402,9 @@ def run_master(args: argparse.Namespace) -> int:
 
 
 def run_peer(args: argparse.Namespace) -> int:
+    from lanscatter.roles.node_progress import follow_peer
+    from lanscatter.roles.peer import PeerNode, PeerOptions
+
     _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     opts = PeerOptions(master=host, master_port=port, folder=args.folder,
@@ -423,6 +432,10 @@ def run_peer(args: argparse.Namespace) -> int:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
+    from lanscatter.roles.node_progress import follow_peer
+    from lanscatter.roles.peer import PeerOptions
+    from lanscatter.roles.relay import RelayNode, RelayOptions
+
     _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     where = _placement(args)
@@ -447,6 +460,8 @@ def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, N
                       run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False) -> int:
     """Run a peer or relay beside its reporter; print its summary line when it ends (not after an
     error: the error and its hint say it all), on stderr when stdout carries JSON lines."""
+    from lanscatter.roles.node_progress import peer_summary, snapshot
+
     started = time.monotonic()
     summary: list[str] = []
 

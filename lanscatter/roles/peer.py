@@ -51,6 +51,7 @@ from lanscatter.core.errors import (
 )
 from lanscatter.core.handshake import Channel, PeerHandshake
 from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
+from lanscatter.core.ports import DEFAULT_PEER_PORT
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
@@ -83,7 +84,6 @@ _FIRST_JOIN_RETRY_S = 0.2
 # like a malformed one, and the node stays up.
 _UNSTORABLE = frozenset({errno.ENAMETOOLONG, errno.EFBIG, errno.EOVERFLOW})
 
-DEFAULT_PEER_PORT = 10565
 STATS_EVERY_S = 1.0
 
 
