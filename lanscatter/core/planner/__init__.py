@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import random
+from operator import attrgetter
 
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.planner.books import SwarmBooks
@@ -50,6 +51,7 @@ __all__ = ["ChunkBits", "NodeStats", "Planner", "PlannerConfig", "Transfer"]
 
 _DEFAULT_CONFIG = PlannerConfig()
 
+_least_complete = attrgetter("n_have", "idx")
 _new_tuple = tuple.__new__          # a Transfer without the named tuple's Python-level __new__
 # (finite links, nominal rate, switch share the engine enforces, WAN link the source paces as a whole)
 _Path = tuple[tuple[str, ...], float, float | None, tuple[str, float] | None]
@@ -77,12 +79,14 @@ class Planner(SwarmBooks):
         out: list[Transfer] = []
         # One slot per downloader per pass, least complete first: a scarce source (the seed at
         # the start) spreads its first chunks over several downloaders, who can then pass them on.
-        # Relays (downloaders of a site with no seed) come first: each takes a narrow share of a
-        # source's port, while the LAN copies before them would book all of it and hold the WAN
-        # idle until one of them ended (seconds, on 100 Mbit/s ports).
+        # A relay (a downloader of a site with no seed) with nothing in flight comes first: it
+        # takes a narrow share of a source's port, while the LAN copies before it would book all
+        # of it and hold the WAN idle until one of them ended (seconds, on 100 Mbit/s ports). One
+        # transfer keeps a WAN busy (its source paces the link as a whole), so a relay's further
+        # ones wait their turn like anyone's: they would take the seed's slots from its own site.
         seeded = {n.site for n in by_idx.values() if n.seed}
         queue = sorted([by_idx[i] for i in self._hungry],
-                       key=lambda d: (d.site is None or d.site in seeded, d.n_have, d.idx))
+                       key=lambda d: (d.n_dl > 0 or d.site is None or d.site in seeded, d.n_have, d.idx))
         # how many transfers this round may still start, per destination site and in all
         want = self._round_want = {}
         for d in queue:
@@ -103,7 +107,7 @@ class Planner(SwarmBooks):
                         again.append(d)
                 else:
                     want[d.site] -= d.dl_slots - d.n_dl      # it will not use them this round
-            queue = again
+            queue = sorted(again, key=_least_complete) if again else again
         return out
 
     def _pick(self, d: NodeState, idle: list[NodeState], now: float) -> Transfer | None:
