@@ -202,11 +202,13 @@ class ChunkServer:
         a sample of it may not be here yet). Cut when the download here fails."""
         resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         resp.content_length = arrival.length
-        await resp.prepare(request)
         loop = asyncio.get_running_loop()
         pos = 0
         try:
+            # Held before the first await: a download that ends meanwhile keeps its part file
+            # open for this stream (the file is whole then, and served from it).
             with arrival.reading() as fd:
+                await resp.prepare(request)
                 while pos < arrival.length:
                     end = await arrival.servable(pos)
                     while pos < end:
