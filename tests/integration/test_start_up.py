@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from lanscatter.disk.hashing import new_hasher
-from tests.integration.nodes import HOST, Node, free_port
+from tests.integration.nodes import HOST, Node, any_port, free_port
 
 # What no peer needs to start: the TUI, the site tree, deployment, the emulator, the simulator,
 # the master's and the relay's roles.
@@ -55,21 +55,22 @@ def test_a_started_master_serves_its_first_byte_soon(tmp_path: Path) -> None:
     (source / "a.bin").write_bytes(data)
     hasher = new_hasher()
     hasher.update(data)
-    url = f"http://{HOST}:{{port}}/chunks/{hasher.hexdigest()}"
-    port = free_port()
+    path = f"/chunks/{hasher.hexdigest()}"
+    listen, port_file = any_port(tmp_path, "master")
     started = time.monotonic()
-    master = Node(["master", str(source), "--listen", HOST, "--port", str(port), "--insecure", "--chunking",
+    master = Node(["master", str(source), "--listen", HOST, *listen, "--insecure", "--chunking",
                    "fixed", "--chunk-size", "4MiB", "--state-dir", str(tmp_path / "state")],
-                  tmp_path / "master.log", port)
+                  tmp_path / "master.log", port_file)
     try:
         first: bytes = b""
         while not first:
             assert time.monotonic() - started < 10.0, master.output()[-2000:]
             assert master.proc.poll() is None, master.output()[-2000:]
             try:
-                with urllib.request.urlopen(url.format(port=port), timeout=2) as resp:
+                port = int(port_file.read_text())
+                with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=2) as resp:
                     first = resp.read(1)
-            except (urllib.error.URLError, ConnectionError):
+            except (OSError, ValueError):      # no port yet (or half written), or not serving yet
                 time.sleep(0.02)
         took = time.monotonic() - started
     finally:
