@@ -24,7 +24,7 @@ from lanscatter.net.upload_pace import Pace
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from lanscatter.roles.relay import RelayNode, RelayOptions
-from tests.integration.nodes import free_port
+from tests.integration.nodes import flip_byte, free_port
 
 HOST = "127.0.0.1"
 
@@ -135,6 +135,64 @@ async def test_a_chunk_that_arrives_corrupt_is_cut_for_its_downstream(tmp_path: 
         finally:
             os.close(out)
         assert arrivals.get(chunk) is None
+
+
+async def test_a_chunk_that_arrives_corrupt_at_a_relay_is_never_announced_or_kept_below_it(tmp_path: Path) -> None:
+    # The origin's one chunk rots on its disk in a way no metadata shows (its hash cache still
+    # vouches for it): the relay gets the rotten bytes at 2 MB/s, its site's peer gets them as they
+    # arrive, and the damage shows only when the relay hashes the whole.
+    data = os.urandom(4 << 20)
+    (tmp_path / "origin").mkdir()
+    src = tmp_path / "origin" / "a.bin"
+    src.write_bytes(data)
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
+                                      chunk_size=8 << 20, chunking=FIXED, watch=False))
+    await master.start()
+    nodes: list[asyncio.Task[None]] = []
+    relay: RelayNode | None = None
+    peer: PeerNode | None = None
+    try:
+        assert master.manifest is not None
+        (chunk, _size), = master.manifest.chunk_table()
+        flip_byte(src, len(data) - 10)
+        entry = master.manifest.file("a.bin")
+        assert entry is not None
+        master.cache.put("a.bin", src.stat(), master.manifest.chunking, entry.chunks, entry.sizes)
+        relay = _relay(tmp_path, "r1", master.port, 2e6)
+        nodes.append(asyncio.create_task(relay.run()))
+        await _wait(lambda: relay is not None and relay._runner is not None, "the relay serving its site")
+        peer = PeerNode(PeerOptions(master=HOST, master_port=relay.port, folder=tmp_path / "p",
+                                    state_dir=tmp_path / "ps", host=HOST, port=0, name="p", scrub_rate=0))
+        nodes.append(asyncio.create_task(peer.run()))
+        announced: set[str] = set()
+        kept: set[str] = set()
+
+        def watch() -> bool:
+            assert relay is not None and peer is not None
+            index = relay.swarm.manifest.chunk_index() if relay.swarm.manifest is not None else {}
+            if chunk in index and index[chunk] in relay.swarm.seed_have:
+                announced.add(chunk)
+            if peer.store.has(chunk) or relay.upstream.store.has(chunk):
+                kept.add(chunk)
+            return peer.complete()
+
+        # The relay finds the rotten copy, the origin reads its file again and publishes what it
+        # holds now; the peer ends with that.
+        await _wait(watch, "the peer synced after the rot", timeout=60)
+        assert (tmp_path / "p" / "a.bin").read_bytes() == src.read_bytes() != data
+        assert announced == set() and kept == set()
+        # The peer was streamed the rotten copy while it arrived, and that stream was cut.
+        assert peer.counters.rx_bytes > len(data)
+        assert peer.downloaded_chunks == 1
+    finally:
+        for t in nodes:
+            t.cancel()
+        await asyncio.gather(*nodes, return_exceptions=True)
+        if peer is not None:
+            await peer.stop()
+        if relay is not None:
+            await relay.stop()
+        await master.stop()
 
 
 def _relay(tmp: Path, name: str, upstream_port: int, rate: float) -> RelayNode:
