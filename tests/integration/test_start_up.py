@@ -15,10 +15,10 @@ from lanscatter.disk.hashing import new_hasher
 from tests.integration.nodes import HOST, Node, any_port, free_port
 
 # What no peer needs to start: the TUI, the site tree, deployment, the emulator, the simulator,
-# the master's and the relay's roles.
+# the master's and the relay's roles, the metrics' library (loaded at the first scrape).
 NOT_FOR_A_PEER = ("textual", "rich", "lanscatter_tui", "lanscatter.topology", "lanscatter.deploy",
                   "lanscatter.emulator", "lanscatter.sim", "lanscatter.roles.master", "lanscatter.roles.relay",
-                  "lanscatter.roles.swarm", "lanscatter.core.planner")
+                  "lanscatter.roles.swarm", "lanscatter.core.planner", "prometheus_client")
 
 
 def _imported(stderr: str) -> set[str]:

@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 from feed_server import Recording
-from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import CollectorRegistry
 
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import StatusDoc, read_status
 from lanscatter.deploy.tracker import SyncTracker
 from lanscatter.deploy.watch import Watcher
-from lanscatter.net.node_http import _StatusCollector
+from lanscatter.net.metrics_http import metrics_body
 from lanscatter.topology import derive_plan, load_topology
 from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.view_model import link_line, node_detail, overview, overview_line, site_view, slots_used
@@ -38,10 +36,9 @@ wan:
 
 
 def _metrics(status: StatusDoc) -> dict[tuple[str, str], float]:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatusCollector(lambda: status))
+    body, _content_type = metrics_body(lambda: status)
     out = {}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+    for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
             out[(sample.name, sample.labels.get("node") or sample.labels.get("link") or "")] = sample.value
     return out
