@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -31,6 +32,7 @@ from lanscatter.core.auth import SECRET_HINT, check_secret
 from lanscatter.core.chunking import AUTO, CDC, KINDS
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.eta import MeanRateEta
+from lanscatter.core.ideal import ideal_time
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.ports import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
@@ -377,7 +379,7 @@ def _log_to_file(args: argparse.Namespace) -> None:
 
 def run_master(args: argparse.Namespace) -> int:
     from lanscatter.roles.master import MasterNode, MasterOptions
-    from lanscatter.roles.node_progress import master_summary
+    from lanscatter.roles.node_progress import node_report
 
     _log_to_file(args)
     where = _placement(args)
@@ -399,12 +401,28 @@ def run_master(args: argparse.Namespace) -> int:
         try:
             await _report_loop(node.status, args.json)
         finally:
-            summary.append(master_summary(node.status()))
+            from lanscatter.topology.summary import summary_lines  # (at the end: not on the way to start)
+
+            bottleneck = _bottleneck(where.link_map, opts.name, where.site)
+            summary.extend(summary_lines(node_report(node.status(), bottleneck=bottleneck, log_file=_log_path(args))))
             await node.stop()
 
     code = _run(body)
     print(*summary, sep="\n", flush=True, file=sys.stderr if args.json else sys.stdout)
     return code
+
+
+def _bottleneck(links: LinkMap | None, name: str, site: str | None) -> float | None:
+    """The rate of the ideal run (bytes/s), when --topology gave the links and this master's site is
+    the whole tree (the master of a tree with more sites sees only its relays finish, not their sites)."""
+    if links is None or site is None or any(s != site for s in links.node_site.values()):
+        return None
+    rate = ideal_time(links, name, 1.0).bytes_per_s
+    return rate if math.isfinite(rate) else None
+
+
+def _log_path(args: argparse.Namespace) -> str | None:
+    return str(Path(args.log_file).resolve()) if args.log_file is not None else None
 
 
 def run_peer(args: argparse.Namespace) -> int:
@@ -439,7 +457,7 @@ def run_peer(args: argparse.Namespace) -> int:
 
     reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
                 else follow_peer(node, "peer", until_synced=args.exit_when_synced))
-    return _run_with_summary(node, "peer", reporter, node.stop, run=run, as_json=args.json)
+    return _run_with_summary(node, "peer", reporter, node.stop, run=run, as_json=args.json, log_file=_log_path(args))
 
 
 def run_proxy(args: argparse.Namespace) -> int:
@@ -468,7 +486,8 @@ def run_proxy(args: argparse.Namespace) -> int:
         await node.run()
 
     reporter = _report_loop(node.status, True) if args.json else follow_peer(node.upstream, "relay")
-    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=run, as_json=args.json)
+    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=run, as_json=args.json,
+                             site_status=node.status, log_file=_log_path(args))
 
 
 def _write_port(args: argparse.Namespace, port: int) -> None:
@@ -479,17 +498,25 @@ def _write_port(args: argparse.Namespace, port: int) -> None:
 
 def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, None],
                       stop: Callable[[], Awaitable[None]],
-                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False) -> int:
-    """Run a peer or relay beside its reporter; print its summary line when it ends (not after an
-    error: the error and its hint say it all), on stderr when stdout carries JSON lines."""
-    from lanscatter.roles.node_progress import peer_summary, snapshot
+                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False,
+                      site_status: Callable[[], StatusDoc] | None = None, log_file: str | None = None) -> int:
+    """Run a peer or relay beside its reporter; print its summary when it ends (not after an error:
+    the error and its hint say it all), on stderr when stdout carries JSON lines. A relay adds the
+    summary of the site it serves (`site_status`), as a master does; both name the log file."""
+    from lanscatter.roles.node_progress import node_report, peer_summary, snapshot
 
     started = time.monotonic()
     summary: list[str] = []
 
     async def stop_and_sum_up() -> None:
-        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started,
-                                    peer.downloaded_chunks, peer.local_copies))
+        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started, peer.downloaded_chunks,
+                                    peer.local_copies, peer.counters.rx_bytes, peer.downloaded_bytes))
+        if site_status is not None:
+            from lanscatter.topology.summary import summary_lines  # (at the end: not on the way to start)
+
+            summary.extend(summary_lines(node_report(site_status(), log_file=log_file)))
+        elif log_file is not None:
+            summary.append(f"  log: {log_file}")
         await stop()
 
     code = _run(lambda: _run_beside((run or peer.run)(), reporter, stop_and_sum_up))
@@ -555,9 +582,11 @@ def _scan_progress() -> Callable[[int, int], None] | None:
         return log_line
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from lanscatter.roles.node_progress import LogsAboveBar
+
     bar = Progress("hashing", BarColumn(), TextColumn("{task.fields[figures]}"), transient=True)
     task = bar.add_task("hash", total=None, figures="")
-    bar.start()
+    shown = LogsAboveBar(bar)
     eta, meter = MeanRateEta(), RateMeter()
 
     def update(done: int, total: int) -> None:
@@ -568,7 +597,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
                    + ("ETA --" if left is None else f"ETA {left:.0f}s"))
         bar.update(task, completed=done, total=total, figures=figures)
         if done >= total:
-            bar.stop()
+            shown.stop()
     return update
 
 
