@@ -12,8 +12,9 @@ is ticked as the engine ticks it: after any input, and when `wake_in` says.
 
 Transfer model: a transfer moves at the rate its source was told (the Download's rate, then Rates:
 the session's fair shares, or the switch share it books), but never faster than its share of the
-source's real uplink and the destination's real downlink (max-min fair among the transfers on that
-link). The transfers of one WAN link come from one source, which paces them together as the engine
+source's real uplink, the destination's real downlink and any site switch (`switch:<site>`) it
+crosses (max-min fair among the transfers on that link: bookings alone do not keep a switch, as
+a released transfer's booking is free before its last bytes). The transfers of one WAN link come from one source, which paces them together as the engine
 does (upload_pace.py): each moves at the link's rate divided among those in flight, so one ending
 leaves its rate to the others.
 "Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
@@ -92,6 +93,15 @@ class _Swarm:
 
 
 @dataclass(slots=True, eq=False)
+class _Switch:
+    """A site's shared switch (`switch:<site>`): its transfers share it max-min fairly."""
+
+    capacity: float
+    actives: list[_Active] = field(default_factory=list)
+    demand: float = 0.0            # sum of the caps of actives
+
+
+@dataclass(slots=True, eq=False)
 class _Active:
     swarm: _Swarm
     t: Transfer
@@ -100,6 +110,7 @@ class _Active:
     cap: float
     group: tuple[str, float] | None     # (WAN link, bytes/s) its source paces it in
     wan: tuple[str, ...]
+    switches: tuple[_Switch, ...]  # the shared switches it crosses
     fail_left: float               # bytes still to go when it breaks (0.0 = it will not break)
     rate: float = 0.0
     remaining: float = 0.0
@@ -174,6 +185,9 @@ class Simulation:
         self._times: list[float] = []
         self._dirty: set[int] = set()                    # swarms that had an input since their tick
         self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._switch_route: dict[tuple[str, str], tuple[_Switch, ...]] = {}
+        self._switches = {n: _Switch(link.bytes_per_s) for n, link in self.topology.links.items()
+                          if n.startswith("switch:")}
         self._groups: dict[str, list[_Active]] = {}      # WAN link -> its transfers in flight
         self._auth = Auth(None)
         self.swarms: list[_Swarm] = []
@@ -400,17 +414,23 @@ class Simulation:
         wan = self._wan_route.get(route)
         if wan is None:
             wan = self._wan_route[route] = tuple(f"wan:{a}>{b}" for a, b in self.physical.site_route(*route))
+        switches = self._switch_route.get(route)
+        if switches is None:
+            switches = self._switch_route[route] = tuple(
+                self._switches[n] for n in self.physical.path(src.name, dst.name) if n in self._switches)
         fail_left = 0.0
         if self.config.fail_rate and self.rng.random() < self.config.fail_rate:
             fail_left = max(1.0, t.size * self.rng.random())
         now = self.now
         cap = d.rate_cap if d.rate_cap is not None else math.inf
         group = (d.group, d.group_rate) if d.group is not None and d.group_rate is not None else None
-        a = _Active(sw, t, src, dst, cap, group, wan, fail_left, 0.0, float(t.size), now)
+        a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now)
         sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
         dst.downs.append(a)
+        for x in switches:
+            x.actives.append(a)
         if group is not None:
             members = self._groups.setdefault(group[0], [])
             members.append(a)
@@ -419,11 +439,17 @@ class Simulation:
         src.up_demand += cap
         dst.down_demand += cap
         up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
+        busy = False
+        for x in switches:
+            x.demand += cap
+            if x.demand > x.capacity:
+                busy = True
+                self._rerate(x.actives)
         if up_busy:
             self._rerate(src.ups)
         if down_busy:
             self._rerate(dst.downs)
-        if not (up_busy or down_busy):
+        if not (up_busy or down_busy or busy):
             self._set_rate(a, cap)
 
     def _share_group(self, group: list[_Active]) -> None:
@@ -438,6 +464,8 @@ class Simulation:
                     hosts.append(h)
         for h in hosts:
             self._relink(h)
+        for x in {x: None for a in group for x in a.switches}:
+            self._reswitch(x)
         for a in group:
             self._set_rate(a, self._limit(a))
 
@@ -451,10 +479,17 @@ class Simulation:
         if h.down_demand > h.down_rate:
             self._rerate(h.downs)
 
+    def _reswitch(self, x: _Switch) -> None:
+        """A switch's demand summed afresh, and its transfers re-rated if it is oversubscribed."""
+        x.demand = _total_cap(x.actives)
+        if x.demand > x.capacity:
+            self._rerate(x.actives)
+
     def _recap(self, sw: _Swarm, rates: dict[int, float]) -> None:
         """Sources were told new rates for these transfers (Rates, or the seed's SeedRates); the
         links they cross are re-rated once."""
         hosts: list[_Host] = []                          # in a fixed order: runs repeat
+        switches: list[_Switch] = []
         for tid, rate in rates.items():
             a = sw.active.get(tid)
             if a is None or a.group is not None or rate == a.cap:
@@ -463,14 +498,22 @@ class Simulation:
             for h in (a.src, a.dst):
                 if h not in hosts:
                     hosts.append(h)
+            for x in a.switches:
+                if x not in switches:
+                    switches.append(x)
         for h in hosts:
             h.up_demand = _total_cap(h.ups)
             h.down_demand = _total_cap(h.downs)
+        for x in switches:
+            x.demand = _total_cap(x.actives)
         shares: dict[int, dict[int, float]] = {}
         for h in hosts:
             for a in h.ups:
                 self._set_rate(a, self._limit(a, shares))
             for a in h.downs:
+                self._set_rate(a, self._limit(a, shares))
+        for x in switches:
+            for a in x.actives:
                 self._set_rate(a, self._limit(a, shares))
 
     def _rerate(self, actives: list[_Active]) -> None:
@@ -492,6 +535,12 @@ class Simulation:
                 if split is None:
                     split = known[id(on)] = _fair_shares(on, capacity)
                 rate = min(rate, split[id(a)])
+        for x in a.switches:
+            if x.demand > x.capacity:
+                split = known.get(id(x.actives))
+                if split is None:
+                    split = known[id(x.actives)] = _fair_shares(x.actives, x.capacity)
+                rate = min(rate, split[id(a)])
         return rate
 
     def _set_rate(self, a: _Active, rate: float) -> None:
@@ -506,6 +555,8 @@ class Simulation:
         left = max(0.0, a.remaining - a.fail_left)
         end = now + left / rate if rate > 0 else math.inf
         self._push(end, _FINISH, a, a.version)
+        # (a transfer that is to break says no Ending: it breaks before it would have, but for the
+        # few that break within their last ENDING_LEAD_S)
         if self.config.release and not a.ending and not a.fail_left and math.isfinite(end):
             self._push(max(now, a.t.started + RATE_WINDOW_S, end - ENDING_LEAD_S), _ENDING, a, a.version)
         deadline = a.t.started + a.t.timeout_s
@@ -534,6 +585,12 @@ class Simulation:
             self._rerate(src.ups)
         if down_busy:
             self._rerate(dst.downs)
+        for x in a.switches:
+            busy = x.demand > x.capacity
+            x.actives.remove(a)
+            x.demand = _total_cap(x.actives)
+            if busy:
+                self._rerate(x.actives)
         if a.group is not None:
             group = self._groups[a.group[0]]
             group.remove(a)
