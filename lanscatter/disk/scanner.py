@@ -135,6 +135,11 @@ def _walk(root: Path) -> _Walk:
     return out
 
 
+def folder_bytes(root: Path) -> int:
+    """Bytes of the files a scan of `root` would describe (their sizes alone: nothing is read)."""
+    return sum(f.st.st_size for f in _walk(root).files)
+
+
 def _passing(exc: OSError, rel: str, out: _Walk) -> bool:
     """Whether the scan goes on past an entry it could not read: one removed while we walked (the
     next scan sees the change) or one whose absolute path the OS cannot take (refused, like any

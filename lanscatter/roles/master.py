@@ -423,6 +423,7 @@ class MasterNode:
     def status(self) -> dict[str, Any]:
         st = self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
         st["skipped_names"] = len(self._refused)
+        st["chunk_size_auto"] = self.opts.chunk_size == AUTO     # chosen from the data: `chunk_size`
         refusal = self.refusal
         st["publish"] = {"mode": self.mode, "settle_s": self.opts.settle_s, "pending": self.pending,
                          "refused": refusal.reason if refusal else None, "hint": refusal.hint if refusal else None}
