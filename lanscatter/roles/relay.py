@@ -143,7 +143,7 @@ class RelayNode:
         if self.opts.link_map is not None and link in self.opts.link_map.links:
             cap = self.opts.link_map.links[link].bytes_per_s
         st["links"] = [{"name": link, "bytes": up.counters.rx_bytes, "data_bytes": up.downloaded_bytes,
-                        "bytes_per_s": cap, "rate": up.rx_rate()}]
+                        "control_bytes": up.control_rx_bytes, "bytes_per_s": cap, "rate": up.rx_rate()}]
         st["upstream"] = {"connected": up.connected, "master": f"{self.opts.peer.master}:{self.opts.peer.master_port}",
                           "generation": up.manifest.generation if up.manifest else None,
                           "complete": up.complete(), "downloaded_chunks": up.downloaded_chunks}

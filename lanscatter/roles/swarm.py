@@ -34,6 +34,7 @@ from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.handshake import MAC_BYTES, Channel, MasterHandshake, Refused
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest
+from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.planner import Planner, Transfer
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
@@ -76,6 +77,8 @@ class PeerLink:
     online: bool = True
     planned: bool = False        # known to the planner (after its first full Have)
     protocol: int = 1            # as agreed at its join
+    generation: str = ""         # the generation it holds (Hello, then its full Haves): deltas from it
+    whole_sent: str = ""         # the generation whose whole manifest it asked for (once each)
     heard_at: float = field(default_factory=time.monotonic)   # its last message (monotonic clock)
     silent: bool = False         # nothing heard for SILENT_S: nothing more is planned to it
     rates: RateMeter = field(default_factory=RateMeter)
@@ -103,6 +106,7 @@ class Swarm:
         self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None
+        self._delta: dict[str, Any] | None = None     # from the generation before to this one
         # When the current generation was set, and when the seed held all of it (wall clock: the
         # status carries these and its own "time", so a poller can time events to the second
         # whatever its poll rate, without trusting its own clock to match ours).
@@ -165,6 +169,7 @@ class Swarm:
             self.planner.cancel(t.id)
             self._untrack(t)
         self.transfers.clear()
+        self._delta = make_delta(self.manifest, manifest) if self.manifest is not None else None
         self.manifest = manifest
         self.generation_at = time.time()
         table = manifest.chunk_table()
@@ -175,16 +180,23 @@ class Swarm:
             link.have = Bitmap(len(table))
             link.inflight = Bitmap(len(table))
             self._set_complete(link, False)
-            asyncio.ensure_future(self._send(link, self._manifest_msg(manifest)))
+            asyncio.ensure_future(self._send(link, self._manifest_for(link, manifest)))
         self.event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                            f"{len(table)} chunks, {format_bytes(manifest.total_bytes)} "
                            f"({manifest.chunking_kind} chunking, {format_bytes(manifest.chunk_size)} target)")
         self._wake.set()
 
-    def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
+    def _manifest_for(self, link: PeerLink, manifest: Manifest) -> p.Message:
+        """The generation for `link`: as its changes from the one the link holds where this swarm
+        knows them (no change at all for a rejoin), else whole."""
         s = self.signed
-        return p.ManifestMsg(manifest.to_dict(), statement=s.statement if s else "",
-                             signature=s.signature if s else "")
+        statement, signature = (s.statement, s.signature) if s else ("", "")
+        if link.protocol >= 7 and link.generation:
+            delta = (self._delta if self._delta is not None and link.generation == self._delta["base"]
+                     else make_delta(manifest, manifest) if link.generation == manifest.generation else None)
+            if delta is not None:
+                return p.ManifestDelta(link.generation, manifest.generation, delta, statement, signature)
+        return p.ManifestMsg(manifest.to_dict(), statement=statement, signature=signature)
 
     def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
         """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""
@@ -282,7 +294,7 @@ class Swarm:
                         seed_source=endpoint(sockname[0], sockname[1]) if sockname else "",
                         role=safe_text(hello.role, 16), dl_slots=max(0, hello.dl_slots),
                         ul_slots=max(0, hello.ul_slots if hello.port else 0),
-                        have=Bitmap(n), inflight=Bitmap(n), protocol=version)
+                        have=Bitmap(n), inflight=Bitmap(n), protocol=version, generation=hello.generation)
         if ws.closed:
             return None
         await ws.send_bytes(welcome)
@@ -290,7 +302,7 @@ class Swarm:
         self.gone.pop(name, None)
         self.event("info", f"{name} joined from {remote}")
         if self.manifest is not None:
-            await self._send(link, self._manifest_msg(self.manifest))
+            await self._send(link, self._manifest_for(link, self.manifest))
         return link
 
     def _unique_name(self, want: str) -> str:
@@ -318,6 +330,7 @@ class Swarm:
                 return                       # about an older generation: ignore
             index = m.chunk_index()
             if msg.replace:
+                link.generation = m.generation
                 link.have = Bitmap(len(index))
                 if not link.planned:     # plannable only once its holdings are known
                     self.planner.add_node(link.name, dl_slots=link.dl_slots, ul_slots=link.ul_slots)
@@ -361,6 +374,14 @@ class Swarm:
             if self._owns(link, msg.transfer):
                 self.planner.release(msg.transfer)
                 self._ends[msg.transfer] = time.monotonic() + max(0.0, msg.seconds)
+        elif isinstance(msg, p.ManifestWanted):
+            if m is None or msg.generation != m.generation:
+                return                       # an older generation: the current one went out since
+            if link.whole_sent == m.generation:
+                raise RemoteProtocolError(f"{link.name} asked for the manifest of {m.generation[:12]} twice")
+            link.whole_sent = m.generation
+            link.generation = ""
+            asyncio.ensure_future(self._send(link, self._manifest_for(link, m)))
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(time.monotonic(), msg.rx_bytes, msg.tx_bytes)
