@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -31,20 +32,24 @@ from lanscatter.core.auth import SECRET_HINT, check_secret
 from lanscatter.core.chunking import AUTO, CDC, KINDS
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.eta import MeanRateEta
+from lanscatter.core.ideal import ideal_time
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.signing import OriginKey, parse_origin_key
 from lanscatter.core.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
+from lanscatter.core.status import StatusDoc
 from lanscatter.core.version_plan import MAX_KEEP
+from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.disk.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.disk.staged_store import DEFAULT_KEEP
 from lanscatter.net.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
 from lanscatter.roles.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
-from lanscatter.roles.node_progress import follow_peer, master_summary, peer_summary, snapshot
+from lanscatter.roles.node_progress import LogsAboveBar, follow_peer, node_report, peer_summary, snapshot
 from lanscatter.roles.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.roles.relay import RelayNode, RelayOptions
+from lanscatter.topology.summary import summary_lines
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -55,6 +60,9 @@ def _chunk_size(text: str) -> int:
 
 def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's host name") -> None:
     sp.add_argument("--port", type=int, default=port, help=f"listen port (default {port}; 0: any free)")
+    sp.add_argument("--port-file", type=Path, default=None, metavar="FILE",
+                    help="once listening, write the port to FILE (with --port 0: the one the system chose), "
+                         "so a script starting the node needs no port of its own choosing")
     sp.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
                     help="address to listen on and connect from (default all addresses)")
     sp.add_argument("--name", default="", help=f"node name shown in status (default: {name})")
@@ -233,7 +241,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="S",
                    help=f"on-change: publish once nothing changed for S seconds (default {DEFAULT_SETTLE_S:g})")
     g.add_argument("--allow-shrink", action="store_true",
-                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%} of the files of "
+                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%}% of the files of "
                         "the last version (refused by default: the hosts would delete them)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
@@ -384,15 +392,30 @@ def run_master(args: argparse.Namespace) -> int:
 
     async def body() -> None:
         await node.start()
+        _write_port(args, node.port)
         try:
             await _report_loop(node.status, args.json)
         finally:
-            summary.append(master_summary(node.status()))
+            bottleneck = _bottleneck(where.link_map, opts.name, where.site)
+            summary.extend(summary_lines(node_report(node.status(), bottleneck=bottleneck, log_file=_log_path(args))))
             await node.stop()
 
     code = _run(body)
     print(*summary, sep="\n", flush=True, file=sys.stderr if args.json else sys.stdout)
     return code
+
+
+def _bottleneck(links: LinkMap | None, name: str, site: str | None) -> float | None:
+    """The rate of the ideal run (bytes/s), when --topology gave the links and this master's site is
+    the whole tree (the master of a tree with more sites sees only its relays finish, not their sites)."""
+    if links is None or site is None or any(s != site for s in links.node_site.values()):
+        return None
+    rate = ideal_time(links, name, 1.0).bytes_per_s
+    return rate if math.isfinite(rate) else None
+
+
+def _log_path(args: argparse.Namespace) -> str | None:
+    return str(Path(args.log_file).resolve()) if args.log_file is not None else None
 
 
 def run_peer(args: argparse.Namespace) -> int:
@@ -417,9 +440,14 @@ def run_peer(args: argparse.Namespace) -> int:
             print(node.preview.listing(), flush=True)
         return code
 
+    async def run() -> None:
+        await node.start_server()
+        _write_port(args, node.port)
+        await node.run()
+
     reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
                 else follow_peer(node, "peer", until_synced=args.exit_when_synced))
-    return _run_with_summary(node, "peer", reporter, node.stop, as_json=args.json)
+    return _run_with_summary(node, "peer", reporter, node.stop, run=run, as_json=args.json, log_file=_log_path(args))
 
 
 def run_proxy(args: argparse.Namespace) -> int:
@@ -438,21 +466,39 @@ def run_proxy(args: argparse.Namespace) -> int:
                                   store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
                                   tls=_server_tls(args)))
 
+    async def run() -> None:
+        await node.start()
+        _write_port(args, node.port)
+        await node.run()
+
     reporter = _report_loop(node.status, True) if args.json else follow_peer(node.upstream, "relay")
-    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=node.run, as_json=args.json)
+    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=run, as_json=args.json,
+                             site_status=node.status, log_file=_log_path(args))
+
+
+def _write_port(args: argparse.Namespace, port: int) -> None:
+    """--port-file: the port this node listens on, written whole (a reader never sees half of it)."""
+    if args.port_file is not None:
+        write_text_atomic(args.port_file, f"{port}\n")
 
 
 def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, None],
                       stop: Callable[[], Awaitable[None]],
-                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False) -> int:
-    """Run a peer or relay beside its reporter; print its summary line when it ends (not after an
-    error: the error and its hint say it all), on stderr when stdout carries JSON lines."""
+                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False,
+                      site_status: Callable[[], StatusDoc] | None = None, log_file: str | None = None) -> int:
+    """Run a peer or relay beside its reporter; print its summary when it ends (not after an error:
+    the error and its hint say it all), on stderr when stdout carries JSON lines. A relay adds the
+    summary of the site it serves (`site_status`), as a master does; both name the log file."""
     started = time.monotonic()
     summary: list[str] = []
 
     async def stop_and_sum_up() -> None:
-        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started,
-                                    peer.downloaded_chunks, peer.local_copies))
+        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started, peer.downloaded_chunks,
+                                    peer.local_copies, peer.counters.rx_bytes, peer.downloaded_bytes))
+        if site_status is not None:
+            summary.extend(summary_lines(node_report(site_status(), log_file=log_file)))
+        elif log_file is not None:
+            summary.append(f"  log: {log_file}")
         await stop()
 
     code = _run(lambda: _run_beside((run or peer.run)(), reporter, stop_and_sum_up))
@@ -520,7 +566,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
 
     bar = Progress("hashing", BarColumn(), TextColumn("{task.fields[figures]}"), transient=True)
     task = bar.add_task("hash", total=None, figures="")
-    bar.start()
+    shown = LogsAboveBar(bar)
     eta, meter = MeanRateEta(), RateMeter()
 
     def update(done: int, total: int) -> None:
@@ -531,11 +577,11 @@ def _scan_progress() -> Callable[[int, int], None] | None:
                    + ("ETA --" if left is None else f"ETA {left:.0f}s"))
         bar.update(task, completed=done, total=total, figures=figures)
         if done >= total:
-            bar.stop()
+            shown.stop()
     return update
 
 
-async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, until_synced: bool = False) -> None:
+async def _report_loop(status: Callable[[], StatusDoc], as_json: bool, *, until_synced: bool = False) -> None:
     """JSON status lines every second with --json (else only the wait: masters log what they do)."""
     last_line = 0.0
     while True:
@@ -543,9 +589,10 @@ async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, u
         now = time.monotonic()
         if as_json and now - last_line >= 1.0:
             last_line = now
-            print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
-                             | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
-        if until_synced and st["synced"]:
-            log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
+            print(json.dumps({"role": st.role, "name": st.name, "generation": st.generation, "chunks": st.chunks,
+                              "bytes": st.bytes, "synced": st.synced, "have": st.nodes[0].have if st.nodes else 0}),
+                  flush=True)
+        if until_synced and st.synced:
+            log.info("folder complete (generation %s)", (st.generation or "")[:12])
             return
         await asyncio.sleep(0.25)

@@ -4,6 +4,7 @@ its report, the demo data layout."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.sizes import mbit_to_bytes
+from lanscatter.core.status import read_status
 from lanscatter.deploy.demo_data import demo_layout, fits, rehearsal_disk_need, write_demo
 from lanscatter.deploy.supervisor import Backoff
 from lanscatter.deploy.tracker import SyncTracker, bottleneck_bytes_per_s
@@ -144,19 +146,19 @@ def _status(gen: str, chunks: int, nodes: dict[str, int], synced: bool = False,
 def test_tracker_done_times_links_and_report(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    assert t.observe(0.5, "region", _status("g1", 4, {"rg": 4})) == []       # origin's generation unknown
-    first = t.observe(1.0, "hq", _status("g1", 4, {"o": 4, "h1": 1, "rg": 2}))
+    assert t.observe(0.5, "region", read_status(_status("g1", 4, {"rg": 4}))) == []       # origin's generation unknown
+    first = t.observe(1.0, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 1, "rg": 2})))
     assert [c.host for c in first] == ["o"] and first[0].done_s == 0
-    t.observe(2.0, "region", _status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 600}))
+    t.observe(2.0, "region", read_status(_status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 600})))
     t.restarted("rg")                                                          # its counter starts again
-    t.observe(2.5, "region", _status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 100}))
+    t.observe(2.5, "region", read_status(_status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 100})))
     assert t.link_bytes("wan:hq>region") == 700
-    t.observe(3.0, "region", _status("g1", 4, {"rg": 4, "r1": 4}, synced=True, links={"wan:hq>region": 50}))
+    t.observe(3.0, "region", read_status(_status("g1", 4, {"rg": 4, "r1": 4}, synced=True, links={"wan:hq>region": 50})))
     assert t.link_bytes("wan:hq>region") == 750                                # a restart it was not told of
-    done = t.observe(3.5, "hq", _status("g1", 4, {"o": 4, "h1": 4, "rg-2": 4}, synced=True))
+    done = t.observe(3.5, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 4, "rg-2": 4}, synced=True)))
     assert {c.host for c in done} == {"h1"}
     assert not t.synced()
-    t.observe(6.0, "branch", _status("g1", 4, {"bg": 4, "b1": 4}, synced=True, links={"wan:region>branch": 1000}))
+    t.observe(6.0, "branch", read_status(_status("g1", 4, {"bg": 4, "b1": 4}, synced=True, links={"wan:region>branch": 1000})))
     assert t.synced()
     r = t.report()
     assert r["dataset_bytes"] == 1000 and r["makespan_s"] == 5.0
@@ -180,11 +182,11 @@ def test_tracker_times_events_by_the_masters_clock_not_its_polls(tmp_path: Path)
     # at 1001.1 by that clock and is seen at the poll 0.6 s later. A status without these times
     # falls back to the poll's time; a time in the future is not believed.
     st = _status("g1", 2, {"o": 2, "h1": 0})
-    t.observe(2.0, "hq", {**st, "time": 1000.4, "generation_at": 1000.0})
+    t.observe(2.0, "hq", read_status({**st, "time": 1000.4, "generation_at": 1000.0}))
     st = _status("g1", 2, {"o": 2, "h1": 2, "rg": 2})
     st["nodes"][1]["complete_at"] = 1001.1
     st["nodes"][2]["complete_at"] = 1002.0
-    t.observe(3.3, "hq", {**st, "time": 1001.7})
+    t.observe(3.3, "hq", read_status({**st, "time": 1001.7}))
     assert t.first_seen["g1"] == pytest.approx(1.6)
     assert t.done_s("h1") == pytest.approx(1.1)
     assert t.done_s("rg") == pytest.approx(1.7)       # complete_at after "time": the poll's time
@@ -193,11 +195,11 @@ def test_tracker_times_events_by_the_masters_clock_not_its_polls(tmp_path: Path)
 def test_tracker_follows_a_new_generation(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2}, synced=True))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2}, synced=True)))
     assert t.done_s("h1") == 0.0
-    t.observe(10.0, "hq", _status("g2", 3, {"o": 3, "h1": 1}))
+    t.observe(10.0, "hq", read_status(_status("g2", 3, {"o": 3, "h1": 1})))
     assert t.generation == "g2" and t.done_s("h1") is None and not t.synced()
-    t.observe(12.0, "hq", _status("g2", 3, {"o": 3, "h1": 3}, synced=True))
+    t.observe(12.0, "hq", read_status(_status("g2", 3, {"o": 3, "h1": 3}, synced=True)))
     assert t.done_s("h1") == 2.0                     # measured from when g2 appeared
     r = t.report()
     assert r["makespan_s"] is None and r["efficiency"] is None     # other sites not done
@@ -240,25 +242,25 @@ def test_demo_files_are_written_identically(tmp_path: Path) -> None:
 def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 0, "rg": 0}))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 0, "rg": 0})))
     assert not t.hosts_done([plan.host("r1")])
     # The peer's own status says it is complete: enough for its orchestrator, whatever its master says.
-    t.observe_node(2.0, _status("g1", 2, {"r1": 2}, synced=True))
+    t.observe_node(2.0, read_status(_status("g1", 2, {"r1": 2}, synced=True)))
     assert t.hosts_done([plan.host("r1")]) and t.done_s("r1") == 1.0
     assert not t.hosts_done([plan.host("rg")])            # a relay waits for its whole site
-    t.observe(3.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(3.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
     assert t.hosts_done([plan.host("rg")])
     assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
-    t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
+    t.observe_node(4.0, read_status(_status("g0", 2, {"h1": 2}, synced=True)))      # an older generation: not done
     assert t.done_s("h1") is None
 
 
 def test_a_site_master_that_finished_and_exited_stays_synced_one_that_died_is_silent(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
-    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
-    t.observe(2.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True)))
+    t.observe(2.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
+    t.observe(2.0, "branch", read_status(_status("g1", 2, {"bg": 2, "b1": 1})))
     # Both relays stop answering: region had finished its site, branch had not.
     for now in (3.0, 30.0):
         t.observe(now, "region", None)
@@ -267,7 +269,7 @@ def test_a_site_master_that_finished_and_exited_stays_synced_one_that_died_is_si
     assert t.silent_sites(30.0) == [("branch", 28.0)]
     assert t.last_seen("branch") == "1/2 hosts done, 75% of the chunks held"
     assert t.last_seen("hq") == "2/2 hosts done, 100% of the chunks held"
-    t.observe(31.0, "branch", _status("g1", 2, {"bg": 2, "b1": 2}, synced=True))
+    t.observe(31.0, "branch", read_status(_status("g1", 2, {"bg": 2, "b1": 2}, synced=True)))
     assert t.silent_sites(31.0) == [] and t.synced()
     r = t.report()
     assert r["synced"] is True and all(site["synced"] for site in r["sites"].values())
@@ -282,10 +284,10 @@ def test_a_site_that_never_answered_is_silent_since_the_start(tmp_path: Path) ->
 def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True)))
     st = _status("g1", 2, {"rg": 2, "r1": 2}, synced=True)
     st["links"] = [{"name": "wan:hq>region", "bytes": 820, "data_bytes": 1000}]
-    t.observe(2.0, "region", st)
+    t.observe(2.0, "region", read_status(st))
     link = t.report()["wan_links"]["wan:hq>region"]
     assert link["bytes"] == 820 and link["ratio"] == 0.82 and link["data_bytes"] == 1000 and link["data_ratio"] == 1.0
     t.restarted("o")
@@ -295,6 +297,22 @@ def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path
     assert "wan:hq>region: 0.977 KiB of data (1.00x the data set), 820 B on the wire (0.82x), LZ4 in flight" in text
     assert "  branch    0/2       -       -  (not synced)" in text
     assert "restarts: o 1x" in text and "logs:   /w/logs" in text and "report: /w/report.json" in text
+
+
+def test_the_summary_lists_wan_links_in_the_trees_order_also_read_back_from_the_file() -> None:
+    # The report file has its keys sorted; the monitor shows the summary from it, `up` from memory.
+    report = {"site_order": ["hq", "zulu", "alpha"], "dataset_bytes": 10,
+              "wan_links": {"wan:hq>zulu": {"bytes": 10}, "wan:hq>alpha": {"bytes": 10}}}
+    back = json.loads(json.dumps(report, sort_keys=True))
+    links = [line.split(":")[1] for line in summary_lines(back) if line.startswith("  wan:")]
+    assert links == ["hq>zulu", "hq>alpha"] and summary_lines(back) == summary_lines(report)
+
+
+def test_an_efficiency_clamped_at_the_ideal_says_why() -> None:
+    # A rehearsal run again over copies already in place finishes far below the ideal of a full copy.
+    report = {"makespan_s": 3.3, "ideal_s": 17.0, "efficiency": 1.0, "efficiency_clamped": True}
+    assert ("  makespan 3.3 s; ideal 17.0 s; efficiency 100% (faster than the ideal: data already in place, "
+            "or compressed in flight)") in summary_lines(report)
 
 
 def test_rehearsal_disk_need_counts_the_source_once_and_a_copy_per_other_host() -> None:
@@ -311,12 +329,12 @@ def test_a_downstream_run_that_never_saw_the_origins_generation_takes_its_sites(
     # still learns the generation from its own site and can tell that site is done.
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(0.5, "hq", {**_status("g1", 0, {"o": 0}), "generation": None})
+    t.observe(0.5, "hq", read_status({**_status("g1", 0, {"o": 0}), "generation": None}))
     t.observe(1.0, "hq", None)
     assert t.last_seen("hq") == "answering, without a generation yet"
-    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(2.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
     assert t.generation == "g1" and t.hosts_done([plan.host("rg"), plan.host("r1")])
-    t.observe(3.0, "hq", _status("g2", 2, {"o": 2, "h1": 0}))             # the origin's word wins
+    t.observe(3.0, "hq", read_status(_status("g2", 2, {"o": 2, "h1": 0})))             # the origin's word wins
     assert t.generation == "g2" and not t.hosts_done([plan.host("rg")])
 
 
@@ -326,9 +344,9 @@ def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: 
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
     w = Watcher(plan, t, plan.hosts, silent_after=20.0, warn_every=60.0)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
-    t.observe(1.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
-    t.observe(1.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True)))
+    t.observe(1.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
+    t.observe(1.0, "branch", read_status(_status("g1", 2, {"bg": 2, "b1": 1})))
     for now in (2.0, 10.0, 22.0, 30.0, 83.0):
         t.observe(now, "region", None)
         t.observe(now, "branch", None)
@@ -339,6 +357,35 @@ def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: 
     assert len(warnings) == 2                            # at 20 s of silence, then a minute later
     assert warnings[0].startswith("site branch: bg at http://") and "has not answered for 21 s" in warnings[0]
     assert warnings[0].endswith("last seen: 1/2 hosts done, 75% of the chunks held")
+
+
+def test_the_headless_line_waits_for_the_first_generation_and_gives_an_eta_once_a_rate_is_known(
+        tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    w = Watcher(plan, t, plan.hosts)
+    assert w.progress_line(0.5).endswith("| waiting for the origin's first generation (o scans its folder)")
+    t.observe(1.0, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 0, "rg": 0})))
+    assert "| hq 1/2  50% | region 0/2   0% | branch 0/2   0% | ETA -- |" in w.progress_line(1.0)
+    t.observe(2.0, "region", read_status(_status("g1", 4, {"rg": 2, "r1": 0})))
+    assert "| ETA -- |" in w.progress_line(2.0)                          # one second of progress says little
+    t.observe(5.0, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 4, "rg": 2})))
+    line = w.progress_line(5.0)
+    assert "| ETA 9s |" in line, line            # 1.5 more host copies in 4 s, 3.5 left: 9.3 s at that rate
+    for site, nodes in (("hq", {"o": 4, "h1": 4, "rg": 4}), ("region", {"rg": 4, "r1": 4}),
+                        ("branch", {"bg": 4, "b1": 4})):
+        t.observe(6.0, site, read_status(_status("g1", 4, nodes, synced=True)))
+    assert "ETA" not in w.progress_line(6.0)                             # done: the hosts say so
+
+
+def test_leaving_the_monitor_tells_a_finished_run_from_an_interrupted_one() -> None:
+    from lanscatter.cli.up import _left_monitor
+
+    assert _left_monitor(0, in_sync=True) == 0              # q once every host is in sync
+    assert _left_monitor(0, in_sync=False) == 130           # q before: a script must not take it for done
+    assert _left_monitor(130, in_sync=True) == 130          # Ctrl-C in the monitor, as in a shell
+    assert _left_monitor(143, in_sync=False) == 143         # the monitor stopped by SIGTERM
+    assert _left_monitor(1, in_sync=True) == 130            # the monitor failed: not a clean end
 
 
 def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,
