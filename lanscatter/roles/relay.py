@@ -58,14 +58,13 @@ class RelayNode:
         self.opts = opts
         self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk)
         self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
-        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
-        self.swarm.seed_uploads = lambda: self.down.uploads
-        self.swarm.on_seed_corrupt = self._served_corrupt
         self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
-        self.swarm.seed_rates = self.server.pacer.set_rates
+        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
+                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat,
+                           seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates,
+                           on_seed_corrupt=self._served_corrupt)
         self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
