@@ -180,6 +180,14 @@ class Swarm:
     def synced(self) -> bool:
         return self.session.synced()
 
+    def seed_arriving(self, chunk: str, due: float) -> None:
+        """`due`: monotonic, as the session's clock (session.py)."""
+        if self.session.seed_arriving(chunk, due):
+            self._wake.set()
+
+    def seed_arrival_failed(self, chunk: str) -> None:
+        self.session.seed_arrival_failed(chunk)
+
     # ---- control websocket -------------------------------------------------------------------
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
         # A peer never sends anything longer than MAX_FRAME (its Have goes in pieces), so that
