@@ -95,6 +95,7 @@ class LinkStatus:
     name: str
     bytes: int = 0                   # on the wire
     data_bytes: int | None = None    # chunk content it brought (more than `bytes` when LZ4 helped)
+    control_bytes: int | None = None # control frames it brought (manifests and their deltas mostly)
     bytes_per_s: float | None = None # its capacity, when the site tree says
     rate: float = 0.0
 
@@ -157,6 +158,8 @@ class StatusDoc:
     chunking: str | None = None
     chunk_size: int | None = None
     skipped_names: int | None = None         # a master: names in its folder the protocol cannot carry
+    chunk_size_auto: bool | None = None      # a master: `chunk_size` was chosen from the data
+    control_rx_bytes: int | None = None      # a peer: control frames received from its master
     publish: PublishState | None = None      # a master
     upstream: UpstreamStatus | None = None   # a relay
 
@@ -168,7 +171,8 @@ def slots_in_use(transfers: int, slots: int) -> int:
 
 # Fields left out of the JSON when None (the documents of some roles never have them).
 _OPTIONAL = frozenset({"generation_at", "chunking", "chunk_size", "skipped_names", "publish", "upstream",
-                       "complete_at", "downloaded_chunks", "local_copies", "data_bytes"})
+                       "complete_at", "downloaded_chunks", "local_copies", "data_bytes", "control_bytes",
+                       "chunk_size_auto", "control_rx_bytes"})
 
 
 # --- encoding ---------------------------------------------------------------------------------

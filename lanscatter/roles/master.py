@@ -129,10 +129,13 @@ class MasterNode:
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
         self.cache = HashCache(opts.state_dir / "master-hashes.jsonl")
+        self.server = ChunkServer(self.locate, self.auth, self.counters,
+                                  ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
+                                  compress=opts.compress)
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat)
-        self.swarm.seed_uploads = lambda: self.counters.uploads
-        self.swarm.on_seed_corrupt = self._seed_corrupt
+                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat,
+                           seed_uploads=lambda: self.counters.uploads, seed_rates=self.server.pacer.set_rates,
+                           on_seed_corrupt=self._seed_corrupt)
         self.manifest: Manifest | None = None    # the published version
         self.signed: SignedVersion | None = None
         self.label = ""
@@ -147,10 +150,6 @@ class MasterNode:
         self._rechecked: set[str] = set()       # chunks re-hashed after a mismatch, this generation
         self._refused: set[RefusedName] = set()   # names left out by the last scan (reported)
         self.progress = progress
-        self.server = ChunkServer(self.locate, self.auth, self.counters,
-                                  ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
-                                  compress=opts.compress)
-        self.swarm.seed_rates = self.server.pacer.set_rates
         self._rescan = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -423,7 +422,8 @@ class MasterNode:
     def status(self) -> StatusDoc:
         st = self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
         refusal = self.refusal
-        return replace(st, skipped_names=len(self._refused), publish=PublishState(
+        return replace(st, skipped_names=len(self._refused), chunk_size_auto=self.opts.chunk_size == AUTO,
+                       publish=PublishState(
             mode=self.mode, settle_s=self.opts.settle_s, pending=self.pending,
             refused=refusal.reason if refusal else None, hint=refusal.hint if refusal else None))
 

@@ -52,10 +52,11 @@ from lanscatter.core.errors import (
 )
 from lanscatter.core.handshake import Channel, PeerHandshake
 from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
+from lanscatter.core.manifest_delta import apply_delta
 from lanscatter.core.ports import DEFAULT_PEER_PORT
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
-from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
+from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, describes, published_view
 from lanscatter.core.status import NodeStatus, StatusDoc, slots_in_use
 from lanscatter.disk.first_sync import (
     ADOPT_HINT,
@@ -160,6 +161,7 @@ class PeerNode:
         self.connect_error: str | None = None
         self.sources: dict[str, int] = {}      # downloads in flight by source (for the progress line)
         self._protocol = 1                   # as agreed with the master at the last join
+        self.control_rx_bytes = 0            # bytes of the master's control frames (manifests mostly)
         self._verify_lock = asyncio.Lock()
         self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
         self._reconciling = False
@@ -269,7 +271,8 @@ class PeerNode:
                 name=self.name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
                 software=__version__, nonce=secrets.token_hex(16), addr=sockname[0] if sockname else "",
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
-                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role),
+                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role,
+                generation=self.manifest.generation if self.manifest else ""),
                 them=f"the master at {self.opts.master}:{self.opts.master_port}")
             await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
             welcome = hs.receive_welcome(await _handshake_frame(ws))
@@ -291,6 +294,7 @@ class PeerNode:
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.BINARY:
+                        self.control_rx_bytes += len(msg.data)
                         await self._handle(p.decode(channel.open(msg.data, "the master"), "the master",
                                                     p.MAX_MANIFEST_FRAME))
                     elif msg.type == WSMsgType.TEXT:
@@ -342,6 +346,8 @@ class PeerNode:
     async def _handle(self, msg: p.Message) -> None:
         if isinstance(msg, p.ManifestMsg):
             await self._take_manifest(msg)
+        elif isinstance(msg, p.ManifestDelta):
+            await self._take_delta(msg)
         elif isinstance(msg, p.Download):
             if msg.transfer not in self._tasks:
                 task = asyncio.create_task(self._download(msg))
@@ -370,7 +376,31 @@ class PeerNode:
             manifest = manifest_from_dict(msg.manifest)
         except ManifestError as exc:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
-        signed = SignedVersion(msg.statement, msg.signature)
+        await self._take_version(manifest, SignedVersion(msg.statement, msg.signature))
+
+    async def _take_delta(self, msg: p.ManifestDelta) -> None:
+        """A generation as its changes from the one held: rebuilt (off the event loop: a large
+        manifest takes a while), and taken only if it is exactly what the origin signed; a delta
+        that is not (malformed, for another base, or building something else) costs a warning and
+        the whole manifest, asked for once."""
+        base, signed = self.manifest, SignedVersion(msg.statement, msg.signature)
+        loop = asyncio.get_running_loop()
+        problem = "this node holds no generation " + msg.base[:12]
+        if base is not None and base.generation == msg.base:
+            try:
+                manifest = await loop.run_in_executor(None, apply_delta, base, msg.delta)
+                if await loop.run_in_executor(None, describes, manifest, signed):
+                    await self._take_version(manifest, signed)
+                    return
+                problem = "it does not rebuild the generation the origin signed"
+            except ManifestError as exc:
+                problem = str(exc)
+        log.warning("a manifest delta from the master is refused (%s): asking for the whole manifest",
+                    safe_text(problem))
+        self._post(p.ManifestWanted(msg.generation))
+
+    async def _take_version(self, manifest: Manifest, signed: SignedVersion) -> None:
+        """A generation decoded and checked: its signature checked, then applied."""
         statement = await self._check_signed(manifest, signed)
         if self.opts.dry_run or not (self.opts.adopt or self._synced_before or self._taken_over):
             await self._first_sync_check(manifest)
@@ -634,7 +664,7 @@ class PeerNode:
             role=o.role, name=self.name, time=time.time(),
             generation=m.generation if m else None, chunks=n, bytes=m.total_bytes if m else 0,
             synced=self.complete(), published=published_view(self.signed, m.generation if m else None),
-            nodes=(node,), insecure=not self.auth.secure,
+            nodes=(node,), insecure=not self.auth.secure, control_rx_bytes=self.control_rx_bytes,
         )
 
 

@@ -61,15 +61,14 @@ class RelayNode:
         self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk,
                                  on_arriving=self._arriving, on_arrival_failed=self._arrival_failed)
         self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
-        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
-        self.swarm.seed_uploads = lambda: self.down.uploads
-        self.swarm.on_seed_corrupt = self._served_corrupt
         self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress,
                                   arrivals=self.upstream.arrivals)
-        self.swarm.seed_rates = self.server.pacer.set_rates
+        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
+                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat,
+                           seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates,
+                           on_seed_corrupt=self._served_corrupt)
         self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
@@ -161,6 +160,7 @@ class RelayNode:
         return replace(
             st,
             links=(LinkStatus(name=link, bytes=up.counters.rx_bytes, data_bytes=up.downloaded_bytes,
+                              control_bytes=up.control_rx_bytes,
                               bytes_per_s=cap, rate=up.rx_rate()),),
             upstream=UpstreamStatus(connected=up.connected, master=f"{self.opts.peer.master}:{self.opts.peer.master_port}",
                                     generation=up.manifest.generation if up.manifest else None,
