@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lanscatter.cli.publish",
     "lanscatter.cli.keys",
     "lanscatter.cli.versions",
+    "lanscatter.cli.status",
     "lanscatter.cli.topology",
     "lanscatter.cli.up",
     "lanscatter.cli.service",

@@ -36,6 +36,7 @@ from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.signing import OriginKey, parse_origin_key
 from lanscatter.core.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
+from lanscatter.core.tree_commit import DEFAULT_DEADLINE_S
 from lanscatter.core.version_plan import MAX_KEEP
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.disk.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
@@ -103,12 +104,23 @@ def _scrub_arg(sp: argparse.ArgumentParser) -> None:
 
 def _activation_args(sp: argparse.ArgumentParser) -> None:
     g = sp.add_argument_group("versions", "how a new version becomes visible in DIR (docs/versions.md)")
-    g.add_argument("--activate", choices=("host", "per-file"), default="host",
+    g.add_argument("--activate", choices=("host", "tree", "per-file"), default="host",
                    help="host (default): assemble each new version beside the active one (unchanged "
                         "files hard-linked) and switch DIR, a symlink, to it in one step once complete; "
-                        "per-file: replace DIR's files one by one as they complete")
+                        "tree: the same, but switch only when the origin commits the version (once every "
+                        "host holds it); per-file: replace DIR's files one by one as they complete")
     g.add_argument("--keep", type=_keep, default=DEFAULT_KEEP, metavar="N",
                    help=f"versions kept for `lanscatter rollback`, the active one included (default {DEFAULT_KEEP})")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1e7:
+        raise argparse.ArgumentTypeError("give a number of seconds above 0")
+    return value
 
 
 def _keep(text: str) -> int:
@@ -235,6 +247,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--allow-shrink", action="store_true",
                    help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%} of the files of "
                         "the last version (refused by default: the hosts would delete them)")
+    g = m.add_argument_group("tree activation", "switching every host together (docs/versions.md)")
+    g.add_argument("--activate", choices=("host", "tree"), default="host",
+                   help="tree: the hosts switch to a version when this origin commits it, once every host "
+                        "joined holds it; a commit past --commit-deadline is reported as an error. host "
+                        "(default): the commit is still sent, and a commit not made in time is only shown")
+    g.add_argument("--commit-deadline", type=_seconds, default=DEFAULT_DEADLINE_S, metavar="S",
+                   help=f"report a version not committed this long after it was published (default "
+                        f"{DEFAULT_DEADLINE_S:g} s)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
                    help="the origin's private key, which signs every version (`lanscatter keys new`). "
@@ -378,7 +398,8 @@ def run_master(args: argparse.Namespace) -> int:
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
                          expect_wait_s=args.expect_wait, allow_nat=args.allow_nat,
                          signing_key=args.signing_key, tls=_server_tls(args), publish=args.publish,
-                         settle_s=max(0.0, args.settle), allow_shrink=args.allow_shrink)
+                         settle_s=max(0.0, args.settle), allow_shrink=args.allow_shrink,
+                         activate=args.activate, commit_deadline_s=args.commit_deadline)
     node = MasterNode(opts, progress=_scan_progress)
     summary: list[str] = []
 

@@ -22,7 +22,11 @@ Conversation (master M, peer P):
     M -> P  Rates          (protocol 4) to a source: send these uploads at these rates from now on
     M -> P  Verify         (protocol 3) a chunk this peer served did not match its hash: read the
                            files holding it again, fetch what no longer matches, send Have again
-    P -> M  Stats          periodic counters for the status page
+    P -> M  Stats          periodic counters for the status page, and the version this host shows
+    P -> M  Staged         (protocol 7) a relay's subtree: how many of its hosts hold the current
+                           generation whole (tree activation, tree_commit.py)
+    M -> P  Commit         (protocol 7) the generation every host shows (tree activation), or a
+                           tree-wide rollback: show `generation` instead of `instead`
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from urllib.parse import urlsplit
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 6          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
-                              # 6: manifest format 2 (chunk sizes, content-defined chunks)
+PROTOCOL_VERSION = 7          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+                              # 6: manifest format 2 (chunk sizes, content-defined chunks); 7: Staged, Commit
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
@@ -197,6 +201,34 @@ class Stats(Message):
     tx_bytes: int
     uploads: int
     complete: bool
+    # The version this host shows ("": none yet), as the origin signed it, and when it switched.
+    active: str = ""
+    active_label: str = ""
+    active_published_ms: int = 0
+    active_at: float = 0.0
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Staged(Message):
+    """What a relay's subtree (itself included) holds of `generation`: `ready` of its `hosts`
+    hold it whole; `waiting` names some of the others."""
+    TYPE: ClassVar[str] = "staged"
+    generation: str
+    hosts: int
+    ready: int
+    waiting: list[str]
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Commit(Message):
+    """Every host shows `generation` (a host of tree activation switches to it once it holds it
+    whole). `instead` set: a tree-wide rollback, `generation` (a kept version) shown instead of
+    the current `instead`."""
+    TYPE: ClassVar[str] = "commit"
+    generation: str
+    instead: str = ""
 
 
 @_message
@@ -266,6 +298,9 @@ FIELD_BOUNDS: dict[str, Bound] = {
     "transfers": Bound(0, 4096), "rates": Bound(0, 4096, items=Bound(0, MAX_RATE)),
     "rate_cap": Bound(0, MAX_RATE), "group_rate": Bound(0, MAX_RATE),
     "timeout_s": Bound(0, 1e7), "seconds": Bound(0, 1e7),
+    "active": _HASH, "instead": _HASH, "active_label": Bound(0, 200), "active_published_ms": Bound(0, MAX_INT),
+    "active_at": Bound(0, 1e11), "hosts": Bound(0, 2**20), "ready": Bound(0, 2**20),
+    "waiting": Bound(0, 16, items=_NAME),
 }
 
 _SHOW = reprlib.Repr()

@@ -52,6 +52,7 @@ from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
+from lanscatter.core.tree_commit import Commit, HostView, host_action, may_switch
 from lanscatter.disk.first_sync import (
     ADOPT_HINT,
     SyncPreview,
@@ -107,7 +108,8 @@ class PeerOptions:
     tls_server: ServerTLS | None = None    # also serve TLS on the chunk port
     origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
     activate: str = "host"             # "host": stage beside the active version, switch at once
-                                       # when complete; "per-file": each file replaced in place
+                                       # when complete; "tree": stage, switch on the origin's commit
+                                       # (tree_commit.py); "per-file": each file replaced in place
     keep: int = DEFAULT_KEEP           # versions kept (host activation), the active one included
     adopt: bool = False                # delete what the version lacks even in a folder never synced
     dry_run: bool = False              # preview the first version's sync (`preview`), then end
@@ -119,8 +121,13 @@ class PeerNode:
         self.name = opts.name or socket.gethostname()
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
-        self.store = (StagedStore(opts.folder, opts.state_dir, opts.keep) if opts.activate == "host"
+        self.store = (StagedStore(opts.folder, opts.state_dir, opts.keep) if opts.activate in ("host", "tree")
                       else MirrorStore(opts.folder, opts.state_dir))
+        self.commit: Commit | None = None          # the tree's last commit (tree_commit.py)
+        if isinstance(self.store, StagedStore) and opts.activate == "tree":
+            self.store.may_switch = lambda generation: may_switch(True, self.commit, generation)
+        self._missing_told: str | None = None       # a rollback to a version not kept here, said once
+        self._per_file_active: tuple[str, str, int, float] | None = None   # per-file: the last whole version
         self._synced_before = synced_before(opts.state_dir, self.store.folder)
         self.preview: SyncPreview | None = None      # with dry_run: what the sync would do
         # The folder passed the first-sync check in this run: what is in it now was written by
@@ -128,6 +135,7 @@ class PeerNode:
         self._taken_over = False
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
+        self.statement: VersionStatement | None = None   # ... as checked
         self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
         self.ul_bucket = TokenBucket(opts.ul_rate) if opts.ul_rate else None
         self.dl_bucket = TokenBucket(opts.dl_rate) if opts.dl_rate else None
@@ -138,6 +146,7 @@ class PeerNode:
                                tls=opts.tls)
         self.on_manifest: Callable[[Manifest], None] | None = None
         self.on_chunk: Callable[[str], None] | None = None
+        self.on_commit: Callable[[p.Commit], None] | None = None
         self.connected = False
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -314,6 +323,11 @@ class PeerNode:
             loop.call_soon_threadsafe(self._post, p.Receiving(transfer))
         return notice
 
+    def post(self, msg: p.Message, min_protocol: int = 1) -> None:
+        """Queue a frame for the master if the protocol agreed at the last join carries it."""
+        if self._protocol >= min_protocol:
+            self._post(msg)
+
     def _post(self, msg: p.Message) -> None:
         """Queue a frame for the master (dropped when not connected: the next join resends state)."""
         if self._outbox is not None:
@@ -342,6 +356,8 @@ class PeerNode:
                 await self.verify(msg.chunks)
         elif isinstance(msg, p.Rates):
             self.server.pacer.set_rates(dict(zip(msg.transfers, msg.rates)))
+        elif isinstance(msg, p.Commit):
+            await self._take_commit(msg)
         elif isinstance(msg, p.Cancel):
             if (running := self._tasks.get(msg.transfer)) is not None:
                 del self._tasks[msg.transfer]
@@ -350,6 +366,32 @@ class PeerNode:
             raise RemoteProtocolError(f"master reported: {safe_text(msg.message)}")
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
+
+    async def _take_commit(self, msg: p.Commit) -> None:
+        """The tree's commit (tree_commit.py): switch to the committed version if it is staged
+        whole here, roll back to a kept one, or wait; a relay passes it on to its site."""
+        self.commit = Commit(msg.generation, msg.instead)
+        if self.on_commit:
+            self.on_commit(msg)
+        store = self.store
+        if not isinstance(store, StagedStore):
+            return
+        async with self._reconcile_lock:
+            record = store.versions.active_record()
+            view = HostView(tree=self.opts.activate == "tree",
+                            current=self.manifest.generation if self.manifest else None,
+                            staged_whole=self.complete(), active=record.generation if record else None,
+                            kept=store.kept())
+            action, generation = host_action(view, self.commit)
+            if action == "switch" and store.switch(lift_tree_hold=True):
+                self._prune_soon(store)
+            elif action == "rollback":
+                store.rollback_to(generation)
+            elif action == "missing" and self._missing_told != generation:
+                self._missing_told = generation
+                log.warning("the tree was rolled back to generation %s, which %s does not keep: it stays "
+                            "on its version", generation[:12], store.folder)
+        self._post_stats()
 
     async def _take_manifest(self, msg: p.ManifestMsg) -> None:
         """A manifest from the master: decoded and checked, its signature checked, then applied.
@@ -366,8 +408,10 @@ class PeerNode:
             await self._first_sync_check(manifest)
             self._taken_over = True
         self.signed = signed
+        self.statement = statement
         if isinstance(self.store, StagedStore):
             self.store.label = statement.label      # kept with the version: `rollback --to LABEL`
+            self.store.published_ms = statement.published_ms
         try:
             await self._new_manifest(manifest)
         except NoSpaceError as exc:
@@ -460,6 +504,12 @@ class PeerNode:
         for k in range(p.HAVE_PIECE, len(held), p.HAVE_PIECE):
             self._post(p.Have(manifest.generation, held[k:k + p.HAVE_PIECE]))
 
+    def _prune_soon(self, store: StagedStore) -> None:
+        prune = asyncio.create_task(self._prune(store))
+        self._housekeeping.add(prune)
+        prune.add_done_callback(self._housekeeping.discard)
+        prune.add_done_callback(_log_crash)
+
     async def _prune(self, store: StagedStore) -> None:
         """Old versions deleted after a switch, in a worker thread, never during a reconcile."""
         async with self._reconcile_lock:
@@ -505,10 +555,7 @@ class PeerNode:
             self.downloaded_bytes += length
             self.store.chunk_verified(d.chunk, fd, offset)
             if isinstance(self.store, StagedStore) and self.store.prune_due:
-                prune = asyncio.create_task(self._prune(self.store))
-                self._housekeeping.add(prune)
-                prune.add_done_callback(self._housekeeping.discard)
-                prune.add_done_callback(_log_crash)
+                self._prune_soon(self.store)
             self._note_synced()
         else:
             log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
@@ -536,8 +583,40 @@ class PeerNode:
             self._post_stats()
 
     def _post_stats(self) -> None:
+        active = self.active_version()
         self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
-                           self.complete()))
+                           self.complete(), *(active or ("", "", 0, 0.0))))
+
+    def active_version(self) -> tuple[str, str, int, float] | None:
+        """(generation, label, published_ms, switched at) of the version this host's folder shows:
+        the active version (host and tree activation), or in per-file mode the last version the
+        folder held whole."""
+        if isinstance(self.store, StagedStore):
+            try:
+                record = self.store.versions.active_record()
+            except ConfigError:
+                return None
+            if record is None:
+                return None
+            return record.generation, record.label, record.published_ms, record.activated
+        m, statement = self.manifest, self.statement
+        if (m is not None and self.complete() and statement is not None and statement.generation == m.generation
+                and (self._per_file_active is None or self._per_file_active[0] != m.generation)):
+            self._per_file_active = (m.generation, statement.label, statement.published_ms, time.time())
+        return self._per_file_active
+
+    def staged_version(self) -> dict[str, Any] | None:
+        """The version being staged beside the active one: its generation, label and progress
+        (share of its bytes held), and whether it waits for the tree's commit; None when none is."""
+        m = self.manifest
+        active = self.active_version()
+        if m is None or (active is not None and active[0] == m.generation):
+            return None
+        held, total = self.progress()
+        statement = self.statement
+        return {"generation": m.generation,
+                "label": statement.label if statement and statement.generation == m.generation else "",
+                "progress": held / total if total else 1.0, "whole": self.complete()}
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())
@@ -579,6 +658,7 @@ class PeerNode:
             "generation": m.generation if m else None, "chunks": n, "bytes": m.total_bytes if m else 0,
             "synced": self.complete(), "time": time.time(),
             "published": published_view(self.signed, m.generation if m else None),
+            "active": active_view(self.active_version()), "staged": self.staged_version(),
             "nodes": [{
                 "name": self.name, "site": None, "role": self.opts.role, "online": self.connected,
                 "have": have.count, "bitmap": have.encode(), "inflight": inflight.encode(),
@@ -587,9 +667,18 @@ class PeerNode:
                 "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
                 "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
                 "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
+                "active": active_view(self.active_version()), "staged": self.staged_version(),
             }],
             "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
         }
+
+
+def active_view(active: tuple[str, str, int, float] | None) -> dict[str, Any] | None:
+    """The status document's view of a host's active version."""
+    if active is None:
+        return None
+    generation, label, published_ms, at = active
+    return {"generation": generation, "label": label, "published_ms": published_ms, "activated": at}
 
 
 def connect_failure(exc: BaseException) -> str:

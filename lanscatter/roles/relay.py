@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from lanscatter.core import protocol as p
+from lanscatter.core import tree_commit
 from lanscatter.core.errors import ManifestError, RemoteProtocolError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest, manifest_from_dict
@@ -32,7 +33,7 @@ from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import coordinator_app
 from lanscatter.net.server import bind_site
 from lanscatter.net.tls import ServerTLS
-from lanscatter.roles.peer import PeerNode, PeerOptions
+from lanscatter.roles.peer import PeerNode, PeerOptions, active_view
 from lanscatter.roles.swarm import Swarm
 
 log = logging.getLogger("lanscatter.roles.relay")
@@ -58,6 +59,7 @@ class RelayNode:
         self.upstream = PeerNode(opts.peer)
         self.upstream.on_manifest = self._manifest
         self.upstream.on_chunk = self._chunk
+        self.upstream.on_commit = self._commit
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
@@ -66,6 +68,9 @@ class RelayNode:
         self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
         self.swarm.seed_rates = self.server.pacer.set_rates
+        self.swarm.on_change = self._report_staged
+        self.swarm.seed_active = lambda: active_view(self.upstream.active_version())
+        self._staged_sent: p.Staged | None = None      # the last summary sent upstream
         self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
@@ -78,15 +83,36 @@ class RelayNode:
         write_text_atomic(self._manifest_file, p.encode(p.ManifestMsg(
             manifest.to_dict(), statement=signed.statement if signed else "",
             signature=signed.signature if signed else "")))
-        if self.opts.store_and_forward and not self.upstream.complete():
-            return
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+        self._staged_sent = None          # a new generation, or a new join upstream: say it again
+        if not self.opts.store_and_forward or self.upstream.complete():
+            self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+        self._report_staged()
 
     def _chunk(self, chunk: str) -> None:
         if not self.opts.store_and_forward:
             self.swarm.seed_got(chunk)
         elif self.upstream.complete() and self.upstream.manifest is not None:
             self.swarm.set_manifest(self.upstream.manifest, signed=self.upstream.signed)
+        self._report_staged()
+
+    def _commit(self, commit: p.Commit) -> None:
+        """The tree's commit goes down to the site as it came (tree_commit.py)."""
+        self.swarm.set_commit(commit)
+
+    def _report_staged(self) -> None:
+        """Tell the upstream what this relay's subtree holds of the current generation, when that
+        changed (tree activation: the origin commits once every host holds it)."""
+        m = self.upstream.manifest
+        if m is None or self.swarm.manifest is None or self.swarm.manifest.generation != m.generation:
+            ready = tree_commit.Readiness(m.generation, 1, 0, (self.upstream.name,)) if m is not None else None
+        else:
+            ready = self.swarm.readiness(own=(self.upstream.name, self.upstream.complete()))
+        if ready is None:
+            return
+        msg = p.Staged(ready.generation, ready.hosts, ready.ready, list(ready.waiting))
+        if msg != self._staged_sent:
+            self._staged_sent = msg
+            self.upstream.post(msg, min_protocol=7)
 
     def _served_corrupt(self, chunk: str) -> None:
         """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""
@@ -110,9 +136,11 @@ class RelayNode:
             return
         if isinstance(self.upstream.store, StagedStore):
             self.upstream.store.label = statement.label
+            self.upstream.store.published_ms = statement.published_ms
         await asyncio.get_running_loop().run_in_executor(None, self.upstream.store.reconcile, manifest)
         self.upstream.manifest = manifest
         self.upstream.signed = signed
+        self.upstream.statement = statement
         self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
         log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
 

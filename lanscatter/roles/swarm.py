@@ -39,6 +39,7 @@ from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
 from lanscatter.core.signing import SignedVersion, published_view
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.tree_commit import Member, Readiness, subtree
 
 log = logging.getLogger("lanscatter.roles.swarm")
 
@@ -79,6 +80,8 @@ class PeerLink:
     heard_at: float = field(default_factory=time.monotonic)   # its last message (monotonic clock)
     silent: bool = False         # nothing heard for SILENT_S: nothing more is planned to it
     rates: RateMeter = field(default_factory=RateMeter)
+    active: dict[str, Any] | None = None     # the version its folder shows (from its Stats)
+    summary: Readiness | None = None         # a relay's subtree (its Staged), tree activation
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)   # frames sealed in the order sent
 
 
@@ -127,6 +130,11 @@ class Swarm:
         self._task: asyncio.Task[None] | None = None
         self.on_generation_synced: Callable[[str], None] | None = None
         self.on_seed_corrupt: Callable[[str], None] | None = None   # our own file changed
+        # Tree activation (tree_commit.py): the last commit, sent to every member after the
+        # manifest; `on_change` runs when what the members hold or show may have changed.
+        self.commit: p.Commit | None = None
+        self.on_change: Callable[[], None] | None = None
+        self.seed_active: Callable[[], dict[str, Any] | None] = lambda: None   # what the seed shows
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -291,6 +299,9 @@ class Swarm:
         self.event("info", f"{name} joined from {remote}")
         if self.manifest is not None:
             await self._send(link, self._manifest_msg(self.manifest))
+            if self.commit is not None and link.protocol >= 7:
+                await self._send(link, self.commit)
+        self._changed()
         return link
 
     def _unique_name(self, want: str) -> str:
@@ -332,6 +343,7 @@ class Swarm:
                     link.have.set(index[h])
             self._set_complete(link, link.have.count == link.have.size)
             self._check_synced()
+            self._changed()
         elif isinstance(msg, p.Report):
             if not self._owns(link, msg.transfer):
                 return
@@ -364,6 +376,17 @@ class Swarm:
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(time.monotonic(), msg.rx_bytes, msg.tx_bytes)
+            active = {"generation": msg.active, "label": safe_text(msg.active_label, NAME_LIMIT),
+                      "published_ms": msg.active_published_ms, "activated": msg.active_at} if msg.active else None
+            if active != link.active:
+                link.active = active
+                self._changed()
+        elif isinstance(msg, p.Staged):
+            if link.role != "relay":
+                raise RemoteProtocolError(f"{link.name} sent 'staged', which only a relay sends")
+            link.summary = Readiness(msg.generation, msg.hosts, min(msg.ready, msg.hosts),
+                                     tuple(safe_text(n, NAME_LIMIT) for n in msg.waiting))
+            self._changed()
         else:
             raise RemoteProtocolError(f"{link.name} sent {msg.TYPE!r}, which only a master sends")
         self._wake.set()
@@ -385,6 +408,7 @@ class Swarm:
             if t.dest != link.name and t.dest in self.peers:
                 self._cancel(t)
         self.event("info", f"{link.name} left")
+        self._changed()
         self._wake.set()
 
     # ---- planning ----------------------------------------------------------------------------
@@ -549,6 +573,29 @@ class Swarm:
         if self.manifest and self.synced() and self.on_generation_synced:
             self.on_generation_synced(self.manifest.generation)
 
+    # ---- tree activation ---------------------------------------------------------------------
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def readiness(self, own: tuple[str, bool] | None = None) -> Readiness | None:
+        """How many hosts below this coordinator hold the current generation whole (`own`: this
+        coordinator's name and whether it does, when it is a host itself: a relay)."""
+        if self.manifest is None:
+            return None
+        members = [Member(link.name, link.role == "relay", link.complete, link.summary)
+                   for link in self.peers.values()]
+        return subtree(self.manifest.generation, members, own)
+
+    def set_commit(self, commit: p.Commit) -> None:
+        """The tree's commit: kept for members joining later, sent to every member now."""
+        if commit == self.commit:
+            return
+        self.commit = commit
+        for link in self.peers.values():
+            if link.protocol >= 7:
+                asyncio.ensure_future(self._send(link, commit))
+
     def synced(self) -> bool:
         return (self.manifest is not None and self.seed_have.count == self.seed_have.size
                 and all(link.complete for link in self.peers.values()))
@@ -579,6 +626,16 @@ class Swarm:
     def _avg_upload(self, name: str) -> float | None:
         """Mean seconds per chunk uploaded by this node (the planner measures it)."""
         return self.planner.node_stats(name).avg_upload_s
+
+    def _staged_view(self, active: dict[str, Any] | None, have: Bitmap, whole: bool) -> dict[str, Any] | None:
+        """A node's version being staged: the current generation, while it is not the one shown."""
+        m = self.manifest
+        if m is None or (active is not None and active["generation"] == m.generation):
+            return None
+        pub = published_view(self.signed, m.generation)
+        return {"generation": m.generation, "label": pub["label"] if pub else "",
+                "progress": have.count / have.size if have.size else 1.0, "whole": whole}
+
     def status(self, *, rx_bytes: int = 0, tx_bytes: int = 0) -> dict[str, Any]:
         m = self.manifest
         # Our own rates from our own counters (a relay's tx is what it serves its site).
@@ -592,6 +649,8 @@ class Swarm:
             "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": own_rx, "tx_rate": own_tx,
             "avg_upload_s": self._avg_upload(self.name),
             "complete_at": self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
+            "active": (seed_active := self.seed_active()),
+            "staged": self._staged_view(seed_active, self.seed_have, self.seed_have.count == self.seed_have.size),
         }]
         for link in [*self.peers.values(), *self.gone.values()]:
             rx_rate, tx_rate = link.rates.rates(time.monotonic()) if link.online else (0.0, 0.0)
@@ -604,6 +663,8 @@ class Swarm:
                 "rx_rate": rx_rate, "tx_rate": tx_rate,
                 "avg_upload_s": self._avg_upload(link.name) if link.online and link.planned else None,
                 "complete_at": link.complete_at,
+                "active": link.active,
+                "staged": self._staged_view(link.active, link.have, link.complete) if link.online else None,
             })
         return {
             "version": 1, "role": self.role, "name": self.name, "site": self.site,
@@ -612,5 +673,6 @@ class Swarm:
             "chunking": m.chunking_kind if m else None, "chunk_size": m.chunk_size if m else 0,
             "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
             "published": published_view(self.signed, m.generation if m else None),
+            "active": nodes[0]["active"], "staged": nodes[0]["staged"],
             "nodes": nodes, "links": [], "events": list(self.events), "insecure": not self.auth.secure,
         }

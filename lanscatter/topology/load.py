@@ -58,7 +58,7 @@ DATASET_KEYS = ("source", "origin", "name", "chunk_size", "chunking", "secret", 
 SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced",
                 "activate", "keep", "adopt")
-ACTIVATE_MODES = ("host", "per-file")
+ACTIVATE_MODES = ("host", "tree", "per-file")
 SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults", "tls")
 HOST_KEYS = ("address", "tls_fingerprint", *SETTING_KEYS)
 WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")

@@ -56,7 +56,7 @@ class HostSettings:
     download_limit: float | None = None    # bytes/s
     slots: int | None = None
     on_synced: str | None = None           # command run when the host's folder is complete
-    activate: str | None = None            # "host" | "per-file": how a new version becomes visible
+    activate: str | None = None            # "host" | "tree" | "per-file": how a new version becomes visible
     keep: int | None = None                # versions kept for rollback, the active one included
     adopt: bool | None = None              # a first sync may delete what the version lacks
     where: Mapping[str, Pos] = _positions()

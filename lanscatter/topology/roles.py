@@ -86,6 +86,8 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
             argv += ["--settle", f"{plan.dataset.settle_s:g}"]
         if plan.dataset.allow_shrink:
             argv += ["--allow-shrink"]
+        if any(h.activate == "tree" for h in plan.hosts):
+            argv += ["--activate", "tree"]      # the origin reports a commit past its deadline
     else:
         assert host.upstream is not None, "derive gives every relay and peer an upstream"
         up_addr, up_port = host.upstream
