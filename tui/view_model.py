@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from lanscatter.core.eta import MeanRateEta
+from lanscatter.core.safe_text import safe_text
 from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
 from lanscatter_tui.units import human_duration
 
@@ -63,6 +64,7 @@ class NodeRow:
     avg_upload_s: float | None
     bitmap: str
     inflight: str
+    version: str = ""                    # the version its folder shows, and the one it stages
 
     @property
     def progress(self) -> float:
@@ -149,7 +151,27 @@ def _node_row(node: Mapping[str, Any], chunks: int) -> NodeRow:
         avg_upload_s=float(avg) if avg is not None else None,
         bitmap=str(node.get("bitmap") or ""),
         inflight=str(node.get("inflight") or ""),
+        version=version_text(node.get("active"), node.get("staged")),
     )
+
+
+def _version_name(v: Mapping[str, Any]) -> str:
+    gen = str(v.get("generation") or "?")[:12]
+    label = v.get("label")
+    return f"{safe_text(label, 40)!r} ({gen})" if isinstance(label, str) and label else gen
+
+
+def version_text(active: object, staged: object) -> str:
+    """Which version a node shows, and the one it stages with its progress ("" when unknown)."""
+    parts = []
+    if isinstance(active, Mapping):
+        parts.append(f"shows {_version_name(active)}")
+    if isinstance(staged, Mapping):
+        progress = staged.get("progress")
+        share = f" {float(progress):.0%}" if isinstance(progress, int | float) else ""
+        parts.append(f"staged {_version_name(staged)} whole, awaiting commit" if staged.get("whole") is True
+                     else f"staging {_version_name(staged)}{share}")
+    return ", ".join(parts)
 
 
 def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
@@ -368,6 +390,7 @@ def node_detail(node: NodeRow) -> str:
         f"{node.name} {node.role} {node.have}/{node.chunks} {node.progress:.0%}  "
         f"dl {slots_used(node.downloads, node.dl_slots)} ul {slots_used(node.uploads, node.ul_slots)}  "
         f"rx {format_byte_rate(node.rx_rate)} tx {format_byte_rate(node.tx_rate)}  avg up {avg}"
+        + (f"  {node.version}" if node.version else "")
     )
 
 

@@ -50,18 +50,17 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, dict[str, Any] | No
     commit = origin_doc.get("commit") if isinstance(origin_doc.get("commit"), dict) else None
     sites: list[dict[str, Any]] = []
     behind: list[str] = []
+    listed = {site: _nodes(doc) for site, doc in answers.items()}
     for site in plan.sites:
         doc = answers.get(site.name)
-        now = _number(doc.get("time")) if doc else 0.0
-        nodes: dict[str, dict[str, Any]] = {}
-        for n in (doc or {}).get("nodes", []) if isinstance((doc or {}).get("nodes"), list) else []:
-            if isinstance(n, dict) and isinstance(n.get("name"), str):
-                nodes.setdefault(n["name"], n)
         hosts = []
         for h in plan.hosts:
             if h.site != site.name:
                 continue
-            node = nodes.get(h.name)
+            # A relay is listed by its own site and by the one above: either tells its version.
+            where = next((s for s in (site.name, *listed) if h.name in listed.get(s, {})), None)
+            node = listed[where][h.name] if where is not None else None
+            now = _number((answers.get(where) or {}).get("time")) if where is not None else 0.0
             active = _version(node.get("active")) if node else None
             staged_doc = node.get("staged") if node else None
             staged = _version(staged_doc)
@@ -86,6 +85,15 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, dict[str, Any] | No
                                                      "published_ms": current.published_ms},
             "commit": _commit_view(commit), "sites": sites, "behind": behind,
             "hosts": sum(1 for h in plan.hosts if h.role != "master")}
+
+
+def _nodes(doc: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    raw = (doc or {}).get("nodes")
+    out: dict[str, dict[str, Any]] = {}
+    for n in raw if isinstance(raw, list) else []:
+        if isinstance(n, dict) and isinstance(n.get("name"), str):
+            out.setdefault(n["name"], n)
+    return out
 
 
 def _commit_view(doc: dict[str, Any] | None) -> dict[str, Any] | None:

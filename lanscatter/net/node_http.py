@@ -114,6 +114,25 @@ class _StatusCollector(Collector):
             tx.add_metric([n["name"]], n["tx_bytes"])
             online.add_metric([n["name"]], 1 if n["online"] else 0)
         yield from (have, rx, tx, online)
+        active = GaugeMetricFamily("lanscatter_node_active_published_timestamp_seconds",
+                                   "When the origin published the version each node's folder shows",
+                                   labels=["node", "generation", "label"])
+        staged = GaugeMetricFamily("lanscatter_node_staged_ratio",
+                                   "Share of the version being staged beside the active one that each node holds",
+                                   labels=["node", "generation"])
+        for n in st["nodes"]:
+            if (a := n.get("active")) is not None:
+                active.add_metric([n["name"], a["generation"], a["label"]], a["published_ms"] / 1000)
+            if (s := n.get("staged")) is not None:
+                staged.add_metric([n["name"], s["generation"]], s["progress"])
+        yield from (active, staged)
+        if (commit := st.get("commit")) is not None:
+            yield GaugeMetricFamily("lanscatter_commit_hosts_ready",
+                                    "Hosts joined in the tree that hold the current version (tree activation)",
+                                    value=commit["ready"])
+            yield GaugeMetricFamily("lanscatter_commit_hosts", "Hosts joined in the tree", value=commit["hosts"])
+            yield GaugeMetricFamily("lanscatter_commit_overdue", "1 when the current version's commit is past "
+                                    "its deadline", value=1 if commit["state"] == "overdue" else 0)
         link = CounterMetricFamily("lanscatter_link_bytes", "Bytes carried per WAN link", labels=["link"])
         for ln in st.get("links", []):
             link.add_metric([ln["name"]], ln["bytes"])

@@ -112,3 +112,22 @@ def test_the_surfaces_agree_on_one_recorded_run(tmp_path: Path) -> None:
         pytest.skip("node.js is not installed: the page's formatter is not run")
     figures = [hq["bytes"], wan["bytes"], *(n["rx_bytes"] for n in branch["nodes"]), 0, 1000, 1536, 2**40]
     assert _page_formatter(figures) == [format_bytes(v) for v in figures]
+
+
+def test_which_version_a_node_shows_is_the_same_on_status_metrics_and_the_detail_line() -> None:
+    gen1, gen2 = "a1" * 32, "b2" * 32
+    node = {"name": "hq-1", "role": "peer", "online": True, "have": 3, "bitmap": "", "inflight": "",
+            "rx_bytes": 0, "tx_bytes": 0,
+            "active": {"generation": gen1, "label": "build [b]1", "published_ms": 1_700_000_000_000, "activated": 1.0},
+            "staged": {"generation": gen2, "label": "", "progress": 0.25, "whole": False}}
+    status = {"chunks": 4, "bytes": 1, "synced": False, "nodes": [node], "links": [],
+              "commit": {"state": "overdue", "ready": 1, "hosts": 2}}
+    row = site_view("hq", status, True).nodes[0]
+    assert node_detail(row).endswith(f"shows 'build [b]1' ({gen1[:12]}), staging {gen2[:12]} 25%")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StatusCollector(lambda: status))
+    text = generate_latest(registry).decode()
+    assert (f'lanscatter_node_active_published_timestamp_seconds{{generation="{gen1}",label="build [b]1",'
+            f'node="hq-1"}} 1.7e+09') in text
+    assert f'lanscatter_node_staged_ratio{{generation="{gen2}",node="hq-1"}} 0.25' in text
+    assert "lanscatter_commit_overdue 1.0" in text
