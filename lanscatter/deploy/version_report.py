@@ -4,8 +4,8 @@ shortened, every number checked before use).
 
 Per site and host: the version its folder shows (label, generation, age since the origin published
 it), the version it stages (label, progress, whether it waits for the tree's commit), and whether
-it is behind the origin's current version. A host the site master does not list (down, never
-joined) is shown as such.
+it is behind: not showing the origin's current version (or, after a tree rollback, the version
+rolled back to). A host the site master does not list (down, never joined) is shown as such.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, dict[str, Any] | No
     origin_doc = answers.get(root) or {}
     current = _version(origin_doc.get("published"))
     commit = origin_doc.get("commit") if isinstance(origin_doc.get("commit"), dict) else None
+    # What every host should show: the current version, or the one a tree rollback put back.
+    target = current.generation if current is not None else None
+    if commit is not None and commit.get("state") == "rolled-back" and isinstance(commit.get("committed"), str):
+        target = safe_text(commit["committed"], 128)
     sites: list[dict[str, Any]] = []
     behind: list[str] = []
     listed = {site: _nodes(doc) for site, doc in answers.items()}
@@ -75,15 +79,15 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, dict[str, Any] | No
                     "progress": min(1.0, max(0.0, _number(staged_doc.get("progress")))),
                     "whole": staged_doc.get("whole") is True},
             }
-            entry["behind"] = h.role != "master" and current is not None and (
-                active is None or active.generation != current.generation)
+            entry["behind"] = h.role != "master" and target is not None and (
+                active is None or active.generation != target)
             if entry["behind"]:
                 behind.append(entry["name"])
             hosts.append(entry)
         sites.append({"name": site.name, "master": site.master, "answered": doc is not None, "hosts": hosts})
     return {"current": None if current is None else {"generation": current.generation, "label": current.label,
                                                      "published_ms": current.published_ms},
-            "commit": _commit_view(commit), "sites": sites, "behind": behind,
+            "target": target, "commit": _commit_view(commit), "sites": sites, "behind": behind,
             "hosts": sum(1 for h in plan.hosts if h.role != "master")}
 
 
@@ -102,7 +106,10 @@ def _commit_view(doc: dict[str, Any] | None) -> dict[str, Any] | None:
     state = doc.get("state")
     raw = doc.get("waiting")
     waiting: list[Any] = raw if isinstance(raw, list) else []
+    committed = _version({"generation": doc.get("committed"), "label": doc.get("committed_label") or ""})
     return {"state": safe_text(state, 32) if isinstance(state, str) else "?",
+            "committed": None if committed is None else {"generation": committed.generation,
+                                                         "label": committed.label},
             "mode": safe_text(doc.get("mode"), 16) if isinstance(doc.get("mode"), str) else "?",
             "ready": int(_number(doc.get("ready"))), "hosts": int(_number(doc.get("hosts"))),
             "waiting": [safe_text(w, NAME_LIMIT) for w in waiting[:16] if isinstance(w, str)]}
@@ -132,8 +139,11 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"origin: version {_name(cur)}")
     if (c := report["commit"]) is not None:
         waiting = f"; waiting for {', '.join(c['waiting'])}" if c["waiting"] and c["state"] != "committed" else ""
-        lines.append(f"tree commit ({c['mode']} activation): {c['state']}, {c['ready']} of {c['hosts']} "
-                     f"hosts joined hold it{waiting}")
+        if c["state"] == "rolled-back" and c["committed"] is not None:
+            lines.append(f"tree rolled back: every host is to show {_name(c['committed'])}")
+        else:
+            lines.append(f"tree commit ({c['mode']} activation): {c['state']}, {c['ready']} of {c['hosts']} "
+                         f"hosts joined hold it{waiting}")
     for site in report["sites"]:
         lines.append(f"site {site['name']}" + ("" if site["answered"] else f" (its master {site['master']} "
                                                                          "did not answer)"))
