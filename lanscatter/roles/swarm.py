@@ -664,7 +664,9 @@ class Swarm:
                 "avg_upload_s": self._avg_upload(link.name) if link.online and link.planned else None,
                 "complete_at": link.complete_at,
                 "active": link.active,
-                "staged": self._staged_view(link.active, link.have, link.complete) if link.online else None,
+                # (a host before protocol 7 does not say which version it shows)
+                "staged": (self._staged_view(link.active, link.have, link.complete)
+                           if link.online and link.protocol >= 7 else None),
             })
         return {
             "version": 1, "role": self.role, "name": self.name, "site": self.site,

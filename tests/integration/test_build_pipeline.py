@@ -32,6 +32,13 @@ def _all_show(tree: Path, label: str) -> dict[str, Any] | None:
     return r if ok else None
 
 
+def _read(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def _wait(cond: Any, timeout: float, what: str, runs: list[UpRun]) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,11 +56,13 @@ def test_the_readme_build_pipeline_works_as_written(tmp_path: Path, runs: list[U
     make_tree(tmp_path / "build-output", seed=2)
     port = free_port
     origin_port = port()
+    # Each host's hook says which version its folder shows when it runs.
+    hook = f'echo "$LANSCATTER_GENERATION $(readlink -f "$LANSCATTER_FOLDER")" >> {tmp_path}/hook-$LANSCATTER_HOST.log'
     tree = write_tree(tmp_path / "site-tree.yaml", {
         "tls": "off",
         "dataset": {"source": str(builds / "current"), "origin": "build-01", "chunk_size": "256KiB",
                     "secret": {"value": SECRET}},
-        "defaults": {"activate": "tree"},
+        "defaults": {"activate": "tree", "on_synced": hook},
         "sites": {
             "hq": {"hosts": {
                 "build-01": {"address": "127.0.0.1", "master_port": origin_port, "peer_port": port()},
@@ -61,7 +70,9 @@ def test_the_readme_build_pipeline_works_as_written(tmp_path: Path, runs: list[U
             "branch": {"gateway": "gw-b", "hosts": {
                 "gw-b": {"address": "127.0.0.1", "master_port": port(), "peer_port": port(),
                          "folder": str(tmp_path / "gw-b")},
-                "b1": {"address": "127.0.0.1", "peer_port": port(), "folder": str(tmp_path / "b1")}}}},
+                # slower: the others hold each release a few seconds before the commit
+                "b1": {"address": "127.0.0.1", "peer_port": port(), "folder": str(tmp_path / "b1"),
+                       "download_limit": "8Mbit"}}}},
         "wan": [{"between": ["hq", "branch"], "bandwidth": "100Mbit"}],
     })
     for name in ("hq-1", "b1", "gw-b", "build-01"):
@@ -84,6 +95,12 @@ def test_the_readme_build_pipeline_works_as_written(tmp_path: Path, runs: list[U
                            check=False, timeout=30)
     assert shown.returncode == 0 and "origin: version '1235'" in shown.stdout
     assert "hosts behind: 0 of 3" in shown.stdout and "tree commit (tree activation): committed" in shown.stdout
+    # The hooks ran after the switch: each saw the folder showing the version it was run for.
+    generation = report["current"]["generation"]
+    for name in ("hq-1", "gw-b", "b1"):
+        lines = _wait(lambda name=name: [ln.split() for ln in _read(tmp_path / f"hook-{name}.log")
+                                         if ln.startswith(generation)], 30, f"{name}'s hook", runs)
+        assert all(Path(folder).name == generation[:16] for _, folder in lines), lines
 
     back = subprocess.run([sys.executable, "-m", "lanscatter", "rollback", "--tree", f"127.0.0.1:{origin_port}"],
                           capture_output=True, text=True, check=False, timeout=30,
