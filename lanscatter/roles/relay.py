@@ -93,7 +93,8 @@ class RelayNode:
             self.swarm.seed_got(chunk)
         elif self.upstream.complete() and self.upstream.manifest is not None:
             self.swarm.set_manifest(self.upstream.manifest, signed=self.upstream.signed)
-        self._report_staged()
+        if self.upstream.store.complete():       # this relay's own part of its summary changed
+            self._report_staged()
 
     def _commit(self, commit: p.Commit) -> None:
         """The tree's commit goes down to the site as it came (tree_commit.py)."""

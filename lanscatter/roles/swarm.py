@@ -341,9 +341,11 @@ class Swarm:
             for h in msg.chunks:
                 if h in index:
                     link.have.set(index[h])
+            was_complete = link.complete
             self._set_complete(link, link.have.count == link.have.size)
             self._check_synced()
-            self._changed()
+            if link.complete != was_complete:     # (not on every Have: readiness sums every member)
+                self._changed()
         elif isinstance(msg, p.Report):
             if not self._owns(link, msg.transfer):
                 return
