@@ -14,7 +14,6 @@ its own versions index records it (the time written with the new active version)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -28,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from lanscatter.core.sizes import format_bytes, parse_size
+from lanscatter.core.status import StatusDoc, StatusError
 from lanscatter.core.version_plan import version_name
 from lanscatter.deploy.version_report import build_report
 from lanscatter.disk.versions_dir import VersionsDir
+from lanscatter.net.status_client import parse_status
 from lanscatter.topology.derive import DeploymentPlan, derive_plan
 from lanscatter.topology.roles import status_url
 from lanscatter.topology.validate import load_topology
@@ -68,12 +69,12 @@ def _switch(link: Path, target: Path) -> None:
 
 
 def _report(plan: DeploymentPlan) -> dict[str, Any]:
-    answers: dict[str, dict[str, Any] | None] = {}
+    answers: dict[str, StatusDoc | None] = {}
     for site, addr in plan.site_masters().items():
         try:
             with urllib.request.urlopen(status_url(*addr), timeout=2) as r:
-                answers[site] = json.loads(r.read())
-        except OSError:
+                answers[site] = parse_status(r.read())
+        except (OSError, StatusError):
             answers[site] = None
     return build_report(plan, answers)
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
+from lanscatter.core.status import StatusDoc, StatusError
 from lanscatter.deploy.version_report import build_report, render
+from lanscatter.net.status_client import fetch_status
 from lanscatter.topology.derive import derive_plan
 from lanscatter.topology.roles import status_url
 from lanscatter.topology.validate import load_topology
 
-_MAX_STATUS_BYTES = 64 * 2**20      # a status document of a large swarm (bitmaps) stays below this
+log = logging.getLogger("lanscatter.status")
+
 NO_ANSWER_EXIT = 4
 
 
@@ -49,19 +52,18 @@ def run_status(args: argparse.Namespace) -> int:
     return 0 if all(a is not None for a in answers.values()) else NO_ANSWER_EXIT
 
 
-async def _fetch_all(urls: dict[str, str], timeout_s: float) -> dict[str, dict[str, Any] | None]:
+async def _fetch_all(urls: dict[str, str], timeout_s: float) -> dict[str, StatusDoc | None]:
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         docs = await asyncio.gather(*(_fetch(http, url) for url in urls.values()))
     return dict(zip(urls, docs))
 
 
-async def _fetch(http: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+async def _fetch(http: aiohttp.ClientSession, url: str) -> StatusDoc | None:
     try:
-        async with http.get(url) as resp:
-            if resp.status != 200:
-                return None
-            data = json.loads(await resp.content.read(_MAX_STATUS_BYTES))
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+        return await fetch_status(http, url)
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return None
-    return data if isinstance(data, dict) else None
+    except StatusError as exc:
+        log.warning("%s answers with no usable status document: %s", url, exc)
+        return None

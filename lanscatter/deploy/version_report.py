@@ -1,118 +1,85 @@
 """Which version is where: the report of `lanscatter status FILE`, built from the site masters'
-`/status` documents (pure: the documents are input like any other, every text escaped and
-shortened, every number checked before use).
+status documents (pure; the documents were decoded with `status.read_status`, so every text in
+them is bounded and escaped already).
 
 Per site and host: the version its folder shows (label, generation, age since the origin published
 it), the version it stages (label, progress, whether it waits for the tree's commit), and whether
 it is behind: not showing the origin's current version (or, after a tree rollback, the version
-rolled back to). A host the site master does not list (down, never joined) is shown as such.
+rolled back to). A host the site master does not list (down, never joined) is shown as such; a
+relay is found in the site above when its own site's master (itself) does not answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from lanscatter.core.safe_text import NAME_LIMIT, safe_text
+from lanscatter.core.safe_text import safe_text
+from lanscatter.core.status import ActiveVersion, CommitState, NodeStatus, StagedVersion, StatusDoc
 from lanscatter.topology.derive import DeploymentPlan
 
 _GEN = 12          # hex digits of a generation shown
-_LABEL = 60
+_LABEL = 60        # characters of a label shown
 
 
-@dataclass(frozen=True, slots=True)
-class Shown:
-    generation: str
-    label: str
-    published_ms: int
-
-
-def _version(doc: object) -> Shown | None:
-    if not isinstance(doc, dict):
-        return None
-    gen, label, ms = doc.get("generation"), doc.get("label", ""), doc.get("published_ms", 0)
-    if not isinstance(gen, str) or not gen:
-        return None
-    ms = ms if isinstance(ms, int) and not isinstance(ms, bool) and ms >= 0 else 0
-    return Shown(safe_text(gen, 128), safe_text(label, _LABEL) if isinstance(label, str) else "", ms)
-
-
-def _number(value: object, default: float = 0.0) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
-
-
-def build_report(plan: DeploymentPlan, answers: Mapping[str, dict[str, Any] | None]) -> dict[str, Any]:
+def build_report(plan: DeploymentPlan, answers: Mapping[str, StatusDoc | None]) -> dict[str, Any]:
     """The report (a JSON-able dict) from each site's status document (None: no answer)."""
-    root = plan.sites[0].name
-    origin_doc = answers.get(root) or {}
-    current = _version(origin_doc.get("published"))
-    commit = origin_doc.get("commit") if isinstance(origin_doc.get("commit"), dict) else None
+    origin = answers.get(plan.sites[0].name)
+    current = origin.published if origin is not None else None
+    commit = origin.commit if origin is not None else None
     # What every host should show: the current version, or the one a tree rollback put back.
     target = current.generation if current is not None else None
-    if commit is not None and commit.get("state") == "rolled-back" and isinstance(commit.get("committed"), str):
-        target = safe_text(commit["committed"], 128)
+    if commit is not None and commit.state == "rolled-back" and commit.committed:
+        target = commit.committed
+    listed = {site: {n.name: n for n in doc.nodes} for site, doc in answers.items() if doc is not None}
     sites: list[dict[str, Any]] = []
     behind: list[str] = []
-    listed = {site: _nodes(doc) for site, doc in answers.items()}
     for site in plan.sites:
-        doc = answers.get(site.name)
         hosts = []
         for h in plan.hosts:
             if h.site != site.name:
                 continue
-            # A relay is listed by its own site and by the one above: either tells its version.
             where = next((s for s in (site.name, *listed) if h.name in listed.get(s, {})), None)
-            node = listed[where][h.name] if where is not None else None
-            now = _number((answers.get(where) or {}).get("time")) if where is not None else 0.0
-            active = _version(node.get("active")) if node else None
-            staged_doc = node.get("staged") if node else None
-            staged = _version(staged_doc)
+            node: NodeStatus | None = listed[where][h.name] if where is not None else None
+            doc = answers.get(where) if where is not None else None
+            active = node.active if node is not None else None
             entry: dict[str, Any] = {
-                "name": safe_text(h.name, NAME_LIMIT), "role": h.role,
-                "online": bool(node.get("online")) if node else False, "listed": node is not None,
-                "active": None if active is None else {
-                    "generation": active.generation, "label": active.label, "published_ms": active.published_ms,
-                    "age_s": max(0.0, now - active.published_ms / 1000) if active.published_ms and now else None},
-                "staged": None if staged is None or not isinstance(staged_doc, dict) else {
-                    "generation": staged.generation, "label": staged.label,
-                    "progress": min(1.0, max(0.0, _number(staged_doc.get("progress")))),
-                    "whole": staged_doc.get("whole") is True},
+                "name": h.name, "role": h.role, "listed": node is not None,
+                "online": node.online if node is not None else False,
+                "active": _active(active, doc.time if doc is not None else 0.0),
+                "staged": _staged(node.staged if node is not None else None),
+                "behind": h.role != "master" and target is not None and (
+                    active is None or active.generation != target),
             }
-            entry["behind"] = h.role != "master" and target is not None and (
-                active is None or active.generation != target)
             if entry["behind"]:
-                behind.append(entry["name"])
+                behind.append(h.name)
             hosts.append(entry)
-        sites.append({"name": site.name, "master": site.master, "answered": doc is not None, "hosts": hosts})
+        sites.append({"name": site.name, "master": site.master, "answered": answers.get(site.name) is not None,
+                      "hosts": hosts})
     return {"current": None if current is None else {"generation": current.generation, "label": current.label,
                                                      "published_ms": current.published_ms},
-            "target": target, "commit": _commit_view(commit), "sites": sites, "behind": behind,
+            "target": target, "commit": _commit(commit), "sites": sites, "behind": behind,
             "hosts": sum(1 for h in plan.hosts if h.role != "master")}
 
 
-def _nodes(doc: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    raw = (doc or {}).get("nodes")
-    out: dict[str, dict[str, Any]] = {}
-    for n in raw if isinstance(raw, list) else []:
-        if isinstance(n, dict) and isinstance(n.get("name"), str):
-            out.setdefault(n["name"], n)
-    return out
-
-
-def _commit_view(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-    if doc is None:
+def _active(v: ActiveVersion | None, now: float) -> dict[str, Any] | None:
+    if v is None:
         return None
-    state = doc.get("state")
-    raw = doc.get("waiting")
-    waiting: list[Any] = raw if isinstance(raw, list) else []
-    committed = _version({"generation": doc.get("committed"), "label": doc.get("committed_label") or ""})
-    return {"state": safe_text(state, 32) if isinstance(state, str) else "?",
-            "committed": None if committed is None else {"generation": committed.generation,
-                                                         "label": committed.label},
-            "mode": safe_text(doc.get("mode"), 16) if isinstance(doc.get("mode"), str) else "?",
-            "ready": int(_number(doc.get("ready"))), "hosts": int(_number(doc.get("hosts"))),
-            "waiting": [safe_text(w, NAME_LIMIT) for w in waiting[:16] if isinstance(w, str)]}
+    age = max(0.0, now - v.published_ms / 1000) if v.published_ms and now else None
+    return {"generation": v.generation, "label": v.label, "published_ms": v.published_ms,
+            "activated": v.activated, "age_s": age}
+
+
+def _staged(v: StagedVersion | None) -> dict[str, Any] | None:
+    return None if v is None else {"generation": v.generation, "label": v.label, "progress": v.progress,
+                                   "whole": v.whole}
+
+
+def _commit(c: CommitState | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"mode": c.mode, "state": c.state, "ready": c.ready, "hosts": c.hosts, "waiting": list(c.waiting),
+            "committed": None if not c.committed else {"generation": c.committed, "label": c.committed_label or ""}}
 
 
 def age_text(seconds: float | None) -> str:
@@ -126,27 +93,24 @@ def age_text(seconds: float | None) -> str:
 
 def _name(v: dict[str, Any]) -> str:
     gen = v["generation"][:_GEN]
-    return f"{v['label']!r} ({gen})" if v["label"] else gen
+    return f"{safe_text(v['label'], _LABEL)!r} ({gen})" if v["label"] else gen
 
 
 def render(report: dict[str, Any]) -> str:
     """The report as text, one line per host."""
     lines = []
     cur = report["current"]
-    if cur is None:
-        lines.append("origin: no version published (or no answer)")
-    else:
-        lines.append(f"origin: version {_name(cur)}")
+    lines.append("origin: no version published (or no answer)" if cur is None else f"origin: version {_name(cur)}")
     if (c := report["commit"]) is not None:
-        waiting = f"; waiting for {', '.join(c['waiting'])}" if c["waiting"] and c["state"] != "committed" else ""
         if c["state"] == "rolled-back" and c["committed"] is not None:
             lines.append(f"tree rolled back: every host is to show {_name(c['committed'])}")
         else:
+            waiting = f"; waiting for {', '.join(c['waiting'])}" if c["waiting"] and c["state"] != "committed" else ""
             lines.append(f"tree commit ({c['mode']} activation): {c['state']}, {c['ready']} of {c['hosts']} "
                          f"hosts joined hold it{waiting}")
     for site in report["sites"]:
-        lines.append(f"site {site['name']}" + ("" if site["answered"] else f" (its master {site['master']} "
-                                                                         "did not answer)"))
+        lines.append(f"site {site['name']}" + ("" if site["answered"] else
+                                               f" (its master {site['master']} did not answer)"))
         for h in site["hosts"]:
             if not h["listed"]:
                 lines.append(f"  {h['name']:16} {h['role']:6} {'not joined' if site['answered'] else '?'}")

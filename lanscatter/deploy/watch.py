@@ -24,7 +24,9 @@ from typing import Any
 import aiohttp
 
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import StatusDoc, StatusError
 from lanscatter.deploy.tracker import Completion, SyncTracker, wan_links_of
+from lanscatter.net.status_client import fetch_status
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 from lanscatter.topology.roles import RoleCommand, status_url
 
@@ -91,6 +93,7 @@ class Watcher:
         self._own = [status_url(h.address, h.peer_port) for h in self.scope if h.role == "peer" and not plan.local]
         self._started = time.monotonic()
         self._generation: str | None = None
+        self._malformed: set[str] = set()                   # urls whose answer was told to be unusable
 
     def now(self) -> float:
         return time.monotonic() - self._started
@@ -127,16 +130,19 @@ class Watcher:
                         log.info("%s", self.progress_line())
                 await asyncio.sleep(self.interval)
 
-    @staticmethod
-    async def _get(http: aiohttp.ClientSession, url: str) -> dict | None:  # type: ignore[type-arg]
+    async def _get(self, http: aiohttp.ClientSession, url: str) -> StatusDoc | None:
+        """The status at `url`, or None when it does not answer with one (told once per url)."""
         try:
-            async with http.get(url) as resp:
-                if resp.status != 200:
-                    return None
-                data = await resp.json()
-                return data if isinstance(data, dict) else None
-        except (TimeoutError, aiohttp.ClientError, ValueError):
+            status = await fetch_status(http, url)
+        except (TimeoutError, aiohttp.ClientError):
             return None
+        except StatusError as exc:
+            if url not in self._malformed:
+                self._malformed.add(url)
+                log.warning("%s answers with no usable status document: %s", url, exc)
+            return None
+        self._malformed.discard(url)
+        return status
 
     def _note_generation(self) -> None:
         gen = self.tracker.generation

@@ -28,9 +28,8 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -49,6 +48,7 @@ from lanscatter.core.publish_policy import (
 )
 from lanscatter.core.signing import SignedVersion, public_key_of, published_view, sign_version
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import ActiveVersion, PublishState, StatusDoc
 from lanscatter.core.tree_commit import DEFAULT_DEADLINE_S, RollbackRefused
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import RefusedName, scan_folder
@@ -150,7 +150,7 @@ class MasterNode:
         self._last_change = -float("inf")        # loop time of the last change the watcher saw
         self.tree = TreeOrigin(self.swarm, opts.state_dir, tree=opts.activate == "tree",
                                deadline_s=opts.commit_deadline_s)
-        self.swarm.seed_active = lambda: published_view(self.signed, self.manifest.generation if self.manifest else None)
+        self.swarm.seed_active = self._shown
         self.publish_endpoint = PublishEndpoint(
             self.auth, lambda label, allow_shrink: self.publish(label=label, allow_shrink=allow_shrink),
             self.swarm.event, self._rollback)
@@ -283,6 +283,12 @@ class MasterNode:
                                  + (f" labelled {show_path(label, 80)!r}" if label else ""))
         self.tree.published(manifest.generation, label, published_ms)
         return Published(manifest.generation, label, published_ms, changed=True)
+
+    def _shown(self) -> ActiveVersion | None:
+        """The version the origin serves, as a status shows a host's active version."""
+        pub = published_view(self.signed, self.manifest.generation if self.manifest else None)
+        return None if pub is None else ActiveVersion(pub.generation, pub.label, pub.published_ms,
+                                                      pub.published_ms / 1000)
 
     async def _rollback(self, to: str | None) -> RolledBack | Refusal:
         """`lanscatter rollback --tree`: every host shows a version committed earlier."""
@@ -439,14 +445,13 @@ class MasterNode:
             await self._runner.cleanup()
         self.cache.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         st = self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
-        st["skipped_names"] = len(self._refused)
         refusal = self.refusal
-        st["publish"] = {"mode": self.mode, "settle_s": self.opts.settle_s, "pending": self.pending,
-                         "refused": refusal.reason if refusal else None, "hint": refusal.hint if refusal else None}
-        st["commit"] = self.tree.status()
-        return st
+        return replace(st, skipped_names=len(self._refused), publish=PublishState(
+            mode=self.mode, settle_s=self.opts.settle_s, pending=self.pending,
+            refused=refusal.reason if refusal else None, hint=refusal.hint if refusal else None),
+            commit=self.tree.status())
 
 
 def _read_link(path: Path) -> str | None:

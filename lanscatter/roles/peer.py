@@ -13,8 +13,10 @@ anything else is refused, the folder is left as it is, and the peer reconnects. 
 has not synced before is not wiped: a first sync that would delete anything stops with the list
 unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version and ends.
 
-Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
-generation, `on_chunk` each verified chunk (cut-through).
+A relay reuses this role as its upstream side: callbacks given at construction see each
+validated generation (`on_manifest`), each verified chunk (`on_chunk`, for cut-through) and each
+commit of the tree (`on_commit`, tree activation: tree_commit.py); the node is its relay's `ChunkSource` (`locate`, `have`, `verify`), and `resume` takes the generation a
+relay saved before any master answers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -52,6 +53,7 @@ from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
+from lanscatter.core.status import ActiveVersion, NodeStatus, StagedVersion, StatusDoc, slots_in_use
 from lanscatter.core.tree_commit import Commit, HostView, host_action, may_switch
 from lanscatter.disk.first_sync import (
     ADOPT_HINT,
@@ -64,7 +66,7 @@ from lanscatter.disk.first_sync import (
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.disk.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.disk.staged_store import DEFAULT_KEEP, StagedStore
-from lanscatter.disk.store import MirrorStore
+from lanscatter.disk.store import Location, MirrorStore
 from lanscatter.net.chunk_fetch import Fetcher
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import add_status_endpoints
@@ -116,7 +118,9 @@ class PeerOptions:
 
 
 class PeerNode:
-    def __init__(self, opts: PeerOptions) -> None:
+    def __init__(self, opts: PeerOptions, *, on_manifest: Callable[[Manifest], None] | None = None,
+                 on_chunk: Callable[[str], None] | None = None,
+                 on_commit: Callable[[p.Commit], None] | None = None) -> None:
         self.opts = opts
         self.name = opts.name or socket.gethostname()
         self.auth = Auth(opts.secret)
@@ -127,7 +131,7 @@ class PeerNode:
         if isinstance(self.store, StagedStore) and opts.activate == "tree":
             self.store.may_switch = lambda generation: may_switch(True, self.commit, generation)
         self._missing_told: str | None = None       # a rollback to a version not kept here, said once
-        self._per_file_active: tuple[str, str, int, float] | None = None   # per-file: the last whole version
+        self._per_file_active: ActiveVersion | None = None   # per-file: the last version held whole
         self._synced_before = synced_before(opts.state_dir, self.store.folder)
         self.preview: SyncPreview | None = None      # with dry_run: what the sync would do
         # The folder passed the first-sync check in this run: what is in it now was written by
@@ -144,9 +148,9 @@ class PeerNode:
         local = self._local_addr()
         self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2,
                                tls=opts.tls)
-        self.on_manifest: Callable[[Manifest], None] | None = None
-        self.on_chunk: Callable[[str], None] | None = None
-        self.on_commit: Callable[[p.Commit], None] | None = None
+        self._on_manifest = on_manifest      # each generation, once the folder is reconciled with it
+        self._on_chunk = on_chunk            # each chunk verified here
+        self._on_commit = on_commit          # each commit of the tree (a relay passes it down)
         self.connected = False
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -167,7 +171,6 @@ class PeerNode:
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.downloaded_bytes = 0           # their content, before any compression in flight
         self.local_copies = 0
-        self.events: list[dict[str, Any]] = []
         self._rx_meter = RateMeter()
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -371,8 +374,8 @@ class PeerNode:
         """The tree's commit (tree_commit.py): switch to the committed version if it is staged
         whole here, roll back to a kept one, or wait; a relay passes it on to its site."""
         self.commit = Commit(msg.generation, msg.instead)
-        if self.on_commit:
-            self.on_commit(msg)
+        if self._on_commit:
+            self._on_commit(msg)
         store = self.store
         if not isinstance(store, StagedStore):
             return
@@ -452,6 +455,27 @@ class PeerNode:
             mark_synced(self.opts.state_dir, self.store.folder)
             self._synced_before = True
 
+    # ---- as a chunk source (chunk_source.py) ------------------------------------------------
+    def locate(self, chunk: str) -> Location | None:
+        return self.store.locate(chunk)
+
+    def have(self) -> set[str]:
+        return self.store.have()
+
+    async def resume(self, manifest: Manifest, signed: SignedVersion) -> None:
+        """Take `manifest`, saved by an earlier run, as the current generation before any master
+        answered (a relay serving its site while its upstream is away): checked against the
+        origin's key like any version (SignatureError otherwise), the folder reconciled with it.
+        Nothing is announced: the master hears of the holdings when it is joined."""
+        statement = self.trust.check(manifest, signed)
+        if isinstance(self.store, StagedStore):
+            self.store.label = statement.label
+            self.store.published_ms = statement.published_ms
+        await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
+        self.manifest = manifest
+        self.signed = signed
+        self.statement = statement
+
     async def verify(self, chunks: Iterable[str],
                      why: str = "a chunk served from here did not match its hash") -> None:
         """Chunks held here did not match their hashes (a downloader found one corrupt, or the
@@ -495,8 +519,8 @@ class PeerNode:
         log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",
                  manifest.generation[:12], len(have), len(manifest.chunk_table()),
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
-        if self.on_manifest:
-            self.on_manifest(manifest)
+        if self._on_manifest:
+            self._on_manifest(manifest)
         # In pieces, the first replacing the set and the others adding to it: no frame to the
         # master is longer than its limit (p.MAX_FRAME), however many chunks there are.
         held = sorted(have)
@@ -566,8 +590,8 @@ class PeerNode:
             self._post(p.Have(gen, [d.chunk]))
             if self.store.complete():
                 self._post_stats()      # the master's figures are final even if this peer exits now
-            if self.on_chunk:
-                self.on_chunk(d.chunk)
+            if self._on_chunk:
+                self._on_chunk(d.chunk)
 
     def rates(self) -> tuple[float, float]:
         """(rx, tx) bytes/s over the last seconds, from this node's own counters."""
@@ -583,11 +607,12 @@ class PeerNode:
             self._post_stats()
 
     def _post_stats(self) -> None:
-        active = self.active_version()
+        a = self.active_version()
         self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
-                           self.complete(), *(active or ("", "", 0, 0.0))))
+                           self.complete(), *((a.generation, a.label, a.published_ms, a.activated) if a
+                                              else ("", "", 0, 0.0))))
 
-    def active_version(self) -> tuple[str, str, int, float] | None:
+    def active_version(self) -> ActiveVersion | None:
         """(generation, label, published_ms, switched at) of the version this host's folder shows:
         the active version (host and tree activation), or in per-file mode the last version the
         folder held whole."""
@@ -598,25 +623,23 @@ class PeerNode:
                 return None
             if record is None:
                 return None
-            return record.generation, record.label, record.published_ms, record.activated
+            return ActiveVersion(record.generation, record.label, record.published_ms, record.activated)
         m, statement = self.manifest, self.statement
         if (m is not None and self.complete() and statement is not None and statement.generation == m.generation
-                and (self._per_file_active is None or self._per_file_active[0] != m.generation)):
-            self._per_file_active = (m.generation, statement.label, statement.published_ms, time.time())
+                and (self._per_file_active is None or self._per_file_active.generation != m.generation)):
+            self._per_file_active = ActiveVersion(m.generation, statement.label, statement.published_ms, time.time())
         return self._per_file_active
 
-    def staged_version(self) -> dict[str, Any] | None:
-        """The version being staged beside the active one: its generation, label and progress
-        (share of its bytes held), and whether it waits for the tree's commit; None when none is."""
+    def staged_version(self, active: ActiveVersion | None) -> StagedVersion | None:
+        """The version being staged beside the `active` one: its generation, label and progress
+        (share of its bytes held), and whether it is whole (tree activation: waiting for the commit)."""
         m = self.manifest
-        active = self.active_version()
-        if m is None or (active is not None and active[0] == m.generation):
+        if m is None or (active is not None and active.generation == m.generation):
             return None
         held, total = self.progress()
         statement = self.statement
-        return {"generation": m.generation,
-                "label": statement.label if statement and statement.generation == m.generation else "",
-                "progress": held / total if total else 1.0, "whole": self.complete()}
+        return StagedVersion(m.generation, statement.label if statement and statement.generation == m.generation
+                             else "", held / total if total else 1.0, self.complete())
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())
@@ -639,7 +662,7 @@ class PeerNode:
         self._last_progress = (m.total_bytes - sum(sizes.get(h, 0) for h in missing), m.total_bytes)
         return self._last_progress
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         m = self.manifest
         n = len(m.chunk_table()) if m else 0
         have = Bitmap(n)
@@ -653,32 +676,22 @@ class PeerNode:
             for h in self._inflight:
                 if h in index:
                     inflight.set(index[h])
-        return {
-            "version": 1, "role": self.opts.role, "name": self.name, "site": None,
-            "generation": m.generation if m else None, "chunks": n, "bytes": m.total_bytes if m else 0,
-            "synced": self.complete(), "time": time.time(),
-            "published": published_view(self.signed, m.generation if m else None),
-            "active": active_view(self.active_version()), "staged": self.staged_version(),
-            "nodes": [{
-                "name": self.name, "site": None, "role": self.opts.role, "online": self.connected,
-                "have": have.count, "bitmap": have.encode(), "inflight": inflight.encode(),
-                "downloads": self.counters.downloads, "uploads": self.counters.uploads,
-                "dl_slots": self.opts.dl_slots, "ul_slots": self.opts.ul_slots,
-                "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
-                "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
-                "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
-                "active": active_view(self.active_version()), "staged": self.staged_version(),
-            }],
-            "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
-        }
-
-
-def active_view(active: tuple[str, str, int, float] | None) -> dict[str, Any] | None:
-    """The status document's view of a host's active version."""
-    if active is None:
-        return None
-    generation, label, published_ms, at = active
-    return {"generation": generation, "label": label, "published_ms": published_ms, "activated": at}
+        c, o = self.counters, self.opts
+        node = NodeStatus(
+            name=self.name, role=o.role, online=self.connected,
+            have=have.count, bitmap=have.encode(), inflight=inflight.encode(),
+            downloads=c.downloads, uploads=c.uploads, dl_slots=o.dl_slots, ul_slots=o.ul_slots,
+            dl_slots_used=slots_in_use(c.downloads, o.dl_slots), ul_slots_used=slots_in_use(c.uploads, o.ul_slots),
+            rx_bytes=c.rx_bytes, tx_bytes=c.tx_bytes, rx_rate=rates[0], tx_rate=rates[1],
+            downloaded_chunks=self.downloaded_chunks, local_copies=self.local_copies,
+            active=(active := self.active_version()), staged=self.staged_version(active),
+        )
+        return StatusDoc(
+            role=o.role, name=self.name, time=time.time(),
+            generation=m.generation if m else None, chunks=n, bytes=m.total_bytes if m else 0,
+            synced=self.complete(), published=published_view(self.signed, m.generation if m else None),
+            active=node.active, staged=node.staged, nodes=(node,), insecure=not self.auth.secure,
+        )
 
 
 def connect_failure(exc: BaseException) -> str:

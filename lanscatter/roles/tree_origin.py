@@ -17,10 +17,10 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from lanscatter.core import protocol as p
 from lanscatter.core.manifest import show_path
+from lanscatter.core.status import CommitState
 from lanscatter.core.tree_commit import Commit, CommitBook, Overdue, RollbackRefused, Version
 from lanscatter.disk.atomic_file import write_json_atomic
 from lanscatter.roles.swarm import Swarm
@@ -107,12 +107,12 @@ class TreeOrigin:
             await asyncio.sleep(TICK_S)
             self.step()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> CommitState:
         b, r = self.book, self.book.readiness
-        return {"mode": "tree" if self.tree else "host", "state": b.state(),
-                "generation": b.current.generation if b.current else None,
-                "committed": b.committed.generation if b.committed else None,
-                "committed_label": b.committed.label if b.committed else None,
-                "instead": b.held or None, "deadline_s": b.deadline_s,
-                "hosts": r.hosts if r else 0, "ready": r.ready if r else 0,
-                "waiting": list(r.waiting) if r else []}
+        return CommitState(mode="tree" if self.tree else "host", state=b.state(),
+                           generation=b.current.generation if b.current else None,
+                           committed=b.committed.generation if b.committed else None,
+                           committed_label=b.committed.label if b.committed else None,
+                           instead=b.held or None, deadline_s=b.deadline_s,
+                           hosts=r.hosts if r else 0, ready=r.ready if r else 0,
+                           waiting=r.waiting if r else ())
