@@ -36,7 +36,7 @@ from lanscatter.core.manifest import Manifest
 from lanscatter.core.planner import Planner, Transfer
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
-from lanscatter.core.signing import SignedVersion, published_view
+from lanscatter.core.signing import MAX_LABEL_CHARS, SignedVersion, published_view
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import ActiveVersion, NodeStatus, StagedVersion, StatusDoc, StatusEvent
 from lanscatter.core.tree_commit import Member, Readiness, subtree
@@ -378,8 +378,8 @@ class Swarm:
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(time.monotonic(), msg.rx_bytes, msg.tx_bytes)
-            active = ActiveVersion(msg.active, safe_text(msg.active_label, NAME_LIMIT), msg.active_published_ms,
-                                   msg.active_at) if msg.active else None
+            active = ActiveVersion(msg.active, safe_text(msg.active_label, MAX_LABEL_CHARS),
+                                   msg.active_published_ms, msg.active_at) if msg.active else None
             if active != link.active:
                 link.active = active
                 self._changed()
@@ -585,7 +585,8 @@ class Swarm:
         coordinator's name and whether it does, when it is a host itself: a relay)."""
         if self.manifest is None:
             return None
-        members = [Member(link.name, link.role == "relay", link.complete, link.summary)
+        # (a relay before protocol 7 says nothing of its site: it counts as one host)
+        members = [Member(link.name, link.role == "relay" and link.protocol >= 7, link.complete, link.summary)
                    for link in self.peers.values()]
         return subtree(self.manifest.generation, members, own)
 

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from lanscatter.core import protocol as p
+from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.tree_commit import (
     WAITING_NAMES,
     Commit,
@@ -139,3 +141,17 @@ def test_a_host_switches_at_the_end_of_staging_only_when_the_tree_committed_it()
     assert not may_switch(True, None, G1)
     assert not may_switch(True, Commit(G1), G2)
     assert may_switch(True, Commit(G2), G2)
+
+
+def test_the_tree_messages_are_bounded_where_they_are_decoded() -> None:
+    staged = p.Staged(G1, 5, 4, ["b2"])
+    assert p.decode(p.encode(staged)) == staged
+    assert p.decode(p.encode(p.Commit(G1, G2))) == p.Commit(G1, G2)
+    assert p.decode(json.dumps({"t": "commit", "generation": G1})) == p.Commit(G1)
+    summary = {"t": "staged", "generation": G1, "hosts": 2, "ready": 1, "waiting": []}
+    stats = {"t": "stats", "rx_bytes": 0, "tx_bytes": 0, "uploads": 0, "complete": True}
+    for bad in ({**summary, "hosts": -1}, {**summary, "waiting": ["x"] * 17}, {**summary, "waiting": ["x" * 256]},
+                {**summary, "ready": 2**21}, {"t": "commit", "generation": "a" * 129},
+                {**stats, "active_label": "x" * 201}, {**stats, "active_at": -1.0}):
+        with pytest.raises(RemoteProtocolError):
+            p.decode(json.dumps(bad))
