@@ -1,7 +1,9 @@
 """The `lanscatter` command line: one parser, subcommands registered by their own modules.
 
 Each subcommand module exposes `register(subparsers)`, which adds its parser and sets
-`func=<callable(args) -> int>`. This module is the one place that turns a `LanscatterError` into
+`func=<callable(args) -> int>`. A command named on the command line loads only its own module (a
+peer starting does not import the topology, the emulator or the TUI); the full list loads for the
+top-level help and for anything not known here. This module is the one place that turns a `LanscatterError` into
 `error: ... / hint: ...` and an exit code, and the only place that configures logging handlers.
 """
 
@@ -22,26 +24,28 @@ from lanscatter.core.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 
 log = logging.getLogger("lanscatter.cli")
 
-# Modules that contribute subcommands (each has register(subparsers)).
-COMMAND_MODULES: tuple[str, ...] = (
-    "lanscatter.cli.node",
-    "lanscatter.cli.publish",
-    "lanscatter.cli.keys",
-    "lanscatter.cli.versions",
-    "lanscatter.cli.status",
-    "lanscatter.cli.topology",
-    "lanscatter.cli.up",
-    "lanscatter.cli.service",
-    "lanscatter.cli.emulate",
-    "lanscatter.cli.simulate",
-    "lanscatter.cli.tls",
-    "lanscatter_tui.cli",
-)
+# Modules that contribute subcommands (each has register(subparsers)), with the commands each adds.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "lanscatter.cli.node": ("master", "peer", "proxy"),
+    "lanscatter.cli.publish": ("publish",),
+    "lanscatter.cli.keys": ("keys",),
+    "lanscatter.cli.versions": ("rollback", "versions"),
+    "lanscatter.cli.status": ("status",),
+    "lanscatter.cli.topology": ("validate", "plan", "schema"),
+    "lanscatter.cli.up": ("up",),
+    "lanscatter.cli.service": ("service",),
+    "lanscatter.cli.emulate": ("emulate",),
+    "lanscatter.cli.simulate": ("simulate",),
+    "lanscatter.cli.tls": ("tls",),
+    "lanscatter_tui.cli": ("tui",),
+}
+_MODULE_OF = {command: module for module, commands in COMMAND_MODULES.items() for command in commands}
 # The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.
 VERSION = f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `command` alone (its module only is imported)."""
     parser = argparse.ArgumentParser(
         prog="lanscatter",
         description="One-way, P2P-assisted distribution of a large folder to many hosts and sites.",
@@ -49,10 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
-    _register_secret(sub)
+    if command == "secret":
+        _register_secret(sub)
+    elif command in _MODULE_OF:
+        importlib.import_module(_MODULE_OF[command]).register(sub)
+    else:
+        for name in COMMAND_MODULES:
+            importlib.import_module(name).register(sub)
+        _register_secret(sub)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand argv names (its first word that is no option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
 
 
 def _register_secret(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -95,8 +112,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
         print(VERSION)          # before the subcommands load: a control host asks every host this
         return 0
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(words))
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -109,9 +127,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(exc.message if exc.preformatted else f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
+        _to_log_files(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _to_log_files(exc: LanscatterError) -> None:
+    """The error that ends a command also goes into its --log-file: whoever reads the log later
+    sees why the node stopped (the terminal already has it, so the screen gets it once)."""
+    text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (text,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def main() -> None:

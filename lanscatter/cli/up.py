@@ -53,7 +53,7 @@ from lanscatter.topology.roles import (
 )
 from lanscatter.topology.summary import summary_lines
 from lanscatter.topology.tls_plan import plan_tls
-from lanscatter.topology.validate import load_topology
+from lanscatter.topology.validate import load_topology, warnings_of
 
 log = logging.getLogger("lanscatter.up")
 
@@ -110,6 +110,26 @@ def _check_loopback(plan: DeploymentPlan) -> None:
                 raise ConfigError(f"cannot listen on {h.address} for the rehearsal host {h.name}: {exc.strerror}",
                                   "the rehearsal needs the whole 127.0.0.0/8 on loopback (Linux has it; "
                                   "elsewhere add aliases, e.g. `ifconfig lo0 alias 127.0.0.2`)") from None
+
+
+def _check_ports_free(hosts: list[HostPlan]) -> None:
+    """A rehearsal's ports, taken before it starts, mean another rehearsal (or node) runs there: its
+    roles would fail to bind and restart in a loop while the monitor showed the other run's figures."""
+    for h in hosts:
+        ports = {"master": (h.master_port,), "peer": (h.peer_port,), "relay": (h.master_port, h.peer_port)}[h.role]
+        for port in ports:
+            if not port:
+                continue
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # a closing connection is no user
+                try:
+                    s.bind((h.address, port))
+                except OSError as exc:
+                    raise ConfigError(
+                        f"{h.address}:{port}, the port of the rehearsal host {h.name} ({h.role}), is taken: "
+                        f"{exc.strerror}; another rehearsal or lanscatter node runs there",
+                        "stop it first (Ctrl-C in its terminal), or give this tree other ports "
+                        "(defaults: master_port, peer_port)") from None
 
 
 def _prepare_source(opts: UpOptions, plan: DeploymentPlan, workdir: Path) -> None:
@@ -169,10 +189,13 @@ def _run_secret(plan: DeploymentPlan, local: bool) -> str | None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    topo = load_topology(Path(args.file))
+    # What a valid file may not mean as written, before anything runs (as `validate` says it).
+    for warning in warnings_of(topo):
+        print(warning, file=sys.stderr)
     if args.ssh:
         return ssh_up.cmd_up_ssh(args)
     opts = UpOptions.from_args(args)
-    topo = load_topology(opts.file)
     plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
     if opts.local:
         hosts = list(plan.hosts)
@@ -185,6 +208,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     workdir = default_workdir(opts, plan)
     if opts.local:
         _check_loopback(plan)
+        _check_ports_free(hosts)
         _prepare_source(opts, plan, workdir)
     elif hosts[0].role == "master" and not plan.dataset.source.is_dir():
         raise ConfigError(f"this host is the origin, but its data set source {plan.dataset.source} is not a folder",

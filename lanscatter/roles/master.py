@@ -39,6 +39,7 @@ from lanscatter.core.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, chunkin
 from lanscatter.core.errors import ConfigError, ManifestError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import MAX_CHUNK_SIZE, Manifest, check_counts, diff_manifests, show_path
+from lanscatter.core.ports import DEFAULT_MASTER_PORT
 from lanscatter.core.publish_policy import (
     DEFAULT_SETTLE_S,
     PUBLISH_MODES,
@@ -65,7 +66,6 @@ from lanscatter.roles.tree_origin import TreeOrigin
 
 log = logging.getLogger("lanscatter.roles.master")
 
-DEFAULT_MASTER_PORT = 10564
 _REPORT_NAMES = 20           # refused names reported one by one per scan; the rest as a count
 _WATCH_RESTART_S = 1.0
 _WATCH_RESTART_MAX_S = 30.0  # the longest wait before watching again after the watcher stopped

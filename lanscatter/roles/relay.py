@@ -3,7 +3,9 @@ in one process over one folder.
 
 - It takes the manifest from upstream (no scan, no hashing of its own) and announces every chunk
   downstream the moment it is verified (cut-through): the site's peers spread chunk 1 while chunk 2
-  is still crossing the WAN.
+  is still crossing the WAN. Below the chunk too: once a chunk's first bytes are here, its site's
+  peers may be sent it and get its prefix as it arrives (chunk_arrivals.py); they verify the whole,
+  and a chunk that fails here fails for them too and is never announced.
 - It uploads nothing back upstream (it sits behind a slow link): it joins with no chunk port.
 - When the upstream goes away, the site keeps distributing what the relay has; the peer side
   reconnects with backoff. The last manifest is kept in the state folder with the origin's signed
@@ -58,6 +60,7 @@ class RelayNode:
     def __init__(self, opts: RelayOptions) -> None:
         self.opts = opts
         self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk,
+                                 on_arriving=self._arriving, on_arrival_failed=self._arrival_failed,
                                  on_commit=self._commit)
         self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
@@ -66,7 +69,8 @@ class RelayNode:
         self.swarm.seed_uploads = lambda: self.down.uploads
         self.swarm.on_seed_corrupt = self._served_corrupt
         self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
-                                  ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
+                                  ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress,
+                                  arrivals=self.upstream.arrivals)
         self.swarm.seed_rates = self.server.pacer.set_rates
         self.swarm.on_change = self._report_staged
         self.swarm.seed_active = self.upstream.active_version
@@ -114,6 +118,13 @@ class RelayNode:
         if msg != self._staged_sent:
             self._staged_sent = msg
             self.upstream.post(msg, min_protocol=7)
+
+    def _arriving(self, chunk: str, due: float) -> None:
+        if not self.opts.store_and_forward:
+            self.swarm.seed_arriving(chunk, due)
+
+    def _arrival_failed(self, chunk: str) -> None:
+        self.swarm.seed_arrival_failed(chunk)
 
     def _served_corrupt(self, chunk: str) -> None:
         """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""
