@@ -136,10 +136,14 @@ class MasterNode:
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
         self.cache = HashCache(opts.state_dir / "master-hashes.jsonl")
+        self.server = ChunkServer(self.locate, self.auth, self.counters,
+                                  ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
+                                  compress=opts.compress)
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat)
-        self.swarm.seed_uploads = lambda: self.counters.uploads
-        self.swarm.on_seed_corrupt = self._seed_corrupt
+                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat,
+                           seed_uploads=lambda: self.counters.uploads, seed_rates=self.server.pacer.set_rates,
+                           on_seed_corrupt=self._seed_corrupt, seed_active=self._shown,
+                           on_change=lambda: self.tree.step())
         self.manifest: Manifest | None = None    # the published version
         self.signed: SignedVersion | None = None
         self.label = ""
@@ -150,17 +154,12 @@ class MasterNode:
         self._last_change = -float("inf")        # loop time of the last change the watcher saw
         self.tree = TreeOrigin(self.swarm, opts.state_dir, tree=opts.activate == "tree",
                                deadline_s=opts.commit_deadline_s)
-        self.swarm.seed_active = self._shown
         self.publish_endpoint = PublishEndpoint(
             self.auth, lambda label, allow_shrink: self.publish(label=label, allow_shrink=allow_shrink),
             self.swarm.event, self._rollback)
         self._rechecked: set[str] = set()       # chunks re-hashed after a mismatch, this generation
         self._refused: set[RefusedName] = set()   # names left out by the last scan (reported)
         self.progress = progress
-        self.server = ChunkServer(self.locate, self.auth, self.counters,
-                                  ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
-                                  compress=opts.compress)
-        self.swarm.seed_rates = self.server.pacer.set_rates
         self._rescan = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None

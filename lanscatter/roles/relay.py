@@ -63,17 +63,15 @@ class RelayNode:
                                  on_arriving=self._arriving, on_arrival_failed=self._arrival_failed,
                                  on_commit=self._commit)
         self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
-        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
-        self.swarm.seed_uploads = lambda: self.down.uploads
-        self.swarm.on_seed_corrupt = self._served_corrupt
         self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress,
                                   arrivals=self.upstream.arrivals)
-        self.swarm.seed_rates = self.server.pacer.set_rates
-        self.swarm.on_change = self._report_staged
-        self.swarm.seed_active = self.upstream.active_version
+        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
+                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat,
+                           seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates,
+                           on_seed_corrupt=self._served_corrupt, seed_active=self.upstream.active_version,
+                           on_change=self._report_staged)
         self._staged_sent: p.Staged | None = None      # the last summary sent upstream
         self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)

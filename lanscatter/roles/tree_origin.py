@@ -1,7 +1,7 @@
 """The origin's side of tree activation: the I/O shell around `tree_commit.CommitBook`.
 
 It learns each published version from the master, reads the tree's readiness off the master's
-swarm whenever what its members hold changes (and once a second, for the deadline), sends the
+swarm whenever what its members hold changes (`step`, the swarm's `on_change`) (and once a second, for the deadline), sends the
 commit down (`Swarm.set_commit`: every member now, and every member joining later), and keeps the
 committed version, a rollback's hold and the history in `tree-commit.json` in the state folder, so
 a restarted origin neither forgets a rollback nor commits the rolled-back version again.
@@ -40,7 +40,6 @@ class TreeOrigin:
         self.book = self._restore(CommitBook(deadline_s=deadline_s))
         if (msg := self.book.message()) is not None:
             swarm.set_commit(p.Commit(msg.generation, msg.instead))
-        swarm.on_change = self.step
 
     def _restore(self, book: CommitBook) -> CommitBook:
         try:
