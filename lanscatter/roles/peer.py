@@ -75,6 +75,9 @@ from lanscatter.net.upload_pace import Pace
 log = logging.getLogger("lanscatter.roles.peer")
 
 _FIRST_JOIN_RETRY_S = 0.2
+_FAILOVER_RETRY_S = 1.0        # between masters of a round of gateways
+_FAILOVER_HEARTBEAT_S = 4.0    # ping after this long silent, give up half of it later
+STANDBY_STATUS = 503           # what a standby gateway answers at /ws (roles/gateway.py)
 # What a folder cannot hold of a generation that passed every check of the manifest (a path too
 # long below this folder, a file larger than this file system takes): the generation is refused
 # like a malformed one, and the node stays up.
@@ -111,6 +114,9 @@ class PeerOptions:
     keep: int = DEFAULT_KEEP           # versions kept (host activation), the active one included
     adopt: bool = False                # delete what the version lacks even in a folder never synced
     dry_run: bool = False              # preview the first version's sync (`preview`), then end
+    # Other masters of the same swarm (a site's standby gateways, in the tree's order): when the
+    # master goes away or answers as a standby, the next one is tried, round and round.
+    alternates: tuple[tuple[str, int], ...] = ()
 
 
 class PeerNode:
@@ -139,6 +145,8 @@ class PeerNode:
         self.on_manifest: Callable[[Manifest], None] | None = None
         self.on_chunk: Callable[[str], None] | None = None
         self.connected = False
+        self._masters = ((opts.master, opts.master_port), *opts.alternates)
+        self._master_index = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -207,7 +215,7 @@ class PeerNode:
                     self.connect_error = connect_failure(exc)
                     if not self._joined_once and time.monotonic() - first_try > self.opts.connect_timeout:
                         raise ConfigError(
-                            f"the master at {self.opts.master}:{self.opts.master_port} did not answer for "
+                            f"the master at {self.master_text} did not answer for "
                             f"{self.opts.connect_timeout:.0f} s ({self.connect_error})",
                             "check the address and port, that the master runs there, and that no firewall "
                             "blocks the port; --connect-timeout waits longer") from None
@@ -223,13 +231,25 @@ class PeerNode:
                 finally:
                     self.connected = False
                     await self._cancel_all()
-                if self._joined_once:
+                if len(self._masters) > 1:
+                    # Whichever gateway is active answers; a standby takes over within seconds, so
+                    # the round of them is tried again soon.
+                    self._master_index = (self._master_index + 1) % len(self._masters)
+                    await asyncio.sleep(min(backoff, _FAILOVER_RETRY_S))
+                    backoff = min(backoff * 2, 5.0)
+                elif self._joined_once:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                 else:
                     # Not joined yet: the master is usually just starting, and a refused connect
                     # costs nothing, so try often; the first generation should not wait for us.
                     await asyncio.sleep(_FIRST_JOIN_RETRY_S)
+
+    @property
+    def master_text(self) -> str:
+        """The master this node joins (or tries next), as host:port."""
+        host, port = self._masters[self._master_index]
+        return f"{host}:{port}"
 
     @property
     def joined_once(self) -> bool:
@@ -247,11 +267,14 @@ class PeerNode:
 
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
-        url = f"{'wss' if self.opts.tls else 'http'}://{self.opts.master}:{self.opts.master_port}/ws"
+        host, port = self._masters[self._master_index]
+        url = f"{'wss' if self.opts.tls else 'http'}://{host}:{port}/ws"
         # The manifest is the one large frame, and only a master sends it: the limit is sized for
         # it; frames before the Welcome are held to MAX_FRAME before they are parsed.
-        async with _refused_as_error(self.opts.master, self.opts.master_port), \
-                session.ws_connect(url, heartbeat=20, max_msg_size=p.MAX_MANIFEST_FRAME,
+        # With standby gateways, a frozen or cut-off master must be noticed before one takes over.
+        heartbeat = _FAILOVER_HEARTBEAT_S if len(self._masters) > 1 else 20
+        async with _refused_as_error(host, port), \
+                session.ws_connect(url, heartbeat=heartbeat, max_msg_size=p.MAX_MANIFEST_FRAME,
                                    ssl=self.opts.tls or True, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             sockname = ws.get_extra_info("sockname")
@@ -260,7 +283,7 @@ class PeerNode:
                 software=__version__, nonce=secrets.token_hex(16), addr=sockname[0] if sockname else "",
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
                 ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role),
-                them=f"the master at {self.opts.master}:{self.opts.master_port}")
+                them=f"the master at {host}:{port}")
             await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
             welcome = hs.receive_welcome(await _handshake_frame(ws))
             channel = hs.channel
@@ -387,8 +410,8 @@ class PeerNode:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, self.trust.check, manifest, signed)
         except SignatureError as exc:
-            log.error("refused a version from %s:%d, the folder is left as it is: %s%s", self.opts.master,
-                      self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")
+            log.error("refused a version from %s, the folder is left as it is: %s%s", self.master_text,
+                      exc, f" (hint: {exc.hint})" if exc.hint else "")
             raise RemoteProtocolError("the master sent a version the origin did not sign") from None
 
     async def _first_sync_check(self, manifest: Manifest) -> None:
@@ -622,6 +645,8 @@ async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
         raise TLSRefused(f"no TLS with the master at {host}:{port} ({exc.os_error})",
                          "the site tree's tls: for this link must be the same on both hosts") from None
     except aiohttp.WSServerHandshakeError as exc:
+        if exc.status == STANDBY_STATUS:
+            raise StandbyAnswer(f"{host}:{port} is a standby gateway") from None
         if exc.status != 426:
             raise
         raise TLSRefused(f"the master at {host}:{port} says: {TLS_REQUIRED_TEXT.strip()}",
@@ -638,6 +663,10 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
     if len(data) > p.MAX_FRAME:        # (the connection's limit is a manifest's)
         raise RemoteProtocolError(f"the master sent a handshake frame of {len(data)} bytes")
     return data
+
+
+class StandbyAnswer(ConnectionError):
+    """The master asked is a standby gateway: try the next one."""
 
 
 class _DryRunDone(Exception):

@@ -37,6 +37,8 @@ from lanscatter.roles.swarm import Swarm
 
 log = logging.getLogger("lanscatter.roles.relay")
 
+SAVED_MANIFEST = "relay-manifest.json"    # in the state folder: the last generation relayed
+
 
 @dataclass(frozen=True, slots=True)
 class RelayOptions:
@@ -66,7 +68,7 @@ class RelayNode:
         self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
         self.swarm.seed_rates = self.server.pacer.set_rates
-        self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
+        self._manifest_file = opts.peer.state_dir / SAVED_MANIFEST
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
         self.port = opts.port
