@@ -14,7 +14,8 @@ Rules (`Election.decide`):
 - Every gateway starts as a standby. A standby takes over when: no other gateway is active and
   healthy; it is healthy itself; it has heard from every other gateway or waited DEAD_AFTER_S since
   its start (it never takes over before it knows); and no alive standby comes before it in the
-  list that reached the upstream within CUT_AFTER_S (or started less than that ago). It takes a term one above every term it has seen.
+  list that reached the upstream within CUT_AFTER_S (or started, or saw the upstream come up,
+  less than that ago). It takes a term one above every term it has seen.
 - An active gateway steps down when it sees another active, healthy gateway with a higher term
   (the same term: the one earlier in the list stays), or when it has been cut off from the
   upstream for CUT_AFTER_S while another gateway is healthy (it would hold its site on a dead link).
@@ -117,6 +118,7 @@ class Election:
         self._started = now
         self._heard: dict[int, _Heard] = {}
         self._probe_ok_at: float | None = None
+        self._ok_since = now                 # start of this node's current run of good probes
         self._max_term = 0
 
     # ---- observations ------------------------------------------------------------------------
@@ -133,6 +135,8 @@ class Election:
     def probed(self, ok: bool, now: float) -> None:
         """This node's own probe of the upstream succeeded (or not)."""
         if ok:
+            if not self.upstream_ok(now):
+                self._ok_since = now
             self._probe_ok_at = now
 
     def claim(self, now: float) -> Claim:
@@ -147,9 +151,11 @@ class Election:
 
     def _may_lead(self, rank: int, now: float) -> bool:
         """An alive standby before this one goes first unless it has not reached the upstream for
-        CUT_AFTER_S (one that just started gets that long to probe)."""
+        CUT_AFTER_S, while this one has (one that just started, or an upstream that just came
+        up, gives it that long to probe)."""
         h = self._heard[rank]
-        return now - h.first < CUT_AFTER_S or (h.ok_at is not None and now - h.ok_at < CUT_AFTER_S)
+        return (now - h.first < CUT_AFTER_S or now - self._ok_since < CUT_AFTER_S
+                or (h.ok_at is not None and now - h.ok_at < CUT_AFTER_S))
 
     def active_rank(self, now: float) -> int | None:
         """The gateway that relays as far as this one knows (itself included), None when none."""

@@ -8,7 +8,8 @@ ratio to the data set. Each host's and each site's completion is logged when it 
 A site master that does not answer is never waited on in silence: once it has been silent for
 `silent_after` seconds without having finished its site, a warning names it, its address, how long
 and what it said last, and repeats every `warn_every` seconds. One that finished its site and then
-stopped answering (a relay whose `up` exits when done) is logged once as finished.
+stopped answering (a relay whose `up` exits when done) is logged once as finished. A site with
+standby gateways is asked at each of them, and the one whose status says it is active counts.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class Watcher:
         self._site_done: set[tuple[str, str]] = set()      # (site, generation) logged as synced
         self._warned: dict[str, float] = {}                 # site -> when its silence was last told
         self._finished_told: set[str] = set()
-        self._urls = {site: status_url(*addr) for site, addr in plan.site_masters().items()}
+        # A site with standby gateways is described by whichever of them is active.
+        self._urls = {site: [status_url(*addr) for addr in heads] for site, heads in plan.site_heads().items()}
         # Peers of this run are asked directly: their site master may be gone once the tree is done.
         self._own = [status_url(h.address, h.peer_port) for h in self.scope if h.role == "peer" and not plan.local]
         self._started = time.monotonic()
@@ -101,13 +103,13 @@ class Watcher:
         last_line = 0.0
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
-                sites = list(self._urls)
-                answers = await asyncio.gather(*(self._get(http, url) for url in [*self._urls.values(), *self._own]))
+                heads = [(site, url) for site, urls in self._urls.items() for url in urls]
+                answers = await asyncio.gather(*(self._get(http, url) for url in [*(u for _, u in heads), *self._own]))
                 now = self.now()
-                for site, status in zip(sites, answers):
+                for site, status in _active_heads(heads, answers).items():
                     for done in self.tracker.observe(now, site, status):
                         self._completed(done)
-                for status in answers[len(sites):]:
+                for status in answers[len(heads):]:
                     for done in self.tracker.observe_node(now, status):
                         self._completed(done)
                 self._note_generation()
@@ -165,8 +167,9 @@ class Watcher:
                 continue
             self._warned[site] = now
             plan = self.plan.site(site)
-            log.warning("site %s: %s at %s has not answered for %.0f s; last seen: %s", site, plan.master,
-                        self._urls[site], silent_s, self.tracker.last_seen(site))
+            log.warning("site %s: %s at %s has not answered for %.0f s; last seen: %s", site,
+                        ", ".join((plan.master, *plan.standbys)), ", ".join(self._urls[site]), silent_s,
+                        self.tracker.last_seen(site))
 
     def _site_times(self, site: str) -> tuple[int, int, float | None]:
         times = [t for h in self.plan.hosts if h.site == site and (t := self.tracker.done_s(h.name)) is not None]
@@ -192,3 +195,18 @@ class Watcher:
             wire = f", {format_bytes(carried)} on the wire" if data is not None and carried != data else ""
             parts.append(f"{link} {format_bytes(shown)}{ratio}{wire}")
         return " | ".join(parts)
+
+
+def _active_heads(heads: Sequence[tuple[str, str]], answers: Sequence[dict[str, Any] | None]
+                  ) -> dict[str, dict[str, Any] | None]:
+    """Per site, the status of the head that describes its swarm: its master, or the gateway whose
+    status says it is active (a standby's status describes only itself); None when none answers."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for (site, _url), status in zip(heads, answers):
+        gateway = status.get("gateway") if status is not None else None
+        standby = isinstance(gateway, dict) and not gateway.get("active")
+        if out.get(site) is None and not standby:
+            out[site] = status
+        else:
+            out.setdefault(site, None)
+    return out

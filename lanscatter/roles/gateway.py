@@ -53,6 +53,7 @@ from lanscatter.roles.relay import SAVED_MANIFEST, RelayNode, RelayOptions
 log = logging.getLogger("lanscatter.roles.gateway")
 
 POLL_S = 1.0
+_STARTING_S = 30.0        # a gateway never heard from is not reported before this
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ class GatewayNode:
         self._mode: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None          # the standby's master port
         self._problems: dict[int, str] = {}                # per gateway, the last failure said
+        self._answered: set[int] = set()                   # gateways heard from at least once
+        self._started = time.monotonic()
         self.takeovers = 0
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -132,10 +135,14 @@ class GatewayNode:
             self._note(rank, f"{addr}:{port}", safe_text(connect_failure(exc)))
             return
         self._problems.pop(rank, None)
+        self._answered.add(rank)
         self.election.heard(claim, time.monotonic())
 
     def _note(self, rank: int, where: str, problem: str) -> None:
-        """One line per gateway when it stops answering (or answers wrongly), not one a second."""
+        """One line per gateway when it stops answering (or answers wrongly), not one a second;
+        one still starting up is given a while."""
+        if rank not in self._answered and time.monotonic() - self._started < _STARTING_S:
+            return
         if self._problems.get(rank) is None:
             log.warning("gateway %d (%s) does not answer as one: %s", rank + 1, where, problem)
         self._problems[rank] = problem

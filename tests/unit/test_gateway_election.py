@@ -61,6 +61,17 @@ def test_the_first_gateway_relays_and_the_others_wait() -> None:
     assert site.active() == [0]
 
 
+def test_an_upstream_that_comes_up_late_is_taken_by_the_first_gateway_alone() -> None:
+    site = Site(3)
+    site.probe = [False, False, False]
+    site.run(10)
+    assert site.active() == []
+    site.probe = [True, True, True]
+    for _ in range(10):
+        assert STEP_DOWN not in site.step()
+    assert site.active() == [0]
+
+
 def test_a_lone_gateway_waits_before_it_takes_over_then_does() -> None:
     site = Site(2)
     site.up[1] = False
