@@ -22,25 +22,34 @@ from lanscatter.core.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 
 log = logging.getLogger("lanscatter.cli")
 
-# Modules that contribute subcommands (each has register(subparsers)).
-COMMAND_MODULES: tuple[str, ...] = (
-    "lanscatter.cli.node",
-    "lanscatter.cli.publish",
-    "lanscatter.cli.keys",
-    "lanscatter.cli.versions",
-    "lanscatter.cli.topology",
-    "lanscatter.cli.up",
-    "lanscatter.cli.service",
-    "lanscatter.cli.emulate",
-    "lanscatter.cli.simulate",
-    "lanscatter.cli.tls",
-    "lanscatter_tui.cli",
-)
+# The module that registers each subcommand (register(subparsers)). A command loads its own module
+# only: a node process pays for neither the orchestrator nor the simulator, and `up` for none of
+# the roles; every host of a tree starts two such processes (tests/unit/test_cli_commands.py keeps
+# this table true).
+COMMANDS: dict[str, str] = {
+    "master": "lanscatter.cli.node", "peer": "lanscatter.cli.node", "proxy": "lanscatter.cli.node",
+    "publish": "lanscatter.cli.publish",
+    "keys": "lanscatter.cli.keys",
+    "versions": "lanscatter.cli.versions", "rollback": "lanscatter.cli.versions",
+    "validate": "lanscatter.cli.topology", "plan": "lanscatter.cli.topology", "schema": "lanscatter.cli.topology",
+    "up": "lanscatter.cli.up",
+    "service": "lanscatter.cli.service",
+    "emulate": "lanscatter.cli.emulate",
+    "simulate": "lanscatter.cli.simulate",
+    "tls": "lanscatter.cli.tls",
+    "tui": "lanscatter_tui.cli",
+    "secret": __name__,
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m in COMMANDS.values() if m != __name__))
+# The node commands whose planner can load the site tree (--topology/--host), known without loading
+# them (the same test checks it against their parsers).
+LINK_FLAG_COMMANDS = frozenset({"master", "proxy"})
 # The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.
 VERSION = f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `command`, only the subcommands of its module."""
     parser = argparse.ArgumentParser(
         prog="lanscatter",
         description="One-way, P2P-assisted distribution of a large folder to many hosts and sites.",
@@ -48,10 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
-    _register_secret(sub)
+    modules = (COMMANDS[command],) if command in COMMANDS else (*COMMAND_MODULES, __name__)
+    for name in modules:
+        if name == __name__:
+            _register_secret(sub)
+        else:
+            importlib.import_module(name).register(sub)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand of a command line whose only option before it is --debug (else None: the
+    whole parser is built, for help and errors)."""
+    for arg in argv:
+        if arg != "--debug":
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def _register_secret(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -94,7 +115,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
         print(VERSION)          # before the subcommands load: a control host asks every host this
         return 0
-    parser = build_parser()
+    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -13,6 +13,9 @@ anything else is refused, the folder is left as it is, and the peer reconnects. 
 has not synced before is not wiped: a first sync that would delete anything stops with the list
 unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version and ends.
 
+With `alternates` (a site's standby gateways), a peer that loses its master, or is answered 503
+by a standby, tries the next one in turn; a frozen master is noticed by a 4 s ping.
+
 Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
 generation, `on_chunk` each verified chunk (cut-through).
 """

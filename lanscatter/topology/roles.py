@@ -14,7 +14,6 @@ to pin).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections.abc import Collection, Mapping
@@ -142,20 +141,15 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
     return RoleCommand(host.name, role, tuple(argv), status_url(host.address, status_port))
 
 
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    from lanscatter.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
-
-
 def registered_commands() -> frozenset[str]:
     """The subcommands this installation has (the relay is `proxy`)."""
-    return frozenset(_subcommands())
+    from lanscatter.cli import COMMANDS
+
+    return frozenset(COMMANDS)
 
 
 def link_flag_support() -> frozenset[str]:
     """The node commands of this installation whose planner can load the link map (--topology)."""
-    return frozenset(name for name, child in _subcommands().items() if name in ("master", "proxy")
-                     and any("--topology" in a.option_strings for a in child._actions))
+    from lanscatter.cli import LINK_FLAG_COMMANDS
+
+    return LINK_FLAG_COMMANDS

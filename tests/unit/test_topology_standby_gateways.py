@@ -83,3 +83,16 @@ def test_the_simulator_sees_a_standby_as_a_peer(tmp_path: Path) -> None:
     path.write_text(TREE)
     topo, _chunk = site_tree(path, 1e9 / 8)
     assert {h.name: h.role for h in topo.hosts}["gb"] == "peer"
+
+
+def test_a_gateway_of_a_tls_all_site_also_pins_its_own_site(tmp_path: Path) -> None:
+    from lanscatter.topology.tls_plan import node_tls
+
+    path = tmp_path / "t.yaml"
+    path.write_text(TREE.replace("    gateway: [ga, gb]\n", "    gateway: [ga, gb]\n    tls: all\n"))
+    topo = load_topology(path)
+    plan = derive_plan(topo)
+    prints = {h.name: f"{i:064x}" for i, h in enumerate(plan.hosts)}
+    gb = node_tls(topo, plan, "gb", tmp_path, prints)
+    assert set(gb.pins) == {prints[n] for n in ("o", "h1", "ga", "b1")} and gb.required
+    assert set(node_tls(topo, plan, "fg", tmp_path, prints).pins) == {prints[n] for n in ("ga", "gb", "b1")}
