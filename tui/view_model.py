@@ -81,6 +81,7 @@ class SiteView:
     synced: bool
     nodes: tuple[NodeRow, ...]
     insecure: bool = False               # its master runs with no swarm secret (--insecure)
+    gateway: str | None = None           # a site with standby gateways: the one relaying now
 
     @property
     def progress(self) -> float:
@@ -129,6 +130,7 @@ def site_view(label: str, status: Status | None, up: bool) -> SiteView:
         synced=bool(status.get("synced")),
         nodes=nodes,
         insecure=bool(status.get("insecure")),
+        gateway=str(status.get("name"))[:64] if isinstance(status.get("gateway"), dict) else None,
     )
 
 
@@ -388,7 +390,8 @@ def site_tab(index: int, view: SiteView) -> str:
         state = "synced"
     else:
         state = f"{view.progress:.0%}"
-    return f"{index} {view.label} {state}"
+    via = f" via {view.gateway}" if view.gateway and view.up else ""
+    return f"{index} {view.label} {state}{via}"
 
 
 def overview_line(ov: Overview) -> str:

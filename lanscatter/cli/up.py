@@ -41,7 +41,7 @@ from lanscatter.deploy.tracker import SyncTracker
 from lanscatter.deploy.watch import Watcher, start_gates
 from lanscatter.disk.atomic_file import write_json_atomic
 from lanscatter.topology.derive import LOCAL_WORKDIR, DeploymentPlan, HostPlan, derive_plan
-from lanscatter.topology.hostmatch import local_identity, select_host
+from lanscatter.topology.hostmatch import Identity, local_identity, select_host
 from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import (
     SECRET_ENV,
@@ -176,7 +176,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local:
         hosts = list(plan.hosts)
     else:
-        hosts = [select_host(plan.hosts, local_identity(), opts.host, str(opts.file))]
+        # Named: no need to learn this machine's names (getfqdn can wait on DNS).
+        me = local_identity() if opts.host is None else Identity(frozenset(), frozenset())
+        hosts = [select_host(plan.hosts, me, opts.host, str(opts.file))]
     if any(h.role == "relay" for h in hosts) and "proxy" not in registered_commands():
         raise ConfigError("this topology has relays, but this installation has no relay command (`lanscatter proxy`)",
                           "use a single-site topology, or a version of lanscatter with the relay")

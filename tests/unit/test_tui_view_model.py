@@ -151,3 +151,12 @@ def test_a_site_whose_master_runs_open_is_marked_insecure() -> None:
     assert site_view("hq", {**base, "insecure": True}, True).insecure
     assert not site_view("hq", base, True).insecure
     assert not site_view("hq", None, False).insecure
+
+
+def test_a_site_with_standby_gateways_names_the_one_relaying() -> None:
+    from lanscatter_tui.view_model import site_tab, site_view
+
+    status = {"name": "gw-b", "chunks": 4, "generation": "g", "synced": False, "nodes": [],
+              "gateway": {"active": True, "rank": 1}}
+    assert site_tab(2, site_view("br", status, True)) == "2 br 100% via gw-b"
+    assert site_tab(2, site_view("br", {**status, "gateway": None}, True)) == "2 br 100%"
