@@ -56,6 +56,8 @@ from lanscatter.topology.validate import load_topology
 
 log = logging.getLogger("lanscatter.up")
 
+HOST_POLL_S = 2.0     # how often `up --host X` asks the site masters (a rehearsal: 0.5 s)
+
 MONITOR_STOP_S = 3.0        # the monitor restores the terminal within this after SIGTERM
 
 
@@ -251,8 +253,10 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
 
     supervisor = Supervisor(on_event=on_event)
     hooks = HookRunner(supervisor, _hooks(opts, hosts), plan.dataset.name, workdir / "logs")
+    # One host of a real tree asks every site's master: with every host doing so, 0.5 s would have
+    # a 300-host tree's masters answer 600 requests a second each, and slow a tree's bring-up.
     watcher = Watcher(plan, tracker, hosts, on_complete=lambda done: hooks.host_synced(done.host, done.generation),
-                      on_synced=on_synced)
+                      on_synced=on_synced, interval=0.5 if opts.local else HOST_POLL_S)
     commands = [role_command(plan, h, ctx) for h in hosts]
     gates = start_gates(commands)
     for h, cmd in zip(hosts, commands):
