@@ -14,8 +14,8 @@ Rules (`Election.decide`):
 - Every gateway starts as a standby. A standby takes over when: no other gateway is active and
   healthy; it is healthy itself; it has heard from every other gateway or waited DEAD_AFTER_S since
   its start (it never takes over before it knows); and no alive standby comes before it in the
-  list that reached the upstream within CUT_AFTER_S (or started, or saw the upstream come up,
-  less than that ago). It takes a term one above every term it has seen.
+  list that says it reaches the upstream (one that never said so yet gets CUT_AFTER_S from its
+  start, or from the upstream coming up, to probe). It takes a term one above every term it has seen.
 - An active gateway steps down when it sees another active, healthy gateway with a higher term
   (the same term: the one earlier in the list stays), or when it has been cut off from the
   upstream for CUT_AFTER_S while another gateway is healthy (it would hold its site on a dead link).
@@ -150,12 +150,13 @@ class Election:
         return {r: h.claim for r, h in self._heard.items() if now - h.at < DEAD_AFTER_S}
 
     def _may_lead(self, rank: int, now: float) -> bool:
-        """An alive standby before this one goes first unless it has not reached the upstream for
-        CUT_AFTER_S, while this one has (one that just started, or an upstream that just came
-        up, gives it that long to probe)."""
+        """An alive standby before this one goes first while it says it reaches the upstream; one
+        that never said so yet is given CUT_AFTER_S from its start, or from the upstream coming
+        up for this one, to probe. One that said so before and no longer does is cut off."""
         h = self._heard[rank]
-        return (now - h.first < CUT_AFTER_S or now - self._ok_since < CUT_AFTER_S
-                or (h.ok_at is not None and now - h.ok_at < CUT_AFTER_S))
+        if h.claim.upstream_ok:
+            return True
+        return h.ok_at is None and (now - h.first < CUT_AFTER_S or now - self._ok_since < CUT_AFTER_S)
 
     def active_rank(self, now: float) -> int | None:
         """The gateway that relays as far as this one knows (itself included), None when none."""

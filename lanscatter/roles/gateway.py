@@ -47,7 +47,7 @@ from lanscatter.core.safe_text import safe_text
 from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.net.node_http import add_status_endpoints
 from lanscatter.net.server import bind_site
-from lanscatter.roles.peer import STANDBY_STATUS, PeerNode, PeerOptions, connect_failure
+from lanscatter.roles.peer import ACTIVE_HEADER, STANDBY_STATUS, PeerNode, PeerOptions, connect_failure
 from lanscatter.roles.relay import SAVED_MANIFEST, RelayNode, RelayOptions
 
 log = logging.getLogger("lanscatter.roles.gateway")
@@ -148,9 +148,9 @@ class GatewayNode:
         self._problems[rank] = problem
 
     async def _probe_upstream(self) -> bool:
-        """Whether this host reaches the swarm it would relay from (a TCP connect: no request)."""
-        if self.relay is not None and self.relay.upstream.connected:
-            return True
+        """Whether this host reaches the swarm it would relay from (a TCP connect: no request).
+        Asked even while relaying: a connection already open says nothing for a link cut since
+        (its keep-alive notices after 20 s or more)."""
         for addr, port in self.opts.upstreams:
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(min(self.opts.poll_s, 1.0) * 0.9):
@@ -164,7 +164,7 @@ class GatewayNode:
     # ---- the modes ---------------------------------------------------------------------------
     async def _start_standby(self) -> None:
         app = web.Application(client_max_size=2**16)
-        app.add_routes([web.get("/ws", _standby_ws), web.get("/gateway", self.claim_handler)])
+        app.add_routes([web.get("/ws", self._standby_ws), web.get("/gateway", self.claim_handler)])
         add_status_endpoints(app, self.status, html=True)
         self._runner, _port = await bind_site(app, self.opts.relay.peer.host, self.opts.relay.port,
                                               self.opts.relay.tls)
@@ -198,14 +198,24 @@ class GatewayNode:
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None
-        if self.peer is not None:
-            await self.peer.stop()
-            self.peer = None
+        # The standby's chunk server and master port wind down together (each waits up to 2 s
+        # for requests in flight): a takeover is not held up twice.
+        closing = [self.peer.stop()] if self.peer is not None else []
         if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+            closing.append(self._runner.cleanup())
+        await asyncio.gather(*closing)
+        self.peer, self._runner = None, None
 
     # ---- endpoints and status ----------------------------------------------------------------
+    async def _standby_ws(self, _request: web.Request) -> web.Response:
+        """A site peer asked a standby: 503, naming the active gateway when this one knows it."""
+        active = self.election.active_rank(time.monotonic())
+        headers = {}
+        if active is not None and active != self.opts.rank:
+            addr, port = self.opts.gateways[active]
+            headers[ACTIVE_HEADER] = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+        return web.Response(status=STANDBY_STATUS, text="a standby gateway: join the active one\n", headers=headers)
+
     async def claim_handler(self, request: web.Request) -> web.Response:
         nonce = request.query.get("nonce", "")
         if not check_nonce(nonce):
@@ -246,10 +256,6 @@ class _ElectedRelay(RelayNode):
         st = super().status()
         st["gateway"] = self._gateway.view()
         return st
-
-
-async def _standby_ws(_request: web.Request) -> web.Response:
-    return web.Response(status=STANDBY_STATUS, text="a standby gateway: join the active one\n")
 
 
 def _local(host: str) -> tuple[str, int] | None:

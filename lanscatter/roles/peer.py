@@ -80,7 +80,9 @@ log = logging.getLogger("lanscatter.roles.peer")
 _FIRST_JOIN_RETRY_S = 0.2
 _FAILOVER_RETRY_S = 1.0        # between masters of a round of gateways
 _FAILOVER_HEARTBEAT_S = 4.0    # ping after this long silent, give up half of it later
-STANDBY_STATUS = 503           # what a standby gateway answers at /ws (roles/gateway.py)
+STANDBY_STATUS = 503           # what a standby gateway answers at /ws (roles/gateway.py) ...
+ACTIVE_HEADER = "X-Lanscatter-Active"   # ... naming the active one (host:port) when it knows it
+_FAILOVER_JOIN_S = 3.0         # a gateway that does not answer the upgrade by then is frozen: next
 # What a folder cannot hold of a generation that passed every check of the manifest (a path too
 # long below this folder, a file larger than this file system takes): the generation is refused
 # like a malformed one, and the node stays up.
@@ -150,6 +152,7 @@ class PeerNode:
         self.connected = False
         self._masters = ((opts.master, opts.master_port), *opts.alternates)
         self._master_index = 0
+        self._named_active: tuple[str, int] | None = None    # as the last standby asked said
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -236,8 +239,11 @@ class PeerNode:
                     await self._cancel_all()
                 if len(self._masters) > 1:
                     # Whichever gateway is active answers; a standby takes over within seconds, so
-                    # the round of them is tried again soon.
+                    # the round of them is tried again soon, from the one a standby named.
                     self._master_index = (self._master_index + 1) % len(self._masters)
+                    if self._named_active in self._masters:
+                        self._master_index = self._masters.index(self._named_active)
+                    self._named_active = None
                     await asyncio.sleep(min(backoff, _FAILOVER_RETRY_S))
                     backoff = min(backoff * 2, 5.0)
                 elif self._joined_once:
@@ -247,6 +253,12 @@ class PeerNode:
                     # Not joined yet: the master is usually just starting, and a refused connect
                     # costs nothing, so try often; the first generation should not wait for us.
                     await asyncio.sleep(_FIRST_JOIN_RETRY_S)
+
+    def _standby_named(self, active: str) -> None:
+        """A standby said which gateway is active (host:port): the next attempt goes there."""
+        host, sep, port = active[:300].rpartition(":")
+        if sep and port.isdigit():
+            self._named_active = (host.strip("[]"), int(port))
 
     @property
     def master_text(self) -> str:
@@ -276,8 +288,9 @@ class PeerNode:
         # it; frames before the Welcome are held to MAX_FRAME before they are parsed.
         # With standby gateways, a frozen or cut-off master must be noticed before one takes over.
         heartbeat = _FAILOVER_HEARTBEAT_S if len(self._masters) > 1 else 20
-        async with _refused_as_error(host, port), \
-                session.ws_connect(url, heartbeat=heartbeat, max_msg_size=p.MAX_MANIFEST_FRAME,
+        join_limit = _FAILOVER_JOIN_S if len(self._masters) > 1 else None
+        async with _refused_as_error(host, port, self._standby_named), \
+                _ws_within(session, join_limit, url, heartbeat=heartbeat, max_msg_size=p.MAX_MANIFEST_FRAME,
                                    ssl=self.opts.tls or True, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             sockname = ws.get_extra_info("sockname")
@@ -633,7 +646,20 @@ def connect_failure(exc: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
+async def _ws_within(session: aiohttp.ClientSession, limit: float | None, url: str,
+                     **kwargs: Any) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A websocket to `url` whose upgrade is answered within `limit` seconds (None: no limit
+    beyond the session's): a frozen master accepts the connection and never answers."""
+    ws = await asyncio.wait_for(session.ws_connect(url, **kwargs), limit)
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+@contextlib.asynccontextmanager
+async def _refused_as_error(host: str, port: int,
+                            standby_named: Callable[[str], None] | None = None) -> AsyncIterator[None]:
     """A master that is not the pinned one, or that speaks only TLS to a peer without it: the
     operator must act, so it is an error exit, not a reconnect."""
     try:
@@ -649,6 +675,8 @@ async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
                          "the site tree's tls: for this link must be the same on both hosts") from None
     except aiohttp.WSServerHandshakeError as exc:
         if exc.status == STANDBY_STATUS:
+            if standby_named is not None and exc.headers is not None:
+                standby_named(exc.headers.get(ACTIVE_HEADER, ""))
             raise StandbyAnswer(f"{host}:{port} is a standby gateway") from None
         if exc.status != 426:
             raise
