@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lanscatter.core.chunking import FIXED, Chunking
 from lanscatter.core.sizes import parse_size
+from lanscatter.deploy.process_stop import stop
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import scan_folder
 
@@ -129,12 +130,7 @@ class Proc:
 
     def stop(self) -> None:
         self._stop = True
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
+        stop([self.p], 10)
         self.fh.close()
 
 

@@ -7,7 +7,7 @@
 
 The planner's policy is Python work per transfer; compiled, a large simulation runs about 1.6x
 faster with the same results (tests/integration/test_fast_sim.py compares the two). The copy lives
-apart from the source tree, so an edited planner.py is never shadowed by a stale compiled module:
+apart from the source tree, so an edited planner is never shadowed by a stale compiled module:
 the build is redone when any source file changed (a hash of the sources is kept with it). Needs a C
 compiler and mypy (a test extra), nothing else.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The modules a simulation spends its time in; the rest of the package is copied as it is.
-COMPILED = ("linkmap", "planner", "planner_books", "planner_links", "planner_state", "planner_types",
-            "simulator")
+COMPILED = ("core/linkmap", "core/planner/__init__", "core/planner/books", "core/planner/links",
+            "core/planner/state", "core/planner/types", "sim/simulator")
 
 
 def sources_hash(package: Path) -> str:

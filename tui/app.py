@@ -22,7 +22,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +34,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer
 
+from lanscatter.core.status import StatusDoc, StatusEvent
 from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.feed_client import DEFAULT_BACKOFF, Backoff, Source, follow
 from lanscatter_tui.view_model import (
@@ -55,8 +56,6 @@ from lanscatter_tui.widgets import (
     SummaryPanel,
 )
 
-Status = dict[str, Any]
-
 # Three redraws a second at most: above the two the operator needs, below the feed's four.
 REFRESH_INTERVAL_S = 1 / 3
 STARTUP_GRACE_S = 15.0       # a site not answering yet is "connecting" this long, not an error
@@ -67,7 +66,7 @@ EXIT_INTERRUPTED = 130       # as a shell reports a program stopped by Ctrl-C
 class SiteStatus(Message):
     """A site's endpoint delivered a (new) status document."""
 
-    def __init__(self, index: int, status: Status) -> None:
+    def __init__(self, index: int, status: StatusDoc) -> None:
         super().__init__()
         self.index = index
         self.status = status
@@ -88,10 +87,10 @@ class SiteState:
     """What the app knows of one site (mutable: owned by the app's message handlers)."""
 
     source: Source
-    status: Status | None = None
+    status: StatusDoc | None = None
     up: bool = True
     down_since: float | None = None
-    seen_events: frozenset[tuple[Any, ...]] = frozenset()
+    seen_events: frozenset[StatusEvent] = frozenset()
     online: dict[str, bool] = field(default_factory=dict)
     complete: dict[str, str] = field(default_factory=dict)    # node -> the generation it completed
     synced_generation: str | None = None
@@ -102,7 +101,7 @@ class SiteState:
     def label(self) -> str:
         if self.source.label or self.status is None:
             return self.source.display_name
-        return str(self.status.get("site") or self.status.get("name") or self.source.display_name)
+        return self.status.site or self.status.name or self.source.display_name
 
 
 class MonitorApp(App[int]):
@@ -205,7 +204,7 @@ class MonitorApp(App[int]):
                 makespan = report.get("makespan_s")
                 after = f" after {makespan:.1f} s" if isinstance(makespan, (int, float)) else ""
                 # the sites' own clock (their last status), like every other line of the log
-                when = max((float(s.status.get("time") or 0.0) for s in self.sites if s.status), default=time.time())
+                when = max((s.status.time for s in self.sites if s.status), default=time.time())
                 self._log_event(when, f"every site synced{after}: the summary is above", "info")
             self.summary = lines
             self.query_one(SummaryPanel).show(lines)
@@ -241,27 +240,25 @@ class MonitorApp(App[int]):
             self._log_event(message.at, f"{site.label}: {message.reason}{never}", "error")
             self._dirty = True
 
-    def _log_completions(self, site: SiteState, status: Mapping[str, Any]) -> None:
+    def _log_completions(self, site: SiteState, status: StatusDoc) -> None:
         """Log each node that completed the site's generation, and the site itself, once each."""
         for when, text in completions(site.label, status, site.complete):
             self._log_event(when, text, "info")
-        gen = status.get("generation")
-        if gen and status.get("synced") and site.synced_generation != gen:
+        gen = status.generation
+        if gen and status.synced and site.synced_generation != gen:
             site.synced_generation = gen
-            self._log_event(float(status.get("time") or time.time()), f"{site.label}: site synced", "info")
+            self._log_event(status.time, f"{site.label}: site synced", "info")
 
-    def _log_new_events(self, site: SiteState, status: Mapping[str, Any]) -> None:
-        events = [e for e in status.get("events") or () if isinstance(e, dict)]
-        keys = [(e.get("t"), e.get("level"), e.get("message")) for e in events]
-        for key, event in zip(keys, events):
-            if key not in site.seen_events:
+    def _log_new_events(self, site: SiteState, status: StatusDoc) -> None:
+        for event in status.events:
+            if event not in site.seen_events:
                 text, level = event_line(site.label, event)
-                self._log_event(float(event.get("t") or 0.0), text, level)
-        site.seen_events = frozenset(keys)
+                self._log_event(event.t, text, level)
+        site.seen_events = frozenset(status.events)
 
-    def _log_node_changes(self, site: SiteState, status: Mapping[str, Any]) -> None:
-        now = float(status.get("time") or time.time())
-        online = {str(n.get("name")): bool(n.get("online", True)) for n in status.get("nodes") or ()}
+    def _log_node_changes(self, site: SiteState, status: StatusDoc) -> None:
+        now = status.time
+        online = {n.name: n.online for n in status.nodes}
         for name, is_online in online.items():
             was = site.online.get(name)
             if was is True and not is_online:

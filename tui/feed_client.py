@@ -1,7 +1,8 @@
 """Following one site's status endpoint: the websocket feed, or polling when there is none.
 
-`follow()` runs until cancelled. It hands every new status document to `on_status` and tells
-`on_down` when the endpoint stops answering; it reconnects with a capped exponential backoff and
+`follow()` runs until cancelled. It hands every new status document, decoded and bounded by
+`lanscatter.core.status.read_status`, to `on_status` and tells `on_down` when the endpoint stops
+answering or sends something that is not a status document; it reconnects with a capped exponential backoff and
 never raises for network trouble. It knows nothing of Textual: the app wraps it in a worker.
 
 Order of attempts on each (re)connection: `GET /status/ws`; if the server refuses the upgrade
@@ -18,16 +19,15 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from lanscatter.core.status import MAX_STATUS_BYTES, StatusDoc, StatusError, read_status
 from lanscatter.core.status_feed import FeedDecoder, FeedGap
+from lanscatter.net.status_client import fetch_status
 
 log = logging.getLogger("lanscatter.tui.feed")
-
-Status = dict[str, Any]
 
 CONNECT_TIMEOUT_S = 3.0
 HEARTBEAT_S = 5.0
@@ -67,14 +67,13 @@ class _Standby(Exception):
     """The endpoint is a standby gateway: another one describes the site."""
 
 
-def is_standby(status: Status) -> bool:
-    gateway = status.get("gateway")
-    return isinstance(gateway, dict) and gateway.get("active") is False
+def is_standby(status: StatusDoc) -> bool:
+    return status.gateway is not None and not status.gateway.active
 
 
 async def follow(
     source: Source,
-    on_status: Callable[[Status], None],
+    on_status: Callable[[StatusDoc], None],
     on_down: Callable[[str], None],
     *,
     backoff: Backoff = DEFAULT_BACKOFF,
@@ -90,7 +89,7 @@ async def follow(
             reached = False
             base = urls[at]
 
-            def got(status: Status) -> None:
+            def got(status: StatusDoc) -> None:
                 nonlocal reached
                 if len(urls) > 1 and is_standby(status):
                     raise _Standby
@@ -114,6 +113,8 @@ async def follow(
                 at = (at + 1) % len(urls)
                 await asyncio.sleep(backoff.first_s)
                 continue
+            except StatusError as exc:
+                reason = f"sent no usable status ({exc})"
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 reason = _describe(exc)
             at = (at + 1) % len(urls)
@@ -122,30 +123,37 @@ async def follow(
             await asyncio.sleep(backoff.delay(failures))
 
 
-async def _follow_websocket(session: aiohttp.ClientSession, base: str, got: Callable[[Status], None]) -> None:
+async def _follow_websocket(session: aiohttp.ClientSession, base: str, got: Callable[[StatusDoc], None]) -> None:
     try:
-        ws = await session.ws_connect(f"{base}/status/ws", heartbeat=HEARTBEAT_S, max_msg_size=64 << 20)
+        ws = await session.ws_connect(f"{base}/status/ws", heartbeat=HEARTBEAT_S, max_msg_size=MAX_STATUS_BYTES)
     except aiohttp.WSServerHandshakeError as exc:
         raise _UpgradeRefused() from exc
     decoder = FeedDecoder()
     async with ws:
         async for msg in ws:
             if msg.type is aiohttp.WSMsgType.TEXT:
-                got(decoder.receive(json.loads(msg.data)))
+                got(read_status(decoder.receive(_feed_message(msg.data))))
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 raise aiohttp.ClientError(f"websocket error: {ws.exception()}")
 
 
+def _feed_message(text: str) -> dict[str, object]:
+    """One feed message's JSON object; StatusError when it is not one."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise StatusError(f"a feed message that is not JSON ({type(exc).__name__})") from None
+    if not isinstance(message, dict):
+        raise StatusError("a feed message that is not an object")
+    return message
+
+
 async def _poll(
-    session: aiohttp.ClientSession, base: str, got: Callable[[Status], None], interval_s: float
+    session: aiohttp.ClientSession, base: str, got: Callable[[StatusDoc], None], interval_s: float
 ) -> None:
-    last: Status | None = None
+    last: StatusDoc | None = None
     while True:
-        async with session.get(f"{base}/status", timeout=_POLL_TIMEOUT) as response:
-            response.raise_for_status()
-            status = await response.json(content_type=None)
-        if not isinstance(status, dict):
-            raise ValueError("GET /status did not return a JSON object")  # noqa: TRY004 (bad data, not a bug)
+        status = await fetch_status(session, f"{base}/status", timeout=_POLL_TIMEOUT)
         if status != last:
             got(status)
             last = status

@@ -15,16 +15,14 @@ import base64
 import binascii
 import itertools
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
 
 from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter.core.status import LinkStatus, NodeStatus, StatusDoc, StatusEvent
 from lanscatter_tui.units import human_duration
-
-Status = Mapping[str, Any]
 
 # Glyphs by held fraction: none, under 1/3, under 2/3, under all, all.
 SHADES = "·░▒▓█"
@@ -54,10 +52,12 @@ class NodeRow:
     online: bool
     have: int
     chunks: int
-    downloads: int
+    downloads: int                       # transfers in flight, in its slots or beside them
     uploads: int
     dl_slots: int
     ul_slots: int
+    dl_slots_used: int                   # never above dl_slots
+    ul_slots_used: int                   # never above ul_slots
     rx_rate: float
     tx_rate: float
     avg_upload_s: float | None
@@ -116,45 +116,44 @@ class Overview:
 # --- reading status documents -----------------------------------------------------------------
 
 
-def site_view(label: str, status: Status | None, up: bool) -> SiteView:
+def site_view(label: str, status: StatusDoc | None, up: bool) -> SiteView:
     if status is None:
         return SiteView(label, up, False, None, 0, False, ())
-    chunks = int(status.get("chunks") or 0)
-    nodes = tuple(_node_row(n, chunks) for n in status.get("nodes") or ())
     return SiteView(
         label=label,
         up=up,
         known=True,
-        generation=status.get("generation"),
-        chunks=chunks,
-        synced=bool(status.get("synced")),
-        nodes=nodes,
-        insecure=bool(status.get("insecure")),
-        gateway=str(status.get("name"))[:64] if isinstance(status.get("gateway"), dict) else None,
+        generation=status.generation,
+        chunks=status.chunks,
+        synced=status.synced,
+        nodes=tuple(_node_row(n, status.chunks) for n in status.nodes),
+        insecure=status.insecure,
+        gateway=status.name if status.gateway is not None else None,
     )
 
 
-def _node_row(node: Mapping[str, Any], chunks: int) -> NodeRow:
-    avg = node.get("avg_upload_s")
+def _node_row(node: NodeStatus, chunks: int) -> NodeRow:
     return NodeRow(
-        name=str(node.get("name", "?")),
-        role=str(node.get("role", "peer")),
-        online=bool(node.get("online", True)),
-        have=int(node.get("have") or 0),
+        name=node.name,
+        role=node.role,
+        online=node.online,
+        have=node.have,
         chunks=chunks,
-        downloads=int(node.get("downloads") or 0),
-        uploads=int(node.get("uploads") or 0),
-        dl_slots=int(node.get("dl_slots") or 0),
-        ul_slots=int(node.get("ul_slots") or 0),
-        rx_rate=float(node.get("rx_rate") or 0.0),
-        tx_rate=float(node.get("tx_rate") or 0.0),
-        avg_upload_s=float(avg) if avg is not None else None,
-        bitmap=str(node.get("bitmap") or ""),
-        inflight=str(node.get("inflight") or ""),
+        downloads=node.downloads,
+        uploads=node.uploads,
+        dl_slots=node.dl_slots,
+        ul_slots=node.ul_slots,
+        dl_slots_used=node.dl_slots_used,
+        ul_slots_used=node.ul_slots_used,
+        rx_rate=node.rx_rate,
+        tx_rate=node.tx_rate,
+        avg_upload_s=node.avg_upload_s,
+        bitmap=node.bitmap,
+        inflight=node.inflight,
     )
 
 
-def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
+def overview(sites: Iterable[tuple[SiteView, StatusDoc | None]]) -> Overview:
     """Progress and ETA over every node of every site, and every WAN link, each counted once.
 
     A relay is listed by both the site it downloads from and the site it serves; nodes and links
@@ -169,9 +168,9 @@ def overview(sites: Iterable[tuple[SiteView, Status | None]]) -> Overview:
                 nodes[node.name] = node
         if status is None:
             continue
-        dataset = max(dataset, int(status.get("bytes") or 0))
-        for link in status.get("links") or ():
-            row = _link_row(link, int(status.get("bytes") or 0))
+        dataset = max(dataset, status.bytes)
+        for link in status.links:
+            row = _link_row(link, status.bytes)
             seen = links.get(row.name)
             if seen is None or row.carried > seen.carried:
                 links[row.name] = row
@@ -206,35 +205,33 @@ class EtaClock:
         return replace(ov, eta_s=self.eta.update(ov.progress, 1.0, now))
 
 
-def completions(label: str, status: Status, known: dict[str, str]) -> list[tuple[float, str]]:
+def completions(label: str, status: StatusDoc, known: dict[str, str]) -> list[tuple[float, str]]:
     """(time, text) for each node of `status` that holds every chunk of its generation and is not
     yet in `known` (node -> generation), which is updated; the time is when the master saw it."""
-    gen, chunks = status.get("generation"), int(status.get("chunks") or 0)
+    gen, chunks = status.generation, status.chunks
     if not gen or not chunks:
         return []
-    since = status.get("generation_at")
+    since = status.generation_at
     out = []
-    for node in status.get("nodes") or ():
-        name = str(node.get("name", "?"))
-        if name == status.get("name") or int(node.get("have") or 0) < chunks or known.get(name) == gen:
+    for node in status.nodes:
+        name = node.name
+        if name == status.name or node.have < chunks or known.get(name) == gen:
             # the site's own master or relay is logged where it downloads (a relay), or never (the origin)
             continue
         known[name] = gen
-        at = node.get("complete_at")
-        when = float(at) if isinstance(at, (int, float)) else float(status.get("time") or 0.0)
-        after = f" after {when - since:.1f} s" if isinstance(since, (int, float)) and when >= since else ""
+        when = node.complete_at if node.complete_at is not None else status.time
+        after = f" after {when - since:.1f} s" if since is not None and when >= since else ""
         out.append((when, f"{label}: {name} complete{after}"))
     return out
 
 
-def _link_row(link: Mapping[str, Any], dataset_bytes: int) -> LinkRow:
-    capacity = link.get("bytes_per_s")
+def _link_row(link: LinkStatus, dataset_bytes: int) -> LinkRow:
     return LinkRow(
-        name=str(link.get("name", "?")),
-        carried=int(link.get("bytes") or 0),
-        data=int(link["data_bytes"]) if isinstance(link.get("data_bytes"), int) else None,
-        capacity=float(capacity) if capacity else None,
-        rate=float(link.get("rate") or 0.0),
+        name=link.name,
+        carried=link.bytes,
+        data=link.data_bytes,
+        capacity=link.bytes_per_s or None,
+        rate=link.rate,
         dataset_bytes=dataset_bytes,
     )
 
@@ -346,15 +343,21 @@ def node_stats(node: NodeRow, wide: bool) -> str:
         return f"{done}{rx}"
     avg = _short_seconds(node.avg_upload_s) if node.avg_upload_s is not None else "-"
     return (
-        f"{done}{slots_used(node.downloads, node.dl_slots):>5}{slots_used(node.uploads, node.ul_slots):>5}"
+        f"{done}{slots_used(node.dl_slots_used, node.dl_slots):>5}{slots_used(node.ul_slots_used, node.ul_slots):>5}"
         f"{rx}{format_bytes(node.tx_rate, compact=True):>6}{avg:>6}"
     )
 
 
-def slots_used(transfers: int, slots: int) -> str:
-    """'2/3'; never above the total: transfers beyond the slots (ones finishing, WAN uploads the
-    planner runs beside them) show as a '+' after the total."""
-    return f"{min(transfers, slots)}/{slots}" + ("+" if transfers > slots else "")
+def slots_used(used: int, slots: int) -> str:
+    """'2/3': slots in use of the node's slots (the document never has more in use than there are)."""
+    return f"{used}/{slots}"
+
+
+def _beside(used: int, transfers: int, what: str) -> str:
+    """' (+2 uploads beside the slots)' when transfers outnumber the slots they take: ones ending,
+    WAN uploads the planner runs beside the slots."""
+    extra = transfers - used
+    return f" (+{extra} {what}{'s' if extra != 1 else ''} beside)" if extra > 0 else ""
 
 
 def _short_seconds(seconds: float) -> str:
@@ -368,7 +371,8 @@ def node_detail(node: NodeRow) -> str:
     avg = f"{node.avg_upload_s:.2f}s" if node.avg_upload_s is not None else "-"
     return (
         f"{node.name} {node.role} {node.have}/{node.chunks} {node.progress:.0%}  "
-        f"dl {slots_used(node.downloads, node.dl_slots)} ul {slots_used(node.uploads, node.ul_slots)}  "
+        f"dl {slots_used(node.dl_slots_used, node.dl_slots)}{_beside(node.dl_slots_used, node.downloads, 'download')}"
+        f" ul {slots_used(node.ul_slots_used, node.ul_slots)}{_beside(node.ul_slots_used, node.uploads, 'upload')}  "
         f"rx {format_byte_rate(node.rx_rate)} tx {format_byte_rate(node.tx_rate)}  avg up {avg}"
     )
 
@@ -422,7 +426,6 @@ def link_line(link: LinkRow) -> tuple[str, float]:
     return f"{speed}  {carried}", (min(1.0, use) if use is not None else 0.0)
 
 
-def event_line(site: str, event: Mapping[str, Any]) -> tuple[str, str]:
-    """(text, level) for one event of a site's status, or one the monitor itself noticed."""
-    level = str(event.get("level", "info"))
-    return f"{site}: {event.get('message', '')}", level
+def event_line(site: str, event: StatusEvent) -> tuple[str, str]:
+    """(text, level) for one event of a site's status."""
+    return f"{site}: {event.message}", event.level

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lanscatter.deploy import process_stop
+
 _POLL_S = 0.02
 
 
@@ -47,15 +49,7 @@ def exited_ok(proc: subprocess.Popen[Any]) -> Callable[[], bool]:
 
 
 def stop(procs: list[subprocess.Popen[Any]], grace_s: float = 5.0) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=grace_s)
+    process_stop.stop(procs, grace_s)
 
 
 def check_same_files(expected: Path, got: Path) -> None:

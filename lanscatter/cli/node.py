@@ -37,7 +37,9 @@ from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.signing import OriginKey, parse_origin_key
 from lanscatter.core.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
+from lanscatter.core.status import StatusDoc
 from lanscatter.core.version_plan import MAX_KEEP
+from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.disk.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.disk.staged_store import DEFAULT_KEEP
@@ -57,6 +59,9 @@ def _chunk_size(text: str) -> int:
 
 def _common(sp: argparse.ArgumentParser, port: int, name: str = "this machine's host name") -> None:
     sp.add_argument("--port", type=int, default=port, help=f"listen port (default {port}; 0: any free)")
+    sp.add_argument("--port-file", type=Path, default=None, metavar="FILE",
+                    help="once listening, write the port to FILE (with --port 0: the one the system chose), "
+                         "so a script starting the node needs no port of its own choosing")
     sp.add_argument("--listen", default="0.0.0.0", metavar="ADDR",
                     help="address to listen on and connect from (default all addresses)")
     sp.add_argument("--name", default="", help=f"node name shown in status (default: {name})")
@@ -389,6 +394,7 @@ def run_master(args: argparse.Namespace) -> int:
 
     async def body() -> None:
         await node.start()
+        _write_port(args, node.port)
         try:
             await _report_loop(node.status, args.json)
         finally:
@@ -423,9 +429,14 @@ def run_peer(args: argparse.Namespace) -> int:
             print(node.preview.listing(), flush=True)
         return code
 
+    async def run() -> None:
+        await node.start_server()
+        _write_port(args, node.port)
+        await node.run()
+
     reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
                 else follow_peer(node, "peer", until_synced=args.exit_when_synced))
-    return _run_with_summary(node, "peer", reporter, node.stop, as_json=args.json)
+    return _run_with_summary(node, "peer", reporter, node.stop, run=run, as_json=args.json)
 
 
 def run_proxy(args: argparse.Namespace) -> int:
@@ -450,8 +461,19 @@ def run_proxy(args: argparse.Namespace) -> int:
         return _run(lambda: _run_beside(gateway.run(), _report_loop(gateway.status, args.json), gateway.stop))
     node = RelayNode(relay)
 
+    async def run() -> None:
+        await node.start()
+        _write_port(args, node.port)
+        await node.run()
+
     reporter = _report_loop(node.status, True) if args.json else follow_peer(node.upstream, "relay")
-    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=node.run, as_json=args.json)
+    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=run, as_json=args.json)
+
+
+def _write_port(args: argparse.Namespace, port: int) -> None:
+    """--port-file: the port this node listens on, written whole (a reader never sees half of it)."""
+    if args.port_file is not None:
+        write_text_atomic(args.port_file, f"{port}\n")
 
 
 def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, None],
@@ -547,7 +569,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
     return update
 
 
-async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, until_synced: bool = False) -> None:
+async def _report_loop(status: Callable[[], StatusDoc], as_json: bool, *, until_synced: bool = False) -> None:
     """JSON status lines every second with --json (else only the wait: masters log what they do)."""
     last_line = 0.0
     while True:
@@ -555,9 +577,10 @@ async def _report_loop(status: Callable[[], dict[str, Any]], as_json: bool, *, u
         now = time.monotonic()
         if as_json and now - last_line >= 1.0:
             last_line = now
-            print(json.dumps({k: st[k] for k in ("role", "name", "generation", "chunks", "bytes", "synced")}
-                             | {"have": st["nodes"][0]["have"] if st["nodes"] else 0}), flush=True)
-        if until_synced and st["synced"]:
-            log.info("folder complete (generation %s)", (st["generation"] or "")[:12])
+            print(json.dumps({"role": st.role, "name": st.name, "generation": st.generation, "chunks": st.chunks,
+                              "bytes": st.bytes, "synced": st.synced, "have": st.nodes[0].have if st.nodes else 0}),
+                  flush=True)
+        if until_synced and st.synced:
+            log.info("folder complete (generation %s)", (st.generation or "")[:12])
             return
         await asyncio.sleep(0.25)

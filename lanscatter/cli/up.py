@@ -30,6 +30,7 @@ from lanscatter.deploy.demo_data import (
     rehearsal_disk_need,
 )
 from lanscatter.deploy.hooks import Hook, HookRunner
+from lanscatter.deploy.process_stop import stop_async
 from lanscatter.deploy.supervisor import (
     EXIT_INTERRUPTED,
     ProcessEvent,
@@ -343,14 +344,8 @@ async def _monitor(opts: UpOptions, workdir: Path, report_path: Path) -> int:
     try:
         return await proc.wait()
     finally:
-        if proc.returncode is None:
-            # SIGTERM: the monitor leaves the terminal as it found it, then exits.
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), MONITOR_STOP_S)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        # SIGTERM: the monitor leaves the terminal as it found it, then exits.
+        await stop_async([proc], MONITOR_STOP_S)
         root.removeHandler(file_handler)
         file_handler.close()
         for h in screen_handlers:

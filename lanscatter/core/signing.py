@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from lanscatter.core.errors import SignatureError
 from lanscatter.core.manifest import MANIFEST_FORMAT, Manifest
+from lanscatter.core.status import PublishedVersion
 
 KEY_PREFIX = "ed25519:"
 STATEMENT_FORMAT = 1
@@ -163,7 +164,7 @@ def verify_version(manifest: Manifest, signed: SignedVersion | None, trusted: Or
     return claimed
 
 
-def published_view(signed: SignedVersion | None, generation: str | None) -> dict[str, object] | None:
+def published_view(signed: SignedVersion | None, generation: str | None) -> PublishedVersion | None:
     """What a status document shows of the version `generation`: its label and publish time (ms),
     from a statement that was verified where it entered this node (None: no statement about it)."""
     if signed is None or not signed.statement or generation is None:
@@ -174,7 +175,7 @@ def published_view(signed: SignedVersion | None, generation: str | None) -> dict
         return None
     if s.generation != generation:
         return None
-    return {"generation": s.generation, "label": s.label, "published_ms": s.published_ms}
+    return PublishedVersion(s.generation, s.label, s.published_ms)
 
 
 def _decode_statement(text: str) -> VersionStatement:

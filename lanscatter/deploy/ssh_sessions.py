@@ -12,7 +12,6 @@ started; sessions still open after `STOP_WAIT_S` are cut (their hosts then see t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ from typing import IO
 
 from lanscatter import __version__
 from lanscatter.core.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
+from lanscatter.deploy.process_stop import send_signal
 from lanscatter.deploy.ssh_commands import (
     RemoteRun,
     RemoteVersion,
@@ -220,8 +220,7 @@ def _report_unusable(sessions: list[HostSession]) -> None:
 
 def _signal_session(proc: asyncio.subprocess.Process, signum: signal.Signals) -> None:
     """Signal a session's ssh and its process group (a ProxyCommand it started, for one)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signum)
+    send_signal(proc.pid, signum, group=True)
 
 
 def _describe(code: int | None) -> str:

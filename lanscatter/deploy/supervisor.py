@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from lanscatter.deploy.process_stop import send_signal, stop_async
+
 log = logging.getLogger("lanscatter.up")
 
 _PR_SET_PDEATHSIG = 1
@@ -83,11 +85,6 @@ def _parent_death_signal() -> Callable[[], None] | None:
         if os.getppid() != parent:        # the parent died before the request took effect
             os.kill(os.getpid(), signal.SIGTERM)
     return arm
-
-
-def _kill_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 class Supervisor:
@@ -165,7 +162,7 @@ class Supervisor:
         log.debug("started %s (pid %d)", spec.name, proc.pid)
         self._emit(ProcessEvent("started", spec.name, proc.pid))
         if self.stopping:                 # stop() ran while this one was starting
-            _kill_group(proc.pid, signal.SIGTERM)
+            send_signal(proc.pid, signal.SIGTERM, group=True)
         return proc
 
     def _emit(self, event: ProcessEvent) -> None:
@@ -186,15 +183,13 @@ class Supervisor:
         self._tasks.clear()
 
     async def _end(self, procs: list[tuple[str, asyncio.subprocess.Process]]) -> None:
-        for _, proc in procs:
-            _kill_group(proc.pid, signal.SIGTERM)
-        waits = [asyncio.create_task(proc.wait()) for _, proc in procs]
-        _, pending = await asyncio.wait(waits, timeout=self.stop_timeout)
-        for name, proc in procs:
-            if proc.returncode is None:
-                log.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing it", name, proc.pid, self.stop_timeout)
-                _kill_group(proc.pid, signal.SIGKILL)
-        await asyncio.gather(*pending)
+        names = {proc.pid: name for name, proc in procs}
+
+        def killing(proc: asyncio.subprocess.Process) -> None:
+            log.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing it", names[proc.pid], proc.pid,
+                        self.stop_timeout)
+
+        await stop_async([proc for _, proc in procs], self.stop_timeout, groups=names, on_kill=killing)
 
 
 def _describe(code: int | None) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lanscatter.core.ideal import efficiency, ideal_time
+from lanscatter.core.status import StatusDoc
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 
 
@@ -84,7 +85,7 @@ class SyncTracker:
         self.origin = plan.sites[0].master
         self.root_site = plan.sites[0].name
         self.hosts = {h.name: _HostState() for h in plan.hosts}
-        self.statuses: dict[str, dict[str, Any]] = {}
+        self.statuses: dict[str, StatusDoc] = {}
         self.generation: str | None = None
         self.published: dict[str, Any] | None = None       # the origin's version: label, publish time
         self.first_seen: dict[str, float] = {}              # generation -> seconds since run start
@@ -97,7 +98,7 @@ class SyncTracker:
         self.silent_since: dict[str, float] = {}            # site -> first unanswered poll since then
 
     # ---- input -------------------------------------------------------------------------------
-    def observe(self, now: float, site: str, status: dict[str, Any] | None) -> list[Completion]:
+    def observe(self, now: float, site: str, status: StatusDoc | None) -> list[Completion]:
         """Record one site master's status (None: it did not answer); the hosts that just completed."""
         if status is None:
             self.silent_since.setdefault(site, now)
@@ -105,38 +106,36 @@ class SyncTracker:
         self.silent_since.pop(site, None)
         self.answered_at[site] = now
         self.statuses[site] = status
-        if site == self.root_site and status.get("generation"):
-            gen = status["generation"]
+        gen = status.generation
+        if site == self.root_site and gen:
             if gen != self.generation:
                 self.generation = gen
-                self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
-            pub = status.get("published")
-            self.published = {k: pub.get(k) for k in ("generation", "label", "published_ms")} \
-                if isinstance(pub, dict) else None
-            self.dataset_bytes = int(status.get("bytes") or 0)
-            self.chunks = int(status.get("chunks") or 0)
-        elif self.generation is None and status.get("generation") and status.get("synced"):
+                self.first_seen.setdefault(gen, now - _age(status, status.generation_at, now))
+            pub = status.published
+            self.published = {"generation": pub.generation, "label": pub.label, "published_ms": pub.published_ms} \
+                if pub is not None else None
+            self.dataset_bytes = status.bytes
+            self.chunks = status.chunks
+        elif self.generation is None and gen and status.synced:
             # The origin was never seen with a generation (its run can end between two polls of a
             # host downstream): a site that says it holds a whole generation is the best there is.
-            gen = status["generation"]
             self.generation = gen
-            self.first_seen.setdefault(gen, now - _age(status, status.get("generation_at"), now))
-            self.dataset_bytes = int(status.get("bytes") or 0)
-            self.chunks = int(status.get("chunks") or 0)
-        for link in status.get("links") or ():
-            name = link.get("name", "")
-            if name.startswith("wan:"):
-                self.links.setdefault((name, site), _Counter()).see(int(link.get("bytes") or 0))
-                if "data_bytes" in link:
-                    self.link_data.setdefault((name, site), _Counter()).see(int(link.get("data_bytes") or 0))
+            self.first_seen.setdefault(gen, now - _age(status, status.generation_at, now))
+            self.dataset_bytes = status.bytes
+            self.chunks = status.chunks
+        for link in status.links:
+            if link.name.startswith("wan:"):
+                self.links.setdefault((link.name, site), _Counter()).see(link.bytes)
+                if link.data_bytes is not None:
+                    self.link_data.setdefault((link.name, site), _Counter()).see(link.data_bytes)
         return self._completions(now, status)
 
-    def observe_node(self, now: float, status: dict[str, Any] | None) -> list[Completion]:
+    def observe_node(self, now: float, status: StatusDoc | None) -> list[Completion]:
         """Record a peer's own status (its chunk server's /status): it tells when that peer is done
         even when its site master is no longer there to say so."""
         if status is None:
             return []
-        gen = status.get("generation")
+        gen = status.generation
         if self.generation is None and gen:
             # The origin never answered with a generation (it was still scanning, then went away):
             # the peer's own generation is the best there is.
@@ -161,22 +160,22 @@ class SyncTracker:
         base = re.sub(r"-\d+$", "", node_name)
         return base if base in self.hosts else None
 
-    def _completions(self, now: float, status: dict[str, Any]) -> list[Completion]:
-        gen = status.get("generation")
+    def _completions(self, now: float, status: StatusDoc) -> list[Completion]:
+        gen = status.generation
         if gen is None or gen != self.generation:
             return []
-        chunks = int(status.get("chunks") or 0)
+        chunks = status.chunks
         out = []
-        for node in status.get("nodes") or ():
-            host = self._host_name(str(node.get("name", "")))
+        for node in status.nodes:
+            host = self._host_name(node.name)
             if host is None:
                 continue
             state = self.hosts[host]
-            have = int(node.get("have") or 0)
+            have = node.have
             state.have, state.chunks = have, chunks
             if have >= chunks and gen not in state.done:
                 # the master says when the host completed: the poll interval adds nothing
-                at = max(self.first_seen[gen], now - _age(status, node.get("complete_at"), now))
+                at = max(self.first_seen[gen], now - _age(status, node.complete_at, now))
                 state.done[gen] = at
                 out.append(Completion(host, gen, at - self.first_seen[gen]))
         return out
@@ -192,7 +191,7 @@ class SyncTracker:
         """The site's swarm said, in its last answer, that it holds the origin's generation everywhere
         (a site master that finished and stopped answering stays synced)."""
         st = self.statuses.get(site)
-        return bool(st and self.generation and st.get("generation") == self.generation and st.get("synced"))
+        return bool(st and self.generation and st.generation == self.generation and st.synced)
 
     def silent_sites(self, now: float) -> list[tuple[str, float]]:
         """(site, seconds without an answer) of every site master not answering that has not
@@ -209,10 +208,10 @@ class SyncTracker:
         """What the site master said last, in words (for a warning about its silence)."""
         if site not in self.statuses:
             return "never answered"
-        if not self.statuses[site].get("generation"):
+        if not self.statuses[site].generation:
             return "answering, without a generation yet"
         done, total, share = self.site_progress(site)
-        gen = self.statuses[site].get("generation")
+        gen = self.statuses[site].generation
         return (f"{done}/{total} hosts done, {share:.0%} of the chunks held"
                 f"{'' if gen == self.generation else ', at another generation'}")
 
@@ -291,11 +290,10 @@ class SyncTracker:
         }
 
 
-def _age(status: dict[str, Any], at: Any, now: float) -> float:
+def _age(status: StatusDoc, at: float | None, now: float) -> float:
     """Seconds between a moment a status names and the status's own "time", both on the clock of
-    the node that answered (0 when either is missing or the age is implausible)."""
-    t = status.get("time")
-    if not isinstance(at, (int, float)) or not isinstance(t, (int, float)):
+    the node that answered (0 when the moment is missing or the age is implausible)."""
+    if at is None:
         return 0.0
-    age = t - at
+    age = status.time - at
     return age if 0 <= age <= now else 0.0

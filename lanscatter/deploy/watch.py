@@ -17,47 +17,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.client
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import StatusDoc, StatusError
 from lanscatter.deploy.tracker import Completion, SyncTracker, wan_links_of
+from lanscatter.net.status_client import get_status
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 from lanscatter.topology.roles import RoleCommand, status_url
 
 log = logging.getLogger("lanscatter.up")
 
-MAX_STATUS_BYTES = 64 << 20     # a status document longer than this is not read
-
-
-def get_status(url: str, timeout: float) -> dict[str, Any] | None:
-    """The JSON object a status endpoint answers with 200, else None. Blocking: run it in a thread.
-    The standard library's client, not aiohttp: every host of a tree runs an `up`, and aiohttp
-    cost each of them 0.2 s of CPU to import before its roles could start."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        conn.request("GET", parts.path or "/")
-        resp = conn.getresponse()
-        if resp.status != 200:
-            return None
-        data = json.loads(resp.read(MAX_STATUS_BYTES + 1))
-    except (OSError, http.client.HTTPException, ValueError):
-        return None
-    finally:
-        conn.close()
-    return data if isinstance(data, dict) else None
-
-
 async def wait_until_answers(url: str, interval: float = 0.3) -> None:
     """Return once `url` answers a GET with 200 (cancel to give up)."""
-    while await asyncio.to_thread(get_status, url, 2.0) is None:
-        await asyncio.sleep(interval)
+    while True:
+        try:
+            await asyncio.to_thread(get_status, url, 2.0)
+            return
+        except StatusError:
+            return                       # it answers (what it says is for the watcher to judge)
+        except (OSError, http.client.HTTPException):
+            await asyncio.sleep(interval)
 
 
 async def wait_until_all_answer(urls: Sequence[str], limit_s: float) -> None:
@@ -107,6 +91,7 @@ class Watcher:
         self._own = [status_url(h.address, h.peer_port) for h in self.scope if h.role == "peer" and not plan.local]
         self._started = time.monotonic()
         self._generation: str | None = None
+        self._malformed: set[str] = set()                   # urls whose answer was told to be unusable
 
     def now(self) -> float:
         return time.monotonic() - self._started
@@ -117,8 +102,7 @@ class Watcher:
         last_line = 0.0
         while True:
             heads = [(site, url) for site, urls in self._urls.items() for url in urls]
-            answers = await asyncio.gather(*(asyncio.to_thread(get_status, url, timeout)
-                                             for url in [*(u for _, u in heads), *self._own]))
+            answers = await asyncio.gather(*(self._get(url, timeout) for url in [*(u for _, u in heads), *self._own]))
             now = self.now()
             for site, status in _active_heads(heads, answers).items():
                 for done in self.tracker.observe(now, site, status):
@@ -142,6 +126,20 @@ class Watcher:
                     last_line = time.monotonic()
                     log.info("%s", self.progress_line())
             await asyncio.sleep(self.interval)
+
+    async def _get(self, url: str, timeout: float) -> StatusDoc | None:
+        """The status at `url`, or None when it does not answer with one (told once per url)."""
+        try:
+            status = await asyncio.to_thread(get_status, url, timeout)
+        except (OSError, http.client.HTTPException):
+            return None
+        except StatusError as exc:
+            if url not in self._malformed:
+                self._malformed.add(url)
+                log.warning("%s answers with no usable status document: %s", url, exc)
+            return None
+        self._malformed.discard(url)
+        return status
 
     def _note_generation(self) -> None:
         gen = self.tracker.generation
@@ -200,14 +198,13 @@ class Watcher:
         return " | ".join(parts)
 
 
-def _active_heads(heads: Sequence[tuple[str, str]], answers: Sequence[dict[str, Any] | None]
-                  ) -> dict[str, dict[str, Any] | None]:
+def _active_heads(heads: Sequence[tuple[str, str]], answers: Sequence[StatusDoc | None]
+                  ) -> dict[str, StatusDoc | None]:
     """Per site, the status of the head that describes its swarm: its master, or the gateway whose
     status says it is active (a standby's status describes only itself); None when none answers."""
-    out: dict[str, dict[str, Any] | None] = {}
+    out: dict[str, StatusDoc | None] = {}
     for (site, _url), status in zip(heads, answers):
-        gateway = status.get("gateway") if status is not None else None
-        standby = isinstance(gateway, dict) and not gateway.get("active")
+        standby = status is not None and status.gateway is not None and not status.gateway.active
         if out.get(site) is None and not standby:
             out[site] = status
         else:

@@ -34,6 +34,7 @@ from types import FrameType, TracebackType
 from typing import Any, Literal
 
 from lanscatter.core.errors import LanscatterError
+from lanscatter.deploy.process_stop import stop, stop_pids
 from lanscatter.emulator import shaping
 from lanscatter.emulator.layout import Layout, WanHop, plan
 from lanscatter.emulator.spec import NetSpec
@@ -121,31 +122,6 @@ def list_namespaces(prefix: str) -> list[str]:
     return sorted(n for n in names if n.startswith(prefix))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop_pids(pids: Sequence[int], grace_s: float = _STOP_GRACE_S) -> None:
-    """SIGTERM, then SIGKILL what is still alive after `grace_s`."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace_s
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _namespace_pids(namespace: str) -> list[int]:
     out = _run(["ip", "netns", "pids", namespace], check=False).stdout
     return [int(tok) for tok in out.split() if tok.isdigit() and int(tok) != os.getpid()]
@@ -164,7 +140,7 @@ def cleanup(prefix: str = "lsc") -> list[str]:
         pids = _namespace_pids(namespace)
         if pids:
             log.info("stopping %d process(es) left in %s", len(pids), namespace)
-            _stop_pids(pids)
+            stop_pids(pids, _STOP_GRACE_S)
         _run(["ip", "netns", "del", namespace], check=False)
         removed.append(namespace)
     return removed
@@ -400,45 +376,19 @@ class Emulation:
                 _run(["ip", "-n", host.namespace, "route", "add", route.destination, "via", route.via])
 
 
-def _signal_child(proc: subprocess.Popen[Any], own_group: bool, signum: int) -> None:
-    """Signal a child we started (and its own process group, when it has one), by PID."""
-    if proc.poll() is not None:
-        return
-    try:
-        if own_group:
-            os.killpg(proc.pid, signum)
-        else:
-            proc.send_signal(signum)
-    except ProcessLookupError:
-        pass
-
-
 def _stop_children(children: Sequence[tuple[subprocess.Popen[Any], bool]]) -> None:
-    """SIGTERM our children, SIGKILL those still running after the grace time; reap them all."""
-    for proc, own_group in children:
-        _signal_child(proc, own_group, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_GRACE_S
-    for proc, own_group in children:
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal_child(proc, own_group, signal.SIGKILL)
-            try:
-                proc.wait(timeout=_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                log.warning("process %d did not exit after SIGKILL", proc.pid)
+    """Stop our children (each with its own process group, when it has one) and reap them."""
+    groups = {proc.pid for proc, own_group in children if own_group}
+    for proc in stop([proc for proc, _ in children], _STOP_GRACE_S, groups=groups):
+        if proc.poll() is None:
+            log.warning("process %d did not exit after SIGKILL", proc.pid)
 
 
 def _stop_forwarder(proc: subprocess.Popen[str]) -> dict[str, Any]:
     """Stop a forwarder and return the counters it prints on its way out ({} if it had died)."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        out, err = proc.communicate(timeout=_STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate(timeout=_STOP_GRACE_S)
-        return {}
+    if stop([proc], _STOP_GRACE_S):
+        return {}                                   # killed: it printed nothing
+    out, err = proc.communicate()
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         # it died before we stopped it: the link was down from then on

@@ -20,11 +20,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from lanscatter.core.status import StatusDoc, to_json
 from lanscatter.core.status_feed import FeedEncoder
 
 log = logging.getLogger("lanscatter.status")
 
-StatusFn = Callable[[], dict[str, Any]]
+StatusFn = Callable[[], StatusDoc]
 _INSECURE_BANNER = ('<p id="insecure" style="background:#c00;color:#fff;padding:4px">INSECURE: this node '
                     'runs with no swarm secret; anyone who reaches it can join and fetch every chunk.</p>')
 FEED_TICK_S = 0.25
@@ -49,7 +50,7 @@ class StatusFeed:
         self._connected += 1
         try:
             await ws.prepare(request)
-            await ws.send_str(json.dumps(self.encoder.join(self.status())))
+            await ws.send_str(json.dumps(self.encoder.join(to_json(self.status()))))
             self.clients.add(ws)
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
@@ -64,7 +65,7 @@ class StatusFeed:
             await asyncio.sleep(FEED_TICK_S)
             if not self.clients:
                 continue
-            message = self.encoder.message(self.status())
+            message = self.encoder.message(to_json(self.status()))
             if message is None:
                 continue
             text = json.dumps(message)
@@ -93,30 +94,36 @@ class _StatusCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         st = self.status()
         yield GaugeMetricFamily("lanscatter_chunks", "Distinct chunks in the current generation",
-                                value=st["chunks"])
-        yield GaugeMetricFamily("lanscatter_dataset_bytes", "Bytes of distinct content", value=st["bytes"])
+                                value=st.chunks)
+        yield GaugeMetricFamily("lanscatter_dataset_bytes", "Bytes of distinct content", value=st.bytes)
         yield GaugeMetricFamily("lanscatter_synced", "1 when every node holds every chunk",
-                                value=1 if st["synced"] else 0)
+                                value=1 if st.synced else 0)
         yield GaugeMetricFamily("lanscatter_insecure", "1 when this node runs with no swarm secret (--insecure)",
-                                value=1 if st.get("insecure") else 0)
+                                value=1 if st.insecure else 0)
         version = GaugeMetricFamily("lanscatter_published_timestamp_seconds",
                                     "When the origin published the version held here", labels=["generation", "label"])
-        if (pub := st.get("published")) is not None:
-            version.add_metric([pub["generation"], pub["label"]], pub["published_ms"] / 1000)
+        if (pub := st.published) is not None:
+            version.add_metric([pub.generation, pub.label], pub.published_ms / 1000)
         yield version
         have = GaugeMetricFamily("lanscatter_node_chunks", "Chunks each node holds", labels=["node"])
         rx = CounterMetricFamily("lanscatter_node_rx_bytes", "Bytes received", labels=["node"])
         tx = CounterMetricFamily("lanscatter_node_tx_bytes", "Bytes sent", labels=["node"])
         online = GaugeMetricFamily("lanscatter_node_online", "1 while connected", labels=["node"])
-        for n in st["nodes"]:
-            have.add_metric([n["name"]], n["have"])
-            rx.add_metric([n["name"]], n["rx_bytes"])
-            tx.add_metric([n["name"]], n["tx_bytes"])
-            online.add_metric([n["name"]], 1 if n["online"] else 0)
-        yield from (have, rx, tx, online)
+        dl = GaugeMetricFamily("lanscatter_node_download_slots_used", "Download slots in use (never above the slots)",
+                               labels=["node"])
+        ul = GaugeMetricFamily("lanscatter_node_upload_slots_used", "Upload slots in use (never above the slots)",
+                               labels=["node"])
+        for n in st.nodes:
+            have.add_metric([n.name], n.have)
+            rx.add_metric([n.name], n.rx_bytes)
+            tx.add_metric([n.name], n.tx_bytes)
+            online.add_metric([n.name], 1 if n.online else 0)
+            dl.add_metric([n.name], n.dl_slots_used)
+            ul.add_metric([n.name], n.ul_slots_used)
+        yield from (have, rx, tx, online, dl, ul)
         link = CounterMetricFamily("lanscatter_link_bytes", "Bytes carried per WAN link", labels=["link"])
-        for ln in st.get("links", []):
-            link.add_metric([ln["name"]], ln["bytes"])
+        for ln in st.links:
+            link.add_metric([ln.name], ln.bytes)
         yield link
 
 
@@ -141,7 +148,7 @@ def _routes(status: StatusFn, *, html: bool) -> list[web.RouteDef]:
     registry.register(_StatusCollector(status))
 
     async def get_status(_request: web.Request) -> web.Response:
-        return web.json_response(status())
+        return web.json_response(to_json(status()))
 
     async def get_metrics(_request: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(registry))
@@ -152,7 +159,7 @@ def _routes(status: StatusFn, *, html: bool) -> list[web.RouteDef]:
     insecure_page = page.replace("<body>", "<body>" + _INSECURE_BANNER, 1)
 
     async def get_page(_request: web.Request) -> web.Response:
-        return web.Response(text=insecure_page if status().get("insecure") else page, content_type="text/html")
+        return web.Response(text=insecure_page if status().insecure else page, content_type="text/html")
 
     routes = [web.get("/status", get_status), web.get("/metrics", get_metrics)]
     if html:

@@ -25,7 +25,6 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +43,7 @@ from lanscatter.core.gateway_election import (
     gateway_key,
 )
 from lanscatter.core.safe_text import safe_text
+from lanscatter.core.status import GatewayStatus, StatusDoc
 from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.net.node_http import add_status_endpoints
 from lanscatter.net.server import bind_site
@@ -212,8 +212,7 @@ class GatewayNode:
         active = self.election.active_rank(time.monotonic())
         headers = {}
         if active is not None and active != self.opts.rank:
-            addr, port = self.opts.gateways[active]
-            headers[ACTIVE_HEADER] = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+            headers[ACTIVE_HEADER] = _endpoint(*self.opts.gateways[active])
         return web.Response(status=STANDBY_STATUS, text="a standby gateway: join the active one\n", headers=headers)
 
     async def claim_handler(self, request: web.Request) -> web.Response:
@@ -222,22 +221,20 @@ class GatewayNode:
             return web.Response(status=400, text="a nonce of 32 hex digits is needed\n")
         return web.json_response(claim_to_dict(self._key, nonce, self.election.claim(time.monotonic())))
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> GatewayStatus:
         """The `gateway` field of the status: this gateway's place, mode and term, and which of the
         site's gateways is active as far as it knows."""
-        active = self.election.active_rank(time.monotonic())
-        return {"rank": self.opts.rank, "active": self.election.active, "term": self.election.term,
-                "gateways": [f"{a}:{port}" for a, port in self.opts.gateways],
-                "active_gateway": None if active is None else f"{self.opts.gateways[active][0]}:"
-                                                              f"{self.opts.gateways[active][1]}",
-                "upstream_ok": self.election.upstream_ok(time.monotonic()), "takeovers": self.takeovers}
+        now = time.monotonic()
+        active = self.election.active_rank(now)
+        return GatewayStatus(rank=self.opts.rank, active=self.election.active, term=self.election.term,
+                             active_gateway=None if active is None else _endpoint(*self.opts.gateways[active]),
+                             upstream_ok=self.election.upstream_ok(now), takeovers=self.takeovers)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         if self.relay is not None:
             return self.relay.status()
-        st = self.peer.status() if self.peer is not None else {}
-        st["gateway"] = self.view()
-        return st
+        st = self.peer.status() if self.peer is not None else StatusDoc(role="peer")
+        return replace(st, gateway=self.view())
 
 
 class _ElectedRelay(RelayNode):
@@ -252,10 +249,12 @@ class _ElectedRelay(RelayNode):
         app.router.add_get("/gateway", self._gateway.claim_handler)
         return app
 
-    def status(self) -> dict[str, Any]:
-        st = super().status()
-        st["gateway"] = self._gateway.view()
-        return st
+    def status(self) -> StatusDoc:
+        return replace(super().status(), gateway=self._gateway.view())
+
+
+def _endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def _local(host: str) -> tuple[str, int] | None:

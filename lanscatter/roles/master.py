@@ -26,9 +26,8 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -47,6 +46,7 @@ from lanscatter.core.publish_policy import (
 )
 from lanscatter.core.signing import SignedVersion, public_key_of, sign_version
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import PublishState, StatusDoc
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import RefusedName, scan_folder
 from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
@@ -420,13 +420,12 @@ class MasterNode:
             await self._runner.cleanup()
         self.cache.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         st = self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
-        st["skipped_names"] = len(self._refused)
         refusal = self.refusal
-        st["publish"] = {"mode": self.mode, "settle_s": self.opts.settle_s, "pending": self.pending,
-                         "refused": refusal.reason if refusal else None, "hint": refusal.hint if refusal else None}
-        return st
+        return replace(st, skipped_names=len(self._refused), publish=PublishState(
+            mode=self.mode, settle_s=self.opts.settle_s, pending=self.pending,
+            refused=refusal.reason if refusal else None, hint=refusal.hint if refusal else None))
 
 
 def _read_link(path: Path) -> str | None:

@@ -15,10 +15,10 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.sizes import format_byte_rate, format_bytes
+from lanscatter.core.status import StatusDoc
 from lanscatter.roles.peer import PeerNode
 
 log = logging.getLogger("lanscatter.cli")
@@ -48,12 +48,12 @@ class Snapshot:
 
 def snapshot(node: PeerNode) -> Snapshot:
     st = node.status()
-    me = st["nodes"][0]
+    me = st.nodes[0]
     held, total = node.progress()
     return Snapshot(master=node.master_text, connected=node.connected,
                     joined_once=node.joined_once, attempts=node.connect_attempts, error=node.connect_error,
-                    generation=st["generation"], have=me["have"], chunks=st["chunks"], held=held, total=total,
-                    rate=node.rx_rate(), sources=len(node.sources), synced=bool(st["synced"]))
+                    generation=st.generation, have=me.have, chunks=st.chunks, held=held, total=total,
+                    rate=node.rx_rate(), sources=len(node.sources), synced=st.synced)
 
 
 def state_line(s: Snapshot) -> str:
@@ -85,15 +85,14 @@ def peer_summary(role: str, s: Snapshot, elapsed_s: float, fetched_chunks: int, 
             f"after {elapsed_s:.1f} s; {fetched_chunks} chunks fetched, {local_copies} copied locally")
 
 
-def master_summary(status: dict[str, Any]) -> str:
+def master_summary(status: StatusDoc) -> str:
     """The line a master prints when it ends: what it served and who is in sync."""
-    nodes = status.get("nodes") or []
-    peers = nodes[1:]
-    chunks = int(status.get("chunks") or 0)
-    done = sum(1 for n in peers if chunks and int(n.get("have") or 0) >= chunks)
-    served = int(nodes[0].get("tx_bytes") or 0) if nodes else 0
-    gen = str(status.get("generation") or "")[:12] or "none"
-    return (f"master: generation {gen}, {format_bytes(int(status.get('bytes') or 0))} in {chunks} chunks; "
+    peers = status.nodes[1:]
+    chunks = status.chunks
+    done = sum(1 for n in peers if chunks and n.have >= chunks)
+    served = status.nodes[0].tx_bytes if status.nodes else 0
+    gen = (status.generation or "")[:12] or "none"
+    return (f"master: generation {gen}, {format_bytes(status.bytes)} in {chunks} chunks; "
             f"served {format_bytes(served)}; {done}/{len(peers)} peers in sync")
 
 

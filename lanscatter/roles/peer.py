@@ -16,8 +16,10 @@ unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version
 With `alternates` (a site's standby gateways), a peer that loses its master, or is answered 503
 by a standby, tries the next one in turn; a frozen master is noticed by a 4 s ping.
 
-Hooks let a relay reuse this role as its upstream side: `on_manifest` sees each validated
-generation, `on_chunk` each verified chunk (cut-through).
+A relay reuses this role as its upstream side: callbacks given at construction see each
+validated generation (`on_manifest`) and each verified chunk (`on_chunk`, for cut-through); the
+node is its relay's `ChunkSource` (`locate`, `have`, `verify`), and `resume` takes the generation a
+relay saved before any master answers.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
+from lanscatter.core.status import NodeStatus, StatusDoc, slots_in_use
 from lanscatter.disk.first_sync import (
     ADOPT_HINT,
     SyncPreview,
@@ -66,7 +69,7 @@ from lanscatter.disk.first_sync import (
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.disk.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.disk.staged_store import DEFAULT_KEEP, StagedStore
-from lanscatter.disk.store import MirrorStore
+from lanscatter.disk.store import Location, MirrorStore
 from lanscatter.net.chunk_fetch import Fetcher
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import add_status_endpoints
@@ -125,7 +128,8 @@ class PeerOptions:
 
 
 class PeerNode:
-    def __init__(self, opts: PeerOptions) -> None:
+    def __init__(self, opts: PeerOptions, *, on_manifest: Callable[[Manifest], None] | None = None,
+                 on_chunk: Callable[[str], None] | None = None) -> None:
         self.opts = opts
         self.name = opts.name or socket.gethostname()
         self.auth = Auth(opts.secret)
@@ -147,8 +151,8 @@ class PeerNode:
         local = self._local_addr()
         self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2,
                                tls=opts.tls)
-        self.on_manifest: Callable[[Manifest], None] | None = None
-        self.on_chunk: Callable[[str], None] | None = None
+        self._on_manifest = on_manifest      # each generation, once the folder is reconciled with it
+        self._on_chunk = on_chunk            # each chunk verified here
         self.connected = False
         self._masters = ((opts.master, opts.master_port), *opts.alternates)
         self._master_index = 0
@@ -172,7 +176,6 @@ class PeerNode:
         self.downloaded_chunks = 0          # fetched over the network (for tests and reports)
         self.downloaded_bytes = 0           # their content, before any compression in flight
         self.local_copies = 0
-        self.events: list[dict[str, Any]] = []
         self._rx_meter = RateMeter()
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -447,6 +450,25 @@ class PeerNode:
             mark_synced(self.opts.state_dir, self.store.folder)
             self._synced_before = True
 
+    # ---- as a chunk source (chunk_source.py) ------------------------------------------------
+    def locate(self, chunk: str) -> Location | None:
+        return self.store.locate(chunk)
+
+    def have(self) -> set[str]:
+        return self.store.have()
+
+    async def resume(self, manifest: Manifest, signed: SignedVersion) -> None:
+        """Take `manifest`, saved by an earlier run, as the current generation before any master
+        answered (a relay serving its site while its upstream is away): checked against the
+        origin's key like any version (SignatureError otherwise), the folder reconciled with it.
+        Nothing is announced: the master hears of the holdings when it is joined."""
+        statement = self.trust.check(manifest, signed)
+        if isinstance(self.store, StagedStore):
+            self.store.label = statement.label
+        await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
+        self.manifest = manifest
+        self.signed = signed
+
     async def verify(self, chunks: Iterable[str],
                      why: str = "a chunk served from here did not match its hash") -> None:
         """Chunks held here did not match their hashes (a downloader found one corrupt, or the
@@ -490,8 +512,8 @@ class PeerNode:
         log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",
                  manifest.generation[:12], len(have), len(manifest.chunk_table()),
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
-        if self.on_manifest:
-            self.on_manifest(manifest)
+        if self._on_manifest:
+            self._on_manifest(manifest)
         # In pieces, the first replacing the set and the others adding to it: no frame to the
         # master is longer than its limit (p.MAX_FRAME), however many chunks there are.
         held = sorted(have)
@@ -558,8 +580,8 @@ class PeerNode:
             self._post(p.Have(gen, [d.chunk]))
             if self.store.complete():
                 self._post_stats()      # the master's figures are final even if this peer exits now
-            if self.on_chunk:
-                self.on_chunk(d.chunk)
+            if self._on_chunk:
+                self._on_chunk(d.chunk)
 
     def rates(self) -> tuple[float, float]:
         """(rx, tx) bytes/s over the last seconds, from this node's own counters."""
@@ -599,7 +621,7 @@ class PeerNode:
         self._last_progress = (m.total_bytes - sum(sizes.get(h, 0) for h in missing), m.total_bytes)
         return self._last_progress
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         m = self.manifest
         n = len(m.chunk_table()) if m else 0
         have = Bitmap(n)
@@ -613,22 +635,21 @@ class PeerNode:
             for h in self._inflight:
                 if h in index:
                     inflight.set(index[h])
-        return {
-            "version": 1, "role": self.opts.role, "name": self.name, "site": None,
-            "generation": m.generation if m else None, "chunks": n, "bytes": m.total_bytes if m else 0,
-            "synced": self.complete(), "time": time.time(),
-            "published": published_view(self.signed, m.generation if m else None),
-            "nodes": [{
-                "name": self.name, "site": None, "role": self.opts.role, "online": self.connected,
-                "have": have.count, "bitmap": have.encode(), "inflight": inflight.encode(),
-                "downloads": self.counters.downloads, "uploads": self.counters.uploads,
-                "dl_slots": self.opts.dl_slots, "ul_slots": self.opts.ul_slots,
-                "rx_bytes": self.counters.rx_bytes, "tx_bytes": self.counters.tx_bytes,
-                "rx_rate": rates[0], "tx_rate": rates[1], "avg_upload_s": None,
-                "downloaded_chunks": self.downloaded_chunks, "local_copies": self.local_copies,
-            }],
-            "links": [], "events": self.events[-50:], "insecure": not self.auth.secure,
-        }
+        c, o = self.counters, self.opts
+        node = NodeStatus(
+            name=self.name, role=o.role, online=self.connected,
+            have=have.count, bitmap=have.encode(), inflight=inflight.encode(),
+            downloads=c.downloads, uploads=c.uploads, dl_slots=o.dl_slots, ul_slots=o.ul_slots,
+            dl_slots_used=slots_in_use(c.downloads, o.dl_slots), ul_slots_used=slots_in_use(c.uploads, o.ul_slots),
+            rx_bytes=c.rx_bytes, tx_bytes=c.tx_bytes, rx_rate=rates[0], tx_rate=rates[1],
+            downloaded_chunks=self.downloaded_chunks, local_copies=self.local_copies,
+        )
+        return StatusDoc(
+            role=o.role, name=self.name, time=time.time(),
+            generation=m.generation if m else None, chunks=n, bytes=m.total_bytes if m else 0,
+            synced=self.complete(), published=published_view(self.signed, m.generation if m else None),
+            nodes=(node,), insecure=not self.auth.secure,
+        )
 
 
 def connect_failure(exc: BaseException) -> str:

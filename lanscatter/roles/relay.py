@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any
+import math
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from lanscatter.core import protocol as p
-from lanscatter.core.errors import ManifestError, RemoteProtocolError
+from lanscatter.core.errors import ManifestError, RemoteProtocolError, SignatureError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest, manifest_from_dict
 from lanscatter.core.signing import SignedVersion
+from lanscatter.core.status import LinkStatus, StatusDoc, UpstreamStatus
 from lanscatter.disk.atomic_file import write_text_atomic
-from lanscatter.disk.staged_store import StagedStore
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import coordinator_app
 from lanscatter.net.server import bind_site
 from lanscatter.net.tls import ServerTLS
+from lanscatter.roles.chunk_source import ChunkSource
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from lanscatter.roles.swarm import Swarm
 
@@ -57,15 +58,14 @@ class RelayOptions:
 class RelayNode:
     def __init__(self, opts: RelayOptions) -> None:
         self.opts = opts
-        self.upstream = PeerNode(opts.peer)
-        self.upstream.on_manifest = self._manifest
-        self.upstream.on_chunk = self._chunk
+        self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk)
+        self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
         self.swarm.seed_uploads = lambda: self.down.uploads
         self.swarm.on_seed_corrupt = self._served_corrupt
-        self.server = ChunkServer(self.upstream.store.locate, self.upstream.auth, self.down,
+        self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
                                   ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
         self.swarm.seed_rates = self.server.pacer.set_rates
         self._manifest_file = opts.peer.state_dir / SAVED_MANIFEST
@@ -82,7 +82,7 @@ class RelayNode:
             signature=signed.signature if signed else "")))
         if self.opts.store_and_forward and not self.upstream.complete():
             return
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+        self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
 
     def _chunk(self, chunk: str) -> None:
         if not self.opts.store_and_forward:
@@ -92,7 +92,7 @@ class RelayNode:
 
     def _served_corrupt(self, chunk: str) -> None:
         """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""
-        task = asyncio.ensure_future(self.upstream.verify([chunk]))
+        task = asyncio.ensure_future(self.source.verify([chunk]))
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
@@ -104,30 +104,34 @@ class RelayNode:
                 raise ManifestError(f"it holds a {saved.TYPE!r} message")
             manifest = manifest_from_dict(saved.manifest)
             signed = SignedVersion(saved.statement, saved.signature)
-            statement = self.upstream.trust.check(manifest, signed)   # written by an older relay: unsigned
         except FileNotFoundError:
             return
         except (OSError, ManifestError, RemoteProtocolError) as exc:
             log.warning("ignoring the saved manifest: %s", exc)
             return
-        if isinstance(self.upstream.store, StagedStore):
-            self.upstream.store.label = statement.label
-        await asyncio.get_running_loop().run_in_executor(None, self.upstream.store.reconcile, manifest)
-        self.upstream.manifest = manifest
-        self.upstream.signed = signed
-        self.swarm.set_manifest(manifest, seed_has=self.upstream.store.have(), signed=signed)
+        try:
+            await self.upstream.resume(manifest, signed)
+        except SignatureError as exc:                       # written by an older relay: unsigned
+            log.warning("ignoring the saved manifest: %s", exc)
+            return
+        self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
         log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
 
     def app(self) -> web.Application:
         return coordinator_app(self.swarm.handle_ws, self.server.routes(), self.status)
 
-    async def run(self) -> None:
+    async def start(self) -> None:
+        """Listen on both sides and serve the saved generation to the site; `run` joins the upstream."""
         await self.upstream.start_server()
         self._runner, self.port = await bind_site(self.app(), self.opts.peer.host, self.opts.port, self.opts.tls)
         await self._resume_last_manifest()
         self.swarm.start()
         log.info("relay %s: upstream %s:%d, serving its site on %s:%d", self.upstream.name,
                  self.opts.peer.master, self.opts.peer.master_port, self.opts.peer.host, self.port)
+
+    async def run(self) -> None:
+        if self._runner is None:
+            await self.start()
         await self.upstream.run()
 
     async def stop(self) -> None:
@@ -136,7 +140,7 @@ class RelayNode:
             await self._runner.cleanup()
         await self.upstream.stop()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         up = self.upstream
         st = self.swarm.status(rx_bytes=up.counters.rx_bytes, tx_bytes=self.down.tx_bytes)
         link = f"wan:{self.opts.upstream_site}>{self.opts.site}" if self.opts.site and self.opts.upstream_site \
@@ -144,10 +148,11 @@ class RelayNode:
         cap = None
         if self.opts.link_map is not None and link in self.opts.link_map.links:
             cap = self.opts.link_map.links[link].bytes_per_s
-        st["links"] = [{"name": link, "bytes": up.counters.rx_bytes, "data_bytes": up.downloaded_bytes,
-                        "bytes_per_s": cap, "rate": up.rx_rate()}]
-        st["upstream"] = {"connected": up.connected, "master": f"{self.opts.peer.master}:{self.opts.peer.master_port}",
-                          "generation": up.manifest.generation if up.manifest else None,
-                          "complete": up.complete(), "downloaded_chunks": up.downloaded_chunks}
-        return st
-
+            cap = cap if math.isfinite(cap) else None       # unshaped: no capacity (JSON has no infinity)
+        return replace(
+            st,
+            links=(LinkStatus(name=link, bytes=up.counters.rx_bytes, data_bytes=up.downloaded_bytes,
+                              bytes_per_s=cap, rate=up.rx_rate()),),
+            upstream=UpstreamStatus(connected=up.connected, master=f"{self.opts.peer.master}:{self.opts.peer.master_port}",
+                                    generation=up.manifest.generation if up.manifest else None,
+                                    complete=up.complete(), downloaded_chunks=up.downloaded_chunks))

@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -39,6 +38,7 @@ from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
 from lanscatter.core.signing import SignedVersion, published_view
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import NodeStatus, StatusDoc, StatusEvent
 
 log = logging.getLogger("lanscatter.roles.swarm")
 
@@ -111,7 +111,7 @@ class Swarm:
         self.seed_have = Bitmap(0)
         self.peers: dict[str, PeerLink] = {}
         self.gone: dict[str, PeerLink] = {}       # nodes that left, shown as down
-        self.events: deque[dict[str, Any]] = deque(maxlen=50)
+        self.events: deque[StatusEvent] = deque(maxlen=50)
         self.transfers: dict[int, Transfer] = {}
         self.seed_uploads: Callable[[], int] = lambda: 0
         self._own_rates = RateMeter()
@@ -144,7 +144,7 @@ class Swarm:
         """Log and keep an event for the status page; the message may quote remote text, so it
         is shortened and escaped here, whatever built it."""
         message = safe_text(message, EVENT_LIMIT)
-        self.events.append({"t": time.time(), "level": level, "message": message})
+        self.events.append(StatusEvent(time.time(), level, message))
         log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
 
     # ---- content -----------------------------------------------------------------------------
@@ -579,38 +579,49 @@ class Swarm:
     def _avg_upload(self, name: str) -> float | None:
         """Mean seconds per chunk uploaded by this node (the planner measures it)."""
         return self.planner.node_stats(name).avg_upload_s
-    def status(self, *, rx_bytes: int = 0, tx_bytes: int = 0) -> dict[str, Any]:
+    def _slots_used(self, name: str, dl_slots: int, ul_slots: int) -> tuple[int, int]:
+        """The slots the planner counts as taken on `name` (transfers beside the slots, ones
+        released as they end, are not in them), never above the slots the node has."""
+        stats = self.planner.node_stats(name)
+        return min(stats.dl_in_slots, dl_slots), min(stats.ul_in_slots, ul_slots)
+
+    def status(self, *, rx_bytes: int = 0, tx_bytes: int = 0) -> StatusDoc:
         m = self.manifest
+        now = time.monotonic()
         # Our own rates from our own counters (a relay's tx is what it serves its site).
-        self._own_rates.sample(time.monotonic(), rx_bytes, tx_bytes)
-        own_rx, own_tx = self._own_rates.rates(time.monotonic())
-        nodes = [{
-            "name": self.name, "site": self.site, "role": self.role, "online": True,
-            "have": self.seed_have.count, "bitmap": self.seed_have.encode(),
-            "inflight": Bitmap(self.seed_have.size).encode(), "downloads": 0,
-            "uploads": self.seed_uploads(), "dl_slots": 0, "ul_slots": self.seed_slots,
-            "rx_bytes": rx_bytes, "tx_bytes": tx_bytes, "rx_rate": own_rx, "tx_rate": own_tx,
-            "avg_upload_s": self._avg_upload(self.name),
-            "complete_at": self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
-        }]
+        self._own_rates.sample(now, rx_bytes, tx_bytes)
+        own_rx, own_tx = self._own_rates.rates(now)
+        _, seed_used = self._slots_used(self.name, 0, self.seed_slots)
+        nodes = [NodeStatus(
+            name=self.name, site=self.site, role=self.role, online=True,
+            have=self.seed_have.count, bitmap=self.seed_have.encode(),
+            inflight=Bitmap(self.seed_have.size).encode(), downloads=0,
+            uploads=self.seed_uploads(), dl_slots=0, ul_slots=self.seed_slots, ul_slots_used=seed_used,
+            rx_bytes=rx_bytes, tx_bytes=tx_bytes, rx_rate=own_rx, tx_rate=own_tx,
+            avg_upload_s=self._avg_upload(self.name),
+            complete_at=self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
+        )]
         for link in [*self.peers.values(), *self.gone.values()]:
-            rx_rate, tx_rate = link.rates.rates(time.monotonic()) if link.online else (0.0, 0.0)
-            nodes.append({
-                "name": link.name, "site": self.link_map.site_of(link.name) if self.link_map else self.site,
-                "role": link.role, "online": link.online, "have": link.have.count,
-                "bitmap": link.have.encode(), "inflight": link.inflight.encode(),
-                "downloads": link.downloads, "uploads": link.uploads, "dl_slots": link.dl_slots,
-                "ul_slots": link.ul_slots, "rx_bytes": link.rx_bytes, "tx_bytes": link.tx_bytes,
-                "rx_rate": rx_rate, "tx_rate": tx_rate,
-                "avg_upload_s": self._avg_upload(link.name) if link.online and link.planned else None,
-                "complete_at": link.complete_at,
-            })
-        return {
-            "version": 1, "role": self.role, "name": self.name, "site": self.site,
-            "generation": m.generation if m else None, "chunks": len(m.chunk_table()) if m else 0,
-            "generation_at": self.generation_at if m else None,
-            "chunking": m.chunking_kind if m else None, "chunk_size": m.chunk_size if m else 0,
-            "bytes": m.total_bytes if m else 0, "synced": self.synced(), "time": time.time(),
-            "published": published_view(self.signed, m.generation if m else None),
-            "nodes": nodes, "links": [], "events": list(self.events), "insecure": not self.auth.secure,
-        }
+            rx_rate, tx_rate = link.rates.rates(now) if link.online else (0.0, 0.0)
+            in_planner = link.online and link.planned
+            dl_used, ul_used = self._slots_used(link.name, link.dl_slots, link.ul_slots) if in_planner else (0, 0)
+            nodes.append(NodeStatus(
+                name=link.name, site=self.link_map.site_of(link.name) if self.link_map else self.site,
+                role=link.role, online=link.online, have=link.have.count,
+                bitmap=link.have.encode(), inflight=link.inflight.encode(),
+                downloads=link.downloads, uploads=link.uploads, dl_slots=link.dl_slots,
+                ul_slots=link.ul_slots, dl_slots_used=dl_used, ul_slots_used=ul_used,
+                rx_bytes=link.rx_bytes, tx_bytes=link.tx_bytes, rx_rate=rx_rate, tx_rate=tx_rate,
+                avg_upload_s=self._avg_upload(link.name) if in_planner else None,
+                complete_at=link.complete_at,
+            ))
+        return StatusDoc(
+            role=self.role, name=self.name, site=self.site, time=time.time(),
+            generation=m.generation if m else None, chunks=len(m.chunk_table()) if m else 0,
+            generation_at=self.generation_at if m else None,
+            chunking=m.chunking_kind if m else None, chunk_size=m.chunk_size if m else 0,
+            bytes=m.total_bytes if m else 0, synced=self.synced(),
+            published=published_view(self.signed, m.generation if m else None),
+            nodes=tuple(nodes), events=tuple(self.events),
+            insecure=not self.auth.secure,
+        )

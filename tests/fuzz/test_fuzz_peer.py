@@ -29,7 +29,7 @@ from lanscatter.disk.scanner import scan_folder
 from lanscatter.net.server import bind_site
 from tests.fuzz.frames import Frame, draw_many, frame
 from tests.fuzz.handshake import accept, swarm_auth
-from tests.integration.nodes import HOST, Node, free_port, make_tree, wait_for
+from tests.integration.nodes import HOST, Node, any_port, make_tree, wait_for
 
 pytestmark = pytest.mark.fuzz
 
@@ -105,11 +105,11 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path, record_property: C
     app = web.Application()
     app.add_routes([web.get("/ws", control)])
     runner, port = await bind_site(app, HOST, 0)
-    peer_port = free_port()
-    peer = Node(["peer", f"{HOST}:{port}", str(folder), "--listen", HOST, "--port", str(peer_port), "--name",
+    listen, port_file = any_port(tmp_path, "fz")
+    peer = Node(["peer", f"{HOST}:{port}", str(folder), "--listen", HOST, *listen, "--name",
                  "fz", "--state-dir", str(tmp_path / "ps"), "--connect-timeout", "20",
                  "--origin-key", public_key_of(origin_key).text],
-                tmp_path / "peer.log", peer_port, {"LANSCATTER_SECRET": SECRET})
+                tmp_path / "peer.log", port_file, {"LANSCATTER_SECRET": SECRET})
     try:
         async with asyncio.timeout(240):
             await last_report.wait()
@@ -119,8 +119,8 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path, record_property: C
         record_property("peer_peak_rss_mb", round(peak, 1))      # (in --junitxml reports)
         assert peak < RSS_LIMIT_MB
         held = manifest.chunk_table()[0][0]
-        token = swarm_auth(SECRET).chunk_token(held, HOST, f"{HOST}:{peer_port}", int(time.time()) + 60)
-        request = urllib.request.Request(f"http://{HOST}:{peer_port}/chunks/{held}", headers={TOKEN_HEADER: token})
+        token = swarm_auth(SECRET).chunk_token(held, HOST, f"{HOST}:{peer.port}", int(time.time()) + 60)
+        request = urllib.request.Request(f"http://{HOST}:{peer.port}/chunks/{held}", headers={TOKEN_HEADER: token})
         with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as r:
             assert r.status == 200
         await asyncio.to_thread(wait_for, lambda: peer.status() is not None, 10, "peer status", peer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -17,6 +18,7 @@ from typing import Any
 
 from lanscatter.core.auth import new_secret
 from lanscatter.core.chunking import CDC
+from lanscatter.deploy.process_stop import stop
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 
@@ -24,22 +26,65 @@ HOST = "127.0.0.1"
 
 
 def free_port() -> int:
+    """A port nobody listened on a moment ago. Racy (another process may take it before it is
+    used): only for ports written ahead into a site tree, which every role must know before any
+    of them listens, or for an address nobody should answer at. A node started here listens on
+    port 0 and says where (`any_port`)."""
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
 
 
+def any_port(tmp: Path, name: str) -> tuple[list[str], Path]:
+    """Options making a node listen on a port of the system's choosing and write it to a file
+    (`Node` reads it from there)."""
+    path = tmp / f"{name}.port"
+    path.unlink(missing_ok=True)             # (a restarted node writes it again)
+    return ["--port", "0", "--port-file", str(path)], path
+
+
 class Node:
-    def __init__(self, argv: list[str], log: Path, port: int, env: dict[str, str] | None = None) -> None:
-        self.port = port
+    """A lanscatter process. `port`: the port it was told to listen on, or the file it writes the
+    port into once listening (`--port 0 --port-file`: no port is chosen here and handed over, so no
+    other process can take it in between)."""
+
+    def __init__(self, argv: list[str], log: Path, port: int | Path, env: dict[str, str] | None = None) -> None:
+        self._port = port if isinstance(port, int) else None
+        self._port_file = port if isinstance(port, Path) else None
         self.log = log
         self._fh = open(log, "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen([sys.executable, "-m", "lanscatter", *argv], stdout=self._fh,
                                      stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
+    def _known_port(self) -> int | None:
+        if self._port is None and self._port_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._port = int(self._port_file.read_text())
+        return self._port
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (waits until it says, at most 30 s)."""
+        port = wait_for(lambda: self._known_port() or self.proc.poll() is not None, 30, "the node's port", self)
+        if self._port is None:
+            raise AssertionError(f"the node exited before it listened\n{self.output()[-3000:]}")
+        return int(port)
+
+    def restarted(self, env: dict[str, str] | None = None) -> Node:
+        """The same node started again (after kill()) at the same port: the nodes that knew it
+        reconnect there."""
+        argv = [str(a) for a in self.proc.args[3:]]          # type: ignore[index]  (drop: python -m lanscatter)
+        argv[argv.index("--port") + 1] = str(self.port)
+        if self._port_file is not None:
+            self._port_file.unlink(missing_ok=True)
+        return Node(argv, self.log, self._port_file or self.port, env)
+
     def status(self) -> dict[str, Any] | None:
+        port = self._known_port()
+        if port is None:
+            return None
         try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.port}/status", timeout=2) as r:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/status", timeout=2) as r:
                 return json.loads(r.read())
         except OSError:
             return None
@@ -50,12 +95,7 @@ class Node:
             self.proc.wait(timeout=10)
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop([self.proc], 10)
         self._fh.close()
         return self.proc.returncode
 
@@ -76,11 +116,11 @@ class Cluster:
         self.master: Node | None = None
 
     def start_master(self, *extra: str) -> Node:
-        port = free_port()
-        argv = ["master", str(self.source), "--listen", HOST, "--port", str(port), "--chunk-size",
+        port, port_file = any_port(self.tmp, "master")
+        argv = ["master", str(self.source), "--listen", HOST, *port, "--chunk-size",
                 self.chunk_size, "--state-dir", str(self.tmp / "state-master"), "--rescan-interval", "2", "--settle", "1",
                 *extra]
-        node = Node(argv, self.tmp / "master.log", port, self._env())
+        node = Node(argv, self.tmp / "master.log", port_file, self._env())
         self.nodes.append(node)
         self.master = node
         wait_for(lambda: node.status() is not None and node.status()["generation"], 30, "master up",
@@ -89,21 +129,21 @@ class Cluster:
 
     def start_peer(self, name: str, *extra: str, secret: str | None = None, folder: Path | None = None) -> Node:
         assert self.master is not None
-        port = free_port()
-        argv = ["peer", f"{HOST}:{self.master.port}", str(folder or self.tmp / name), "--listen", HOST, "--port",
-                str(port), "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
+        port, port_file = any_port(self.tmp, name)
+        argv = ["peer", f"{HOST}:{self.master.port}", str(folder or self.tmp / name), "--listen", HOST, *port,
+                "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
                 "--connect-timeout", "20", *extra]
         env = self._env() if secret is None else {"LANSCATTER_SECRET": secret}
-        node = Node(argv, self.tmp / f"{name}.log", port, env)
+        node = Node(argv, self.tmp / f"{name}.log", port_file, env)
         self.nodes.append(node)
         return node
 
     def start_relay(self, name: str, upstream: Node, *extra: str) -> Node:
-        port = free_port()
-        argv = ["proxy", f"{HOST}:{upstream.port}", str(self.tmp / name), "--listen", HOST, "--port",
-                str(port), "--peer-port", "0", "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
+        port, port_file = any_port(self.tmp, name)
+        argv = ["proxy", f"{HOST}:{upstream.port}", str(self.tmp / name), "--listen", HOST, *port,
+                "--peer-port", "0", "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
                 "--connect-timeout", "20", *extra]
-        node = Node(argv, self.tmp / f"{name}.log", port, self._env())
+        node = Node(argv, self.tmp / f"{name}.log", port_file, self._env())
         self.nodes.append(node)
         wait_for(lambda: node.status() is not None, 30, f"relay {name} up", node)
         return node

@@ -23,12 +23,13 @@ from lanscatter.core import protocol as p
 from lanscatter.core.auth import TOKEN_HEADER, Auth
 from lanscatter.core.chunking import FIXED
 from lanscatter.core.handshake import seal_hello
+from lanscatter.deploy.process_stop import stop
 from lanscatter.net.server import bind_site
 from tests.integration import control_client
 from tests.integration.nodes import (
     HOST,
     Cluster,
-    free_port,
+    any_port,
     local_peer,
     make_tree,
     started_master,
@@ -248,14 +249,15 @@ async def test_connections_beyond_the_per_address_limit_get_a_503(tmp_path: Path
 def _limited_master(tmp: Path, nofile: int) -> tuple[subprocess.Popen[bytes], int, Path]:
     """A master in a process allowed `nofile` descriptors."""
     make_tree(tmp / "origin")
-    port = free_port()
+    listen, port_file = any_port(tmp, "master")
     log = tmp / "master.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(with_descriptors(nofile, [
-            "-m", "lanscatter", "master", str(tmp / "origin"), "--listen", HOST, "--port", str(port),
+            "-m", "lanscatter", "master", str(tmp / "origin"), "--listen", HOST, *listen,
             "--chunk-size", "256KiB", "--state-dir", str(tmp / "ms"), "--rescan-interval", "2"]),
             stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "LANSCATTER_SECRET": SECRET})
-    return proc, port, log
+    wait_for(lambda: port_file.exists() or proc.poll() is not None, 30, "the master listening")
+    return proc, int(port_file.read_text()), log
 
 
 def test_status_clients_beyond_the_descriptors_neither_storm_the_log_nor_lock_out_a_peer(
@@ -300,10 +302,7 @@ def test_status_clients_beyond_the_descriptors_neither_storm_the_log_nor_lock_ou
         assert len(lines) < 50, lines[:20]
         assert proc.poll() is None
     finally:
-        for p in (peer, proc):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                p.wait(timeout=10)
+        stop([p for p in (peer, proc) if p is not None], 10)
 
 
 _EMFILE_SERVER = """

@@ -124,7 +124,7 @@ async def test_a_relayed_handshake_gives_the_intruder_nothing(tmp_path: Path) ->
         error = p.decode(from_master[0].data)
         assert isinstance(error, p.Error) and error.code == "address"
         assert not master.swarm.peers
-        assert any("refused" in e["message"] for e in master.status()["events"])
+        assert any("refused" in e.message for e in master.status().events)
         assert tree_state(tmp_path / "victim") == before
     finally:
         await peer.stop()
@@ -213,7 +213,7 @@ async def test_frames_after_login_that_are_not_the_next_sealed_one_close_only_th
         async with asyncio.timeout(5):
             while "p1" in master.swarm.peers:
                 await asyncio.sleep(0.05)
-        events = " ".join(e["message"] for e in master.status()["events"])
+        events = " ".join(e.message for e in master.status().events)
         assert "closing p1" in events and ("MAC" in events or "unsealed" in events)
         # the master is still up for everyone else
         async with aiohttp.ClientSession() as session, \

@@ -20,7 +20,6 @@ from lanscatter.net.chunk_fetch import Fetcher
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.upload_pace import Pace
 from lanscatter.roles.master import MasterNode, MasterOptions
-from tests.integration.nodes import free_port
 
 
 async def _master(tmp: Path, port: int, chunk_size: int = 1 << 20) -> MasterNode:
@@ -36,12 +35,11 @@ async def _source(tmp: Path, mib: int, chunk_mib: int = 1) -> AsyncIterator[tupl
     (tmp / "src").mkdir()
     data = os.urandom(mib << 20)
     (tmp / "src" / "a.bin").write_bytes(data)
-    port = free_port()
-    master = await _master(tmp, port, chunk_mib << 20)
+    master = await _master(tmp, 0, chunk_mib << 20)
     fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=8)
     fd = os.open(tmp / "out", os.O_RDWR | os.O_CREAT)
     try:
-        yield master, fetcher, fd, f"http://127.0.0.1:{port}", data
+        yield master, fetcher, fd, f"http://127.0.0.1:{master.port}", data
     finally:
         os.close(fd)
         fetcher.close()
@@ -51,8 +49,8 @@ async def _source(tmp: Path, mib: int, chunk_mib: int = 1) -> AsyncIterator[tupl
 async def test_fetch_survives_a_restarted_source_and_flags_corruption(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.bin").write_bytes(os.urandom(3 << 20))
-    port = free_port()
-    master = await _master(tmp_path, port)
+    master = await _master(tmp_path, 0)
+    port = master.port                # where it starts again below (the fetcher keeps this address)
     fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=2)
     fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
     url = f"http://127.0.0.1:{port}"

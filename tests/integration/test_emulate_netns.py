@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lanscatter.deploy.process_stop import stop
 from lanscatter.emulator.netns import list_namespaces, support_problem
 from tests.integration.nodes import tree_state
 
@@ -109,9 +110,7 @@ def test_sigterm_stops_the_roles_and_removes_the_network(tmp_path: Path) -> None
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=45)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop([proc], 10)
         leftovers = list_namespaces(f"lsc{tag}-")
         if leftovers:
             subprocess.run([sys.executable, "-m", "lanscatter", "emulate", "--cleanup", "--tag", tag],

@@ -39,7 +39,7 @@ def test_compiled_simulation_matches_the_sources(tmp_path: Path) -> None:
     fast = tmp_path / "fast"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "build-fast-sim.py"), "--out", str(fast)],
                    check=True, timeout=400, capture_output=True)
-    assert list((fast / "lanscatter").glob("planner.*.so")), "the planner was not compiled"
+    assert list((fast / "lanscatter" / "core" / "planner").glob("__init__.*.so")), "the planner was not compiled"
     probe = subprocess.run([sys.executable, "-P", "-c", "import lanscatter.core.planner as p; print(p.__file__)"],
                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(fast)}, capture_output=True,
                            text=True, check=True)

@@ -68,6 +68,6 @@ async def test_garbage_after_joining_drops_the_offender(tmp_path: Path) -> None:
             while "rogue" in master.swarm.peers:
                 await asyncio.sleep(0.05)
         st = master.status()
-        assert any("closing rogue" in e["message"] for e in st["events"])
+        assert any("closing rogue" in e.message for e in st.events)
     finally:
         await master.stop()

@@ -15,7 +15,7 @@ from lanscatter.core.auth import new_secret
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
-from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, tree_state, wait_for
+from tests.integration.nodes import HOST, Cluster, Node, any_port, make_tree, tree_state, wait_for
 
 CHUNK = 256 * 1024
 
@@ -113,10 +113,10 @@ async def test_a_malformed_manifest_from_a_master_is_refused_and_the_peer_joins_
     secret = new_secret()
     fake = FakeMaster(secret, [p.ManifestMsg(m) for m in _BAD_MANIFESTS])
     await fake.start()
-    port = free_port()
-    peer = Node(["peer", f"{HOST}:{fake.port}", str(tmp_path / "p1"), "--listen", HOST, "--port", str(port),
+    listen, port_file = any_port(tmp_path, "p1")
+    peer = Node(["peer", f"{HOST}:{fake.port}", str(tmp_path / "p1"), "--listen", HOST, *listen,
                  "--name", "p1", "--state-dir", str(tmp_path / "state-p1"), "--connect-timeout", "20"],
-                tmp_path / "p1.log", port, {"LANSCATTER_SECRET": secret})
+                tmp_path / "p1.log", port_file, {"LANSCATTER_SECRET": secret})
     try:
         async with asyncio.timeout(40):
             while fake.joins <= len(_BAD_MANIFESTS):

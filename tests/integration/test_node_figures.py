@@ -32,7 +32,7 @@ def test_a_peer_that_exits_when_synced_leaves_its_figures_with_the_master(cluste
 def test_a_peer_alone_says_what_it_tries_and_gives_up_with_a_hint(cluster: Cluster, tmp_path: Path) -> None:
     cluster.master = None
     port = free_port()                       # nobody listens there
-    node = Node(["peer", f"{HOST}:{port}", str(tmp_path / "alone"), "--listen", HOST, "--port", str(free_port()),
+    node = Node(["peer", f"{HOST}:{port}", str(tmp_path / "alone"), "--listen", HOST, "--port", "0",
                  "--state-dir", str(tmp_path / "state-alone"), "--connect-timeout", "2",
                  "--log-file", str(tmp_path / "alone-copy.log")],
                 tmp_path / "alone.log", port, {"LANSCATTER_SECRET": cluster.secret})

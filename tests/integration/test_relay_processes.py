@@ -51,7 +51,7 @@ def test_cut_through_and_relay_restart(tmp_path: Path) -> None:
                  relay, leaf)
         had = _have(relay)
         relay.kill()
-        relay2 = Node(_argv(relay), relay.log, relay.port, {"LANSCATTER_SECRET": c.secret})
+        relay2 = relay.restarted({"LANSCATTER_SECRET": c.secret})
         c.nodes.append(relay2)
         wait_for(lambda: synced(relay2) and synced(leaf), 60, "site complete after restart", relay2, leaf)
         st = relay2.status()
@@ -60,11 +60,6 @@ def test_cut_through_and_relay_restart(tmp_path: Path) -> None:
         assert tree_state(tmp_path / "leaf") == tree_state(source)
     finally:
         c.close()
-
-
-def _argv(node: Node) -> list[str]:
-    args = list(node.proc.args)  # type: ignore[arg-type]
-    return [str(a) for a in args[3:]]        # drop: python -m lanscatter
 
 
 def test_a_relay_that_serves_a_rotten_chunk_to_its_site_repairs_its_folder(

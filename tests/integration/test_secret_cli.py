@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from lanscatter.core.auth import check_secret
-from tests.integration.nodes import HOST, Node, free_port, make_tree, wait_for
+from tests.integration.nodes import HOST, Node, any_port, make_tree, wait_for
 
 
 def _run(*argv: str, secret: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,12 +63,13 @@ def test_secret_on_the_command_line_warns_that_ps_shows_it() -> None:
 
 def test_insecure_says_so_on_every_status_surface(tmp_path: Path) -> None:
     make_tree(tmp_path / "origin")
-    port = free_port()
+    listen, port_file = any_port(tmp_path, "master")
     env = {k: v for k, v in os.environ.items() if k != "LANSCATTER_SECRET"}
-    node = Node(["master", str(tmp_path / "origin"), "--listen", HOST, "--port", str(port), "--state-dir",
-                 str(tmp_path / "s"), "--insecure"], tmp_path / "master.log", port, env)
+    node = Node(["master", str(tmp_path / "origin"), "--listen", HOST, *listen, "--state-dir",
+                 str(tmp_path / "s"), "--insecure"], tmp_path / "master.log", port_file, env)
     try:
         st = wait_for(node.status, 30, "master up", node)
+        port = node.port
         assert st["insecure"] is True
         page = urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=5).read().decode()
         assert "INSECURE" in page
@@ -77,12 +78,13 @@ def test_insecure_says_so_on_every_status_surface(tmp_path: Path) -> None:
         assert "INSECURE: running with no swarm secret" in node.output()
     finally:
         node.stop()
-    secure_port = free_port()
-    secure = Node(["master", str(tmp_path / "origin"), "--listen", HOST, "--port", str(secure_port),
-                   "--state-dir", str(tmp_path / "s2")], tmp_path / "secure.log", secure_port,
+    listen, port_file = any_port(tmp_path, "secure")
+    secure = Node(["master", str(tmp_path / "origin"), "--listen", HOST, *listen,
+                   "--state-dir", str(tmp_path / "s2")], tmp_path / "secure.log", port_file,
                   {"LANSCATTER_SECRET": "a-long-enough-secret-for-this"})
     try:
         st = wait_for(secure.status, 30, "master up", secure)
+        secure_port = secure.port
         assert st["insecure"] is False
         assert "INSECURE" not in urllib.request.urlopen(f"http://{HOST}:{secure_port}/", timeout=5).read().decode()
         assert json.dumps(st).count("a-long-enough-secret") == 0

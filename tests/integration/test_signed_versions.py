@@ -23,7 +23,7 @@ from lanscatter.disk.signing_keys import create_signing_key
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
-from tests.integration.nodes import HOST, Cluster, Node, free_port, make_tree, synced, tree_state, wait_for
+from tests.integration.nodes import HOST, Cluster, Node, any_port, make_tree, synced, tree_state, wait_for
 
 SECRET = "swarm-secret-for-these-tests"
 CHUNK = 256 * 1024
@@ -77,7 +77,7 @@ def test_a_relay_chain_passes_the_origins_signature_down_and_keeps_it(cluster: C
     # The relay restarted while the origin is away serves its saved version, still verifiable.
     master.stop()
     relay.kill()
-    relay2 = Node(list(relay.proc.args)[3:], relay.log, relay.port, {"LANSCATTER_SECRET": SECRET})  # type: ignore[arg-type]
+    relay2 = relay.restarted({"LANSCATTER_SECRET": SECRET})
     cluster.nodes.append(relay2)
     wait_for(lambda: relay2.status() is not None, 30, "relay back", relay2)
     late = cluster.start_peer_of("late", relay2, "--origin-key", origin_key)
@@ -114,10 +114,10 @@ async def test_the_swarm_secret_without_the_origins_key_changes_nothing(tmp_path
     ]
     fake = FakeMaster(SECRET, messages)
     await fake.start()
-    port = free_port()
-    peer = Node(["peer", f"{HOST}:{fake.port}", str(folder), "--listen", HOST, "--port", str(port),
+    listen, port_file = any_port(tmp_path, "host")
+    peer = Node(["peer", f"{HOST}:{fake.port}", str(folder), "--listen", HOST, *listen,
                  "--name", "host", "--state-dir", str(tmp_path / "state"), "--connect-timeout", "20",
-                 "--origin-key", public_key_of(origin).text], tmp_path / "host.log", port,
+                 "--origin-key", public_key_of(origin).text], tmp_path / "host.log", port_file,
                 {"LANSCATTER_SECRET": SECRET})
     try:
         # Refused each one and reconnected each time; a peer that obeyed would have changed its

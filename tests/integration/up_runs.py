@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from lanscatter.deploy.process_stop import send_signal, stop
 from tests.integration.nodes import free_port
 
 
@@ -71,16 +71,10 @@ class UpRun:
 
     def close(self) -> None:
         self.pids()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop([self.proc], 30)
         for pid in self.seen:            # a test failure must not leave roles behind
             if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+                send_signal(pid, signal.SIGKILL)
         self._fh.close()
 
 

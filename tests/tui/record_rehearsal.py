@@ -46,6 +46,7 @@ from typing import IO
 import aiohttp
 from feed_server import Recording  # beside this script, which is run as a file
 
+from lanscatter.deploy import process_stop
 from lanscatter_tui.cli import topology_sources
 from lanscatter_tui.recorder import record
 
@@ -194,12 +195,7 @@ async def rehearse(tree: Path, workdir: Path, seconds: float, out: IO[str]) -> N
 
 
 def stop(up: subprocess.Popen[bytes]) -> int:
-    if up.poll() is None:
-        up.send_signal(signal.SIGTERM)
-        try:
-            return up.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            up.kill()
+    process_stop.stop([up], STOP_WAIT_S)
     return up.wait(timeout=STOP_WAIT_S)
 
 

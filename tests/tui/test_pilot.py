@@ -116,7 +116,7 @@ async def test_polls_get_status_when_the_endpoint_has_no_websocket() -> None:
             assert first is not None
             servers.show(RECORDING.end)
             await wait_until(
-                pilot, lambda: app.sites[0].status is not None and app.sites[0].status["time"] > first["time"]
+                pilot, lambda: app.sites[0].status is not None and app.sites[0].status.time > first.time
             )
             assert all(site.up for site in app.sites)
 

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pytest
 from feed_server import Recording
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import StatusDoc, read_status
 from lanscatter.deploy.tracker import SyncTracker
 from lanscatter.deploy.watch import Watcher
 from lanscatter.net.node_http import _StatusCollector
@@ -37,7 +37,7 @@ wan:
 """
 
 
-def _metrics(status: dict[str, Any]) -> dict[tuple[str, str], float]:
+def _metrics(status: StatusDoc) -> dict[tuple[str, str], float]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatusCollector(lambda: status))
     out = {}
@@ -62,14 +62,15 @@ def test_the_surfaces_agree_on_one_recorded_run(tmp_path: Path) -> None:
     tree.write_text(TREE.replace("SOURCE", str(tmp_path / "source")))
     plan = derive_plan(load_topology(tree), local=True, workdir=tmp_path)
     hq, branch = RECORDING.at("hq", RECORDING.end), RECORDING.at("branch", RECORDING.end)
+    docs = read_status(hq), read_status(branch)
     tracker = SyncTracker(plan)
-    tracker.observe(30.0, "hq", hq)
-    tracker.observe(30.0, "branch", branch)
+    tracker.observe(30.0, "hq", docs[0])
+    tracker.observe(30.0, "branch", docs[1])
     report = tracker.report()
     summary = "\n".join(summary_lines(report))
     headless = Watcher(plan, tracker, plan.hosts).progress_line()
-    views = [site_view("hq", hq, True), site_view("branch", branch, True)]
-    ov = overview(zip(views, [hq, branch]))
+    views = [site_view("hq", docs[0], True), site_view("branch", docs[1], True)]
+    ov = overview(zip(views, docs))
 
     # The data set: one figure, one spelling, on the monitor and in the summary.
     size = format_bytes(hq["bytes"])
@@ -93,13 +94,13 @@ def test_the_surfaces_agree_on_one_recorded_run(tmp_path: Path) -> None:
     assert ratio in link_line(link)[0] and ratio in headless and ratio in summary
 
     # Per node: /status, /metrics and the monitor's rows carry the same counts; slots never above total.
-    for status, view in ((hq, views[0]), (branch, views[1])):
-        metrics = _metrics(status)
+    for status, doc, view in ((hq, docs[0], views[0]), (branch, docs[1], views[1])):
+        metrics = _metrics(doc)
         for node, row in zip(status["nodes"], view.nodes):
             assert metrics[("lanscatter_node_rx_bytes_total", node["name"])] == node["rx_bytes"]
             assert metrics[("lanscatter_node_tx_bytes_total", node["name"])] == node["tx_bytes"]
             assert metrics[("lanscatter_node_chunks", node["name"])] == node["have"] == row.have
-            for used, total in ((row.downloads, row.dl_slots), (row.uploads, row.ul_slots)):
+            for used, total in ((row.dl_slots_used, row.dl_slots), (row.ul_slots_used, row.ul_slots)):
                 shown = slots_used(used, total)
                 assert int(shown.split("/")[0]) <= total and f"/{total}" in shown
             assert f"{row.have}/{row.chunks}" in node_detail(row)

@@ -14,6 +14,8 @@ import time
 
 from feed_server import serve
 
+from lanscatter.deploy.process_stop import stop
+
 
 def read_until(fd: int, needle: bytes, timeout_s: float) -> bytes:
     seen = b""
@@ -54,7 +56,5 @@ def test_lanscatter_tui_shows_the_sites_and_quits_on_q() -> None:
             os.write(master, b"q")
             assert proc.wait(timeout=10) == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop([proc], 5)
             os.close(master)

@@ -171,3 +171,14 @@ def test_an_earlier_gateway_that_stood_down_cut_off_is_not_waited_for() -> None:
     gb.heard(Claim(0, False, 1, False), 4.0)     # it stood down: its link to the upstream is cut
     gb.probed(True, 4.0)
     assert gb.decide(4.0) == ACTIVATE and gb.term == 2
+
+
+def test_the_gateway_field_of_the_status_round_trips_and_is_bounded() -> None:
+    from lanscatter.core.status import GatewayStatus, StatusDoc, StatusError, read_status, to_json
+
+    doc = StatusDoc(role="relay", name="gw-b", gateway=GatewayStatus(1, True, 3, "10.0.0.2:10564", True, 1))
+    assert read_status(to_json(doc)) == doc
+    assert "gateway" not in to_json(StatusDoc(role="peer"))
+    for bad in ({"rank": 65, "active": True}, {"rank": 0, "active": "yes"}, {"rank": 0, "active": True, "term": -1}):
+        with pytest.raises(StatusError):
+            read_status({**to_json(doc), "gateway": bad})

@@ -6,6 +6,7 @@ import dataclasses
 
 import aiohttp
 
+from lanscatter.core.status import read_status
 from lanscatter.roles.node_progress import Snapshot, figures, master_summary, peer_summary, state_line
 from lanscatter.roles.peer import connect_failure
 
@@ -38,7 +39,7 @@ def test_states_in_order() -> None:
 def test_master_summary_counts_the_peers_in_sync() -> None:
     status = {"generation": "0123456789abcdef", "chunks": 4, "bytes": 4 * 2**20,
               "nodes": [{"name": "m", "have": 4, "tx_bytes": 6 * 2**20}, {"name": "a", "have": 4}, {"name": "b", "have": 1}]}
-    assert master_summary(status) == "master: generation 0123456789ab, 4 MiB in 4 chunks; served 6 MiB; 1/2 peers in sync"
+    assert master_summary(read_status(status)) == "master: generation 0123456789ab, 4 MiB in 4 chunks; served 6 MiB; 1/2 peers in sync"
 
 
 def test_a_refused_connection_is_said_without_tls_words() -> None:

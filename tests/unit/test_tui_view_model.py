@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from lanscatter.core.status import read_status
 from lanscatter_tui.units import human_duration
 from lanscatter_tui.view_model import (
     Mark,
@@ -87,7 +89,8 @@ def test_progress_and_eta_count_each_node_once_and_leave_out_the_origin() -> Non
         ],
         "links": [{"name": "wan:hq>b", "bytes": 1_000_000, "bytes_per_s": 1_000_000.0, "rate": 0.0}],
     }
-    views = [(site_view("hq", hq, True), hq), (site_view("b", branch, True), branch)]
+    hq_doc, branch_doc = read_status(hq), read_status(branch)
+    views = [(site_view("hq", hq_doc, True), hq_doc), (site_view("b", branch_doc, True), branch_doc)]
     ov = overview(views)
     assert ov.progress == pytest.approx(7 / 30)
     assert ov.rate == 1_500_000.0  # the offline node's stale rate is not counted
@@ -100,16 +103,16 @@ def test_progress_and_eta_count_each_node_once_and_leave_out_the_origin() -> Non
 
 
 def test_eta_is_unknown_without_rate_and_zero_when_done() -> None:
-    idle = {"chunks": 4, "bytes": 4, "nodes": [node("p", 4, {0})]}
+    idle = read_status({"chunks": 4, "bytes": 4, "nodes": [node("p", 4, {0})]})
     assert overview([(site_view("s", idle, True), idle)]).eta_s is None
-    done = {"chunks": 4, "bytes": 4, "nodes": [node("p", 4, {0, 1, 2, 3})]}
+    done = read_status({"chunks": 4, "bytes": 4, "nodes": [node("p", 4, {0, 1, 2, 3})]})
     assert overview([(site_view("s", done, True), done)]).eta_s == 0.0
 
 
 def test_node_stats_keep_their_column_width() -> None:
     view = site_view(
         "s",
-        {
+        read_status({
             "chunks": 8,
             "nodes": [
                 node(
@@ -126,7 +129,7 @@ def test_node_stats_keep_their_column_width() -> None:
                 ),
                 node("b", 8, set(), online=False),
             ],
-        },
+        }),
         True,
     )
     for wide in (True, False):
@@ -148,15 +151,15 @@ def test_units() -> None:
 
 def test_a_site_whose_master_runs_open_is_marked_insecure() -> None:
     base: dict[str, Any] = {"chunks": 0, "nodes": [], "synced": False, "generation": None}
-    assert site_view("hq", {**base, "insecure": True}, True).insecure
-    assert not site_view("hq", base, True).insecure
+    assert site_view("hq", read_status({**base, "insecure": True}), True).insecure
+    assert not site_view("hq", read_status(base), True).insecure
     assert not site_view("hq", None, False).insecure
 
 
 def test_a_site_with_standby_gateways_names_the_one_relaying() -> None:
+    from lanscatter.core.status import GatewayStatus, StatusDoc
     from lanscatter_tui.view_model import site_tab, site_view
 
-    status = {"name": "gw-b", "chunks": 4, "generation": "g", "synced": False, "nodes": [],
-              "gateway": {"active": True, "rank": 1}}
+    status = StatusDoc(role="relay", name="gw-b", chunks=4, generation="g", gateway=GatewayStatus(rank=1, active=True))
     assert site_tab(2, site_view("br", status, True)) == "2 br 100% via gw-b"
-    assert site_tab(2, site_view("br", {**status, "gateway": None}, True)) == "2 br 100%"
+    assert site_tab(2, site_view("br", replace(status, gateway=None), True)) == "2 br 100%"

@@ -12,6 +12,7 @@ import pytest
 
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.sizes import mbit_to_bytes
+from lanscatter.core.status import read_status
 from lanscatter.deploy.demo_data import demo_layout, fits, rehearsal_disk_need, write_demo
 from lanscatter.deploy.supervisor import Backoff
 from lanscatter.deploy.tracker import SyncTracker, bottleneck_bytes_per_s
@@ -144,19 +145,19 @@ def _status(gen: str, chunks: int, nodes: dict[str, int], synced: bool = False,
 def test_tracker_done_times_links_and_report(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    assert t.observe(0.5, "region", _status("g1", 4, {"rg": 4})) == []       # origin's generation unknown
-    first = t.observe(1.0, "hq", _status("g1", 4, {"o": 4, "h1": 1, "rg": 2}))
+    assert t.observe(0.5, "region", read_status(_status("g1", 4, {"rg": 4}))) == []       # origin's generation unknown
+    first = t.observe(1.0, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 1, "rg": 2})))
     assert [c.host for c in first] == ["o"] and first[0].done_s == 0
-    t.observe(2.0, "region", _status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 600}))
+    t.observe(2.0, "region", read_status(_status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 600})))
     t.restarted("rg")                                                          # its counter starts again
-    t.observe(2.5, "region", _status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 100}))
+    t.observe(2.5, "region", read_status(_status("g1", 4, {"rg": 3, "r1": 0}, links={"wan:hq>region": 100})))
     assert t.link_bytes("wan:hq>region") == 700
-    t.observe(3.0, "region", _status("g1", 4, {"rg": 4, "r1": 4}, synced=True, links={"wan:hq>region": 50}))
+    t.observe(3.0, "region", read_status(_status("g1", 4, {"rg": 4, "r1": 4}, synced=True, links={"wan:hq>region": 50})))
     assert t.link_bytes("wan:hq>region") == 750                                # a restart it was not told of
-    done = t.observe(3.5, "hq", _status("g1", 4, {"o": 4, "h1": 4, "rg-2": 4}, synced=True))
+    done = t.observe(3.5, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 4, "rg-2": 4}, synced=True)))
     assert {c.host for c in done} == {"h1"}
     assert not t.synced()
-    t.observe(6.0, "branch", _status("g1", 4, {"bg": 4, "b1": 4}, synced=True, links={"wan:region>branch": 1000}))
+    t.observe(6.0, "branch", read_status(_status("g1", 4, {"bg": 4, "b1": 4}, synced=True, links={"wan:region>branch": 1000})))
     assert t.synced()
     r = t.report()
     assert r["dataset_bytes"] == 1000 and r["makespan_s"] == 5.0
@@ -180,11 +181,11 @@ def test_tracker_times_events_by_the_masters_clock_not_its_polls(tmp_path: Path)
     # at 1001.1 by that clock and is seen at the poll 0.6 s later. A status without these times
     # falls back to the poll's time; a time in the future is not believed.
     st = _status("g1", 2, {"o": 2, "h1": 0})
-    t.observe(2.0, "hq", {**st, "time": 1000.4, "generation_at": 1000.0})
+    t.observe(2.0, "hq", read_status({**st, "time": 1000.4, "generation_at": 1000.0}))
     st = _status("g1", 2, {"o": 2, "h1": 2, "rg": 2})
     st["nodes"][1]["complete_at"] = 1001.1
     st["nodes"][2]["complete_at"] = 1002.0
-    t.observe(3.3, "hq", {**st, "time": 1001.7})
+    t.observe(3.3, "hq", read_status({**st, "time": 1001.7}))
     assert t.first_seen["g1"] == pytest.approx(1.6)
     assert t.done_s("h1") == pytest.approx(1.1)
     assert t.done_s("rg") == pytest.approx(1.7)       # complete_at after "time": the poll's time
@@ -193,11 +194,11 @@ def test_tracker_times_events_by_the_masters_clock_not_its_polls(tmp_path: Path)
 def test_tracker_follows_a_new_generation(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2}, synced=True))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2}, synced=True)))
     assert t.done_s("h1") == 0.0
-    t.observe(10.0, "hq", _status("g2", 3, {"o": 3, "h1": 1}))
+    t.observe(10.0, "hq", read_status(_status("g2", 3, {"o": 3, "h1": 1})))
     assert t.generation == "g2" and t.done_s("h1") is None and not t.synced()
-    t.observe(12.0, "hq", _status("g2", 3, {"o": 3, "h1": 3}, synced=True))
+    t.observe(12.0, "hq", read_status(_status("g2", 3, {"o": 3, "h1": 3}, synced=True)))
     assert t.done_s("h1") == 2.0                     # measured from when g2 appeared
     r = t.report()
     assert r["makespan_s"] is None and r["efficiency"] is None     # other sites not done
@@ -240,25 +241,25 @@ def test_demo_files_are_written_identically(tmp_path: Path) -> None:
 def test_a_real_host_is_done_when_its_own_part_is(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 0, "rg": 0}))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 0, "rg": 0})))
     assert not t.hosts_done([plan.host("r1")])
     # The peer's own status says it is complete: enough for its orchestrator, whatever its master says.
-    t.observe_node(2.0, _status("g1", 2, {"r1": 2}, synced=True))
+    t.observe_node(2.0, read_status(_status("g1", 2, {"r1": 2}, synced=True)))
     assert t.hosts_done([plan.host("r1")]) and t.done_s("r1") == 1.0
     assert not t.hosts_done([plan.host("rg")])            # a relay waits for its whole site
-    t.observe(3.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(3.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
     assert t.hosts_done([plan.host("rg")])
     assert not t.hosts_done([plan.host("o")])             # the origin waits for the whole tree
-    t.observe_node(4.0, _status("g0", 2, {"h1": 2}, synced=True))      # an older generation: not done
+    t.observe_node(4.0, read_status(_status("g0", 2, {"h1": 2}, synced=True)))      # an older generation: not done
     assert t.done_s("h1") is None
 
 
 def test_a_site_master_that_finished_and_exited_stays_synced_one_that_died_is_silent(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
-    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
-    t.observe(2.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True)))
+    t.observe(2.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
+    t.observe(2.0, "branch", read_status(_status("g1", 2, {"bg": 2, "b1": 1})))
     # Both relays stop answering: region had finished its site, branch had not.
     for now in (3.0, 30.0):
         t.observe(now, "region", None)
@@ -267,7 +268,7 @@ def test_a_site_master_that_finished_and_exited_stays_synced_one_that_died_is_si
     assert t.silent_sites(30.0) == [("branch", 28.0)]
     assert t.last_seen("branch") == "1/2 hosts done, 75% of the chunks held"
     assert t.last_seen("hq") == "2/2 hosts done, 100% of the chunks held"
-    t.observe(31.0, "branch", _status("g1", 2, {"bg": 2, "b1": 2}, synced=True))
+    t.observe(31.0, "branch", read_status(_status("g1", 2, {"bg": 2, "b1": 2}, synced=True)))
     assert t.silent_sites(31.0) == [] and t.synced()
     r = t.report()
     assert r["synced"] is True and all(site["synced"] for site in r["sites"].values())
@@ -282,10 +283,10 @@ def test_a_site_that_never_answered_is_silent_since_the_start(tmp_path: Path) ->
 def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True)))
     st = _status("g1", 2, {"rg": 2, "r1": 2}, synced=True)
     st["links"] = [{"name": "wan:hq>region", "bytes": 820, "data_bytes": 1000}]
-    t.observe(2.0, "region", st)
+    t.observe(2.0, "region", read_status(st))
     link = t.report()["wan_links"]["wan:hq>region"]
     assert link["bytes"] == 820 and link["ratio"] == 0.82 and link["data_bytes"] == 1000 and link["data_ratio"] == 1.0
     t.restarted("o")
@@ -311,12 +312,12 @@ def test_a_downstream_run_that_never_saw_the_origins_generation_takes_its_sites(
     # still learns the generation from its own site and can tell that site is done.
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
-    t.observe(0.5, "hq", {**_status("g1", 0, {"o": 0}), "generation": None})
+    t.observe(0.5, "hq", read_status({**_status("g1", 0, {"o": 0}), "generation": None}))
     t.observe(1.0, "hq", None)
     assert t.last_seen("hq") == "answering, without a generation yet"
-    t.observe(2.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
+    t.observe(2.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
     assert t.generation == "g1" and t.hosts_done([plan.host("rg"), plan.host("r1")])
-    t.observe(3.0, "hq", _status("g2", 2, {"o": 2, "h1": 0}))             # the origin's word wins
+    t.observe(3.0, "hq", read_status(_status("g2", 2, {"o": 2, "h1": 0})))             # the origin's word wins
     assert t.generation == "g2" and not t.hosts_done([plan.host("rg")])
 
 
@@ -326,9 +327,9 @@ def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: 
     plan = _plan(tmp_path)
     t = SyncTracker(plan)
     w = Watcher(plan, t, plan.hosts, silent_after=20.0, warn_every=60.0)
-    t.observe(1.0, "hq", _status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True))
-    t.observe(1.0, "region", _status("g1", 2, {"rg": 2, "r1": 2}, synced=True))
-    t.observe(1.0, "branch", _status("g1", 2, {"bg": 2, "b1": 1}))
+    t.observe(1.0, "hq", read_status(_status("g1", 2, {"o": 2, "h1": 2, "rg": 2}, synced=True)))
+    t.observe(1.0, "region", read_status(_status("g1", 2, {"rg": 2, "r1": 2}, synced=True)))
+    t.observe(1.0, "branch", read_status(_status("g1", 2, {"bg": 2, "b1": 1})))
     for now in (2.0, 10.0, 22.0, 30.0, 83.0):
         t.observe(now, "region", None)
         t.observe(now, "branch", None)

@@ -369,7 +369,7 @@ class SwarmBooks:
             downloads=n.downloads, uploads=n.uploads, dl_slots=n.dl_slots, ul_slots=n.ul_slots,
             have_count=n.n_have, avg_upload_s=n.upload_s_total / n.uploads if n.uploads else None,
             failures=n.failures, downloading=n.n_dl + n.n_bg, uploading=n.n_ul + n.n_narrow, slowness=n.slowness,
-            corrupt=n.corrupt, seed=n.seed, site=n.site,
+            corrupt=n.corrupt, seed=n.seed, site=n.site, dl_in_slots=n.n_dl, ul_in_slots=n.n_ul,
         )
 
     def is_complete(self, name: str) -> bool:

@@ -67,12 +67,14 @@ class NodeStats:
     have_count: int
     avg_upload_s: float | None
     failures: int
-    downloading: int
-    uploading: int
+    downloading: int             # transfers in flight to it, in its slots or beside them
+    uploading: int               # transfers in flight from it, in its slots or beside them
     slowness: float
     corrupt: bool
     seed: bool
     site: str | None
+    dl_in_slots: int = 0         # of `downloading`, those in its download slots
+    ul_in_slots: int = 0         # of `uploading`, those in its upload slots
 
 
 class ChunkBits:

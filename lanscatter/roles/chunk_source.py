@@ -1,0 +1,23 @@
+"""What a node serving chunks from its folder needs of whatever holds them: where a chunk's bytes
+are (`locate`), which chunks are held (`have`), and what to do when a downloader found a served
+chunk corrupt (`verify`). A relay's downstream side (its chunk server and its swarm's seed) sees its
+upstream peer through this and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from lanscatter.disk.store import Location
+
+
+class ChunkSource(Protocol):
+    def locate(self, chunk: str) -> Location | None:
+        """Where the verified bytes of `chunk` are (None: not held)."""
+
+    def have(self) -> set[str]:
+        """The chunks held and verified, of the current generation."""
+
+    async def verify(self, chunks: Iterable[str], why: str = ...) -> None:
+        """These chunks did not match their hashes where they were served: check them again."""
