@@ -127,7 +127,9 @@ class GatewayNode:
             async with session.get(url, params={"nonce": nonce}, ssl=tls or True) as resp:
                 if resp.status != 200:
                     raise RemoteProtocolError(f"answered HTTP {resp.status}")
-                body = await resp.content.read(MAX_CLAIM_BYTES + 1)
+                body = b""
+                while len(body) <= MAX_CLAIM_BYTES and (piece := await resp.content.read(MAX_CLAIM_BYTES + 1)):
+                    body += piece
             if len(body) > MAX_CLAIM_BYTES:
                 raise RemoteProtocolError("the answer is too long")
             claim = claim_from_dict(self._key, nonce, json.loads(body), rank=rank)

@@ -700,7 +700,9 @@ async def _refused_as_error(host: str, port: int,
                 standby_named(exc.headers.get(ACTIVE_HEADER, ""))
             raise StandbyAnswer(f"{host}:{port} is a standby gateway") from None
         if exc.status != 426:
-            raise
+            # A web server, or anything else that is no lanscatter master: tried again like a
+            # master that does not answer (the next gateway, or until --connect-timeout).
+            raise NotAMaster(f"{host}:{port} answered HTTP {exc.status}, not a lanscatter master") from None
         raise TLSRefused(f"the master at {host}:{port} says: {TLS_REQUIRED_TEXT.strip()}",
                          "give this node --tls-fingerprint (or --tls-ca), as the site tree's tls: says") from None
 
@@ -719,6 +721,10 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
 
 class StandbyAnswer(ConnectionError):
     """The master asked is a standby gateway: try the next one."""
+
+
+class NotAMaster(ConnectionError):
+    """What answered at the master's address is no lanscatter master."""
 
 
 class _DryRunDone(Exception):

@@ -5,14 +5,20 @@ the data once. A first gateway that comes back stays a standby."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lanscatter.core.auth import new_secret
 from tests.integration.nodes import HOST, Cluster, Node, free_port, tree_state, wait_for
 
 DATA = 24 << 20
@@ -141,3 +147,61 @@ def test_frozen_gateway_is_replaced_and_steps_down_when_it_wakes(site: Any) -> N
     assert _active(gw_b)
     wait_for(lambda: _synced(gw_a), 60, "the woken gateway in sync as a standby", gw_a, gw_b)
     assert tree_state(c.tmp / "gw-a") == tree_state(c.source)
+
+
+class _Forger(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with 200 and, in turn, a claim to be the active gateway with a high term
+    and no valid MAC, or a body of 1 MiB."""
+
+    answers = (json.dumps({"rank": 1, "active": True, "term": 99, "upstream_ok": True, "mac": "0" * 64}).encode(),
+               b"{" + b" " * (1 << 20) + b"}")
+
+    def do_GET(self) -> None:
+        body = self.answers[len(self.path) % 2]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+class _ForgerServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass                       # a client that hangs up on the 1 MiB body is what it should do
+
+
+@pytest.fixture
+def forger() -> Any:
+    server = _ForgerServer((HOST, 0), _Forger)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_forged_claim_makes_no_gateway_stand_by(tmp_path: Path, forger: Any) -> None:
+    """Something at the other gateway's address that does not hold the secret claims to be active
+    with a high term (another time it answers with a huge body, and its /ws is no websocket): it is
+    not heard, and the first gateway relays."""
+    source = tmp_path / "origin"
+    source.mkdir()
+    (source / "a.bin").write_bytes(os.urandom(1 << 20))
+    c = Cluster(tmp_path, source)
+    try:
+        master = c.start_master()
+        gw = _gateway(c, "gw-a", [free_port(), forger.server_address[1]], 0, master)
+        wait_for(lambda: _active(gw) and _synced(gw), 30, "the real gateway relaying", gw)
+        assert "Traceback" not in gw.output()
+    finally:
+        c.close()
+
+
+def test_a_peer_sent_to_a_web_server_says_so_and_exits(tmp_path: Path, forger: Any) -> None:
+    done = subprocess.run([sys.executable, "-m", "lanscatter", "peer", f"{HOST}:{forger.server_address[1]}",
+                           str(tmp_path / "p"), "--listen", HOST, "--port", "0", "--connect-timeout", "2",
+                           "--state-dir", str(tmp_path / "ps")], capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "LANSCATTER_SECRET": new_secret()})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "answered HTTP 200, not a lanscatter master" in done.stderr and "Traceback" not in done.stderr
