@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from lanscatter.emulator.layout import namespace_prefix
-from lanscatter.emulator.netns import list_namespaces, support_problem
+from lanscatter.emulator.netns import EmulatorError, list_namespaces, support_problem
 from lanscatter.emulator.run import inside_namespace
 from lanscatter.topology.model import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from tests.integration.nodes import tree_state
@@ -60,7 +60,7 @@ def _status(tag: str, host: str, port: int) -> dict[str, Any] | None:
             with inside_namespace(f"{namespace_prefix(tag)}h.{host}"), \
                     urllib.request.urlopen(f"http://{BRANCH[host]}:{port}/status", timeout=2) as resp:
                 data = json.load(resp)
-        except (OSError, ValueError):          # the namespace is not built yet, or the role not up
+        except (OSError, ValueError, EmulatorError):   # the namespace is not built yet, or the role not up
             return None
         return data if isinstance(data, dict) else None
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
