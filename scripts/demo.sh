@@ -11,7 +11,15 @@
 # (after deleting .demo/source: a source of another size is an error, not silently reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+# The install's own chatter (pip, setuptools) would bury what the demo says: shown only if it fails.
+echo "demo: installing into .venv (about a minute the first time)" >&2
+setup_log=$(mktemp)
+if ! ./scripts/setup.sh >"$setup_log" 2>&1; then
+  cat "$setup_log" >&2
+  rm -f "$setup_log"
+  exit 1
+fi
+rm -f "$setup_log"
 size="${DEMO_SIZE:-512MiB}"
 echo "demo: data set of $size in $(pwd)/.demo/source, host copies in $(pwd)/examples/topologies/.lanscatter-rehearsal" >&2
 exec .venv/bin/lanscatter up examples/topologies/rehearsal.yaml --local --demo-data "$size" "$@"

@@ -39,6 +39,7 @@ from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.feed_client import DEFAULT_BACKOFF, Backoff, Source, follow
 from lanscatter_tui.view_model import (
     EtaClock,
+    LinkTotals,
     SiteView,
     completions,
     event_line,
@@ -60,6 +61,7 @@ from lanscatter_tui.widgets import (
 REFRESH_INTERVAL_S = 1 / 3
 STARTUP_GRACE_S = 15.0       # a site not answering yet is "connecting" this long, not an error
 REPORT_POLL_S = 1.0
+REPORT_CLOCK_SLACK_S = 1.0   # file times are coarser than the clock on some file systems
 EXIT_INTERRUPTED = 130       # as a shell reports a program stopped by Ctrl-C
 
 
@@ -96,6 +98,7 @@ class SiteState:
     synced_generation: str | None = None
     reached: bool = False
     cursor: int = 0
+    link_totals: LinkTotals = field(default_factory=LinkTotals)
 
     @property
     def label(self) -> str:
@@ -188,8 +191,8 @@ class MonitorApp(App[int]):
         assert self._report is not None
         try:
             st = self._report.stat()
-            if (st.st_mtime, st.st_size) == self._report_seen:
-                return
+            if (st.st_mtime, st.st_size) == self._report_seen or st.st_mtime < self._started - REPORT_CLOCK_SLACK_S:
+                return              # unchanged, or a previous run's (a rehearsal run again in the same folder)
             self._report_seen = (st.st_mtime, st.st_size)
             doc = json.loads(self._report.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -224,10 +227,11 @@ class MonitorApp(App[int]):
         site = self.sites[message.index]
         if not site.up:
             self._log_event(time.time(), f"{site.label}: answering again", "info")
-        site.up, site.down_since, site.status, site.reached = True, None, message.status, True
-        self._log_new_events(site, message.status)
-        self._log_node_changes(site, message.status)
-        self._log_completions(site, message.status)
+        status = site.link_totals.apply(message.status)
+        site.up, site.down_since, site.status, site.reached = True, None, status, True
+        self._log_new_events(site, status)
+        self._log_node_changes(site, status)
+        self._log_completions(site, status)
         self._dirty = True
 
     def on_site_down(self, message: SiteDown) -> None:

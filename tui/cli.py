@@ -92,5 +92,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--workdir", type=Path, default=None, help="with --local: the rehearsal's work directory")
     parser.add_argument("--report", type=Path, default=None, metavar="FILE",
                         help="a run's report (`lanscatter up` writes one): show its end summary once it says "
-                        "the tree is synced")
+                        "the tree is synced (a file older than the monitor is a previous run's: not shown)")
     parser.set_defaults(func=_command)

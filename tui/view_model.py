@@ -158,11 +158,14 @@ def overview(sites: Iterable[tuple[SiteView, StatusDoc | None]]) -> Overview:
 
     A relay is listed by both the site it downloads from and the site it serves; nodes and links
     are counted once by name. The origin master always holds everything, so it is left out.
+    Links come in the order of the sites they lead to (the tree's order), as in the summary.
     """
     nodes: dict[str, NodeRow] = {}
     links: dict[str, LinkRow] = {}
+    rank: dict[str, int] = {}            # a link is listed where the site it leads to is
     dataset = 0
     for view, status in sites:
+        rank.setdefault(view.label, len(rank))
         for node in view.nodes:
             if node.role != "master" and node.name not in nodes:
                 nodes[node.name] = node
@@ -188,7 +191,7 @@ def overview(sites: Iterable[tuple[SiteView, StatusDoc | None]]) -> Overview:
         rate=rate,
         eta_s=eta,
         dataset_bytes=dataset,
-        links=tuple(sorted(links.values(), key=lambda r: r.name)),
+        links=tuple(sorted(links.values(), key=lambda r: (rank.get(r.name.rpartition(">")[2], len(rank)), r.name))),
     )
 
 
@@ -203,6 +206,31 @@ class EtaClock:
         if ov.progress >= 1.0 and ov.eta_s == 0.0:
             return ov
         return replace(ov, eta_s=self.eta.update(ov.progress, 1.0, now))
+
+
+@dataclass(slots=True)
+class LinkTotals:
+    """A site's WAN link bytes over the monitor's whole run, counted as `up`'s report counts them: a
+    relay that restarts counts from zero again, and what it had counted before stays counted (else
+    the monitor would show less than the report for the same link)."""
+
+    seen: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (link, key) -> (base, last)
+
+    def apply(self, status: StatusDoc) -> StatusDoc:
+        """`status` with each link's `bytes` and `data_bytes` as totals since the monitor started."""
+        if not status.links:
+            return status
+        return replace(status, links=tuple(
+            replace(link, bytes=self._total(link.name, "bytes", link.bytes),
+                    data_bytes=None if link.data_bytes is None else self._total(link.name, "data", link.data_bytes))
+            for link in status.links))
+
+    def _total(self, link: str, key: str, value: int) -> int:
+        base, last = self.seen.get((link, key), (0, 0))
+        if value < last:                # the relay restarted and counts from zero again
+            base += last
+        self.seen[(link, key)] = (base, value)
+        return base + value
 
 
 def completions(label: str, status: StatusDoc, known: dict[str, str]) -> list[tuple[float, str]]:

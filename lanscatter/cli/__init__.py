@@ -129,9 +129,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(exc.message if exc.preformatted else f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
+        _to_log_files(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _to_log_files(exc: LanscatterError) -> None:
+    """The error that ends a command also goes into its --log-file: whoever reads the log later
+    sees why the node stopped (the terminal already has it, so the screen gets it once)."""
+    text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (text,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def main() -> None:

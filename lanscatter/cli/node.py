@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -32,6 +33,7 @@ from lanscatter.core.auth import SECRET_HINT, check_secret
 from lanscatter.core.chunking import AUTO, CDC, KINDS
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.eta import MeanRateEta
+from lanscatter.core.ideal import ideal_time
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
 from lanscatter.core.rate_meter import RateMeter
@@ -46,9 +48,10 @@ from lanscatter.disk.staged_store import DEFAULT_KEEP
 from lanscatter.net.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
 from lanscatter.roles.gateway import GatewayNode
 from lanscatter.roles.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
-from lanscatter.roles.node_progress import follow_peer, master_summary, peer_summary, snapshot
+from lanscatter.roles.node_progress import LogsAboveBar, follow_peer, node_report, peer_summary, snapshot
 from lanscatter.roles.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
 from lanscatter.roles.relay import RelayNode, RelayOptions
+from lanscatter.topology.summary import summary_lines
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -240,7 +243,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="S",
                    help=f"on-change: publish once nothing changed for S seconds (default {DEFAULT_SETTLE_S:g})")
     g.add_argument("--allow-shrink", action="store_true",
-                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%} of the files of "
+                   help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%}% of the files of "
                         "the last version (refused by default: the hosts would delete them)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
@@ -398,12 +401,26 @@ def run_master(args: argparse.Namespace) -> int:
         try:
             await _report_loop(node.status, args.json)
         finally:
-            summary.append(master_summary(node.status()))
+            bottleneck = _bottleneck(where.link_map, opts.name, where.site)
+            summary.extend(summary_lines(node_report(node.status(), bottleneck=bottleneck, log_file=_log_path(args))))
             await node.stop()
 
     code = _run(body)
     print(*summary, sep="\n", flush=True, file=sys.stderr if args.json else sys.stdout)
     return code
+
+
+def _bottleneck(links: LinkMap | None, name: str, site: str | None) -> float | None:
+    """The rate of the ideal run (bytes/s), when --topology gave the links and this master's site is
+    the whole tree (the master of a tree with more sites sees only its relays finish, not their sites)."""
+    if links is None or site is None or any(s != site for s in links.node_site.values()):
+        return None
+    rate = ideal_time(links, name, 1.0).bytes_per_s
+    return rate if math.isfinite(rate) else None
+
+
+def _log_path(args: argparse.Namespace) -> str | None:
+    return str(Path(args.log_file).resolve()) if args.log_file is not None else None
 
 
 def run_peer(args: argparse.Namespace) -> int:
@@ -436,7 +453,7 @@ def run_peer(args: argparse.Namespace) -> int:
 
     reporter = (_report_loop(node.status, True, until_synced=args.exit_when_synced) if args.json
                 else follow_peer(node, "peer", until_synced=args.exit_when_synced))
-    return _run_with_summary(node, "peer", reporter, node.stop, run=run, as_json=args.json)
+    return _run_with_summary(node, "peer", reporter, node.stop, run=run, as_json=args.json, log_file=_log_path(args))
 
 
 def run_proxy(args: argparse.Namespace) -> int:
@@ -467,7 +484,8 @@ def run_proxy(args: argparse.Namespace) -> int:
         await node.run()
 
     reporter = _report_loop(node.status, True) if args.json else follow_peer(node.upstream, "relay")
-    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=run, as_json=args.json)
+    return _run_with_summary(node.upstream, "relay", reporter, node.stop, run=run, as_json=args.json,
+                             site_status=node.status, log_file=_log_path(args))
 
 
 def _write_port(args: argparse.Namespace, port: int) -> None:
@@ -478,15 +496,21 @@ def _write_port(args: argparse.Namespace, port: int) -> None:
 
 def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, None],
                       stop: Callable[[], Awaitable[None]],
-                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False) -> int:
-    """Run a peer or relay beside its reporter; print its summary line when it ends (not after an
-    error: the error and its hint say it all), on stderr when stdout carries JSON lines."""
+                      run: Callable[[], Coroutine[Any, Any, None]] | None = None, as_json: bool = False,
+                      site_status: Callable[[], StatusDoc] | None = None, log_file: str | None = None) -> int:
+    """Run a peer or relay beside its reporter; print its summary when it ends (not after an error:
+    the error and its hint say it all), on stderr when stdout carries JSON lines. A relay adds the
+    summary of the site it serves (`site_status`), as a master does; both name the log file."""
     started = time.monotonic()
     summary: list[str] = []
 
     async def stop_and_sum_up() -> None:
-        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started,
-                                    peer.downloaded_chunks, peer.local_copies))
+        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started, peer.downloaded_chunks,
+                                    peer.local_copies, peer.counters.rx_bytes, peer.downloaded_bytes))
+        if site_status is not None:
+            summary.extend(summary_lines(node_report(site_status(), log_file=log_file)))
+        elif log_file is not None:
+            summary.append(f"  log: {log_file}")
         await stop()
 
     code = _run(lambda: _run_beside((run or peer.run)(), reporter, stop_and_sum_up))
@@ -554,7 +578,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
 
     bar = Progress("hashing", BarColumn(), TextColumn("{task.fields[figures]}"), transient=True)
     task = bar.add_task("hash", total=None, figures="")
-    bar.start()
+    shown = LogsAboveBar(bar)
     eta, meter = MeanRateEta(), RateMeter()
 
     def update(done: int, total: int) -> None:
@@ -565,7 +589,7 @@ def _scan_progress() -> Callable[[int, int], None] | None:
                    + ("ETA --" if left is None else f"ETA {left:.0f}s"))
         bar.update(task, completed=done, total=total, figures=figures)
         if done >= total:
-            bar.stop()
+            shown.stop()
     return update
 
 

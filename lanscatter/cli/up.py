@@ -114,6 +114,26 @@ def _check_loopback(plan: DeploymentPlan) -> None:
                                   "elsewhere add aliases, e.g. `ifconfig lo0 alias 127.0.0.2`)") from None
 
 
+def _check_ports_free(hosts: list[HostPlan]) -> None:
+    """A rehearsal's ports, taken before it starts, mean another rehearsal (or node) runs there: its
+    roles would fail to bind and restart in a loop while the monitor showed the other run's figures."""
+    for h in hosts:
+        ports = {"master": (h.master_port,), "peer": (h.peer_port,), "relay": (h.master_port, h.peer_port)}[h.role]
+        for port in ports:
+            if not port:
+                continue
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # a closing connection is no user
+                try:
+                    s.bind((h.address, port))
+                except OSError as exc:
+                    raise ConfigError(
+                        f"{h.address}:{port}, the port of the rehearsal host {h.name} ({h.role}), is taken: "
+                        f"{exc.strerror}; another rehearsal or lanscatter node runs there",
+                        "stop it first (Ctrl-C in its terminal), or give this tree other ports "
+                        "(defaults: master_port, peer_port)") from None
+
+
 def _prepare_source(opts: UpOptions, plan: DeploymentPlan, workdir: Path) -> None:
     """The rehearsal's data set: generated when missing; an existing one of another size than
     --demo-data is an error. Says how much disk the rehearsal takes and where, and asks (or, with
@@ -189,6 +209,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     workdir = default_workdir(opts, plan)
     if opts.local:
         _check_loopback(plan)
+        _check_ports_free(hosts)
         _prepare_source(opts, plan, workdir)
     elif hosts[0].role == "master" and not plan.dataset.source.is_dir():
         raise ConfigError(f"this host is the origin, but its data set source {plan.dataset.source} is not a folder",

@@ -11,11 +11,12 @@ SPACING_S = 0.5     # samples closer than this replace the newest one: readers m
 COUNTER_MAX = 2**63  # bytes: more than any link moves in a lifetime
 WINDOW_S = 4.0      # a rate covers the samples of the last few seconds: it falls to 0 soon after a transfer
 STALE_S = 3.0       # a counter not heard from for this long moves nothing now
+IDLE_S = 0.9        # a counter that has not moved over this long (one peer report apart) is idle: rate 0
 
 
 class RateMeter:
     """Bytes/s over the last WINDOW_S seconds, from cumulative counters sampled whenever a reader
-    asks or a report arrives. Once the counters stop moving the rate is 0 within WINDOW_S."""
+    asks or a report arrives. A counter that stopped moving reads 0 after IDLE_S (one report)."""
 
     def __init__(self) -> None:
         self.samples: deque[tuple[float, int, int]] = deque(maxlen=16)
@@ -39,4 +40,11 @@ class RateMeter:
         (t0, rx0, tx0), (t1, rx1, tx1) = self.samples[0], self.samples[-1]
         dt = max(t1 - t0, 1e-6)
         # A counter that went backwards (the peer restarted) gives no rate rather than a negative one.
-        return max(0.0, float(rx1 - rx0) / dt), max(0.0, float(tx1 - tx0) / dt)
+        rx, tx = max(0.0, float(rx1 - rx0) / dt), max(0.0, float(tx1 - tx0) / dt)
+        # The window's average lags the end of a transfer by WINDOW_S: a direction that moved nothing
+        # since the newest sample IDLE_S before the last one transfers nothing now (0 at `done`).
+        before = next((s for s in reversed(self.samples) if t1 - s[0] >= IDLE_S), None)
+        if before is not None:
+            rx = 0.0 if rx1 == before[1] else rx
+            tx = 0.0 if tx1 == before[2] else tx
+        return rx, tx

@@ -17,6 +17,10 @@ Rules of the JSON shape (docs/tui.md, "Where the data comes from"):
 Decoding is hostile-input decoding, like `protocol.FIELD_BOUNDS`: every number is range-checked
 (NaN refused), every list and string bounded, texts escaped (`safe_text`), bitmaps base64 of a
 bounded length. Anything else raises `StatusError`; it never raises anything else, whatever the input.
+
+Adding a field: give it a default (older documents lack it), a bound in `_BOUNDS` when the default
+one does not fit (texts 1,024 characters, lists 1,024 items, numbers 0 to 2**63), and list it in
+`_OPTIONAL` when the documents of some roles never carry it.
 """
 
 from __future__ import annotations
@@ -229,7 +233,9 @@ _BOUNDS: dict[str, _Bound] = {
     "complete_at": _Bound(0, MAX_TIME), "published_ms": _Bound(0, MAX_TIME * 1000),
     "rank": _Bound(0, 64), "term": _Bound(0, 2**53), "takeovers": _Bound(0, 2**40), "active_gateway": _Bound(0, 512),
 }
-_DEFAULT = _Bound()
+_DEFAULT_NUMBER = _Bound()
+_DEFAULT_TEXT = _Bound(0, 1024)          # a field added without a bound of its own stays bounded
+_DEFAULT_LIST = _Bound(0, 1024)
 
 
 def read_status(data: object) -> StatusDoc:
@@ -274,7 +280,8 @@ def _read_value(value: object, hint: Any, name: str, where: str) -> Any:
             return None
         (hint,) = [a for a in args if a is not type(None)]
         return _read_value(value, hint, name, where)
-    bound = _BOUNDS.get(name, _DEFAULT)
+    bound = _BOUNDS.get(name) or (_DEFAULT_TEXT if hint is str else _DEFAULT_LIST if origin is tuple
+                                  else _DEFAULT_NUMBER)
     if origin is tuple:
         item = args[0]
         if not isinstance(value, list) or not bound.lo <= len(value) <= bound.hi:

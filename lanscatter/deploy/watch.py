@@ -2,8 +2,9 @@
 
 The I/O shell around `SyncTracker`: one GET per site master every `interval` seconds (they answer
 without the swarm secret and carry no file names). Progress is one log line every few seconds: per
-site, hosts done of hosts and the mean share of chunks held; per WAN link, bytes carried and their
-ratio to the data set. Each host's and each site's completion is logged when it is first seen.
+site, hosts done of hosts and the mean share of chunks held; the ETA by the product's one rule
+(`core/eta.py`: `ETA --` until the mean rate has been measured); per WAN link, bytes carried and
+their ratio to the data set. Each host's and each site's completion is logged when it is first seen.
 
 A site master that does not answer is never waited on in silence: once it has been silent for
 `silent_after` seconds without having finished its site, a warning names it, its address, how long
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import StatusDoc, StatusError
 from lanscatter.deploy.tracker import Completion, SyncTracker, wan_links_of
@@ -91,6 +93,7 @@ class Watcher:
         self._own = [status_url(h.address, h.peer_port) for h in self.scope if h.role == "peer" and not plan.local]
         self._started = time.monotonic()
         self._generation: str | None = None
+        self._eta = MeanRateEta()
         self._malformed: set[str] = set()                   # urls whose answer was told to be unusable
 
     def now(self) -> float:
@@ -183,12 +186,21 @@ class Watcher:
         if self.on_complete is not None:
             self.on_complete(done)
 
-    def progress_line(self) -> str:
+    def progress_line(self, now: float | None = None) -> str:
+        """The headless progress line at `now` (seconds since the run started; default: now)."""
+        now = self.now() if now is None else now
         t = self.tracker
-        parts = [f"{self.now():6.1f}s"]
+        parts = [f"{now:6.1f}s"]
+        if t.generation is None:        # the origin is still scanning and publishing: no figure means anything yet
+            return f"{parts[0]} | waiting for the origin's first generation ({self.plan.sites[0].master} scans its folder)"
+        held = hosts = 0.0
         for s in self.plan.sites:
             done, total, share = t.site_progress(s.name)
             parts.append(f"{s.name} {done}/{total}" + ("" if done == total else f" {share:4.0%}"))
+            held, hosts = held + share * total, hosts + total
+        left = self._eta.update(held, hosts, now)
+        if left != 0.0:                 # the product's one ETA rule: nothing until the mean rate is known
+            parts.append("ETA --" if left is None else f"ETA {left:.0f}s")
         for link in wan_links_of(self.plan):
             carried, data = t.link_bytes(link), t.link_data_bytes(link)
             shown = carried if data is None else data

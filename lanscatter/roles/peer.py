@@ -657,6 +657,9 @@ def connect_failure(exc: BaseException) -> str:
     plain HTTP: 'ssl:default')."""
     if isinstance(exc, aiohttp.ClientConnectorError):
         err = exc.os_error
+        if isinstance(err, socket.gaierror):
+            # a resolver's error numbers are not errno values (-2 would read "unknown error -2")
+            return f"cannot resolve {exc.host}: {err.strerror or 'no such host'}"
         text = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
         return text[:1].lower() + text[1:]
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):

@@ -51,8 +51,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         line += f"; ideal {_seconds(ideal)}{at}"
     if isinstance(eff, (int, float)):
         line += f"; efficiency {eff:.0%}"
+        if report.get("efficiency_clamped"):      # the ideal counts whole copies moved uncompressed
+            line += " (faster than the ideal: data already in place, or compressed in flight)"
     lines.append(line)
-    for name, link in (report.get("wan_links") or {}).items():
+    for name, link in _in_tree_order(report.get("wan_links") or {}, report.get("site_order") or []):
         wire, data = int(link.get("bytes") or 0), link.get("data_bytes")
         text = f"  {name}: "
         if isinstance(data, int):
@@ -61,13 +63,21 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         if isinstance(data, int) and data and wire < data:
             text += ", LZ4 in flight"
         lines.append(text)
-    restarts = {k: v for k, v in (report.get("restarts") or {}).items() if v}
-    lines.append("  restarts: " + (", ".join(f"{k} {v}x" for k, v in sorted(restarts.items())) or "none"))
+    if "restarts" in report:           # a node's own summary has none: it restarts nothing
+        restarts = {k: v for k, v in (report.get("restarts") or {}).items() if v}
+        lines.append("  restarts: " + (", ".join(f"{k} {v}x" for k, v in sorted(restarts.items())) or "none"))
     if report.get("logs"):
         lines.append(f"  logs:   {report['logs']}")
     if report.get("report"):
         lines.append(f"  report: {report['report']}")
     return lines
+
+
+def _in_tree_order(links: dict[str, Any], site_order: list[str]) -> list[tuple[str, Any]]:
+    """WAN links ("wan:PARENT>SITE") in the order of the sites they lead to: a report read back
+    from its file (keys sorted) and the one in memory print the same lines."""
+    rank = {site: i for i, site in enumerate(site_order)}
+    return sorted(links.items(), key=lambda kv: (rank.get(kv[0].rpartition(">")[2], len(rank)), kv[0]))
 
 
 def _ratio(part: int, whole: int) -> str:

@@ -63,7 +63,7 @@ async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -
                 await asyncio.sleep(0.05)
         want = tree_state(tmp_path / "origin")
         assert all(tree_state(tmp_path / peer.name) == want for peer in peers)
-        assert not master.swarm._waiting          # every download said its bytes arrived
+        assert not master.swarm.session.waiting          # every download said its bytes arrived
         # Two transfers into one port start at half of it each; when one ends, or its successor's
         # request is still on its way, the source of the other is told it has the whole port.
         assert first and all(r is not None and r <= DOWN * 1.0001 for r in first)

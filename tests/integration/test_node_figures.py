@@ -1,10 +1,11 @@
 """What the nodes themselves tell an operator: a peer that exits the moment its folder is complete
 leaves its final byte counts with its master (/status and /metrics agree), and ends with its summary
-line; a peer whose master never answers says so in words, copies its log to --log-file, and gives
-up with a hint."""
+line, the master with the summary `up` ends with; a peer whose master never answers says so in
+words, copies its log and the error that ends it to --log-file, and gives up with a hint."""
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +28,11 @@ def test_a_peer_that_exits_when_synced_leaves_its_figures_with_the_master(cluste
     rx = {s.labels["node"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
           if s.name == "lanscatter_node_rx_bytes_total"}
     assert rx["p1"] == row["rx_bytes"]
+    # Stopped, the master ends with the summary `up` ends with: its site, when each node finished, the makespan.
+    assert master.stop() == 0
+    out = master.output()
+    assert "master: synced; generation " in out and "  site  hosts  median    last" in out
+    assert re.search(r"\n  lan     2/2   \d+\.\d s  +\d+\.\d s\n  makespan \d+\.\d s\n", out), out
 
 
 def test_a_peer_alone_says_what_it_tries_and_gives_up_with_a_hint(cluster: Cluster, tmp_path: Path) -> None:
@@ -45,3 +51,4 @@ def test_a_peer_alone_says_what_it_tries_and_gives_up_with_a_hint(cluster: Clust
     assert "--connect-timeout waits longer" in out
     copy = (tmp_path / "alone-copy.log").read_text()      # --log-file: the log lines, dated
     assert f"peer: connecting to {HOST}:{port} (attempt 1, retrying" in copy and copy[:4].isdigit()
+    assert f"ERROR   lanscatter.cli: the master at {HOST}:{port} did not answer for 2 s" in copy    # why it stopped

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.nodes import free_port, make_tree, tree_state
 from tests.integration.up_runs import UpRun, alive, wait_until, write_tree
@@ -195,6 +197,23 @@ def test_another_demo_size_over_an_existing_source_is_an_error_with_a_hint(tmp_p
     assert f"error: {source} already holds a " in r.stderr and "--demo-data asks for 64 MiB" in r.stderr
     assert f"hint: delete {source} to generate 64 MiB there" in r.stderr
     assert not (tmp_path / "work" / "office").exists()          # nothing started
+
+
+def test_a_rehearsal_whose_ports_are_taken_says_so_before_starting(tmp_path: Path) -> None:
+    # Another rehearsal of the same tree still running: its ports are taken on the same addresses.
+    source = tmp_path / "source"
+    make_tree(source)
+    tree = _single_lan(tmp_path, source)
+    port = yaml.safe_load(tree.read_text())["defaults"]["peer_port"]
+    with socket.socket() as other:
+        other.bind(("127.0.0.3", port))
+        other.listen()
+        r = subprocess.run([sys.executable, "-m", "lanscatter", "up", str(tree), "--local", "--headless",
+                            "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=30, check=False)
+    assert r.returncode == 2, r.stderr
+    assert f"error: 127.0.0.3:{port}, the port of the rehearsal host a (peer), is taken" in r.stderr
+    assert "another rehearsal or lanscatter node runs there" in r.stderr and "hint: stop it first" in r.stderr
+    assert not (tmp_path / "work" / "logs").exists()             # nothing started
 
 
 def test_every_host_up_with_exit_when_synced_all_end_synced_across_a_relay(tmp_path: Path, runs: list[UpRun]) -> None:

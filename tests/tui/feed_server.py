@@ -78,7 +78,7 @@ class Recording:
                 if node["role"] != "master" and node["site"] == site:
                     held += node["have"]
                     wanted += status["chunks"]
-        return held / wanted
+        return held / wanted if wanted else 0.0     # before the first generation: nothing wanted yet
 
     def when_progress(self, share: float) -> float:
         """The first moment the receiving nodes hold `share` of their chunk copies."""

@@ -10,14 +10,21 @@ What it does, all on 127.0.0.x:
   `branch` (the relay gw-b + br-1..br-3) behind a slow WAN link, with LAN and WAN speeds chosen so
   the distribution is still running for most of the recording, and a generated data set of 96
   chunks (seeded random bytes: the same data on every run);
-- runs `lanscatter up TREE --local --headless --workdir W` and, once both sites' masters answer,
-  records their `/status/ws` feeds with `lanscatter_tui.recorder` for `--seconds`;
+- runs `lanscatter up TREE --local --headless --workdir W` and, once both sites' masters serve the
+  first generation, records their `/status/ws` feeds with `lanscatter_tui.recorder` for `--seconds`;
 - meanwhile makes real things happen: at SLOW_AT hq-2 is frozen (SIGSTOP) for SLOW_FOR seconds,
   so the transfers to and from it time out and the origin logs failures and slow sources; at
   CRASH_AT br-2 is killed (SIGKILL), and killed again as soon as the supervisor restarts it,
   CRASHES times in all, so its restart delay grows (0.5 s, 1 s, 2 s) and it is gone for about
   four seconds before it comes back. The PIDs come from `W/pids.json`, which `up` keeps current;
-- stops `up` by its PID with SIGTERM (SIGKILL if it has not exited within STOP_WAIT_S).
+- at the end, while every role still runs, takes each site master's `/status`, `/metrics` and
+  `/` (the HTML page) into `feeds/rehearsal.end.json`;
+- stops `up` by its PID with SIGTERM (SIGKILL if it has not exited within STOP_WAIT_S) and keeps
+  what it wrote: its report (`feeds/rehearsal.report.json`) and its headless output, the progress
+  lines and the end summary (`feeds/rehearsal.up.txt`), the work directory's path replaced by
+  `WORKDIR` and the times of day by `HH:MM:SS`.
+
+tests/tui/test_surfaces.py checks every surface against these files and the feed's last moment.
 
 The times are real, so they differ a little between recordings; the tests find the moments they
 need (a node down, back, the end) in the file rather than assuming them.
@@ -33,6 +40,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -50,7 +58,7 @@ from lanscatter.deploy import process_stop
 from lanscatter_tui.cli import topology_sources
 from lanscatter_tui.recorder import record
 
-OUT = Path(__file__).with_name("feeds") / "rehearsal.jsonl"
+OUT = Path(__file__).with_name("feeds") / "rehearsal.jsonl"   # beside it: rehearsal.end.json, .report.json, .up.txt
 HOSTS = 8                           # 127.0.0.2 .. 127.0.0.9, in tree order
 CHUNK = 256 << 10
 FILES = (("bin/engine.pak", 28), ("assets/textures.pak", 20), ("assets/audio.pak", 12),
@@ -141,19 +149,21 @@ async def wait_for_pid(workdir: Path, host: str, other_than: int | None, timeout
     raise TimeoutError(f"{host} did not (re)start within {timeout_s} s")
 
 
-async def wait_answering(urls: list[str], timeout_s: float) -> None:
+async def wait_serving(urls: list[str], timeout_s: float) -> None:
+    """Until every site's master serves the origin's first generation (the scan and the publishing
+    take a few seconds): the recording's events then fall in the middle of the distribution."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as session:
         for url in urls:
             while True:
                 try:
                     async with session.get(f"{url}/status") as response:
-                        if response.status == 200:
+                        if response.status == 200 and (await response.json()).get("generation"):
                             break
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+                    raise TimeoutError(f"{url} served no generation within {timeout_s} s")
                 await asyncio.sleep(0.1)
 
 
@@ -182,9 +192,20 @@ async def crash_loop(workdir: Path, host: str, started: float) -> None:
     say(started, f"{host} restarted for good (pid {pid})")
 
 
-async def rehearse(tree: Path, workdir: Path, seconds: float, out: IO[str]) -> None:
+async def end_surfaces(sources: list[tuple[str, str]]) -> dict[str, dict[str, object]]:
+    """Each site master's /status, /metrics and HTML page, one right after the other."""
+    out: dict[str, dict[str, object]] = {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10.0)) as session:
+        for site, url in sources:
+            async with session.get(f"{url}/status") as status, session.get(f"{url}/metrics") as metrics, \
+                    session.get(f"{url}/") as page:
+                out[site] = {"status": await status.json(), "metrics": await metrics.text(), "page": await page.text()}
+    return out
+
+
+async def rehearse(tree: Path, workdir: Path, seconds: float, out: IO[str]) -> dict[str, dict[str, object]]:
     sources = topology_sources(tree, local=True, workdir=workdir)
-    await wait_answering([url for _, url in sources], READY_WAIT_S)
+    await wait_serving([url for _, url in sources], READY_WAIT_S)
     started = time.monotonic()
     print(f"recording {', '.join(f'{s}={u}' for s, u in sources)} for {seconds} s")
     await asyncio.gather(
@@ -192,6 +213,12 @@ async def rehearse(tree: Path, workdir: Path, seconds: float, out: IO[str]) -> N
         slow_source(workdir, "hq-2", started),
         crash_loop(workdir, "br-2", started),
     )
+    return await end_surfaces(sources)
+
+
+def anonymous(text: str, workdir: Path) -> str:
+    """The recording's text without this machine's paths and times of day."""
+    return re.sub(r"^\d\d:\d\d:\d\d ", "HH:MM:SS ", text.replace(str(workdir), "WORKDIR"), flags=re.MULTILINE)
 
 
 def stop(up: subprocess.Popen[bytes]) -> int:
@@ -221,15 +248,21 @@ def main(argv: list[str] | None = None) -> int:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             with part.open("w") as out:
-                asyncio.run(rehearse(tree, workdir / "run", args.seconds, out))
+                end = asyncio.run(rehearse(tree, workdir / "run", args.seconds, out))
         finally:
             code = stop(up)
     recording = Recording(part)   # what the tests need is there, or this fails before replacing OUT
+    report = json.loads(anonymous((workdir / "run" / "report.json").read_text(), workdir))
+    assert report["synced"], "the rehearsal did not end in sync: record for longer (--seconds)"
     last_up, went_down, back = recording.outage("branch", "br-2")
     print(f"up exited {code}; br-2 last seen online at {last_up} s, down at {went_down} s, back at {back} s; "
           f"70% of the copies held at {recording.when_progress(0.7)} s, "
           f"{recording.progress(recording.end):.0%} at the end ({recording.end} s)")
     os.replace(part, args.output)
+    base = args.output.with_suffix("")
+    Path(f"{base}.end.json").write_text(json.dumps(end, indent=1) + "\n")
+    Path(f"{base}.report.json").write_text(json.dumps(report, indent=2) + "\n")
+    Path(f"{base}.up.txt").write_text(anonymous((workdir / "up.log").read_text(), workdir))
     lines = len(args.output.read_text().splitlines())
     print(f"{lines} messages, {args.output.stat().st_size} bytes -> {args.output}")
     if not args.keep:

@@ -32,17 +32,18 @@ def shot(
     size: tuple[int, int],
     press: Iterable[str] = (),
     ansi: bool = False,
-    report: Path | None = None,
+    report: tuple[Path, dict[str, Any]] | None = None,
 ) -> bool:
     with serve(at=at) as servers:
         sources = [Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))]
-        app = build_app(sources, ansi=ansi, report=report)
+        app = build_app(sources, ansi=ansi, report=report[0] if report else None)
 
         async def settle(pilot: Pilot[Any]) -> None:
             assert isinstance(pilot.app, MonitorApp)
             monitor = pilot.app
             await wait_until(pilot, lambda: all(site.status is not None for site in monitor.sites))
             if report is not None:
+                report[0].write_text(json.dumps(report[1]))      # written during the run, as `up` does
                 await wait_until(pilot, lambda: bool(monitor.summary))
             for key in press:
                 await pilot.press(key)
@@ -67,9 +68,7 @@ def test_end_of_the_recording_at_120x40(snap_compare: Callable[..., bool]) -> No
 
 
 def test_the_end_with_the_summary_at_120x40(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
-    report = tmp_path / "report.json"
-    report.write_text(json.dumps(RECORDED_REPORT))
-    assert shot(snap_compare, RECORDING.end, (120, 40), report=report)
+    assert shot(snap_compare, RECORDING.end, (120, 40), report=(tmp_path / "report.json", RECORDED_REPORT))
 
 
 def test_help_at_80x24(snap_compare: Callable[..., bool]) -> None:

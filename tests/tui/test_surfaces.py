@@ -1,6 +1,12 @@
-"""Every surface tells the same figures of one recorded run (`feeds/rehearsal.jsonl`, its end):
-the monitor's view model, `up`'s headless progress line, the report and its summary, /status,
-/metrics and the HTML page. One byte formatter, one spelling of each figure."""
+"""Every surface tells the same figures of one recorded run: the rehearsal behind
+`feeds/rehearsal.jsonl` (the monitor's feed), whose `up` wrote `feeds/rehearsal.report.json` and
+printed `feeds/rehearsal.up.txt` (headless progress lines and the end summary), and whose site
+masters answered `/status`, `/metrics` and `/` at the end (`feeds/rehearsal.end.json`). All of it
+comes from tests/tui/record_rehearsal.py: real processes, nothing written by hand.
+
+One byte formatter (binary units: KiB, MiB), one spelling of each figure; slots never above their
+total; every rate 0 once the transfers are over; an ETA only once a rate is known.
+"""
 
 from __future__ import annotations
 
@@ -9,47 +15,43 @@ import re
 import shutil
 import subprocess
 from importlib import resources
-from pathlib import Path
+from typing import Any
 
 import pytest
-from feed_server import Recording
-from prometheus_client.exposition import generate_latest
+from feed_server import FEEDS, Recording
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import CollectorRegistry
 
 from lanscatter.core.sizes import format_bytes
-from lanscatter.core.status import StatusDoc, read_status
-from lanscatter.deploy.tracker import SyncTracker
-from lanscatter.deploy.watch import Watcher
-from lanscatter.net.node_http import _StatusCollector
-from lanscatter.topology import derive_plan, load_topology
+from lanscatter.core.status import read_status
 from lanscatter.topology.summary import summary_lines
-from lanscatter_tui.view_model import link_line, node_detail, overview, overview_line, site_view, slots_used
+from lanscatter_tui.view_model import (
+    EtaClock,
+    link_line,
+    node_detail,
+    node_stats,
+    overview,
+    overview_line,
+    site_view,
+    slots_used,
+)
 
 RECORDING = Recording()
-TREE = """\
-dataset: {name: demo, source: SOURCE, origin: origin, chunk_size: 256KiB, secret: {value: x-secret-for-this-test}}
-sites:
-  hq: {lan: 60Mbit, hosts: [origin, hq-1, hq-2, hq-3]}
-  branch: {lan: 60Mbit, gateway: gw-b, hosts: [gw-b, br-1, br-2, br-3]}
-wan:
-  - {between: [hq, branch], bandwidth: 16Mbit}
-"""
+SITES = ("hq", "branch")
+END: dict[str, dict[str, Any]] = json.loads((FEEDS / "rehearsal.end.json").read_text())
+REPORT: dict[str, Any] = json.loads((FEEDS / "rehearsal.report.json").read_text())
+UP_TEXT = (FEEDS / "rehearsal.up.txt").read_text()
 
 
-def _metrics(status: StatusDoc) -> dict[tuple[str, str], float]:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatusCollector(lambda: status))
+def _metrics(text: str) -> dict[tuple[str, str], float]:
     out = {}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             out[(sample.name, sample.labels.get("node") or sample.labels.get("link") or "")] = sample.value
     return out
 
 
-def _page_formatter(values: list[int]) -> list[str]:
+def _page_formatter(page: str, values: list[int]) -> list[str]:
     """The HTML page's own size formatter, run by node.js on `values`."""
-    page = resources.files("lanscatter").joinpath("static/status.html").read_text(encoding="utf-8")
     fmt = re.search(r"function fmt\(n\)\{.*?\n(?:.*\n)*?.*v/=1024;\}\}", page)
     assert fmt is not None, "the page has no fmt()"
     script = fmt.group(0) + f"\nconsole.log(JSON.stringify({json.dumps(values)}.map(fmt)));"
@@ -57,59 +59,107 @@ def _page_formatter(values: list[int]) -> list[str]:
     return list(json.loads(out.stdout))
 
 
-def test_the_surfaces_agree_on_one_recorded_run(tmp_path: Path) -> None:
-    tree = tmp_path / "tree.yaml"
-    tree.write_text(TREE.replace("SOURCE", str(tmp_path / "source")))
-    plan = derive_plan(load_topology(tree), local=True, workdir=tmp_path)
+def _progress_lines() -> list[str]:
+    return [line.split("lanscatter.up: ", 1)[1] for line in UP_TEXT.splitlines() if re.search(r"up: +\d+\.\ds \| ", line)]
+
+
+def test_up_printed_the_summary_of_the_report_it_wrote() -> None:
+    lines = summary_lines(REPORT)
+    assert UP_TEXT.rstrip("\n").splitlines()[-len(lines):] == lines
+    assert REPORT["outcome"] == "synced" and REPORT["synced"] and REPORT["restarts"] == {"br-2": 3}
+    assert "  restarts: br-2 3x" in lines and any(line.startswith("  makespan ") and "efficiency" in line for line in lines)
+
+
+def test_the_headless_lines_the_report_the_status_and_the_monitor_agree() -> None:
     hq, branch = RECORDING.at("hq", RECORDING.end), RECORDING.at("branch", RECORDING.end)
     docs = read_status(hq), read_status(branch)
-    tracker = SyncTracker(plan)
-    tracker.observe(30.0, "hq", docs[0])
-    tracker.observe(30.0, "branch", docs[1])
-    report = tracker.report()
-    summary = "\n".join(summary_lines(report))
-    headless = Watcher(plan, tracker, plan.hosts).progress_line()
     views = [site_view("hq", docs[0], True), site_view("branch", docs[1], True)]
     ov = overview(zip(views, docs))
+    size = format_bytes(REPORT["dataset_bytes"])
 
-    # The data set: one figure, one spelling, on the monitor and in the summary.
-    size = format_bytes(hq["bytes"])
-    assert report["dataset_bytes"] == hq["bytes"] == ov.dataset_bytes
-    assert f"of {size} everywhere" in overview_line(ov) and f", {size} in {hq['chunks']} chunks" in summary
+    # The data set: one figure, one spelling, on every surface.
+    assert REPORT["dataset_bytes"] == hq["bytes"] == branch["bytes"] == ov.dataset_bytes
+    assert f"of {size} everywhere" in overview_line(ov) and f", {size} in {REPORT['chunks']} chunks" in summary_lines(REPORT)[0]
+    assert f"{size} in {REPORT['chunks']} chunks" in UP_TEXT          # the origin's "serving generation" line
 
-    # Synced: the sites' status, the monitor, the tracker and the report say the same.
+    # Synced: the sites' status, the monitor, up's last line and the report say the same.
+    last = _progress_lines()[-1]
     assert hq["synced"] and branch["synced"] and all(v.synced for v in views)
-    assert report["synced"] and all(report["sites"][s]["synced"] for s in ("hq", "branch"))
-    assert "hq 4/4" in headless and "branch 4/4" in headless and "office" not in summary
-    assert "  hq        4/4" in summary and "  branch    4/4" in summary
+    assert "| hq 4/4 | branch 4/4 |" in last
+    assert all(REPORT["sites"][s]["synced"] and REPORT["sites"][s]["hosts_done"] == 4 for s in SITES)
 
-    # The WAN link: the bytes the relay reports are the monitor's, the headless line's and the report's.
+    # The WAN link: the relay's bytes (on the wire, and of data) are the monitor's, up's and the report's.
     (link,) = ov.links
-    wan = report["wan_links"]["wan:hq>branch"]
-    carried = format_bytes(wan["bytes"])
-    assert link.carried == wan["bytes"] == branch["links"][0]["bytes"]
-    assert f"carried {carried}" in link_line(link)[0]
-    assert f"wan:hq>branch {carried}" in headless and f"{carried} on the wire" in summary
-    ratio = f"{wan['bytes'] / hq['bytes']:.2f}x"
-    assert ratio in link_line(link)[0] and ratio in headless and ratio in summary
+    wan = REPORT["wan_links"]["wan:hq>branch"]
+    status_link = branch["links"][0]
+    assert link.carried == wan["bytes"] == status_link["bytes"] and link.data == wan["data_bytes"] == status_link["data_bytes"]
+    data, wire = format_bytes(wan["data_bytes"]), format_bytes(wan["bytes"])
+    ratio = f"{wan['data_bytes'] / REPORT['dataset_bytes']:.2f}x"
+    assert f"carried {data} = {ratio} dataset, {wire} on the wire" in link_line(link)[0]
+    assert f"wan:hq>branch {data} ({ratio}), {wire} on the wire" in last
+    assert f"wan:hq>branch: {data} of data ({ratio} the data set), {wire} on the wire" in "\n".join(summary_lines(REPORT))
 
-    # Per node: /status, /metrics and the monitor's rows carry the same counts; slots never above total.
-    for status, doc, view in ((hq, docs[0], views[0]), (branch, docs[1], views[1])):
-        metrics = _metrics(doc)
-        for node, row in zip(status["nodes"], view.nodes):
-            assert metrics[("lanscatter_node_rx_bytes_total", node["name"])] == node["rx_bytes"]
-            assert metrics[("lanscatter_node_tx_bytes_total", node["name"])] == node["tx_bytes"]
-            assert metrics[("lanscatter_node_chunks", node["name"])] == node["have"] == row.have
+    # When each host finished: the report's times are the ones up logged.
+    for host, figures in REPORT["hosts"].items():
+        if figures["role"] != "master":
+            assert f"lanscatter.up: {host} complete after {figures['done_s']:.1f} s" in UP_TEXT
+
+
+def test_status_metrics_and_the_monitors_rows_carry_the_same_counts() -> None:
+    for site in SITES:
+        status, metrics = END[site]["status"], _metrics(END[site]["metrics"])
+        fed = RECORDING.at(site, RECORDING.end)          # what the monitor's feed said last
+        assert status["generation"] == fed["generation"] == REPORT["generation"]
+        assert metrics[("lanscatter_dataset_bytes", "")] == status["bytes"] == REPORT["dataset_bytes"]
+        assert metrics[("lanscatter_synced", "")] == 1.0 and status["synced"]
+        view = site_view(site, read_status(fed), True)
+        rows = {row.name: row for row in view.nodes}
+        for node in status["nodes"]:
+            name, row = node["name"], rows[node["name"]]
+            assert metrics[("lanscatter_node_rx_bytes_total", name)] == node["rx_bytes"]
+            assert metrics[("lanscatter_node_tx_bytes_total", name)] == node["tx_bytes"]
+            assert metrics[("lanscatter_node_chunks", name)] == node["have"] == row.have == status["chunks"]
+            fed_node = next(n for n in fed["nodes"] if n["name"] == name)
+            assert (fed_node["rx_bytes"], fed_node["tx_bytes"]) == (node["rx_bytes"], node["tx_bytes"])
             for used, total in ((row.dl_slots_used, row.dl_slots), (row.ul_slots_used, row.ul_slots)):
                 shown = slots_used(used, total)
                 assert int(shown.split("/")[0]) <= total and f"/{total}" in shown
             assert f"{row.have}/{row.chunks}" in node_detail(row)
-        assert metrics[("lanscatter_dataset_bytes", "")] == hq["bytes"]
         for ln in status["links"]:
             assert metrics[("lanscatter_link_bytes_total", ln["name"])] == ln["bytes"]
+    # A relay's upload counts what it serves its own site (its peers' receipts came from somewhere).
+    gw_b = next(n for n in END["branch"]["status"]["nodes"] if n["name"] == "gw-b")
+    assert gw_b["tx_bytes"] > 0
 
-    # The HTML page formats sizes by the same rule (when node.js is here to run its script).
+
+def test_every_rate_is_zero_once_the_transfers_are_over() -> None:
+    statuses = [END[site]["status"] for site in SITES] + [RECORDING.at(site, RECORDING.end) for site in SITES]
+    for status in statuses:
+        for node in status["nodes"]:
+            assert (node["name"], node["rx_rate"], node["tx_rate"]) == (node["name"], 0.0, 0.0)
+        for ln in status["links"]:
+            assert ln["rate"] == 0.0
+    docs = [read_status(RECORDING.at(site, RECORDING.end)) for site in SITES]
+    views = [site_view(site, doc, True) for site, doc in zip(SITES, docs)]
+    ov = overview(zip(views, docs))
+    assert ov.rate == 0.0 and "0 B/s  done" in overview_line(ov)
+    assert all("     0     0" in node_stats(row, wide=True) for view in views for row in view.nodes)
+
+
+def test_no_eta_before_a_rate_is_known() -> None:
+    clock = EtaClock()
+    first = min(t for frames in RECORDING.frames.values() for t, _ in frames)
+    docs = [read_status(RECORDING.at(site, first)) for site in SITES]
+    ov = clock.estimate(overview(zip([site_view(s, doc, True) for s, doc in zip(SITES, docs)], docs)), first)
+    assert ov.eta_s is None and "ETA --" in overview_line(ov)
+
+
+def test_the_html_page_is_the_products_and_formats_sizes_by_the_same_rule() -> None:
+    page = resources.files("lanscatter").joinpath("static/status.html").read_text(encoding="utf-8")
+    assert all(END[site]["page"] == page for site in SITES)
     if shutil.which("node") is None:
         pytest.skip("node.js is not installed: the page's formatter is not run")
-    figures = [hq["bytes"], wan["bytes"], *(n["rx_bytes"] for n in branch["nodes"]), 0, 1000, 1536, 2**40]
-    assert _page_formatter(figures) == [format_bytes(v) for v in figures]
+    branch = END["branch"]["status"]
+    figures = [REPORT["dataset_bytes"], REPORT["wan_links"]["wan:hq>branch"]["bytes"],
+               *(n["rx_bytes"] for n in branch["nodes"]), 0, 1000, 1536, 2**40]
+    assert _page_formatter(page, figures) == [format_bytes(v) for v in figures]

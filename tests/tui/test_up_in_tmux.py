@@ -2,7 +2,8 @@
 run's summary when every host is synced and keeps it until `q`; the terminal then shows the same
 summary and the exit code is 0. Ctrl-C in the monitor stops the run and every role at once: 130.
 
-Skipped when tmux is not installed (scripts/ci-packages.sh installs it for CI).
+Marker `tmux`: left out of plain `pytest`, run by scripts/test.sh. Skipped when tmux is not installed
+(scripts/ci-packages.sh installs it for CI).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = [pytest.mark.tmux,
+              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 
 class Tmux:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import logging
+import socket
+import sys
+from typing import Any
 
 import aiohttp
+from rich.console import Console
+from rich.progress import Progress, TextColumn
 
 from lanscatter.core.status import read_status
-from lanscatter.roles.node_progress import Snapshot, figures, master_summary, peer_summary, state_line
+from lanscatter.roles.node_progress import (
+    LogsAboveBar,
+    Snapshot,
+    figures,
+    node_report,
+    peer_summary,
+    state_line,
+)
 from lanscatter.roles.peer import connect_failure
+from lanscatter.topology.summary import summary_lines
 
 ALONE = Snapshot(master="10.0.0.1:10564", connected=False, joined_once=False, attempts=3,
                  error="connection refused", generation=None, have=0, chunks=0, held=0, total=0, rate=0.0,
@@ -36,10 +51,35 @@ def test_states_in_order() -> None:
         "connection refused))")
 
 
-def test_master_summary_counts_the_peers_in_sync() -> None:
-    status = {"generation": "0123456789abcdef", "chunks": 4, "bytes": 4 * 2**20,
-              "nodes": [{"name": "m", "have": 4, "tx_bytes": 6 * 2**20}, {"name": "a", "have": 4}, {"name": "b", "have": 1}]}
-    assert master_summary(read_status(status)) == "master: generation 0123456789ab, 4 MiB in 4 chunks; served 6 MiB; 1/2 peers in sync"
+def test_a_master_ends_with_the_summary_up_ends_with() -> None:
+    # The swarm says synced (the nodes still connected are), but b left before it was complete.
+    status: dict[str, Any] = {"role": "master", "name": "origin", "site": "hq", "generation": "0123456789abcdef", "chunks": 4,
+              "bytes": 4 * 2**20, "synced": True, "generation_at": 100.0,
+              "nodes": [{"name": "origin", "site": "hq", "role": "master", "complete_at": 100.0},
+                        {"name": "a", "site": "hq", "role": "peer", "complete_at": 103.0},
+                        {"name": "b", "site": "hq", "role": "peer", "complete_at": None},
+                        {"name": "gw", "site": "branch", "role": "relay", "complete_at": 108.5, "rx_bytes": 3 * 2**20}]}
+    assert summary_lines(node_report(read_status(status), log_file="/var/log/m.log")) == [
+        "master origin: stopped before every host was in sync; generation 0123456789ab, 4 MiB in 4 chunks",
+        "  site    hosts  median    last",
+        "  hq        2/3   0.0 s       -  (not synced)",
+        "  branch    1/1   8.5 s   8.5 s",
+        "  makespan -",
+        "  wan:hq>branch: 3 MiB on the wire (0.75x)",
+        "  logs:   /var/log/m.log",
+    ]
+    status["nodes"][2]["complete_at"] = 102.0
+    lines = summary_lines(node_report(read_status(status), bottleneck=2**20))
+    assert lines[0].startswith("master origin: synced;") and "  hq        3/3   2.0 s   3.0 s" in lines
+    assert "  makespan 8.5 s; ideal 4.0 s at the 8.39 Mbit/s bottleneck; efficiency 47%" in lines
+    assert not any("restarts" in line or "logs" in line for line in lines)    # a node restarts nothing
+
+
+def test_a_peer_says_what_crossed_the_wire_for_the_data() -> None:
+    done = dataclasses.replace(ALONE, connected=True, generation="abcdef0123456789", have=96, chunks=96,
+                               held=24 * 2**20, total=24 * 2**20, synced=True)
+    assert peer_summary("peer", done, 2.0, 96, 0, 18 * 2**20, 24 * 2**20).endswith(
+        "96 chunks fetched, 0 copied locally; 18 MiB on the wire for 24 MiB (0.75x)")
 
 
 def test_a_refused_connection_is_said_without_tls_words() -> None:
@@ -47,3 +87,29 @@ def test_a_refused_connection_is_said_without_tls_words() -> None:
     exc = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)"))
     assert "ssl:default" in str(exc)                      # what aiohttp itself says
     assert connect_failure(exc) == "connection refused"
+
+
+def test_a_name_that_does_not_resolve_is_said_so_not_as_an_errno() -> None:
+    key = aiohttp.client_reqrep.ConnectionKey("origin.invalid", 10564, False, True, None, None, None)
+    exc = aiohttp.ClientConnectorError(key, socket.gaierror(-2, "Name or service not known"))
+    assert connect_failure(exc) == "cannot resolve origin.invalid: Name or service not known"
+
+
+def test_log_lines_go_above_the_bar_while_it_runs() -> None:
+    # The log's handler keeps the stderr it was given; rich redirects only sys.stderr itself.
+    screen = io.StringIO()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    original = sys.stderr
+    try:
+        bar = Progress(TextColumn("bar"), console=Console(file=screen, force_terminal=True, width=60))
+        shown = LogsAboveBar(bar)
+        assert handler.stream is sys.stderr and sys.stderr is not original      # the display's proxy
+        logging.getLogger("lanscatter.test").warning("a line above the bar")
+        shown.stop()
+        assert handler.stream is original and sys.stderr is original
+        assert "a line above the bar" in screen.getvalue()
+    finally:
+        root.removeHandler(handler)

@@ -83,8 +83,12 @@ def test_recorded_documents_keep_their_shape_and_gain_only_the_slots_in_use() ->
             assert set(again) - set(node) <= {"dl_slots_used", "ul_slots_used"}
             for key, value in node.items():     # an optional field left out was null
                 assert again.get(key) == value, key
-            assert again["dl_slots_used"] == min(node["downloads"], node["dl_slots"])
-            assert again["ul_slots_used"] == min(node["uploads"], node["ul_slots"])
+            # A node recorded before the document carried them gains them: its transfers, capped.
+            # (A newer recording has them as its node counted them; kept as they were, above.)
+            if "dl_slots_used" not in node:
+                assert again["dl_slots_used"] == min(node["downloads"], node["dl_slots"])
+                assert again["ul_slots_used"] == min(node["uploads"], node["ul_slots"])
+            assert again["dl_slots_used"] <= node["dl_slots"] and again["ul_slots_used"] <= node["ul_slots"]
 
 
 def test_slots_in_use_never_exceed_the_slots() -> None:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from lanscatter.core.status import read_status
+from lanscatter.core.status import LinkStatus, StatusDoc, read_status
 from lanscatter_tui.units import human_duration
 from lanscatter_tui.view_model import (
+    LinkTotals,
     Mark,
     bin_counts,
     bin_edges,
@@ -163,3 +164,16 @@ def test_a_site_with_standby_gateways_names_the_one_relaying() -> None:
     status = StatusDoc(role="relay", name="gw-b", chunks=4, generation="g", gateway=GatewayStatus(rank=1, active=True))
     assert site_tab(2, site_view("br", status, True)) == "2 br 100% via gw-b"
     assert site_tab(2, site_view("br", replace(status, gateway=None), True)) == "2 br 100%"
+
+
+def test_a_link_counts_on_across_its_relays_restart_as_the_report_does() -> None:
+    totals = LinkTotals()
+
+    def shown(wire: int, data: int) -> tuple[int, int | None]:
+        (link,) = totals.apply(StatusDoc(links=(LinkStatus("wan:hq>br", bytes=wire, data_bytes=data),))).links
+        return link.bytes, link.data_bytes
+
+    assert shown(800, 1000) == (800, 1000)
+    assert shown(100, 120) == (900, 1120)            # the relay restarted: its counters start again
+    assert shown(300, 400) == (1100, 1400)
+    assert totals.apply(StatusDoc()) == StatusDoc()

@@ -4,6 +4,7 @@ its report, the demo data layout."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from pathlib import Path
@@ -298,6 +299,22 @@ def test_wan_links_report_data_and_wire_bytes_and_the_summary_says_both(tmp_path
     assert "restarts: o 1x" in text and "logs:   /w/logs" in text and "report: /w/report.json" in text
 
 
+def test_the_summary_lists_wan_links_in_the_trees_order_also_read_back_from_the_file() -> None:
+    # The report file has its keys sorted; the monitor shows the summary from it, `up` from memory.
+    report = {"site_order": ["hq", "zulu", "alpha"], "dataset_bytes": 10,
+              "wan_links": {"wan:hq>zulu": {"bytes": 10}, "wan:hq>alpha": {"bytes": 10}}}
+    back = json.loads(json.dumps(report, sort_keys=True))
+    links = [line.split(":")[1] for line in summary_lines(back) if line.startswith("  wan:")]
+    assert links == ["hq>zulu", "hq>alpha"] and summary_lines(back) == summary_lines(report)
+
+
+def test_an_efficiency_clamped_at_the_ideal_says_why() -> None:
+    # A rehearsal run again over copies already in place finishes far below the ideal of a full copy.
+    report = {"makespan_s": 3.3, "ideal_s": 17.0, "efficiency": 1.0, "efficiency_clamped": True}
+    assert ("  makespan 3.3 s; ideal 17.0 s; efficiency 100% (faster than the ideal: data already in place, "
+            "or compressed in flight)") in summary_lines(report)
+
+
 def test_rehearsal_disk_need_counts_the_source_once_and_a_copy_per_other_host() -> None:
     need = rehearsal_disk_need(512 * 2**20, hosts=11, source_exists=False)
     assert (need.source_bytes, need.copies, need.total) == (512 * 2**20, 10, 11 * 512 * 2**20)
@@ -340,6 +357,35 @@ def test_the_watcher_names_a_silent_site_master_and_what_it_said_last(tmp_path: 
     assert len(warnings) == 2                            # at 20 s of silence, then a minute later
     assert warnings[0].startswith("site branch: bg at http://") and "has not answered for 21 s" in warnings[0]
     assert warnings[0].endswith("last seen: 1/2 hosts done, 75% of the chunks held")
+
+
+def test_the_headless_line_waits_for_the_first_generation_and_gives_an_eta_once_a_rate_is_known(
+        tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    t = SyncTracker(plan)
+    w = Watcher(plan, t, plan.hosts)
+    assert w.progress_line(0.5).endswith("| waiting for the origin's first generation (o scans its folder)")
+    t.observe(1.0, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 0, "rg": 0})))
+    assert "| hq 1/2  50% | region 0/2   0% | branch 0/2   0% | ETA -- |" in w.progress_line(1.0)
+    t.observe(2.0, "region", read_status(_status("g1", 4, {"rg": 2, "r1": 0})))
+    assert "| ETA -- |" in w.progress_line(2.0)                          # one second of progress says little
+    t.observe(5.0, "hq", read_status(_status("g1", 4, {"o": 4, "h1": 4, "rg": 2})))
+    line = w.progress_line(5.0)
+    assert "| ETA 9s |" in line, line            # 1.5 more host copies in 4 s, 3.5 left: 9.3 s at that rate
+    for site, nodes in (("hq", {"o": 4, "h1": 4, "rg": 4}), ("region", {"rg": 4, "r1": 4}),
+                        ("branch", {"bg": 4, "b1": 4})):
+        t.observe(6.0, site, read_status(_status("g1", 4, nodes, synced=True)))
+    assert "ETA" not in w.progress_line(6.0)                             # done: the hosts say so
+
+
+def test_leaving_the_monitor_tells_a_finished_run_from_an_interrupted_one() -> None:
+    from lanscatter.cli.up import _left_monitor
+
+    assert _left_monitor(0, in_sync=True) == 0              # q once every host is in sync
+    assert _left_monitor(0, in_sync=False) == 130           # q before: a script must not take it for done
+    assert _left_monitor(130, in_sync=True) == 130          # Ctrl-C in the monitor, as in a shell
+    assert _left_monitor(143, in_sync=False) == 143         # the monitor stopped by SIGTERM
+    assert _left_monitor(1, in_sync=True) == 130            # the monitor failed: not a clean end
 
 
 def test_a_rehearsal_without_a_secret_gets_one_made_for_the_run(tmp_path: Path,

@@ -1,0 +1,288 @@
+"""The master's side of one swarm, sans-I/O: every decision of a swarm's coordinator.
+
+A driver (roles/swarm.py over websockets, sim/harness.py in memory) feeds it what happens, each
+input with the time (`Now`): a peer joined (after the handshake, core/handshake.py) or left, a
+decoded message from a peer, a new generation, the seed gaining or losing a chunk, and `tick` (at
+least every PLAN_TICK_S, sooner when `wake_in` says so, and after any other input). Each input
+returns the outputs (session_types.py) to carry out in order. It owns no socket, clock or task.
+
+This part owns the members and what they say; session_rounds.py how planned transfers start, are
+paced and are withdrawn. Rules of the messages:
+- a Have about another generation is ignored; a member is planned for once its whole Have came;
+- a member speaks only of its own downloads: a Report, Receiving or Ending about any other
+  transfer is ignored;
+- blame: a blameless failure is withdrawn and planned again with no verdict on its source; a
+  corrupt chunk bans its source from the planner and asks it to read its files again (Verify,
+  protocol 3), its next whole Have making it a source again; a corrupt chunk from the seed means
+  the seed's own file changed (SeedCorrupt): never a ban;
+- a message only a master sends raises RemoteProtocolError (the driver closes that connection).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import Auth, endpoint
+from lanscatter.core.bitmap import Bitmap
+from lanscatter.core.errors import RemoteProtocolError
+from lanscatter.core.linkmap import LinkMap
+from lanscatter.core.manifest import Manifest
+from lanscatter.core.planner import Planner
+from lanscatter.core.safe_text import safe_text
+from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
+from lanscatter.core.session_types import Note, Now, Output, PeerState, SeedCorrupt, Synced
+from lanscatter.core.signing import SignedVersion
+from lanscatter.core.sizes import format_bytes
+
+__all__ = ["PLAN_TICK_S", "SILENT_S", "SwarmSession"]
+
+GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
+
+
+class SwarmSession(SessionRounds):
+    def __init__(self, *, name: str, auth: Auth, seed_slots: int, work_clock: Callable[[], float],
+                 link_map: LinkMap | None = None, seed: int | None = None) -> None:
+        """`work_clock` measures how long sharing takes (a CPU-time budget, not a time of events):
+        the engine passes a performance counter, a simulation one that stands still."""
+        super().__init__(name=name, auth=auth, planner=Planner(links=link_map, rng=random.Random(seed)),
+                         work_clock=work_clock)
+        self.link_map = link_map
+        self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
+        self.signed: SignedVersion | None = None
+        # When the current generation was set, and when the seed held all of it (wall clock: the
+        # status carries these and its own "time", so a poller can time events to the second
+        # whatever its poll rate, without trusting its own clock to match ours).
+        self.generation_at = 0.0
+        self.seed_complete_at = 0.0
+        self.seed_have = Bitmap(0)
+        self.gone: dict[str, PeerState] = {}      # nodes that left, shown as down
+
+    # ---- inputs: content ---------------------------------------------------------------------
+    def set_manifest(self, manifest: Manifest, now: Now, seed_has: set[str] | None = None,
+                     signed: SignedVersion | None = None) -> list[Output]:
+        """A new generation. seed_has None: the seed holds every chunk (a master's own folder).
+        `signed`: the origin's statement about it, sent with it to every peer."""
+        self.signed = signed
+        if self.manifest is not None and manifest.generation == self.manifest.generation:
+            # The same content again: a master's rescan found it whole after all, or a relay says
+            # what its folder holds (at a rejoin, or after checking its files). The seed holds that.
+            if seed_has is not None or self.seed_have.count < self.seed_have.size:
+                self._set_seed_holdings(manifest, seed_has)
+            return self._flush()
+        # Peers drop every transfer when they take a new generation: withdraw them all here too.
+        for t in list(self.transfers.values()):
+            self.planner.cancel(t.id)
+            self._untrack(t)
+        self.transfers.clear()
+        self.manifest = manifest
+        self.generation_at = now.wall
+        table = manifest.chunk_table()
+        self.planner.set_chunks(list(table))
+        self.seed_complete_at = self.generation_at
+        self._set_seed_holdings(manifest, seed_has)
+        for link in self.peers.values():
+            link.have = Bitmap(len(table))
+            link.inflight = Bitmap(len(table))
+            self._set_complete(link, False, now)
+            self._send(link.name, self._manifest_msg(manifest))
+        self._event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
+                            f"{len(table)} chunks, {format_bytes(manifest.total_bytes)} "
+                            f"({manifest.chunking_kind} chunking, {format_bytes(manifest.chunk_size)} target)")
+        return self._flush()
+
+    def seed_lost(self, chunk: str) -> None:
+        """The seed cannot serve this chunk any more (its file changed; a rescan is coming): stop
+        planning it from the seed instead of failing transfer after transfer."""
+        if self.manifest is None:
+            return
+        i = self.manifest.chunk_index().get(chunk)
+        if i is not None and i in self.seed_have:
+            self.seed_have.clear(i)
+            table = self.manifest.chunk_table()
+            self.planner.set_have(self.name, [h for k, (h, _) in enumerate(table) if k in self.seed_have])
+
+    def seed_got(self, chunk: str, now: Now) -> None:
+        """The seed (a relay) verified one more chunk: it can serve it from now on."""
+        if self.manifest is None:
+            return
+        i = self.manifest.chunk_index().get(chunk)
+        if i is not None and i not in self.seed_have:
+            self.seed_have.set(i)
+            if self.seed_have.count == self.seed_have.size:
+                self.seed_complete_at = now.wall
+            self.planner.add_have(self.name, chunk)
+
+    # ---- inputs: members ---------------------------------------------------------------------
+    def name_for(self, want: str) -> str:
+        """The name a joining peer that asked for `want` is known by: unique in this swarm."""
+        name, k = want, 2
+        while name in self.peers or name == self.name:
+            name, k = f"{want}-{k}", k + 1
+        return name
+
+    def join(self, name: str, hello: p.Hello, now: Now, *, addr: str, protocol: int,
+             seed_url: str, seed_source: str) -> list[Output]:
+        """A peer passed the handshake as `name` (from name_for), seen at `addr`, agreeing on
+        `protocol`; it reaches the seed at `seed_url`, the seed's chunk server being `seed_source`."""
+        host = f"[{addr}]" if ":" in addr else addr
+        n = len(self.manifest.chunk_table()) if self.manifest else 0
+        self.peers[name] = PeerState(
+            name=name, addr=addr, url=f"http://{host}:{hello.port}" if hello.port else "",
+            source=endpoint(addr, hello.port), seed_url=seed_url, seed_source=seed_source,
+            role=safe_text(hello.role, 16), dl_slots=max(0, hello.dl_slots),
+            ul_slots=max(0, hello.ul_slots if hello.port else 0),
+            have=Bitmap(n), inflight=Bitmap(n), heard_at=now.mono, protocol=protocol)
+        self.gone.pop(name, None)
+        self._event("info", f"{name} joined from {addr}")
+        if self.manifest is not None:
+            self._send(name, self._manifest_msg(self.manifest))
+        return self._flush()
+
+    def leave(self, name: str) -> list[Output]:
+        """The peer's connection closed: its transfers go, and it is kept (down) for the status."""
+        link = self.peers.pop(name, None)
+        if link is None:
+            return self._flush()
+        link.online = False
+        self.gone[link.name] = link
+        while len(self.gone) > GONE_LIMIT:      # names churning must not grow the status for good
+            del self.gone[next(iter(self.gone))]
+        for t in self.planner.remove_node(link.name) if link.planned else []:
+            self.transfers.pop(t.id, None)
+            self._untrack(t)
+            if t.dest != link.name and t.dest in self.peers:
+                self._send(t.dest, p.Cancel(t.id))
+        self._event("info", f"{link.name} left")
+        return self._flush()
+
+    def receive(self, name: str, msg: p.Message, now: Now) -> list[Output]:
+        """A decoded message from the member `name` (joined and not left). Raises
+        RemoteProtocolError for a message that only a master sends."""
+        link = self.peers[name]
+        link.heard_at = now.mono
+        if link.silent:
+            link.silent = False
+            self.planner.set_dl_slots(link.name, link.dl_slots)
+        if isinstance(msg, p.Have):
+            self._have(link, msg, now)
+        elif isinstance(msg, p.Report):
+            if self._owns(link, msg.transfer):
+                self._report(msg, now)
+        elif isinstance(msg, p.Receiving):
+            if self._owns(link, msg.transfer):
+                self.waiting.discard(msg.transfer)
+        elif isinstance(msg, p.Ending):
+            if self._owns(link, msg.transfer):
+                self.planner.release(msg.transfer)
+                self._ends[msg.transfer] = now.mono + max(0.0, msg.seconds)
+        elif isinstance(msg, p.Stats):
+            link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
+            link.rates.sample(now.mono, msg.rx_bytes, msg.tx_bytes)
+        else:
+            raise RemoteProtocolError(f"{link.name} sent {msg.TYPE!r}, which only a master sends")
+        return self._flush()
+
+    def suspect(self, peer: str, chunk: str) -> list[Output]:
+        """`peer` served `chunk` corrupt: the planner no longer takes it as a source (its report
+        did that), and a peer speaking protocol 3 is asked to read its files again; its fresh Have
+        makes it one again."""
+        self._suspect(peer, chunk)
+        return self._flush()
+
+    # ---- inputs: time ------------------------------------------------------------------------
+    def tick(self, now: Now) -> list[Output]:
+        """Withdraw what is overdue, plan a round and re-share rates."""
+        self._mind_silent_peers(now.mono)
+        for t in self.planner.expire(now.mono):
+            self.transfers.pop(t.id, None)
+            self._untrack(t)
+            self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
+            self._send(t.dest, p.Cancel(t.id))
+        if self.manifest is not None:
+            self._share(now, self.planner.plan(now.mono))
+        return self._flush()
+
+    def synced(self) -> bool:
+        return (self.manifest is not None and self.seed_have.count == self.seed_have.size
+                and all(link.complete for link in self.peers.values()))
+
+    # ---- messages ----------------------------------------------------------------------------
+    def _have(self, link: PeerState, msg: p.Have, now: Now) -> None:
+        m = self.manifest
+        if m is None or msg.generation != m.generation:
+            return                       # about an older generation: ignore
+        index = m.chunk_index()
+        if msg.replace:
+            link.have = Bitmap(len(index))
+            if not link.planned:     # plannable only once its holdings are known
+                self.planner.add_node(link.name, dl_slots=link.dl_slots, ul_slots=link.ul_slots)
+                link.planned = True
+            self.planner.set_have(link.name, [h for h in msg.chunks if h in index])
+        elif link.planned:
+            for h in msg.chunks:
+                if h in index:
+                    self.planner.add_have(link.name, h)
+        for h in msg.chunks:
+            if h in index:
+                link.have.set(index[h])
+        self._set_complete(link, link.have.count == link.have.size, now)
+        if self.synced():
+            self._out.append(Synced(m.generation))
+
+    def _report(self, msg: p.Report, now: Now) -> None:
+        """Blame: a blameless failure says nothing of the source; a corrupt chunk bans its source
+        (asked to check its files) unless the source is the seed, whose own file changed."""
+        t = self.transfers.pop(msg.transfer)
+        self._untrack(t)
+        if not msg.ok and msg.blameless:
+            self._out.append(Note(f"chunk {t.chunk[:8]} to {t.dest} withdrawn: {safe_text(msg.error)}"))
+            self.planner.cancel(t.id)          # no verdict on the source; planned again
+        elif not msg.ok:
+            source_is_seed = t.source == self.name
+            self._event("warning", f"{t.dest} failed to get chunk {t.chunk[:8]} from {t.source}: {msg.error}")
+            self.planner.finish(t.id, now.mono, ok=False, corrupt=msg.corrupt and not source_is_seed)
+            if msg.corrupt and source_is_seed:
+                self._out.append(SeedCorrupt(t.chunk))
+            elif msg.corrupt:
+                self._suspect(t.source, t.chunk)
+        else:
+            self.planner.finish(t.id, now.mono, ok=True)
+
+    def _suspect(self, peer: str, chunk: str) -> None:
+        link = self.peers.get(peer)
+        if link is not None and self.manifest is not None and link.protocol >= 3:
+            self._event("warning", f"{peer} served chunk {chunk[:8]} corrupt: asked to check its files")
+            self._send(peer, p.Verify(self.manifest.generation, [chunk]))
+
+    def _owns(self, link: PeerState, transfer: int) -> bool:
+        """Whether `transfer` is under way to `link`: a peer speaks only of its own downloads."""
+        t = self.transfers.get(transfer)
+        return t is not None and t.dest == link.name
+
+    def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
+        s = self.signed
+        return p.ManifestMsg(manifest.to_dict(), statement=s.statement if s else "",
+                             signature=s.signature if s else "")
+
+    def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
+        """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""
+        table, index = manifest.chunk_table(), manifest.chunk_index()
+        self.seed_have = Bitmap(len(table))
+        if seed_has is None:
+            self.seed_have.fill()
+            held = [h for h, _ in table]
+        else:
+            held = [h for h in seed_has if h in index]
+            for h in held:
+                self.seed_have.set(index[h])
+        self.planner.set_have(self.name, held)
+
+    @staticmethod
+    def _set_complete(link: PeerState, complete: bool, now: Now) -> None:
+        if complete and not link.complete:
+            link.complete_at = now.wall
+        elif not complete:
+            link.complete_at = None
+        link.complete = complete

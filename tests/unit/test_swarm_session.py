@@ -1,0 +1,170 @@
+"""Whole swarms in memory: the master's session (core/session.py) with simulated peers
+(sim/harness.py), on a clock the test moves."""
+
+from __future__ import annotations
+
+import pytest
+
+from lanscatter.core import protocol as p
+from lanscatter.core.errors import RemoteProtocolError
+from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.session import SILENT_S
+from lanscatter.sim.harness import SEED, SwarmHarness, synthetic_manifest
+
+DOWN = 1_500_000.0            # a peer's download port, bytes/s
+
+
+def _links(**caps: float) -> LinkMap:
+    return LinkMap(links={name.replace("_", ":"): Link(name.replace("_", ":"), cap) for name, cap in caps.items()})
+
+
+def test_a_swarm_syncs_and_says_so() -> None:
+    h = SwarmHarness(synthetic_manifest(24))
+    for name in ("a", "b", "c", "d"):
+        h.join(name)
+    h.run_to_sync()
+    every = {c for c, _ in h.manifest.chunk_table()}
+    assert all(peer.held == every for peer in h.peers.values())
+    assert h.synced == [h.manifest.generation] and not h.session.transfers
+    # the peers served one another, not only the seed
+    assert any(d.source != SEED for peer in h.peers.values() for d in peer.received if isinstance(d, p.Download))
+    assert all(h.session.peers[name].complete_at is not None for name in h.peers)
+
+
+def test_a_released_transfer_leaves_its_share_when_its_last_byte_is_due() -> None:
+    h = SwarmHarness(synthetic_manifest(4), link_map=_links(up_master=8e6, down_a=DOWN))
+    a = h.join("a")
+    h.tick()
+    (_, first), (_, second) = h.downloads()
+    assert first.rate_cap == second.rate_cap == DOWN / 2            # half of a's port each
+    a.says_receiving = False                   # the next download's request stays on its way
+    h.end_soon(first.transfer, 0.2)
+    h.advance(0.15)
+    assert not h.seed_rates                                         # not yet: its bytes still come
+    h.advance(0.1)
+    assert h.seed_rates == [{second.transfer: DOWN}]                # the whole port, before any report
+    assert 0.2 <= h.now < 0.26 and not a.upload_rates
+    (_, third), = [(n, d) for n, d in h.downloads() if d.transfer not in (first.transfer, second.transfer)]
+    h.first_bytes(third.transfer)              # its bytes arrive: it takes its share back
+    h.advance(0.01)
+    assert h.seed_rates[-1] == {second.transfer: DOWN / 2, third.transfer: DOWN / 2}
+
+
+def test_sharing_waits_in_proportion_to_what_it_took() -> None:
+    """Re-sharing fair rates takes a bounded part of the time: after sharing for t seconds (by the
+    session's work clock), the next share waits SHARE_DUTY * t; a change meanwhile is shared then."""
+    h = SwarmHarness(synthetic_manifest(4), link_map=_links(up_master=8e6, down_a=DOWN), work_s=0.01)
+    h.join("a")
+    h.tick()                                    # shares: took 0.01 s, so nothing before 0.03
+    (_, first), (_, second) = h.downloads()
+    h.peers["a"].says_receiving = False         # the download planned next stays on its way
+    h.now = 0.01
+    h.end_soon(first.transfer, 0.0)
+    h.tick()
+    assert not h.seed_rates and h.session.share_pending          # too soon: left for later
+    assert h.session.wake_in(h.now) == pytest.approx(0.02)
+    h.now = 0.03
+    h.tick()
+    assert h.seed_rates == [{second.transfer: DOWN}] and not h.session.share_pending
+    h.now = 10.0
+    h.tick()                                    # nothing changed: nothing to share
+    assert len(h.seed_rates) == 1
+
+
+def test_a_silent_peer_gets_nothing_new_and_its_overdue_downloads_go_with_no_blame() -> None:
+    h = SwarmHarness(synthetic_manifest(8), link_map=_links(up_master=8e6, down_a=DOWN))
+    a = h.join("a")
+    h.tick()
+    started = [d for _, d in h.downloads()]
+    assert len(started) == 2
+    a.frozen = True
+    h.advance(SILENT_S + 0.5)
+    assert h.session.peers["a"].silent
+    h.advance(max(d.timeout_s for d in started))
+    cancelled = {m.transfer for m in a.received if isinstance(m, p.Cancel)}
+    assert cancelled == {d.transfer for d in started}
+    assert sum("is silent" in e.message for e in h.events) == 2
+    assert not any("slow source" in e.message for e in h.events)
+    assert h.session.planner.node_stats(SEED).failures == 0          # the stall was the downloader's
+    assert sum(isinstance(m, p.Download) for m in a.received) == 2  # nothing new while silent
+    a.frozen = False
+    a.downloads.clear()
+    h.advance(1.5)                               # it speaks (Stats): downloads again
+    assert not h.session.peers["a"].silent and len(h.downloads()) == 2
+
+
+def test_a_corrupt_chunk_bans_its_source_until_it_checks_its_files() -> None:
+    m = synthetic_manifest(6)
+    chunks = [c for c, _ in m.chunk_table()]
+    h = SwarmHarness(m, seed_has=set())           # a relay's seed that holds nothing yet
+    b = h.join("b", held=set(chunks))
+    b.corrupt = {chunks[0]}
+    a = h.join("a")
+    for _ in range(6):
+        h.advance(0.5)
+        h.deliver()
+    verify = [m for m in b.received if isinstance(m, p.Verify)]
+    assert [v.chunks for v in verify] == [[chunks[0]]]
+    assert any("b served chunk" in e.message and "corrupt" in e.message for e in h.events)
+    assert h.session.planner.node_stats("b").failures == 1
+    assert not h.session.planner.node_stats("b").corrupt             # its fresh Have: a source again
+    assert a.held == set(chunks[1:]) and chunks[0] not in b.held      # nobody holds the bad one now
+    for chunk in chunks:                          # the relay's upstream delivers
+        h.session.seed_got(chunk, h.at())
+    h.run_to_sync(limit_s=5.0)
+    assert a.held == b.held == set(chunks)
+    assert not h.seed_corrupt
+
+
+def test_a_corrupt_chunk_from_the_seed_means_its_file_changed_and_never_bans_it() -> None:
+    h = SwarmHarness(synthetic_manifest(2))         # two downloads: both chunks under way
+    a = h.join("a")
+    h.tick()
+    (_, d), _ = h.downloads()
+    h.fail(d.transfer, corrupt=True, error="hash mismatch")
+    assert h.seed_corrupt == [d.chunk]
+    assert not any(isinstance(m, p.Verify) for m in a.received)
+    assert not h.session.planner.node_stats(SEED).corrupt
+    h.advance(0.5)
+    again = [x for _, x in h.downloads() if x.chunk == d.chunk]
+    assert again and again[0].source == SEED
+
+
+def test_a_blameless_failure_is_planned_again_with_no_verdict_on_its_source() -> None:
+    h = SwarmHarness(synthetic_manifest(2))
+    h.join("a")
+    h.tick()
+    (_, d), _ = h.downloads()
+    h.fail(d.transfer, blameless=True, error="the peer is reading its files again")
+    assert any("withdrawn: the peer is reading its files again" in n for n in h.notes)
+    assert h.session.planner.node_stats(SEED).failures == 0
+    assert not any(e.level == "warning" for e in h.events)
+    h.advance(0.5)
+    assert any(x.chunk == d.chunk for _, x in h.downloads())
+
+
+def test_a_member_speaks_only_of_its_own_downloads_and_never_as_a_master() -> None:
+    h = SwarmHarness(synthetic_manifest(4))
+    h.join("a")
+    h.join("b", held={c for c, _ in h.manifest.chunk_table()})
+    h.tick()
+    (_, d), *_ = h.downloads()
+    h.say("b", p.Report(d.transfer, True, 0.1))            # b speaks of a's download: ignored
+    h.say("b", p.Ending(d.transfer, 0.0))
+    assert d.transfer in h.session.transfers and not h.session.planner.node_stats("a").downloads
+    with pytest.raises(RemoteProtocolError, match="only a master sends"):
+        h.say("b", p.Cancel(d.transfer))
+
+
+def test_a_source_that_leaves_takes_its_uploads_with_it() -> None:
+    m = synthetic_manifest(6)
+    h = SwarmHarness(m, seed_has=set())
+    h.join("b", held={c for c, _ in m.chunk_table()})
+    a = h.join("a")
+    h.tick()
+    under_way = {d.transfer for _, d in h.downloads()}
+    assert under_way and all(d.source == "b" for _, d in h.downloads())
+    h.leave("b")
+    assert {m.transfer for m in a.received if isinstance(m, p.Cancel)} == under_way
+    assert not h.session.transfers and not h.session.peers["a"].downloads
+    assert not h.session.gone["b"].online and any(e.message == "b left" for e in h.events)
