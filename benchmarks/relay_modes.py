@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--size", default="64MiB")
     ap.add_argument("--wan", default="40Mbit,40Mbit", help="hq-region and region-branch speeds")
     ap.add_argument("--chunk", default="4MiB")
+    ap.add_argument("--only", choices=("cut-through", "store-and-forward"), default=None, help="run one mode")
     a = ap.parse_args()
     from lanscatter.core.sizes import parse_size
 
@@ -75,6 +76,8 @@ def main() -> None:
         tree = _tree(tmp, parse_size(a.size), a.wan.split(","), a.chunk)
         rows = []
         for mode, sf in (("cut-through", False), ("store-and-forward", True)):
+            if a.only not in (None, mode):
+                continue
             r = _run(tree, tmp / mode, sf)
             last = {s: v["last_s"] for s, v in r["sites"].items()}
             rows.append((mode, r["makespan_s"], r["ideal_s"], last, {k: v["ratio"] for k, v in r["wan_links"].items()}))

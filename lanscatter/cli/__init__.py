@@ -1,7 +1,9 @@
 """The `lanscatter` command line: one parser, subcommands registered by their own modules.
 
 Each subcommand module exposes `register(subparsers)`, which adds its parser and sets
-`func=<callable(args) -> int>`. This module is the one place that turns a `LanscatterError` into
+`func=<callable(args) -> int>`. A command named on the command line loads only its own module (a
+peer starting does not import the topology, the emulator or the TUI); the full list loads for the
+top-level help and for anything not known here. This module is the one place that turns a `LanscatterError` into
 `error: ... / hint: ...` and an exit code, and the only place that configures logging handlers.
 """
 
@@ -22,34 +24,31 @@ from lanscatter.core.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 
 log = logging.getLogger("lanscatter.cli")
 
-# The module that registers each subcommand (register(subparsers)). A command loads its own module
-# only: a node process pays for neither the orchestrator nor the simulator, and `up` for none of
-# the roles; every host of a tree starts two such processes (tests/unit/test_cli_commands.py keeps
-# this table true).
-COMMANDS: dict[str, str] = {
-    "master": "lanscatter.cli.node", "peer": "lanscatter.cli.node", "proxy": "lanscatter.cli.node",
-    "publish": "lanscatter.cli.publish",
-    "keys": "lanscatter.cli.keys",
-    "versions": "lanscatter.cli.versions", "rollback": "lanscatter.cli.versions",
-    "validate": "lanscatter.cli.topology", "plan": "lanscatter.cli.topology", "schema": "lanscatter.cli.topology",
-    "up": "lanscatter.cli.up",
-    "service": "lanscatter.cli.service",
-    "emulate": "lanscatter.cli.emulate",
-    "simulate": "lanscatter.cli.simulate",
-    "tls": "lanscatter.cli.tls",
-    "tui": "lanscatter_tui.cli",
-    "secret": __name__,
+# Modules that contribute subcommands (each has register(subparsers)), with the commands each adds.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "lanscatter.cli.node": ("master", "peer", "proxy"),
+    "lanscatter.cli.publish": ("publish",),
+    "lanscatter.cli.keys": ("keys",),
+    "lanscatter.cli.versions": ("rollback", "versions"),
+    "lanscatter.cli.topology": ("validate", "plan", "schema"),
+    "lanscatter.cli.up": ("up",),
+    "lanscatter.cli.service": ("service",),
+    "lanscatter.cli.emulate": ("emulate",),
+    "lanscatter.cli.simulate": ("simulate",),
+    "lanscatter.cli.tls": ("tls",),
+    "lanscatter_tui.cli": ("tui",),
 }
-COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m in COMMANDS.values() if m != __name__))
+_MODULE_OF = {command: module for module, commands in COMMAND_MODULES.items() for command in commands}
 # The node commands whose planner can load the site tree (--topology/--host), known without loading
-# them (the same test checks it against their parsers).
+# them: `up` on every host of a tree asks, before it starts its roles (tests/unit/test_cli_commands.py
+# checks it against their parsers).
 LINK_FLAG_COMMANDS = frozenset({"master", "proxy"})
 # The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.
 VERSION = f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The command line's parser; with `command`, only the subcommands of its module."""
+    """The parser of every command, or of `command` alone (its module only is imported)."""
     parser = argparse.ArgumentParser(
         prog="lanscatter",
         description="One-way, P2P-assisted distribution of a large folder to many hosts and sites.",
@@ -57,21 +56,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = (COMMANDS[command],) if command in COMMANDS else (*COMMAND_MODULES, __name__)
-    for name in modules:
-        if name == __name__:
-            _register_secret(sub)
-        else:
+    if command == "secret":
+        _register_secret(sub)
+    elif command in _MODULE_OF:
+        importlib.import_module(_MODULE_OF[command]).register(sub)
+    else:
+        for name in COMMAND_MODULES:
             importlib.import_module(name).register(sub)
+        _register_secret(sub)
     return parser
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
-    """The subcommand of a command line whose only option before it is --debug (else None: the
-    whole parser is built, for help and errors)."""
-    for arg in argv:
-        if arg != "--debug":
-            return arg if arg in COMMANDS else None
+    """The subcommand argv names (its first word that is no option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
     return None
 
 
@@ -115,8 +115,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
         print(VERSION)          # before the subcommands load: a control host asks every host this
         return 0
-    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(words))
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

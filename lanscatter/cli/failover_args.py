@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.sizes import mbit_to_bytes
-from lanscatter.roles.gateway import GatewayOptions
-from lanscatter.roles.relay import RelayOptions
+
+if TYPE_CHECKING:                  # a node's start loads only its own role
+    from lanscatter.roles.gateway import GatewayOptions
+    from lanscatter.roles.relay import RelayOptions
 
 
 def hostport(text: str) -> tuple[str, int]:
@@ -48,6 +51,8 @@ def gateway_options(args: argparse.Namespace, relay: RelayOptions) -> GatewayOpt
     """The options of an elected gateway when --gateways is given, else None (a plain relay)."""
     if args.gateways is None:
         return None
+    from lanscatter.roles.gateway import GatewayOptions
+
     me = (args.listen, relay.port)
     if me not in args.gateways:
         raise ConfigError(f"this gateway ({me[0]}:{me[1]}, from --listen and --port) is not among --gateways",

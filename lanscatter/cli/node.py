@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lanscatter.cli.failover_args import alternate_arg, gateway_args, gateway_options
 from lanscatter.core.auth import SECRET_HINT, check_secret
@@ -35,6 +35,7 @@ from lanscatter.core.errors import ConfigError
 from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.ideal import ideal_time
 from lanscatter.core.linkmap import LinkMap
+from lanscatter.core.ports import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from lanscatter.core.publish_policy import DEFAULT_SETTLE_S, MAX_SHRINK, PUBLISH_MODES
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.signing import OriginKey, parse_origin_key
@@ -46,12 +47,9 @@ from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
 from lanscatter.disk.signing_keys import PIN_FILE, PRIVATE_KEY_FILE
 from lanscatter.disk.staged_store import DEFAULT_KEEP
 from lanscatter.net.tls import CERT_FILE, KEY_FILE, ServerTLS, client_context, new_identity, server_tls
-from lanscatter.roles.gateway import GatewayNode
-from lanscatter.roles.master import DEFAULT_MASTER_PORT, MasterNode, MasterOptions
-from lanscatter.roles.node_progress import LogsAboveBar, follow_peer, node_report, peer_summary, snapshot
-from lanscatter.roles.peer import DEFAULT_PEER_PORT, PeerNode, PeerOptions
-from lanscatter.roles.relay import RelayNode, RelayOptions
-from lanscatter.topology.summary import summary_lines
+
+if TYPE_CHECKING:
+    from lanscatter.roles.peer import PeerNode
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -380,7 +378,13 @@ def _log_to_file(args: argparse.Namespace) -> None:
     logging.getLogger().addHandler(handler)
 
 
+# Each command imports its own role when it runs: a peer does not load the master's scanner and
+# watcher, nor the relay's planner, before it can join (start-up, docs/benchmarks.md).
+
 def run_master(args: argparse.Namespace) -> int:
+    from lanscatter.roles.master import MasterNode, MasterOptions
+    from lanscatter.roles.node_progress import node_report
+
     _log_to_file(args)
     where = _placement(args)
     opts = MasterOptions(folder=args.folder, state_dir=_state_dir(args, "master"), host=args.listen,
@@ -401,6 +405,8 @@ def run_master(args: argparse.Namespace) -> int:
         try:
             await _report_loop(node.status, args.json)
         finally:
+            from lanscatter.topology.summary import summary_lines  # (at the end: not on the way to start)
+
             bottleneck = _bottleneck(where.link_map, opts.name, where.site)
             summary.extend(summary_lines(node_report(node.status(), bottleneck=bottleneck, log_file=_log_path(args))))
             await node.stop()
@@ -424,6 +430,9 @@ def _log_path(args: argparse.Namespace) -> str | None:
 
 
 def run_peer(args: argparse.Namespace) -> int:
+    from lanscatter.roles.node_progress import follow_peer
+    from lanscatter.roles.peer import PeerNode, PeerOptions
+
     _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     opts = PeerOptions(master=host, master_port=port, folder=args.folder,
@@ -457,6 +466,10 @@ def run_peer(args: argparse.Namespace) -> int:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
+    from lanscatter.roles.node_progress import follow_peer
+    from lanscatter.roles.peer import PeerOptions
+    from lanscatter.roles.relay import RelayNode, RelayOptions
+
     _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     where = _placement(args)
@@ -474,6 +487,8 @@ def run_proxy(args: argparse.Namespace) -> int:
                          tls=_server_tls(args))
     elected = gateway_options(args, relay)
     if elected is not None:
+        from lanscatter.roles.gateway import GatewayNode
+
         gateway = GatewayNode(elected)
         return _run(lambda: _run_beside(gateway.run(), _report_loop(gateway.status, args.json), gateway.stop))
     node = RelayNode(relay)
@@ -501,6 +516,8 @@ def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, N
     """Run a peer or relay beside its reporter; print its summary when it ends (not after an error:
     the error and its hint say it all), on stderr when stdout carries JSON lines. A relay adds the
     summary of the site it serves (`site_status`), as a master does; both name the log file."""
+    from lanscatter.roles.node_progress import node_report, peer_summary, snapshot
+
     started = time.monotonic()
     summary: list[str] = []
 
@@ -508,6 +525,8 @@ def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, N
         summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started, peer.downloaded_chunks,
                                     peer.local_copies, peer.counters.rx_bytes, peer.downloaded_bytes))
         if site_status is not None:
+            from lanscatter.topology.summary import summary_lines  # (at the end: not on the way to start)
+
             summary.extend(summary_lines(node_report(site_status(), log_file=log_file)))
         elif log_file is not None:
             summary.append(f"  log: {log_file}")
@@ -575,6 +594,8 @@ def _scan_progress() -> Callable[[int, int], None] | None:
                 log.info("hashing: %s of %s", format_bytes(done), format_bytes(total))
         return log_line
     from rich.progress import BarColumn, Progress, TextColumn
+
+    from lanscatter.roles.node_progress import LogsAboveBar
 
     bar = Progress("hashing", BarColumn(), TextColumn("{task.fields[figures]}"), transient=True)
     task = bar.add_task("hash", total=None, figures="")

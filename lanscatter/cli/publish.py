@@ -19,9 +19,9 @@ from lanscatter.cli.node import secret_args, split_hostport, swarm_secret
 from lanscatter.core.auth import SECRET_HINT, Auth
 from lanscatter.core.errors import AuthError, ConfigError, LanscatterError, RemoteProtocolError
 from lanscatter.core.manifest import show_path
+from lanscatter.core.ports import DEFAULT_MASTER_PORT
 from lanscatter.core.publish_request import MAC_HEADER, PUBLISH_PATH, PublishRequest, seal_request
 from lanscatter.core.signing import MAX_LABEL_CHARS
-from lanscatter.roles.master import DEFAULT_MASTER_PORT
 
 log = logging.getLogger("lanscatter.publish")
 

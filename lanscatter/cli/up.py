@@ -53,7 +53,7 @@ from lanscatter.topology.roles import (
 )
 from lanscatter.topology.summary import summary_lines
 from lanscatter.topology.tls_plan import plan_tls
-from lanscatter.topology.validate import load_topology
+from lanscatter.topology.validate import load_topology, warnings_of
 
 log = logging.getLogger("lanscatter.up")
 
@@ -191,10 +191,13 @@ def _run_secret(plan: DeploymentPlan, local: bool) -> str | None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    topo = load_topology(Path(args.file))
+    # What a valid file may not mean as written, before anything runs (as `validate` says it).
+    for warning in warnings_of(topo):
+        print(warning, file=sys.stderr)
     if args.ssh:
         return ssh_up.cmd_up_ssh(args)
     opts = UpOptions.from_args(args)
-    topo = load_topology(opts.file)
     plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
     if opts.local:
         hosts = list(plan.hosts)

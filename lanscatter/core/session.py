@@ -114,6 +114,20 @@ class SwarmSession(SessionRounds):
                 self.seed_complete_at = now.wall
             self.planner.add_have(self.name, chunk)
 
+    def seed_arriving(self, chunk: str, due: float) -> bool:
+        """The seed (a relay) is receiving `chunk` from upstream, its download due by `due` (the
+        monotonic clock of `Now.mono`), and serves the prefix it has to downloaders that verify the
+        whole: plan it from the seed. Not a holding (`seed_got`): nothing is announced. Returns
+        whether there is something new to plan."""
+        if self.manifest is None or chunk not in self.manifest.chunk_index():
+            return False
+        self.planner.add_arriving(self.name, chunk, due)
+        return True
+
+    def seed_arrival_failed(self, chunk: str) -> None:
+        """A chunk `seed_arriving` announced did not arrive whole: the seed is no source of it."""
+        self.planner.drop_arriving(self.name, chunk)
+
     # ---- inputs: members ---------------------------------------------------------------------
     def name_for(self, want: str) -> str:
         """The name a joining peer that asked for `want` is known by: unique in this swarm."""

@@ -110,10 +110,11 @@ class Fetcher:
     async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
                     accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
-                    receiving: Callable[[], None] | None = None) -> FetchResult:
+                    receiving: Callable[[], None] | None = None,
+                    progress: Callable[[int], None] | None = None) -> FetchResult:
         """Download one chunk into fd at offset. From the download's thread, `receiving()` is
         called once at its first bytes, `ending(seconds_left)` once when about `_ENDING_LEAD_S` of
-        it is left. `token` is the Download's authorisation, sent as is."""
+        it is left, `progress(bytes)` after each write with the chunk's bytes written so far. `token` is the Download's authorisation, sent as is."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
@@ -121,7 +122,8 @@ class Fetcher:
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, token, fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving)
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
+            progress)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -148,7 +150,8 @@ class Fetcher:
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
                timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
                cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None,
-               receiving: Callable[[], None] | None) -> FetchResult:
+               receiving: Callable[[], None] | None,
+               progress: Callable[[int], None] | None) -> FetchResult:
         started = time.monotonic()
         if cancel.is_set():            # cancelled while queued for a thread
             return FetchResult(False, error="cancelled")
@@ -158,7 +161,8 @@ class Fetcher:
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
-        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, ending, receiving)
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, ending, receiving,
+                     progress)
         if pace is not None and pace.group:
             return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
@@ -277,6 +281,8 @@ class Fetcher:
             hasher.update(data)
             _pwrite_all(body.fd, data, pos)
             pos += len(data)
+            if body.progress is not None:
+                body.progress(received)
             if body.ending is not None:
                 now = time.monotonic()
                 if mark is None:
@@ -313,6 +319,7 @@ class _Body:
     started: float
     ending: Callable[[float], None] | None = None      # called once near the end, then None
     receiving: Callable[[], None] | None = None        # called once at the first bytes, then None
+    progress: Callable[[int], None] | None = None      # called after each write (chunk bytes so far)
     wire: int = 0
 
     def elapsed(self) -> float:

@@ -9,6 +9,10 @@ under way, and re-shared whenever one starts or ends, so a limit is never left i
 could use it. Where the kernel cannot pace, token buckets slice the stream instead. The client
 side is chunk_fetch.py.
 
+A chunk still arriving here (chunk_arrivals.py) is served as it arrives: the prefix received so
+far, the rest as it comes, the last byte once this node verified the whole; the stream is cut if
+the download here fails, so its downloader fails as well.
+
 A request needs the token its Download carried (auth.py): for this chunk, from the address the
 request comes from, at the address and port it arrived on, not expired. The refusal (403) says
 which of these did not match, so a downloader's report tells the operator.
@@ -34,6 +38,7 @@ from lanscatter.core.manifest import check_hash
 from lanscatter.core.safe_text import safe_text
 from lanscatter.disk.hashing import PIECE
 from lanscatter.disk.store import Location
+from lanscatter.net.chunk_arrivals import Arrival, ArrivalFailed, ChunkArrivals
 from lanscatter.net.ratelimit import TokenBucket, take_all
 from lanscatter.net.tls import is_tls
 from lanscatter.net.upload_pace import Pace, UploadPacer
@@ -60,11 +65,14 @@ class TrafficCounters:
 
 
 class ChunkServer:
-    """Serves chunks that `locate` finds; `locate` returns None for chunks it does not have."""
+    """Serves chunks that `locate` finds (None for chunks it does not have), and those `arrivals`
+    holds while they arrive."""
 
     def __init__(self, locate: Callable[[str], Location | None], auth: Auth, counters: TrafficCounters,
-                 *, ul_bucket: TokenBucket | None = None, compress: bool = True) -> None:
+                 *, ul_bucket: TokenBucket | None = None, compress: bool = True,
+                 arrivals: ChunkArrivals | None = None) -> None:
         self.locate = locate
+        self.arrivals = arrivals
         self.auth = auth
         self.counters = counters
         self.ul_bucket = ul_bucket
@@ -93,12 +101,15 @@ class ChunkServer:
         except ValueError as exc:
             raise web.HTTPBadRequest(text=f"bad query: {safe_text(exc, 100)}\n") from None
         loc = self.locate(chunk)
-        if loc is None:
+        arrival = self.arrivals.get(chunk) if loc is None and self.arrivals is not None else None
+        if loc is None and arrival is None:
             raise web.HTTPNotFound(text="chunk not here\n")
-        try:   # opening may touch the disk: not on the event loop
-            fh = await asyncio.get_running_loop().run_in_executor(None, _open_for_reading, loc.path)
-        except OSError:
-            raise web.HTTPNotFound(text="chunk not here\n") from None
+        fh: BinaryIO | None = None
+        if loc is not None:
+            try:   # opening may touch the disk: not on the event loop
+                fh = await asyncio.get_running_loop().run_in_executor(None, _open_for_reading, loc.path)
+            except OSError:
+                raise web.HTTPNotFound(text="chunk not here\n") from None
         self.counters.uploads += 1
         sock = request.transport.get_extra_info("socket") if request.transport is not None else None
         paced = False
@@ -111,6 +122,9 @@ class ChunkServer:
             else:       # no kernel pacing here: the node's bucket and one for this transfer's cap
                 own = TokenBucket(pace.rate, start_full=False) if pace.rate else None
                 buckets = [b for b in (self.ul_bucket, own) if b is not None and b.rate]
+            if arrival is not None:
+                return await self._send_arriving(request, arrival, buckets)
+            assert fh is not None and loc is not None
             lz4_ok = self.compress and "lz4" in request.headers.get(ACCEPT_HEADER, "")
             if lz4_ok and await self._is_compressible(chunk, fh.fileno(), loc):
                 return await self._send_lz4(request, fh.fileno(), loc, buckets)
@@ -126,7 +140,8 @@ class ChunkServer:
             if sock is not None:            # (also when add() failed half-way: remove is idempotent)
                 self.pacer.remove(sock)     # the connection may be kept alive for another transfer
             self.counters.uploads -= 1
-            fh.close()
+            if fh is not None:
+                fh.close()
 
     def _refusal(self, request: web.Request, chunk: str) -> str | None:
         """Why this request may not have the chunk (None: it may), judged from what this socket sees."""
@@ -178,6 +193,37 @@ class ChunkServer:
                 await resp.write(data[i:i + _TLS_WRITE])     # waits while the transport is full
             pos += n
             self.counters.tx_bytes += n
+        await resp.write_eof()
+        return resp
+
+    async def _send_arriving(self, request: web.Request, arrival: Arrival,
+                             buckets: list[TokenBucket]) -> web.StreamResponse:
+        """A chunk still arriving here: what is received, then the rest as it comes (uncompressed:
+        a sample of it may not be here yet). Cut when the download here fails."""
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        resp.content_length = arrival.length
+        loop = asyncio.get_running_loop()
+        pos = 0
+        try:
+            # Held before the first await: a download that ends meanwhile keeps its part file
+            # open for this stream (the file is whole then, and served from it).
+            with arrival.reading() as fd:
+                await resp.prepare(request)
+                while pos < arrival.length:
+                    end = await arrival.servable(pos)
+                    while pos < end:
+                        n = min(PIECE, end - pos)
+                        data = memoryview(await loop.run_in_executor(None, _read_exact, fd, arrival.offset + pos, n))
+                        await take_all(buckets, n)
+                        for i in range(0, n, _TLS_WRITE):      # (as in _send_buffered)
+                            await resp.write(data[i:i + _TLS_WRITE])
+                        pos += n
+                        self.counters.tx_bytes += n
+        except ArrivalFailed as exc:
+            # Cut, not ended: a downloader must never see this body as complete.
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError(str(exc)) from None
         await resp.write_eof()
         return resp
 

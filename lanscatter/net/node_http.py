@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import Collector, CollectorRegistry
 
 from lanscatter.core.status import StatusDoc, to_json
 from lanscatter.core.status_feed import FeedEncoder
@@ -85,48 +82,6 @@ class StatusFeed:
             await ws.close()
 
 
-class _StatusCollector(Collector):
-    """Turns the status document into metrics at scrape time (no second set of counters)."""
-
-    def __init__(self, status: StatusFn) -> None:
-        self.status = status
-
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        st = self.status()
-        yield GaugeMetricFamily("lanscatter_chunks", "Distinct chunks in the current generation",
-                                value=st.chunks)
-        yield GaugeMetricFamily("lanscatter_dataset_bytes", "Bytes of distinct content", value=st.bytes)
-        yield GaugeMetricFamily("lanscatter_synced", "1 when every node holds every chunk",
-                                value=1 if st.synced else 0)
-        yield GaugeMetricFamily("lanscatter_insecure", "1 when this node runs with no swarm secret (--insecure)",
-                                value=1 if st.insecure else 0)
-        version = GaugeMetricFamily("lanscatter_published_timestamp_seconds",
-                                    "When the origin published the version held here", labels=["generation", "label"])
-        if (pub := st.published) is not None:
-            version.add_metric([pub.generation, pub.label], pub.published_ms / 1000)
-        yield version
-        have = GaugeMetricFamily("lanscatter_node_chunks", "Chunks each node holds", labels=["node"])
-        rx = CounterMetricFamily("lanscatter_node_rx_bytes", "Bytes received", labels=["node"])
-        tx = CounterMetricFamily("lanscatter_node_tx_bytes", "Bytes sent", labels=["node"])
-        online = GaugeMetricFamily("lanscatter_node_online", "1 while connected", labels=["node"])
-        dl = GaugeMetricFamily("lanscatter_node_download_slots_used", "Download slots in use (never above the slots)",
-                               labels=["node"])
-        ul = GaugeMetricFamily("lanscatter_node_upload_slots_used", "Upload slots in use (never above the slots)",
-                               labels=["node"])
-        for n in st.nodes:
-            have.add_metric([n.name], n.have)
-            rx.add_metric([n.name], n.rx_bytes)
-            tx.add_metric([n.name], n.tx_bytes)
-            online.add_metric([n.name], 1 if n.online else 0)
-            dl.add_metric([n.name], n.dl_slots_used)
-            ul.add_metric([n.name], n.ul_slots_used)
-        yield from (have, rx, tx, online, dl, ul)
-        link = CounterMetricFamily("lanscatter_link_bytes", "Bytes carried per WAN link", labels=["link"])
-        for ln in st.links:
-            link.add_metric([ln.name], ln.bytes)
-        yield link
-
-
 def coordinator_app(ws: Callable[[web.Request], Any], routes: list[web.RouteDef], status: StatusFn) -> web.Application:
     """The HTTP app of a swarm's coordinator (a master, or a relay's downstream side): its control
     websocket at /ws, the chunk routes, and the status endpoints with the HTML page."""
@@ -144,15 +99,16 @@ def add_status_endpoints(app: web.Application, status: StatusFn, *, html: bool) 
 
 
 def _routes(status: StatusFn, *, html: bool) -> list[web.RouteDef]:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatusCollector(status))
-
     async def get_status(_request: web.Request) -> web.Response:
         return web.json_response(to_json(status()))
 
     async def get_metrics(_request: web.Request) -> web.Response:
-        resp = web.Response(body=generate_latest(registry))
-        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        # Loaded at the first scrape, not at start: no node needs it on its way to its first byte.
+        from lanscatter.net.metrics_http import metrics_body
+
+        body, content_type = metrics_body(status)
+        resp = web.Response(body=body)
+        resp.headers["Content-Type"] = content_type
         return resp
 
     page = resources.files("lanscatter").joinpath("static/status.html").read_text(encoding="utf-8")

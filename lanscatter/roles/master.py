@@ -37,6 +37,7 @@ from lanscatter.core.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, chunkin
 from lanscatter.core.errors import ConfigError, ManifestError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import MAX_CHUNK_SIZE, Manifest, check_counts, diff_manifests, show_path
+from lanscatter.core.ports import DEFAULT_MASTER_PORT
 from lanscatter.core.publish_policy import (
     DEFAULT_SETTLE_S,
     PUBLISH_MODES,
@@ -61,7 +62,6 @@ from lanscatter.roles.swarm import Swarm
 
 log = logging.getLogger("lanscatter.roles.master")
 
-DEFAULT_MASTER_PORT = 10564
 _REPORT_NAMES = 20           # refused names reported one by one per scan; the rest as a count
 _WATCH_RESTART_S = 1.0
 _WATCH_RESTART_MAX_S = 30.0  # the longest wait before watching again after the watcher stopped
@@ -129,10 +129,13 @@ class MasterNode:
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
         self.cache = HashCache(opts.state_dir / "master-hashes.jsonl")
+        self.server = ChunkServer(self.locate, self.auth, self.counters,
+                                  ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
+                                  compress=opts.compress)
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat)
-        self.swarm.seed_uploads = lambda: self.counters.uploads
-        self.swarm.on_seed_corrupt = self._seed_corrupt
+                           link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat,
+                           seed_uploads=lambda: self.counters.uploads, seed_rates=self.server.pacer.set_rates,
+                           on_seed_corrupt=self._seed_corrupt)
         self.manifest: Manifest | None = None    # the published version
         self.signed: SignedVersion | None = None
         self.label = ""
@@ -147,10 +150,6 @@ class MasterNode:
         self._rechecked: set[str] = set()       # chunks re-hashed after a mismatch, this generation
         self._refused: set[RefusedName] = set()   # names left out by the last scan (reported)
         self.progress = progress
-        self.server = ChunkServer(self.locate, self.auth, self.counters,
-                                  ul_bucket=TokenBucket(opts.ul_rate) if opts.ul_rate else None,
-                                  compress=opts.compress)
-        self.swarm.seed_rates = self.server.pacer.set_rates
         self._rescan = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None

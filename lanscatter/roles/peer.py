@@ -17,9 +17,11 @@ With `alternates` (a site's standby gateways), a peer that loses its master, or 
 by a standby, tries the next one in turn; a frozen master is noticed by a 4 s ping.
 
 A relay reuses this role as its upstream side: callbacks given at construction see each
-validated generation (`on_manifest`) and each verified chunk (`on_chunk`, for cut-through); the
-node is its relay's `ChunkSource` (`locate`, `have`, `verify`), and `resume` takes the generation a
-relay saved before any master answers.
+validated generation (`on_manifest`), each verified chunk (`on_chunk`, for cut-through), each chunk
+whose first bytes are written, with when its download is due (`on_arriving`), and each of those
+that did not arrive whole (`on_arrival_failed`); a chunk's received prefix is served while it
+arrives (chunk_arrivals.py). The node is its relay's `ChunkSource` (`locate`, `have`, `verify`),
+and `resume` takes the generation a relay saved before any master answers.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from lanscatter.core.errors import (
 )
 from lanscatter.core.handshake import Channel, PeerHandshake
 from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
+from lanscatter.core.ports import DEFAULT_PEER_PORT
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
@@ -70,6 +73,7 @@ from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE, Scrubber
 from lanscatter.disk.signing_keys import PIN_FILE, OriginTrust
 from lanscatter.disk.staged_store import DEFAULT_KEEP, StagedStore
 from lanscatter.disk.store import Location, MirrorStore
+from lanscatter.net.chunk_arrivals import ChunkArrivals
 from lanscatter.net.chunk_fetch import Fetcher
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import add_status_endpoints
@@ -91,7 +95,6 @@ _FAILOVER_JOIN_S = 3.0         # a gateway that does not answer the upgrade by t
 # like a malformed one, and the node stays up.
 _UNSTORABLE = frozenset({errno.ENAMETOOLONG, errno.EFBIG, errno.EOVERFLOW})
 
-DEFAULT_PEER_PORT = 10565
 STATS_EVERY_S = 1.0
 
 
@@ -129,7 +132,9 @@ class PeerOptions:
 
 class PeerNode:
     def __init__(self, opts: PeerOptions, *, on_manifest: Callable[[Manifest], None] | None = None,
-                 on_chunk: Callable[[str], None] | None = None) -> None:
+                 on_chunk: Callable[[str], None] | None = None,
+                 on_arriving: Callable[[str, float], None] | None = None,
+                 on_arrival_failed: Callable[[str], None] | None = None) -> None:
         self.opts = opts
         self.name = opts.name or socket.gethostname()
         self.auth = Auth(opts.secret)
@@ -146,13 +151,16 @@ class PeerNode:
         self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
         self.ul_bucket = TokenBucket(opts.ul_rate) if opts.ul_rate else None
         self.dl_bucket = TokenBucket(opts.dl_rate) if opts.dl_rate else None
+        self.arrivals = ChunkArrivals()
         self.server = ChunkServer(self.store.locate, self.auth, self.counters,
-                                  ul_bucket=self.ul_bucket, compress=opts.compress)
+                                  ul_bucket=self.ul_bucket, compress=opts.compress, arrivals=self.arrivals)
         local = self._local_addr()
         self.fetcher = Fetcher(self.counters, local_addr=local[0] if local else None, threads=opts.dl_slots + 2,
                                tls=opts.tls)
         self._on_manifest = on_manifest      # each generation, once the folder is reconciled with it
         self._on_chunk = on_chunk            # each chunk verified here
+        self._on_arriving = on_arriving      # (chunk, due by: monotonic) at a download's first bytes
+        self._on_arrival_failed = on_arrival_failed    # ... and when that download failed
         self.connected = False
         self._masters = ((opts.master, opts.master_port), *opts.alternates)
         self._master_index = 0
@@ -546,33 +554,47 @@ class PeerNode:
         self._inflight.add(d.chunk)
         self.counters.downloads += 1
         self.sources[d.source] = self.sources.get(d.source, 0) + 1
+        due = time.monotonic() + d.timeout_s
+        # Served while it arrives (its prefix, to downloaders that verify the whole); the stream
+        # is cut unless it is verified and held here at the end.
+        arrival = self.arrivals.begin(d.chunk, fd, offset, length,
+                                      first_bytes=lambda: self._arriving(d.chunk, due))
+        verified = False
         try:
-            result = await self.fetcher.fetch(
-                d.url, d.chunk, length, token=d.token, fd=fd, offset=offset,
-                timeout_s=d.timeout_s,
-                buckets=[b for b in (self.dl_bucket,) if b],
-                pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer), ending=self._ending_notice(d.transfer),
-                receiving=self._receiving_notice(d.transfer),
-                accept_lz4=self.opts.compress)
+            try:
+                result = await self.fetcher.fetch(
+                    d.url, d.chunk, length, token=d.token, fd=fd, offset=offset,
+                    timeout_s=d.timeout_s,
+                    buckets=[b for b in (self.dl_bucket,) if b],
+                    pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer),
+                    ending=self._ending_notice(d.transfer), receiving=self._receiving_notice(d.transfer),
+                    progress=arrival.advance, accept_lz4=self.opts.compress)
+            finally:
+                self._inflight.discard(d.chunk)
+                self.counters.downloads -= 1
+                if (left := self.sources.pop(d.source, 1) - 1) > 0:
+                    self.sources[d.source] = left
+            if self.manifest is None or self.manifest.generation != gen:
+                return
+            if result.ok:
+                self.downloaded_chunks += 1
+                self.downloaded_bytes += length
+                self.store.chunk_verified(d.chunk, fd, offset)
+                verified = True
+                self.arrivals.end(arrival, ok=True)
+                if isinstance(self.store, StagedStore) and self.store.prune_due:
+                    prune = asyncio.create_task(self._prune(self.store))
+                    self._housekeeping.add(prune)
+                    prune.add_done_callback(self._housekeeping.discard)
+                    prune.add_done_callback(_log_crash)
+                self._note_synced()
+            else:
+                log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
         finally:
-            self._inflight.discard(d.chunk)
-            self.counters.downloads -= 1
-            if (left := self.sources.pop(d.source, 1) - 1) > 0:
-                self.sources[d.source] = left
-        if self.manifest is None or self.manifest.generation != gen:
-            return
-        if result.ok:
-            self.downloaded_chunks += 1
-            self.downloaded_bytes += length
-            self.store.chunk_verified(d.chunk, fd, offset)
-            if isinstance(self.store, StagedStore) and self.store.prune_due:
-                prune = asyncio.create_task(self._prune(self.store))
-                self._housekeeping.add(prune)
-                prune.add_done_callback(self._housekeeping.discard)
-                prune.add_done_callback(_log_crash)
-            self._note_synced()
-        else:
-            log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
+            if not verified:
+                self.arrivals.end(arrival, ok=False)
+                if arrival.received and self._on_arrival_failed is not None:
+                    self._on_arrival_failed(d.chunk)
         # Report first: the planner learns the outcome of its transfer, then the new holding.
         self._post(p.Report(d.transfer, result.ok, result.seconds, safe_text(result.error), result.corrupt,
                             result.blameless))
@@ -582,6 +604,10 @@ class PeerNode:
                 self._post_stats()      # the master's figures are final even if this peer exits now
             if self._on_chunk:
                 self._on_chunk(d.chunk)
+
+    def _arriving(self, chunk: str, due: float) -> None:
+        if self._on_arriving is not None:
+            self._on_arriving(chunk, due)
 
     def rates(self) -> tuple[float, float]:
         """(rx, tx) bytes/s over the last seconds, from this node's own counters."""

@@ -3,7 +3,9 @@ in one process over one folder.
 
 - It takes the manifest from upstream (no scan, no hashing of its own) and announces every chunk
   downstream the moment it is verified (cut-through): the site's peers spread chunk 1 while chunk 2
-  is still crossing the WAN.
+  is still crossing the WAN. Below the chunk too: once a chunk's first bytes are here, its site's
+  peers may be sent it and get its prefix as it arrives (chunk_arrivals.py); they verify the whole,
+  and a chunk that fails here fails for them too and is never announced.
 - It uploads nothing back upstream (it sits behind a slow link): it joins with no chunk port.
 - When the upstream goes away, the site keeps distributing what the relay has; the peer side
   reconnects with backoff. The last manifest is kept in the state folder with the origin's signed
@@ -58,16 +60,17 @@ class RelayOptions:
 class RelayNode:
     def __init__(self, opts: RelayOptions) -> None:
         self.opts = opts
-        self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk)
+        self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk,
+                                 on_arriving=self._arriving, on_arrival_failed=self._arrival_failed)
         self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
-        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
-                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat)
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
-        self.swarm.seed_uploads = lambda: self.down.uploads
-        self.swarm.on_seed_corrupt = self._served_corrupt
         self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
-                                  ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress)
-        self.swarm.seed_rates = self.server.pacer.set_rates
+                                  ul_bucket=self.upstream.ul_bucket, compress=opts.peer.compress,
+                                  arrivals=self.upstream.arrivals)
+        self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
+                           link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat,
+                           seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates,
+                           on_seed_corrupt=self._served_corrupt)
         self._manifest_file = opts.peer.state_dir / SAVED_MANIFEST
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
@@ -89,6 +92,13 @@ class RelayNode:
             self.swarm.seed_got(chunk)
         elif self.upstream.complete() and self.upstream.manifest is not None:
             self.swarm.set_manifest(self.upstream.manifest, signed=self.upstream.signed)
+
+    def _arriving(self, chunk: str, due: float) -> None:
+        if not self.opts.store_and_forward:
+            self.swarm.seed_arriving(chunk, due)
+
+    def _arrival_failed(self, chunk: str) -> None:
+        self.swarm.seed_arrival_failed(chunk)
 
     def _served_corrupt(self, chunk: str) -> None:
         """A site peer got `chunk` corrupt from this relay's folder: check the files holding it."""

@@ -79,7 +79,13 @@ def _now() -> Now:
 class Swarm:
     def __init__(self, *, name: str, auth: Auth, seed_slots: int, link_map: LinkMap | None = None,
                  site: str | None = None, role: str = "master", seed: int | None = None,
-                 allow_nat: bool = False) -> None:
+                 allow_nat: bool = False, seed_uploads: Callable[[], int] | None = None,
+                 seed_rates: Callable[[dict[int, float]], None] | None = None,
+                 on_seed_corrupt: Callable[[str], None] | None = None,
+                 on_generation_synced: Callable[[str], None] | None = None) -> None:
+        """The seed's side comes in as callbacks: `seed_uploads` counts its uploads under way,
+        `seed_rates` paces them (transfer id -> bytes/s), `on_seed_corrupt` hears of a chunk a
+        downloader got corrupt from it, `on_generation_synced` of every node holding the generation."""
         self.name = name
         self.auth = auth
         self.allow_nat = allow_nat       # accept peers whose own address is not the one we see
@@ -90,14 +96,14 @@ class Swarm:
         self.session = SwarmSession(name=name, auth=auth, seed_slots=seed_slots, link_map=link_map,
                                     seed=seed, work_clock=time.perf_counter)
         self.events: deque[StatusEvent] = deque(maxlen=50)
-        self.seed_uploads: Callable[[], int] = lambda: 0
+        self.seed_uploads: Callable[[], int] = seed_uploads or (lambda: 0)
         self._own_rates = RateMeter()
-        self.seed_rates: Callable[[dict[int, float]], None] = lambda rates: None   # for our own uploads
+        self.seed_rates: Callable[[dict[int, float]], None] = seed_rates or (lambda rates: None)
         self._connections: dict[str, _Connection] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.on_generation_synced: Callable[[str], None] | None = None
-        self.on_seed_corrupt: Callable[[str], None] | None = None   # our own file changed
+        self.on_generation_synced = on_generation_synced
+        self.on_seed_corrupt = on_seed_corrupt      # our own file changed
 
     # The session's state, as the status and the roles read it.
     @property
@@ -173,6 +179,14 @@ class Swarm:
 
     def synced(self) -> bool:
         return self.session.synced()
+
+    def seed_arriving(self, chunk: str, due: float) -> None:
+        """`due`: monotonic, as the session's clock (session.py)."""
+        if self.session.seed_arriving(chunk, due):
+            self._wake.set()
+
+    def seed_arrival_failed(self, chunk: str) -> None:
+        self.session.seed_arrival_failed(chunk)
 
     # ---- control websocket -------------------------------------------------------------------
     async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:

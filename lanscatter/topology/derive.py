@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.ports import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from lanscatter.topology.model import (
     DEFAULT_FOLDER_ROOT,
-    DEFAULT_MASTER_PORT,
-    DEFAULT_PEER_PORT,
     SecretRef,
     Site,
     Topology,

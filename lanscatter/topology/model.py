@@ -15,8 +15,6 @@ from pathlib import Path
 
 from lanscatter.topology.problems import Pos
 
-DEFAULT_MASTER_PORT = 10564
-DEFAULT_PEER_PORT = 10565
 DEFAULT_CHUNK_SIZE = 0             # auto: chosen from the data's size when it is scanned
 DEFAULT_CHUNKING = "cdc"           # content-defined boundaries (lanscatter/core/chunking.py)
 DEFAULT_LAN_BYTES_PER_S = 1e9 / 8            # 1 Gbit/s ports

@@ -143,9 +143,9 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
 
 def registered_commands() -> frozenset[str]:
     """The subcommands this installation has (the relay is `proxy`)."""
-    from lanscatter.cli import COMMANDS
+    from lanscatter.cli import COMMAND_MODULES
 
-    return frozenset(COMMANDS)
+    return frozenset({"secret", *(c for commands in COMMAND_MODULES.values() for c in commands)})
 
 
 def link_flag_support() -> frozenset[str]:

@@ -15,15 +15,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from lanscatter.core.ports import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from lanscatter.core.sizes import format_bits_per_s
 from lanscatter.core.units import did_you_mean
 from lanscatter.topology.load import build
-from lanscatter.topology.model import (
-    DEFAULT_MASTER_PORT,
-    DEFAULT_PEER_PORT,
-    Host,
-    Topology,
-)
+from lanscatter.topology.model import Host, Topology
 from lanscatter.topology.problems import Problem, ProblemLog, TopologyError
 from lanscatter.topology.tree import site_tree
 from lanscatter.topology.yaml_positions import compose

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lanscatter import cli
 from lanscatter.cli.topology import cmd_validate
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.planner import Planner, Transfer
@@ -124,6 +125,17 @@ def test_old_tree_warns_where_lan_is_written_and_says_what_to_write(tmp_path: Pa
     assert warnings_of(load_topology(path)) == []          # 3 x 1 Gbit/s ports never filled 10
     path.write_text(OLD.replace("    lan: 1Gbit\n", ""))
     assert warnings_of(load_topology(path)) == []          # the default was never written
+
+
+def test_up_says_the_warnings_before_it_runs_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD)
+    # No host of this name: `up` stops before running anything, after the warnings.
+    assert cli.run(["up", str(path), "--host", "nosuch"]) != 0
+    err = capsys.readouterr().err
+    [warning] = [line for line in err.splitlines() if ": warning: " in line]
+    assert warning.startswith(f"{path}:5:10: warning: site 'office': ") and warning.endswith("[lan-per-port]")
+    assert "no host 'nosuch'" in err
 
 
 def test_switch_none_means_ports_only(tmp_path: Path) -> None:

@@ -143,6 +143,38 @@ def test_relay_seed_cut_through() -> None:
     assert not p.is_complete("relay")
 
 
+def test_relay_seed_serves_a_chunk_while_it_arrives() -> None:
+    # One site, a 100 B/s port to the downloader: a 1000-byte chunk is expected in about 10 s.
+    lm = LinkMap(links={"down:a": Link("down:a", 100.0), "up:a": Link("up:a", 100.0)},
+                 node_site={"relay": "b", "a": "b"}, site_parent={"b": None})
+    p = Planner(links=lm, rng=random.Random(1))
+    p.set_chunks(CHUNKS[:3])
+    p.add_node("relay", dl_slots=0, ul_slots=2, seed=True)
+    p.add_node("a", dl_slots=1, ul_slots=2)
+    normal = swarm(1, links=lm)
+    normal.add_node("a", dl_slots=1, ul_slots=2)
+    [usual] = normal.plan(0.0)
+    # The relay's download of c0 from upstream is due at t=30: its transfers may last that long more.
+    p.add_arriving("relay", "c0", due=30.0)
+    assert 0 in p.has("relay") and not p.is_complete("relay")
+    [t] = p.plan(0.0)
+    assert (t.chunk, t.source, t.dest) == ("c0", "relay", "a")
+    assert t.timeout_s == pytest.approx(usual.timeout_s + 30.0)
+    p.finish(t.id, 35.0, ok=True)          # at the upstream's pace, far behind the port's: no slowness
+    assert p.node_stats("relay").slowness == 1.0
+    # An arrival that fails is withdrawn: nothing is planned from it.
+    p.add_arriving("relay", "c1", due=40.0)
+    p.drop_arriving("relay", "c1")
+    assert 1 not in p.has("relay")
+    assert p.plan(36.0) == []
+    # Verified (add_have) after arriving: an ordinary holding, ordinary timeouts.
+    p.add_arriving("relay", "c2", due=60.0)
+    p.add_have("relay", "c2")
+    p.drop_arriving("relay", "c2")         # too late: it is held
+    [t] = p.plan(37.0)
+    assert (t.chunk, t.source) == ("c2", "relay") and t.timeout_s == pytest.approx(usual.timeout_s)
+
+
 def _two_sites(wan: float = 10.0) -> LinkMap:
     links = {
         "up:S": Link("up:S", 100.0), "down:S": Link("down:S", 100.0),
@@ -153,6 +185,23 @@ def _two_sites(wan: float = 10.0) -> LinkMap:
     }
     return LinkMap(links=links, node_site={"S": "hub", "h": "hub", "R": "b", "X": "b"},
                    site_parent={"hub": None, "b": "hub"})
+
+
+def test_a_relay_is_fed_in_the_first_round_beside_the_seeds_own_site() -> None:
+    # The seed's two upload slots and three peers of its site: their copies would book the whole
+    # of the seed's port, and the WAN would wait for one of them to end.
+    links = {f"{side}:{n}": Link(f"{side}:{n}", 100.0) for n in ("S", "h1", "h2", "h3", "R")
+             for side in ("up", "down")}
+    links |= {"wan:hub>b": Link("wan:hub>b", 10.0), "wan:b>hub": Link("wan:b>hub", 10.0)}
+    lm = LinkMap(links=links, node_site={"S": "hub", "h1": "hub", "h2": "hub", "h3": "hub", "R": "b"},
+                 site_parent={"hub": None, "b": "hub"})
+    p = swarm(8, links=lm, seed_slots=2)
+    for name in ("h1", "h2", "h3"):
+        p.add_node(name, dl_slots=2, ul_slots=2)
+    p.add_node("R", dl_slots=2, ul_slots=0)
+    first = p.plan(0.0)
+    assert "R" in {t.dest for t in first}
+    assert len({t.dest for t in first if t.dest != "R"}) == 2          # the seed's slots still go to its site
 
 
 def test_wan_link_never_overbooked_and_caps_given() -> None:

@@ -7,7 +7,7 @@ books it decides on (nodes, holdings, who is hungry or idle, flights) are kept b
 `SwarmBooks` in planner_books.py; this module is the policy.
 
 Policy (docs/planner.md has the reasoning):
-- Downloaders are served least-complete first; a downloader takes the rarest chunk (fewest nodes
+- Downloaders are served least-complete first, relays (across a WAN) before the seed's own site; a downloader takes the rarest chunk (fewest nodes
   holding or receiving it) among what the probed idle sources can give it.
 - A source that is already sending a chunk offers other chunks first, so copies spread.
 - Of equally rare chunks a seed sends the short ones (small files, files' ends) first: they are
@@ -31,6 +31,8 @@ Policy (docs/planner.md has the reasoning):
   downloader leaves the seed's uplink to the seed's own site when a peer can serve it.
 - Timeouts follow the expected time at the rate cap (or the swarm's median seconds per byte),
   scaled by the swarm's median slowness; an expired transfer counts as a slow upload.
+- A chunk still arriving at a node from outside the swarm (a relay's, from upstream) is offered like
+  a holding; a transfer of it may last until that download is due, and measures no slowness.
 """
 
 from __future__ import annotations
@@ -77,7 +79,14 @@ class Planner(SwarmBooks):
         out: list[Transfer] = []
         # One slot per downloader per pass, least complete first: a scarce source (the seed at
         # the start) spreads its first chunks over several downloaders, who can then pass them on.
-        queue = sorted([by_idx[i] for i in self._hungry], key=_least_complete)
+        # A relay (a downloader of a site with no seed) with nothing in flight comes first: it
+        # takes a narrow share of a source's port, while the LAN copies before it would book all
+        # of it and hold the WAN idle until one of them ended (seconds, on 100 Mbit/s ports). One
+        # transfer keeps a WAN busy (its source paces the link as a whole), so a relay's further
+        # ones wait their turn like anyone's: they would take the seed's slots from its own site.
+        seeded = {n.site for n in by_idx.values() if n.seed}
+        queue = sorted([by_idx[i] for i in self._hungry],
+                       key=lambda d: (d.n_dl > 0 or d.site is None or d.site in seeded, d.n_have, d.idx))
         # how many transfers this round may still start, per destination site and in all
         want = self._round_want = {}
         for d in queue:
@@ -98,7 +107,7 @@ class Planner(SwarmBooks):
                         again.append(d)
                 else:
                     want[d.site] -= d.dl_slots - d.n_dl      # it will not use them this round
-            queue = again
+            queue = sorted(again, key=_least_complete) if again else again
         return out
 
     def _pick(self, d: NodeState, idle: list[NodeState], now: float) -> Transfer | None:
@@ -318,6 +327,12 @@ class Planner(SwarmBooks):
             timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
         else:
             timeout = cfg.initial_timeout_s
+        if self._arriving and (arriving := self._arriving.get(s.name)):
+            due = arriving.get(self._hashes[chunk])
+            if due is not None:
+                # Served as it arrives: the source's own download sets the pace, not its speed.
+                timeout += max(0.0, due - now)
+                expected = None
         tid = self._next_id
         self._next_id = tid + 1
         t = _new_tuple(Transfer, (tid, self._hashes[chunk], s.name, d.name, size, cap, timeout, now,

@@ -58,6 +58,9 @@ class SwarmBooks:
         self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
         self._idle: set[int] = set()       # nodes with a free upload slot and something to give
         self._flights: dict[int, Flight] = {}
+        # node -> chunk hash -> when its download from outside the swarm is due: chunks the node
+        # can serve while they arrive (add_arriving)
+        self._arriving: dict[str, dict[str, float]] = {}
         self.flights_epoch = 0             # counts flights started and dropped: fair rates changed
         # deadline -> ids of the flights due then, in start order (so in id order); and the
         # deadlines as a heap. Flights of one round share few deadlines: far fewer heap steps.
@@ -76,6 +79,9 @@ class SwarmBooks:
         if len(index) != len(hashes):
             raise ValueError("chunk hashes must be unique within a generation")
         cancelled = [f for f in self._flights.values() if self._hashes[f.chunk] not in index]
+        for arriving in self._arriving.values():
+            for h in [h for h in arriving if h not in index]:
+                del arriving[h]
         for f in cancelled:
             self._drop(f)
         runs = kept_runs(self._hashes, index)
@@ -125,6 +131,7 @@ class SwarmBooks:
         for f in dropped:
             self._drop(f)
         self._cover_change(node, node.bits, -1)
+        self._arriving.pop(name, None)
         del self._nodes[name], self._by_idx[node.idx]
         self._hungry.discard(node.idx)
         self._idle.discard(node.idx)
@@ -133,6 +140,7 @@ class SwarmBooks:
     def set_have(self, name: str, chunks: Iterable[str]) -> None:
         """A node's holdings in full (at its join, a new generation, its files read again)."""
         node = self._nodes[name]
+        self._arriving.pop(name, None)
         index = self._index
         bits = bits_from_indices([i for i in map(index.get, chunks) if i is not None], len(self._hashes))
         old_cover, new_cover = node.bits | node.recv, bits | node.recv
@@ -151,6 +159,9 @@ class SwarmBooks:
 
     def add_have(self, name: str, chunk: str) -> None:
         node = self._nodes[name]
+        arriving = self._arriving.get(name)
+        if arriving:
+            arriving.pop(chunk, None)          # verified: a holding like any other from now on
         i = self._index.get(chunk)
         if i is None or node.bits >> i & 1:
             return
@@ -160,6 +171,35 @@ class SwarmBooks:
             node.n_cover += 1
         node.bits |= bit
         node.n_have += 1
+        self._touch(node)
+
+    def add_arriving(self, name: str, chunk: str, due: float) -> None:
+        """`name` is receiving `chunk` from outside this swarm (a relay from its upstream), its
+        download due by `due`, and serves the prefix it has to downloaders that verify the whole.
+        Planned from like a holding, but a transfer from it may take until `due` longer, and its
+        time says nothing of the source's speed. `add_have` makes it a holding; `drop_arriving`
+        withdraws it."""
+        node = self._nodes[name]
+        i = self._index.get(chunk)
+        if i is None or node.bits >> i & 1:
+            return
+        self.add_have(name, chunk)
+        self._arriving.setdefault(name, {})[chunk] = due
+
+    def drop_arriving(self, name: str, chunk: str) -> None:
+        """The chunk `name` was receiving did not arrive whole: it is no source of it (its
+        transfers of it fail by themselves). Ignored when it is not arriving there."""
+        arriving = self._arriving.get(name)
+        if not arriving or arriving.pop(chunk, None) is None:
+            return
+        node = self._nodes[name]
+        i = self._index[chunk]
+        bit = 1 << i
+        node.bits ^= bit
+        node.n_have -= 1
+        if not node.recv & bit:
+            self._cover_add(node, i, bit, -1)
+            node.n_cover -= 1
         self._touch(node)
 
     # ---- transfers in flight -------------------------------------------------------------

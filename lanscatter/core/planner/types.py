@@ -22,7 +22,7 @@ class PlannerConfig:
     initial_timeout_s: float = 300.0    # before anything is measured and without a rate cap
     slow_threshold: float = 2.0         # slowness (relative to the swarm median) of a slow source
     slow_extra_slots: int = 1           # downloads from slow sources a node takes beside its slots
-    narrow_extra_slots: int = 2         # WAN-bound uploads a source runs beside its slots
+    narrow_extra_slots: int = 4         # WAN-bound uploads a source runs beside its slots
     narrow_share: float = 0.5           # ... when capped at most this share of an upload slot's rate
     endgame_chunks: int = 4             # a downloader needing this few chunks avoids slow sources
     endgame_margin: float = 2.0         # ... as does one whose remaining work is shorter than this
