@@ -38,12 +38,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lanscatter.core.ports import DEFAULT_MASTER_PORT
 from lanscatter.core.sizes import parse_size
 from lanscatter.emulator.from_topology import emulated_addresses, net_spec
 from lanscatter.emulator.netns import Emulation, support_problem
 from lanscatter.emulator.run import inside_namespace
 from lanscatter.net.tls import ensure_identity
-from lanscatter.topology.model import DEFAULT_MASTER_PORT
 from lanscatter.topology.tls_plan import identity_dir
 from lanscatter.topology.validate import load_topology
 from tests.integration.ssh_hosts import ssh_problem, start_sshds, stop_sshds, write_ssh_setup

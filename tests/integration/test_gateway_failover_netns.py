@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
+from lanscatter.core.ports import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from lanscatter.emulator.layout import namespace_prefix
 from lanscatter.emulator.netns import EmulatorError, list_namespaces, support_problem
 from lanscatter.emulator.run import inside_namespace
-from lanscatter.topology.model import DEFAULT_MASTER_PORT, DEFAULT_PEER_PORT
 from tests.integration.nodes import tree_state
 
 _problem = support_problem()
