@@ -139,6 +139,19 @@ class UpstreamStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """One of a site's gateways (`gateway: [a, b]`, roles/gateway.py): its place in the list,
+    whether it relays now, and which gateway relays as far as it knows."""
+
+    rank: int                        # 0: the first in the list
+    active: bool
+    term: int = 0                    # taken when it last became active (0: never)
+    active_gateway: str | None = None    # host:port of the one relaying (None: none known)
+    upstream_ok: bool = False        # it reached the upstream within the last seconds
+    takeovers: int = 0               # times this process became active
+
+
+@dataclass(frozen=True, slots=True)
 class StatusDoc:
     role: str = ""                   # master | relay | peer
     name: str = ""
@@ -162,6 +175,7 @@ class StatusDoc:
     control_rx_bytes: int | None = None      # a peer: control frames received from its master
     publish: PublishState | None = None      # a master
     upstream: UpstreamStatus | None = None   # a relay
+    gateway: GatewayStatus | None = None     # a gateway of a site with standbys (active or not)
 
 
 def slots_in_use(transfers: int, slots: int) -> int:
@@ -171,8 +185,8 @@ def slots_in_use(transfers: int, slots: int) -> int:
 
 # Fields left out of the JSON when None (the documents of some roles never have them).
 _OPTIONAL = frozenset({"generation_at", "chunking", "chunk_size", "skipped_names", "publish", "upstream",
-                       "complete_at", "downloaded_chunks", "local_copies", "data_bytes", "control_bytes",
-                       "chunk_size_auto", "control_rx_bytes"})
+                       "gateway", "active_gateway", "complete_at", "downloaded_chunks", "local_copies",
+                       "data_bytes", "control_bytes", "chunk_size_auto", "control_rx_bytes"})
 
 
 # --- encoding ---------------------------------------------------------------------------------
@@ -221,6 +235,7 @@ _BOUNDS: dict[str, _Bound] = {
     "bytes_per_s": _Bound(0, MAX_RATE), "avg_upload_s": _Bound(0, 1e9), "settle_s": _Bound(0, 1e9),
     "time": _Bound(0, MAX_TIME), "t": _Bound(0, MAX_TIME), "generation_at": _Bound(0, MAX_TIME),
     "complete_at": _Bound(0, MAX_TIME), "published_ms": _Bound(0, MAX_TIME * 1000),
+    "rank": _Bound(0, 64), "term": _Bound(0, 2**53), "takeovers": _Bound(0, 2**40), "active_gateway": _Bound(0, 512),
 }
 _DEFAULT_NUMBER = _Bound()
 _DEFAULT_TEXT = _Bound(0, 1024)          # a field added without a bound of its own stays bounded

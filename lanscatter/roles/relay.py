@@ -40,6 +40,8 @@ from lanscatter.roles.swarm import Swarm
 
 log = logging.getLogger("lanscatter.roles.relay")
 
+SAVED_MANIFEST = "relay-manifest.json"    # in the state folder: the last generation relayed
+
 
 @dataclass(frozen=True, slots=True)
 class RelayOptions:
@@ -69,7 +71,7 @@ class RelayNode:
                            link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat,
                            seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates,
                            on_seed_corrupt=self._served_corrupt)
-        self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
+        self._manifest_file = opts.peer.state_dir / SAVED_MANIFEST
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
         self.port = opts.port
