@@ -90,6 +90,7 @@ class SiteView:
     synced: bool
     nodes: tuple[NodeRow, ...]
     insecure: bool = False               # its master runs with no swarm secret (--insecure)
+    gateway: str | None = None           # a site with standby gateways: the one relaying now
 
     @property
     def progress(self) -> float:
@@ -136,6 +137,7 @@ def site_view(label: str, status: StatusDoc | None, up: bool) -> SiteView:
         synced=status.synced,
         nodes=tuple(_node_row(n, status.chunks) for n in status.nodes),
         insecure=status.insecure,
+        gateway=status.name if status.gateway is not None else None,
     )
 
 
@@ -447,7 +449,8 @@ def site_tab(index: int, view: SiteView) -> str:
         state = "synced"
     else:
         state = f"{view.progress:.0%}"
-    return f"{index} {view.label} {state}"
+    via = f" via {view.gateway}" if view.gateway and view.up else ""
+    return f"{index} {view.label} {state}{via}"
 
 
 def overview_line(ov: Overview) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lanscatter.cli.failover_args import alternate_arg, gateway_args, gateway_options
 from lanscatter.core.auth import SECRET_HINT, check_secret
 from lanscatter.core.chunking import AUTO, CDC, KINDS
 from lanscatter.core.errors import ConfigError
@@ -285,6 +286,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--dry-run", action="store_true",
                    help="list what a sync would download, overwrite and delete in DIR, then exit without "
                         "changing anything")
+    alternate_arg(p)
     _adopt_arg(p)
     _scrub_arg(p)
     _origin_key_arg(p)
@@ -311,6 +313,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    alternate_arg(r)
+    gateway_args(r)
     _adopt_arg(r)
     _scrub_arg(r)
     _allow_nat(r)
@@ -458,7 +462,8 @@ def run_peer(args: argparse.Namespace) -> int:
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate,
                        origin_key=args.origin_key, tls=_client_tls(args), tls_server=_server_tls(args),
-                       adopt=args.adopt, dry_run=args.dry_run, activate=args.activate, keep=args.keep)
+                       adopt=args.adopt, dry_run=args.dry_run, activate=args.activate, keep=args.keep,
+                       alternates=tuple(args.alternate))
     node = PeerNode(opts)
     if args.dry_run:
         async def preview() -> None:
@@ -495,11 +500,19 @@ def run_proxy(args: argparse.Namespace) -> int:
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False,
                        scrub_rate=args.scrub_rate, origin_key=args.origin_key, tls=_client_tls(args),
-                       adopt=args.adopt, activate=args.activate, keep=args.keep)
-    node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
-                                  upstream_site=where.parent_site, link_map=where.link_map,
-                                  store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
-                                  tls=_server_tls(args)))
+                       adopt=args.adopt, activate=args.activate, keep=args.keep,
+                       alternates=tuple(args.alternate))
+    relay = RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
+                         upstream_site=where.parent_site, link_map=where.link_map,
+                         store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
+                         tls=_server_tls(args))
+    elected = gateway_options(args, relay)
+    if elected is not None:
+        from lanscatter.roles.gateway import GatewayNode
+
+        gateway = GatewayNode(elected)
+        return _run(lambda: _run_beside(gateway.run(), _report_loop(gateway.status, args.json), gateway.stop))
+    node = RelayNode(relay)
 
     async def run() -> None:
         await node.start()

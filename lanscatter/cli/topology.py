@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanscatter.disk.scanner import folder_bytes
 from lanscatter.topology.derive import derive_plan
 from lanscatter.topology.model import Topology
 from lanscatter.topology.problems import TopologyError
@@ -67,11 +68,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for warning in warnings_of(topo):
         print(warning, file=sys.stderr)
     plan = derive_plan(topo, local=opts.local, workdir=opts.workdir)
+    source_bytes = None if plan.dataset.chunk_size else _source_bytes(plan.dataset.source)
     if opts.json:
-        print(json.dumps(plan_to_json(plan), indent=2, sort_keys=True))
+        print(json.dumps(plan_to_json(plan, source_bytes), indent=2, sort_keys=True))
     else:
-        print(plan_to_text(plan, str(opts.file)))
+        print(plan_to_text(plan, str(opts.file), source_bytes))
     return 0
+
+
+def _source_bytes(source: Path) -> int | None:
+    """The source folder's size if this host can read it (for the size `auto` would choose)."""
+    try:
+        return folder_bytes(source) if source.is_dir() else None
+    except OSError:
+        return None
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

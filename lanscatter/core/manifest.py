@@ -237,54 +237,74 @@ def manifest_from_dict(data: Any) -> Manifest:
     try:
         if data.get("format") != MANIFEST_FORMAT:
             raise ManifestError(f"unsupported manifest format {show_path(reprlib.repr(data.get('format')))}")
-        chunk_size, kind = data["chunk_size"], data["chunking"]
-        if not _int_in(chunk_size, 1, MAX_CHUNK_SIZE):
-            raise ManifestError(f"bad chunk size {show_path(reprlib.repr(chunk_size))}")
-        if (problem := chunking_problem(kind, chunk_size)) is not None:
-            raise ManifestError(f"bad chunking: {show_path(problem)}")
-        chunking = Chunking(kind, chunk_size)
+        chunking = decode_chunking(data["chunking"], data["chunk_size"])
         raw_dirs, raw_files = data["dirs"], data["files"]
         if not isinstance(raw_dirs, list) or not isinstance(raw_files, list):
             raise ManifestError("malformed manifest: dirs and files must be lists")
         check_counts(len(raw_files), len(raw_dirs), 0)
         dirs = [check_relpath(d) for d in raw_dirs]
-        files = []
-        references = 0
-        for path, size, mtime_ns, executable, chunks, lengths in raw_files:
-            path = check_relpath(path)
-            if not _int_in(size, 0, MAX_FILE_SIZE) or not _int_in(mtime_ns, *MTIME_RANGE):
-                raise ManifestError(f"bad size or mtime for '{show_path(path)}'")
-            if not isinstance(chunks, list) or not isinstance(lengths, list) or len(chunks) != len(lengths):
-                raise ManifestError(f"'{show_path(path)}': chunk hashes and sizes do not pair up")
-            references += len(chunks)
-            check_counts(0, 0, references)
-            if not all(_int_in(n, 1, MAX_CHUNK_SIZE * 4) for n in lengths):
-                raise ManifestError(f"'{show_path(path)}': a malformed chunk size")
-            sizes = tuple(lengths)
-            if (problem := sizes_problem(chunking, size, sizes)) is not None:
-                raise ManifestError(f"'{show_path(path)}': {problem}")
-            files.append(FileEntry(path, size, mtime_ns, bool(executable),
-                                   tuple(check_hash(h) for h in chunks), sizes))
+        files = decode_files(raw_files, chunking)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ManifestError(f"malformed manifest: {show_path(str(exc))}") from None
+    return checked_manifest(chunking, files, dirs, data.get("generation"))
+
+
+def decode_chunking(kind: Any, chunk_size: Any) -> Chunking:
+    if not _int_in(chunk_size, 1, MAX_CHUNK_SIZE):
+        raise ManifestError(f"bad chunk size {show_path(reprlib.repr(chunk_size))}")
+    if (problem := chunking_problem(kind, chunk_size)) is not None:
+        raise ManifestError(f"bad chunking: {show_path(problem)}")
+    return Chunking(kind, chunk_size)
+
+
+def decode_files(raw_files: Any, chunking: Chunking) -> list[FileEntry]:
+    """File entries (`Manifest.to_dict`'s lists) from untrusted input, each checked on its own;
+    raises ManifestError, or TypeError/ValueError for a malformed shape."""
+    if not isinstance(raw_files, list):
+        raise ManifestError("malformed manifest: files must be a list")
+    files = []
+    references = 0
+    for path, size, mtime_ns, executable, chunks, lengths in raw_files:
+        path = check_relpath(path)
+        if not _int_in(size, 0, MAX_FILE_SIZE) or not _int_in(mtime_ns, *MTIME_RANGE):
+            raise ManifestError(f"bad size or mtime for '{show_path(path)}'")
+        if not isinstance(chunks, list) or not isinstance(lengths, list) or len(chunks) != len(lengths):
+            raise ManifestError(f"'{show_path(path)}': chunk hashes and sizes do not pair up")
+        references += len(chunks)
+        check_counts(0, 0, references)
+        if not all(_int_in(n, 1, MAX_CHUNK_SIZE * 4) for n in lengths):
+            raise ManifestError(f"'{show_path(path)}': a malformed chunk size")
+        sizes = tuple(lengths)
+        if (problem := sizes_problem(chunking, size, sizes)) is not None:
+            raise ManifestError(f"'{show_path(path)}': {problem}")
+        files.append(FileEntry(path, size, mtime_ns, bool(executable),
+                               tuple(check_hash(h) for h in chunks), sizes))
+    return files
+
+
+def checked_manifest(chunking: Chunking, files: list[FileEntry], dirs: list[str],
+                     claimed: Any = None) -> Manifest:
+    """The manifest of entries checked one by one, once the whole holds together: no path twice,
+    none both file and directory or below a file, each chunk with one size, the counts bounded, and
+    the generation id the one `claimed` (if any). Raises ManifestError."""
+    check_counts(len(files), len(dirs), sum(len(f.chunks) for f in files))
     paths = [f.path for f in files]
-    if len(set(paths)) != len(paths):
-        raise ManifestError("manifest lists a path twice")
-    if set(paths) & set(dirs):
-        raise ManifestError("manifest lists a path both as file and as directory")
     path_set = set(paths)
+    if len(path_set) != len(paths):
+        raise ManifestError("manifest lists a path twice")
+    if not path_set.isdisjoint(dirs):
+        raise ManifestError("manifest lists a path both as file and as directory")
     for p in paths:   # a file's parent must not be a file (e.g. 'a' and 'a/b')
         parts = p.split("/")
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in path_set:
                 raise ManifestError(f"'{show_path(p)}' lies below the file '{show_path('/'.join(parts[:i]))}'")
-    manifest = build_manifest(chunk_size, files, dirs, kind)
+    manifest = build_manifest(chunking.size, files, dirs, chunking.kind)
     seen: dict[str, int] = {}
     for f in manifest.files:
         for _, h, _, length in f.spans():
             if seen.setdefault(h, length) != length:
                 raise ManifestError(f"chunk {h[:12]} listed with two different sizes")
-    claimed = data.get("generation")
     if claimed and claimed != manifest.generation:
         raise ManifestError("manifest generation id does not match its content")
     return manifest

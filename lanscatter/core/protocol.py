@@ -12,7 +12,11 @@ Conversation (master M, peer P):
                            protocol range, slots, chunk port
     M -> P  Welcome        (sealed: proves the secret) or Error(fatal) and close (wrong secret, no
                            common protocol version, address differs)
-    M -> P  ManifestMsg    now and on every new generation
+    M -> P  ManifestMsg    now and on every new generation, or
+    M -> P  ManifestDelta  (protocol 7) the changes from the generation the peer holds (its Hello
+                           or its last full Have says which); the peer rebuilds the generation and
+                           checks it against the signed statement, or asks ManifestWanted
+    P -> M  ManifestWanted (protocol 7) the whole manifest of this generation (once per generation)
     P -> M  Have           full set after each manifest (replace=True, then the rest in pieces of
                            HAVE_PIECE), then one chunk at a time
     M -> P  Download       fetch chunk from source URL with this token (auth.py);  P -> M  Report when done or failed
@@ -23,9 +27,9 @@ Conversation (master M, peer P):
     M -> P  Verify         (protocol 3) a chunk this peer served did not match its hash: read the
                            files holding it again, fetch what no longer matches, send Have again
     P -> M  Stats          periodic counters for the status page, and the version this host shows
-    P -> M  Staged         (protocol 7) a relay's subtree: how many of its hosts hold the current
+    P -> M  Staged         (protocol 8) a relay's subtree: how many of its hosts hold the current
                            generation whole (tree activation, tree_commit.py)
-    M -> P  Commit         (protocol 7) the generation every host shows (tree activation), or a
+    M -> P  Commit         (protocol 8) the generation every host shows (tree activation), or a
                            tree-wide rollback: show `generation` instead of `instead`
 """
 
@@ -36,15 +40,16 @@ import reprlib
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Union
 from urllib.parse import urlsplit
 
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 7          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
-                              # 6: manifest format 2 (chunk sizes, content-defined chunks); 7: Staged, Commit
+PROTOCOL_VERSION = 8          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+                              # 6: manifest format 2 (chunk sizes, content-defined chunks);
+                              # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
@@ -90,6 +95,7 @@ class Hello(Message):
     dl_slots: int
     ul_slots: int
     role: str = "peer"      # "peer" or "relay"
+    generation: str = ""    # the generation this peer holds ("" none): a new one comes as a delta
 
 
 @_message
@@ -109,6 +115,27 @@ class ManifestMsg(Message):
     manifest: dict[str, Any]
     statement: str = ""     # the exact text the origin signed
     signature: str = ""     # base64 Ed25519 signature of it
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class ManifestDelta(Message):
+    """A generation as its changes from `base`, which the peer holds (`manifest_delta.py`), with
+    the origin's statement about the generation it builds (as ManifestMsg)."""
+    TYPE: ClassVar[str] = "manifest_delta"
+    base: str
+    generation: str
+    delta: dict[str, Any]
+    statement: str = ""
+    signature: str = ""
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class ManifestWanted(Message):
+    """The peer holds no base for a delta, or the delta did not rebuild what the origin signed."""
+    TYPE: ClassVar[str] = "manifest_wanted"
+    generation: str
 
 
 @_message
@@ -241,7 +268,9 @@ class Error(Message):
 
 
 def encode(msg: Message) -> str:
-    data = asdict(msg)
+    # Shallow: the fields are JSON values already, and a deep copy (dataclasses.asdict) of a
+    # manifest of a million files would double what its sending holds in memory.
+    data = {f.name: getattr(msg, f.name) for f in fields(msg)}
     data["t"] = msg.TYPE
     return json.dumps(data, separators=(",", ":"))
 
@@ -288,7 +317,7 @@ _DEFAULTS: dict[Any, Bound] = {
 _NAME, _HASH = Bound(0, 255), Bound(0, 128)
 # By field name: a name means the same in every message that has it.
 FIELD_BOUNDS: dict[str, Bound] = {
-    "name": _NAME, "source": _NAME, "group": _NAME, "chunk": _HASH, "generation": _HASH,
+    "name": _NAME, "source": _NAME, "group": _NAME, "chunk": _HASH, "generation": _HASH, "base": _HASH,
     "software": Bound(0, 64), "nonce": Bound(0, 256), "addr": Bound(0, 64), "token": Bound(0, 512),
     "statement": Bound(0, 2048), "signature": Bound(0, 128),
     "role": Bound(1, 16), "code": Bound(1, 32), "message": Bound(0, 2048), "error": Bound(0, 2048),

@@ -15,6 +15,11 @@ paced and are withdrawn. Rules of the messages:
   corrupt chunk bans its source from the planner and asks it to read its files again (Verify,
   protocol 3), its next whole Have making it a source again; a corrupt chunk from the seed means
   the seed's own file changed (SeedCorrupt): never a ban;
+- a new generation goes to a member as its changes from the generation the member holds (its
+  Hello, then its whole Haves say which) where this session knows them (the generation before, or
+  the same one at a rejoin: no change), else whole (ManifestDelta or ManifestMsg, protocol 7); a
+  member's ManifestWanted gets the whole manifest once per generation, a second one is a protocol
+  error;
 - a message only a master sends raises RemoteProtocolError (the driver closes that connection);
 - tree activation (tree_commit.py): a member's Stats say which version it shows, a relay's Staged
   what its subtree holds (only a member that joined as a relay sends it); `readiness` sums them,
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth, endpoint
@@ -32,6 +38,7 @@ from lanscatter.core.bitmap import Bitmap
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest
+from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.planner import Planner
 from lanscatter.core.safe_text import NAME_LIMIT, safe_text
 from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
@@ -56,6 +63,7 @@ class SwarmSession(SessionRounds):
         self.link_map = link_map
         self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
         self.signed: SignedVersion | None = None
+        self._delta: dict[str, Any] | None = None     # from the generation before to this one
         # When the current generation was set, and when the seed held all of it (wall clock: the
         # status carries these and its own "time", so a poller can time events to the second
         # whatever its poll rate, without trusting its own clock to match ours).
@@ -85,6 +93,7 @@ class SwarmSession(SessionRounds):
             self.planner.cancel(t.id)
             self._untrack(t)
         self.transfers.clear()
+        self._delta = make_delta(self.manifest, manifest) if self.manifest is not None else None
         self.manifest = manifest
         self.generation_at = now.wall
         table = manifest.chunk_table()
@@ -95,7 +104,7 @@ class SwarmSession(SessionRounds):
             link.have = Bitmap(len(table))
             link.inflight = Bitmap(len(table))
             self._set_complete(link, False, now)
-            self._send(link.name, self._manifest_msg(manifest))
+            self._send(link.name, self._manifest_for(link, manifest))
         self._event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                             f"{len(table)} chunks, {format_bytes(manifest.total_bytes)} "
                             f"({manifest.chunking_kind} chunking, {format_bytes(manifest.chunk_size)} target)")
@@ -156,12 +165,13 @@ class SwarmSession(SessionRounds):
             source=endpoint(addr, hello.port), seed_url=seed_url, seed_source=seed_source,
             role=safe_text(hello.role, 16), dl_slots=max(0, hello.dl_slots),
             ul_slots=max(0, hello.ul_slots if hello.port else 0),
-            have=Bitmap(n), inflight=Bitmap(n), heard_at=now.mono, protocol=protocol)
+            have=Bitmap(n), inflight=Bitmap(n), heard_at=now.mono, protocol=protocol,
+            generation=hello.generation)
         self.gone.pop(name, None)
         self._event("info", f"{name} joined from {addr}")
         if self.manifest is not None:
-            self._send(name, self._manifest_msg(self.manifest))
-            if self.commit is not None and protocol >= 7:
+            self._send(name, self._manifest_for(self.peers[name], self.manifest))
+            if self.commit is not None and protocol >= 8:
                 self._send(name, self.commit)
         self.tree_epoch += 1
         return self._flush()
@@ -204,6 +214,8 @@ class SwarmSession(SessionRounds):
             if self._owns(link, msg.transfer):
                 self.planner.release(msg.transfer)
                 self._ends[msg.transfer] = now.mono + max(0.0, msg.seconds)
+        elif isinstance(msg, p.ManifestWanted):
+            self._manifest_wanted(link, msg)
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(now.mono, msg.rx_bytes, msg.tx_bytes)
@@ -253,6 +265,7 @@ class SwarmSession(SessionRounds):
             return                       # about an older generation: ignore
         index = m.chunk_index()
         if msg.replace:
+            link.generation = m.generation
             link.have = Bitmap(len(index))
             if not link.planned:     # plannable only once its holdings are known
                 self.planner.add_node(link.name, dl_slots=link.dl_slots, ul_slots=link.ul_slots)
@@ -278,8 +291,8 @@ class SwarmSession(SessionRounds):
         coordinator's name and whether it does, when it is a host itself: a relay)."""
         if self.manifest is None:
             return None
-        # (a relay before protocol 7 says nothing of its site: it counts as one host)
-        members = [Member(link.name, link.role == "relay" and link.protocol >= 7, link.complete, link.summary)
+        # (a relay before protocol 8 says nothing of its site: it counts as one host)
+        members = [Member(link.name, link.role == "relay" and link.protocol >= 8, link.complete, link.summary)
                    for link in self.peers.values()]
         return subtree(self.manifest.generation, members, own)
 
@@ -289,7 +302,7 @@ class SwarmSession(SessionRounds):
         if commit != self.commit:
             self.commit = commit
             for link in self.peers.values():
-                if link.protocol >= 7:
+                if link.protocol >= 8:
                     self._send(link.name, commit)
         return self._flush()
 
@@ -323,10 +336,27 @@ class SwarmSession(SessionRounds):
         t = self.transfers.get(transfer)
         return t is not None and t.dest == link.name
 
-    def _manifest_msg(self, manifest: Manifest) -> p.ManifestMsg:
+    def _manifest_wanted(self, link: PeerState, msg: p.ManifestWanted) -> None:
+        m = self.manifest
+        if m is None or msg.generation != m.generation:
+            return                       # an older generation: the current one went out since
+        if link.whole_sent == m.generation:
+            raise RemoteProtocolError(f"{link.name} asked for the manifest of {m.generation[:12]} twice")
+        link.whole_sent = m.generation
+        link.generation = ""
+        self._send(link.name, self._manifest_for(link, m))
+
+    def _manifest_for(self, link: PeerState, manifest: Manifest) -> p.Message:
+        """The generation for `link`: as its changes from the one the link holds where this session
+        knows them (no change at all for a rejoin), else whole."""
         s = self.signed
-        return p.ManifestMsg(manifest.to_dict(), statement=s.statement if s else "",
-                             signature=s.signature if s else "")
+        statement, signature = (s.statement, s.signature) if s else ("", "")
+        if link.protocol >= 7 and link.generation:
+            delta = (self._delta if self._delta is not None and link.generation == self._delta["base"]
+                     else make_delta(manifest, manifest) if link.generation == manifest.generation else None)
+            if delta is not None:
+                return p.ManifestDelta(link.generation, manifest.generation, delta, statement, signature)
+        return p.ManifestMsg(manifest.to_dict(), statement=statement, signature=signature)
 
     def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
         """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""

@@ -90,6 +90,8 @@ class PeerState:
     inflight: Bitmap
     heard_at: float              # its last message (monotonic clock)
     protocol: int = 1            # as agreed at its join
+    generation: str = ""         # the generation it holds (Hello, then its full Haves): deltas from it
+    whole_sent: str = ""         # the generation whose whole manifest it asked for (once each)
     rx_bytes: int = 0
     tx_bytes: int = 0
     uploads: int = 0

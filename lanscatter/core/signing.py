@@ -164,6 +164,17 @@ def verify_version(manifest: Manifest, signed: SignedVersion | None, trusted: Or
     return claimed
 
 
+def describes(manifest: Manifest, signed: SignedVersion) -> bool:
+    """Whether the statement in `signed` names exactly `manifest` (generation and content digest),
+    its signature not checked yet: a manifest rebuilt from a delta that it does not name is the
+    delta's fault (the whole manifest is fetched instead), not the origin's."""
+    try:
+        claimed = _decode_statement(signed.statement)
+    except SignatureError:
+        return False
+    return claimed.generation == manifest.generation and claimed.content == content_digest(manifest)
+
+
 def published_view(signed: SignedVersion | None, generation: str | None) -> PublishedVersion | None:
     """What a status document shows of the version `generation`: its label and publish time (ms),
     from a statement that was verified where it entered this node (None: no statement about it)."""

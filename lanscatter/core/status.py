@@ -121,7 +121,7 @@ class NodeStatus:
     complete_at: float | None = None         # when it held every chunk (the coordinator's clock)
     downloaded_chunks: int | None = None     # a peer's own document: chunks it fetched
     local_copies: int | None = None          # ... and chunks it copied from its own folder
-    active: ActiveVersion | None = None      # the version its folder shows (hosts say from protocol 7)
+    active: ActiveVersion | None = None      # the version its folder shows (hosts say from protocol 8)
     staged: StagedVersion | None = None      # the version it stages beside it
 
     def __post_init__(self) -> None:
@@ -137,6 +137,7 @@ class LinkStatus:
     name: str
     bytes: int = 0                   # on the wire
     data_bytes: int | None = None    # chunk content it brought (more than `bytes` when LZ4 helped)
+    control_bytes: int | None = None # control frames it brought (manifests and their deltas mostly)
     bytes_per_s: float | None = None # its capacity, when the site tree says
     rate: float = 0.0
 
@@ -180,6 +181,19 @@ class UpstreamStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """One of a site's gateways (`gateway: [a, b]`, roles/gateway.py): its place in the list,
+    whether it relays now, and which gateway relays as far as it knows."""
+
+    rank: int                        # 0: the first in the list
+    active: bool
+    term: int = 0                    # taken when it last became active (0: never)
+    active_gateway: str | None = None    # host:port of the one relaying (None: none known)
+    upstream_ok: bool = False        # it reached the upstream within the last seconds
+    takeovers: int = 0               # times this process became active
+
+
+@dataclass(frozen=True, slots=True)
 class StatusDoc:
     role: str = ""                   # master | relay | peer
     name: str = ""
@@ -199,8 +213,11 @@ class StatusDoc:
     chunking: str | None = None
     chunk_size: int | None = None
     skipped_names: int | None = None         # a master: names in its folder the protocol cannot carry
+    chunk_size_auto: bool | None = None      # a master: `chunk_size` was chosen from the data
+    control_rx_bytes: int | None = None      # a peer: control frames received from its master
     publish: PublishState | None = None      # a master
     upstream: UpstreamStatus | None = None   # a relay
+    gateway: GatewayStatus | None = None     # a gateway of a site with standbys (active or not)
     active: ActiveVersion | None = None      # the version this node's folder shows
     staged: StagedVersion | None = None      # ... and the one it stages
     commit: CommitState | None = None        # the origin: tree activation
@@ -213,8 +230,9 @@ def slots_in_use(transfers: int, slots: int) -> int:
 
 # Fields left out of the JSON when None (the documents of some roles never have them).
 _OPTIONAL = frozenset({"generation_at", "chunking", "chunk_size", "skipped_names", "publish", "upstream",
-                       "complete_at", "downloaded_chunks", "local_copies", "data_bytes", "commit",
-                       "committed", "committed_label", "instead", "active", "staged"})
+                       "gateway", "active_gateway", "complete_at", "downloaded_chunks", "local_copies",
+                       "data_bytes", "control_bytes", "chunk_size_auto", "control_rx_bytes",
+                       "commit", "committed", "committed_label", "instead", "active", "staged"})
 
 
 # --- encoding ---------------------------------------------------------------------------------
@@ -263,6 +281,7 @@ _BOUNDS: dict[str, _Bound] = {
     "bytes_per_s": _Bound(0, MAX_RATE), "avg_upload_s": _Bound(0, 1e9), "settle_s": _Bound(0, 1e9),
     "time": _Bound(0, MAX_TIME), "t": _Bound(0, MAX_TIME), "generation_at": _Bound(0, MAX_TIME),
     "complete_at": _Bound(0, MAX_TIME), "published_ms": _Bound(0, MAX_TIME * 1000),
+    "rank": _Bound(0, 64), "term": _Bound(0, 2**53), "takeovers": _Bound(0, 2**40), "active_gateway": _Bound(0, 512),
     "activated": _Bound(0, MAX_TIME), "progress": _Bound(0, 1), "state": _Bound(0, 32),
     "committed": _Bound(0, 128), "committed_label": _Bound(0, 512), "instead": _Bound(0, 128),
     "deadline_s": _Bound(0, 1e9), "hosts": _Bound(0, 2**40), "ready": _Bound(0, 2**40), "waiting": _Bound(0, 64),

@@ -8,10 +8,11 @@ Rules:
   for the caller to report; the rest of the folder is scanned as usual.
 - Only files whose (size, mtime, inode, ctime) or chunking changed since the hash cache saw them
   are hashed.
-- Fixed chunks are hashed each as its own task (one file spreads over every core); a file with
-  content-defined chunks is one task that reads it once, in windows, finds the boundaries and
-  hashes the pieces as it goes (blake3 on several threads for large pieces), and several files
-  run at once.
+- Fixed chunks are hashed each as its own task (one file spreads over every core). A file with
+  content-defined chunks is cut in segments (`segment_size`), one task each, so one big file too
+  spreads over every core: a task reads its segment once, in windows, finds the boundaries and
+  hashes each piece as it is cut; the tasks' chunks are put together into exactly the chunks of
+  one sequential cut (`chunking.stitch`), cutting on where a segment's own first cuts differ.
 - `chunk_size` AUTO is resolved from the walk's total bytes (`auto_chunk_size`), keeping the size
   the previous version used while it still fits.
 - A file that changes while it is hashed is hashed again (a few times) and otherwise left out of
@@ -27,15 +28,24 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 import blake3
 
-from lanscatter.core.chunking import AUTO, FIXED, CdcCutter, Chunking, auto_chunk_size, fixed_sizes
+from lanscatter.core.chunking import (
+    AUTO,
+    FIXED,
+    CdcCutter,
+    Chunking,
+    Span,
+    auto_chunk_size,
+    fixed_sizes,
+    stitch,
+)
 from lanscatter.core.manifest import (
     FileEntry,
     Manifest,
@@ -52,6 +62,8 @@ PART_SUFFIX = ".lsc-part"
 _RETRIES = 3
 _MAX_QUEUED_FILES = 1024
 _WINDOW_MIN = 8 << 20       # bytes read at once for content-defined chunking (more if it needs)
+_SEGMENT_MIN = 64 << 20     # a content-defined file is cut in segments of this size at least ...
+_SEGMENT_CHUNKS = 64        # ... and of this many target sizes: a segment's join costs a chunk or two
 
 ProgressFn = Callable[[int, int], None]     # (hashed bytes so far, bytes to hash in total)
 
@@ -123,6 +135,11 @@ def _walk(root: Path) -> _Walk:
     return out
 
 
+def folder_bytes(root: Path) -> int:
+    """Bytes of the files a scan of `root` would describe (their sizes alone: nothing is read)."""
+    return sum(f.st.st_size for f in _walk(root).files)
+
+
 def _passing(exc: OSError, rel: str, out: _Walk) -> bool:
     """Whether the scan goes on past an entry it could not read: one removed while we walked (the
     next scan sees the change) or one whose absolute path the OS cannot take (refused, like any
@@ -136,21 +153,29 @@ def _passing(exc: OSError, rel: str, out: _Walk) -> bool:
 
 @dataclass(slots=True)
 class _Job:
-    """One file queued for hashing: per-chunk futures (fixed) or one future for the whole file."""
+    """One file queued for hashing: per-chunk futures (fixed) or one per segment (content-defined)."""
 
     fd: int
+    size: int
     sizes: tuple[int, ...] = ()
     chunk_futures: list[Future[str]] = field(default_factory=list)
-    file_future: Future[tuple[tuple[str, ...], tuple[int, ...]]] | None = None
+    bounds: list[int] = field(default_factory=list)      # content-defined: where segments start
+    segment_futures: list[Future[list[Span]]] = field(default_factory=list)
+
+
+def segment_size(chunking: Chunking) -> int:
+    """Bytes of a content-defined file cut by one task."""
+    return max(_SEGMENT_MIN, _SEGMENT_CHUNKS * chunking.size)
 
 
 class _Hasher:
     """Hashes files on a thread pool, one reusable buffer per thread."""
 
     def __init__(self, root: Path, chunking: Chunking, workers: int, progress: ProgressFn | None,
-                 total: int) -> None:
+                 total: int, segment: int) -> None:
         self.root = root
         self.chunking = chunking
+        self.segment = segment
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lanscatter-hash")
         self.local = threading.local()
         self.progress = progress
@@ -172,46 +197,49 @@ class _Hasher:
         self._advance(length)
         return digest
 
-    def _cdc_file(self, fd: int, size: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        """Read the file once in windows: cut it, hash the pieces as they are cut."""
-        if size == 0:
-            return (), ()
+    def _cdc_run(self, fd: int, size: int, start: int, until: int, sync: Collection[int],
+                 counted: bool) -> list[Span]:
+        """The chunks a cutter started at `start` finds, up to and including the first that ends
+        in `sync` or at or past `until` (chunking.RunFn), hashed as they are cut. `counted`: the
+        bytes of [start, until) go to the progress (a segment's own run, not a join's)."""
         cutter = CdcCutter(self.chunking.size)
         buf = getattr(self.local, "window", None)
-        if buf is None:      # one window per thread, reused for every file
+        if buf is None or len(buf) < 2 * cutter.window_min:     # one window per thread, reused
             buf = self.local.window = bytearray(max(_WINDOW_MIN, 2 * cutter.window_min))
         view = memoryview(buf)
-        hashes: list[str] = []
-        sizes: list[int] = []
-        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        length = 0
-        start = 0      # file offset of buf[0]
-        filled = 0     # bytes of buf that hold file data
+        spans: list[Span] = []
+        h = blake3.blake3()
+        chunk_start = pos = start      # pos: file offset of buf[0]
+        filled = 0                     # bytes of buf that hold file data
+        # The chunk that crosses `until` ends within a maximum of it and is certain once a base
+        # maximum lies beyond it: nothing past that is read.
+        stop = min(size, until + cutter.max_size + cutter.base_max)
         while True:
-            while filled < len(buf) and start + filled < size:
-                n = os.preadv(fd, [view[filled:min(len(buf), size - start)]], start + filled)
+            while filled < len(buf) and pos + filled < stop:
+                n = os.preadv(fd, [view[filled:min(len(buf), stop - pos)]], pos + filled)
                 if n <= 0:
-                    raise OSError(f"file shrank while reading at offset {start + filled}")
+                    raise OSError(f"file shrank while reading at offset {pos + filled}")
                 filled += n
-            eof = start + filled >= size
-            cuts, used = cutter.cut(view[:filled], eof)
+            eof = pos + filled >= size
             at = 0
-            for piece in cuts:
+            for piece in cutter.cut(view[:filled], eof):
                 if piece:
                     h.update(view[at:at + piece])
                     at += piece
-                    length += piece
-                else:
-                    hashes.append(h.hexdigest())
-                    sizes.append(length)
-                    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-                    length = 0
-            self._advance(used)
+                    continue
+                end = pos + at
+                spans.append((chunk_start, end - chunk_start, h.hexdigest()))
+                if counted:
+                    self._advance(min(end, until) - chunk_start)
+                h = blake3.blake3()
+                chunk_start = end
+                if end >= until or end in sync:
+                    return spans
             if eof:
-                return tuple(hashes), tuple(sizes)
-            buf[:filled - used] = buf[used:filled]
-            start += used
-            filled -= used
+                return spans
+            buf[:filled - at] = buf[at:filled]
+            pos += at
+            filled -= at
 
     def submit_file(self, rel: str, size: int) -> _Job:
         """Queue a file's hashing; the caller collects the job's result."""
@@ -219,15 +247,22 @@ class _Hasher:
         if self.chunking.kind == FIXED:
             sizes = fixed_sizes(size, self.chunking.size)
             offsets = accumulate(sizes, initial=0)
-            return _Job(fd, sizes, [self.pool.submit(self._chunk, fd, off, n) for off, n in zip(offsets, sizes)])
-        return _Job(fd, file_future=self.pool.submit(self._cdc_file, fd, size))
+            return _Job(fd, size, sizes, [self.pool.submit(self._chunk, fd, off, n) for off, n in zip(offsets, sizes)])
+        bounds = [*range(0, size, self.segment), size]
+        return _Job(fd, size, bounds=bounds, segment_futures=[
+            self.pool.submit(self._cdc_run, fd, size, a, b, (), True) for a, b in pairwise(bounds)])
 
     def collect(self, job: _Job) -> tuple[tuple[str, ...], tuple[int, ...]]:
         try:
-            if job.file_future is not None:
-                return job.file_future.result()
-            return tuple(f.result() for f in job.chunk_futures), job.sizes
+            if self.chunking.kind == FIXED:
+                return tuple(f.result() for f in job.chunk_futures), job.sizes
+            spans = stitch(job.bounds, [f.result() for f in job.segment_futures],
+                           lambda start, until, sync: self._cdc_run(job.fd, job.size, start, until, sync, False))
+            return tuple(h for _, _, h in spans), tuple(n for _, n, _ in spans)
         finally:
+            # A failed task must not leave others reading a descriptor whose number is reused.
+            wait(job.chunk_futures)
+            wait(job.segment_futures)
             os.close(job.fd)
 
     def close(self) -> None:
@@ -242,9 +277,12 @@ def scan_folder(
     keep_size: int = AUTO,
     workers: int | None = None,
     progress: ProgressFn | None = None,
+    segment: int | None = None,
 ) -> tuple[Manifest, ScanStats]:
     """Scan `root` (blocking; run it in a thread from asyncio). Raises OSError if root is unreadable.
-    A chunking of size AUTO gets one from the data's size, `keep_size` if that still fits."""
+    A chunking of size AUTO gets one from the data's size, `keep_size` if that still fits.
+    `segment`: bytes of a content-defined file cut by one task (default `segment_size`); the
+    manifest does not depend on it."""
     started = time.monotonic()
     walk = _walk(root)
     found, dirs, skipped = walk.files, walk.dirs, walk.skipped
@@ -253,13 +291,14 @@ def scan_folder(
     chunk_size = chunking.size
     todo = [f for f in found if cache.get(f.rel, f.st, chunking) is None]
     total = sum(f.st.st_size for f in todo)
-    hasher = _Hasher(root, chunking, workers or os.cpu_count() or 1, progress, total)
+    segment = segment or segment_size(chunking)
+    hasher = _Hasher(root, chunking, workers or os.cpu_count() or 1, progress, total, segment)
     entries: list[FileEntry] = []
     hashed = reused = 0
     # Chunks of several files are queued at once so every core stays busy even on small files;
     # the queue is bounded in bytes so a huge folder does not pile up futures, and in files (each
     # holds a descriptor: 100,000 small files would otherwise all be open at once).
-    limit = 4 * chunk_size * (workers or os.cpu_count() or 1)
+    limit = 2 * segment * (workers or os.cpu_count() or 1)
     queue: deque[tuple[_Found, _Job]] = deque()
     queued = 0
     try:

@@ -447,7 +447,8 @@ class MasterNode:
     def status(self) -> StatusDoc:
         st = self.swarm.status(rx_bytes=self.counters.rx_bytes, tx_bytes=self.counters.tx_bytes)
         refusal = self.refusal
-        return replace(st, skipped_names=len(self._refused), publish=PublishState(
+        return replace(st, skipped_names=len(self._refused), chunk_size_auto=self.opts.chunk_size == AUTO,
+                       publish=PublishState(
             mode=self.mode, settle_s=self.opts.settle_s, pending=self.pending,
             refused=refusal.reason if refusal else None, hint=refusal.hint if refusal else None),
             commit=self.tree.status())

@@ -13,6 +13,9 @@ anything else is refused, the folder is left as it is, and the peer reconnects. 
 has not synced before is not wiped: a first sync that would delete anything stops with the list
 unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version and ends.
 
+With `alternates` (a site's standby gateways), a peer that loses its master, or is answered 503
+by a standby, tries the next one in turn; a frozen master is noticed by a 4 s ping.
+
 A relay reuses this role as its upstream side: callbacks given at construction see each
 validated generation (`on_manifest`), each verified chunk (`on_chunk`, for cut-through), each chunk
 whose first bytes are written, with when its download is due (`on_arriving`), each of those that
@@ -36,6 +39,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -53,10 +57,11 @@ from lanscatter.core.errors import (
 )
 from lanscatter.core.handshake import Channel, PeerHandshake
 from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
+from lanscatter.core.manifest_delta import apply_delta
 from lanscatter.core.ports import DEFAULT_PEER_PORT
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
-from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, published_view
+from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, describes, published_view
 from lanscatter.core.status import ActiveVersion, NodeStatus, StagedVersion, StatusDoc, slots_in_use
 from lanscatter.core.tree_commit import Commit, HostView, host_action, may_switch
 from lanscatter.disk.first_sync import (
@@ -83,6 +88,11 @@ from lanscatter.net.upload_pace import Pace
 log = logging.getLogger("lanscatter.roles.peer")
 
 _FIRST_JOIN_RETRY_S = 0.2
+_FAILOVER_RETRY_S = 1.0        # between masters of a round of gateways
+_FAILOVER_HEARTBEAT_S = 4.0    # ping after this long silent, give up half of it later
+STANDBY_STATUS = 503           # what a standby gateway answers at /ws (roles/gateway.py) ...
+ACTIVE_HEADER = "X-Lanscatter-Active"   # ... naming the active one (host:port) when it knows it
+_FAILOVER_JOIN_S = 3.0         # a gateway that does not answer the upgrade by then is frozen: next
 # What a folder cannot hold of a generation that passed every check of the manifest (a path too
 # long below this folder, a file larger than this file system takes): the generation is refused
 # like a malformed one, and the node stays up.
@@ -119,6 +129,9 @@ class PeerOptions:
     keep: int = DEFAULT_KEEP           # versions kept (host activation), the active one included
     adopt: bool = False                # delete what the version lacks even in a folder never synced
     dry_run: bool = False              # preview the first version's sync (`preview`), then end
+    # Other masters of the same swarm (a site's standby gateways, in the tree's order): when the
+    # master goes away or answers as a standby, the next one is tried, round and round.
+    alternates: tuple[tuple[str, int], ...] = ()
 
 
 class PeerNode:
@@ -161,6 +174,9 @@ class PeerNode:
         self._on_arrival_failed = on_arrival_failed    # ... and when that download failed
         self._on_commit = on_commit          # each commit of the tree (a relay passes it down)
         self.connected = False
+        self._masters = ((opts.master, opts.master_port), *opts.alternates)
+        self._master_index = 0
+        self._named_active: tuple[str, int] | None = None    # as the last standby asked said
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -171,6 +187,7 @@ class PeerNode:
         self.connect_error: str | None = None
         self.sources: dict[str, int] = {}      # downloads in flight by source (for the progress line)
         self._protocol = 1                   # as agreed with the master at the last join
+        self.control_rx_bytes = 0            # bytes of the master's control frames (manifests mostly)
         self._verify_lock = asyncio.Lock()
         self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
         self._reconciling = False
@@ -228,7 +245,7 @@ class PeerNode:
                     self.connect_error = connect_failure(exc)
                     if not self._joined_once and time.monotonic() - first_try > self.opts.connect_timeout:
                         raise ConfigError(
-                            f"the master at {self.opts.master}:{self.opts.master_port} did not answer for "
+                            f"the master at {self.master_text} did not answer for "
                             f"{self.opts.connect_timeout:.0f} s ({self.connect_error})",
                             "check the address and port, that the master runs there, and that no firewall "
                             "blocks the port; --connect-timeout waits longer") from None
@@ -244,13 +261,34 @@ class PeerNode:
                 finally:
                     self.connected = False
                     await self._cancel_all()
-                if self._joined_once:
+                if len(self._masters) > 1:
+                    # Whichever gateway is active answers; a standby takes over within seconds, so
+                    # the round of them is tried again soon, from the one a standby named.
+                    self._master_index = (self._master_index + 1) % len(self._masters)
+                    if self._named_active in self._masters:
+                        self._master_index = self._masters.index(self._named_active)
+                    self._named_active = None
+                    await asyncio.sleep(min(backoff, _FAILOVER_RETRY_S))
+                    backoff = min(backoff * 2, 5.0)
+                elif self._joined_once:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                 else:
                     # Not joined yet: the master is usually just starting, and a refused connect
                     # costs nothing, so try often; the first generation should not wait for us.
                     await asyncio.sleep(_FIRST_JOIN_RETRY_S)
+
+    def _standby_named(self, active: str) -> None:
+        """A standby said which gateway is active (host:port): the next attempt goes there."""
+        host, sep, port = active[:300].rpartition(":")
+        if sep and port.isdigit():
+            self._named_active = (host.strip("[]"), int(port))
+
+    @property
+    def master_text(self) -> str:
+        """The master this node joins (or tries next), as host:port."""
+        host, port = self._masters[self._master_index]
+        return f"{host}:{port}"
 
     @property
     def joined_once(self) -> bool:
@@ -268,11 +306,15 @@ class PeerNode:
 
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
-        url = f"{'wss' if self.opts.tls else 'http'}://{self.opts.master}:{self.opts.master_port}/ws"
+        host, port = self._masters[self._master_index]
+        url = f"{'wss' if self.opts.tls else 'http'}://{host}:{port}/ws"
         # The manifest is the one large frame, and only a master sends it: the limit is sized for
         # it; frames before the Welcome are held to MAX_FRAME before they are parsed.
-        async with _refused_as_error(self.opts.master, self.opts.master_port), \
-                session.ws_connect(url, heartbeat=20, max_msg_size=p.MAX_MANIFEST_FRAME,
+        # With standby gateways, a frozen or cut-off master must be noticed before one takes over.
+        heartbeat = _FAILOVER_HEARTBEAT_S if len(self._masters) > 1 else 20
+        join_limit = _FAILOVER_JOIN_S if len(self._masters) > 1 else None
+        async with _refused_as_error(host, port, self._standby_named), \
+                _ws_within(session, join_limit, url, heartbeat=heartbeat, max_msg_size=p.MAX_MANIFEST_FRAME,
                                    ssl=self.opts.tls or True, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             sockname = ws.get_extra_info("sockname")
@@ -280,8 +322,9 @@ class PeerNode:
                 name=self.name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
                 software=__version__, nonce=secrets.token_hex(16), addr=sockname[0] if sockname else "",
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
-                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role),
-                them=f"the master at {self.opts.master}:{self.opts.master_port}")
+                ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role,
+                generation=self.manifest.generation if self.manifest else ""),
+                them=f"the master at {host}:{port}")
             await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
             welcome = hs.receive_welcome(await _handshake_frame(ws))
             channel = hs.channel
@@ -302,6 +345,7 @@ class PeerNode:
             try:
                 async for msg in ws:
                     if msg.type == WSMsgType.BINARY:
+                        self.control_rx_bytes += len(msg.data)
                         await self._handle(p.decode(channel.open(msg.data, "the master"), "the master",
                                                     p.MAX_MANIFEST_FRAME))
                     elif msg.type == WSMsgType.TEXT:
@@ -358,6 +402,8 @@ class PeerNode:
     async def _handle(self, msg: p.Message) -> None:
         if isinstance(msg, p.ManifestMsg):
             await self._take_manifest(msg)
+        elif isinstance(msg, p.ManifestDelta):
+            await self._take_delta(msg)
         elif isinstance(msg, p.Download):
             if msg.transfer not in self._tasks:
                 task = asyncio.create_task(self._download(msg))
@@ -414,7 +460,31 @@ class PeerNode:
             manifest = manifest_from_dict(msg.manifest)
         except ManifestError as exc:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
-        signed = SignedVersion(msg.statement, msg.signature)
+        await self._take_version(manifest, SignedVersion(msg.statement, msg.signature))
+
+    async def _take_delta(self, msg: p.ManifestDelta) -> None:
+        """A generation as its changes from the one held: rebuilt (off the event loop: a large
+        manifest takes a while), and taken only if it is exactly what the origin signed; a delta
+        that is not (malformed, for another base, or building something else) costs a warning and
+        the whole manifest, asked for once."""
+        base, signed = self.manifest, SignedVersion(msg.statement, msg.signature)
+        loop = asyncio.get_running_loop()
+        problem = "this node holds no generation " + msg.base[:12]
+        if base is not None and base.generation == msg.base:
+            try:
+                manifest = await loop.run_in_executor(None, apply_delta, base, msg.delta)
+                if await loop.run_in_executor(None, describes, manifest, signed):
+                    await self._take_version(manifest, signed)
+                    return
+                problem = "it does not rebuild the generation the origin signed"
+            except ManifestError as exc:
+                problem = str(exc)
+        log.warning("a manifest delta from the master is refused (%s): asking for the whole manifest",
+                    safe_text(problem))
+        self._post(p.ManifestWanted(msg.generation))
+
+    async def _take_version(self, manifest: Manifest, signed: SignedVersion) -> None:
+        """A generation decoded and checked: its signature checked, then applied."""
         statement = await self._check_signed(manifest, signed)
         if self.opts.dry_run or not (self.opts.adopt or self._synced_before or self._taken_over):
             await self._first_sync_check(manifest)
@@ -443,8 +513,8 @@ class PeerNode:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, self.trust.check, manifest, signed)
         except SignatureError as exc:
-            log.error("refused a version from %s:%d, the folder is left as it is: %s%s", self.opts.master,
-                      self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")
+            log.error("refused a version from %s, the folder is left as it is: %s%s", self.master_text,
+                      exc, f" (hint: {exc.hint})" if exc.hint else "")
             raise RemoteProtocolError("the master sent a version the origin did not sign") from None
 
     async def _first_sync_check(self, manifest: Manifest) -> None:
@@ -718,6 +788,7 @@ class PeerNode:
             generation=m.generation if m else None, chunks=n, bytes=m.total_bytes if m else 0,
             synced=self.complete(), published=published_view(self.signed, m.generation if m else None),
             active=node.active, staged=node.staged, nodes=(node,), insecure=not self.auth.secure,
+            control_rx_bytes=self.control_rx_bytes,
         )
 
 
@@ -739,7 +810,20 @@ def connect_failure(exc: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
+async def _ws_within(session: aiohttp.ClientSession, limit: float | None, url: str,
+                     **kwargs: Any) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A websocket to `url` whose upgrade is answered within `limit` seconds (None: no limit
+    beyond the session's): a frozen master accepts the connection and never answers."""
+    ws = await asyncio.wait_for(session.ws_connect(url, **kwargs), limit)
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+@contextlib.asynccontextmanager
+async def _refused_as_error(host: str, port: int,
+                            standby_named: Callable[[str], None] | None = None) -> AsyncIterator[None]:
     """A master that is not the pinned one, or that speaks only TLS to a peer without it: the
     operator must act, so it is an error exit, not a reconnect."""
     try:
@@ -754,8 +838,14 @@ async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
         raise TLSRefused(f"no TLS with the master at {host}:{port} ({exc.os_error})",
                          "the site tree's tls: for this link must be the same on both hosts") from None
     except aiohttp.WSServerHandshakeError as exc:
+        if exc.status == STANDBY_STATUS:
+            if standby_named is not None and exc.headers is not None:
+                standby_named(exc.headers.get(ACTIVE_HEADER, ""))
+            raise StandbyAnswer(f"{host}:{port} is a standby gateway") from None
         if exc.status != 426:
-            raise
+            # A web server, or anything else that is no lanscatter master: tried again like a
+            # master that does not answer (the next gateway, or until --connect-timeout).
+            raise NotAMaster(f"{host}:{port} answered HTTP {exc.status}, not a lanscatter master") from None
         raise TLSRefused(f"the master at {host}:{port} says: {TLS_REQUIRED_TEXT.strip()}",
                          "give this node --tls-fingerprint (or --tls-ca), as the site tree's tls: says") from None
 
@@ -770,6 +860,14 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
     if len(data) > p.MAX_FRAME:        # (the connection's limit is a manifest's)
         raise RemoteProtocolError(f"the master sent a handshake frame of {len(data)} bytes")
     return data
+
+
+class StandbyAnswer(ConnectionError):
+    """The master asked is a standby gateway: try the next one."""
+
+
+class NotAMaster(ConnectionError):
+    """What answered at the master's address is no lanscatter master."""
 
 
 class _DryRunDone(Exception):

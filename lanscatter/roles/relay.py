@@ -41,6 +41,8 @@ from lanscatter.roles.swarm import Swarm
 
 log = logging.getLogger("lanscatter.roles.relay")
 
+SAVED_MANIFEST = "relay-manifest.json"    # in the state folder: the last generation relayed
+
 
 @dataclass(frozen=True, slots=True)
 class RelayOptions:
@@ -73,7 +75,7 @@ class RelayNode:
                            on_seed_corrupt=self._served_corrupt, seed_active=self.upstream.active_version,
                            on_change=self._report_staged)
         self._staged_sent: p.Staged | None = None      # the last summary sent upstream
-        self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
+        self._manifest_file = opts.peer.state_dir / SAVED_MANIFEST
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
         self.port = opts.port
@@ -115,7 +117,7 @@ class RelayNode:
         msg = p.Staged(ready.generation, ready.hosts, ready.ready, list(ready.waiting))
         if msg != self._staged_sent:
             self._staged_sent = msg
-            self.upstream.post(msg, min_protocol=7)
+            self.upstream.post(msg, min_protocol=8)
 
     def _arriving(self, chunk: str, due: float) -> None:
         if not self.opts.store_and_forward:
@@ -186,6 +188,7 @@ class RelayNode:
         return replace(
             st,
             links=(LinkStatus(name=link, bytes=up.counters.rx_bytes, data_bytes=up.downloaded_bytes,
+                              control_bytes=up.control_rx_bytes,
                               bytes_per_s=cap, rate=up.rx_rate()),),
             upstream=UpstreamStatus(connected=up.connected, master=f"{self.opts.peer.master}:{self.opts.peer.master_port}",
                                     generation=up.manifest.generation if up.manifest else None,

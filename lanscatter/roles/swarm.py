@@ -378,9 +378,9 @@ class Swarm:
                 rx_bytes=link.rx_bytes, tx_bytes=link.tx_bytes, rx_rate=rx_rate, tx_rate=tx_rate,
                 avg_upload_s=self._avg_upload(link.name) if in_planner else None,
                 complete_at=link.complete_at, active=link.active,
-                # (a host before protocol 7 does not say which version it shows)
+                # (a host before protocol 8 does not say which version it shows)
                 staged=(self._staged_view(link.active, link.have, link.complete)
-                        if link.online and link.protocol >= 7 else None),
+                        if link.online and link.protocol >= 8 else None),
             ))
         return StatusDoc(
             role=self.role, name=self.name, site=self.site, time=time.time(),

@@ -3,12 +3,15 @@
 Text: one block per site, indented by its depth in the tree, with the WAN link that joins it to its
 parent, then one aligned row per host (role, listen address, upstream, folder, limits).
 JSON (`plan_to_json`): `format` 1; keys are only ever added, never renamed.
+With `chunk_size: auto`, the size the origin would choose is shown when the caller could read the
+source folder's size (`source_bytes`); the origin keeps a size in use while it still fits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lanscatter.core.chunking import auto_chunk_size
 from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
 from lanscatter.core.units import format_duration
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
@@ -46,13 +49,22 @@ def _wan(plan: DeploymentPlan, parent: str, child: str) -> str:
     return f"WAN from {parent}: {speed}{latency}"
 
 
-def plan_to_text(plan: DeploymentPlan, file: str) -> str:
+def _chunk_text(plan: DeploymentPlan, source_bytes: int | None) -> str:
+    size = plan.dataset.chunk_size
+    if size:
+        return format_bytes(size)
+    if source_bytes is None:
+        return "auto size (1-64 MiB, from the data; the source is not readable here)"
+    return (f"{format_bytes(auto_chunk_size(source_bytes))} (auto, for the {format_bytes(source_bytes)} "
+            "in the source now)")
+
+
+def plan_to_text(plan: DeploymentPlan, file: str, source_bytes: int | None = None) -> str:
     ds = plan.dataset
     mode = "local rehearsal (loopback addresses)" if plan.local else "deployment"
     lines = [
         f"{file}: {mode}",
-        (f"data set {ds.name!r}: {ds.source} in {ds.chunking} chunks of "
-         f"{format_bytes(ds.chunk_size) if ds.chunk_size else 'auto size (1-64 MiB, from the data)'}, "
+        (f"data set {ds.name!r}: {ds.source} in {ds.chunking} chunks of {_chunk_text(plan, source_bytes)}, "
          f"secret from {ds.secret.describe()}"),
         "",
     ]
@@ -75,13 +87,14 @@ def plan_to_text(plan: DeploymentPlan, file: str) -> str:
     return "\n".join(lines)
 
 
-def plan_to_json(plan: DeploymentPlan) -> dict[str, Any]:
+def plan_to_json(plan: DeploymentPlan, source_bytes: int | None = None) -> dict[str, Any]:
     ds = plan.dataset
+    auto = auto_chunk_size(source_bytes) if not ds.chunk_size and source_bytes is not None else None
     return {
         "format": JSON_FORMAT,
         "local": plan.local,
         "dataset": {"name": ds.name, "source": str(ds.source), "chunk_size": ds.chunk_size or "auto",
-                    "chunking": ds.chunking,
+                    "chunking": ds.chunking, "source_bytes": source_bytes, "auto_chunk_size": auto,
                     "secret": {"kind": ds.secret.kind,
                                "ref": None if ds.secret.kind == "value" else ds.secret.ref}},
         "sites": [{"name": s.name, "parent": s.parent, "depth": s.depth, "lan_bytes_per_s": s.lan,

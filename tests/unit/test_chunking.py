@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -39,18 +40,16 @@ def _cut(data: bytes, target: int, window: int | None = None) -> list[bytes]:
         buf = held + data[pos:pos + step]
         pos += step
         eof = pos >= len(data)
-        cuts, used = cutter.cut(memoryview(buf), eof)
         at = 0
-        for n in cuts:
+        for n in cutter.cut(memoryview(buf), eof):
             if n:
                 current += buf[at:at + n]
                 at += n
             else:
                 chunks.append(bytes(current))
                 current.clear()
-        assert at == used
-        held = buf[used:]
-        piece_start += used
+        held = buf[at:]
+        piece_start += at
         if eof:
             assert not held and not current
             return chunks
@@ -168,3 +167,51 @@ def test_auto_keeps_a_size_in_use_while_it_fits() -> None:
 ])
 def test_chunking_problem(kind: str, size: int, ok: bool) -> None:
     assert (chunking_problem(kind, size) is None) == ok
+
+
+def _runs_data(seed: int) -> bytes:
+    """Random stretches between long runs of equal bytes and of a short repeated pattern, where
+    cutters started at different offsets cut at different places (the maximum from each start)."""
+    rnd = random.Random(seed)
+    parts = []
+    for _ in range(12):
+        parts.append(rnd.randbytes(rnd.randint(1, 60_000)))
+        parts.append(rnd.choice([b"\0", b"\xff", b"abcdefg"]) * rnd.randint(1, 30_000))
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize(("data", "target", "segments"), [
+    (_data(1_500_000, 11), 4096, [5_000, 16_384, 100_000, 333_333]),
+    (_runs_data(12), 4096, [7_000, 40_000, 150_000]),
+    (bytes(400_000), 4096, [10_000, 65_536]),
+    (_data(3 * MIB, 13) + bytes(2 * MIB) + _data(3 * MIB, 14), 1 << 16, [300_000, MIB]),
+], ids=["random", "runs", "zeros", "zero-gap"])
+def test_cutting_in_segments_gives_exactly_the_sequential_chunks(
+        tmp_path: Path, data: bytes, target: int, segments: list[int]) -> None:
+    (tmp_path / "f").write_bytes(data)
+    expected = _cut(data, target)
+    for segment in segments:
+        m, _ = scan_folder(tmp_path, Chunking(CDC, target), HashCache(None), segment=segment, workers=3)
+        entry = m.file("f")
+        assert entry is not None
+        assert entry.sizes == tuple(len(c) for c in expected), segment
+        assert entry.chunks == tuple(hash_bytes(c) for c in expected)
+
+
+def test_grouped_chunks_cut_in_segments_are_the_sequential_ones(tmp_path: Path) -> None:
+    data = _data(40 * MIB, 15) + bytes(40 * MIB) + _data(20 * MIB, 16)
+    (tmp_path / "f").write_bytes(data)
+    expected = tuple(len(c) for c in _cut(data, 8 * MIB))
+    for segment in (5 * MIB, 17 * MIB):
+        m, _ = scan_folder(tmp_path, Chunking(CDC, 8 * MIB), HashCache(None), segment=segment)
+        entry = m.file("f")
+        assert entry is not None and entry.sizes == expected, segment
+
+
+def test_progress_counts_each_byte_once_when_cut_in_segments(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(_data(1_000_000, 17))
+    seen: list[tuple[int, int]] = []
+    scan_folder(tmp_path, Chunking(CDC, 4096), HashCache(None), segment=30_000,
+                progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (1_000_000, 1_000_000)
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))

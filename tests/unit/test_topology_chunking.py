@@ -55,6 +55,10 @@ def test_the_plan_says_how_chunks_are_cut(tmp_path: Path) -> None:
     plan = derive_plan(load_topology(path))
     assert "cdc chunks of auto size" in plan_to_text(plan, "tree.yaml")
     assert plan_to_json(plan)["dataset"]["chunk_size"] == "auto"
+    # Where the source can be read, the plan shows the size `auto` picks for it.
+    assert "cdc chunks of 4 MiB (auto, for the 10 GiB in the source now)" in plan_to_text(
+        plan, "tree.yaml", 10 * 2**30)
+    assert plan_to_json(plan, 10 * 2**30)["dataset"]["auto_chunk_size"] == 4 * 2**20
 
 
 @pytest.mark.parametrize(("extra", "code"), [

@@ -1,0 +1,146 @@
+"""A folder of many small files through a master and one peer: peak RSS of each process, times,
+and what a second version that changes ten files costs the control link (a manifest delta).
+
+    .venv/bin/python benchmarks/manifest_scale.py [--files 1000000] [--work /tmp/manifest-scale]
+
+Files hold a few bytes each (`k % 100`, so the data set is a hundred distinct chunks and the cost
+measured is the manifest's: its build, scan, encoding, sending, checking and applying), 1000 to a
+folder. Master and peer run as real processes on 127.0.0.1; peak RSS is the kernel's high-water
+mark (VmHWM) of each, read until it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+PY = sys.executable
+SECRET = "manifest-scale-benchmark"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _peak_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class _Proc:
+    """A node process whose peak RSS is read every 0.2 s until it ends."""
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        self.log = open(log, "wb")  # noqa: SIM115
+        env = {**os.environ, "LANSCATTER_SECRET": SECRET}
+        self.p = subprocess.Popen([PY, "-m", "lanscatter", *argv], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.peak = 0.0
+        self._watch = threading.Thread(target=self._run, daemon=True)
+        self._watch.start()
+
+    def _run(self) -> None:
+        while self.p.poll() is None:
+            self.peak = max(self.peak, _peak_mb(self.p.pid))
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+
+def _status(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=30) as r:
+            return json.loads(r.read())    # type: ignore[no-any-return]
+    except OSError:
+        return None
+
+
+def _wait(what: str, cond: Any, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if cond():
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise TimeoutError(what)
+
+
+def _synced(port: int, generation: str | None = None) -> bool:
+    st = _status(port)
+    return bool(st and st.get("synced") and (generation is None or st.get("generation") == generation))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=1_000_000)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/manifest-scale"))
+    ap.add_argument("--timeout", type=float, default=3600)
+    args = ap.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    src = args.work / "src"
+    t = time.monotonic()
+    for k in range(args.files):
+        folder = src / f"d{k // 1000:04d}"
+        if k % 1000 == 0:
+            folder.mkdir(parents=True)
+        (folder / f"file-{k:07d}.txt").write_bytes(f"{k % 100}\n".encode())
+    made = time.monotonic() - t
+    mport, pport = _free_port(), _free_port()
+    master = _Proc(["master", str(src), "--listen", "127.0.0.1", "--port", str(mport), "--state-dir",
+                    str(args.work / "state-master"), "--settle", "1", "--rescan-interval", "3600"],
+                   args.work / "master.log")
+    peer: _Proc | None = None
+    try:
+        scan_s = _wait("the master's first version", lambda: (st := _status(mport)) and st.get("generation"),
+                       args.timeout)
+        peer = _Proc(["peer", f"127.0.0.1:{mport}", str(args.work / "peer"), "--listen", "127.0.0.1", "--port",
+                      str(pport), "--state-dir", str(args.work / "state-peer"), "--name", "p1"],
+                     args.work / "peer.log")
+        sync_s = _wait("the peer in sync", lambda: _synced(pport), args.timeout)
+        before = (_status(pport) or {}).get("control_rx_bytes", 0)
+        first = (_status(mport) or {}).get("generation")
+        for k in range(0, 10_000, 1000):
+            (src / f"d{k // 1000:04d}" / f"file-{k:07d}.txt").write_bytes(b"changed\n")
+        second_s = _wait("the second version at the peer",
+                         lambda: (g := (_status(mport) or {}).get("generation")) != first and _synced(pport, g),
+                         args.timeout)
+        after = (_status(pport) or {}).get("control_rx_bytes", 0)
+        out = {"files": args.files, "make_files_s": round(made, 1), "master_first_version_s": round(scan_s, 1),
+               "peer_sync_s": round(sync_s, 1), "second_version_s": round(second_s, 1),
+               "second_version_control_bytes": after - before, "first_version_control_bytes": before,
+               "master_peak_rss_MB": round(master.peak), "peer_peak_rss_MB": round(peer.peak),
+               "load_avg_1min": round(os.getloadavg()[0], 1)}
+        print(json.dumps(out))
+    finally:
+        if peer is not None:
+            peer.stop()
+        master.stop()
+    shutil.rmtree(args.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

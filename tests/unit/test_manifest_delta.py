@@ -1,0 +1,97 @@
+"""Manifest deltas: a delta rebuilds exactly the new generation, is checked like a whole manifest,
+and one that builds anything else is caught (by its generation id, or by the signed digest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from lanscatter.core import protocol as p
+from lanscatter.core.chunking import CDC, FIXED
+from lanscatter.core.errors import ManifestError, RemoteProtocolError
+from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
+from lanscatter.core.manifest_delta import apply_delta, make_delta
+from lanscatter.core.signing import describes, sign_version
+
+H = [f"{k:064x}" for k in range(1, 200)]
+
+
+def _entry(path: str, k: int, size: int = 100) -> FileEntry:
+    return FileEntry(path, size, 1_700_000_000 * 10**9 + k, False, (H[k],), (size,))
+
+
+def _versions() -> tuple[Manifest, Manifest]:
+    old = build_manifest(4096, [_entry(f"d{k % 4}/f{k}", k) for k in range(100)], ["empty"], CDC)
+    files = {f.path: f for f in old.files}
+    for k in range(0, 50, 5):                                    # ten changed
+        files[f"d{k % 4}/f{k}"] = _entry(f"d{k % 4}/f{k}", k + 100)
+    del files["d1/f1"]                                           # one gone
+    files["new/dir/g"] = _entry("new/dir/g", 150)                # one added, in new folders
+    return old, build_manifest(4096, files.values(), ["other"], CDC)
+
+
+def test_a_delta_rebuilds_the_new_generation() -> None:
+    old, new = _versions()
+    delta = make_delta(old, new)
+    assert delta is not None
+    assert len(delta["files"]) == 11 and sorted(delta["removed"])[:1] == ["d0/f0"]
+    assert delta["dirs_removed"] == ["empty"] and delta["dirs_added"] == ["new", "new/dir", "other"]
+    rebuilt = apply_delta(old, delta)
+    assert rebuilt == new and rebuilt.generation == new.generation
+    assert apply_delta(new, make_delta(new, new)) == new        # a rejoin: no change at all
+
+
+def test_no_delta_where_the_whole_manifest_is_as_cheap() -> None:
+    old, _ = _versions()
+    other_chunking = build_manifest(4096, old.files, old.dirs, FIXED)
+    assert make_delta(old, other_chunking) is None
+    most_changed = build_manifest(4096, [_entry(f.path, 150) for f in old.files], old.dirs, CDC)
+    assert make_delta(old, most_changed) is None
+
+
+def _tampered(delta: dict[str, Any], **change: Any) -> dict[str, Any]:
+    return {**delta, **change}
+
+
+@pytest.mark.parametrize("change", [
+    {"base": "0" * 24},                                           # for another generation
+    {"removed": ["../etc/passwd"]},
+    {"files": [["a/../b", 1, 0, 0, [H[0]], [1]]]},
+    {"files": [["x", 5, 0, 0, [H[0]], [4]]]},                     # sizes do not add up
+    {"dirs_added": "new"},
+    {"format": 2},
+    {"generation": ""},
+    {"removed": []},             # the changed files' old entries stay: each path twice
+], ids=["base", "removed", "path", "sizes", "dirs", "format", "no-generation", "twice"])
+def test_a_malformed_delta_is_refused(change: dict[str, Any]) -> None:
+    old, new = _versions()
+    delta = make_delta(old, new)
+    assert delta is not None
+    with pytest.raises(ManifestError):
+        apply_delta(old, _tampered(delta, **change))
+
+
+def test_a_delta_to_other_content_is_caught_by_its_id_or_by_the_signed_digest() -> None:
+    old, new = _versions()
+    other = build_manifest(4096, [*new.files, _entry("planted", 160)], new.dirs, CDC)
+    signed = sign_version(new, Ed25519PrivateKey.generate(), published_ms=1)
+    wrong = make_delta(old, other)
+    assert wrong is not None
+    with pytest.raises(ManifestError, match="generation id"):
+        apply_delta(old, _tampered(wrong, generation=new.generation))
+    rebuilt = apply_delta(old, wrong)           # consistent with itself, but not what was signed
+    assert not describes(rebuilt, signed)
+    assert describes(apply_delta(old, make_delta(old, new)), signed)  # type: ignore[arg-type]
+
+
+def test_delta_messages_are_bounded_at_decode() -> None:
+    msg = p.ManifestDelta("a" * 24, "b" * 24, {"format": 1})
+    assert p.decode(p.encode(msg)) == msg
+    with pytest.raises(RemoteProtocolError, match="base"):
+        p.decode(p.encode(p.ManifestDelta("a" * 200, "b" * 24, {})))
+    with pytest.raises(RemoteProtocolError, match="delta"):
+        p.decode('{"t":"manifest_delta","base":"a","generation":"b","delta":[1]}')
+    with pytest.raises(RemoteProtocolError, match="generation"):
+        p.decode(p.encode(p.ManifestWanted("x" * 129)), limit=p.MAX_FRAME)
