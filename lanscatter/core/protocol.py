@@ -308,7 +308,12 @@ def _is_base_url(text: str) -> bool:
         _ = parts.port          # raises ValueError when out of range or not a number
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and _is_header_text(text)
+
+
+def _is_header_text(text: str) -> bool:
+    """Visible ASCII only: what an HTTP request line or header may carry (a token, a URL)."""
+    return all(33 <= ord(c) < 127 for c in text)
 
 
 _DEFAULTS: dict[Any, Bound] = {
@@ -318,7 +323,7 @@ _NAME, _HASH = Bound(0, 255), Bound(0, 128)
 # By field name: a name means the same in every message that has it.
 FIELD_BOUNDS: dict[str, Bound] = {
     "name": _NAME, "source": _NAME, "group": _NAME, "chunk": _HASH, "generation": _HASH, "base": _HASH,
-    "software": Bound(0, 64), "nonce": Bound(0, 256), "addr": Bound(0, 64), "token": Bound(0, 512),
+    "software": Bound(0, 64), "nonce": Bound(0, 256), "addr": Bound(0, 64), "token": Bound(0, 512, check=_is_header_text),
     "statement": Bound(0, 2048), "signature": Bound(0, 128),
     "role": Bound(1, 16), "code": Bound(1, 32), "message": Bound(0, 2048), "error": Bound(0, 2048),
     "url": Bound(0, 2048, check=_is_base_url), "protocol": Bound(0, 2**16), "min_protocol": Bound(0, 2**16),
