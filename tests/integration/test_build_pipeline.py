@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.nodes import free_port, make_tree, tree_state
+from tests.integration.nodes import make_tree, tree_state
 from tests.integration.up_runs import UpRun, write_tree
+from tests.ports import free_port
 
 SECRET = "x-secret-for-this-test"
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from lanscatter.core.auth import new_secret
-from tests.integration.nodes import HOST, Cluster, Node, free_port, tree_state, wait_for
+from tests.integration.nodes import HOST, Cluster, Node, tree_state, wait_for
+from tests.ports import free_port
 
 DATA = 24 << 20
 WAN_MBIT = "24"               # 3 MB/s into the site: about 8 s for the data
