@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,15 +31,10 @@ from lanscatter.core.sizes import parse_size
 from lanscatter.deploy.process_stop import stop
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import scan_folder
+from tests.ports import free_port
 
 PY = sys.executable
 MiB = 2**20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_data(root: Path, total: int, file_size: int = 256 * MiB) -> None:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,14 +23,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # the repository, for tests.ports
+from tests.ports import free_port
+
 PY = sys.executable
 SECRET = "manifest-scale-benchmark"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _peak_mb(pid: int) -> float:
@@ -108,7 +104,7 @@ def main() -> int:
             folder.mkdir(parents=True)
         (folder / f"file-{k:07d}.txt").write_bytes(f"{k % 100}\n".encode())
     made = time.monotonic() - t
-    mport, pport = _free_port(), _free_port()
+    mport, pport = free_port(), free_port()
     master = _Proc(["master", str(src), "--listen", "127.0.0.1", "--port", str(mport), "--state-dir",
                     str(args.work / "state-master"), "--settle", "1", "--rescan-interval", "3600"],
                    args.work / "master.log")

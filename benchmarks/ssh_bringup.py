@@ -10,7 +10,11 @@ namespace (the control host), and measures from that start:
 - synced: the control says every host holds the generation;
 - stopped: Ctrl-C (SIGINT) until the control has stopped every host's part.
 
-    sudo .venv/bin/python benchmarks/ssh_bringup.py [--hosts 4,8,12] [--size 32MiB]
+    sudo .venv/bin/python benchmarks/ssh_bringup.py [--hosts 4,8,12] [--size 32MiB] [--keep DIR]
+
+As an operator would, it makes every host's TLS identity first (in the hosts' `up --workdir`) and
+writes the fingerprints into the tree, so the WAN links run TLS (the default). `--keep DIR` keeps
+each run's folder (the control's and every host's logs) under DIR.
 
 Needs root, iproute2, /dev/net/tun and openssh-server (scripts/ci-packages.sh).
 """
@@ -18,6 +22,7 @@ Needs root, iproute2, /dev/net/tun and openssh-server (scripts/ci-packages.sh).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -33,11 +38,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lanscatter.core.ports import DEFAULT_MASTER_PORT
 from lanscatter.core.sizes import parse_size
 from lanscatter.emulator.from_topology import emulated_addresses, net_spec
 from lanscatter.emulator.netns import Emulation, support_problem
 from lanscatter.emulator.run import inside_namespace
-from lanscatter.topology.model import DEFAULT_MASTER_PORT
+from lanscatter.net.tls import ensure_identity
+from lanscatter.topology.tls_plan import identity_dir
 from lanscatter.topology.validate import load_topology
 from tests.integration.ssh_hosts import ssh_problem, start_sshds, stop_sshds, write_ssh_setup
 
@@ -51,11 +58,13 @@ def _hosts(n: int) -> dict[str, list[str]]:
     return out
 
 
-def _tree(path: Path, source: Path, root: Path, hosts: dict[str, list[str]], addresses: dict[str, str] | None) -> Path:
+def _tree(path: Path, source: Path, root: Path, hosts: dict[str, list[str]], addresses: dict[str, str] | None,
+          fingerprints: dict[str, str] | None = None) -> Path:
     def site_hosts(site: str) -> object:
         if addresses is None:
             return hosts[site]
-        return {h: {"address": addresses[h], **({} if h == "origin" else {"folder": str(root / h)})}
+        return {h: {"address": addresses[h], **({} if h == "origin" else {"folder": str(root / h)}),
+                    **({"tls_fingerprint": fingerprints[h]} if fingerprints else {})}
                 for h in hosts[site]}
 
     doc = {"dataset": {"name": "bringup", "source": str(source), "origin": "origin", "chunk_size": "1MiB",
@@ -85,9 +94,13 @@ def _first_chunk(namespace: str, url: str, t0: float, found: dict[str, float], s
             time.sleep(0.05)
 
 
-def measure(n: int, size: int, timeout_s: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="ssh-bringup-") as tmp_name:
-        tmp = Path(tmp_name)
+def measure(n: int, size: int, timeout_s: float, keep: Path | None) -> dict[str, float]:
+    with contextlib.ExitStack() as stack:
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f"{n}-hosts-", dir=keep))
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ssh-bringup-")))
         source = tmp / "source"
         source.mkdir()
         (source / "data.bin").write_bytes(os.urandom(size))
@@ -95,7 +108,9 @@ def measure(n: int, size: int, timeout_s: float) -> dict[str, float]:
         draft = load_topology(_tree(tmp / "draft.yaml", source, tmp / "hosts", hosts, None))
         spec = net_spec(draft, "b" + secrets.token_hex(2))
         addresses = emulated_addresses(spec)
-        tree = _tree(tmp / "tree.yaml", source, tmp / "hosts", hosts, addresses)
+        fingerprints = {h: ensure_identity(identity_dir(tmp / "remote-work" / "state", h), h)
+                        for site in hosts.values() for h in site}
+        tree = _tree(tmp / "tree.yaml", source, tmp / "hosts", hosts, addresses, fingerprints)
         config = write_ssh_setup(tmp / "ssh", addresses.values())
         lanscatter = str(Path(sys.executable).with_name("lanscatter"))
         argv = [sys.executable, "-m", "lanscatter", "up", str(tree), "--ssh", "--ssh-config", str(config),
@@ -141,6 +156,7 @@ def main() -> int:
     ap.add_argument("--hosts", default="4,8,12", help="tree sizes, comma-separated (each at least 3)")
     ap.add_argument("--size", type=parse_size, default=parse_size("32MiB"), help="data set size")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per tree")
+    ap.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep each run's folder under DIR")
     args = ap.parse_args()
     problem = support_problem() or ssh_problem()
     if problem:
@@ -148,7 +164,7 @@ def main() -> int:
         return 2
     print(f"{'hosts':>5} {'checked':>8} {'serving':>8} {'1st chunk':>9} {'synced':>7} {'stop':>6}   (seconds)")
     for n in (int(x) for x in args.hosts.split(",")):
-        m = measure(max(3, n), args.size, args.timeout)
+        m = measure(max(3, n), args.size, args.timeout, args.keep)
         cells = [f"{m[k]:8.2f}" if k in m else f"{'-':>8}" for k in ("checked", "serving", "first_chunk", "synced",
                                                                     "stopped")]
         print(f"{n:>5} {cells[0]} {cells[1]} {cells[2]:>9} {cells[3]:>7} {cells[4]:>6}", flush=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # the repository, for tests.ports
 from lanscatter.disk.hashing import new_hasher
+from tests.ports import free_port
 
 COMMANDS = ("peer", "proxy", "master", "up")
 WATCHED = ("textual", "rich", "cryptography", "lanscatter_tui", "lanscatter.topology", "lanscatter.roles.master",
@@ -62,12 +63,6 @@ def _imports(argv: list[str], tree: Path | None) -> tuple[float, set[str], float
     return cpu, modules, self_us / 1e6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _first_byte(tmp: Path, tree: Path | None) -> float:
     """Seconds from a master's process start to the first byte of its one chunk (1 MiB)."""
     source = tmp / "src"
@@ -77,7 +72,7 @@ def _first_byte(tmp: Path, tree: Path | None) -> float:
         data.write_bytes(os.urandom(1 << 20))
     hasher = new_hasher()
     hasher.update(data.read_bytes())
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/chunks/{hasher.hexdigest()}"
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "lanscatter", "master", str(source), "--listen", "127.0.0.1",
@@ -116,7 +111,7 @@ def main() -> None:
               f"imports {_figure([r[2] for r in runs])}; loads {', '.join(watched) or 'none of the watched'}")
     with tempfile.TemporaryDirectory() as tmp:
         # A peer whose master never answers: its whole start, up to its first connect (then 1 s).
-        runs = [_imports(["-m", "lanscatter", "peer", f"127.0.0.1:{_free_port()}", str(Path(tmp) / "p"),
+        runs = [_imports(["-m", "lanscatter", "peer", f"127.0.0.1:{free_port()}", str(Path(tmp) / "p"),
                           "--listen", "127.0.0.1", "--port", "0", "--insecure", "--connect-timeout", "1",
                           "--state-dir", str(Path(tmp) / "ps")], args.tree) for _ in range(args.runs)]
         modules = runs[-1][1]

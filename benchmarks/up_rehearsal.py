@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,15 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # the repository, for tests.ports
 import yaml
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepare(topology: Path, tmp: Path, chunk_size: str | None) -> Path:
@@ -46,7 +42,7 @@ def _prepare(topology: Path, tmp: Path, chunk_size: str | None) -> Path:
                     for key in ("master_port", "peer_port", "folder"):
                         value.pop(key, None)
                     hosts[name] = value or None
-    doc.setdefault("defaults", {}).update(master_port=_free_port(), peer_port=_free_port())
+    doc.setdefault("defaults", {}).update(master_port=free_port(), peer_port=free_port())
     doc["defaults"].pop("folder", None)
     out = tmp / topology.name
     out.write_text(yaml.safe_dump(doc, sort_keys=False))

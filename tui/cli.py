@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from lanscatter.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lanscatter_tui.feed_client import Source
 
 
 def parse_endpoint(text: str) -> tuple[str, str]:
@@ -31,32 +35,44 @@ def parse_endpoint(text: str) -> tuple[str, str]:
     return site.strip(), url.rstrip("/")
 
 
-def run_tui(sources: list[tuple[str, str]], report: Path | None = None) -> int:
-    """Run the monitor on (site, url) endpoints until the operator quits; returns the exit code
+def run_tui(sources: list[Source], report: Path | None = None) -> int:
+    """Run the monitor on the sites' endpoints until the operator quits; returns the exit code
     (0 for q, 130 for Ctrl-C, 128+N after signal N)."""
     if not sources:
         raise ConfigError("no status endpoint to watch", hint="give at least one [SITE=]http://host:port")
     from lanscatter_tui.app import build_app
-    from lanscatter_tui.feed_client import Source
 
-    app = build_app([Source(site, url) for site, url in sources], report=report, handle_signals=True)
+    app = build_app(sources, report=report, handle_signals=True)
     app.run()
     return app.return_code or 0
 
 
-def topology_sources(path: Path, *, local: bool, workdir: Path | None) -> list[tuple[str, str]]:
-    """Every site's status endpoint (its master or relay) from a site-tree file."""
+def topology_feeds(path: Path, *, local: bool, workdir: Path | None) -> list[Source]:
+    """Every site's status endpoint (its master or relay) from a site-tree file; a site with
+    standby gateways has them as alternates (the feed follows whichever is active)."""
     from lanscatter.topology import derive_plan, load_topology
+    from lanscatter_tui.feed_client import Source
 
     plan = derive_plan(load_topology(path), local=local, workdir=workdir)
-    return [(site, f"http://{addr}:{port}") for site, (addr, port) in plan.site_masters().items()]
+    out = []
+    for site, heads in plan.site_heads().items():
+        first, *rest = (f"http://{addr}:{port}" for addr, port in heads)
+        out.append(Source(site, first, tuple(rest)))
+    return out
+
+
+def topology_sources(path: Path, *, local: bool, workdir: Path | None) -> list[tuple[str, str]]:
+    """Every site's status endpoint (its master or first gateway) from a site-tree file."""
+    return [(s.label, s.url) for s in topology_feeds(path, local=local, workdir=workdir)]
 
 
 def _command(args: argparse.Namespace) -> int:
     if len(args.endpoints) == 1 and "://" not in args.endpoints[0] and Path(args.endpoints[0]).is_file():
-        return run_tui(topology_sources(Path(args.endpoints[0]), local=args.local, workdir=args.workdir),
+        return run_tui(topology_feeds(Path(args.endpoints[0]), local=args.local, workdir=args.workdir),
                        args.report)
-    return run_tui([parse_endpoint(e) for e in args.endpoints], args.report)
+    from lanscatter_tui.feed_client import Source
+
+    return run_tui([Source(*parse_endpoint(e)) for e in args.endpoints], args.report)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

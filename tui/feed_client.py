@@ -7,7 +7,9 @@ never raises for network trouble. It knows nothing of Textual: the app wraps it 
 
 Order of attempts on each (re)connection: `GET /status/ws`; if the server refuses the upgrade
 (an HTTP error status, e.g. an older node without the websocket), poll `GET /status` instead until
-that fails, then start over.
+that fails, then start over. A site with standby gateways has them as `alternates`: when the
+endpoint fails, or its status says it is a standby (`gateway.active` false), the next one is
+followed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Source:
 
     label: str
     url: str
+    alternates: tuple[str, ...] = ()     # the site's standby gateways' endpoints
 
     @property
     def display_name(self) -> str:
@@ -60,6 +63,14 @@ class _UpgradeRefused(Exception):
     """The endpoint answers HTTP but has no status websocket."""
 
 
+class _Standby(Exception):
+    """The endpoint is a standby gateway: another one describes the site."""
+
+
+def is_standby(status: StatusDoc) -> bool:
+    return status.gateway is not None and not status.gateway.active
+
+
 async def follow(
     source: Source,
     on_status: Callable[[StatusDoc], None],
@@ -69,15 +80,19 @@ async def follow(
     poll_interval_s: float = 0.5,
 ) -> None:
     """Feed `on_status` with `source`'s status until cancelled (see the module docstring)."""
-    base = source.url.rstrip("/")
+    urls = [u.rstrip("/") for u in (source.url, *source.alternates)]
+    at = 0
     timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S, sock_read=None)
     failures = 0
     async with aiohttp.ClientSession(timeout=timeout) as session:
         while True:
             reached = False
+            base = urls[at]
 
             def got(status: StatusDoc) -> None:
                 nonlocal reached
+                if len(urls) > 1 and is_standby(status):
+                    raise _Standby
                 reached = True
                 on_status(status)
 
@@ -94,10 +109,15 @@ async def follow(
                 log.info("%s: %s; reconnecting for a fresh snapshot", base, exc)
                 await asyncio.sleep(backoff.first_s)
                 continue
+            except _Standby:
+                at = (at + 1) % len(urls)
+                await asyncio.sleep(backoff.first_s)
+                continue
             except StatusError as exc:
                 reason = f"sent no usable status ({exc})"
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 reason = _describe(exc)
+            at = (at + 1) % len(urls)
             failures = 1 if reached else failures + 1
             on_down(reason)
             await asyncio.sleep(backoff.delay(failures))

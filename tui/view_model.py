@@ -20,8 +20,16 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from lanscatter.core.eta import MeanRateEta
+from lanscatter.core.safe_text import safe_text
 from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
-from lanscatter.core.status import LinkStatus, NodeStatus, StatusDoc, StatusEvent
+from lanscatter.core.status import (
+    ActiveVersion,
+    LinkStatus,
+    NodeStatus,
+    StagedVersion,
+    StatusDoc,
+    StatusEvent,
+)
 from lanscatter_tui.units import human_duration
 
 # Glyphs by held fraction: none, under 1/3, under 2/3, under all, all.
@@ -63,6 +71,7 @@ class NodeRow:
     avg_upload_s: float | None
     bitmap: str
     inflight: str
+    version: str = ""                    # the version its folder shows, and the one it stages
 
     @property
     def progress(self) -> float:
@@ -81,6 +90,7 @@ class SiteView:
     synced: bool
     nodes: tuple[NodeRow, ...]
     insecure: bool = False               # its master runs with no swarm secret (--insecure)
+    gateway: str | None = None           # a site with standby gateways: the one relaying now
 
     @property
     def progress(self) -> float:
@@ -127,6 +137,7 @@ def site_view(label: str, status: StatusDoc | None, up: bool) -> SiteView:
         synced=status.synced,
         nodes=tuple(_node_row(n, status.chunks) for n in status.nodes),
         insecure=status.insecure,
+        gateway=status.name if status.gateway is not None else None,
     )
 
 
@@ -148,7 +159,24 @@ def _node_row(node: NodeStatus, chunks: int) -> NodeRow:
         avg_upload_s=node.avg_upload_s,
         bitmap=node.bitmap,
         inflight=node.inflight,
+        version=version_text(node.active, node.staged),
     )
+
+
+def _version_name(v: ActiveVersion | StagedVersion) -> str:
+    gen = v.generation[:12] or "?"
+    return f"{safe_text(v.label, 40)!r} ({gen})" if v.label else gen
+
+
+def version_text(active: ActiveVersion | None, staged: StagedVersion | None) -> str:
+    """Which version a node shows, and the one it stages with its progress ("" when unknown)."""
+    parts = []
+    if active is not None:
+        parts.append(f"shows {_version_name(active)}")
+    if staged is not None:
+        parts.append(f"staged {_version_name(staged)} whole, awaiting commit" if staged.whole
+                     else f"staging {_version_name(staged)} {staged.progress:.0%}")
+    return ", ".join(parts)
 
 
 def overview(sites: Iterable[tuple[SiteView, StatusDoc | None]]) -> Overview:
@@ -400,6 +428,7 @@ def node_detail(node: NodeRow) -> str:
         f"dl {slots_used(node.dl_slots_used, node.dl_slots)}{_beside(node.dl_slots_used, node.downloads, 'download')}"
         f" ul {slots_used(node.ul_slots_used, node.ul_slots)}{_beside(node.ul_slots_used, node.uploads, 'upload')}  "
         f"rx {format_byte_rate(node.rx_rate)} tx {format_byte_rate(node.tx_rate)}  avg up {avg}"
+        + (f"  {node.version}" if node.version else "")
     )
 
 
@@ -420,7 +449,8 @@ def site_tab(index: int, view: SiteView) -> str:
         state = "synced"
     else:
         state = f"{view.progress:.0%}"
-    return f"{index} {view.label} {state}"
+    via = f" via {view.gateway}" if view.gateway and view.up else ""
+    return f"{index} {view.label} {state}{via}"
 
 
 def overview_line(ov: Overview) -> str:

@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "lanscatter.cli.publish": ("publish",),
     "lanscatter.cli.keys": ("keys",),
     "lanscatter.cli.versions": ("rollback", "versions"),
+    "lanscatter.cli.status": ("status",),
     "lanscatter.cli.topology": ("validate", "plan", "schema"),
     "lanscatter.cli.up": ("up",),
     "lanscatter.cli.service": ("service",),
@@ -39,6 +40,10 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "lanscatter_tui.cli": ("tui",),
 }
 _MODULE_OF = {command: module for module, commands in COMMAND_MODULES.items() for command in commands}
+# The node commands whose planner can load the site tree (--topology/--host), known without loading
+# them: `up` on every host of a tree asks, before it starts its roles (tests/unit/test_cli_commands.py
+# checks it against their parsers).
+LINK_FLAG_COMMANDS = frozenset({"master", "proxy"})
 # The protocol range tells a control host (`up --ssh`) whether this installation can join a tree.
 VERSION = f"lanscatter {__version__} (protocol {MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})"
 

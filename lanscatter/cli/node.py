@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lanscatter.cli.failover_args import alternate_arg, gateway_args, gateway_options
 from lanscatter.core.auth import SECRET_HINT, check_secret
 from lanscatter.core.chunking import AUTO, CDC, KINDS
 from lanscatter.core.errors import ConfigError
@@ -40,6 +41,7 @@ from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.signing import OriginKey, parse_origin_key
 from lanscatter.core.sizes import format_byte_rate, format_bytes, mbit_to_bytes, parse_size
 from lanscatter.core.status import StatusDoc
+from lanscatter.core.tree_commit import DEFAULT_DEADLINE_S
 from lanscatter.core.version_plan import MAX_KEEP
 from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
@@ -110,12 +112,23 @@ def _scrub_arg(sp: argparse.ArgumentParser) -> None:
 
 def _activation_args(sp: argparse.ArgumentParser) -> None:
     g = sp.add_argument_group("versions", "how a new version becomes visible in DIR (docs/versions.md)")
-    g.add_argument("--activate", choices=("host", "per-file"), default="host",
+    g.add_argument("--activate", choices=("host", "tree", "per-file"), default="host",
                    help="host (default): assemble each new version beside the active one (unchanged "
                         "files hard-linked) and switch DIR, a symlink, to it in one step once complete; "
-                        "per-file: replace DIR's files one by one as they complete")
+                        "tree: the same, but switch only when the origin commits the version (once every "
+                        "host holds it); per-file: replace DIR's files one by one as they complete")
     g.add_argument("--keep", type=_keep, default=DEFAULT_KEEP, metavar="N",
                    help=f"versions kept for `lanscatter rollback`, the active one included (default {DEFAULT_KEEP})")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1e7:
+        raise argparse.ArgumentTypeError("give a number of seconds above 0")
+    return value
 
 
 def _keep(text: str) -> int:
@@ -242,6 +255,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--allow-shrink", action="store_true",
                    help=f"publish an empty folder, or one without more than {MAX_SHRINK:.0%}% of the files of "
                         "the last version (refused by default: the hosts would delete them)")
+    g = m.add_argument_group("tree activation", "switching every host together (docs/versions.md)")
+    g.add_argument("--activate", choices=("host", "tree"), default="host",
+                   help="tree: the hosts switch to a version when this origin commits it, once every host "
+                        "joined holds it; a commit past --commit-deadline is reported as an error. host "
+                        "(default): the commit is still sent, and a commit not made in time is only shown")
+    g.add_argument("--commit-deadline", type=_seconds, default=DEFAULT_DEADLINE_S, metavar="S",
+                   help=f"report a version not committed this long after it was published (default "
+                        f"{DEFAULT_DEADLINE_S:g} s)")
     _allow_nat(m)
     m.add_argument("--signing-key", type=Path, default=None, metavar="FILE",
                    help="the origin's private key, which signs every version (`lanscatter keys new`). "
@@ -265,6 +286,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--dry-run", action="store_true",
                    help="list what a sync would download, overwrite and delete in DIR, then exit without "
                         "changing anything")
+    alternate_arg(p)
     _adopt_arg(p)
     _scrub_arg(p)
     _origin_key_arg(p)
@@ -291,6 +313,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--store-and-forward", action="store_true",
                    help="announce nothing to this site until the whole generation is here (for "
                         "comparison: by default each chunk is passed on as soon as it is verified)")
+    alternate_arg(r)
+    gateway_args(r)
     _adopt_arg(r)
     _scrub_arg(r)
     _allow_nat(r)
@@ -391,7 +415,8 @@ def run_master(args: argparse.Namespace) -> int:
                          site=where.site, link_map=where.link_map, expect_peers=max(0, args.expect_peers),
                          expect_wait_s=args.expect_wait, allow_nat=args.allow_nat,
                          signing_key=args.signing_key, tls=_server_tls(args), publish=args.publish,
-                         settle_s=max(0.0, args.settle), allow_shrink=args.allow_shrink)
+                         settle_s=max(0.0, args.settle), allow_shrink=args.allow_shrink,
+                         activate=args.activate, commit_deadline_s=args.commit_deadline)
     node = MasterNode(opts, progress=_scan_progress)
     summary: list[str] = []
 
@@ -437,7 +462,8 @@ def run_peer(args: argparse.Namespace) -> int:
                        dl_slots=args.slots, ul_slots=args.slots, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, scrub_rate=args.scrub_rate,
                        origin_key=args.origin_key, tls=_client_tls(args), tls_server=_server_tls(args),
-                       adopt=args.adopt, dry_run=args.dry_run, activate=args.activate, keep=args.keep)
+                       adopt=args.adopt, dry_run=args.dry_run, activate=args.activate, keep=args.keep,
+                       alternates=tuple(args.alternate))
     node = PeerNode(opts)
     if args.dry_run:
         async def preview() -> None:
@@ -474,11 +500,19 @@ def run_proxy(args: argparse.Namespace) -> int:
                        dl_slots=args.slots, ul_slots=0, compress=not args.no_compress,
                        connect_timeout=args.connect_timeout, role="relay", serve=False,
                        scrub_rate=args.scrub_rate, origin_key=args.origin_key, tls=_client_tls(args),
-                       adopt=args.adopt, activate=args.activate, keep=args.keep)
-    node = RelayNode(RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
-                                  upstream_site=where.parent_site, link_map=where.link_map,
-                                  store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
-                                  tls=_server_tls(args)))
+                       adopt=args.adopt, activate=args.activate, keep=args.keep,
+                       alternates=tuple(args.alternate))
+    relay = RelayOptions(peer=peer, port=args.port, slots=args.slots, site=where.site,
+                         upstream_site=where.parent_site, link_map=where.link_map,
+                         store_and_forward=args.store_and_forward, allow_nat=args.allow_nat,
+                         tls=_server_tls(args))
+    elected = gateway_options(args, relay)
+    if elected is not None:
+        from lanscatter.roles.gateway import GatewayNode
+
+        gateway = GatewayNode(elected)
+        return _run(lambda: _run_beside(gateway.run(), _report_loop(gateway.status, args.json), gateway.stop))
+    node = RelayNode(relay)
 
     async def run() -> None:
         await node.start()

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -29,7 +30,8 @@ _MAX_ANSWER_BYTES = 64 * 1024
 
 
 class PublishRefused(LanscatterError):
-    """The master scanned the source and a guard refused it: nothing was published."""
+    """The master refused the request (a guard refused the source, or no such version to roll
+    back to): nothing changed."""
 
     exit_code = 5
 
@@ -60,31 +62,36 @@ def run_publish(args: argparse.Namespace) -> int:
                           "shorten the label; no control characters or line breaks")
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
     auth = Auth(swarm_secret(args))
-    answer = asyncio.run(_request(host, port, auth, PublishRequest("", label, args.allow_shrink), args.timeout))
+    answer = asyncio.run(signed_request(
+        host, port, PUBLISH_PATH, lambda nonce: seal_request(auth, PublishRequest(nonce, label, args.allow_shrink)),
+        args.timeout))
+    if not (isinstance(answer.get("generation"), str) and isinstance(answer.get("label"), str)
+            and isinstance(answer.get("changed"), bool)):
+        raise RemoteProtocolError(f"{host}:{port} gave a publish answer without its fields")
     shown = f" labelled {show_path(str(answer['label']), 120)!r}" if answer["label"] else ""
     verb = "published" if answer["changed"] else "unchanged: already published"
     print(f"{verb} generation {answer['generation']}{shown}", flush=True)
     return 0
 
 
-async def _request(host: str, port: int, auth: Auth, request: PublishRequest, timeout_s: float) -> dict[str, Any]:
-    url = f"http://{host}:{port}{PUBLISH_PATH}" if ":" not in host else f"http://[{host}]:{port}{PUBLISH_PATH}"
+async def signed_request(host: str, port: int, path: str, seal: Callable[[str], tuple[bytes, str]],
+                         timeout_s: float) -> dict[str, Any]:
+    """GET a nonce at `path`, then POST the body `seal(nonce)` gives with its MAC; the master's
+    JSON answer, or the error its status stands for."""
+    url = f"http://{host}:{port}{path}" if ":" not in host else f"http://[{host}]:{port}{path}"
     timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(url) as resp:
                 nonce = _answer(resp.status, await resp.content.read(_MAX_ANSWER_BYTES)).get("nonce")
             if not isinstance(nonce, str):
-                raise RemoteProtocolError(f"{host}:{port} did not give a publish nonce")
-            body, mac = seal_request(auth, PublishRequest(nonce, request.label, request.allow_shrink))
+                raise RemoteProtocolError(f"{host}:{port} did not give a request nonce")
+            body, mac = seal(nonce)
             async with session.post(url, data=body, headers={MAC_HEADER: mac, "Content-Type": "application/json"}) as resp:
                 answer = _answer(resp.status, await resp.content.read(_MAX_ANSWER_BYTES))
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise ConfigError(f"cannot reach the master at {host}:{port}: {exc or type(exc).__name__}",
                           "give the origin's master as HOST[:PORT], and check that it runs") from None
-    if not (isinstance(answer.get("generation"), str) and isinstance(answer.get("label"), str)
-            and isinstance(answer.get("changed"), bool)):
-        raise RemoteProtocolError(f"{host}:{port} gave a publish answer without its fields")
     return answer
 
 

@@ -42,7 +42,7 @@ from lanscatter.deploy.tracker import SyncTracker
 from lanscatter.deploy.watch import Watcher, start_gates
 from lanscatter.disk.atomic_file import write_json_atomic
 from lanscatter.topology.derive import LOCAL_WORKDIR, DeploymentPlan, HostPlan, derive_plan
-from lanscatter.topology.hostmatch import local_identity, select_host
+from lanscatter.topology.hostmatch import Identity, local_identity, select_host
 from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import (
     SECRET_ENV,
@@ -56,6 +56,8 @@ from lanscatter.topology.tls_plan import plan_tls
 from lanscatter.topology.validate import load_topology, warnings_of
 
 log = logging.getLogger("lanscatter.up")
+
+HOST_POLL_S = 2.0     # how often `up --host X` asks the site masters (a rehearsal: 0.5 s)
 
 MONITOR_STOP_S = 3.0        # the monitor restores the terminal within this after SIGTERM
 
@@ -200,7 +202,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if opts.local:
         hosts = list(plan.hosts)
     else:
-        hosts = [select_host(plan.hosts, local_identity(), opts.host, str(opts.file))]
+        # Named: no need to learn this machine's names (getfqdn can wait on DNS).
+        me = local_identity() if opts.host is None else Identity(frozenset(), frozenset())
+        hosts = [select_host(plan.hosts, me, opts.host, str(opts.file))]
     if any(h.role == "relay" for h in hosts) and "proxy" not in registered_commands():
         raise ConfigError("this topology has relays, but this installation has no relay command (`lanscatter proxy`)",
                           "use a single-site topology, or a version of lanscatter with the relay")
@@ -274,8 +278,10 @@ async def _run(opts: UpOptions, plan: DeploymentPlan, hosts: list[HostPlan], ctx
 
     supervisor = Supervisor(on_event=on_event)
     hooks = HookRunner(supervisor, _hooks(opts, hosts), plan.dataset.name, workdir / "logs")
+    # One host of a real tree asks every site's master: with every host doing so, 0.5 s would have
+    # a 300-host tree's masters answer 600 requests a second each, and slow a tree's bring-up.
     watcher = Watcher(plan, tracker, hosts, on_complete=lambda done: hooks.host_synced(done.host, done.generation),
-                      on_synced=on_synced)
+                      on_synced=on_synced, interval=0.5 if opts.local else HOST_POLL_S)
     commands = [role_command(plan, h, ctx) for h in hosts]
     gates = start_gates(commands)
     for h, cmd in zip(hosts, commands):

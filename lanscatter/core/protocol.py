@@ -26,7 +26,11 @@ Conversation (master M, peer P):
     M -> P  Rates          (protocol 4) to a source: send these uploads at these rates from now on
     M -> P  Verify         (protocol 3) a chunk this peer served did not match its hash: read the
                            files holding it again, fetch what no longer matches, send Have again
-    P -> M  Stats          periodic counters for the status page
+    P -> M  Stats          periodic counters for the status page, and the version this host shows
+    P -> M  Staged         (protocol 8) a relay's subtree: how many of its hosts hold the current
+                           generation whole (tree activation, tree_commit.py)
+    M -> P  Commit         (protocol 8) the generation every host shows (tree activation), or a
+                           tree-wide rollback: show `generation` instead of `instead`
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ from urllib.parse import urlsplit
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 7          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+PROTOCOL_VERSION = 8          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
                               # 6: manifest format 2 (chunk sizes, content-defined chunks);
-                              # 7: ManifestDelta, ManifestWanted, Hello.generation
+                              # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
@@ -224,6 +228,34 @@ class Stats(Message):
     tx_bytes: int
     uploads: int
     complete: bool
+    # The version this host shows ("": none yet), as the origin signed it, and when it switched.
+    active: str = ""
+    active_label: str = ""
+    active_published_ms: int = 0
+    active_at: float = 0.0
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Staged(Message):
+    """What a relay's subtree (itself included) holds of `generation`: `ready` of its `hosts`
+    hold it whole; `waiting` names some of the others."""
+    TYPE: ClassVar[str] = "staged"
+    generation: str
+    hosts: int
+    ready: int
+    waiting: list[str]
+
+
+@_message
+@dataclass(frozen=True, slots=True)
+class Commit(Message):
+    """Every host shows `generation` (a host of tree activation switches to it once it holds it
+    whole). `instead` set: a tree-wide rollback, `generation` (a kept version) shown instead of
+    the current `instead`."""
+    TYPE: ClassVar[str] = "commit"
+    generation: str
+    instead: str = ""
 
 
 @_message
@@ -276,7 +308,12 @@ def _is_base_url(text: str) -> bool:
         _ = parts.port          # raises ValueError when out of range or not a number
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and _is_header_text(text)
+
+
+def _is_header_text(text: str) -> bool:
+    """Visible ASCII only: what an HTTP request line or header may carry (a token, a URL)."""
+    return all(33 <= ord(c) < 127 for c in text)
 
 
 _DEFAULTS: dict[Any, Bound] = {
@@ -286,7 +323,7 @@ _NAME, _HASH = Bound(0, 255), Bound(0, 128)
 # By field name: a name means the same in every message that has it.
 FIELD_BOUNDS: dict[str, Bound] = {
     "name": _NAME, "source": _NAME, "group": _NAME, "chunk": _HASH, "generation": _HASH, "base": _HASH,
-    "software": Bound(0, 64), "nonce": Bound(0, 256), "addr": Bound(0, 64), "token": Bound(0, 512),
+    "software": Bound(0, 64), "nonce": Bound(0, 256), "addr": Bound(0, 64), "token": Bound(0, 512, check=_is_header_text),
     "statement": Bound(0, 2048), "signature": Bound(0, 128),
     "role": Bound(1, 16), "code": Bound(1, 32), "message": Bound(0, 2048), "error": Bound(0, 2048),
     "url": Bound(0, 2048, check=_is_base_url), "protocol": Bound(0, 2**16), "min_protocol": Bound(0, 2**16),
@@ -295,6 +332,9 @@ FIELD_BOUNDS: dict[str, Bound] = {
     "transfers": Bound(0, 4096), "rates": Bound(0, 4096, items=Bound(0, MAX_RATE)),
     "rate_cap": Bound(0, MAX_RATE), "group_rate": Bound(0, MAX_RATE),
     "timeout_s": Bound(0, 1e7), "seconds": Bound(0, 1e7),
+    "active": _HASH, "instead": _HASH, "active_label": Bound(0, 200), "active_published_ms": Bound(0, MAX_INT),
+    "active_at": Bound(0, 1e11), "hosts": Bound(0, 2**20), "ready": Bound(0, 2**20),
+    "waiting": Bound(0, 16, items=_NAME),
 }
 
 _SHOW = reprlib.Repr()

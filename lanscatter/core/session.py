@@ -20,7 +20,10 @@ paced and are withdrawn. Rules of the messages:
   the same one at a rejoin: no change), else whole (ManifestDelta or ManifestMsg, protocol 7); a
   member's ManifestWanted gets the whole manifest once per generation, a second one is a protocol
   error;
-- a message only a master sends raises RemoteProtocolError (the driver closes that connection).
+- a message only a master sends raises RemoteProtocolError (the driver closes that connection);
+- tree activation (tree_commit.py): a member's Stats say which version it shows, a relay's Staged
+  what its subtree holds (only a member that joined as a relay sends it); `readiness` sums them,
+  `tree_epoch` moves when they may have changed, the last commit follows the manifest at a join.
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.planner import Planner, PlannerConfig
-from lanscatter.core.safe_text import safe_text
+from lanscatter.core.safe_text import NAME_LIMIT, safe_text
 from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
 from lanscatter.core.session_types import Note, Now, Output, PeerState, SeedCorrupt, Synced
-from lanscatter.core.signing import SignedVersion
+from lanscatter.core.signing import MAX_LABEL_CHARS, SignedVersion
 from lanscatter.core.sizes import format_bytes
+from lanscatter.core.status import ActiveVersion
+from lanscatter.core.tree_commit import Member, Readiness, subtree
 
 __all__ = ["PLAN_TICK_S", "SILENT_S", "SwarmSession"]
 
@@ -68,6 +73,10 @@ class SwarmSession(SessionRounds):
         self.seed_complete_at = 0.0
         self.seed_have = Bitmap(0)
         self.gone: dict[str, PeerState] = {}      # nodes that left, shown as down
+        # Tree activation: the last commit (sent after the manifest at each join), and a count
+        # that moves whenever what the members hold whole, show or summarise may have changed.
+        self.commit: p.Commit | None = None
+        self.tree_epoch = 0
 
     # ---- inputs: content ---------------------------------------------------------------------
     def set_manifest(self, manifest: Manifest, now: Now, seed_has: set[str] | None = None,
@@ -164,6 +173,9 @@ class SwarmSession(SessionRounds):
         self._event("info", f"{name} joined from {addr}")
         if self.manifest is not None:
             self._send(name, self._manifest_for(self.peers[name], self.manifest))
+            if self.commit is not None and protocol >= 8:
+                self._send(name, self.commit)
+        self.tree_epoch += 1
         return self._flush()
 
     def leave(self, name: str) -> list[Output]:
@@ -181,6 +193,7 @@ class SwarmSession(SessionRounds):
             if t.dest != link.name and t.dest in self.peers:
                 self._send(t.dest, p.Cancel(t.id))
         self._event("info", f"{link.name} left")
+        self.tree_epoch += 1
         return self._flush()
 
     def receive(self, name: str, msg: p.Message, now: Now) -> list[Output]:
@@ -208,6 +221,17 @@ class SwarmSession(SessionRounds):
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(now.mono, msg.rx_bytes, msg.tx_bytes)
+            active = ActiveVersion(msg.active, safe_text(msg.active_label, MAX_LABEL_CHARS),
+                                   msg.active_published_ms, msg.active_at) if msg.active else None
+            if active != link.active:
+                link.active = active
+                self.tree_epoch += 1
+        elif isinstance(msg, p.Staged):
+            if link.role != "relay":
+                raise RemoteProtocolError(f"{link.name} sent 'staged', which only a relay sends")
+            link.summary = Readiness(msg.generation, msg.hosts, min(msg.ready, msg.hosts),
+                                     tuple(safe_text(n, NAME_LIMIT) for n in msg.waiting))
+            self.tree_epoch += 1
         else:
             raise RemoteProtocolError(f"{link.name} sent {msg.TYPE!r}, which only a master sends")
         return self._flush()
@@ -256,9 +280,33 @@ class SwarmSession(SessionRounds):
         for h in msg.chunks:
             if h in index:
                 link.have.set(index[h])
+        was_complete = link.complete
         self._set_complete(link, link.have.count == link.have.size, now)
+        if link.complete != was_complete:    # (not on every Have: readiness sums every member)
+            self.tree_epoch += 1
         if self.synced():
             self._out.append(Synced(m.generation))
+
+    # ---- tree activation (tree_commit.py) -------------------------------------------------------
+    def readiness(self, own: tuple[str, bool] | None = None) -> Readiness | None:
+        """How many hosts below this coordinator hold the current generation whole (`own`: this
+        coordinator's name and whether it does, when it is a host itself: a relay)."""
+        if self.manifest is None:
+            return None
+        # (a relay before protocol 8 says nothing of its site: it counts as one host)
+        members = [Member(link.name, link.role == "relay" and link.protocol >= 8, link.complete, link.summary)
+                   for link in self.peers.values()]
+        return subtree(self.manifest.generation, members, own)
+
+    def set_commit(self, commit: p.Commit) -> list[Output]:
+        """The tree's commit: kept for members joining later (after the manifest), sent to every
+        member now."""
+        if commit != self.commit:
+            self.commit = commit
+            for link in self.peers.values():
+                if link.protocol >= 8:
+                    self._send(link.name, commit)
+        return self._flush()
 
     def _report(self, msg: p.Report, now: Now) -> None:
         """Blame: a blameless failure says nothing of the source; a corrupt chunk bans its source

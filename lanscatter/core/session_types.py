@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from lanscatter.core import protocol as p
 from lanscatter.core.bitmap import Bitmap
 from lanscatter.core.rate_meter import RateMeter
+from lanscatter.core.status import ActiveVersion
+from lanscatter.core.tree_commit import Readiness
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +102,5 @@ class PeerState:
     planned: bool = False        # known to the planner (after its first full Have)
     silent: bool = False         # nothing heard for SILENT_S: nothing more is planned to it
     rates: RateMeter = field(default_factory=RateMeter)
+    active: ActiveVersion | None = None      # the version its folder shows (from its Stats)
+    summary: Readiness | None = None         # a relay's subtree (its Staged): tree activation

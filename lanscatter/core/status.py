@@ -6,7 +6,8 @@ The one definition of the document: frozen dataclasses, one encoder (`to_json`) 
 network decodes it with `read_status`.
 
 Rules of the JSON shape (docs/tui.md, "Where the data comes from"):
-- `version` is `STATUS_VERSION`. Version 2 added `dl_slots_used`/`ul_slots_used` per node; a reader
+- `version` is `STATUS_VERSION`. Version 2 added `dl_slots_used`/`ul_slots_used` per node, version 3
+  `active`/`staged` (per node and for the node itself) and `commit` (the origin); a reader
   takes any version, ignores keys it does not know and gives a missing key its default (a version 1
   document's slots in use are its transfers, capped at the slots).
 - A field marked optional (`_OPTIONAL`) is left out when it is None (a peer's document has no
@@ -38,7 +39,7 @@ from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.manifest import MAX_CHUNKS
 from lanscatter.core.safe_text import safe_text
 
-STATUS_VERSION = 2
+STATUS_VERSION = 3
 
 MAX_NODES = 65_536
 MAX_LINKS = 256
@@ -54,6 +55,45 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 class StatusError(RemoteProtocolError):
     """A status document that is not one: wrong type, out of bounds, malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveVersion:
+    """The version a host's folder shows: the origin's label and publish time, and when the host
+    switched to it (its own clock)."""
+
+    generation: str
+    label: str = ""
+    published_ms: int = 0
+    activated: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StagedVersion:
+    """The version a host stages beside the one it shows: the share of it held, and `whole` once it
+    holds all of it (in tree activation it then waits for the commit)."""
+
+    generation: str
+    label: str = ""
+    progress: float = 0.0            # 0 to 1
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommitState:
+    """The origin's tree activation (tree_commit.py): the current version's commit and the tree's
+    readiness for it."""
+
+    mode: str                        # tree | host (host: a late commit is only shown)
+    state: str                       # idle | staging | overdue | committed | rolled-back
+    generation: str | None = None    # the current version
+    committed: str | None = None     # the version every host is to show
+    committed_label: str | None = None
+    instead: str | None = None       # after a tree rollback: the current version it replaced
+    deadline_s: float = 0.0
+    hosts: int = 0                   # hosts joined in the tree ...
+    ready: int = 0                   # ... that hold the current version whole
+    waiting: tuple[str, ...] = ()    # some of the others
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +121,8 @@ class NodeStatus:
     complete_at: float | None = None         # when it held every chunk (the coordinator's clock)
     downloaded_chunks: int | None = None     # a peer's own document: chunks it fetched
     local_copies: int | None = None          # ... and chunks it copied from its own folder
+    active: ActiveVersion | None = None      # the version its folder shows (hosts say from protocol 8)
+    staged: StagedVersion | None = None      # the version it stages beside it
 
     def __post_init__(self) -> None:
         if not (0 <= self.dl_slots_used <= self.dl_slots and 0 <= self.ul_slots_used <= self.ul_slots):
@@ -139,6 +181,19 @@ class UpstreamStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """One of a site's gateways (`gateway: [a, b]`, roles/gateway.py): its place in the list,
+    whether it relays now, and which gateway relays as far as it knows."""
+
+    rank: int                        # 0: the first in the list
+    active: bool
+    term: int = 0                    # taken when it last became active (0: never)
+    active_gateway: str | None = None    # host:port of the one relaying (None: none known)
+    upstream_ok: bool = False        # it reached the upstream within the last seconds
+    takeovers: int = 0               # times this process became active
+
+
+@dataclass(frozen=True, slots=True)
 class StatusDoc:
     role: str = ""                   # master | relay | peer
     name: str = ""
@@ -162,6 +217,10 @@ class StatusDoc:
     control_rx_bytes: int | None = None      # a peer: control frames received from its master
     publish: PublishState | None = None      # a master
     upstream: UpstreamStatus | None = None   # a relay
+    gateway: GatewayStatus | None = None     # a gateway of a site with standbys (active or not)
+    active: ActiveVersion | None = None      # the version this node's folder shows
+    staged: StagedVersion | None = None      # ... and the one it stages
+    commit: CommitState | None = None        # the origin: tree activation
 
 
 def slots_in_use(transfers: int, slots: int) -> int:
@@ -171,8 +230,9 @@ def slots_in_use(transfers: int, slots: int) -> int:
 
 # Fields left out of the JSON when None (the documents of some roles never have them).
 _OPTIONAL = frozenset({"generation_at", "chunking", "chunk_size", "skipped_names", "publish", "upstream",
-                       "complete_at", "downloaded_chunks", "local_copies", "data_bytes", "control_bytes",
-                       "chunk_size_auto", "control_rx_bytes"})
+                       "gateway", "active_gateway", "complete_at", "downloaded_chunks", "local_copies",
+                       "data_bytes", "control_bytes", "chunk_size_auto", "control_rx_bytes",
+                       "commit", "committed", "committed_label", "instead", "active", "staged"})
 
 
 # --- encoding ---------------------------------------------------------------------------------
@@ -221,6 +281,10 @@ _BOUNDS: dict[str, _Bound] = {
     "bytes_per_s": _Bound(0, MAX_RATE), "avg_upload_s": _Bound(0, 1e9), "settle_s": _Bound(0, 1e9),
     "time": _Bound(0, MAX_TIME), "t": _Bound(0, MAX_TIME), "generation_at": _Bound(0, MAX_TIME),
     "complete_at": _Bound(0, MAX_TIME), "published_ms": _Bound(0, MAX_TIME * 1000),
+    "rank": _Bound(0, 64), "term": _Bound(0, 2**53), "takeovers": _Bound(0, 2**40), "active_gateway": _Bound(0, 512),
+    "activated": _Bound(0, MAX_TIME), "progress": _Bound(0, 1), "state": _Bound(0, 32),
+    "committed": _Bound(0, 128), "committed_label": _Bound(0, 512), "instead": _Bound(0, 128),
+    "deadline_s": _Bound(0, 1e9), "hosts": _Bound(0, 2**40), "ready": _Bound(0, 2**40), "waiting": _Bound(0, 64),
 }
 _DEFAULT_NUMBER = _Bound()
 _DEFAULT_TEXT = _Bound(0, 1024)          # a field added without a bound of its own stays bounded
@@ -275,6 +339,8 @@ def _read_value(value: object, hint: Any, name: str, where: str) -> Any:
         item = args[0]
         if not isinstance(value, list) or not bound.lo <= len(value) <= bound.hi:
             raise StatusError(f"{where}: not a list of at most {bound.hi:.0f} items")
+        if item is str:          # names: each bounded and escaped like a node's name
+            return tuple(_read_value(v, str, "name", f"{where}[{i}]") for i, v in enumerate(value))
         return tuple(_read_record(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if dataclasses.is_dataclass(hint):
         return _read_record(hint, value, where)  # type: ignore[arg-type]

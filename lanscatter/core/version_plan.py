@@ -60,6 +60,7 @@ class VersionRecord:
     generation: str
     activated: float          # unix time it last became active (0: never yet)
     label: str = ""           # the label the origin signed with it ("" when none)
+    published_ms: int = 0     # when the origin published it (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class Hold:
     the version it was rolled back to until another generation arrives, or the hold is lifted)."""
 
     skip: tuple[str, ...]
+    tree: bool = False        # made by the tree's rollback: the tree's next commit lifts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +82,16 @@ class VersionIndex:
     def record(self, name: str) -> VersionRecord | None:
         return next((v for v in self.versions if v.name == name), None)
 
-    def with_active(self, name: str, generation: str, now: float, label: str | None = None) -> VersionIndex:
-        """`name` (holding `generation`) becomes active, most recent first (its label kept unless
-        a new one is given)."""
+    def with_active(self, name: str, generation: str, now: float, label: str | None = None,
+                    published_ms: int | None = None) -> VersionIndex:
+        """`name` (holding `generation`) becomes active, most recent first (its label and publish
+        time kept unless new ones are given)."""
         old = self.record(name)
         label = label if label is not None else (old.label if old is not None else "")
+        published = published_ms if published_ms is not None else (old.published_ms if old is not None else 0)
         others = tuple(v for v in self.versions if v.name != name)
-        return replace(self, active=name, versions=(VersionRecord(name, generation, now, label), *others))
+        return replace(self, active=name,
+                       versions=(VersionRecord(name, generation, now, label, published), *others))
 
     def without(self, names: Iterable[str]) -> VersionIndex:
         drop = set(names)
@@ -108,8 +113,8 @@ class VersionIndex:
     def to_dict(self) -> dict[str, object]:
         return {"format": INDEX_FORMAT, "active": self.active, "migrated": self.migrated,
                 "versions": [{"name": v.name, "generation": v.generation, "activated": v.activated,
-                              "label": v.label} for v in self.versions],
-                "hold": None if self.hold is None else {"skip": list(self.hold.skip)}}
+                              "label": v.label, "published_ms": v.published_ms} for v in self.versions],
+                "hold": None if self.hold is None else {"skip": list(self.hold.skip), "tree": self.hold.tree}}
 
 
 def index_from_dict(doc: object) -> VersionIndex:
@@ -124,11 +129,13 @@ def index_from_dict(doc: object) -> VersionIndex:
         if not isinstance(v, dict):
             raise IndexError_("a version entry is not an object")
         name, gen, when, label = v.get("name"), v.get("generation"), v.get("activated"), v.get("label", "")
+        published = v.get("published_ms", 0)
         if not (isinstance(name, str) and _NAME.match(name) and isinstance(gen, str) and _GENERATION.match(gen)
                 and isinstance(when, int | float) and not isinstance(when, bool)
-                and isinstance(label, str) and len(label) <= MAX_LABEL):
+                and isinstance(label, str) and len(label) <= MAX_LABEL
+                and isinstance(published, int) and not isinstance(published, bool) and 0 <= published < 2**53):
             raise IndexError_("a version entry has a bad name, generation, time or label")
-        out.append(VersionRecord(name, gen, float(when), label))
+        out.append(VersionRecord(name, gen, float(when), label, published))
     active, migrated = doc.get("active"), doc.get("migrated")
     for value in (active, migrated):
         if value is not None and not (isinstance(value, str) and _NAME.match(value)):
@@ -137,10 +144,11 @@ def index_from_dict(doc: object) -> VersionIndex:
     held: Hold | None = None
     if hold is not None:
         skip = hold.get("skip") if isinstance(hold, dict) else None
-        if not isinstance(skip, list) or len(skip) > MAX_VERSIONS or not all(
+        tree = hold.get("tree", False) if isinstance(hold, dict) else None
+        if not isinstance(skip, list) or len(skip) > MAX_VERSIONS or not isinstance(tree, bool) or not all(
                 isinstance(g, str) and _GENERATION.match(g) for g in skip):
             raise IndexError_("its hold is malformed")
-        held = Hold(tuple(skip))
+        held = Hold(tuple(skip), tree)
     return VersionIndex(active, tuple(out), held, migrated)
 
 

@@ -8,7 +8,8 @@ From those it keeps:
   there (the scan that precedes it is not distribution time);
 - per host and generation, the moment the host held every chunk (`have == chunks` in a swarm
   whose generation is the origin's; the site master says when); that moment is the host's
-  `done_s`;
+  `done_s`; a host seen holding it only staged (waiting for the tree's commit) is done once it
+  shows it;
 - per WAN link, the bytes it carried, summed across restarts of the relay that reports it (a
   restarted relay starts counting from zero again);
 - which sites are synced (the site's swarm says every node holds every chunk of the origin's
@@ -173,7 +174,10 @@ class SyncTracker:
             state = self.hosts[host]
             have = node.have
             state.have, state.chunks = have, chunks
-            if have >= chunks and gen not in state.done:
+            # A host that holds the generation staged but does not show it yet (tree activation
+            # waits for the commit) is not done: its hooks run once its folder shows it.
+            waiting = node.staged is not None and node.staged.generation == gen
+            if have >= chunks and not waiting and gen not in state.done:
                 # the master says when the host completed: the poll interval adds nothing
                 at = max(self.first_seen[gen], now - _age(status, node.complete_at, now))
                 state.done[gen] = at

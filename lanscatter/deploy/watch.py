@@ -9,43 +9,40 @@ their ratio to the data set. Each host's and each site's completion is logged wh
 A site master that does not answer is never waited on in silence: once it has been silent for
 `silent_after` seconds without having finished its site, a warning names it, its address, how long
 and what it said last, and repeats every `warn_every` seconds. One that finished its site and then
-stopped answering (a relay whose `up` exits when done) is logged once as finished.
+stopped answering (a relay whose `up` exits when done) is logged once as finished. A site with
+standby gateways is asked at each of them, and the one whose status says it is active counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import http.client
 import logging
 import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-import aiohttp
-
 from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import StatusDoc, StatusError
 from lanscatter.deploy.tracker import Completion, SyncTracker, wan_links_of
-from lanscatter.net.status_client import fetch_status
+from lanscatter.net.status_client import get_status
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 from lanscatter.topology.roles import RoleCommand, status_url
 
 log = logging.getLogger("lanscatter.up")
 
-
 async def wait_until_answers(url: str, interval: float = 0.3) -> None:
     """Return once `url` answers a GET with 200 (cancel to give up)."""
-    timeout = aiohttp.ClientTimeout(total=2)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        while True:
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except (TimeoutError, aiohttp.ClientError):
-                pass
+    while True:
+        try:
+            await asyncio.to_thread(get_status, url, 2.0)
+            return
+        except StatusError:
+            return                       # it answers (what it says is for the watcher to judge)
+        except (OSError, http.client.HTTPException):
             await asyncio.sleep(interval)
 
 
@@ -90,7 +87,8 @@ class Watcher:
         self._site_done: set[tuple[str, str]] = set()      # (site, generation) logged as synced
         self._warned: dict[str, float] = {}                 # site -> when its silence was last told
         self._finished_told: set[str] = set()
-        self._urls = {site: status_url(*addr) for site, addr in plan.site_masters().items()}
+        # A site with standby gateways is described by whichever of them is active.
+        self._urls = {site: [status_url(*addr) for addr in heads] for site, heads in plan.site_heads().items()}
         # Peers of this run are asked directly: their site master may be gone once the tree is done.
         self._own = [status_url(h.address, h.peer_port) for h in self.scope if h.role == "peer" and not plan.local]
         self._started = time.monotonic()
@@ -103,41 +101,40 @@ class Watcher:
 
     async def run(self) -> None:
         """Poll until cancelled; `synced` is set while the hosts in scope have done their part."""
-        timeout = aiohttp.ClientTimeout(total=max(2.0, self.interval * 4))
+        timeout = max(2.0, self.interval * 4)
         last_line = 0.0
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            while True:
-                sites = list(self._urls)
-                answers = await asyncio.gather(*(self._get(http, url) for url in [*self._urls.values(), *self._own]))
-                now = self.now()
-                for site, status in zip(sites, answers):
-                    for done in self.tracker.observe(now, site, status):
-                        self._completed(done)
-                for status in answers[len(sites):]:
-                    for done in self.tracker.observe_node(now, status):
-                        self._completed(done)
-                self._note_generation()
-                self._note_sites(now)
-                if self.tracker.hosts_done(self.scope):
-                    if not self.synced.is_set():
-                        if self.tracker.synced():
-                            log.info("every host holds generation %s", (self.tracker.generation or "")[:12])
-                        log.info("%s", self.progress_line())
-                        if self.on_synced is not None:
-                            self.on_synced()
-                    self.synced.set()
-                else:
-                    self.synced.clear()
-                    if time.monotonic() - last_line >= self.progress_every:
-                        last_line = time.monotonic()
-                        log.info("%s", self.progress_line())
-                await asyncio.sleep(self.interval)
+        while True:
+            heads = [(site, url) for site, urls in self._urls.items() for url in urls]
+            answers = await asyncio.gather(*(self._get(url, timeout) for url in [*(u for _, u in heads), *self._own]))
+            now = self.now()
+            for site, status in _active_heads(heads, answers).items():
+                for done in self.tracker.observe(now, site, status):
+                    self._completed(done)
+            for status in answers[len(heads):]:
+                for done in self.tracker.observe_node(now, status):
+                    self._completed(done)
+            self._note_generation()
+            self._note_sites(now)
+            if self.tracker.hosts_done(self.scope):
+                if not self.synced.is_set():
+                    if self.tracker.synced():
+                        log.info("every host holds generation %s", (self.tracker.generation or "")[:12])
+                    log.info("%s", self.progress_line())
+                    if self.on_synced is not None:
+                        self.on_synced()
+                self.synced.set()
+            else:
+                self.synced.clear()
+                if time.monotonic() - last_line >= self.progress_every:
+                    last_line = time.monotonic()
+                    log.info("%s", self.progress_line())
+            await asyncio.sleep(self.interval)
 
-    async def _get(self, http: aiohttp.ClientSession, url: str) -> StatusDoc | None:
+    async def _get(self, url: str, timeout: float) -> StatusDoc | None:
         """The status at `url`, or None when it does not answer with one (told once per url)."""
         try:
-            status = await fetch_status(http, url)
-        except (TimeoutError, aiohttp.ClientError):
+            status = await asyncio.to_thread(get_status, url, timeout)
+        except (OSError, http.client.HTTPException):
             return None
         except StatusError as exc:
             if url not in self._malformed:
@@ -174,8 +171,9 @@ class Watcher:
                 continue
             self._warned[site] = now
             plan = self.plan.site(site)
-            log.warning("site %s: %s at %s has not answered for %.0f s; last seen: %s", site, plan.master,
-                        self._urls[site], silent_s, self.tracker.last_seen(site))
+            log.warning("site %s: %s at %s has not answered for %.0f s; last seen: %s", site,
+                        ", ".join((plan.master, *plan.standbys)), ", ".join(self._urls[site]), silent_s,
+                        self.tracker.last_seen(site))
 
     def _site_times(self, site: str) -> tuple[int, int, float | None]:
         times = [t for h in self.plan.hosts if h.site == site and (t := self.tracker.done_s(h.name)) is not None]
@@ -210,3 +208,17 @@ class Watcher:
             wire = f", {format_bytes(carried)} on the wire" if data is not None and carried != data else ""
             parts.append(f"{link} {format_bytes(shown)}{ratio}{wire}")
         return " | ".join(parts)
+
+
+def _active_heads(heads: Sequence[tuple[str, str]], answers: Sequence[StatusDoc | None]
+                  ) -> dict[str, StatusDoc | None]:
+    """Per site, the status of the head that describes its swarm: its master, or the gateway whose
+    status says it is active (a standby's status describes only itself); None when none answers."""
+    out: dict[str, StatusDoc | None] = {}
+    for (site, _url), status in zip(heads, answers):
+        standby = status is not None and status.gateway is not None and not status.gateway.active
+        if out.get(site) is None and not standby:
+            out[site] = status
+        else:
+            out.setdefault(site, None)
+    return out

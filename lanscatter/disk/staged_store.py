@@ -8,7 +8,8 @@
   active files are copied locally, the rest is fetched; the active version is only read.
 - When the staged version is complete (its last chunk verified, or nothing was missing), the
   folder's symlink is switched to it (`VersionsDir.activate`), unless a rollback holds this host
-  off that generation. Older versions beyond `keep` are deleted afterwards (`prune`, slow: the
+  off that generation, or (tree activation) the origin has not committed it yet (`may_switch`;
+  `switch` shows it once committed). Older versions beyond `keep` are deleted afterwards (`prune`, slow: the
   caller runs it in a worker thread).
 - Chunks are served from wherever they are verified, staged or active (`locate`).
 - Before staging, the free space is checked: a shortfall is a `NoSpaceError` naming the folder
@@ -22,12 +23,13 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.sizes import format_bytes
-from lanscatter.core.version_plan import link_plan, version_name
+from lanscatter.core.version_plan import VersionRecord, link_plan, version_name
 from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
 from lanscatter.disk.store import Location, MirrorStore, ReconcileStats, _remove
 from lanscatter.disk.versions_dir import VersionsDir
@@ -51,7 +53,10 @@ class StagedStore(MirrorStore):
         self.keep = keep
         self.prune_due = False
         self.last_switch_s = 0.0         # the last switch, from complete to active
-        self.label = ""                  # the origin's label of the generation being reconciled
+        self.label = ""                  # the origin's label of the generation being reconciled ...
+        self.published_ms = 0            # ... and its publish time
+        # Whether a generation staged whole may be shown now (tree activation: once committed).
+        self.may_switch: Callable[[str], bool] = lambda generation: True
         super().__init__(self.versions.active_root() or self.versions.home, state_dir)
         self.root = self.versions.active_root() or self.versions.home
 
@@ -140,10 +145,27 @@ class StagedStore(MirrorStore):
     # ---- switching ---------------------------------------------------------------------------
     def _on_complete(self) -> None:
         m = self.manifest
-        if m is None or self.root.parent != self.versions.home or self.root == self.versions.active_root():
+        if m is None or not self.staging():
             return
+        if not self.may_switch(m.generation):
+            log.info("generation %s is staged whole beside %s: waiting for the tree's commit",
+                     m.generation[:12], self.versions.folder)
+            return
+        self.switch()
+
+    def staging(self) -> bool:
+        """Whether the version being reconciled is staged beside the active one (not shown yet)."""
+        return self.root.parent == self.versions.home and self.root != self.versions.active_root()
+
+    def switch(self, *, lift_tree_hold: bool = False) -> bool:
+        """Show the staged version (complete) now; False when there is none to show, or a rollback
+        holds this host off it (a hold the tree's rollback made is lifted with `lift_tree_hold`)."""
+        m = self.manifest
+        if m is None or not self.complete() or not self.staging():
+            return False
         started = time.perf_counter()
-        switched = self.versions.activate(self.root.name, m.generation, time.time(), self.label)
+        switched = self.versions.activate(self.root.name, m.generation, time.time(), self.label,
+                                          self.published_ms, lift_tree_hold=lift_tree_hold)
         self.last_switch_s = time.perf_counter() - started
         if switched:
             self.prune_due = True
@@ -152,6 +174,18 @@ class StagedStore(MirrorStore):
         else:
             log.info("generation %s is complete but not activated: a rollback holds %s off it",
                      m.generation[:12], self.versions.folder)
+        return switched
+
+    def rollback_to(self, generation: str) -> VersionRecord:
+        """Show the kept version of `generation` and hold there (a tree-wide rollback)."""
+        record = self.versions.rollback(generation, time.time(), tree=True)
+        log.info("rolled back %s to version %s (generation %s)", self.versions.folder, record.name,
+                 record.generation[:12])
+        return record
+
+    def kept(self) -> frozenset[str]:
+        """Generations of the versions kept here."""
+        return frozenset(v.generation for v in self.versions.read_index().versions if v.generation)
 
     def prune(self) -> list[str]:
         """Delete the versions beyond `keep` (blocking: a worker thread)."""

@@ -175,23 +175,27 @@ class VersionsDir:
             index = index.with_active(name, "", time.time() if now is None else now)
         self._write_index(replace(index, migrated=None))
 
-    def activate(self, name: str, generation: str, now: float, label: str = "") -> bool:
-        """Make version `name` (complete, holding `generation`, labelled `label` by the origin)
-        the active one. False, and nothing changed, when a rollback holds this host off that
-        generation."""
+    def activate(self, name: str, generation: str, now: float, label: str = "", published_ms: int = 0,
+                 *, lift_tree_hold: bool = False) -> bool:
+        """Make version `name` (complete, holding `generation`, labelled `label` by the origin,
+        which published it at `published_ms`) the active one. False, and nothing changed, when a
+        rollback holds this host off that generation, unless the tree's rollback made the hold and
+        `lift_tree_hold` (the tree commits that generation again)."""
         with self.locked():
             index = self.read_index()
-            if index.hold is not None and generation in index.hold.skip:
+            hold = index.hold
+            if hold is not None and generation in hold.skip and not (lift_tree_hold and hold.tree):
                 return False
             if index.active == name and self.active_root() == self.path(name):
                 return True
-            self._write_index(replace(index.with_active(name, generation, now, label), hold=None))
+            self._write_index(replace(index.with_active(name, generation, now, label, published_ms), hold=None))
             self._point_at(name)
         return True
 
-    def rollback(self, to: str | None, now: float) -> VersionRecord:
+    def rollback(self, to: str | None, now: float, *, tree: bool = False) -> VersionRecord:
         """Switch to a kept version (`to`: name or generation; default the previous one) and hold
-        there: the generation rolled back from is not activated again by itself."""
+        there: the generation rolled back from is not activated again by itself (`tree`: the tree's
+        rollback, whose next commit lifts the hold)."""
         with self.locked():
             index = self.read_index()
             target = index.previous() if to is None else index.find(to)
@@ -207,7 +211,7 @@ class VersionsDir:
             skip = tuple(dict.fromkeys(
                 [*(index.hold.skip if index.hold else ()), *([current.generation] if current else [])]))
             index = index.with_active(target.name, target.generation, now)
-            self._write_index(replace(index, hold=replace_hold(skip, target.generation)))
+            self._write_index(replace(index, hold=replace_hold(skip, target.generation, tree)))
             self._point_at(target.name)
             return target
 
@@ -239,10 +243,10 @@ class VersionsDir:
             raise
 
 
-def replace_hold(skip: tuple[str, ...], target: str) -> Hold | None:
+def replace_hold(skip: tuple[str, ...], target: str, tree: bool = False) -> Hold | None:
     """The hold after a rollback to `target`: every generation rolled back from, minus the target."""
     left = tuple(g for g in skip if g and g != target)
-    return Hold(left) if left else None
+    return Hold(left, tree) if left else None
 
 
 def _rmtree(path: Path) -> None:

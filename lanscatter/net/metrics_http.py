@@ -49,6 +49,25 @@ class StatusCollector(Collector):
             dl.add_metric([n.name], n.dl_slots_used)
             ul.add_metric([n.name], n.ul_slots_used)
         yield from (have, rx, tx, online, dl, ul)
+        active = GaugeMetricFamily("lanscatter_node_active_published_timestamp_seconds",
+                                   "When the origin published the version each node's folder shows",
+                                   labels=["node", "generation", "label"])
+        staged = GaugeMetricFamily("lanscatter_node_staged_ratio",
+                                   "Share of the version being staged beside the active one that each node holds",
+                                   labels=["node", "generation"])
+        for n in st.nodes:
+            if n.active is not None:
+                active.add_metric([n.name, n.active.generation, n.active.label], n.active.published_ms / 1000)
+            if n.staged is not None:
+                staged.add_metric([n.name, n.staged.generation], n.staged.progress)
+        yield from (active, staged)
+        if (commit := st.commit) is not None:
+            yield GaugeMetricFamily("lanscatter_commit_hosts_ready",
+                                    "Hosts joined in the tree that hold the current version (tree activation)",
+                                    value=commit.ready)
+            yield GaugeMetricFamily("lanscatter_commit_hosts", "Hosts joined in the tree", value=commit.hosts)
+            yield GaugeMetricFamily("lanscatter_commit_overdue", "1 when the current version's commit is past "
+                                    "its deadline", value=1 if commit.state == "overdue" else 0)
         link = CounterMetricFamily("lanscatter_link_bytes", "Bytes carried per WAN link", labels=["link"])
         for ln in st.links:
             link.add_metric([ln.name], ln.bytes)

@@ -1,6 +1,6 @@
-"""The master's `/publish` endpoint: the I/O shell around `publish_request.py` (the nonce, the MAC'd
-request) that asks the master to publish and answers with the outcome (statuses in the protocol
-table of `publish_request.py`).
+"""The master's `/publish` and `/rollback` endpoints: the I/O shell around `publish_request.py`
+(the nonce, the MAC'd request) that asks the master to publish, or to roll the tree back, and
+answers with the outcome (statuses in the protocol table of `publish_request.py`).
 
 A request without the secret, with a used nonce, or malformed changes nothing: the first two are a
 warning event on the master (who sent it, never what), a malformed one a warning line."""
@@ -18,7 +18,15 @@ from aiohttp import web
 from lanscatter.core.auth import Auth
 from lanscatter.core.errors import AuthError, ConfigError, RemoteProtocolError
 from lanscatter.core.publish_policy import Refusal
-from lanscatter.core.publish_request import MAC_HEADER, MAX_BODY_BYTES, PUBLISH_PATH, NonceBook, open_request
+from lanscatter.core.publish_request import (
+    MAC_HEADER,
+    MAX_BODY_BYTES,
+    PUBLISH_PATH,
+    ROLLBACK_PATH,
+    NonceBook,
+    open_request,
+    open_rollback,
+)
 
 log = logging.getLogger("lanscatter.roles.master")
 
@@ -33,18 +41,33 @@ class Published:
     changed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    """The version every host shows after a tree-wide rollback (`instead`: of the current one)."""
+
+    generation: str
+    label: str
+    instead: str
+
+
 PublishFn = Callable[[str | None, bool], Awaitable[Published | Refusal]]   # (label, allow_shrink)
+RollbackFn = Callable[[str | None], Awaitable[RolledBack | Refusal]]     # (to)
 
 
 class PublishEndpoint:
-    def __init__(self, auth: Auth, publish: PublishFn, event: Callable[[str, str], None]) -> None:
+    def __init__(self, auth: Auth, publish: PublishFn, event: Callable[[str, str], None],
+                 rollback: RollbackFn | None = None) -> None:
         self._auth = auth
         self._publish = publish
+        self._rollback = rollback
         self._event = event
         self._nonces = NonceBook()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(PUBLISH_PATH, self._nonce), web.post(PUBLISH_PATH, self._request)]
+        routes = [web.get(PUBLISH_PATH, self._nonce), web.post(PUBLISH_PATH, self._request)]
+        if self._rollback is not None:
+            routes += [web.get(ROLLBACK_PATH, self._nonce), web.post(ROLLBACK_PATH, self._rollback_request)]
+        return routes
 
     async def _nonce(self, _request: web.Request) -> web.Response:
         return web.json_response({"nonce": self._nonces.issue(secrets.token_hex(16), time.monotonic())})
@@ -73,6 +96,28 @@ class PublishEndpoint:
                                   "published_ms": outcome.published_ms, "changed": outcome.changed})
 
 
-def _malformed(who: str, why: str) -> web.Response:
-    log.warning("malformed publish request from %s: %s", who, why)
+    async def _rollback_request(self, request: web.Request) -> web.Response:
+        who = request.remote or "?"
+        assert self._rollback is not None
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return _malformed(who, f"a rollback request is at most {MAX_BODY_BYTES} bytes", "rollback")
+        body = await request.read()
+        try:
+            req = open_rollback(self._auth, body, request.headers.get(MAC_HEADER), self._nonces, time.monotonic())
+        except AuthError as exc:
+            self._event("warning", f"refused a rollback request from {who}: {exc.message}")
+            return web.json_response({"error": exc.message}, status=403)
+        except RemoteProtocolError as exc:
+            return _malformed(who, exc.message, "rollback")
+        log.info("tree rollback requested from %s", who)
+        outcome = await self._rollback(req.to)
+        if isinstance(outcome, Refusal):
+            return web.json_response({"error": f"not rolled back: {outcome.reason}", "hint": outcome.hint},
+                                     status=409)
+        return web.json_response({"generation": outcome.generation, "label": outcome.label,
+                                  "instead": outcome.instead})
+
+
+def _malformed(who: str, why: str, what: str = "publish") -> web.Response:
+    log.warning("malformed %s request from %s: %s", what, who, why)
     return web.json_response({"error": f"protocol error: {why}"}, status=400)

@@ -1,16 +1,26 @@
 """Reading a node's `/status` over HTTP: the body read within `MAX_STATUS_BYTES`, then decoded by
 `core/status.py` (`read_status`), so a hostile or broken node costs a bounded read and a
-`StatusError`, never a crash or an unbounded buffer. Used by `up`'s watcher and the monitor's
-polling fallback.
+`StatusError`, never a crash or an unbounded buffer. The monitor's polling fallback uses aiohttp
+(`fetch_status`); `up`'s watcher the standard library's client in a thread (`get_status`): every
+host of a tree runs an `up`, and importing aiohttp cost each 0.2 s of CPU before its roles could
+start (aiohttp is imported here only for its type names).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-
-import aiohttp
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from lanscatter.core.status import MAX_STATUS_BYTES, StatusDoc, StatusError, read_status
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+class StatusRefused(http.client.HTTPException):
+    """The endpoint answered with an HTTP error status."""
 
 
 async def fetch_status(http: aiohttp.ClientSession, url: str, *,
@@ -39,3 +49,22 @@ def parse_status(text: str | bytes) -> StatusDoc:
     except (ValueError, RecursionError) as exc:
         raise StatusError(f"the status is not JSON ({type(exc).__name__})") from None
     return read_status(data)
+
+
+def get_status(url: str, timeout: float) -> StatusDoc:
+    """The status document at `url` (http only), with the standard library's client. Blocking:
+    run it in a thread. Network trouble raises OSError or `http.client.HTTPException` (an HTTP
+    error status: `StatusRefused`); a body that is no status document raises StatusError."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/")
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise StatusRefused(f"{url} answered HTTP {resp.status}")
+        body = resp.read(MAX_STATUS_BYTES + 1)
+    finally:
+        conn.close()
+    if len(body) > MAX_STATUS_BYTES:
+        raise StatusError(f"{url} sent a status of more than {MAX_STATUS_BYTES} bytes")
+    return parse_status(body)

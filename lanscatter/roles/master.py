@@ -14,6 +14,8 @@ mtime, inode, ctime); when it is not, the request fails and a rescan is started,
 never distributed. A downloader that finds a chunk from this folder does not match its hash makes
 the master forget the hashes of the files holding it, stop offering it and rescan: those files are
 read afresh (once per chunk and generation, so a lying peer cannot keep it hashing).
+It commits each version down the tree once every joined host holds it (tree activation,
+`tree_origin.py`), and rolls the tree back on an authenticated request at /rollback.
 Names the protocol cannot carry are left out of the manifest and reported once each (the name in
 the log; a count in the events and as `skipped_names` in the status, which carry no file names);
 neither they nor anything else in the folder stops the scans or the file watcher.
@@ -45,20 +47,22 @@ from lanscatter.core.publish_policy import (
     check_publish,
     default_mode,
 )
-from lanscatter.core.signing import SignedVersion, public_key_of, sign_version
+from lanscatter.core.signing import SignedVersion, public_key_of, published_view, sign_version
 from lanscatter.core.sizes import format_bytes
-from lanscatter.core.status import PublishState, StatusDoc
+from lanscatter.core.status import ActiveVersion, PublishState, StatusDoc
+from lanscatter.core.tree_commit import DEFAULT_DEADLINE_S, RollbackRefused
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import RefusedName, scan_folder
 from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.disk.store import Location
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import coordinator_app
-from lanscatter.net.publish_http import Published, PublishEndpoint
+from lanscatter.net.publish_http import Published, PublishEndpoint, RolledBack
 from lanscatter.net.ratelimit import TokenBucket
 from lanscatter.net.server import bind_site
 from lanscatter.net.tls import ServerTLS
 from lanscatter.roles.swarm import Swarm
+from lanscatter.roles.tree_origin import TreeOrigin
 
 log = logging.getLogger("lanscatter.roles.master")
 
@@ -99,6 +103,9 @@ class MasterOptions:
                                            # else on-change
     settle_s: float = DEFAULT_SETTLE_S     # on-change: publish once nothing changed for this long
     allow_shrink: bool = False             # publish an empty or much smaller source unasked
+    activate: str = "host"                 # "tree": the hosts switch on this origin's commit, and a
+                                           # commit past its deadline is reported (tree_origin.py)
+    commit_deadline_s: float = DEFAULT_DEADLINE_S
 
 
 ProgressFactory = Callable[[], Callable[[int, int], None] | None]
@@ -135,7 +142,8 @@ class MasterNode:
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat,
                            seed_uploads=lambda: self.counters.uploads, seed_rates=self.server.pacer.set_rates,
-                           on_seed_corrupt=self._seed_corrupt)
+                           on_seed_corrupt=self._seed_corrupt, seed_active=self._shown,
+                           on_change=lambda: self.tree.step())
         self.manifest: Manifest | None = None    # the published version
         self.signed: SignedVersion | None = None
         self.label = ""
@@ -144,9 +152,11 @@ class MasterNode:
         self.pending = False                     # the source differs from the published version
         self._lock = asyncio.Lock()              # one scan-and-publish at a time
         self._last_change = -float("inf")        # loop time of the last change the watcher saw
+        self.tree = TreeOrigin(self.swarm, opts.state_dir, tree=opts.activate == "tree",
+                               deadline_s=opts.commit_deadline_s)
         self.publish_endpoint = PublishEndpoint(
             self.auth, lambda label, allow_shrink: self.publish(label=label, allow_shrink=allow_shrink),
-            self.swarm.event)
+            self.swarm.event, self._rollback)
         self._rechecked: set[str] = set()       # chunks re-hashed after a mismatch, this generation
         self._refused: set[RefusedName] = set()   # names left out by the last scan (reported)
         self.progress = progress
@@ -270,7 +280,21 @@ class MasterNode:
         self.swarm.set_manifest(manifest, signed=signed)
         self.swarm.event("info", f"published generation {manifest.generation[:12]}"
                                  + (f" labelled {show_path(label, 80)!r}" if label else ""))
+        self.tree.published(manifest.generation, label, published_ms)
         return Published(manifest.generation, label, published_ms, changed=True)
+
+    def _shown(self) -> ActiveVersion | None:
+        """The version the origin serves, as a status shows a host's active version."""
+        pub = published_view(self.signed, self.manifest.generation if self.manifest else None)
+        return None if pub is None else ActiveVersion(pub.generation, pub.label, pub.published_ms,
+                                                      pub.published_ms / 1000)
+
+    async def _rollback(self, to: str | None) -> RolledBack | Refusal:
+        """`lanscatter rollback --tree`: every host shows a version committed earlier."""
+        out = self.tree.rollback(to)
+        if isinstance(out, RollbackRefused):
+            return Refusal(out.reason, out.hint)
+        return RolledBack(out.generation, self.tree.label_of(out.generation), out.instead)
 
     def _source_root(self) -> Path:
         """The folder to scan now: the source, or the release its symlink points at."""
@@ -387,6 +411,7 @@ class MasterNode:
             await self.stop()
             raise
         self._tasks.append(asyncio.create_task(self._rescan_loop(), name="rescan"))
+        self._tasks.append(asyncio.create_task(self.tree.run(), name="tree-commit"))
         if self.opts.watch and self.mode == "on-change":
             self._tasks.append(asyncio.create_task(self._watch_loop(), name="watch"))
         if self._link is not None:
@@ -425,7 +450,8 @@ class MasterNode:
         return replace(st, skipped_names=len(self._refused), chunk_size_auto=self.opts.chunk_size == AUTO,
                        publish=PublishState(
             mode=self.mode, settle_s=self.opts.settle_s, pending=self.pending,
-            refused=refusal.reason if refusal else None, hint=refusal.hint if refusal else None))
+            refused=refusal.reason if refusal else None, hint=refusal.hint if refusal else None),
+            commit=self.tree.status())
 
 
 def _read_link(path: Path) -> str | None:

@@ -53,7 +53,7 @@ def snapshot(node: PeerNode) -> Snapshot:
     st = node.status()
     me = st.nodes[0]
     held, total = node.progress()
-    return Snapshot(master=f"{node.opts.master}:{node.opts.master_port}", connected=node.connected,
+    return Snapshot(master=node.master_text, connected=node.connected,
                     joined_once=node.joined_once, attempts=node.connect_attempts, error=node.connect_error,
                     generation=st.generation, have=me.have, chunks=st.chunks, held=held, total=total,
                     rate=node.rx_rate(), sources=len(node.sources), synced=st.synced)

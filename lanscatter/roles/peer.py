@@ -13,11 +13,15 @@ anything else is refused, the folder is left as it is, and the peer reconnects. 
 has not synced before is not wiped: a first sync that would delete anything stops with the list
 unless `adopt` (first_sync.py); `dry_run` previews the sync of the first version and ends.
 
+With `alternates` (a site's standby gateways), a peer that loses its master, or is answered 503
+by a standby, tries the next one in turn; a frozen master is noticed by a 4 s ping.
+
 A relay reuses this role as its upstream side: callbacks given at construction see each
 validated generation (`on_manifest`), each verified chunk (`on_chunk`, for cut-through), each chunk
-whose first bytes are written, with when its download is due (`on_arriving`), and each of those
-that did not arrive whole (`on_arrival_failed`); a chunk's received prefix is served while it
-arrives (chunk_arrivals.py). The node is its relay's `ChunkSource` (`locate`, `have`, `verify`),
+whose first bytes are written, with when its download is due (`on_arriving`), each of those that
+did not arrive whole (`on_arrival_failed`), and each commit of the tree (`on_commit`, tree
+activation: tree_commit.py); a chunk's received prefix is served while it arrives
+(chunk_arrivals.py). The node is its relay's `ChunkSource` (`locate`, `have`, `verify`),
 and `resume` takes the generation a relay saved before any master answers.
 """
 
@@ -35,6 +39,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -57,7 +62,8 @@ from lanscatter.core.ports import DEFAULT_PEER_PORT
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import OriginKey, SignedVersion, VersionStatement, describes, published_view
-from lanscatter.core.status import NodeStatus, StatusDoc, slots_in_use
+from lanscatter.core.status import ActiveVersion, NodeStatus, StagedVersion, StatusDoc, slots_in_use
+from lanscatter.core.tree_commit import Commit, HostView, host_action, may_switch
 from lanscatter.disk.first_sync import (
     ADOPT_HINT,
     SyncPreview,
@@ -82,6 +88,11 @@ from lanscatter.net.upload_pace import Pace
 log = logging.getLogger("lanscatter.roles.peer")
 
 _FIRST_JOIN_RETRY_S = 0.2
+_FAILOVER_RETRY_S = 1.0        # between masters of a round of gateways
+_FAILOVER_HEARTBEAT_S = 4.0    # ping after this long silent, give up half of it later
+STANDBY_STATUS = 503           # what a standby gateway answers at /ws (roles/gateway.py) ...
+ACTIVE_HEADER = "X-Lanscatter-Active"   # ... naming the active one (host:port) when it knows it
+_FAILOVER_JOIN_S = 3.0         # a gateway that does not answer the upgrade by then is frozen: next
 # What a folder cannot hold of a generation that passed every check of the manifest (a path too
 # long below this folder, a file larger than this file system takes): the generation is refused
 # like a malformed one, and the node stays up.
@@ -113,23 +124,33 @@ class PeerOptions:
     tls_server: ServerTLS | None = None    # also serve TLS on the chunk port
     origin_key: OriginKey | None = None  # who may publish versions (None: pin the first signer)
     activate: str = "host"             # "host": stage beside the active version, switch at once
-                                       # when complete; "per-file": each file replaced in place
+                                       # when complete; "tree": stage, switch on the origin's commit
+                                       # (tree_commit.py); "per-file": each file replaced in place
     keep: int = DEFAULT_KEEP           # versions kept (host activation), the active one included
     adopt: bool = False                # delete what the version lacks even in a folder never synced
     dry_run: bool = False              # preview the first version's sync (`preview`), then end
+    # Other masters of the same swarm (a site's standby gateways, in the tree's order): when the
+    # master goes away or answers as a standby, the next one is tried, round and round.
+    alternates: tuple[tuple[str, int], ...] = ()
 
 
 class PeerNode:
     def __init__(self, opts: PeerOptions, *, on_manifest: Callable[[Manifest], None] | None = None,
                  on_chunk: Callable[[str], None] | None = None,
                  on_arriving: Callable[[str, float], None] | None = None,
-                 on_arrival_failed: Callable[[str], None] | None = None) -> None:
+                 on_arrival_failed: Callable[[str], None] | None = None,
+                 on_commit: Callable[[p.Commit], None] | None = None) -> None:
         self.opts = opts
         self.name = opts.name or socket.gethostname()
         self.auth = Auth(opts.secret)
         self.counters = TrafficCounters()
-        self.store = (StagedStore(opts.folder, opts.state_dir, opts.keep) if opts.activate == "host"
+        self.store = (StagedStore(opts.folder, opts.state_dir, opts.keep) if opts.activate in ("host", "tree")
                       else MirrorStore(opts.folder, opts.state_dir))
+        self.commit: Commit | None = None          # the tree's last commit (tree_commit.py)
+        if isinstance(self.store, StagedStore) and opts.activate == "tree":
+            self.store.may_switch = lambda generation: may_switch(True, self.commit, generation)
+        self._missing_told: str | None = None       # a rollback to a version not kept here, said once
+        self._per_file_active: ActiveVersion | None = None   # per-file: the last version held whole
         self._synced_before = synced_before(opts.state_dir, self.store.folder)
         self.preview: SyncPreview | None = None      # with dry_run: what the sync would do
         # The folder passed the first-sync check in this run: what is in it now was written by
@@ -137,6 +158,7 @@ class PeerNode:
         self._taken_over = False
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
+        self.statement: VersionStatement | None = None   # ... as checked
         self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
         self.ul_bucket = TokenBucket(opts.ul_rate) if opts.ul_rate else None
         self.dl_bucket = TokenBucket(opts.dl_rate) if opts.dl_rate else None
@@ -150,7 +172,11 @@ class PeerNode:
         self._on_chunk = on_chunk            # each chunk verified here
         self._on_arriving = on_arriving      # (chunk, due by: monotonic) at a download's first bytes
         self._on_arrival_failed = on_arrival_failed    # ... and when that download failed
+        self._on_commit = on_commit          # each commit of the tree (a relay passes it down)
         self.connected = False
+        self._masters = ((opts.master, opts.master_port), *opts.alternates)
+        self._master_index = 0
+        self._named_active: tuple[str, int] | None = None    # as the last standby asked said
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -219,7 +245,7 @@ class PeerNode:
                     self.connect_error = connect_failure(exc)
                     if not self._joined_once and time.monotonic() - first_try > self.opts.connect_timeout:
                         raise ConfigError(
-                            f"the master at {self.opts.master}:{self.opts.master_port} did not answer for "
+                            f"the master at {self.master_text} did not answer for "
                             f"{self.opts.connect_timeout:.0f} s ({self.connect_error})",
                             "check the address and port, that the master runs there, and that no firewall "
                             "blocks the port; --connect-timeout waits longer") from None
@@ -235,13 +261,34 @@ class PeerNode:
                 finally:
                     self.connected = False
                     await self._cancel_all()
-                if self._joined_once:
+                if len(self._masters) > 1:
+                    # Whichever gateway is active answers; a standby takes over within seconds, so
+                    # the round of them is tried again soon, from the one a standby named.
+                    self._master_index = (self._master_index + 1) % len(self._masters)
+                    if self._named_active in self._masters:
+                        self._master_index = self._masters.index(self._named_active)
+                    self._named_active = None
+                    await asyncio.sleep(min(backoff, _FAILOVER_RETRY_S))
+                    backoff = min(backoff * 2, 5.0)
+                elif self._joined_once:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                 else:
                     # Not joined yet: the master is usually just starting, and a refused connect
                     # costs nothing, so try often; the first generation should not wait for us.
                     await asyncio.sleep(_FIRST_JOIN_RETRY_S)
+
+    def _standby_named(self, active: str) -> None:
+        """A standby said which gateway is active (host:port): the next attempt goes there."""
+        host, sep, port = active[:300].rpartition(":")
+        if sep and port.isdigit():
+            self._named_active = (host.strip("[]"), int(port))
+
+    @property
+    def master_text(self) -> str:
+        """The master this node joins (or tries next), as host:port."""
+        host, port = self._masters[self._master_index]
+        return f"{host}:{port}"
 
     @property
     def joined_once(self) -> bool:
@@ -259,11 +306,15 @@ class PeerNode:
 
     # ---- one connection ----------------------------------------------------------------------
     async def _session_once(self, session: aiohttp.ClientSession) -> None:
-        url = f"{'wss' if self.opts.tls else 'http'}://{self.opts.master}:{self.opts.master_port}/ws"
+        host, port = self._masters[self._master_index]
+        url = f"{'wss' if self.opts.tls else 'http'}://{host}:{port}/ws"
         # The manifest is the one large frame, and only a master sends it: the limit is sized for
         # it; frames before the Welcome are held to MAX_FRAME before they are parsed.
-        async with _refused_as_error(self.opts.master, self.opts.master_port), \
-                session.ws_connect(url, heartbeat=20, max_msg_size=p.MAX_MANIFEST_FRAME,
+        # With standby gateways, a frozen or cut-off master must be noticed before one takes over.
+        heartbeat = _FAILOVER_HEARTBEAT_S if len(self._masters) > 1 else 20
+        join_limit = _FAILOVER_JOIN_S if len(self._masters) > 1 else None
+        async with _refused_as_error(host, port, self._standby_named), \
+                _ws_within(session, join_limit, url, heartbeat=heartbeat, max_msg_size=p.MAX_MANIFEST_FRAME,
                                    ssl=self.opts.tls or True, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             sockname = ws.get_extra_info("sockname")
@@ -273,7 +324,7 @@ class PeerNode:
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
                 ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role,
                 generation=self.manifest.generation if self.manifest else ""),
-                them=f"the master at {self.opts.master}:{self.opts.master_port}")
+                them=f"the master at {host}:{port}")
             await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
             welcome = hs.receive_welcome(await _handshake_frame(ws))
             channel = hs.channel
@@ -328,6 +379,11 @@ class PeerNode:
             loop.call_soon_threadsafe(self._post, p.Receiving(transfer))
         return notice
 
+    def post(self, msg: p.Message, min_protocol: int = 1) -> None:
+        """Queue a frame for the master if the protocol agreed at the last join carries it."""
+        if self._protocol >= min_protocol:
+            self._post(msg)
+
     def _post(self, msg: p.Message) -> None:
         """Queue a frame for the master (dropped when not connected: the next join resends state)."""
         if self._outbox is not None:
@@ -358,6 +414,8 @@ class PeerNode:
                 await self.verify(msg.chunks)
         elif isinstance(msg, p.Rates):
             self.server.pacer.set_rates(dict(zip(msg.transfers, msg.rates)))
+        elif isinstance(msg, p.Commit):
+            await self._take_commit(msg)
         elif isinstance(msg, p.Cancel):
             if (running := self._tasks.get(msg.transfer)) is not None:
                 del self._tasks[msg.transfer]
@@ -366,6 +424,32 @@ class PeerNode:
             raise RemoteProtocolError(f"master reported: {safe_text(msg.message)}")
         else:
             raise RemoteProtocolError(f"master sent {msg.TYPE!r}, which only a peer sends")
+
+    async def _take_commit(self, msg: p.Commit) -> None:
+        """The tree's commit (tree_commit.py): switch to the committed version if it is staged
+        whole here, roll back to a kept one, or wait; a relay passes it on to its site."""
+        self.commit = Commit(msg.generation, msg.instead)
+        if self._on_commit:
+            self._on_commit(msg)
+        store = self.store
+        if not isinstance(store, StagedStore):
+            return
+        async with self._reconcile_lock:
+            record = store.versions.active_record()
+            view = HostView(tree=self.opts.activate == "tree",
+                            current=self.manifest.generation if self.manifest else None,
+                            staged_whole=self.complete(), active=record.generation if record else None,
+                            kept=store.kept())
+            action, generation = host_action(view, self.commit)
+            if action == "switch" and store.switch(lift_tree_hold=True):
+                self._prune_soon(store)
+            elif action == "rollback":
+                store.rollback_to(generation)
+            elif action == "missing" and self._missing_told != generation:
+                self._missing_told = generation
+                log.warning("the tree was rolled back to generation %s, which %s does not keep: it stays "
+                            "on its version", generation[:12], store.folder)
+        self._post_stats()
 
     async def _take_manifest(self, msg: p.ManifestMsg) -> None:
         """A manifest from the master: decoded and checked, its signature checked, then applied.
@@ -406,8 +490,10 @@ class PeerNode:
             await self._first_sync_check(manifest)
             self._taken_over = True
         self.signed = signed
+        self.statement = statement
         if isinstance(self.store, StagedStore):
             self.store.label = statement.label      # kept with the version: `rollback --to LABEL`
+            self.store.published_ms = statement.published_ms
         try:
             await self._new_manifest(manifest)
         except NoSpaceError as exc:
@@ -427,8 +513,8 @@ class PeerNode:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, self.trust.check, manifest, signed)
         except SignatureError as exc:
-            log.error("refused a version from %s:%d, the folder is left as it is: %s%s", self.opts.master,
-                      self.opts.master_port, exc, f" (hint: {exc.hint})" if exc.hint else "")
+            log.error("refused a version from %s, the folder is left as it is: %s%s", self.master_text,
+                      exc, f" (hint: {exc.hint})" if exc.hint else "")
             raise RemoteProtocolError("the master sent a version the origin did not sign") from None
 
     async def _first_sync_check(self, manifest: Manifest) -> None:
@@ -463,9 +549,11 @@ class PeerNode:
         statement = self.trust.check(manifest, signed)
         if isinstance(self.store, StagedStore):
             self.store.label = statement.label
+            self.store.published_ms = statement.published_ms
         await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
         self.manifest = manifest
         self.signed = signed
+        self.statement = statement
 
     async def verify(self, chunks: Iterable[str],
                      why: str = "a chunk served from here did not match its hash") -> None:
@@ -518,6 +606,12 @@ class PeerNode:
         self._post(p.Have(manifest.generation, held[:p.HAVE_PIECE], replace=True))
         for k in range(p.HAVE_PIECE, len(held), p.HAVE_PIECE):
             self._post(p.Have(manifest.generation, held[k:k + p.HAVE_PIECE]))
+
+    def _prune_soon(self, store: StagedStore) -> None:
+        prune = asyncio.create_task(self._prune(store))
+        self._housekeeping.add(prune)
+        prune.add_done_callback(self._housekeeping.discard)
+        prune.add_done_callback(_log_crash)
 
     async def _prune(self, store: StagedStore) -> None:
         """Old versions deleted after a switch, in a worker thread, never during a reconcile."""
@@ -573,10 +667,7 @@ class PeerNode:
                 verified = True
                 self.arrivals.end(arrival, ok=True)
                 if isinstance(self.store, StagedStore) and self.store.prune_due:
-                    prune = asyncio.create_task(self._prune(self.store))
-                    self._housekeeping.add(prune)
-                    prune.add_done_callback(self._housekeeping.discard)
-                    prune.add_done_callback(_log_crash)
+                    self._prune_soon(self.store)
                 self._note_synced()
             else:
                 log.info("chunk %s from %s failed: %s", d.chunk[:8], d.source, result.error)
@@ -613,8 +704,39 @@ class PeerNode:
             self._post_stats()
 
     def _post_stats(self) -> None:
+        a = self.active_version()
         self._post(p.Stats(self.counters.rx_bytes, self.counters.tx_bytes, self.counters.uploads,
-                           self.complete()))
+                           self.complete(), *((a.generation, a.label, a.published_ms, a.activated) if a
+                                              else ("", "", 0, 0.0))))
+
+    def active_version(self) -> ActiveVersion | None:
+        """(generation, label, published_ms, switched at) of the version this host's folder shows:
+        the active version (host and tree activation), or in per-file mode the last version the
+        folder held whole."""
+        if isinstance(self.store, StagedStore):
+            try:
+                record = self.store.versions.active_record()
+            except ConfigError:
+                return None
+            if record is None:
+                return None
+            return ActiveVersion(record.generation, record.label, record.published_ms, record.activated)
+        m, statement = self.manifest, self.statement
+        if (m is not None and self.complete() and statement is not None and statement.generation == m.generation
+                and (self._per_file_active is None or self._per_file_active.generation != m.generation)):
+            self._per_file_active = ActiveVersion(m.generation, statement.label, statement.published_ms, time.time())
+        return self._per_file_active
+
+    def staged_version(self, active: ActiveVersion | None) -> StagedVersion | None:
+        """The version being staged beside the `active` one: its generation, label and progress
+        (share of its bytes held), and whether it is whole (tree activation: waiting for the commit)."""
+        m = self.manifest
+        if m is None or (active is not None and active.generation == m.generation):
+            return None
+        held, total = self.progress()
+        statement = self.statement
+        return StagedVersion(m.generation, statement.label if statement and statement.generation == m.generation
+                             else "", held / total if total else 1.0, self.complete())
 
     async def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())
@@ -659,12 +781,14 @@ class PeerNode:
             dl_slots_used=slots_in_use(c.downloads, o.dl_slots), ul_slots_used=slots_in_use(c.uploads, o.ul_slots),
             rx_bytes=c.rx_bytes, tx_bytes=c.tx_bytes, rx_rate=rates[0], tx_rate=rates[1],
             downloaded_chunks=self.downloaded_chunks, local_copies=self.local_copies,
+            active=(active := self.active_version()), staged=self.staged_version(active),
         )
         return StatusDoc(
             role=o.role, name=self.name, time=time.time(),
             generation=m.generation if m else None, chunks=n, bytes=m.total_bytes if m else 0,
             synced=self.complete(), published=published_view(self.signed, m.generation if m else None),
-            nodes=(node,), insecure=not self.auth.secure, control_rx_bytes=self.control_rx_bytes,
+            active=node.active, staged=node.staged, nodes=(node,), insecure=not self.auth.secure,
+            control_rx_bytes=self.control_rx_bytes,
         )
 
 
@@ -686,7 +810,20 @@ def connect_failure(exc: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
+async def _ws_within(session: aiohttp.ClientSession, limit: float | None, url: str,
+                     **kwargs: Any) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A websocket to `url` whose upgrade is answered within `limit` seconds (None: no limit
+    beyond the session's): a frozen master accepts the connection and never answers."""
+    ws = await asyncio.wait_for(session.ws_connect(url, **kwargs), limit)
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+@contextlib.asynccontextmanager
+async def _refused_as_error(host: str, port: int,
+                            standby_named: Callable[[str], None] | None = None) -> AsyncIterator[None]:
     """A master that is not the pinned one, or that speaks only TLS to a peer without it: the
     operator must act, so it is an error exit, not a reconnect."""
     try:
@@ -701,8 +838,14 @@ async def _refused_as_error(host: str, port: int) -> AsyncIterator[None]:
         raise TLSRefused(f"no TLS with the master at {host}:{port} ({exc.os_error})",
                          "the site tree's tls: for this link must be the same on both hosts") from None
     except aiohttp.WSServerHandshakeError as exc:
+        if exc.status == STANDBY_STATUS:
+            if standby_named is not None and exc.headers is not None:
+                standby_named(exc.headers.get(ACTIVE_HEADER, ""))
+            raise StandbyAnswer(f"{host}:{port} is a standby gateway") from None
         if exc.status != 426:
-            raise
+            # A web server, or anything else that is no lanscatter master: tried again like a
+            # master that does not answer (the next gateway, or until --connect-timeout).
+            raise NotAMaster(f"{host}:{port} answered HTTP {exc.status}, not a lanscatter master") from None
         raise TLSRefused(f"the master at {host}:{port} says: {TLS_REQUIRED_TEXT.strip()}",
                          "give this node --tls-fingerprint (or --tls-ca), as the site tree's tls: says") from None
 
@@ -717,6 +860,14 @@ async def _handshake_frame(ws: aiohttp.ClientWebSocketResponse) -> str | bytes:
     if len(data) > p.MAX_FRAME:        # (the connection's limit is a manifest's)
         raise RemoteProtocolError(f"the master sent a handshake frame of {len(data)} bytes")
     return data
+
+
+class StandbyAnswer(ConnectionError):
+    """The master asked is a standby gateway: try the next one."""
+
+
+class NotAMaster(ConnectionError):
+    """What answered at the master's address is no lanscatter master."""
 
 
 class _DryRunDone(Exception):

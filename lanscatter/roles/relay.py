@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from lanscatter.core import protocol as p
+from lanscatter.core import tree_commit
 from lanscatter.core.errors import ManifestError, RemoteProtocolError, SignatureError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest, manifest_from_dict
@@ -39,6 +40,8 @@ from lanscatter.roles.peer import PeerNode, PeerOptions
 from lanscatter.roles.swarm import Swarm
 
 log = logging.getLogger("lanscatter.roles.relay")
+
+SAVED_MANIFEST = "relay-manifest.json"    # in the state folder: the last generation relayed
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,8 @@ class RelayNode:
     def __init__(self, opts: RelayOptions) -> None:
         self.opts = opts
         self.upstream = PeerNode(opts.peer, on_manifest=self._manifest, on_chunk=self._chunk,
-                                 on_arriving=self._arriving, on_arrival_failed=self._arrival_failed)
+                                 on_arriving=self._arriving, on_arrival_failed=self._arrival_failed,
+                                 on_commit=self._commit)
         self.source: ChunkSource = self.upstream      # all the downstream side sees of the upstream's folder
         self.down = TrafficCounters()        # downstream uploads, kept apart from the upstream side's
         self.server = ChunkServer(self.source.locate, self.upstream.auth, self.down,
@@ -68,8 +72,10 @@ class RelayNode:
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat,
                            seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates,
-                           on_seed_corrupt=self._served_corrupt)
-        self._manifest_file = opts.peer.state_dir / "relay-manifest.json"
+                           on_seed_corrupt=self._served_corrupt, seed_active=self.upstream.active_version,
+                           on_change=self._report_staged)
+        self._staged_sent: p.Staged | None = None      # the last summary sent upstream
+        self._manifest_file = opts.peer.state_dir / SAVED_MANIFEST
         self._checks: set[asyncio.Future[None]] = set()      # folder checks under way (kept referenced)
         self._runner: web.AppRunner | None = None
         self.port = opts.port
@@ -81,15 +87,37 @@ class RelayNode:
         write_text_atomic(self._manifest_file, p.encode(p.ManifestMsg(
             manifest.to_dict(), statement=signed.statement if signed else "",
             signature=signed.signature if signed else "")))
-        if self.opts.store_and_forward and not self.upstream.complete():
-            return
-        self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
+        self._staged_sent = None          # a new generation, or a new join upstream: say it again
+        if not self.opts.store_and_forward or self.upstream.complete():
+            self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
+        self._report_staged()
 
     def _chunk(self, chunk: str) -> None:
         if not self.opts.store_and_forward:
             self.swarm.seed_got(chunk)
         elif self.upstream.complete() and self.upstream.manifest is not None:
             self.swarm.set_manifest(self.upstream.manifest, signed=self.upstream.signed)
+        if self.upstream.complete():             # this relay's own part of its summary changed
+            self._report_staged()
+
+    def _commit(self, commit: p.Commit) -> None:
+        """The tree's commit goes down to the site as it came (tree_commit.py)."""
+        self.swarm.set_commit(commit)
+
+    def _report_staged(self) -> None:
+        """Tell the upstream what this relay's subtree holds of the current generation, when that
+        changed (tree activation: the origin commits once every host holds it)."""
+        m = self.upstream.manifest
+        if m is None or self.swarm.manifest is None or self.swarm.manifest.generation != m.generation:
+            ready = tree_commit.Readiness(m.generation, 1, 0, (self.upstream.name,)) if m is not None else None
+        else:
+            ready = self.swarm.readiness(own=(self.upstream.name, self.upstream.complete()))
+        if ready is None:
+            return
+        msg = p.Staged(ready.generation, ready.hosts, ready.ready, list(ready.waiting))
+        if msg != self._staged_sent:
+            self._staged_sent = msg
+            self.upstream.post(msg, min_protocol=8)
 
     def _arriving(self, chunk: str, due: float) -> None:
         if not self.opts.store_and_forward:

@@ -48,7 +48,8 @@ from lanscatter.core.session_types import (
     Synced,
 )
 from lanscatter.core.signing import SignedVersion, published_view
-from lanscatter.core.status import NodeStatus, StatusDoc, StatusEvent
+from lanscatter.core.status import ActiveVersion, NodeStatus, StagedVersion, StatusDoc, StatusEvent
+from lanscatter.core.tree_commit import Readiness
 
 log = logging.getLogger("lanscatter.roles.swarm")
 
@@ -82,10 +83,14 @@ class Swarm:
                  allow_nat: bool = False, seed_uploads: Callable[[], int] | None = None,
                  seed_rates: Callable[[dict[int, float]], None] | None = None,
                  on_seed_corrupt: Callable[[str], None] | None = None,
-                 on_generation_synced: Callable[[str], None] | None = None) -> None:
+                 on_generation_synced: Callable[[str], None] | None = None,
+                 seed_active: Callable[[], ActiveVersion | None] | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         """The seed's side comes in as callbacks: `seed_uploads` counts its uploads under way,
         `seed_rates` paces them (transfer id -> bytes/s), `on_seed_corrupt` hears of a chunk a
-        downloader got corrupt from it, `on_generation_synced` of every node holding the generation."""
+        downloader got corrupt from it, `on_generation_synced` of every node holding the generation,
+        `seed_active` says which version the seed shows, `on_change` hears that the tree's
+        readiness may have changed (tree activation)."""
         self.name = name
         self.auth = auth
         self.allow_nat = allow_nat       # accept peers whose own address is not the one we see
@@ -104,6 +109,11 @@ class Swarm:
         self._task: asyncio.Task[None] | None = None
         self.on_generation_synced = on_generation_synced
         self.on_seed_corrupt = on_seed_corrupt      # our own file changed
+        # Tree activation (tree_commit.py): `on_change` runs when what the members hold whole,
+        # show or summarise may have changed (the session's tree_epoch moved).
+        self.on_change = on_change
+        self.seed_active: Callable[[], ActiveVersion | None] = seed_active or (lambda: None)
+        self._tree_seen = 0
 
     # The session's state, as the status and the roles read it.
     @property
@@ -281,6 +291,10 @@ class Swarm:
                 self.on_seed_corrupt(out.chunk)
             elif isinstance(out, Synced) and self.on_generation_synced:
                 self.on_generation_synced(out.generation)
+        if self.session.tree_epoch != self._tree_seen:
+            self._tree_seen = self.session.tree_epoch
+            if self.on_change is not None:
+                self.on_change()
         if wake:
             self._wake.set()
 
@@ -306,10 +320,27 @@ class Swarm:
         except (ConnectionError, RuntimeError) as exc:
             log.debug("send failed: %s", exc)
 
+    # ---- tree activation ---------------------------------------------------------------------
+    def readiness(self, own: tuple[str, bool] | None = None) -> Readiness | None:
+        return self.session.readiness(own)
+
+    def set_commit(self, commit: p.Commit) -> None:
+        self._apply(self.session.set_commit(commit), wake=False)
+
     # ---- status ------------------------------------------------------------------------------
     def _avg_upload(self, name: str) -> float | None:
         """Mean seconds per chunk uploaded by this node (the planner measures it)."""
         return self.planner.node_stats(name).avg_upload_s
+
+    def _staged_view(self, active: ActiveVersion | None, have: Bitmap, whole: bool) -> StagedVersion | None:
+        """A node's version being staged: the current generation, while it is not the one shown."""
+        m = self.manifest
+        if m is None or (active is not None and active.generation == m.generation):
+            return None
+        pub = published_view(self.signed, m.generation)
+        return StagedVersion(m.generation, pub.label if pub else "",
+                             have.count / have.size if have.size else 1.0, whole)
+
     def _slots_used(self, name: str, dl_slots: int, ul_slots: int) -> tuple[int, int]:
         """The slots the planner counts as taken on `name` (transfers beside the slots, ones
         released as they end, are not in them), never above the slots the node has."""
@@ -331,6 +362,8 @@ class Swarm:
             rx_bytes=rx_bytes, tx_bytes=tx_bytes, rx_rate=own_rx, tx_rate=own_tx,
             avg_upload_s=self._avg_upload(self.name),
             complete_at=self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
+            active=(seed_active := self.seed_active()),
+            staged=self._staged_view(seed_active, self.seed_have, self.seed_have.count == self.seed_have.size),
         )]
         for link in [*self.peers.values(), *self.gone.values()]:
             rx_rate, tx_rate = link.rates.rates(now) if link.online else (0.0, 0.0)
@@ -344,7 +377,10 @@ class Swarm:
                 ul_slots=link.ul_slots, dl_slots_used=dl_used, ul_slots_used=ul_used,
                 rx_bytes=link.rx_bytes, tx_bytes=link.tx_bytes, rx_rate=rx_rate, tx_rate=tx_rate,
                 avg_upload_s=self._avg_upload(link.name) if in_planner else None,
-                complete_at=link.complete_at,
+                complete_at=link.complete_at, active=link.active,
+                # (a host before protocol 8 does not say which version it shows)
+                staged=(self._staged_view(link.active, link.have, link.complete)
+                        if link.online and link.protocol >= 8 else None),
             ))
         return StatusDoc(
             role=self.role, name=self.name, site=self.site, time=time.time(),
@@ -353,6 +389,7 @@ class Swarm:
             chunking=m.chunking_kind if m else None, chunk_size=m.chunk_size if m else 0,
             bytes=m.total_bytes if m else 0, synced=self.synced(),
             published=published_view(self.signed, m.generation if m else None),
+            active=nodes[0].active, staged=nodes[0].staged,
             nodes=tuple(nodes), events=tuple(self.events),
             insecure=not self.auth.secure,
         )

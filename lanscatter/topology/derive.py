@@ -6,6 +6,10 @@ Rules:
   is a peer of its own site's swarm.
 - A peer's upstream is its site's master or relay; a relay's upstream is its parent site's master
   or relay. Upstreams are (address, master port).
+- A site may name standby gateways (`gateway: [a, b]`): each runs a relay that is elected
+  (roles/gateway.py); the first relays while it is up. Every member of that site's swarm (its
+  peers, its other gateways while standing by, the gateways of its child sites) joins the first
+  and has the others as `alternates`; each gateway of the site has the whole list as `gateways`.
 - The link map has `up:<host>` / `down:<host>` for every host: its port on the site's switched LAN,
   the site's `lan` speed narrowed by the host's upload / download limit; `switch:<site>` for a
   site that writes a `switch` (its shared fabric); and `wan:<a>><b>` for both directions of every
@@ -76,6 +80,15 @@ class HostPlan:
     activate: str | None = None        # None: the node's default (host)
     keep: int | None = None
     adopt: bool = False                # a first sync may delete what the version lacks
+    # The other masters of the swarm it joins (its standby gateways), tried in turn after `upstream`.
+    alternates: tuple[tuple[str, int], ...] = ()
+    # A gateway of a site with standbys: that site's gateways (address, master port), in order.
+    gateways: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def standby(self) -> bool:
+        """A gateway after its site's first: a peer of its site until it is elected."""
+        return bool(self.gateways) and self.gateways[0] != (self.address, self.master_port)
 
     @property
     def role(self) -> str:
@@ -91,6 +104,7 @@ class SitePlan:
     master: str                        # host whose /status describes this site's swarm
     depth: int
     switch: float | None = None        # bytes/s the whole site shares; None = ports only
+    standbys: tuple[str, ...] = ()     # gateways after `master`, in order (any of them may relay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +134,12 @@ class DeploymentPlan:
             m = self.host(s.master)
             out[s.name] = (m.address, m.master_port)
         return out
+
+    def site_heads(self) -> dict[str, tuple[tuple[str, int], ...]]:
+        """Per site, every (address, port) that may describe its swarm: the master or first
+        gateway, then its standby gateways (the one whose status says `gateway.active` relays)."""
+        return {s.name: tuple((h.address, h.master_port) for h in map(self.host, (s.master, *s.standbys)))
+                for s in self.sites}
 
 
 def _loopback(index: int) -> str:
@@ -156,6 +176,8 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
     address = {h.name: (_loopback(i) if local else h.address) for i, h in enumerate(ordered)}
     address.update((name, addr) for name, addr in (addresses or {}).items() if name in address)
     site_master = {site.name: origin.name if site.name == tree.root else site.gateway or "" for site in sites}
+    heads = {site.name: (site_master[site.name], *(site.standbys if site.name != tree.root else ()))
+             for site in sites}
 
     settings = {h.name: topo.settings_of(h) for h in ordered}
     master_port = {n: s.master_port or DEFAULT_MASTER_PORT for n, s in settings.items()}
@@ -164,11 +186,14 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
         s = settings[h.name]
         role = topo.role_of(h)
         upstream = None
+        alternates: tuple[tuple[str, int], ...] = ()
         if role != "master":
             swarm = tree.parent[h.site] if role == "relay" else h.site
             assert swarm is not None
-            head = site_master[swarm]
-            upstream = (address[head], master_port[head])
+            upstream, *others = ((address[g], master_port[g]) for g in heads[swarm])
+            alternates = tuple(others)
+        gateways = tuple((address[g], master_port[g]) for g in heads[h.site]) \
+            if role == "relay" and len(heads[h.site]) > 1 else ()
         if h.name == origin.name:
             folder = source
         elif local:
@@ -180,11 +205,12 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
             master_port=master_port[h.name], peer_port=s.peer_port or DEFAULT_PEER_PORT,
             folder=folder, upstream=upstream, ul_rate=s.upload_limit, dl_rate=s.download_limit,
             slots=s.slots, on_synced=s.on_synced, activate=s.activate, keep=s.keep, adopt=bool(s.adopt),
+            alternates=alternates, gateways=gateways,
         )
         hosts.append(plan)
 
     site_plans = tuple(SitePlan(site.name, tree.parent[site.name], site.lan, site_master[site.name],
-                                tree.depth(site.name), site.switch) for site in sites)
+                                tree.depth(site.name), site.switch, heads[site.name][1:]) for site in sites)
     link_map = _link_map(sites, tree.parent, tree.uplink, hosts)
     return DeploymentPlan(dataset, site_plans, tuple(hosts), link_map, local)
 

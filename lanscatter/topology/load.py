@@ -58,7 +58,7 @@ DATASET_KEYS = ("source", "origin", "name", "chunk_size", "chunking", "secret", 
 SECRET_KEYS = ("env", "file", "value")
 SETTING_KEYS = ("master_port", "peer_port", "folder", "upload_limit", "download_limit", "slots", "on_synced",
                 "activate", "keep", "adopt")
-ACTIVATE_MODES = ("host", "per-file")
+ACTIVATE_MODES = ("host", "tree", "per-file")
 SITE_KEYS = ("lan", "switch", "gateway", "hosts", "defaults", "tls")
 HOST_KEYS = ("address", "tls_fingerprint", *SETTING_KEYS)
 WAN_KEYS = ("between", "bandwidth", "latency", "down", "up", "loss")
@@ -333,9 +333,15 @@ def _site(r: _Reader, key: YScalar, node: YNode) -> Site | None:
     lan = r.unit(f["lan"], "lan", parse_speed) if "lan" in f else None
     switch = _switch(r, f["switch"]) if "switch" in f else None
     gateway = None
+    standbys: list[tuple[str, Pos]] = []
     if "gateway" in f:
         if isinstance(f["gateway"], YSeq):
-            r.log.add(f["gateway"].pos, "wrong-type", "one gateway per site for now: name a single host")
+            # `[gw-a, gw-b]`: the first relays, the others stand by and take over (docs/deploy.md)
+            named = [(t, n.pos) for n in f["gateway"].items if (t := r.text(n, "gateway")) is not None]
+            if not f["gateway"].items:
+                r.log.add(f["gateway"].pos, "wrong-type", "name at least one gateway: gateway: [gw-a, gw-b]")
+            if named:
+                gateway, standbys = named[0][0], named[1:]
         else:
             gateway = r.text(f["gateway"], "gateway")
     hosts = _hosts(r, f["hosts"], key.text) if "hosts" in f else ()
@@ -346,7 +352,7 @@ def _site(r: _Reader, key: YScalar, node: YNode) -> Site | None:
     tls = _tls_policy(r, f["tls"]) if "tls" in f else None
     where = {k: v.pos for k, v in f.items()}
     return Site(name, lan or DEFAULT_LAN_BYTES_PER_S, gateway, hosts, defaults, key.pos, where, switch=switch,
-                tls=tls)
+                tls=tls, standbys=tuple(n for n, _ in standbys), standby_pos=tuple(p for _, p in standbys))
 
 
 def _wan_link(r: _Reader, node: YNode) -> WanLink | None:

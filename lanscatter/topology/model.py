@@ -54,7 +54,7 @@ class HostSettings:
     download_limit: float | None = None    # bytes/s
     slots: int | None = None
     on_synced: str | None = None           # command run when the host's folder is complete
-    activate: str | None = None            # "host" | "per-file": how a new version becomes visible
+    activate: str | None = None            # "host" | "tree" | "per-file": how a new version becomes visible
     keep: int | None = None                # versions kept for rollback, the active one included
     adopt: bool | None = None              # a first sync may delete what the version lacks
     where: Mapping[str, Pos] = _positions()
@@ -88,13 +88,20 @@ class Host:
 class Site:
     name: str
     lan: float                        # bytes/s of each host's port on the site's switch
-    gateway: str | None
+    gateway: str | None               # the first gateway: the one that relays when all are up
     hosts: tuple[Host, ...]
     defaults: HostSettings
     pos: Pos
     where: Mapping[str, Pos] = _positions()
     switch: float | None = None       # bytes/s the whole site shares (its switch fabric); None = ports only
     tls: str | None = None            # one of TLS_POLICIES; None: the tree's
+    standbys: tuple[str, ...] = ()    # the gateways after the first (`gateway: [a, b, ...]`), in order
+    standby_pos: tuple[Pos, ...] = ()
+
+    @property
+    def gateways(self) -> tuple[str, ...]:
+        """Every gateway of the site in the file's order (exactly one of them relays at a time)."""
+        return (self.gateway, *self.standbys) if self.gateway is not None else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +184,11 @@ class Topology:
         return host.settings.over(inherited)
 
     def role_of(self, host: Host) -> str:
-        """"master" for the origin, "relay" for a gateway of a site other than the origin's, else "peer"."""
+        """"master" for the origin, "relay" for a gateway (standbys too) of a site other than the
+        origin's, else "peer"."""
         if host.name == self.dataset.origin:
             return "master"
         site = self.site(host.site)
-        if site and site.gateway == host.name and host.site != self.origin_site:
+        if site and host.name in site.gateways and host.site != self.origin_site:
             return "relay"
         return "peer"

@@ -14,7 +14,6 @@ to pin).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections.abc import Collection, Mapping
@@ -74,7 +73,7 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
                  "--chunk-size", f"{plan.dataset.chunk_size}B" if plan.dataset.chunk_size else "auto",
                  "--chunking", plan.dataset.chunking]
         if ctx.all_hosts:
-            joining = sum(1 for h in plan.hosts if h.upstream == (host.address, host.master_port))
+            joining = sum(1 for h in plan.hosts if h.upstream == (host.address, host.master_port) and not h.standby)
             if joining:
                 argv += ["--expect-peers", str(joining)]
         signing_key = ctx.signing_key or plan.dataset.signing_key_file
@@ -86,23 +85,35 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
             argv += ["--settle", f"{plan.dataset.settle_s:g}"]
         if plan.dataset.allow_shrink:
             argv += ["--allow-shrink"]
+        if any(h.activate == "tree" for h in plan.hosts):
+            argv += ["--activate", "tree"]      # the origin reports a commit past its deadline
     else:
         assert host.upstream is not None, "derive gives every relay and peer an upstream"
         up_addr, up_port = host.upstream
         up = f"[{up_addr}]:{up_port}" if ":" in up_addr else f"{up_addr}:{up_port}"
         port = host.peer_port if role == "peer" else host.master_port
         argv += [up, str(host.folder), "--listen", host.address, "--port", str(port)]
+        for addr, alt_port in host.alternates:
+            argv += ["--alternate", f"[{addr}]:{alt_port}" if ":" in addr else f"{addr}:{alt_port}"]
         if role == "relay":
             argv += ["--peer-port", str(host.peer_port)]
             if ctx.store_and_forward:
                 argv += ["--store-and-forward"]
-        dl_rate = host.dl_rate
+            if host.gateways:
+                argv += ["--gateways", ",".join(f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in host.gateways)]
+        dl_rate = relay_rate = host.dl_rate
         if role == "relay" and ctx.local:
             # In a rehearsal the relay is the only receiver behind its WAN link: one download limit
             # at the link's speed emulates the link for every transfer at once.
             wan = plan.link_map.links.get(f"wan:{plan.site(host.site).parent}>{host.site}")
             if wan is not None and math.isfinite(wan.bytes_per_s):
-                dl_rate = min(dl_rate or math.inf, wan.bytes_per_s)
+                relay_rate = min(dl_rate or math.inf, wan.bytes_per_s)
+        if host.gateways and relay_rate != dl_rate:
+            # A gateway with standbys is a peer of its own site while it stands by: LAN speed then.
+            assert relay_rate is not None
+            argv += ["--relay-dl-rate", _mbit(relay_rate)]
+        else:
+            dl_rate = relay_rate
         if dl_rate is not None:
             argv += ["--dl-rate", _mbit(dl_rate)]
         if host.adopt:
@@ -132,20 +143,15 @@ def role_command(plan: DeploymentPlan, host: HostPlan, ctx: RunContext) -> RoleC
     return RoleCommand(host.name, role, tuple(argv), status_url(host.address, status_port))
 
 
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    from lanscatter.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
-
-
 def registered_commands() -> frozenset[str]:
     """The subcommands this installation has (the relay is `proxy`)."""
-    return frozenset(_subcommands())
+    from lanscatter.cli import COMMAND_MODULES
+
+    return frozenset({"secret", *(c for commands in COMMAND_MODULES.values() for c in commands)})
 
 
 def link_flag_support() -> frozenset[str]:
     """The node commands of this installation whose planner can load the link map (--topology)."""
-    return frozenset(name for name, child in _subcommands().items() if name in ("master", "proxy")
-                     and any("--topology" in a.option_strings for a in child._actions))
+    from lanscatter.cli import LINK_FLAG_COMMANDS
+
+    return LINK_FLAG_COMMANDS

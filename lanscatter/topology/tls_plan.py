@@ -8,6 +8,8 @@ Rules (docs/topology.md, "TLS"):
   over TLS; it requires TLS when its site says `all`.
 - A node connecting over TLS trusts the certificates of the swarm it joins: every host of that
   site is a possible chunk source, so it pins all their fingerprints (or trusts the tree's CA).
+  A gateway with standbys also pins its own site's hosts when that site says `all` (standing by,
+  it is a peer there).
 - Each host's identity lives in `<state root>/<host>/tls/` (cert.pem, key.pem). `node_tls` is pure;
   `prepare_identities` makes the identities of a run on one machine (a rehearsal, the emulator),
   whose fingerprints no operator has written down.
@@ -80,6 +82,9 @@ def node_tls(topo: Topology, plan: DeploymentPlan, host: str, state_root: Path,
     ca = topo.base_dir / topo.tls_ca if topo.tls_ca else None
     if joins is not None:
         sources = [x.name for x in plan.hosts if x.site == joins]
+        if h.gateways and topo.tls_of(h.site) == "all":
+            # Standing by, a gateway is a peer of its own site, over TLS there too, with the same trust.
+            sources += [x.name for x in plan.hosts if x.site == h.site and x.name != host]
         missing = [name for name in sources if name not in fingerprints]
         if missing and ca is None:
             raise ConfigError(

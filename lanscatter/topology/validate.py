@@ -142,11 +142,17 @@ def _gateways(topo: Topology, root: str | None, log: ProblemLog) -> None:
         elif site.name == root:
             log.add(site.where["gateway"], "root-gateway", f"site {site.name!r} holds the origin and "
                     "needs no gateway; remove 'gateway'")
-        elif site.gateway not in names:
-            other = topo.host(site.gateway)
-            where = f" (it is in site {other.site!r})" if other else did_you_mean(site.gateway, names)
-            log.add(site.where["gateway"], "unknown-host",
-                    f"gateway {site.gateway!r} is not a host of site {site.name!r}{where}")
+        else:
+            positions = (site.where["gateway"], *site.standby_pos)
+            seen: set[str] = set()
+            for gateway, pos in zip(site.gateways, positions):
+                if gateway in seen:
+                    log.add(pos, "duplicate-gateway", f"gateway {gateway!r} is named twice in site {site.name!r}")
+                elif gateway not in names:
+                    other = topo.host(gateway)
+                    where = f" (it is in site {other.site!r})" if other else did_you_mean(gateway, names)
+                    log.add(pos, "unknown-host", f"gateway {gateway!r} is not a host of site {site.name!r}{where}")
+                seen.add(gateway)
 
 
 def _ports(topo: Topology, log: ProblemLog) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +22,6 @@ from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A port nobody listened on a moment ago. Racy (another process may take it before it is
-    used): only for ports written ahead into a site tree, which every role must know before any
-    of them listens, or for an address nobody should answer at. A node started here listens on
-    port 0 and says where (`any_port`)."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def any_port(tmp: Path, name: str) -> tuple[list[str], Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lanscatter.core.auth import new_secret
-from tests.integration.nodes import free_port
+from tests.ports import free_port
 
 
 def _run(*argv: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,8 @@ from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import scan_folder
 from lanscatter.disk.signing_keys import create_signing_key
 from tests.integration.fake_master import HOST, join
-from tests.integration.nodes import Cluster, Node, free_port, tree_state, wait_for
+from tests.integration.nodes import Cluster, Node, tree_state, wait_for
+from tests.ports import free_port
 
 FILES = 3000
 

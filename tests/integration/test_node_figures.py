@@ -11,7 +11,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.nodes import HOST, Cluster, Node, free_port
+from tests.integration.nodes import HOST, Cluster, Node
+from tests.ports import free_port
 
 
 def test_a_peer_that_exits_when_synced_leaves_its_figures_with_the_master(cluster: Cluster, tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ from lanscatter.net.upload_pace import Pace
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from lanscatter.roles.relay import RelayNode, RelayOptions
-from tests.integration.nodes import flip_byte, free_port
+from tests.integration.nodes import flip_byte
+from tests.ports import free_port
 
 HOST = "127.0.0.1"
 

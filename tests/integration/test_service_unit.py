@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.nodes import free_port
+from tests.ports import free_port
 
 LANSCATTER = str(Path(sys.executable).with_name("lanscatter"))
 

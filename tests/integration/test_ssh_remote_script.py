@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from lanscatter.deploy.ssh_commands import RemoteRun, go_message, parse_version, session_command
-from tests.integration.nodes import free_port
+from tests.ports import free_port
 
 LANSCATTER = str(Path(sys.executable).with_name("lanscatter"))
 

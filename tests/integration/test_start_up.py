@@ -12,7 +12,8 @@ import urllib.request
 from pathlib import Path
 
 from lanscatter.disk.hashing import new_hasher
-from tests.integration.nodes import HOST, Node, any_port, free_port
+from tests.integration.nodes import HOST, Node, any_port
+from tests.ports import free_port
 
 # What no peer needs to start: the TUI, the site tree, deployment, the emulator, the simulator,
 # the master's and the relay's roles, the metrics' library (loaded at the first scrape).

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.nodes import free_port, make_tree, tree_state
+from tests.integration.nodes import make_tree, tree_state
 from tests.integration.up_runs import UpRun, alive, wait_until, write_tree
+from tests.ports import free_port
 
 # Records its environment; fails on host c (a failing hook is logged, not retried).
 HOOK = 'env | grep ^LANSCATTER_ | sort > "$HOOKS/$LANSCATTER_HOST.env"; [ "$LANSCATTER_HOST" != c ]'

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from lanscatter.deploy.process_stop import send_signal, stop
-from tests.integration.nodes import free_port
+from tests.ports import free_port
 
 
 def alive(pid: int) -> bool:

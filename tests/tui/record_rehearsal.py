@@ -43,7 +43,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,9 +53,12 @@ from typing import IO
 import aiohttp
 from feed_server import Recording  # beside this script, which is run as a file
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))    # the repository, for tests.ports
+
 from lanscatter.deploy import process_stop
 from lanscatter_tui.cli import topology_sources
 from lanscatter_tui.recorder import record
+from tests import ports
 
 OUT = Path(__file__).with_name("feeds") / "rehearsal.jsonl"   # beside it: rehearsal.end.json, .report.json, .up.txt
 HOSTS = 8                           # 127.0.0.2 .. 127.0.0.9, in tree order
@@ -113,23 +115,8 @@ def write_data(source: Path) -> None:
 
 def free_ports() -> tuple[int, int]:
     """A port P with P and P+1 free on every rehearsal address (the file's master and peer ports)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.2", 0))
-            base = s.getsockname()[1]
-        if base < 65535 and all(_free(f"127.0.0.{2 + i}", base + k) for i in range(HOSTS) for k in (0, 1)):
-            return base, base + 1
-    raise SystemExit("no free pair of ports on 127.0.0.2-9")
-
-
-def _free(address: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((address, port))
-        except OSError:
-            return False
-    return True
+    base, _ = ports.free_ports(2, tuple(f"127.0.0.{2 + i}" for i in range(HOSTS)))
+    return base, base + 1
 
 
 def role_pid(workdir: Path, host: str) -> int | None:

@@ -90,3 +90,37 @@ async def test_a_hostile_status_document_is_refused_and_the_client_keeps_followi
         await runner.cleanup()
     assert seen == [] and connections >= 3
     assert all(d.startswith("sent no usable status (status.") for d in downs), downs
+
+
+async def test_a_site_with_standby_gateways_is_followed_at_the_active_one() -> None:
+    async def serve(active: bool) -> tuple[web.AppRunner, str]:
+        async def status_ws(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            status = {"name": f"gw-{active}", "generation": "g", "gateway": {"rank": int(not active), "active": active}}
+            await ws.send_str(json.dumps({"type": "snapshot", "seq": 0, "status": status}))
+            await ws.receive()
+            return ws
+
+        app = web.Application()
+        app.router.add_get("/status/ws", status_ws)
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    standby, standby_url = await serve(False)
+    active, active_url = await serve(True)
+    seen: list[StatusDoc] = []
+    task = asyncio.create_task(follow(Source("s", standby_url, (active_url,)), seen.append, lambda _: None,
+                                      backoff=Backoff(first_s=0.05, max_s=0.1)))
+    try:
+        async with asyncio.timeout(10):
+            while not seen:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await standby.cleanup()
+        await active.cleanup()
+    assert [s.name for s in seen] == ["gw-True"]

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import read_status
+from lanscatter.net.metrics_http import metrics_body
 from lanscatter.topology.summary import summary_lines
 from lanscatter_tui.view_model import (
     EtaClock,
@@ -163,3 +164,20 @@ def test_the_html_page_is_the_products_and_formats_sizes_by_the_same_rule() -> N
     figures = [REPORT["dataset_bytes"], REPORT["wan_links"]["wan:hq>branch"]["bytes"],
                *(n["rx_bytes"] for n in branch["nodes"]), 0, 1000, 1536, 2**40]
     assert _page_formatter(page, figures) == [format_bytes(v) for v in figures]
+
+
+def test_which_version_a_node_shows_is_the_same_on_status_metrics_and_the_detail_line() -> None:
+    gen1, gen2 = "a1" * 32, "b2" * 32
+    node = {"name": "hq-1", "role": "peer", "online": True, "have": 3, "bitmap": "", "inflight": "",
+            "rx_bytes": 0, "tx_bytes": 0,
+            "active": {"generation": gen1, "label": "build [b]1", "published_ms": 1_700_000_000_000, "activated": 1.0},
+            "staged": {"generation": gen2, "label": "", "progress": 0.25, "whole": False}}
+    status = read_status({"chunks": 4, "bytes": 1, "synced": False, "nodes": [node], "links": [],
+                          "commit": {"mode": "tree", "state": "overdue", "ready": 1, "hosts": 2}})
+    row = site_view("hq", status, True).nodes[0]
+    assert node_detail(row).endswith(f"shows 'build [b]1' ({gen1[:12]}), staging {gen2[:12]} 25%")
+    text = metrics_body(lambda: status)[0].decode()
+    assert (f'lanscatter_node_active_published_timestamp_seconds{{generation="{gen1}",label="build [b]1",'
+            f'node="hq-1"}} 1.7e+09') in text
+    assert f'lanscatter_node_staged_ratio{{generation="{gen2}",node="hq-1"}} 0.25' in text
+    assert "lanscatter_commit_overdue 1.0" in text

@@ -72,7 +72,7 @@ def tmux_sessions(tmp_path: Path) -> Iterator[list[Tmux]]:
 
 
 def _tree(tmp_path: Path, download_limit: str) -> Path:
-    from tests.integration.nodes import free_port
+    from tests.ports import free_port
 
     doc = {
         "dataset": {"name": "demo", "source": str(tmp_path / "source"), "origin": "o", "chunk_size": "256KiB",

@@ -92,3 +92,15 @@ def test_rate_meter_survives_huge_and_backwards_counters() -> None:
     m.sample(2.0, 0, 2**70)
     rx, tx = m.rates()
     assert math.isfinite(rx) and math.isfinite(tx) and rx >= 0 and tx >= 0
+
+
+@pytest.mark.parametrize("field, value", [("token", "\u202e1|a|b|c"), ("token", "a b"),
+                                          ("url", "http://h\u00e9st:1"), ("url", "http://host:1/\u202e")])
+def test_a_download_whose_token_or_url_no_http_request_can_carry_is_refused(field: str, value: str) -> None:
+    """A token or URL outside visible ASCII reached http.client, whose header encoding raised in
+    the download task (a traceback on the peer, found by the fuzz suite)."""
+    good = {"t": "download", "transfer": 1, "chunk": "a" * 64, "size": 1, "source": "s",
+            "url": "http://127.0.0.1:9", "timeout_s": 1.0, "token": "1|127.0.0.1|127.0.0.1:9|" + "0" * 64}
+    p.decode(json.dumps(good))
+    with pytest.raises(RemoteProtocolError):
+        p.decode(json.dumps({**good, field: value}))

@@ -445,3 +445,16 @@ def test_small_chunks_on_a_fast_link_do_not_read_as_slow_sources() -> None:
         p.finish(t.id, now, ok=True)
     assert min(caps) == pytest.approx(100e6)
     assert p.node_stats("a").slowness < 1.5
+
+
+def test_a_transfer_to_a_very_slow_port_gets_a_timeout_a_download_message_can_carry() -> None:
+    """A peer limited to a trickle once got timeouts above the protocol's bound, and refused every
+    Download (reconnecting in a loop)."""
+    links = LinkMap(links={"up:a": Link("up:a", 100e6), "down:b": Link("down:b", 1.0)})
+    p = Planner(links=links, rng=random.Random(1))
+    p.set_chunks([(f"{i:064x}", 64 << 20) for i in range(2)])
+    p.add_node("a", dl_slots=0, ul_slots=1)
+    p.set_have("a", [f"{i:064x}" for i in range(2)])
+    p.add_node("b", dl_slots=1, ul_slots=0)
+    [t] = p.plan(0.0)
+    assert 5.0 <= t.timeout_s <= 86_400.0

@@ -14,9 +14,13 @@ from lanscatter.core.publish_request import (
     NONCE_TTL_S,
     NonceBook,
     PublishRequest,
+    RollbackRequest,
     open_request,
+    open_rollback,
     publish_key,
+    rollback_key,
     seal_request,
+    seal_rollback,
 )
 
 RIGHT = Auth("the right secret of enough length")
@@ -82,3 +86,31 @@ def test_a_malformed_request_with_the_secret_is_a_protocol_error(body: bytes) ->
 
 def test_the_publish_key_is_not_the_join_key() -> None:
     assert publish_key(RIGHT) != RIGHT.join_key
+
+
+def test_a_rollback_request_opens_once_and_only_with_its_own_key() -> None:
+    book = _book()
+    body, mac = seal_rollback(RIGHT, RollbackRequest(NONCE, "build 6"))
+    # A publish MAC over the same body does not pass for a rollback, nor the other way round.
+    with pytest.raises(AuthError):
+        open_rollback(RIGHT, body, hmac.new(publish_key(RIGHT), body, hashlib.sha256).hexdigest(), book, now=101.0)
+    with pytest.raises(AuthError):
+        open_rollback(WRONG, body, mac, book, now=101.0)
+    assert open_rollback(RIGHT, body, mac, book, now=101.0) == RollbackRequest(NONCE, "build 6")
+    with pytest.raises(AuthError, match="replay"):
+        open_rollback(RIGHT, body, mac, book, now=102.0)
+    book.issue(NONCE, now=200.0)
+    body, mac = seal_rollback(RIGHT, RollbackRequest(NONCE, None))
+    assert open_rollback(RIGHT, body, mac, book, now=201.0).to is None
+
+
+@pytest.mark.parametrize("body", [b'{"nonce":"' + NONCE.encode() + b'","to":7}', b'{"nonce":"short","to":null}',
+                                  b'{"nonce":"' + NONCE.encode() + b'"}', b"[]", b"{nope",
+                                  b'{"nonce":"' + NONCE.encode() + b'","to":"a\\nb"}',
+                                  b'{"nonce":"' + NONCE.encode() + b'","to":""}',
+                                  b'{"nonce":"' + NONCE.encode() + b'","to":"' + b"x" * 201 + b'"}'])
+def test_a_malformed_rollback_from_a_holder_of_the_secret_is_a_protocol_error_and_uses_no_nonce(body: bytes) -> None:
+    book = _book()
+    with pytest.raises(RemoteProtocolError):
+        open_rollback(RIGHT, body, hmac.new(rollback_key(RIGHT), body, hashlib.sha256).hexdigest(), book, now=101.0)
+    assert book.take(NONCE, now=101.0)          # still good: nothing was taken

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -154,6 +155,15 @@ def test_a_site_whose_master_runs_open_is_marked_insecure() -> None:
     assert site_view("hq", read_status({**base, "insecure": True}), True).insecure
     assert not site_view("hq", read_status(base), True).insecure
     assert not site_view("hq", None, False).insecure
+
+
+def test_a_site_with_standby_gateways_names_the_one_relaying() -> None:
+    from lanscatter.core.status import GatewayStatus, StatusDoc
+    from lanscatter_tui.view_model import site_tab, site_view
+
+    status = StatusDoc(role="relay", name="gw-b", chunks=4, generation="g", gateway=GatewayStatus(rank=1, active=True))
+    assert site_tab(2, site_view("br", status, True)) == "2 br 100% via gw-b"
+    assert site_tab(2, site_view("br", replace(status, gateway=None), True)) == "2 br 100%"
 
 
 def test_a_link_counts_on_across_its_relays_restart_as_the_report_does() -> None:

@@ -324,7 +324,8 @@ class Planner(SwarmBooks):
         elif self._median_spb is not None:
             expected = size * self._median_spb * slow + cfg.transfer_overhead_s
         if expected is not None:
-            timeout = max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness)
+            timeout = min(cfg.max_timeout_s,
+                          max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness))
         else:
             timeout = cfg.initial_timeout_s
         if self._arriving and (arriving := self._arriving.get(s.name)):

@@ -18,6 +18,7 @@ class PlannerConfig:
     default_dl_slots: int = 2
     default_ul_slots: int = 2
     min_timeout_s: float = 5.0          # never time a transfer out sooner than this
+    max_timeout_s: float = 86_400.0     # nor later: the Download message bounds it (1e7 s)
     timeout_factor: float = 4.0         # timeout = factor x expected time x median slowness
     initial_timeout_s: float = 300.0    # before anything is measured and without a rate cap
     slow_threshold: float = 2.0         # slowness (relative to the swarm median) of a slow source
