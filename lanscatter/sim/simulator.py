@@ -7,7 +7,7 @@ its master or relay as seed, its peers, and the relay of each child site as a do
 chained with cut-through (a chunk a relay finishes in its upstream swarm is at once on offer in its
 own: the relay's session is told, as the engine's relay tells it). The simulated peers say what real
 peers say: their whole Have after a Manifest, Receiving at a download's first bytes, Ending when its
-last bytes are ENDING_LEAD_S away, a Report and a Have at its end, Stats every second. Each session
+last bytes are the engine's lead away (core/ending_lead.py: 0.1 s inside a site, 0.3 s over a WAN link), a Report and a Have at its end, Stats every second. Each session
 is ticked as the engine ticks it: after any input, and when `wake_in` says.
 
 Transfer model: a transfer moves at the rate its source was told (the Download's rate, then Rates:
@@ -34,6 +34,7 @@ from typing import Any, cast
 
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
+from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
 from lanscatter.core.ideal import Ideal, efficiency, ideal_time
 from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.manifest import FileEntry, Manifest
@@ -43,8 +44,6 @@ from lanscatter.core.session_types import Now, Output, SeedRates, Send
 from lanscatter.sim.model import SimConfig, SimResult, SimTopology, SiteFigures, percentile, star_topology
 
 _FINISH, _ENDING, _EXPIRE, _LEAVE, _JOIN, _WAKE, _STATS = range(7)
-ENDING_LEAD_S = 0.3     # a download says Ending this long before its last bytes (as chunk_fetch.py),
-RATE_WINDOW_S = 0.03    # ... judged by its rate over at least this long after its first bytes
 STATS_S = 1.0           # peers send Stats this often (the session takes 5 s of silence as a stall)
 WALL_AT_ZERO = 1_800_000_000.0    # the wall clock the sessions see at virtual time 0
 # What one sharing of fair rates costs the session, per transfer under way. The engine's is about
@@ -398,7 +397,7 @@ class Simulation:
         return []
 
     def _say_ending(self, a: _Active) -> None:
-        """The downloader's notice that the transfer's last bytes are ENDING_LEAD_S away (or less)."""
+        """The downloader's notice that the transfer's last bytes are its lead away (or less)."""
         a.ending = True
         left = max(0.0, a.remaining - a.rate * (self.now - a.last))
         seconds = left / a.rate if a.rate > 0 else 0.0
@@ -556,9 +555,9 @@ class Simulation:
         end = now + left / rate if rate > 0 else math.inf
         self._push(end, _FINISH, a, a.version)
         # (a transfer that is to break says no Ending: it breaks before it would have, but for the
-        # few that break within their last ENDING_LEAD_S)
+        # few that break within their last lead)
         if self.config.release and not a.ending and not a.fail_left and math.isfinite(end):
-            self._push(max(now, a.t.started + RATE_WINDOW_S, end - ENDING_LEAD_S), _ENDING, a, a.version)
+            self._push(max(now, a.t.started + RATE_WINDOW_S, end - ending_lead(a.group is not None)), _ENDING, a, a.version)
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:
             self._push(deadline, _EXPIRE, a.swarm)

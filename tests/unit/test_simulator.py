@@ -28,8 +28,8 @@ def test_same_seed_same_run_other_seed_other_run() -> None:
 
 
 def test_lan_fault_free_is_close_to_ideal() -> None:
-    # without release: the simulator has no request latency for release to hide, and with 16 MiB
-    # chunks a transfer is over before ENDING_LEAD_S, so release only adds concurrency (0.82 here)
+    # without release: the simulator has no request latency for release to hide, so release only
+    # adds concurrency (0.1 s of a 0.27 s chunk at the default 16 MiB)
     r = run(nodes=10, chunks=60, release=False)
     assert r["complete"] and r["efficiency"] >= 0.85
     assert r["ideal"] == pytest.approx(60 * 16 * MIB / 125e6)
@@ -205,5 +205,5 @@ def test_a_lan_run_keeps_the_planners_exact_choices() -> None:
     policy updates them here."""
     r = Simulation(SimConfig(nodes=60, chunks=60, slow_fraction=0.15, slowdown=50.0, fail_rate=0.03,
                              churn=0.1, seed=4)).run()
-    assert (r.transfers, r.failures, r.expired) == (3766, 102, 37)
-    assert r.makespan == pytest.approx(20.725073269844426, rel=1e-12)
+    assert (r.transfers, r.failures, r.expired) == (3770, 103, 46)
+    assert r.makespan == pytest.approx(17.219116179462354, rel=1e-12)
