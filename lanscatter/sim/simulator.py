@@ -367,20 +367,28 @@ class Simulation:
         todo: deque[Output] = deque(outputs)
         session = sw.session
         replied = False
+        rates: dict[int, float] = {}     # new rates told to sources: applied together, at this instant
         while todo:
             out = todo.popleft()
             if isinstance(out, Send):
                 h = self.hosts[out.peer]
-                for reply in self._react(sw, h, out.msg):
+                msg = out.msg
+                if isinstance(msg, p.Rates):
+                    rates.update(zip(msg.transfers, msg.rates))
+                    continue
+                for reply in self._react(sw, h, msg):
                     replied = True
                     todo.extend(session.receive(h.name, reply, self._at()))
             elif isinstance(out, SeedRates):
-                self._recap(sw, out.rates)
+                rates.update(out.rates)
+        if rates:
+            self._recap(sw, rates)
         if replied or not ticked:
             self._dirty.add(sw.index)
 
     def _react(self, sw: _Swarm, h: _Host, msg: p.Message) -> list[p.Message]:
-        """What peer `h` does with a message of `sw`'s session, and what it answers."""
+        """What peer `h` does with a message of `sw`'s session, and what it answers (Rates are
+        gathered by _feed)."""
         if isinstance(msg, p.Download):
             self._start(sw, sw.session.transfers[msg.transfer], msg)
             return [p.Receiving(msg.transfer)]          # its first bytes: at once, on this network
@@ -388,12 +396,9 @@ class Simulation:
             held = sorted(h.held)
             return [p.Have(self.manifest.generation, held[k:k + p.HAVE_PIECE], replace=k == 0)
                     for k in range(0, max(1, len(held)), p.HAVE_PIECE)]
-        if isinstance(msg, p.Cancel):
-            if (a := sw.active.get(msg.transfer)) is not None:
-                self.expired += 1                        # withdrawn: overdue, or its downloader silent
-                self._end(a, False, False)
-        elif isinstance(msg, p.Rates):
-            self._recap(sw, dict(zip(msg.transfers, msg.rates)))
+        if isinstance(msg, p.Cancel) and (a := sw.active.get(msg.transfer)) is not None:
+            self.expired += 1                            # withdrawn: overdue, or its downloader silent
+            self._end(a, False, False)
         return []
 
     def _say_ending(self, a: _Active) -> None:
