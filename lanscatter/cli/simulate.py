@@ -76,8 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--no-release", action="store_true",
                    help="peers never say Ending, so a slot is held to its transfer's end (the engine's "
-                        "peers release it about 0.3 s before; the simulator models no request latency "
-                        "for that to hide)")
+                        "peers release it 0.1 s before inside a site, 0.3 s over a WAN link; the simulator "
+                        "models no request latency for that to hide)")
     p.add_argument("--no-draw", action="store_true", help="draw the chunk matrix once at the end only")
     p.add_argument("--quiet", action="store_true", help="no chunk matrix at all")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object, nothing else")
