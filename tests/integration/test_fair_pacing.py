@@ -20,6 +20,23 @@ from tests.integration.nodes import HOST, make_tree, tree_state
 DOWN = 1_500_000.0            # each peer's download port, bytes/s
 
 
+class _RecordingPeer(PeerNode):
+    """A peer that notes the rate each download it is sent starts at, and the shares its uploads
+    are given."""
+
+    def __init__(self, opts: PeerOptions, *, first: list[float | None], given: list[float]) -> None:
+        super().__init__(opts)
+        self._first = first
+        self._given = given
+
+    async def _handle(self, msg: p.Message) -> None:
+        if isinstance(msg, p.Download):
+            self._first.append(msg.rate_cap)
+        elif isinstance(msg, p.Rates):
+            self._given.extend(dict(zip(msg.transfers, msg.rates)).values())
+        await super()._handle(msg)
+
+
 async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -> None:
     make_tree(tmp_path / "origin")
     rng = random.Random(5)
@@ -38,23 +55,11 @@ async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -
         given["master"].extend(rates.values())
         seed_rates(rates)
     master.swarm.seed_rates = master_rates
-    peers = [PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / name,
-                                  state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name))
-             for name in "ab"]
     first: list[float | None] = []            # the rates new transfers start at
-    for peer in peers:
-        pacer, name = peer.server.pacer, peer.name
-
-        async def handle(msg: p.Message, *, _handle=peer._handle) -> None:
-            if isinstance(msg, p.Download):
-                first.append(msg.rate_cap)
-            await _handle(msg)
-        peer._handle = handle                      # type: ignore[method-assign]
-
-        def peer_rates(rates: dict[int, float], *, _set=pacer.set_rates, _name=name) -> None:
-            given[_name].extend(rates.values())
-            _set(rates)
-        pacer.set_rates = peer_rates              # type: ignore[method-assign]
+    peers = [_RecordingPeer(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / name,
+                                        state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name),
+                            first=first, given=given[name])
+             for name in "ab"]
     tasks = [asyncio.create_task(peer.run()) for peer in peers]
     try:
         async with asyncio.timeout(60):
