@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +19,18 @@ from tests.integration.control_client import ControlClient, hello
 from tests.integration.nodes import HOST, make_tree, tree_state
 
 DOWN = 1_500_000.0            # each peer's download port, bytes/s
+
+
+class _RecordingMaster(MasterNode):
+    """A master that notes each set of shares its uploads are given."""
+
+    def __init__(self, opts: MasterOptions, record: Callable[[dict[int, float]], None]) -> None:
+        super().__init__(opts)
+        self._record = record
+
+    def _pace_uploads(self, rates: dict[int, float]) -> None:
+        self._record(rates)
+        super()._pace_uploads(rates)
 
 
 class _RecordingPeer(PeerNode):
@@ -44,17 +57,11 @@ async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -
         (tmp_path / "origin" / f"big{i}.bin").write_bytes(rng.randbytes(2 * 2**20))
     links = LinkMap(links={name: Link(name, cap) for name, cap in (
         ("up:master", 8e6), ("up:a", 8e6), ("up:b", 8e6), ("down:a", DOWN), ("down:b", DOWN))})
-    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
-                                      chunk_size=256 * 1024, watch=False, link_map=links))
-    await master.start()
     given: dict[str, list[float]] = {"master": [], "a": [], "b": []}
-    seed_rates = master.swarm.seed_rates
-    assert seed_rates is not None
-
-    def master_rates(rates: dict[int, float]) -> None:
-        given["master"].extend(rates.values())
-        seed_rates(rates)
-    master.swarm.seed_rates = master_rates
+    master = _RecordingMaster(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST,
+                                            port=0, chunk_size=256 * 1024, watch=False, link_map=links),
+                              lambda rates: given["master"].extend(rates.values()))
+    await master.start()
     first: list[float | None] = []            # the rates new transfers start at
     peers = [_RecordingPeer(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / name,
                                         state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name),
@@ -89,17 +96,11 @@ async def test_a_released_transfer_leaves_its_share_when_its_last_byte_is_due(tm
     told it has the whole port then, without waiting for the first one's report."""
     make_tree(tmp_path / "origin")
     links = LinkMap(links={"up:master": Link("up:master", 8e6), "down:a": Link("down:a", DOWN)})
-    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
-                                      chunk_size=256 * 1024, watch=False, link_map=links))
-    await master.start()
     calls: list[tuple[float, dict[int, float]]] = []
-    seed_rates = master.swarm.seed_rates
-    assert seed_rates is not None
-
-    def record(rates: dict[int, float]) -> None:
-        calls.append((time.monotonic(), dict(rates)))
-        seed_rates(rates)
-    master.swarm.seed_rates = record
+    master = _RecordingMaster(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST,
+                                            port=0, chunk_size=256 * 1024, watch=False, link_map=links),
+                              lambda rates: calls.append((time.monotonic(), dict(rates))))
+    await master.start()
     try:
         async with aiohttp.ClientSession() as session, \
                 session.ws_connect(f"http://{HOST}:{master.port}/ws") as ws:
