@@ -20,7 +20,6 @@ manifest, the origin's statement) is read-only from outside: only the master's m
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import socket
 import time
@@ -51,7 +50,6 @@ from lanscatter.roles.peer_folder import DryRunDone, PeerFolder
 from lanscatter.roles.peer_options import PeerOptions
 from lanscatter.roles.peer_status import peer_status
 
-log = logging.getLogger("lanscatter.roles.peer")
 
 class PeerNode:
     def __init__(self, opts: PeerOptions, *, on_manifest: Callable[[Manifest], None] | None = None,
