@@ -47,9 +47,10 @@ from urllib.parse import urlsplit
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 8          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+PROTOCOL_VERSION = 9          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
                               # 6: manifest format 2 (chunk sizes, content-defined chunks);
-                              # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit
+                              # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit;
+                              # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py)
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.

@@ -39,6 +39,7 @@ from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.manifest_delta import make_delta
+from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.planner import Planner
 from lanscatter.core.safe_text import NAME_LIMIT, safe_text
 from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
@@ -356,7 +357,8 @@ class SwarmSession(SessionRounds):
                      else make_delta(manifest, manifest) if link.generation == manifest.generation else None)
             if delta is not None:
                 return p.ManifestDelta(link.generation, manifest.generation, delta, statement, signature)
-        return p.ManifestMsg(manifest.to_dict(), statement=statement, signature=signature)
+        whole = to_wire(manifest) if link.protocol >= 9 else manifest.to_dict()
+        return p.ManifestMsg(whole, statement=statement, signature=signature)
 
     def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
         """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""

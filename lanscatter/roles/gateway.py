@@ -42,6 +42,7 @@ from lanscatter.core.gateway_election import (
     claim_to_dict,
     gateway_key,
 )
+from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.status import GatewayStatus, StatusDoc
 from lanscatter.disk.atomic_file import write_text_atomic
@@ -181,7 +182,7 @@ class GatewayNode:
         if standby is not None and standby.manifest is not None and standby.signed is not None:
             # What the site held: the relay serves it at once, and resumes from it upstream.
             write_text_atomic(self.opts.relay.peer.state_dir / SAVED_MANIFEST, p.encode(p.ManifestMsg(
-                standby.manifest.to_dict(), statement=standby.signed.statement,
+                to_wire(standby.manifest), statement=standby.signed.statement,
                 signature=standby.signed.signature)))
         self.takeovers += 1
         self.relay = _ElectedRelay(self.opts.relay, self)

@@ -56,8 +56,9 @@ from lanscatter.core.errors import (
     SignatureError,
 )
 from lanscatter.core.handshake import Channel, PeerHandshake
-from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
+from lanscatter.core.manifest import Manifest, show_path
 from lanscatter.core.manifest_delta import apply_delta
+from lanscatter.core.manifest_wire import decode_manifest
 from lanscatter.core.ports import DEFAULT_PEER_PORT
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import safe_text
@@ -457,7 +458,7 @@ class PeerNode:
         connection with a clear line, like any malformed message; the node stays up and joins
         again."""
         try:
-            manifest = manifest_from_dict(msg.manifest)
+            manifest = decode_manifest(msg.manifest)
         except ManifestError as exc:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
         await self._take_version(manifest, SignedVersion(msg.statement, msg.signature))

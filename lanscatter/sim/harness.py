@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
 from lanscatter.core.linkmap import LinkMap
-from lanscatter.core.manifest import FileEntry, Manifest
+from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.core.session import PLAN_TICK_S, SwarmSession
 from lanscatter.core.session_types import Event, Note, Now, Output, SeedCorrupt, SeedRates, Send, Synced
 
@@ -29,7 +29,7 @@ def synthetic_manifest(chunks: int, chunk_size: int = 1 << 20) -> Manifest:
     """One file of `chunks` distinct chunks, each `chunk_size` bytes."""
     hashes = tuple(f"{i + 1:064x}" for i in range(chunks))
     entry = FileEntry("data.bin", chunks * chunk_size, 1, False, hashes, (chunk_size,) * chunks)
-    return Manifest(chunk_size=chunk_size, files=(entry,), dirs=())
+    return Manifest(chunk_size=chunk_size, files=FileTable.of_entries([entry]), dirs=())
 
 
 @dataclass(eq=False)

@@ -1,0 +1,209 @@
+"""A manifest's file entries held compactly (pure, no I/O).
+
+A folder of a million files as a million `FileEntry` objects, each with its own path text, hash
+texts and tuples, costs several hundred bytes a file before any derived table; here the entries are
+columns instead: the paths' UTF-8 in one blob, numbers in `array`s, each distinct chunk hash once
+(32 bytes when it is a blake3 hex digest), and per chunk reference only an index and a length,
+about 80 bytes a file in all. `FileTable` is an immutable `Sequence[FileEntry]`: an entry is built
+when it is read, so code that iterates a manifest's files sees what it always saw.
+
+Rules:
+- Distinct hashes are numbered in order of first appearance over the files in their order: that
+  numbering is the manifest's `chunk_table()` order (status bitmaps) when the files are sorted.
+- Hashes are held as 32 bytes when every one is a 64-digit lowercase hex digest (the case of every
+  manifest that passed `manifest.check_hash`), else as the texts they are (manifests made by hand).
+- The wire form (`manifest_wire.py`) is these columns; decoding checks every field there.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+HASH_BYTES = 32
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    mtime_ns: int
+    executable: bool
+    chunks: tuple[str, ...]
+    sizes: tuple[int, ...]            # each chunk's length, in order; they add up to `size`
+
+    def spans(self) -> Iterable[tuple[int, str, int, int]]:
+        """(index, hash, offset, length) of each chunk."""
+        offset = 0
+        for k, (h, length) in enumerate(zip(self.chunks, self.sizes, strict=True)):
+            yield k, h, offset, length
+            offset += length
+
+
+def is_hex_digest(value: str) -> bool:
+    return len(value) == 2 * HASH_BYTES and _HEX.issuperset(value)
+
+
+class HashTable:
+    """Distinct chunk hashes numbered in order of first appearance."""
+
+    __slots__ = ("_blob", "_count", "_texts")
+
+    def __init__(self, blob: bytes | None, texts: tuple[str, ...] | None) -> None:
+        self._blob, self._texts = blob, texts
+        self._count = len(texts) if texts is not None else len(blob or b"") // HASH_BYTES
+
+    @classmethod
+    def of_texts(cls, texts: list[str]) -> HashTable:
+        if all(is_hex_digest(h) for h in texts):
+            return cls(bytes.fromhex("".join(texts)), None)
+        return cls(None, tuple(texts))
+
+    @property
+    def blob(self) -> bytes | None:
+        """The hashes as 32 bytes each, or None for hashes that are not hex digests."""
+        return self._blob
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> str:
+        if self._texts is not None:
+            return self._texts[i]
+        assert self._blob is not None
+        return self._blob[i * HASH_BYTES:(i + 1) * HASH_BYTES].hex()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HashTable) and (self._blob, self._texts) == (other._blob, other._texts)
+
+    def __hash__(self) -> int:
+        return hash((self._blob, self._texts))
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The raw columns of a `FileTable` (what the wire form carries); `FileTable.of_columns`
+    trusts them: decoding checks them first."""
+
+    paths: bytes               # every path's UTF-8, one after another
+    path_ends: array[int]      # 'q': where each path ends in `paths`
+    sizes: array[int]          # 'q'
+    mtimes: array[int]         # 'q'
+    executable: bytes          # 0 or 1 per file
+    ref_ends: array[int]       # 'q': where each file's chunk references end in `refs`
+    refs: array[int]           # 'I': per chunk reference, its index in `hashes`
+    lengths: array[int]        # 'q': per chunk reference, the chunk's length
+    hashes: HashTable
+
+
+class FileTable(Sequence[FileEntry]):
+    """A manifest's files, in their order, held as columns (see the module header)."""
+
+    __slots__ = ("_c", "_index", "_sorted")
+
+    def __init__(self, columns: Columns) -> None:
+        self._c = columns
+        self._index: dict[str, int] | None = None     # path -> position, for a table not sorted
+        self._sorted: bool | None = None
+
+    @classmethod
+    def of_entries(cls, entries: Iterable[FileEntry]) -> FileTable:
+        paths, path_ends = bytearray(), array("q")
+        sizes, mtimes, executable = array("q"), array("q"), bytearray()
+        ref_ends, refs, lengths = array("q"), array("I"), array("q")
+        number: dict[str, int] = {}
+        for f in entries:
+            paths += f.path.encode("utf-8", "surrogateescape")
+            path_ends.append(len(paths))
+            sizes.append(f.size)
+            mtimes.append(f.mtime_ns)
+            executable.append(1 if f.executable else 0)
+            if len(f.chunks) != len(f.sizes):
+                raise ValueError(f"{len(f.chunks)} chunk hashes and {len(f.sizes)} chunk sizes")
+            for h, length in zip(f.chunks, f.sizes, strict=True):
+                refs.append(number.setdefault(h, len(number)))
+                lengths.append(length)
+            ref_ends.append(len(refs))
+        return cls(Columns(bytes(paths), path_ends, sizes, mtimes, bytes(executable), ref_ends, refs, lengths,
+                           HashTable.of_texts(list(number))))
+
+    @property
+    def columns(self) -> Columns:
+        return self._c
+
+    @property
+    def hashes(self) -> HashTable:
+        return self._c.hashes
+
+    def __len__(self) -> int:
+        return len(self._c.sizes)
+
+    def path(self, i: int) -> str:
+        c = self._c
+        start = c.path_ends[i - 1] if i else 0
+        return c.paths[start:c.path_ends[i]].decode("utf-8", "surrogateescape")
+
+    def ref_range(self, i: int) -> range:
+        """The positions of file `i`'s chunk references (in `columns.refs` and `columns.lengths`)."""
+        c = self._c
+        return range(c.ref_ends[i - 1] if i else 0, c.ref_ends[i])
+
+    def entry(self, i: int) -> FileEntry:
+        c = self._c
+        span = self.ref_range(i)
+        return FileEntry(self.path(i), c.sizes[i], c.mtimes[i], bool(c.executable[i]),
+                         tuple(c.hashes[c.refs[r]] for r in span), tuple(c.lengths[span.start:span.stop]))
+
+    @overload
+    def __getitem__(self, i: int) -> FileEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[FileEntry, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> FileEntry | tuple[FileEntry, ...]:
+        if isinstance(i, slice):
+            return tuple(self.entry(k) for k in range(*i.indices(len(self))))
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError("file index out of range")
+        return self.entry(i % n)
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        for i in range(len(self)):
+            yield self.entry(i)
+
+    def position(self, path: str) -> int | None:
+        """Where the file `path` is in the table (None: not listed)."""
+        n = len(self)
+        if self._index is None and self.is_sorted():
+            i = bisect.bisect_left(range(n), path, key=self.path)
+            return i if i < n and self.path(i) == path else None
+        if self._index is None:
+            self._index = {self.path(i): i for i in range(n)}
+        return self._index.get(path)
+
+    def is_sorted(self) -> bool:
+        """Whether the paths are in strictly increasing order (checked once, remembered)."""
+        if self._sorted is None:
+            self._sorted = all(self.path(i - 1) < self.path(i) for i in range(1, len(self)))
+        return self._sorted
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FileTable):
+            return self._c == other._c
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._c.paths, self._c.hashes, bytes(self._c.refs), bytes(self._c.sizes)))
+
+    def __repr__(self) -> str:
+        return f"FileTable({len(self)} files)"
+
+
+def as_table(files: Any) -> FileTable:
+    return files if isinstance(files, FileTable) else FileTable.of_entries(files)
