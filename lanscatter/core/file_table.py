@@ -100,6 +100,34 @@ class Columns:
     hashes: HashTable
 
 
+class TableBuilder:
+    """The columns of a `FileTable`, one entry at a time (a scan adds each file as it is hashed)."""
+
+    def __init__(self) -> None:
+        self._paths, self._path_ends = bytearray(), array("q")
+        self._sizes, self._mtimes, self._executable = array("q"), array("q"), bytearray()
+        self._ref_ends, self._refs, self._lengths = array("q"), array("I"), array("q")
+        self._number: dict[str, int] = {}
+
+    def add(self, f: FileEntry) -> None:
+        if len(f.chunks) != len(f.sizes):
+            raise ValueError(f"{len(f.chunks)} chunk hashes and {len(f.sizes)} chunk sizes")
+        self._paths += f.path.encode("utf-8", "surrogateescape")
+        self._path_ends.append(len(self._paths))
+        self._sizes.append(f.size)
+        self._mtimes.append(f.mtime_ns)
+        self._executable.append(1 if f.executable else 0)
+        for h, length in zip(f.chunks, f.sizes, strict=True):
+            self._refs.append(self._number.setdefault(h, len(self._number)))
+            self._lengths.append(length)
+        self._ref_ends.append(len(self._refs))
+
+    def table(self) -> FileTable:
+        return FileTable(Columns(bytes(self._paths), self._path_ends, self._sizes, self._mtimes,
+                                 bytes(self._executable), self._ref_ends, self._refs, self._lengths,
+                                 HashTable.of_texts(list(self._number))))
+
+
 class FileTable(Sequence[FileEntry]):
     """A manifest's files, in their order, held as columns (see the module header)."""
 
@@ -112,24 +140,19 @@ class FileTable(Sequence[FileEntry]):
 
     @classmethod
     def of_entries(cls, entries: Iterable[FileEntry]) -> FileTable:
-        paths, path_ends = bytearray(), array("q")
-        sizes, mtimes, executable = array("q"), array("q"), bytearray()
-        ref_ends, refs, lengths = array("q"), array("I"), array("q")
-        number: dict[str, int] = {}
+        builder = TableBuilder()
         for f in entries:
-            paths += f.path.encode("utf-8", "surrogateescape")
-            path_ends.append(len(paths))
-            sizes.append(f.size)
-            mtimes.append(f.mtime_ns)
-            executable.append(1 if f.executable else 0)
-            if len(f.chunks) != len(f.sizes):
-                raise ValueError(f"{len(f.chunks)} chunk hashes and {len(f.sizes)} chunk sizes")
-            for h, length in zip(f.chunks, f.sizes, strict=True):
-                refs.append(number.setdefault(h, len(number)))
-                lengths.append(length)
-            ref_ends.append(len(refs))
-        return cls(Columns(bytes(paths), path_ends, sizes, mtimes, bytes(executable), ref_ends, refs, lengths,
-                           HashTable.of_texts(list(number))))
+            builder.add(f)
+        return builder.table()
+
+    def in_path_order(self) -> FileTable:
+        """This table sorted by path (itself when it is sorted already)."""
+        if self.is_sorted():
+            return self
+        builder = TableBuilder()
+        for i in sorted(range(len(self)), key=self.path):
+            builder.add(self.entry(i))
+        return builder.table()
 
     @property
     def columns(self) -> Columns:

@@ -200,17 +200,18 @@ class Manifest:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
 
-def build_manifest(chunk_size: int, files: Iterable[FileEntry], dirs: Iterable[str],
+def build_manifest(chunk_size: int, files: Iterable[FileEntry] | FileTable, dirs: Iterable[str],
                    chunking_kind: str = FIXED) -> Manifest:
     """Canonical manifest: files and dirs sorted, parents of files listed as dirs."""
-    file_list = sorted(files, key=lambda f: f.path)
+    table = (files if isinstance(files, FileTable)
+             else FileTable.of_entries(sorted(files, key=lambda f: f.path))).in_path_order()
     all_dirs = set(dirs)
-    for f in file_list:
-        parts = f.path.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            all_dirs.add("/".join(parts[:i]))
-    return Manifest(chunk_size=chunk_size, files=FileTable.of_entries(file_list), dirs=tuple(sorted(all_dirs)),
-                    chunking_kind=chunking_kind)
+    for i in range(len(table)):
+        parent = table.path(i).rpartition("/")[0]
+        while parent:
+            all_dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    return Manifest(chunk_size=chunk_size, files=table, dirs=tuple(sorted(all_dirs)), chunking_kind=chunking_kind)
 
 
 def manifest_from_dict(data: Any) -> Manifest:
