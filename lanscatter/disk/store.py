@@ -24,12 +24,13 @@ import logging
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
-from lanscatter.core.manifest import FileEntry, Manifest
+from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.hashing import PIECE, hash_file_range
 from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
@@ -43,11 +44,29 @@ class _Assembly:
     is open (`fd`) only from the first chunk written to it until it is finished: a version of
     100,000 files must not hold 100,000 descriptors."""
 
-    entry: FileEntry
-    part: Path
+    files: FileTable         # the manifest's files, and this file's place among them: an entry
+    index: int               # of its own for each of a million files would cost 300 bytes a file
+    root: str                # the folder it is assembled in (its part file's path is derived: a
+                             # Path for each costs 400 bytes more)
     missing: set[int]
     ino: int                 # the part file's inode (the journal's check that it is the same file)
     fd: int = -1
+
+    @property
+    def entry(self) -> FileEntry:
+        return self.files.entry(self.index)
+
+    @property
+    def path(self) -> str:
+        return self.files.path(self.index)
+
+    @property
+    def part_name(self) -> str:
+        return f"{self.root}/{self.path}{PART_SUFFIX}"
+
+    @property
+    def part(self) -> Path:
+        return Path(self.part_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,24 +182,23 @@ class MirrorStore:
         self._have.clear()
         self._asm.clear()
         sources = self._prepare_root(manifest)
-        wanted_files = {f.path: f for f in manifest.files}
+        table = manifest.files
+        wanted_files = {table.path(i) for i in range(len(table))}
         wanted_dirs = set(manifest.dirs)
         self._remove_conflicts(wanted_files, wanted_dirs, stats)
         local, _ = scan_folder(self.root, manifest.chunking, self.cache)
-        local_by_path = {f.path: f for f in local.files}
         for f in local.files:
             for _, h, off, length in f.spans():
                 sources.setdefault(h, Location(self.root / f.path, off, length))
         journal = self._load_part_journal()
-        for entry in manifest.files:
-            have = local_by_path.get(entry.path)
+        for i, (entry, have) in enumerate(_pairs(table, local.files)):
             if have is not None and have.size == entry.size and have.chunks == entry.chunks:
                 self._fix_metadata(entry)
                 stats.kept_files += 1
                 for _, h, off, length in entry.spans():
                     self._have.setdefault(h, Location(self.root / entry.path, off, length))
                 continue
-            self._start_assembly(entry, journal, stats)
+            self._start_assembly(table, i, journal, stats)
         self._journal_rewrite()
         self._needs = {}
         for asm in self._asm.values():
@@ -222,7 +240,7 @@ class MirrorStore:
     def _on_complete(self) -> None:
         """The mirror just became complete (a staged store activates it here)."""
 
-    def _remove_conflicts(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
+    def _remove_conflicts(self, files: set[str], dirs: set[str], stats: ReconcileStats) -> None:
         for rel in files:
             try:
                 p = self._abs(rel)
@@ -240,9 +258,10 @@ class MirrorStore:
                 _remove(p)
                 stats.deleted.append(rel)
 
-    def _start_assembly(self, entry: FileEntry, journal: dict[str, tuple[int, dict[int, str]]],
+    def _start_assembly(self, table: FileTable, index: int, journal: dict[str, tuple[int, dict[int, str]]],
                         stats: ReconcileStats) -> None:
         assert self.manifest is not None
+        entry = table.entry(index)
         target = self._abs(entry.path, make_parents=True)
         part = target.with_name(target.name + PART_SUFFIX)
         fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -258,7 +277,7 @@ class MirrorStore:
                                            "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
         os.close(fd)
-        asm = _Assembly(entry, part, set(range(len(entry.chunks))), st.st_ino)
+        asm = _Assembly(table, index, str(self.root), set(range(len(entry.chunks))), st.st_ino)
         inode, verified = journal.get(entry.path, (-1, {}))
         if inode == st.st_ino and st.st_size == entry.size:
             for k, h, off, length in entry.spans():
@@ -290,7 +309,7 @@ class MirrorStore:
     def _mark(self, asm: _Assembly, k: int, h: str, off: int, length: int) -> None:
         asm.missing.discard(k)
         self._have.setdefault(h, Location(asm.part, off, length))
-        self._journal_append({"p": asm.entry.path, "i": asm.ino, "o": off, "h": h})
+        self._journal_append({"p": asm.path, "i": asm.ino, "o": off, "h": h})
 
     @staticmethod
     def _open(asm: _Assembly) -> int:
@@ -328,8 +347,8 @@ class MirrorStore:
         os.utime(target, ns=(asm.entry.mtime_ns, asm.entry.mtime_ns))
         self.cache.put(rel, os.lstat(target), self.manifest.chunking, asm.entry.chunks, asm.entry.sizes)
 
-    def _delete_extraneous(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
-        keep_parts = {str(a.part) for a in self._asm.values()}
+    def _delete_extraneous(self, files: set[str], dirs: set[str], stats: ReconcileStats) -> None:
+        keep_parts = {a.part_name for a in self._asm.values()}
         for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
             rel_dir = os.path.relpath(dirpath, self.root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
@@ -366,7 +385,7 @@ class MirrorStore:
         for other, k2, off2, len2 in places:
             if other is not asm or k2 != k:
                 self._copy_verified(src, other, k2, chunk, off2, len2)
-        done = [rel for rel in {p[0].entry.path for p in places} if not self._asm[rel].missing]
+        done = [rel for rel in {p[0].path for p in places} if not self._asm[rel].missing]
         for rel in done:
             self._finalize(rel)
         if done and not self._asm:
@@ -427,6 +446,19 @@ class MirrorStore:
         self._close_journal()
         self.cache.close()
 
+
+
+def _pairs(wanted: FileTable, local: FileTable) -> Iterator[tuple[FileEntry, FileEntry | None]]:
+    """Each wanted entry with the local one of its path (None: none), both tables sorted
+    (walked side by side: a dict of a million local entries would cost 500 bytes a file)."""
+    if not (wanted.is_sorted() and local.is_sorted()):
+        yield from ((entry, local[i] if (i := local.position(entry.path)) is not None else None) for entry in wanted)
+        return
+    j = 0
+    for entry in wanted:
+        while j < len(local) and local.path(j) < entry.path:
+            j += 1
+        yield entry, local.entry(j) if j < len(local) and local.path(j) == entry.path else None
 
 
 def _remove(p: Path) -> None:
