@@ -38,6 +38,33 @@ from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
 log = logging.getLogger("lanscatter.disk.store")
 
 
+class _Missing:
+    """The chunk indices a file still misses: a flag byte each (a set costs 216 bytes even for a
+    file of one chunk, and a version may hold a million of them)."""
+
+    __slots__ = ("_flags", "_left")
+
+    def __init__(self, chunks: int) -> None:
+        self._flags = bytearray(b"\x01") * chunks
+        self._left = chunks
+
+    def __contains__(self, k: int) -> bool:
+        return bool(self._flags[k])
+
+    def add(self, k: int) -> None:
+        if not self._flags[k]:
+            self._flags[k] = 1
+            self._left += 1
+
+    def discard(self, k: int) -> None:
+        if self._flags[k]:
+            self._flags[k] = 0
+            self._left -= 1
+
+    def __bool__(self) -> bool:
+        return self._left > 0
+
+
 @dataclass(slots=True)
 class _Assembly:
     """A file being assembled: its part file and the chunk indices still missing. The part file
@@ -48,7 +75,7 @@ class _Assembly:
     index: int               # of its own for each of a million files would cost 300 bytes a file
     root: str                # the folder it is assembled in (its part file's path is derived: a
                              # Path for each costs 400 bytes more)
-    missing: set[int]
+    missing: _Missing
     ino: int                 # the part file's inode (the journal's check that it is the same file)
     fd: int = -1
 
@@ -277,7 +304,7 @@ class MirrorStore:
                                            "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
         os.close(fd)
-        asm = _Assembly(table, index, str(self.root), set(range(len(entry.chunks))), st.st_ino)
+        asm = _Assembly(table, index, str(self.root), _Missing(len(entry.chunks)), st.st_ino)
         inode, verified = journal.get(entry.path, (-1, {}))
         if inode == st.st_ino and st.st_size == entry.size:
             for k, h, off, length in entry.spans():
