@@ -5,12 +5,17 @@ lists, texts and numbers, several hundred megabytes before the manifest is even 
 carries the `FileTable`'s columns instead, each one JSON text, so a decoded frame is a dozen
 strings and the table is built from them directly:
 
-    paths         every path, one after another (text)        path_lengths  UTF-8 bytes of each
+    paths         every path's UTF-8, one after another       path_lengths  bytes of each path
     sizes, mtimes per file (signed 64-bit)                    executable    per file, 0 or 1
     counts        per file, its number of chunk references    hashes        distinct chunks, 32 bytes each
     refs          per reference, its chunk's number           lengths       per reference, its length
 
-Numbers are little-endian arrays in base64. Rules (a manifest from the network is hostile):
+Numbers are little-endian arrays; each column is zlib-compressed (level 1: sorted paths and
+columns of like numbers shrink several times over), then base64. Rules (a manifest from the
+network is hostile):
+- each column is inflated to at most the bytes the counts before it allow (path_lengths: 4 per
+  file of MAX_FILES; the others from the file and reference counts), and all of them to at most
+  MAX_INFLATED, so a small frame cannot make the receiver hold more than a real manifest would;
 - every column is checked for its type, its length against the others and every value against
   the bounds `manifest.py` sets; paths must come strictly sorted (the canonical order: no path
   twice); a chunk is numbered in order of first appearance and has one length; the generation id
@@ -23,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import sys
+import zlib
 from array import array
 from typing import Any
 
@@ -32,6 +38,8 @@ from lanscatter.core.file_table import HASH_BYTES, Columns, FileTable, HashTable
 from lanscatter.core.manifest import (
     MAX_CHUNK_SIZE,
     MAX_FILE_SIZE,
+    MAX_FILES,
+    MAX_PATH_BYTES,
     Manifest,
     check_counts,
     check_relpath,
@@ -41,6 +49,9 @@ from lanscatter.core.manifest import (
 )
 
 WIRE_FORMAT = 3
+# What all the columns of one manifest may inflate to: a million files with 100-byte paths and a
+# chunk each take about 170 MB; a hostile frame gets no more than this out of a receiver.
+MAX_INFLATED = 512 * 2**20
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -48,7 +59,7 @@ def _b64(values: array[int] | bytes) -> str:
     if isinstance(values, array) and _BIG_ENDIAN:
         values = array(values.typecode, values)
         values.byteswap()
-    return base64.b64encode(values).decode("ascii")
+    return base64.b64encode(zlib.compress(values, 1)).decode("ascii")
 
 
 def to_wire(m: Manifest) -> dict[str, Any]:
@@ -59,7 +70,7 @@ def to_wire(m: Manifest) -> dict[str, Any]:
     path_lengths, counts = _steps(c.path_ends), _steps(c.ref_ends)
     return {
         "format": WIRE_FORMAT, "generation": m.generation, "chunking": m.chunking_kind, "chunk_size": m.chunk_size,
-        "dirs": list(m.dirs), "paths": c.paths.decode("utf-8"), "path_lengths": _b64(path_lengths),
+        "dirs": list(m.dirs), "paths": _b64(c.paths), "path_lengths": _b64(path_lengths),
         "sizes": _b64(c.sizes), "mtimes": _b64(c.mtimes), "executable": _b64(c.executable), "counts": _b64(counts),
         "hashes": _b64(c.hashes.blob), "refs": _b64(c.refs), "lengths": _b64(c.lengths),
     }
@@ -81,14 +92,27 @@ def decode_manifest(data: Any) -> Manifest:
     return manifest_from_dict(data)
 
 
-def _column(data: dict[str, Any], name: str, typecode: str) -> array[int]:
+class _Budget:
+    """What the columns of one manifest may inflate to, in all."""
+
+    def __init__(self, most: int) -> None:
+        self.left = most
+
+
+def _column(data: dict[str, Any], name: str, typecode: str, most: int, budget: _Budget) -> array[int]:
+    """Column `name` of at most `most` bytes (and what is left of `budget`)."""
+    most = min(most, budget.left)
     text = data[name]
     if not isinstance(text, str):
         raise ManifestError(f"malformed manifest: {name} must be text")
     try:
-        raw = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        raise ManifestError(f"malformed manifest: {name} is not base64") from None
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(base64.b64decode(text, validate=True), most)
+    except (binascii.Error, zlib.error):
+        raise ManifestError(f"malformed manifest: {name} is not compressed base64") from None
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise ManifestError(f"malformed manifest: {name} is cut short or longer than its counts allow")
+    budget.left -= len(raw)
     out = array(typecode)
     if len(raw) % out.itemsize:
         raise ManifestError(f"malformed manifest: {name} is not a whole number of values")
@@ -102,26 +126,28 @@ def manifest_from_wire(data: dict[str, Any]) -> Manifest:
     """Decode and fully validate a format-3 manifest from untrusted input; raises ManifestError."""
     try:
         chunking = decode_chunking(data["chunking"], data["chunk_size"])
-        raw_dirs, text = data["dirs"], data["paths"]
-        if not isinstance(raw_dirs, list) or not isinstance(text, str):
-            raise ManifestError("malformed manifest: dirs must be a list and paths text")
-        path_lengths = _column(data, "path_lengths", "I")
+        raw_dirs = data["dirs"]
+        if not isinstance(raw_dirs, list):
+            raise ManifestError("malformed manifest: dirs must be a list")
+        budget = _Budget(MAX_INFLATED)
+        path_lengths = _column(data, "path_lengths", "I", 4 * MAX_FILES, budget)
         n = len(path_lengths)
         check_counts(n, len(raw_dirs), 0)
         dirs = {check_relpath(d) for d in raw_dirs}
-        paths = text.encode("utf-8")          # refuses lone surrogates
-        del text
         path_ends = array("q", [0]) * n
         end = 0
         for i, length in enumerate(path_lengths):
+            if not 0 < length <= MAX_PATH_BYTES:
+                raise ManifestError("malformed manifest: a path length out of bounds")
             end += length
             path_ends[i] = end
         del path_lengths
+        paths = bytes(_column(data, "paths", "B", end, budget))
         if end != len(paths):
             raise ManifestError("malformed manifest: path lengths do not add up to the paths")
-        sizes, mtimes = _column(data, "sizes", "q"), _column(data, "mtimes", "q")
-        executable = bytes(_column(data, "executable", "B"))
-        counts = _column(data, "counts", "I")
+        sizes, mtimes = _column(data, "sizes", "q", 8 * n, budget), _column(data, "mtimes", "q", 8 * n, budget)
+        executable = bytes(_column(data, "executable", "B", n, budget))
+        counts = _column(data, "counts", "I", 4 * n, budget)
         if not len(sizes) == len(mtimes) == len(executable) == len(counts) == n:
             raise ManifestError("malformed manifest: its columns list different numbers of files")
         ref_ends = array("q", [0]) * n
@@ -131,8 +157,8 @@ def manifest_from_wire(data: dict[str, Any]) -> Manifest:
             ref_ends[i] = end
             check_counts(0, 0, end)
         del counts
-        refs, lengths = _column(data, "refs", "I"), _column(data, "lengths", "q")
-        blob = bytes(_column(data, "hashes", "B"))
+        refs, lengths = _column(data, "refs", "I", 4 * end, budget), _column(data, "lengths", "q", 8 * end, budget)
+        blob = bytes(_column(data, "hashes", "B", HASH_BYTES * end, budget))
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ManifestError(f"malformed manifest: {show_path(str(exc))}") from None
     if not len(refs) == len(lengths) == end:

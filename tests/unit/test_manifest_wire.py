@@ -4,11 +4,13 @@ and every column of a hostile one checked)."""
 from __future__ import annotations
 
 import base64
+import zlib
 from array import array
 from typing import Any
 
 import pytest
 
+from lanscatter.core import manifest_wire
 from lanscatter.core import protocol as p
 from lanscatter.core.chunking import CDC, fixed_sizes
 from lanscatter.core.errors import ManifestError
@@ -37,8 +39,21 @@ def _wire() -> dict[str, Any]:
     return to_wire(_manifest())
 
 
-def _column(values: list[int], typecode: str) -> str:
-    return base64.b64encode(array(typecode, values).tobytes()).decode()
+def _read(d: dict[str, Any], name: str, typecode: str = "B") -> array[int]:
+    return array(typecode, zlib.decompress(base64.b64decode(d[name])))
+
+
+def _packed(values: bytes | list[int], typecode: str = "B") -> str:
+    raw = values if isinstance(values, bytes) else array(typecode, values).tobytes()
+    return base64.b64encode(zlib.compress(raw)).decode()
+
+
+def _paths(d: dict[str, Any], old: bytes, new: bytes, first_lengths: list[int] | None = None) -> None:
+    """Replace `old` by `new` once in the paths column (and the first path lengths, if given)."""
+    d["paths"] = _packed(_read(d, "paths").tobytes().replace(old, new, 1))
+    if first_lengths is not None:
+        lengths = _read(d, "path_lengths", "I")
+        d["path_lengths"] = _packed([*first_lengths, *lengths[len(first_lengths):]], "I")
 
 
 def test_a_table_reads_as_the_entries_it_was_made_of() -> None:
@@ -86,13 +101,8 @@ def test_format_3_is_smaller_than_format_2() -> None:
     assert len(p.encode(p.ManifestMsg(to_wire(m)))) < 0.7 * len(p.encode(p.ManifestMsg(m.to_dict())))
 
 
-def _lengths_with(d: dict[str, Any], first: list[int]) -> str:
-    """path_lengths with its first values replaced by `first`."""
-    return _column([*first, *array("I", base64.b64decode(d["path_lengths"]))[len(first):]], "I")
-
-
 def _more_hash_bytes(d: dict[str, Any], n: int) -> str:
-    return base64.b64encode(base64.b64decode(d["hashes"]) + bytes(n)).decode()
+    return _packed(_read(d, "hashes").tobytes() + bytes(n))
 
 
 def _out_of_order(d: dict[str, Any]) -> None:
@@ -104,24 +114,29 @@ def _out_of_order(d: dict[str, Any]) -> None:
 # The manifest: a (1 ref), b/x (3), b/ünï "q" (2), c/d/e (1), empty (0); refs 0 0 1 2 1 3 0.
 HOSTILE: dict[str, Any] = {
     "sizes not base64": lambda d: d.update(sizes="!!!!"),
-    "a column of half a value": lambda d: d.update(mtimes=base64.b64encode(bytes(41)).decode()),
-    "a file less in one column": lambda d: d.update(executable=_column([0, 1, 0, 0], "B")),
-    "path lengths not adding up": lambda d: d.update(path_lengths=_column([1, 1, 1, 1, 1], "I")),
-    "a path with ..": lambda d: d.update(paths=d["paths"].replace("a", "..", 1), path_lengths=_lengths_with(d, [2])),
-    "a lone surrogate": lambda d: d.update(paths=d["paths"].replace("a", "\ud800", 1)),
-    "a negative size": lambda d: d.update(sizes=_column([-1, 250, 150, 100, 0], "q")),
-    "a flag of 2": lambda d: d.update(executable=_column([2, 0, 0, 0, 0], "B")),
-    "sizes not matching chunks": lambda d: d.update(sizes=_column([99, 250, 150, 100, 0], "q")),
-    "a chunk numbered ahead": lambda d: d.update(refs=_column([1, 0, 1, 2, 1, 3, 0], "I")),
-    "a chunk with two sizes": lambda d: d.update(refs=_column([0, 0, 1, 2, 1, 0, 0], "I")),
+    "sizes not compressed": lambda d: d.update(sizes=base64.b64encode(bytes(40)).decode()),
+    "a column cut short": lambda d: d.update(mtimes=base64.b64encode(zlib.compress(bytes(40))[:-3]).decode()),
+    "a column of half a value": lambda d: d.update(mtimes=_packed(bytes(41))),
+    "a column inflating past its count": lambda d: d.update(mtimes=_packed(bytes(8 * 10**6))),
+    "a file less in one column": lambda d: d.update(executable=_packed([0, 1, 0, 0])),
+    "path lengths not adding up": lambda d: d.update(path_lengths=_packed([1, 1, 1, 1, 1], "I")),
+    "a path length out of bounds": lambda d: d.update(path_lengths=_packed([5000, 3, 11, 5, 5], "I")),
+    "paths inflating past their lengths": lambda d: d.update(paths=_packed(b"a" * 10**6)),
+    "a path with ..": lambda d: _paths(d, b"a", b"..", [2]),
+    "a path not UTF-8": lambda d: _paths(d, b"a", b"\xff"),
+    "a negative size": lambda d: d.update(sizes=_packed([-1, 250, 150, 100, 0], "q")),
+    "a flag of 2": lambda d: d.update(executable=_packed([2, 0, 0, 0, 0])),
+    "sizes not matching chunks": lambda d: d.update(sizes=_packed([99, 250, 150, 100, 0], "q")),
+    "a chunk numbered ahead": lambda d: d.update(refs=_packed([1, 0, 1, 2, 1, 3, 0], "I")),
+    "a chunk with two sizes": lambda d: d.update(refs=_packed([0, 0, 1, 2, 1, 0, 0], "I")),
     "a hash no file refers to": lambda d: d.update(hashes=_more_hash_bytes(d, 32)),
     "half a hash": lambda d: d.update(hashes=_more_hash_bytes(d, 16)),
-    "more references than counted": lambda d: d.update(counts=_column([1, 3, 2, 1, 1], "I")),
-    "too many references": lambda d: d.update(counts=_column([1, 3, 2, 1, MAX_CHUNKS], "I")),
-    "a path twice": lambda d: d.update(paths=d["paths"].replace("b/x", "a", 1), path_lengths=_lengths_with(d, [1, 1])),
+    "more references than counted": lambda d: d.update(counts=_packed([1, 3, 2, 1, 1], "I")),
+    "too many references": lambda d: d.update(counts=_packed([1, 3, 2, 1, MAX_CHUNKS], "I")),
+    "a path twice": lambda d: _paths(d, b"b/x", b"a", [1, 1]),
     "paths out of order": _out_of_order,
     "a file that is a directory": lambda d: d.update(dirs=[*d["dirs"], "a"]),
-    "a file below a file": lambda d: d.update(paths=d["paths"].replace("b/x", "a/x", 1)),
+    "a file below a file": lambda d: _paths(d, b"b/x", b"a/x"),
     "a generation of other content": lambda d: d.update(generation="0" * 24),
     "a column missing": lambda d: d.pop("refs"),
     "a column of the wrong type": lambda d: d.update(lengths=[100]),
@@ -135,4 +150,11 @@ def test_a_hostile_format_3_manifest_is_refused(name: str) -> None:
     assert decode_manifest(dict(data)) == _manifest()
     HOSTILE[name](data)
     with pytest.raises(ManifestError):
+        decode_manifest(data)
+
+
+def test_the_columns_inflate_to_no_more_than_the_bound_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _wire()
+    monkeypatch.setattr(manifest_wire, "MAX_INFLATED", 200)
+    with pytest.raises(ManifestError, match="longer than its counts allow"):
         decode_manifest(data)
