@@ -77,6 +77,13 @@ class HashTable:
         assert self._blob is not None
         return self._blob[i * HASH_BYTES:(i + 1) * HASH_BYTES].hex()
 
+    def key(self, i: int) -> bytes | str:
+        """Hash `i` as held (32 bytes, or its text): what tells two hashes apart, cheaply."""
+        if self._texts is not None:
+            return self._texts[i]
+        assert self._blob is not None
+        return self._blob[i * HASH_BYTES:(i + 1) * HASH_BYTES]
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HashTable) and (self._blob, self._texts) == (other._blob, other._texts)
 
@@ -226,6 +233,46 @@ class FileTable(Sequence[FileEntry]):
 
     def __repr__(self) -> str:
         return f"FileTable({len(self)} files)"
+
+
+def pair_paths(a: FileTable, b: FileTable) -> Iterator[tuple[str, int | None, int | None]]:
+    """Every path of either table with its position in `a` and in `b` (None: not there), in path
+    order when both are sorted (walked side by side: no dict of a million entries)."""
+    if not (a.is_sorted() and b.is_sorted()):
+        for i in range(len(a)):
+            path = a.path(i)
+            yield path, i, b.position(path)
+        for j in range(len(b)):
+            path = b.path(j)
+            if a.position(path) is None:
+                yield path, None, j
+        return
+    i = j = 0
+    while i < len(a) or j < len(b):
+        pa = a.path(i) if i < len(a) else None
+        pb = b.path(j) if j < len(b) else None
+        if pb is None or (pa is not None and pa < pb):
+            assert pa is not None
+            yield pa, i, None
+            i += 1
+        elif pa is None or pb < pa:
+            yield pb, None, j
+            j += 1
+        else:
+            yield pa, i, j
+            i += 1
+            j += 1
+
+
+def same_entry(a: FileTable, i: int, b: FileTable, j: int) -> bool:
+    """Whether file `i` of `a` and file `j` of `b` have the same size, mtime, flag and chunks
+    (their paths aside), compared in the columns."""
+    ca, cb = a.columns, b.columns
+    if (ca.sizes[i], ca.mtimes[i], ca.executable[i]) != (cb.sizes[j], cb.mtimes[j], cb.executable[j]):
+        return False
+    ra, rb = a.ref_range(i), b.ref_range(j)
+    return (len(ra) == len(rb) and ca.lengths[ra.start:ra.stop] == cb.lengths[rb.start:rb.stop]
+            and all(ca.hashes.key(ca.refs[x]) == cb.hashes.key(cb.refs[y]) for x, y in zip(ra, rb, strict=True)))
 
 
 def as_table(files: Any) -> FileTable:

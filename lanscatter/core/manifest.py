@@ -33,7 +33,7 @@ from typing import Any
 
 from lanscatter.core.chunking import FIXED, Chunking, chunking_problem, sizes_problem
 from lanscatter.core.errors import ManifestError
-from lanscatter.core.file_table import FileEntry, FileTable, as_table
+from lanscatter.core.file_table import FileEntry, FileTable, as_table, pair_paths, same_entry
 
 MANIFEST_FORMAT = 2          # 2: chunk lengths per file and the chunking kind
 HASH_HEX_LEN = 64          # blake3, 32 bytes
@@ -357,11 +357,16 @@ class ManifestDiff:
 
 
 def diff_manifests(old: Manifest, new: Manifest) -> ManifestDiff:
-    old_files = {f.path: f for f in old.files}
-    new_files = {f.path: f for f in new.files}
-    added = tuple(p for p in new_files if p not in old_files)
-    removed = tuple(p for p in old_files if p not in new_files)
-    changed = tuple(p for p, f in new_files.items() if p in old_files and old_files[p] != f)
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[str] = []
+    for path, i, j in pair_paths(old.files, new.files):
+        if i is None:
+            added.append(path)
+        elif j is None:
+            removed.append(path)
+        elif not same_entry(old.files, i, new.files, j):
+            changed.append(path)
     old_chunks = old.chunk_index()
     fresh = [(h, s) for h, s in new.chunk_table() if h not in old_chunks]
-    return ManifestDiff(added, removed, changed, len(fresh), sum(s for _, s in fresh))
+    return ManifestDiff(tuple(added), tuple(removed), tuple(changed), len(fresh), sum(s for _, s in fresh))

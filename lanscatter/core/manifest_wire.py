@@ -167,13 +167,20 @@ def manifest_from_wire(data: dict[str, Any]) -> Manifest:
         raise ManifestError("malformed manifest: hashes are not a whole number of 32-byte hashes")
     table = FileTable(Columns(paths, path_ends, sizes, mtimes, executable, ref_ends, refs, lengths,
                               HashTable(blob, None)))
-    _check_chunks(table, chunking)
-    _check_files(table, chunking, dirs)
+    check_table(table, chunking, dirs)
     manifest = Manifest(chunking.size, table, tuple(sorted(dirs)), chunking.kind)
     claimed = data.get("generation")
     if claimed and claimed != manifest.generation:
         raise ManifestError("manifest generation id does not match its content")
     return manifest
+
+
+def check_table(table: FileTable, chunking: Chunking, dirs: set[str]) -> None:
+    """A table of files checked as a whole manifest is: its chunks (`_check_chunks`), then its
+    files against each other and `dirs` (`_check_files`, which adds the parents of files to
+    `dirs`); raises ManifestError."""
+    _check_chunks(table, chunking)
+    _check_files(table, chunking, dirs)
 
 
 def _check_chunks(table: FileTable, chunking: Chunking) -> None:

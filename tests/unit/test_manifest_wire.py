@@ -14,7 +14,7 @@ from lanscatter.core import manifest_wire
 from lanscatter.core import protocol as p
 from lanscatter.core.chunking import CDC, fixed_sizes
 from lanscatter.core.errors import ManifestError
-from lanscatter.core.file_table import FileTable
+from lanscatter.core.file_table import FileTable, pair_paths, same_entry
 from lanscatter.core.manifest import MAX_CHUNKS, ChunkLocation, FileEntry, Manifest, build_manifest
 from lanscatter.core.manifest_wire import decode_manifest, to_wire
 from lanscatter.disk.hashing import hash_bytes
@@ -158,3 +158,13 @@ def test_the_columns_inflate_to_no_more_than_the_bound_in_all(monkeypatch: pytes
     monkeypatch.setattr(manifest_wire, "MAX_INFLATED", 200)
     with pytest.raises(ManifestError, match="longer than its counts allow"):
         decode_manifest(data)
+
+
+def test_two_tables_pair_by_path_sorted_or_not() -> None:
+    a = FileTable.of_entries([_fe("a", 100, (H[1],)), _fe("b", 100, (H[2],)), _fe("d", 0, ())])
+    b = FileTable.of_entries([_fe("b", 100, (H[2],)), _fe("c", 100, (H[1],)), _fe("d", 0, (), mtime_ns=7)])
+    assert list(pair_paths(a, b)) == [("a", 0, None), ("b", 1, 0), ("c", None, 1), ("d", 2, 2)]
+    assert same_entry(a, 1, b, 0) and not same_entry(a, 2, b, 2) and not same_entry(a, 0, b, 1)
+    shuffled = FileTable.of_entries([b[2], b[0], b[1]])
+    assert sorted(pair_paths(a, shuffled), key=lambda t: t[0]) == [
+        ("a", 0, None), ("b", 1, 1), ("c", None, 2), ("d", 2, 0)]
