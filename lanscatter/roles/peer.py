@@ -38,6 +38,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -522,7 +523,8 @@ class PeerNode:
         """A folder not synced before: stop rather than delete what the version lacks; with
         dry_run, keep the preview of the whole sync and end the run."""
         preview = await asyncio.get_running_loop().run_in_executor(
-            None, preview_sync, self.store.folder, manifest, self.store.cache if self.opts.dry_run else None)
+            None, partial(preview_sync, self.store.folder, manifest,
+                          self.store.cache if self.opts.dry_run else None, downloads=self.opts.dry_run))
         if self.opts.dry_run:
             self.preview = preview
             raise _DryRunDone
