@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -210,9 +210,8 @@ class MirrorStore:
         self._asm.clear()
         sources = self._prepare_root(manifest)
         table = manifest.files
-        wanted_files = {table.path(i) for i in range(len(table))}
         wanted_dirs = set(manifest.dirs)
-        self._remove_conflicts(wanted_files, wanted_dirs, stats)
+        self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
         local, _ = scan_folder(self.root, manifest.chunking, self.cache)
         for f in local.files:
             for _, h, off, length in f.spans():
@@ -249,7 +248,8 @@ class MirrorStore:
                 asm.fd = -1
         for rel in [r for r, a in self._asm.items() if not a.missing]:
             self._finalize(rel)
-        self._delete_extraneous(wanted_files, wanted_dirs, stats)
+        del local                      # the folder's own table goes before the set of wanted paths
+        self._delete_extraneous({table.path(i) for i in range(len(table))}, wanted_dirs, stats)
         for d in manifest.dirs:
             folder = self._abs(d, make_parents=True)   # its parents, checked on the way
             if not folder.is_dir():
@@ -267,7 +267,7 @@ class MirrorStore:
     def _on_complete(self) -> None:
         """The mirror just became complete (a staged store activates it here)."""
 
-    def _remove_conflicts(self, files: set[str], dirs: set[str], stats: ReconcileStats) -> None:
+    def _remove_conflicts(self, files: Iterable[str], dirs: set[str], stats: ReconcileStats) -> None:
         for rel in files:
             try:
                 p = self._abs(rel)
