@@ -179,7 +179,7 @@ class Manifest:
 
     @property
     def file_bytes(self) -> int:
-        return sum(f.size for f in self.files)
+        return sum(self.files.columns.sizes)
 
     def file(self, path: str) -> FileEntry | None:
         i = self.files.position(path)
