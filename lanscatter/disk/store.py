@@ -248,8 +248,8 @@ class MirrorStore:
                 asm.fd = -1
         for rel in [r for r, a in self._asm.items() if not a.missing]:
             self._finalize(rel)
-        del local                      # the folder's own table goes before the set of wanted paths
-        self._delete_extraneous({table.path(i) for i in range(len(table))}, wanted_dirs, stats)
+        del local
+        self._delete_extraneous(table, wanted_dirs, stats)
         for d in manifest.dirs:
             folder = self._abs(d, make_parents=True)   # its parents, checked on the way
             if not folder.is_dir():
@@ -374,15 +374,16 @@ class MirrorStore:
         os.utime(target, ns=(asm.entry.mtime_ns, asm.entry.mtime_ns))
         self.cache.put(rel, os.lstat(target), self.manifest.chunking, asm.entry.chunks, asm.entry.sizes)
 
-    def _delete_extraneous(self, files: set[str], dirs: set[str], stats: ReconcileStats) -> None:
-        keep_parts = {a.part_name for a in self._asm.values()}
+    def _delete_extraneous(self, files: FileTable, dirs: set[str], stats: ReconcileStats) -> None:
+        # Paths are looked up in the sorted table and part files in the assemblies: sets of a
+        # million paths would cost over 100 bytes a file each.
         for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
             rel_dir = os.path.relpath(dirpath, self.root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
             for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
                 rel = f"{rel_dir}/{name}" if rel_dir else name
                 full = os.path.join(dirpath, name)
-                if rel in files and not os.path.islink(full) or full in keep_parts:
+                if self._kept_part(rel, full) or files.position(rel) is not None and not os.path.islink(full):
                     continue
                 _remove(Path(full))
                 stats.deleted.append(rel)
@@ -391,6 +392,11 @@ class MirrorStore:
                 stats.deleted.append(rel_dir + "/")
         for rel in stats.deleted:
             self.cache.forget(rel)
+
+    def _kept_part(self, rel: str, full: str) -> bool:
+        """Whether `rel` (at `full`) is the part file of a file being assembled."""
+        asm = self._asm.get(rel[:-len(PART_SUFFIX)]) if rel.endswith(PART_SUFFIX) else None
+        return asm is not None and asm.part_name == full
 
     # ---- receiving chunks --------------------------------------------------------------------
     def chunk_target(self, chunk: str) -> tuple[int, int, int] | None:
