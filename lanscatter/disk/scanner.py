@@ -104,7 +104,7 @@ class _FoundFiles:
         self._stats = array("q")          # size, mtime_ns, ctime_ns, mode of each file
         self._inodes = array("Q")
 
-    def add(self, rel: str, st: os.stat_result) -> None:
+    def add(self, rel: str, st: FileStat) -> None:
         self._rels.append(rel)
         self._stats.extend((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode))
         self._inodes.append(st.st_ino)
@@ -119,14 +119,6 @@ class _FoundFiles:
     def __iter__(self) -> Iterator[_Found]:
         return (self[i] for i in range(len(self)))
 
-    def sort(self) -> None:
-        """In path order (the manifest's)."""
-        order = sorted(range(len(self)), key=self._rels.__getitem__)
-        self._rels = [self._rels[i] for i in order]
-        self._stats = array("q", (v for i in order for v in self._stats[4 * i:4 * i + 4]))
-        self._inodes = array("Q", (self._inodes[i] for i in order))
-
-
 @dataclass(slots=True)
 class _Walk:
     files: _FoundFiles
@@ -136,16 +128,24 @@ class _Walk:
 
 
 def _walk(root: Path) -> _Walk:
+    """The folder's files in path order (the manifest's): a folder's entries are visited sorted
+    by name, a subfolder's as `name/` (so `a-b` comes before the files in `a/`, as their paths
+    sort), depth first; nothing is sorted afterwards."""
     out = _Walk(_FoundFiles(), [], [], [])
-    stack = [("", str(root))]
+    # (rel, absolute path, stat of a file / None for a folder still to be listed)
+    stack: list[tuple[str, str, FileStat | None]] = [("", str(root), None)]
     while stack:
-        rel_dir, abs_dir = stack.pop()
+        rel_dir, abs_dir, found = stack.pop()
+        if found is not None:
+            out.files.add(rel_dir, found)
+            continue
         try:
             it = os.scandir(abs_dir)
         except OSError as exc:
             if not rel_dir or not _passing(exc, rel_dir, out):
                 raise
             continue
+        children: list[tuple[str, str, str, FileStat | None]] = []
         with it:
             for entry in it:
                 if entry.name.endswith(PART_SUFFIX):
@@ -162,11 +162,13 @@ def _walk(root: Path) -> _Walk:
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     out.dirs.append(rel)
-                    stack.append((rel, entry.path))
+                    children.append((entry.name + "/", rel, entry.path, None))
                 elif stat.S_ISREG(st.st_mode):
-                    out.files.add(rel, st)
+                    children.append((entry.name, rel, entry.path, FileStat.of(st)))
                 else:
                     out.skipped.append(rel)
+        children.sort(key=lambda c: c[0])
+        stack.extend((rel, path, st) for _, rel, path, st in reversed(children))
     return out
 
 
@@ -338,7 +340,6 @@ def scan_folder(
     # the (sorted) order found and the manifest is built without sorting a copy of them.
     queue: deque[tuple[_Found, _Job | _Hashes]] = deque()
     queued = 0
-    found.sort()
     try:
         for f in found:
             remembered = cache.get(f.rel, f.st, chunking)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lanscatter.core.chunking import CDC, Chunking
 from lanscatter.disk.hash_cache import HashCache
-from lanscatter.disk.scanner import RefusedName, scan_folder
+from lanscatter.disk.scanner import RefusedName, _walk, scan_folder
 
 CHUNKING = Chunking(CDC, 64 * 1024)
 
@@ -99,3 +99,18 @@ def test_an_unchanged_file_is_not_hashed_again_after_a_restart(tmp_path: Path) -
     cache.close()
     _, stats = scan_folder(root, CHUNKING, HashCache(tmp_path / "cache.jsonl"))
     assert (stats.hashed_bytes, stats.reused_bytes) == (0, 100_000)
+
+
+def test_a_walk_finds_files_in_path_order_and_the_cache_keeps_only_them(tmp_path: Path) -> None:
+    names = ["a-b", "a/x", "a/y/z", "a0", "a!", "b", "a/-", "ab/c", "é", "Z"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())
+    assert [f.rel for f in _walk(tmp_path).files] == sorted(names)
+    cache = HashCache(None)
+    scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    (tmp_path / "a0").unlink()
+    (tmp_path / "a" / "y" / "z").unlink()
+    manifest, _ = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    left = sorted(set(names) - {"a0", "a/y/z"})
+    assert [f.path for f in manifest.files] == left and sorted(cache._entries) == left
