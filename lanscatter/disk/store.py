@@ -18,12 +18,14 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import errno
 import json
 import logging
 import os
 import shutil
 import stat
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +129,9 @@ class MirrorStore:
         self.manifest: Manifest | None = None
         self._asm: dict[str, _Assembly] = {}            # rel path -> assembly
         self._have: dict[str, Location] = {}            # verified chunk -> one place to read it
-        self._needs: dict[str, list[tuple[_Assembly, int, int, int]]] = {}  # chunk -> places missing it
+        # chunk -> the places missing it, as positions of the manifest's chunk references (`_place`:
+        # 8 bytes a place, where a tuple each cost 80)
+        self._needs: dict[str, array[int]] = {}
         self._journal: TextIO | None = None
         self.epoch = 0          # reconciles started: a reader of held chunks checks it is unchanged
 
@@ -227,10 +231,11 @@ class MirrorStore:
             self._start_assembly(table, i, journal, stats)
         self._journal_rewrite()
         self._needs = {}
+        refs, hashes = table.columns.refs, table.columns.hashes
         for asm in self._asm.values():
-            for k, h, off, length in asm.entry.spans():
+            for k, r in enumerate(table.ref_range(asm.index)):
                 if k in asm.missing:
-                    self._needs.setdefault(h, []).append((asm, k, off, length))
+                    self._needs.setdefault(hashes[refs[r]], array("q")).append(r)
         # Local copies before anything is deleted: old versions are sources too.
         for rel in list(self._asm):
             asm = self._asm[rel]
@@ -240,7 +245,8 @@ class MirrorStore:
                 src = self._have.get(h) or sources.get(h)
                 if src is not None and self._copy_verified(src, asm, k, h, off, length):
                     stats.copied_chunks += 1
-                    self._needs[h] = [p for p in self._needs[h] if not (p[0] is asm and p[1] == k)]
+                    r = table.ref_range(asm.index)[k]
+                    self._needs[h] = array("q", (p for p in self._needs[h] if p != r))
                     if not self._needs[h]:
                         del self._needs[h]
             if asm.missing and asm.fd >= 0:      # nothing was handed out yet: free it till needed
@@ -399,26 +405,37 @@ class MirrorStore:
         return asm is not None and asm.part_name == full
 
     # ---- receiving chunks --------------------------------------------------------------------
+    def _place(self, r: int) -> tuple[_Assembly, int, int, int]:
+        """(assembly, chunk index, offset, length) of chunk reference `r` of the manifest."""
+        assert self.manifest is not None
+        table = self.manifest.files
+        i = bisect.bisect_right(table.columns.ref_ends, r)
+        span, lengths = table.ref_range(i), table.columns.lengths
+        return self._asm[table.path(i)], r - span.start, sum(lengths[span.start:r]), lengths[r]
+
     def chunk_target(self, chunk: str) -> tuple[int, int, int] | None:
         """(fd, offset, length) of a part-file place that needs `chunk`, or None."""
-        for asm, _k, off, length in self._needs.get(chunk, ()):
+        for r in self._needs.get(chunk, ()):
+            asm, _k, off, length = self._place(r)
             return self._open(asm), off, length
         return None
 
     def chunk_verified(self, chunk: str, fd: int, offset: int) -> list[str]:
         """The chunk written at (fd, offset) hashed right: record it, copy it to every other place
         that needs it, finish completed files. Returns the paths of the files completed."""
-        places = self._needs.pop(chunk, [])
-        first = next((p for p in places if p[0].fd == fd and p[2] == offset), None)
+        places = self._needs.pop(chunk, array("q"))
+        first = next((p for p in map(self._place, places) if p[0].fd == fd and p[2] == offset), None)
         if first is None:
             return []
         asm, k, off, length = first
         self._mark(asm, k, chunk, off, length)
         src = Location(asm.part, off, length)
-        for other, k2, off2, len2 in places:
+        touched = set()
+        for other, k2, off2, len2 in map(self._place, places):
+            touched.add(other.path)
             if other is not asm or k2 != k:
                 self._copy_verified(src, other, k2, chunk, off2, len2)
-        done = [rel for rel in {p[0].path for p in places} if not self._asm[rel].missing]
+        done = [rel for rel in touched if not self._asm[rel].missing]
         for rel in done:
             self._finalize(rel)
         if done and not self._asm:
