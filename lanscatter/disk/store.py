@@ -40,33 +40,6 @@ from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
 log = logging.getLogger("lanscatter.disk.store")
 
 
-class _Missing:
-    """The chunk indices a file still misses: a flag byte each (a set costs 216 bytes even for a
-    file of one chunk, and a version may hold a million of them)."""
-
-    __slots__ = ("_flags", "_left")
-
-    def __init__(self, chunks: int) -> None:
-        self._flags = bytearray(b"\x01") * chunks
-        self._left = chunks
-
-    def __contains__(self, k: int) -> bool:
-        return bool(self._flags[k])
-
-    def add(self, k: int) -> None:
-        if not self._flags[k]:
-            self._flags[k] = 1
-            self._left += 1
-
-    def discard(self, k: int) -> None:
-        if self._flags[k]:
-            self._flags[k] = 0
-            self._left -= 1
-
-    def __bool__(self) -> bool:
-        return self._left > 0
-
-
 @dataclass(slots=True)
 class _Assembly:
     """A file being assembled: its part file and the chunk indices still missing. The part file
@@ -77,9 +50,25 @@ class _Assembly:
     index: int               # of its own for each of a million files would cost 300 bytes a file
     root: str                # the folder it is assembled in (its part file's path is derived: a
                              # Path for each costs 400 bytes more)
-    missing: _Missing
+    missing: int | set[int]  # the chunk indices missing: a bit each up to _MASK_CHUNKS chunks (a
+                             # file of one chunk holds no object for it), a set beyond
     ino: int                 # the part file's inode (the journal's check that it is the same file)
     fd: int = -1
+
+    def lacks(self, k: int) -> bool:
+        return k in self.missing if isinstance(self.missing, set) else bool(self.missing >> k & 1)
+
+    def lose(self, k: int) -> None:
+        if isinstance(self.missing, set):
+            self.missing.add(k)
+        else:
+            self.missing |= 1 << k
+
+    def got(self, k: int) -> None:
+        if isinstance(self.missing, set):
+            self.missing.discard(k)
+        else:
+            self.missing &= ~(1 << k)
 
     @property
     def entry(self) -> FileEntry:
@@ -196,8 +185,8 @@ class MirrorStore:
         touched = False
         for asm in self._asm.values():
             for k, h in enumerate(asm.entry.chunks):
-                if h in chunks and k not in asm.missing:
-                    asm.missing.add(k)
+                if h in chunks and not asm.lacks(k):
+                    asm.lose(k)
                     touched = True
         if touched:
             self._journal_rewrite()
@@ -234,13 +223,13 @@ class MirrorStore:
         refs, hashes = table.columns.refs, table.columns.hashes
         for asm in self._asm.values():
             for k, r in enumerate(table.ref_range(asm.index)):
-                if k in asm.missing:
+                if asm.lacks(k):
                     self._needs.setdefault(hashes[refs[r]], array("q")).append(r)
         # Local copies before anything is deleted: old versions are sources too.
         for rel in list(self._asm):
             asm = self._asm[rel]
             for k, h, off, length in list(asm.entry.spans()):
-                if k not in asm.missing:
+                if not asm.lacks(k):
                     continue
                 src = self._have.get(h) or sources.get(h)
                 if src is not None and self._copy_verified(src, asm, k, h, off, length):
@@ -310,12 +299,12 @@ class MirrorStore:
                                            "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
         os.close(fd)
-        asm = _Assembly(table, index, str(self.root), _Missing(len(entry.chunks)), st.st_ino)
+        asm = _Assembly(table, index, str(self.root), _all_missing(len(entry.chunks)), st.st_ino)
         inode, verified = journal.get(entry.path, (-1, {}))
         if inode == st.st_ino and st.st_size == entry.size:
             for k, h, off, length in entry.spans():
                 if verified.get(off) == h:
-                    asm.missing.discard(k)
+                    asm.got(k)
                     self._have.setdefault(h, Location(part, off, length))
                     stats.resumed_chunks += 1
         self._asm[entry.path] = asm
@@ -340,7 +329,7 @@ class MirrorStore:
         return True
 
     def _mark(self, asm: _Assembly, k: int, h: str, off: int, length: int) -> None:
-        asm.missing.discard(k)
+        asm.got(k)
         self._have.setdefault(h, Location(asm.part, off, length))
         self._journal_append({"p": asm.path, "i": asm.ino, "o": off, "h": h})
 
@@ -470,7 +459,7 @@ class MirrorStore:
             for rel, asm in self._asm.items():
                 ino = asm.ino
                 for k, h, off, _ in asm.entry.spans():
-                    if k not in asm.missing:
+                    if not asm.lacks(k):
                         fh.write(json.dumps({"p": rel, "i": ino, "o": off, "h": h}) + "\n")
         os.replace(tmp, self._parts_path)
 
@@ -496,6 +485,13 @@ class MirrorStore:
         self._close_journal()
         self.cache.close()
 
+
+
+_MASK_CHUNKS = 1024
+
+
+def _all_missing(chunks: int) -> int | set[int]:
+    return (1 << chunks) - 1 if chunks <= _MASK_CHUNKS else set(range(chunks))
 
 
 def _pairs(wanted: FileTable, local: FileTable) -> Iterator[tuple[FileEntry, FileEntry | None]]:
