@@ -114,3 +114,19 @@ def test_a_walk_finds_files_in_path_order_and_the_cache_keeps_only_them(tmp_path
     manifest, _ = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
     left = sorted(set(names) - {"a0", "a/y/z"})
     assert [f.path for f in manifest.files] == left and sorted(cache._entries) == left
+
+
+def test_the_cache_packs_its_entries_and_skips_a_journal_line_it_cannot(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "f").write_bytes(b"x" * 5000)
+    journal = tmp_path / "h.jsonl"
+    cache = HashCache(journal)
+    manifest, _ = scan_folder(folder, Chunking(CDC, 4096), cache)
+    entry = manifest.files[0]
+    cache.close()
+    good = journal.read_text()
+    journal.write_text(good.replace(entry.chunks[0], "not hex") + good + '{"p": "g", "s": -1}\n')
+    again = HashCache(journal)
+    assert again.get("f", os.stat(folder / "f"), Chunking(CDC, 4096)) == (entry.chunks, entry.sizes)
+    assert list(again._entries) == ["f"] and isinstance(again._entries["f"], bytes)
