@@ -30,11 +30,13 @@ log = logging.getLogger("lanscatter.disk.hash_cache")
 
 
 # An entry is one bytes object (a million files as a million objects with tuples, texts and numbers
-# each would cost over 500 bytes a file; this is about 120 with its 1-chunk file): the header, then
-# each chunk's length (8 bytes), then each chunk's hash (32 bytes). The chunking key is a number
-# into the cache's own table of them.
-_HEAD = struct.Struct("<qqQqII")     # size, mtime_ns, inode, ctime_ns, chunking key number, chunks
+# each would cost over 500 bytes a file; this is about 100 with its 1-chunk file): the header, then
+# each chunk's length (8 bytes), then each chunk's hash (32 bytes). The file's size is the lengths'
+# sum and the chunk count what follows the header holds; the chunking key is a number into the
+# cache's own table of them.
+_HEAD = struct.Struct("<qQqH")     # mtime_ns, inode, ctime_ns, chunking key number
 _HASH = 32
+_PER_CHUNK = 8 + _HASH
 
 
 class FileStat(NamedTuple):
@@ -122,24 +124,25 @@ class HashCache:
 
     def _pack(self, e: CachedFile) -> bytes:
         """Raises ValueError or struct.error for an entry out of range (a hash not hex, a chunk
-        count unlike the sizes')."""
-        if len(e.chunks) != len(e.sizes):
-            raise ValueError("chunk hashes and sizes do not pair up")
+        count unlike the sizes', sizes that do not add up to the file's)."""
+        if len(e.chunks) != len(e.sizes) or sum(e.sizes) != e.size:
+            raise ValueError("chunk hashes and sizes do not pair up with the file")
         try:
             key = self._keys.index(e.chunking)
         except ValueError:
             key = len(self._keys)
             self._keys.append(e.chunking)
-        return (_HEAD.pack(e.size, e.mtime_ns, e.inode, e.ctime_ns, key, len(e.chunks))
+        return (_HEAD.pack(e.mtime_ns, e.inode, e.ctime_ns, key)
                 + array("q", e.sizes).tobytes() + bytes.fromhex("".join(e.chunks)))
 
     def _unpack(self, packed: bytes) -> CachedFile:
-        size, mtime_ns, inode, ctime_ns, key, n = _HEAD.unpack_from(packed)
+        mtime_ns, inode, ctime_ns, key = _HEAD.unpack_from(packed)
+        n = (len(packed) - _HEAD.size) // _PER_CHUNK
         at = _HEAD.size + 8 * n
         sizes = array("q")
         sizes.frombytes(packed[_HEAD.size:at])
         chunks = tuple(packed[at + _HASH * k:at + _HASH * (k + 1)].hex() for k in range(n))
-        return CachedFile(size, mtime_ns, inode, ctime_ns, self._keys[key], chunks, tuple(sizes))
+        return CachedFile(sum(sizes), mtime_ns, inode, ctime_ns, self._keys[key], chunks, tuple(sizes))
 
     def forget(self, rel: str) -> None:
         with self._lock:
