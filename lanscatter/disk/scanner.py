@@ -243,17 +243,22 @@ class _Hasher:
         in `sync` or at or past `until` (chunking.RunFn), hashed as they are cut. `counted`: the
         bytes of [start, until) go to the progress (a segment's own run, not a join's)."""
         cutter = CdcCutter(self.chunking.size)
-        buf = getattr(self.local, "window", None)
-        if buf is None or len(buf) < 2 * cutter.window_min:     # one window per thread, reused
-            buf = self.local.window = bytearray(max(_WINDOW_MIN, 2 * cutter.window_min))
+        # The chunk that crosses `until` ends within a maximum of it and is certain once a base
+        # maximum lies beyond it: nothing past that is read.
+        stop = min(size, until + cutter.max_size + cutter.base_max)
+        full = max(_WINDOW_MIN, 2 * cutter.window_min)
+        buf: bytearray | None = None
+        if stop == size and stop - start < full:
+            buf = bytearray(stop - start)     # the rest of the file fits: no window of megabytes each
+        else:
+            buf = getattr(self.local, "window", None)
+            if buf is None or len(buf) < full:     # one window per thread, reused
+                buf = self.local.window = bytearray(full)
         view = memoryview(buf)
         spans: list[Span] = []
         h = blake3.blake3()
         chunk_start = pos = start      # pos: file offset of buf[0]
         filled = 0                     # bytes of buf that hold file data
-        # The chunk that crosses `until` ends within a maximum of it and is certain once a base
-        # maximum lies beyond it: nothing past that is read.
-        stop = min(size, until + cutter.max_size + cutter.base_max)
         while True:
             while filled < len(buf) and pos + filled < stop:
                 n = os.preadv(fd, [view[filled:min(len(buf), stop - pos)]], pos + filled)
@@ -348,18 +353,18 @@ def scan_folder(
             remembered = cache.get(f.rel, f.st, chunking)
             if remembered is not None:
                 reused += f.st.st_size
-                if queue:
-                    queue.append((f, remembered))
-                else:
+                if not queue:
                     entries.add(_entry(f.rel, f.st, *remembered))
-                continue
-            try:
-                queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
-            except OSError as exc:
-                log.warning("skipping %s: %s", f.rel, exc)
-                skipped.append(f.rel)
-                continue
-            queued += f.st.st_size
+                    continue
+                queue.append((f, remembered))
+            else:
+                try:
+                    queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
+                except OSError as exc:
+                    log.warning("skipping %s: %s", f.rel, exc)
+                    skipped.append(f.rel)
+                    continue
+                queued += f.st.st_size
             while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
                 done = queue.popleft()
                 queued -= done[0].st.st_size if isinstance(done[1], _Job) else 0
