@@ -4,9 +4,13 @@ keep size, mtime and inode."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from pathlib import Path
 
+import pytest
+
 from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.disk import scanner
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import RefusedName, _walk, scan_folder
 
@@ -130,3 +134,25 @@ def test_the_cache_packs_its_entries_and_skips_a_journal_line_it_cannot(tmp_path
     again = HashCache(journal)
     assert again.get("f", os.stat(folder / "f"), Chunking(CDC, 4096)) == (entry.chunks, entry.sizes)
     assert list(again._entries) == ["f"] and isinstance(again._entries["f"], bytes)
+
+
+def test_remembered_files_behind_one_being_hashed_wait_in_a_bounded_queue(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in range(40):
+        (tmp_path / f"f{k:02d}").write_bytes(b"%d" % k)
+    cache = HashCache(None)
+    first, _ = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    (tmp_path / "f00").write_bytes(b"changed")
+    longest = 0
+
+    class Watched(deque):  # type: ignore[type-arg]
+        def append(self, item: object) -> None:
+            nonlocal longest
+            super().append(item)
+            longest = max(longest, len(self))
+
+    monkeypatch.setattr(scanner, "deque", Watched)
+    monkeypatch.setattr(scanner, "_MAX_QUEUED_FILES", 4)
+    again, stats = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    assert stats.hashed_bytes == len(b"changed") and [f.path for f in again.files] == [f.path for f in first.files]
+    assert longest <= 5
