@@ -132,6 +132,11 @@ class PeerOptions:
     # Other masters of the same swarm (a site's standby gateways, in the tree's order): when the
     # master goes away or answers as a standby, the next one is tried, round and round.
     alternates: tuple[tuple[str, int], ...] = ()
+    # A gateway's relay (gateway_handover.py): its site's gateways ('ip:port', in the tree's
+    # order) and the term it was elected with, said in its Hello so that the upstream withdraws
+    # the relay it replaces at once.
+    gateways: tuple[str, ...] = ()
+    term: int = 0
 
 
 class PeerNode:
@@ -323,7 +328,8 @@ class PeerNode:
                 software=__version__, nonce=secrets.token_hex(16), addr=sockname[0] if sockname else "",
                 port=self.port if self.opts.serve else 0, dl_slots=self.opts.dl_slots,
                 ul_slots=self.opts.ul_slots if self.opts.serve else 0, role=self.opts.role,
-                generation=self.manifest.generation if self.manifest else ""),
+                generation=self.manifest.generation if self.manifest else "",
+                gateways=list(self.opts.gateways), term=self.opts.term),
                 them=f"the master at {host}:{port}")
             await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
             welcome = hs.receive_welcome(await _handshake_frame(ws))
