@@ -197,7 +197,7 @@ class GatewayNode:
     async def _site_gateways(self) -> tuple[str, ...]:
         """The site's gateways as 'ip:port' (the upstream sees addresses, the tree may name hosts):
         every gateway resolves the same names alike, so their lists match. A name that does not
-        resolve stays as it is: the upstream then sees no gateway set and waits for silence."""
+        resolve stays as written, matching no address the upstream sees."""
         loop = asyncio.get_running_loop()
         out = []
         for addr, port in self.opts.gateways:

@@ -165,6 +165,9 @@ class Swarm:
             await asyncio.gather(self._task, return_exceptions=True)
         for conn in list(self._connections.values()):
             await conn.ws.close()
+        for closing in list(self._closing):
+            closing.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     def event(self, level: str, message: str) -> None:
         """Log and keep an event for the status page; the message may quote remote text, so it
