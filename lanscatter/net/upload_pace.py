@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 
 from lanscatter.core.fair_share import fair_rates
 from lanscatter.core.protocol import MAX_RATE
-from lanscatter.net.congestion import unpaced_default
+from lanscatter.net.congestion import unpaced_default, wan_congestion
 
 _SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux
 _UNLIMITED = 0xFFFFFFFFFFFFFFFF
@@ -111,8 +111,10 @@ class UploadPacer:
             del self._uploads[id(sock)]
             return False
         up.paced = paced
-        if pace.group is not None or rate is None:
-            unpaced_default(sock)       # (congestion.py; a pipe's first request is a WAN upload)
+        if pace.group is not None:
+            wan_congestion(sock)        # (congestion.py; a pipe's first request is a WAN upload)
+        elif rate is None:
+            unpaced_default(sock)
         self._reshare()
         return True
 
