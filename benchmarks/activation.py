@@ -26,12 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # the repository, for tests.integration
+from lanscatter.core.chunking import FIXED, Chunking
 from lanscatter.core.sizes import format_bytes, parse_size
-from lanscatter.disk.hash_cache import HashCache
-from lanscatter.disk.scanner import scan_folder
 from lanscatter.disk.staged_store import StagedStore
+from tests.integration.stage_driver import feed, source_manifest
 
-CHUNK = 16 * 2**20
+CHUNKING = Chunking(FIXED, 16 * 2**20)
 
 
 def _make(src: Path, files: int, changed: int, changed_size: int, version: int) -> int:
@@ -52,27 +53,8 @@ def _make(src: Path, files: int, changed: int, changed_size: int, version: int) 
 
 def _sync(store: StagedStore, src: Path) -> float:
     """Reconcile and feed every missing chunk; the seconds the last chunk's verification took."""
-    manifest, _ = scan_folder(src, CHUNK, HashCache(None))
-    store.reconcile(manifest)
-    where = {}
-    for f in manifest.files:
-        for _, h, off, length in f.spans(manifest.chunk_size):
-            where.setdefault(h, (src / f.path, off, length))
-    missing = sorted(store.missing_chunks())
-    last = 0.0
-    for n, h in enumerate(missing):
-        target = store.chunk_target(h)
-        if target is None:
-            continue
-        fd, offset, length = target
-        path, src_off, _ = where[h]
-        with open(path, "rb") as fh:
-            os.pwrite(fd, os.pread(fh.fileno(), length, src_off), offset)
-        started = time.perf_counter()
-        store.chunk_verified(h, fd, offset)
-        if n == len(missing) - 1:
-            last = time.perf_counter() - started
-    return last
+    store.reconcile(source_manifest(src, CHUNKING))
+    return feed(store, src)
 
 
 def _inodes(root: Path) -> dict[int, tuple[int, bool]]:

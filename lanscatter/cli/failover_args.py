@@ -1,6 +1,6 @@
 """The command-line options of standby gateways: `--alternate` (peers and relays: other masters of
 the swarm they join) and `--gateways` (a relay that is one of its site's gateways), turned into
-typed options for `roles/gateway.py` and `roles/peer.py`."""
+typed options for `roles/gateway.py` and `roles/peer_options.py`."""
 
 from __future__ import annotations
 

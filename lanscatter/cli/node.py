@@ -452,7 +452,8 @@ def _log_path(args: argparse.Namespace) -> str | None:
 
 def run_peer(args: argparse.Namespace) -> int:
     from lanscatter.roles.node_progress import follow_peer
-    from lanscatter.roles.peer import PeerNode, PeerOptions
+    from lanscatter.roles.peer import PeerNode
+    from lanscatter.roles.peer_options import PeerOptions
 
     _log_to_file(args)
     host, port = split_hostport(args.master, DEFAULT_MASTER_PORT)
@@ -472,8 +473,8 @@ def run_peer(args: argparse.Namespace) -> int:
             finally:
                 await node.stop()
         code = _run(preview)
-        if node.preview is not None:
-            print(node.preview.listing(), flush=True)
+        if node.folder.preview is not None:
+            print(node.folder.preview.listing(), flush=True)
         return code
 
     async def run() -> None:
@@ -488,7 +489,7 @@ def run_peer(args: argparse.Namespace) -> int:
 
 def run_proxy(args: argparse.Namespace) -> int:
     from lanscatter.roles.node_progress import follow_peer
-    from lanscatter.roles.peer import PeerOptions
+    from lanscatter.roles.peer_options import PeerOptions
     from lanscatter.roles.relay import RelayNode, RelayOptions
 
     _log_to_file(args)
@@ -544,7 +545,7 @@ def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, N
 
     async def stop_and_sum_up() -> None:
         summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started, peer.downloaded_chunks,
-                                    peer.local_copies, peer.counters.rx_bytes, peer.downloaded_bytes))
+                                    peer.folder.local_copies, peer.counters.rx_bytes, peer.downloaded_bytes))
         if site_status is not None:
             from lanscatter.topology.summary import summary_lines  # (at the end: not on the way to start)
 

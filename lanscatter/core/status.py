@@ -10,7 +10,7 @@ Rules of the JSON shape (docs/tui.md, "Where the data comes from"):
   `active`/`staged` (per node and for the node itself) and `commit` (the origin); a reader
   takes any version, ignores keys it does not know and gives a missing key its default (a version 1
   document's slots in use are its transfers, capped at the slots).
-- A field marked optional (`_OPTIONAL`) is left out when it is None (a peer's document has no
+- A field whose metadata is `_OPTIONAL` is left out when it is None (a peer's document has no
   `chunking`, a master's no `upstream`); every other field is always there, null or not.
 - Slots in use never exceed their total (`NodeStatus` refuses it); `downloads`/`uploads` count
   transfers, which may be more (ones ending, WAN uploads the planner runs beside the slots).
@@ -20,8 +20,8 @@ Decoding is hostile-input decoding, like `protocol.FIELD_BOUNDS`: every number i
 bounded length. Anything else raises `StatusError`; it never raises anything else, whatever the input.
 
 Adding a field: give it a default (older documents lack it), a bound in `_BOUNDS` when the default
-one does not fit (texts 1,024 characters, lists 1,024 items, numbers 0 to 2**63), and list it in
-`_OPTIONAL` when the documents of some roles never carry it.
+one does not fit (texts 1,024 characters, lists 1,024 items, numbers 0 to 2**63), and give it
+`field(default=None, metadata=_OPTIONAL)` when the documents of some roles never carry it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lanscatter.core.errors import RemoteProtocolError
@@ -55,6 +55,11 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 class StatusError(RemoteProtocolError):
     """A status document that is not one: wrong type, out of bounds, malformed."""
+
+
+# The metadata of a field the documents of some roles never carry (default None): the encoder
+# leaves it out when None. Declared on the field itself, so the encoder cannot disagree with the types.
+_OPTIONAL = types.MappingProxyType({"optional": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +92,10 @@ class CommitState:
     mode: str                        # tree | host (host: a late commit is only shown)
     state: str                       # idle | staging | overdue | committed | rolled-back
     generation: str | None = None    # the current version
-    committed: str | None = None     # the version every host is to show
-    committed_label: str | None = None
-    instead: str | None = None       # after a tree rollback: the current version it replaced
+    committed: str | None = field(default=None, metadata=_OPTIONAL)  # the version every host is to show
+    committed_label: str | None = field(default=None, metadata=_OPTIONAL)
+    # after a tree rollback: the current version it replaced
+    instead: str | None = field(default=None, metadata=_OPTIONAL)
     deadline_s: float = 0.0
     hosts: int = 0                   # hosts joined in the tree ...
     ready: int = 0                   # ... that hold the current version whole
@@ -118,11 +124,15 @@ class NodeStatus:
     rx_rate: float = 0.0             # bytes/s over the last seconds
     tx_rate: float = 0.0
     avg_upload_s: float | None = None
-    complete_at: float | None = None         # when it held every chunk (the coordinator's clock)
-    downloaded_chunks: int | None = None     # a peer's own document: chunks it fetched
-    local_copies: int | None = None          # ... and chunks it copied from its own folder
-    active: ActiveVersion | None = None      # the version its folder shows (hosts say from protocol 8)
-    staged: StagedVersion | None = None      # the version it stages beside it
+    # when it held every chunk (the coordinator's clock)
+    complete_at: float | None = field(default=None, metadata=_OPTIONAL)
+    # a peer's own document: chunks it fetched
+    downloaded_chunks: int | None = field(default=None, metadata=_OPTIONAL)
+    # ... and chunks it copied from its own folder
+    local_copies: int | None = field(default=None, metadata=_OPTIONAL)
+    # the version its folder shows (hosts say from protocol 8)
+    active: ActiveVersion | None = field(default=None, metadata=_OPTIONAL)
+    staged: StagedVersion | None = field(default=None, metadata=_OPTIONAL)  # the version it stages beside it
 
     def __post_init__(self) -> None:
         if not (0 <= self.dl_slots_used <= self.dl_slots and 0 <= self.ul_slots_used <= self.ul_slots):
@@ -136,8 +146,10 @@ class LinkStatus:
 
     name: str
     bytes: int = 0                   # on the wire
-    data_bytes: int | None = None    # chunk content it brought (more than `bytes` when LZ4 helped)
-    control_bytes: int | None = None # control frames it brought (manifests and their deltas mostly)
+    # chunk content it brought (more than `bytes` when LZ4 helped)
+    data_bytes: int | None = field(default=None, metadata=_OPTIONAL)
+    # control frames it brought (manifests and their deltas mostly)
+    control_bytes: int | None = field(default=None, metadata=_OPTIONAL)
     bytes_per_s: float | None = None # its capacity, when the site tree says
     rate: float = 0.0
 
@@ -188,7 +200,8 @@ class GatewayStatus:
     rank: int                        # 0: the first in the list
     active: bool
     term: int = 0                    # taken when it last became active (0: never)
-    active_gateway: str | None = None    # host:port of the one relaying (None: none known)
+    # host:port of the one relaying (None: none known)
+    active_gateway: str | None = field(default=None, metadata=_OPTIONAL)
     upstream_ok: bool = False        # it reached the upstream within the last seconds
     takeovers: int = 0               # times this process became active
 
@@ -209,30 +222,29 @@ class StatusDoc:
     events: tuple[StatusEvent, ...] = ()
     insecure: bool = False           # runs with no swarm secret
     version: int = STATUS_VERSION
-    generation_at: float | None = None       # when the coordinator took this generation
-    chunking: str | None = None
-    chunk_size: int | None = None
-    skipped_names: int | None = None         # a master: names in its folder the protocol cannot carry
-    chunk_size_auto: bool | None = None      # a master: `chunk_size` was chosen from the data
-    control_rx_bytes: int | None = None      # a peer: control frames received from its master
-    publish: PublishState | None = None      # a master
-    upstream: UpstreamStatus | None = None   # a relay
-    gateway: GatewayStatus | None = None     # a gateway of a site with standbys (active or not)
-    active: ActiveVersion | None = None      # the version this node's folder shows
-    staged: StagedVersion | None = None      # ... and the one it stages
-    commit: CommitState | None = None        # the origin: tree activation
+    # when the coordinator took this generation
+    generation_at: float | None = field(default=None, metadata=_OPTIONAL)
+    chunking: str | None = field(default=None, metadata=_OPTIONAL)
+    chunk_size: int | None = field(default=None, metadata=_OPTIONAL)
+    # a master: names in its folder the protocol cannot carry
+    skipped_names: int | None = field(default=None, metadata=_OPTIONAL)
+    # a master: `chunk_size` was chosen from the data
+    chunk_size_auto: bool | None = field(default=None, metadata=_OPTIONAL)
+    # a peer: control frames received from its master
+    control_rx_bytes: int | None = field(default=None, metadata=_OPTIONAL)
+    publish: PublishState | None = field(default=None, metadata=_OPTIONAL)  # a master
+    upstream: UpstreamStatus | None = field(default=None, metadata=_OPTIONAL)  # a relay
+    # a gateway of a site with standbys (active or not)
+    gateway: GatewayStatus | None = field(default=None, metadata=_OPTIONAL)
+    # the version this node's folder shows
+    active: ActiveVersion | None = field(default=None, metadata=_OPTIONAL)
+    staged: StagedVersion | None = field(default=None, metadata=_OPTIONAL)  # ... and the one it stages
+    commit: CommitState | None = field(default=None, metadata=_OPTIONAL)  # the origin: tree activation
 
 
 def slots_in_use(transfers: int, slots: int) -> int:
     """The slots `transfers` occupy when nothing better is known: never more than there are."""
     return max(0, min(transfers, slots))
-
-
-# Fields left out of the JSON when None (the documents of some roles never have them).
-_OPTIONAL = frozenset({"generation_at", "chunking", "chunk_size", "skipped_names", "publish", "upstream",
-                       "gateway", "active_gateway", "complete_at", "downloaded_chunks", "local_copies",
-                       "data_bytes", "control_bytes", "chunk_size_auto", "control_rx_bytes",
-                       "commit", "committed", "committed_label", "instead", "active", "staged"})
 
 
 # --- encoding ---------------------------------------------------------------------------------
@@ -244,7 +256,7 @@ def to_json(value: Any) -> Any:
         out = {}
         for f in dataclasses.fields(value):
             v = getattr(value, f.name)
-            if v is None and f.name in _OPTIONAL:
+            if v is None and f.metadata.get("optional"):
                 continue
             out[f.name] = to_json(v)
         return out

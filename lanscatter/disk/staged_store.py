@@ -42,7 +42,10 @@ _NO_LINK = frozenset({errno.EMLINK, errno.EXDEV, errno.EPERM})
 
 
 class StagedStore(MirrorStore):
-    def __init__(self, folder: Path, state_dir: Path, keep: int = DEFAULT_KEEP) -> None:
+    def __init__(self, folder: Path, state_dir: Path, keep: int = DEFAULT_KEEP, *,
+                 may_switch: Callable[[str], bool] = lambda generation: True) -> None:
+        """`may_switch` says whether a generation staged whole may be shown now (tree activation:
+        once the origin committed it)."""
         if keep < 1:
             raise ConfigError(f"keep {keep}: a host keeps at least the active version", "give --keep 1 or more")
         if folder.exists() and not folder.is_dir():
@@ -55,8 +58,7 @@ class StagedStore(MirrorStore):
         self.last_switch_s = 0.0         # the last switch, from complete to active
         self.label = ""                  # the origin's label of the generation being reconciled ...
         self.published_ms = 0            # ... and its publish time
-        # Whether a generation staged whole may be shown now (tree activation: once committed).
-        self.may_switch: Callable[[str], bool] = lambda generation: True
+        self._may_switch = may_switch
         super().__init__(self.versions.active_root() or self.versions.home, state_dir)
         self.root = self.versions.active_root() or self.versions.home
 
@@ -147,7 +149,7 @@ class StagedStore(MirrorStore):
         m = self.manifest
         if m is None or not self.staging():
             return
-        if not self.may_switch(m.generation):
+        if not self._may_switch(m.generation):
             log.info("generation %s is staged whole beside %s: waiting for the tree's commit",
                      m.generation[:12], self.versions.folder)
             return

@@ -49,7 +49,9 @@ from lanscatter.core.status import GatewayStatus, StatusDoc
 from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.net.node_http import add_status_endpoints
 from lanscatter.net.server import bind_site
-from lanscatter.roles.peer import ACTIVE_HEADER, STANDBY_STATUS, PeerNode, PeerOptions, connect_failure
+from lanscatter.roles.master_link import ACTIVE_HEADER, STANDBY_STATUS, connect_failure
+from lanscatter.roles.peer import PeerNode
+from lanscatter.roles.peer_options import PeerOptions
 from lanscatter.roles.relay import SAVED_MANIFEST, RelayNode, RelayOptions
 
 log = logging.getLogger("lanscatter.roles.gateway")

@@ -141,7 +141,7 @@ class MasterNode:
                                   compress=opts.compress)
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat,
-                           seed_uploads=lambda: self.counters.uploads, seed_rates=self.server.pacer.set_rates,
+                           seed_uploads=lambda: self.counters.uploads, seed_rates=self._pace_uploads,
                            on_seed_corrupt=self._seed_corrupt, seed_active=self._shown,
                            on_change=lambda: self.tree.step())
         self.manifest: Manifest | None = None    # the published version
@@ -196,6 +196,10 @@ class MasterNode:
         self.swarm.seed_lost(chunk)
         self.request_rescan(f"chunk {chunk[:8]}: its file changed")
         return None
+
+    def _pace_uploads(self, rates: dict[int, float]) -> None:
+        """The swarm's fair shares for this master's uploads, by transfer id."""
+        self.server.pacer.set_rates(rates)
 
     def _seed_corrupt(self, chunk: str) -> None:
         """A downloader got `chunk` from this folder and it did not match its hash: a file changed

@@ -53,10 +53,11 @@ def snapshot(node: PeerNode) -> Snapshot:
     st = node.status()
     me = st.nodes[0]
     held, total = node.progress()
-    return Snapshot(master=node.master_text, connected=node.connected,
-                    joined_once=node.joined_once, attempts=node.connect_attempts, error=node.connect_error,
+    link = node.link
+    return Snapshot(master=link.master_text, connected=link.connected,
+                    joined_once=link.joined_once, attempts=link.connect_attempts, error=link.connect_error,
                     generation=st.generation, have=me.have, chunks=st.chunks, held=held, total=total,
-                    rate=node.rx_rate(), sources=len(node.sources), synced=st.synced)
+                    rate=node.rx_rate(), sources=len(node.downloads.sources), synced=st.synced)
 
 
 def state_line(s: Snapshot) -> str:

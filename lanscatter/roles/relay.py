@@ -36,7 +36,8 @@ from lanscatter.net.node_http import coordinator_app
 from lanscatter.net.server import bind_site
 from lanscatter.net.tls import ServerTLS
 from lanscatter.roles.chunk_source import ChunkSource
-from lanscatter.roles.peer import PeerNode, PeerOptions
+from lanscatter.roles.peer import PeerNode
+from lanscatter.roles.peer_options import PeerOptions
 from lanscatter.roles.swarm import Swarm
 
 log = logging.getLogger("lanscatter.roles.relay")

@@ -46,7 +46,6 @@ from lanscatter.core.session_types import (
     SeedCorrupt,
     SeedRates,
     Send,
-    Synced,
 )
 from lanscatter.core.signing import SignedVersion, published_view
 from lanscatter.core.status import ActiveVersion, NodeStatus, StagedVersion, StatusDoc, StatusEvent
@@ -84,14 +83,13 @@ class Swarm:
                  allow_nat: bool = False, seed_uploads: Callable[[], int] | None = None,
                  seed_rates: Callable[[dict[int, float]], None] | None = None,
                  on_seed_corrupt: Callable[[str], None] | None = None,
-                 on_generation_synced: Callable[[str], None] | None = None,
                  seed_active: Callable[[], ActiveVersion | None] | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
         """The seed's side comes in as callbacks: `seed_uploads` counts its uploads under way,
         `seed_rates` paces them (transfer id -> bytes/s), `on_seed_corrupt` hears of a chunk a
-        downloader got corrupt from it, `on_generation_synced` of every node holding the generation,
-        `seed_active` says which version the seed shows, `on_change` hears that the tree's
-        readiness may have changed (tree activation)."""
+        downloader got corrupt from it, `seed_active` says which version the seed shows, `on_change`
+        hears that the tree's readiness may have changed (tree activation). Given here only: the
+        swarm's callbacks are not changed once it is built."""
         self.name = name
         self.auth = auth
         self.allow_nat = allow_nat       # accept peers whose own address is not the one we see
@@ -102,19 +100,18 @@ class Swarm:
         self.session = SwarmSession(name=name, auth=auth, seed_slots=seed_slots, link_map=link_map,
                                     seed=seed, work_clock=time.perf_counter)
         self.events: deque[StatusEvent] = deque(maxlen=50)
-        self.seed_uploads: Callable[[], int] = seed_uploads or (lambda: 0)
+        self._seed_uploads: Callable[[], int] = seed_uploads or (lambda: 0)
         self._own_rates = RateMeter()
-        self.seed_rates: Callable[[dict[int, float]], None] = seed_rates or (lambda rates: None)
+        self._seed_rates: Callable[[dict[int, float]], None] = seed_rates or (lambda rates: None)
         self._connections: dict[str, _Connection] = {}
         self._closing: set[asyncio.Future[None]] = set()    # connections the session withdrew, closing
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.on_generation_synced = on_generation_synced
-        self.on_seed_corrupt = on_seed_corrupt      # our own file changed
+        self._on_seed_corrupt = on_seed_corrupt      # our own file changed
         # Tree activation (tree_commit.py): `on_change` runs when what the members hold whole,
         # show or summarise may have changed (the session's tree_epoch moved).
-        self.on_change = on_change
-        self.seed_active: Callable[[], ActiveVersion | None] = seed_active or (lambda: None)
+        self._on_change = on_change
+        self._seed_active: Callable[[], ActiveVersion | None] = seed_active or (lambda: None)
         self._tree_seen = 0
 
     # The session's state, as the status and the roles read it.
@@ -293,19 +290,17 @@ class Swarm:
             elif isinstance(out, Note):
                 log.info("%s: %s", self.name, out.message)
             elif isinstance(out, SeedRates):
-                self.seed_rates(out.rates)
-            elif isinstance(out, SeedCorrupt) and self.on_seed_corrupt:
-                self.on_seed_corrupt(out.chunk)
-            elif isinstance(out, Synced) and self.on_generation_synced:
-                self.on_generation_synced(out.generation)
+                self._seed_rates(out.rates)
+            elif isinstance(out, SeedCorrupt) and self._on_seed_corrupt:
+                self._on_seed_corrupt(out.chunk)
             elif isinstance(out, Close) and (conn := self._connections.pop(out.peer, None)) is not None:
                 closing = asyncio.ensure_future(self._close(conn, out.reason))
                 self._closing.add(closing)
                 closing.add_done_callback(self._closing.discard)
         if self.session.tree_epoch != self._tree_seen:
             self._tree_seen = self.session.tree_epoch
-            if self.on_change is not None:
-                self.on_change()
+            if self._on_change is not None:
+                self._on_change()
         if wake:
             self._wake.set()
 
@@ -376,11 +371,11 @@ class Swarm:
             name=self.name, site=self.site, role=self.role, online=True,
             have=self.seed_have.count, bitmap=self.seed_have.encode(),
             inflight=Bitmap(self.seed_have.size).encode(), downloads=0,
-            uploads=self.seed_uploads(), dl_slots=0, ul_slots=self.seed_slots, ul_slots_used=seed_used,
+            uploads=self._seed_uploads(), dl_slots=0, ul_slots=self.seed_slots, ul_slots_used=seed_used,
             rx_bytes=rx_bytes, tx_bytes=tx_bytes, rx_rate=own_rx, tx_rate=own_tx,
             avg_upload_s=self._avg_upload(self.name),
             complete_at=self.seed_complete_at if m and self.seed_have.count == self.seed_have.size else None,
-            active=(seed_active := self.seed_active()),
+            active=(seed_active := self._seed_active()),
             staged=self._staged_view(seed_active, self.seed_have, self.seed_have.count == self.seed_have.size),
         )]
         for link in [*self.peers.values(), *self.gone.values()]:

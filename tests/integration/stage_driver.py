@@ -1,12 +1,13 @@
 """Drives a StagedStore through versions without a network: each source folder in turn is
-scanned, reconciled and fed its missing chunks from the source, as downloads would. Run as a
-process (`python -m tests.integration.stage_driver FOLDER STATE SOURCE...`) so a test can SIGKILL
+scanned, reconciled and fed its missing chunks from the source, as downloads would (also the
+staging of benchmarks/activation.py). Run as a process (`python -m tests.integration.stage_driver FOLDER STATE SOURCE...`) so a test can SIGKILL
 it at any point of staging or switching."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from lanscatter.core.chunking import CDC, Chunking
@@ -18,20 +19,23 @@ from lanscatter.disk.staged_store import StagedStore
 CHUNK = Chunking(CDC, 4096)
 
 
-def source_manifest(src: Path) -> Manifest:
-    manifest, _ = scan_folder(src, CHUNK, HashCache(None))
+def source_manifest(src: Path, chunking: Chunking = CHUNK) -> Manifest:
+    manifest, _ = scan_folder(src, chunking, HashCache(None))
     return manifest
 
 
-def feed(store: StagedStore, src: Path) -> None:
-    """Every missing chunk, read from `src` and written where the store wants it."""
+def feed(store: StagedStore, src: Path) -> float:
+    """Every missing chunk, read from `src` and written where the store wants it; the seconds the
+    last chunk's verification took (the switch, when it completes a staged version)."""
     m = store.manifest
     assert m is not None
     where = {}
     for f in m.files:
         for _, h, off, length in f.spans():
             where.setdefault(h, (src / f.path, off, length))
-    for h in sorted(store.missing_chunks()):
+    missing = sorted(store.missing_chunks())
+    last = 0.0
+    for n, h in enumerate(missing):
         target = store.chunk_target(h)
         if target is None:
             continue
@@ -39,7 +43,11 @@ def feed(store: StagedStore, src: Path) -> None:
         path, src_off, _ = where[h]
         with open(path, "rb") as fh:
             os.pwrite(fd, os.pread(fh.fileno(), length, src_off), offset)
+        started = time.perf_counter()
         store.chunk_verified(h, fd, offset)
+        if n == len(missing) - 1:
+            last = time.perf_counter() - started
+    return last
 
 
 def apply(store: StagedStore, src: Path) -> None:

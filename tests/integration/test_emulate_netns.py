@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -18,29 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lanscatter.deploy.process_stop import stop
 from lanscatter.emulator.netns import list_namespaces, support_problem
+from tests.integration.emulated_tree import emulate_argv, new_tag, remove_leftovers, write_tree
 from tests.integration.nodes import tree_state
 
 _problem = support_problem()
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(_problem is not None, reason=_problem or "")]
-
-
-def _tree(tmp_path: Path, source: Path) -> Path:
-    doc = {
-        "dataset": {"source": str(source), "origin": "origin", "chunk_size": "256KiB",
-                    "secret": {"value": "emulate-test-secret"}},
-        "sites": {
-            "hub": {"lan": "100Mbit", "hosts": ["origin", "hub-1"]},
-            "branch": {"lan": "100Mbit", "gateway": "gw", "hosts": ["gw", "branch-1"]},
-        },
-        "wan": [{"between": ["hub", "branch"], "bandwidth": "20Mbit", "latency": "20ms"}],
-    }
-    path = tmp_path / "tree.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def _dataset(source: Path) -> None:
@@ -55,17 +39,14 @@ def _dataset(source: Path) -> None:
 def test_emulated_tree_mirrors_the_origin_and_counts_the_wan(tmp_path: Path) -> None:
     source = tmp_path / "source"
     _dataset(source)
-    tag = "t" + secrets.token_hex(2)
+    tag = new_tag()
     work, report_path = tmp_path / "work", tmp_path / "report.json"
-    argv = [sys.executable, "-m", "lanscatter", "emulate", str(_tree(tmp_path, source)),
-            "--workdir", str(work), "--exit-when-synced", "--timeout", "45", "--report", str(report_path), "--tag", tag]
+    argv = emulate_argv(write_tree(tmp_path, source), work, tag,
+                        "--exit-when-synced", "--timeout", "45", "--report", str(report_path))
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=75, check=False)
     finally:
-        leftovers = list_namespaces(f"lsc{tag}-")
-        if leftovers:
-            subprocess.run([sys.executable, "-m", "lanscatter", "emulate", "--cleanup", "--tag", tag],
-                           capture_output=True, timeout=60, check=False)
+        leftovers = remove_leftovers(tag)
     assert done.returncode == 0, done.stderr[-4000:]
     assert leftovers == []
 
@@ -87,7 +68,7 @@ def test_emulated_tree_mirrors_the_origin_and_counts_the_wan(tmp_path: Path) -> 
 
 
 def test_cleanup_needs_no_file_and_removes_nothing_foreign(tmp_path: Path) -> None:
-    tag = "t" + secrets.token_hex(2)
+    tag = new_tag()
     done = subprocess.run([sys.executable, "-m", "lanscatter", "emulate", "--cleanup", "--tag", tag],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -97,9 +78,8 @@ def test_cleanup_needs_no_file_and_removes_nothing_foreign(tmp_path: Path) -> No
 def test_sigterm_stops_the_roles_and_removes_the_network(tmp_path: Path) -> None:
     source = tmp_path / "source"
     _dataset(source)
-    tag = "t" + secrets.token_hex(2)
-    argv = [sys.executable, "-m", "lanscatter", "emulate", str(_tree(tmp_path, source)), "--workdir",
-            str(tmp_path / "work"), "--tag", tag]
+    tag = new_tag()
+    argv = emulate_argv(write_tree(tmp_path, source), tmp_path / "work", tag)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -111,9 +91,6 @@ def test_sigterm_stops_the_roles_and_removes_the_network(tmp_path: Path) -> None
         _, err = proc.communicate(timeout=45)
     finally:
         stop([proc], 10)
-        leftovers = list_namespaces(f"lsc{tag}-")
-        if leftovers:
-            subprocess.run([sys.executable, "-m", "lanscatter", "emulate", "--cleanup", "--tag", tag],
-                           capture_output=True, timeout=60, check=False)
+        leftovers = remove_leftovers(tag)
     assert proc.returncode == 143, err[-3000:]
     assert leftovers == []

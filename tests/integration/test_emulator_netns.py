@@ -6,7 +6,6 @@ between namespaces these tests create (10.213.0.0/16 inside them).
 
 from __future__ import annotations
 
-import secrets
 import signal
 import statistics
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from lanscatter.emulator import probe
 from lanscatter.emulator.netns import Emulation, EmulatorError, cleanup, list_namespaces, support_problem
 from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
+from tests.integration.emulated_tree import new_tag
 
 _problem = support_problem()
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(_problem is not None, reason=_problem or "")]
@@ -39,10 +39,6 @@ def two_sites(tag: str, loss: float = 0.0) -> NetSpec:
         wan_links=(WanLink("hq", "br", WAN_RATE, WAN_RATE, DELAY_S, loss),),
         tag=tag,
     )
-
-
-def new_tag() -> str:
-    return "t" + secrets.token_hex(2)
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +154,7 @@ _HOLDER = """
 import sys, time
 from lanscatter.emulator.netns import Emulation
 from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
+from tests.integration.emulated_tree import new_tag
 spec = NetSpec(
     sites=(Site("hq", 1e7, (Host("o"), Host("a"))), Site("br", 1e7, (Host("b"), Host("c")), parent="hq")),
     wan_links=(WanLink("hq", "br", 1e6, 1e6, 0.01),),

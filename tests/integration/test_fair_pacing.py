@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +21,35 @@ from tests.integration.nodes import HOST, make_tree, tree_state
 DOWN = 1_500_000.0            # each peer's download port, bytes/s
 
 
+class _RecordingMaster(MasterNode):
+    """A master that notes each set of shares its uploads are given."""
+
+    def __init__(self, opts: MasterOptions, record: Callable[[dict[int, float]], None]) -> None:
+        super().__init__(opts)
+        self._record = record
+
+    def _pace_uploads(self, rates: dict[int, float]) -> None:
+        self._record(rates)
+        super()._pace_uploads(rates)
+
+
+class _RecordingPeer(PeerNode):
+    """A peer that notes the rate each download it is sent starts at, and the shares its uploads
+    are given."""
+
+    def __init__(self, opts: PeerOptions, *, first: list[float | None], given: list[float]) -> None:
+        super().__init__(opts)
+        self._first = first
+        self._given = given
+
+    async def _handle(self, msg: p.Message) -> None:
+        if isinstance(msg, p.Download):
+            self._first.append(msg.rate_cap)
+        elif isinstance(msg, p.Rates):
+            self._given.extend(dict(zip(msg.transfers, msg.rates)).values())
+        await super()._handle(msg)
+
+
 async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -> None:
     make_tree(tmp_path / "origin")
     rng = random.Random(5)
@@ -27,34 +57,16 @@ async def test_each_port_is_shared_among_the_transfers_into_it(tmp_path: Path) -
         (tmp_path / "origin" / f"big{i}.bin").write_bytes(rng.randbytes(2 * 2**20))
     links = LinkMap(links={name: Link(name, cap) for name, cap in (
         ("up:master", 8e6), ("up:a", 8e6), ("up:b", 8e6), ("down:a", DOWN), ("down:b", DOWN))})
-    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
-                                      chunk_size=256 * 1024, watch=False, link_map=links))
-    await master.start()
     given: dict[str, list[float]] = {"master": [], "a": [], "b": []}
-    seed_rates = master.swarm.seed_rates
-    assert seed_rates is not None
-
-    def master_rates(rates: dict[int, float]) -> None:
-        given["master"].extend(rates.values())
-        seed_rates(rates)
-    master.swarm.seed_rates = master_rates
-    peers = [PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / name,
-                                  state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name))
-             for name in "ab"]
+    master = _RecordingMaster(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST,
+                                            port=0, chunk_size=256 * 1024, watch=False, link_map=links),
+                              lambda rates: given["master"].extend(rates.values()))
+    await master.start()
     first: list[float | None] = []            # the rates new transfers start at
-    for peer in peers:
-        pacer, name = peer.server.pacer, peer.name
-
-        async def handle(msg: p.Message, *, _handle=peer._handle) -> None:
-            if isinstance(msg, p.Download):
-                first.append(msg.rate_cap)
-            await _handle(msg)
-        peer._handle = handle                      # type: ignore[method-assign]
-
-        def peer_rates(rates: dict[int, float], *, _set=pacer.set_rates, _name=name) -> None:
-            given[_name].extend(rates.values())
-            _set(rates)
-        pacer.set_rates = peer_rates              # type: ignore[method-assign]
+    peers = [_RecordingPeer(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / name,
+                                        state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name),
+                            first=first, given=given[name])
+             for name in "ab"]
     tasks = [asyncio.create_task(peer.run()) for peer in peers]
     try:
         async with asyncio.timeout(60):
@@ -84,17 +96,11 @@ async def test_a_released_transfer_leaves_its_share_when_its_last_byte_is_due(tm
     told it has the whole port then, without waiting for the first one's report."""
     make_tree(tmp_path / "origin")
     links = LinkMap(links={"up:master": Link("up:master", 8e6), "down:a": Link("down:a", DOWN)})
-    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST, port=0,
-                                      chunk_size=256 * 1024, watch=False, link_map=links))
-    await master.start()
     calls: list[tuple[float, dict[int, float]]] = []
-    seed_rates = master.swarm.seed_rates
-    assert seed_rates is not None
-
-    def record(rates: dict[int, float]) -> None:
-        calls.append((time.monotonic(), dict(rates)))
-        seed_rates(rates)
-    master.swarm.seed_rates = record
+    master = _RecordingMaster(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST,
+                                            port=0, chunk_size=256 * 1024, watch=False, link_map=links),
+                              lambda rates: calls.append((time.monotonic(), dict(rates))))
+    await master.start()
     try:
         async with aiohttp.ClientSession() as session, \
                 session.ws_connect(f"http://{HOST}:{master.port}/ws") as ws:

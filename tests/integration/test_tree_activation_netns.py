@@ -10,40 +10,22 @@ the namespaces the run creates.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lanscatter.disk.versions_dir import VersionsDir
-from lanscatter.emulator.netns import list_namespaces, support_problem
+from lanscatter.emulator.netns import support_problem
+from tests.integration.emulated_tree import emulate_argv, new_tag, remove_leftovers, write_tree
 from tests.integration.nodes import tree_state
 
 _problem = support_problem()
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(_problem is not None, reason=_problem or "")]
 HOSTS = (("hub", "hub-1"), ("branch", "gw"), ("branch", "branch-1"))
-
-
-def _tree(tmp_path: Path, source: Path) -> Path:
-    doc = {
-        "dataset": {"source": str(source), "origin": "origin", "chunk_size": "256KiB",
-                    "secret": {"value": "emulate-test-secret"}},
-        "defaults": {"activate": "tree"},
-        "sites": {
-            "hub": {"lan": "100Mbit", "hosts": ["origin", "hub-1"]},
-            "branch": {"lan": "100Mbit", "gateway": "gw", "hosts": ["gw", "branch-1"]},
-        },
-        "wan": [{"between": ["hub", "branch"], "bandwidth": "20Mbit", "latency": "20ms"}],
-    }
-    path = tmp_path / "tree.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def _labels(work: Path) -> dict[str, tuple[str, float]]:
@@ -75,10 +57,10 @@ def test_a_switched_release_becomes_active_on_every_host_together(tmp_path: Path
     (builds / "releases" / "1" / "app.bin").write_bytes(os.urandom(2 * 2**20))
     (builds / "releases" / "1" / "notes.txt").write_bytes(b"release 1\n")
     (builds / "current").symlink_to("releases/1")
-    tag = "t" + secrets.token_hex(2)
+    tag = new_tag()
     work = tmp_path / "work"
-    argv = [sys.executable, "-m", "lanscatter", "emulate", str(_tree(tmp_path, builds / "current")),
-            "--workdir", str(work), "--timeout", "150", "--tag", tag]
+    argv = emulate_argv(write_tree(tmp_path, builds / "current", defaults={"activate": "tree"}), work, tag,
+                        "--timeout", "150")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_all(work, "1", proc, 60)
@@ -96,9 +78,6 @@ def test_a_switched_release_becomes_active_on_every_host_together(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-        leftovers = list_namespaces(f"lsc{tag}-")
-        if leftovers:
-            subprocess.run([sys.executable, "-m", "lanscatter", "emulate", "--cleanup", "--tag", tag],
-                           capture_output=True, timeout=60, check=False)
+        leftovers = remove_leftovers(tag)
     assert proc.returncode == 143, err[-3000:]
     assert leftovers == []

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn
 
 from lanscatter.core.status import read_status
+from lanscatter.roles.master_link import connect_failure
 from lanscatter.roles.node_progress import (
     LogsAboveBar,
     Snapshot,
@@ -22,7 +23,6 @@ from lanscatter.roles.node_progress import (
     peer_summary,
     state_line,
 )
-from lanscatter.roles.peer import connect_failure
 from lanscatter.topology.summary import summary_lines
 
 ALONE = Snapshot(master="10.0.0.1:10564", connected=False, joined_once=False, attempts=3,
