@@ -231,6 +231,10 @@ class Swarm:
                 await self._send_text(ws, p.encode(error))
         except TimeoutError:
             self.event("warning", f"closing {remote}: no hello within {HELLO_TIMEOUT_S:.0f} s")
+        except ConnectionError as exc:
+            # The transport closed under a write (a pong aiohttp sends for a ping, or a frame to a
+            # member going away): that member left, as when its socket ends.
+            log.info("connection of %s lost: %s", safe_text(name or remote, TEXT_LIMIT), safe_text(exc, TEXT_LIMIT))
         finally:
             await ws.close()
             if name is not None and self._connections.get(name) is conn:
