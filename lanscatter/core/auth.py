@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets as _secrets
+from functools import lru_cache
 
 from lanscatter.core.errors import ConfigError
 
@@ -52,6 +53,7 @@ def new_secret() -> str:
     return _secrets.token_urlsafe(32)
 
 
+@lru_cache(maxsize=4096)     # a master spells its members' few addresses in every chunk token
 def normal_ip(text: str) -> str:
     """One spelling per address: IPv4-mapped IPv6 as IPv4, no zone, compressed IPv6."""
     try:
