@@ -24,20 +24,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # the repository, for tests.ports
+from benchmarks.engine_bench import peak_rss_mb
 from tests.ports import free_port
 
 PY = sys.executable
 SECRET = "manifest-scale-benchmark"
-
-
-def _peak_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class _Proc:
@@ -53,7 +44,7 @@ class _Proc:
 
     def _run(self) -> None:
         while self.p.poll() is None:
-            self.peak = max(self.peak, _peak_mb(self.p.pid))
+            self.peak = max(self.peak, peak_rss_mb(self.p.pid))    # (nan once gone: max keeps the peak)
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -118,7 +109,8 @@ def main() -> int:
         sync_s = _wait("the peer in sync", lambda: _synced(pport), args.timeout)
         before = (_status(pport) or {}).get("control_rx_bytes", 0)
         first = (_status(mport) or {}).get("generation")
-        for k in range(0, 10_000, 1000):
+        step = min(1000, max(1, args.files // 10))     # ten files (fewer when there are fewer)
+        for k in range(0, min(args.files, 10 * step), step):
             (src / f"d{k // 1000:04d}" / f"file-{k:07d}.txt").write_bytes(b"changed\n")
         second_s = _wait("the second version at the peer",
                          lambda: (g := (_status(mport) or {}).get("generation")) != first and _synced(pport, g),

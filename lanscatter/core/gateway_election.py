@@ -22,8 +22,9 @@ Rules (`Election.decide`):
 - So a returning first gateway finds another active and stays a standby; a frozen gateway that
   resumes finds a newer term and steps down.
 - Split brain (the gateways cannot see each other, both reach the upstream): both may be active.
-  Each pulls into its own folder, each site peer is joined to one of them, nothing is mixed; when
-  they see each other again the older term steps down. At worst the WAN carries data twice.
+  Each keeps its own folder, each site peer is joined to one of them, nothing is mixed; the
+  upstream plans only for the newer term's relay (gateway_handover.py), so the WAN carries the
+  data once; when they see each other again the older term steps down.
 """
 
 from __future__ import annotations

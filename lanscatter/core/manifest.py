@@ -22,15 +22,18 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import reprlib
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lanscatter.core.chunking import FIXED, Chunking, chunking_problem, sizes_problem
 from lanscatter.core.errors import ManifestError
+from lanscatter.core.file_table import FileEntry, FileTable, as_table, pair_paths, same_entry
 
 MANIFEST_FORMAT = 2          # 2: chunk lengths per file and the chunking kind
 HASH_HEX_LEN = 64          # blake3, 32 bytes
@@ -117,23 +120,6 @@ def _int_in(value: Any, low: int, high: int) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class FileEntry:
-    path: str
-    size: int
-    mtime_ns: int
-    executable: bool
-    chunks: tuple[str, ...]
-    sizes: tuple[int, ...]            # each chunk's length, in order; they add up to `size`
-
-    def spans(self) -> Iterable[tuple[int, str, int, int]]:
-        """(index, hash, offset, length) of each chunk."""
-        offset = 0
-        for k, (h, length) in enumerate(zip(self.chunks, self.sizes, strict=True)):
-            yield k, h, offset, length
-            offset += length
-
-
-@dataclass(frozen=True, slots=True)
 class ChunkLocation:
     path: str
     offset: int
@@ -143,12 +129,13 @@ class ChunkLocation:
 @dataclass(frozen=True)
 class Manifest:
     chunk_size: int                        # fixed: every chunk's size; cdc: the target size
-    files: tuple[FileEntry, ...]
+    files: FileTable                       # (any sequence of FileEntry given is made a FileTable)
     dirs: tuple[str, ...]                  # every directory, empty ones included, sorted
     chunking_kind: str = FIXED
     generation: str = field(default="")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "files", as_table(self.files))
         if not self.generation:
             object.__setattr__(self, "generation", _generation_id(self))
 
@@ -156,16 +143,17 @@ class Manifest:
     def chunking(self) -> Chunking:
         return Chunking(self.chunking_kind, self.chunk_size)
 
-    # Derived tables are cached: a manifest is immutable and may list 100k files.
+    # Derived tables are cached: a manifest is immutable and may list a million files.
     def chunk_table(self) -> tuple[tuple[str, int], ...]:
         """Distinct chunks (hash, size) in order of first appearance; the bitmap index order."""
         cached = self.__dict__.get("_chunk_table")
         if cached is None:
-            seen: dict[str, int] = {}
-            for f in self.files:
-                for _, h, _, length in f.spans():
-                    seen.setdefault(h, length)
-            cached = tuple(seen.items())
+            c = self.files.columns
+            first: list[int] = []
+            for d, length in zip(c.refs, c.lengths, strict=True):
+                if d == len(first):          # numbered in order of first appearance
+                    first.append(length)
+            cached = tuple((c.hashes[d], length) for d, length in enumerate(first))
             self.__dict__["_chunk_table"] = cached
         return cached
 
@@ -180,11 +168,7 @@ class Manifest:
         """Every place each chunk hash occurs (identical content can occur many times)."""
         cached = self.__dict__.get("_locations")
         if cached is None:
-            acc: dict[str, list[ChunkLocation]] = {}
-            for f in self.files:
-                for _, h, off, length in f.spans():
-                    acc.setdefault(h, []).append(ChunkLocation(f.path, off, length))
-            cached = {h: tuple(v) for h, v in acc.items()}
+            cached = _Locations(self)
             self.__dict__["_locations"] = cached
         return cached
 
@@ -195,14 +179,11 @@ class Manifest:
 
     @property
     def file_bytes(self) -> int:
-        return sum(f.size for f in self.files)
+        return sum(self.files.columns.sizes)
 
     def file(self, path: str) -> FileEntry | None:
-        cached = self.__dict__.get("_by_path")
-        if cached is None:
-            cached = {f.path: f for f in self.files}
-            self.__dict__["_by_path"] = cached
-        return cached.get(path)
+        i = self.files.position(path)
+        return None if i is None else self.files.entry(i)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -219,17 +200,18 @@ class Manifest:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
 
-def build_manifest(chunk_size: int, files: Iterable[FileEntry], dirs: Iterable[str],
+def build_manifest(chunk_size: int, files: Iterable[FileEntry] | FileTable, dirs: Iterable[str],
                    chunking_kind: str = FIXED) -> Manifest:
     """Canonical manifest: files and dirs sorted, parents of files listed as dirs."""
-    file_list = sorted(files, key=lambda f: f.path)
+    table = (files if isinstance(files, FileTable)
+             else FileTable.of_entries(sorted(files, key=lambda f: f.path))).in_path_order()
     all_dirs = set(dirs)
-    for f in file_list:
-        parts = f.path.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            all_dirs.add("/".join(parts[:i]))
-    return Manifest(chunk_size=chunk_size, files=tuple(file_list), dirs=tuple(sorted(all_dirs)),
-                    chunking_kind=chunking_kind)
+    for i in range(len(table)):
+        parent = table.path(i).rpartition("/")[0]
+        while parent:
+            all_dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    return Manifest(chunk_size=chunk_size, files=table, dirs=tuple(sorted(all_dirs)), chunking_kind=chunking_kind)
 
 
 def manifest_from_dict(data: Any) -> Manifest:
@@ -329,6 +311,38 @@ def _generation_id(m: Manifest) -> str:
     return h.hexdigest()
 
 
+class _Locations(Mapping[str, tuple[ChunkLocation, ...]]):
+    """`Manifest.locations()` without a ChunkLocation per reference held: each distinct chunk's
+    references chained through one array (8 bytes a reference), the places built when asked."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self._m = manifest
+        c = manifest.files.columns
+        self._first = array("q", [-1]) * len(c.hashes)
+        self._next = array("q", [-1]) * len(c.refs)
+        for r in range(len(c.refs) - 1, -1, -1):
+            d = c.refs[r]
+            self._next[r], self._first[d] = self._first[d], r
+
+    def __getitem__(self, chunk: str) -> tuple[ChunkLocation, ...]:
+        d = self._m.chunk_index()[chunk]
+        table, c = self._m.files, self._m.files.columns
+        out = []
+        r = self._first[d]
+        while r >= 0:
+            i = bisect.bisect_right(c.ref_ends, r)       # the file holding reference r
+            span = table.ref_range(i)
+            out.append(ChunkLocation(table.path(i), sum(c.lengths[span.start:r]), c.lengths[r]))
+            r = self._next[r]
+        return tuple(out)
+
+    def __iter__(self) -> Iterator[str]:
+        return (h for h, _ in self._m.chunk_table())
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+
 @dataclass(frozen=True, slots=True)
 class ManifestDiff:
     added: tuple[str, ...]
@@ -343,11 +357,16 @@ class ManifestDiff:
 
 
 def diff_manifests(old: Manifest, new: Manifest) -> ManifestDiff:
-    old_files = {f.path: f for f in old.files}
-    new_files = {f.path: f for f in new.files}
-    added = tuple(p for p in new_files if p not in old_files)
-    removed = tuple(p for p in old_files if p not in new_files)
-    changed = tuple(p for p, f in new_files.items() if p in old_files and old_files[p] != f)
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[str] = []
+    for path, i, j in pair_paths(old.files, new.files):
+        if i is None:
+            added.append(path)
+        elif j is None:
+            removed.append(path)
+        elif not same_entry(old.files, i, new.files, j):
+            changed.append(path)
     old_chunks = old.chunk_index()
     fresh = [(h, s) for h, s in new.chunk_table() if h not in old_chunks]
-    return ManifestDiff(added, removed, changed, len(fresh), sum(s for _, s in fresh))
+    return ManifestDiff(tuple(added), tuple(removed), tuple(changed), len(fresh), sum(s for _, s in fresh))

@@ -18,6 +18,7 @@ import reprlib
 from typing import Any
 
 from lanscatter.core.errors import ManifestError
+from lanscatter.core.file_table import FileEntry, FileTable, TableBuilder, pair_paths, same_entry
 from lanscatter.core.manifest import (
     Manifest,
     check_counts,
@@ -27,6 +28,7 @@ from lanscatter.core.manifest import (
     decode_files,
     show_path,
 )
+from lanscatter.core.manifest_wire import check_table
 
 DELTA_FORMAT = 1
 _WORTH = 0.5       # a delta of more than this share of the new manifest's files is not sent
@@ -36,12 +38,20 @@ def make_delta(base: Manifest, new: Manifest) -> dict[str, Any] | None:
     """The changes from `base` to `new`, or None when a whole manifest is about as cheap."""
     if base.chunking != new.chunking:
         return None
-    old_files = {f.path: f for f in base.files}
-    changed = [f for f in new.files if old_files.get(f.path) != f]
-    if len(changed) > _WORTH * max(1, len(new.files)):
-        return None
-    new_paths = {f.path for f in new.files}
-    gone = [f.path for f in base.files if f.path not in new_paths] + [f.path for f in changed if f.path in old_files]
+    most = _WORTH * max(1, len(new.files))
+    changed: list[FileEntry] = []
+    removed: list[str] = []
+    replaced: list[str] = []
+    for path, i, j in pair_paths(base.files, new.files):
+        if j is None:
+            removed.append(path)
+        elif i is None or not same_entry(base.files, i, new.files, j):
+            changed.append(new.files.entry(j))
+            if len(changed) > most:
+                return None
+            if i is not None:
+                replaced.append(path)
+    gone = removed + replaced
     old_dirs, new_dirs = set(base.dirs), set(new.dirs)
     return {
         "format": DELTA_FORMAT, "base": base.generation, "generation": new.generation,
@@ -76,8 +86,36 @@ def apply_delta(base: Manifest, delta: Any) -> Manifest:
             raise ManifestError("a manifest delta that does not say which generation it builds")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ManifestError(f"malformed manifest delta: {show_path(str(exc))}") from None
-    kept = [f for f in base.files if f.path not in gone]
     dirs = [d for d in base.dirs if d not in dropped_dirs] + added_dirs
     # A changed file must be named as removed: an entry for a path still held is a second one,
     # which the whole-manifest check refuses.
-    return checked_manifest(chunking, kept + files, dirs, claimed)
+    if not base.files.is_sorted():       # a manifest made by hand
+        return checked_manifest(chunking, [f for f in base.files if f.path not in gone] + files, dirs, claimed)
+    table = _merged(base.files, gone, sorted(files, key=lambda f: f.path))
+    all_dirs = set(dirs)
+    check_table(table, chunking, all_dirs)
+    check_counts(len(table), len(all_dirs), len(table.columns.refs))
+    manifest = Manifest(chunking.size, table, tuple(sorted(all_dirs)), chunking.kind)
+    if claimed != manifest.generation:
+        raise ManifestError("manifest generation id does not match its content")
+    return manifest
+
+
+def _merged(base: FileTable, gone: set[str], files: list[FileEntry]) -> FileTable:
+    """The files of `base` but those `gone`, and `files` (sorted), in path order: built as one
+    table, not as a list of a million entries."""
+    out = TableBuilder()
+    k = 0
+    for i in range(len(base)):
+        path = base.path(i)
+        while k < len(files) and files[k].path < path:
+            out.add(files[k])
+            k += 1
+        if path in gone:
+            continue
+        if k < len(files) and files[k].path == path:
+            raise ManifestError(f"manifest lists a path twice: '{show_path(path)}'")
+        out.add(base.entry(i))
+    for f in files[k:]:
+        out.add(f)
+    return out.table()

@@ -9,7 +9,8 @@ all become `RemoteProtocolError`, naming the peer and the message, and never any
 Conversation (master M, peer P):
     M -> P  Challenge      first frame on every connection (nonce, protocol range)
     P -> M  Hello          (sealed: proves the secret) nonce, the address it connects from, name,
-                           protocol range, slots, chunk port
+                           protocol range, slots, chunk port; a gateway's relay: its site's
+                           gateways and its term (it replaces an older relay of that site)
     M -> P  Welcome        (sealed: proves the secret) or Error(fatal) and close (wrong secret, no
                            common protocol version, address differs)
     M -> P  ManifestMsg    now and on every new generation, or
@@ -40,16 +41,17 @@ import reprlib
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Union
 from urllib.parse import urlsplit
 
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 8          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+PROTOCOL_VERSION = 9          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
                               # 6: manifest format 2 (chunk sizes, content-defined chunks);
-                              # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit
+                              # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit;
+                              # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py)
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
@@ -96,6 +98,10 @@ class Hello(Message):
     ul_slots: int
     role: str = "peer"      # "peer" or "relay"
     generation: str = ""    # the generation this peer holds ("" none): a new one comes as a delta
+    # A relay that is one of its site's gateways (gateway_handover.py): the site's gateways as
+    # 'ip:port' in the tree's order, and the term it was elected with (0: none).
+    gateways: list[str] = field(default_factory=list)
+    term: int = 0
 
 
 @_message
@@ -335,6 +341,7 @@ FIELD_BOUNDS: dict[str, Bound] = {
     "active": _HASH, "instead": _HASH, "active_label": Bound(0, 200), "active_published_ms": Bound(0, MAX_INT),
     "active_at": Bound(0, 1e11), "hosts": Bound(0, 2**20), "ready": Bound(0, 2**20),
     "waiting": Bound(0, 16, items=_NAME),
+    "gateways": Bound(0, 64, items=Bound(1, 300, check=_is_header_text)), "term": Bound(0, MAX_INT),
 }
 
 _SHOW = reprlib.Repr()
@@ -371,7 +378,7 @@ def decode(text: str | bytes, peer: str = "peer", limit: int | None = None) -> M
     values: dict[str, Any] = {}
     for f in fields(cls):
         if f.name not in data:
-            if f.default is not MISSING:
+            if f.default is not MISSING or f.default_factory is not MISSING:
                 continue
             raise RemoteProtocolError(f"{peer} sent {kind!r} without field {f.name!r}")
         value = data[f.name]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lanscatter.core.file_table import pair_paths
 from lanscatter.core.manifest import Manifest
 
 PUBLISH_MODES = ("on-change", "on-switch", "manual")
@@ -49,8 +50,7 @@ def check_publish(last: Manifest | None, new: Manifest, *, allow_shrink: bool) -
         return Refusal(f"the source is empty: publishing it {what} on every host", _SHRINK_HINT)
     if last is None or not last.files:
         return None
-    kept = {f.path for f in new.files}
-    gone = sum(1 for f in last.files if f.path not in kept)
+    gone = sum(1 for _, _, j in pair_paths(last.files, new.files) if j is None)
     if gone > MAX_SHRINK * len(last.files):
         return Refusal(f"publishing the source would delete {gone} of the {len(last.files)} files of the "
                        f"published version (more than {MAX_SHRINK:.0%})", _SHRINK_HINT)

@@ -21,6 +21,8 @@ paced and are withdrawn. Rules of the messages:
   member's ManifestWanted gets the whole manifest once per generation, a second one is a protocol
   error;
 - a message only a master sends raises RemoteProtocolError (the driver closes that connection);
+- a gateway's relay that joins withdraws the older relay of its site at once, as though it had
+  left, and asks the driver to close its connection (Close; gateway_handover.py);
 - tree activation (tree_commit.py): a member's Stats say which version it shows, a relay's Staged
   what its subtree holds (only a member that joined as a relay sends it); `readiness` sums them,
   `tree_epoch` moves when they may have changed, the last commit follows the manifest at a join.
@@ -36,13 +38,15 @@ from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth, endpoint
 from lanscatter.core.bitmap import Bitmap
 from lanscatter.core.errors import RemoteProtocolError
+from lanscatter.core.gateway_handover import Gateway, handover, standby_set
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.manifest_delta import make_delta
+from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.planner import Planner, PlannerConfig
 from lanscatter.core.safe_text import NAME_LIMIT, safe_text
 from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
-from lanscatter.core.session_types import Note, Now, Output, PeerState, SeedCorrupt, Synced
+from lanscatter.core.session_types import Close, Note, Now, Output, PeerState, SeedCorrupt, Synced
 from lanscatter.core.signing import MAX_LABEL_CHARS, SignedVersion
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import ActiveVersion
@@ -157,9 +161,11 @@ class SwarmSession(SessionRounds):
         return name
 
     def join(self, name: str, hello: p.Hello, now: Now, *, addr: str, protocol: int,
-             seed_url: str, seed_source: str) -> list[Output]:
-        """A peer passed the handshake as `name` (from name_for), seen at `addr`, agreeing on
-        `protocol`; it reaches the seed at `seed_url`, the seed's chunk server being `seed_source`."""
+             seed_url: str, seed_source: str, addr_proven: bool = True) -> list[Output]:
+        """A peer passed the handshake as `name` (from name_for), seen at `addr` (`addr_proven`:
+        the handshake checked it was the address the peer connects from), agreeing on `protocol`;
+        it reaches the seed at `seed_url`, the seed's chunk server being `seed_source`. A gateway's
+        relay withdraws the older relay of its site it replaces (gateway_handover.py)."""
         host = f"[{addr}]" if ":" in addr else addr
         n = len(self.manifest.chunk_table()) if self.manifest else 0
         self.peers[name] = PeerState(
@@ -168,9 +174,11 @@ class SwarmSession(SessionRounds):
             role=safe_text(hello.role, 16), dl_slots=max(0, hello.dl_slots),
             ul_slots=max(0, hello.ul_slots if hello.port else 0),
             have=Bitmap(n), inflight=Bitmap(n), heard_at=now.mono, protocol=protocol,
-            generation=hello.generation)
+            generation=hello.generation, term=hello.term,
+            gateways=standby_set(hello.role, hello.gateways, hello.term, addr, addr_proven=addr_proven))
         self.gone.pop(name, None)
         self._event("info", f"{name} joined from {addr}")
+        self._hand_over(self.peers[name])
         if self.manifest is not None:
             self._send(name, self._manifest_for(self.peers[name], self.manifest))
             if self.commit is not None and protocol >= 8:
@@ -180,9 +188,30 @@ class SwarmSession(SessionRounds):
 
     def leave(self, name: str) -> list[Output]:
         """The peer's connection closed: its transfers go, and it is kept (down) for the status."""
+        self._remove(name, f"{name} left")
+        return self._flush()
+
+    def _hand_over(self, link: PeerState) -> None:
+        """A gateway's relay joined: the older relays of its site are withdrawn now, as though they
+        had left, rather than after their silence (a frozen one holds its transfers and the seed's
+        upload slots till then); one that a newer relay of its site supersedes gets nothing."""
+        if not link.gateways:
+            return
+        replaced, newer = handover(Gateway(link.name, link.gateways, link.term),
+                                   (Gateway(m.name, m.gateways, m.term) for m in self.peers.values()))
+        for old in replaced:
+            reason = f"replaced by {link.name}, a newer gateway of its site (term {link.term})"
+            self._out.append(Close(old, reason))
+            self._remove(old, f"{old} withdrawn: {reason}")
+        if newer is not None:
+            link.dl_slots = 0
+            self._event("warning", f"{link.name} relays for the site of {newer}, which holds a newer term: "
+                                   "nothing is planned to it")
+
+    def _remove(self, name: str, message: str) -> None:
         link = self.peers.pop(name, None)
         if link is None:
-            return self._flush()
+            return
         link.online = False
         self.gone[link.name] = link
         while len(self.gone) > GONE_LIMIT:      # names churning must not grow the status for good
@@ -192,9 +221,8 @@ class SwarmSession(SessionRounds):
             self._untrack(t)
             if t.dest != link.name and t.dest in self.peers:
                 self._send(t.dest, p.Cancel(t.id))
-        self._event("info", f"{link.name} left")
+        self._event("info", message)
         self.tree_epoch += 1
-        return self._flush()
 
     def receive(self, name: str, msg: p.Message, now: Now) -> list[Output]:
         """A decoded message from the member `name` (joined and not left). Raises
@@ -358,7 +386,8 @@ class SwarmSession(SessionRounds):
                      else make_delta(manifest, manifest) if link.generation == manifest.generation else None)
             if delta is not None:
                 return p.ManifestDelta(link.generation, manifest.generation, delta, statement, signature)
-        return p.ManifestMsg(manifest.to_dict(), statement=statement, signature=signature)
+        whole = to_wire(manifest) if link.protocol >= 9 else manifest.to_dict()
+        return p.ManifestMsg(whole, statement=statement, signature=signature)
 
     def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
         """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""

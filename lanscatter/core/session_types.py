@@ -70,7 +70,16 @@ class Synced:
     generation: str
 
 
-Output = Send | Event | Note | SeedRates | SeedCorrupt | Synced
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection of the peer named `peer`, telling it `reason`: the session counts it as
+    gone already (a gateway's relay replaced by a newer one, gateway_handover.py)."""
+
+    peer: str
+    reason: str
+
+
+Output = Send | Event | Note | SeedRates | SeedCorrupt | Synced | Close
 
 
 @dataclass(eq=False)
@@ -104,3 +113,5 @@ class PeerState:
     rates: RateMeter = field(default_factory=RateMeter)
     active: ActiveVersion | None = None      # the version its folder shows (from its Stats)
     summary: Readiness | None = None         # a relay's subtree (its Staged): tree activation
+    gateways: tuple[str, ...] = ()           # the site whose gateway it relays for (gateway_handover.py)
+    term: int = 0                            # ... and the term it was elected with

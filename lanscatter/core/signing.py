@@ -89,11 +89,25 @@ def content_digest(manifest: Manifest) -> str:
     """`sha256:<hex>` of the manifest's canonical content. A decoded manifest is rebuilt sorted
     (`build_manifest`), so the same content gives the same digest whatever order it arrived in;
     JSON with ASCII escapes makes the encoding unambiguous for any path text."""
-    content = [MANIFEST_FORMAT, manifest.chunking_kind, manifest.chunk_size, list(manifest.dirs),
-               [[f.path, f.size, f.mtime_ns, int(f.executable), list(f.chunks), list(f.sizes)]
-                for f in manifest.files]]
-    text = json.dumps(content, separators=(",", ":"), ensure_ascii=True)
-    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+    # The JSON text of [format, kind, size, dirs, [file, ...]] is hashed in pieces of
+    # _DIGEST_PIECE files: the whole text of a million files would be a few hundred megabytes.
+    digest = hashlib.sha256()
+    head = _json([MANIFEST_FORMAT, manifest.chunking_kind, manifest.chunk_size, list(manifest.dirs)])
+    digest.update(head[:-1].encode("ascii") + b",[")
+    files = manifest.files
+    for start in range(0, len(files), _DIGEST_PIECE):
+        piece = _json([[f.path, f.size, f.mtime_ns, int(f.executable), list(f.chunks), list(f.sizes)]
+                       for f in files[start:start + _DIGEST_PIECE]])
+        digest.update((b"," if start else b"") + piece[1:-1].encode("ascii"))
+    digest.update(b"]]")
+    return "sha256:" + digest.hexdigest()
+
+
+_DIGEST_PIECE = 1000
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from lanscatter.core.file_table import as_table, pair_paths, same_entry
 from lanscatter.core.manifest import FileEntry, Manifest
 
 NAME_LEN = 16
@@ -155,18 +156,25 @@ def index_from_dict(doc: object) -> VersionIndex:
 def link_plan(active_files: Iterable[FileEntry], new: Manifest) -> dict[str, str]:
     """Which files of `new` are hard links to files of the active version: new path -> active path.
     The same path is preferred; otherwise any active file with the same content and metadata."""
-    by_path: dict[str, FileEntry] = {}
-    by_key: dict[tuple[tuple[str, ...], int, int, bool], str] = {}
-    for f in active_files:
-        by_path[f.path] = f
-        by_key.setdefault(_key(f), f.path)
+    # Paired by path first, walking both tables (no dict of a million entries); only the files
+    # left over are looked for by content, among the keys they need.
+    active = as_table(active_files)
     plan: dict[str, str] = {}
-    for entry in new.files:
-        old = by_path.get(entry.path)
-        if old is not None and _key(old) == _key(entry):
-            plan[entry.path] = entry.path
-        elif (src := by_key.get(_key(entry))) is not None:
-            plan[entry.path] = src
+    left: list[int] = []
+    for path, i, j in pair_paths(active, new.files):
+        if i is not None and j is not None and same_entry(active, i, new.files, j):
+            plan[path] = path
+        elif j is not None:
+            left.append(j)
+    if left:
+        wanted = {_key(new.files.entry(j)) for j in left}
+        by_key: dict[tuple[tuple[str, ...], int, int, bool], str] = {}
+        for i in range(len(active)):
+            if (key := _key(active.entry(i))) in wanted:
+                by_key.setdefault(key, active.path(i))
+        for j in left:
+            if (src := by_key.get(_key(new.files.entry(j)))) is not None:
+                plan[new.files.path(j)] = src
     return plan
 
 

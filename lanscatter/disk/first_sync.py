@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanscatter.core.file_table import pair_paths
 from lanscatter.core.manifest import Manifest, show_path
 from lanscatter.disk.atomic_file import write_text_atomic
 from lanscatter.disk.hash_cache import HashCache
@@ -43,21 +44,24 @@ class SyncPreview:
         return "\n".join(lines)
 
 
-def preview_sync(root: Path, manifest: Manifest, cache: HashCache | None) -> SyncPreview:
+def preview_sync(root: Path, manifest: Manifest, cache: HashCache | None, *, downloads: bool = True) -> SyncPreview:
     """What reconciling `root` with `manifest` would do. Without `cache` nothing is hashed, and a
-    present file is not told apart from an overwritten one. Blocking: run in a worker thread."""
-    wanted = {f.path: f for f in manifest.files}
+    present file is not told apart from an overwritten one; without `downloads` the files to
+    download are not listed (the check of a first sync needs only what it would delete, and a
+    version of a million files would list a million paths). Blocking: run in a worker thread."""
+    files = manifest.files
     present = _present_files(root)
     overwrite: list[str] = []
     if cache is not None:
         local, _ = scan_folder(root, manifest.chunking, cache)
-        for f in local.files:
-            want = wanted.get(f.path)
-            if want is not None and (f.size, f.chunks) != (want.size, want.chunks):
-                overwrite.append(f.path)
+        for path, i, j in pair_paths(local.files, files):
+            if i is not None and j is not None:
+                have, want = local.files.entry(i), files.entry(j)
+                if (have.size, have.chunks) != (want.size, want.chunks):
+                    overwrite.append(path)
     delete = sorted(p for p, link in present.items()
-                    if (p not in wanted or link) and not p.endswith(PART_SUFFIX))
-    download = sorted(p for p in wanted if p not in present)
+                    if (link or files.position(p) is None) and not p.endswith(PART_SUFFIX))
+    download = sorted(p for p in map(files.path, range(len(files))) if p not in present) if downloads else []
     return SyncPreview(tuple(download), tuple(sorted(overwrite)), tuple(delete))
 
 

@@ -27,8 +27,9 @@ import os
 import stat
 import threading
 import time
+from array import array
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
@@ -46,6 +47,7 @@ from lanscatter.core.chunking import (
     fixed_sizes,
     stitch,
 )
+from lanscatter.core.file_table import TableBuilder
 from lanscatter.core.manifest import (
     FileEntry,
     Manifest,
@@ -53,10 +55,11 @@ from lanscatter.core.manifest import (
     relpath_problem,
     show_path,
 )
-from lanscatter.disk.hash_cache import HashCache
+from lanscatter.disk.hash_cache import FileStat, HashCache
 from lanscatter.disk.hashing import PIECE, hash_file_range
 
 log = logging.getLogger("lanscatter.disk.scanner")
+_Hashes = tuple[tuple[str, ...], tuple[int, ...]]     # a file's chunk hashes and lengths
 
 PART_SUFFIX = ".lsc-part"
 _RETRIES = 3
@@ -89,28 +92,63 @@ class ScanStats:
 @dataclass(frozen=True, slots=True)
 class _Found:
     rel: str
-    st: os.stat_result
+    st: FileStat
 
+
+class _FoundFiles:
+    """The regular files a walk found, as columns: a million `_Found` with their stat fields would
+    cost over 300 bytes a file, these about 70 (a path's text is made when it is read)."""
+
+    def __init__(self) -> None:
+        self._rels = bytearray()          # every path's UTF-8, one after another
+        self._ends = array("q")
+        self._stats = array("q")          # size, mtime_ns, ctime_ns, mode of each file
+        self._inodes = array("Q")
+
+    def add(self, rel: str, st: FileStat) -> None:
+        self._rels += rel.encode("utf-8", "surrogateescape")
+        self._ends.append(len(self._rels))
+        self._stats.extend((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode))
+        self._inodes.append(st.st_ino)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> _Found:
+        size, mtime_ns, ctime_ns, mode = self._stats[4 * i:4 * i + 4]
+        rel = self._rels[(self._ends[i - 1] if i else 0):self._ends[i]].decode("utf-8", "surrogateescape")
+        return _Found(rel, FileStat(size, mtime_ns, self._inodes[i], ctime_ns, mode))
+
+    def __iter__(self) -> Iterator[_Found]:
+        return (self[i] for i in range(len(self)))
 
 @dataclass(slots=True)
 class _Walk:
-    files: list[_Found]
+    files: _FoundFiles
     dirs: list[str]
     skipped: list[str]
     refused: list[RefusedName]
 
 
 def _walk(root: Path) -> _Walk:
-    out = _Walk([], [], [], [])
-    stack = [("", str(root))]
+    """The folder's files in path order (the manifest's): a folder's entries are visited sorted
+    by name, a subfolder's as `name/` (so `a-b` comes before the files in `a/`, as their paths
+    sort), depth first; nothing is sorted afterwards."""
+    out = _Walk(_FoundFiles(), [], [], [])
+    # (rel, absolute path, stat of a file / None for a folder still to be listed)
+    stack: list[tuple[str, str, FileStat | None]] = [("", str(root), None)]
     while stack:
-        rel_dir, abs_dir = stack.pop()
+        rel_dir, abs_dir, found = stack.pop()
+        if found is not None:
+            out.files.add(rel_dir, found)
+            continue
         try:
             it = os.scandir(abs_dir)
         except OSError as exc:
             if not rel_dir or not _passing(exc, rel_dir, out):
                 raise
             continue
+        children: list[tuple[str, str, str, FileStat | None]] = []
         with it:
             for entry in it:
                 if entry.name.endswith(PART_SUFFIX):
@@ -127,11 +165,13 @@ def _walk(root: Path) -> _Walk:
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     out.dirs.append(rel)
-                    stack.append((rel, entry.path))
+                    children.append((entry.name + "/", rel, entry.path, None))
                 elif stat.S_ISREG(st.st_mode):
-                    out.files.append(_Found(rel, st))
+                    children.append((entry.name, rel, entry.path, FileStat.of(st)))
                 else:
                     out.skipped.append(rel)
+        children.sort(key=lambda c: c[0])
+        stack.extend((rel, path, st) for _, rel, path, st in reversed(children))
     return out
 
 
@@ -203,17 +243,22 @@ class _Hasher:
         in `sync` or at or past `until` (chunking.RunFn), hashed as they are cut. `counted`: the
         bytes of [start, until) go to the progress (a segment's own run, not a join's)."""
         cutter = CdcCutter(self.chunking.size)
-        buf = getattr(self.local, "window", None)
-        if buf is None or len(buf) < 2 * cutter.window_min:     # one window per thread, reused
-            buf = self.local.window = bytearray(max(_WINDOW_MIN, 2 * cutter.window_min))
+        # The chunk that crosses `until` ends within a maximum of it and is certain once a base
+        # maximum lies beyond it: nothing past that is read.
+        stop = min(size, until + cutter.max_size + cutter.base_max)
+        full = max(_WINDOW_MIN, 2 * cutter.window_min)
+        buf: bytearray | None = None
+        if stop == size and stop - start < full:
+            buf = bytearray(stop - start)     # the rest of the file fits: no window of megabytes each
+        else:
+            buf = getattr(self.local, "window", None)
+            if buf is None or len(buf) < full:     # one window per thread, reused
+                buf = self.local.window = bytearray(full)
         view = memoryview(buf)
         spans: list[Span] = []
         h = blake3.blake3()
         chunk_start = pos = start      # pos: file offset of buf[0]
         filled = 0                     # bytes of buf that hold file data
-        # The chunk that crosses `until` ends within a maximum of it and is certain once a base
-        # maximum lies beyond it: nothing past that is read.
-        stop = min(size, until + cutter.max_size + cutter.base_max)
         while True:
             while filled < len(buf) and pos + filled < stop:
                 n = os.preadv(fd, [view[filled:min(len(buf), stop - pos)]], pos + filled)
@@ -285,71 +330,82 @@ def scan_folder(
     manifest does not depend on it."""
     started = time.monotonic()
     walk = _walk(root)
-    found, dirs, skipped = walk.files, walk.dirs, walk.skipped
+    found, dirs, skipped, refused = walk.files, walk.dirs, walk.skipped, walk.refused
+    del walk          # the found files' list goes before the manifest is built
     if chunking.size == AUTO:
         chunking = Chunking(chunking.kind, auto_chunk_size(sum(f.st.st_size for f in found), keep_size))
     chunk_size = chunking.size
-    todo = [f for f in found if cache.get(f.rel, f.st, chunking) is None]
-    total = sum(f.st.st_size for f in todo)
+    total = sum(f.st.st_size for f in found if cache.get(f.rel, f.st, chunking) is None)
     segment = segment or segment_size(chunking)
     hasher = _Hasher(root, chunking, workers or os.cpu_count() or 1, progress, total, segment)
-    entries: list[FileEntry] = []
+    entries = TableBuilder()
     hashed = reused = 0
     # Chunks of several files are queued at once so every core stays busy even on small files;
     # the queue is bounded in bytes so a huge folder does not pile up futures, and in files (each
     # holds a descriptor: 100,000 small files would otherwise all be open at once).
     limit = 2 * segment * (workers or os.cpu_count() or 1)
-    queue: deque[tuple[_Found, _Job]] = deque()
+    # A remembered file waits in the queue behind the files being hashed, so entries come out in
+    # the (sorted) order found and the manifest is built without sorting a copy of them.
+    queue: deque[tuple[_Found, _Job | _Hashes]] = deque()
     queued = 0
     try:
         for f in found:
             remembered = cache.get(f.rel, f.st, chunking)
             if remembered is not None:
                 reused += f.st.st_size
-                entries.append(_entry(f.rel, f.st, *remembered))
-                continue
-            try:
-                queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
-            except OSError as exc:
-                log.warning("skipping %s: %s", f.rel, exc)
-                skipped.append(f.rel)
-                continue
-            queued += f.st.st_size
+                if not queue:
+                    entries.add(_entry(f.rel, f.st, *remembered))
+                    continue
+                queue.append((f, remembered))
+            else:
+                try:
+                    queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
+                except OSError as exc:
+                    log.warning("skipping %s: %s", f.rel, exc)
+                    skipped.append(f.rel)
+                    continue
+                queued += f.st.st_size
             while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
                 done = queue.popleft()
-                queued -= done[0].st.st_size
+                queued -= done[0].st.st_size if isinstance(done[1], _Job) else 0
                 hashed += _finish(hasher, root, done, cache, entries, skipped)
         while queue:
             hashed += _finish(hasher, root, queue.popleft(), cache, entries, skipped)
     finally:
         hasher.close()
-    cache.retain({e.path for e in entries})
-    manifest = build_manifest(chunk_size, entries, dirs, chunking.kind)
-    stats = ScanStats(len(entries), hashed, reused, time.monotonic() - started, tuple(skipped),
-                      tuple(walk.refused))
+    del found
+    table = entries.table()
+    cache.retain_sorted(table.path(i) for i in range(len(table)))
+    manifest = build_manifest(chunk_size, table, dirs, chunking.kind)
+    stats = ScanStats(len(manifest.files), hashed, reused, time.monotonic() - started, tuple(skipped),
+                      tuple(refused))
     return manifest, stats
 
 
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
+def _same(a: FileStat, b: FileStat) -> bool:
     return (a.st_size, a.st_mtime_ns, a.st_ino, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ino, b.st_ctime_ns)
 
 
-def _entry(rel: str, st: os.stat_result, chunks: tuple[str, ...], sizes: tuple[int, ...]) -> FileEntry:
+def _entry(rel: str, st: FileStat, chunks: tuple[str, ...], sizes: tuple[int, ...]) -> FileEntry:
     return FileEntry(rel, st.st_size, st.st_mtime_ns, bool(st.st_mode & 0o111), chunks, sizes)
 
 
-def _finish(hasher: _Hasher, root: Path, item: tuple[_Found, _Job], cache: HashCache,
-            entries: list[FileEntry], skipped: list[str]) -> int:
-    """Collect a file's hashes; re-hash it if it changed meanwhile. Returns bytes hashed."""
+def _finish(hasher: _Hasher, root: Path, item: tuple[_Found, _Job | _Hashes], cache: HashCache,
+            entries: TableBuilder, skipped: list[str]) -> int:
+    """Collect a file's hashes (or take its remembered ones); re-hash it if it changed meanwhile.
+    Returns bytes hashed."""
     f, job = item
     st = f.st
+    if not isinstance(job, _Job):
+        entries.add(_entry(f.rel, st, *job))
+        return 0
     try:
         for _ in range(_RETRIES):
             chunks, sizes = hasher.collect(job)
-            after = os.stat(root / f.rel, follow_symlinks=False)
+            after = FileStat.of(os.stat(root / f.rel, follow_symlinks=False))
             if _same(after, st):
                 cache.put(f.rel, st, hasher.chunking, chunks, sizes)
-                entries.append(_entry(f.rel, st, chunks, sizes))
+                entries.add(_entry(f.rel, st, chunks, sizes))
                 return st.st_size
             st = after
             job = hasher.submit_file(f.rel, st.st_size)

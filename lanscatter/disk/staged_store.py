@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
@@ -95,11 +95,15 @@ class StagedStore(MirrorStore):
                 sources.setdefault(h, Location(active / f.path, off, length))
         return sources
 
-    def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> set[str]:
-        """Hard-link into the staging folder the active files the new version holds unchanged."""
-        entries = {f.path: f for f in manifest.files}
-        linked: set[str] = set()
-        for new_rel, old_rel in link_plan(local.files, manifest).items():
+    def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> Collection[str]:
+        """Hard-link into the staging folder the active files the new version holds unchanged;
+        returns the paths linked."""
+        plan = link_plan(local.files, manifest)
+        failed: set[str] = set()
+        for entry in manifest.files:       # (no dict of a million entries: one at a time)
+            new_rel = entry.path
+            if (old_rel := plan.get(new_rel)) is None:
+                continue
             src = active / old_rel
             dst = self._abs(new_rel, make_parents=True)
             try:
@@ -115,14 +119,15 @@ class StagedStore(MirrorStore):
                 if exc.errno not in _NO_LINK:
                     raise
                 log.debug("cannot link %s: %s", new_rel, exc.strerror)
+                failed.add(new_rel)
                 continue
             # The link changed the inode's ctime: the cache learns it, so nothing is hashed again.
-            entry = entries[new_rel]
             self.cache.put(new_rel, os.lstat(dst), manifest.chunking, entry.chunks, entry.sizes)
-            linked.add(new_rel)
-        return linked
+        for rel in failed:
+            del plan[rel]
+        return plan.keys()
 
-    def _check_space(self, manifest: Manifest, linked: set[str]) -> None:
+    def _check_space(self, manifest: Manifest, linked: Collection[str]) -> None:
         """The bytes the new version's other files still need must fit, or nothing starts."""
         need = 0
         for f in manifest.files:

@@ -18,18 +18,21 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import errno
 import json
 import logging
 import os
 import shutil
 import stat
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
-from lanscatter.core.manifest import FileEntry, Manifest
+from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.hashing import PIECE, hash_file_range
 from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
@@ -43,11 +46,45 @@ class _Assembly:
     is open (`fd`) only from the first chunk written to it until it is finished: a version of
     100,000 files must not hold 100,000 descriptors."""
 
-    entry: FileEntry
-    part: Path
-    missing: set[int]
+    files: FileTable         # the manifest's files, and this file's place among them: an entry
+    index: int               # of its own for each of a million files would cost 300 bytes a file
+    root: str                # the folder it is assembled in (its part file's path is derived: a
+                             # Path for each costs 400 bytes more)
+    missing: int | set[int]  # the chunk indices missing: a bit each up to _MASK_CHUNKS chunks (a
+                             # file of one chunk holds no object for it), a set beyond
     ino: int                 # the part file's inode (the journal's check that it is the same file)
     fd: int = -1
+
+    def lacks(self, k: int) -> bool:
+        return k in self.missing if isinstance(self.missing, set) else bool(self.missing >> k & 1)
+
+    def lose(self, k: int) -> None:
+        if isinstance(self.missing, set):
+            self.missing.add(k)
+        else:
+            self.missing |= 1 << k
+
+    def got(self, k: int) -> None:
+        if isinstance(self.missing, set):
+            self.missing.discard(k)
+        else:
+            self.missing &= ~(1 << k)
+
+    @property
+    def entry(self) -> FileEntry:
+        return self.files.entry(self.index)
+
+    @property
+    def path(self) -> str:
+        return self.files.path(self.index)
+
+    @property
+    def part_name(self) -> str:
+        return f"{self.root}/{self.path}{PART_SUFFIX}"
+
+    @property
+    def part(self) -> Path:
+        return Path(self.part_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +118,9 @@ class MirrorStore:
         self.manifest: Manifest | None = None
         self._asm: dict[str, _Assembly] = {}            # rel path -> assembly
         self._have: dict[str, Location] = {}            # verified chunk -> one place to read it
-        self._needs: dict[str, list[tuple[_Assembly, int, int, int]]] = {}  # chunk -> places missing it
+        # chunk -> the places missing it, as positions of the manifest's chunk references (`_place`:
+        # 8 bytes a place, where a tuple each cost 80)
+        self._needs: dict[str, array[int]] = {}
         self._journal: TextIO | None = None
         self.epoch = 0          # reconciles started: a reader of held chunks checks it is unchanged
 
@@ -146,8 +185,8 @@ class MirrorStore:
         touched = False
         for asm in self._asm.values():
             for k, h in enumerate(asm.entry.chunks):
-                if h in chunks and k not in asm.missing:
-                    asm.missing.add(k)
+                if h in chunks and not asm.lacks(k):
+                    asm.lose(k)
                     touched = True
         if touched:
             self._journal_rewrite()
@@ -163,40 +202,40 @@ class MirrorStore:
         self._have.clear()
         self._asm.clear()
         sources = self._prepare_root(manifest)
-        wanted_files = {f.path: f for f in manifest.files}
+        table = manifest.files
         wanted_dirs = set(manifest.dirs)
-        self._remove_conflicts(wanted_files, wanted_dirs, stats)
+        self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
         local, _ = scan_folder(self.root, manifest.chunking, self.cache)
-        local_by_path = {f.path: f for f in local.files}
         for f in local.files:
             for _, h, off, length in f.spans():
                 sources.setdefault(h, Location(self.root / f.path, off, length))
         journal = self._load_part_journal()
-        for entry in manifest.files:
-            have = local_by_path.get(entry.path)
+        for i, (entry, have) in enumerate(_pairs(table, local.files)):
             if have is not None and have.size == entry.size and have.chunks == entry.chunks:
                 self._fix_metadata(entry)
                 stats.kept_files += 1
                 for _, h, off, length in entry.spans():
                     self._have.setdefault(h, Location(self.root / entry.path, off, length))
                 continue
-            self._start_assembly(entry, journal, stats)
+            self._start_assembly(table, i, journal, stats)
         self._journal_rewrite()
         self._needs = {}
+        refs, hashes = table.columns.refs, table.columns.hashes
         for asm in self._asm.values():
-            for k, h, off, length in asm.entry.spans():
-                if k in asm.missing:
-                    self._needs.setdefault(h, []).append((asm, k, off, length))
+            for k, r in enumerate(table.ref_range(asm.index)):
+                if asm.lacks(k):
+                    self._needs.setdefault(hashes[refs[r]], array("q")).append(r)
         # Local copies before anything is deleted: old versions are sources too.
         for rel in list(self._asm):
             asm = self._asm[rel]
             for k, h, off, length in list(asm.entry.spans()):
-                if k not in asm.missing:
+                if not asm.lacks(k):
                     continue
                 src = self._have.get(h) or sources.get(h)
                 if src is not None and self._copy_verified(src, asm, k, h, off, length):
                     stats.copied_chunks += 1
-                    self._needs[h] = [p for p in self._needs[h] if not (p[0] is asm and p[1] == k)]
+                    r = table.ref_range(asm.index)[k]
+                    self._needs[h] = array("q", (p for p in self._needs[h] if p != r))
                     if not self._needs[h]:
                         del self._needs[h]
             if asm.missing and asm.fd >= 0:      # nothing was handed out yet: free it till needed
@@ -204,7 +243,8 @@ class MirrorStore:
                 asm.fd = -1
         for rel in [r for r, a in self._asm.items() if not a.missing]:
             self._finalize(rel)
-        self._delete_extraneous(wanted_files, wanted_dirs, stats)
+        del local
+        self._delete_extraneous(table, wanted_dirs, stats)
         for d in manifest.dirs:
             folder = self._abs(d, make_parents=True)   # its parents, checked on the way
             if not folder.is_dir():
@@ -222,7 +262,7 @@ class MirrorStore:
     def _on_complete(self) -> None:
         """The mirror just became complete (a staged store activates it here)."""
 
-    def _remove_conflicts(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
+    def _remove_conflicts(self, files: Iterable[str], dirs: set[str], stats: ReconcileStats) -> None:
         for rel in files:
             try:
                 p = self._abs(rel)
@@ -240,9 +280,10 @@ class MirrorStore:
                 _remove(p)
                 stats.deleted.append(rel)
 
-    def _start_assembly(self, entry: FileEntry, journal: dict[str, tuple[int, dict[int, str]]],
+    def _start_assembly(self, table: FileTable, index: int, journal: dict[str, tuple[int, dict[int, str]]],
                         stats: ReconcileStats) -> None:
         assert self.manifest is not None
+        entry = table.entry(index)
         target = self._abs(entry.path, make_parents=True)
         part = target.with_name(target.name + PART_SUFFIX)
         fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -258,12 +299,12 @@ class MirrorStore:
                                            "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
         os.close(fd)
-        asm = _Assembly(entry, part, set(range(len(entry.chunks))), st.st_ino)
+        asm = _Assembly(table, index, str(self.root), _all_missing(len(entry.chunks)), st.st_ino)
         inode, verified = journal.get(entry.path, (-1, {}))
         if inode == st.st_ino and st.st_size == entry.size:
             for k, h, off, length in entry.spans():
                 if verified.get(off) == h:
-                    asm.missing.discard(k)
+                    asm.got(k)
                     self._have.setdefault(h, Location(part, off, length))
                     stats.resumed_chunks += 1
         self._asm[entry.path] = asm
@@ -288,9 +329,9 @@ class MirrorStore:
         return True
 
     def _mark(self, asm: _Assembly, k: int, h: str, off: int, length: int) -> None:
-        asm.missing.discard(k)
+        asm.got(k)
         self._have.setdefault(h, Location(asm.part, off, length))
-        self._journal_append({"p": asm.entry.path, "i": asm.ino, "o": off, "h": h})
+        self._journal_append({"p": asm.path, "i": asm.ino, "o": off, "h": h})
 
     @staticmethod
     def _open(asm: _Assembly) -> int:
@@ -328,15 +369,16 @@ class MirrorStore:
         os.utime(target, ns=(asm.entry.mtime_ns, asm.entry.mtime_ns))
         self.cache.put(rel, os.lstat(target), self.manifest.chunking, asm.entry.chunks, asm.entry.sizes)
 
-    def _delete_extraneous(self, files: dict[str, FileEntry], dirs: set[str], stats: ReconcileStats) -> None:
-        keep_parts = {str(a.part) for a in self._asm.values()}
+    def _delete_extraneous(self, files: FileTable, dirs: set[str], stats: ReconcileStats) -> None:
+        # Paths are looked up in the sorted table and part files in the assemblies: sets of a
+        # million paths would cost over 100 bytes a file each.
         for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
             rel_dir = os.path.relpath(dirpath, self.root)
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
             for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
                 rel = f"{rel_dir}/{name}" if rel_dir else name
                 full = os.path.join(dirpath, name)
-                if rel in files and not os.path.islink(full) or full in keep_parts:
+                if self._kept_part(rel, full) or files.position(rel) is not None and not os.path.islink(full):
                     continue
                 _remove(Path(full))
                 stats.deleted.append(rel)
@@ -346,27 +388,43 @@ class MirrorStore:
         for rel in stats.deleted:
             self.cache.forget(rel)
 
+    def _kept_part(self, rel: str, full: str) -> bool:
+        """Whether `rel` (at `full`) is the part file of a file being assembled."""
+        asm = self._asm.get(rel[:-len(PART_SUFFIX)]) if rel.endswith(PART_SUFFIX) else None
+        return asm is not None and asm.part_name == full
+
     # ---- receiving chunks --------------------------------------------------------------------
+    def _place(self, r: int) -> tuple[_Assembly, int, int, int]:
+        """(assembly, chunk index, offset, length) of chunk reference `r` of the manifest."""
+        assert self.manifest is not None
+        table = self.manifest.files
+        i = bisect.bisect_right(table.columns.ref_ends, r)
+        span, lengths = table.ref_range(i), table.columns.lengths
+        return self._asm[table.path(i)], r - span.start, sum(lengths[span.start:r]), lengths[r]
+
     def chunk_target(self, chunk: str) -> tuple[int, int, int] | None:
         """(fd, offset, length) of a part-file place that needs `chunk`, or None."""
-        for asm, _k, off, length in self._needs.get(chunk, ()):
+        for r in self._needs.get(chunk, ()):
+            asm, _k, off, length = self._place(r)
             return self._open(asm), off, length
         return None
 
     def chunk_verified(self, chunk: str, fd: int, offset: int) -> list[str]:
         """The chunk written at (fd, offset) hashed right: record it, copy it to every other place
         that needs it, finish completed files. Returns the paths of the files completed."""
-        places = self._needs.pop(chunk, [])
-        first = next((p for p in places if p[0].fd == fd and p[2] == offset), None)
+        places = self._needs.pop(chunk, array("q"))
+        first = next((p for p in map(self._place, places) if p[0].fd == fd and p[2] == offset), None)
         if first is None:
             return []
         asm, k, off, length = first
         self._mark(asm, k, chunk, off, length)
         src = Location(asm.part, off, length)
-        for other, k2, off2, len2 in places:
+        touched = set()
+        for other, k2, off2, len2 in map(self._place, places):
+            touched.add(other.path)
             if other is not asm or k2 != k:
                 self._copy_verified(src, other, k2, chunk, off2, len2)
-        done = [rel for rel in {p[0].entry.path for p in places} if not self._asm[rel].missing]
+        done = [rel for rel in touched if not self._asm[rel].missing]
         for rel in done:
             self._finalize(rel)
         if done and not self._asm:
@@ -401,7 +459,7 @@ class MirrorStore:
             for rel, asm in self._asm.items():
                 ino = asm.ino
                 for k, h, off, _ in asm.entry.spans():
-                    if k not in asm.missing:
+                    if not asm.lacks(k):
                         fh.write(json.dumps({"p": rel, "i": ino, "o": off, "h": h}) + "\n")
         os.replace(tmp, self._parts_path)
 
@@ -427,6 +485,26 @@ class MirrorStore:
         self._close_journal()
         self.cache.close()
 
+
+
+_MASK_CHUNKS = 1024
+
+
+def _all_missing(chunks: int) -> int | set[int]:
+    return (1 << chunks) - 1 if chunks <= _MASK_CHUNKS else set(range(chunks))
+
+
+def _pairs(wanted: FileTable, local: FileTable) -> Iterator[tuple[FileEntry, FileEntry | None]]:
+    """Each wanted entry with the local one of its path (None: none), both tables sorted
+    (walked side by side: a dict of a million local entries would cost 500 bytes a file)."""
+    if not (wanted.is_sorted() and local.is_sorted()):
+        yield from ((entry, local[i] if (i := local.position(entry.path)) is not None else None) for entry in wanted)
+        return
+    j = 0
+    for entry in wanted:
+        while j < len(local) and local.path(j) < entry.path:
+            j += 1
+        yield entry, local.entry(j) if j < len(local) and local.path(j) == entry.path else None
 
 
 def _remove(p: Path) -> None:

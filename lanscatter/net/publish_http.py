@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from lanscatter.core.publish_request import (
 )
 
 log = logging.getLogger("lanscatter.roles.master")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +74,27 @@ class PublishEndpoint:
     async def _nonce(self, _request: web.Request) -> web.Response:
         return web.json_response({"nonce": self._nonces.issue(secrets.token_hex(16), time.monotonic())})
 
-    async def _request(self, request: web.Request) -> web.Response:
+    async def _opened(self, request: web.Request, what: str,
+                      opener: Callable[[Auth, bytes, str | None, NonceBook, float], R]) -> R | web.Response:
+        """The `what` request `opener` reads from the body, once bounded and authenticated; else the
+        answer: 400 for a malformed one, 403 for one without the secret or with a spent nonce."""
         who = request.remote or "?"
         if (request.content_length or 0) > MAX_BODY_BYTES:
-            return _malformed(who, f"a publish request is at most {MAX_BODY_BYTES} bytes")
+            return _malformed(who, f"a {what} request is at most {MAX_BODY_BYTES} bytes", what)
         body = await request.read()           # bounded by the app's client_max_size
         try:
-            req = open_request(self._auth, body, request.headers.get(MAC_HEADER), self._nonces, time.monotonic())
+            return opener(self._auth, body, request.headers.get(MAC_HEADER), self._nonces, time.monotonic())
         except AuthError as exc:
-            self._event("warning", f"refused a publish request from {who}: {exc.message}")
+            self._event("warning", f"refused a {what} request from {who}: {exc.message}")
             return web.json_response({"error": exc.message}, status=403)
         except RemoteProtocolError as exc:
-            return _malformed(who, exc.message)
+            return _malformed(who, exc.message, what)
+
+    async def _request(self, request: web.Request) -> web.Response:
+        who = request.remote or "?"
+        req = await self._opened(request, "publish", open_request)
+        if isinstance(req, web.Response):
+            return req
         log.info("publish requested from %s", who)
         try:
             outcome = await self._publish(req.label, req.allow_shrink)
@@ -95,20 +106,12 @@ class PublishEndpoint:
         return web.json_response({"generation": outcome.generation, "label": outcome.label,
                                   "published_ms": outcome.published_ms, "changed": outcome.changed})
 
-
     async def _rollback_request(self, request: web.Request) -> web.Response:
         who = request.remote or "?"
         assert self._rollback is not None
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return _malformed(who, f"a rollback request is at most {MAX_BODY_BYTES} bytes", "rollback")
-        body = await request.read()
-        try:
-            req = open_rollback(self._auth, body, request.headers.get(MAC_HEADER), self._nonces, time.monotonic())
-        except AuthError as exc:
-            self._event("warning", f"refused a rollback request from {who}: {exc.message}")
-            return web.json_response({"error": exc.message}, status=403)
-        except RemoteProtocolError as exc:
-            return _malformed(who, exc.message, "rollback")
+        req = await self._opened(request, "rollback", open_rollback)
+        if isinstance(req, web.Response):
+            return req
         log.info("tree rollback requested from %s", who)
         outcome = await self._rollback(req.to)
         if isinstance(outcome, Refusal):
@@ -118,6 +121,6 @@ class PublishEndpoint:
                                   "instead": outcome.instead})
 
 
-def _malformed(who: str, why: str, what: str = "publish") -> web.Response:
+def _malformed(who: str, why: str, what: str) -> web.Response:
     log.warning("malformed %s request from %s: %s", what, who, why)
     return web.json_response({"error": f"protocol error: {why}"}, status=400)

@@ -12,8 +12,9 @@ bounded and MAC'd under the swarm secret), probes the upstream with a TCP connec
 election (`core/gateway_election.py`) decide. Taking over: the standby stops, its last manifest
 (the origin's signed statement with it) becomes the relay's saved one, so the relay serves its
 site what the folder holds before the upstream answers; nothing the folder holds crosses the WAN
-again. Stepping down: the relay stops (the site's peers re-join the active gateway), the standby
-starts.
+again. The relay's Hello names the site's gateways and its term, so the upstream withdraws the
+relay it replaces at once (`core/gateway_handover.py`), frozen or not. Stepping down: the relay
+stops (the site's peers re-join the active gateway), the standby starts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import json
 import logging
 import secrets
+import socket
 import time
 from dataclasses import dataclass, replace
 
@@ -30,7 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from lanscatter.core import protocol as p
-from lanscatter.core.auth import Auth
+from lanscatter.core.auth import Auth, endpoint
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.gateway_election import (
     ACTIVATE,
@@ -42,6 +44,7 @@ from lanscatter.core.gateway_election import (
     claim_to_dict,
     gateway_key,
 )
+from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.status import GatewayStatus, StatusDoc
 from lanscatter.disk.atomic_file import write_text_atomic
@@ -56,6 +59,7 @@ log = logging.getLogger("lanscatter.roles.gateway")
 
 POLL_S = 1.0
 _STARTING_S = 30.0        # a gateway never heard from is not reported before this
+_RESOLVE_S = 2.0          # for each gateway's name at start (an address needs no lookup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +91,14 @@ class GatewayNode:
         self._answered: set[int] = set()                   # gateways heard from at least once
         self._started = time.monotonic()
         self.takeovers = 0
+        self._site: tuple[str, ...] = ()                  # the site's gateways, 'ip:port' (run)
 
     # ---- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=min(self.opts.poll_s, 1.0) * 0.9)
         connector = aiohttp.TCPConnector(limit=0, local_addr=_local(self.opts.standby.host))
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            self._site = await self._site_gateways()
             await self._start_standby()
             try:
                 while True:
@@ -183,11 +189,27 @@ class GatewayNode:
         if standby is not None and standby.manifest is not None and standby.signed is not None:
             # What the site held: the relay serves it at once, and resumes from it upstream.
             write_text_atomic(self.opts.relay.peer.state_dir / SAVED_MANIFEST, p.encode(p.ManifestMsg(
-                standby.manifest.to_dict(), statement=standby.signed.statement,
+                to_wire(standby.manifest), statement=standby.signed.statement,
                 signature=standby.signed.signature)))
         self.takeovers += 1
-        self.relay = _ElectedRelay(self.opts.relay, self)
+        # Its Hello names the site and its term: the upstream withdraws the relay it replaces.
+        upstream = replace(self.opts.relay.peer, gateways=self._site, term=self.election.term)
+        self.relay = _ElectedRelay(replace(self.opts.relay, peer=upstream), self)
         self._mode = asyncio.create_task(self.relay.run(), name="relay")
+
+    async def _site_gateways(self) -> tuple[str, ...]:
+        """The site's gateways as 'ip:port' (the upstream sees addresses, the tree may name hosts):
+        every gateway resolves the same names alike, so their lists match. A name that does not
+        resolve stays as written, matching no address the upstream sees."""
+        loop = asyncio.get_running_loop()
+        out = []
+        for addr, port in self.opts.gateways:
+            with contextlib.suppress(OSError, UnicodeError, TimeoutError):
+                async with asyncio.timeout(_RESOLVE_S):
+                    infos = await loop.getaddrinfo(addr, port, type=socket.SOCK_STREAM)
+                addr = str(infos[0][4][0]) if infos else addr
+            out.append(endpoint(addr, port))
+        return tuple(out)
 
     async def _step_down(self) -> None:
         log.info("gateway %d of its site: another one is active, standing by", self.opts.rank + 1)

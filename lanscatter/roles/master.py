@@ -235,7 +235,7 @@ class MasterNode:
             raise ConfigError(f"cannot scan {root}: {exc}", "check the folder and its permissions") from None
         self._report_refused(stats.refused)
         try:
-            check_counts(len(manifest.files), len(manifest.dirs), sum(len(f.chunks) for f in manifest.files))
+            check_counts(len(manifest.files), len(manifest.dirs), len(manifest.files.columns.refs))
         except ManifestError as exc:
             raise ConfigError(f"cannot distribute {root}: {exc}",
                               "split the folder, or use a larger --chunk-size") from None

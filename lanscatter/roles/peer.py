@@ -176,7 +176,8 @@ class PeerNode:
         return p.Hello(name=self.name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
                        software=__version__, nonce=secrets.token_hex(16), addr=addr,
                        port=self.port if o.serve else 0, dl_slots=o.dl_slots,
-                       ul_slots=o.ul_slots if o.serve else 0, role=o.role, generation=m.generation if m else "")
+                       ul_slots=o.ul_slots if o.serve else 0, role=o.role, generation=m.generation if m else "",
+                       gateways=list(o.gateways), term=o.term)
 
     def _welcomed(self, welcome: p.Welcome) -> None:
         self.name = welcome.name

@@ -23,6 +23,7 @@ import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 
 from lanscatter.core import protocol as p
 from lanscatter.core.errors import (
@@ -32,8 +33,9 @@ from lanscatter.core.errors import (
     RemoteProtocolError,
     SignatureError,
 )
-from lanscatter.core.manifest import Manifest, manifest_from_dict, show_path
+from lanscatter.core.manifest import Manifest, show_path
 from lanscatter.core.manifest_delta import apply_delta
+from lanscatter.core.manifest_wire import decode_manifest
 from lanscatter.core.safe_text import safe_text
 from lanscatter.core.signing import SignedVersion, VersionStatement, describes
 from lanscatter.core.status import ActiveVersion, StagedVersion
@@ -139,7 +141,7 @@ class PeerFolder:
         connection with a clear line, like any malformed message; the node stays up and joins
         again."""
         try:
-            manifest = manifest_from_dict(msg.manifest)
+            manifest = decode_manifest(msg.manifest)
         except ManifestError as exc:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
         await self._take_version(manifest, SignedVersion(msg.statement, msg.signature))
@@ -203,7 +205,8 @@ class PeerFolder:
         """A folder not synced before: stop rather than delete what the version lacks; with
         dry_run, keep the preview of the whole sync and end the run."""
         preview = await asyncio.get_running_loop().run_in_executor(
-            None, preview_sync, self.store.folder, manifest, self.store.cache if self._opts.dry_run else None)
+            None, partial(preview_sync, self.store.folder, manifest,
+                          self.store.cache if self._opts.dry_run else None, downloads=self._opts.dry_run))
         if self._opts.dry_run:
             self.preview = preview
             raise DryRunDone

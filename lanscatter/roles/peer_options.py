@@ -45,3 +45,8 @@ class PeerOptions:
     # Other masters of the same swarm (a site's standby gateways, in the tree's order): when the
     # master goes away or answers as a standby, the next one is tried, round and round.
     alternates: tuple[tuple[str, int], ...] = ()
+    # A gateway's relay (gateway_handover.py): its site's gateways ('ip:port', in the tree's
+    # order) and the term it was elected with, said in its Hello so that the upstream withdraws
+    # the relay it replaces at once.
+    gateways: tuple[str, ...] = ()
+    term: int = 0

@@ -27,7 +27,8 @@ from lanscatter.core import protocol as p
 from lanscatter.core import tree_commit
 from lanscatter.core.errors import ManifestError, RemoteProtocolError, SignatureError
 from lanscatter.core.linkmap import LinkMap
-from lanscatter.core.manifest import Manifest, manifest_from_dict
+from lanscatter.core.manifest import Manifest
+from lanscatter.core.manifest_wire import decode_manifest, to_wire
 from lanscatter.core.signing import SignedVersion
 from lanscatter.core.status import LinkStatus, StatusDoc, UpstreamStatus
 from lanscatter.disk.atomic_file import write_text_atomic
@@ -86,7 +87,7 @@ class RelayNode:
         # check it against the origin's key themselves.
         signed = self.upstream.signed
         write_text_atomic(self._manifest_file, p.encode(p.ManifestMsg(
-            manifest.to_dict(), statement=signed.statement if signed else "",
+            to_wire(manifest), statement=signed.statement if signed else "",
             signature=signed.signature if signed else "")))
         self._staged_sent = None          # a new generation, or a new join upstream: say it again
         if not self.opts.store_and_forward or self.upstream.complete():
@@ -139,7 +140,7 @@ class RelayNode:
             saved = p.decode(self._manifest_file.read_text(encoding="utf-8"), "the saved manifest")
             if not isinstance(saved, p.ManifestMsg):
                 raise ManifestError(f"it holds a {saved.TYPE!r} message")
-            manifest = manifest_from_dict(saved.manifest)
+            manifest = decode_manifest(saved.manifest)
             signed = SignedVersion(saved.statement, saved.signature)
         except FileNotFoundError:
             return

@@ -37,6 +37,7 @@ from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
 from lanscatter.core.session import SwarmSession
 from lanscatter.core.session_types import (
+    Close,
     Event,
     Note,
     Now,
@@ -103,6 +104,7 @@ class Swarm:
         self._own_rates = RateMeter()
         self._seed_rates: Callable[[dict[int, float]], None] = seed_rates or (lambda rates: None)
         self._connections: dict[str, _Connection] = {}
+        self._closing: set[asyncio.Future[None]] = set()    # connections the session withdrew, closing
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._on_seed_corrupt = on_seed_corrupt      # our own file changed
@@ -160,6 +162,9 @@ class Swarm:
             await asyncio.gather(self._task, return_exceptions=True)
         for conn in list(self._connections.values()):
             await conn.ws.close()
+        for closing in list(self._closing):
+            closing.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     def event(self, level: str, message: str) -> None:
         """Log and keep an event for the status page; the message may quote remote text, so it
@@ -210,6 +215,8 @@ class Swarm:
                 return ws
             name, conn = joined
             async for msg in ws:
+                if self._connections.get(name) is not conn:
+                    break                       # withdrawn by the session (Close): it is gone there
                 if msg.type == WSMsgType.BINARY:
                     frame = p.decode(conn.channel.open(msg.data, name), name, p.MAX_FRAME)
                     self._apply(self.session.receive(name, frame, _now()))
@@ -224,6 +231,10 @@ class Swarm:
                 await self._send_text(ws, p.encode(error))
         except TimeoutError:
             self.event("warning", f"closing {remote}: no hello within {HELLO_TIMEOUT_S:.0f} s")
+        except ConnectionError as exc:
+            # The transport closed under a write (a pong aiohttp sends for a ping, or a frame to a
+            # member going away): that member left, as when its socket ends.
+            log.info("connection of %s lost: %s", safe_text(name or remote, TEXT_LIMIT), safe_text(exc, TEXT_LIMIT))
         finally:
             await ws.close()
             if name is not None and self._connections.get(name) is conn:
@@ -256,7 +267,7 @@ class Swarm:
         self._apply(self.session.join(
             name, outcome.hello, _now(), addr=remote, protocol=outcome.version,
             seed_url=f"{request.scheme}://{request.host}",
-            seed_source=endpoint(sockname[0], sockname[1]) if sockname else ""))
+            seed_source=endpoint(sockname[0], sockname[1]) if sockname else "", addr_proven=not self.allow_nat))
         return name, conn
 
     # ---- planning ----------------------------------------------------------------------------
@@ -286,6 +297,10 @@ class Swarm:
                 self._seed_rates(out.rates)
             elif isinstance(out, SeedCorrupt) and self._on_seed_corrupt:
                 self._on_seed_corrupt(out.chunk)
+            elif isinstance(out, Close) and (conn := self._connections.pop(out.peer, None)) is not None:
+                closing = asyncio.ensure_future(self._close(conn, out.reason))
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
         if self.session.tree_epoch != self._tree_seen:
             self._tree_seen = self.session.tree_epoch
             if self._on_change is not None:
@@ -304,6 +319,13 @@ class Swarm:
                 await conn.ws.send_bytes(conn.channel.seal(p.encode(msg).encode()))
             except (ConnectionError, RuntimeError) as exc:
                 log.debug("send failed: %s", exc)
+
+    async def _close(self, conn: _Connection, reason: str) -> None:
+        """End a connection the session withdrew: the reason, then the close (a frozen peer never
+        answers it: aiohttp drops the connection after its close timeout)."""
+        await self._send(conn, p.Error("replaced", safe_text(reason, TEXT_LIMIT)))
+        async with conn.sending:
+            await conn.ws.close()
 
     @staticmethod
     async def _send_text(ws: web.WebSocketResponse, text: str) -> None:

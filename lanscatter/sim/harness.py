@@ -3,7 +3,8 @@ swarms in unit tests, in milliseconds, with nothing patched.
 
 The peers are simple and obedient: each holds a set of chunks, answers a Manifest with its whole
 Have, says Receiving when a download starts (unless told not to), takes Rates and Cancel, sends Stats every second
-unless frozen, and on Verify drops the chunks it served corrupt and sends its Have again. A
+unless frozen, and on Verify drops the chunks it served corrupt and sends its Have again; a peer
+whose connection the session closes is gone. A
 download ends when the caller says (`finish`, `fail`, `end_soon`) or with `deliver`, which ends
 every download under way (corrupt where its source serves that chunk corrupt). Every frame crosses
 protocol.encode/decode both ways, as on the wire; the session's outputs are kept for the caller.
@@ -17,9 +18,19 @@ from dataclasses import dataclass, field
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
 from lanscatter.core.linkmap import LinkMap
-from lanscatter.core.manifest import FileEntry, Manifest
+from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.core.session import PLAN_TICK_S, SwarmSession
-from lanscatter.core.session_types import Event, Note, Now, Output, SeedCorrupt, SeedRates, Send, Synced
+from lanscatter.core.session_types import (
+    Close,
+    Event,
+    Note,
+    Now,
+    Output,
+    SeedCorrupt,
+    SeedRates,
+    Send,
+    Synced,
+)
 
 SEED = "master"
 WALL_AT_ZERO = 1_800_000_000.0    # the wall clock when the harness clock reads 0
@@ -29,7 +40,7 @@ def synthetic_manifest(chunks: int, chunk_size: int = 1 << 20) -> Manifest:
     """One file of `chunks` distinct chunks, each `chunk_size` bytes."""
     hashes = tuple(f"{i + 1:064x}" for i in range(chunks))
     entry = FileEntry("data.bin", chunks * chunk_size, 1, False, hashes, (chunk_size,) * chunks)
-    return Manifest(chunk_size=chunk_size, files=(entry,), dirs=())
+    return Manifest(chunk_size=chunk_size, files=FileTable.of_entries([entry]), dirs=())
 
 
 @dataclass(eq=False)
@@ -63,6 +74,7 @@ class SwarmHarness:
         self.seed_rates: list[dict[int, float]] = []
         self.seed_corrupt: list[str] = []
         self.synced: list[str] = []
+        self.closed: dict[str, str] = {}       # peers whose connection the session closed: why
         self._stats_at = 0.0
         self._feed(self.session.set_manifest(manifest, self.at(), seed_has))
 
@@ -75,13 +87,18 @@ class SwarmHarness:
 
     # ---- members -----------------------------------------------------------------------------
     def join(self, name: str, *, held: set[str] | None = None, dl_slots: int = 2, ul_slots: int = 2,
-             protocol: int = p.PROTOCOL_VERSION) -> HarnessPeer:
-        k = len(self.peers) + 2
+             protocol: int = p.PROTOCOL_VERSION, addr: str | None = None, role: str = "peer",
+             gateways: tuple[str, ...] = (), term: int = 0, addr_proven: bool = True) -> HarnessPeer:
+        """A peer joins from `addr` (a loopback address of its own by default); a gateway's relay
+        says `role` "relay", its site's `gateways` and its `term`."""
+        k = len(self.peers) + len(self.closed) + 2
+        addr = addr or f"127.0.0.{k}"
         peer = self.peers[name] = HarnessPeer(name, protocol, set(held or ()))
-        hello = p.Hello(name, protocol, protocol, "harness", "0" * 32, f"127.0.0.{k}", 7000 + k,
-                        dl_slots, ul_slots)
-        self._feed(self.session.join(name, hello, self.at(), addr=f"127.0.0.{k}", protocol=protocol,
-                                     seed_url="http://127.0.0.1:7000", seed_source="127.0.0.1:7000"))
+        hello = p.Hello(name, protocol, protocol, "harness", "0" * 32, addr, 7000 + k, dl_slots, ul_slots,
+                        role=role, gateways=list(gateways), term=term)
+        self._feed(self.session.join(name, hello, self.at(), addr=addr, protocol=protocol,
+                                     seed_url="http://127.0.0.1:7000", seed_source="127.0.0.1:7000",
+                                     addr_proven=addr_proven))
         return peer
 
     def leave(self, name: str) -> None:
@@ -185,6 +202,9 @@ class SwarmHarness:
                 self.seed_corrupt.append(out.chunk)
             elif isinstance(out, Synced):
                 self.synced.append(out.generation)
+            elif isinstance(out, Close):
+                self.peers.pop(out.peer, None)
+                self.closed[out.peer] = out.reason
 
     def _react(self, peer: HarnessPeer, msg: p.Message) -> list[p.Message]:
         peer.received.append(msg)

@@ -37,7 +37,7 @@ from lanscatter.core.auth import Auth
 from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
 from lanscatter.core.ideal import Ideal, efficiency, ideal_time
 from lanscatter.core.linkmap import Link, LinkMap
-from lanscatter.core.manifest import FileEntry, Manifest
+from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.core.planner import Planner, PlannerConfig, Transfer
 from lanscatter.core.session import SwarmSession
 from lanscatter.core.session_types import Now, Output, SeedRates, Send
@@ -57,7 +57,7 @@ def _manifest(chunks: int, chunk_size: int) -> Manifest:
     """One file of `chunks` distinct chunks of `chunk_size` bytes."""
     hashes = tuple(f"{i + 1:064x}" for i in range(chunks))
     entry = FileEntry("data.bin", chunks * chunk_size, 1, False, hashes, (chunk_size,) * chunks)
-    return Manifest(chunk_size=chunk_size, files=(entry,), dirs=())
+    return Manifest(chunk_size=chunk_size, files=FileTable.of_entries([entry]), dirs=())
 
 
 @dataclass(slots=True, eq=False)

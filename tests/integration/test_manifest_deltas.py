@@ -17,6 +17,7 @@ from lanscatter.core.auth import Auth
 from lanscatter.core.chunking import CDC, Chunking
 from lanscatter.core.manifest import build_manifest
 from lanscatter.core.manifest_delta import make_delta
+from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.signing import public_key_of, sign_version
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import scan_folder
@@ -46,7 +47,9 @@ def test_ten_changed_files_cross_each_link_as_a_delta(tmp_path: Path) -> None:
         folder = source / f"d{k % 30:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"file-{k:05d}.txt").write_bytes(f"group {k % 5}\n".encode())     # few chunks to move
-    whole = len(scan_folder(source, Chunking(CDC, 4096), HashCache(None))[0].to_json())
+    scanned = scan_folder(source, Chunking(CDC, 4096), HashCache(None))[0]
+    whole = len(scanned.to_json())                        # the manifest as a list of entries (format 2)
+    sent_whole = len(p.encode(p.ManifestMsg(to_wire(scanned))))    # as it goes whole (format 3)
     c = Cluster(tmp_path, source, chunk_size="4KiB")
     try:
         master = c.start_master()
@@ -55,7 +58,7 @@ def test_ten_changed_files_cross_each_link_as_a_delta(tmp_path: Path) -> None:
         first = master.status()["generation"]  # type: ignore[index]
         wait_for(lambda: _on(relay, first) and _on(leaf, first), 90, "first version everywhere", relay, leaf)
         up_before, down_before = _control(relay, leaf)
-        assert up_before > whole and down_before > whole       # the first version came whole
+        assert up_before > sent_whole and down_before > sent_whole       # the first version came whole
         for k in range(0, 10 * 7, 7):
             (source / f"d{k % 30:02d}" / f"file-{k:05d}.txt").write_bytes(os.urandom(300))
         (source / "d00" / "file-00000.txt").unlink()

@@ -35,6 +35,8 @@ def test_preview_lists_downloads_overwrites_and_deletes_and_writes_nothing(tmp_p
     assert after == before
     names_only = preview_sync(folder, version, None)
     assert names_only.delete == preview.delete and names_only.overwrite == ()
+    deletions = preview_sync(folder, version, None, downloads=False)
+    assert deletions.delete == preview.delete and deletions.download == ()
     text = refusal_text(folder, preview)
     assert "would delete 3 files" in text and "'junk/a.log'" in text
 

@@ -4,11 +4,15 @@ keep size, mtime and inode."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from pathlib import Path
 
+import pytest
+
 from lanscatter.core.chunking import CDC, Chunking
+from lanscatter.disk import scanner
 from lanscatter.disk.hash_cache import HashCache
-from lanscatter.disk.scanner import RefusedName, scan_folder
+from lanscatter.disk.scanner import RefusedName, _walk, scan_folder
 
 CHUNKING = Chunking(CDC, 64 * 1024)
 
@@ -99,3 +103,56 @@ def test_an_unchanged_file_is_not_hashed_again_after_a_restart(tmp_path: Path) -
     cache.close()
     _, stats = scan_folder(root, CHUNKING, HashCache(tmp_path / "cache.jsonl"))
     assert (stats.hashed_bytes, stats.reused_bytes) == (0, 100_000)
+
+
+def test_a_walk_finds_files_in_path_order_and_the_cache_keeps_only_them(tmp_path: Path) -> None:
+    names = ["a-b", "a/x", "a/y/z", "a0", "a!", "b", "a/-", "ab/c", "é", "Z"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())
+    assert [f.rel for f in _walk(tmp_path).files] == sorted(names)
+    cache = HashCache(None)
+    scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    (tmp_path / "a0").unlink()
+    (tmp_path / "a" / "y" / "z").unlink()
+    manifest, _ = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    left = sorted(set(names) - {"a0", "a/y/z"})
+    assert [f.path for f in manifest.files] == left and sorted(cache._entries) == left
+
+
+def test_the_cache_packs_its_entries_and_skips_a_journal_line_it_cannot(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "f").write_bytes(b"x" * 5000)
+    journal = tmp_path / "h.jsonl"
+    cache = HashCache(journal)
+    manifest, _ = scan_folder(folder, Chunking(CDC, 4096), cache)
+    entry = manifest.files[0]
+    cache.close()
+    good = journal.read_text()
+    journal.write_text(good.replace(entry.chunks[0], "not hex") + good + '{"p": "g", "s": -1}\n')
+    again = HashCache(journal)
+    assert again.get("f", os.stat(folder / "f"), Chunking(CDC, 4096)) == (entry.chunks, entry.sizes)
+    assert list(again._entries) == ["f"] and isinstance(again._entries["f"], bytes)
+
+
+def test_remembered_files_behind_one_being_hashed_wait_in_a_bounded_queue(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in range(40):
+        (tmp_path / f"f{k:02d}").write_bytes(b"%d" % k)
+    cache = HashCache(None)
+    first, _ = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    (tmp_path / "f00").write_bytes(b"changed")
+    longest = 0
+
+    class Watched(deque):  # type: ignore[type-arg]
+        def append(self, item: object) -> None:
+            nonlocal longest
+            super().append(item)
+            longest = max(longest, len(self))
+
+    monkeypatch.setattr(scanner, "deque", Watched)
+    monkeypatch.setattr(scanner, "_MAX_QUEUED_FILES", 4)
+    again, stats = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
+    assert stats.hashed_bytes == len(b"changed") and [f.path for f in again.files] == [f.path for f in first.files]
+    assert longest <= 5

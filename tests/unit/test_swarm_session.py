@@ -8,6 +8,7 @@ import pytest
 from lanscatter.core import protocol as p
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.manifest_wire import decode_manifest
 from lanscatter.core.session import SILENT_S
 from lanscatter.sim.harness import SEED, SwarmHarness, synthetic_manifest
 
@@ -168,3 +169,11 @@ def test_a_source_that_leaves_takes_its_uploads_with_it() -> None:
     assert {m.transfer for m in a.received if isinstance(m, p.Cancel)} == under_way
     assert not h.session.transfers and not h.session.peers["a"].downloads
     assert not h.session.gone["b"].online and any(e.message == "b left" for e in h.events)
+
+
+def test_a_peer_of_protocol_9_gets_the_manifest_as_columns_and_an_older_one_as_entries() -> None:
+    h = SwarmHarness(synthetic_manifest(4))
+    new, old = h.join("new"), h.join("old", protocol=8)
+    (to_new,), (to_old,) = ([m for m in peer.received if isinstance(m, p.ManifestMsg)] for peer in (new, old))
+    assert to_new.manifest["format"] == 3 and to_old.manifest["format"] == 2
+    assert decode_manifest(to_new.manifest) == decode_manifest(to_old.manifest) == h.manifest
