@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
-from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
+from lanscatter.core.ending_lead import RATE_WINDOW_S, EndingLead
 from lanscatter.core.ideal import Ideal, efficiency, ideal_time
 from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
@@ -43,7 +43,7 @@ from lanscatter.core.session import SwarmSession
 from lanscatter.core.session_types import Now, Output, SeedRates, Send
 from lanscatter.sim.model import SimConfig, SimResult, SimTopology, SiteFigures, percentile, star_topology
 
-_FINISH, _ENDING, _EXPIRE, _LEAVE, _JOIN, _WAKE, _STATS = range(7)
+_FINISH, _ENDING, _EXPIRE, _LEAVE, _JOIN, _WAKE, _STATS, _BEGIN = range(8)
 STATS_S = 1.0           # peers send Stats this often (the session takes 5 s of silence as a stall)
 WALL_AT_ZERO = 1_800_000_000.0    # the wall clock the sessions see at virtual time 0
 # What one sharing of fair rates costs the session, per transfer under way. The engine's is about
@@ -75,6 +75,9 @@ class _Host:
     down_demand: float = 0.0
     held: set[str] = field(default_factory=set)     # chunks verified (kept while offline)
     own: _Swarm | None = None      # the swarm it seeds (a master or relay)
+    # how early its downloads say Ending, learnt as the engine's peers learn it (inside its site,
+    # over a WAN link)
+    leads: tuple[EndingLead, EndingLead] = field(default_factory=lambda: (EndingLead(False), EndingLead(True)))
 
 
 @dataclass(slots=True, eq=False)
@@ -84,6 +87,7 @@ class _Swarm:
     session: SwarmSession
     links: LinkMap
     active: dict[int, _Active] = field(default_factory=dict)     # transfer id -> its transfer here
+    starting: dict[int, p.Download] = field(default_factory=dict)  # commanded, no bytes yet
     wake: int = 0                  # the version of its latest wake-up event
 
     @property
@@ -115,6 +119,8 @@ class _Active:
     remaining: float = 0.0
     last: float = 0.0
     version: int = 0               # of its latest finish event; -1 once it is off the network
+    began: float = 0.0             # its first bytes
+    told: float = 0.0              # the rate its Download named (0: none)
     ending: bool = False           # its Ending was said
 
 
@@ -185,6 +191,7 @@ class Simulation:
         self._dirty: set[int] = set()                    # swarms that had an input since their tick
         self._wan_route: dict[tuple[str, str], tuple[str, ...]] = {}
         self._switch_route: dict[tuple[str, str], tuple[_Switch, ...]] = {}
+        self._setup: dict[tuple[str, str, str], float] = {}     # (master's, dest's, source's site) -> s
         self._switches = {n: _Switch(link.bytes_per_s) for n, link in self.topology.links.items()
                           if n.startswith("switch:")}
         self._groups: dict[str, list[_Active]] = {}      # WAN link -> its transfers in flight
@@ -332,6 +339,8 @@ class Simulation:
             sw = cast(_Swarm, payload)
             if sw.wake == version:
                 self._dirty.add(sw.index)
+        elif kind == _BEGIN:
+            self._begin(*cast(tuple[_Swarm, p.Download], payload))
         elif kind == _LEAVE:
             self._leave(self.hosts[cast(str, payload)])
         elif kind == _JOIN:
@@ -390,27 +399,60 @@ class Simulation:
         """What peer `h` does with a message of `sw`'s session, and what it answers (Rates are
         gathered by _feed)."""
         if isinstance(msg, p.Download):
-            self._start(sw, sw.session.transfers[msg.transfer], msg)
-            return [p.Receiving(msg.transfer)]          # its first bytes: at once, on this network
+            sw.starting[msg.transfer] = msg             # its first bytes come after the set-up time
+            src = self.hosts[sw.session.transfers[msg.transfer].source]
+            self._push(self.now + self._setup_s(sw.site, h.site, src.site), _BEGIN, (sw, msg))
+            return []
         if isinstance(msg, p.ManifestMsg):
             held = sorted(h.held)
             return [p.Have(self.manifest.generation, held[k:k + p.HAVE_PIECE], replace=k == 0)
                     for k in range(0, max(1, len(held)), p.HAVE_PIECE)]
-        if isinstance(msg, p.Cancel) and (a := sw.active.get(msg.transfer)) is not None:
-            self.expired += 1                            # withdrawn: overdue, or its downloader silent
-            self._end(a, False, False)
+        if isinstance(msg, p.Cancel):
+            if sw.starting.pop(msg.transfer, None) is not None:
+                self.expired += 1
+            elif (a := sw.active.get(msg.transfer)) is not None:
+                self.expired += 1                        # withdrawn: overdue, or its downloader silent
+                self._end(a, False, False)
         return []
+
+    def _setup_s(self, master: str, dest: str, source: str) -> float:
+        """From a session's decision to a download's first bytes, by the sites of the master, the
+        downloader and the source: the notice that freed the slot up to the master and the Download
+        back (the WAN delays between master and downloader, twice), the request to the source and
+        its first bytes back (between downloader and source, twice), and the hosts' own work."""
+        key = (master, dest, source)
+        got = self._setup.get(key)
+        if got is None:
+            links = self.topology.links
+
+            def one_way(a: str, b: str) -> float:
+                return sum(links[f"wan:{x}>{y}"].latency_s for x, y in self.physical.site_route(a, b))
+            got = self._setup[key] = 2 * one_way(master, dest) + 2 * one_way(dest, source) + self.config.arrange_s
+        return got
+
+    def _begin(self, sw: _Swarm, d: p.Download) -> None:
+        """A commanded download's first bytes arrive (unless it was withdrawn meanwhile or an end
+        went away): it moves from now, and its downloader says Receiving."""
+        if sw.starting.pop(d.transfer, None) is None:
+            return
+        t = sw.session.transfers.get(d.transfer)
+        if t is None or not (self.hosts[t.source].online and self.hosts[t.dest].online):
+            return
+        a = self._start(sw, t, d)
+        a.dst.leads[a.group is not None].began(self.now)
+        self._say(sw, t.dest, p.Receiving(d.transfer))
 
     def _say_ending(self, a: _Active) -> None:
         """The downloader's notice that the transfer's last bytes are its lead away (or less)."""
         a.ending = True
+        a.dst.leads[a.group is not None].ended(self.now)
         left = max(0.0, a.remaining - a.rate * (self.now - a.last))
         seconds = left / a.rate if a.rate > 0 else 0.0
         self._say(a.swarm, a.dst.name, p.Ending(a.t.id, round(seconds, 3)))
 
     # ---- transfers -------------------------------------------------------------------------
 
-    def _start(self, sw: _Swarm, t: Transfer, d: p.Download) -> None:
+    def _start(self, sw: _Swarm, t: Transfer, d: p.Download) -> _Active:
         """The downloader of `d` starts it: at the rate its source was told, in its WAN link's
         group where the source paces one."""
         src, dst = self.hosts[t.source], self.hosts[t.dest]
@@ -428,7 +470,8 @@ class Simulation:
         now = self.now
         cap = d.rate_cap if d.rate_cap is not None else math.inf
         group = (d.group, d.group_rate) if d.group is not None and d.group_rate is not None else None
-        a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now)
+        a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now, began=now,
+                    told=d.rate_cap or 0.0 if group is None else 0.0)
         sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
@@ -439,7 +482,7 @@ class Simulation:
             members = self._groups.setdefault(group[0], [])
             members.append(a)
             self._share_group(members)            # rates are set there, this one's included
-            return
+            return a
         src.up_demand += cap
         dst.down_demand += cap
         up_busy, down_busy = src.up_demand > src.up_rate, dst.down_demand > dst.down_rate
@@ -455,6 +498,7 @@ class Simulation:
             self._rerate(dst.downs)
         if not (up_busy or down_busy or busy):
             self._set_rate(a, cap)
+        return a
 
     def _share_group(self, group: list[_Active]) -> None:
         """A WAN link's transfers (one source) after one joined or left: each gets the link's rate
@@ -562,7 +606,16 @@ class Simulation:
         # (a transfer that is to break says no Ending: it breaks before it would have, but for the
         # few that break within their last lead)
         if self.config.release and not a.ending and not a.fail_left and math.isfinite(end):
-            self._push(max(now, a.t.started + RATE_WINDOW_S, end - ending_lead(a.group is not None)), _ENDING, a, a.version)
+            lead = a.dst.leads[a.group is not None].seconds
+            measured = a.began + RATE_WINDOW_S
+            when = max(measured, end - lead)
+            if a.told and now < measured:
+                # as the engine's downloader: until a rate is measured, the bytes left judged at
+                # the rate the source was told
+                told_at = now + max(0.0, a.remaining - lead * a.told) / rate
+                if told_at < measured:
+                    when = min(when, told_at)
+            self._push(max(now, when), _ENDING, a, a.version)
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:
             self._push(deadline, _EXPIRE, a.swarm)
