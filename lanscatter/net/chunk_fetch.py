@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import lz4.frame
 
 from lanscatter.core.auth import TOKEN_HEADER
+from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
 from lanscatter.disk.hashing import new_hasher
 from lanscatter.net.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
 from lanscatter.net.chunk_pipe import Pipe, PipeBroken, PipeCancelled, Pipes
@@ -33,19 +34,10 @@ from lanscatter.net.upload_pace import Pace
 
 _PIECE = 1 << 20
 # While a download still has to say it is ending, reads are sized so that the check falls close to
-# the lead: a whole piece can be a quarter of a chunk, and a notice that early starts the slot's next
-# transfer beside this one for that long. The rate is measured from the end of the first read over
-# at least _RATE_WINDOW_S: the first read can be a burst the source's pacing let out at once, and
-# a rate taken from it made a notice come right at the start of a transfer.
+# the lead (core/ending_lead.py): a whole piece can be a quarter of a chunk, and a notice that early
+# starts the slot's next transfer beside this one for that long. The rate is measured from the end
+# of the first read over at least RATE_WINDOW_S.
 _FIRST_READ, _MIN_READ = 256 * 1024, 32 * 1024
-_RATE_WINDOW_S = 0.03
-# Say a download is ending this long before its last byte: about what arranging the slot's next
-# transfer takes (a report, a plan, a command, a request). Over a WAN link (a piped transfer) that
-# is round trips of up to 100 ms; inside a site a few milliseconds, queues included, and a notice
-# 0.3 s early ran the slot's next transfer beside this one for most of a 1 MiB chunk (one LAN,
-# 128 MiB: 12.29 and 12.47 s with 0.3 s everywhere, 11.86 and 11.97 s with 0.1 s inside the site).
-_WAN_LEAD_S = 0.3
-_LAN_LEAD_S = 0.1
 _STALL_S = 30.0          # no byte for this long: the connection is dead
 
 
@@ -114,11 +106,13 @@ class Fetcher:
     async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
                     accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
-                    receiving: Callable[[], None] | None = None,
+                    lead_s: float | None = None, receiving: Callable[[], None] | None = None,
                     progress: Callable[[int], None] | None = None) -> FetchResult:
         """Download one chunk into fd at offset. From the download's thread, `receiving()` is
-        called once at its first bytes, `ending(seconds_left)` once when about 0.1 s (0.3 s over a
-        WAN link) of it is left, `progress(bytes)` after each write with the chunk's bytes written so far. `token` is the Download's authorisation, sent as is."""
+        called once at its first bytes, `ending(seconds_left)` once when about `lead_s` of it is left
+        (by default core/ending_lead.py's: 0.1 s, 0.3 s over a WAN link), `progress(bytes)` after
+        each write with the chunk's bytes written so far. `token` is the Download's authorisation,
+        sent as is."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
@@ -126,7 +120,8 @@ class Fetcher:
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, token, fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending,
+            ending_lead(pace is not None and bool(pace.group)) if lead_s is None else lead_s, receiving,
             progress)
         try:
             return await asyncio.shield(fut)
@@ -153,7 +148,7 @@ class Fetcher:
 
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
                timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
-               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None,
+               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None, lead: float,
                receiving: Callable[[], None] | None,
                progress: Callable[[int], None] | None) -> FetchResult:
         started = time.monotonic()
@@ -165,9 +160,9 @@ class Fetcher:
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
-        lead = _WAN_LEAD_S if pace is not None and pace.group else _LAN_LEAD_S
-        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, ending, receiving,
-                     progress)
+        told = 1 / pace.rate if pace is not None and pace.rate and not pace.group else None
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, told, ending,
+                     receiving, progress)
         if pace is not None and pace.group:
             return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
@@ -292,12 +287,15 @@ class Fetcher:
                 now = time.monotonic()
                 if mark is None:
                     mark = (now, received)
-                elif now - mark[0] >= _RATE_WINDOW_S and received > mark[1]:
+                if now - mark[0] >= RATE_WINDOW_S and received > mark[1]:
                     spb = (now - mark[0]) / (received - mark[1])
-                    left_s = (body.length - received) * spb
-                    if left_s <= body.lead:
-                        body.ending(left_s)
-                        body.ending = None
+                elif spb is None:
+                    # until a rate is measured, the one the source was told: a transfer shorter
+                    # than the window (a 16 MiB chunk takes 13 ms at 10 Gbit/s) still says Ending
+                    spb = body.told_spb
+                if spb is not None and (left_s := (body.length - received) * spb) <= body.lead:
+                    body.ending(left_s)
+                    body.ending = None
         if received < body.length:
             # The connection ended early (the source went away, or the connection was shut): a
             # failed transfer, not corrupt data.
@@ -323,6 +321,7 @@ class _Body:
     cancel: threading.Event
     started: float
     lead: float                                        # seconds before the end that `ending` is due
+    told_spb: float | None                             # seconds per byte at the rate the source was told
     ending: Callable[[float], None] | None = None      # called once near the end, then None
     receiving: Callable[[], None] | None = None        # called once at the first bytes, then None
     progress: Callable[[int], None] | None = None      # called after each write (chunk bytes so far)
