@@ -106,13 +106,11 @@ class Fetcher:
     async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
                     accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
-                    lead_s: float | None = None, receiving: Callable[[], None] | None = None,
+                    receiving: Callable[[], None] | None = None,
                     progress: Callable[[int], None] | None = None) -> FetchResult:
         """Download one chunk into fd at offset. From the download's thread, `receiving()` is
-        called once at its first bytes, `ending(seconds_left)` once when about `lead_s` of it is left
-        (by default core/ending_lead.py's: 0.1 s, 0.3 s over a WAN link), `progress(bytes)` after
-        each write with the chunk's bytes written so far. `token` is the Download's authorisation,
-        sent as is."""
+        called once at its first bytes, `ending(seconds_left)` once when about 0.1 s (0.3 s over a
+        WAN link) of it is left, `progress(bytes)` after each write with the chunk's bytes written so far. `token` is the Download's authorisation, sent as is."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
@@ -120,8 +118,7 @@ class Fetcher:
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, token, fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending,
-            ending_lead(pace is not None and bool(pace.group)) if lead_s is None else lead_s, receiving,
+            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
             progress)
         try:
             return await asyncio.shield(fut)
@@ -148,7 +145,7 @@ class Fetcher:
 
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
                timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
-               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None, lead: float,
+               cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None,
                receiving: Callable[[], None] | None,
                progress: Callable[[int], None] | None) -> FetchResult:
         started = time.monotonic()
@@ -160,9 +157,9 @@ class Fetcher:
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
-        told = 1 / pace.rate if pace is not None and pace.rate and not pace.group else None
-        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, told, ending,
-                     receiving, progress)
+        lead = ending_lead(pace is not None and bool(pace.group))
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, ending, receiving,
+                     progress)
         if pace is not None and pace.group:
             return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
@@ -287,15 +284,12 @@ class Fetcher:
                 now = time.monotonic()
                 if mark is None:
                     mark = (now, received)
-                if now - mark[0] >= RATE_WINDOW_S and received > mark[1]:
+                elif now - mark[0] >= RATE_WINDOW_S and received > mark[1]:
                     spb = (now - mark[0]) / (received - mark[1])
-                elif spb is None:
-                    # until a rate is measured, the one the source was told: a transfer shorter
-                    # than the window (a 16 MiB chunk takes 13 ms at 10 Gbit/s) still says Ending
-                    spb = body.told_spb
-                if spb is not None and (left_s := (body.length - received) * spb) <= body.lead:
-                    body.ending(left_s)
-                    body.ending = None
+                    left_s = (body.length - received) * spb
+                    if left_s <= body.lead:
+                        body.ending(left_s)
+                        body.ending = None
         if received < body.length:
             # The connection ended early (the source went away, or the connection was shut): a
             # failed transfer, not corrupt data.
@@ -321,7 +315,6 @@ class _Body:
     cancel: threading.Event
     started: float
     lead: float                                        # seconds before the end that `ending` is due
-    told_spb: float | None                             # seconds per byte at the rate the source was told
     ending: Callable[[float], None] | None = None      # called once near the end, then None
     receiving: Callable[[], None] | None = None        # called once at the first bytes, then None
     progress: Callable[[int], None] | None = None      # called after each write (chunk bytes so far)

@@ -34,7 +34,6 @@ from aiohttp import WSMsgType
 
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
-from lanscatter.core.ending_lead import EndingLead
 from lanscatter.core.errors import ConfigError, RemoteProtocolError
 from lanscatter.core.handshake import Channel, PeerHandshake
 from lanscatter.net.server import TLS_REQUIRED_TEXT
@@ -111,8 +110,6 @@ class MasterLink:
         self.protocol = 1                    # as agreed with the master at the last join
         self.control_rx_bytes = 0            # bytes of the master's control frames (manifests mostly)
         self._outbox: asyncio.Queue[str] | None = None
-        # how early this node's downloads say Ending, learnt apart inside the site and over WAN links
-        self._leads = (EndingLead(over_wan=False), EndingLead(over_wan=True))
 
     @property
     def master_text(self) -> str:
@@ -218,39 +215,26 @@ class MasterLink:
         if self.protocol >= min_protocol and self._outbox is not None:
             self._outbox.put_nowait(p.encode(msg))
 
-    def ending_lead(self, over_wan: bool) -> float:
-        """Seconds before its last byte a download of this kind should say Ending: the median gap
-        measured lately between an Ending and the next download's first bytes (core/ending_lead.py)."""
-        return self._leads[over_wan].seconds
-
-    def ending_notice(self, transfer: int, over_wan: bool) -> Callable[[float], None] | None:
+    def ending_notice(self, transfer: int) -> Callable[[float], None] | None:
         """What a download thread calls when its last bytes are on their way (masters speaking
         protocol 2 plan the slot's next transfer then)."""
         if self.protocol < 2:
             return None
         loop = asyncio.get_running_loop()
-        lead = self._leads[over_wan]
-
-        def said(at: float, msg: p.Ending) -> None:
-            lead.ended(at)
-            self.post(msg)
 
         def notice(left_s: float) -> None:
-            loop.call_soon_threadsafe(said, time.monotonic(), p.Ending(transfer, round(left_s, 3)))
+            loop.call_soon_threadsafe(self.post, p.Ending(transfer, round(left_s, 3)))
         return notice
 
-    def receiving_notice(self, transfer: int, over_wan: bool) -> Callable[[], None]:
-        """What a download thread calls at its first bytes: the gap since the last Ending is
-        measured, and masters speaking protocol 4 share the ports it crosses with it from then on."""
+    def receiving_notice(self, transfer: int) -> Callable[[], None] | None:
+        """What a download thread calls at its first bytes (masters speaking protocol 4 share the
+        ports it crosses with it from then on)."""
+        if self.protocol < 4:
+            return None
         loop = asyncio.get_running_loop()
-        lead = self._leads[over_wan]
-
-        def began(at: float) -> None:
-            lead.began(at)
-            self.post(p.Receiving(transfer), min_protocol=4)
 
         def notice() -> None:
-            loop.call_soon_threadsafe(began, time.monotonic())
+            loop.call_soon_threadsafe(self.post, p.Receiving(transfer))
         return notice
 
 

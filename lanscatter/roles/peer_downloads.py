@@ -110,7 +110,6 @@ class Downloads:
         arrival = self._arrivals.begin(d.chunk, fd, offset, length,
                                        first_bytes=lambda: self._first_bytes(d.chunk, due))
         verified = False
-        over_wan = bool(d.group)         # paced in a WAN link's group, as chunk_fetch judges it
         try:
             try:
                 result = await self._fetcher.fetch(
@@ -118,8 +117,7 @@ class Downloads:
                     timeout_s=d.timeout_s,
                     buckets=[b for b in (self._dl_bucket,) if b],
                     pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer),
-                    ending=self._link.ending_notice(d.transfer, over_wan), lead_s=self._link.ending_lead(over_wan),
-                    receiving=self._link.receiving_notice(d.transfer, over_wan),
+                    ending=self._link.ending_notice(d.transfer), receiving=self._link.receiving_notice(d.transfer),
                     progress=arrival.advance, accept_lz4=self._compress)
             finally:
                 self.inflight.discard(d.chunk)

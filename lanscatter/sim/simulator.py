@@ -7,8 +7,11 @@ its master or relay as seed, its peers, and the relay of each child site as a do
 chained with cut-through (a chunk a relay finishes in its upstream swarm is at once on offer in its
 own: the relay's session is told, as the engine's relay tells it). The simulated peers say what real
 peers say: their whole Have after a Manifest, Receiving at a download's first bytes, Ending when its
-last bytes are the engine's lead away (core/ending_lead.py: 0.1 s inside a site, 0.3 s over a WAN link), a Report and a Have at its end, Stats every second. Each session
-is ticked as the engine ticks it: after any input, and when `wake_in` says.
+last bytes are the engine's lead away (core/ending_lead.py: 0.1 s inside a site, 0.3 s over a WAN
+link), a Report and a Have at its end, Stats every second. Each session is ticked as the engine
+ticks it: after any input, and when `wake_in` says. A download's first bytes come a set-up time
+after the session commands it (the WAN delays of the notice, the command and the request, and the
+hosts' own work: `SimConfig.arrange_s`).
 
 Transfer model: a transfer moves at the rate its source was told (the Download's rate, then Rates:
 the session's fair shares, or the switch share it books), but never faster than its share of the
@@ -34,7 +37,7 @@ from typing import Any, cast
 
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
-from lanscatter.core.ending_lead import RATE_WINDOW_S, EndingLead
+from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
 from lanscatter.core.ideal import Ideal, efficiency, ideal_time
 from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
@@ -75,9 +78,6 @@ class _Host:
     down_demand: float = 0.0
     held: set[str] = field(default_factory=set)     # chunks verified (kept while offline)
     own: _Swarm | None = None      # the swarm it seeds (a master or relay)
-    # how early its downloads say Ending, learnt as the engine's peers learn it (inside its site,
-    # over a WAN link)
-    leads: tuple[EndingLead, EndingLead] = field(default_factory=lambda: (EndingLead(False), EndingLead(True)))
 
 
 @dataclass(slots=True, eq=False)
@@ -120,7 +120,6 @@ class _Active:
     last: float = 0.0
     version: int = 0               # of its latest finish event; -1 once it is off the network
     began: float = 0.0             # its first bytes
-    told: float = 0.0              # the rate its Download named (0: none)
     ending: bool = False           # its Ending was said
 
 
@@ -418,8 +417,8 @@ class Simulation:
     def _setup_s(self, master: str, dest: str, source: str) -> float:
         """From a session's decision to a download's first bytes, by the sites of the master, the
         downloader and the source: the notice that freed the slot up to the master and the Download
-        back (the WAN delays between master and downloader, twice), the request to the source and
-        its first bytes back (between downloader and source, twice), and the hosts' own work."""
+        back (the WAN delays between them, twice), the request to the source and its first bytes
+        back (between those two, twice), and the hosts' own work (`arrange_s`)."""
         key = (master, dest, source)
         got = self._setup.get(key)
         if got is None:
@@ -438,14 +437,12 @@ class Simulation:
         t = sw.session.transfers.get(d.transfer)
         if t is None or not (self.hosts[t.source].online and self.hosts[t.dest].online):
             return
-        a = self._start(sw, t, d)
-        a.dst.leads[a.group is not None].began(self.now)
+        self._start(sw, t, d)
         self._say(sw, t.dest, p.Receiving(d.transfer))
 
     def _say_ending(self, a: _Active) -> None:
         """The downloader's notice that the transfer's last bytes are its lead away (or less)."""
         a.ending = True
-        a.dst.leads[a.group is not None].ended(self.now)
         left = max(0.0, a.remaining - a.rate * (self.now - a.last))
         seconds = left / a.rate if a.rate > 0 else 0.0
         self._say(a.swarm, a.dst.name, p.Ending(a.t.id, round(seconds, 3)))
@@ -470,8 +467,7 @@ class Simulation:
         now = self.now
         cap = d.rate_cap if d.rate_cap is not None else math.inf
         group = (d.group, d.group_rate) if d.group is not None and d.group_rate is not None else None
-        a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now, began=now,
-                    told=d.rate_cap or 0.0 if group is None else 0.0)
+        a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now, began=now)
         sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
@@ -606,15 +602,7 @@ class Simulation:
         # (a transfer that is to break says no Ending: it breaks before it would have, but for the
         # few that break within their last lead)
         if self.config.release and not a.ending and not a.fail_left and math.isfinite(end):
-            lead = a.dst.leads[a.group is not None].seconds
-            measured = a.began + RATE_WINDOW_S
-            when = max(measured, end - lead)
-            if a.told and now < measured:
-                # as the engine's downloader: until a rate is measured, the bytes left judged at
-                # the rate the source was told
-                told_at = now + max(0.0, a.remaining - lead * a.told) / rate
-                if told_at < measured:
-                    when = min(when, told_at)
+            when = max(a.began + RATE_WINDOW_S, end - ending_lead(a.group is not None))
             self._push(max(now, when), _ENDING, a, a.version)
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:

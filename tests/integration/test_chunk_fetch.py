@@ -101,25 +101,6 @@ async def test_a_download_says_it_is_ending_when_the_lead_is_left_not_a_piece_ea
         assert 0.03 <= done - at <= 0.25, done - at
 
 
-async def test_a_download_says_it_is_ending_at_the_lead_its_node_learnt(tmp_path: Path) -> None:
-    # A node that measured a few milliseconds from its Endings to the next downloads' first bytes
-    # asks for that lead: the notice comes with about that much left, not the default 0.1 s.
-    async with _source(tmp_path, 4, chunk_mib=4) as (master, fetcher, fd, url, data):
-        assert master.manifest is not None
-        (h, s), = master.manifest.chunk_table()
-        said: list[tuple[float, float]] = []
-        r = await fetcher.fetch(url, h, s, token="", fd=fd, offset=0, timeout_s=20, buckets=[],
-                                pace=Pace(rate=4e6), lead_s=0.02,
-                                ending=lambda left: said.append((left, time.monotonic())))
-        done = time.monotonic()
-        assert r.ok, r.error
-        assert os.pread(fd, s, 0) == data
-        assert len(said) == 1
-        left, at = said[0]
-        assert 0 <= left <= 0.02, left
-        assert done - at <= 0.08, done - at
-
-
 async def test_a_download_says_its_bytes_arrive_at_the_first_of_them(tmp_path: Path) -> None:
     # 1 MiB paced at 200 kB/s: a first read of 256 KiB would take 1.3 s. The master shares the
     # ports with a transfer from its first bytes on, so the notice must not wait for a full read.
