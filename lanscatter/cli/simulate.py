@@ -187,7 +187,7 @@ def site_tree(path: Path, host_rate: float) -> tuple[SimTopology, int]:
 
     # A standby gateway is a peer of its site until its site's first gateway fails.
     hosts = tuple(SimHost(h.name, h.site, "peer" if h.standby else h.role, port(f"up:{h.name}"),
-                          port(f"down:{h.name}"))
+                          port(f"down:{h.name}"), h.slots)
                   for h in plan.hosts)
     links = {name: link for name, link in plan.link_map.links.items()
              if name.startswith(("switch:", "wan:")) and math.isfinite(link.bytes_per_s)}

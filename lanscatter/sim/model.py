@@ -66,6 +66,7 @@ class SimHost:
     role: str                             # "master" (the origin), "relay" (a site's gateway) or "peer"
     up_rate: float                        # bytes/s, as the link map states it
     down_rate: float
+    slots: int | None = None              # transfers at once each way (None: the config's)
 
 
 @dataclass(frozen=True, slots=True)

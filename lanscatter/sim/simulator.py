@@ -198,6 +198,7 @@ class Simulation:
         self._auth = Auth(None)
         self.swarms: list[_Swarm] = []
         self._members: list[list[str]] = []             # by swarm: its members but the seed
+        self._slots = {h.name: h.slots for h in self.topology.hosts if h.slots is not None}
         self.origin = self._build()
         self._incomplete = {h for h in self.hosts if h != self.origin} if self.chunks else set()
 
@@ -254,7 +255,8 @@ class Simulation:
         node_site = {m: self.hosts[m].site for m in members}
         lm = LinkMap(links=links, node_site=node_site, site_parent=parents)
         clock = _WorkClock()
-        session = clock.session = SwarmSession(name=members[0], auth=self._auth, seed_slots=cfg.ul_slots,
+        seed_slots = self._slots.get(members[0], cfg.ul_slots)
+        session = clock.session = SwarmSession(name=members[0], auth=self._auth, seed_slots=seed_slots,
                                                link_map=lm, seed=self.rng.getrandbits(64), work_clock=clock,
                                                planner_config=pcfg)
         sw = _Swarm(len(self.swarms), site, session, lm)
@@ -271,7 +273,8 @@ class Simulation:
         """`h` joins `sw` as a peer (a child site's relay: downloads only, serving none here)."""
         cfg = self.config
         relay = h.site != sw.site
-        port, dl, ul = (0, cfg.relay_dl_slots, 0) if relay else (7000, cfg.dl_slots, cfg.ul_slots)
+        port, dl, ul = (0, cfg.relay_dl_slots, 0) if relay else \
+            (7000, self._slots.get(h.name, cfg.dl_slots), self._slots.get(h.name, cfg.ul_slots))
         hello = p.Hello(h.name, p.PROTOCOL_VERSION, p.PROTOCOL_VERSION, "simulator", "0" * 32, "10.0.0.1",
                         port, dl, ul, "relay" if relay else "peer")
         self._feed(sw, sw.session.join(h.name, hello, self._at(), addr="10.0.0.1", protocol=p.PROTOCOL_VERSION,

@@ -25,6 +25,7 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -156,6 +157,23 @@ def _resolve(base: Path, folder: str) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
+# A host whose port carries this much or more runs FAST_PORT_SLOTS transfers at once each way
+# unless the tree sets `slots` (the roles' own default is 2). At the default chunk sizes (1 MiB and
+# up) a transfer on such a port takes tens of milliseconds, and arranging a slot's next one (a
+# report, a plan, a request: about 10 ms measured on an emulated LAN) idles the slot for a third
+# of that; more slots keep the port busy. Emulated, a hub of 3 hosts on 1 Gbit/s ports, 300 MB:
+# 3.00-3.09 s with 4 slots against 3.67-3.76 s with 2. Slower ports keep 2: on 100 Mbit/s a third
+# download slot gained nothing (docs/benchmarks.md).
+FAST_PORT = 125e6          # bytes/s: 1 Gbit/s
+FAST_PORT_SLOTS = 4
+
+
+def port_slots(port: float) -> int | None:
+    """Transfers at once each way for a host whose port carries `port` bytes/s when the tree
+    does not say (None: the roles' default)."""
+    return FAST_PORT_SLOTS if port >= FAST_PORT else None
+
+
 def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = None,
                 addresses: Mapping[str, str] | None = None) -> DeploymentPlan:
     """The plan for a topology that `load_topology` accepted."""
@@ -180,6 +198,7 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
              for site in sites}
 
     settings = {h.name: topo.settings_of(h) for h in ordered}
+    lan = {site.name: site.lan for site in sites}
     master_port = {n: s.master_port or DEFAULT_MASTER_PORT for n, s in settings.items()}
     hosts: list[HostPlan] = []
     for h in ordered:
@@ -204,7 +223,9 @@ def derive_plan(topo: Topology, *, local: bool = False, workdir: Path | None = N
             name=h.name, site=h.site, address=address[h.name], roles=frozenset({role}),
             master_port=master_port[h.name], peer_port=s.peer_port or DEFAULT_PEER_PORT,
             folder=folder, upstream=upstream, ul_rate=s.upload_limit, dl_rate=s.download_limit,
-            slots=s.slots, on_synced=s.on_synced, activate=s.activate, keep=s.keep, adopt=bool(s.adopt),
+            slots=s.slots if s.slots is not None else port_slots(
+                min(lan[h.site], s.upload_limit or math.inf, s.download_limit or math.inf)),
+            on_synced=s.on_synced, activate=s.activate, keep=s.keep, adopt=bool(s.adopt),
             alternates=alternates, gateways=gateways,
         )
         hosts.append(plan)

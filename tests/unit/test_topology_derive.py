@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lanscatter.topology import TopologyError, derive_plan, load_topology, resolve_secret
+from lanscatter.topology.derive import FAST_PORT_SLOTS
 from lanscatter.topology.model import SecretRef
 from lanscatter.topology.problems import Pos
 
@@ -204,3 +205,38 @@ def test_a_deep_chain(tmp_path: Path) -> None:
     plan = derive_plan(load_topology(path))
     assert plan.sites[-1].depth == depth - 1
     assert plan.host(f"h{depth - 1}").upstream == (f"h{depth - 2}", 10564)
+
+
+PORTS = """\
+dataset:
+  source: data
+  origin: o
+sites:
+  hq:
+    hosts:
+      o:
+      h1:
+      h2: {slots: 2}
+      h3: {download_limit: 100Mbit}
+  branch:
+    lan: 100Mbit
+    gateway: bg
+    hosts: [bg, b1]
+wan:
+  - between: [hq, branch]
+    bandwidth: 50Mbit
+"""
+
+
+def test_hosts_on_fast_ports_run_more_transfers_at_once_unless_the_tree_says(tmp_path: Path) -> None:
+    # a plain `lan:` (1 Gbit/s by default) gives its hosts 4 transfers at once each way: 2 left a
+    # quarter of such a port idle while each slot's next transfer was arranged
+    f = tmp_path / "t.yaml"
+    f.write_text(PORTS)
+    plan = derive_plan(load_topology(f))
+    assert {h.name: h.slots for h in plan.hosts} == {
+        "o": FAST_PORT_SLOTS, "h1": FAST_PORT_SLOTS,
+        "h2": 2,                 # written: kept
+        "h3": None,              # its own limit makes its port a 100 Mbit/s one: the roles' default
+        "bg": None, "b1": None,  # 100 Mbit/s ports
+    }
