@@ -8,7 +8,9 @@ Rules:
   file; no second copy of the folder is kept.
 - A chunk counts as had only after its hash is verified. Verified part chunks are journaled outside
   the folder (with the part file's inode), and finished files enter the hash cache, so a node
-  killed with SIGKILL resumes without downloading or hashing again what it had verified.
+  killed with SIGKILL resumes without downloading or hashing again what it had verified. The
+  journal keeps the chunks of files still assembled: rewritten at each reconcile and emptied once
+  the mirror is complete.
 - Content already present anywhere in the folder (same hash) is copied locally, not downloaded.
 - A chunk found rotten (`forget_chunks`) stops being had at once, in memory and in the journals;
   the next reconcile reads the files holding it afresh.
@@ -165,7 +167,7 @@ class MirrorStore:
         for f in local.files:
             for _, h, off, length in f.spans():
                 sources.setdefault(h, Location(self.root / f.path, off, length))
-        journal = self._load_part_journal()
+        fresh = bytearray(len(table))        # 1: a part file made or resized now (nothing to resume)
         for i, (entry, have) in enumerate(_pairs(table, local.files)):
             if have is not None and have.size == entry.size and have.chunks == entry.chunks:
                 self._fix_metadata(entry)
@@ -173,7 +175,9 @@ class MirrorStore:
                 for _, h, off, length in entry.spans():
                     self._have.setdefault(h, Location(self.root / entry.path, off, length))
                 continue
-            self._start_assembly(table, i, journal, stats)
+            self._start_assembly(table, i, fresh)
+        self._resume_parts(table, fresh, stats)
+        del fresh
         self._journal_rewrite()
         self._needs = {}
         refs, hashes = table.columns.refs, table.columns.hashes
@@ -205,7 +209,7 @@ class MirrorStore:
             if not folder.is_dir():
                 folder.mkdir()
         if not self._asm:
-            self._on_complete()
+            self._completed()
         return stats
 
     def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:
@@ -235,15 +239,16 @@ class MirrorStore:
                 _remove(p)
                 stats.deleted.append(rel)
 
-    def _start_assembly(self, table: FileTable, index: int, journal: dict[str, tuple[int, dict[int, str]]],
-                        stats: ReconcileStats) -> None:
-        assert self.manifest is not None
+    def _start_assembly(self, table: FileTable, index: int, fresh: bytearray) -> None:
+        """A part file for file `index`, made (or resized, marked in `fresh`) unless one of its
+        size is there; its chunks all missing until `_resume_parts`."""
         entry = table.entry(index)
         target = self._abs(entry.path, make_parents=True)
         part = target.with_name(target.name + PART_SUFFIX)
         fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         st = os.fstat(fd)
         if st.st_size != entry.size:
+            fresh[index] = 1
             os.ftruncate(fd, entry.size)
             if entry.size:
                 try:   # real blocks up front: writes in rarest-first order then allocate nothing
@@ -254,15 +259,7 @@ class MirrorStore:
                                            "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
         os.close(fd)
-        asms = self._asm
-        asms.start(index, st.st_ino)
-        inode, verified = journal.get(entry.path, (-1, {}))
-        if inode == st.st_ino and st.st_size == entry.size:
-            for k, h, off, length in entry.spans():
-                if verified.get(off) == h:
-                    asms.got(index, k)
-                    self._have.setdefault(h, Location(part, off, length))
-                    stats.resumed_chunks += 1
+        self._asm.start(index, st.st_ino)
 
     def _copy_verified(self, src: Location, i: int, k: int, h: str, off: int, length: int) -> bool:
         """Copy a chunk from elsewhere in the folder, verifying it on the way (it may have changed)."""
@@ -379,27 +376,52 @@ class MirrorStore:
         for j in done:
             self._finalize(j)
         if done and not asms:
-            self._on_complete()
+            self._completed()
         return paths
 
+    def _completed(self) -> None:
+        self._journal_rewrite()            # (no file is assembled: the part journal empties)
+        self._on_complete()
+
     # ---- part journal ------------------------------------------------------------------------
-    def _load_part_journal(self) -> dict[str, tuple[int, dict[int, str]]]:
-        out: dict[str, tuple[int, dict[int, str]]] = {}
+    def _resume_parts(self, table: FileTable, fresh: bytearray, stats: ReconcileStats) -> None:
+        """Chunks the part journal says were verified into a part file still there (its inode,
+        not resized since) are had again. The journal is read line by line into the assemblies'
+        bits (a dict of its lines cost 470 bytes a file): a line for another inode of the path
+        starts the file over, the last line for an offset decides."""
+        asms = self._asm
+        resumed = bytearray(len(table))
+        at = -1
+        offsets: dict[int, int] = {}          # the offsets of file `at`'s chunks -> chunk index
+        chunks: tuple[str, ...] = ()
         try:
             with open(self._parts_path, encoding="utf-8") as fh:
                 for line in fh:
                     try:
                         r = json.loads(line)
-                        inode, offs = out.get(r["p"], (r["i"], {}))
-                        if inode != r["i"]:
-                            offs = {}
-                        offs[int(r["o"])] = str(r["h"])
-                        out[r["p"]] = (r["i"], offs)
+                        path, inode, off, h = str(r["p"]), r["i"], int(r["o"]), str(r["h"])
                     except (ValueError, KeyError, TypeError):
                         continue
+                    i = table.position(path)
+                    if i is None or i not in asms or fresh[i]:
+                        continue
+                    if i != at:           # (a file's lines mostly follow each other)
+                        entry = table.entry(i)
+                        at, offsets, chunks = i, {o: k for k, _, o, _ in entry.spans()}, entry.chunks
+                    if inode != asms.ino(i):
+                        asms.start(i, asms.ino(i))
+                    elif (k := offsets.get(off)) is not None:
+                        (asms.got if chunks[k] == h else asms.lose)(i, k)
+                        resumed[i] = 1
         except FileNotFoundError:
             pass
-        return out
+        for i in asms:
+            if resumed[i]:
+                part = Path(asms.part_name(i))
+                for k, h, off, length in table.entry(i).spans():
+                    if not asms.lacks(i, k):
+                        self._have.setdefault(h, Location(part, off, length))
+                        stats.resumed_chunks += 1
 
     def _journal_rewrite(self) -> None:
         """Keep only the entries of files still being assembled."""
