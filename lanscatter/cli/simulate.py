@@ -49,7 +49,7 @@ class SimulateOptions:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("simulate", help="simulate a swarm with the real planner",
+    p = subparsers.add_parser("simulate", help="simulate a swarm with the real swarm session and planner",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=30, help="peers, spread over the sites (default 30)")
     p.add_argument("--chunks", type=int, default=200, help="chunks in the dataset (default 200)")
@@ -74,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dl-slots", type=int, default=2, help="download slots per peer (default 2)")
     p.add_argument("--ul-slots", type=int, default=2, help="upload slots per node (default 2)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--no-release", action="store_true",
+                   help="peers never say Ending, so a slot is held to its transfer's end (the engine's "
+                        "peers, and the simulated ones by default, release it 0.1 s before inside a site, "
+                        "0.3 s over a WAN link)")
+    p.add_argument("--arrange-ms", type=float, default=3.0,
+                   help="milliseconds the hosts take to arrange a transfer (plan, messages, request) "
+                        "on top of the WAN delays it crosses: what release hides (default 3)")
     p.add_argument("--no-draw", action="store_true", help="draw the chunk matrix once at the end only")
     p.add_argument("--quiet", action="store_true", help="no chunk matrix at all")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object, nothing else")
@@ -116,7 +123,8 @@ def options(args: argparse.Namespace) -> SimulateOptions:
         host_rate=_mbps(args.host_mbps), wan_rates=wan,
         switch_rate=_mbps(args.switch_mbps) if args.switch_mbps else None,
         slow_fraction=args.slow_fraction, slowdown=args.slowdown, fail_rate=args.fail_rate, churn=args.churn,
-        seed=args.seed, dl_slots=args.dl_slots, ul_slots=args.ul_slots,
+        seed=args.seed, dl_slots=args.dl_slots, ul_slots=args.ul_slots, release=not args.no_release,
+        arrange_s=args.arrange_ms / 1000,
     )
     draw = not args.quiet and not args.json
     return SimulateOptions(config=config, topology=args.topology, chunk_size_given=args.chunk_mib is not None,

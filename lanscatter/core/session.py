@@ -43,7 +43,7 @@ from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.manifest_wire import to_wire
-from lanscatter.core.planner import Planner
+from lanscatter.core.planner import Planner, PlannerConfig
 from lanscatter.core.safe_text import NAME_LIMIT, safe_text
 from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
 from lanscatter.core.session_types import Close, Note, Now, Output, PeerState, SeedCorrupt, Synced
@@ -59,11 +59,13 @@ GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
 
 class SwarmSession(SessionRounds):
     def __init__(self, *, name: str, auth: Auth, seed_slots: int, work_clock: Callable[[], float],
-                 link_map: LinkMap | None = None, seed: int | None = None) -> None:
+                 link_map: LinkMap | None = None, seed: int | None = None,
+                 planner_config: PlannerConfig | None = None) -> None:
         """`work_clock` measures how long sharing takes (a CPU-time budget, not a time of events):
-        the engine passes a performance counter, a simulation one that stands still."""
-        super().__init__(name=name, auth=auth, planner=Planner(links=link_map, rng=random.Random(seed)),
-                         work_clock=work_clock)
+        the engine passes a performance counter, a simulation one that stands still.
+        `planner_config`: the planner's tuning (None: its defaults, as the engine runs it)."""
+        planner = Planner(links=link_map, rng=random.Random(seed), config=planner_config or PlannerConfig())
+        super().__init__(name=name, auth=auth, planner=planner, work_clock=work_clock)
         self.link_map = link_map
         self.planner.add_node(name, dl_slots=0, ul_slots=seed_slots, seed=True)
         self.signed: SignedVersion | None = None

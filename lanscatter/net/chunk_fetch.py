@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import lz4.frame
 
 from lanscatter.core.auth import TOKEN_HEADER
+from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
 from lanscatter.disk.hashing import new_hasher
 from lanscatter.net.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
 from lanscatter.net.chunk_pipe import Pipe, PipeBroken, PipeCancelled, Pipes
@@ -33,19 +34,10 @@ from lanscatter.net.upload_pace import Pace
 
 _PIECE = 1 << 20
 # While a download still has to say it is ending, reads are sized so that the check falls close to
-# the lead: a whole piece can be a quarter of a chunk, and a notice that early starts the slot's next
-# transfer beside this one for that long. The rate is measured from the end of the first read over
-# at least _RATE_WINDOW_S: the first read can be a burst the source's pacing let out at once, and
-# a rate taken from it made a notice come right at the start of a transfer.
+# the lead (core/ending_lead.py): a whole piece can be a quarter of a chunk, and a notice that early
+# starts the slot's next transfer beside this one for that long. The rate is measured from the end
+# of the first read over at least RATE_WINDOW_S.
 _FIRST_READ, _MIN_READ = 256 * 1024, 32 * 1024
-_RATE_WINDOW_S = 0.03
-# Say a download is ending this long before its last byte: about what arranging the slot's next
-# transfer takes (a report, a plan, a command, a request). Over a WAN link (a piped transfer) that
-# is round trips of up to 100 ms; inside a site a few milliseconds, queues included, and a notice
-# 0.3 s early ran the slot's next transfer beside this one for most of a 1 MiB chunk (one LAN,
-# 128 MiB: 12.29 and 12.47 s with 0.3 s everywhere, 11.86 and 11.97 s with 0.1 s inside the site).
-_WAN_LEAD_S = 0.3
-_LAN_LEAD_S = 0.1
 _STALL_S = 30.0          # no byte for this long: the connection is dead
 
 
@@ -165,7 +157,7 @@ class Fetcher:
         if accept_lz4:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
-        lead = _WAN_LEAD_S if pace is not None and pace.group else _LAN_LEAD_S
+        lead = ending_lead(pace is not None and bool(pace.group))
         body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, ending, receiving,
                      progress)
         if pace is not None and pace.group:
@@ -292,7 +284,7 @@ class Fetcher:
                 now = time.monotonic()
                 if mark is None:
                     mark = (now, received)
-                elif now - mark[0] >= _RATE_WINDOW_S and received > mark[1]:
+                elif now - mark[0] >= RATE_WINDOW_S and received > mark[1]:
                     spb = (now - mark[0]) / (received - mark[1])
                     left_s = (body.length - received) * spb
                     if left_s <= body.lead:

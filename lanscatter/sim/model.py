@@ -48,6 +48,11 @@ class SimConfig:
     relay_dl_slots: int = 4               # parallel WAN downloads of a relay
     min_timeout_s: float = 1.0
     plan_interval_s: float = 0.5          # the engine plans at least this often
+    # what arranging a transfer costs the hosts beyond the WAN delays it crosses (the master's plan,
+    # each end's handling of the messages, the request): the time a released slot has to hide
+    arrange_s: float = 0.003
+    release: bool = True                  # peers say Ending before a download's last bytes, as the
+                                          # engine's do (False: a slot is held to the transfer's end)
     max_ideal_multiple: float = 50.0      # give up (incomplete) after this many ideal times
 
     def wan_rate(self, branch: int) -> float:

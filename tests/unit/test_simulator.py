@@ -28,7 +28,11 @@ def test_same_seed_same_run_other_seed_other_run() -> None:
 
 
 def test_lan_fault_free_is_close_to_ideal() -> None:
-    r = run(nodes=10, chunks=60)
+    # without release: in the simulator's fluid model the 0.1 s the engine's peers release a slot
+    # early runs the next transfer beside the ending one (0.1 s of a 0.27 s chunk at the default
+    # 16 MiB) and costs more than the 3 ms set-up it hides (docs/benchmarks.md, "The simulator
+    # drives the swarm session"); the planner's spread is what this checks
+    r = run(nodes=10, chunks=60, release=False)
     assert r["complete"] and r["efficiency"] >= 0.85
     assert r["ideal"] == pytest.approx(60 * 16 * MIB / 125e6)
     assert r["sites"]["hub"]["last"] == r["makespan"]
@@ -203,5 +207,5 @@ def test_a_lan_run_keeps_the_planners_exact_choices() -> None:
     policy updates them here."""
     r = Simulation(SimConfig(nodes=60, chunks=60, slow_fraction=0.15, slowdown=50.0, fail_rate=0.03,
                              churn=0.1, seed=4)).run()
-    assert (r.transfers, r.failures, r.expired) == (3774, 103, 53)
-    assert r.makespan == pytest.approx(13.837372212856847, rel=1e-12)
+    assert (r.transfers, r.failures, r.expired) == (3769, 101, 47)
+    assert r.makespan == pytest.approx(16.93824509981019, rel=1e-12)
