@@ -158,8 +158,12 @@ class Fetcher:
             headers[ACCEPT_HEADER] = "lz4"
         path = f"/chunks/{chunk}" + (pace.query() if pace is not None else "")
         lead = ending_lead(pace is not None and bool(pace.group))
-        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, ending, receiving,
-                     progress)
+        # a transfer too short to measure its rate (1 MiB at 1 Gbit/s: 8 ms) is judged at the rate
+        # its source was told once half of it came; a longer one only by its measured rate
+        told = 1 / pace.rate if pace is not None and pace.rate and not pace.group \
+            and length / pace.rate < RATE_WINDOW_S else None
+        body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, told, ending,
+                     receiving, progress)
         if pace is not None and pace.group:
             return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
@@ -284,12 +288,16 @@ class Fetcher:
                 now = time.monotonic()
                 if mark is None:
                     mark = (now, received)
-                elif now - mark[0] >= RATE_WINDOW_S and received > mark[1]:
+                if now - mark[0] >= RATE_WINDOW_S and received > mark[1]:
                     spb = (now - mark[0]) / (received - mark[1])
-                    left_s = (body.length - received) * spb
-                    if left_s <= body.lead:
-                        body.ending(left_s)
-                        body.ending = None
+                elif spb is None and 2 * received >= body.length:
+                    # a transfer shorter than the window, half received: judged at its told rate
+                    # (not earlier: each such notice frees a slot, and at the start they would
+                    # free slots faster than transfers end)
+                    spb = body.told_spb
+                if spb is not None and (left_s := (body.length - received) * spb) <= body.lead:
+                    body.ending(left_s)
+                    body.ending = None
         if received < body.length:
             # The connection ended early (the source went away, or the connection was shut): a
             # failed transfer, not corrupt data.
@@ -315,6 +323,7 @@ class _Body:
     cancel: threading.Event
     started: float
     lead: float                                        # seconds before the end that `ending` is due
+    told_spb: float | None                             # seconds per byte at the rate the source was told
     ending: Callable[[float], None] | None = None      # called once near the end, then None
     receiving: Callable[[], None] | None = None        # called once at the first bytes, then None
     progress: Callable[[int], None] | None = None      # called after each write (chunk bytes so far)

@@ -120,6 +120,7 @@ class _Active:
     last: float = 0.0
     version: int = 0               # of its latest finish event; -1 once it is off the network
     began: float = 0.0             # its first bytes
+    told: float = 0.0              # the rate its Download named (0: none, or in a WAN link's group)
     ending: bool = False           # its Ending was said
 
 
@@ -467,7 +468,8 @@ class Simulation:
         now = self.now
         cap = d.rate_cap if d.rate_cap is not None else math.inf
         group = (d.group, d.group_rate) if d.group is not None and d.group_rate is not None else None
-        a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now, began=now)
+        a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now, began=now,
+                    told=(d.rate_cap or 0.0) if group is None else 0.0)
         sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
@@ -602,7 +604,14 @@ class Simulation:
         # (a transfer that is to break says no Ending: it breaks before it would have, but for the
         # few that break within their last lead)
         if self.config.release and not a.ending and not a.fail_left and math.isfinite(end):
-            when = max(a.began + RATE_WINDOW_S, end - ending_lead(a.group is not None))
+            lead = ending_lead(a.group is not None)
+            measured = a.began + RATE_WINDOW_S
+            when = max(measured, end - lead)
+            if a.told and now < measured and a.t.size / a.told < RATE_WINDOW_S:
+                # as the engine's downloader: a transfer too short to measure its rate judges the
+                # bytes left at the rate its source was told, once half of it came
+                left = min(lead * a.told, a.t.size / 2)
+                when = min(when, now + max(0.0, a.remaining - left) / rate)
             self._push(max(now, when), _ENDING, a, a.version)
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:

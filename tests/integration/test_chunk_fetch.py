@@ -101,6 +101,22 @@ async def test_a_download_says_it_is_ending_when_the_lead_is_left_not_a_piece_ea
         assert 0.03 <= done - at <= 0.25, done - at
 
 
+async def test_a_download_too_short_to_measure_says_it_is_ending_by_the_rate_its_source_was_told(
+        tmp_path: Path) -> None:
+    # 1 MiB paced at 100 MB/s: about 10 ms, shorter than the 30 ms a rate is measured over (16 MiB
+    # at 10 Gbit/s is 13 ms). Judged by its told rate once half of it came, it still says Ending,
+    # so the master arranges the slot's next transfer while this one runs, not after its report.
+    async with _source(tmp_path, 1, chunk_mib=1) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        (h, s), = master.manifest.chunk_table()
+        said: list[float] = []
+        r = await fetcher.fetch(url, h, s, token="", fd=fd, offset=0, timeout_s=20, buckets=[],
+                                pace=Pace(rate=1e8), ending=said.append)
+        assert r.ok, r.error
+        assert os.pread(fd, s, 0) == data
+        assert len(said) == 1 and 0 <= said[0] <= 0.1, said
+
+
 async def test_a_download_says_its_bytes_arrive_at_the_first_of_them(tmp_path: Path) -> None:
     # 1 MiB paced at 200 kB/s: a first read of 256 KiB would take 1.3 s. The master shares the
     # ports with a transfer from its first bytes on, so the notice must not wait for a full read.
