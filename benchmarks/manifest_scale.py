@@ -6,7 +6,8 @@ and what a second version that changes ten files costs the control link (a manif
 Files hold a few bytes each (`k % 100`, so the data set is a hundred distinct chunks and the cost
 measured is the manifest's: its build, scan, encoding, sending, checking and applying), 1000 to a
 folder. Master and peer run as real processes on 127.0.0.1; peak RSS is the kernel's high-water
-mark (VmHWM) of each, read until it exits.
+mark (VmHWM) of each, read until it exits, and as it stands at the end of each phase (the master's
+first version made; the peer in sync; the second version applied at the peer).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class _Proc:
         while self.p.poll() is None:
             self.peak = max(self.peak, peak_rss_mb(self.p.pid))    # (nan once gone: max keeps the peak)
             time.sleep(0.2)
+
+    def hwm(self) -> int:
+        """The peak RSS so far, in MB (read now, not at the watcher's last look)."""
+        return round(max(self.peak, peak_rss_mb(self.p.pid)))
 
     def stop(self) -> None:
         if self.p.poll() is None:
@@ -106,7 +111,9 @@ def main() -> int:
         peer = _Proc(["peer", f"127.0.0.1:{mport}", str(args.work / "peer"), "--listen", "127.0.0.1", "--port",
                       str(pport), "--state-dir", str(args.work / "state-peer"), "--name", "p1"],
                      args.work / "peer.log")
+        first_peaks = {"master": master.hwm()}
         sync_s = _wait("the peer in sync", lambda: _synced(pport), args.timeout)
+        sync_peaks = {"master": master.hwm(), "peer": peer.hwm()}
         before = (_status(pport) or {}).get("control_rx_bytes", 0)
         first = (_status(mport) or {}).get("generation")
         step = min(1000, max(1, args.files // 10))     # ten files (fewer when there are fewer)
@@ -120,6 +127,8 @@ def main() -> int:
                "peer_sync_s": round(sync_s, 1), "second_version_s": round(second_s, 1),
                "second_version_control_bytes": after - before, "first_version_control_bytes": before,
                "master_peak_rss_MB": round(master.peak), "peer_peak_rss_MB": round(peer.peak),
+               "peak_rss_MB_by_phase": {"first_version": first_peaks, "in_sync": sync_peaks,
+                                        "second_version": {"master": master.hwm(), "peer": peer.hwm()}},
                "load_avg_1min": round(os.getloadavg()[0], 1)}
         print(json.dumps(out))
     finally:

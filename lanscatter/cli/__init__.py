@@ -21,6 +21,7 @@ from lanscatter import __version__
 from lanscatter.core.auth import new_secret
 from lanscatter.core.errors import ConfigError, LanscatterError
 from lanscatter.core.protocol import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
+from lanscatter.heap import map_big_blocks
 
 log = logging.getLogger("lanscatter.cli")
 
@@ -123,6 +124,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(args.debug)
+    map_big_blocks()            # a node's tables are big arrays: freed, they leave the RSS (heap.py)
     try:
         return int(args.func(args) or 0)
     except LanscatterError as exc:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from lanscatter.core.file_table import as_table, pair_paths, same_entry
+from lanscatter.core.file_table import FileTable, as_table, pair_paths, same_entry
 from lanscatter.core.manifest import FileEntry, Manifest
 
 NAME_LEN = 16
@@ -153,28 +154,49 @@ def index_from_dict(doc: object) -> VersionIndex:
     return VersionIndex(active, tuple(out), held, migrated)
 
 
-def link_plan(active_files: Iterable[FileEntry], new: Manifest) -> dict[str, str]:
-    """Which files of `new` are hard links to files of the active version: new path -> active path.
-    The same path is preferred; otherwise any active file with the same content and metadata."""
+@dataclass(frozen=True, slots=True)
+class LinkPlan:
+    """Which files of a new version are hard links to files of the active version, by position in
+    the new version's table: a byte a file (a dict of a million paths cost over 100 bytes a file)."""
+
+    same: bytearray                # 1: linked to the active file of the same path
+    moved: dict[int, str]          # linked to an active file of another path: position -> its path
+
+    def linked(self, j: int) -> bool:
+        return bool(self.same[j]) or j in self.moved
+
+    def source(self, new: FileTable, j: int) -> str | None:
+        """The active path file `j` of `new` is linked to (None: it is not)."""
+        return new.path(j) if self.same[j] else self.moved.get(j)
+
+    def drop(self, j: int) -> None:
+        """File `j` is not linked after all (the link could not be made)."""
+        self.same[j] = 0
+        self.moved.pop(j, None)
+
+
+def link_plan(active_files: Iterable[FileEntry], new: Manifest) -> LinkPlan:
+    """Which files of `new` are hard links to files of the active version. The same path is
+    preferred; otherwise any active file with the same content and metadata."""
     # Paired by path first, walking both tables (no dict of a million entries); only the files
     # left over are looked for by content, among the keys they need.
-    active = as_table(active_files)
-    plan: dict[str, str] = {}
-    left: list[int] = []
-    for path, i, j in pair_paths(active, new.files):
-        if i is not None and j is not None and same_entry(active, i, new.files, j):
-            plan[path] = path
+    active, files = as_table(active_files), new.files
+    plan = LinkPlan(bytearray(len(files)), {})
+    left = array("q")
+    for _, i, j in pair_paths(active, files):
+        if i is not None and j is not None and same_entry(active, i, files, j):
+            plan.same[j] = 1
         elif j is not None:
             left.append(j)
     if left:
-        wanted = {_key(new.files.entry(j)) for j in left}
+        wanted = {_key(files.entry(j)) for j in left}
         by_key: dict[tuple[tuple[str, ...], int, int, bool], str] = {}
         for i in range(len(active)):
             if (key := _key(active.entry(i))) in wanted:
                 by_key.setdefault(key, active.path(i))
         for j in left:
-            if (src := by_key.get(_key(new.files.entry(j)))) is not None:
-                plan[new.files.path(j)] = src
+            if (src := by_key.get(_key(files.entry(j)))) is not None:
+                plan.moved[j] = src
     return plan
 
 

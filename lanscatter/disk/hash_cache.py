@@ -19,24 +19,24 @@ import os
 import struct
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from lanscatter.core.chunking import Chunking
+from lanscatter.disk.cache_rows import HASH, Fields, Item, Rows, pack, unpack
 
 log = logging.getLogger("lanscatter.disk.hash_cache")
 
 
-# An entry is one bytes object (a million files as a million objects with tuples, texts and numbers
-# each would cost over 500 bytes a file; this is about 100 with its 1-chunk file): the header, then
-# each chunk's length (8 bytes), then each chunk's hash (32 bytes). The file's size is the lengths'
-# sum and the chunk count what follows the header holds; the chunking key is a number into the
-# cache's own table of them.
-_HEAD = struct.Struct("<qQqH")     # mtime_ns, inode, ctime_ns, chunking key number
-_HASH = 32
-_PER_CHUNK = 8 + _HASH
+# A cache of a million files holds them as sorted columns (`cache_rows.Rows`, about 105 bytes a
+# file of one chunk) and no object per file; a change to a remembered file of as many chunks is
+# written into its row, and other changes (new paths, other chunk counts) wait in a small overlay
+# (path -> packed fields, about 200 bytes each) merged into the rows once it holds an eighth of
+# them: a merge copies the columns, so its cost spreads over the changes that filled the overlay.
+_MERGE_MIN = 4096
+_MERGE_SHARE = 8
 
 
 class FileStat(NamedTuple):
@@ -69,11 +69,13 @@ class CachedFile:
 
 
 class HashCache:
-    """Path -> remembered hashes (one packed entry each), persisted in `path` (a journal file)."""
+    """Path -> remembered hashes (sorted columns and an overlay), persisted in `path` (a journal)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._entries: dict[str, bytes] = {}            # rel -> packed entry (see _HEAD)
+        self._rows = Rows()
+        self._gone: set[int] = set()                    # rows forgotten, dropped at the next merge
+        self._over: dict[str, bytes] = {}               # rel -> packed fields, of no live row
         self._keys: list[str] = []                      # chunking keys by number
         self._journal: TextIO | None = None
         self._lock = threading.Lock()
@@ -88,78 +90,176 @@ class HashCache:
                     try:
                         rec = json.loads(line)
                         if rec.get("del"):
-                            self._entries.pop(rec["p"], None)
+                            self._drop(str(rec["p"]))
                         else:
-                            self._entries[str(rec["p"])] = self._pack(CachedFile(
+                            self._set(str(rec["p"]), self._fields(CachedFile(
                                 rec["s"], rec["m"], rec["i"], rec["t"], str(rec["c"]), tuple(rec["h"]),
-                                tuple(rec["z"])))
-                    except (ValueError, KeyError, TypeError, struct.error):
+                                tuple(rec["z"]))))
+                    except (ValueError, KeyError, TypeError, struct.error, OverflowError):
                         continue   # a line torn by a crash: the file gets re-hashed, nothing worse
         except FileNotFoundError:
             pass
         self.compact()
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rows) - len(self._gone) + len(self._over)
+
+    def paths(self) -> list[str]:
+        """The paths remembered, in increasing order."""
+        with self._lock:
+            return [rel for rel, _ in self._live()]
+
     def get(self, rel: str, st: os.stat_result | FileStat,
             chunking: Chunking) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
         """The remembered (hashes, sizes) of `rel` if the file is still as it was when they were
         taken with this chunking."""
-        packed = self._entries.get(rel)
-        if packed is None:
-            return None
-        e = self._unpack(packed)
-        same = (e.size, e.mtime_ns, e.inode, e.ctime_ns, e.chunking) == (
-            st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key)
-        return (e.chunks, e.sizes) if same else None
+        with self._lock:
+            f = self._lookup(rel)
+            if f is None:
+                return None
+            same = (f.mtime_ns, f.inode, f.ctime_ns, self._keys[f.key]) == (
+                st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key)
+            if not same or f.size() != st.st_size:
+                return None
+            e = self._unfields(f)
+            return e.chunks, e.sizes
 
     def put(self, rel: str, st: os.stat_result | FileStat, chunking: Chunking, chunks: tuple[str, ...],
             sizes: tuple[int, ...]) -> None:
         entry = CachedFile(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key, chunks,
                            sizes)
         with self._lock:
-            packed = self._pack(entry)
-            if self._entries.get(rel) == packed:
+            fields = self._fields(entry)
+            if self._lookup(rel) == fields:
                 return
-            self._entries[rel] = packed
+            self._set(rel, fields)
             self._append(entry.record(rel))
 
-    def _pack(self, e: CachedFile) -> bytes:
-        """Raises ValueError or struct.error for an entry out of range (a hash not hex, a chunk
+    def _fields(self, e: CachedFile) -> Fields:
+        """Raises ValueError or OverflowError for an entry out of range (a hash not hex, a chunk
         count unlike the sizes', sizes that do not add up to the file's)."""
         if len(e.chunks) != len(e.sizes) or sum(e.sizes) != e.size:
             raise ValueError("chunk hashes and sizes do not pair up with the file")
+        hashes = bytes.fromhex("".join(e.chunks))
+        if len(hashes) != HASH * len(e.chunks):
+            raise ValueError("a chunk hash is not 32 bytes")
         try:
             key = self._keys.index(e.chunking)
         except ValueError:
             key = len(self._keys)
             self._keys.append(e.chunking)
-        return (_HEAD.pack(e.mtime_ns, e.inode, e.ctime_ns, key)
-                + array("q", e.sizes).tobytes() + bytes.fromhex("".join(e.chunks)))
+        # (packed once to check every number fits its column)
+        return unpack(pack(Fields(e.mtime_ns, e.inode, e.ctime_ns, key, array("q", e.sizes).tobytes(), hashes)))
 
-    def _unpack(self, packed: bytes) -> CachedFile:
-        mtime_ns, inode, ctime_ns, key = _HEAD.unpack_from(packed)
-        n = (len(packed) - _HEAD.size) // _PER_CHUNK
-        at = _HEAD.size + 8 * n
-        sizes = array("q")
-        sizes.frombytes(packed[_HEAD.size:at])
-        chunks = tuple(packed[at + _HASH * k:at + _HASH * (k + 1)].hex() for k in range(n))
-        return CachedFile(sum(sizes), mtime_ns, inode, ctime_ns, self._keys[key], chunks, tuple(sizes))
+    def _unfields(self, f: Fields) -> CachedFile:
+        sizes = tuple(array("q", f.sizes))
+        chunks = tuple(f.hashes[HASH * k:HASH * (k + 1)].hex() for k in range(f.chunks))
+        return CachedFile(sum(sizes), f.mtime_ns, f.inode, f.ctime_ns, self._keys[f.key], chunks, sizes)
+
+    # ---- rows and overlay (the lock held) ---------------------------------------------------
+    def _row(self, rel: str) -> int | None:
+        """The live row of `rel`, if any."""
+        rows = self._rows
+        i = rows.find(rel)
+        return i if i < len(rows) and i not in self._gone and rows.path(i) == rel else None
+
+    def _lookup(self, rel: str) -> Fields | None:
+        packed = self._over.get(rel)
+        if packed is not None:
+            return unpack(packed)
+        i = self._row(rel)
+        return None if i is None else self._rows.fields(i)
+
+    def _set(self, rel: str, f: Fields) -> None:
+        if rel in self._over:
+            self._over[rel] = pack(f)
+            return
+        rows = self._rows
+        i = rows.find(rel)
+        if i < len(rows) and rows.path(i) == rel:
+            if rows.chunk_count(i) == f.chunks:
+                rows.overwrite(i, f)
+                self._gone.discard(i)
+                return
+            self._gone.add(i)
+        elif i == len(rows) and not self._over:
+            rows.append(rel, f)            # (a first scan, a compacted journal: in path order)
+            return
+        self._over[rel] = pack(f)
+        self._merge_if_due()
+
+    def _drop(self, rel: str) -> bool:
+        """Forget `rel`; whether it was remembered."""
+        if self._over.pop(rel, None) is not None:
+            return True
+        i = self._row(rel)
+        if i is None:
+            return False
+        self._gone.add(i)
+        self._merge_if_due()
+        return True
+
+    def _merge_if_due(self) -> None:
+        if len(self._over) + len(self._gone) > max(_MERGE_MIN, len(self._rows) // _MERGE_SHARE):
+            self._merge()
+
+    def _merge(self) -> None:
+        """Fold the overlay into the rows and drop the forgotten rows."""
+        if not self._over and not self._gone:
+            return
+        rows = self._rows
+        # (position, 0 for a row gone / 1 for a path added, path): a path added goes before the
+        # row it would take the place of; a row gone is skipped
+        cuts: list[tuple[int, int, str]] = [(i, 0, "") for i in self._gone]
+        lo = 0
+        for rel in sorted(self._over):
+            lo = rows.find(rel, lo)
+            cuts.append((lo, 1, rel))
+        cuts.sort()
+        items: list[Item] = []
+        at = 0
+        for pos, added, rel in cuts:
+            if pos > at:
+                items.append((at, pos))
+            if added:
+                items.append(rel)
+                at = max(at, pos)
+            else:
+                at = pos + 1
+        if at < len(rows):
+            items.append((at, len(rows)))
+        del cuts
+        self._rows = rows.merged(items, self._over)
+        self._over, self._gone = {}, set()
+
+    def _live(self) -> Iterator[tuple[str, Fields]]:
+        """Every remembered path with its fields, in path order (merged first)."""
+        self._merge()
+        rows = self._rows
+        for i in range(len(rows)):
+            yield rows.path(i), rows.fields(i)
 
     def forget(self, rel: str) -> None:
         with self._lock:
-            if self._entries.pop(rel, None) is not None:
+            if self._drop(rel):
                 self._append({"p": rel, "del": 1})
 
     def retain_sorted(self, keep: Iterable[str]) -> None:
         """Forget every entry but those of `keep`, paths in increasing order (a scan's files: a
         set of a million paths would cost 100 bytes a file more)."""
         with self._lock:
+            self._merge()
+            rows = self._rows
             wanted = iter(keep)
             next_kept = next(wanted, None)
-            for rel in sorted(self._entries):
+            for i in range(len(rows)):
+                rel = rows.path(i)
                 while next_kept is not None and next_kept < rel:
                     next_kept = next(wanted, None)
                 if rel != next_kept:
-                    del self._entries[rel]
+                    self._gone.add(i)
+            self._merge()
 
     def _append(self, rec: dict[str, object]) -> None:
         if self.path is None:
@@ -178,8 +278,8 @@ class HashCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             with open(tmp, "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(self._unpack(e).record(rel), separators=(",", ":")) + "\n"
-                              for rel, e in self._entries.items())
+                fh.writelines(json.dumps(self._unfields(f).record(rel), separators=(",", ":")) + "\n"
+                              for rel, f in self._live())
             os.replace(tmp, self.path)
 
     def close(self) -> None:

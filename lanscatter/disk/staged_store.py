@@ -23,13 +23,13 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from pathlib import Path
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.sizes import format_bytes
-from lanscatter.core.version_plan import VersionRecord, link_plan, version_name
+from lanscatter.core.version_plan import LinkPlan, VersionRecord, link_plan, version_name
 from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
 from lanscatter.disk.store import Location, MirrorStore, ReconcileStats, _remove
 from lanscatter.disk.versions_dir import VersionsDir
@@ -95,15 +95,15 @@ class StagedStore(MirrorStore):
                 sources.setdefault(h, Location(active / f.path, off, length))
         return sources
 
-    def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> Collection[str]:
+    def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> LinkPlan:
         """Hard-link into the staging folder the active files the new version holds unchanged;
-        returns the paths linked."""
+        returns the plan of the links made."""
         plan = link_plan(local.files, manifest)
-        failed: set[str] = set()
-        for entry in manifest.files:       # (no dict of a million entries: one at a time)
-            new_rel = entry.path
-            if (old_rel := plan.get(new_rel)) is None:
+        files = manifest.files
+        for j in range(len(files)):       # (no dict of a million entries: one at a time)
+            if (old_rel := plan.source(files, j)) is None:
                 continue
+            new_rel = files.path(j)
             src = active / old_rel
             dst = self._abs(new_rel, make_parents=True)
             try:
@@ -119,28 +119,28 @@ class StagedStore(MirrorStore):
                 if exc.errno not in _NO_LINK:
                     raise
                 log.debug("cannot link %s: %s", new_rel, exc.strerror)
-                failed.add(new_rel)
+                plan.drop(j)
                 continue
             # The link changed the inode's ctime: the cache learns it, so nothing is hashed again.
+            entry = files.entry(j)
             self.cache.put(new_rel, os.lstat(dst), manifest.chunking, entry.chunks, entry.sizes)
-        for rel in failed:
-            del plan[rel]
-        return plan.keys()
+        return plan
 
-    def _check_space(self, manifest: Manifest, linked: Collection[str]) -> None:
+    def _check_space(self, manifest: Manifest, linked: LinkPlan) -> None:
         """The bytes the new version's other files still need must fit, or nothing starts."""
         need = 0
-        for f in manifest.files:
-            if f.path in linked:
+        files = manifest.files
+        for j in range(len(files)):
+            if linked.linked(j):
                 continue
             held = 0
             try:
-                target = self._abs(f.path)
+                target = self._abs(files.path(j))
                 for p in (target, target.with_name(target.name + PART_SUFFIX)):
                     held = max(held, _allocated(p))
             except FileNotFoundError:      # a file where the version needs a folder: nothing held
                 pass
-            need += max(f.size - held, 0)
+            need += max(files.columns.sizes[j] - held, 0)
         free = shutil.disk_usage(self.versions.home).free
         if need > free:
             raise NoSpaceError(

@@ -8,7 +8,9 @@ Rules:
   file; no second copy of the folder is kept.
 - A chunk counts as had only after its hash is verified. Verified part chunks are journaled outside
   the folder (with the part file's inode), and finished files enter the hash cache, so a node
-  killed with SIGKILL resumes without downloading or hashing again what it had verified.
+  killed with SIGKILL resumes without downloading or hashing again what it had verified. The
+  journal keeps the chunks of files still assembled: rewritten at each reconcile and emptied once
+  the mirror is complete.
 - Content already present anywhere in the folder (same hash) is copied locally, not downloaded.
 - A chunk found rotten (`forget_chunks`) stops being had at once, in memory and in the journals;
   the next reconcile reads the files holding it afresh.
@@ -33,58 +35,12 @@ from typing import TextIO
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
+from lanscatter.disk.assemblies import Assemblies
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.hashing import PIECE, hash_file_range
 from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
 
 log = logging.getLogger("lanscatter.disk.store")
-
-
-@dataclass(slots=True)
-class _Assembly:
-    """A file being assembled: its part file and the chunk indices still missing. The part file
-    is open (`fd`) only from the first chunk written to it until it is finished: a version of
-    100,000 files must not hold 100,000 descriptors."""
-
-    files: FileTable         # the manifest's files, and this file's place among them: an entry
-    index: int               # of its own for each of a million files would cost 300 bytes a file
-    root: str                # the folder it is assembled in (its part file's path is derived: a
-                             # Path for each costs 400 bytes more)
-    missing: int | set[int]  # the chunk indices missing: a bit each up to _MASK_CHUNKS chunks (a
-                             # file of one chunk holds no object for it), a set beyond
-    ino: int                 # the part file's inode (the journal's check that it is the same file)
-    fd: int = -1
-
-    def lacks(self, k: int) -> bool:
-        return k in self.missing if isinstance(self.missing, set) else bool(self.missing >> k & 1)
-
-    def lose(self, k: int) -> None:
-        if isinstance(self.missing, set):
-            self.missing.add(k)
-        else:
-            self.missing |= 1 << k
-
-    def got(self, k: int) -> None:
-        if isinstance(self.missing, set):
-            self.missing.discard(k)
-        else:
-            self.missing &= ~(1 << k)
-
-    @property
-    def entry(self) -> FileEntry:
-        return self.files.entry(self.index)
-
-    @property
-    def path(self) -> str:
-        return self.files.path(self.index)
-
-    @property
-    def part_name(self) -> str:
-        return f"{self.root}/{self.path}{PART_SUFFIX}"
-
-    @property
-    def part(self) -> Path:
-        return Path(self.part_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +72,7 @@ class MirrorStore:
         self.cache = HashCache(state_dir / "hashes.jsonl")
         self._parts_path = state_dir / "parts.jsonl"
         self.manifest: Manifest | None = None
-        self._asm: dict[str, _Assembly] = {}            # rel path -> assembly
+        self._asm = Assemblies.none()          # the files being assembled
         self._have: dict[str, Location] = {}            # verified chunk -> one place to read it
         # chunk -> the places missing it, as positions of the manifest's chunk references (`_place`:
         # 8 bytes a place, where a tuple each cost 80)
@@ -183,10 +139,11 @@ class MirrorStore:
         for h in chunks:
             self._have.pop(h, None)
         touched = False
-        for asm in self._asm.values():
-            for k, h in enumerate(asm.entry.chunks):
-                if h in chunks and not asm.lacks(k):
-                    asm.lose(k)
+        asms = self._asm
+        for i in asms:
+            for k, h in enumerate(asms.files.entry(i).chunks):
+                if h in chunks and not asms.lacks(i, k):
+                    asms.lose(i, k)
                     touched = True
         if touched:
             self._journal_rewrite()
@@ -200,16 +157,17 @@ class MirrorStore:
         self.manifest = manifest
         stats = ReconcileStats()
         self._have.clear()
-        self._asm.clear()
+        self._asm = Assemblies.none()
         sources = self._prepare_root(manifest)
         table = manifest.files
+        self._asm = asms = Assemblies(table, str(self.root))
         wanted_dirs = set(manifest.dirs)
         self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
         local, _ = scan_folder(self.root, manifest.chunking, self.cache)
         for f in local.files:
             for _, h, off, length in f.spans():
                 sources.setdefault(h, Location(self.root / f.path, off, length))
-        journal = self._load_part_journal()
+        fresh = bytearray(len(table))        # 1: a part file made or resized now (nothing to resume)
         for i, (entry, have) in enumerate(_pairs(table, local.files)):
             if have is not None and have.size == entry.size and have.chunks == entry.chunks:
                 self._fix_metadata(entry)
@@ -217,32 +175,33 @@ class MirrorStore:
                 for _, h, off, length in entry.spans():
                     self._have.setdefault(h, Location(self.root / entry.path, off, length))
                 continue
-            self._start_assembly(table, i, journal, stats)
+            self._start_assembly(table, i, fresh)
+        self._resume_parts(table, fresh, stats)
+        del fresh
         self._journal_rewrite()
         self._needs = {}
         refs, hashes = table.columns.refs, table.columns.hashes
-        for asm in self._asm.values():
-            for k, r in enumerate(table.ref_range(asm.index)):
-                if asm.lacks(k):
+        for i in asms:
+            for k, r in enumerate(table.ref_range(i)):
+                if asms.lacks(i, k):
                     self._needs.setdefault(hashes[refs[r]], array("q")).append(r)
         # Local copies before anything is deleted: old versions are sources too.
-        for rel in list(self._asm):
-            asm = self._asm[rel]
-            for k, h, off, length in list(asm.entry.spans()):
-                if not asm.lacks(k):
+        for i in asms:
+            for k, h, off, length in table.entry(i).spans():
+                if not asms.lacks(i, k):
                     continue
                 src = self._have.get(h) or sources.get(h)
-                if src is not None and self._copy_verified(src, asm, k, h, off, length):
+                if src is not None and self._copy_verified(src, i, k, h, off, length):
                     stats.copied_chunks += 1
-                    r = table.ref_range(asm.index)[k]
+                    r = table.ref_range(i)[k]
                     self._needs[h] = array("q", (p for p in self._needs[h] if p != r))
                     if not self._needs[h]:
                         del self._needs[h]
-            if asm.missing and asm.fd >= 0:      # nothing was handed out yet: free it till needed
-                os.close(asm.fd)
-                asm.fd = -1
-        for rel in [r for r, a in self._asm.items() if not a.missing]:
-            self._finalize(rel)
+            if asms.missing_any(i):      # nothing was handed out yet: free its descriptor till needed
+                asms.close(i)
+        for i in asms:
+            if not asms.missing_any(i):
+                self._finalize(i)
         del local
         self._delete_extraneous(table, wanted_dirs, stats)
         for d in manifest.dirs:
@@ -250,7 +209,7 @@ class MirrorStore:
             if not folder.is_dir():
                 folder.mkdir()
         if not self._asm:
-            self._on_complete()
+            self._completed()
         return stats
 
     def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:
@@ -280,15 +239,16 @@ class MirrorStore:
                 _remove(p)
                 stats.deleted.append(rel)
 
-    def _start_assembly(self, table: FileTable, index: int, journal: dict[str, tuple[int, dict[int, str]]],
-                        stats: ReconcileStats) -> None:
-        assert self.manifest is not None
+    def _start_assembly(self, table: FileTable, index: int, fresh: bytearray) -> None:
+        """A part file for file `index`, made (or resized, marked in `fresh`) unless one of its
+        size is there; its chunks all missing until `_resume_parts`."""
         entry = table.entry(index)
         target = self._abs(entry.path, make_parents=True)
         part = target.with_name(target.name + PART_SUFFIX)
         fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         st = os.fstat(fd)
         if st.st_size != entry.size:
+            fresh[index] = 1
             os.ftruncate(fd, entry.size)
             if entry.size:
                 try:   # real blocks up front: writes in rarest-first order then allocate nothing
@@ -299,17 +259,9 @@ class MirrorStore:
                                            "free some space on that disk") from None
                     # file systems without fallocate: sparse is fine
         os.close(fd)
-        asm = _Assembly(table, index, str(self.root), _all_missing(len(entry.chunks)), st.st_ino)
-        inode, verified = journal.get(entry.path, (-1, {}))
-        if inode == st.st_ino and st.st_size == entry.size:
-            for k, h, off, length in entry.spans():
-                if verified.get(off) == h:
-                    asm.got(k)
-                    self._have.setdefault(h, Location(part, off, length))
-                    stats.resumed_chunks += 1
-        self._asm[entry.path] = asm
+        self._asm.start(index, st.st_ino)
 
-    def _copy_verified(self, src: Location, asm: _Assembly, k: int, h: str, off: int, length: int) -> bool:
+    def _copy_verified(self, src: Location, i: int, k: int, h: str, off: int, length: int) -> bool:
         """Copy a chunk from elsewhere in the folder, verifying it on the way (it may have changed)."""
         try:
             with open(src.path, "rb") as fh:
@@ -320,26 +272,19 @@ class MirrorStore:
                     data = os.pread(fh.fileno(), min(PIECE * 4, length - pos), src.offset + pos)
                     if not data:
                         return False
-                    os.pwrite(self._open(asm), data, off + pos)
+                    os.pwrite(self._asm.open(i), data, off + pos)
                     pos += len(data)
         except OSError as exc:
             log.debug("local copy of %s failed: %s", h[:12], exc)
             return False
-        self._mark(asm, k, h, off, length)
+        self._mark(i, k, h, off, length)
         return True
 
-    def _mark(self, asm: _Assembly, k: int, h: str, off: int, length: int) -> None:
-        asm.got(k)
-        self._have.setdefault(h, Location(asm.part, off, length))
-        self._journal_append({"p": asm.path, "i": asm.ino, "o": off, "h": h})
-
-    @staticmethod
-    def _open(asm: _Assembly) -> int:
-        """The part file's descriptor, opened at its first use and kept until it is finished (a
-        descriptor handed to a download must stay valid until the download reports)."""
-        if asm.fd < 0:
-            asm.fd = os.open(asm.part, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
-        return asm.fd
+    def _mark(self, i: int, k: int, h: str, off: int, length: int) -> None:
+        asms = self._asm
+        asms.got(i, k)
+        self._have.setdefault(h, Location(Path(asms.part_name(i)), off, length))
+        self._journal_append({"p": asms.path(i), "i": asms.ino(i), "o": off, "h": h})
 
     def _fix_metadata(self, entry: FileEntry) -> None:
         p = self._abs(entry.path)
@@ -353,21 +298,21 @@ class MirrorStore:
         if (want != mode or st.st_mtime_ns != entry.mtime_ns) and self.manifest is not None:
             self.cache.put(entry.path, os.lstat(p), self.manifest.chunking, entry.chunks, entry.sizes)
 
-    def _finalize(self, rel: str) -> None:
+    def _finalize(self, i: int) -> None:
         assert self.manifest is not None
-        asm = self._asm.pop(rel)
-        target = self._abs(rel, make_parents=True)
-        if asm.fd >= 0:
-            os.close(asm.fd)
-        os.replace(asm.part, target)
-        for _, h, off, length in asm.entry.spans():
+        asms = self._asm
+        entry, part = asms.files.entry(i), Path(asms.part_name(i))
+        asms.finish(i)
+        target = self._abs(entry.path, make_parents=True)
+        os.replace(part, target)
+        for _, h, off, length in entry.spans():
             loc = self._have.get(h)
-            if loc is not None and loc.path == asm.part:
+            if loc is not None and loc.path == part:
                 self._have[h] = Location(target, loc.offset, loc.length)
         mode = 0o666 & ~_UMASK
-        os.chmod(target, (mode | ((mode & 0o444) >> 2)) if asm.entry.executable else mode)
-        os.utime(target, ns=(asm.entry.mtime_ns, asm.entry.mtime_ns))
-        self.cache.put(rel, os.lstat(target), self.manifest.chunking, asm.entry.chunks, asm.entry.sizes)
+        os.chmod(target, (mode | ((mode & 0o444) >> 2)) if entry.executable else mode)
+        os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
+        self.cache.put(entry.path, os.lstat(target), self.manifest.chunking, entry.chunks, entry.sizes)
 
     def _delete_extraneous(self, files: FileTable, dirs: set[str], stats: ReconcileStats) -> None:
         # Paths are looked up in the sorted table and part files in the assemblies: sets of a
@@ -390,65 +335,93 @@ class MirrorStore:
 
     def _kept_part(self, rel: str, full: str) -> bool:
         """Whether `rel` (at `full`) is the part file of a file being assembled."""
-        asm = self._asm.get(rel[:-len(PART_SUFFIX)]) if rel.endswith(PART_SUFFIX) else None
-        return asm is not None and asm.part_name == full
+        asms = self._asm
+        i = asms.files.position(rel[:-len(PART_SUFFIX)]) if rel.endswith(PART_SUFFIX) else None
+        return i is not None and i in asms and asms.part_name(i) == full
 
     # ---- receiving chunks --------------------------------------------------------------------
-    def _place(self, r: int) -> tuple[_Assembly, int, int, int]:
-        """(assembly, chunk index, offset, length) of chunk reference `r` of the manifest."""
+    def _place(self, r: int) -> tuple[int, int, int, int]:
+        """(file position, chunk index, offset, length) of chunk reference `r` of the manifest."""
         assert self.manifest is not None
         table = self.manifest.files
         i = bisect.bisect_right(table.columns.ref_ends, r)
         span, lengths = table.ref_range(i), table.columns.lengths
-        return self._asm[table.path(i)], r - span.start, sum(lengths[span.start:r]), lengths[r]
+        return i, r - span.start, sum(lengths[span.start:r]), lengths[r]
 
     def chunk_target(self, chunk: str) -> tuple[int, int, int] | None:
         """(fd, offset, length) of a part-file place that needs `chunk`, or None."""
         for r in self._needs.get(chunk, ()):
-            asm, _k, off, length = self._place(r)
-            return self._open(asm), off, length
+            i, _k, off, length = self._place(r)
+            return self._asm.open(i), off, length
         return None
 
     def chunk_verified(self, chunk: str, fd: int, offset: int) -> list[str]:
         """The chunk written at (fd, offset) hashed right: record it, copy it to every other place
         that needs it, finish completed files. Returns the paths of the files completed."""
         places = self._needs.pop(chunk, array("q"))
-        first = next((p for p in map(self._place, places) if p[0].fd == fd and p[2] == offset), None)
+        asms = self._asm
+        first = next((p for p in map(self._place, places) if asms.fds.get(p[0]) == fd and p[2] == offset), None)
         if first is None:
             return []
-        asm, k, off, length = first
-        self._mark(asm, k, chunk, off, length)
-        src = Location(asm.part, off, length)
+        i, k, off, length = first
+        self._mark(i, k, chunk, off, length)
+        src = Location(Path(asms.part_name(i)), off, length)
         touched = set()
         for other, k2, off2, len2 in map(self._place, places):
-            touched.add(other.path)
-            if other is not asm or k2 != k:
+            touched.add(other)
+            if other != i or k2 != k:
                 self._copy_verified(src, other, k2, chunk, off2, len2)
-        done = [rel for rel in touched if not self._asm[rel].missing]
-        for rel in done:
-            self._finalize(rel)
-        if done and not self._asm:
-            self._on_complete()
-        return done
+        done = sorted(j for j in touched if not asms.missing_any(j))
+        paths = [asms.path(j) for j in done]
+        for j in done:
+            self._finalize(j)
+        if done and not asms:
+            self._completed()
+        return paths
+
+    def _completed(self) -> None:
+        self._journal_rewrite()            # (no file is assembled: the part journal empties)
+        self._on_complete()
 
     # ---- part journal ------------------------------------------------------------------------
-    def _load_part_journal(self) -> dict[str, tuple[int, dict[int, str]]]:
-        out: dict[str, tuple[int, dict[int, str]]] = {}
+    def _resume_parts(self, table: FileTable, fresh: bytearray, stats: ReconcileStats) -> None:
+        """Chunks the part journal says were verified into a part file still there (its inode,
+        not resized since) are had again. The journal is read line by line into the assemblies'
+        bits (a dict of its lines cost 470 bytes a file): a line for another inode of the path
+        starts the file over, the last line for an offset decides."""
+        asms = self._asm
+        resumed = bytearray(len(table))
+        at = -1
+        offsets: dict[int, int] = {}          # the offsets of file `at`'s chunks -> chunk index
+        chunks: tuple[str, ...] = ()
         try:
             with open(self._parts_path, encoding="utf-8") as fh:
                 for line in fh:
                     try:
                         r = json.loads(line)
-                        inode, offs = out.get(r["p"], (r["i"], {}))
-                        if inode != r["i"]:
-                            offs = {}
-                        offs[int(r["o"])] = str(r["h"])
-                        out[r["p"]] = (r["i"], offs)
+                        path, inode, off, h = str(r["p"]), r["i"], int(r["o"]), str(r["h"])
                     except (ValueError, KeyError, TypeError):
                         continue
+                    i = table.position(path)
+                    if i is None or i not in asms or fresh[i]:
+                        continue
+                    if i != at:           # (a file's lines mostly follow each other)
+                        entry = table.entry(i)
+                        at, offsets, chunks = i, {o: k for k, _, o, _ in entry.spans()}, entry.chunks
+                    if inode != asms.ino(i):
+                        asms.start(i, asms.ino(i))
+                    elif (k := offsets.get(off)) is not None:
+                        (asms.got if chunks[k] == h else asms.lose)(i, k)
+                        resumed[i] = 1
         except FileNotFoundError:
             pass
-        return out
+        for i in asms:
+            if resumed[i]:
+                part = Path(asms.part_name(i))
+                for k, h, off, length in table.entry(i).spans():
+                    if not asms.lacks(i, k):
+                        self._have.setdefault(h, Location(part, off, length))
+                        stats.resumed_chunks += 1
 
     def _journal_rewrite(self) -> None:
         """Keep only the entries of files still being assembled."""
@@ -456,11 +429,12 @@ class MirrorStore:
         assert self.manifest is not None
         tmp = self._parts_path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            for rel, asm in self._asm.items():
-                ino = asm.ino
-                for k, h, off, _ in asm.entry.spans():
-                    if not asm.lacks(k):
-                        fh.write(json.dumps({"p": rel, "i": ino, "o": off, "h": h}) + "\n")
+            asms = self._asm
+            for i in asms:
+                entry, ino = asms.files.entry(i), asms.ino(i)
+                for k, h, off, _ in entry.spans():
+                    if not asms.lacks(i, k):
+                        fh.write(json.dumps({"p": entry.path, "i": ino, "o": off, "h": h}) + "\n")
         os.replace(tmp, self._parts_path)
 
     def _journal_append(self, rec: dict[str, object]) -> None:
@@ -475,23 +449,13 @@ class MirrorStore:
             self._journal = None
 
     def _close_parts(self) -> None:
-        for asm in self._asm.values():
-            if asm.fd >= 0:
-                os.close(asm.fd)
-                asm.fd = -1
+        self._asm.close_all()
 
     def close(self) -> None:
         self._close_parts()
         self._close_journal()
         self.cache.close()
 
-
-
-_MASK_CHUNKS = 1024
-
-
-def _all_missing(chunks: int) -> int | set[int]:
-    return (1 << chunks) - 1 if chunks <= _MASK_CHUNKS else set(range(chunks))
 
 
 def _pairs(wanted: FileTable, local: FileTable) -> Iterator[tuple[FileEntry, FileEntry | None]]:

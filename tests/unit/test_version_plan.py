@@ -28,17 +28,23 @@ def _m(*files: FileEntry) -> Manifest:
     return Manifest(chunk_size=10, files=tuple(files), dirs=())
 
 
+def _links(active: list[FileEntry], new: Manifest) -> dict[str, str | None]:
+    """The plan as new path -> active path."""
+    plan, files = link_plan(active, new), new.files
+    return {files.path(j): plan.source(files, j) for j in range(len(files)) if plan.linked(j)}
+
+
 def test_link_plan_shares_only_files_equal_in_content_and_metadata() -> None:
     active = [_f("same", ("a",)), _f("edited", ("b",)), _f("touched", ("c",)), _f("exe", ("d",)),
               _f("old-name", ("e",))]
     new = _m(_f("same", ("a",)), _f("edited", ("x",)), _f("touched", ("c",), mtime=2),
              _f("exe", ("d",), exe=True), _f("new-name", ("e",)), _f("fresh", ("y",)))
-    assert link_plan(active, new) == {"same": "same", "new-name": "old-name"}
+    assert _links(active, new) == {"same": "same", "new-name": "old-name"}
 
 
 def test_link_plan_prefers_the_same_path() -> None:
     active = [_f("a", ("h",)), _f("b", ("h",))]
-    assert link_plan(active, _m(_f("b", ("h",)), _f("c", ("h",)))) == {"b": "b", "c": "a"}
+    assert _links(active, _m(_f("b", ("h",)), _f("c", ("h",)))) == {"b": "b", "c": "a"}
 
 
 def _index(active: str | None, *names: str) -> VersionIndex:
