@@ -44,6 +44,17 @@ class FileEntry:
             offset += length
 
 
+def span(ends: Sequence[int], i: int) -> range:
+    """Item `i`'s positions in a column of items laid end to end, whose ends are `ends`."""
+    return range(ends[i - 1] if i else 0, ends[i])
+
+
+def text_at(blob: bytes | bytearray, ends: Sequence[int], i: int) -> str:
+    """Text `i` of UTF-8 texts laid end to end in `blob` (a path column)."""
+    at = span(ends, i)
+    return blob[at.start:at.stop].decode("utf-8", "surrogateescape")
+
+
 def is_hex_digest(value: str) -> bool:
     return len(value) == 2 * HASH_BYTES and _HEX.issuperset(value)
 
@@ -173,14 +184,11 @@ class FileTable(Sequence[FileEntry]):
         return len(self._c.sizes)
 
     def path(self, i: int) -> str:
-        c = self._c
-        start = c.path_ends[i - 1] if i else 0
-        return c.paths[start:c.path_ends[i]].decode("utf-8", "surrogateescape")
+        return text_at(self._c.paths, self._c.path_ends, i)
 
     def ref_range(self, i: int) -> range:
         """The positions of file `i`'s chunk references (in `columns.refs` and `columns.lengths`)."""
-        c = self._c
-        return range(c.ref_ends[i - 1] if i else 0, c.ref_ends[i])
+        return span(self._c.ref_ends, i)
 
     def entry(self, i: int) -> FileEntry:
         c = self._c

@@ -22,6 +22,8 @@ from array import array
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from lanscatter.core.file_table import span, text_at
+
 HASH = 32
 _HEAD = struct.Struct("<qQqH")     # mtime_ns, inode, ctime_ns, chunking key number
 
@@ -74,27 +76,23 @@ class Rows:
         return len(self.ends)
 
     def path(self, i: int) -> str:
-        return self.paths[(self.ends[i - 1] if i else 0):self.ends[i]].decode("utf-8", "surrogateescape")
+        return text_at(self.paths, self.ends, i)
 
     def find(self, rel: str, lo: int = 0) -> int:
         """Where `rel` is, or would go, among the rows (from `lo` on)."""
         return bisect.bisect_left(range(len(self)), rel, lo=lo, key=self.path)
 
-    def _chunk_span(self, i: int) -> tuple[int, int]:
-        return (self.cends[i - 1] if i else 0), self.cends[i]
-
     def fields(self, i: int) -> Fields:
-        c0, c1 = self._chunk_span(i)
+        c0, c1 = (at := span(self.cends, i)).start, at.stop
         return Fields(self.mtime[i], self.ino[i], self.ctime[i], self.key[i], self.sizes[c0:c1].tobytes(),
                       bytes(self.hashes[HASH * c0:HASH * c1]))
 
     def chunk_count(self, i: int) -> int:
-        c0, c1 = self._chunk_span(i)
-        return c1 - c0
+        return len(span(self.cends, i))
 
     def overwrite(self, i: int, f: Fields) -> None:
         """Replace row `i`'s fields by `f`, of as many chunks."""
-        c0, c1 = self._chunk_span(i)
+        c0, c1 = (at := span(self.cends, i)).start, at.stop
         assert c1 - c0 == f.chunks
         self.mtime[i], self.ino[i], self.ctime[i], self.key[i] = f.mtime_ns, f.inode, f.ctime_ns, f.key
         self.sizes[c0:c1] = array("q", f.sizes)

@@ -159,7 +159,7 @@ def _resolve(base: Path, folder: str) -> Path:
 
 # A host whose port carries this much or more runs FAST_PORT_SLOTS transfers at once each way
 # unless the tree sets `slots` (the roles' own default is 2). At the default chunk sizes (1 MiB and
-# up) a transfer on such a port takes tens of milliseconds, and arranging a slot's next one (a
+# up) a transfer on such a port takes 8-20 ms, and arranging a slot's next one (a
 # report, a plan, a request: about 10 ms measured on an emulated LAN) idles the slot for a third
 # of that; more slots keep the port busy. Emulated, a hub of 3 hosts on 1 Gbit/s ports, 300 MB:
 # 3.00-3.09 s with 4 slots against 3.67-3.76 s with 2. Slower ports keep 2: on 100 Mbit/s a third
