@@ -1,13 +1,17 @@
 """A folder of many small files through a master and one peer: peak RSS of each process, times,
 and what a second version that changes ten files costs the control link (a manifest delta).
 
-    .venv/bin/python benchmarks/manifest_scale.py [--files 1000000] [--work /tmp/manifest-scale]
+    .venv/bin/python benchmarks/manifest_scale.py [--files 1000000] [--distinct N] [--work /tmp/manifest-scale]
 
-Files hold a few bytes each (`k % 100`, so the data set is a hundred distinct chunks and the cost
-measured is the manifest's: its build, scan, encoding, sending, checking and applying), 1000 to a
-folder. Master and peer run as real processes on 127.0.0.1; peak RSS is the kernel's high-water
-mark (VmHWM) of each, read until it exits, and as it stands at the end of each phase (the master's
-first version made; the peer in sync; the second version applied at the peer).
+Files hold a few bytes each, 1000 to a folder: file k holds `k`, so each file is a distinct chunk,
+as in a real folder (the manifest's costs: its build, scan, encoding, sending, checking and
+applying, and each node's costs per distinct chunk); `--distinct 100` gives file k `k % 100`, a
+hundred distinct chunks, the manifest's costs alone. A peer fetches a chunk a request (about a
+hundred small ones a second here), so `--peer-has 99` writes 99 files of every 100 into the peer's
+folder before it starts (it finds them whole and fetches the rest). Master and peer run as real
+processes on 127.0.0.1; peak RSS is the kernel's high-water mark (VmHWM) of each, read until it
+exits, and as it stands at the end of each phase (the master's first version made; the peer in
+sync; the second version applied at the peer).
 """
 
 from __future__ import annotations
@@ -90,15 +94,24 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=1_000_000)
     ap.add_argument("--work", type=Path, default=Path("/tmp/manifest-scale"))
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--distinct", type=int, default=0,
+                    help="file k holds k %% N: N distinct chunks (default 0: every file distinct)")
+    ap.add_argument("--peer-has", type=int, default=0, metavar="PERCENT",
+                    help="files of every 100 the peer's folder holds before it starts (default 0)")
     args = ap.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     src = args.work / "src"
+    distinct = args.distinct or args.files
     t = time.monotonic()
     for k in range(args.files):
         folder = src / f"d{k // 1000:04d}"
         if k % 1000 == 0:
             folder.mkdir(parents=True)
-        (folder / f"file-{k:07d}.txt").write_bytes(f"{k % 100}\n".encode())
+        (folder / f"file-{k:07d}.txt").write_bytes(f"{k % distinct}\n".encode())
+        if k % 100 < args.peer_has:
+            held = args.work / "peer" / folder.name
+            held.mkdir(parents=True, exist_ok=True)
+            (held / f"file-{k:07d}.txt").write_bytes(f"{k % distinct}\n".encode())
     made = time.monotonic() - t
     mport, pport = free_port(), free_port()
     master = _Proc(["master", str(src), "--listen", "127.0.0.1", "--port", str(mport), "--state-dir",
@@ -123,7 +136,8 @@ def main() -> int:
                          lambda: (g := (_status(mport) or {}).get("generation")) != first and _synced(pport, g),
                          args.timeout)
         after = (_status(pport) or {}).get("control_rx_bytes", 0)
-        out = {"files": args.files, "make_files_s": round(made, 1), "master_first_version_s": round(scan_s, 1),
+        out = {"files": args.files, "distinct": distinct, "peer_has_percent": args.peer_has,
+               "make_files_s": round(made, 1), "master_first_version_s": round(scan_s, 1),
                "peer_sync_s": round(sync_s, 1), "second_version_s": round(second_s, 1),
                "second_version_control_bytes": after - before, "first_version_control_bytes": before,
                "master_peak_rss_MB": round(master.peak), "peer_peak_rss_MB": round(peer.peak),

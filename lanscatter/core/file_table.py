@@ -60,19 +60,18 @@ def is_hex_digest(value: str) -> bool:
 
 
 class HashTable:
-    """Distinct chunk hashes numbered in order of first appearance."""
+    """Distinct chunk hashes numbered in order of first appearance; `find` gives a hash's number
+    through an open-addressing index of 4 bytes a slot, at most half full, built at its first use
+    (a dict of a million hex texts to numbers costs some 220 bytes a hash). Slots are chosen by
+    Python's `hash`, salted per process, so hashes a hostile manifest chose cannot pile up."""
 
-    __slots__ = ("_blob", "_count", "_texts")
+    __slots__ = ("_blob", "_count", "_slots", "_texts")
 
-    def __init__(self, blob: bytes | None, texts: tuple[str, ...] | None) -> None:
+    def __init__(self, blob: bytes | None, texts: tuple[str, ...] | None, slots: array[int] | None = None) -> None:
+        """`slots`: the index of `blob` made already (`Numbering`), else built at the first `find`."""
         self._blob, self._texts = blob, texts
         self._count = len(texts) if texts is not None else len(blob or b"") // HASH_BYTES
-
-    @classmethod
-    def of_texts(cls, texts: list[str]) -> HashTable:
-        if all(is_hex_digest(h) for h in texts):
-            return cls(bytes.fromhex("".join(texts)), None)
-        return cls(None, tuple(texts))
+        self._slots = slots
 
     @property
     def blob(self) -> bytes | None:
@@ -95,11 +94,84 @@ class HashTable:
         assert self._blob is not None
         return self._blob[i * HASH_BYTES:(i + 1) * HASH_BYTES]
 
+    def find(self, h: str) -> int | None:
+        """The number of hash `h` (None: not in the table)."""
+        if self._texts is not None:
+            key: bytes | str = h
+        elif is_hex_digest(h):
+            key = bytes.fromhex(h)
+        else:
+            return None
+        slots = self._slots if self._slots is not None else self._index()
+        mask = len(slots) - 1
+        s = hash(key) & mask
+        while (d := slots[s]) >= 0:
+            if self.key(d) == key:
+                return d
+            s = (s + 1) & mask
+        return None
+
+    def _index(self) -> array[int]:
+        self._slots = _slots_of(map(self.key, range(self._count)), self._count)
+        return self._slots
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HashTable) and (self._blob, self._texts) == (other._blob, other._texts)
 
     def __hash__(self) -> int:
         return hash((self._blob, self._texts))
+
+
+def _slots_of(keys: Iterable[bytes | str], count: int) -> array[int]:
+    """An open-addressing index of `count` distinct keys (numbered in order), at most half full."""
+    size = 8
+    while size < 2 * count:
+        size *= 2
+    slots = array("i", [-1]) * size
+    mask = size - 1
+    for d, key in enumerate(keys):
+        s = hash(key) & mask
+        while slots[s] >= 0:
+            s = (s + 1) & mask
+        slots[s] = d
+    return slots
+
+
+class Numbering:
+    """Distinct hashes numbered as they come (a table being built): hex digests as 32 bytes each
+    in a blob with `HashTable`'s index, grown as it fills (a dict of a million hex texts to
+    numbers cost some 190 bytes a hash while a scan ran); from the first hash that is not a hex
+    digest (a manifest made by hand) every hash is a text in a dict."""
+
+    def __init__(self) -> None:
+        self._blob = bytearray()
+        self._slots = array("i", [-1]) * 8
+        self._texts: dict[str, int] | None = None
+
+    def number(self, h: str) -> int:
+        if self._texts is None and is_hex_digest(h):
+            key, blob, slots = bytes.fromhex(h), self._blob, self._slots
+            mask = len(slots) - 1
+            s = hash(key) & mask
+            while (d := slots[s]) >= 0:
+                if blob[d * HASH_BYTES:(d + 1) * HASH_BYTES] == key:
+                    return d
+                s = (s + 1) & mask
+            d = slots[s] = len(blob) // HASH_BYTES
+            blob += key
+            if 2 * (d + 1) > len(slots):
+                self._slots = _slots_of((bytes(blob[k * HASH_BYTES:(k + 1) * HASH_BYTES]) for k in range(d + 1)),
+                                         d + 1)
+            return d
+        if self._texts is None:
+            blob = self._blob
+            self._texts = {blob[k * HASH_BYTES:(k + 1) * HASH_BYTES].hex(): k for k in range(len(blob) // HASH_BYTES)}
+        return self._texts.setdefault(h, len(self._texts))
+
+    def hashes(self) -> HashTable:
+        if self._texts is None:
+            return HashTable(bytes(self._blob), None, self._slots)
+        return HashTable(None, tuple(self._texts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +197,7 @@ class TableBuilder:
         self._paths, self._path_ends = bytearray(), array("q")
         self._sizes, self._mtimes, self._executable = array("q"), array("q"), bytearray()
         self._ref_ends, self._refs, self._lengths = array("q"), array("I"), array("q")
-        self._number: dict[str, int] = {}
+        self._numbering = Numbering()
 
     def add(self, f: FileEntry) -> None:
         if len(f.chunks) != len(f.sizes):
@@ -136,14 +208,14 @@ class TableBuilder:
         self._mtimes.append(f.mtime_ns)
         self._executable.append(1 if f.executable else 0)
         for h, length in zip(f.chunks, f.sizes, strict=True):
-            self._refs.append(self._number.setdefault(h, len(self._number)))
+            self._refs.append(self._numbering.number(h))
             self._lengths.append(length)
         self._ref_ends.append(len(self._refs))
 
     def table(self) -> FileTable:
         return FileTable(Columns(bytes(self._paths), self._path_ends, self._sizes, self._mtimes,
                                  bytes(self._executable), self._ref_ends, self._refs, self._lengths,
-                                 HashTable.of_texts(list(self._number))))
+                                 self._numbering.hashes()))
 
 
 class FileTable(Sequence[FileEntry]):

@@ -27,13 +27,13 @@ import hashlib
 import json
 import reprlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from lanscatter.core.chunking import FIXED, Chunking, chunking_problem, sizes_problem
 from lanscatter.core.errors import ManifestError
-from lanscatter.core.file_table import FileEntry, FileTable, as_table, pair_paths, same_entry
+from lanscatter.core.file_table import FileEntry, FileTable, HashTable, as_table, pair_paths, same_entry
 
 MANIFEST_FORMAT = 2          # 2: chunk lengths per file and the chunking kind
 HASH_HEX_LEN = 64          # blake3, 32 bytes
@@ -144,27 +144,21 @@ class Manifest:
         return Chunking(self.chunking_kind, self.chunk_size)
 
     # Derived tables are cached: a manifest is immutable and may list a million files.
-    def chunk_table(self) -> tuple[tuple[str, int], ...]:
+    def chunk_table(self) -> ChunkTable:
         """Distinct chunks (hash, size) in order of first appearance; the bitmap index order."""
         cached = self.__dict__.get("_chunk_table")
         if cached is None:
-            c = self.files.columns
-            first: list[int] = []
-            for d, length in zip(c.refs, c.lengths, strict=True):
-                if d == len(first):          # numbered in order of first appearance
-                    first.append(length)
-            cached = tuple((c.hashes[d], length) for d, length in enumerate(first))
-            self.__dict__["_chunk_table"] = cached
+            cached = self.__dict__["_chunk_table"] = ChunkTable(self.files)
         return cached
 
     def chunk_index(self) -> Mapping[str, int]:
+        """Each distinct chunk's position in `chunk_table()`."""
         cached = self.__dict__.get("_chunk_index")
         if cached is None:
-            cached = {h: i for i, (h, _) in enumerate(self.chunk_table())}
-            self.__dict__["_chunk_index"] = cached
+            cached = self.__dict__["_chunk_index"] = _ChunkIndex(self.files.hashes)
         return cached
 
-    def locations(self) -> Mapping[str, tuple[ChunkLocation, ...]]:
+    def locations(self) -> _Locations:
         """Every place each chunk hash occurs (identical content can occur many times)."""
         cached = self.__dict__.get("_locations")
         if cached is None:
@@ -175,7 +169,7 @@ class Manifest:
     @property
     def total_bytes(self) -> int:
         """Bytes of distinct content: what a peer has to receive at most."""
-        return sum(size for _, size in self.chunk_table())
+        return sum(self.chunk_table().sizes)
 
     @property
     def file_bytes(self) -> int:
@@ -311,6 +305,77 @@ def _generation_id(m: Manifest) -> str:
     return h.hexdigest()
 
 
+class ChunkTable(Sequence[tuple[str, int]]):
+    """`Manifest.chunk_table()`: the distinct chunks (hash, size) of a file table, an item built
+    when it is read from the table's hashes and a size array (8 bytes a chunk, where a tuple of
+    a hex text and a number each cost some 180). Equal to the tuple of its items."""
+
+    __slots__ = ("_hashes", "sizes")
+
+    def __init__(self, files: FileTable) -> None:
+        c = files.columns
+        self._hashes = c.hashes
+        self.sizes = array("q")              # each chunk's size, by its number
+        for d, length in zip(c.refs, c.lengths, strict=True):
+            if d == len(self.sizes):          # numbered in order of first appearance
+                self.sizes.append(length)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, int]: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[tuple[str, int], ...]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[str, int] | tuple[tuple[str, int], ...]:
+        if isinstance(i, slice):
+            return tuple(self[k] for k in range(*i.indices(len(self))))
+        return self._hashes[range(len(self))[i]], self.sizes[i]
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        hashes, sizes = self._hashes, self.sizes
+        return ((hashes[d], sizes[d]) for d in range(len(sizes)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChunkTable):
+            return self._hashes == other._hashes and self.sizes == other.sizes
+        if isinstance(other, tuple):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._hashes, bytes(self.sizes)))
+
+    def __repr__(self) -> str:
+        return f"ChunkTable({len(self)} chunks)"
+
+
+class _ChunkIndex(Mapping[str, int]):
+    """`Manifest.chunk_index()`: a hash's number found in the hash table (`HashTable.find`), no
+    dict of hex texts held."""
+
+    __slots__ = ("_hashes",)
+
+    def __init__(self, hashes: HashTable) -> None:
+        self._hashes = hashes
+
+    def __getitem__(self, chunk: str) -> int:
+        d = self._hashes.find(chunk) if isinstance(chunk, str) else None
+        if d is None:
+            raise KeyError(chunk)
+        return d
+
+    def __contains__(self, chunk: object) -> bool:
+        return isinstance(chunk, str) and self._hashes.find(chunk) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._hashes[d] for d in range(len(self._hashes)))
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+
 class _Locations(Mapping[str, tuple[ChunkLocation, ...]]):
     """`Manifest.locations()` without a ChunkLocation per reference held: each distinct chunk's
     references chained through one array (8 bytes a reference), the places built when asked."""
@@ -324,17 +389,34 @@ class _Locations(Mapping[str, tuple[ChunkLocation, ...]]):
             d = c.refs[r]
             self._next[r], self._first[d] = self._first[d], r
 
-    def __getitem__(self, chunk: str) -> tuple[ChunkLocation, ...]:
-        d = self._m.chunk_index()[chunk]
-        table, c = self._m.files, self._m.files.columns
-        out = []
+    def refs(self, d: int) -> Iterator[int]:
+        """The references to distinct chunk `d` (its number), in table order."""
         r = self._first[d]
         while r >= 0:
-            i = bisect.bisect_right(c.ref_ends, r)       # the file holding reference r
-            span = table.ref_range(i)
-            out.append(ChunkLocation(table.path(i), sum(c.lengths[span.start:r]), c.lengths[r]))
+            yield r
             r = self._next[r]
-        return tuple(out)
+
+    def place(self, r: int) -> tuple[int, int, int]:
+        """(file position, offset, length) of chunk reference `r`."""
+        table, c = self._m.files, self._m.files.columns
+        i = bisect.bisect_right(c.ref_ends, r)       # the file holding reference r
+        span = table.ref_range(i)
+        return i, sum(c.lengths[span.start:r]), c.lengths[r]
+
+    def first(self, chunk: str) -> ChunkLocation | None:
+        """The first place of `chunk` in table order (None: not listed)."""
+        d = self._m.files.hashes.find(chunk)
+        if d is None:
+            return None
+        i, offset, length = self.place(self._first[d])
+        return ChunkLocation(self._m.files.path(i), offset, length)
+
+    def __getitem__(self, chunk: str) -> tuple[ChunkLocation, ...]:
+        d = self._m.files.hashes.find(chunk) if isinstance(chunk, str) else None
+        if d is None:
+            raise KeyError(chunk)
+        places = map(self.place, self.refs(d))
+        return tuple(ChunkLocation(self._m.files.path(i), offset, length) for i, offset, length in places)
 
     def __iter__(self) -> Iterator[str]:
         return (h for h, _ in self._m.chunk_table())

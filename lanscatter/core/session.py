@@ -103,7 +103,7 @@ class SwarmSession(SessionRounds):
         self.manifest = manifest
         self.generation_at = now.wall
         table = manifest.chunk_table()
-        self.planner.set_chunks(list(table))
+        self.planner.set_chunks(table)
         self.seed_complete_at = self.generation_at
         self._set_seed_holdings(manifest, seed_has)
         for link in self.peers.values():
@@ -125,7 +125,7 @@ class SwarmSession(SessionRounds):
         if i is not None and i in self.seed_have:
             self.seed_have.clear(i)
             table = self.manifest.chunk_table()
-            self.planner.set_have(self.name, [h for k, (h, _) in enumerate(table) if k in self.seed_have])
+            self.planner.set_have(self.name, (h for k, (h, _) in enumerate(table) if k in self.seed_have))
 
     def seed_got(self, chunk: str, now: Now) -> None:
         """The seed (a relay) verified one more chunk: it can serve it from now on."""
@@ -395,11 +395,12 @@ class SwarmSession(SessionRounds):
         self.seed_have = Bitmap(len(table))
         if seed_has is None:
             self.seed_have.fill()
-            held = [h for h, _ in table]
-        else:
-            held = [h for h in seed_has if h in index]
-            for h in held:
-                self.seed_have.set(index[h])
+            # (the hashes one at a time: the chunk table builds each when read)
+            self.planner.set_have(self.name, (h for h, _ in table))
+            return
+        held = [h for h in seed_has if h in index]
+        for h in held:
+            self.seed_have.set(index[h])
         self.planner.set_have(self.name, held)
 
     @staticmethod

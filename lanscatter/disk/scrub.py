@@ -52,7 +52,7 @@ class Scrubber:
         try:
             while True:
                 started = loop.time()
-                for chunk in sorted(self.store.have()):
+                for chunk in self.store.held_chunks():      # (one at a time: no set of them all)
                     await self._check(loop, pool, chunk)
                 await asyncio.sleep(max(0.0, started + PASS_EVERY_S - loop.time()))
         finally:

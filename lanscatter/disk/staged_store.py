@@ -31,7 +31,7 @@ from lanscatter.core.manifest import Manifest
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.version_plan import LinkPlan, VersionRecord, link_plan, version_name
 from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
-from lanscatter.disk.store import Location, MirrorStore, ReconcileStats, _remove
+from lanscatter.disk.store import MirrorStore, Places, ReconcileStats, _remove
 from lanscatter.disk.versions_dir import VersionsDir
 
 log = logging.getLogger("lanscatter.disk.store")
@@ -68,7 +68,7 @@ class StagedStore(MirrorStore):
         return self.versions.folder
 
     # ---- staging -----------------------------------------------------------------------------
-    def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:
+    def _prepare_root(self, manifest: Manifest) -> list[Places]:
         name = version_name(manifest.generation)
         index = self.versions.read_index()
         known = index.record(name)
@@ -79,21 +79,17 @@ class StagedStore(MirrorStore):
         staging = self.versions.path(name)
         if active == staging:
             self.root = staging            # resumed or repaired in place: the same content
-            return {}
+            return []
         self.versions.adopt_plain(time.time())
         active = self.versions.active_root()
         staging.mkdir(parents=True, exist_ok=True)
         self.root = staging
         if active is None:
-            return {}
+            return []
         local, _ = scan_folder(active, manifest.chunking, self.cache)
         linked = self._link_unchanged(active, local, manifest)
         self._check_space(manifest, linked)
-        sources: dict[str, Location] = {}
-        for f in local.files:
-            for _, h, off, length in f.spans():
-                sources.setdefault(h, Location(active / f.path, off, length))
-        return sources
+        return [Places(active, local)]
 
     def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> LinkPlan:
         """Hard-link into the staging folder the active files the new version holds unchanged;

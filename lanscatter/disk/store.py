@@ -12,6 +12,11 @@ Rules:
   journal keeps the chunks of files still assembled: rewritten at each reconcile and emptied once
   the mirror is complete.
 - Content already present anywhere in the folder (same hash) is copied locally, not downloaded.
+- What is had and needed is held as positions in the manifest's own tables, never per chunk as
+  a hex text or a path (a million distinct chunks cost some 700 bytes each that way): per distinct
+  chunk (its number in the manifest's hash table) the chunk reference it is read from, the file
+  holding that reference giving the path (its part file while it is assembled), and per chunk
+  reference whether that place still waits for its chunk.
 - A chunk found rotten (`forget_chunks`) stops being had at once, in memory and in the journals;
   the next reconcile reads the files holding it afresh.
 - POSIX hosts only: names are POSIX names (`a:b.txt`, `c:` are ordinary names here; on Windows
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from lanscatter.core.bitmap import Bitmap
 from lanscatter.core.errors import ConfigError, NoSpaceError
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.disk.assemblies import Assemblies
@@ -48,6 +54,18 @@ class Location:
     path: Path
     offset: int
     length: int
+
+
+class Places:
+    """Chunks readable in a scanned folder (a source of local copies): the first place of each in
+    the scan's table, found when asked (no Location per chunk held)."""
+
+    def __init__(self, root: Path, scanned: Manifest) -> None:
+        self.root, self.scanned = root, scanned
+
+    def get(self, chunk: str) -> Location | None:
+        loc = self.scanned.locations().first(chunk)
+        return None if loc is None else Location(self.root / loc.path, loc.offset, loc.length)
 
 
 @dataclass(slots=True)
@@ -73,10 +91,12 @@ class MirrorStore:
         self._parts_path = state_dir / "parts.jsonl"
         self.manifest: Manifest | None = None
         self._asm = Assemblies.none()          # the files being assembled
-        self._have: dict[str, Location] = {}            # verified chunk -> one place to read it
-        # chunk -> the places missing it, as positions of the manifest's chunk references (`_place`:
-        # 8 bytes a place, where a tuple each cost 80)
-        self._needs: dict[str, array[int]] = {}
+        # Per distinct chunk of the manifest (its number): the chunk reference it is verified at
+        # (`_place`), -1: not had. Empty while a reconcile starts (nothing had).
+        self._held = array("q")
+        self._held_count = 0
+        self._held_bytes = 0
+        self._needed = bytearray()        # per chunk reference: 1 while that place waits for its chunk
         self._journal: TextIO | None = None
         self.epoch = 0          # reconciles started: a reader of held chunks checks it is unchanged
 
@@ -108,20 +128,78 @@ class MirrorStore:
 
     # ---- status ------------------------------------------------------------------------------
     def have(self) -> set[str]:
-        return set(self._have)
+        if self.manifest is None:
+            return set()
+        hashes = self.manifest.files.hashes
+        return {hashes[d] for d in self.held_numbers()}
+
+    def held_numbers(self) -> Iterator[int]:
+        """The numbers of the chunks had (positions in the manifest's chunk table), in order."""
+        held = self._held
+        return (d for d in range(len(held)) if held[d] >= 0)
+
+    def held_chunks(self) -> Iterator[str]:
+        """The hashes of the chunks had, in chunk table order, one at a time (a set of a million
+        hex texts would cost 150 MB)."""
+        m = self.manifest
+        return iter(()) if m is None else map(m.files.hashes.__getitem__, self.held_numbers())
+
+    def have_bitmap(self) -> Bitmap:
+        """The chunks had, as a bitmap over the manifest's chunk table."""
+        bm = Bitmap(len(self._held))
+        for d in self.held_numbers():
+            bm.set(d)
+        return bm
+
+    def held_count(self) -> int:
+        return self._held_count
+
+    def held_bytes(self) -> int:
+        """Bytes of the distinct chunks had."""
+        return self._held_bytes
 
     def has(self, chunk: str) -> bool:
-        return chunk in self._have
+        d = self._number(chunk)
+        return d is not None and self._held[d] >= 0
 
     def complete(self) -> bool:
         return self.manifest is not None and not self._asm
 
     def missing_chunks(self) -> set[str]:
         assert self.manifest is not None
-        return {h for h, _ in self.manifest.chunk_table() if h not in self._have}
+        held = self._held
+        return {h for d, (h, _) in enumerate(self.manifest.chunk_table()) if d >= len(held) or held[d] < 0}
 
     def locate(self, chunk: str) -> Location | None:
-        return self._have.get(chunk)
+        m, held, asms = self.manifest, self._held, self._asm
+        d = self._number(chunk)
+        if m is None or d is None or d >= len(held) or (r := held[d]) < 0 or asms.files is not m.files:
+            return None
+        i, _k, off, length = self._place(r)
+        path = asms.part_name(i) if i in asms else f"{asms.root}/{m.files.path(i)}"
+        return Location(Path(path), off, length)
+
+    def _number(self, chunk: str) -> int | None:
+        """The chunk's number in the manifest's hash table, if it is one of the chunks held now."""
+        m, held = self.manifest, self._held
+        d = None if m is None else m.files.hashes.find(chunk)
+        return d if d is not None and d < len(held) else None
+
+    def _hold(self, r: int) -> None:
+        """The chunk of reference `r` is verified there (kept where it was had first)."""
+        assert self.manifest is not None
+        d = self.manifest.files.columns.refs[r]
+        if self._held[d] < 0:
+            self._held[d] = r
+            self._held_count += 1
+            self._held_bytes += self.manifest.files.columns.lengths[r]
+
+    def _drop(self, d: int) -> None:
+        if self._held[d] >= 0:
+            assert self.manifest is not None
+            self._held_bytes -= self.manifest.files.columns.lengths[self._held[d]]
+            self._held_count -= 1
+            self._held[d] = -1
 
     def files_holding(self, chunks: set[str]) -> list[str]:
         """The manifest's files (relative paths) that hold any of `chunks`."""
@@ -137,7 +215,8 @@ class MirrorStore:
         for rel in files:
             self.cache.forget(rel)
         for h in chunks:
-            self._have.pop(h, None)
+            if (d := self._number(h)) is not None:
+                self._drop(d)
         touched = False
         asms = self._asm
         for i in asms:
@@ -154,49 +233,45 @@ class MirrorStore:
         """Make the folder a (partial) mirror of `manifest`. Blocking: run in a worker thread."""
         self.epoch += 1
         self._close_parts()
+        self._held, self._held_count, self._held_bytes = array("q"), 0, 0     # nothing had meanwhile
+        self._needed = bytearray()
         self.manifest = manifest
         stats = ReconcileStats()
-        self._have.clear()
         self._asm = Assemblies.none()
         sources = self._prepare_root(manifest)
         table = manifest.files
         self._asm = asms = Assemblies(table, str(self.root))
+        self._held = array("q", [-1]) * len(table.hashes)
         wanted_dirs = set(manifest.dirs)
         self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
         local, _ = scan_folder(self.root, manifest.chunking, self.cache)
-        for f in local.files:
-            for _, h, off, length in f.spans():
-                sources.setdefault(h, Location(self.root / f.path, off, length))
+        sources.append(Places(self.root, local))
         fresh = bytearray(len(table))        # 1: a part file made or resized now (nothing to resume)
         for i, (entry, have) in enumerate(_pairs(table, local.files)):
             if have is not None and have.size == entry.size and have.chunks == entry.chunks:
                 self._fix_metadata(entry)
                 stats.kept_files += 1
-                for _, h, off, length in entry.spans():
-                    self._have.setdefault(h, Location(self.root / entry.path, off, length))
+                for r in table.ref_range(i):
+                    self._hold(r)
                 continue
             self._start_assembly(table, i, fresh)
         self._resume_parts(table, fresh, stats)
         del fresh
         self._journal_rewrite()
-        self._needs = {}
-        refs, hashes = table.columns.refs, table.columns.hashes
+        needed = self._needed = bytearray(len(table.columns.refs))
         for i in asms:
             for k, r in enumerate(table.ref_range(i)):
                 if asms.lacks(i, k):
-                    self._needs.setdefault(hashes[refs[r]], array("q")).append(r)
+                    needed[r] = 1
         # Local copies before anything is deleted: old versions are sources too.
         for i in asms:
             for k, h, off, length in table.entry(i).spans():
                 if not asms.lacks(i, k):
                     continue
-                src = self._have.get(h) or sources.get(h)
+                src = self.locate(h) or next((loc for s in sources if (loc := s.get(h)) is not None), None)
                 if src is not None and self._copy_verified(src, i, k, h, off, length):
                     stats.copied_chunks += 1
-                    r = table.ref_range(i)[k]
-                    self._needs[h] = array("q", (p for p in self._needs[h] if p != r))
-                    if not self._needs[h]:
-                        del self._needs[h]
+                    needed[table.ref_range(i)[k]] = 0
             if asms.missing_any(i):      # nothing was handed out yet: free its descriptor till needed
                 asms.close(i)
         for i in asms:
@@ -212,11 +287,11 @@ class MirrorStore:
             self._completed()
         return stats
 
-    def _prepare_root(self, manifest: Manifest) -> dict[str, Location]:
+    def _prepare_root(self, manifest: Manifest) -> list[Places]:
         """Before a reconcile: choose the directory that receives `manifest` (`self.root`) and
         return chunks readable elsewhere (copied locally rather than fetched). A plain mirror
         writes its folder in place and knows no other source."""
-        return {}
+        return []
 
     def _on_complete(self) -> None:
         """The mirror just became complete (a staged store activates it here)."""
@@ -283,7 +358,7 @@ class MirrorStore:
     def _mark(self, i: int, k: int, h: str, off: int, length: int) -> None:
         asms = self._asm
         asms.got(i, k)
-        self._have.setdefault(h, Location(Path(asms.part_name(i)), off, length))
+        self._hold(asms.files.ref_range(i)[k])
         self._journal_append({"p": asms.path(i), "i": asms.ino(i), "o": off, "h": h})
 
     def _fix_metadata(self, entry: FileEntry) -> None:
@@ -304,11 +379,7 @@ class MirrorStore:
         entry, part = asms.files.entry(i), Path(asms.part_name(i))
         asms.finish(i)
         target = self._abs(entry.path, make_parents=True)
-        os.replace(part, target)
-        for _, h, off, length in entry.spans():
-            loc = self._have.get(h)
-            if loc is not None and loc.path == part:
-                self._have[h] = Location(target, loc.offset, loc.length)
+        os.replace(part, target)            # (a chunk had in it is read at `target` from now: `locate`)
         mode = 0o666 & ~_UMASK
         os.chmod(target, (mode | ((mode & 0o444) >> 2)) if entry.executable else mode)
         os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
@@ -348,9 +419,17 @@ class MirrorStore:
         span, lengths = table.ref_range(i), table.columns.lengths
         return i, r - span.start, sum(lengths[span.start:r]), lengths[r]
 
+    def _needing(self, chunk: str) -> list[int]:
+        """The chunk references still waiting for `chunk`, in table order."""
+        d = self._number(chunk)
+        if d is None or self.manifest is None:
+            return []
+        needed = self._needed
+        return [r for r in self.manifest.locations().refs(d) if needed[r]]
+
     def chunk_target(self, chunk: str) -> tuple[int, int, int] | None:
         """(fd, offset, length) of a part-file place that needs `chunk`, or None."""
-        for r in self._needs.get(chunk, ()):
+        for r in self._needing(chunk):
             i, _k, off, length = self._place(r)
             return self._asm.open(i), off, length
         return None
@@ -358,7 +437,9 @@ class MirrorStore:
     def chunk_verified(self, chunk: str, fd: int, offset: int) -> list[str]:
         """The chunk written at (fd, offset) hashed right: record it, copy it to every other place
         that needs it, finish completed files. Returns the paths of the files completed."""
-        places = self._needs.pop(chunk, array("q"))
+        places = self._needing(chunk)
+        for r in places:
+            self._needed[r] = 0
         asms = self._asm
         first = next((p for p in map(self._place, places) if asms.fds.get(p[0]) == fd and p[2] == offset), None)
         if first is None:
@@ -417,10 +498,9 @@ class MirrorStore:
             pass
         for i in asms:
             if resumed[i]:
-                part = Path(asms.part_name(i))
-                for k, h, off, length in table.entry(i).spans():
+                for k, r in enumerate(table.ref_range(i)):
                     if not asms.lacks(i, k):
-                        self._have.setdefault(h, Location(part, off, length))
+                        self._hold(r)
                         stats.resumed_chunks += 1
 
     def _journal_rewrite(self) -> None:

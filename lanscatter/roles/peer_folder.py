@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
+from itertools import islice
 
 from lanscatter.core import protocol as p
 from lanscatter.core.errors import (
@@ -277,18 +278,18 @@ class PeerFolder:
         self.manifest = manifest
         self._note_synced()
         self.local_copies += stats.copied_chunks
-        have = self.store.have()
         log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",
-                 manifest.generation[:12], len(have), len(manifest.chunk_table()),
+                 manifest.generation[:12], self.store.held_count(), len(manifest.chunk_table()),
                  stats.resumed_chunks, stats.copied_chunks, len(stats.deleted))
         if self._on_manifest:
             self._on_manifest(manifest)
         # In pieces, the first replacing the set and the others adding to it: no frame to the
-        # master is longer than its limit (p.MAX_FRAME), however many chunks there are.
-        held = sorted(have)
-        self._post(p.Have(manifest.generation, held[:p.HAVE_PIECE], replace=True))
-        for k in range(p.HAVE_PIECE, len(held), p.HAVE_PIECE):
-            self._post(p.Have(manifest.generation, held[k:k + p.HAVE_PIECE]))
+        # master is longer than its limit (p.MAX_FRAME), however many chunks there are; the
+        # hashes are read from the store a piece at a time (in chunk table order).
+        held = self.store.held_chunks()
+        self._post(p.Have(manifest.generation, list(islice(held, p.HAVE_PIECE)), replace=True))
+        while piece := list(islice(held, p.HAVE_PIECE)):
+            self._post(p.Have(manifest.generation, piece))
 
     def _prune_soon(self, store: StagedStore) -> None:
         prune = asyncio.create_task(self._prune(store))
@@ -311,9 +312,7 @@ class PeerFolder:
         m = self.manifest
         if m is None or self.reconciling or self.store.manifest is not m:
             return self._last_progress
-        missing = self.store.missing_chunks()
-        sizes = dict(m.chunk_table())
-        self._last_progress = (m.total_bytes - sum(sizes.get(h, 0) for h in missing), m.total_bytes)
+        self._last_progress = (self.store.held_bytes(), m.total_bytes)
         return self._last_progress
 
     def active_version(self) -> ActiveVersion | None:

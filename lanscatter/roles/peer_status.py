@@ -25,9 +25,8 @@ def peer_status(node: PeerNode) -> StatusDoc:
     rates = node.rates()
     if m is not None and not folder.reconciling:
         index = m.chunk_index()
-        for h in folder.store.have():
-            if h in index:
-                have.set(index[h])
+        if folder.store.manifest is m:
+            have = folder.store.have_bitmap()
         for h in node.downloads.inflight:
             if h in index:
                 inflight.set(index[h])
