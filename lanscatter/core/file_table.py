@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -59,19 +59,21 @@ def is_hex_digest(value: str) -> bool:
     return len(value) == 2 * HASH_BYTES and _HEX.issuperset(value)
 
 
-class HashTable:
-    """Distinct chunk hashes numbered in order of first appearance; `find` gives a hash's number
-    through an open-addressing index of 4 bytes a slot, at most half full, built at its first use
-    (a dict of a million hex texts to numbers costs some 220 bytes a hash). Slots are chosen by
-    Python's `hash`, salted per process, so hashes a hostile manifest chose cannot pile up."""
+class HashTable(Sequence[str]):
+    """Distinct chunk hashes numbered in order of first appearance (hash `d` is `table[d]`);
+    `find` gives a hash's number through an open-addressing index of 4 bytes a slot, at most half
+    full, built at its first use (a dict of a million hex texts to numbers costs some 220 bytes a
+    hash). Slots are chosen by Python's `hash`, salted per process, so hashes a hostile manifest
+    chose cannot pile up; a table decoded from the network is checked `distinct` first."""
 
-    __slots__ = ("_blob", "_count", "_slots", "_texts")
+    __slots__ = ("_blob", "_count", "_distinct", "_slots", "_texts")
 
     def __init__(self, blob: bytes | None, texts: tuple[str, ...] | None, slots: array[int] | None = None) -> None:
         """`slots`: the index of `blob` made already (`Numbering`), else built at the first `find`."""
         self._blob, self._texts = blob, texts
         self._count = len(texts) if texts is not None else len(blob or b"") // HASH_BYTES
         self._slots = slots
+        self._distinct = slots is not None
 
     @property
     def blob(self) -> bytes | None:
@@ -81,11 +83,22 @@ class HashTable:
     def __len__(self) -> int:
         return self._count
 
-    def __getitem__(self, i: int) -> str:
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> str | tuple[str, ...]:
+        if isinstance(i, slice):
+            return tuple(self[k] for k in range(*i.indices(self._count)))
         if self._texts is not None:
             return self._texts[i]
         assert self._blob is not None
+        i = range(self._count)[i]                  # (an IndexError beyond either end)
         return self._blob[i * HASH_BYTES:(i + 1) * HASH_BYTES].hex()
+
+    def __contains__(self, h: object) -> bool:
+        return isinstance(h, str) and self.find(h) is not None
 
     def key(self, i: int) -> bytes | str:
         """Hash `i` as held (32 bytes, or its text): what tells two hashes apart, cheaply."""
@@ -111,8 +124,14 @@ class HashTable:
             s = (s + 1) & mask
         return None
 
+    def distinct(self) -> bool:
+        """Whether no hash is listed twice (a hostile manifest could)."""
+        if self._slots is None:
+            self._index()
+        return self._distinct
+
     def _index(self) -> array[int]:
-        self._slots = _slots_of(map(self.key, range(self._count)), self._count)
+        self._slots, self._distinct = _slots_of(self.key, self._count)
         return self._slots
 
     def __eq__(self, other: object) -> bool:
@@ -122,19 +141,26 @@ class HashTable:
         return hash((self._blob, self._texts))
 
 
-def _slots_of(keys: Iterable[bytes | str], count: int) -> array[int]:
-    """An open-addressing index of `count` distinct keys (numbered in order), at most half full."""
+def _slots_of(key_of: Callable[[int], bytes | str], count: int) -> tuple[array[int], bool]:
+    """An open-addressing index of keys 0 .. `count` - 1, at most half full, and whether they are
+    distinct (a key met twice keeps its first number)."""
     size = 8
     while size < 2 * count:
         size *= 2
     slots = array("i", [-1]) * size
     mask = size - 1
-    for d, key in enumerate(keys):
+    distinct = True
+    for d in range(count):
+        key = key_of(d)
         s = hash(key) & mask
-        while slots[s] >= 0:
+        while (other := slots[s]) >= 0:
+            if key_of(other) == key:
+                distinct = False
+                break
             s = (s + 1) & mask
-        slots[s] = d
-    return slots
+        else:
+            slots[s] = d
+    return slots, distinct
 
 
 class Numbering:
@@ -160,8 +186,7 @@ class Numbering:
             d = slots[s] = len(blob) // HASH_BYTES
             blob += key
             if 2 * (d + 1) > len(slots):
-                self._slots = _slots_of((bytes(blob[k * HASH_BYTES:(k + 1) * HASH_BYTES]) for k in range(d + 1)),
-                                         d + 1)
+                self._slots, _ = _slots_of(lambda k: bytes(blob[k * HASH_BYTES:(k + 1) * HASH_BYTES]), d + 1)
             return d
         if self._texts is None:
             blob = self._blob

@@ -153,10 +153,7 @@ class Manifest:
 
     def chunk_index(self) -> Mapping[str, int]:
         """Each distinct chunk's position in `chunk_table()`."""
-        cached = self.__dict__.get("_chunk_index")
-        if cached is None:
-            cached = self.__dict__["_chunk_index"] = _ChunkIndex(self.files.hashes)
-        return cached
+        return self.chunk_table().numbers
 
     def locations(self) -> _Locations:
         """Every place each chunk hash occurs (identical content can occur many times)."""
@@ -310,11 +307,11 @@ class ChunkTable(Sequence[tuple[str, int]]):
     when it is read from the table's hashes and a size array (8 bytes a chunk, where a tuple of
     a hex text and a number each cost some 180). Equal to the tuple of its items."""
 
-    __slots__ = ("_hashes", "sizes")
+    __slots__ = ("hashes", "sizes")
 
     def __init__(self, files: FileTable) -> None:
         c = files.columns
-        self._hashes = c.hashes
+        self.hashes = c.hashes                # each chunk's hash, by its number
         self.sizes = array("q")              # each chunk's size, by its number
         for d, length in zip(c.refs, c.lengths, strict=True):
             if d == len(self.sizes):          # numbered in order of first appearance
@@ -322,6 +319,11 @@ class ChunkTable(Sequence[tuple[str, int]]):
 
     def __len__(self) -> int:
         return len(self.sizes)
+
+    @property
+    def numbers(self) -> ChunkIndex:
+        """Each chunk's number by its hash."""
+        return ChunkIndex(self.hashes)
 
     @overload
     def __getitem__(self, i: int) -> tuple[str, int]: ...
@@ -331,29 +333,29 @@ class ChunkTable(Sequence[tuple[str, int]]):
     def __getitem__(self, i: int | slice) -> tuple[str, int] | tuple[tuple[str, int], ...]:
         if isinstance(i, slice):
             return tuple(self[k] for k in range(*i.indices(len(self))))
-        return self._hashes[range(len(self))[i]], self.sizes[i]
+        return self.hashes[i], self.sizes[i]
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
-        hashes, sizes = self._hashes, self.sizes
+        hashes, sizes = self.hashes, self.sizes
         return ((hashes[d], sizes[d]) for d in range(len(sizes)))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ChunkTable):
-            return self._hashes == other._hashes and self.sizes == other.sizes
+            return self.hashes == other.hashes and self.sizes == other.sizes
         if isinstance(other, tuple):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((self._hashes, bytes(self.sizes)))
+        return hash((self.hashes, bytes(self.sizes)))
 
     def __repr__(self) -> str:
         return f"ChunkTable({len(self)} chunks)"
 
 
-class _ChunkIndex(Mapping[str, int]):
-    """`Manifest.chunk_index()`: a hash's number found in the hash table (`HashTable.find`), no
-    dict of hex texts held."""
+class ChunkIndex(Mapping[str, int]):
+    """A chunk table's index (`Manifest.chunk_index()`): a hash's number found in the hash table
+    (`HashTable.find`), no dict of hex texts held."""
 
     __slots__ = ("_hashes",)
 

@@ -184,7 +184,8 @@ def check_table(table: FileTable, chunking: Chunking, dirs: set[str]) -> None:
 
 
 def _check_chunks(table: FileTable, chunking: Chunking) -> None:
-    """Chunks numbered in order of first appearance, each used, each with one length in bounds."""
+    """Chunks numbered in order of first appearance, each used, each hash once, each with one
+    length in bounds."""
     c = table.columns
     first = array("q")
     for d, length in zip(c.refs, c.lengths, strict=True):
@@ -198,6 +199,8 @@ def _check_chunks(table: FileTable, chunking: Chunking) -> None:
             raise ManifestError(f"chunk {c.hashes[d][:12]} listed with two different sizes")
     if len(first) != len(c.hashes):
         raise ManifestError("malformed manifest: a chunk hash no file refers to")
+    if not c.hashes.distinct():           # (a chunk's number is found by its hash: `HashTable.find`)
+        raise ManifestError("malformed manifest: a chunk hash listed twice")
 
 
 def _check_files(table: FileTable, chunking: Chunking, dirs: set[str]) -> None:

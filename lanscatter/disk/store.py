@@ -272,8 +272,10 @@ class MirrorStore:
                 if src is not None and self._copy_verified(src, i, k, h, off, length):
                     stats.copied_chunks += 1
                     needed[table.ref_range(i)[k]] = 0
-            if asms.missing_any(i):      # nothing was handed out yet: free its descriptor till needed
-                asms.close(i)
+            # Its descriptor is freed now, opened again when a download needs it; one complete here
+            # is renamed in the pass below (a version copied locally whole would otherwise hold
+            # a descriptor a file until then, past the process's limit).
+            asms.close(i)
         for i in asms:
             if not asms.missing_any(i):
                 self._finalize(i)

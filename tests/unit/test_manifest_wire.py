@@ -169,3 +169,12 @@ def test_two_tables_pair_by_path_sorted_or_not() -> None:
     shuffled = FileTable.of_entries([b[2], b[0], b[1]])
     assert sorted(pair_paths(a, shuffled), key=lambda t: t[0]) == [
         ("a", 0, None), ("b", 1, 1), ("c", None, 2), ("d", 2, 0)]
+
+
+def test_a_hash_listed_twice_is_refused() -> None:
+    """A chunk's number is found by its hash: two numbers for one hash would leave one unfound."""
+    data = _wire()
+    raw = _read(data, "hashes").tobytes()
+    data.update(hashes=_packed(raw[:-32] + raw[:32]))
+    with pytest.raises(ManifestError, match="listed twice"):
+        decode_manifest(data)

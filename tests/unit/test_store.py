@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,24 @@ def test_a_new_version_with_variable_chunks_copies_what_the_folder_holds(tmp_pat
     _feed(store, src)
     assert store.complete()
     assert _tree(tmp_path / "peer") == _tree(src)
+
+
+def test_a_version_copied_locally_whole_holds_no_descriptor_a_file(tmp_path: Path) -> None:
+    """Every file of the version is in the folder under another name: each is copied locally and
+    completed, with the process allowed far fewer descriptors than there are files."""
+    src, mirror = tmp_path / "origin", tmp_path / "mirror"
+    for k in range(300):
+        _write(src / f"new/f{k:03d}", str(k).encode() * 50)
+        _write(mirror / f"old/f{k:03d}", str(k).encode() * 50)
+    m, _ = scan_folder(src, FIXED_CS, HashCache(tmp_path / "origin-hashes.jsonl"))
+    store = MirrorStore(mirror, tmp_path / "state")
+    scan_folder(mirror, FIXED_CS, store.cache)         # (hashed beforehand: the scan opens files in bulk)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 100, hard))
+    try:
+        stats = store.reconcile(m)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        store.close()
+    assert stats.copied_chunks == 300 and store.complete()
+    assert (mirror / "new/f123").read_bytes() == b"123" * 50 and not (mirror / "old").exists()

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from heapq import heappop, heappush
 from statistics import median
 
 from lanscatter.core.fair_share import fair_rates
 from lanscatter.core.linkmap import LinkMap
+from lanscatter.core.manifest import ChunkTable
 from lanscatter.core.planner.links import LinkBook
 from lanscatter.core.planner.state import (
     NodeState,
@@ -45,10 +46,10 @@ class SwarmBooks:
         self.config = config
         self._book = LinkBook(links)
         self._wan = bool(self._book.wan)     # narrow uploads (beside the slots) exist only with WANs
-        self._hashes: list[str] = []
-        self._sizes: list[int] = []
+        self._hashes: Sequence[str] = []
+        self._sizes: Sequence[int] = []
         self._short = 0             # chunks shorter than a whole one (small files, files' ends)
-        self._index: dict[str, int] = {}
+        self._index: Mapping[str, int] = {}
         self._full = 0
         self._rarity = RarityIndex(array("i"))
         self._sites: dict[str, SiteCover] = {}
@@ -74,10 +75,7 @@ class SwarmBooks:
     # ---- generation and membership -------------------------------------------------------
 
     def set_chunks(self, chunks: Sequence[tuple[str, int]]) -> list[Transfer]:
-        hashes = [h for h, _ in chunks]
-        index = {h: i for i, h in enumerate(hashes)}
-        if len(index) != len(hashes):
-            raise ValueError("chunk hashes must be unique within a generation")
+        hashes, index, sizes = _columns(chunks)
         cancelled = [f for f in self._flights.values() if self._hashes[f.chunk] not in index]
         for arriving in self._arriving.values():
             for h in [h for h in arriving if h not in index]:
@@ -97,8 +95,7 @@ class SwarmBooks:
         n = len(hashes)
         self._rarity = RarityIndex(remap_counts(self._rarity.counts, runs, n))
         self._sites = {s: SiteCover(remap_counts(c.counts, runs, n)) for s, c in self._sites.items()}
-        self._hashes, self._index = hashes, index
-        self._sizes = [size for _, size in chunks]
+        self._hashes, self._index, self._sizes = hashes, index, sizes
         whole = max(self._sizes, default=0)
         self._short = bits_from_indices([i for i, size in enumerate(self._sizes) if size < whole], n)
         self._full = (1 << len(hashes)) - 1
@@ -418,3 +415,16 @@ class SwarmBooks:
     def swarm_complete(self) -> bool:
         total = len(self._hashes)
         return all(n.n_have == total for n in self._nodes.values())
+
+
+def _columns(chunks: Sequence[tuple[str, int]]) -> tuple[Sequence[str], Mapping[str, int], Sequence[int]]:
+    """The chunks' hashes, each one's number and their sizes: a manifest's `ChunkTable` gives
+    them as they are held there (a list and a dict of a million hex texts would cost some 200
+    bytes a chunk); other chunks (a simulated swarm's) are listed here."""
+    if isinstance(chunks, ChunkTable):
+        return chunks.hashes, chunks.numbers, chunks.sizes
+    hashes = [h for h, _ in chunks]
+    index = {h: i for i, h in enumerate(hashes)}
+    if len(index) != len(hashes):
+        raise ValueError("chunk hashes must be unique within a generation")
+    return hashes, index, [size for _, size in chunks]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 BULK_THRESHOLD = 32     # above this many changed chunks, shift whole buckets instead of single bits
@@ -58,7 +58,7 @@ def pick_bit(x: int, rng: random.Random, n: int) -> int:
     return r + (y & -y).bit_length() - 1
 
 
-def kept_runs(old_hashes: list[str], new_index: dict[str, int]) -> list[tuple[int, int, int]]:
+def kept_runs(old_hashes: Sequence[str], new_index: Mapping[str, int]) -> list[tuple[int, int, int]]:
     """(old_start, new_start, length) of the stretches of chunks a new generation keeps, in order.
 
     A generation that changes a few files keeps long stretches, so remapping a bitmap costs a
