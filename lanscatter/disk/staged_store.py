@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
-from lanscatter.core.manifest import Manifest
+from lanscatter.core.file_table import FileTable, pair_paths
+from lanscatter.core.manifest import Manifest, build_manifest
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.version_plan import LinkPlan, VersionRecord, link_plan, version_name
 from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
@@ -89,7 +90,7 @@ class StagedStore(MirrorStore):
         local, _ = scan_folder(active, manifest.chunking, self.cache)
         linked = self._link_unchanged(active, local, manifest)
         self._check_space(manifest, linked)
-        return [Places(active, local)]
+        return [Places(active, _unlinked(local, linked, manifest))]
 
     def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> LinkPlan:
         """Hard-link into the staging folder the active files the new version holds unchanged;
@@ -203,6 +204,23 @@ class StagedStore(MirrorStore):
         if self.prune_due:
             self.prune()
         return stats
+
+
+def _unlinked(local: Manifest, linked: LinkPlan, manifest: Manifest) -> Manifest:
+    """The active version's files not linked into the staged one: the linked ones are read in the
+    staging folder as well, so only these are kept as local sources while the version is
+    reconciled (not a second table of every file)."""
+    used = bytearray(len(local.files))
+    for _, i, j in pair_paths(local.files, manifest.files):
+        if i is not None and j is not None and linked.same[j]:
+            used[i] = 1
+    for rel in linked.moved.values():
+        if (i := local.files.position(rel)) is not None:
+            used[i] = 1
+    if used.find(1) < 0:
+        return local
+    rest = FileTable.of_entries(local.files.entry(i) for i in range(len(local.files)) if not used[i])
+    return build_manifest(local.chunk_size, rest, (), local.chunking_kind)
 
 
 def _allocated(path: Path) -> int:

@@ -13,6 +13,7 @@ from lanscatter.core.manifest import ChunkLocation, Manifest, build_manifest
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.hashing import hash_bytes
 from lanscatter.disk.scanner import scan_folder
+from lanscatter.disk.staged_store import StagedStore
 from lanscatter.disk.store import Location, MirrorStore, Places
 
 CS = 1024
@@ -107,5 +108,34 @@ def test_a_mirror_holds_chunks_at_positions_of_the_manifest(tmp_path: Path) -> N
         # a scanned folder's chunks as a source of local copies: the first place of each
         assert Places(src, m).get(hash_bytes(one)) == Location(src / "x/first.bin", 0, CS)
         assert Places(src, m).get(hash_bytes(b"absent")) is None
+    finally:
+        store.close()
+
+
+def test_a_staged_version_copies_from_unlinked_active_files_and_from_linked_ones(tmp_path: Path) -> None:
+    """The active version's linked files are read in the staging folder, the others where they are."""
+    kept, gone = os.urandom(CS), os.urandom(CS)
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    for src in (v1, v2):
+        _write(src / "kept.bin", kept)
+        os.utime(src / "kept.bin", ns=(1, 1))
+    _write(v1 / "gone.bin", gone)
+    _write(v2 / "from-gone.bin", gone)          # only in an active file not linked
+    _write(v2 / "from-kept.bin", kept)          # in an active file linked into the staged version
+    store = StagedStore(tmp_path / "folder", tmp_path / "state")
+    try:
+        for version in (v1, v2):
+            m, _ = scan_folder(version, Chunking(FIXED, CS), HashCache(tmp_path / f"{version.name}.jsonl"))
+            stats = store.reconcile(m)
+            for h in sorted(store.missing_chunks()):
+                loc = m.locations().first(h)
+                assert loc is not None
+                fd, off, _ = store.chunk_target(h)  # type: ignore[misc]
+                os.pwrite(fd, (version / loc.path).read_bytes()[loc.offset:loc.offset + loc.length], off)
+                store.chunk_verified(h, fd, off)
+        assert stats.copied_chunks == 2 and store.complete() and store.missing_chunks() == set()
+        folder = store.folder
+        assert (folder / "from-gone.bin").read_bytes() == gone and (folder / "from-kept.bin").read_bytes() == kept
+        assert not (folder / "gone.bin").exists()
     finally:
         store.close()

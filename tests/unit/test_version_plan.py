@@ -47,6 +47,17 @@ def test_link_plan_prefers_the_same_path() -> None:
     assert _links(active, _m(_f("b", ("h",)), _f("c", ("h",)))) == {"b": "b", "c": "a"}
 
 
+def test_link_plan_finds_moved_files_by_content_the_first_active_one_each() -> None:
+    active = [_f(f"old/{k:03d}", (f"h{k % 7}",), mtime=k % 3) for k in range(60)]
+    new = _m(*[_f(f"new/{k:03d}", (f"h{k % 7}",), mtime=k % 5) for k in range(60)])
+    expect = {}
+    for k in range(60):
+        first = next((a.path for a in active if a.chunks == (f"h{k % 7}",) and a.mtime_ns == k % 5), None)
+        if first is not None:
+            expect[f"new/{k:03d}"] = first
+    assert len(expect) > 10 and _links(active, new) == expect
+
+
 def _index(active: str | None, *names: str) -> VersionIndex:
     return VersionIndex(active, tuple(VersionRecord(n, "", 0.0) for n in names))
 
