@@ -84,7 +84,8 @@ def secret_args(sp: argparse.ArgumentParser) -> None:
                               "(docs/security.md); `lanscatter secret new` makes one")
     g.add_argument("--secret-file", type=Path, default=None, metavar="PATH",
                    help="read the swarm secret from this file (default: the environment variable "
-                        "LANSCATTER_SECRET)")
+                        "LANSCATTER_SECRET, or LANSCATTER_SWARM_KEY: the key `lanscatter up` stretched "
+                        "once for the roles it starts)")
     g.add_argument("--secret", default=None, metavar="TEXT",
                    help="the swarm secret itself (every user of this host sees it in `ps`: prefer "
                         "--secret-file or LANSCATTER_SECRET)")
