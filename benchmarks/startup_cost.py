@@ -36,25 +36,42 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-TREE = """\
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # the repository, for tests.ports
+from tests.ports import free_ports
+
+COLD_ADDRESSES = {"origin": "127.0.77.2", "gw": "127.0.77.3", "branch-1": "127.0.77.4"}
+
+
+def _tree(port: int, hosts: dict[str, dict[str, str]] | None = None) -> str:
+    """The benchmark's tree: `hosts` gives each host's settings (addresses, folders, fingerprints)
+    for a real deployment; without, the hosts are named only (a rehearsal places them)."""
+    def site(names: list[str]) -> str:
+        if hosts is None:
+            return f"[{', '.join(names)}]"
+        return "{" + ", ".join(f"{n}: {{{', '.join(f'{k}: {v}' for k, v in hosts[n].items())}}}" for n in names) + "}"
+    hub, branch = (["origin", "hub-1"], ["gw", "branch-1"]) if hosts is None else (["origin"], ["gw", "branch-1"])
+    return f"""\
 dataset:
   source: source
   origin: origin
   name: startup
-  secret: {value: startup-benchmark-secret}
+  secret: {{value: startup-benchmark-secret}}
+defaults: {{master_port: {port}, peer_port: {port + 1}}}
 sites:
   hub:
     lan: 1Gbit
-    hosts: [origin, hub-1]
+    hosts: {site(hub)}
   branch:
     lan: 100Mbit
+    switch: none
     gateway: gw
-    hosts: [gw, branch-1]
+    hosts: {site(branch)}
 wan:
   - between: [hub, branch]
     bandwidth: 50Mbit
     latency: 10ms
 """
+
 
 # Run inside the tree under test: the role commands and environment `up --local` would give.
 PLAN = """
@@ -85,6 +102,14 @@ print(json.dumps({"env": env, "argv": {n: list(c.argv) for n, c in cmds.items()}
                   "tls": {n: {"cert": str(t.identity / "cert.pem"), "key": str(t.identity / "key.pem")}
                           for n, t in tls.items() if t.identity is not None},
                   "fingerprints": sorted({f for t in tls.values() for f in t.pins})}))
+"""
+
+# Run inside the tree under test: a host's TLS identity made where its `up` looks, its fingerprint.
+IDENTITY = """
+import sys
+from pathlib import Path
+from lanscatter.net.tls import ensure_identity
+print(ensure_identity(Path(sys.argv[1]), sys.argv[2]))
 """
 
 # Run inside the tree under test: where one role's start-up CPU goes, step by step.
@@ -164,27 +189,46 @@ def _holds_a_chunk(url: str, name: str) -> bool:
     return any(n.get("name") == name and n.get("have", 0) > 0 for n in nodes)
 
 
-class Role:
-    """One role process, started from its command line; `reach` records when milestones are seen."""
+def _cpu_with_children(pid: int) -> float:
+    """A process's CPU and that of its children (an `up` and the role it started)."""
+    total = _cpu_of(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    for child in children:
+        try:
+            total += _cpu_with_children(int(child))
+        except OSError:
+            pass                      # ended meanwhile
+    return total
+
+
+class Proc:
+    """A process started from its command line; `reach` records when milestones are seen: seconds
+    since `since`, and the process's CPU (with its children's) then."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = log.stem
         self._log = open(log, "ab")  # noqa: SIM115 (closed in stop)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        self.marks: dict[str, tuple[float, float]] = {}
 
-    def reach(self, milestones: dict[str, Any], limit_s: float = 60.0) -> None:
-        pending = dict(milestones)
+    def reach(self, milestones: dict[str, Any], since: float, others: tuple[Proc, ...] = (),
+              limit_s: float = 60.0) -> dict[str, tuple[float, float]]:
+        marks, pending = {}, dict(milestones)
         while pending:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the role exited ({self.proc.returncode}) before: {', '.join(pending)}")
-            if time.monotonic() - self.started > limit_s:
-                raise SystemExit(f"not within {limit_s:.0f} s: {', '.join(pending)}")
+            for p in (self, *others):
+                if p.proc.poll() is not None:
+                    raise SystemExit(f"{p.name} exited ({p.proc.returncode}) before: {', '.join(pending)}")
+            if time.monotonic() - since > limit_s:
+                raise SystemExit(f"not within {limit_s:.0f} s: {', '.join(pending)} (see {self.name}'s log)")
             for name, seen in list(pending.items()):
                 if seen():
-                    self.marks[name] = (time.monotonic() - self.started, _cpu_of(self.proc.pid))
+                    marks[name] = (time.monotonic() - since, _cpu_with_children(self.proc.pid))
                     del pending[name]
             time.sleep(0.01)
+        return marks
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -196,41 +240,85 @@ class Role:
         self._log.close()
 
 
-def _one_run(base: Path, tree: Path | None, size: int, run: int
-             ) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
-    work = base / f"run{run}"
-    work.mkdir()
-    (work / "tree.yaml").write_text(TREE)
+def _source(work: Path, size: int) -> None:
     source = work / "source"
     source.mkdir()
     for i in range(4):
         (source / f"f{i}.bin").write_bytes(os.urandom(size // 4))
+
+
+def _one_run(base: Path, tree: Path | None, size: int, run: int
+             ) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+    """Each role alone, its upstream running, as `up --local` starts it."""
+    work = base / f"run{run}"
+    work.mkdir()
+    (work / "tree.yaml").write_text(_tree(free_ports(2)[0]))
+    _source(work, size)
     out = subprocess.run([sys.executable, "-c", PLAN, str(work / "tree.yaml"), str(work / "wd")],
                          capture_output=True, text=True, env=_env(tree), cwd=tree, check=True)
     plan = json.loads(out.stdout)
-    env = _env(tree, plan["env"])
+    env, url = _env(tree, plan["env"]), plan["status"]
     marks: dict[str, tuple[float, float]] = {}
-    roles: list[Role] = []
+    roles: list[Proc] = []
     try:
-        origin = Role(plan["argv"]["origin"], env, work / "origin.log")
+        origin = Proc(plan["argv"]["origin"], env, work / "origin.log")
         roles.append(origin)
-        origin.reach({"listening": lambda: _status(plan["status"]["origin"]) is not None,
-                      "serving": lambda: bool((_status(plan["status"]["origin"]) or {}).get("generation"))})
-        marks.update({f"origin {k}": v for k, v in origin.marks.items()})
-        relay = Role(plan["argv"]["gw"], env, work / "gw.log")
+        marks.update({f"origin {k}": v for k, v in origin.reach({
+            "listening": lambda: _status(url["origin"]) is not None,
+            "serving": lambda: bool((_status(url["origin"]) or {}).get("generation"))}, origin.started).items()})
+        relay = Proc(plan["argv"]["gw"], env, work / "gw.log")
         roles.append(relay)
-        relay.reach({"listening": lambda: _status(plan["status"]["gw"]) is not None,
-                     "joined": lambda: _lists(plan["status"]["origin"], "gw"),
-                     "first chunk": lambda: _holds_a_chunk(plan["status"]["gw"], "gw")})
-        marks.update({f"relay {k}": v for k, v in relay.marks.items()})
-        peer = Role(plan["argv"]["branch-1"], env, work / "branch-1.log")
+        marks.update({f"relay {k}": v for k, v in relay.reach({
+            "listening": lambda: _status(url["gw"]) is not None,
+            "joined": lambda: _lists(url["origin"], "gw"),
+            "first chunk": lambda: _holds_a_chunk(url["gw"], "gw")}, relay.started).items()})
+        peer = Proc(plan["argv"]["branch-1"], env, work / "branch-1.log")
         roles.append(peer)
-        peer.reach({"joined": lambda: _lists(plan["status"]["gw"], "branch-1")})
-        marks.update({f"peer {k}": v for k, v in peer.marks.items()})
+        marks.update({f"peer {k}": v for k, v in peer.reach({
+            "joined": lambda: _lists(url["gw"], "branch-1")}, peer.started).items()})
     finally:
         for role in reversed(roles):
             role.stop()
     return marks, plan
+
+
+def _cold_run(base: Path, tree: Path | None, size: int, run: int) -> dict[str, tuple[float, float]]:
+    """Three hosts' `lanscatter up --host NAME` started together, as on real hosts (each with its
+    own work folder); seconds from their start, and each host's CPU (its `up` and its role)."""
+    work = base / f"cold{run}"
+    work.mkdir()
+    _source(work, size)
+    fingerprints = {}
+    for host in COLD_ADDRESSES:
+        r = subprocess.run([sys.executable, "-c", IDENTITY,
+                            str(work / host / "state" / host / "tls"), host],
+                           capture_output=True, text=True, env=_env(tree), cwd=tree, check=True)
+        fingerprints[host] = r.stdout.strip()
+    port = free_ports(2, tuple(COLD_ADDRESSES.values()))[0]
+    hosts = {h: {"address": a, "tls_fingerprint": fingerprints[h],
+                 **({} if h == "origin" else {"folder": str(work / h / "folder")})}
+             for h, a in COLD_ADDRESSES.items()}
+    (work / "tree.yaml").write_text(_tree(port, hosts))
+    env = _env(tree)
+    url = {h: f"http://{a}:{port if h != 'branch-1' else port + 1}/status" for h, a in COLD_ADDRESSES.items()}
+    ups: dict[str, Proc] = {}
+    try:
+        since = time.monotonic()
+        for host in COLD_ADDRESSES:
+            ups[host] = Proc([sys.executable, "-m", "lanscatter", "up", str(work / "tree.yaml"), "--host", host,
+                              "--headless", "--workdir", str(work / host)], env, work / f"up-{host}.log")
+        others = tuple(ups.values())
+        marks = {f"origin {k}": v for k, v in ups["origin"].reach({
+            "serving": lambda: bool((_status(url["origin"]) or {}).get("generation"))}, since, others).items()}
+        marks.update({f"relay {k}": v for k, v in ups["gw"].reach({
+            "joined": lambda: _lists(url["origin"], "gw"),
+            "first WAN chunk": lambda: _holds_a_chunk(url["gw"], "gw")}, since, others).items()})
+        marks.update({f"peer {k}": v for k, v in ups["branch-1"].reach({
+            "joined": lambda: _lists(url["gw"], "branch-1")}, since, others).items()})
+    finally:
+        for up in ups.values():
+            up.stop()
+    return marks
 
 
 def _phases(tree: Path | None, plan: dict[str, Any], topology: Path) -> dict[str, dict[str, Any]]:
@@ -274,18 +362,18 @@ def main() -> None:
         print(f"note: PYTHONDONTWRITEBYTECODE is set and {stale} of the package's modules have no current "
               "bytecode: every process compiles them at start (python -m compileall lanscatter)")
     runs: list[dict[str, tuple[float, float]]] = []
+    colds: list[dict[str, tuple[float, float]]] = []
     phases: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="startup-cost-") as scratch:
-        tmp = args.keep or scratch
-        Path(tmp).mkdir(parents=True, exist_ok=True)
+        tmp = args.keep or Path(scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         for i in range(args.runs):
-            marks, plan = _one_run(Path(tmp), tree, args.size << 20, i)
+            marks, plan = _one_run(tmp, tree, args.size << 20, i)
             runs.append(marks)
-            phases.append(_phases(tree, plan, Path(tmp) / f"run{i}" / "tree.yaml"))
-    print("\nfrom spawn to                 wall s (min median)   CPU s (min median)")
-    for name in runs[0]:
-        print(f"  {name:<26}  {_figure([r[name][0] for r in runs])}           "
-              f"{_figure([r[name][1] for r in runs])}")
+            phases.append(_phases(tree, plan, tmp / f"run{i}" / "tree.yaml"))
+            colds.append(_cold_run(tmp, tree, args.size << 20, i))
+    _table("each role alone, its upstream running; from its spawn to", "CPU: the role's", runs)
+    _table("cold: the three hosts' `up --host` started together; from then to", "CPU: that host's up + role", colds)
     print("\nwhere a role's start-up CPU goes, s (min median)")
     steps = [k for k in phases[0]["relay"] if k != "loaded"]
     print(f"  {'':<18}" + "".join(f"{role:>14}" for role in phases[0]))
@@ -297,6 +385,12 @@ def main() -> None:
         print(f"  {step:<18}" + "".join(f"{c:>14}" for c in cells))
     for role, doc in phases[0].items():
         print(f"  {role} also loaded: {', '.join(doc['loaded']) or 'none of textual, rich, yaml, the TUI, prometheus'}")
+
+
+def _table(title: str, cpu: str, runs: list[dict[str, tuple[float, float]]]) -> None:
+    print(f"\n{title:<44} wall s (min median)  {cpu}, s (min median)")
+    for name in runs[0]:
+        print(f"  {name:<42}  {_figure([r[name][0] for r in runs])}         {_figure([r[name][1] for r in runs])}")
 
 
 if __name__ == "__main__":
