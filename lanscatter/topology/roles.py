@@ -4,13 +4,13 @@ One OS process per role: the origin runs `lanscatter master`, a gateway `lanscat
 of its parent site's swarm and the master of its own), every other host `lanscatter peer`. The
 swarm secret reaches them in the environment, never on a command line that `ps` shows, and
 already stretched (`role_env`: `LANSCATTER_SWARM_KEY`, auth.py): the supervisor pays the scrypt
-once, not each role it starts, nor each restart. Masters and relays also get the topology file and their host name, so their planner loads
-the link map and caps every transfer at its links' speeds: in a local rehearsal that is what
-emulates the LAN and WAN speeds between the 127.0.0.x addresses. The origin's master signs with
-the origin's private key (`--signing-key`); every other role checks versions against its public
-key (`--origin-key`): the run's own (a rehearsal's), else the tree's `origin_key_file` and
-`origin_key`. TLS options come per host from `tls_plan.py` (certificate to serve, fingerprints
-to pin).
+once, not each role it starts, nor each restart. Masters and relays also get the topology file and
+their host name, so their planner loads the link map and caps every transfer at its links' speeds:
+in a local rehearsal that is what emulates the LAN and WAN speeds between the 127.0.0.x addresses.
+The origin's master signs with the origin's private key (`--signing-key`); every other role checks
+versions against its public key (`--origin-key`): the run's own (a rehearsal's), else the tree's
+`origin_key_file` and `origin_key`. TLS options come per host from `tls_plan.py` (certificate to
+serve, fingerprints to pin).
 """
 
 from __future__ import annotations
