@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lanscatter.cli.failover_args import alternate_arg, gateway_args, gateway_options
-from lanscatter.core.auth import SECRET_HINT, check_secret
+from lanscatter.core.auth import SECRET_HINT, SWARM_KEY_ENV, SwarmKey, check_secret
 from lanscatter.core.chunking import AUTO, CDC, KINDS
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.eta import MeanRateEta
@@ -84,7 +84,8 @@ def secret_args(sp: argparse.ArgumentParser) -> None:
                               "(docs/security.md); `lanscatter secret new` makes one")
     g.add_argument("--secret-file", type=Path, default=None, metavar="PATH",
                    help="read the swarm secret from this file (default: the environment variable "
-                        "LANSCATTER_SECRET)")
+                        "LANSCATTER_SECRET, or LANSCATTER_SWARM_KEY: the key `lanscatter up` stretched "
+                        "once for the roles it starts)")
     g.add_argument("--secret", default=None, metavar="TEXT",
                    help="the swarm secret itself (every user of this host sees it in `ps`: prefer "
                         "--secret-file or LANSCATTER_SECRET)")
@@ -339,10 +340,13 @@ def _allow_nat(sp: argparse.ArgumentParser) -> None:
                          "that peer (docs/security.md)")
 
 
-def swarm_secret(args: argparse.Namespace) -> str | None:
-    """The swarm secret to run with; None only with --insecure."""
+def swarm_secret(args: argparse.Namespace) -> SwarmKey | None:
+    """The swarm's key to run with, stretched here once for the whole process (auth.py); None only
+    with --insecure. From --secret-file, --secret, or the environment: the secret in
+    LANSCATTER_SECRET, or the key a supervisor stretched already in LANSCATTER_SWARM_KEY."""
     if args.secret_file is not None and args.secret is not None:
         raise ConfigError("the swarm secret was given twice (--secret-file and --secret)", "give one")
+    stretched: SwarmKey | None = None
     if args.secret_file is not None:
         try:
             secret: str | None = args.secret_file.read_text(encoding="utf-8").strip()
@@ -357,18 +361,26 @@ def swarm_secret(args: argparse.Namespace) -> str | None:
         secret = args.secret
     else:
         secret = os.environ.get("LANSCATTER_SECRET", "").strip() or None
+        if os.environ.get(SWARM_KEY_ENV, "").strip():
+            if secret:
+                raise ConfigError(f"both LANSCATTER_SECRET and {SWARM_KEY_ENV} are set",
+                                  f"unset {SWARM_KEY_ENV} (`lanscatter up` sets it for the roles it starts)")
+            stretched = SwarmKey.from_hex(os.environ[SWARM_KEY_ENV])
     if args.insecure:
         if args.secret_file is not None or args.secret is not None:
             raise ConfigError("--insecure and a swarm secret were both given", "drop one of them")
+        ignored = "LANSCATTER_SECRET" if secret else SWARM_KEY_ENV if stretched else None
         log.warning("INSECURE: running with no swarm secret%s; anyone who reaches this node can join, "
                     "fetch every chunk and, from a master, command its peers",
-                    " (LANSCATTER_SECRET ignored)" if secret else "")
+                    f" ({ignored} ignored)" if ignored else "")
         return None
+    if stretched is not None:
+        return stretched
     if not secret:
         raise ConfigError("no swarm secret: a node refuses to run open", f"{SECRET_HINT} (or pass "
                           "--insecure to run open on a network you trust)")
     check_secret(secret)
-    return secret
+    return SwarmKey.stretch(secret)
 
 
 def _state_dir(args: argparse.Namespace, role: str) -> Path:

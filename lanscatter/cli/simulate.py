@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lanscatter.core.chunking import auto_chunk_size
 from lanscatter.core.errors import ConfigError
+from lanscatter.core.sizes import parse_size
 from lanscatter.sim.model import MIB, SimConfig, SimHost, SimTopology
 from lanscatter.sim.report import matrix, summary
 from lanscatter.sim.simulator import Simulation
@@ -41,6 +43,7 @@ class SimulateOptions:
     config: SimConfig
     topology: Path | None
     chunk_size_given: bool                # else a site tree's chunk size wins over the default
+    size: int | None                      # --size: the dataset's bytes (chunks follow from it)
     draw: bool
     live: bool
     as_json: bool
@@ -53,8 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=30, help="peers, spread over the sites (default 30)")
     p.add_argument("--chunks", type=int, default=200, help="chunks in the dataset (default 200)")
+    p.add_argument("--size", type=parse_size, metavar="SIZE", default=None,
+                   help="the dataset's size instead of --chunks (e.g. 6.25GiB): cut at the chunk size "
+                        "the engine picks for it by default (`chunk_size: auto`), unless --chunk-mib "
+                        "or the site tree's chunk_size sets one")
     p.add_argument("--chunk-mib", type=float, default=None,
-                   help="chunk size in MiB (default 16, or the site tree's chunk_size)")
+                   help="chunk size in MiB (default 16, or the site tree's chunk_size; with --size the "
+                        "engine's choice for that size)")
     p.add_argument("--sites", type=int, default=1, help="1 = one LAN; N = hub + N-1 branch sites (default 1)")
     p.add_argument("--topology", metavar="FILE", type=Path, default=None,
                    help="simulate this site tree (site-tree.yaml) instead of --nodes/--sites/--wan-mbps; "
@@ -128,6 +136,7 @@ def options(args: argparse.Namespace) -> SimulateOptions:
     )
     draw = not args.quiet and not args.json
     return SimulateOptions(config=config, topology=args.topology, chunk_size_given=args.chunk_mib is not None,
+                           size=args.size,
                            draw=draw, live=draw and not args.no_draw and sys.stdout.isatty(),
                            as_json=args.json, rows=args.rows, speed=args.speed)
 
@@ -135,10 +144,15 @@ def options(args: argparse.Namespace) -> SimulateOptions:
 def run(args: argparse.Namespace) -> int:
     opts = options(args)
     config, topology = opts.config, None
+    chosen = opts.chunk_size_given
     if opts.topology is not None:
         topology, chunk_size = site_tree(opts.topology, config.host_rate)
         if not opts.chunk_size_given and chunk_size:     # a tree's `auto` keeps the default
             config = replace(config, chunk_size=chunk_size)
+            chosen = True
+    if opts.size is not None:
+        size = config.chunk_size if chosen else auto_chunk_size(opts.size)
+        config = replace(config, chunk_size=size, chunks=-(-opts.size // size))
     try:
         sim = Simulation(config, topology)
     except ValueError as exc:

@@ -45,11 +45,11 @@ from lanscatter.topology.derive import LOCAL_WORKDIR, DeploymentPlan, HostPlan, 
 from lanscatter.topology.hostmatch import Identity, local_identity, select_host
 from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import (
-    SECRET_ENV,
     RunContext,
     link_flag_support,
     registered_commands,
     role_command,
+    role_env,
 )
 from lanscatter.topology.summary import summary_lines
 from lanscatter.topology.tls_plan import plan_tls
@@ -229,7 +229,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                      workdir=workdir if opts.local else None, link_flags=link_flags,
                      store_and_forward=opts.store_and_forward, all_hosts=opts.local,
                      origin_key=origin_key, signing_key=signing_key, tls=tls)
-    env = {SECRET_ENV: secret} if secret else {}
+    env = role_env(secret)
     if not opts.headless and not opts.tui:
         log.info("not on a terminal (stdin, stdout and stderr must all be one for the monitor): "
                  "progress as log lines, as with --headless")

@@ -6,6 +6,12 @@ Rules:
   everything an eavesdropper records (MACs over known nonces) lets it test guesses offline, so the
   secret must be beyond guessing. It is stretched once, at start, with scrypt (memory-hard) under a
   fixed domain-separation salt, so each guess costs tens of milliseconds and 32 MiB as well.
+- The stretched key (`SwarmKey`) is made once per process by whatever reads the secret (the CLI)
+  and handed to every `Auth` of that process; a supervisor that starts several roles on one host
+  (`lanscatter up`, `emulate`) stretches once and gives its roles the stretched key in their
+  environment (SWARM_KEY_ENV, in place of the secret), so N roles cost one scrypt, not N. It is
+  worth as much as the secret to this swarm, no more (the secret itself stays with the supervisor),
+  and, like the secret, never touches the disk.
 - Every key in use is derived from the stretched key with a label: the join handshake's keys
   (handshake.py) and the chunk key. The secret itself never crosses the wire.
 - No secret (`--insecure`, or a node built in-process without one): a fixed, public root key. The
@@ -24,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets as _secrets
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from lanscatter.core.errors import ConfigError
@@ -37,6 +45,8 @@ _MAX_TOKEN_CHARS = 256
 _KDF_SALT = b"lanscatter swarm secret v1"
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1, "maxmem": 64 * 2**20, "dklen": 32}
 _INSECURE_ROOT = hashlib.sha256(b"lanscatter: no swarm secret").digest()
+SWARM_KEY_ENV = "LANSCATTER_SWARM_KEY"       # the stretched key, 64 hex digits (see the header)
+_KEY_HEX = re.compile(r"[0-9a-f]{64}")
 SECRET_HINT = ("make one with `lanscatter secret new` and give it to every node with --secret-file "
                "PATH or the environment variable LANSCATTER_SECRET")
 
@@ -71,13 +81,40 @@ def endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-class Auth:
-    """The keys of one swarm secret (or of none: see the module header)."""
+@dataclass(frozen=True, slots=True)
+class SwarmKey:
+    """A swarm secret stretched with scrypt: every key of the swarm is derived from it."""
 
-    def __init__(self, secret: str | None) -> None:
-        self.secure = bool(secret)
-        root = (hashlib.scrypt(secret.encode(), salt=_KDF_SALT, **_SCRYPT)  # type: ignore[arg-type]
-                if secret else _INSECURE_ROOT)
+    root: bytes = field(repr=False)
+
+    @classmethod
+    def stretch(cls, secret: str) -> SwarmKey:
+        """The one costly step (scrypt: tens of milliseconds, 32 MiB)."""
+        return cls(hashlib.scrypt(secret.encode(), salt=_KDF_SALT, **_SCRYPT))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_hex(cls, text: str) -> SwarmKey:
+        """A key as `hex()` wrote it (SWARM_KEY_ENV); ConfigError for anything else."""
+        text = text.strip()
+        if not _KEY_HEX.fullmatch(text):
+            raise ConfigError(f"${SWARM_KEY_ENV} is not a stretched swarm key (64 lowercase hex digits)",
+                              "unset it: it is set by `lanscatter up` for the roles it starts; give the "
+                              "secret itself with --secret-file or LANSCATTER_SECRET")
+        return cls(bytes.fromhex(text))
+
+    def hex(self) -> str:
+        return self.root.hex()
+
+
+class Auth:
+    """The keys of one swarm secret (or of none: see the module header). A secret given as text is
+    stretched here; a `SwarmKey` was stretched once already."""
+
+    def __init__(self, secret: str | SwarmKey | None) -> None:
+        if isinstance(secret, str):
+            secret = SwarmKey.stretch(secret) if secret else None
+        self.secure = secret is not None
+        root = secret.root if secret is not None else _INSECURE_ROOT
         self.join_key = _label(root, "join")
         self._chunk_key = _label(root, "chunk")
 

@@ -49,11 +49,11 @@ from lanscatter.emulator.spec import NetSpec
 from lanscatter.topology.derive import DeploymentPlan
 from lanscatter.topology.origin_keys import run_keys
 from lanscatter.topology.roles import (
-    SECRET_ENV,
     RunContext,
     link_flag_support,
     registered_commands,
     role_command,
+    role_env,
 )
 from lanscatter.topology.tls_plan import plan_tls
 from lanscatter.topology.validate import load_topology, warnings_of
@@ -161,7 +161,7 @@ def run_emulation(opts: EmulateOptions) -> int:
     ctx = RunContext(topology_file=opts.file.resolve(), state_root=workdir / "state", local=False,
                      workdir=None, link_flags=link_flag_support(), all_hosts=True,
                      origin_key=origin_key, signing_key=signing_key, tls=tls)
-    env = {SECRET_ENV: secret} if secret else {}
+    env = role_env(secret)
     with Emulation(spec, delay_mechanism=opts.mechanism) as emu:
         log.info("emulated %d sites, %d hosts (WAN delay/loss: %s); logs in %s", len(spec.sites),
                  len(spec.hosts), emu.delay_mechanism or "none needed", workdir / "logs")

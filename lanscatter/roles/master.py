@@ -34,7 +34,7 @@ from pathlib import Path
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lanscatter.core.auth import Auth
+from lanscatter.core.auth import Auth, SwarmKey
 from lanscatter.core.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, chunking_problem
 from lanscatter.core.errors import ConfigError, ManifestError
 from lanscatter.core.linkmap import LinkMap
@@ -85,7 +85,7 @@ class MasterOptions:
     name: str = "master"
     chunk_size: int = AUTO                 # target bytes; AUTO: chosen from the data's size
     chunking: str = CDC                    # content-defined boundaries, or FIXED offsets
-    secret: str | None = None
+    secret: str | SwarmKey | None = None     # text is stretched at start (auth.py)
     ul_rate: float | None = None          # bytes/s
     slots: int = 3                         # concurrent uploads from the master
     rescan_interval: float = 60.0

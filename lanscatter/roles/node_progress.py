@@ -16,13 +16,15 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lanscatter.core.eta import MeanRateEta
 from lanscatter.core.ideal import efficiency
 from lanscatter.core.sizes import format_byte_rate, format_bytes
 from lanscatter.core.status import StatusDoc
-from lanscatter.roles.peer import PeerNode
+
+if TYPE_CHECKING:                # a master's summary needs none of the peer's modules to load
+    from lanscatter.roles.peer import PeerNode
 
 log = logging.getLogger("lanscatter.cli")
 

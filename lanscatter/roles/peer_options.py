@@ -7,6 +7,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanscatter.core.auth import SwarmKey
 from lanscatter.core.ports import DEFAULT_PEER_PORT
 from lanscatter.core.signing import OriginKey
 from lanscatter.disk.scrub import DEFAULT_SCRUB_RATE
@@ -23,7 +24,7 @@ class PeerOptions:
     host: str = "0.0.0.0"              # listen (and connect-from) address
     port: int = DEFAULT_PEER_PORT      # 0: any free port
     name: str = ""
-    secret: str | None = None
+    secret: str | SwarmKey | None = None     # text is stretched at start (auth.py)
     ul_rate: float | None = None       # bytes/s
     dl_rate: float | None = None
     dl_slots: int = 2

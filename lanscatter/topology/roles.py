@@ -2,14 +2,15 @@
 
 One OS process per role: the origin runs `lanscatter master`, a gateway `lanscatter proxy` (a peer
 of its parent site's swarm and the master of its own), every other host `lanscatter peer`. The
-swarm secret travels in the environment (`LANSCATTER_SECRET`), never on a command line that `ps`
-shows. Masters and relays also get the topology file and their host name, so their planner loads
-the link map and caps every transfer at its links' speeds: in a local rehearsal that is what
-emulates the LAN and WAN speeds between the 127.0.0.x addresses. The origin's master signs with
-the origin's private key (`--signing-key`); every other role checks versions against its public
-key (`--origin-key`): the run's own (a rehearsal's), else the tree's `origin_key_file` and
-`origin_key`. TLS options come per host from `tls_plan.py` (certificate to serve, fingerprints
-to pin).
+swarm secret reaches them in the environment, never on a command line that `ps` shows, and
+already stretched (`role_env`: `LANSCATTER_SWARM_KEY`, auth.py): the supervisor pays the scrypt
+once, not each role it starts, nor each restart. Masters and relays also get the topology file and
+their host name, so their planner loads the link map and caps every transfer at its links' speeds:
+in a local rehearsal that is what emulates the LAN and WAN speeds between the 127.0.0.x addresses.
+The origin's master signs with the origin's private key (`--signing-key`); every other role checks
+versions against its public key (`--origin-key`): the run's own (a rehearsal's), else the tree's
+`origin_key_file` and `origin_key`. TLS options come per host from `tls_plan.py` (certificate to
+serve, fingerprints to pin).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lanscatter.core.auth import SWARM_KEY_ENV, SwarmKey
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 from lanscatter.topology.tls_plan import NodeTLS
 
@@ -51,6 +53,14 @@ class RunContext:
     origin_key: str | None = None      # overrides the tree's origin_key (a rehearsal's own key)
     signing_key: Path | None = None    # overrides the tree's origin_key_file
     tls: Mapping[str, NodeTLS] = field(default_factory=dict)    # per host (tls_plan.py); none: no TLS
+
+
+def role_env(secret: str | None) -> dict[str, str]:
+    """What the roles' environment gets for the swarm secret: the key stretched once here, and an
+    empty LANSCATTER_SECRET, so a secret in the supervisor's own environment reaches no role."""
+    if not secret:
+        return {}
+    return {SWARM_KEY_ENV: SwarmKey.stretch(secret).hex(), SECRET_ENV: ""}
 
 
 def _mbit(rate: float) -> str:

@@ -4,6 +4,7 @@ the others, and its memory, status document and log stay small (docs/security.md
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -73,7 +74,13 @@ async def send_hello(ws: aiohttp.ClientWebSocketResponse, secret: str | None, bo
     """`body` as the Hello answering the challenge waiting on `ws`, sealed with `secret`: a member
     of the swarm (or, with no secret, anyone) sending a hostile hello."""
     challenge = await ws.receive_json(timeout=5)
-    await ws.send_bytes(seal_hello(Auth(secret), challenge["nonce"], body))
+    await ws.send_bytes(seal_hello(_auth(secret), challenge["nonce"], body))
+
+
+@functools.cache
+def _auth(secret: str | None) -> Auth:
+    """The secret stretched once (a node does the same), not in the event loop of every hello."""
+    return Auth(secret)
 
 
 async def test_a_huge_integer_in_stats_leaves_the_master_serving(tmp_path: Path) -> None:

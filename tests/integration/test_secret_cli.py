@@ -90,3 +90,45 @@ def test_insecure_says_so_on_every_status_surface(tmp_path: Path) -> None:
         assert json.dumps(st).count("a-long-enough-secret") == 0
     finally:
         secure.stop()
+
+
+def test_roles_given_the_stretched_key_join_those_given_the_secret(tmp_path: Path) -> None:
+    """What `lanscatter up` hands its roles (role_env: the key stretched once, no secret) works
+    with nodes that stretch the secret themselves; a key of another secret is refused."""
+    from lanscatter.core.auth import SWARM_KEY_ENV
+    from lanscatter.topology.roles import role_env
+    from tests.integration.nodes import Cluster, synced, tree_state
+
+    make_tree(tmp_path / "origin")
+    cluster = Cluster(tmp_path, tmp_path / "origin")
+    try:
+        master = cluster.start_master()
+        env = role_env(cluster.secret)
+        assert env["LANSCATTER_SECRET"] == "" and cluster.secret not in env[SWARM_KEY_ENV]
+        listen, port_file = any_port(tmp_path, "relay")
+        relay = Node(["proxy", f"{HOST}:{master.port}", str(tmp_path / "relay"), "--listen", HOST, *listen,
+                      "--peer-port", "0", "--name", "relay", "--state-dir", str(tmp_path / "s-relay"),
+                      "--connect-timeout", "20"], tmp_path / "relay.log", port_file, env)
+        cluster.nodes.append(relay)
+        leaf = cluster.start_peer_of("leaf", relay)
+        wait_for(lambda: synced(relay) and synced(leaf), 60, "the relay's site in sync", master, relay, leaf)
+        assert tree_state(tmp_path / "leaf") == tree_state(tmp_path / "origin")
+        listen, port_file = any_port(tmp_path, "other")
+        other = Node(["peer", f"{HOST}:{master.port}", str(tmp_path / "other"), "--listen", HOST, *listen,
+                      "--state-dir", str(tmp_path / "s-other"), "--connect-timeout", "20"],
+                     tmp_path / "other.log", port_file, role_env("another-secret-of-enough-length"))
+        cluster.nodes.append(other)
+        assert other.proc.wait(timeout=30) != 0
+        assert "secret" in other.output()
+    finally:
+        cluster.close()
+
+
+def test_a_stretched_key_is_refused_when_malformed_or_beside_a_secret() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LANSCATTER_SECRET"}
+    for extra, says in (({"LANSCATTER_SWARM_KEY": "not-hex"}, "$LANSCATTER_SWARM_KEY is not a stretched swarm key"),
+                        ({"LANSCATTER_SWARM_KEY": "ab" * 32, "LANSCATTER_SECRET": "a-long-enough-secret-for-this"},
+                         "both LANSCATTER_SECRET and LANSCATTER_SWARM_KEY are set")):
+        r = subprocess.run([sys.executable, "-m", "lanscatter", "master", "/nonexistent"], capture_output=True,
+                           text=True, timeout=30, check=False, env={**env, **extra})
+        assert r.returncode == 2 and f"error: {says}" in r.stderr and "Traceback" not in r.stderr, r.stderr
