@@ -1,14 +1,16 @@
 """A folder of many small files through a master and one peer: peak RSS of each process, times,
 and what a second version that changes ten files costs the control link (a manifest delta).
 
-    .venv/bin/python benchmarks/manifest_scale.py [--files 1000000] [--distinct N] [--work /tmp/manifest-scale]
+    .venv/bin/python benchmarks/manifest_scale.py [--files 1000000] [--distinct N] [--peer-has PERCENT]
 
 Files hold a few bytes each, 1000 to a folder: file k holds `k`, so each file is a distinct chunk,
 as in a real folder (the manifest's costs: its build, scan, encoding, sending, checking and
 applying, and each node's costs per distinct chunk); `--distinct 100` gives file k `k % 100`, a
 hundred distinct chunks, the manifest's costs alone. A peer fetches a chunk a request (about a
 hundred small ones a second here), so `--peer-has 99` writes 99 files of every 100 into the peer's
-folder before it starts (it finds them whole and fetches the rest). Master and peer run as real
+folder before it starts, with the source's mtimes (as `cp -p` would: the peer adopts the folder as
+a version and links those files into the master's; `--peer-own-mtimes` leaves them their own, and
+the peer copies each locally instead), and the peer fetches the rest. Master and peer run as real
 processes on 127.0.0.1; peak RSS is the kernel's high-water mark (VmHWM) of each, read until it
 exits, and as it stands at the end of each phase (the master's first version made; the peer in
 sync; the second version applied at the peer).
@@ -98,6 +100,8 @@ def main() -> int:
                     help="file k holds k %% N: N distinct chunks (default 0: every file distinct)")
     ap.add_argument("--peer-has", type=int, default=0, metavar="PERCENT",
                     help="files of every 100 the peer's folder holds before it starts (default 0)")
+    ap.add_argument("--peer-own-mtimes", action="store_true",
+                    help="the files the peer holds keep their own mtimes (not the source's)")
     args = ap.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     src = args.work / "src"
@@ -112,6 +116,9 @@ def main() -> int:
             held = args.work / "peer" / folder.name
             held.mkdir(parents=True, exist_ok=True)
             (held / f"file-{k:07d}.txt").write_bytes(f"{k % distinct}\n".encode())
+            if not args.peer_own_mtimes:
+                st = (folder / f"file-{k:07d}.txt").stat()
+                os.utime(held / f"file-{k:07d}.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
     made = time.monotonic() - t
     mport, pport = free_port(), free_port()
     master = _Proc(["master", str(src), "--listen", "127.0.0.1", "--port", str(mport), "--state-dir",
@@ -137,6 +144,7 @@ def main() -> int:
                          args.timeout)
         after = (_status(pport) or {}).get("control_rx_bytes", 0)
         out = {"files": args.files, "distinct": distinct, "peer_has_percent": args.peer_has,
+               "peer_own_mtimes": args.peer_own_mtimes,
                "make_files_s": round(made, 1), "master_first_version_s": round(scan_s, 1),
                "peer_sync_s": round(sync_s, 1), "second_version_s": round(second_s, 1),
                "second_version_control_bytes": after - before, "first_version_control_bytes": before,

@@ -302,9 +302,7 @@ class SwarmSession(SessionRounds):
                 link.planned = True
             self.planner.set_have(link.name, [h for h in msg.chunks if h in index])
         elif link.planned:
-            for h in msg.chunks:
-                if h in index:
-                    self.planner.add_have(link.name, h)
+            self.planner.add_haves(link.name, msg.chunks)
         for h in msg.chunks:
             if h in index:
                 link.have.set(index[h])

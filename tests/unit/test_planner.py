@@ -143,6 +143,30 @@ def test_relay_seed_cut_through() -> None:
     assert not p.is_complete("relay")
 
 
+def test_a_have_piece_at_once_is_the_same_as_its_chunks_one_by_one() -> None:
+    """`add_haves` (a peer's Have piece) leaves the planner as `add_have` of each chunk does."""
+    chunks = [(f"c{i}", 1000) for i in range(300)]
+    plans = []
+    for at_once in (False, True):
+        p = Planner(rng=random.Random(3))
+        p.set_chunks(chunks)
+        p.add_node("S", dl_slots=0, ul_slots=4, seed=True)
+        p.set_have("S", [h for h, _ in chunks])
+        for name in "abc":
+            p.add_node(name, dl_slots=2, ul_slots=2)
+            p.set_have(name, [])
+        p.plan(0.0)                             # some chunks on their way: received, not yet held
+        p.add_arriving("b", "c7", due=9.0)
+        piece = [f"c{i}" for i in range(0, 300, 3)] + ["c7", "c3", "unknown"]
+        if at_once:
+            p.add_haves("b", piece)
+        else:
+            for h in piece:
+                p.add_have("b", h)
+        plans.append((p.has("b").bits, p.receiving("b").bits, sorted(triples(p.plan(1.0)))))
+    assert plans[0] == plans[1] and plans[0][0].bit_count() == 101
+
+
 def test_relay_seed_serves_a_chunk_while_it_arrives() -> None:
     # One site, a 100 B/s port to the downloader: a 1000-byte chunk is expected in about 10 s.
     lm = LinkMap(links={"down:a": Link("down:a", 100.0), "up:a": Link("up:a", 100.0)},

@@ -170,6 +170,28 @@ class SwarmBooks:
         node.n_have += 1
         self._touch(node)
 
+    def add_haves(self, name: str, chunks: Iterable[str]) -> None:
+        """`add_have` of several chunks (a Have piece) in one pass over the node's bitmaps: one at
+        a time, each chunk cost passes over integers of a bit a chunk, and a peer announcing a
+        million chunks held the master's loop long enough to lose its connection."""
+        node = self._nodes[name]
+        arriving = self._arriving.get(name)
+        found = []
+        for chunk in chunks:
+            if arriving:
+                arriving.pop(chunk, None)      # verified: a holding like any other from now on
+            if (i := self._index.get(chunk)) is not None:
+                found.append(i)
+        new = bits_from_indices(found, len(self._hashes)) & ~node.bits
+        if not new:
+            return
+        fresh = new & ~node.recv
+        self._cover_change(node, fresh, +1)
+        node.n_cover += fresh.bit_count()
+        node.bits |= new
+        node.n_have += new.bit_count()
+        self._touch(node)
+
     def add_arriving(self, name: str, chunk: str, due: float) -> None:
         """`name` is receiving `chunk` from outside this swarm (a relay from its upstream), its
         download due by `due`, and serves the prefix it has to downloaders that verify the whole.
