@@ -94,6 +94,7 @@ class MirrorStore:
         # Per distinct chunk of the manifest (its number): the chunk reference it is verified at
         # (`_place`), -1: not had. Empty while a reconcile starts (nothing had).
         self._held = array("q")
+        self._held_bits = Bitmap(0)       # the same holdings as bits: a status page's bitmap, copied
         self._held_count = 0
         self._held_bytes = 0
         self._needed = bytearray()        # per chunk reference: 1 while that place waits for its chunk
@@ -145,10 +146,12 @@ class MirrorStore:
         return iter(()) if m is None else map(m.files.hashes.__getitem__, self.held_numbers())
 
     def have_bitmap(self) -> Bitmap:
-        """The chunks had, as a bitmap over the manifest's chunk table."""
-        bm = Bitmap(len(self._held))
-        for d in self.held_numbers():
-            bm.set(d)
+        """The chunks had, as a bitmap over the manifest's chunk table (a copy: a status page is
+        asked for every half second, and a walk over a million chunks each time kept the node's
+        loop busy)."""
+        held = self._held_bits
+        bm = Bitmap(held.size)
+        bm.bits[:], bm.count = held.bits, held.count
         return bm
 
     def held_count(self) -> int:
@@ -191,6 +194,7 @@ class MirrorStore:
         d = self.manifest.files.columns.refs[r]
         if self._held[d] < 0:
             self._held[d] = r
+            self._held_bits.set(d)
             self._held_count += 1
             self._held_bytes += self.manifest.files.columns.lengths[r]
 
@@ -200,6 +204,7 @@ class MirrorStore:
             self._held_bytes -= self.manifest.files.columns.lengths[self._held[d]]
             self._held_count -= 1
             self._held[d] = -1
+            self._held_bits.clear(d)
 
     def files_holding(self, chunks: set[str]) -> list[str]:
         """The manifest's files (relative paths) that hold any of `chunks`."""
@@ -234,6 +239,7 @@ class MirrorStore:
         self.epoch += 1
         self._close_parts()
         self._held, self._held_count, self._held_bytes = array("q"), 0, 0     # nothing had meanwhile
+        self._held_bits = Bitmap(0)
         self._needed = bytearray()
         self.manifest = manifest
         stats = ReconcileStats()
@@ -242,6 +248,7 @@ class MirrorStore:
         table = manifest.files
         self._asm = asms = Assemblies(table, str(self.root))
         self._held = array("q", [-1]) * len(table.hashes)
+        self._held_bits = Bitmap(len(table.hashes))
         wanted_dirs = set(manifest.dirs)
         self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
         local, _ = scan_folder(self.root, manifest.chunking, self.cache)
