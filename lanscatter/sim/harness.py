@@ -214,7 +214,7 @@ class SwarmHarness:
             return self._have(peer, self._chunks())
         if isinstance(msg, p.Download):
             peer.downloads[msg.transfer] = msg
-            return [p.Receiving(msg.transfer)] if peer.protocol >= 4 and peer.says_receiving else []
+            return [p.Receiving(msg.transfer)] if peer.says_receiving else []
         if isinstance(msg, p.Cancel):
             peer.downloads.pop(msg.transfer, None)
         elif isinstance(msg, p.Rates):
