@@ -46,7 +46,7 @@ from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.planner import Planner, PlannerConfig
 from lanscatter.core.safe_text import NAME_LIMIT, safe_text
 from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
-from lanscatter.core.session_types import Close, Note, Now, Output, PeerState, SeedCorrupt, Synced
+from lanscatter.core.session_types import Close, Note, Now, Output, PeerState, SeedCorrupt, SeedCut, Synced
 from lanscatter.core.signing import MAX_LABEL_CHARS, SignedVersion
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import ActiveVersion
@@ -216,11 +216,16 @@ class SwarmSession(SessionRounds):
         self.gone[link.name] = link
         while len(self.gone) > GONE_LIMIT:      # names churning must not grow the status for good
             del self.gone[next(iter(self.gone))]
+        cut = []
         for t in self.planner.remove_node(link.name) if link.planned else []:
             self.transfers.pop(t.id, None)
             self._untrack(t)
             if t.dest != link.name and t.dest in self.peers:
                 self._send(t.dest, p.Cancel(t.id))
+            elif t.source == self.name:
+                cut.append(t.id)
+        if cut:
+            self._out.append(SeedCut(tuple(cut)))
         self._event("info", message)
         self.tree_epoch += 1
 

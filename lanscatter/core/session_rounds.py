@@ -23,7 +23,7 @@ from lanscatter.core import protocol as p
 from lanscatter.core.auth import TOKEN_TTL_S, Auth
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.planner import Planner, Transfer
-from lanscatter.core.session_types import Event, Now, Output, PeerState, SeedRates, Send
+from lanscatter.core.session_types import Event, Now, Output, PeerState, SeedCut, SeedRates, Send
 
 PLAN_TICK_S = 0.5
 SILENT_S = 5.0      # peers send Stats every second: this long without a word, one is frozen or cut off
@@ -109,6 +109,8 @@ class SessionRounds:
             self._untrack(t)
             self._event("warning", f"{t.dest} is silent: chunk {t.chunk[:8]} from {t.source} withdrawn")
             self._send(t.dest, p.Cancel(t.id))
+            if t.source == self.name:
+                self._out.append(SeedCut((t.id,)))
 
     def _paced_here(self, t: Transfer) -> bool:
         """Whether t's source takes new rates while it sends: both ends are here (the downloader
