@@ -12,8 +12,8 @@ paced and are withdrawn. Rules of the messages:
 - a member speaks only of its own downloads: a Report, Receiving or Ending about any other
   transfer is ignored;
 - blame: a blameless failure is withdrawn and planned again with no verdict on its source; a
-  corrupt chunk bans its source from the planner and asks it to read its files again (Verify,
-  protocol 3), its next whole Have making it a source again; a corrupt chunk from the seed means
+  corrupt chunk bans its source from the planner and asks it to read its files again (Verify),
+  its next whole Have making it a source again; a corrupt chunk from the seed means
   the seed's own file changed (SeedCorrupt): never a ban;
 - a new generation goes to a member as its changes from the generation the member holds (its
   Hello, then its whole Haves say which) where this session knows them (the generation before, or
@@ -46,7 +46,7 @@ from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.planner import Planner, PlannerConfig
 from lanscatter.core.safe_text import NAME_LIMIT, safe_text
 from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
-from lanscatter.core.session_types import Close, Note, Now, Output, PeerState, SeedCorrupt, Synced
+from lanscatter.core.session_types import Close, Note, Now, Output, PeerState, SeedCorrupt, SeedCut, Synced
 from lanscatter.core.signing import MAX_LABEL_CHARS, SignedVersion
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import ActiveVersion
@@ -216,11 +216,16 @@ class SwarmSession(SessionRounds):
         self.gone[link.name] = link
         while len(self.gone) > GONE_LIMIT:      # names churning must not grow the status for good
             del self.gone[next(iter(self.gone))]
+        cut = []
         for t in self.planner.remove_node(link.name) if link.planned else []:
             self.transfers.pop(t.id, None)
             self._untrack(t)
             if t.dest != link.name and t.dest in self.peers:
                 self._send(t.dest, p.Cancel(t.id))
+            elif t.source == self.name:
+                cut.append(t.id)
+        if cut:
+            self._out.append(SeedCut(tuple(cut)))
         self._event("info", message)
         self.tree_epoch += 1
 
@@ -266,7 +271,7 @@ class SwarmSession(SessionRounds):
 
     def suspect(self, peer: str, chunk: str) -> list[Output]:
         """`peer` served `chunk` corrupt: the planner no longer takes it as a source (its report
-        did that), and a peer speaking protocol 3 is asked to read its files again; its fresh Have
+        did that), and the peer is asked to read its files again; its fresh Have
         makes it one again."""
         self._suspect(peer, chunk)
         return self._flush()
@@ -355,7 +360,7 @@ class SwarmSession(SessionRounds):
 
     def _suspect(self, peer: str, chunk: str) -> None:
         link = self.peers.get(peer)
-        if link is not None and self.manifest is not None and link.protocol >= 3:
+        if link is not None and self.manifest is not None:
             self._event("warning", f"{peer} served chunk {chunk[:8]} corrupt: asked to check its files")
             self._send(peer, p.Verify(self.manifest.generation, [chunk]))
 

@@ -4,9 +4,8 @@ The base of SwarmSession (session.py), which feeds it; this part owns the books 
 under way and these decisions:
 - which URL and token a download uses: the seed is reached as the downloader reaches it, a peer at
   the chunk server it announced;
-- who paces a transfer: its source at its fair rate where both ends speak protocol 4 (the source
-  is the seed, told by SeedRates, or a peer, told by Rates), a WAN link's source for the link's
-  transfers as a group, otherwise nobody beyond the planner's booking;
+- who paces a transfer: its source at its fair rate (the seed, told by SeedRates, or a peer, told
+  by Rates), a WAN link's source for the link's transfers as a group;
 - when fair rates are re-shared: a released transfer (Ending) leaves its share once its last byte
   is due, a new one takes its share once its first bytes arrive (Receiving); only rates that moved
   by more than RATE_STEP are sent; sharing is held to at most 1 / (1 + SHARE_DUTY) of the time,
@@ -24,7 +23,7 @@ from lanscatter.core import protocol as p
 from lanscatter.core.auth import TOKEN_TTL_S, Auth
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.planner import Planner, Transfer
-from lanscatter.core.session_types import Event, Now, Output, PeerState, SeedRates, Send
+from lanscatter.core.session_types import Event, Now, Output, PeerState, SeedCut, SeedRates, Send
 
 PLAN_TICK_S = 0.5
 SILENT_S = 5.0      # peers send Stats every second: this long without a word, one is frozen or cut off
@@ -41,7 +40,7 @@ class SessionRounds:
         self.manifest: Manifest | None = None
         self.peers: dict[str, PeerState] = {}
         self.transfers: dict[int, Transfer] = {}
-        self.waiting: set[int] = set()     # transfers whose first bytes have not arrived (protocol 4)
+        self.waiting: set[int] = set()     # transfers whose first bytes have not arrived
         self._rates_sent: dict[int, float] = {}   # transfer id -> the rate its source was last given
         self._ends: dict[int, float] = {}  # released transfers -> when their last byte is due (monotonic)
         self._shared_at: tuple[int, int, int] = (-1, -1, -1)   # (flights epoch, waiting, ended) at the last share
@@ -68,7 +67,7 @@ class SessionRounds:
         use it). Sharing takes milliseconds in a swarm of a thousand peers: it runs at most
         1 / (1 + SHARE_DUTY) of the time, new transfers starting at their booked rate meanwhile."""
         for t in new:
-            if (dest := self.peers.get(t.dest)) is not None and dest.protocol >= 4:
+            if t.dest in self.peers:
                 self.waiting.add(t.id)
         ended = {tid for tid, at in self._ends.items() if at <= now.mono}
         # (between plans waiting only shrinks and ended only grows: their sizes tell whether they
@@ -110,16 +109,16 @@ class SessionRounds:
             self._untrack(t)
             self._event("warning", f"{t.dest} is silent: chunk {t.chunk[:8]} from {t.source} withdrawn")
             self._send(t.dest, p.Cancel(t.id))
+            if t.source == self.name:
+                self._out.append(SeedCut((t.id,)))
 
     def _paced_here(self, t: Transfer) -> bool:
-        """Whether t's source takes new rates while it sends: both ends speak protocol 4 (the
-        downloader names the transfer in its request; the source is us or takes Rates). A WAN
-        link's transfers are paced together by their source instead."""
+        """Whether t's source takes new rates while it sends: both ends are here (the downloader
+        names the transfer in its request; the source is us or takes Rates). A WAN link's
+        transfers are paced together by their source instead."""
         if t.pace_group is not None:
             return False
-        dest, source = self.peers.get(t.dest), self.peers.get(t.source)
-        return (dest is not None and dest.protocol >= 4
-                and (t.source == self.name or (source is not None and source.protocol >= 4)))
+        return t.dest in self.peers and (t.source == self.name or t.source in self.peers)
 
     def _send_rates(self, rates: dict[int, float]) -> None:
         """Tell sources the new fair rates of their uploads where these moved by more than

@@ -57,6 +57,14 @@ class SeedRates:
 
 
 @dataclass(frozen=True, slots=True)
+class SeedCut:
+    """The seed's own uploads of these transfers are withdrawn (their downloader left or fell
+    silent): stop sending them, rather than carry to the end what nobody will report."""
+
+    transfers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SeedCorrupt:
     """A downloader found a chunk from the seed's own folder corrupt: the seed's file changed."""
 
@@ -79,7 +87,7 @@ class Close:
     reason: str
 
 
-Output = Send | Event | Note | SeedRates | SeedCorrupt | Synced | Close
+Output = Send | Event | Note | SeedRates | SeedCut | SeedCorrupt | Synced | Close
 
 
 @dataclass(eq=False)

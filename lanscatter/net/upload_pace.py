@@ -20,11 +20,12 @@ rate: 889 drops in 25 s, and TCP's window never recovered to the link's rate).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -125,6 +126,19 @@ class UploadPacer:
         burst into the link's queue) until its next upload, if any, sets a new one."""
         if self._uploads.pop(id(sock), None) is not None:
             self._reshare()
+
+    def cut(self, transfers: Collection[int]) -> int:
+        """Stop the uploads of these transfers now (the planner withdrew them: their downloader
+        left): each one's socket is shut, so its request ends in an error on both sides and what
+        it would still send does not take the link. Returns how many were under way."""
+        cut = [up for up in self._uploads.values() if up.pace.transfer in transfers]
+        for up in cut:
+            del self._uploads[id(up.sock)]
+            with contextlib.suppress(OSError):      # the peer may have closed it already
+                up.sock.shutdown(socket.SHUT_RDWR)
+        if cut:
+            self._reshare()
+        return len(cut)
 
     def set_rates(self, rates: Mapping[int, float]) -> None:
         """New rates from the planner, by transfer id (its share of the ports it crosses changed)."""

@@ -142,6 +142,7 @@ class MasterNode:
         self.swarm = Swarm(name=opts.name, auth=self.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="master", allow_nat=opts.allow_nat,
                            seed_uploads=lambda: self.counters.uploads, seed_rates=self._pace_uploads,
+                           seed_cut=self.server.pacer.cut,
                            on_seed_corrupt=self._seed_corrupt, seed_active=self._shown,
                            on_change=lambda: self.tree.step())
         self.manifest: Manifest | None = None    # the published version

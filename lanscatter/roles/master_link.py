@@ -215,22 +215,18 @@ class MasterLink:
         if self.protocol >= min_protocol and self._outbox is not None:
             self._outbox.put_nowait(p.encode(msg))
 
-    def ending_notice(self, transfer: int) -> Callable[[float], None] | None:
-        """What a download thread calls when its last bytes are on their way (masters speaking
-        protocol 2 plan the slot's next transfer then)."""
-        if self.protocol < 2:
-            return None
+    def ending_notice(self, transfer: int) -> Callable[[float], None]:
+        """What a download thread calls when its last bytes are on their way (the master plans
+        the slot's next transfer then)."""
         loop = asyncio.get_running_loop()
 
         def notice(left_s: float) -> None:
             loop.call_soon_threadsafe(self.post, p.Ending(transfer, round(left_s, 3)))
         return notice
 
-    def receiving_notice(self, transfer: int) -> Callable[[], None] | None:
-        """What a download thread calls at its first bytes (masters speaking protocol 4 share the
-        ports it crosses with it from then on)."""
-        if self.protocol < 4:
-            return None
+    def receiving_notice(self, transfer: int) -> Callable[[], None]:
+        """What a download thread calls at its first bytes (the master shares the ports it
+        crosses with it from then on)."""
         loop = asyncio.get_running_loop()
 
         def notice() -> None:

@@ -64,7 +64,7 @@ class Downloads:
     def start(self, d: p.Download) -> None:
         """Run a Download (once per transfer id)."""
         if d.transfer not in self._tasks:
-            task = asyncio.create_task(self._download(d))
+            task = asyncio.create_task(self._download(d), name=f"download of chunk {d.chunk[:8]}")
             task.add_done_callback(log_crash)
             self._tasks[d.transfer] = task
 
@@ -153,6 +153,7 @@ class Downloads:
 
 
 def log_crash(task: asyncio.Task[None]) -> None:
-    """A download task that dies of a bug must say so (the swarm would otherwise just stall)."""
+    """A background task (a download, the scrub, a prune) that dies of a bug must say so, by its
+    name (the swarm would otherwise just stall)."""
     if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("download task failed: %r", exc, exc_info=exc)
+        log.error("%s failed: %r", task.get_name(), exc, exc_info=exc)

@@ -292,7 +292,7 @@ class PeerFolder:
             self._post(p.Have(manifest.generation, piece))
 
     def _prune_soon(self, store: StagedStore) -> None:
-        prune = asyncio.create_task(self._prune(store))
+        prune = asyncio.create_task(self._prune(store), name="prune of old versions")
         self._housekeeping.add(prune)
         prune.add_done_callback(self._housekeeping.discard)
         prune.add_done_callback(log_crash)

@@ -44,6 +44,7 @@ from lanscatter.core.session_types import (
     Output,
     PeerState,
     SeedCorrupt,
+    SeedCut,
     SeedRates,
     Send,
 )
@@ -82,11 +83,13 @@ class Swarm:
                  site: str | None = None, role: str = "master", seed: int | None = None,
                  allow_nat: bool = False, seed_uploads: Callable[[], int] | None = None,
                  seed_rates: Callable[[dict[int, float]], None] | None = None,
+                 seed_cut: Callable[[tuple[int, ...]], object] | None = None,
                  on_seed_corrupt: Callable[[str], None] | None = None,
                  seed_active: Callable[[], ActiveVersion | None] | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
         """The seed's side comes in as callbacks: `seed_uploads` counts its uploads under way,
-        `seed_rates` paces them (transfer id -> bytes/s), `on_seed_corrupt` hears of a chunk a
+        `seed_rates` paces them (transfer id -> bytes/s), `seed_cut` stops those withdrawn,
+        `on_seed_corrupt` hears of a chunk a
         downloader got corrupt from it, `seed_active` says which version the seed shows, `on_change`
         hears that the tree's readiness may have changed (tree activation). Given here only: the
         swarm's callbacks are not changed once it is built."""
@@ -103,6 +106,7 @@ class Swarm:
         self._seed_uploads: Callable[[], int] = seed_uploads or (lambda: 0)
         self._own_rates = RateMeter()
         self._seed_rates: Callable[[dict[int, float]], None] = seed_rates or (lambda rates: None)
+        self._seed_cut: Callable[[tuple[int, ...]], object] = seed_cut or (lambda transfers: None)
         self._connections: dict[str, _Connection] = {}
         self._closing: set[asyncio.Future[None]] = set()    # connections the session withdrew, closing
         self._wake = asyncio.Event()
@@ -295,6 +299,8 @@ class Swarm:
                 log.info("%s: %s", self.name, out.message)
             elif isinstance(out, SeedRates):
                 self._seed_rates(out.rates)
+            elif isinstance(out, SeedCut):
+                self._seed_cut(out.transfers)
             elif isinstance(out, SeedCorrupt) and self._on_seed_corrupt:
                 self._on_seed_corrupt(out.chunk)
             elif isinstance(out, Close) and (conn := self._connections.pop(out.peer, None)) is not None:

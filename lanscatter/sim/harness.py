@@ -27,6 +27,7 @@ from lanscatter.core.session_types import (
     Now,
     Output,
     SeedCorrupt,
+    SeedCut,
     SeedRates,
     Send,
     Synced,
@@ -72,6 +73,7 @@ class SwarmHarness:
         self.events: list[Event] = []
         self.notes: list[str] = []
         self.seed_rates: list[dict[int, float]] = []
+        self.seed_cut: list[int] = []          # the seed's uploads the session withdrew
         self.seed_corrupt: list[str] = []
         self.synced: list[str] = []
         self.closed: dict[str, str] = {}       # peers whose connection the session closed: why
@@ -198,6 +200,8 @@ class SwarmHarness:
                 self.notes.append(out.message)
             elif isinstance(out, SeedRates):
                 self.seed_rates.append(out.rates)
+            elif isinstance(out, SeedCut):
+                self.seed_cut.extend(out.transfers)
             elif isinstance(out, SeedCorrupt):
                 self.seed_corrupt.append(out.chunk)
             elif isinstance(out, Synced):
@@ -214,7 +218,7 @@ class SwarmHarness:
             return self._have(peer, self._chunks())
         if isinstance(msg, p.Download):
             peer.downloads[msg.transfer] = msg
-            return [p.Receiving(msg.transfer)] if peer.protocol >= 4 and peer.says_receiving else []
+            return [p.Receiving(msg.transfer)] if peer.says_receiving else []
         if isinstance(msg, p.Cancel):
             peer.downloads.pop(msg.transfer, None)
         elif isinstance(msg, p.Rates):

@@ -177,3 +177,30 @@ def test_a_peer_of_protocol_9_gets_the_manifest_as_columns_and_an_older_one_as_e
     (to_new,), (to_old,) = ([m for m in peer.received if isinstance(m, p.ManifestMsg)] for peer in (new, old))
     assert to_new.manifest["format"] == 3 and to_old.manifest["format"] == 2
     assert decode_manifest(to_new.manifest) == decode_manifest(to_old.manifest) == h.manifest
+
+
+def test_the_seeds_uploads_to_a_member_that_left_are_cut_and_a_peers_are_cancelled() -> None:
+    m = synthetic_manifest(8)
+    h = SwarmHarness(m)
+    b = h.join("b", held={c for c, _ in m.chunk_table()[:2]}, dl_slots=0)
+    h.join("a", dl_slots=4)
+    h.tick()
+    into_a = [d for name, d in h.downloads() if name == "a"]
+    assert {d.source for d in into_a} == {SEED, "b"} and not h.seed_cut
+    h.leave("a")
+    # the seed stops sending at once; nothing is sent to b about its uploads (it has no message
+    # for that: the downloader's connection closes with it)
+    assert sorted(h.seed_cut) == sorted(d.transfer for d in into_a if d.source == SEED)
+    assert not any(isinstance(msg, p.Cancel) for msg in b.received)
+
+
+def test_the_seeds_uploads_to_a_silent_member_are_cut_when_withdrawn() -> None:
+    h = SwarmHarness(synthetic_manifest(8), link_map=_links(up_master=8e6, down_a=DOWN))
+    a = h.join("a")
+    h.tick()
+    started = [d for _, d in h.downloads()]
+    a.frozen = True
+    h.advance(SILENT_S + 0.5)
+    assert not h.seed_cut                          # silent, but not yet overdue
+    h.advance(max(d.timeout_s for d in started))
+    assert sorted(h.seed_cut) == sorted(d.transfer for d in started)

@@ -108,3 +108,17 @@ def test_rates_beyond_the_kernels_range_are_clamped_not_raised() -> None:
         assert pacer.add(s, Pace(rate=1e30)) in (True, False)
         pacer.set_rates({1: 1e30, 2: float("nan")})
         pacer.remove(s)
+
+
+def test_a_withdrawn_transfers_upload_is_cut_and_the_others_take_its_share(sockets: list[socket.socket]) -> None:
+    a, b, _ = sockets
+    pacer = UploadPacer(limit=1000)
+    pacer.add(a, Pace(transfer=7))
+    pacer.add(b, Pace(transfer=8))
+    assert paced_at(b) == 500
+    assert pacer.cut({7, 99}) == 1
+    assert paced_at(b) == 1000                     # b has the whole limit again
+    with pytest.raises(OSError):                   # a's socket is shut: its upload ends in an error
+        for _ in range(1000):
+            a.send(b"x" * 65536)
+    assert pacer.cut({7}) == 0                     # once only
