@@ -49,11 +49,11 @@ from lanscatter.sim.model import SimConfig, SimResult, SimTopology, SiteFigures,
 _FINISH, _ENDING, _EXPIRE, _LEAVE, _JOIN, _WAKE, _STATS, _BEGIN = range(8)
 STATS_S = 1.0           # peers send Stats this often (the session takes 5 s of silence as a stall)
 WALL_AT_ZERO = 1_800_000_000.0    # the wall clock the sessions see at virtual time 0
-# What one sharing of fair rates costs the session, per transfer under way. The engine's is about
-# 8 µs (two fair-rate computations of ~4 µs per transfer, docs/benchmarks.md "The master's CPU");
-# taken 6 × larger here to keep long simulations fast: the session then re-shares about 6 × less
-# often than the engine would, which moved a 40-host LAN's efficiency by 0.002.
-SHARE_COST_S = 50e-6
+# What one sharing of fair rates costs the session, per transfer under way: the engine's, about
+# 8 µs (two fair-rate computations of ~4 µs per transfer, docs/benchmarks.md "The master's CPU").
+# Charging more holds sharing back more than the engine does: at 50 µs a 500-host site's origin
+# idled 7.6 s of 100 s on rates gone stale (docs/benchmarks.md, "Where the rest goes").
+SHARE_COST_S = 8e-6
 
 
 def _manifest(chunks: int, chunk_size: int) -> Manifest:
