@@ -116,13 +116,8 @@ class HashTable(Sequence[str]):
         else:
             return None
         slots = self._slots if self._slots is not None else self._index()
-        mask = len(slots) - 1
-        s = hash(key) & mask
-        while (d := slots[s]) >= 0:
-            if self.key(d) == key:
-                return d
-            s = (s + 1) & mask
-        return None
+        d = slots[_probe(slots, key, self.key)]
+        return d if d >= 0 else None
 
     def distinct(self) -> bool:
         """Whether no hash is listed twice (a hostile manifest could)."""
@@ -141,6 +136,16 @@ class HashTable(Sequence[str]):
         return hash((self._blob, self._texts))
 
 
+def _probe(slots: array[int], key: bytes | str, key_of: Callable[[int], bytes | str]) -> int:
+    """The slot of `key` in an open-addressing index (linear probing; a size a power of two, never
+    full): the slot holding its number, else the empty one where it would go."""
+    mask = len(slots) - 1
+    s = hash(key) & mask
+    while (d := slots[s]) >= 0 and key_of(d) != key:
+        s = (s + 1) & mask
+    return s
+
+
 def _slots_of(key_of: Callable[[int], bytes | str], count: int) -> tuple[array[int], bool]:
     """An open-addressing index of keys 0 .. `count` - 1, at most half full, and whether they are
     distinct (a key met twice keeps its first number)."""
@@ -148,16 +153,11 @@ def _slots_of(key_of: Callable[[int], bytes | str], count: int) -> tuple[array[i
     while size < 2 * count:
         size *= 2
     slots = array("i", [-1]) * size
-    mask = size - 1
     distinct = True
     for d in range(count):
-        key = key_of(d)
-        s = hash(key) & mask
-        while (other := slots[s]) >= 0:
-            if key_of(other) == key:
-                distinct = False
-                break
-            s = (s + 1) & mask
+        s = _probe(slots, key_of(d), key_of)
+        if slots[s] >= 0:
+            distinct = False
         else:
             slots[s] = d
     return slots, distinct
@@ -177,21 +177,20 @@ class Numbering:
     def number(self, h: str) -> int:
         if self._texts is None and is_hex_digest(h):
             key, blob, slots = bytes.fromhex(h), self._blob, self._slots
-            mask = len(slots) - 1
-            s = hash(key) & mask
-            while (d := slots[s]) >= 0:
-                if blob[d * HASH_BYTES:(d + 1) * HASH_BYTES] == key:
-                    return d
-                s = (s + 1) & mask
+            s = _probe(slots, key, self._key)
+            if (d := slots[s]) >= 0:
+                return d
             d = slots[s] = len(blob) // HASH_BYTES
             blob += key
             if 2 * (d + 1) > len(slots):
-                self._slots, _ = _slots_of(lambda k: bytes(blob[k * HASH_BYTES:(k + 1) * HASH_BYTES]), d + 1)
+                self._slots, _ = _slots_of(self._key, d + 1)
             return d
         if self._texts is None:
-            blob = self._blob
-            self._texts = {blob[k * HASH_BYTES:(k + 1) * HASH_BYTES].hex(): k for k in range(len(blob) // HASH_BYTES)}
+            self._texts = {self._key(k).hex(): k for k in range(len(self._blob) // HASH_BYTES)}
         return self._texts.setdefault(h, len(self._texts))
+
+    def _key(self, d: int) -> bytes:
+        return bytes(self._blob[d * HASH_BYTES:(d + 1) * HASH_BYTES])
 
     def hashes(self) -> HashTable:
         if self._texts is None:

@@ -198,13 +198,22 @@ def link_plan(active_files: Iterable[FileEntry], new: Manifest) -> LinkPlan:
     order = array("q", sorted(range(len(left)), key=prints.__getitem__))
     ordered = array("q", (prints[k] for k in order))
     del prints
+    # A run of equal fingerprints is matched by its first active file with that content; `settled`
+    # skips the run's matched head for the next (many identical files, say empty ones with one
+    # mtime, would otherwise be walked again for each active copy).
+    settled: dict[int, int] = {}      # run start -> the first of its files not matched yet
     for i in range(len(active)):
-        at = bisect.bisect_left(ordered, fingerprint := _fingerprint(active, i))
+        start = bisect.bisect_left(ordered, fingerprint := _fingerprint(active, i))
+        at = settled.get(start, start)
+        head = True
         while at < len(ordered) and ordered[at] == fingerprint:
             j = left[order[at]]
             if j not in plan.moved and same_entry(active, i, files, j):
                 plan.moved[j] = active.path(i)
+            head = head and j in plan.moved
             at += 1
+            if head:
+                settled[start] = at
     return plan
 
 

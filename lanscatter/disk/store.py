@@ -94,8 +94,7 @@ class MirrorStore:
         # Per distinct chunk of the manifest (its number): the chunk reference it is verified at
         # (`_place`), -1: not had. Empty while a reconcile starts (nothing had).
         self._held = array("q")
-        self._held_bits = Bitmap(0)       # the same holdings as bits: a status page's bitmap, copied
-        self._held_count = 0
+        self._held_bits = Bitmap(0)       # the same holdings as bits (and their count): a status page's, copied
         self._held_bytes = 0
         self._needed = bytearray()        # per chunk reference: 1 while that place waits for its chunk
         self._journal: TextIO | None = None
@@ -155,7 +154,7 @@ class MirrorStore:
         return bm
 
     def held_count(self) -> int:
-        return self._held_count
+        return self._held_bits.count
 
     def held_bytes(self) -> int:
         """Bytes of the distinct chunks had."""
@@ -195,14 +194,12 @@ class MirrorStore:
         if self._held[d] < 0:
             self._held[d] = r
             self._held_bits.set(d)
-            self._held_count += 1
             self._held_bytes += self.manifest.files.columns.lengths[r]
 
     def _drop(self, d: int) -> None:
         if self._held[d] >= 0:
             assert self.manifest is not None
             self._held_bytes -= self.manifest.files.columns.lengths[self._held[d]]
-            self._held_count -= 1
             self._held[d] = -1
             self._held_bits.clear(d)
 
@@ -238,7 +235,7 @@ class MirrorStore:
         """Make the folder a (partial) mirror of `manifest`. Blocking: run in a worker thread."""
         self.epoch += 1
         self._close_parts()
-        self._held, self._held_count, self._held_bytes = array("q"), 0, 0     # nothing had meanwhile
+        self._held, self._held_bytes = array("q"), 0     # nothing had meanwhile
         self._held_bits = Bitmap(0)
         self._needed = bytearray()
         self.manifest = manifest

@@ -73,7 +73,8 @@ class RelayNode:
                                   arrivals=self.upstream.arrivals)
         self.swarm = Swarm(name=self.upstream.name, auth=self.upstream.auth, seed_slots=opts.slots,
                            link_map=opts.link_map, site=opts.site, role="relay", allow_nat=opts.allow_nat,
-                           seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates, seed_cut=self.server.pacer.cut,
+                           seed_uploads=lambda: self.down.uploads, seed_rates=self.server.pacer.set_rates,
+                           seed_cut=self.server.pacer.cut,
                            on_seed_corrupt=self._served_corrupt, seed_active=self.upstream.active_version,
                            on_change=self._report_staged)
         self._staged_sent: p.Staged | None = None      # the last summary sent upstream

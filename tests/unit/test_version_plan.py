@@ -58,6 +58,14 @@ def test_link_plan_finds_moved_files_by_content_the_first_active_one_each() -> N
     assert len(expect) > 10 and _links(active, new) == expect
 
 
+def test_link_plan_links_many_identical_moved_files_to_the_first_active_copy() -> None:
+    # thousands of identical files (empty ones sharing an mtime, as an archive extracts them):
+    # every new one is linked to the first active copy, each active copy looked at once
+    active = [_f(f"old/{k:04d}", ("e",)) for k in range(3000)]
+    new = _m(*[_f(f"new/{k:04d}", ("e",)) for k in range(3000)])
+    assert _links(active, new) == {f"new/{k:04d}": "old/0000" for k in range(3000)}
+
+
 def _index(active: str | None, *names: str) -> VersionIndex:
     return VersionIndex(active, tuple(VersionRecord(n, "", 0.0) for n in names))
 
