@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanscatter.disk.scanner import folder_bytes
+from lanscatter.disk.folder_walk import folder_bytes
 from lanscatter.topology.derive import derive_plan
 from lanscatter.topology.model import Topology
 from lanscatter.topology.problems import TopologyError

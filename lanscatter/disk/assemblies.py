@@ -20,7 +20,7 @@ from array import array
 from collections.abc import Iterator
 
 from lanscatter.core.file_table import FileTable
-from lanscatter.disk.scanner import PART_SUFFIX
+from lanscatter.disk.folder_walk import PART_SUFFIX
 
 _WORD = 64
 _MASK_CHUNKS = 1024

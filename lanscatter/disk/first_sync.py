@@ -21,8 +21,9 @@ from pathlib import Path
 from lanscatter.core.file_table import pair_paths
 from lanscatter.core.manifest import Manifest, show_path
 from lanscatter.disk.atomic_file import write_text_atomic
+from lanscatter.disk.folder_walk import PART_SUFFIX
 from lanscatter.disk.hash_cache import HashCache
-from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
+from lanscatter.disk.scanner import scan_folder
 
 SYNCED_MARKER = "synced-before"
 SHOWN_PATHS = 10             # paths named in a refusal; the rest as a count

@@ -1,11 +1,12 @@
 """Scan a folder into a manifest: walk, chunk, hash on every core, reuse remembered hashes.
 
 Rules:
-- Symlinks and special files are skipped (never followed: nothing outside the folder is read), as
-  are the part files a peer or relay writes beside its targets (`PART_SUFFIX`).
+- The walk (`folder_walk.py`) skips symlinks and special files (never followed: nothing outside
+  the folder is read) and the part files a peer or relay writes beside its targets (`PART_SUFFIX`).
 - A name the protocol cannot carry (not UTF-8, a backslash, longer than `check_relpath` allows) is
   skipped with what is below it, and returned in `ScanStats.refused` (escaped, with the reason)
   for the caller to report; the rest of the folder is scanned as usual.
+- The walk's columns are taken block by block as the table fills (not both held whole).
 - Only files whose (size, mtime, inode, ctime) or chunking changed since the hash cache saw them
   are hashed.
 - Fixed chunks are hashed each as its own task (one file spreads over every core). A file with
@@ -21,15 +22,12 @@ Rules:
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 import threading
 import time
-from array import array
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
@@ -48,20 +46,14 @@ from lanscatter.core.chunking import (
     stitch,
 )
 from lanscatter.core.file_table import TableBuilder
-from lanscatter.core.manifest import (
-    FileEntry,
-    Manifest,
-    build_manifest,
-    relpath_problem,
-    show_path,
-)
+from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
+from lanscatter.disk.folder_walk import Found, RefusedName, walk
 from lanscatter.disk.hash_cache import FileStat, HashCache
 from lanscatter.disk.hashing import PIECE, hash_file_range
 
 log = logging.getLogger("lanscatter.disk.scanner")
 _Hashes = tuple[tuple[str, ...], tuple[int, ...]]     # a file's chunk hashes and lengths
 
-PART_SUFFIX = ".lsc-part"
 _RETRIES = 3
 _MAX_QUEUED_FILES = 1024
 _WINDOW_MIN = 8 << 20       # bytes read at once for content-defined chunking (more if it needs)
@@ -72,14 +64,6 @@ ProgressFn = Callable[[int, int], None]     # (hashed bytes so far, bytes to has
 
 
 @dataclass(frozen=True, slots=True)
-class RefusedName:
-    """A name in the folder the protocol cannot carry: `shown` is escaped and shortened."""
-
-    shown: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class ScanStats:
     files: int
     hashed_bytes: int
@@ -87,108 +71,6 @@ class ScanStats:
     seconds: float
     skipped: tuple[str, ...]
     refused: tuple[RefusedName, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    rel: str
-    st: FileStat
-
-
-class _FoundFiles:
-    """The regular files a walk found, as columns: a million `_Found` with their stat fields would
-    cost over 300 bytes a file, these about 70 (a path's text is made when it is read)."""
-
-    def __init__(self) -> None:
-        self._rels = bytearray()          # every path's UTF-8, one after another
-        self._ends = array("q")
-        self._stats = array("q")          # size, mtime_ns, ctime_ns, mode of each file
-        self._inodes = array("Q")
-
-    def add(self, rel: str, st: FileStat) -> None:
-        self._rels += rel.encode("utf-8", "surrogateescape")
-        self._ends.append(len(self._rels))
-        self._stats.extend((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode))
-        self._inodes.append(st.st_ino)
-
-    def __len__(self) -> int:
-        return len(self._ends)
-
-    def __getitem__(self, i: int) -> _Found:
-        size, mtime_ns, ctime_ns, mode = self._stats[4 * i:4 * i + 4]
-        rel = self._rels[(self._ends[i - 1] if i else 0):self._ends[i]].decode("utf-8", "surrogateescape")
-        return _Found(rel, FileStat(size, mtime_ns, self._inodes[i], ctime_ns, mode))
-
-    def __iter__(self) -> Iterator[_Found]:
-        return (self[i] for i in range(len(self)))
-
-@dataclass(slots=True)
-class _Walk:
-    files: _FoundFiles
-    dirs: list[str]
-    skipped: list[str]
-    refused: list[RefusedName]
-
-
-def _walk(root: Path) -> _Walk:
-    """The folder's files in path order (the manifest's): a folder's entries are visited sorted
-    by name, a subfolder's as `name/` (so `a-b` comes before the files in `a/`, as their paths
-    sort), depth first; nothing is sorted afterwards."""
-    out = _Walk(_FoundFiles(), [], [], [])
-    # (rel, absolute path, stat of a file / None for a folder still to be listed)
-    stack: list[tuple[str, str, FileStat | None]] = [("", str(root), None)]
-    while stack:
-        rel_dir, abs_dir, found = stack.pop()
-        if found is not None:
-            out.files.add(rel_dir, found)
-            continue
-        try:
-            it = os.scandir(abs_dir)
-        except OSError as exc:
-            if not rel_dir or not _passing(exc, rel_dir, out):
-                raise
-            continue
-        children: list[tuple[str, str, str, FileStat | None]] = []
-        with it:
-            for entry in it:
-                if entry.name.endswith(PART_SUFFIX):
-                    continue
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                if (problem := relpath_problem(rel)) is not None:
-                    out.refused.append(RefusedName(show_path(rel), problem))
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    if not _passing(exc, rel, out):
-                        raise
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    out.dirs.append(rel)
-                    children.append((entry.name + "/", rel, entry.path, None))
-                elif stat.S_ISREG(st.st_mode):
-                    children.append((entry.name, rel, entry.path, FileStat.of(st)))
-                else:
-                    out.skipped.append(rel)
-        children.sort(key=lambda c: c[0])
-        stack.extend((rel, path, st) for _, rel, path, st in reversed(children))
-    return out
-
-
-def folder_bytes(root: Path) -> int:
-    """Bytes of the files a scan of `root` would describe (their sizes alone: nothing is read)."""
-    return sum(f.st.st_size for f in _walk(root).files)
-
-
-def _passing(exc: OSError, rel: str, out: _Walk) -> bool:
-    """Whether the scan goes on past an entry it could not read: one removed while we walked (the
-    next scan sees the change) or one whose absolute path the OS cannot take (refused, like any
-    name that cannot be carried). Anything else (unreadable) fails the scan: a manifest without
-    that part of the folder would make every peer delete it."""
-    if exc.errno == errno.ENAMETOOLONG:
-        out.refused.append(RefusedName(show_path(rel), "path too long below this folder"))
-        return True
-    return isinstance(exc, (FileNotFoundError, NotADirectoryError))
 
 
 @dataclass(slots=True)
@@ -329,11 +211,11 @@ def scan_folder(
     `segment`: bytes of a content-defined file cut by one task (default `segment_size`); the
     manifest does not depend on it."""
     started = time.monotonic()
-    walk = _walk(root)
-    found, dirs, skipped, refused = walk.files, walk.dirs, walk.skipped, walk.refused
-    del walk          # the found files' list goes before the manifest is built
+    walked = walk(root)
+    found, dirs, skipped, refused = walked.files, walked.dirs, walked.skipped, walked.refused
+    del walked
     if chunking.size == AUTO:
-        chunking = Chunking(chunking.kind, auto_chunk_size(sum(f.st.st_size for f in found), keep_size))
+        chunking = Chunking(chunking.kind, auto_chunk_size(sum(found.sizes()), keep_size))
     chunk_size = chunking.size
     total = sum(f.st.st_size for f in found if cache.get(f.rel, f.st, chunking) is None)
     segment = segment or segment_size(chunking)
@@ -346,10 +228,10 @@ def scan_folder(
     limit = 2 * segment * (workers or os.cpu_count() or 1)
     # A remembered file waits in the queue behind the files being hashed, so entries come out in
     # the (sorted) order found and the manifest is built without sorting a copy of them.
-    queue: deque[tuple[_Found, _Job | _Hashes]] = deque()
+    queue: deque[tuple[Found, _Job | _Hashes]] = deque()
     queued = 0
     try:
-        for f in found:
+        for f in found.drain():       # (the walk's columns go as the table's fill)
             remembered = cache.get(f.rel, f.st, chunking)
             if remembered is not None:
                 reused += f.st.st_size
@@ -390,7 +272,7 @@ def _entry(rel: str, st: FileStat, chunks: tuple[str, ...], sizes: tuple[int, ..
     return FileEntry(rel, st.st_size, st.st_mtime_ns, bool(st.st_mode & 0o111), chunks, sizes)
 
 
-def _finish(hasher: _Hasher, root: Path, item: tuple[_Found, _Job | _Hashes], cache: HashCache,
+def _finish(hasher: _Hasher, root: Path, item: tuple[Found, _Job | _Hashes], cache: HashCache,
             entries: TableBuilder, skipped: list[str]) -> int:
     """Collect a file's hashes (or take its remembered ones); re-hash it if it changed meanwhile.
     Returns bytes hashed."""

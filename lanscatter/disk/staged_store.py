@@ -31,7 +31,8 @@ from lanscatter.core.file_table import FileTable, pair_paths
 from lanscatter.core.manifest import Manifest, build_manifest
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.version_plan import LinkPlan, VersionRecord, link_plan, version_name
-from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
+from lanscatter.disk.folder_walk import PART_SUFFIX
+from lanscatter.disk.scanner import scan_folder
 from lanscatter.disk.store import MirrorStore, Places, ReconcileStats, _remove
 from lanscatter.disk.versions_dir import VersionsDir
 

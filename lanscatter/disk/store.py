@@ -42,9 +42,10 @@ from lanscatter.core.bitmap import Bitmap
 from lanscatter.core.errors import ConfigError, NoSpaceError
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.disk.assemblies import Assemblies
+from lanscatter.disk.folder_walk import PART_SUFFIX
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.hashing import PIECE, hash_file_range
-from lanscatter.disk.scanner import PART_SUFFIX, scan_folder
+from lanscatter.disk.scanner import scan_folder
 
 log = logging.getLogger("lanscatter.disk.store")
 

@@ -51,8 +51,9 @@ from lanscatter.core.signing import SignedVersion, public_key_of, published_view
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import ActiveVersion, PublishState, StatusDoc
 from lanscatter.core.tree_commit import DEFAULT_DEADLINE_S, RollbackRefused
+from lanscatter.disk.folder_walk import RefusedName
 from lanscatter.disk.hash_cache import HashCache
-from lanscatter.disk.scanner import RefusedName, scan_folder
+from lanscatter.disk.scanner import scan_folder
 from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
 from lanscatter.disk.store import Location
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters

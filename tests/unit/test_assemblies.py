@@ -10,7 +10,7 @@ import pytest
 
 from lanscatter.core.file_table import FileEntry, FileTable
 from lanscatter.disk.assemblies import Assemblies
-from lanscatter.disk.scanner import PART_SUFFIX
+from lanscatter.disk.folder_walk import PART_SUFFIX
 
 
 def _table(*chunks: int) -> FileTable:

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from lanscatter.core.chunking import CDC, Chunking
-from lanscatter.disk import scanner
+from lanscatter.core.file_table import FileEntry
+from lanscatter.disk import folder_walk, scanner
+from lanscatter.disk.folder_walk import RefusedName, walk
 from lanscatter.disk.hash_cache import HashCache
-from lanscatter.disk.scanner import RefusedName, _walk, scan_folder
+from lanscatter.disk.scanner import scan_folder
 
 CHUNKING = Chunking(CDC, 64 * 1024)
 
@@ -110,7 +112,7 @@ def test_a_walk_finds_files_in_path_order_and_the_cache_keeps_only_them(tmp_path
     for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(name.encode())
-    assert [f.rel for f in _walk(tmp_path).files] == sorted(names)
+    assert [f.rel for f in walk(tmp_path).files] == sorted(names)
     cache = HashCache(None)
     scan_folder(tmp_path, Chunking(CDC, 4096), cache)
     (tmp_path / "a0").unlink()
@@ -156,3 +158,31 @@ def test_remembered_files_behind_one_being_hashed_wait_in_a_bounded_queue(tmp_pa
     again, stats = scan_folder(tmp_path, Chunking(CDC, 4096), cache)
     assert stats.hashed_bytes == len(b"changed") and [f.path for f in again.files] == [f.path for f in first.files]
     assert longest <= 5
+
+
+def test_a_scan_frees_the_walks_columns_as_its_table_fills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a million files the walk's columns (about 70 bytes a file) beside the table being built
+    (about 110) were the peak of a scan: a block of the walk goes once its files are taken."""
+    for k in range(100):
+        (tmp_path / f"f{k:03d}").write_bytes(b"%d" % k)
+    monkeypatch.setattr(folder_walk, "BLOCK", 8)
+    walks: list[folder_walk.FoundFiles] = []
+
+    def watched_walk(root: Path) -> folder_walk.Walk:
+        out = walk(root)
+        walks.append(out.files)
+        return out
+
+    held: list[tuple[int, int]] = []      # (files the walk still holds, files in the table)
+
+    class Watched(scanner.TableBuilder):
+        def add(self, f: FileEntry) -> None:
+            super().add(f)
+            held.append((len(walks[-1]), len(self._sizes)))
+
+    monkeypatch.setattr(scanner, "walk", watched_walk)
+    monkeypatch.setattr(scanner, "TableBuilder", Watched)
+    manifest, _ = scan_folder(tmp_path, Chunking(CDC, 4096), HashCache(None))
+    assert len(manifest.files) == 100 and len(held) == 100
+    assert all(walked + added <= 100 + 8 for walked, added in held)
+    assert held[-1][0] == 0
