@@ -57,6 +57,16 @@ __all__ = ["PLAN_TICK_S", "SILENT_S", "SwarmSession"]
 GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
 
 
+# A generation's changes from a base: (the base's generation, `make_delta(base, new)`).
+PreparedDelta = tuple[str, dict[str, Any] | None]
+
+
+def prepare_delta(base: Manifest, new: Manifest) -> PreparedDelta:
+    """What `SwarmSession.set_manifest` takes as `delta` (slow for a large manifest: a driver runs
+    it off its event loop)."""
+    return base.generation, make_delta(base, new)
+
+
 class SwarmSession(SessionRounds):
     def __init__(self, *, name: str, auth: Auth, seed_slots: int, work_clock: Callable[[], float],
                  link_map: LinkMap | None = None, seed: int | None = None,
@@ -84,9 +94,11 @@ class SwarmSession(SessionRounds):
 
     # ---- inputs: content ---------------------------------------------------------------------
     def set_manifest(self, manifest: Manifest, now: Now, seed_has: set[str] | None = None,
-                     signed: SignedVersion | None = None) -> list[Output]:
+                     signed: SignedVersion | None = None, delta: PreparedDelta | None = None) -> list[Output]:
         """A new generation. seed_has None: the seed holds every chunk (a master's own folder).
-        `signed`: the origin's statement about it, sent with it to every peer."""
+        `signed`: the origin's statement about it, sent with it to every peer. `delta`: the
+        changes to it from a base (`prepare_delta`), made by the driver off its event loop (at a
+        million files they take seconds); used when the base is the generation held here."""
         self.signed = signed
         if self.manifest is not None and manifest.generation == self.manifest.generation:
             # The same content again: a master's rescan found it whole after all, or a relay says
@@ -99,7 +111,9 @@ class SwarmSession(SessionRounds):
             self.planner.cancel(t.id)
             self._untrack(t)
         self.transfers.clear()
-        self._delta = make_delta(self.manifest, manifest) if self.manifest is not None else None
+        base = self.manifest
+        self._delta = (None if base is None else delta[1] if delta is not None and delta[0] == base.generation
+                       else make_delta(base, manifest))
         self.manifest = manifest
         self.generation_at = now.wall
         table = manifest.chunk_table()

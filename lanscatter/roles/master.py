@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -47,6 +48,7 @@ from lanscatter.core.publish_policy import (
     check_publish,
     default_mode,
 )
+from lanscatter.core.session import prepare_delta
 from lanscatter.core.signing import SignedVersion, public_key_of, published_view, sign_version
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import ActiveVersion, PublishState, StatusDoc
@@ -264,7 +266,10 @@ class MasterNode:
         if old is not None and manifest.generation == old.generation:
             self.root, self.pending, self.refusal = root, False, None
             return Published(old.generation, self.label, self.published_ms, changed=False)
-        refusal = check_publish(old, manifest, allow_shrink=allow_shrink)
+        # The comparisons of two versions walk both (seconds at a million files on a busy host): off
+        # the event loop, which keeps every peer's heartbeat meanwhile.
+        loop = asyncio.get_running_loop()
+        refusal = await loop.run_in_executor(None, partial(check_publish, old, manifest, allow_shrink=allow_shrink))
         if refusal is not None:
             if refusal != self.refusal:
                 self.swarm.event("error", f"not published: {refusal.reason} (hint: {refusal.hint})")
@@ -273,17 +278,19 @@ class MasterNode:
         if label is None:
             label = root.name if self._link is not None else ""
         self._rechecked.clear()
+        delta = None
         if old is not None:
-            d = diff_manifests(old, manifest)
+            d = await loop.run_in_executor(None, diff_manifests, old, manifest)
             log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
                      len(d.added), len(d.removed), len(d.changed), d.new_chunks)
+            delta = await loop.run_in_executor(None, prepare_delta, old, manifest)
         published_ms = int(time.time() * 1000)
-        signed = await asyncio.get_running_loop().run_in_executor(
+        signed = await loop.run_in_executor(
             None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms, label=label))
         self.manifest, self.signed, self.root = manifest, signed, root
         self.label, self.published_ms = label, published_ms
         self.refusal, self.pending = None, False
-        self.swarm.set_manifest(manifest, signed=signed)
+        self.swarm.set_manifest(manifest, signed=signed, delta=delta)
         self.swarm.event("info", f"published generation {manifest.generation[:12]}"
                                  + (f" labelled {show_path(label, 80)!r}" if label else ""))
         self.tree.published(manifest.generation, label, published_ms)

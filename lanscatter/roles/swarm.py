@@ -35,7 +35,7 @@ from lanscatter.core.manifest import Manifest
 from lanscatter.core.planner import Planner, Transfer
 from lanscatter.core.rate_meter import RateMeter
 from lanscatter.core.safe_text import NAME_LIMIT, TEXT_LIMIT, safe_text
-from lanscatter.core.session import SwarmSession
+from lanscatter.core.session import PreparedDelta, SwarmSession
 from lanscatter.core.session_types import (
     Close,
     Event,
@@ -179,9 +179,10 @@ class Swarm:
 
     # ---- content -----------------------------------------------------------------------------
     def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None,
-                     signed: SignedVersion | None = None) -> None:
-        """A new generation (session.py). seed_has None: the seed holds every chunk."""
-        self._apply(self.session.set_manifest(manifest, _now(), seed_has, signed))
+                     signed: SignedVersion | None = None, delta: PreparedDelta | None = None) -> None:
+        """A new generation (session.py). seed_has None: the seed holds every chunk. `delta`: its
+        changes from the generation before, made off the loop (`prepare_delta`)."""
+        self._apply(self.session.set_manifest(manifest, _now(), seed_has, signed, delta))
 
     def seed_lost(self, chunk: str) -> None:
         self.session.seed_lost(chunk)

@@ -8,8 +8,10 @@ import pytest
 from lanscatter.core import protocol as p
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
+from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.manifest_wire import decode_manifest
-from lanscatter.core.session import SILENT_S
+from lanscatter.core.session import SILENT_S, prepare_delta
 from lanscatter.sim.harness import SEED, SwarmHarness, synthetic_manifest
 
 DOWN = 1_500_000.0            # a peer's download port, bytes/s
@@ -204,3 +206,26 @@ def test_the_seeds_uploads_to_a_silent_member_are_cut_when_withdrawn() -> None:
     assert not h.seed_cut                          # silent, but not yet overdue
     h.advance(max(d.timeout_s for d in started))
     assert sorted(h.seed_cut) == sorted(d.transfer for d in started)
+
+
+def _files(n: int, changed: int = -1) -> Manifest:
+    entries = [FileEntry(f"f{k:03d}", 4, 1, False, (f"{k + (1000 if k == changed else 0) + 1:064x}",), (4,))
+               for k in range(n)]
+    return build_manifest(4, entries, ())
+
+
+@pytest.mark.parametrize("prepared_base", [True, False])
+def test_a_new_generation_goes_out_with_the_delta_its_driver_prepared_off_the_loop(prepared_base: bool) -> None:
+    """A master computes a version's delta in a worker thread (at a million files it took seconds
+    of the event loop, and peers' heartbeats failed): the session sends the one it is given when
+    it is from the generation held, and makes its own otherwise."""
+    old, new = _files(50), _files(50, changed=3)
+    h = SwarmHarness(old)
+    peer = h.join("a")
+    # (None: a whole manifest is as cheap; a session that used it sends the whole manifest)
+    base = old.generation if prepared_base else "0" * 24
+    h.manifest = new
+    h._feed(h.session.set_manifest(new, h.at(), None, None, (base, None)))
+    sent = [m for m in peer.received if isinstance(m, (p.ManifestMsg, p.ManifestDelta))][-1]
+    assert isinstance(sent, p.ManifestMsg if prepared_base else p.ManifestDelta)
+    assert prepare_delta(old, new) == (old.generation, make_delta(old, new)) and make_delta(old, new) is not None
