@@ -6,8 +6,8 @@ and with its old mtime put back (`cp -p`, builds with a fixed epoch) keeps its i
 ctime (which no program can set back) says it changed. Lives outside the sync folder (the master
 never writes its folder; a peer's folder must end byte-identical to the origin). Written as an
 append-only JSON-lines journal, so an entry recorded before a SIGKILL survives it; compacted when
-loaded; entries of older versions (no ctime, no chunk sizes) are dropped, so those files are hashed
-once more.
+loaded and, by a scan or a staging, once it outgrows the entries (`compact_if_due`); entries of
+older versions (no ctime, no chunk sizes) are dropped, so those files are hashed once more.
 Thread-safe: scans run in worker threads while the event loop forgets entries.
 """
 
@@ -37,6 +37,13 @@ log = logging.getLogger("lanscatter.disk.hash_cache")
 # them: a merge copies the columns, so its cost spreads over the changes that filled the overlay.
 _MERGE_MIN = 4096
 _MERGE_SHARE = 8
+# Every change adds a line to the journal (a hard link's new ctime too: 990,000 links into a staged
+# version left 390 MB of journal until the next start); once the lines superseded outnumber half
+# the live entries (and a minimum) it is compacted, by the worker thread of a scan or a staging
+# (`compact_if_due`), never on the event loop: a compaction writes each entry once, after at least
+# half as many changes, so it costs a few lines a change.
+_COMPACT_MIN = 65536
+_COMPACT_SHARE = 2
 
 
 class FileStat(NamedTuple):
@@ -78,6 +85,7 @@ class HashCache:
         self._over: dict[str, bytes] = {}               # rel -> packed fields, of no live row
         self._keys: list[str] = []                      # chunking keys by number
         self._journal: TextIO | None = None
+        self._lines = 0                                 # lines in the journal
         self._lock = threading.Lock()
         if path is not None:
             self._load()
@@ -268,6 +276,7 @@ class HashCache:
             self._journal = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._journal.write(json.dumps(rec, separators=(",", ":")) + "\n")
         self._journal.flush()
+        self._lines += 1
 
     def compact(self) -> None:
         """Rewrite the journal with only live entries (atomically)."""
@@ -281,6 +290,17 @@ class HashCache:
                 fh.writelines(json.dumps(self._unfields(f).record(rel), separators=(",", ":")) + "\n"
                               for rel, f in self._live())
             os.replace(tmp, self.path)
+            self._lines = len(self._rows)
+
+    def compact_if_due(self) -> bool:
+        """Compact the journal if it outgrew the entries (`_COMPACT_SHARE`); whether it did.
+        Blocking for a large cache: a worker thread's."""
+        with self._lock:
+            live = len(self._rows) - len(self._gone) + len(self._over)
+            due = self._lines - live > max(_COMPACT_MIN, live // _COMPACT_SHARE)
+        if due:
+            self.compact()
+        return due
 
     def close(self) -> None:
         with self._lock:

@@ -258,6 +258,7 @@ def scan_folder(
     del found
     table = entries.table()
     cache.retain_sorted(table.path(i) for i in range(len(table)))
+    cache.compact_if_due()
     manifest = build_manifest(chunk_size, table, dirs, chunking.kind)
     stats = ScanStats(len(manifest.files), hashed, reused, time.monotonic() - started, tuple(skipped),
                       tuple(refused))

@@ -90,6 +90,7 @@ class StagedStore(MirrorStore):
             return []
         local, _ = scan_folder(active, manifest.chunking, self.cache)
         linked = self._link_unchanged(active, local, manifest)
+        self.cache.compact_if_due()         # (a line a link: as many again as the scan's)
         self._check_space(manifest, linked)
         return [Places(active, _unlinked(local, linked, manifest))]
 

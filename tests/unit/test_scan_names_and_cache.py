@@ -11,7 +11,7 @@ import pytest
 
 from lanscatter.core.chunking import CDC, Chunking
 from lanscatter.core.file_table import FileEntry
-from lanscatter.disk import folder_walk, scanner
+from lanscatter.disk import folder_walk, hash_cache, scanner
 from lanscatter.disk.folder_walk import RefusedName, walk
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import scan_folder
@@ -186,3 +186,26 @@ def test_a_scan_frees_the_walks_columns_as_its_table_fills(tmp_path: Path, monke
     assert len(manifest.files) == 100 and len(held) == 100
     assert all(walked + added <= 100 + 8 for walked, added in held)
     assert held[-1][0] == 0
+
+
+def test_the_cache_journal_is_compacted_once_it_outgrows_the_entries(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each change of a remembered file adds a journal line (a hard link's ctime: a staged version
+    of a million linked files doubled a 200 MB journal); the scan compacts it past half again."""
+    monkeypatch.setattr(hash_cache, "_COMPACT_MIN", 4)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for k in range(20):
+        (folder / f"f{k:02d}").write_bytes(b"%d" % k)
+    journal = tmp_path / "cache.jsonl"
+    cache = HashCache(journal)
+    longest = 0
+    for _ in range(6):
+        for k in range(20):
+            os.chmod(folder / f"f{k:02d}", 0o644)      # a new ctime: hashed again, a line more
+        scan_folder(folder, CHUNKING, cache)
+        longest = max(longest, len(journal.read_text().splitlines()))
+    assert longest <= 20 + 10 + 20            # the live entries, half again, one scan's changes
+    cache.close()
+    again = HashCache(journal)
+    assert again.paths() == [f"f{k:02d}" for k in range(20)]
