@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from lanscatter.core.chunking import FIXED, Chunking
 from lanscatter.core.file_table import FileEntry, FileTable, Numbering
 from lanscatter.core.manifest import ChunkLocation, Manifest, build_manifest
@@ -139,3 +141,27 @@ def test_a_staged_version_copies_from_unlinked_active_files_and_from_linked_ones
         assert not (folder / "gone.bin").exists()
     finally:
         store.close()
+
+
+def test_the_files_holding_a_chunk_are_found_through_its_references(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk found rotten names the files to read again: through the chunk's references, not a
+    walk building every file's entry (a million of them, for one chunk)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for k in range(30):
+        (src / f"f{k:02d}").write_bytes(b"shared" if k in (4, 21) else b"%d" % k)
+    m, _ = scan_folder(src, Chunking(FIXED, 1024), HashCache(None))
+    store = MirrorStore(tmp_path / "peer", tmp_path / "state")
+    try:
+        store.reconcile(m)
+        monkeypatch.setattr(FileTable, "__iter__", _no_walk)
+        monkeypatch.setattr(FileTable, "entry", _no_walk)
+        assert store.files_holding({hash_bytes(b"shared"), hash_bytes(b"7"), hash_bytes(b"absent")}) == [
+            "f04", "f07", "f21"]
+    finally:
+        store.close()
+
+
+def _no_walk(*_: object) -> None:
+    raise AssertionError("every file's entry built")
