@@ -31,7 +31,7 @@ paced and are withdrawn. Rules of the messages:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lanscatter.core import protocol as p
@@ -93,7 +93,7 @@ class SwarmSession(SessionRounds):
         self.tree_epoch = 0
 
     # ---- inputs: content ---------------------------------------------------------------------
-    def set_manifest(self, manifest: Manifest, now: Now, seed_has: set[str] | None = None,
+    def set_manifest(self, manifest: Manifest, now: Now, seed_has: Iterable[str] | None = None,
                      signed: SignedVersion | None = None, delta: PreparedDelta | None = None) -> list[Output]:
         """A new generation. seed_has None: the seed holds every chunk (a master's own folder).
         `signed`: the origin's statement about it, sent with it to every peer. `delta`: the
@@ -406,19 +406,19 @@ class SwarmSession(SessionRounds):
         whole = to_wire(manifest) if link.protocol >= 9 else manifest.to_dict()
         return p.ManifestMsg(whole, statement=statement, signature=signature)
 
-    def _set_seed_holdings(self, manifest: Manifest, seed_has: set[str] | None) -> None:
-        """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has."""
+    def _set_seed_holdings(self, manifest: Manifest, seed_has: Iterable[str] | None) -> None:
+        """The seed holds every chunk of `manifest` (seed_has None) or those of seed_has (taken
+        one at a time: a relay's million chunks are not a set of texts)."""
         table, index = manifest.chunk_table(), manifest.chunk_index()
-        self.seed_have = Bitmap(len(table))
+        self.seed_have = have = Bitmap(len(table))
         if seed_has is None:
-            self.seed_have.fill()
-            # (the hashes one at a time: the chunk table builds each when read)
-            self.planner.set_have(self.name, (h for h, _ in table))
-            return
-        held = [h for h in seed_has if h in index]
-        for h in held:
-            self.seed_have.set(index[h])
-        self.planner.set_have(self.name, held)
+            have.fill()
+        else:
+            for d in map(index.get, seed_has):
+                if d is not None:
+                    have.set(d)
+        # (the hashes one at a time: the chunk table builds each when read)
+        self.planner.set_have(self.name, (table.hashes[d] for d in range(len(table)) if d in have))
 
     @staticmethod
     def _set_complete(link: PeerState, complete: bool, now: Now) -> None:

@@ -128,12 +128,6 @@ class MirrorStore:
         return self.root
 
     # ---- status ------------------------------------------------------------------------------
-    def have(self) -> set[str]:
-        if self.manifest is None:
-            return set()
-        hashes = self.manifest.files.hashes
-        return {hashes[d] for d in self.held_numbers()}
-
     def held_numbers(self) -> Iterator[int]:
         """The numbers of the chunks had (positions in the manifest's chunk table), in order."""
         held = self._held

@@ -23,7 +23,7 @@ import asyncio
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
 
@@ -225,8 +225,8 @@ class PeerNode:
     def locate(self, chunk: str) -> Location | None:
         return self.store.locate(chunk)
 
-    def have(self) -> set[str]:
-        return self.store.have()
+    def held_chunks(self) -> Iterator[str]:
+        return self.store.held_chunks()
 
     async def resume(self, manifest: Manifest, signed: SignedVersion) -> None:
         """Take `manifest`, saved by an earlier run, as the current generation before any master

@@ -92,7 +92,7 @@ class RelayNode:
             signature=signed.signature if signed else "")))
         self._staged_sent = None          # a new generation, or a new join upstream: say it again
         if not self.opts.store_and_forward or self.upstream.complete():
-            self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
+            self.swarm.set_manifest(manifest, seed_has=self.source.held_chunks(), signed=signed)
         self._report_staged()
 
     def _chunk(self, chunk: str) -> None:
@@ -153,7 +153,7 @@ class RelayNode:
         except SignatureError as exc:                       # written by an older relay: unsigned
             log.warning("ignoring the saved manifest: %s", exc)
             return
-        self.swarm.set_manifest(manifest, seed_has=self.source.have(), signed=signed)
+        self.swarm.set_manifest(manifest, seed_has=self.source.held_chunks(), signed=signed)
         log.info("serving the saved generation %s until the upstream answers", manifest.generation[:12])
 
     def app(self) -> web.Application:

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
@@ -178,7 +178,7 @@ class Swarm:
         log.log(_LEVELS.get(level, logging.INFO), "%s: %s", self.name, message)
 
     # ---- content -----------------------------------------------------------------------------
-    def set_manifest(self, manifest: Manifest, seed_has: set[str] | None = None,
+    def set_manifest(self, manifest: Manifest, seed_has: Iterable[str] | None = None,
                      signed: SignedVersion | None = None, delta: PreparedDelta | None = None) -> None:
         """A new generation (session.py). seed_has None: the seed holds every chunk. `delta`: its
         changes from the generation before, made off the loop (`prepare_delta`)."""

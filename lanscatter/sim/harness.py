@@ -13,6 +13,7 @@ protocol.encode/decode both ways, as on the wire; the session's outputs are kept
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lanscatter.core import protocol as p
@@ -60,7 +61,7 @@ class HarnessPeer:
 
 class SwarmHarness:
     def __init__(self, manifest: Manifest, *, link_map: LinkMap | None = None, seed_slots: int = 2,
-                 seed_has: set[str] | None = None, work_s: float = 0.0, rng_seed: int = 0) -> None:
+                 seed_has: Iterable[str] | None = None, work_s: float = 0.0, rng_seed: int = 0) -> None:
         """`work_s`: what each measurement of the session's work clock adds to it (0: sharing
         costs nothing, so it never waits)."""
         self.now = 0.0

@@ -229,3 +229,13 @@ def test_a_new_generation_goes_out_with_the_delta_its_driver_prepared_off_the_lo
     sent = [m for m in peer.received if isinstance(m, (p.ManifestMsg, p.ManifestDelta))][-1]
     assert isinstance(sent, p.ManifestMsg if prepared_base else p.ManifestDelta)
     assert prepare_delta(old, new) == (old.generation, make_delta(old, new)) and make_delta(old, new) is not None
+
+
+def test_a_relays_seed_holdings_are_taken_one_chunk_at_a_time() -> None:
+    """A relay hands its session the chunks it holds as an iterator over its store (a set of a
+    million hex texts cost 150 MB): read once, the seed holds exactly those."""
+    m = synthetic_manifest(6)
+    table = m.chunk_table()
+    held = [table.hashes[d] for d in (1, 4)] + ["f" * 64]      # (one not of this generation)
+    h = SwarmHarness(m, seed_has=iter(held))
+    assert [d for d in range(len(table)) if d in h.session.seed_have] == [1, 4]
