@@ -379,5 +379,15 @@ def same_entry(a: FileTable, i: int, b: FileTable, j: int) -> bool:
             and all(ca.hashes.key(ca.refs[x]) == cb.hashes.key(cb.refs[y]) for x, y in zip(ra, rb, strict=True)))
 
 
+def holds(table: FileTable, j: int, f: FileEntry) -> bool:
+    """Whether file `j` of `table` is `f` (its path, size, mtime, flag and chunks)."""
+    c = table.columns
+    if (c.sizes[j], c.mtimes[j], bool(c.executable[j])) != (f.size, f.mtime_ns, f.executable):
+        return False
+    span = table.ref_range(j)
+    return (len(span) == len(f.chunks) and tuple(c.lengths[span.start:span.stop]) == f.sizes
+            and all(c.hashes[c.refs[r]] == h for r, h in zip(span, f.chunks, strict=True)) and table.path(j) == f.path)
+
+
 def as_table(files: Any) -> FileTable:
     return files if isinstance(files, FileTable) else FileTable.of_entries(files)

@@ -176,21 +176,22 @@ class LinkPlan:
         self.moved.pop(j, None)
 
 
-def link_plan(active_files: Iterable[FileEntry], new: Manifest) -> LinkPlan:
+def link_plan(active_files: Iterable[FileEntry], new: Manifest, same: bytes = b"") -> LinkPlan:
     """Which files of `new` are hard links to files of the active version. The same path is
     preferred; otherwise the first active file (in table order) with the same content and
-    metadata."""
+    metadata. `same`: per file of `new`, 1 where the active version holds it at its path already
+    (a scan found it so and left it out of `active_files`)."""
     # Paired by path first, walking both tables (no dict of a million entries); the files left
     # over are looked for by content through a fingerprint of each (8 bytes, sorted; a set of
     # their keys cost 300 bytes a file, and every file is left over when a folder is adopted
     # with other mtimes), each fingerprint that matches checked entry by entry.
     active, files = as_table(active_files), new.files
-    plan = LinkPlan(bytearray(len(files)), {})
+    plan = LinkPlan(bytearray(same) if same else bytearray(len(files)), {})
     left = array("q")
     for _, i, j in pair_paths(active, files):
         if i is not None and j is not None and same_entry(active, i, files, j):
             plan.same[j] = 1
-        elif j is not None:
+        elif j is not None and not plan.same[j]:
             left.append(j)
     if not left:
         return plan

@@ -22,12 +22,13 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
@@ -45,7 +46,7 @@ from lanscatter.core.chunking import (
     fixed_sizes,
     stitch,
 )
-from lanscatter.core.file_table import TableBuilder
+from lanscatter.core.file_table import FileTable, TableBuilder, holds
 from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
 from lanscatter.disk.folder_walk import Found, RefusedName, walk
 from lanscatter.disk.hash_cache import FileStat, HashCache
@@ -71,6 +72,9 @@ class ScanStats:
     seconds: float
     skipped: tuple[str, ...]
     refused: tuple[RefusedName, ...] = ()
+    # Per file of the `expected` table: 1 where the folder's file is that entry (left out of the
+    # manifest returned).
+    same: bytes = b""
 
 
 @dataclass(slots=True)
@@ -205,11 +209,14 @@ def scan_folder(
     workers: int | None = None,
     progress: ProgressFn | None = None,
     segment: int | None = None,
+    expected: FileTable | None = None,
 ) -> tuple[Manifest, ScanStats]:
     """Scan `root` (blocking; run it in a thread from asyncio). Raises OSError if root is unreadable.
     A chunking of size AUTO gets one from the data's size, `keep_size` if that still fits.
     `segment`: bytes of a content-defined file cut by one task (default `segment_size`); the
-    manifest does not depend on it."""
+    manifest does not depend on it. `expected`: a version the folder may hold (sorted); its files
+    found as they are listed there are only marked (`ScanStats.same`), not put in the manifest
+    (a folder holding a million of them is not described twice, in two tables)."""
     started = time.monotonic()
     walked = walk(root)
     found, dirs, skipped, refused = walked.files, walked.dirs, walked.skipped, walked.refused
@@ -220,7 +227,7 @@ def scan_folder(
     total = sum(f.st.st_size for f in found if cache.get(f.rel, f.st, chunking) is None)
     segment = segment or segment_size(chunking)
     hasher = _Hasher(root, chunking, workers or os.cpu_count() or 1, progress, total, segment)
-    entries = TableBuilder()
+    entries = _Entries(expected)
     hashed = reused = 0
     # Chunks of several files are queued at once so every core stays busy even on small files;
     # the queue is bounded in bytes so a huge folder does not pile up futures, and in files (each
@@ -256,13 +263,44 @@ def scan_folder(
     finally:
         hasher.close()
     del found
-    table = entries.table()
-    cache.retain_sorted(table.path(i) for i in range(len(table)))
+    table = entries.builder.table()
+    cache.retain_sorted(entries.paths(table))
     cache.compact_if_due()
     manifest = build_manifest(chunk_size, table, dirs, chunking.kind)
-    stats = ScanStats(len(manifest.files), hashed, reused, time.monotonic() - started, tuple(skipped),
-                      tuple(refused))
+    same = bytes(entries.same)
+    stats = ScanStats(len(manifest.files) + same.count(1), hashed, reused, time.monotonic() - started,
+                      tuple(skipped), tuple(refused), same)
     return manifest, stats
+
+
+class _Entries:
+    """The files a scan found, in path order: put in the table being built, except those that
+    are their entry of `expected` (marked in `same`)."""
+
+    def __init__(self, expected: FileTable | None) -> None:
+        self.builder = TableBuilder()
+        # (a table not in path order is not walked beside the files: nothing is matched)
+        self.expected = expected if expected is not None and expected.is_sorted() else None
+        self.same = bytearray(len(expected) if expected is not None else 0)
+        self._at = 0
+
+    def add(self, f: FileEntry) -> None:
+        exp = self.expected
+        if exp is not None:
+            j = self._at
+            while j < len(exp) and exp.path(j) < f.path:
+                j += 1
+            self._at = j
+            if j < len(exp) and holds(exp, j, f):
+                self.same[j] = 1
+                return
+        self.builder.add(f)
+
+    def paths(self, table: FileTable) -> Iterator[str]:
+        """Every file found, in path order: the table's and the expected ones matched."""
+        exp, same = self.expected, self.same
+        matched = () if exp is None else (exp.path(j) for j in range(len(exp)) if same[j])
+        return heapq.merge((table.path(i) for i in range(len(table))), matched)
 
 
 def _same(a: FileStat, b: FileStat) -> bool:
@@ -274,7 +312,7 @@ def _entry(rel: str, st: FileStat, chunks: tuple[str, ...], sizes: tuple[int, ..
 
 
 def _finish(hasher: _Hasher, root: Path, item: tuple[Found, _Job | _Hashes], cache: HashCache,
-            entries: TableBuilder, skipped: list[str]) -> int:
+            entries: _Entries, skipped: list[str]) -> int:
     """Collect a file's hashes (or take its remembered ones); re-hash it if it changed meanwhile.
     Returns bytes hashed."""
     f, job = item

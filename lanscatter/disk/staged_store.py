@@ -24,6 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 
 from lanscatter.core.errors import ConfigError, NoSpaceError
@@ -88,16 +89,19 @@ class StagedStore(MirrorStore):
         self.root = staging
         if active is None:
             return []
-        local, _ = scan_folder(active, manifest.chunking, self.cache)
-        linked = self._link_unchanged(active, local, manifest)
+        # The active files as the new version lists them are only marked (`same`): `local` holds
+        # the others (not a second table of a million files beside the manifest).
+        local, scanned = scan_folder(active, manifest.chunking, self.cache, expected=manifest.files)
+        linked = self._link_unchanged(active, local, manifest, scanned.same)
         self.cache.compact_if_due()         # (a line a link: as many again as the scan's)
         self._check_space(manifest, linked)
-        return [Places(active, _unlinked(local, linked, manifest))]
+        return [Places(active, _unlinked(local, linked, manifest, scanned.same))]
 
-    def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest) -> LinkPlan:
-        """Hard-link into the staging folder the active files the new version holds unchanged;
-        returns the plan of the links made."""
-        plan = link_plan(local.files, manifest)
+    def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest, same: bytes) -> LinkPlan:
+        """Hard-link into the staging folder the active files the new version holds unchanged
+        (those of `local`, and those marked in `same`, at their paths); returns the plan of the
+        links made."""
+        plan = link_plan(local.files, manifest, same)
         files = manifest.files
         for j in range(len(files)):       # (no dict of a million entries: one at a time)
             if (old_rel := plan.source(files, j)) is None:
@@ -208,20 +212,24 @@ class StagedStore(MirrorStore):
         return stats
 
 
-def _unlinked(local: Manifest, linked: LinkPlan, manifest: Manifest) -> Manifest:
+def _unlinked(local: Manifest, linked: LinkPlan, manifest: Manifest, same: bytes) -> Manifest:
     """The active version's files not linked into the staged one: the linked ones are read in the
     staging folder as well, so only these are kept as local sources while the version is
-    reconciled (not a second table of every file)."""
+    reconciled (not a second table of every file). Those the scan marked `same` and that could
+    not be linked are the new version's entries, at the same path in the active folder."""
+    files = manifest.files
     used = bytearray(len(local.files))
-    for _, i, j in pair_paths(local.files, manifest.files):
+    for _, i, j in pair_paths(local.files, files):
         if i is not None and j is not None and linked.same[j]:
             used[i] = 1
     for rel in linked.moved.values():
         if (i := local.files.position(rel)) is not None:
             used[i] = 1
-    if used.find(1) < 0:
+    lost = [j for j in range(len(same)) if same[j] and not linked.linked(j)]
+    if used.find(1) < 0 and not lost:
         return local
-    rest = FileTable.of_entries(local.files.entry(i) for i in range(len(local.files)) if not used[i])
+    rest = FileTable.of_entries(chain((local.files.entry(i) for i in range(len(local.files)) if not used[i]),
+                                      map(files.entry, lost)))
     return build_manifest(local.chunk_size, rest, (), local.chunking_kind)
 
 

@@ -248,11 +248,14 @@ class MirrorStore:
         self._held_bits = Bitmap(len(table.hashes))
         wanted_dirs = set(manifest.dirs)
         self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
-        local, _ = scan_folder(self.root, manifest.chunking, self.cache)
+        # The files already as the manifest lists them are only marked (`same`): `local` holds the
+        # others, a source of local copies (the chunks of those marked are had, read in place).
+        local, scanned = scan_folder(self.root, manifest.chunking, self.cache, expected=table)
+        same = scanned.same
         sources.append(Places(self.root, local))
         fresh = bytearray(len(table))        # 1: a part file made or resized now (nothing to resume)
         for i, (entry, have) in enumerate(_pairs(table, local.files)):
-            if have is not None and have.size == entry.size and have.chunks == entry.chunks:
+            if same[i] or have is not None and have.size == entry.size and have.chunks == entry.chunks:
                 self._fix_metadata(entry)
                 stats.kept_files += 1
                 for r in table.ref_range(i):

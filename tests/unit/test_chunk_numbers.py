@@ -4,7 +4,9 @@ kept as positions in those tables (`MirrorStore.locate`, `held_*`, `Places`)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from lanscatter.core.chunking import FIXED, Chunking
 from lanscatter.core.file_table import FileEntry, FileTable, Numbering
 from lanscatter.core.manifest import ChunkLocation, Manifest, build_manifest
+from lanscatter.disk import scanner
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.hashing import hash_bytes
 from lanscatter.disk.scanner import scan_folder
@@ -165,3 +168,49 @@ def test_the_files_holding_a_chunk_are_found_through_its_references(tmp_path: Pa
 
 def _no_walk(*_: object) -> None:
     raise AssertionError("every file's entry built")
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_an_adopted_folder_holding_the_version_is_not_described_again_beside_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool) -> None:
+    """A peer adopting a folder of a million files that hold the version scanned it into a table
+    beside the manifest, twice (the active folder, then the staged one): the peak of its memory.
+    The files as the version lists them are only marked; the folder still ends as the version,
+    with the active files linked, or copied where a link cannot be made."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for k in range(40):
+        _write(src / f"d/f{k:02d}", b"%d" % k)
+    m, _ = scan_folder(src, Chunking(FIXED, CS), HashCache(None))
+    peer = tmp_path / "peer"
+    peer.mkdir()
+    shutil.copytree(src / "d", peer / "d", ignore=shutil.ignore_patterns("f39"))   # (copy2: the mtimes)
+    _write(peer / "d/stray", b"not in the version")
+    described: list[str] = []
+
+    class Counted(scanner.TableBuilder):
+        def add(self, f: FileEntry) -> None:
+            described.append(f.path)
+            super().add(f)
+
+    monkeypatch.setattr(scanner, "TableBuilder", Counted)
+    if not links:
+        monkeypatch.setattr(os, "link", _no_link)
+    store = StagedStore(peer, tmp_path / "state")
+    try:
+        stats = store.reconcile(m)
+        assert described == ["d/stray"]
+        assert stats.copied_chunks == (0 if links else 39) and store.missing_chunks() == {hash_bytes(b"39")}
+        fd, off, _ = store.chunk_target(hash_bytes(b"39"))  # type: ignore[misc]
+        os.pwrite(fd, b"39", off)
+        store.chunk_verified(hash_bytes(b"39"), fd, off)
+        assert store.complete()
+        shown = store.folder / "d"
+        assert sorted(p.name for p in shown.iterdir()) == [f"f{k:02d}" for k in range(40)]
+        assert all((shown / f"f{k:02d}").read_bytes() == b"%d" % k for k in range(40))
+    finally:
+        store.close()
+
+
+def _no_link(*_: object, **__: object) -> None:
+    raise PermissionError(errno.EPERM, "no hard links here")
