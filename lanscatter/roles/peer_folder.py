@@ -140,9 +140,10 @@ class PeerFolder:
         """A manifest from the master: decoded and checked, its signature checked, then applied.
         One this node refuses (malformed, out of bounds, or that this folder cannot hold) ends the
         connection with a clear line, like any malformed message; the node stays up and joins
-        again."""
+        again. Decoded off the event loop: a million files take tens of seconds on a busy host,
+        in which the loop would send nothing and the master would take this node for gone."""
         try:
-            manifest = decode_manifest(msg.manifest)
+            manifest = await asyncio.get_running_loop().run_in_executor(None, decode_manifest, msg.manifest)
         except ManifestError as exc:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
         await self._take_version(manifest, SignedVersion(msg.statement, msg.signature))
