@@ -239,3 +239,21 @@ def test_a_relays_seed_holdings_are_taken_one_chunk_at_a_time() -> None:
     held = [table.hashes[d] for d in (1, 4)] + ["f" * 64]      # (one not of this generation)
     h = SwarmHarness(m, seed_has=iter(held))
     assert [d for d in range(len(table)) if d in h.session.seed_have] == [1, 4]
+
+
+def test_a_member_taking_a_new_generation_gets_downloads_once_it_says_what_it_holds() -> None:
+    """A member reconciling its folder with a new generation (seconds, for a large one) handles no
+    Download meanwhile: none is planned to it, so no source's slot waits on it; it still serves
+    what it held, and downloads once its whole Have for the generation came."""
+    h = SwarmHarness(synthetic_manifest(8), seed_slots=4)
+    a, _ = h.join("a"), h.join("b")
+    h.run_to_sync()
+    a.reconciling = True
+    h.publish(synthetic_manifest(16))             # chunks 1-8 kept, 9-16 new
+    h.tick()
+    assert h.downloads() and {name for name, _ in h.downloads()} == {"b"}
+    assert len(h.session.planner.has("a")) == 8           # a source of what it held meanwhile
+    h.reconciled("a")
+    h.tick()
+    assert "a" in {name for name, _ in h.downloads()}
+    h.run_to_sync()
