@@ -374,43 +374,65 @@ def decode(text: str | bytes, peer: str = "peer", limit: int | None = None) -> M
     cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise RemoteProtocolError(f"{peer} sent an unknown message type {_shown(kind)}")
-    hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
-            if f.default is not MISSING or f.default_factory is not MISSING:
+    for name, required, conforms in _checks(cls):
+        if name not in data:
+            if not required:
                 continue
-            raise RemoteProtocolError(f"{peer} sent {kind!r} without field {f.name!r}")
-        value = data[f.name]
-        if not _conforms(value, hints[f.name], FIELD_BOUNDS.get(f.name)):
-            raise RemoteProtocolError(f"{peer} sent {kind!r} with a bad {f.name!r}: {_shown(value)}")
-        values[f.name] = value
+            raise RemoteProtocolError(f"{peer} sent {kind!r} without field {name!r}")
+        value = data[name]
+        if not conforms(value):
+            raise RemoteProtocolError(f"{peer} sent {kind!r} with a bad {name!r}: {_shown(value)}")
+        values[name] = value
     return cls(**values)
 
 
-def _conforms(value: Any, hint: Any, bound: Bound | None) -> bool:
-    """Whether `value` has the type `hint` and lies within `bound` (None: the type's default)."""
+_Check = Callable[[Any], bool]
+_CHECKS: dict[type[Message], tuple[tuple[str, bool, _Check], ...]] = {}
+
+
+def _checks(cls: type[Message]) -> tuple[tuple[str, bool, _Check], ...]:
+    """Each field of `cls`: its name, whether it is required, and the check of its value, built
+    once per message type (resolving the type hints is far dearer than checking a value)."""
+    got = _CHECKS.get(cls)
+    if got is None:
+        hints = typing.get_type_hints(cls)
+        got = _CHECKS[cls] = tuple(
+            (f.name, f.default is MISSING and f.default_factory is MISSING,
+             _check(hints[f.name], FIELD_BOUNDS.get(f.name)))
+            for f in fields(cls))
+    return got
+
+
+def _check(hint: Any, bound: Bound | None) -> _Check:
+    """Whether a value has the type `hint` and lies within `bound` (None: the type's default)."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        return any(_conforms(value, h, bound) for h in typing.get_args(hint))
+        alternatives = tuple(_check(h, bound) for h in typing.get_args(hint))
+        return lambda v: any(c(v) for c in alternatives)
     if hint is type(None):
-        return value is None
+        return lambda v: v is None
     b = bound or _DEFAULTS.get(origin or hint)
-    if hint is float:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool) and b is not None
-                and b.lo <= value <= b.hi)        # (NaN compares false: refused too)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool) and b is not None and b.lo <= value <= b.hi
-    if hint is str:
-        return (isinstance(value, str) and b is not None and b.lo <= len(value) <= b.hi
-                and (b.check is None or b.check(value)))
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return (isinstance(value, list) and b is not None and b.lo <= len(value) <= b.hi
-                and all(_conforms(v, item, b.items) for v in value))
     if origin is dict:
-        return isinstance(value, dict)
-    return isinstance(value, hint)
+        return lambda v: isinstance(v, dict)
+    if b is None:                     # (every number, text and list has a default bound)
+        return lambda v: isinstance(v, hint)
+    if hint is float:
+        lo, hi = b.lo, b.hi           # (NaN compares false: refused too)
+        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+    if hint is int:
+        lo, hi = b.lo, b.hi
+        return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+    if hint is str:
+        lo, hi, extra = b.lo, b.hi, b.check
+        if extra is None:
+            return lambda v: isinstance(v, str) and lo <= len(v) <= hi
+        return lambda v: isinstance(v, str) and lo <= len(v) <= hi and extra(v)
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        lo, hi, item = b.lo, b.hi, _check(item_hint, b.items)
+        return lambda v: isinstance(v, list) and lo <= len(v) <= hi and all(map(item, v))
+    return lambda v: isinstance(v, hint)
 
 
 def negotiate(ours: tuple[int, int], theirs: tuple[int, int], them: str) -> int:

@@ -1,0 +1,282 @@
+"""The master's whole CPU for a 200-host site on 10 Gbit/s ports at 16 MiB chunks: planning, fair
+shares, status and every control message, measured on a real master driven by simulated peers.
+
+Usage: python benchmarks/master_cpu.py [--speed 0.1] [--seconds 20] [--drivers 2] [--no-feed]
+                                       [--profile FILE]
+
+The master is the engine's swarm (roles/swarm.py: its websocket server on 127.0.0.1, the swarm
+session, the planner with the site's link map from benchmarks/topologies/cluster-200.yaml) in a
+process of its own, with a synthetic 10 GiB generation (640 chunks of 16 MiB) held whole by its
+seed, and, unless --no-feed, a monitor's status feed (a status document and its diff every 0.25 s,
+as /status/ws does). It has no chunk server: nobody fetches a byte.
+
+The peers are simulated in --drivers processes of their own: each joins over the real protocol
+(the secret's handshake, sealed frames), sends its whole (empty) Have, and answers every Download
+as the engine's downloader would, without the bytes: Receiving after a set-up time, Ending when
+half of a short transfer came, then a Report and a Have at its end; Stats every second.
+A transfer takes its size over the rate it was started at (its fair share, else its port).
+
+One Python process cannot drive the message rate of a whole 10 Gbit/s site, so the site runs
+slowed down: every port at `--speed` times 10 Gbit/s (the master's link map too), the chunk size
+unchanged. Transfers then come at about `speed` times the site's rate, and the figure is the
+master's CPU time (user + system, /proc) per transfer over the window, and that times the full
+site's 14,465 transfers/s (planner_bench.py --only master). At a lower rate the master plans
+after nearly every message, where a busy one takes several messages per round, so the
+extrapolation errs high.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from lanscatter import __version__
+from lanscatter.cli.simulate import site_tree
+from lanscatter.core import protocol as p
+from lanscatter.core.auth import Auth
+from lanscatter.core.handshake import PeerHandshake
+from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.status import to_json
+from lanscatter.core.status_feed import FeedEncoder
+from lanscatter.roles.swarm import Swarm
+from lanscatter.sim.model import MIB, SimConfig
+from lanscatter.sim.simulator import Simulation
+from lanscatter.topology import derive_plan, load_topology
+
+TOPOLOGY = Path(__file__).with_name("topologies") / "cluster-200.yaml"
+SECRET = "benchmark-only-secret"
+CHUNKS, CHUNK_SIZE = 640, 16 * MIB
+SITE_RATE = 14_465          # transfers/s of the whole site (planner_bench.py --only master)
+SETUP_S = 0.001             # from a Download to its first bytes, at full speed
+FEED_TICK_S = 0.25          # as net/node_http.py
+STATS_S = 1.0               # as roles/master_link.py
+MASTER_SLOTS = 3            # `lanscatter master --slots` default
+
+
+def _site(speed: float) -> tuple[LinkMap, list[str]]:
+    """The site's link map with every capacity times `speed`, and its peers' names."""
+    plan = derive_plan(load_topology(TOPOLOGY))
+    lm = plan.link_map
+    links = {n: Link(n, link.bytes_per_s * speed, link.latency_s) for n, link in lm.links.items()}
+    peers = [h.name for h in plan.hosts if h.role == "peer"]
+    return LinkMap(links=links, node_site=lm.node_site, site_parent=lm.site_parent), peers
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- the master ---------------------------------------------------------------------------------
+async def serve(speed: float, feed: bool, feed_file: Path) -> None:
+    link_map, _ = _site(speed)
+    topology, _ = site_tree(TOPOLOGY, 125e6)
+    manifest = Simulation(SimConfig(chunks=CHUNKS, chunk_size=CHUNK_SIZE), topology).manifest
+    swarm = Swarm(name="origin", auth=Auth(SECRET), seed_slots=MASTER_SLOTS, link_map=link_map,
+                  site="cluster", role="master")
+    app = web.Application()
+    app.router.add_get("/ws", swarm.handle_ws)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    swarm.start()
+    swarm.set_manifest(manifest)
+    print(port, flush=True)
+    encoder = FeedEncoder()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # The feed's CPU time, as a running total in a file the measurement reads at its window's ends:
+    # it costs per second, not per transfer.
+    spent = 0.0
+    while not stop.is_set():
+        try:
+            async with asyncio.timeout(FEED_TICK_S):
+                await stop.wait()
+        except TimeoutError:
+            if feed:
+                began = time.thread_time()
+                message = encoder.message(to_json(swarm.status()))
+                if message is not None:
+                    json.dumps(message)
+                spent += time.thread_time() - began
+                feed_file.write_text(f"{spent:.6f}")
+    await swarm.stop()
+    await runner.cleanup()
+
+
+# ---- the simulated peers ------------------------------------------------------------------------
+class FakePeer:
+    """One peer: joins, answers Downloads with the messages a real download sends, holds nothing."""
+
+    def __init__(self, name: str, port_rate: float, speed: float, counts: dict[str, int]) -> None:
+        self.name = name
+        self.port_rate = port_rate
+        self.speed = speed
+        self.counts = counts
+        self.generation = ""
+        self.out: asyncio.Queue[p.Message] = asyncio.Queue()
+
+    async def run(self, session: aiohttp.ClientSession, url: str, auth: Auth) -> None:
+        loop = asyncio.get_running_loop()
+        async with session.ws_connect(url, max_msg_size=p.MAX_MANIFEST_FRAME) as ws:
+            hello = p.Hello(name=self.name, protocol=p.PROTOCOL_VERSION, min_protocol=p.MIN_PROTOCOL_VERSION,
+                            software=__version__, nonce=secrets.token_hex(16), addr="127.0.0.1",
+                            port=10565, dl_slots=2, ul_slots=2)
+            hs = PeerHandshake(auth, hello)
+            await ws.send_bytes(hs.receive_challenge((await ws.receive()).data))
+            hs.receive_welcome((await ws.receive()).data)
+            channel = hs.channel
+            assert channel is not None
+            writer = asyncio.create_task(self._write(ws, channel))
+            stats = asyncio.create_task(self._stats())
+            try:
+                async for msg in ws:
+                    if msg.type != WSMsgType.BINARY:
+                        break
+                    m = p.decode(channel.open(msg.data, "master"), "master", p.MAX_MANIFEST_FRAME)
+                    self.counts["in"] += 1
+                    if isinstance(m, p.ManifestMsg):
+                        self.generation = m.manifest["generation"]
+                        self.out.put_nowait(p.Have(self.generation, [], replace=True))
+                    elif isinstance(m, p.Download):
+                        self._download(loop, m)
+            finally:
+                writer.cancel()
+                stats.cancel()
+
+    def _download(self, loop: asyncio.AbstractEventLoop, d: p.Download) -> None:
+        """Receiving after the set-up, Ending once half came (a transfer too short to measure
+        its rate, as the engine's downloader), Report and Have at the end."""
+        rate = min(d.rate_cap or self.port_rate, self.port_rate)
+        setup = SETUP_S / self.speed
+        took = d.size / rate
+        loop.call_later(setup, self.out.put_nowait, p.Receiving(d.transfer))
+        loop.call_later(setup + took / 2, self.out.put_nowait, p.Ending(d.transfer, round(took / 2, 3)))
+        loop.call_later(setup + took, self._done, d, setup + took)
+
+    def _done(self, d: p.Download, seconds: float) -> None:
+        self.out.put_nowait(p.Report(d.transfer, True, round(seconds, 3)))
+        self.out.put_nowait(p.Have(self.generation, [d.chunk]))
+        self.counts["reports"] += 1
+
+    async def _stats(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_S)
+            self.out.put_nowait(p.Stats(0, 0, 0, False))
+
+    async def _write(self, ws: aiohttp.ClientWebSocketResponse, channel: object) -> None:
+        seal = channel.seal  # type: ignore[attr-defined]
+        while True:
+            msg = await self.out.get()
+            await ws.send_bytes(seal(p.encode(msg).encode()))
+            self.counts["out"] += 1
+
+
+async def drive(port: int, names: list[str], speed: float, start: float, seconds: float) -> None:
+    """Join `names`, then count reports from `start` (monotonic) for `seconds`; print the counts."""
+    link_map, _ = _site(speed)
+    auth = Auth(SECRET)
+    counts = {"in": 0, "out": 0, "reports": 0}
+    peers = [FakePeer(n, link_map.links[f"down:{n}"].bytes_per_s, speed, counts) for n in names]
+    url = f"http://127.0.0.1:{port}/ws"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        tasks = [asyncio.create_task(peer.run(session, url, auth)) for peer in peers]
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        first, cpu0 = dict(counts), time.process_time()
+        await asyncio.sleep(seconds)
+        last, cpu1 = dict(counts), time.process_time()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps({k: last[k] - first[k] for k in last} | {"cpu": cpu1 - cpu0}), flush=True)
+
+
+# ---- the measurement ----------------------------------------------------------------------------
+def measure(args: argparse.Namespace) -> None:
+    me = [sys.executable, __file__]
+    feed_file = Path(tempfile.mkdtemp(prefix="master-cpu-")) / "feed-cpu"
+    feed_file.write_text("0")
+    serve_cmd = [*me, "--serve", "--speed", str(args.speed), "--feed-file", str(feed_file)] \
+        + ([] if args.feed else ["--no-feed"])
+    if args.profile:
+        serve_cmd += ["--profile", args.profile]
+    master = subprocess.Popen(serve_cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert master.stdout is not None
+        port = int(master.stdout.readline())
+        _, peers = _site(args.speed)
+        start = time.monotonic() + args.warmup
+        groups = [peers[k::args.drivers] for k in range(args.drivers)]
+        drivers = [subprocess.Popen([*me, "--drive", str(port), "--speed", str(args.speed), "--start", str(start),
+                                     "--seconds", str(args.seconds), ",".join(g)], stdout=subprocess.PIPE, text=True)
+                   for g in groups]
+        time.sleep(max(0.0, start - time.monotonic()))
+        cpu0, feed0 = _cpu_s(master.pid), float(feed_file.read_text() or 0)
+        time.sleep(args.seconds)
+        cpu1, feed1 = _cpu_s(master.pid), float(feed_file.read_text() or 0)
+        results = [json.loads(d.communicate(timeout=60)[0]) for d in drivers]
+    finally:
+        master.send_signal(signal.SIGTERM)
+        master.wait(timeout=30)
+        shutil.rmtree(feed_file.parent)
+    reports = sum(r["reports"] for r in results)
+    to_master = sum(r["out"] for r in results)
+    from_master = sum(r["in"] for r in results)
+    cpu, feed = cpu1 - cpu0, feed1 - feed0
+    per = (cpu - feed) / reports if reports else float("nan")
+    print(f"master CPU, 200 x 10 Gbit/s site slowed to {args.speed:g} (16 MiB chunks): "
+          f"{reports / args.seconds:.0f} transfers/s, {(to_master + from_master) / args.seconds:.0f} messages/s "
+          f"({to_master / reports:.2f} to the master and {from_master / reports:.2f} from it a transfer); "
+          f"master {cpu / args.seconds:.2f} of a core, of which the status feed {feed / args.seconds:.3f}; "
+          f"{per * 1e6:.0f} us CPU a transfer besides -> {per * SITE_RATE + feed / args.seconds:.2f} cores "
+          f"at the full site's {SITE_RATE:,} transfers/s; drivers {sum(r['cpu'] for r in results) / args.seconds:.2f} cores")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--speed", type=float, default=0.1, help="ports at this share of 10 Gbit/s")
+    parser.add_argument("--seconds", type=float, default=20.0, help="the measured window")
+    parser.add_argument("--warmup", type=float, default=5.0, help="joins and the first transfers")
+    parser.add_argument("--drivers", type=int, default=2, help="processes of simulated peers")
+    parser.add_argument("--no-feed", dest="feed", action="store_false", help="no status feed")
+    parser.add_argument("--profile", help="write the master's cProfile statistics here")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--start", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--feed-file", help=argparse.SUPPRESS)
+    parser.add_argument("names", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        profile = cProfile.Profile() if args.profile else None
+        if profile:
+            profile.enable()
+        asyncio.run(serve(args.speed, args.feed, Path(args.feed_file)))
+        if profile:
+            profile.disable()
+            profile.dump_stats(args.profile)
+    elif args.drive:
+        asyncio.run(drive(args.drive, args.names.split(","), args.speed, args.start, args.seconds))
+    else:
+        measure(args)
+
+
+if __name__ == "__main__":
+    main()
