@@ -13,7 +13,8 @@ as /status/ws does). It has no chunk server: nobody fetches a byte.
 The peers are simulated in --drivers processes of their own: each joins over the real protocol
 (the secret's handshake, sealed frames), sends its whole (empty) Have, and answers every Download
 as the engine's downloader would, without the bytes: Receiving after a set-up time, Ending when
-half of a short transfer came, then a Report and a Have at its end; Stats every second.
+half of a short transfer came, then a Report at its end (which is its Have too); Stats every
+second.
 A transfer takes its size over the rate it was started at (its fair share, else its port).
 
 One Python process cannot drive the message rate of a whole 10 Gbit/s site, so the site runs
@@ -39,7 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -50,6 +53,7 @@ from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
 from lanscatter.core.handshake import PeerHandshake
 from lanscatter.core.linkmap import Link, LinkMap
+from lanscatter.core.session_rounds import SHARE_DUTY
 from lanscatter.core.status import to_json
 from lanscatter.core.status_feed import FeedEncoder
 from lanscatter.roles.swarm import Swarm
@@ -57,12 +61,15 @@ from lanscatter.sim.model import MIB, SimConfig
 from lanscatter.sim.simulator import Simulation
 from lanscatter.topology import derive_plan, load_topology
 
+T = TypeVar("T")
 TOPOLOGY = Path(__file__).with_name("topologies") / "cluster-200.yaml"
 SECRET = "benchmark-only-secret"
 CHUNKS, CHUNK_SIZE = 640, 16 * MIB
 SITE_RATE = 14_465          # transfers/s of the whole site (planner_bench.py --only master)
 SETUP_S = 0.001             # from a Download to its first bytes, at full speed
 FEED_TICK_S = 0.25          # as net/node_http.py
+SPENT_EVERY_S = 0.05        # how often the master writes where its CPU went
+SHARE_CAP = round(1 / (1 + SHARE_DUTY), 2)   # the share of its time the master spends sharing at most
 STATS_S = 1.0               # as roles/master_link.py
 MASTER_SLOTS = 3            # `lanscatter master --slots` default
 
@@ -83,12 +90,20 @@ def _cpu_s(pid: int) -> float:
 
 
 # ---- the master ---------------------------------------------------------------------------------
-async def serve(speed: float, feed: bool, feed_file: Path) -> None:
+async def serve(speed: float, feed: bool, spent_file: Path) -> None:
     link_map, _ = _site(speed)
     topology, _ = site_tree(TOPOLOGY, 125e6)
     manifest = Simulation(SimConfig(chunks=CHUNKS, chunk_size=CHUNK_SIZE), topology).manifest
     swarm = Swarm(name="origin", auth=Auth(SECRET), seed_slots=MASTER_SLOTS, link_map=link_map,
                   site="cluster", role="master")
+    # Where the CPU goes (thread time, as running totals in a file the measurement reads at its
+    # window's ends): sharing, the rest of a tick (planning), the session's handling of messages,
+    # and the status feed, which costs per second rather than per transfer.
+    spent = dict.fromkeys(("share", "tick", "receive", "feed"), 0.0)
+    session, planner = swarm.session, swarm.session.planner
+    session.tick = _timed(session.tick, spent, "tick")                      # type: ignore[method-assign]
+    session.receive = _timed(session.receive, spent, "receive")             # type: ignore[method-assign]
+    planner.fair_rates = _timed(planner.fair_rates, spent, "share")         # type: ignore[method-assign]
     app = web.Application()
     app.router.add_get("/ws", swarm.handle_ws)
     runner = web.AppRunner(app, access_log=None)
@@ -101,25 +116,33 @@ async def serve(speed: float, feed: bool, feed_file: Path) -> None:
     print(port, flush=True)
     encoder = FeedEncoder()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    # The feed's CPU time, as a running total in a file the measurement reads at its window's ends:
-    # it costs per second, not per transfer.
-    spent = 0.0
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    fed = time.monotonic()
     while not stop.is_set():
         try:
-            async with asyncio.timeout(FEED_TICK_S):
+            async with asyncio.timeout(SPENT_EVERY_S):
                 await stop.wait()
         except TimeoutError:
-            if feed:
+            if feed and time.monotonic() - fed >= FEED_TICK_S:
+                fed = time.monotonic()
                 began = time.thread_time()
                 message = encoder.message(to_json(swarm.status()))
                 if message is not None:
                     json.dumps(message)
-                spent += time.thread_time() - began
-                feed_file.write_text(f"{spent:.6f}")
+                spent["feed"] += time.thread_time() - began
+            spent_file.write_text(json.dumps(spent))
     await swarm.stop()
     await runner.cleanup()
+
+
+def _timed(fn: Callable[..., T], spent: dict[str, float], key: str) -> Callable[..., T]:
+    def timed(*args: Any, **kwargs: Any) -> T:
+        began = time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[key] += time.thread_time() - began
+    return timed
 
 
 # ---- the simulated peers ------------------------------------------------------------------------
@@ -164,7 +187,7 @@ class FakePeer:
 
     def _download(self, loop: asyncio.AbstractEventLoop, d: p.Download) -> None:
         """Receiving after the set-up, Ending once half came (a transfer too short to measure
-        its rate, as the engine's downloader), Report and Have at the end."""
+        its rate, as the engine's downloader), the Report at the end."""
         rate = min(d.rate_cap or self.port_rate, self.port_rate)
         setup = SETUP_S / self.speed
         took = d.size / rate
@@ -173,8 +196,7 @@ class FakePeer:
         loop.call_later(setup + took, self._done, d, setup + took)
 
     def _done(self, d: p.Download, seconds: float) -> None:
-        self.out.put_nowait(p.Report(d.transfer, True, round(seconds, 3)))
-        self.out.put_nowait(p.Have(self.generation, [d.chunk]))
+        self.out.put_nowait(p.Report(d.transfer, True, round(seconds, 3)))   # (its Have too: REPORT_HOLDS)
         self.counts["reports"] += 1
 
     async def _stats(self) -> None:
@@ -212,9 +234,8 @@ async def drive(port: int, names: list[str], speed: float, start: float, seconds
 # ---- the measurement ----------------------------------------------------------------------------
 def measure(args: argparse.Namespace) -> None:
     me = [sys.executable, __file__]
-    feed_file = Path(tempfile.mkdtemp(prefix="master-cpu-")) / "feed-cpu"
-    feed_file.write_text("0")
-    serve_cmd = [*me, "--serve", "--speed", str(args.speed), "--feed-file", str(feed_file)] \
+    spent_file = Path(tempfile.mkdtemp(prefix="master-cpu-")) / "spent"
+    serve_cmd = [*me, "--serve", "--speed", str(args.speed), "--spent-file", str(spent_file)] \
         + ([] if args.feed else ["--no-feed"])
     if args.profile:
         serve_cmd += ["--profile", args.profile]
@@ -229,25 +250,32 @@ def measure(args: argparse.Namespace) -> None:
                                      "--seconds", str(args.seconds), ",".join(g)], stdout=subprocess.PIPE, text=True)
                    for g in groups]
         time.sleep(max(0.0, start - time.monotonic()))
-        cpu0, feed0 = _cpu_s(master.pid), float(feed_file.read_text() or 0)
+        cpu0, spent0 = _cpu_s(master.pid), json.loads(spent_file.read_text())
         time.sleep(args.seconds)
-        cpu1, feed1 = _cpu_s(master.pid), float(feed_file.read_text() or 0)
+        cpu1, spent1 = _cpu_s(master.pid), json.loads(spent_file.read_text())
         results = [json.loads(d.communicate(timeout=60)[0]) for d in drivers]
     finally:
         master.send_signal(signal.SIGTERM)
         master.wait(timeout=30)
-        shutil.rmtree(feed_file.parent)
-    reports = sum(r["reports"] for r in results)
-    to_master = sum(r["out"] for r in results)
-    from_master = sum(r["in"] for r in results)
-    cpu, feed = cpu1 - cpu0, feed1 - feed0
-    per = (cpu - feed) / reports if reports else float("nan")
-    print(f"master CPU, 200 x 10 Gbit/s site slowed to {args.speed:g} (16 MiB chunks): "
-          f"{reports / args.seconds:.0f} transfers/s, {(to_master + from_master) / args.seconds:.0f} messages/s "
-          f"({to_master / reports:.2f} to the master and {from_master / reports:.2f} from it a transfer); "
-          f"master {cpu / args.seconds:.2f} of a core, of which the status feed {feed / args.seconds:.3f}; "
-          f"{per * 1e6:.0f} us CPU a transfer besides -> {per * SITE_RATE + feed / args.seconds:.2f} cores "
-          f"at the full site's {SITE_RATE:,} transfers/s; drivers {sum(r['cpu'] for r in results) / args.seconds:.2f} cores")
+        shutil.rmtree(spent_file.parent)
+    n, s = sum(r["reports"] for r in results), args.seconds
+    to_master, from_master = sum(r["out"] for r in results), sum(r["in"] for r in results)
+    cpu = cpu1 - cpu0
+    part = {k: spent1[k] - spent0[k] for k in spent1}
+    share, plan, feed = part["share"], part["tick"] - part["share"], part["feed"]
+    session, wire = part["receive"], cpu - part["tick"] - part["receive"] - feed
+    us = {k: v / n * 1e6 for k, v in (("plan", plan), ("session", session), ("wire", wire), ("share", share))}
+    per_transfer = (plan + session + wire) / n
+    full = per_transfer * SITE_RATE + min(SHARE_CAP, share / n * SITE_RATE) + feed / s
+    print(f"master CPU, 200 x 10 Gbit/s site slowed to {args.speed:g} (16 MiB chunks): {n / s:.0f} transfers/s, "
+          f"{(to_master + from_master) / s:.0f} messages/s ({to_master / n:.2f} to the master and "
+          f"{from_master / n:.2f} from it a transfer); master {cpu / s:.2f} of a core: "
+          f"a transfer {us['wire']:.0f} us on the wire (websocket, sealing, JSON, asyncio), "
+          f"{us['session']:.0f} us in the session's messages, {us['plan']:.0f} us planning "
+          f"(= {per_transfer * 1e6:.0f} us), {us['share']:.0f} us sharing ({share / s:.3f} of a core), "
+          f"status feed {feed / s:.3f} of a core; at the full site's {SITE_RATE:,} transfers/s: "
+          f"{per_transfer * SITE_RATE:.2f} cores + sharing at most {SHARE_CAP} + the feed = {full:.2f} cores; "
+          f"drivers {sum(r['cpu'] for r in results) / s:.2f} cores")
 
 
 def main() -> None:
@@ -261,14 +289,14 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--start", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--feed-file", help=argparse.SUPPRESS)
+    parser.add_argument("--spent-file", help=argparse.SUPPRESS)
     parser.add_argument("names", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         profile = cProfile.Profile() if args.profile else None
         if profile:
             profile.enable()
-        asyncio.run(serve(args.speed, args.feed, Path(args.feed_file)))
+        asyncio.run(serve(args.speed, args.feed, Path(args.spent_file)))
         if profile:
             profile.disable()
             profile.dump_stats(args.profile)

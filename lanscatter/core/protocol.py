@@ -19,7 +19,8 @@ Conversation (master M, peer P):
                            checks it against the signed statement, or asks ManifestWanted
     P -> M  ManifestWanted (protocol 7) the whole manifest of this generation (once per generation)
     P -> M  Have           full set after each manifest (replace=True, then the rest in pieces of
-                           HAVE_PIECE), then one chunk at a time
+                           HAVE_PIECE), then one chunk at a time (protocol 10: not after an ok
+                           Report, which says the peer holds its chunk)
     M -> P  Download       fetch chunk from source URL with this token (auth.py);  P -> M  Report when done or failed
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
@@ -48,14 +49,18 @@ from urllib.parse import urlsplit
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 9          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+PROTOCOL_VERSION = 10         # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
                               # 6: manifest format 2 (chunk sizes, content-defined chunks);
                               # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit;
-                              # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py)
+                              # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py);
+                              # 10: an ok Report is its chunk's Have (REPORT_HOLDS)
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
 MIN_PROTOCOL_VERSION = 6
+# From this version on a peer sends no Have after an ok Report: the Report says it holds the chunk
+# (a fifth of a busy master's messages). A master takes an ok Report as a Have from any version.
+REPORT_HOLDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +278,19 @@ class Error(Message):
     fatal: bool = True
 
 
+_NAMES: dict[type[Message], tuple[str, ...]] = {}
+_ENCODER = json.JSONEncoder(separators=(",", ":"))    # (json.dumps builds one a call)
+
+
 def encode(msg: Message) -> str:
+    cls = type(msg)
+    if (names := _NAMES.get(cls)) is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
     # Shallow: the fields are JSON values already, and a deep copy (dataclasses.asdict) of a
     # manifest of a million files would double what its sending holds in memory.
-    data = {f.name: getattr(msg, f.name) for f in fields(msg)}
+    data = {name: getattr(msg, name) for name in names}
     data["t"] = msg.TYPE
-    return json.dumps(data, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 # ---- bounds ------------------------------------------------------------------------------------
@@ -357,13 +369,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)     # (json.loads builds one a call)
+
+
 def decode(text: str | bytes, peer: str = "peer", limit: int | None = None) -> Message:
     """Parse one frame of at most `limit` characters; any malformed or out-of-bounds input raises
     RemoteProtocolError naming `peer`."""
     if limit is not None and len(text) > limit:
         raise RemoteProtocolError(f"{peer} sent a frame of {len(text)} characters (the limit is {limit})")
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = _DECODER.decode(text if isinstance(text, str) else text.decode())
     except RecursionError:
         raise RemoteProtocolError(f"{peer} sent a frame nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
