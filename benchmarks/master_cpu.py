@@ -1,8 +1,8 @@
-"""The master's whole CPU for a 200-host site on 10 Gbit/s ports at 16 MiB chunks: planning, fair
-shares, status and every control message, measured on a real master driven by simulated peers.
+"""The master's whole CPU for a 200-host site on 10 Gbit/s ports: planning, fair shares, status
+and every control message, measured on a real master driven by simulated peers.
 
-Usage: python benchmarks/master_cpu.py [--speed 0.1] [--seconds 20] [--drivers 2] [--no-feed]
-                                       [--profile FILE]
+Usage: python benchmarks/master_cpu.py [--speed 0.1] [--chunk-mib 16] [--seconds 20] [--drivers 2]
+                                       [--no-feed] [--profile FILE]
 
 The master is the engine's swarm (roles/swarm.py: its websocket server on 127.0.0.1, the swarm
 session, the planner with the site's link map from benchmarks/topologies/cluster-200.yaml) in a
@@ -14,16 +14,18 @@ The peers are simulated in --drivers processes of their own: each joins over the
 (the secret's handshake, sealed frames), sends its whole (empty) Have, and answers every Download
 as the engine's downloader would, without the bytes: Receiving after a set-up time, Ending when
 half of a short transfer came, then a Report at its end (which is its Have too); Stats every
-second.
-A transfer takes its size over the rate it was started at (its fair share, else its port).
+second. A transfer takes its size over the rate it was started at (its fair share, else its port).
 
-One Python process cannot drive the message rate of a whole 10 Gbit/s site, so the site runs
+Two Python processes cannot drive the message rate of a whole 10 Gbit/s site, so the site runs
 slowed down: every port at `--speed` times 10 Gbit/s (the master's link map too), the chunk size
-unchanged. Transfers then come at about `speed` times the site's rate, and the figure is the
-master's CPU time (user + system, /proc) per transfer over the window, and that times the full
-site's 14,465 transfers/s (planner_bench.py --only master). At a lower rate the master plans
-after nearly every message, where a busy one takes several messages per round, so the
-extrapolation errs high.
+unchanged. Over the window the master's CPU time (user + system, /proc) is split: sharing (fair
+rates) and the rest of the planning rounds, timed inside it (thread time); the status feed; and
+the rest, the messages, as a cost per frame. The full site's figure (14,465 transfers/s at 16 MiB,
+planner_bench.py --only master; a quarter of that at 64 MiB) counts the frames that come with each
+transfer at that rate, the Rates and Stats frames at the rate seen here (Rates follow the shares,
+which sharing's duty bounds: as many transfers are in flight as at full speed), planning per
+transfer as here (rounds take more transfers each on a busier master: this errs high), sharing at
+its bound, and the feed.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ from lanscatter.topology import derive_plan, load_topology
 T = TypeVar("T")
 TOPOLOGY = Path(__file__).with_name("topologies") / "cluster-200.yaml"
 SECRET = "benchmark-only-secret"
-CHUNKS, CHUNK_SIZE = 640, 16 * MIB
-SITE_RATE = 14_465          # transfers/s of the whole site (planner_bench.py --only master)
+DATA = 10 * 1024 * MIB       # the generation: 10 GiB
+SITE_RATE = 14_465          # transfers/s of the whole site at 16 MiB chunks (planner_bench.py --only master)
 SETUP_S = 0.001             # from a Download to its first bytes, at full speed
 FEED_TICK_S = 0.25          # as net/node_http.py
 SPENT_EVERY_S = 0.05        # how often the master writes where its CPU went
@@ -90,19 +92,20 @@ def _cpu_s(pid: int) -> float:
 
 
 # ---- the master ---------------------------------------------------------------------------------
-async def serve(speed: float, feed: bool, spent_file: Path) -> None:
+async def serve(speed: float, chunk_mib: int, feed: bool, spent_file: Path) -> None:
     link_map, _ = _site(speed)
     topology, _ = site_tree(TOPOLOGY, 125e6)
-    manifest = Simulation(SimConfig(chunks=CHUNKS, chunk_size=CHUNK_SIZE), topology).manifest
+    config = SimConfig(chunks=DATA // (chunk_mib * MIB), chunk_size=chunk_mib * MIB)
+    manifest = Simulation(config, topology).manifest
     swarm = Swarm(name="origin", auth=Auth(SECRET), seed_slots=MASTER_SLOTS, link_map=link_map,
                   site="cluster", role="master")
     # Where the CPU goes (thread time, as running totals in a file the measurement reads at its
-    # window's ends): sharing, the rest of a tick (planning), the session's handling of messages,
-    # and the status feed, which costs per second rather than per transfer.
-    spent = dict.fromkeys(("share", "tick", "receive", "feed"), 0.0)
+    # window's ends): sharing, the rest of a tick (planning), and the status feed, which costs per
+    # second rather than per transfer; the rest is the messages. (Timing each message would cost
+    # a good part of what it measures.)
+    spent = dict.fromkeys(("share", "tick", "feed", "share calls", "tick calls"), 0.0)
     session, planner = swarm.session, swarm.session.planner
     session.tick = _timed(session.tick, spent, "tick")                      # type: ignore[method-assign]
-    session.receive = _timed(session.receive, spent, "receive")             # type: ignore[method-assign]
     planner.fair_rates = _timed(planner.fair_rates, spent, "share")         # type: ignore[method-assign]
     app = web.Application()
     app.router.add_get("/ws", swarm.handle_ws)
@@ -130,7 +133,8 @@ async def serve(speed: float, feed: bool, spent_file: Path) -> None:
                 if message is not None:
                     json.dumps(message)
                 spent["feed"] += time.thread_time() - began
-            spent_file.write_text(json.dumps(spent))
+            spent_file.with_suffix(".new").write_text(json.dumps(spent))
+            spent_file.with_suffix(".new").replace(spent_file)     # (read whole or not at all)
     await swarm.stop()
     await runner.cleanup()
 
@@ -142,6 +146,7 @@ def _timed(fn: Callable[..., T], spent: dict[str, float], key: str) -> Callable[
             return fn(*args, **kwargs)
         finally:
             spent[key] += time.thread_time() - began
+            spent[f"{key} calls"] += 1
     return timed
 
 
@@ -176,7 +181,9 @@ class FakePeer:
                         break
                     m = p.decode(channel.open(msg.data, "master"), "master", p.MAX_MANIFEST_FRAME)
                     self.counts["in"] += 1
-                    if isinstance(m, p.ManifestMsg):
+                    if isinstance(m, p.Rates):
+                        self.counts["rates"] += 1
+                    elif isinstance(m, p.ManifestMsg):
                         self.generation = m.manifest["generation"]
                         self.out.put_nowait(p.Have(self.generation, [], replace=True))
                     elif isinstance(m, p.Download):
@@ -203,6 +210,7 @@ class FakePeer:
         while True:
             await asyncio.sleep(STATS_S)
             self.out.put_nowait(p.Stats(0, 0, 0, False))
+            self.counts["stats"] += 1
 
     async def _write(self, ws: aiohttp.ClientWebSocketResponse, channel: object) -> None:
         seal = channel.seal  # type: ignore[attr-defined]
@@ -216,7 +224,7 @@ async def drive(port: int, names: list[str], speed: float, start: float, seconds
     """Join `names`, then count reports from `start` (monotonic) for `seconds`; print the counts."""
     link_map, _ = _site(speed)
     auth = Auth(SECRET)
-    counts = {"in": 0, "out": 0, "reports": 0}
+    counts = dict.fromkeys(("in", "out", "rates", "stats", "reports"), 0)
     peers = [FakePeer(n, link_map.links[f"down:{n}"].bytes_per_s, speed, counts) for n in names]
     url = f"http://127.0.0.1:{port}/ws"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -235,7 +243,8 @@ async def drive(port: int, names: list[str], speed: float, start: float, seconds
 def measure(args: argparse.Namespace) -> None:
     me = [sys.executable, __file__]
     spent_file = Path(tempfile.mkdtemp(prefix="master-cpu-")) / "spent"
-    serve_cmd = [*me, "--serve", "--speed", str(args.speed), "--spent-file", str(spent_file)] \
+    serve_cmd = [*me, "--serve", "--speed", str(args.speed), "--chunk-mib", str(args.chunk_mib),
+                 "--spent-file", str(spent_file)] \
         + ([] if args.feed else ["--no-feed"])
     if args.profile:
         serve_cmd += ["--profile", args.profile]
@@ -259,28 +268,38 @@ def measure(args: argparse.Namespace) -> None:
         master.wait(timeout=30)
         shutil.rmtree(spent_file.parent)
     n, s = sum(r["reports"] for r in results), args.seconds
-    to_master, from_master = sum(r["out"] for r in results), sum(r["in"] for r in results)
+    frames = {k: sum(r[k] for r in results) for k in ("in", "out", "rates", "stats")}
     cpu = cpu1 - cpu0
     part = {k: spent1[k] - spent0[k] for k in spent1}
     share, plan, feed = part["share"], part["tick"] - part["share"], part["feed"]
-    session, wire = part["receive"], cpu - part["tick"] - part["receive"] - feed
-    us = {k: v / n * 1e6 for k, v in (("plan", plan), ("session", session), ("wire", wire), ("share", share))}
-    per_transfer = (plan + session + wire) / n
-    full = per_transfer * SITE_RATE + min(SHARE_CAP, share / n * SITE_RATE) + feed / s
-    print(f"master CPU, 200 x 10 Gbit/s site slowed to {args.speed:g} (16 MiB chunks): {n / s:.0f} transfers/s, "
-          f"{(to_master + from_master) / s:.0f} messages/s ({to_master / n:.2f} to the master and "
-          f"{from_master / n:.2f} from it a transfer); master {cpu / s:.2f} of a core: "
-          f"a transfer {us['wire']:.0f} us on the wire (websocket, sealing, JSON, asyncio), "
-          f"{us['session']:.0f} us in the session's messages, {us['plan']:.0f} us planning "
-          f"(= {per_transfer * 1e6:.0f} us), {us['share']:.0f} us sharing ({share / s:.3f} of a core), "
-          f"status feed {feed / s:.3f} of a core; at the full site's {SITE_RATE:,} transfers/s: "
-          f"{per_transfer * SITE_RATE:.2f} cores + sharing at most {SHARE_CAP} + the feed = {full:.2f} cores; "
-          f"drivers {sum(r['cpu'] for r in results) / s:.2f} cores")
+    messages = cpu - part["tick"] - feed
+    per_frame = messages / (frames["in"] + frames["out"])
+    # Frames that come with each transfer (Download; Receiving, Ending, Report), and those that come
+    # so many a second whatever the rate: Stats, and Rates, sent after each share, as many as
+    # here a share, at most as many shares a second as sharing's duty allows (as many transfers
+    # in flight as at full speed: a share takes as long).
+    each = (frames["in"] + frames["out"] - frames["rates"] - frames["stats"]) / n
+    shares_s = SHARE_CAP / (share / part["share calls"])
+    per_s = frames["stats"] / s + frames["rates"] / part["share calls"] * shares_s
+    site_rate = SITE_RATE * 16 / args.chunk_mib
+    full = per_frame * (each * site_rate + per_s) + plan / n * site_rate + SHARE_CAP + feed / s
+    print(f"master CPU, 200 x 10 Gbit/s site slowed to {args.speed:g} ({args.chunk_mib} MiB chunks): "
+          f"{n / s:.0f} transfers/s, master {cpu / s:.2f} of a core. Messages: {each:.2f} frames a transfer, "
+          f"{frames['stats'] / s:.0f} Stats and {frames['rates'] / s:.0f} Rates a second "
+          f"({frames['rates'] / part['share calls']:.0f} a fair-rate computation; at most {per_s:.0f} frames a second so), "
+          f"{per_frame * 1e6:.1f} us each (websocket, sealing, JSON, the session); planning {plan / n * 1e6:.0f} us "
+          f"a transfer ({part['tick calls'] / n:.2f} rounds a transfer); sharing {share / s:.3f} of a core "
+          f"({part['share calls'] / s:.0f} fair-rate computations a second, {share / part['share calls'] * 1e3:.2f} "
+          f"ms each); status feed {feed / s:.3f} of a core. At the full site's {site_rate:,.0f} transfers/s: "
+          f"messages {per_frame * (each * site_rate + per_s):.2f} + planning {plan / n * site_rate:.2f} "
+          f"+ sharing at most {SHARE_CAP} + feed {feed / s:.2f} = {full:.2f} cores "
+          f"(drivers {sum(r['cpu'] for r in results) / s:.2f} cores)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--speed", type=float, default=0.1, help="ports at this share of 10 Gbit/s")
+    parser.add_argument("--chunk-mib", type=int, default=16, help="chunk size (MiB) of the 10 GiB generation")
     parser.add_argument("--seconds", type=float, default=20.0, help="the measured window")
     parser.add_argument("--warmup", type=float, default=5.0, help="joins and the first transfers")
     parser.add_argument("--drivers", type=int, default=2, help="processes of simulated peers")
@@ -296,7 +315,7 @@ def main() -> None:
         profile = cProfile.Profile() if args.profile else None
         if profile:
             profile.enable()
-        asyncio.run(serve(args.speed, args.feed, Path(args.spent_file)))
+        asyncio.run(serve(args.speed, args.chunk_mib, args.feed, Path(args.spent_file)))
         if profile:
             profile.disable()
             profile.dump_stats(args.profile)
