@@ -8,7 +8,8 @@ returns the outputs (session_types.py) to carry out in order. It owns no socket,
 
 This part owns the members and what they say; session_rounds.py how planned transfers start, are
 paced and are withdrawn. Rules of the messages:
-- a Have about another generation is ignored; a member is planned for once its whole Have came;
+- a Have about another generation is ignored; a member is planned for once its whole Have came,
+  and after a new generation gets downloads again once its whole Have for that one came;
 - a member speaks only of its own downloads: a Report, Receiving or Ending about any other
   transfer is ignored;
 - blame: a blameless failure is withdrawn and planned again with no verdict on its source; a
@@ -110,6 +111,12 @@ class SwarmSession(SessionRounds):
             link.have = Bitmap(len(table))
             link.inflight = Bitmap(len(table))
             self._set_complete(link, False, now)
+            if link.planned:
+                # It handles no Download while it reconciles its folder with the generation
+                # (seconds for a large one): one planned meanwhile would hold its source's slot
+                # idle. It still serves what it held; downloads once its Have for it came.
+                link.staging = True
+                self.planner.set_dl_slots(link.name, 0)
             self._send(link.name, self._manifest_for(link, manifest))
         self._event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                             f"{len(table)} chunks, {format_bytes(manifest.total_bytes)} "
@@ -236,7 +243,7 @@ class SwarmSession(SessionRounds):
         link.heard_at = now.mono
         if link.silent:
             link.silent = False
-            self.planner.set_dl_slots(link.name, link.dl_slots)
+            self.planner.set_dl_slots(link.name, 0 if link.staging else link.dl_slots)
         if isinstance(msg, p.Have):
             self._have(link, msg, now)
         elif isinstance(msg, p.Report):
@@ -302,6 +309,9 @@ class SwarmSession(SessionRounds):
         if msg.replace:
             link.generation = m.generation
             link.have = Bitmap(len(index))
+            if link.staging:
+                link.staging = False
+                self.planner.set_dl_slots(link.name, link.dl_slots)
             if not link.planned:     # plannable only once its holdings are known
                 self.planner.add_node(link.name, dl_slots=link.dl_slots, ul_slots=link.ul_slots)
                 link.planned = True

@@ -118,6 +118,7 @@ class PeerState:
     online: bool = True
     planned: bool = False        # known to the planner (after its first full Have)
     silent: bool = False         # nothing heard for SILENT_S: nothing more is planned to it
+    staging: bool = False        # took a new generation, its Have for it not yet come: no downloads
     rates: RateMeter = field(default_factory=RateMeter)
     active: ActiveVersion | None = None      # the version its folder shows (from its Stats)
     summary: Readiness | None = None         # a relay's subtree (its Staged): tree activation

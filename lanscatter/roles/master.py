@@ -51,6 +51,7 @@ from lanscatter.core.signing import SignedVersion, public_key_of, published_view
 from lanscatter.core.sizes import format_bytes
 from lanscatter.core.status import ActiveVersion, PublishState, StatusDoc
 from lanscatter.core.tree_commit import DEFAULT_DEADLINE_S, RollbackRefused
+from lanscatter.disk.folder_watch import watch_folder
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import RefusedName, scan_folder
 from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
@@ -375,24 +376,26 @@ class MasterNode:
                 self.request_rescan("the source link was switched")
 
     async def _watch_loop(self) -> None:
-        from watchfiles import awatch
-
         loop = asyncio.get_running_loop()
         delay = _WATCH_RESTART_S
+
+        def changed() -> None:
+            nonlocal delay
+            self._last_change = loop.time()
+            self.request_rescan("folder changed")
+            delay = _WATCH_RESTART_S
+
         while True:
             try:
-                async for _changes in awatch(self.root, debounce=_WATCH_DEBOUNCE_MS, recursive=True):
-                    self._last_change = loop.time()
-                    self.request_rescan("folder changed")
-                    delay = _WATCH_RESTART_S
+                await watch_folder(self.root, changed, debounce_ms=_WATCH_DEBOUNCE_MS)
                 return
-            except* RuntimeError as group:
+            except RuntimeError as exc:
                 # The watcher gives up on a name it cannot decode (not UTF-8), and may do so again
                 # at once while that name exists: rescan (the scan skips the name and warns of it
                 # once) and watch again, less and less often. A restart is not a change: counted as
                 # one, it would keep an on-change source from ever settling; the periodic rescan
                 # and the scan's own check cover what the watcher misses meanwhile.
-                log.info("file watcher restarted after: %s", show_path(str(group.exceptions[0]), 200))
+                log.info("file watcher restarted after: %s", show_path(str(exc), 200))
                 self.request_rescan("the file watcher stopped")
             await asyncio.sleep(delay)
             delay = min(delay * 2, _WATCH_RESTART_MAX_S)
@@ -407,6 +410,11 @@ class MasterNode:
         # the scan ends, instead of polling a port that is not open yet.
         self._runner, self.port = await bind_site(self.app(), self.opts.host, self.opts.port, self.opts.tls)
         self.swarm.start()
+        if self.opts.watch and self.mode == "on-change":
+            # Watched from before the first scan: a change made while the folder is hashed is seen,
+            # and the watches are set up (a walk of the tree that holds the GIL: 0.5-0.7 s for
+            # 10,000 folders here) before the first generation goes out, not as it does.
+            self._tasks.append(asyncio.create_task(self._watch_loop(), name="watch"))
         try:
             await self._await_expected_peers()
             # Every mode publishes the source as found at start (a restarted origin serves again
@@ -417,8 +425,6 @@ class MasterNode:
             raise
         self._tasks.append(asyncio.create_task(self._rescan_loop(), name="rescan"))
         self._tasks.append(asyncio.create_task(self.tree.run(), name="tree-commit"))
-        if self.opts.watch and self.mode == "on-change":
-            self._tasks.append(asyncio.create_task(self._watch_loop(), name="watch"))
         if self._link is not None:
             self._tasks.append(asyncio.create_task(self._link_loop(), name="source-link"))
         settle = f", settle {self.opts.settle_s:g} s" if self.mode == "on-change" else ""

@@ -52,6 +52,7 @@ class HarnessPeer:
     corrupt: set[str] = field(default_factory=set)       # chunks it serves corrupt until a Verify
     frozen: bool = False                                 # says nothing (its messages are lost)
     says_receiving: bool = True                          # False: the caller says it (first_bytes)
+    reconciling: bool = False                            # takes a manifest, says its Have when told
     generation: str = ""
     downloads: dict[int, p.Download] = field(default_factory=dict)
     upload_rates: dict[int, float] = field(default_factory=dict)   # by transfer id, from Rates
@@ -102,6 +103,18 @@ class SwarmHarness:
                                      seed_url="http://127.0.0.1:7000", seed_source="127.0.0.1:7000",
                                      addr_proven=addr_proven))
         return peer
+
+    def reconciled(self, name: str) -> None:
+        """A `reconciling` peer's folder holds the new generation: it says its whole Have."""
+        peer = self.peers[name]
+        peer.reconciling = False
+        for msg in self._have(peer, self._chunks()):
+            self.say(name, msg)
+
+    def publish(self, manifest: Manifest) -> None:
+        """A new generation from the seed, which holds all of it."""
+        self.manifest = manifest
+        self._feed(self.session.set_manifest(manifest, self.at()))
 
     def leave(self, name: str) -> None:
         del self.peers[name]
@@ -216,7 +229,7 @@ class SwarmHarness:
         if isinstance(msg, p.ManifestMsg):
             peer.generation = msg.manifest["generation"]
             peer.downloads.clear()
-            return self._have(peer, self._chunks())
+            return [] if peer.reconciling else self._have(peer, self._chunks())
         if isinstance(msg, p.Download):
             peer.downloads[msg.transfer] = msg
             return [p.Receiving(msg.transfer)] if peer.says_receiving else []

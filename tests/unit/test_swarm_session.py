@@ -218,3 +218,21 @@ def test_the_seeds_uploads_to_a_silent_member_are_cut_when_withdrawn() -> None:
     assert not h.seed_cut                          # silent, but not yet overdue
     h.advance(max(d.timeout_s for d in started))
     assert sorted(h.seed_cut) == sorted(d.transfer for d in started)
+
+
+def test_a_member_taking_a_new_generation_gets_downloads_once_it_says_what_it_holds() -> None:
+    """A member reconciling its folder with a new generation (seconds, for a large one) handles no
+    Download meanwhile: none is planned to it, so no source's slot waits on it; it still serves
+    what it held, and downloads once its whole Have for the generation came."""
+    h = SwarmHarness(synthetic_manifest(8), seed_slots=4)
+    a, _ = h.join("a"), h.join("b")
+    h.run_to_sync()
+    a.reconciling = True
+    h.publish(synthetic_manifest(16))             # chunks 1-8 kept, 9-16 new
+    h.tick()
+    assert h.downloads() and {name for name, _ in h.downloads()} == {"b"}
+    assert len(h.session.planner.has("a")) == 8           # a source of what it held meanwhile
+    h.reconciled("a")
+    h.tick()
+    assert "a" in {name for name, _ in h.downloads()}
+    h.run_to_sync()
