@@ -19,7 +19,8 @@ Conversation (master M, peer P):
                            checks it against the signed statement, or asks ManifestWanted
     P -> M  ManifestWanted (protocol 7) the whole manifest of this generation (once per generation)
     P -> M  Have           full set after each manifest (replace=True, then the rest in pieces of
-                           HAVE_PIECE), then one chunk at a time
+                           HAVE_PIECE), then one chunk at a time (protocol 10: not after an ok
+                           Report, which says the peer holds its chunk)
     M -> P  Download       fetch chunk from source URL with this token (auth.py);  P -> M  Report when done or failed
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
@@ -48,14 +49,18 @@ from urllib.parse import urlsplit
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 9          # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+PROTOCOL_VERSION = 10         # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
                               # 6: manifest format 2 (chunk sizes, content-defined chunks);
                               # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit;
-                              # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py)
+                              # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py);
+                              # 10: an ok Report is its chunk's Have (REPORT_HOLDS)
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
 MIN_PROTOCOL_VERSION = 6
+# From this version on a peer sends no Have after an ok Report: the Report says it holds the chunk
+# (a fifth of a busy master's messages). A master takes an ok Report as a Have from any version.
+REPORT_HOLDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +278,19 @@ class Error(Message):
     fatal: bool = True
 
 
+_NAMES: dict[type[Message], tuple[str, ...]] = {}
+_ENCODER = json.JSONEncoder(separators=(",", ":"))    # (json.dumps builds one a call)
+
+
 def encode(msg: Message) -> str:
+    cls = type(msg)
+    if (names := _NAMES.get(cls)) is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
     # Shallow: the fields are JSON values already, and a deep copy (dataclasses.asdict) of a
     # manifest of a million files would double what its sending holds in memory.
-    data = {f.name: getattr(msg, f.name) for f in fields(msg)}
+    data = {name: getattr(msg, name) for name in names}
     data["t"] = msg.TYPE
-    return json.dumps(data, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 # ---- bounds ------------------------------------------------------------------------------------
@@ -357,13 +369,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)     # (json.loads builds one a call)
+
+
 def decode(text: str | bytes, peer: str = "peer", limit: int | None = None) -> Message:
     """Parse one frame of at most `limit` characters; any malformed or out-of-bounds input raises
     RemoteProtocolError naming `peer`."""
     if limit is not None and len(text) > limit:
         raise RemoteProtocolError(f"{peer} sent a frame of {len(text)} characters (the limit is {limit})")
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = _DECODER.decode(text if isinstance(text, str) else text.decode())
     except RecursionError:
         raise RemoteProtocolError(f"{peer} sent a frame nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -374,43 +389,65 @@ def decode(text: str | bytes, peer: str = "peer", limit: int | None = None) -> M
     cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise RemoteProtocolError(f"{peer} sent an unknown message type {_shown(kind)}")
-    hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
-            if f.default is not MISSING or f.default_factory is not MISSING:
+    for name, required, conforms in _checks(cls):
+        if name not in data:
+            if not required:
                 continue
-            raise RemoteProtocolError(f"{peer} sent {kind!r} without field {f.name!r}")
-        value = data[f.name]
-        if not _conforms(value, hints[f.name], FIELD_BOUNDS.get(f.name)):
-            raise RemoteProtocolError(f"{peer} sent {kind!r} with a bad {f.name!r}: {_shown(value)}")
-        values[f.name] = value
+            raise RemoteProtocolError(f"{peer} sent {kind!r} without field {name!r}")
+        value = data[name]
+        if not conforms(value):
+            raise RemoteProtocolError(f"{peer} sent {kind!r} with a bad {name!r}: {_shown(value)}")
+        values[name] = value
     return cls(**values)
 
 
-def _conforms(value: Any, hint: Any, bound: Bound | None) -> bool:
-    """Whether `value` has the type `hint` and lies within `bound` (None: the type's default)."""
+_Check = Callable[[Any], bool]
+_CHECKS: dict[type[Message], tuple[tuple[str, bool, _Check], ...]] = {}
+
+
+def _checks(cls: type[Message]) -> tuple[tuple[str, bool, _Check], ...]:
+    """Each field of `cls`: its name, whether it is required, and the check of its value, built
+    once per message type (resolving the type hints is far dearer than checking a value)."""
+    got = _CHECKS.get(cls)
+    if got is None:
+        hints = typing.get_type_hints(cls)
+        got = _CHECKS[cls] = tuple(
+            (f.name, f.default is MISSING and f.default_factory is MISSING,
+             _check(hints[f.name], FIELD_BOUNDS.get(f.name)))
+            for f in fields(cls))
+    return got
+
+
+def _check(hint: Any, bound: Bound | None) -> _Check:
+    """Whether a value has the type `hint` and lies within `bound` (None: the type's default)."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        return any(_conforms(value, h, bound) for h in typing.get_args(hint))
+        alternatives = tuple(_check(h, bound) for h in typing.get_args(hint))
+        return lambda v: any(c(v) for c in alternatives)
     if hint is type(None):
-        return value is None
+        return lambda v: v is None
     b = bound or _DEFAULTS.get(origin or hint)
-    if hint is float:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool) and b is not None
-                and b.lo <= value <= b.hi)        # (NaN compares false: refused too)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool) and b is not None and b.lo <= value <= b.hi
-    if hint is str:
-        return (isinstance(value, str) and b is not None and b.lo <= len(value) <= b.hi
-                and (b.check is None or b.check(value)))
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return (isinstance(value, list) and b is not None and b.lo <= len(value) <= b.hi
-                and all(_conforms(v, item, b.items) for v in value))
     if origin is dict:
-        return isinstance(value, dict)
-    return isinstance(value, hint)
+        return lambda v: isinstance(v, dict)
+    if b is None:                     # (every number, text and list has a default bound)
+        return lambda v: isinstance(v, hint)
+    if hint is float:
+        lo, hi = b.lo, b.hi           # (NaN compares false: refused too)
+        return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+    if hint is int:
+        lo, hi = b.lo, b.hi
+        return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+    if hint is str:
+        lo, hi, extra = b.lo, b.hi, b.check
+        if extra is None:
+            return lambda v: isinstance(v, str) and lo <= len(v) <= hi
+        return lambda v: isinstance(v, str) and lo <= len(v) <= hi and extra(v)
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        lo, hi, item = b.lo, b.hi, _check(item_hint, b.items)
+        return lambda v: isinstance(v, list) and lo <= len(v) <= hi and all(map(item, v))
+    return lambda v: isinstance(v, hint)
 
 
 def negotiate(ours: tuple[int, int], theirs: tuple[int, int], them: str) -> int:

@@ -262,7 +262,7 @@ class SwarmSession(SessionRounds):
             self._have(link, msg, now)
         elif isinstance(msg, p.Report):
             if self._owns(link, msg.transfer):
-                self._report(msg, now)
+                self._report(link, msg, now)
         elif isinstance(msg, p.Receiving):
             if self._owns(link, msg.transfer):
                 self.waiting.discard(msg.transfer)
@@ -332,15 +332,24 @@ class SwarmSession(SessionRounds):
             self.planner.set_have(link.name, [h for h in msg.chunks if h in index])
         elif link.planned:
             self.planner.add_haves(link.name, msg.chunks)
-        for h in msg.chunks:
-            if h in index:
-                link.have.set(index[h])
+        self._holds(link, msg.chunks, now)
+
+    def _holds(self, link: PeerState, chunks: list[str], now: Now) -> None:
+        """`link` holds `chunks` of the current generation (others ignored): what it holds, whether
+        whole, and whether its completing synced the swarm (the planner knows it already)."""
+        m = self.manifest
+        if m is None:
+            return
+        index = m.chunk_index()
+        for h in chunks:
+            if (i := index.get(h)) is not None:
+                link.have.set(i)
         was_complete = link.complete
         self._set_complete(link, link.have.count == link.have.size, now)
         if link.complete != was_complete:    # (not on every Have: readiness sums every member)
             self.tree_epoch += 1
-        if self.synced():
-            self._out.append(Synced(m.generation))
+            if link.complete and self.synced():
+                self._out.append(Synced(m.generation))
 
     # ---- tree activation (tree_commit.py) -------------------------------------------------------
     def readiness(self, own: tuple[str, bool] | None = None) -> Readiness | None:
@@ -363,9 +372,11 @@ class SwarmSession(SessionRounds):
                     self._send(link.name, commit)
         return self._flush()
 
-    def _report(self, msg: p.Report, now: Now) -> None:
+    def _report(self, link: PeerState, msg: p.Report, now: Now) -> None:
         """Blame: a blameless failure says nothing of the source; a corrupt chunk bans its source
-        (asked to check its files) unless the source is the seed, whose own file changed."""
+        (asked to check its files) unless the source is the seed, whose own file changed. An ok
+        Report is the downloader's Have of the chunk (protocol 10 sends no other; an older peer's
+        Have after it changes nothing more)."""
         t = self.transfers.pop(msg.transfer)
         self._untrack(t)
         if not msg.ok and msg.blameless:
@@ -381,6 +392,7 @@ class SwarmSession(SessionRounds):
                 self._suspect(t.source, t.chunk)
         else:
             self.planner.finish(t.id, now.mono, ok=True)
+            self._holds(link, [t.chunk], now)
 
     def _suspect(self, peer: str, chunk: str) -> None:
         link = self.peers.get(peer)

@@ -140,11 +140,13 @@ class Downloads:
                 self._arrivals.end(arrival, ok=False)
                 if arrival.received and self._arrival_failed is not None:
                     self._arrival_failed(d.chunk)
-        # Report first: the planner learns the outcome of its transfer, then the new holding.
+        # Report first: the planner learns the outcome of its transfer, then the new holding (which
+        # an ok Report says itself from protocol 10 on).
         self._link.post(p.Report(d.transfer, result.ok, result.seconds, safe_text(result.error), result.corrupt,
                                  result.blameless))
         if result.ok:
-            self._link.post(p.Have(gen, [d.chunk]))
+            if self._link.protocol < p.REPORT_HOLDS:
+                self._link.post(p.Have(gen, [d.chunk]))
             self._verified(d.chunk)
 
     def _first_bytes(self, chunk: str, due: float) -> None:

@@ -66,6 +66,8 @@ class _Connection:
     ws: web.WebSocketResponse
     channel: Channel             # seals and opens this connection's frames
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)   # frames sealed in the order sent
+    outbox: deque[p.Message] = field(default_factory=deque)       # what the session sent, not yet written
+    writer: asyncio.Future[None] | None = None                     # writing the outbox out, while it is not empty
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
@@ -293,7 +295,7 @@ class Swarm:
         for out in outputs:
             if isinstance(out, Send):
                 if (conn := self._connections.get(out.peer)) is not None:
-                    asyncio.ensure_future(self._send(conn, out.msg))
+                    self._post(conn, out.msg)
             elif isinstance(out, Event):
                 self.event(out.level, out.message)
             elif isinstance(out, Note):
@@ -316,16 +318,36 @@ class Swarm:
             self._wake.set()
 
     # ---- sending -----------------------------------------------------------------------------
+    def _post(self, conn: _Connection, msg: p.Message) -> None:
+        """Queue a frame the session sent. One task writes a connection's queue out while it is
+        not empty, rather than a task a frame: a busy master sends thousands a second."""
+        conn.outbox.append(msg)
+        if conn.writer is None:
+            conn.writer = asyncio.ensure_future(self._drain(conn))
+
+    async def _drain(self, conn: _Connection) -> None:
+        try:
+            async with conn.sending:
+                while conn.outbox:
+                    await self._write(conn, conn.outbox.popleft())
+        finally:
+            conn.writer = None
+
     async def _send(self, conn: _Connection, msg: p.Message) -> None:
-        """Seal and send one frame. Sends run as tasks: the lock keeps the wire in the order of the
-        sequence numbers (a frame sealed first is written first)."""
+        """Seal and send one frame now (behind a queue being written)."""
         async with conn.sending:
-            if conn.ws.closed:
-                return
-            try:
-                await conn.ws.send_bytes(conn.channel.seal(p.encode(msg).encode()))
-            except (ConnectionError, RuntimeError) as exc:
-                log.debug("send failed: %s", exc)
+            await self._write(conn, msg)
+
+    @staticmethod
+    async def _write(conn: _Connection, msg: p.Message) -> None:
+        """Seal and write one frame, holding `conn.sending`: the lock keeps the wire in the order
+        of the sequence numbers (a frame sealed first is written first)."""
+        if conn.ws.closed:
+            return
+        try:
+            await conn.ws.send_bytes(conn.channel.seal(p.encode(msg).encode()))
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("send failed: %s", exc)
 
     async def _close(self, conn: _Connection, reason: str) -> None:
         """End a connection the session withdrew: the reason, then the close (a frozen peer never

@@ -147,7 +147,8 @@ class SwarmHarness:
         name, d = self._download(transfer)
         self.peers[name].held.add(d.chunk)
         self.say(name, p.Report(transfer, True, seconds))
-        self.say(name, p.Have(self.manifest.generation, [d.chunk]))
+        if self.peers[name].protocol < p.REPORT_HOLDS:
+            self.say(name, p.Have(self.manifest.generation, [d.chunk]))
 
     def fail(self, transfer: int, *, corrupt: bool = False, blameless: bool = False,
              error: str = "failed") -> None:

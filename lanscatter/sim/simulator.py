@@ -661,8 +661,7 @@ class Simulation:
             self._say(sw, dst.name, p.Report(t.id, False, seconds, "connection broken"))
             return
         dst.held.add(t.chunk)
-        self._say(sw, dst.name, p.Report(t.id, True, seconds))
-        self._say(sw, dst.name, p.Have(self.manifest.generation, [t.chunk]))
+        self._say(sw, dst.name, p.Report(t.id, True, seconds))      # (its Have too: REPORT_HOLDS)
         own = dst.own
         if own is not None and own is not sw:
             own.session.seed_got(t.chunk, self._at())     # a relay: cut-through downstream

@@ -181,6 +181,20 @@ def test_a_peer_of_protocol_9_gets_the_manifest_as_columns_and_an_older_one_as_e
     assert decode_manifest(to_new.manifest) == decode_manifest(to_old.manifest) == h.manifest
 
 
+def test_an_ok_report_is_the_downloaders_have_and_an_older_peers_have_after_it_changes_nothing() -> None:
+    h = SwarmHarness(synthetic_manifest(2))
+    h.join("new")
+    h.join("old", protocol=p.REPORT_HOLDS - 1)          # says Have after each ok Report
+    h.tick()
+    index = h.manifest.chunk_index()
+    for name, d in h.downloads():
+        h.finish(d.transfer)
+        assert index[d.chunk] in h.session.peers[name].have
+    h.run_to_sync()
+    assert h.synced == [h.manifest.generation]
+    assert all(h.session.peers[name].complete for name in ("new", "old"))
+
+
 def test_the_seeds_uploads_to_a_member_that_left_are_cut_and_a_peers_are_cancelled() -> None:
     m = synthetic_manifest(8)
     h = SwarmHarness(m)
