@@ -380,10 +380,12 @@ class ChunkIndex(Mapping[str, int]):
 
 class _Locations(Mapping[str, tuple[ChunkLocation, ...]]):
     """`Manifest.locations()` without a ChunkLocation per reference held: each distinct chunk's
-    references chained through one array (8 bytes a reference), the places built when asked."""
+    references chained through one array (8 bytes a reference), the places built when asked. It
+    holds the manifest's table, not the manifest: the manifest caches it, and a cycle between the
+    two would keep a dropped manifest of a million files until the collector's next full pass."""
 
     def __init__(self, manifest: Manifest) -> None:
-        self._m = manifest
+        self._files = manifest.files
         c = manifest.files.columns
         self._first = array("q", [-1]) * len(c.hashes)
         self._next = array("q", [-1]) * len(c.refs)
@@ -400,28 +402,28 @@ class _Locations(Mapping[str, tuple[ChunkLocation, ...]]):
 
     def place(self, r: int) -> tuple[int, int, int]:
         """(file position, offset, length) of chunk reference `r`."""
-        table, c = self._m.files, self._m.files.columns
+        table, c = self._files, self._files.columns
         i = bisect.bisect_right(c.ref_ends, r)       # the file holding reference r
         span = table.ref_range(i)
         return i, sum(c.lengths[span.start:r]), c.lengths[r]
 
     def first(self, chunk: str) -> ChunkLocation | None:
         """The first place of `chunk` in table order (None: not listed)."""
-        d = self._m.files.hashes.find(chunk)
+        d = self._files.hashes.find(chunk)
         if d is None:
             return None
         i, offset, length = self.place(self._first[d])
-        return ChunkLocation(self._m.files.path(i), offset, length)
+        return ChunkLocation(self._files.path(i), offset, length)
 
     def __getitem__(self, chunk: str) -> tuple[ChunkLocation, ...]:
-        d = self._m.files.hashes.find(chunk) if isinstance(chunk, str) else None
+        d = self._files.hashes.find(chunk) if isinstance(chunk, str) else None
         if d is None:
             raise KeyError(chunk)
         places = map(self.place, self.refs(d))
-        return tuple(ChunkLocation(self._m.files.path(i), offset, length) for i, offset, length in places)
+        return tuple(ChunkLocation(self._files.path(i), offset, length) for i, offset, length in places)
 
     def __iter__(self) -> Iterator[str]:
-        return (h for h, _ in self._m.chunk_table())
+        return iter(self._files.hashes)
 
     def __len__(self) -> int:
         return len(self._first)

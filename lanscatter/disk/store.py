@@ -99,6 +99,7 @@ class MirrorStore:
         self._held_bytes = 0
         self._needed = bytearray()        # per chunk reference: 1 while that place waits for its chunk
         self._journal: TextIO | None = None
+        self._reconciled = False        # the last reconcile ran to its end (one that failed is not complete)
         self.epoch = 0          # reconciles started: a reader of held chunks checks it is unchanged
 
     # ---- paths -------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class MirrorStore:
         return d is not None and self._held[d] >= 0
 
     def complete(self) -> bool:
-        return self.manifest is not None and not self._asm
+        return self.manifest is not None and self._reconciled and not self._asm
 
     def missing_chunks(self) -> set[str]:
         assert self.manifest is not None
@@ -234,6 +235,7 @@ class MirrorStore:
     def reconcile(self, manifest: Manifest) -> ReconcileStats:
         """Make the folder a (partial) mirror of `manifest`. Blocking: run in a worker thread."""
         self.epoch += 1
+        self._reconciled = False
         self._close_parts()
         self._held, self._held_bytes = array("q"), 0     # nothing had meanwhile
         self._held_bits = Bitmap(0)
@@ -292,6 +294,7 @@ class MirrorStore:
             folder = self._abs(d, make_parents=True)   # its parents, checked on the way
             if not folder.is_dir():
                 folder.mkdir()
+        self._reconciled = True
         if not self._asm:
             self._completed()
         return stats

@@ -159,6 +159,7 @@ class PeerFolder:
         if base is not None and base.generation == msg.base:
             try:
                 manifest = await loop.run_in_executor(None, apply_delta, base, msg.delta)
+                del base            # (`_new_manifest` lets it go once the new one is checked)
                 if await loop.run_in_executor(None, describes, manifest, signed):
                     await self._take_version(manifest, signed)
                     return
@@ -272,11 +273,17 @@ class PeerFolder:
                 return
             # The store changes in a worker thread meanwhile: status readers must not look into it.
             self.reconciling = True
+            # The new generation is checked (signed, past the first-sync check): it is the current
+            # one from here, and the one before goes now, not after the reconcile (the store lets
+            # go of it as it starts): a million files are some 150 MB a manifest. The folder
+            # shows the old version until the new one is whole all the same (the store stages it
+            # beside, or replaces each file whole); a reconcile that fails leaves this one current
+            # and the store not complete, and the next join reconciles it again.
+            self.manifest = manifest
             try:
                 stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
             finally:
                 self.reconciling = False
-        self.manifest = manifest
         self._note_synced()
         self.local_copies += stats.copied_chunks
         log.info("generation %s: %d/%d chunks present (%d resumed, %d copied locally, %d deleted)",

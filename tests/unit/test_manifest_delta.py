@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lanscatter.core import protocol as p
 from lanscatter.core.chunking import CDC, FIXED
@@ -84,6 +86,34 @@ def test_a_delta_to_other_content_is_caught_by_its_id_or_by_the_signed_digest() 
     rebuilt = apply_delta(old, wrong)           # consistent with itself, but not what was signed
     assert not describes(rebuilt, signed)
     assert describes(apply_delta(old, make_delta(old, new)), signed)  # type: ignore[arg-type]
+
+
+# A version as (path number, content number, chunks) per file: contents shared between files,
+# between versions, and chunks that only a removed file held come back in a new one.
+_files = st.dictionaries(st.integers(0, 40), st.tuples(st.integers(0, 30), st.integers(1, 3)), max_size=30)
+
+
+def _version(files: dict[int, tuple[int, int]]) -> Manifest:
+    return build_manifest(10, [FileEntry(f"d{k % 3}/f{k:02d}", 10 * n, 1_700_000_000 * 10**9 + c, c % 2 == 1,
+                                           tuple(H[(c + x) % len(H)] for x in range(n)), (10,) * n)
+                                 for k, (c, n) in files.items()], [], FIXED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_files, st.dictionaries(st.integers(0, 40), st.none() | st.tuples(st.integers(0, 30), st.integers(1, 3)),
+                               max_size=6))
+def test_a_delta_applied_by_columns_gives_the_whole_new_manifest(
+        old: dict[int, tuple[int, int]], edits: dict[int, tuple[int, int] | None]) -> None:
+    """The new table is spliced from runs of the old one's columns and the new entries: it must be
+    the very table (columns, chunk numbers, hashes) of the whole new manifest."""
+    new = {k: v for k, v in {**old, **edits}.items() if v is not None}
+    base, want = _version(old), _version(new)
+    delta = make_delta(base, want)
+    if delta is None:
+        return
+    rebuilt = apply_delta(base, delta)
+    assert rebuilt.files.columns == want.files.columns and rebuilt.generation == want.generation
+    assert rebuilt.chunk_table() == want.chunk_table()
 
 
 def test_delta_messages_are_bounded_at_decode() -> None:
