@@ -191,12 +191,15 @@ class MasterLink:
             helpers = [asyncio.create_task(_writer(ws, outbox, channel)),
                        asyncio.create_task(self._stats_loop())]
             try:
-                async for msg in ws:
-                    if msg.type == WSMsgType.BINARY:
-                        self.control_rx_bytes += len(msg.data)
-                        await self._handle(p.decode(channel.open(msg.data, "the master"), "the master",
-                                                    p.MAX_MANIFEST_FRAME))
-                    elif msg.type == WSMsgType.TEXT:
+                async for frame in ws:
+                    if frame.type == WSMsgType.BINARY:
+                        self.control_rx_bytes += len(frame.data)
+                        handling = self._handle(p.decode(channel.open(frame.data, "the master"), "the master",
+                                                         p.MAX_MANIFEST_FRAME))
+                        # A whole manifest's frame is tens of megabytes: not held while it is applied.
+                        del frame
+                        await handling
+                    elif frame.type == WSMsgType.TEXT:
                         raise RemoteProtocolError("the master sent an unsealed frame")
             finally:
                 self._outbox = None

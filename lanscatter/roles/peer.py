@@ -188,7 +188,9 @@ class PeerNode:
 
     async def _handle(self, msg: p.Message) -> None:
         if isinstance(msg, p.ManifestMsg):
-            await self.folder.take_manifest(msg)
+            taking = self.folder.take_manifest(msg)
+            del msg           # (its columns go once decoded: `take_manifest`)
+            await taking
         elif isinstance(msg, p.ManifestDelta):
             await self.folder.take_delta(msg)
         elif isinstance(msg, p.Download):

@@ -141,12 +141,17 @@ class PeerFolder:
         One this node refuses (malformed, out of bounds, or that this folder cannot hold) ends the
         connection with a clear line, like any malformed message; the node stays up and joins
         again. Decoded off the event loop: a million files take tens of seconds on a busy host,
-        in which the loop would send nothing and the master would take this node for gone."""
+        in which the loop would send nothing and the master would take this node for gone. The
+        message is not held once decoded (its columns are as large again as the manifest): the
+        caller hands it over (`PeerNode._handle`)."""
+        wire, signed = msg.manifest, SignedVersion(msg.statement, msg.signature)
+        del msg
         try:
-            manifest = await asyncio.get_running_loop().run_in_executor(None, decode_manifest, msg.manifest)
+            manifest = await asyncio.get_running_loop().run_in_executor(None, decode_manifest, wire)
         except ManifestError as exc:
             raise RemoteProtocolError(f"the master sent a manifest this node refuses: {exc}") from None
-        await self._take_version(manifest, SignedVersion(msg.statement, msg.signature))
+        del wire
+        await self._take_version(manifest, signed)
 
     async def take_delta(self, msg: p.ManifestDelta) -> None:
         """A generation as its changes from the one held: rebuilt (off the event loop: a large

@@ -92,6 +92,44 @@ async def test_applying_a_delta_the_old_manifest_is_gone_while_the_folder_is_rec
     assert tree_state(tmp_path / "peer") == tree_state(source)
 
 
+class _Columns(dict):  # type: ignore[type-arg]
+    """The wire form of a manifest, as a dict one can hold a weak reference to."""
+
+
+async def test_a_whole_manifest_s_columns_are_not_held_while_it_is_applied(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    v1 = _write(source, {f"f{k}": b"content %d" % k for k in range(10)})
+    opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY))
+
+    async def no_downloads() -> list[int]:
+        return []
+
+    folder = PeerFolder(opts, post=lambda msg: None, cancel_downloads=no_downloads, stats=lambda: None,
+                        master_text=lambda: "the master")
+    wire = _Columns(to_wire(v1))
+    columns = weakref.ref(wire)
+    signed = sign_version(v1, KEY, published_ms=1)
+    taking = folder.take_manifest(p.ManifestMsg(wire, statement=signed.statement, signature=signed.signature))
+    del wire                  # handed over, as the peer's handler does
+    held_in_reconcile: list[bool] = []
+    reconcile = folder.store.reconcile
+
+    def watched(manifest: Manifest) -> object:
+        held_in_reconcile.append(columns() is not None)
+        return reconcile(manifest)
+
+    folder.store.reconcile = watched  # type: ignore[method-assign]
+    gc.disable()
+    try:
+        async with asyncio.timeout(60):
+            await taking
+    finally:
+        gc.enable()
+        folder.store.close()
+    assert held_in_reconcile == [False]
+    assert folder.manifest is not None and folder.manifest.generation == v1.generation
+
+
 async def test_a_version_that_fails_half_way_leaves_the_old_one_shown_and_the_next_one_applies(
         tmp_path: Path) -> None:
     source = tmp_path / "src"
