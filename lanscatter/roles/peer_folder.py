@@ -285,6 +285,7 @@ class PeerFolder:
             # beside, or replaces each file whole); a reconcile that fails leaves this one current
             # and the store not complete, and the next join reconciles it again.
             self.manifest = manifest
+            self._last_progress = (0, 0)          # (none of it counted yet)
             try:
                 stats = await asyncio.get_running_loop().run_in_executor(None, self.store.reconcile, manifest)
             finally:
@@ -355,4 +356,4 @@ class PeerFolder:
         held, total = self.progress()
         statement = self.statement
         return StagedVersion(m.generation, statement.label if statement and statement.generation == m.generation
-                             else "", held / total if total else 1.0, self.complete())
+                             else "", held / total if total else float(self.complete()), self.complete())

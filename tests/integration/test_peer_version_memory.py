@@ -73,7 +73,10 @@ async def test_applying_a_delta_the_old_manifest_is_gone_while_the_folder_is_rec
     old_alive_in_reconcile: list[bool] = []
     reconcile = folder.store.reconcile
 
+    staged_in_reconcile = []
+
     def watched(manifest: Manifest) -> object:
+        staged_in_reconcile.append(folder.staged_version(folder.active_version()))
         stats = reconcile(manifest)
         old_alive_in_reconcile.append(old() is not None)
         return stats
@@ -87,6 +90,8 @@ async def test_applying_a_delta_the_old_manifest_is_gone_while_the_folder_is_rec
         gc.enable()
         folder.store.close()
     assert old_alive_in_reconcile == [False]
+    # Meanwhile the node showed the version it stages, none of it counted yet, and the old one active.
+    assert [(v.generation, v.progress, v.whole) for v in staged_in_reconcile if v] == [(v2.generation, 0.0, False)]
     assert folder.manifest is not None and folder.manifest.generation == v2.generation
     assert folder.complete() and folder.active_version().generation == v2.generation  # type: ignore[union-attr]
     assert tree_state(tmp_path / "peer") == tree_state(source)
