@@ -88,9 +88,14 @@ class Channel:
         self._sent = self._received = 0
 
     def seal(self, body: bytes) -> bytes:
-        mac = _mac(self._key, self._sends, self._sent, body)
+        return self.seal_pieces([body])
+
+    def seal_pieces(self, pieces: list[bytes]) -> bytes:
+        """The frame of the body these pieces make, joined once with its MAC (a manifest frame is
+        tens of megabytes: not joined into a body and copied again behind the MAC)."""
+        mac = _mac(self._key, self._sends, self._sent, *pieces)
         self._sent += 1
-        return mac + body
+        return b"".join([mac, *pieces])
 
     def open(self, frame: bytes, them: str) -> bytes:
         """The body of the next frame from the other side; RemoteProtocolError when it was not
@@ -273,9 +278,10 @@ def _session_key(auth: Auth, nonce_m: str, nonce_p: str, hello_digest: bytes) ->
     return hmac.new(auth.join_key, text, hashlib.sha256).digest()
 
 
-def _mac(key: bytes, direction: bytes, seq: int, body: bytes | memoryview) -> bytes:
-    # The body is fed on its own: joined to the prefix it would be copied (a manifest frame is
-    # tens of megabytes).
+def _mac(key: bytes, direction: bytes, seq: int, *body: bytes | memoryview) -> bytes:
+    # The body is fed on its own, piece by piece: joined to the prefix it would be copied (a
+    # manifest frame is tens of megabytes).
     mac = hmac.new(key, direction + seq.to_bytes(8, "big"), hashlib.sha256)
-    mac.update(body)
+    for piece in body:
+        mac.update(piece)
     return mac.digest()

@@ -76,6 +76,10 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.critical("planner loop crashed", exc_info=task.exception())
 
 
+def _seal_pieces(channel: Channel, msg: p.Message) -> bytes:
+    return channel.seal_pieces(p.encode_pieces(msg))
+
+
 def _now() -> Now:
     return Now(time.monotonic(), time.time())
 
@@ -344,8 +348,16 @@ class Swarm:
         of the sequence numbers (a frame sealed first is written first)."""
         if conn.ws.closed:
             return
+        if isinstance(msg, p.ManifestMsg):
+            # Tens of megabytes at a million files: encoded and sealed in a worker thread (the
+            # lock keeps the sequence), from pieces, and the message let go before the write
+            # (the transport copies what the socket does not take at once).
+            frame = await asyncio.get_running_loop().run_in_executor(None, _seal_pieces, conn.channel, msg)
+        else:
+            frame = conn.channel.seal(p.encode(msg).encode())
+        del msg
         try:
-            await conn.ws.send_bytes(conn.channel.seal(p.encode(msg).encode()))
+            await conn.ws.send_bytes(frame)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("send failed: %s", exc)
 

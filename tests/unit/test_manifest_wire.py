@@ -15,6 +15,7 @@ from lanscatter.core import protocol as p
 from lanscatter.core.chunking import CDC, fixed_sizes
 from lanscatter.core.errors import ManifestError
 from lanscatter.core.file_table import FileTable, pair_paths, same_entry
+from lanscatter.core.handshake import Channel
 from lanscatter.core.manifest import MAX_CHUNKS, ChunkLocation, FileEntry, Manifest, build_manifest
 from lanscatter.core.manifest_wire import decode_manifest, to_wire
 from lanscatter.disk.hashing import hash_bytes
@@ -178,3 +179,27 @@ def test_a_hash_listed_twice_is_refused() -> None:
     data.update(hashes=_packed(raw[:-32] + raw[:32]))
     with pytest.raises(ManifestError, match="listed twice"):
         decode_manifest(data)
+
+
+@pytest.mark.parametrize("manifest", [_manifest(), build_manifest(CS, [], [])], ids=["files", "empty"])
+def test_a_whole_manifest_frame_made_from_pieces_reads_as_the_message(manifest: Manifest) -> None:
+    """The master seals a whole manifest from pieces (its columns as they are, `encode_pieces`):
+    the frame opens and decodes to the very message `encode` gives, and the manifest."""
+    msg = p.ManifestMsg(to_wire(manifest), statement="the statement \"q\"", signature="c2ln")
+    pieces = p.encode_pieces(msg)
+    assert any(piece is msg.manifest["hashes"] for piece in pieces)      # not copied
+    sender, receiver = Channel(b"k" * 32, sends=b"m", receives=b"p"), Channel(b"k" * 32, sends=b"p", receives=b"m")
+    receiver.open(sender.seal(b"an earlier frame"), "the master")
+    body = receiver.open(sender.seal_pieces(pieces), "the master")
+    assert p.decode(body, "the master", p.MAX_MANIFEST_FRAME) == p.decode(p.encode(msg), "the master",
+                                                                          p.MAX_MANIFEST_FRAME)
+    got = p.decode(body, "the master", p.MAX_MANIFEST_FRAME)
+    assert isinstance(got, p.ManifestMsg) and decode_manifest(got.manifest) == manifest
+    assert p.encode_pieces(p.Have("g", ["a"])) == [p.encode(p.Have("g", ["a"])).encode()]
+
+
+def test_a_column_that_is_not_base64_text_is_not_put_in_a_frame() -> None:
+    wire = to_wire(_manifest())
+    wire["paths"] = b'A"}'
+    with pytest.raises(ValueError, match="paths"):
+        p.encode_pieces(p.ManifestMsg(wire))
