@@ -17,7 +17,8 @@ from __future__ import annotations
 import bisect
 import reprlib
 from array import array
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from lanscatter.core.errors import ManifestError
 from lanscatter.core.file_table import (
@@ -41,6 +42,7 @@ from lanscatter.core.manifest import (
 from lanscatter.core.manifest_wire import check_table
 
 DELTA_FORMAT = 1
+_Column = TypeVar("_Column", bytes, "array[int]")
 _WORTH = 0.5       # a delta of more than this share of the new manifest's files is not sent
 
 
@@ -124,102 +126,132 @@ def _merged(base: FileTable, gone: set[str], files: list[FileEntry]) -> FileTabl
     for f, i in zip(files, at, strict=True):
         if i < n and i not in dropped and base.path(i) == f.path:
             raise ManifestError(f"manifest lists a path twice: '{show_path(f.path)}'")
-    out = _Splice(base)
+    parts: list[range | FileEntry] = []
     start, k = 0, 0
     for stop in [*cut, n]:
         while k < len(files) and at[k] <= stop:
-            out.copy(start, at[k])
+            parts += [range(start, at[k]), files[k]]
             start = at[k]
-            out.add(files[k])
             k += 1
-        out.copy(start, stop)
+        parts.append(range(start, stop))
         start = stop + 1
-    return out.table()
+    return _Splice(base, [part for part in parts if not isinstance(part, range) or part]).table()
 
 
 class _Splice:
-    """A table of hex digests made of runs of a base table's files and new entries, its chunks
-    numbered in order of first appearance through each base chunk's new number (4 bytes a chunk);
-    the paths and hashes joined once from views of the base's blobs."""
+    """A table of hex digests made of runs of a base table's files (ranges of positions) and new
+    entries, one column at a time: a column that comes out equal to the base's is the base's own
+    (a version that changes ten files of a million shares its paths and most other columns with
+    the one before, rather than a second copy of each), and only one new column is transient at a
+    time. Chunks are numbered in order of first appearance through each base chunk's new number
+    (4 bytes a chunk); the path and hash blobs are joined once from views of the base's."""
 
-    def __init__(self, base: FileTable) -> None:
-        self._base = c = base.columns
-        self._paths: list[bytes | memoryview] = []
-        self._paths_len = 0
-        self._path_ends, self._sizes, self._mtimes = array("q"), array("q"), array("q")
-        self._executable: list[bytes] = []
-        self._ref_ends, self._refs, self._lengths = array("q"), array("I"), array("q")
-        self._number = array("i", [-1]) * len(c.hashes)      # a base chunk's new number
-        self._fresh: dict[str, int] = {}                       # chunks the base does not list
-        self._hashes: list[bytes | memoryview] = []
-        self._run = (0, 0)                # base chunks numbered last, one after another
-        self._count = 0
-
-    def copy(self, a: int, b: int) -> None:
-        """Base files a .. b-1, as they are."""
-        if a >= b:
-            return
-        c = self._base
-        p0 = c.path_ends[a - 1] if a else 0
-        r0, r1 = (c.ref_ends[a - 1] if a else 0), c.ref_ends[b - 1]
-        self._paths.append(memoryview(c.paths)[p0:c.path_ends[b - 1]])
-        shift = self._paths_len - p0
-        self._path_ends.extend(end + shift for end in c.path_ends[a:b])
-        self._paths_len += c.path_ends[b - 1] - p0
-        self._sizes.extend(c.sizes[a:b])
-        self._mtimes.extend(c.mtimes[a:b])
-        self._executable.append(c.executable[a:b])
-        shift = len(self._refs) - r0
-        self._ref_ends.extend(end + shift for end in c.ref_ends[a:b])
-        self._refs.extend(map(self._base_number, c.refs[r0:r1]))
-        self._lengths.extend(c.lengths[r0:r1])
-
-    def add(self, f: FileEntry) -> None:
-        path = f.path.encode("utf-8", "surrogateescape")
-        self._paths.append(path)
-        self._paths_len += len(path)
-        self._path_ends.append(self._paths_len)
-        self._sizes.append(f.size)
-        self._mtimes.append(f.mtime_ns)
-        self._executable.append(b"\x01" if f.executable else b"\x00")
-        hashes = self._base.hashes
-        for h in f.chunks:
-            d = hashes.find(h)
-            self._refs.append(self._base_number(d) if d is not None else self._fresh_number(h))
-        self._lengths.extend(f.sizes)
-        self._ref_ends.append(len(self._refs))
-
-    def _base_number(self, d: int) -> int:
-        number = self._number[d]
-        if number < 0:
-            number = self._number[d] = self._count
-            self._count += 1
-            start, stop = self._run
-            if d != stop:
-                self._flush()
-                start = d
-            self._run = (start, d + 1)
-        return number
-
-    def _fresh_number(self, h: str) -> int:
-        number = self._fresh.get(h)
-        if number is None:
-            number = self._fresh[h] = self._count
-            self._count += 1
-            self._flush()
-            self._hashes.append(bytes.fromhex(h))
-        return number
-
-    def _flush(self) -> None:
-        start, stop = self._run
-        if start < stop:
-            blob = self._base.hashes.blob
-            assert blob is not None
-            self._hashes.append(memoryview(blob)[start * HASH_BYTES:stop * HASH_BYTES])
-        self._run = (0, 0)
+    def __init__(self, base: FileTable, parts: list[range | FileEntry]) -> None:
+        self._base, self._parts = base.columns, parts
 
     def table(self) -> FileTable:
-        self._flush()
-        return FileTable(Columns(b"".join(self._paths), self._path_ends, self._sizes, self._mtimes,
-                                 b"".join(self._executable), self._ref_ends, self._refs, self._lengths,
-                                 HashTable(b"".join(self._hashes), None)))
+        c = self._base
+        refs, hashes = self._refs()
+        return FileTable(Columns(
+            _kept(c.paths, self._paths()), _kept(c.path_ends, self._ends(c.path_ends, _path_bytes)),
+            _kept(c.sizes, self._numbers(c.sizes, lambda f: (f.size,))),
+            _kept(c.mtimes, self._numbers(c.mtimes, lambda f: (f.mtime_ns,))),
+            _kept(c.executable, b"".join(c.executable[part.start:part.stop] if isinstance(part, range)
+                                         else b"\x01" if part.executable else b"\x00" for part in self._parts)),
+            _kept(c.ref_ends, self._ends(c.ref_ends, lambda f: len(f.chunks))),
+            _kept(c.refs, refs), _kept(c.lengths, self._numbers(c.lengths, lambda f: f.sizes, refs=True)),
+            hashes))
+
+    def _paths(self) -> bytes:
+        c, view = self._base, memoryview(self._base.paths)
+        return b"".join(view[_at(c.path_ends, part.start):_at(c.path_ends, part.stop)] if isinstance(part, range)
+                        else part.path.encode("utf-8", "surrogateescape") for part in self._parts)
+
+    def _ends(self, ends: array[int], length: Callable[[FileEntry], int]) -> array[int]:
+        """A column of where each file's items end (paths' bytes, chunk references)."""
+        out, end = array("q"), 0
+        for part in self._parts:
+            if isinstance(part, range):
+                shift = end - _at(ends, part.start)
+                out.extend(x + shift for x in ends[part.start:part.stop])
+                end = _at(ends, part.stop) + shift
+            else:
+                end += length(part)
+                out.append(end)
+        return out
+
+    def _numbers(self, column: array[int], values: Callable[[FileEntry], Iterable[int]], *,
+                 refs: bool = False) -> array[int]:
+        """A column of numbers per file (or, `refs`, per chunk reference)."""
+        ends = self._base.ref_ends
+        out = array(column.typecode)
+        for part in self._parts:
+            if not isinstance(part, range):
+                out.extend(values(part))
+            elif refs:
+                out.extend(column[_at(ends, part.start):_at(ends, part.stop)])
+            else:
+                out.extend(column[part.start:part.stop])
+        return out
+
+    def _refs(self) -> tuple[array[int], HashTable]:
+        """Each reference's chunk number, renumbered in order of first appearance, and the hashes."""
+        c = self._base
+        blob = c.hashes.blob
+        assert blob is not None
+        number = array("i", [-1]) * len(c.hashes)         # a base chunk's new number
+        fresh: dict[str, int] = {}                          # chunks the base does not list
+        pieces: list[bytes | memoryview] = []
+        run = [0, 0]                     # base chunks numbered last, one after another
+        count = 0
+
+        def flush() -> None:
+            if run[0] < run[1]:
+                pieces.append(memoryview(blob)[run[0] * HASH_BYTES:run[1] * HASH_BYTES])
+            run[:] = [0, 0]
+
+        def base_number(d: int) -> int:
+            nonlocal count
+            if (k := number[d]) >= 0:
+                return k
+            k = number[d] = count
+            count += 1
+            if d != run[1]:
+                flush()
+                run[0] = d
+            run[1] = d + 1
+            return k
+
+        out = array("I")
+        for part in self._parts:
+            if isinstance(part, range):
+                out.extend(map(base_number, c.refs[_at(c.ref_ends, part.start):_at(c.ref_ends, part.stop)]))
+                continue
+            for h in part.chunks:
+                if (d := c.hashes.find(h)) is not None:
+                    out.append(base_number(d))
+                elif (k := fresh.get(h)) is not None:
+                    out.append(k)
+                else:
+                    k = fresh[h] = count
+                    count += 1
+                    flush()
+                    pieces.append(bytes.fromhex(h))
+                    out.append(k)
+        flush()
+        joined = b"".join(pieces)
+        return out, c.hashes if joined == blob else HashTable(joined, None)
+
+
+def _at(ends: array[int], i: int) -> int:
+    """Where item `i` starts in a column of items laid end to end whose ends are `ends`."""
+    return ends[i - 1] if i else 0
+
+
+def _path_bytes(f: FileEntry) -> int:
+    return len(f.path.encode("utf-8", "surrogateescape"))
+
+
+def _kept(old: _Column, new: _Column) -> _Column:
+    """The base's column where the new one is the same (one object for both tables)."""
+    return old if new == old else new

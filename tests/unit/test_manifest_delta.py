@@ -116,6 +116,22 @@ def test_a_delta_applied_by_columns_gives_the_whole_new_manifest(
     assert rebuilt.chunk_table() == want.chunk_table()
 
 
+def test_a_version_that_changes_files_in_place_shares_the_columns_it_leaves_as_they_were() -> None:
+    """Ten files of a hundred get other content of the same size: the new table holds the old
+    one's paths, their ends, flags, chunk counts, references and sizes (one object for both), and new
+    mtimes and hashes."""
+    old = _version({k: (k, 1) for k in range(100)})
+    new = _version({k: (k + 50 if k % 10 == 0 else k, 1) for k in range(100)})
+    delta = make_delta(old, new)
+    assert delta is not None
+    rebuilt = apply_delta(old, delta)
+    assert rebuilt == new and rebuilt.generation == new.generation
+    a, b = old.files.columns, rebuilt.files.columns
+    assert [name for name in ("paths", "path_ends", "sizes", "mtimes", "executable", "ref_ends", "refs", "lengths",
+                              "hashes") if getattr(a, name) is getattr(b, name)] == [
+        "paths", "path_ends", "sizes", "executable", "ref_ends", "refs", "lengths"]
+
+
 def test_delta_messages_are_bounded_at_decode() -> None:
     msg = p.ManifestDelta("a" * 24, "b" * 24, {"format": 1})
     assert p.decode(p.encode(msg)) == msg
