@@ -268,6 +268,7 @@ class SwarmSession(SessionRounds):
                 self.waiting.discard(msg.transfer)
         elif isinstance(msg, p.Ending):
             if self._owns(link, msg.transfer):
+                self.waiting.discard(msg.transfer)      # (a short download's Receiving: ENDING_RECEIVES)
                 self.planner.release(msg.transfer)
                 self._ends[msg.transfer] = now.mono + max(0.0, msg.seconds)
         elif isinstance(msg, p.ManifestWanted):

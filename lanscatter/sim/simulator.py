@@ -6,9 +6,10 @@ runs it: one swarm session (core/session.py, the master's side as the engine run
 its master or relay as seed, its peers, and the relay of each child site as a download-only member,
 chained with cut-through (a chunk a relay finishes in its upstream swarm is at once on offer in its
 own: the relay's session is told, as the engine's relay tells it). The simulated peers say what real
-peers say: their whole Have after a Manifest, Receiving at a download's first bytes, Ending when its
-last bytes are the engine's lead away (core/ending_lead.py: 0.1 s inside a site, 0.3 s over a WAN
-link), a Report and a Have at its end, Stats every second. Each session is ticked as the engine
+peers say: their whole Have after a Manifest, Receiving at a download's first bytes (but for one
+too short to measure), Ending when its last bytes are the engine's lead away (core/ending_lead.py:
+0.1 s inside a site, 0.3 s over a WAN link), a Report at its end (their Have too), Stats every
+second. Each session is ticked as the engine
 ticks it: after any input, and when `wake_in` says. A download's first bytes come a set-up time
 after the session commands it (the WAN delays of the notice, the command and the request, and the
 hosts' own work: `SimConfig.arrange_s`).
@@ -37,7 +38,7 @@ from typing import Any, cast
 
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
-from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
+from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead, judged_at_told_rate
 from lanscatter.core.ideal import Ideal, efficiency, ideal_time
 from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
@@ -435,14 +436,16 @@ class Simulation:
 
     def _begin(self, sw: _Swarm, d: p.Download) -> None:
         """A commanded download's first bytes arrive (unless it was withdrawn meanwhile or an end
-        went away): it moves from now, and its downloader says Receiving."""
+        went away): it moves from now, and its downloader says Receiving (as the engine's, not for a
+        download too short to measure: its Ending says it, protocol.ENDING_RECEIVES)."""
         if sw.starting.pop(d.transfer, None) is None:
             return
         t = sw.session.transfers.get(d.transfer)
         if t is None or not (self.hosts[t.source].online and self.hosts[t.dest].online):
             return
-        self._start(sw, t, d)
-        self._say(sw, t.dest, p.Receiving(d.transfer))
+        a = self._start(sw, t, d)
+        if not (self.config.release and judged_at_told_rate(t.size, a.told)):
+            self._say(sw, t.dest, p.Receiving(d.transfer))
 
     def _say_ending(self, a: _Active) -> None:
         """The downloader's notice that the transfer's last bytes are its lead away (or less)."""
@@ -610,7 +613,7 @@ class Simulation:
             lead = ending_lead(a.group is not None)
             measured = a.began + RATE_WINDOW_S
             when = max(measured, end - lead)
-            if a.told and now < measured and a.t.size / a.told < RATE_WINDOW_S:
+            if now < measured and judged_at_told_rate(a.t.size, a.told):
                 # as the engine's downloader: a transfer too short to measure its rate judges the
                 # bytes left at the rate its source was told, once half of it came
                 left = min(lead * a.told, a.t.size / 2)

@@ -53,6 +53,23 @@ def test_a_released_transfer_leaves_its_share_when_its_last_byte_is_due() -> Non
     assert h.seed_rates[-1] == {second.transfer: DOWN / 2, third.transfer: DOWN / 2}
 
 
+def test_a_download_too_short_to_measure_takes_its_share_at_its_ending() -> None:
+    """Such a download says no Receiving (protocol.ENDING_RECEIVES): its Ending says its bytes flow."""
+    h = SwarmHarness(synthetic_manifest(4), link_map=_links(up_master=8e6, down_a=DOWN))
+    a = h.join("a")
+    h.tick()
+    (_, first), (_, second) = h.downloads()
+    a.says_receiving = False                   # what is planned next says Ending only
+    h.end_soon(first.transfer, 0.0)
+    h.advance(0.01)
+    assert h.seed_rates == [{second.transfer: DOWN}]
+    (_, third), = [(n, d) for n, d in h.downloads() if d.transfer not in (first.transfer, second.transfer)]
+    assert third.rate_cap == DOWN / 2          # its share among all, which the second keeps meanwhile
+    h.end_soon(third.transfer, 0.5)
+    h.advance(0.01)
+    assert h.seed_rates[-1] == {second.transfer: DOWN / 2}      # the second gives it up now
+
+
 def test_sharing_waits_in_proportion_to_what_it_took() -> None:
     """Re-sharing fair rates takes a bounded part of the time: after sharing for t seconds (by the
     session's work clock), the next share waits SHARE_DUTY * t; a change meanwhile is shared then."""
