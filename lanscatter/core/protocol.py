@@ -67,6 +67,11 @@ REPORT_HOLDS = 10
 # says no Receiving: its Ending, half-way, says its bytes flow too (a quarter of the frames of a
 # transfer on a fast port). A master takes an Ending as the end of the wait from any version.
 ENDING_RECEIVES = 11
+# From this version on a peer serves the received prefix of each chunk it is downloading (to
+# downloaders that verify the whole), and its master plans others' downloads from it as soon as
+# the first bytes arrived there (Receiving, or the Ending of a short download): cut-through
+# inside a site. An older peer is planned from only once it holds a chunk whole.
+SERVES_ARRIVING = 11
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ source's real uplink, the destination's real downlink and any site switch (`swit
 crosses (max-min fair among the transfers on that link: bookings alone do not keep a switch, as
 a released transfer's booking is free before its last bytes). The transfers of one WAN link come from one source, which paces them together as the engine
 does (upload_pace.py): each moves at the link's rate divided among those in flight, so one ending
-leaves its rate to the others.
+leaves its rate to the others. A transfer from a source still receiving its chunk (served as it
+arrives, protocol.SERVES_ARRIVING) ends no sooner than that download and breaks with it; until
+then it moves at its own rate (the model does not hold it to its feed's bytes).
 "Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
 by measuring. A failing transfer breaks after a random share of its bytes; a transfer the session
 withdraws (its timeout passed, its downloader silent) stops at once. Bytes sent count on every WAN
@@ -123,6 +125,9 @@ class _Active:
     began: float = 0.0             # its first bytes
     told: float = 0.0              # the rate its Download named (0: none, or in a WAN link's group)
     ending: bool = False           # its Ending was said
+    feed: _Active | None = None    # the source's own download of the chunk, while it lasts
+    fed: list[_Active] = field(default_factory=list)   # transfers its destination serves it to meanwhile
+    held: bool = False             # its bytes are done but for those its feed has yet to bring
 
 
 class _WorkClock:
@@ -318,7 +323,10 @@ class Simulation:
                 i += 1
                 if kind == _FINISH:
                     if payload.version == version:
-                        self._end(payload, not payload.fail_left)
+                        if payload.feed is not None:
+                            self._hold(payload)
+                        else:
+                            self._end(payload, not payload.fail_left)
                 elif kind == _ENDING:
                     if payload.version == version and not payload.ending:
                         self._say_ending(payload)
@@ -476,6 +484,10 @@ class Simulation:
         group = (d.group, d.group_rate) if d.group is not None and d.group_rate is not None else None
         a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now, began=now,
                     told=(d.rate_cap or 0.0) if group is None else 0.0)
+        for feed in src.downs:
+            if feed.t.chunk == t.chunk:            # served while it arrives at its source
+                a.feed = feed
+                feed.fed.append(a)
         sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
@@ -624,11 +636,35 @@ class Simulation:
             self._push(deadline, _EXPIRE, a.swarm)
 
     def _end(self, a: _Active, ok: bool, report: bool = True) -> None:
-        """Take a transfer off the network; `report`: its downloader reports it (a withdrawn or
-        dropped one the session knows of)."""
+        """Take a transfer off the network (unless it is held there already); `report`: its
+        downloader reports it (a withdrawn or dropped one the session knows of)."""
         sw, t = a.swarm, a.t
         del sw.active[t.id]
         a.version = -1
+        if not a.held:
+            self._off_network(a, ok)
+        if report:
+            self._report(a, ok)
+        for fed in a.fed:
+            # What its destination served meanwhile: whole once this is (those through their own
+            # bytes end now), cut if this broke.
+            if fed.version == -1:
+                continue
+            fed.feed = None
+            if fed.held or not ok:
+                # (a held one is off the network: a leave of its destination did not end it)
+                self._end(fed, ok and not fed.fail_left, report=fed.dst.online)
+
+    def _hold(self, a: _Active) -> None:
+        """`a` is through its bytes but for those its feed has yet to bring: off the network, it
+        ends with its feed (_end)."""
+        a.held = True
+        a.version += 1                 # (no event of it fires any more)
+        self._off_network(a, True)
+
+    def _off_network(self, a: _Active, ok: bool) -> None:
+        """Its bytes counted on the WAN links it crossed, and its ports and switches freed."""
+        t = a.t
         if a.wan:
             sent = t.size if ok else min(t.size, t.size - a.remaining + a.rate * (self.now - a.last))
             for w in a.wan:
@@ -656,8 +692,10 @@ class Simulation:
             group.remove(a)
             if group:
                 self._share_group(group)
-        if not report:
-            return
+
+    def _report(self, a: _Active, ok: bool) -> None:
+        """Its downloader's Report, and what the chunk it holds now changes."""
+        sw, t, dst = a.swarm, a.t, a.dst
         seconds = self.now - t.started
         if not ok:
             self.failures += 1

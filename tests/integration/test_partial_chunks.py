@@ -249,3 +249,44 @@ async def test_a_relay_chain_adds_a_round_trip_per_hop_not_a_chunk(tmp_path: Pat
             await r.stop()
         if master is not None:
             await master.stop()
+
+
+async def test_peers_of_one_swarm_pass_a_chunk_on_while_it_arrives(tmp_path: Path) -> None:
+    # The origin has one upload slot; three peers, every download held to 2 MB/s, one chunk of
+    # 6 MiB: about 3.1 s a copy. Passed on only once whole, the second and third copies would
+    # start after the first ended (6 s and more); served as it arrives (protocol.SERVES_ARRIVING),
+    # they follow the first a few round trips and plans behind.
+    rate = 2e6
+    data = os.urandom(6 << 20)
+    (tmp_path / "origin").mkdir()
+    (tmp_path / "origin" / "a.bin").write_bytes(data)
+    nodes: list[asyncio.Task[None]] = []
+    master: MasterNode | None = None
+    peers: list[PeerNode] = []
+    try:
+        master_port = free_port()
+        for name in ("a", "b", "c"):
+            peer = PeerNode(PeerOptions(master=HOST, master_port=master_port, folder=tmp_path / name,
+                                        state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name,
+                                        dl_rate=rate, ul_slots=1, scrub_rate=0))
+            nodes.append(asyncio.create_task(peer.run()))
+            peers.append(peer)
+        start = time.monotonic()
+        master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST,
+                                          port=master_port, chunk_size=8 << 20, chunking=FIXED, watch=False,
+                                          slots=1))
+        await master.start()
+        await _wait(lambda: all(p.complete() for p in peers), "every peer synced", timeout=60)
+        took = time.monotonic() - start
+        for name in ("a", "b", "c"):
+            assert (tmp_path / name / "a.bin").read_bytes() == data
+        assert master.counters.tx_bytes < 2 * len(data)             # one copy left the origin
+        assert took < 5.5, took
+    finally:
+        for t in nodes:
+            t.cancel()
+        await asyncio.gather(*nodes, return_exceptions=True)
+        for p in peers:
+            await p.stop()
+        if master is not None:
+            await master.stop()
