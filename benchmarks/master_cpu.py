@@ -12,9 +12,9 @@ as /status/ws does). It has no chunk server: nobody fetches a byte.
 
 The peers are simulated in --drivers processes of their own: each joins over the real protocol
 (the secret's handshake, sealed frames), sends its whole (empty) Have, and answers every Download
-as the engine's downloader would, without the bytes: Receiving after a set-up time, Ending when
-half of a short transfer came, then a Report at its end (which is its Have too); Stats every
-second. A transfer takes its size over the rate it was started at (its fair share, else its port).
+as the engine's downloader would, without the bytes: Receiving after a set-up time (none for a
+transfer too short to measure at full speed), Ending when half of a short transfer came, then a
+Report at its end (which is its Have too); Stats every second. A transfer takes its size over the rate it was started at (its fair share, else its port).
 
 Two Python processes cannot drive the message rate of a whole 10 Gbit/s site, so the site runs
 slowed down: every port at `--speed` times 10 Gbit/s (the master's link map too), the chunk size
@@ -53,6 +53,7 @@ from lanscatter import __version__
 from lanscatter.cli.simulate import site_tree
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
+from lanscatter.core.ending_lead import judged_at_told_rate
 from lanscatter.core.handshake import PeerHandshake
 from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.session_rounds import SHARE_DUTY
@@ -194,11 +195,13 @@ class FakePeer:
 
     def _download(self, loop: asyncio.AbstractEventLoop, d: p.Download) -> None:
         """Receiving after the set-up, Ending once half came (a transfer too short to measure
-        its rate, as the engine's downloader), the Report at the end."""
+        its rate at full speed, as the engine's downloader: it says no Receiving then,
+        protocol.ENDING_RECEIVES), the Report at the end."""
         rate = min(d.rate_cap or self.port_rate, self.port_rate)
         setup = SETUP_S / self.speed
         took = d.size / rate
-        loop.call_later(setup, self.out.put_nowait, p.Receiving(d.transfer))
+        if not judged_at_told_rate(d.size, rate / self.speed):
+            loop.call_later(setup, self.out.put_nowait, p.Receiving(d.transfer))
         loop.call_later(setup + took / 2, self.out.put_nowait, p.Ending(d.transfer, round(took / 2, 3)))
         loop.call_later(setup + took, self._done, d, setup + took)
 
@@ -274,7 +277,7 @@ def measure(args: argparse.Namespace) -> None:
     share, plan, feed = part["share"], part["tick"] - part["share"], part["feed"]
     messages = cpu - part["tick"] - feed
     per_frame = messages / (frames["in"] + frames["out"])
-    # Frames that come with each transfer (Download; Receiving, Ending, Report), and those that come
+    # Frames that come with each transfer (Download; Receiving unless short, Ending, Report), and those that come
     # so many a second whatever the rate: Stats, and Rates, sent after each share, as many as
     # here a share, at most as many shares a second as sharing's duty allows (as many transfers
     # in flight as at full speed: a share takes as long).

@@ -22,3 +22,10 @@ RATE_WINDOW_S = 0.03
 def ending_lead(over_wan: bool) -> float:
     """Seconds before its last byte a download says it is ending."""
     return WAN_LEAD_S if over_wan else LAN_LEAD_S
+
+
+def judged_at_told_rate(size: int, told_rate: float | None) -> bool:
+    """Whether a download is too short to measure its rate (under RATE_WINDOW_S at the rate its
+    source was told): it says Ending once half of it came, judged at that rate, and from protocol
+    11 on no Receiving (its Ending says that too)."""
+    return told_rate is not None and told_rate > 0 and size / told_rate < RATE_WINDOW_S

@@ -25,6 +25,7 @@ Conversation (master M, peer P):
     P -> M  Ending         (protocol 2) a download's last bytes are on their way: plan the next
     M -> P  Cancel         stop a transfer (generation changed, source left)
     P -> M  Receiving      (protocol 4) a download's first bytes arrived: it uses its share now
+                           (protocol 11: not from a download too short to measure; its Ending says it)
     M -> P  Rates          (protocol 4) to a source: send these uploads at these rates from now on
     M -> P  Verify         (protocol 3) a chunk this peer served did not match its hash: read the
                            files holding it again, fetch what no longer matches, send Have again
@@ -49,11 +50,12 @@ from urllib.parse import urlsplit
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 10         # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+PROTOCOL_VERSION = 11         # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
                               # 6: manifest format 2 (chunk sizes, content-defined chunks);
                               # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit;
                               # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py);
                               # 10: an ok Report is its chunk's Have (REPORT_HOLDS)
+                              # 11: a download too short to measure says Ending, no Receiving
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
@@ -61,6 +63,15 @@ MIN_PROTOCOL_VERSION = 6
 # From this version on a peer sends no Have after an ok Report: the Report says it holds the chunk
 # (a fifth of a busy master's messages). A master takes an ok Report as a Have from any version.
 REPORT_HOLDS = 10
+# From this version on a download too short to measure its rate (ending_lead.judged_at_told_rate)
+# says no Receiving: its Ending, half-way, says its bytes flow too (a quarter of the frames of a
+# transfer on a fast port). A master takes an Ending as the end of the wait from any version.
+ENDING_RECEIVES = 11
+# From this version on a peer serves the received prefix of each chunk it is downloading (to
+# downloaders that verify the whole), and its master plans others' downloads from it as soon as
+# the first bytes arrived there (Receiving, or the Ending of a short download): cut-through
+# inside a site. An older peer is planned from only once it holds a chunk whole.
+SERVES_ARRIVING = 11
 
 
 @dataclass(frozen=True, slots=True)

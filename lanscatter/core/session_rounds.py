@@ -41,6 +41,10 @@ class SessionRounds:
         self.peers: dict[str, PeerState] = {}
         self.transfers: dict[int, Transfer] = {}
         self.waiting: set[int] = set()     # transfers whose first bytes have not arrived
+        # transfers from a source that was still receiving the chunk: how many such hops behind a
+        # whole copy they are
+        self.fed: dict[int, int] = {}
+        self._feeding: dict[tuple[str, str], int] = {}   # (member, chunk) served as it arrives -> its hops
         self._rates_sent: dict[int, float] = {}   # transfer id -> the rate its source was last given
         self._ends: dict[int, float] = {}  # released transfers -> when their last byte is due (monotonic)
         self._shared_at: tuple[int, int, int] = (-1, -1, -1)   # (flights epoch, waiting, ended) at the last share
@@ -154,6 +158,8 @@ class SessionRounds:
             return
         self.transfers[t.id] = t
         self._track(t)
+        if t.source != self.name and self.planner.is_arriving(t.source, t.chunk):
+            self.fed[t.id] = self._feeding.get((t.source, t.chunk), 0) + 1
         group, group_rate = t.pace_group or (None, None)
         rate = t.pace_cap
         if math.isfinite(fair) and self._paced_here(t):
@@ -169,8 +175,14 @@ class SessionRounds:
             if idx is not None:
                 dest.inflight.set(idx)
 
-    def _untrack(self, t: Transfer) -> None:
+    def _untrack(self, t: Transfer, delivered: bool = False) -> None:
+        """Forget a transfer that ended; unless `delivered`, its chunk is no longer arriving at
+        its destination (which was planned as a source of it, SERVES_ARRIVING)."""
+        if not delivered and t.dest in self.peers and self.peers[t.dest].planned:
+            self.planner.drop_arriving(t.dest, t.chunk)
         self._rates_sent.pop(t.id, None)
+        self.fed.pop(t.id, None)
+        self._feeding.pop((t.dest, t.chunk), None)
         self.waiting.discard(t.id)
         self._ends.pop(t.id, None)
         idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import lz4.frame
 
 from lanscatter.core.auth import TOKEN_HEADER
-from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
+from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead, judged_at_told_rate
 from lanscatter.disk.hashing import new_hasher
 from lanscatter.net.chunk_http import ACCEPT_HEADER, ENCODING_HEADER, TrafficCounters
 from lanscatter.net.chunk_pipe import Pipe, PipeBroken, PipeCancelled, Pipes
@@ -106,11 +106,13 @@ class Fetcher:
     async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
                     accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
-                    receiving: Callable[[], None] | None = None,
+                    receiving: Callable[[], None] | None = None, ending_receives: bool = False,
                     progress: Callable[[int], None] | None = None) -> FetchResult:
         """Download one chunk into fd at offset. From the download's thread, `receiving()` is
-        called once at its first bytes, `ending(seconds_left)` once when about 0.1 s (0.3 s over a
-        WAN link) of it is left, `progress(bytes)` after each write with the chunk's bytes written so far. `token` is the Download's authorisation, sent as is."""
+        called once at its first bytes (not, with `ending_receives`, for a download too short to
+        measure: its `ending` says it), `ending(seconds_left)` once when about 0.1 s (0.3 s over a
+        WAN link) of it is left, `progress(bytes)` after each write with the chunk's bytes written
+        so far. `token` is the Download's authorisation, sent as is."""
         cancel = threading.Event()
         live = _Live()
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
@@ -119,7 +121,7 @@ class Fetcher:
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, token, fd, offset,
             time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
-            progress)
+            ending_receives, progress)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -146,7 +148,7 @@ class Fetcher:
     def _fetch(self, url: str, chunk: str, length: int, token: str, fd: int, offset: int, deadline: float,
                timeout_s: float, caps: list[TokenBucket], pace: Pace | None, accept_lz4: bool,
                cancel: threading.Event, live: _Live, ending: Callable[[float], None] | None,
-               receiving: Callable[[], None] | None,
+               receiving: Callable[[], None] | None, ending_receives: bool,
                progress: Callable[[int], None] | None) -> FetchResult:
         started = time.monotonic()
         if cancel.is_set():            # cancelled while queued for a thread
@@ -161,7 +163,9 @@ class Fetcher:
         # a transfer too short to measure its rate (1 MiB at 1 Gbit/s: 8 ms) is judged at the rate
         # its source was told once half of it came; a longer one only by its measured rate
         told = 1 / pace.rate if pace is not None and pace.rate and not pace.group \
-            and length / pace.rate < RATE_WINDOW_S else None
+            and judged_at_told_rate(length, pace.rate) else None
+        if told is not None and ending is not None and ending_receives:
+            receiving = None           # its Ending says that its bytes flow (protocol.ENDING_RECEIVES)
         body = _Body(chunk, length, fd, offset, deadline, timeout_s, caps, cancel, started, lead, told, ending,
                      receiving, progress)
         if pace is not None and pace.group:

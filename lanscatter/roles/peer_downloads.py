@@ -118,6 +118,7 @@ class Downloads:
                     buckets=[b for b in (self._dl_bucket,) if b],
                     pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer),
                     ending=self._link.ending_notice(d.transfer), receiving=self._link.receiving_notice(d.transfer),
+                    ending_receives=self._link.protocol >= p.ENDING_RECEIVES,
                     progress=arrival.advance, accept_lz4=self._compress)
             finally:
                 self.inflight.discard(d.chunk)

@@ -52,7 +52,8 @@ def matrix(sim: Simulation, *, width: int = 64, max_rows: int = 40) -> str:
                     continue
                 st = sw.planner.node_stats(h.name)
                 if not st.seed or h.name == sim.origin:
-                    have, recv = sw.planner.has(h.name).bits, sw.planner.receiving(h.name).bits
+                    recv = sw.planner.receiving(h.name).bits
+                    have = sw.planner.has(h.name).bits & ~recv     # (it serves what it receives)
                 downloads += st.downloads
                 uploads += st.uploads
                 upload_s += (st.avg_upload_s or 0.0) * st.uploads

@@ -6,9 +6,10 @@ runs it: one swarm session (core/session.py, the master's side as the engine run
 its master or relay as seed, its peers, and the relay of each child site as a download-only member,
 chained with cut-through (a chunk a relay finishes in its upstream swarm is at once on offer in its
 own: the relay's session is told, as the engine's relay tells it). The simulated peers say what real
-peers say: their whole Have after a Manifest, Receiving at a download's first bytes, Ending when its
-last bytes are the engine's lead away (core/ending_lead.py: 0.1 s inside a site, 0.3 s over a WAN
-link), a Report and a Have at its end, Stats every second. Each session is ticked as the engine
+peers say: their whole Have after a Manifest, Receiving at a download's first bytes (but for one
+too short to measure), Ending when its last bytes are the engine's lead away (core/ending_lead.py:
+0.1 s inside a site, 0.3 s over a WAN link), a Report at its end (their Have too), Stats every
+second. Each session is ticked as the engine
 ticks it: after any input, and when `wake_in` says. A download's first bytes come a set-up time
 after the session commands it (the WAN delays of the notice, the command and the request, and the
 hosts' own work: `SimConfig.arrange_s`).
@@ -19,7 +20,9 @@ source's real uplink, the destination's real downlink and any site switch (`swit
 crosses (max-min fair among the transfers on that link: bookings alone do not keep a switch, as
 a released transfer's booking is free before its last bytes). The transfers of one WAN link come from one source, which paces them together as the engine
 does (upload_pace.py): each moves at the link's rate divided among those in flight, so one ending
-leaves its rate to the others.
+leaves its rate to the others. A transfer from a source still receiving its chunk (served as it
+arrives, protocol.SERVES_ARRIVING) ends no sooner than that download and breaks with it; until
+then it moves at its own rate (the model does not hold it to its feed's bytes).
 "Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
 by measuring. A failing transfer breaks after a random share of its bytes; a transfer the session
 withdraws (its timeout passed, its downloader silent) stops at once. Bytes sent count on every WAN
@@ -37,7 +40,7 @@ from typing import Any, cast
 
 from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth
-from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead
+from lanscatter.core.ending_lead import RATE_WINDOW_S, ending_lead, judged_at_told_rate
 from lanscatter.core.ideal import Ideal, efficiency, ideal_time
 from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
@@ -122,6 +125,9 @@ class _Active:
     began: float = 0.0             # its first bytes
     told: float = 0.0              # the rate its Download named (0: none, or in a WAN link's group)
     ending: bool = False           # its Ending was said
+    feed: _Active | None = None    # the source's own download of the chunk, while it lasts
+    fed: list[_Active] = field(default_factory=list)   # transfers its destination serves it to meanwhile
+    held: bool = False             # its bytes are done but for those its feed has yet to bring
 
 
 class _WorkClock:
@@ -317,7 +323,10 @@ class Simulation:
                 i += 1
                 if kind == _FINISH:
                     if payload.version == version:
-                        self._end(payload, not payload.fail_left)
+                        if payload.feed is not None:
+                            self._hold(payload)
+                        else:
+                            self._end(payload, not payload.fail_left)
                 elif kind == _ENDING:
                     if payload.version == version and not payload.ending:
                         self._say_ending(payload)
@@ -435,14 +444,16 @@ class Simulation:
 
     def _begin(self, sw: _Swarm, d: p.Download) -> None:
         """A commanded download's first bytes arrive (unless it was withdrawn meanwhile or an end
-        went away): it moves from now, and its downloader says Receiving."""
+        went away): it moves from now, and its downloader says Receiving (as the engine's, not for a
+        download too short to measure: its Ending says it, protocol.ENDING_RECEIVES)."""
         if sw.starting.pop(d.transfer, None) is None:
             return
         t = sw.session.transfers.get(d.transfer)
         if t is None or not (self.hosts[t.source].online and self.hosts[t.dest].online):
             return
-        self._start(sw, t, d)
-        self._say(sw, t.dest, p.Receiving(d.transfer))
+        a = self._start(sw, t, d)
+        if not (self.config.release and judged_at_told_rate(t.size, a.told)):
+            self._say(sw, t.dest, p.Receiving(d.transfer))
 
     def _say_ending(self, a: _Active) -> None:
         """The downloader's notice that the transfer's last bytes are its lead away (or less)."""
@@ -473,6 +484,10 @@ class Simulation:
         group = (d.group, d.group_rate) if d.group is not None and d.group_rate is not None else None
         a = _Active(sw, t, src, dst, cap, group, wan, switches, fail_left, 0.0, float(t.size), now, began=now,
                     told=(d.rate_cap or 0.0) if group is None else 0.0)
+        for feed in src.downs:
+            if feed.t.chunk == t.chunk:            # served while it arrives at its source
+                a.feed = feed
+                feed.fed.append(a)
         sw.active[t.id] = a
         self.transfers += 1
         src.ups.append(a)
@@ -610,7 +625,7 @@ class Simulation:
             lead = ending_lead(a.group is not None)
             measured = a.began + RATE_WINDOW_S
             when = max(measured, end - lead)
-            if a.told and now < measured and a.t.size / a.told < RATE_WINDOW_S:
+            if now < measured and judged_at_told_rate(a.t.size, a.told):
                 # as the engine's downloader: a transfer too short to measure its rate judges the
                 # bytes left at the rate its source was told, once half of it came
                 left = min(lead * a.told, a.t.size / 2)
@@ -621,11 +636,35 @@ class Simulation:
             self._push(deadline, _EXPIRE, a.swarm)
 
     def _end(self, a: _Active, ok: bool, report: bool = True) -> None:
-        """Take a transfer off the network; `report`: its downloader reports it (a withdrawn or
-        dropped one the session knows of)."""
+        """Take a transfer off the network (unless it is held there already); `report`: its
+        downloader reports it (a withdrawn or dropped one the session knows of)."""
         sw, t = a.swarm, a.t
         del sw.active[t.id]
         a.version = -1
+        if not a.held:
+            self._off_network(a, ok)
+        if report:
+            self._report(a, ok)
+        for fed in a.fed:
+            # What its destination served meanwhile: whole once this is (those through their own
+            # bytes end now), cut if this broke.
+            if fed.version == -1:
+                continue
+            fed.feed = None
+            if fed.held or not ok:
+                # (a held one is off the network: a leave of its destination did not end it)
+                self._end(fed, ok and not fed.fail_left, report=fed.dst.online)
+
+    def _hold(self, a: _Active) -> None:
+        """`a` is through its bytes but for those its feed has yet to bring: off the network, it
+        ends with its feed (_end)."""
+        a.held = True
+        a.version += 1                 # (no event of it fires any more)
+        self._off_network(a, True)
+
+    def _off_network(self, a: _Active, ok: bool) -> None:
+        """Its bytes counted on the WAN links it crossed, and its ports and switches freed."""
+        t = a.t
         if a.wan:
             sent = t.size if ok else min(t.size, t.size - a.remaining + a.rate * (self.now - a.last))
             for w in a.wan:
@@ -653,8 +692,10 @@ class Simulation:
             group.remove(a)
             if group:
                 self._share_group(group)
-        if not report:
-            return
+
+    def _report(self, a: _Active, ok: bool) -> None:
+        """Its downloader's Report, and what the chunk it holds now changes."""
+        sw, t, dst = a.swarm, a.t, a.dst
         seconds = self.now - t.started
         if not ok:
             self.failures += 1

@@ -132,6 +132,30 @@ async def test_a_download_says_its_bytes_arrive_at_the_first_of_them(tmp_path: P
         assert len(heard) == 1 and heard[0] - start < 0.5, [t - start for t in heard]
 
 
+async def _notices(fetcher: Fetcher, url: str, chunk: str, size: int, fd: int, rate: float,
+                   ending_receives: bool) -> list[str]:
+    """The notices a download paced at `rate` gives, in order."""
+    said: list[str] = []
+    r = await fetcher.fetch(url, chunk, size, token="", fd=fd, offset=0, timeout_s=20, buckets=[],
+                            pace=Pace(rate=rate), ending=lambda _left: said.append("ending"),
+                            receiving=lambda: said.append("receiving"), ending_receives=ending_receives)
+    assert r.ok, r.error
+    return said
+
+
+async def test_a_download_too_short_to_measure_says_ending_alone_to_a_master_that_takes_it(tmp_path: Path) -> None:
+    # 1 MiB told at 100 MB/s: 10 ms, under RATE_WINDOW_S. Its Ending half-way says that its bytes
+    # flow too (protocol.ENDING_RECEIVES); for an older master it says Receiving as well.
+    async with _source(tmp_path, 1, chunk_mib=1) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        (h, s), = master.manifest.chunk_table()
+        assert await _notices(fetcher, url, h, s, fd, 1e8, ending_receives=True) == ["ending"]
+        assert sorted(await _notices(fetcher, url, h, s, fd, 1e8, ending_receives=False)) == ["ending", "receiving"]
+        # one long enough to measure says both, whatever the master
+        assert await _notices(fetcher, url, h, s, fd, 2e6, ending_receives=True) == ["receiving", "ending"]
+        assert os.pread(fd, s, 0) == data
+
+
 async def test_an_upload_to_a_receiver_that_stops_reading_ends_and_frees_its_share(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A frozen downloader's kernel keeps the connection open with a zero window; without a limit

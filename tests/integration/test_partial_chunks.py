@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -207,9 +207,7 @@ async def test_a_relay_chain_adds_a_round_trip_per_hop_not_a_chunk(tmp_path: Pat
     # about 3.1 s on each hop. Forwarding whole chunks, the peer would be done 3 x 3.1 s after the
     # first byte left the origin; below the chunk, about 3.1 s plus a few round trips and plans.
     rate = 2e6
-    data = os.urandom(6 << 20)
-    (tmp_path / "origin").mkdir()
-    (tmp_path / "origin" / "a.bin").write_bytes(data)
+    data = _origin_file(tmp_path, 6 << 20)
     nodes: list[asyncio.Task[None]] = []
     master: MasterNode | None = None
     relays: list[RelayNode] = []
@@ -232,20 +230,70 @@ async def test_a_relay_chain_adds_a_round_trip_per_hop_not_a_chunk(tmp_path: Pat
         nodes.append(asyncio.create_task(peer.run()))
         await _wait(lambda: peer is not None and peer.connected, "the peer joined")
         start = time.monotonic()
-        master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "ms", host=HOST,
-                                          port=master_port, chunk_size=8 << 20, chunking=FIXED, watch=False))
+        master = _origin(tmp_path, master_port)
         await master.start()
         await _wait(lambda: peer is not None and peer.complete(), "the peer synced", timeout=60)
         took = time.monotonic() - start
         assert (tmp_path / "p" / "a.bin").read_bytes() == data
         assert 3.0 < took < 6.5, took
     finally:
-        for t in nodes:
-            t.cancel()
-        await asyncio.gather(*nodes, return_exceptions=True)
+        stopping: list[PeerNode | RelayNode] = [*relays]
         if peer is not None:
-            await peer.stop()
-        for r in relays:
-            await r.stop()
-        if master is not None:
-            await master.stop()
+            stopping.insert(0, peer)
+        await _stop(nodes, stopping, master)
+
+
+async def test_peers_of_one_swarm_pass_a_chunk_on_while_it_arrives(tmp_path: Path) -> None:
+    # The origin has one upload slot; three peers, every download held to 2 MB/s, one chunk of
+    # 6 MiB: about 3.1 s a copy. Passed on only once whole, the second and third copies would
+    # start after the first ended (6 s and more); served as it arrives (protocol.SERVES_ARRIVING),
+    # they follow the first a few round trips and plans behind.
+    rate = 2e6
+    data = _origin_file(tmp_path, 6 << 20)
+    nodes: list[asyncio.Task[None]] = []
+    master: MasterNode | None = None
+    peers: list[PeerNode] = []
+    try:
+        master_port = free_port()
+        for name in ("a", "b", "c"):
+            peer = PeerNode(PeerOptions(master=HOST, master_port=master_port, folder=tmp_path / name,
+                                        state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name,
+                                        dl_rate=rate, ul_slots=1, scrub_rate=0))
+            nodes.append(asyncio.create_task(peer.run()))
+            peers.append(peer)
+        start = time.monotonic()
+        master = _origin(tmp_path, master_port, slots=1)
+        await master.start()
+        await _wait(lambda: all(p.complete() for p in peers), "every peer synced", timeout=60)
+        took = time.monotonic() - start
+        for name in ("a", "b", "c"):
+            assert (tmp_path / name / "a.bin").read_bytes() == data
+        assert master.counters.tx_bytes < 2 * len(data)             # one copy left the origin
+        assert took < 5.5, took
+    finally:
+        await _stop(nodes, peers, master)
+
+
+def _origin_file(tmp: Path, size: int) -> bytes:
+    """The origin's one file of `size` random bytes, in tmp/origin."""
+    data = os.urandom(size)
+    (tmp / "origin").mkdir()
+    (tmp / "origin" / "a.bin").write_bytes(data)
+    return data
+
+
+def _origin(tmp: Path, port: int, slots: int = 3) -> MasterNode:
+    """A master over tmp/origin in one 8 MiB chunk (not started)."""
+    return MasterNode(MasterOptions(folder=tmp / "origin", state_dir=tmp / "ms", host=HOST, port=port,
+                                    chunk_size=8 << 20, chunking=FIXED, watch=False, slots=slots))
+
+
+async def _stop(tasks: list[asyncio.Task[None]], nodes: Sequence[PeerNode | RelayNode],
+                master: MasterNode | None) -> None:
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for node in nodes:
+        await node.stop()
+    if master is not None:
+        await master.stop()

@@ -11,7 +11,7 @@ from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
 from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.manifest_wire import decode_manifest
-from lanscatter.core.session import SILENT_S, prepare_delta
+from lanscatter.core.session import MAX_FED_HOPS, SILENT_S, prepare_delta
 from lanscatter.sim.harness import SEED, SwarmHarness, synthetic_manifest
 
 DOWN = 1_500_000.0            # a peer's download port, bytes/s
@@ -51,6 +51,47 @@ def test_a_released_transfer_leaves_its_share_when_its_last_byte_is_due() -> Non
     h.first_bytes(third.transfer)              # its bytes arrive: it takes its share back
     h.advance(0.01)
     assert h.seed_rates[-1] == {second.transfer: DOWN / 2, third.transfer: DOWN / 2}
+
+
+def test_a_download_too_short_to_measure_takes_its_share_at_its_ending() -> None:
+    """Such a download says no Receiving (protocol.ENDING_RECEIVES): its Ending says its bytes flow."""
+    h = SwarmHarness(synthetic_manifest(4), link_map=_links(up_master=8e6, down_a=DOWN))
+    a = h.join("a")
+    h.tick()
+    (_, first), (_, second) = h.downloads()
+    a.says_receiving = False                   # what is planned next says Ending only
+    h.end_soon(first.transfer, 0.0)
+    h.advance(0.01)
+    assert h.seed_rates == [{second.transfer: DOWN}]
+    (_, third), = [(n, d) for n, d in h.downloads() if d.transfer not in (first.transfer, second.transfer)]
+    assert third.rate_cap == DOWN / 2          # its share among all, which the second keeps meanwhile
+    h.end_soon(third.transfer, 0.5)
+    h.advance(0.01)
+    assert h.seed_rates[-1] == {second.transfer: DOWN / 2}      # the second gives it up now
+
+
+def test_a_chunk_is_served_on_as_it_arrives_and_its_loss_blames_nobody() -> None:
+    """Cut-through inside a site (protocol.SERVES_ARRIVING): a member is a source of a chunk from
+    its download's first bytes, while that download is fewer than MAX_FED_HOPS such hops behind a
+    whole copy; a download cut because its feed failed says nothing of its source."""
+    assert MAX_FED_HOPS == 2
+    h = SwarmHarness(synthetic_manifest(1), seed_slots=1)
+    for name in ("a", "b", "c", "d"):
+        h.join(name, ul_slots=1)               # (each peer says Receiving at once)
+    chain = []
+    for _ in range(4):
+        h.tick()
+        chain += [(d.source, name) for name, d in h.downloads() if (d.source, name) not in chain]
+    assert len(chain) == 3                     # seed -> x -> y -> z; the fourth waits for a whole copy
+    (seed, x), (x2, y), (y2, z) = chain
+    assert seed == SEED and x2 == x and y2 == y
+    held_by = {name: d for name, d in h.downloads()}
+    h.fail(held_by[x].transfer)                # x's download breaks: y's is cut with it ...
+    h.fail(held_by[y].transfer, error="connection closed after 1000 of 2000 bytes")
+    assert h.session.planner.node_stats(x).failures == 0           # ... which says nothing of x
+    assert not h.session.planner.is_arriving(x, held_by[x].chunk)
+    h.fail(held_by[z].transfer, corrupt=True, error="hash mismatch")
+    assert h.session.planner.node_stats(y).failures == 1           # corrupt bytes are y's own
 
 
 def test_sharing_waits_in_proportion_to_what_it_took() -> None:

@@ -193,8 +193,9 @@ class SwarmBooks:
         self._touch(node)
 
     def add_arriving(self, name: str, chunk: str, due: float) -> None:
-        """`name` is receiving `chunk` from outside this swarm (a relay from its upstream), its
-        download due by `due`, and serves the prefix it has to downloaders that verify the whole.
+        """`name` is receiving `chunk` (a relay from its upstream, a peer from a source of this
+        swarm), its download due by `due`, and serves the prefix it has to downloaders that verify
+        the whole.
         Planned from like a holding, but a transfer from it may take until `due` longer, and its
         time says nothing of the source's speed. `add_have` makes it a holding; `drop_arriving`
         withdraws it."""
@@ -204,6 +205,11 @@ class SwarmBooks:
             return
         self.add_have(name, chunk)
         self._arriving.setdefault(name, {})[chunk] = due
+
+    def is_arriving(self, name: str, chunk: str) -> bool:
+        """Whether `name` is a source of `chunk` while it still arrives there (add_arriving)."""
+        arriving = self._arriving.get(name)
+        return arriving is not None and chunk in arriving
 
     def drop_arriving(self, name: str, chunk: str) -> None:
         """The chunk `name` was receiving did not arrive whole: it is no source of it (its
