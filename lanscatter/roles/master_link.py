@@ -49,6 +49,7 @@ ACTIVE_HEADER = "X-Lanscatter-Active"   # ... naming the active one (host:port) 
 _FAILOVER_JOIN_S = 3.0         # a gateway that does not answer the upgrade by then is frozen: next
 
 STATS_EVERY_S = 1.0
+BACKLOG = 8              # frames queued for the master before `room` waits
 
 
 class MasterRound:
@@ -217,6 +218,13 @@ class MasterLink:
         (dropped when not connected: the next join resends state)."""
         if self.protocol >= min_protocol and self._outbox is not None:
             self._outbox.put_nowait(p.encode(msg))
+
+    async def room(self) -> None:
+        """Wait until the frames queued for the master are fewer than BACKLOG (or there is no
+        connection): what a node sends in many frames goes out as fast as the link takes it,
+        not queued at once (a Have of a million chunks is 2,000 frames, some 70 MB of text)."""
+        while self._outbox is not None and self._outbox.qsize() >= BACKLOG:
+            await asyncio.sleep(0.01)
 
     def ending_notice(self, transfer: int) -> Callable[[float], None]:
         """What a download thread calls when its last bytes are on their way (the master plans

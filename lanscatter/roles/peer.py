@@ -65,7 +65,8 @@ class PeerNode:
                                tls=opts.tls, local_addr=self._local_addr(), connect_timeout=opts.connect_timeout,
                                hello=self._hello, welcomed=self._welcomed, handle=self._handle,
                                lost=lambda: self.downloads.cancel_all(), stats=self._post_stats)
-        self.folder = PeerFolder(opts, post=self.link.post, cancel_downloads=lambda: self.downloads.cancel_all(),
+        self.folder = PeerFolder(opts, post=self.link.post, room=self.link.room,
+                                 cancel_downloads=lambda: self.downloads.cancel_all(),
                                  stats=self._post_stats, master_text=lambda: self.link.master_text,
                                  on_manifest=on_manifest, on_commit=on_commit)
         self.ul_bucket = TokenBucket(opts.ul_rate) if opts.ul_rate else None

@@ -68,17 +68,19 @@ class DryRunDone(Exception):
 
 
 class PeerFolder:
-    """The folder and its versions. It queues frames for the master with `post`, stops the
+    """The folder and its versions. It queues frames for the master with `post` (and, for what
+    goes in many frames, waits with `room` until few are queued), stops the
     downloads under way with `cancel_downloads` (which returns their transfer ids), has the node's
     figures sent with `stats`, and names the master in its logs with `master_text`; a relay hears
     of each generation reconciled (`on_manifest`) and each commit of the tree (`on_commit`)."""
 
-    def __init__(self, opts: PeerOptions, *, post: Callable[[p.Message], None],
+    def __init__(self, opts: PeerOptions, *, post: Callable[[p.Message], None], room: Callable[[], Awaitable[None]],
                  cancel_downloads: Callable[[], Awaitable[list[int]]], stats: Callable[[], None],
                  master_text: Callable[[], str], on_manifest: Callable[[Manifest], None] | None = None,
                  on_commit: Callable[[p.Commit], None] | None = None) -> None:
         self._opts = opts
         self._post = post
+        self._room = room
         self._cancel_downloads = cancel_downloads
         self._stats = stats
         self._master_text = master_text
@@ -299,10 +301,16 @@ class PeerFolder:
             self._on_manifest(manifest)
         # In pieces, the first replacing the set and the others adding to it: no frame to the
         # master is longer than its limit (p.MAX_FRAME), however many chunks there are; the
-        # hashes are read from the store a piece at a time (in chunk table order).
-        held = self.store.held_chunks()
+        # hashes are read from the store a piece at a time (in chunk table order), each piece
+        # once the link has room (a million chunks queued at once were some 70 MB of frames).
+        # A reconcile started meanwhile (a repair, a newer version) announces the holdings
+        # again itself: these stop.
+        epoch, held = self.store.epoch, self.store.held_chunks()
         self._post(p.Have(manifest.generation, list(islice(held, p.HAVE_PIECE)), replace=True))
-        while piece := list(islice(held, p.HAVE_PIECE)):
+        while True:
+            await self._room()
+            if self.store.epoch != epoch or not (piece := list(islice(held, p.HAVE_PIECE))):
+                break
             self._post(p.Have(manifest.generation, piece))
 
     def _prune_soon(self, store: StagedStore) -> None:

@@ -42,9 +42,12 @@ async def test_a_peer_decodes_a_whole_manifest_in_a_worker_thread(tmp_path: Path
     async def no_downloads() -> list[int]:
         return []
 
+    async def no_wait() -> None:
+        pass
+
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(key),
                        adopt=True)
-    folder = PeerFolder(opts, post=lambda msg: None, cancel_downloads=no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     try:
         async with asyncio.timeout(60):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import shutil
 import weakref
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -53,9 +55,12 @@ async def _peer(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
     async def no_downloads() -> list[int]:
         return []
 
+    async def no_wait() -> None:
+        pass
+
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY),
                        adopt=True, activate="host")
-    folder = PeerFolder(opts, post=lambda msg: None, cancel_downloads=no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     signed = sign_version(v1, KEY, published_ms=1)
     await folder.take_manifest(p.ManifestMsg(to_wire(v1), statement=signed.statement, signature=signed.signature))
@@ -97,6 +102,55 @@ async def test_applying_a_delta_the_old_manifest_is_gone_while_the_folder_is_rec
     assert tree_state(tmp_path / "peer") == tree_state(source)
 
 
+async def test_the_holdings_go_to_the_master_as_the_link_takes_them(tmp_path: Path) -> None:
+    """After a reconcile the Have pieces (512 chunks each) are queued as the link takes them, not
+    all at once (a million chunks were 2,000 frames, some 70 MB of text, queued in one go)."""
+    source = tmp_path / "src"
+    v1 = _write(source, {f"d{k // 100}/f{k}": b"content %d" % k for k in range(3000)})
+    shutil.copytree(source, tmp_path / "peer")          # held whole: 3,000 chunks to announce
+    queue: deque[p.Message] = deque()
+    sent: list[p.Message] = []
+    most = 0
+
+    def post(msg: p.Message) -> None:
+        nonlocal most
+        queue.append(msg)
+        most = max(most, len(queue))
+
+    async def room() -> None:
+        while len(queue) >= 2:
+            await asyncio.sleep(0.001)
+
+    async def link() -> None:
+        while True:
+            await asyncio.sleep(0.002)
+            if queue:
+                sent.append(queue.popleft())
+
+    async def no_downloads() -> list[int]:
+        return []
+
+    opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY),
+                       adopt=True)
+    folder = PeerFolder(opts, post=post, room=room, cancel_downloads=no_downloads, stats=lambda: None,
+                        master_text=lambda: "the master")
+    sending = asyncio.create_task(link())
+    signed = sign_version(v1, KEY, published_ms=1)
+    try:
+        async with asyncio.timeout(60):
+            await folder.take_manifest(p.ManifestMsg(to_wire(v1), statement=signed.statement,
+                                                     signature=signed.signature))
+            while queue:
+                await asyncio.sleep(0.01)
+    finally:
+        sending.cancel()
+        folder.store.close()
+    haves = [m for m in sent if isinstance(m, p.Have)]
+    assert len(haves) == 6 and haves[0].replace and not any(m.replace for m in haves[1:])
+    assert most <= 2
+    assert set().union(*(m.chunks for m in haves)) == {h for h, _ in v1.chunk_table()}
+
+
 class _Columns(dict):  # type: ignore[type-arg]
     """The wire form of a manifest, as a dict one can hold a weak reference to."""
 
@@ -109,7 +163,10 @@ async def test_a_whole_manifest_s_columns_are_not_held_while_it_is_applied(tmp_p
     async def no_downloads() -> list[int]:
         return []
 
-    folder = PeerFolder(opts, post=lambda msg: None, cancel_downloads=no_downloads, stats=lambda: None,
+    async def no_wait() -> None:
+        pass
+
+    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     wire = _Columns(to_wire(v1))
     columns = weakref.ref(wire)
