@@ -17,9 +17,9 @@ paced and are withdrawn. Rules of the messages:
   its next whole Have making it a source again; a corrupt chunk from the seed means
   the seed's own file changed (SeedCorrupt): never a ban;
 - cut-through inside a site: a member that serves what it is still receiving (SERVES_ARRIVING) is
-  a source of a chunk from its download's first bytes, while that download is fewer than
-  MAX_FED_HOPS such hops behind a whole copy; a download so fed that fails (not corrupt) fails
-  with its feed and says nothing of its source;
+  a source of a chunk from the first bytes of its download from the seed, offered only to a
+  downloader with nothing in flight (planner `last_resort`); a download so fed that fails (not
+  corrupt) fails with its feed and says nothing of its source;
 - a new generation goes to a member as its changes from the generation the member holds (its
   Hello, then its whole Haves say which) where this session knows them (the generation before, or
   the same one at a rejoin: no change), else whole (ManifestDelta or ManifestMsg, protocol 7); a
@@ -60,12 +60,6 @@ from lanscatter.core.tree_commit import Member, Readiness, subtree
 __all__ = ["PLAN_TICK_S", "SILENT_S", "SwarmSession"]
 
 GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
-# A download is served onward as it arrives only while it is fewer than this many such hops behind
-# a whole copy: each hop starts a chunk's copies a round trip sooner, and a failure cuts every
-# download fed from it. Simulated (`lanscatter simulate`, docs/benchmarks.md): one hop, 1 or 2
-# (unbounded), the 40-host office 0.922, 0.939 (0.959); 60 peers with slow and failing ones and
-# churn 14.6, 15.1 (19.6) s, against 18.8 s with none.
-MAX_FED_HOPS = 2
 
 
 # A generation's changes from a base: (the base's generation, `make_delta(base, new)`).
@@ -391,12 +385,12 @@ class SwarmSession(SessionRounds):
             return
         self.waiting.discard(transfer)
         t = self.transfers[transfer]
-        hops = self.fed.get(t.id, 0)
-        if link.protocol >= p.SERVES_ARRIVING and link.ul_slots and link.planned and hops < MAX_FED_HOPS:
-            self._feeding[(link.name, t.chunk)] = hops
+        # Only a copy from the seed: copies between peers are plenty once there are any, and a
+        # slow peer (not yet known to be) would hold up every download that followed it.
+        if t.source == self.name and link.protocol >= p.SERVES_ARRIVING and link.ul_slots and link.planned:
             rate = self._rates_sent.get(t.id) or t.rate_cap
             left = t.size / rate if rate else t.started + t.timeout_s - now.mono
-            self.planner.add_arriving(link.name, t.chunk, now.mono + max(0.0, left))
+            self.planner.add_arriving(link.name, t.chunk, now.mono + max(0.0, left), last_resort=True)
 
     def _report(self, link: PeerState, msg: p.Report, now: Now) -> None:
         """Blame: a blameless failure says nothing of the source; a corrupt chunk bans its source

@@ -41,10 +41,7 @@ class SessionRounds:
         self.peers: dict[str, PeerState] = {}
         self.transfers: dict[int, Transfer] = {}
         self.waiting: set[int] = set()     # transfers whose first bytes have not arrived
-        # transfers from a source that was still receiving the chunk: how many such hops behind a
-        # whole copy they are
-        self.fed: dict[int, int] = {}
-        self._feeding: dict[tuple[str, str], int] = {}   # (member, chunk) served as it arrives -> its hops
+        self.fed: set[int] = set()         # transfers from a source that was still receiving the chunk
         self._rates_sent: dict[int, float] = {}   # transfer id -> the rate its source was last given
         self._ends: dict[int, float] = {}  # released transfers -> when their last byte is due (monotonic)
         self._shared_at: tuple[int, int, int] = (-1, -1, -1)   # (flights epoch, waiting, ended) at the last share
@@ -159,7 +156,7 @@ class SessionRounds:
         self.transfers[t.id] = t
         self._track(t)
         if t.source != self.name and self.planner.is_arriving(t.source, t.chunk):
-            self.fed[t.id] = self._feeding.get((t.source, t.chunk), 0) + 1
+            self.fed.add(t.id)
         group, group_rate = t.pace_group or (None, None)
         rate = t.pace_cap
         if math.isfinite(fair) and self._paced_here(t):
@@ -181,8 +178,7 @@ class SessionRounds:
         if not delivered and t.dest in self.peers and self.peers[t.dest].planned:
             self.planner.drop_arriving(t.dest, t.chunk)
         self._rates_sent.pop(t.id, None)
-        self.fed.pop(t.id, None)
-        self._feeding.pop((t.dest, t.chunk), None)
+        self.fed.discard(t.id)
         self.waiting.discard(t.id)
         self._ends.pop(t.id, None)
         idx = self.manifest.chunk_index().get(t.chunk) if self.manifest else None

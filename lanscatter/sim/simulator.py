@@ -21,8 +21,8 @@ crosses (max-min fair among the transfers on that link: bookings alone do not ke
 a released transfer's booking is free before its last bytes). The transfers of one WAN link come from one source, which paces them together as the engine
 does (upload_pace.py): each moves at the link's rate divided among those in flight, so one ending
 leaves its rate to the others. A transfer from a source still receiving its chunk (served as it
-arrives, protocol.SERVES_ARRIVING) ends no sooner than that download and breaks with it; until
-then it moves at its own rate (the model does not hold it to its feed's bytes).
+arrives, protocol.SERVES_ARRIVING) moves no faster than that download (though it may have
+started behind it), ends no sooner and breaks with it.
 "Slow" peers upload `slowdown` times slower than the link map says, which the planner only learns
 by measuring. A failing transfer breaks after a random share of its bytes; a transfer the session
 withdraws (its timeout passed, its downloader silent) stops at once. Bytes sent count on every WAN
@@ -513,7 +513,7 @@ class Simulation:
         if down_busy:
             self._rerate(dst.downs)
         if not (up_busy or down_busy or busy):
-            self._set_rate(a, cap)
+            self._set_rate(a, cap if a.feed is None else self._limit(a))
         return a
 
     def _share_group(self, group: list[_Active]) -> None:
@@ -605,6 +605,8 @@ class Simulation:
                 if split is None:
                     split = known[id(x.actives)] = _fair_shares(x.actives, x.capacity)
                 rate = min(rate, split[id(a)])
+        if a.feed is not None:
+            rate = min(rate, a.feed.rate)    # (it never gets ahead of what its source received)
         return rate
 
     def _set_rate(self, a: _Active, rate: float) -> None:
@@ -634,6 +636,9 @@ class Simulation:
         deadline = a.t.started + a.t.timeout_s
         if end > deadline:
             self._push(deadline, _EXPIRE, a.swarm)
+        for fed in a.fed:
+            if fed.version != -1 and not fed.held:
+                self._set_rate(fed, self._limit(fed))
 
     def _end(self, a: _Active, ok: bool, report: bool = True) -> None:
         """Take a transfer off the network (unless it is held there already); `report`: its
@@ -654,6 +659,8 @@ class Simulation:
             if fed.held or not ok:
                 # (a held one is off the network: a leave of its destination did not end it)
                 self._end(fed, ok and not fed.fail_left, report=fed.dst.online)
+            else:
+                self._set_rate(fed, self._limit(fed))      # free of its feed's pace
 
     def _hold(self, a: _Active) -> None:
         """`a` is through its bytes but for those its feed has yet to bring: off the network, it

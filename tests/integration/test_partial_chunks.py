@@ -247,7 +247,7 @@ async def test_peers_of_one_swarm_pass_a_chunk_on_while_it_arrives(tmp_path: Pat
     # The origin has one upload slot; three peers, every download held to 2 MB/s, one chunk of
     # 6 MiB: about 3.1 s a copy. Passed on only once whole, the second and third copies would
     # start after the first ended (6 s and more); served as it arrives (protocol.SERVES_ARRIVING),
-    # they follow the first a few round trips and plans behind.
+    # by the peer the origin sends it to, they follow the first a few round trips and plans behind.
     rate = 2e6
     data = _origin_file(tmp_path, 6 << 20)
     nodes: list[asyncio.Task[None]] = []
@@ -258,7 +258,7 @@ async def test_peers_of_one_swarm_pass_a_chunk_on_while_it_arrives(tmp_path: Pat
         for name in ("a", "b", "c"):
             peer = PeerNode(PeerOptions(master=HOST, master_port=master_port, folder=tmp_path / name,
                                         state_dir=tmp_path / f"{name}-state", host=HOST, port=0, name=name,
-                                        dl_rate=rate, ul_slots=1, scrub_rate=0))
+                                        dl_rate=rate, scrub_rate=0))
             nodes.append(asyncio.create_task(peer.run()))
             peers.append(peer)
         start = time.monotonic()

@@ -199,6 +199,23 @@ def test_relay_seed_serves_a_chunk_while_it_arrives() -> None:
     assert (t.chunk, t.source) == ("c2", "relay") and t.timeout_s == pytest.approx(usual.timeout_s)
 
 
+def test_a_chunk_arriving_at_a_peer_is_the_last_resort_of_an_idle_downloader() -> None:
+    p = swarm(2)
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    p.add_node("b", dl_slots=2, ul_slots=2)
+    sent = {t.dest: t for t in p.plan(0.0)}         # the seed's two slots: one chunk each
+    assert set(sent) == {"a", "b"} and sent["a"].chunk != sent["b"].chunk
+    first = sent["a"]
+    p.add_arriving("a", first.chunk, due=5.0, last_resort=True)
+    assert p.plan(0.1) == []                # b has a download in flight: it waits for a whole copy
+    p.add_node("c", dl_slots=2, ul_slots=2)
+    [fed] = p.plan(0.2)                     # c has nothing: it takes the chunk as it arrives at a
+    assert (fed.chunk, fed.source, fed.dest) == (first.chunk, "a", "c")
+    p.finish(first.id, 1.0, ok=True)        # whole at a now: an ordinary holding
+    assert not p.is_arriving("a", first.chunk)
+    assert {t.chunk for t in p.plan(1.1) if t.dest == "b"} == {first.chunk}
+
+
 def _two_sites(wan: float = 10.0) -> LinkMap:
     links = {
         "up:S": Link("up:S", 100.0), "down:S": Link("down:S", 100.0),

@@ -11,7 +11,7 @@ from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
 from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.manifest_wire import decode_manifest
-from lanscatter.core.session import MAX_FED_HOPS, SILENT_S, prepare_delta
+from lanscatter.core.session import SILENT_S, prepare_delta
 from lanscatter.sim.harness import SEED, SwarmHarness, synthetic_manifest
 
 DOWN = 1_500_000.0            # a peer's download port, bytes/s
@@ -70,28 +70,42 @@ def test_a_download_too_short_to_measure_takes_its_share_at_its_ending() -> None
     assert h.seed_rates[-1] == {second.transfer: DOWN / 2}      # the second gives it up now
 
 
-def test_a_chunk_is_served_on_as_it_arrives_and_its_loss_blames_nobody() -> None:
-    """Cut-through inside a site (protocol.SERVES_ARRIVING): a member is a source of a chunk from
-    its download's first bytes, while that download is fewer than MAX_FED_HOPS such hops behind a
-    whole copy; a download cut because its feed failed says nothing of its source."""
-    assert MAX_FED_HOPS == 2
+def _fed_pair() -> tuple[SwarmHarness, p.Download, p.Download]:
+    """A chunk on its way from the seed (one upload slot) to a peer, which serves it on to another
+    as it arrives; the downloads (from the seed, from the peer)."""
     h = SwarmHarness(synthetic_manifest(1), seed_slots=1)
-    for name in ("a", "b", "c", "d"):
+    for name in ("a", "b", "c"):
         h.join(name, ul_slots=1)               # (each peer says Receiving at once)
-    chain = []
-    for _ in range(4):
+    seen: list[p.Download] = []
+    for _ in range(3):
         h.tick()
-        chain += [(d.source, name) for name, d in h.downloads() if (d.source, name) not in chain]
-    assert len(chain) == 3                     # seed -> x -> y -> z; the fourth waits for a whole copy
-    (seed, x), (x2, y), (y2, z) = chain
-    assert seed == SEED and x2 == x and y2 == y
-    held_by = {name: d for name, d in h.downloads()}
-    h.fail(held_by[x].transfer)                # x's download breaks: y's is cut with it ...
-    h.fail(held_by[y].transfer, error="connection closed after 1000 of 2000 bytes")
-    assert h.session.planner.node_stats(x).failures == 0           # ... which says nothing of x
-    assert not h.session.planner.is_arriving(x, held_by[x].chunk)
-    h.fail(held_by[z].transfer, corrupt=True, error="hash mismatch")
-    assert h.session.planner.node_stats(y).failures == 1           # corrupt bytes are y's own
+        seen += [d for _, d in h.downloads() if d not in seen]
+    assert len(seen) == 2                      # the third waits for a whole copy
+    first, second = seen
+    assert first.source == SEED and second.source != SEED
+    return h, first, second
+
+
+def test_a_chunk_from_the_seed_is_served_on_as_it_arrives() -> None:
+    """Cut-through inside a site (protocol.SERVES_ARRIVING): a member is a source of a chunk from
+    the first bytes of its download from the seed; not of one from another member."""
+    h, first, second = _fed_pair()
+    fed = h.session.transfers[second.transfer]
+    assert fed.source == h.session.transfers[first.transfer].dest
+    assert not h.session.planner.is_arriving(fed.dest, fed.chunk)
+
+
+def test_a_download_cut_with_its_feed_blames_nobody_but_corrupt_bytes_do() -> None:
+    h, first, second = _fed_pair()
+    feeder = h.session.transfers[second.transfer].source
+    h.fail(first.transfer)                     # the feed breaks: the download it fed is cut ...
+    assert not h.session.planner.is_arriving(feeder, first.chunk)
+    h.fail(second.transfer, error="connection closed after 1000 of 2000 bytes")
+    assert h.session.planner.node_stats(feeder).failures == 0      # ... which says nothing of it
+    h, first, second = _fed_pair()
+    feeder = h.session.transfers[second.transfer].source
+    h.fail(second.transfer, corrupt=True, error="hash mismatch")
+    assert h.session.planner.node_stats(feeder).failures == 1      # what it served was its own
 
 
 def test_sharing_waits_in_proportion_to_what_it_took() -> None:

@@ -128,6 +128,7 @@ class Planner(SwarmBooks):
         slow_limit = cfg.slow_threshold * base
         offers: list[_Offer] = []
         fallback: list[_Offer] = []
+        resorts: list[_Offer] = []         # chunks arriving at a peer (last_resort)
         far_seed = False                   # some offer comes from a seed of another site
         covered: int | None = None
         d_site = d.site
@@ -150,6 +151,11 @@ class Planner(SwarmBooks):
                 if covered is None:
                     covered = self._sites[d_site].covered()
                 cand ^= cand & covered
+            if cand and s.last_resort:
+                whole = cand ^ (cand & s.last_resort)
+                cand, resort = (whole, False) if whole else (self._arriving_soon(s, cand, now), True)
+            else:
+                resort = False
             if cand:
                 held = slow = s.slowness > slow_limit
                 if slow:
@@ -168,7 +174,10 @@ class Planner(SwarmBooks):
                         cand = fresh
                 if s.seed and s.site != d_site:
                     far_seed = True
-                if held:
+                if resort:
+                    if not slow:           # (a slow one would hold its follower to its pace)
+                        resorts.append((s, cand, slow, k))
+                elif held:
                     fallback.append((s, cand, slow, k))
                 else:
                     offers.append((s, cand, slow, k))
@@ -178,10 +187,17 @@ class Planner(SwarmBooks):
                 break
         if not offers:
             # A held-back source still beats leaving a downloader with nothing in flight for good,
-            # but not while a fast holder of what it needs will free up a slot soon.
-            if not fallback or d.n_dl or d.n_bg or self._holder(d, need, slow_limit):
+            # but not while a fast holder of what it needs will free up a slot soon. A chunk still
+            # arriving at its source comes now, at the pace it arrives there, rather than a
+            # chunk's time later.
+            if d.n_dl or d.n_bg:
                 return None
-            offers = fallback
+            if fallback and not self._holder(d, need, slow_limit):
+                offers = fallback
+            elif resorts:
+                offers = resorts
+            else:
+                return None
         if far_seed and d_site is not None:
             # Across a WAN the order of chunks hardly matters (the site behind gets them all from
             # its relay), so a remote downloader leaves the seed's uplink to its own site.
@@ -226,6 +242,22 @@ class Planner(SwarmBooks):
                 idle.pop()
             return t
         return None
+
+    def _arriving_soon(self, s: NodeState, cand: int, now: float) -> int:
+        """Of the chunks arriving at s (last_resort), those whole there sooner than a copy of
+        them from a source that holds them would take: a slow feed is not worth following."""
+        spb = self._median_spb
+        if spb is None:
+            return cand
+        due = self._arriving[s.name]
+        soon = 0
+        while cand:
+            low = cand & -cand
+            i = low.bit_length() - 1
+            if due.get(self._hashes[i], math.inf) - now <= self._sizes[i] * spb:
+                soon |= low
+            cand ^= low
+        return soon
 
     def _narrow(self, s: NodeState, links: tuple[str, ...], rate: float) -> bool:
         """Whether a transfer is WAN-bound far below what an upload slot of s moves.

@@ -85,6 +85,7 @@ class SwarmBooks:
         runs = kept_runs(self._hashes, index)
         for node in self._nodes.values():
             node.bits, node.recv = remap_bits(node.bits, runs), remap_bits(node.recv, runs)
+            node.last_resort = remap_bits(node.last_resort, runs)
             node.n_have = node.bits.bit_count()
             node.n_cover = (node.bits | node.recv).bit_count()
         for f in self._flights.values():
@@ -138,6 +139,7 @@ class SwarmBooks:
         """A node's holdings in full (at its join, a new generation, its files read again)."""
         node = self._nodes[name]
         self._arriving.pop(name, None)
+        node.last_resort = 0
         index = self._index
         bits = bits_from_indices([i for i in map(index.get, chunks) if i is not None], len(self._hashes))
         old_cover, new_cover = node.bits | node.recv, bits | node.recv
@@ -157,9 +159,9 @@ class SwarmBooks:
     def add_have(self, name: str, chunk: str) -> None:
         node = self._nodes[name]
         arriving = self._arriving.get(name)
-        if arriving:
-            arriving.pop(chunk, None)          # verified: a holding like any other from now on
         i = self._index.get(chunk)
+        if arriving and arriving.pop(chunk, None) is not None and i is not None:
+            node.last_resort &= ~(1 << i)      # verified: a holding like any other from now on
         if i is None or node.bits >> i & 1:
             return
         bit = 1 << i
@@ -178,9 +180,10 @@ class SwarmBooks:
         arriving = self._arriving.get(name)
         found = []
         for chunk in chunks:
-            if arriving:
-                arriving.pop(chunk, None)      # verified: a holding like any other from now on
-            if (i := self._index.get(chunk)) is not None:
+            i = self._index.get(chunk)
+            if arriving and arriving.pop(chunk, None) is not None and i is not None:
+                node.last_resort &= ~(1 << i)  # verified: a holding like any other from now on
+            if i is not None:
                 found.append(i)
         new = bits_from_indices(found, len(self._hashes)) & ~node.bits
         if not new:
@@ -192,19 +195,23 @@ class SwarmBooks:
         node.n_have += new.bit_count()
         self._touch(node)
 
-    def add_arriving(self, name: str, chunk: str, due: float) -> None:
+    def add_arriving(self, name: str, chunk: str, due: float, *, last_resort: bool = False) -> None:
         """`name` is receiving `chunk` (a relay from its upstream, a peer from a source of this
         swarm), its download due by `due`, and serves the prefix it has to downloaders that verify
         the whole.
         Planned from like a holding, but a transfer from it may take until `due` longer, and its
-        time says nothing of the source's speed. `add_have` makes it a holding; `drop_arriving`
-        withdraws it."""
+        time says nothing of the source's speed. `last_resort` (a peer receiving it in this
+        swarm): offered only to a downloader with nothing else in flight, which would otherwise
+        wait, as it moves no faster than its source receives it. `add_have` makes it a holding;
+        `drop_arriving` withdraws it."""
         node = self._nodes[name]
         i = self._index.get(chunk)
         if i is None or node.bits >> i & 1:
             return
         self.add_have(name, chunk)
         self._arriving.setdefault(name, {})[chunk] = due
+        if last_resort:
+            node.last_resort |= 1 << i
 
     def is_arriving(self, name: str, chunk: str) -> bool:
         """Whether `name` is a source of `chunk` while it still arrives there (add_arriving)."""
@@ -220,6 +227,7 @@ class SwarmBooks:
         node = self._nodes[name]
         i = self._index[chunk]
         bit = 1 << i
+        node.last_resort &= ~bit
         node.bits ^= bit
         node.n_have -= 1
         if not node.recv & bit:
@@ -306,6 +314,9 @@ class SwarmBooks:
             if not d.bits & bit:
                 d.bits |= bit
                 d.n_have += 1
+            elif d.name in self._arriving:     # it served it as it arrived: whole now
+                self._arriving[d.name].pop(self._hashes[chunk], None)
+                d.last_resort &= ~bit
         elif not d.bits & bit:
             self._cover_add(d, chunk, bit, -1)
             d.n_cover -= 1

@@ -272,6 +272,9 @@ class NodeState:
     down_link: str | None
     bits: int = 0              # chunks held
     recv: int = 0              # chunks in flight to this node
+    # chunks it serves while they arrive from a source of this swarm: offered only to a
+    # downloader with nothing in flight (add_arriving)
+    last_resort: int = 0
     n_have: int = 0
     n_cover: int = 0           # chunks held or in flight to this node: popcount(bits | recv)
     n_dl: int = 0              # transfers in flight to this node, in its download slots
