@@ -150,8 +150,11 @@ def test_loss_drops_about_the_share_and_teardown_leaves_nothing() -> None:
 
 
 # Builds the two-site tree (tag argv[1]) in its own process, says so, and waits to be signalled.
+# SIGINT as at a terminal: a shell that runs the tests as a background job leaves it ignored, and
+# every child inherits that.
 _HOLDER = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from lanscatter.emulator.netns import Emulation
 from lanscatter.emulator.spec import Host, NetSpec, Site, WanLink
 from tests.integration.emulated_tree import new_tag
