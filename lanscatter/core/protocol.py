@@ -304,7 +304,7 @@ class _Encoder(json.JSONEncoder):
 
 _ENCODER = _Encoder(separators=(",", ":"))    # (json.dumps builds one a call)
 _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
-_MANIFEST_AT = b'{"manifest":{'
+_MANIFEST_AT = b'{"manifest":{'    # how a ManifestMsg's JSON starts: its first field (`encode` puts "t" last)
 
 
 def encode(msg: Message) -> str:
