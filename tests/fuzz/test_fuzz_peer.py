@@ -65,7 +65,9 @@ async def test_fake_master_fuzzes_a_real_peer(tmp_path: Path, record_property: C
     shutil.copytree(origin, folder)
     (folder / "d1" / "f4.bin").unlink()        # a few chunks to fetch: always from dead sources
 
-    frames = [f for f in draw_many(frame(list(MASTER_TYPES), hashes, strict=True, malformed=0), N + N // 2,
+    # (twice N drawn: how many survive decode moves with what the process imported before, 9,786
+    # of 15,000 in a plain script against over 10,000 in the suite, too close a margin)
+    frames = [f for f in draw_many(frame(list(MASTER_TYPES), hashes, strict=True, malformed=0), 2 * N,
                                    strict=True, salt=4) if _survivable(f)][:N]
     assert len(frames) == N
     breaking = [f for f in draw_many(frame(list(p._REGISTRY.values()), hashes), 500, salt=5)
