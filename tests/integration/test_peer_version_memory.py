@@ -45,6 +45,14 @@ def _delta(base: Manifest, new: Manifest) -> p.ManifestDelta:
     return p.ManifestDelta(base.generation, new.generation, delta, signed.statement, signed.signature)
 
 
+async def _no_downloads() -> list[int]:
+    return []
+
+
+async def _no_wait() -> None:
+    pass
+
+
 async def _peer(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
     """A host-activation peer whose folder holds `v1` (adopted): v1 is its active version."""
     (tmp_path / "peer").mkdir()
@@ -52,15 +60,9 @@ async def _peer(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
         (tmp_path / "peer" / f.path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "peer" / f.path).write_bytes((source / f.path).read_bytes())
 
-    async def no_downloads() -> list[int]:
-        return []
-
-    async def no_wait() -> None:
-        pass
-
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY),
                        adopt=True, activate="host")
-    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=lambda msg: None, room=_no_wait, cancel_downloads=_no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     signed = sign_version(v1, KEY, published_ms=1)
     await folder.take_manifest(p.ManifestMsg(to_wire(v1), statement=signed.statement, signature=signed.signature))
@@ -127,12 +129,9 @@ async def test_the_holdings_go_to_the_master_as_the_link_takes_them(tmp_path: Pa
             if queue:
                 sent.append(queue.popleft())
 
-    async def no_downloads() -> list[int]:
-        return []
-
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY),
                        adopt=True)
-    folder = PeerFolder(opts, post=post, room=room, cancel_downloads=no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=post, room=room, cancel_downloads=_no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     sending = asyncio.create_task(link())
     signed = sign_version(v1, KEY, published_ms=1)
@@ -160,13 +159,7 @@ async def test_a_whole_manifest_s_columns_are_not_held_while_it_is_applied(tmp_p
     v1 = _write(source, {f"f{k}": b"content %d" % k for k in range(10)})
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY))
 
-    async def no_downloads() -> list[int]:
-        return []
-
-    async def no_wait() -> None:
-        pass
-
-    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=lambda msg: None, room=_no_wait, cancel_downloads=_no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     wire = _Columns(to_wire(v1))
     columns = weakref.ref(wire)
