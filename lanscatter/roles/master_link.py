@@ -52,6 +52,41 @@ STATS_EVERY_S = 1.0
 BACKLOG = 8              # frames queued for the master before `room` waits
 
 
+class Outbox:
+    """One connection's frames for the master, in order, and a wait for room in it: the writer
+    wakes `room()`'s waiters as it takes a frame below BACKLOG, or when the connection ends."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._room = asyncio.Event()
+        self._room.set()
+        self.closed = False
+
+    def put(self, text: str) -> None:
+        self._queue.put_nowait(text)
+        if self._queue.qsize() >= BACKLOG:
+            self._room.clear()
+
+    async def get(self) -> str:
+        text = await self._queue.get()
+        if self._queue.qsize() < BACKLOG:
+            self._room.set()
+        return text
+
+    def close(self) -> None:
+        """No more frames go out: whoever waits for room goes on (what they post is dropped)."""
+        self.closed = True
+        self._room.set()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    async def room(self) -> None:
+        """Until fewer than BACKLOG frames wait here, or the connection ended."""
+        while not self.closed and self._queue.qsize() >= BACKLOG:
+            await self._room.wait()
+
+
 class MasterRound:
     """The masters a peer may join, tried in turn: its master, then its alternates (a site's
     standby gateways, in the tree's order)."""
@@ -110,7 +145,7 @@ class MasterLink:
         self.connect_error: str | None = None
         self.protocol = 1                    # as agreed with the master at the last join
         self.control_rx_bytes = 0            # bytes of the master's control frames (manifests mostly)
-        self._outbox: asyncio.Queue[str] | None = None
+        self._outbox: Outbox | None = None
 
     @property
     def master_text(self) -> str:
@@ -187,8 +222,7 @@ class MasterLink:
             self.joined_once = True
             self.connect_attempts, self.connect_error = 0, None
             log.info("joined %s as %s", url, welcome.name)
-            outbox: asyncio.Queue[str] = asyncio.Queue()
-            self._outbox = outbox
+            outbox = self._outbox = Outbox()
             helpers = [asyncio.create_task(_writer(ws, outbox, channel)),
                        asyncio.create_task(self._stats_loop())]
             try:
@@ -204,6 +238,7 @@ class MasterLink:
                         raise RemoteProtocolError("the master sent an unsealed frame")
             finally:
                 self._outbox = None
+                outbox.close()
                 for t in helpers:
                     t.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
@@ -217,14 +252,14 @@ class MasterLink:
         """Queue a frame for the master if the protocol agreed at the last join carries it
         (dropped when not connected: the next join resends state)."""
         if self.protocol >= min_protocol and self._outbox is not None:
-            self._outbox.put_nowait(p.encode(msg))
+            self._outbox.put(p.encode(msg))
 
     async def room(self) -> None:
         """Wait until the frames queued for the master are fewer than BACKLOG (or there is no
         connection): what a node sends in many frames goes out as fast as the link takes it,
         not queued at once (a Have of a million chunks is 2,000 frames, some 70 MB of text)."""
-        while self._outbox is not None and self._outbox.qsize() >= BACKLOG:
-            await asyncio.sleep(0.01)
+        if self._outbox is not None:
+            await self._outbox.room()
 
     def ending_notice(self, transfer: int) -> Callable[[float], None]:
         """What a download thread calls when its last bytes are on their way (the master plans
@@ -245,7 +280,7 @@ class MasterLink:
         return notice
 
 
-async def _writer(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[str], channel: Channel) -> None:
+async def _writer(ws: aiohttp.ClientWebSocketResponse, outbox: Outbox, channel: Channel) -> None:
     while True:
         text = await outbox.get()
         try:
