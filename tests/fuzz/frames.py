@@ -2,7 +2,10 @@
 
 Each strategy draws a batch of frames (one hypothesis example holds BATCH of them: drawing them
 one example each costs milliseconds apiece); `draw_many` collects n of them with a fixed seed, so a
-failing run replays the same inputs. A frame is (opcode, payload bytes): mostly control messages
+failing test replays the same inputs when run again the same way. Hypothesis's draws under a fixed
+seed still move with what the process imported before (a plain `@seed` draw of integer lists
+differs after an `import email`), so a test needs a margin over the frames it counts on, never
+an exact draw. A frame is (opcode, payload bytes): mostly control messages
 of every type whose fields are valid, at a boundary, just past it or of the wrong kind, plus
 frames that are not messages at all (garbage, truncated or deeply nested JSON, NaN, 5,000-digit
 numbers, oversized frames, binary frames).
@@ -135,7 +138,7 @@ def frame(types: list[type[p.Message]], hashes: list[str], *, strict: bool = Fal
 
 
 def draw_many(strategy: st.SearchStrategy[Frame], n: int, *, strict: bool = False, salt: int = 0) -> list[Frame]:
-    """n frames, the same on every run: hypothesis draws one in VARIANTS (drawing costs about
+    """n frames, the same on every run in the same process context (see above): hypothesis draws one in VARIANTS (drawing costs about
     3 ms a frame here), and each drawn frame is followed by VARIANTS - 1 mutants of it: one
     field replaced by a boundary or hostile value or dropped, or (strict) by the same field of
     another message of the same type drawn in the batch (so still within bounds)."""
