@@ -100,6 +100,8 @@ class ChunkServer:
             raise web.HTTPNotFound(text="no such chunk\n") from None
         except ValueError as exc:
             raise web.HTTPBadRequest(text=f"bad query: {safe_text(exc, 100)}\n") from None
+        if self.pacer.withdrawn(pace.transfer):
+            raise web.HTTPGone(text="transfer withdrawn\n")
         loc = self.locate(chunk)
         arrival = self.arrivals.get(chunk) if loc is None and self.arrivals is not None else None
         if loc is None and arrival is None:

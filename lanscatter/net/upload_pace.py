@@ -87,6 +87,7 @@ class _Upload:
 
 
 _EARLY_RATES = 256      # rates for transfers whose request has not come yet (the message was faster)
+_WITHDRAWN = 1024       # transfers cut, remembered so that a request still to come is refused
 
 
 class UploadPacer:
@@ -96,6 +97,7 @@ class UploadPacer:
         self.limit = limit if limit and limit > 0 else None
         self._uploads: dict[int, _Upload] = {}       # by socket id
         self._early: dict[int, float] = {}           # transfer id -> rate, for requests still to come
+        self._withdrawn: dict[int, None] = {}        # transfer ids cut (oldest first)
 
     def add(self, sock: Any, pace: Pace) -> bool:
         """Pace a new upload and re-share the rates; False when the kernel cannot pace it."""
@@ -130,7 +132,14 @@ class UploadPacer:
     def cut(self, transfers: Collection[int]) -> int:
         """Stop the uploads of these transfers now (the planner withdrew them: their downloader
         left): each one's socket is shut, so its request ends in an error on both sides and what
-        it would still send does not take the link. Returns how many were under way."""
+        it would still send does not take the link. A request for one of them that has not come
+        yet (a downloader frozen, not gone) is refused when it comes (`withdrawn`). Returns how
+        many were under way."""
+        for transfer in transfers:
+            self._withdrawn[transfer] = None
+            self._early.pop(transfer, None)
+        while len(self._withdrawn) > _WITHDRAWN:
+            del self._withdrawn[next(iter(self._withdrawn))]
         cut = [up for up in self._uploads.values() if up.pace.transfer in transfers]
         for up in cut:
             del self._uploads[id(up.sock)]
@@ -139,6 +148,10 @@ class UploadPacer:
         if cut:
             self._reshare()
         return len(cut)
+
+    def withdrawn(self, transfer: int | None) -> bool:
+        """Whether the planner withdrew this transfer (its request is refused, not served)."""
+        return transfer is not None and transfer in self._withdrawn
 
     def set_rates(self, rates: Mapping[int, float]) -> None:
         """New rates from the planner, by transfer id (its share of the ports it crosses changed)."""

@@ -238,3 +238,19 @@ async def test_giving_up_a_queued_wan_transfer_does_not_blame_the_source_of_the_
         assert not first.ok and first.blameless and not first.corrupt, first
         assert third.ok, third                                 # retried on a new connection
         assert os.pread(fd, 1 << 20, 2 << 20) == data[2 << 20:]
+
+
+async def test_a_withdrawn_transfer_is_refused_when_its_request_comes_late(tmp_path: Path) -> None:
+    """The seed cut a transfer before its request came (a downloader frozen, not gone): the
+    request, when it comes, is refused and nothing is sent; other transfers are served."""
+    async with _source(tmp_path, 2) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        (h0, s0), (h1, s1) = master.manifest.chunk_table()
+        assert master.server.pacer.cut({41}) == 0                 # nothing under way yet
+        sent = master.counters.tx_bytes
+        r = await fetcher.fetch(url, h0, s0, token="", fd=fd, offset=0, timeout_s=10, buckets=[],
+                                pace=Pace(rate=1e8, transfer=41))
+        assert not r.ok and "410" in (r.error or "") and master.counters.tx_bytes == sent
+        r = await fetcher.fetch(url, h1, s1, token="", fd=fd, offset=s0, timeout_s=10, buckets=[],
+                                pace=Pace(rate=1e8, transfer=42))
+        assert r.ok and os.pread(fd, s1, s0) == data[s0:s0 + s1]

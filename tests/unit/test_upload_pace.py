@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from lanscatter.net import upload_pace
 from lanscatter.net.upload_pace import WIRE_SHARE, Pace, UploadPacer
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="kernel pacing is Linux only")
@@ -122,3 +123,13 @@ def test_a_withdrawn_transfers_upload_is_cut_and_the_others_take_its_share(socke
         for _ in range(1000):
             a.send(b"x" * 65536)
     assert pacer.cut({7}) == 0                     # once only
+
+
+def test_withdrawn_transfers_are_remembered_boundedly_for_requests_still_to_come() -> None:
+    pacer = UploadPacer()
+    pacer.set_rates({5: 1000.0})                   # a rate that came before its request
+    pacer.cut({5})
+    assert pacer.withdrawn(5) and not pacer.withdrawn(6) and not pacer.withdrawn(None)
+    assert 5 not in pacer._early                   # its early rate is dropped with it
+    pacer.cut(range(100, 100 + upload_pace._WITHDRAWN))
+    assert not pacer.withdrawn(5) and pacer.withdrawn(100) and len(pacer._withdrawn) == upload_pace._WITHDRAWN
