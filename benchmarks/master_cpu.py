@@ -2,7 +2,10 @@
 and every control message, measured on a real master driven by simulated peers.
 
 Usage: python benchmarks/master_cpu.py [--speed 0.1] [--chunk-mib 16] [--seconds 20] [--drivers 2]
-                                       [--no-feed] [--profile FILE]
+                                       [--no-feed] [--profile FILE] [--topology TREE]
+
+With --topology, the origin's site of another tree (its origin host named `origin`), the full
+site's transfer rate taken as its ports' at the efficiency of the default tree's figure.
 
 The master is the engine's swarm (roles/swarm.py: its websocket server on 127.0.0.1, the swarm
 session, the planner with the site's link map from benchmarks/topologies/cluster-200.yaml) in a
@@ -59,6 +62,7 @@ from lanscatter.core.linkmap import Link, LinkMap
 from lanscatter.core.session_rounds import SHARE_DUTY
 from lanscatter.core.status import to_json
 from lanscatter.core.status_feed import FeedEncoder
+from lanscatter.core.swarm_load import busiest_site
 from lanscatter.roles.swarm import Swarm
 from lanscatter.sim.model import MIB, SimConfig
 from lanscatter.sim.simulator import Simulation
@@ -77,9 +81,9 @@ STATS_S = 1.0               # as roles/master_link.py
 MASTER_SLOTS = 3            # `lanscatter master --slots` default
 
 
-def _site(speed: float) -> tuple[LinkMap, list[str]]:
+def _site(speed: float, tree: Path = TOPOLOGY) -> tuple[LinkMap, list[str]]:
     """The site's link map with every capacity times `speed`, and its peers' names."""
-    plan = derive_plan(load_topology(TOPOLOGY))
+    plan = derive_plan(load_topology(tree))
     lm = plan.link_map
     links = {n: Link(n, link.bytes_per_s * speed, link.latency_s) for n, link in lm.links.items()}
     peers = [h.name for h in plan.hosts if h.role == "peer"]
@@ -93,13 +97,13 @@ def _cpu_s(pid: int) -> float:
 
 
 # ---- the master ---------------------------------------------------------------------------------
-async def serve(speed: float, chunk_mib: int, feed: bool, spent_file: Path) -> None:
-    link_map, _ = _site(speed)
-    topology, _ = site_tree(TOPOLOGY, 125e6)
+async def serve(speed: float, chunk_mib: int, feed: bool, spent_file: Path, tree: Path) -> None:
+    link_map, _ = _site(speed, tree)
+    topology, _ = site_tree(tree, 125e6)
     config = SimConfig(chunks=DATA // (chunk_mib * MIB), chunk_size=chunk_mib * MIB)
     manifest = Simulation(config, topology).manifest
     swarm = Swarm(name="origin", auth=Auth(SECRET), seed_slots=MASTER_SLOTS, link_map=link_map,
-                  site="cluster", role="master")
+                  site=link_map.site_of("origin"), role="master")
     # Where the CPU goes (thread time, as running totals in a file the measurement reads at its
     # window's ends): sharing, the rest of a tick (planning), and the status feed, which costs per
     # second rather than per transfer; the rest is the messages. (Timing each message would cost
@@ -223,9 +227,9 @@ class FakePeer:
             self.counts["out"] += 1
 
 
-async def drive(port: int, names: list[str], speed: float, start: float, seconds: float) -> None:
+async def drive(port: int, names: list[str], speed: float, start: float, seconds: float, tree: Path) -> None:
     """Join `names`, then count reports from `start` (monotonic) for `seconds`; print the counts."""
-    link_map, _ = _site(speed)
+    link_map, _ = _site(speed, tree)
     auth = Auth(SECRET)
     counts = dict.fromkeys(("in", "out", "rates", "stats", "reports"), 0)
     peers = [FakePeer(n, link_map.links[f"down:{n}"].bytes_per_s, speed, counts) for n in names]
@@ -246,7 +250,8 @@ async def drive(port: int, names: list[str], speed: float, start: float, seconds
 def measure(args: argparse.Namespace) -> None:
     me = [sys.executable, __file__]
     spent_file = Path(tempfile.mkdtemp(prefix="master-cpu-")) / "spent"
-    serve_cmd = [*me, "--serve", "--speed", str(args.speed), "--chunk-mib", str(args.chunk_mib),
+    tree = ["--topology", str(args.topology)]
+    serve_cmd = [*me, "--serve", *tree, "--speed", str(args.speed), "--chunk-mib", str(args.chunk_mib),
                  "--spent-file", str(spent_file)] \
         + ([] if args.feed else ["--no-feed"])
     if args.profile:
@@ -255,10 +260,10 @@ def measure(args: argparse.Namespace) -> None:
     try:
         assert master.stdout is not None
         port = int(master.stdout.readline())
-        _, peers = _site(args.speed)
+        _, peers = _site(args.speed, args.topology)
         start = time.monotonic() + args.warmup
         groups = [peers[k::args.drivers] for k in range(args.drivers)]
-        drivers = [subprocess.Popen([*me, "--drive", str(port), "--speed", str(args.speed), "--start", str(start),
+        drivers = [subprocess.Popen([*me, "--drive", str(port), *tree, "--speed", str(args.speed), "--start", str(start),
                                      "--seconds", str(args.seconds), ",".join(g)], stdout=subprocess.PIPE, text=True)
                    for g in groups]
         time.sleep(max(0.0, start - time.monotonic()))
@@ -284,9 +289,14 @@ def measure(args: argparse.Namespace) -> None:
     each = (frames["in"] + frames["out"] - frames["rates"] - frames["stats"]) / n
     shares_s = SHARE_CAP / (share / part["share calls"])
     per_s = frames["stats"] / s + frames["rates"] / part["share calls"] * shares_s
-    site_rate = SITE_RATE * 16 / args.chunk_mib
+    if args.topology == TOPOLOGY:
+        site_rate = SITE_RATE * 16 / args.chunk_mib
+    else:       # its ports at the efficiency the default tree reaches (SITE_RATE of its ports' rate)
+        ports = busiest_site(_site(1.0, args.topology)[0])
+        assert ports is not None, "the tree gives its ports' speeds"
+        site_rate = ports.transfers_s(args.chunk_mib * MIB) * SITE_RATE / (250e9 / (16 * MIB))
     full = per_frame * (each * site_rate + per_s) + plan / n * site_rate + SHARE_CAP + feed / s
-    print(f"master CPU, 200 x 10 Gbit/s site slowed to {args.speed:g} ({args.chunk_mib} MiB chunks): "
+    print(f"master CPU, {args.topology.stem} slowed to {args.speed:g} ({args.chunk_mib} MiB chunks): "
           f"{n / s:.0f} transfers/s, master {cpu / s:.2f} of a core. Messages: {each:.2f} frames a transfer, "
           f"{frames['stats'] / s:.0f} Stats and {frames['rates'] / s:.0f} Rates a second "
           f"({frames['rates'] / part['share calls']:.0f} a fair-rate computation; at most {per_s:.0f} frames a second so), "
@@ -301,7 +311,9 @@ def measure(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--speed", type=float, default=0.1, help="ports at this share of 10 Gbit/s")
+    parser.add_argument("--topology", type=Path, default=TOPOLOGY,
+                        help="the site tree whose origin site is driven (default: cluster-200.yaml)")
+    parser.add_argument("--speed", type=float, default=0.1, help="ports at this share of their speed")
     parser.add_argument("--chunk-mib", type=int, default=16, help="chunk size (MiB) of the 10 GiB generation")
     parser.add_argument("--seconds", type=float, default=20.0, help="the measured window")
     parser.add_argument("--warmup", type=float, default=5.0, help="joins and the first transfers")
@@ -318,12 +330,12 @@ def main() -> None:
         profile = cProfile.Profile() if args.profile else None
         if profile:
             profile.enable()
-        asyncio.run(serve(args.speed, args.chunk_mib, args.feed, Path(args.spent_file)))
+        asyncio.run(serve(args.speed, args.chunk_mib, args.feed, Path(args.spent_file), args.topology))
         if profile:
             profile.disable()
             profile.dump_stats(args.profile)
     elif args.drive:
-        asyncio.run(drive(args.drive, args.names.split(","), args.speed, args.start, args.seconds))
+        asyncio.run(drive(args.drive, args.names.split(","), args.speed, args.start, args.seconds, args.topology))
     else:
         measure(args)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from lanscatter.core.chunking import auto_chunk_size
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.sizes import parse_size
+from lanscatter.core.swarm_load import chunk_floor
 from lanscatter.sim.model import MIB, SimConfig, SimHost, SimTopology
 from lanscatter.sim.report import matrix, summary
 from lanscatter.sim.simulator import Simulation
@@ -151,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
             config = replace(config, chunk_size=chunk_size)
             chosen = True
     if opts.size is not None:
-        size = config.chunk_size if chosen else auto_chunk_size(opts.size)
+        # As the engine's master picks it: from the size, and large enough for the busiest site.
+        floor = chunk_floor(Simulation(replace(config, chunks=1), topology).physical)
+        size = config.chunk_size if chosen else auto_chunk_size(opts.size, floor=floor)
         config = replace(config, chunk_size=size, chunks=-(-opts.size // size))
     try:
         sim = Simulation(config, topology)

@@ -18,8 +18,10 @@ Rules:
   chunks of one cutter run over the whole file.
 - `auto_chunk_size` picks a target from the data set's size, as BitTorrent clients pick a piece
   size: a power of two that gives at least `AUTO_MIN_CHUNKS` chunks, bounded to
-  [`AUTO_MIN_SIZE`, `AUTO_MAX_SIZE`]; a size already in use is kept while the count stays within
-  [`AUTO_MIN_CHUNKS`/2, `AUTO_MAX_CHUNKS`], so a growing data set is not re-chunked on every scan.
+  [`AUTO_MIN_SIZE`, `AUTO_MAX_SIZE`], and not below a `floor` (a power of two at least that, within
+  the same bounds: `swarm_load.chunk_floor`, so that the busiest site's master keeps up); a size
+  already in use is kept while the count stays within [`AUTO_MIN_CHUNKS`/2, `AUTO_MAX_CHUNKS`]
+  and it is not below the floor, so a growing data set is not re-chunked on every scan.
 """
 
 from __future__ import annotations
@@ -104,15 +106,19 @@ def sizes_problem(chunking: Chunking, size: int, sizes: tuple[int, ...]) -> str 
     return None
 
 
-def auto_chunk_size(total_bytes: int, current: int = AUTO) -> int:
-    """A target chunk size for a data set of `total_bytes` (see the module rules)."""
-    if AUTO_MIN_SIZE <= current <= AUTO_MAX_SIZE and not current & (current - 1):
+def auto_chunk_size(total_bytes: int, current: int = AUTO, floor: int = 0) -> int:
+    """A target chunk size for a data set of `total_bytes`, `floor` bytes or more (see the module
+    rules)."""
+    lowest = AUTO_MIN_SIZE
+    while lowest < min(floor, AUTO_MAX_SIZE):
+        lowest *= 2
+    if lowest <= current <= AUTO_MAX_SIZE and not current & (current - 1):
         count = total_bytes / current
         fits = AUTO_MIN_CHUNKS // 2 <= count <= AUTO_MAX_CHUNKS
-        if fits or (current == AUTO_MIN_SIZE and count < AUTO_MIN_CHUNKS) or (
+        if fits or (current == lowest and count < AUTO_MIN_CHUNKS) or (
                 current == AUTO_MAX_SIZE and count > AUTO_MAX_CHUNKS):
             return current
-    size = AUTO_MIN_SIZE
+    size = lowest
     while size < AUTO_MAX_SIZE and total_bytes // (size * 2) >= AUTO_MIN_CHUNKS:
         size *= 2
     return size

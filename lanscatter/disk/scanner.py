@@ -206,13 +206,15 @@ def scan_folder(
     cache: HashCache,
     *,
     keep_size: int = AUTO,
+    auto_floor: int = 0,
     workers: int | None = None,
     progress: ProgressFn | None = None,
     segment: int | None = None,
     expected: FileTable | None = None,
 ) -> tuple[Manifest, ScanStats]:
     """Scan `root` (blocking; run it in a thread from asyncio). Raises OSError if root is unreadable.
-    A chunking of size AUTO gets one from the data's size, `keep_size` if that still fits.
+    A chunking of size AUTO gets one from the data's size, no smaller than `auto_floor`,
+    `keep_size` if that still fits.
     `segment`: bytes of a content-defined file cut by one task (default `segment_size`); the
     manifest does not depend on it. `expected`: a version the folder may hold (sorted); its files
     found as they are listed there are only marked (`ScanStats.same`), not put in the manifest
@@ -222,7 +224,7 @@ def scan_folder(
     found, dirs, skipped, refused = walked.files, walked.dirs, walked.skipped, walked.refused
     del walked
     if chunking.size == AUTO:
-        chunking = Chunking(chunking.kind, auto_chunk_size(sum(found.sizes()), keep_size))
+        chunking = Chunking(chunking.kind, auto_chunk_size(sum(found.sizes()), keep_size, auto_floor))
     chunk_size = chunking.size
     total = sum(f.st.st_size for f in found if cache.get(f.rel, f.st, chunking) is None)
     segment = segment or segment_size(chunking)

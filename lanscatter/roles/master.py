@@ -50,8 +50,9 @@ from lanscatter.core.publish_policy import (
 )
 from lanscatter.core.session import prepare_delta
 from lanscatter.core.signing import SignedVersion, public_key_of, published_view, sign_version
-from lanscatter.core.sizes import format_bytes
+from lanscatter.core.sizes import format_bits_per_s, format_bytes
 from lanscatter.core.status import ActiveVersion, PublishState, StatusDoc
+from lanscatter.core.swarm_load import busiest_site, chunk_floor
 from lanscatter.core.tree_commit import DEFAULT_DEADLINE_S, RollbackRefused
 from lanscatter.disk.folder_walk import RefusedName
 from lanscatter.disk.folder_watch import watch_folder
@@ -233,9 +234,12 @@ class MasterNode:
         # An automatic size stays what the last version used while it fits, so a growing data set
         # is not re-chunked on every scan.
         keep = self.manifest.chunk_size if self.manifest is not None else AUTO
+        # No smaller than what keeps the busiest site's master from setting the pace (swarm_load.py).
+        floor = chunk_floor(self.opts.link_map)
         try:
             manifest, stats = await loop.run_in_executor(
-                None, lambda: scan_folder(root, chunking, self.cache, keep_size=keep, progress=progress))
+                None, lambda: scan_folder(root, chunking, self.cache, keep_size=keep, auto_floor=floor,
+                                          progress=progress))
         except OSError as exc:
             raise ConfigError(f"cannot scan {root}: {exc}", "check the folder and its permissions") from None
         self._report_refused(stats.refused)
@@ -249,6 +253,12 @@ class MasterNode:
                      "%d distinct", stats.files, format_bytes(stats.hashed_bytes), stats.seconds,
                      format_bytes(stats.reused_bytes), manifest.chunking_kind, format_bytes(manifest.chunk_size),
                      len(manifest.chunk_table()))
+            busiest = busiest_site(self.opts.link_map) if self.opts.link_map is not None else None
+            if self.opts.chunk_size == AUTO and busiest is not None and floor > AUTO_MIN_SIZE:
+                log.info("automatic chunks of %s, no smaller: site %s receives up to %s, so its master starts "
+                         "up to %.0f transfers a second (smaller chunks would make the master the limit; "
+                         "chunk_size in the site tree overrides)", format_bytes(manifest.chunk_size), busiest.site,
+                         format_bits_per_s(busiest.bytes_per_s), busiest.transfers_s(manifest.chunk_size))
         return manifest
 
     async def publish(self, *, label: str | None = None, allow_shrink: bool = False) -> Published | Refusal:

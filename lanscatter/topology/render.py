@@ -13,6 +13,7 @@ from typing import Any
 
 from lanscatter.core.chunking import auto_chunk_size
 from lanscatter.core.sizes import format_bits_per_s, format_byte_rate, format_bytes
+from lanscatter.core.swarm_load import chunk_floor
 from lanscatter.core.units import format_duration
 from lanscatter.topology.derive import DeploymentPlan, HostPlan
 
@@ -55,8 +56,8 @@ def _chunk_text(plan: DeploymentPlan, source_bytes: int | None) -> str:
         return format_bytes(size)
     if source_bytes is None:
         return "auto size (1-64 MiB, from the data; the source is not readable here)"
-    return (f"{format_bytes(auto_chunk_size(source_bytes))} (auto, for the {format_bytes(source_bytes)} "
-            "in the source now)")
+    return (f"{format_bytes(auto_chunk_size(source_bytes, floor=chunk_floor(plan.link_map)))} (auto, for the "
+            f"{format_bytes(source_bytes)} in the source now)")
 
 
 def plan_to_text(plan: DeploymentPlan, file: str, source_bytes: int | None = None) -> str:
@@ -89,7 +90,8 @@ def plan_to_text(plan: DeploymentPlan, file: str, source_bytes: int | None = Non
 
 def plan_to_json(plan: DeploymentPlan, source_bytes: int | None = None) -> dict[str, Any]:
     ds = plan.dataset
-    auto = auto_chunk_size(source_bytes) if not ds.chunk_size and source_bytes is not None else None
+    auto = (auto_chunk_size(source_bytes, floor=chunk_floor(plan.link_map))
+            if not ds.chunk_size and source_bytes is not None else None)
     return {
         "format": JSON_FORMAT,
         "local": plan.local,
