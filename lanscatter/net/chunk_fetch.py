@@ -256,6 +256,7 @@ class Fetcher:
         cancel, caps = body.cancel, body.caps
         mark: tuple[float, int] | None = None      # (time, bytes) after the first read
         spb: float | None = None                   # seconds per byte since then
+        first = False                              # this read brought the first bytes
         while True:
             if cancel.is_set():
                 return body.failed(None)
@@ -268,9 +269,7 @@ class Fetcher:
                 head = resp.read1(_FIRST_READ)
                 n = len(head)
                 view[:n] = head
-                if n:
-                    body.receiving()
-                    body.receiving = None
+                first = n > 0
             else:
                 n = resp.readinto(view if body.ending is None else view[:_next_read(body, received, spb)])
             if not n:
@@ -288,6 +287,12 @@ class Fetcher:
             pos += len(data)
             if body.progress is not None:
                 body.progress(received)
+            if first and body.receiving is not None:
+                # Said once the bytes are written and their progress is on its way to the loop
+                # (both go through it in order): whoever the master sends here for the arriving
+                # chunk then finds its prefix (chunk_arrivals.py), not a 404.
+                body.receiving()
+                body.receiving = None
             if body.ending is not None:
                 now = time.monotonic()
                 if mark is None:

@@ -132,6 +132,27 @@ async def test_a_download_says_its_bytes_arrive_at_the_first_of_them(tmp_path: P
         assert len(heard) == 1 and heard[0] - start < 0.5, [t - start for t in heard]
 
 
+async def test_a_download_says_its_bytes_arrive_once_they_are_written(tmp_path: Path) -> None:
+    """Receiving makes the downloader a source of the arriving chunk (protocol 11): it is said
+    after the first bytes are written and their progress posted, so a request the master sends
+    here on hearing it finds the prefix, not a 404."""
+    async with _source(tmp_path, 1, chunk_mib=1) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        (h, s), = master.manifest.chunk_table()
+        said: list[tuple[str, int]] = []
+
+        def receiving() -> None:
+            said.append(("receiving", len(os.pread(fd, s, 0))))
+
+        r = await fetcher.fetch(url, h, s, token="", fd=fd, offset=0, timeout_s=20, buckets=[],
+                                pace=Pace(rate=2e5), receiving=receiving,
+                                progress=lambda n: said.append(("progress", n)))
+        assert r.ok, r.error
+        assert os.pread(fd, s, 0) == data
+        assert [kind for kind, _ in said[:2]] == ["progress", "receiving"], said[:3]
+        assert 0 < said[0][1] <= said[1][1]              # the first bytes were in the part file by then
+
+
 async def _notices(fetcher: Fetcher, url: str, chunk: str, size: int, fd: int, rate: float,
                    ending_receives: bool) -> list[str]:
     """The notices a download paced at `rate` gives, in order."""
