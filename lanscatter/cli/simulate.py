@@ -90,6 +90,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arrange-ms", type=float, default=3.0,
                    help="milliseconds the hosts take to arrange a transfer (plan, messages, request) "
                         "on top of the WAN delays it crosses: what release hides (default 3)")
+    p.add_argument("--master-us", type=float, default=0.0,
+                   help="microseconds of its master's CPU each transfer costs (messages, planning, "
+                        "sharing), served one after another, so a site asking more transfers a second "
+                        "than its master gives waits for it (default 0: a free master; "
+                        "benchmarks/master_cpu.py measures it, about 300 at 200 hosts on 10 Gbit/s ports)")
     p.add_argument("--no-draw", action="store_true", help="draw the chunk matrix once at the end only")
     p.add_argument("--quiet", action="store_true", help="no chunk matrix at all")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object, nothing else")
@@ -122,6 +127,7 @@ def options(args: argparse.Namespace) -> SimulateOptions:
         (0.0 <= args.fail_rate < 1.0, "--fail-rate must be at least 0 and below 1"),
         (0.0 <= args.churn <= 1.0, "--churn must be between 0 and 1"),
         (args.dl_slots >= 1 and args.ul_slots >= 1, "slots must be at least 1"),
+        (0.0 <= args.master_us < 1e6, "--master-us must be at least 0 and below a second"),
     ]
     for ok, message in checks:
         if not ok:
@@ -133,7 +139,7 @@ def options(args: argparse.Namespace) -> SimulateOptions:
         switch_rate=_mbps(args.switch_mbps) if args.switch_mbps else None,
         slow_fraction=args.slow_fraction, slowdown=args.slowdown, fail_rate=args.fail_rate, churn=args.churn,
         seed=args.seed, dl_slots=args.dl_slots, ul_slots=args.ul_slots, release=not args.no_release,
-        arrange_s=args.arrange_ms / 1000,
+        arrange_s=args.arrange_ms / 1000, master_transfer_s=args.master_us / 1e6,
     )
     draw = not args.quiet and not args.json
     return SimulateOptions(config=config, topology=args.topology, chunk_size_given=args.chunk_mib is not None,

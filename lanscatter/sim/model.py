@@ -51,6 +51,10 @@ class SimConfig:
     # what arranging a transfer costs the hosts beyond the WAN delays it crosses (the master's plan,
     # each end's handling of the messages, the request): the time a released slot has to hide
     arrange_s: float = 0.003
+    # what each transfer costs its site's master (messages, planning, sharing), served one after
+    # another: a site asking more than 1 / master_transfer_s transfers a second waits for its master
+    # (0: the master is free and instant, as the sessions alone are)
+    master_transfer_s: float = 0.0
     release: bool = True                  # peers say Ending before a download's last bytes, as the
                                           # engine's do (False: a slot is held to the transfer's end)
     max_ideal_multiple: float = 50.0      # give up (incomplete) after this many ideal times

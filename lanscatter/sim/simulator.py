@@ -12,7 +12,8 @@ too short to measure), Ending when its last bytes are the engine's lead away (co
 second. Each session is ticked as the engine
 ticks it: after any input, and when `wake_in` says. A download's first bytes come a set-up time
 after the session commands it (the WAN delays of the notice, the command and the request, and the
-hosts' own work: `SimConfig.arrange_s`).
+hosts' own work: `SimConfig.arrange_s`), and, with `SimConfig.master_transfer_s`, the time its
+master's CPU is taken by the transfers it arranged before: one core serves them in turn.
 
 Transfer model: a transfer moves at the rate its source was told (the Download's rate, then Rates:
 the session's fair shares, or the switch share it books), but never faster than its share of the
@@ -92,6 +93,7 @@ class _Swarm:
     active: dict[int, _Active] = field(default_factory=dict)     # transfer id -> its transfer here
     starting: dict[int, p.Download] = field(default_factory=dict)  # commanded, no bytes yet
     wake: int = 0                  # the version of its latest wake-up event
+    busy_until: float = 0.0        # its master's CPU is taken until then (SimConfig.master_transfer_s)
 
     @property
     def planner(self) -> Planner:
@@ -413,7 +415,10 @@ class Simulation:
         if isinstance(msg, p.Download):
             sw.starting[msg.transfer] = msg             # its first bytes come after the set-up time
             src = self.hosts[sw.session.transfers[msg.transfer].source]
-            self._push(self.now + self._setup_s(sw.site, h.site, src.site), _BEGIN, (sw, msg))
+            sent = self.now
+            if (cost := self.config.master_transfer_s) > 0:     # after the master's earlier work
+                sent = sw.busy_until = max(sent, sw.busy_until) + cost
+            self._push(sent + self._setup_s(sw.site, h.site, src.site), _BEGIN, (sw, msg))
             return []
         if isinstance(msg, p.ManifestMsg):
             held = sorted(h.held)

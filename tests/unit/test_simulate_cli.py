@@ -46,3 +46,10 @@ def test_a_size_of_nothing_or_without_a_unit_is_refused(capsys: pytest.CaptureFi
             run(["simulate", "--size", bad])
     err = capsys.readouterr().err
     assert "above zero" in err and "has no unit" in err
+
+
+def test_a_masters_cost_a_transfer_is_given_in_microseconds(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = _figures(["--chunks", "20", "--chunk-mib", "1", "--master-us", "20000"], capsys)
+    assert isinstance(figures["transfers"], int) and isinstance(figures["makespan"], float)
+    assert figures["makespan"] >= figures["transfers"] * 0.02          # one core, 50 transfers a second
+    assert run(["simulate", "--master-us", "-1"]) == 2

@@ -38,6 +38,19 @@ def test_lan_fault_free_is_close_to_ideal() -> None:
     assert r["sites"]["hub"]["last"] == r["makespan"]
 
 
+def test_a_master_slower_than_its_site_sets_the_pace() -> None:
+    """With a cost a transfer, one core serves the site's transfers in turn: 10 hosts on 1 Gbit/s
+    ports ask about 600 transfers a second of 2 MiB; a master giving 100 a second makes the run at
+    least transfers / 100 long, one giving 100,000 changes little."""
+    kw = {"nodes": 10, "chunks": 40, "chunk_size": 2 * MIB}
+    free = run(**kw)
+    slow = run(master_transfer_s=0.01, **kw)
+    quick = run(master_transfer_s=0.00001, **kw)
+    assert free["complete"] and slow["complete"] and quick["complete"]
+    assert slow["makespan"] >= slow["transfers"] * 0.01 > 2 * free["makespan"]
+    assert quick["makespan"] == pytest.approx(free["makespan"], rel=0.05)
+
+
 def test_each_wan_link_carries_the_dataset_once() -> None:
     r = run(nodes=9, chunks=30, sites=3, wan_rates=(12.5e6, 6.25e6))
     assert r["complete"]
