@@ -235,7 +235,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--chunk-size", type=_chunk_size, default=AUTO, metavar="SIZE|auto",
                    help="target chunk size (default auto: a power of two from 1M to 64M giving at least "
                         "2000 chunks and, with --topology, large enough that the busiest site's master "
-                        "starts at most 1,500 transfers a second; a power of two for cdc chunking)")
+                        "starts at most 2,500 transfers a second; a power of two for cdc chunking)")
     m.add_argument("--chunking", choices=KINDS, default=CDC,
                    help="cdc (default): content-defined boundaries, so an insertion changes about one "
                         "chunk; fixed: every --chunk-size bytes, for data only overwritten in place")

@@ -6,9 +6,11 @@ the sources. A site receives at most the sum of its hosts' download ports (or it
 it names one), so its master starts that many bytes / chunk size transfers a second. At the size
 rule's chunks a fast site asks more than one core can give: 1 MiB chunks on 40 hosts with 1 Gbit/s
 ports are some 4,600 transfers a second, and `benchmarks/master_cpu.py` put the master's need
-at 2.2 cores (1.06 at 4 MiB); 4 MiB chunks of 10 GiB on 200 hosts with 10 Gbit/s ports would be
-60,000 a second. The master, not the network, would set the pace, by a multiple, where a larger
-chunk costs a few per cent of the tail. `chunk_floor` is the chunk size that keeps the busiest
+at 2.2 cores; 4 MiB chunks of 10 GiB on 200 hosts with 10 Gbit/s ports would be 60,000 a second.
+The master, not the network, would set the pace, by a multiple, where a larger chunk costs a few
+per cent of the tail. The budget is three quarters of what a master gives at 300 µs a transfer
+(this machine's at 200 hosts); simulated with that cost (`simulate --master-us`), the chunks it
+picks do about as well as the best size from 150 to 480 µs (docs/benchmarks.md). `chunk_floor` is the chunk size that keeps the busiest
 site of a tree at `MASTER_TRANSFERS_S`; `auto_chunk_size` (chunking.py) picks no smaller one.
 """
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 from lanscatter.core.linkmap import LinkMap
 
-MASTER_TRANSFERS_S = 1_500      # transfers a second a master starts and hears in about one core
+MASTER_TRANSFERS_S = 2_500      # three quarters of what one core gives at 300 µs a transfer
 
 
 @dataclass(frozen=True, slots=True)

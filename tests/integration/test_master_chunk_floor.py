@@ -36,9 +36,9 @@ async def _scanned_chunk_size(tmp: Path, hosts: int, lan: str) -> int:
 async def test_a_fast_site_gets_larger_chunks_and_the_master_says_why(tmp_path: Path,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="lanscatter"):
-        assert await _scanned_chunk_size(tmp_path, 40, "1Gbit") == 4 * MIB      # 5 GB/s of ports
+        assert await _scanned_chunk_size(tmp_path, 40, "1Gbit") == 2 * MIB      # 5 GB/s of ports
     said = [r.getMessage() for r in caplog.records if "automatic chunks of" in r.getMessage()]
-    assert said and "site office receives up to 40 Gbit/s" in said[0] and "1192 transfers a second" in said[0]
+    assert said and "site office receives up to 40 Gbit/s" in said[0] and "2384 transfers a second" in said[0]
 
 
 async def test_a_small_site_keeps_the_size_rules_chunks(tmp_path: Path) -> None:

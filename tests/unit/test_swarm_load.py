@@ -67,7 +67,7 @@ def test_no_known_port_speed_asks_nothing() -> None:
 
 
 def test_auto_chunks_are_no_smaller_than_the_floor_and_a_size_in_use_below_it_is_left() -> None:
-    floor = 3_333_334                                       # 40 hosts on 1 Gbit/s ports
+    floor = 3_333_334                                       # 5 GB/s of ports over 1,500 a second
     assert auto_chunk_size(GIB) == MIB and auto_chunk_size(GIB, floor=floor) == 4 * MIB
     assert auto_chunk_size(10 * GIB, floor=floor) == 4 * MIB                 # the size rule's own
     assert auto_chunk_size(100 * GIB, floor=floor) == 32 * MIB
@@ -82,7 +82,7 @@ def test_the_benchmark_sites_get_chunks_their_master_keeps_up_with() -> None:
     trees = Path(__file__).parents[2] / "benchmarks" / "topologies"
     sizes = {name: auto_chunk_size(10 * GIB, floor=chunk_floor(derive_plan(load_topology(trees / f"{name}.yaml")).link_map))
              for name in ("cluster-200", "floor-500", "office-40", "one-lan", "hub-three-branches")}
-    assert sizes == {"cluster-200": 64 * MIB, "floor-500": 64 * MIB, "office-40": 4 * MIB,
+    assert sizes == {"cluster-200": 64 * MIB, "floor-500": 32 * MIB, "office-40": 4 * MIB,
                      "one-lan": 4 * MIB, "hub-three-branches": 4 * MIB}
 
 
@@ -91,4 +91,4 @@ def test_simulate_cuts_a_size_as_the_master_would_for_the_tree(tmp_path: Path,
     tree = _tree(tmp_path, f"sites:\n  office:\n    lan: 1Gbit\n    switch: none\n    hosts: [o, {_hosts('w', 39)}]\n")
     assert run(["simulate", "--topology", str(tree), "--size", "256MiB", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
-    assert figures["dataset_bytes"] == 256 * MIB and figures["transfers"] == 39 * 64      # 4 MiB chunks, not 1 MiB
+    assert figures["dataset_bytes"] == 256 * MIB and figures["transfers"] == 39 * 128     # 2 MiB chunks, not 1 MiB
