@@ -92,3 +92,14 @@ def test_simulate_cuts_a_size_as_the_master_would_for_the_tree(tmp_path: Path,
     assert run(["simulate", "--topology", str(tree), "--size", "256MiB", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["dataset_bytes"] == 256 * MIB and figures["transfers"] == 39 * 128     # 2 MiB chunks, not 1 MiB
+
+
+def test_plan_shows_the_size_the_master_will_pick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = _tree(tmp_path, f"sites:\n  office:\n    lan: 1Gbit\n    switch: none\n    hosts: [o, {_hosts('w', 39)}]\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"x" * 1000)
+    assert run(["plan", "--json", str(tree)]) == 0
+    dataset = json.loads(capsys.readouterr().out)["dataset"]
+    assert dataset["chunk_size"] == "auto" and dataset["auto_chunk_size"] == 2 * MIB
+    assert run(["plan", str(tree)]) == 0
+    assert "chunks of 2 MiB (auto, for the 0.977 KiB in the source now)" in capsys.readouterr().out
