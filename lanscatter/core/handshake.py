@@ -83,7 +83,9 @@ class Channel:
     """The sealing of one connection's frames in both directions, after the handshake."""
 
     def __init__(self, key: bytes, *, sends: bytes, receives: bytes) -> None:
-        self._key = key
+        # Keyed once: each frame's MAC starts from a copy (a new HMAC a frame cost 2-3 µs more,
+        # on every frame of every connection).
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         self._sends, self._receives = sends, receives
         self._sent = self._received = 0
 
@@ -93,7 +95,7 @@ class Channel:
     def seal_pieces(self, pieces: list[bytes]) -> bytes:
         """The frame of the body these pieces make, joined once with its MAC (a manifest frame is
         tens of megabytes: not joined into a body and copied again behind the MAC)."""
-        mac = _mac(self._key, self._sends, self._sent, *pieces)
+        mac = _mac(self._keyed, self._sends, self._sent, *pieces)
         self._sent += 1
         return b"".join([mac, *pieces])
 
@@ -101,7 +103,7 @@ class Channel:
         """The body of the next frame from the other side; RemoteProtocolError when it was not
         sealed by them under this connection's key as their next frame."""
         if len(frame) < MAC_BYTES or not hmac.compare_digest(
-                frame[:MAC_BYTES], _mac(self._key, self._receives, self._received, memoryview(frame)[MAC_BYTES:])):
+                frame[:MAC_BYTES], _mac(self._keyed, self._receives, self._received, memoryview(frame)[MAC_BYTES:])):
             raise RemoteProtocolError(f"{them} sent a frame that fails its MAC (forged, replayed or out of order)")
         self._received += 1
         return frame[MAC_BYTES:]
@@ -278,10 +280,11 @@ def _session_key(auth: Auth, nonce_m: str, nonce_p: str, hello_digest: bytes) ->
     return hmac.new(auth.join_key, text, hashlib.sha256).digest()
 
 
-def _mac(key: bytes, direction: bytes, seq: int, *body: bytes | memoryview) -> bytes:
+def _mac(keyed: hmac.HMAC, direction: bytes, seq: int, *body: bytes | memoryview) -> bytes:
     # The body is fed on its own, piece by piece: joined to the prefix it would be copied (a
     # manifest frame is tens of megabytes).
-    mac = hmac.new(key, direction + seq.to_bytes(8, "big"), hashlib.sha256)
+    mac = keyed.copy()
+    mac.update(direction + seq.to_bytes(8, "big"))
     for piece in body:
         mac.update(piece)
     return mac.digest()

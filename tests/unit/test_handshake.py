@@ -3,6 +3,8 @@ chunk tokens and secret rules of auth.py."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 
 import pytest
@@ -215,3 +217,14 @@ def test_weak_secrets_are_refused_and_new_ones_are_strong() -> None:
     for secret in made:
         check_secret(secret)
         assert len(secret) >= 40 and secret.isprintable() and " " not in secret
+
+
+def test_a_frames_mac_is_hmac_sha256_of_direction_sequence_and_body() -> None:
+    """The wire format (docs/security.md): a frame is HMAC-SHA256(key, direction | sequence (8 bytes,
+    big-endian) | body) then the body; fed in pieces or whole, the same bytes."""
+    key = secrets.token_bytes(32)
+    sender, receiver = Channel(key, sends=b"P", receives=b"M"), Channel(key, sends=b"M", receives=b"P")
+    for seq, body in enumerate([b"first", b"", b"x" * 70_000]):
+        frame = sender.seal_pieces([body[:3], body[3:]])
+        assert frame[:32] == hmac.new(key, b"P" + seq.to_bytes(8, "big") + body, hashlib.sha256).digest()
+        assert frame[32:] == body and receiver.open(frame, "them") == body
