@@ -289,12 +289,10 @@ def measure(args: argparse.Namespace) -> None:
     each = (frames["in"] + frames["out"] - frames["rates"] - frames["stats"]) / n
     shares_s = SHARE_CAP / (share / part["share calls"])
     per_s = frames["stats"] / s + frames["rates"] / part["share calls"] * shares_s
-    if args.topology == TOPOLOGY:
-        site_rate = SITE_RATE * 16 / args.chunk_mib
-    else:       # its ports at the efficiency the default tree reaches (SITE_RATE of its ports' rate)
-        ports = busiest_site(_site(1.0, args.topology)[0])
-        assert ports is not None, "the tree gives its ports' speeds"
-        site_rate = ports.transfers_s(args.chunk_mib * MIB) * SITE_RATE / (250e9 / (16 * MIB))
+    # The tree's ports at the share of theirs that the default tree's site reaches (SITE_RATE).
+    ports, default = busiest_site(_site(1.0, args.topology)[0]), busiest_site(_site(1.0)[0])
+    assert ports is not None and default is not None, "the trees give their ports' speeds"
+    site_rate = ports.transfers_s(args.chunk_mib * MIB) * SITE_RATE / default.transfers_s(16 * MIB)
     full = per_frame * (each * site_rate + per_s) + plan / n * site_rate + SHARE_CAP + feed / s
     print(f"master CPU, {args.topology.stem} slowed to {args.speed:g} ({args.chunk_mib} MiB chunks): "
           f"{n / s:.0f} transfers/s, master {cpu / s:.2f} of a core. Messages: {each:.2f} frames a transfer, "

@@ -19,9 +19,9 @@ from lanscatter.core.chunking import auto_chunk_size
 from lanscatter.core.errors import ConfigError
 from lanscatter.core.sizes import parse_size
 from lanscatter.core.swarm_load import chunk_floor
-from lanscatter.sim.model import MIB, SimConfig, SimHost, SimTopology
+from lanscatter.sim.model import MIB, SimConfig, SimHost, SimTopology, star_topology
 from lanscatter.sim.report import matrix, summary
-from lanscatter.sim.simulator import Simulation
+from lanscatter.sim.simulator import Simulation, physical_map
 
 DESCRIPTION = """\
 Simulate a swarm on a virtual clock with the real planner: one LAN, a hub site (with the origin)
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             chosen = True
     if opts.size is not None:
         # As the engine's master picks it: from the size, and large enough for the busiest site.
-        floor = chunk_floor(Simulation(replace(config, chunks=1), topology).physical)
+        floor = chunk_floor(physical_map(topology if topology is not None else star_topology(config)))
         size = config.chunk_size if chosen else auto_chunk_size(opts.size, floor=floor)
         config = replace(config, chunk_size=size, chunks=-(-opts.size // size))
     try:

@@ -106,12 +106,18 @@ def sizes_problem(chunking: Chunking, size: int, sizes: tuple[int, ...]) -> str 
     return None
 
 
-def auto_chunk_size(total_bytes: int, current: int = AUTO, floor: int = 0) -> int:
-    """A target chunk size for a data set of `total_bytes`, `floor` bytes or more (see the module
-    rules)."""
+def auto_floor_size(floor: int) -> int:
+    """The smallest automatic size for a floor of `floor` bytes (see the module rules)."""
     lowest = AUTO_MIN_SIZE
     while lowest < min(floor, AUTO_MAX_SIZE):
         lowest *= 2
+    return lowest
+
+
+def auto_chunk_size(total_bytes: int, current: int = AUTO, floor: int = 0) -> int:
+    """A target chunk size for a data set of `total_bytes`, `floor` bytes or more (see the module
+    rules)."""
+    lowest = auto_floor_size(floor)
     if lowest <= current <= AUTO_MAX_SIZE and not current & (current - 1):
         count = total_bytes / current
         fits = AUTO_MIN_CHUNKS // 2 <= count <= AUTO_MAX_CHUNKS

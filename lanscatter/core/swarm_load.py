@@ -9,7 +9,7 @@ ports are some 4,600 transfers a second, and `benchmarks/master_cpu.py` put the 
 at 2.2 cores; 4 MiB chunks of 10 GiB on 200 hosts with 10 Gbit/s ports would be 60,000 a second.
 The master, not the network, would set the pace, by a multiple, where a larger chunk costs a few
 per cent of the tail. The budget is three quarters of what a master gives at 300 µs a transfer
-(this machine's at 200 hosts); simulated with that cost (`simulate --master-us`), the chunks it
+(`benchmarks/master_cpu.py` at 200 hosts); simulated with that cost (`simulate --master-us`), the chunks it
 picks do about as well as the best size from 150 to 480 µs (docs/benchmarks.md). `chunk_floor` is the chunk size that keeps the busiest
 site of a tree at `MASTER_TRANSFERS_S`; `auto_chunk_size` (chunking.py) picks no smaller one.
 """
@@ -34,9 +34,11 @@ class SiteLoad:
         return self.bytes_per_s / chunk_size
 
 
-def busiest_site(link_map: LinkMap) -> SiteLoad | None:
+def busiest_site(link_map: LinkMap | None) -> SiteLoad | None:
     """The site whose hosts can receive the most at once: the sum of their download ports
     (`down:<host>`), no more than its `switch:<site>`. None when no port has a known speed."""
+    if link_map is None:
+        return None
     ports: dict[str, float] = defaultdict(float)
     for node, site in link_map.node_site.items():
         link = link_map.links.get(f"down:{node}")
@@ -52,5 +54,5 @@ def busiest_site(link_map: LinkMap) -> SiteLoad | None:
 def chunk_floor(link_map: LinkMap | None) -> int:
     """Bytes: the smallest chunk size at which the busiest site's master starts no more than
     MASTER_TRANSFERS_S transfers a second (0: no site with known port speeds)."""
-    busiest = busiest_site(link_map) if link_map is not None else None
+    busiest = busiest_site(link_map)
     return math.ceil(busiest.bytes_per_s / MASTER_TRANSFERS_S) if busiest is not None else 0

@@ -36,7 +36,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.core.auth import Auth, SwarmKey
-from lanscatter.core.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, chunking_problem
+from lanscatter.core.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, auto_floor_size, chunking_problem
 from lanscatter.core.errors import ConfigError, ManifestError
 from lanscatter.core.linkmap import LinkMap
 from lanscatter.core.manifest import MAX_CHUNK_SIZE, Manifest, check_counts, diff_manifests, show_path
@@ -253,8 +253,9 @@ class MasterNode:
                      "%d distinct", stats.files, format_bytes(stats.hashed_bytes), stats.seconds,
                      format_bytes(stats.reused_bytes), manifest.chunking_kind, format_bytes(manifest.chunk_size),
                      len(manifest.chunk_table()))
-            busiest = busiest_site(self.opts.link_map) if self.opts.link_map is not None else None
-            if self.opts.chunk_size == AUTO and busiest is not None and floor > AUTO_MIN_SIZE:
+            busiest = busiest_site(self.opts.link_map)
+            set_by_floor = manifest.chunk_size == auto_floor_size(floor) > AUTO_MIN_SIZE
+            if self.opts.chunk_size == AUTO and busiest is not None and set_by_floor:
                 log.info("automatic chunks of %s, no smaller: site %s receives up to %s, so its master starts "
                          "up to %.0f transfers a second (smaller chunks would make the master the limit; "
                          "chunk_size in the site tree overrides)", format_bytes(manifest.chunk_size), busiest.site,

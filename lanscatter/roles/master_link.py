@@ -60,7 +60,7 @@ class Outbox:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._room = asyncio.Event()
         self._room.set()
-        self.closed = False
+        self._closed = False
 
     def put(self, text: str) -> None:
         self._queue.put_nowait(text)
@@ -75,15 +75,12 @@ class Outbox:
 
     def close(self) -> None:
         """No more frames go out: whoever waits for room goes on (what they post is dropped)."""
-        self.closed = True
+        self._closed = True
         self._room.set()
-
-    def qsize(self) -> int:
-        return self._queue.qsize()
 
     async def room(self) -> None:
         """Until fewer than BACKLOG frames wait here, or the connection ended."""
-        while not self.closed and self._queue.qsize() >= BACKLOG:
+        while not self._closed and self._queue.qsize() >= BACKLOG:
             await self._room.wait()
 
 

@@ -147,6 +147,18 @@ class _WorkClock:
         return self.spent
 
 
+def _host_links(topo: SimTopology) -> dict[str, Link]:
+    return {f"{d}:{h.name}": Link(f"{d}:{h.name}", rate)
+            for h in topo.hosts for d, rate in (("up", h.up_rate), ("down", h.down_rate))}
+
+
+def physical_map(topo: SimTopology) -> LinkMap:
+    """The whole tree in one map, every host's ports as the link map states them: what ideal
+    multicast from the origin would cross, and what the engine sizes chunks by."""
+    return LinkMap(links={**_host_links(topo), **topo.links},
+                   node_site={h.name: h.site for h in topo.hosts}, site_parent=dict(topo.sites))
+
+
 def _site_of(topo: SimTopology, host: str) -> str:
     """The site of a host of the tree."""
     return next(h.site for h in topo.hosts if h.name == host)
@@ -228,12 +240,9 @@ class Simulation:
             self.hosts[h.name] = _Host(h.name, h.site, up, h.down_rate, slow=h.name in slow,
                                        completed_at=0.0 if h.role == "master" else None)
         self.hosts[masters[0]].held = {c for c, _ in self.chunks}
-        host_links = {f"{d}:{h.name}": Link(f"{d}:{h.name}", rate)
-                      for h in topo.hosts for d, rate in (("up", h.up_rate), ("down", h.down_rate))}
+        host_links = _host_links(topo)
         parents = dict(topo.sites)
-        # the whole tree in one map: what ideal multicast from the origin would cross
-        self.physical = LinkMap(links={**host_links, **topo.links},
-                                node_site={h.name: h.site for h in topo.hosts}, site_parent=parents)
+        self.physical = physical_map(topo)
         pcfg = PlannerConfig(min_timeout_s=cfg.min_timeout_s)
         for site in self.sites:
             children = [c for c, parent in topo.sites if parent == site]

@@ -18,7 +18,7 @@ async def test_room_waits_until_the_writer_takes_a_frame_below_the_backlog() -> 
     for _ in range(3):
         await asyncio.sleep(0)
     assert waiting.done()
-    assert outbox.qsize() == BACKLOG - 1
+    assert [await outbox.get() for _ in range(BACKLOG - 1)] == [f"frame {k}" for k in range(1, BACKLOG)]
 
 
 async def test_room_is_at_once_below_the_backlog_and_frames_keep_their_order() -> None:
