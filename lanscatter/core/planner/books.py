@@ -203,8 +203,8 @@ class SwarmBooks:
         time says nothing of the source's speed. `last_resort` (a peer receiving it in this
         swarm): offered only to a downloader with a free slot and no whole copy of anything it
         lacks to be had from an idle source (with nothing in flight where the swarm spans WAN
-        links), which would otherwise wait, as it moves no faster than its source receives it.
-        `add_have` makes it a holding; `drop_arriving` withdraws it."""
+        links), which would otherwise wait, as it moves no faster than its source receives it. `add_have` makes it a holding;
+        `drop_arriving` withdraws it."""
         node = self._nodes[name]
         i = self._index.get(chunk)
         if i is None or node.bits >> i & 1:
