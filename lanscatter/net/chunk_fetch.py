@@ -4,8 +4,9 @@ on the event loop (receiving, hashing and writing all release the GIL).
 
 Rules: the body is written at the chunk's offset while it is hashed, in pieces of `_PIECE`; never a
 whole chunk in memory. The result says whether the chunk arrived intact; a wrong size or hash is
-`corrupt` (the source is then avoided). Cancelling the awaiting task stops the thread (its socket
-is shut down) and waits for it, so nothing writes into the part file after cancellation returns.
+`corrupt` (the source is then avoided). Cancelling the awaiting task stops the thread (the socket
+it reads or is still connecting is shut down) and waits for it, so nothing writes into the part
+file after cancellation returns, and a source that froze holds up no one who cancels.
 """
 
 from __future__ import annotations
@@ -60,18 +61,27 @@ class _Pool:
         self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
-    def get(self, host: str, port: int, timeout: float, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
-        """A connection to host:port and whether it was kept alive from an earlier transfer."""
+    def get(self, host: str, port: int, timeout: float, live: _Live, *,
+            fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to host:port for the download `live` (its sockets are that download's to
+        interrupt) and whether it was kept alive from an earlier transfer."""
+        conn: http.client.HTTPConnection | None = None
         if not fresh:
             with self._lock:
                 idle = self._idle.get((host, port))
                 if idle:
-                    return idle.pop(), True
-        src = (self.local_addr, 0) if self.local_addr else None
-        if self.tls is not None:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, source_address=src,
-                                               context=self.tls), False
-        return http.client.HTTPConnection(host, port, timeout=timeout, source_address=src), False
+                    conn = idle.pop()
+        kept = conn is not None
+        if conn is None:
+            src = (self.local_addr, 0) if self.local_addr else None
+            conn = (http.client.HTTPSConnection(host, port, timeout=timeout, source_address=src, context=self.tls)
+                    if self.tls is not None else
+                    http.client.HTTPConnection(host, port, timeout=timeout, source_address=src))
+        # http.client connects (and reconnects) through this hook: the socket is registered before
+        # it connects, and a kept one now.
+        conn._create_connection = live.connect       # type: ignore[attr-defined]
+        live.use(conn.sock)
+        return conn, kept
 
     def put(self, host: str, port: int, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -85,12 +95,68 @@ class _Pool:
             self._idle.clear()
 
 
-@dataclass(slots=True)
 class _Live:
-    """The connection a running download uses, so a cancel can shut it down."""
+    """What a running download blocks on, so that a cancel from another thread ends it at once.
 
-    conn: http.client.HTTPConnection | None = None
-    pipe: Pipe | None = None
+    Every socket the download connects or takes from the pool is registered before it blocks on
+    it (a connect too: a source that stopped, frozen or gone, can leave one hanging until its
+    timeout, and shutting the socket down ends it), and one registered after the cancel is shut
+    down at once. The pipe a WAN transfer waits on is closed (for another: the source is not
+    blamed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._pipe: Pipe | None = None
+        self.cancelled = False
+
+    def use(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.cancelled:
+                _shut(sock)
+
+    def use_pipe(self, pipe: Pipe | None) -> None:
+        with self._lock:
+            self._pipe = pipe
+            if self.cancelled and pipe is not None:
+                pipe.close(for_other=True)
+
+    def connect(self, address: tuple[str, int], timeout: float | None,
+                source_address: tuple[str, int] | None = None) -> socket.socket:
+        """socket.create_connection's work, with each socket registered before it connects."""
+        host, port = address
+        error: OSError | None = None
+        for family, kind, proto, _, addr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            self.use(sock)
+            try:
+                if self.cancelled:
+                    raise ConnectionAbortedError("cancelled")
+                sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(addr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        raise error if error is not None else OSError(f"{host} has no address")
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            _shut(self._sock)
+            if self._pipe is not None:
+                self._pipe.close(for_other=True)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class Fetcher:
@@ -126,17 +192,10 @@ class Fetcher:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             cancel.set()
-            conn, pipe = live.conn, live.pipe
-            if pipe is not None:
-                pipe.close(for_other=True)
-            if conn is not None and conn.sock is not None:
-                try:
-                    conn.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            live.cancel()
             # Wait for the thread itself: it must not write into a part file once the caller goes on
-            # (a new generation may close and reuse that descriptor). Its socket is shut down and
-            # every blocking step has a socket timeout, so this is short.
+            # (a new generation may close and reuse that descriptor). What it blocks on is shut down
+            # (_Live), so this is short.
             await asyncio.wait({fut})
             raise
 
@@ -171,20 +230,18 @@ class Fetcher:
         if pace is not None and pace.group:
             return self._fetch_piped(host, port, pace.group, path, headers, body, live)
         reusable = False
-        conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s))
-        live.conn = conn
+        conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s), live)
         try:
             try:
                 conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                if not kept:
+                if not kept or cancel.is_set():
                     raise
                 # A kept-alive connection the source closed meanwhile (it restarted, or idled it
                 # out): not the source's fault, try once more on a new one.
                 conn.close()
-                conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s), fresh=True)
-                live.conn = conn
+                conn, kept = self._pool.get(host, port, min(_STALL_S, timeout_s), live, fresh=True)
                 conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
             result = self._receive(resp, body)
@@ -193,7 +250,7 @@ class Fetcher:
         except (OSError, http.client.HTTPException, RuntimeError) as exc:
             return body.failed(exc)
         finally:
-            live.conn = None
+            live.use(None)
             if reusable:
                 self._pool.put(host, port, conn)
             else:
@@ -205,10 +262,13 @@ class Fetcher:
         request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                    + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
         for _attempt in range(3):      # a pipe broken before our response began is not the source's doing
+            if body.cancel.is_set():
+                return body.failed(None)
             pipe: Pipe | None = None
             existed = False
             try:
-                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s))
+                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s), live.connect)
+                live.use_pipe(pipe)
                 ticket = pipe.send(request)
                 resp = pipe.response(ticket, body.deadline, body.cancel)
             except PipeBroken:
@@ -225,13 +285,12 @@ class Fetcher:
                 if pipe is not None:
                     pipe.close()
                 return body.failed(exc)
-            live.pipe = pipe
             try:
                 result = self._receive(resp, body)
             except (OSError, http.client.HTTPException, RuntimeError) as exc:
                 result = body.failed(exc)
             finally:
-                live.pipe = None
+                live.use_pipe(None)
             if result.ok:
                 pipe.done(resp)
                 return result

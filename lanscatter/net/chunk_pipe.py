@@ -20,7 +20,11 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+# socket.create_connection's signature: (host, port), timeout, source address
+Connect = Callable[[tuple[str, int], float, tuple[str, int] | None], socket.socket]
 
 
 class PipeBroken(Exception):
@@ -52,8 +56,8 @@ class Pipe:
     """One pipelined HTTP/1.1 connection to a chunk server."""
 
     def __init__(self, host: str, port: int, timeout: float, source_address: tuple[str, int] | None,
-                 tls: ssl.SSLContext | None = None) -> None:
-        sock = socket.create_connection((host, port), timeout=timeout, source_address=source_address)
+                 tls: ssl.SSLContext | None = None, connect: Connect = socket.create_connection) -> None:
+        sock = connect((host, port), timeout, source_address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:
             try:
@@ -133,14 +137,15 @@ class Pipes:
         self._pipes: dict[tuple[str, int, str], Pipe] = {}
         self._lock = threading.Lock()
 
-    def get(self, host: str, port: int, group: str, timeout: float) -> tuple[Pipe, bool]:
-        """The pipe to use and whether it existed already (False: just connected)."""
+    def get(self, host: str, port: int, group: str, timeout: float,
+            connect: Connect = socket.create_connection) -> tuple[Pipe, bool]:
+        """The pipe to use and whether it existed already (False: just connected, by `connect`)."""
         key = (host, port, group)
         with self._lock:
             pipe = self._pipes.get(key)
             if pipe is not None and not pipe.broken:
                 return pipe, True
-            pipe = Pipe(host, port, timeout, (self.local_addr, 0) if self.local_addr else None, self.tls)
+            pipe = Pipe(host, port, timeout, (self.local_addr, 0) if self.local_addr else None, self.tls, connect)
             self._pipes[key] = pipe
             return pipe, False
 

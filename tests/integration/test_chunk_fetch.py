@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from lanscatter.core.chunking import FIXED
+from lanscatter.disk.hashing import hash_bytes
 from lanscatter.net import chunk_http
 from lanscatter.net.chunk_fetch import Fetcher
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
@@ -275,3 +277,102 @@ async def test_a_withdrawn_transfer_is_refused_when_its_request_comes_late(tmp_p
         r = await fetcher.fetch(url, h1, s1, token="", fd=fd, offset=s0, timeout_s=10, buckets=[],
                                 pace=Pace(rate=1e8, transfer=42))
         assert r.ok and os.pread(fd, s1, s0) == data[s0:s0 + s1]
+
+
+class _StoppedSource:
+    """A source that stopped (a frozen process): it answers one GET (`body`, if any) on its first
+    connection and then nothing, and once its listen queue is full (`fill_queue`) a new connect
+    hangs in the kernel (the SYN is dropped) until its timeout."""
+
+    def __init__(self, body: bytes | None) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._served: threading.Thread | None = None
+        if body is not None:
+            self._served = threading.Thread(target=self._serve_one, args=(body,), daemon=True)
+            self._served.start()
+
+    def _serve_one(self, body: bytes) -> None:
+        conn, _ = self.listener.accept()
+        self._held.append(conn)
+        request = b""
+        while not request.endswith(b"\r\n\r\n"):
+            request += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    def fill_queue(self) -> None:
+        """Connect until the queue is full (a connect times out): from then on connects hang."""
+        if self._served is not None:
+            self._served.join(5)
+            assert not self._served.is_alive(), "the first GET was never served"
+        for _ in range(20):
+            s = socket.socket()
+            s.settimeout(0.3)
+            try:
+                s.connect(("127.0.0.1", self.port))
+            except TimeoutError:
+                s.close()
+                return
+            self._held.append(s)
+        raise AssertionError("the listen queue never filled")
+
+    def close(self) -> None:
+        for s in (*self._held, self.listener):
+            s.close()
+
+
+async def _cancelled_within(task: asyncio.Task[object], limit: float) -> float:
+    await asyncio.sleep(0.5)
+    assert not task.done(), task
+    began = time.monotonic()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    took = time.monotonic() - began
+    assert took < limit, f"the cancelled download took {took:.1f} s to stop"
+    return took
+
+
+@pytest.mark.parametrize("pace", [None, Pace(group="wan:hub>far", group_rate=8e6)], ids=["lan", "wan-pipe"])
+async def test_a_cancel_ends_a_download_connecting_to_a_source_that_stopped(
+        tmp_path: Path, pace: Pace | None) -> None:
+    """A download that is connecting when its source freezes ends at once when cancelled, not at
+    its socket's timeout: a standby gateway taking over, or a peer losing its master, waits for
+    every download it cancels."""
+    source = _StoppedSource(None)
+    source.fill_queue()
+    fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=2)
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
+    try:
+        task = asyncio.create_task(fetcher.fetch(f"http://127.0.0.1:{source.port}", "0" * 64, 1 << 20, token="",
+                                                 fd=fd, offset=0, timeout_s=30, buckets=[], pace=pace))
+        await _cancelled_within(task, 2.0)
+    finally:
+        os.close(fd)
+        fetcher.close()
+        source.close()
+
+
+async def test_a_cancel_ends_a_download_on_a_kept_connection_to_a_source_that_stopped(tmp_path: Path) -> None:
+    """A kept-alive connection whose source froze: cancelled, the download neither waits for an
+    answer nor connects again (which would hang too)."""
+    data = os.urandom(64 << 10)
+    chunk = hash_bytes(data)
+    source = _StoppedSource(data)
+    fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=2)
+    fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
+    url = f"http://127.0.0.1:{source.port}"
+    try:
+        first = await fetcher.fetch(url, chunk, len(data), token="", fd=fd, offset=0, timeout_s=30, buckets=[])
+        assert first.ok, first
+        source.fill_queue()
+        task = asyncio.create_task(fetcher.fetch(url, chunk, len(data), token="", fd=fd, offset=0, timeout_s=30,
+                                                 buckets=[]))
+        await _cancelled_within(task, 2.0)
+    finally:
+        os.close(fd)
+        fetcher.close()
+        source.close()
