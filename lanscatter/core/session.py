@@ -17,8 +17,9 @@ paced and are withdrawn. Rules of the messages:
   its next whole Have making it a source again; a corrupt chunk from the seed means
   the seed's own file changed (SeedCorrupt): never a ban;
 - cut-through inside a site: a member that serves what it is still receiving (SERVES_ARRIVING) is
-  a source of a chunk from the first bytes of its download from the seed, offered only to a
-  downloader with nothing in flight (planner `last_resort`); a download so fed that fails (not
+  a source of a chunk from the first bytes of its download, from the seed or from a member still
+  receiving it (from the seed only in a swarm spanning WAN links), offered only to a free slot that
+  no idle source can give a whole chunk (planner `last_resort`); a download so fed that fails (not
   corrupt) fails with its feed and says nothing of its source;
 - a new generation goes to a member as its changes from the generation the member holds (its
   Hello, then its whole Haves say which) where this session knows them (the generation before, or
@@ -385,9 +386,15 @@ class SwarmSession(SessionRounds):
             return
         self.waiting.discard(transfer)
         t = self.transfers[transfer]
-        # Only a copy from the seed: copies between peers are plenty once there are any, and a
-        # slow peer (not yet known to be) would hold up every download that followed it.
-        if t.source == self.name and link.protocol >= p.SERVES_ARRIVING and link.ul_slots and link.planned:
+        # Inside one site from any source, the seed or a member still receiving it: where the
+        # seed's port is the site's bound, the copies of a new chunk must fan out as it arrives,
+        # hop after hop, or the members fall behind what the seed has sent (and never catch up:
+        # their ports are no faster). The planner offers such a chunk last (`last_resort`), never
+        # from a source known to be slow, and a download it fed that fails with its feed is no
+        # verdict on its source. A swarm with relays across WAN links follows the seed's copies
+        # only: hop after hop there was not shown to help (docs/benchmarks.md).
+        if ((t.source == self.name or not self.planner.spans_wan)
+                and link.protocol >= p.SERVES_ARRIVING and link.ul_slots and link.planned):
             rate = self._rates_sent.get(t.id) or t.rate_cap
             left = t.size / rate if rate else t.started + t.timeout_s - now.mono
             self.planner.add_arriving(link.name, t.chunk, now.mono + max(0.0, left), last_resort=True)

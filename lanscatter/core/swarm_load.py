@@ -9,9 +9,10 @@ ports are some 4,600 transfers a second, and `benchmarks/master_cpu.py` put the 
 at 2.2 cores; 4 MiB chunks of 10 GiB on 200 hosts with 10 Gbit/s ports would be 60,000 a second.
 The master, not the network, would set the pace, by a multiple, where a larger chunk costs a few
 per cent of the tail. The budget is three quarters of what a master gives at 300 µs a transfer
-(`benchmarks/master_cpu.py` at 200 hosts); simulated with that cost (`simulate --master-us`), the chunks it
-picks do about as well as the best size from 150 to 480 µs (docs/benchmarks.md). `chunk_floor` is the chunk size that keeps the busiest
-site of a tree at `MASTER_TRANSFERS_S`; `auto_chunk_size` (chunking.py) picks no smaller one.
+(`benchmarks/master_cpu.py` at 200 hosts); simulated with that cost (`simulate --master-us`), the
+chunks it picks do about as well as the best size from 150 to 480 µs (docs/benchmarks.md).
+`chunk_floor` is the chunk size that keeps the busiest site of a tree at `MASTER_TRANSFERS_S`;
+`auto_chunk_size` (chunking.py) picks no smaller one.
 """
 
 from __future__ import annotations

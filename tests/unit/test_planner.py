@@ -199,13 +199,31 @@ def test_relay_seed_serves_a_chunk_while_it_arrives() -> None:
     assert (t.chunk, t.source) == ("c2", "relay") and t.timeout_s == pytest.approx(usual.timeout_s)
 
 
-def test_a_chunk_arriving_at_a_peer_is_the_last_resort_of_an_idle_downloader() -> None:
-    p = swarm(2)
+def test_a_chunk_arriving_at_a_peer_is_the_last_resort_of_a_downloader_with_a_free_slot() -> None:
+    p = swarm(3)
     p.add_node("a", dl_slots=2, ul_slots=2)
     p.add_node("b", dl_slots=2, ul_slots=2)
     sent = {t.dest: t for t in p.plan(0.0)}         # the seed's two slots: one chunk each
     assert set(sent) == {"a", "b"} and sent["a"].chunk != sent["b"].chunk
     first = sent["a"]
+    assert p.plan(0.05) == []               # nothing whole to be had, nothing arriving yet
+    p.add_arriving("a", first.chunk, due=5.0, last_resort=True)
+    # b has a download in flight and a free slot, and no holder of anything it lacks has a slot:
+    # it takes the chunk as it arrives at a rather than leave its slot idle.
+    [fed] = p.plan(0.1)
+    assert (fed.chunk, fed.source, fed.dest) == (first.chunk, "a", "b")
+    p.add_node("c", dl_slots=2, ul_slots=2)
+    [fed_c] = p.plan(0.2)                   # c has nothing: it takes the same chunk from a too
+    assert (fed_c.chunk, fed_c.source, fed_c.dest) == (first.chunk, "a", "c")
+    p.finish(first.id, 1.0, ok=True)        # whole at a now: an ordinary holding
+    assert not p.is_arriving("a", first.chunk)
+
+
+def test_across_wan_links_a_chunk_arriving_at_a_peer_waits_for_an_idle_downloader() -> None:
+    p = swarm(2, links=LinkMap(links={"wan:hub>b": Link("wan:hub>b", 1e6)}))
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    p.add_node("b", dl_slots=2, ul_slots=2)
+    first = next(t for t in p.plan(0.0) if t.dest == "a")
     p.add_arriving("a", first.chunk, due=5.0, last_resort=True)
     assert p.plan(0.1) == []                # b has a download in flight: it waits for a whole copy
     p.add_node("c", dl_slots=2, ul_slots=2)
@@ -214,6 +232,25 @@ def test_a_chunk_arriving_at_a_peer_is_the_last_resort_of_an_idle_downloader() -
     p.finish(first.id, 1.0, ok=True)        # whole at a now: an ordinary holding
     assert not p.is_arriving("a", first.chunk)
     assert {t.chunk for t in p.plan(1.1) if t.dest == "b"} == {first.chunk}
+
+
+def test_a_whole_copy_comes_before_a_chunk_still_arriving() -> None:
+    p = swarm(3, seed_slots=1)
+    p.add_node("a", dl_slots=2, ul_slots=2)
+    p.add_node("b", dl_slots=2, ul_slots=2)
+    p.add_have("b", "c2")
+    sent = p.plan(0.0)
+    [from_seed] = [t for t in sent if t.source == "S"]
+    assert from_seed.dest == "a" and from_seed.chunk != "c2"
+    p.add_arriving("a", from_seed.chunk, due=5.0, last_resort=True)
+    [fed_b] = p.plan(0.05)                  # b has nothing in flight: it follows the arriving chunk
+    assert (fed_b.chunk, fed_b.source) == (from_seed.chunk, "a")
+    p.add_node("c", dl_slots=2, ul_slots=2)
+    whole, fed_c = p.plan(0.1)
+    # The arriving chunk is the rarer, but a whole copy (b's, b has a slot left) comes first; the
+    # second slot then follows the arriving chunk rather than stay idle.
+    assert (whole.chunk, whole.source, whole.dest) == ("c2", "b", "c")
+    assert (fed_c.chunk, fed_c.source, fed_c.dest) == (from_seed.chunk, "a", "c")
 
 
 def _two_sites(wan: float = 10.0) -> LinkMap:

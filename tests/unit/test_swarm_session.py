@@ -70,29 +70,51 @@ def test_a_download_too_short_to_measure_takes_its_share_at_its_ending() -> None
     assert h.seed_rates[-1] == {second.transfer: DOWN / 2}      # the second gives it up now
 
 
-def _fed_pair() -> tuple[SwarmHarness, p.Download, p.Download]:
-    """A chunk on its way from the seed (one upload slot) to a peer, which serves it on to another
-    as it arrives; the downloads (from the seed, from the peer)."""
-    h = SwarmHarness(synthetic_manifest(1), seed_slots=1)
+def _fed(link_map: LinkMap | None = None) -> tuple[SwarmHarness, list[p.Download]]:
+    """A chunk on its way from the seed (one upload slot) to three peers of one upload slot each;
+    the downloads planned while it arrives, in order."""
+    h = SwarmHarness(synthetic_manifest(1), seed_slots=1, link_map=link_map)
     for name in ("a", "b", "c"):
         h.join(name, ul_slots=1)               # (each peer says Receiving at once)
     seen: list[p.Download] = []
-    for _ in range(3):
+    for _ in range(4):
         h.tick()
         seen += [d for _, d in h.downloads() if d not in seen]
-    assert len(seen) == 2                      # the third waits for a whole copy
-    first, second = seen
-    assert first.source == SEED and second.source != SEED
+    return h, seen
+
+
+def _fed_chain() -> tuple[SwarmHarness, list[p.Download]]:
+    """The seed's copy served on as it arrives to a second peer, and on from there to the third."""
+    h, seen = _fed()
+    assert len(seen) == 3
+    assert seen[0].source == SEED and all(d.source != SEED for d in seen[1:])
+    return h, seen
+
+
+def _fed_pair() -> tuple[SwarmHarness, p.Download, p.Download]:
+    h, (first, second, _) = _fed_chain()
     return h, first, second
 
 
-def test_a_chunk_from_the_seed_is_served_on_as_it_arrives() -> None:
+def test_a_chunk_is_served_on_as_it_arrives() -> None:
     """Cut-through inside a site (protocol.SERVES_ARRIVING): a member is a source of a chunk from
-    the first bytes of its download from the seed; not of one from another member."""
-    h, first, second = _fed_pair()
-    fed = h.session.transfers[second.transfer]
-    assert fed.source == h.session.transfers[first.transfer].dest
-    assert not h.session.planner.is_arriving(fed.dest, fed.chunk)
+    the first bytes of its download, from the seed or from another member that still receives it."""
+    h, (first, second, third) = _fed_chain()
+    transfers = h.session.transfers
+    assert transfers[second.transfer].source == transfers[first.transfer].dest
+    assert transfers[third.transfer].source == transfers[second.transfer].dest
+    assert h.session.planner.is_arriving(transfers[second.transfer].dest, second.chunk)
+
+
+def test_a_swarm_across_wan_links_serves_on_only_the_seeds_copies() -> None:
+    """With relays of other sites among its members, a chunk is served on as it arrives only from
+    a member receiving it from the seed."""
+    h, seen = _fed(LinkMap(links={"wan:hub>b": Link("wan:hub>b", 1e6)}))
+    assert h.session.planner.spans_wan
+    assert len(seen) == 2                      # the third waits for a whole copy
+    first, second = seen
+    assert first.source == SEED and second.source != SEED
+    assert not h.session.planner.is_arriving(h.session.transfers[second.transfer].dest, second.chunk)
 
 
 def test_a_download_cut_with_its_feed_blames_nobody_but_corrupt_bytes_do() -> None:

@@ -32,7 +32,10 @@ Policy (docs/planner.md has the reasoning):
 - Timeouts follow the expected time at the rate cap (or the swarm's median seconds per byte),
   scaled by the swarm's median slowness; an expired transfer counts as a slow upload.
 - A chunk still arriving at a node from outside the swarm (a relay's, from upstream) is offered like
-  a holding; a transfer of it may last until that download is due, and measures no slowness.
+  a holding; a transfer of it may last until that download is due, and measures no slowness. One
+  arriving at a member from inside the swarm (`last_resort`) is offered only to a free slot that
+  no idle source can give a whole chunk (in a swarm spanning WAN links: of a downloader with
+  nothing in flight).
 """
 
 from __future__ import annotations
@@ -189,10 +192,16 @@ class Planner(SwarmBooks):
             # A held-back source still beats leaving a downloader with nothing in flight for good,
             # but not while a fast holder of what it needs will free up a slot soon. A chunk still
             # arriving at its source comes now, at the pace it arrives there, rather than a
-            # chunk's time later.
-            if d.n_dl or d.n_bg:
+            # chunk's time later; inside one site, to a slot that would otherwise wait beside
+            # downloads in flight too: where the seed's port bounds the site, the chunks it sent
+            # last are all there is.
+            if d.n_bg:
                 return None
-            if fallback and not self._holder(d, need, slow_limit):
+            if d.n_dl:
+                if not resorts or self._wan:
+                    return None
+                offers = resorts
+            elif fallback and not self._holder(d, need, slow_limit):
                 offers = fallback
             elif resorts:
                 offers = resorts

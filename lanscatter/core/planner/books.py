@@ -201,9 +201,10 @@ class SwarmBooks:
         the whole.
         Planned from like a holding, but a transfer from it may take until `due` longer, and its
         time says nothing of the source's speed. `last_resort` (a peer receiving it in this
-        swarm): offered only to a downloader with nothing else in flight, which would otherwise
-        wait, as it moves no faster than its source receives it. `add_have` makes it a holding;
-        `drop_arriving` withdraws it."""
+        swarm): offered only to a downloader with a free slot and no whole copy of anything it
+        lacks to be had from an idle source (with nothing in flight where the swarm spans WAN
+        links), which would otherwise wait, as it moves no faster than its source receives it.
+        `add_have` makes it a holding; `drop_arriving` withdraws it."""
         node = self._nodes[name]
         i = self._index.get(chunk)
         if i is None or node.bits >> i & 1:
@@ -212,6 +213,11 @@ class SwarmBooks:
         self._arriving.setdefault(name, {})[chunk] = due
         if last_resort:
             node.last_resort |= 1 << i
+
+    @property
+    def spans_wan(self) -> bool:
+        """Whether some members are across a WAN link (relays of sites below)."""
+        return self._wan
 
     def is_arriving(self, name: str, chunk: str) -> bool:
         """Whether `name` is a source of `chunk` while it still arrives there (add_arriving)."""
