@@ -263,6 +263,8 @@ class SwarmSession(SessionRounds):
         if link.silent:
             link.silent = False
             self.planner.set_dl_slots(link.name, 0 if link.staging else link.dl_slots)
+            self.planner.set_silent(link.name, False)
+            self._event("info", f"{link.name} speaks again")
         if isinstance(msg, p.Have):
             self._have(link, msg, now)
         elif isinstance(msg, p.Report):

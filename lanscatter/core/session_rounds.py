@@ -10,8 +10,8 @@ under way and these decisions:
   is due, a new one takes its share once its first bytes arrive (Receiving); only rates that moved
   by more than RATE_STEP are sent; sharing is held to at most 1 / (1 + SHARE_DUTY) of the time,
   measured on the work clock it is given;
-- a member silent for SILENT_S gets no new downloads, and its overdue ones are withdrawn with no
-  verdict on their source.
+- a member silent for SILENT_S gets no new downloads and serves no new ones (it would answer no
+  request), and its overdue downloads are withdrawn with no verdict on their source.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class SessionRounds:
 
     def _mind_silent_peers(self, now: float) -> None:
         """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
-        downloads until it speaks again (receive gives them back), and its transfers past their
+        downloads and is no source of new ones until it speaks again (receive undoes both; its
+        uploads under way end by their own timeouts), and its transfers past their
         timeout are withdrawn with no verdict on their source: the stall is the downloader's, and
         expire() would charge the source as slow."""
         if now - self._silence_checked < PLAN_TICK_S:
@@ -101,6 +102,9 @@ class SessionRounds:
             if link.planned and not link.silent and now - link.heard_at >= SILENT_S:
                 link.silent = True
                 self.planner.set_dl_slots(link.name, 0)
+                self.planner.set_silent(link.name, True)
+                self._event("warning", f"{link.name} has said nothing for {SILENT_S:.0f} s: no transfers to "
+                                       "or from it until it speaks")
         for t in list(self.transfers.values()):
             dest = self.peers.get(t.dest)
             if now < t.started + t.timeout_s or dest is None or not dest.silent:

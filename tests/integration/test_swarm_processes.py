@@ -134,6 +134,32 @@ def _events(node) -> str:  # type: ignore[no-untyped-def]
     return " ".join(e["message"] for e in st["events"]) if st else ""
 
 
+def test_a_frozen_holder_is_no_source_once_silent(cluster: Cluster, tmp_path: Path) -> None:
+    """A peer that holds everything freezes: once the master has heard nothing from it for a few
+    seconds, a peer that joins then gets nothing planned from it (each such download would hang
+    until its timeout) and syncs from the master."""
+    (cluster.source / "big.bin").write_bytes(os.urandom(16 * 256 * 1024))
+    master = cluster.start_master("--ul-rate", "16")          # 2 MB/s: the frozen one's free slots tempt
+    holder = cluster.start_peer("holder")
+    wait_for(lambda: synced(holder), 30, "the holder in sync", master, holder)
+    holder.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: "holder has said nothing" in _events(master), 20, "the holder silent", master, holder)
+        late = cluster.start_peer("late")
+        busiest = 0
+        deadline = time.monotonic() + 40
+        while not synced(late):
+            assert time.monotonic() < deadline, "the late peer did not sync within 40 s"
+            st = master.status()
+            row = next((n for n in st["nodes"] if n["name"] == "holder"), None) if st else None
+            busiest = max(busiest, row["ul_slots_used"] if row else 0)      # as the master planned
+            time.sleep(0.1)
+        assert busiest == 0, f"{busiest} downloads were planned from the frozen holder"
+    finally:
+        holder.proc.send_signal(signal.SIGCONT)
+    assert tree_state(tmp_path / "late") == tree_state(cluster.source)
+
+
 def test_a_frozen_downloader_is_not_taken_for_a_slow_source(cluster: Cluster) -> None:
     (cluster.source / "big.bin").write_bytes(os.urandom(40 * 256 * 1024))
     master = cluster.start_master("--ul-rate", "16")          # 2 MB/s: seconds of sending

@@ -173,6 +173,32 @@ def test_a_silent_peer_gets_nothing_new_and_its_overdue_downloads_go_with_no_bla
     assert not h.session.peers["a"].silent and len(h.downloads()) == 2
 
 
+def test_a_silent_member_is_no_source_until_it_speaks_again() -> None:
+    """A member that says nothing (frozen, or its host cut off) answers no request either: once it
+    is silent nothing new is planned from it, and once it speaks it is a source again."""
+    m = synthetic_manifest(40)
+    chunks = {c for c, _ in m.chunk_table()}
+    h = SwarmHarness(m, seed_slots=1)
+    a = h.join("a", held=chunks, ul_slots=4)
+    h.tick()
+    assert h.session.planner.node_stats("a").have_count == len(chunks)
+    a.frozen = True
+    h.advance(SILENT_S + 0.5)
+    assert h.session.peers["a"].silent
+    assert [e.message for e in h.events if "said nothing" in e.message] == [
+        "a has said nothing for 5 s: no transfers to or from it until it speaks"]
+    h.join("b", dl_slots=4)
+    h.advance(1.0)
+    got = h.downloads()
+    assert got and all(d.source == SEED for _, d in got), [d.source for _, d in got]
+    a.frozen = False
+    h.advance(1.5)                               # it speaks (Stats): a source again
+    assert any(e.message == "a speaks again" for e in h.events)
+    h.deliver()
+    h.advance(0.5)
+    assert any(d.source == "a" for _, d in h.downloads())
+
+
 def test_a_corrupt_chunk_bans_its_source_until_it_checks_its_files() -> None:
     m = synthetic_manifest(6)
     chunks = [c for c, _ in m.chunk_table()]

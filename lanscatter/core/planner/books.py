@@ -123,6 +123,14 @@ class SwarmBooks:
         node.dl_slots = max(0, dl_slots)
         self._touch_down(node)
 
+    def set_silent(self, name: str, silent: bool) -> None:
+        """A node that says nothing (frozen, cut off) answers no request either: nothing is
+        planned from it until it speaks. Its holdings still count for its site (the silence may
+        pass in seconds; the WAN link should not bring them again meanwhile)."""
+        node = self._nodes[name]
+        node.silent = silent
+        self._touch_up(node)
+
     def remove_node(self, name: str) -> list[Transfer]:
         node = self._nodes[name]
         dropped = [f for f in self._flights.values() if f.src is node or f.dst is node]
@@ -334,7 +342,7 @@ class SwarmBooks:
             self._hungry.discard(d.idx)
         idle, wan = self._idle, self._wan
         for n in (d, s):
-            if n.ul_slots and n.n_have and not n.corrupt and (
+            if n.ul_slots and n.n_have and not n.corrupt and not n.silent and (
                     n.n_ul < n.ul_slots or (wan and n.n_narrow < self.config.narrow_extra_slots)):
                 idle.add(n.idx)
             else:
@@ -376,7 +384,7 @@ class SwarmBooks:
     def _touch_up(self, n: NodeState) -> None:
         """n can upload now: a free upload slot, or (in a swarm with WAN links) room for a narrow
         upload, and a chunk to give."""
-        if n.ul_slots and n.n_have and not n.corrupt and (
+        if n.ul_slots and n.n_have and not n.corrupt and not n.silent and (
                 n.n_ul < n.ul_slots or (self._wan and n.n_narrow < self.config.narrow_extra_slots)):
             self._idle.add(n.idx)
         else:
@@ -389,7 +397,7 @@ class SwarmBooks:
         (across sites only what d's site does not cover)."""
         far = need & ~self._sites[d.site].covered() if d.site is not None else need
         for n in self._nodes.values():
-            if (n.ul_slots and not n.corrupt and n.slowness <= limit and n is not d
+            if (n.ul_slots and not n.corrupt and not n.silent and n.slowness <= limit and n is not d
                     and n.bits & (need if n.site == d.site or n.site is None else far)):
                 return True
         return False

@@ -272,8 +272,7 @@ class NodeState:
     down_link: str | None
     bits: int = 0              # chunks held
     recv: int = 0              # chunks in flight to this node
-    # chunks it serves while they arrive from a source of this swarm: offered only to a
-    # downloader with nothing in flight (add_arriving)
+    # chunks it serves while they arrive from a source of this swarm: offered last (add_arriving)
     last_resort: int = 0
     n_have: int = 0
     n_cover: int = 0           # chunks held or in flight to this node: popcount(bits | recv)
@@ -289,6 +288,7 @@ class NodeState:
     failures: int = 0
     fail_score: float = 0.0    # EWMA of "this upload failed" (0 = never fails, 1 = always)
     corrupt: bool = False
+    silent: bool = False       # says nothing (frozen, cut off): planned from by no one (set_silent)
     slowness: float = 1.0      # EWMA of (upload time / expected time); 1.0 = as fast as the links say
     spb: float | None = None   # EWMA of seconds per uploaded byte
     measured: bool = False     # slowness has at least one sample
