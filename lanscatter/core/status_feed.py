@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,7 +42,9 @@ EVENTS = "events"
 
 # A run of changed bytes, allowing short unchanged gaps inside it: one run with a 3-byte gap is
 # smaller on the wire than two runs with their own offsets and base64 padding.
-_CHANGED_RUN = re.compile(rb"[^\x00]+(?:\x00{1,6}[^\x00]+)*")
+_GAP_BYTES = 6
+_GAP = b"\x00" * (_GAP_BYTES + 1)          # what ends a run
+_NONZERO = bytes([0] + [1] * 255)          # a byte's mark: changed or not
 
 
 class FeedGap(Exception):
@@ -151,11 +152,28 @@ def _xor_runs(before: object, after: object) -> list[list[Any]] | None:
     if len(a) != len(b) or not a or base64.b64encode(b).decode() != after:
         return None
     flipped = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
-    runs = [(m.start(), base64.b64encode(m.group()).decode()) for m in _CHANGED_RUN.finditer(flipped)]
+    runs = [(start, base64.b64encode(flipped[start:end]).decode()) for start, end in changed_runs(flipped)]
     # About 8 characters of JSON per run besides its data: when runs cost as much, send it whole.
     if sum(len(encoded) + 8 for _, encoded in runs) >= len(after):
         return None
     return [[offset, encoded] for offset, encoded in runs]
+
+
+def changed_runs(flipped: bytes) -> list[tuple[int, int]]:
+    """The runs of changed (non-zero) bytes in `flipped` as (start, end) offsets, a run going on
+    across up to _GAP_BYTES zero bytes. Found with bytes.find (C scans): a regular expression
+    tried its match at every byte of a large bitmap, a third of a status diff's time."""
+    marks = flipped.translate(_NONZERO)
+    runs: list[tuple[int, int]] = []
+    start = marks.find(1)
+    while start >= 0:
+        end = marks.find(_GAP, start)
+        if end < 0:
+            runs.append((start, len(marks.rstrip(b"\x00"))))
+            break
+        runs.append((start, end))
+        start = marks.find(1, end)
+    return runs
 
 
 def _diff_events(prev: list[Any], cur: list[Any]) -> dict[str, Any] | None:

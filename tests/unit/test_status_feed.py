@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanscatter.core.status_feed import FeedDecoder, FeedEncoder, FeedGap, apply, diff
+from lanscatter.core.status_feed import (
+    FeedDecoder,
+    FeedEncoder,
+    FeedGap,
+    apply,
+    changed_runs,
+    diff,
+)
 
 NAMES = st.sampled_from([f"n{i}" for i in range(8)])
 SCALARS = st.one_of(
@@ -118,6 +126,29 @@ def test_one_new_chunk_costs_a_few_bytes_at_ten_thousand_chunks() -> None:
         "nodes": {"change": {"p17": {"set": {"have": 1668}, "xor": {"bitmap": [[1125, "Ag=="]]}}}},
     }
     assert apply(before, delta) == after
+
+
+# The wire's rule for a bitmap's XOR runs: non-zero bytes, a run going on across up to 6 zero bytes.
+RUN = re.compile(rb"[^\x00]+(?:\x00{1,6}[^\x00]+)*")
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 1300), flips=st.lists(st.integers(0, 1299 * 8 + 7), max_size=400),
+       cluster=st.none() | st.integers(0, 1299))
+def test_changed_runs_follow_the_wires_rule(size: int, flips: list[int], cluster: int | None) -> None:
+    """At few changes and at many, spread or clustered (`cluster`: all within 80 bits of a byte)."""
+    x = 0
+    for bit in flips:
+        x |= 1 << ((bit % (size * 8)) if cluster is None else min(size * 8 - 1, (cluster % size) * 8 + bit % 80))
+    flipped = x.to_bytes(size, "little")
+    assert changed_runs(flipped) == [m.span() for m in RUN.finditer(flipped)]
+
+
+def test_changed_runs_join_gaps_of_six_zero_bytes_and_split_at_seven() -> None:
+    for gap, want in ((6, [(0, 8)]), (7, [(0, 1), (8, 9)])):
+        assert changed_runs(b"\x01" + b"\x00" * gap + b"\x80" + b"\x00" * 3) == want
+    assert changed_runs(b"\x00" * 8) == []
+    assert changed_runs(b"\x00\x02") == [(1, 2)]
 
 
 def test_encoder_and_decoder_follow_each_other_and_resync_on_a_new_generation() -> None:
