@@ -12,6 +12,7 @@ file after cancellation returns, and a source that froze holds up no one who can
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import os
 import socket
@@ -74,12 +75,10 @@ class _Pool:
         kept = conn is not None
         if conn is None:
             src = (self.local_addr, 0) if self.local_addr else None
-            conn = (http.client.HTTPSConnection(host, port, timeout=timeout, source_address=src, context=self.tls)
-                    if self.tls is not None else
-                    http.client.HTTPConnection(host, port, timeout=timeout, source_address=src))
-        # http.client connects (and reconnects) through this hook: the socket is registered before
-        # it connects, and a kept one now.
-        conn._create_connection = live.connect       # type: ignore[attr-defined]
+            conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=src)
+        # http.client connects (and reconnects) through this hook, TLS included (so a plain
+        # HTTPConnection over it): the socket is registered before it connects, and a kept one now.
+        conn._create_connection = functools.partial(live.connect, tls=self.tls)  # type: ignore[attr-defined]
         live.use(conn.sock)
         return conn, kept
 
@@ -123,12 +122,15 @@ class _Live:
                 pipe.close(for_other=True)
 
     def connect(self, address: tuple[str, int], timeout: float | None,
-                source_address: tuple[str, int] | None = None) -> socket.socket:
-        """socket.create_connection's work, with each socket registered before it connects."""
+                source_address: tuple[str, int] | None = None, *,
+                tls: ssl.SSLContext | None = None) -> socket.socket:
+        """socket.create_connection's work, with each socket registered before it connects, and
+        with `tls` its handshake done on a registered socket too (a frozen source accepts the
+        connection and never answers the handshake)."""
         host, port = address
         error: OSError | None = None
         for family, kind, proto, _, addr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
-            sock = socket.socket(family, kind, proto)
+            sock: socket.socket = socket.socket(family, kind, proto)
             self.use(sock)
             try:
                 if self.cancelled:
@@ -137,6 +139,11 @@ class _Live:
                 if source_address:
                     sock.bind(source_address)
                 sock.connect(addr)
+                if tls is not None:
+                    # (wrapping detaches the plain socket: the TLS one is what a cancel shuts)
+                    sock = tls.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+                    self.use(sock)
+                    sock.do_handshake()
                 return sock
             except OSError as exc:
                 sock.close()
@@ -165,8 +172,9 @@ class Fetcher:
         """`tls`: every download of this node goes over TLS with this context (the node's own
         setting decides, whatever scheme the master's URL names)."""
         self.counters = counters
+        self._tls = tls
         self._pool = _Pool(local_addr, tls)
-        self._pipes = Pipes(local_addr, tls)
+        self._pipes = Pipes(local_addr)
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
 
     async def fetch(self, url: str, chunk: str, length: int, *, token: str, fd: int, offset: int,
@@ -267,7 +275,8 @@ class Fetcher:
             pipe: Pipe | None = None
             existed = False
             try:
-                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s), live.connect)
+                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s),
+                                                functools.partial(live.connect, tls=self._tls))
                 live.use_pipe(pipe)
                 ticket = pipe.send(request)
                 resp = pipe.response(ticket, body.deadline, body.cancel)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -56,15 +55,10 @@ class Pipe:
     """One pipelined HTTP/1.1 connection to a chunk server."""
 
     def __init__(self, host: str, port: int, timeout: float, source_address: tuple[str, int] | None,
-                 tls: ssl.SSLContext | None = None, connect: Connect = socket.create_connection) -> None:
+                 connect: Connect) -> None:
+        """`connect`: socket.create_connection's work, TLS included where the node speaks it."""
         sock = connect((host, port), timeout, source_address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tls is not None:
-            try:
-                sock = tls.wrap_socket(sock, server_hostname=host)
-            except OSError:
-                sock.close()
-                raise
         self.sock = sock
         self._reader = _SharedReader(self.sock.makefile("rb", buffering=1 << 16))
         self._cond = threading.Condition()
@@ -131,21 +125,19 @@ class Pipe:
 class Pipes:
     """The current pipe per (source host, port, WAN link), shared by the download threads."""
 
-    def __init__(self, local_addr: str | None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, local_addr: str | None) -> None:
         self.local_addr = local_addr
-        self.tls = tls
         self._pipes: dict[tuple[str, int, str], Pipe] = {}
         self._lock = threading.Lock()
 
-    def get(self, host: str, port: int, group: str, timeout: float,
-            connect: Connect = socket.create_connection) -> tuple[Pipe, bool]:
+    def get(self, host: str, port: int, group: str, timeout: float, connect: Connect) -> tuple[Pipe, bool]:
         """The pipe to use and whether it existed already (False: just connected, by `connect`)."""
         key = (host, port, group)
         with self._lock:
             pipe = self._pipes.get(key)
             if pipe is not None and not pipe.broken:
                 return pipe, True
-            pipe = Pipe(host, port, timeout, (self.local_addr, 0) if self.local_addr else None, self.tls, connect)
+            pipe = Pipe(host, port, timeout, (self.local_addr, 0) if self.local_addr else None, connect)
             self._pipes[key] = pipe
             return pipe, False
 

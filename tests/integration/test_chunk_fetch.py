@@ -20,6 +20,7 @@ from lanscatter.disk.hashing import hash_bytes
 from lanscatter.net import chunk_http
 from lanscatter.net.chunk_fetch import Fetcher
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
+from lanscatter.net.tls import client_context
 from lanscatter.net.upload_pace import Pace
 from lanscatter.roles.master import MasterNode, MasterOptions
 
@@ -336,15 +337,19 @@ async def _cancelled_within(task: asyncio.Task[object], limit: float) -> float:
     return took
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp-connect", "tls-handshake"])
 @pytest.mark.parametrize("pace", [None, Pace(group="wan:hub>far", group_rate=8e6)], ids=["lan", "wan-pipe"])
 async def test_a_cancel_ends_a_download_connecting_to_a_source_that_stopped(
-        tmp_path: Path, pace: Pace | None) -> None:
+        tmp_path: Path, pace: Pace | None, tls: bool) -> None:
     """A download that is connecting when its source freezes ends at once when cancelled, not at
     its socket's timeout: a standby gateway taking over, or a peer losing its master, waits for
-    every download it cancels."""
+    every download it cancels. Stuck in the TCP connect (the listen queue full), or with TLS in
+    the handshake (the connection queued by the kernel, nobody answering it)."""
     source = _StoppedSource(None)
-    source.fill_queue()
-    fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=2)
+    if not tls:
+        source.fill_queue()
+    fetcher = Fetcher(TrafficCounters(), local_addr="127.0.0.1", threads=2,
+                      tls=client_context(["ab" * 32]) if tls else None)
     fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
     try:
         task = asyncio.create_task(fetcher.fetch(f"http://127.0.0.1:{source.port}", "0" * 64, 1 << 20, token="",
