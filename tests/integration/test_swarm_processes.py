@@ -129,6 +129,12 @@ def test_corrupt_source_is_detected_and_avoided(cluster: Cluster, tmp_path: Path
     wait_for(lambda: "did not match its hash: reading" in bad.output(), 30, "rotten peer checking", master, bad)
 
 
+def _downloads(master, name: str) -> int:  # type: ignore[no-untyped-def]
+    st = master.status()
+    row = next((n for n in st["nodes"] if n["name"] == name), None) if st else None
+    return -1 if row is None else int(row["downloads"])
+
+
 def _events(node) -> str:  # type: ignore[no-untyped-def]
     st = node.status()
     return " ".join(e["message"] for e in st["events"]) if st else ""
@@ -169,6 +175,9 @@ def test_a_frozen_downloader_is_not_taken_for_a_slow_source(cluster: Cluster) ->
     frozen.proc.send_signal(signal.SIGSTOP)                   # its transfers stall, and it says nothing
     try:
         wait_for(lambda: "frozen is silent" in _events(master), 40, "its transfers withdrawn", master, frozen)
+        # Each is withdrawn once past its own timeout: one started later goes later (seconds
+        # apart on a loaded machine).
+        wait_for(lambda: _downloads(master, "frozen") == 0, 30, "every transfer to it withdrawn", master, frozen)
         for _ in range(4):                                    # and nothing new is planned to it
             time.sleep(0.5)
             row = next(n for n in master.status()["nodes"] if n["name"] == "frozen")  # type: ignore[index]
