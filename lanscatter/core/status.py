@@ -262,12 +262,12 @@ def to_json(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
-    if kind is tuple:
+    if isinstance(value, tuple):
         return [to_json(v) for v in value]
     plan = _FIELDS.get(kind)
     if plan is None:
         if not dataclasses.is_dataclass(value) or isinstance(value, type):
-            return [to_json(v) for v in value] if isinstance(value, tuple) else value
+            return value
         plan = _FIELDS[kind] = tuple((f.name, bool(f.metadata.get("optional")))
                                      for f in dataclasses.fields(value))
     out = {}

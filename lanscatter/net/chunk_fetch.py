@@ -12,7 +12,6 @@ file after cancellation returns, and a source that froze holds up no one who can
 from __future__ import annotations
 
 import asyncio
-import functools
 import http.client
 import os
 import socket
@@ -56,9 +55,8 @@ class FetchResult:
 class _Pool:
     """Idle keep-alive connections per (host, port), shared by the download threads."""
 
-    def __init__(self, local_addr: str | None, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, local_addr: str | None) -> None:
         self.local_addr = local_addr
-        self.tls = tls
         self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
@@ -78,7 +76,7 @@ class _Pool:
             conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=src)
         # http.client connects (and reconnects) through this hook, TLS included (so a plain
         # HTTPConnection over it): the socket is registered before it connects, and a kept one now.
-        conn._create_connection = functools.partial(live.connect, tls=self.tls)  # type: ignore[attr-defined]
+        conn._create_connection = live.connect  # type: ignore[attr-defined]
         live.use(conn.sock)
         return conn, kept
 
@@ -101,9 +99,10 @@ class _Live:
     it (a connect too: a source that stopped, frozen or gone, can leave one hanging until its
     timeout, and shutting the socket down ends it), and one registered after the cancel is shut
     down at once. The pipe a WAN transfer waits on is closed (for another: the source is not
-    blamed)."""
+    blamed). With `tls` (the node's context) each connection is TLS, set up in `connect`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None) -> None:
+        self._tls = tls
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._pipe: Pipe | None = None
@@ -122,12 +121,12 @@ class _Live:
                 pipe.close(for_other=True)
 
     def connect(self, address: tuple[str, int], timeout: float | None,
-                source_address: tuple[str, int] | None = None, *,
-                tls: ssl.SSLContext | None = None) -> socket.socket:
+                source_address: tuple[str, int] | None = None) -> socket.socket:
         """socket.create_connection's work, with each socket registered before it connects, and
-        with `tls` its handshake done on a registered socket too (a frozen source accepts the
+        with TLS its handshake done on a registered socket too (a frozen source accepts the
         connection and never answers the handshake)."""
         host, port = address
+        tls = self._tls
         error: OSError | None = None
         for family, kind, proto, _, addr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
             sock: socket.socket = socket.socket(family, kind, proto)
@@ -173,7 +172,7 @@ class Fetcher:
         setting decides, whatever scheme the master's URL names)."""
         self.counters = counters
         self._tls = tls
-        self._pool = _Pool(local_addr, tls)
+        self._pool = _Pool(local_addr)
         self._pipes = Pipes(local_addr)
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="lanscatter-fetch")
 
@@ -188,7 +187,7 @@ class Fetcher:
         WAN link) of it is left, `progress(bytes)` after each write with the chunk's bytes written
         so far. `token` is the Download's authorisation, sent as is."""
         cancel = threading.Event()
-        live = _Live()
+        live = _Live(self._tls)
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
         # only add stalls. Here: this node's own download limit.
         caps = list(buckets)
@@ -275,8 +274,7 @@ class Fetcher:
             pipe: Pipe | None = None
             existed = False
             try:
-                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s),
-                                                functools.partial(live.connect, tls=self._tls))
+                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s), live.connect)
                 live.use_pipe(pipe)
                 ticket = pipe.send(request)
                 resp = pipe.response(ticket, body.deadline, body.cancel)
