@@ -69,6 +69,7 @@ class Planner(SwarmBooks):
         self._next_id = 1
         self._round_want: dict[str | None, int] = {}   # free download slots left this round, per site
         self._round_up = 0                              # free upload slots left this round
+        self._soon: dict[int, int] = {}                 # per idle source, its arriving chunks worth following now
 
     # ---- planning ------------------------------------------------------------------------
 
@@ -95,13 +96,38 @@ class Planner(SwarmBooks):
         for d in queue:
             want[d.site] = want.get(d.site, 0) + d.dl_slots - d.n_dl
         self._round_up = sum(max(0, s.ul_slots - s.n_ul) for s in idle)
+        # What the idle sources could give, once a round, by what _pick may offer whom (or draw a
+        # random number for): a downloader needing none of it gets nothing, without probing each
+        # source. Most hungry downloaders of a big site are such (one download in flight, the
+        # idle sources holding only what it has), and each round probed them all.
+        soon = self._soon = {}
+        whole = fast = follow = slow_follow = 0
+        cfg = self.config
+        slow_limit = cfg.slow_threshold * self._median_slowness
+        for s in idle:
+            held = s.bits
+            if s.last_resort:
+                soon[s.idx] = got = self._arriving_soon(s, s.last_resort, now)
+                held ^= s.last_resort
+                if s.slowness <= slow_limit:
+                    follow |= got
+                else:
+                    slow_follow |= got
+            whole |= held
+            if s.slowness <= slow_limit:
+                fast |= held
+        # (as _pick: beside a slow download only whole chunks, from a fast source once its extra
+        # slots are taken; followings beside downloads in flight only in a swarm without WAN links)
+        after_slow, beside = whole | slow_follow, (whole if self._wan else whole | follow) | slow_follow
+        anything, bg_slots = whole | follow | slow_follow, cfg.slow_extra_slots
         pick = self._pick
         while queue and idle:
             again = []
             for d in queue:
                 if not idle:
                     break
-                t = pick(d, idle, now)
+                t = pick(d, idle, now, (fast if d.n_bg >= bg_slots else after_slow) if d.n_bg
+                         else beside if d.n_dl else anything)
                 if t is not None:
                     out.append(t)
                     want[d.site] -= 1
@@ -113,7 +139,8 @@ class Planner(SwarmBooks):
             queue = sorted(again, key=_least_complete) if again else again
         return out
 
-    def _pick(self, d: NodeState, idle: list[NodeState], now: float) -> Transfer | None:
+    def _pick(self, d: NodeState, idle: list[NodeState], now: float, supply: int) -> Transfer | None:
+        """`supply`: every chunk some idle source could offer d this round (plan())."""
         need = self._full ^ (d.bits | d.recv)        # (the XOR of a subset: cheaper than & ~)
         if not need:
             return None
@@ -138,6 +165,8 @@ class Planner(SwarmBooks):
         max_probe, wanted = cfg.max_probe, cfg.candidates
         n = len(idle)
         start = int(rng.random() * n)
+        if not need & supply:
+            return None                    # (after the draw: the same choices as probing in vain)
         probed = 0
         for k in range(start, start + n):
             k %= n
@@ -156,7 +185,7 @@ class Planner(SwarmBooks):
                 cand ^= cand & covered
             if cand and s.last_resort:
                 whole = cand ^ (cand & s.last_resort)
-                cand, resort = (whole, False) if whole else (self._arriving_soon(s, cand, now), True)
+                cand, resort = (whole, False) if whole else (cand & self._soon[s.idx], True)
             else:
                 resort = False
             if cand:
