@@ -274,7 +274,8 @@ class Fetcher:
             pipe: Pipe | None = None
             existed = False
             try:
-                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s), live.connect)
+                pipe, existed = self._pipes.get(host, port, group, min(_STALL_S, body.timeout_s), live.connect,
+                                                 body.cancel)
                 live.use_pipe(pipe)
                 ticket = pipe.send(request)
                 resp = pipe.response(ticket, body.deadline, body.cancel)

@@ -123,26 +123,53 @@ class Pipe:
 
 
 class Pipes:
-    """The current pipe per (source host, port, WAN link), shared by the download threads."""
+    """The current pipe per (source host, port, WAN link), shared by the download threads.
+
+    A pipe is connected outside the lock: a connect to a source that stopped hangs until its
+    timeout, and must hold up neither the downloads of other links nor a cancel of a download
+    waiting for that same pipe."""
 
     def __init__(self, local_addr: str | None) -> None:
         self.local_addr = local_addr
         self._pipes: dict[tuple[str, int, str], Pipe] = {}
+        self._connecting: dict[tuple[str, int, str], threading.Event] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
-    def get(self, host: str, port: int, group: str, timeout: float, connect: Connect) -> tuple[Pipe, bool]:
-        """The pipe to use and whether it existed already (False: just connected, by `connect`)."""
+    def get(self, host: str, port: int, group: str, timeout: float, connect: Connect,
+            cancel: threading.Event) -> tuple[Pipe, bool]:
+        """The pipe to use and whether it existed already (False: just connected, by `connect`).
+        Raises PipeCancelled when `cancel` is set while another download connects the pipe."""
         key = (host, port, group)
-        with self._lock:
-            pipe = self._pipes.get(key)
-            if pipe is not None and not pipe.broken:
-                return pipe, True
+        while True:
+            with self._lock:
+                pipe = self._pipes.get(key)
+                if pipe is not None and not pipe.broken:
+                    return pipe, True
+                connected = self._connecting.get(key)
+                if connected is None:
+                    connected = self._connecting[key] = threading.Event()
+                    break                       # this download connects it
+            while not connected.wait(0.05):     # (then takes it, or connects anew if that failed)
+                if cancel.is_set():
+                    raise PipeCancelled()
+        pipe = None
+        try:
             pipe = Pipe(host, port, timeout, (self.local_addr, 0) if self.local_addr else None, connect)
-            self._pipes[key] = pipe
-            return pipe, False
+        finally:
+            with self._lock:
+                del self._connecting[key]
+                if pipe is not None:
+                    if self._closed:
+                        pipe.close()
+                    else:
+                        self._pipes[key] = pipe
+            connected.set()
+        return pipe, False
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for pipe in self._pipes.values():
                 pipe.close()
             self._pipes.clear()

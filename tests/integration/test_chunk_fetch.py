@@ -381,3 +381,34 @@ async def test_a_cancel_ends_a_download_on_a_kept_connection_to_a_source_that_st
         os.close(fd)
         fetcher.close()
         source.close()
+
+
+async def test_a_wan_download_waiting_behind_a_hung_connect_is_cancelled_alone_and_others_go_on(
+        tmp_path: Path) -> None:
+    """Two downloads of one WAN link to a source that stopped: the first hangs connecting its
+    pipe, the second waits for that pipe. Cancelled alone (the planner withdrew it), the second
+    ends at once; a download over another link, to a source that answers, is not held up by the
+    hung connect meanwhile."""
+    source = _StoppedSource(None)
+    source.fill_queue()
+    pace = Pace(group="wan:hub>far", group_rate=8e6)
+    async with _source(tmp_path, 1) as (master, fetcher, fd, url, data):
+        assert master.manifest is not None
+        (h, s), = master.manifest.chunk_table()
+        stopped = f"http://127.0.0.1:{source.port}"
+        try:
+            first, second = (asyncio.create_task(fetcher.fetch(stopped, "0" * 64, 1 << 20, token="", fd=fd,
+                                                               offset=0, timeout_s=30, buckets=[], pace=pace))
+                             for _ in range(2))
+            await asyncio.sleep(0.3)
+            began = time.monotonic()
+            other = await asyncio.wait_for(
+                fetcher.fetch(url, h, s, token="", fd=fd, offset=0, timeout_s=30, buckets=[],
+                              pace=Pace(group="wan:hub>near", group_rate=8e6)), 10)
+            assert other.ok and time.monotonic() - began < 5, other
+            assert os.pread(fd, s, 0) == data
+            await _cancelled_within(second, 2.0)
+            assert not first.done()                 # still connecting: only the second was withdrawn
+            await _cancelled_within(first, 2.0)
+        finally:
+            source.close()
