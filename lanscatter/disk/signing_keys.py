@@ -6,18 +6,24 @@
 - A host trusts the key it is given (`--origin-key`, from the site tree), or else pins the key of
   the first signed version it accepts in `origin-key.pin` in its state folder and refuses every
   other key from then on (trust on first use).
+- A host refuses a version the origin published before the newest it has taken (`newest-version`
+  in its state folder: the publish time and generation): a relay or intruder that kept an older
+  signed version cannot roll hosts back to it. The origin's publish times only grow
+  (roles/master.py); going back to an older build is publishing it anew, or a rollback
+  (`lanscatter rollback`), which switches among versions the hosts keep.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lanscatter.core.errors import ConfigError
+from lanscatter.core.errors import ConfigError, SignatureError
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.signing import (
     OriginKey,
@@ -32,6 +38,7 @@ log = logging.getLogger("lanscatter.core.signing")
 
 PRIVATE_KEY_FILE = "origin.key"
 PIN_FILE = "origin-key.pin"
+NEWEST_FILE = "newest-version"
 
 
 def create_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -81,11 +88,13 @@ def load_or_create_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
 
 
 class OriginTrust:
-    """Which key may publish versions to this host: the configured one, or the pinned one."""
+    """Which key may publish versions to this host (the configured one, or the pinned one), and
+    the newest version it took, before which none is taken again."""
 
-    def __init__(self, configured: OriginKey | None, pin_file: Path) -> None:
+    def __init__(self, configured: OriginKey | None, pin_file: Path, newest_file: Path) -> None:
         self.configured = configured
         self.pin_file = pin_file
+        self.newest_file = newest_file
 
     def pinned(self) -> OriginKey | None:
         try:
@@ -101,13 +110,45 @@ class OriginTrust:
             raise ConfigError(f"{self.pin_file} does not hold an origin key: {exc}",
                               "delete the file to pin the next origin key, or pass --origin-key") from None
 
-    def check(self, manifest: Manifest, signed: SignedVersion | None) -> VersionStatement:
+    def check(self, manifest: Manifest, signed: SignedVersion | None, *, held: bool = False) -> VersionStatement:
         """The statement of a version this host may write; SignatureError otherwise. The first
-        version accepted without a configured or pinned key pins its key."""
+        version accepted without a configured or pinned key pins its key. One published before
+        the newest this host took is refused, unless `held`: this host's own saved version, taken
+        earlier (a relay resuming before its upstream answers)."""
         trusted = self.configured or self.pinned()
         statement = verify_version(manifest, signed, trusted)
+        newest = self.newest()
+        if newest is not None and not held and (statement.published_ms, statement.generation) != newest \
+                and statement.published_ms <= newest[0]:
+            raise SignatureError(
+                f"generation {statement.generation[:12]} was published before generation {newest[1][:12]}, "
+                f"which this host took already ({_when(statement.published_ms)} against {_when(newest[0])}): "
+                "an older version sent again is refused",
+                "to go back to an older build, publish it again at the origin (it is signed anew), "
+                "or roll hosts back to a version they keep: `lanscatter rollback` (`--tree` for all)")
         if trusted is None:
             write_text_atomic(self.pin_file, statement.key.text + "\n")
             log.warning("pinned the origin's key %s (first use, in %s): versions signed by any other key "
                         "are refused from now on", statement.key.text, self.pin_file)
+        if newest is None or statement.published_ms > newest[0]:
+            write_text_atomic(self.newest_file, f"{statement.published_ms} {statement.generation}\n")
         return statement
+
+    def newest(self) -> tuple[int, str] | None:
+        """(publish time in ms, generation) of the newest version this host took, if any."""
+        try:
+            text = self.newest_file.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {self.newest_file}: {exc}",
+                              "delete the file to take any version the origin signed again") from None
+        fields = text.split()
+        if len(fields) != 2 or not fields[0].isdecimal() or len(fields[0]) > 16:
+            raise ConfigError(f"{self.newest_file} does not hold a publish time and a generation",
+                              "delete the file to take any version the origin signed again")
+        return int(fields[0]), fields[1]
+
+
+def _when(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))

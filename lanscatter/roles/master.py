@@ -296,7 +296,8 @@ class MasterNode:
             log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
                      len(d.added), len(d.removed), len(d.changed), d.new_chunks)
             delta = await loop.run_in_executor(None, prepare_delta, old, manifest)
-        published_ms = int(time.time() * 1000)
+        # (later than the last publish even if the clock stepped back: hosts refuse an older one)
+        published_ms = max(int(time.time() * 1000), self.published_ms + 1)
         signed = await loop.run_in_executor(
             None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms, label=label))
         self.manifest, self.signed, self.root = manifest, signed, root

@@ -49,7 +49,7 @@ from lanscatter.disk.first_sync import (
     refusal_text,
     synced_before,
 )
-from lanscatter.disk.signing_keys import PIN_FILE, OriginTrust
+from lanscatter.disk.signing_keys import NEWEST_FILE, PIN_FILE, OriginTrust
 from lanscatter.disk.staged_store import StagedStore
 from lanscatter.disk.store import MirrorStore
 from lanscatter.roles.peer_downloads import log_crash
@@ -99,7 +99,7 @@ class PeerFolder:
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
         self.statement: VersionStatement | None = None   # ... as checked
-        self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE)
+        self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE, opts.state_dir / NEWEST_FILE)
         self._verify_lock = asyncio.Lock()
         self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
         self.reconciling = False
@@ -241,7 +241,7 @@ class PeerFolder:
         answered (a relay serving its site while its upstream is away): checked against the
         origin's key like any version (SignatureError otherwise), the folder reconciled with it.
         Nothing is announced: the master hears of the holdings when it is joined."""
-        statement = self.trust.check(manifest, signed)
+        statement = self.trust.check(manifest, signed, held=True)
         if isinstance(self.store, StagedStore):
             self.store.label = statement.label
             self.store.published_ms = statement.published_ms

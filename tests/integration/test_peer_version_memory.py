@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import shutil
 import weakref
 from collections import deque
@@ -38,10 +39,13 @@ def _write(folder: Path, files: dict[str, bytes]) -> Manifest:
     return scan_folder(folder, Chunking(FIXED, 1024), HashCache(None))[0]
 
 
+_PUBLISHED = itertools.count(2)      # an origin's publish times grow (hosts refuse an older one)
+
+
 def _delta(base: Manifest, new: Manifest) -> p.ManifestDelta:
     delta = make_delta(base, new)
     assert delta is not None
-    signed = sign_version(new, KEY, published_ms=2)
+    signed = sign_version(new, KEY, published_ms=next(_PUBLISHED))
     return p.ManifestDelta(base.generation, new.generation, delta, signed.statement, signed.signature)
 
 

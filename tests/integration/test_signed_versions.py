@@ -9,7 +9,7 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from lanscatter.core import protocol as p
 from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
 from lanscatter.core.signing import public_key_of, sign_version
 from lanscatter.disk.hashing import hash_bytes
-from lanscatter.disk.signing_keys import create_signing_key
+from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, create_signing_key, load_signing_key
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
@@ -182,3 +182,70 @@ async def test_a_pinned_key_refuses_a_second_key(tmp_path: Path, caplog: pytest.
         await asyncio.gather(task, return_exceptions=True)
         await peer.stop()
         await second.stop()
+
+
+@pytest.mark.allow_error_logs
+async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A relay, or anyone holding the swarm secret, that kept an older version the origin really
+    signed (here: an empty folder, published before the one the host has) cannot roll the host
+    back to it, across a restart of the host too; the origin publishing anew still goes through."""
+    make_tree(tmp_path / "origin")
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "m", host=HOST, port=0,
+                                      chunk_size=CHUNK, watch=False))
+    await master.start()
+
+    def peer_of(port: int) -> PeerNode:
+        return PeerNode(PeerOptions(master=HOST, master_port=port, folder=tmp_path / "p",
+                                    state_dir=tmp_path / "ps", host=HOST, port=0, name="p"))
+
+    async def run_until(peer: PeerNode, done: Callable[[], bool]) -> None:
+        task = asyncio.create_task(peer.run())
+        try:
+            async with asyncio.timeout(30):
+                while not done():
+                    await asyncio.sleep(0.05)
+            assert not task.done()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await peer.stop()
+
+    try:
+        peer = peer_of(master.port)
+        await run_until(peer, peer.complete)
+        published_ms = master.published_ms
+    finally:
+        await master.stop()
+    synced = tree_state(tmp_path / "p")
+    assert synced == tree_state(tmp_path / "origin") and published_ms > 1000
+    origin = load_signing_key(tmp_path / "m" / PRIVATE_KEY_FILE)
+    empty = build_manifest(CHUNK, [], [])
+    older = sign_version(empty, origin, published_ms=published_ms - 1000, label="an older build")
+    fake = FakeMaster(None, [p.ManifestMsg(empty.to_dict(), statement=older.statement,
+                                                                signature=older.signature)])
+    await fake.start()
+    caplog.set_level(logging.ERROR, "lanscatter.roles.peer")
+    try:
+        for _restart in range(2):      # the host restarted: it still knows what it took
+            caplog.clear()
+            joins = fake.joins
+            await run_until(peer_of(fake.port), lambda joins=joins: tree_state(tmp_path / "p") != synced or (
+                fake.joins >= joins + 2 and any("refused a version" in r.getMessage() for r in caplog.records)))
+            assert tree_state(tmp_path / "p") == synced
+            refusals = [r.getMessage() for r in caplog.records if "refused a version" in r.getMessage()]
+            assert any("published before" in m for m in refusals), refusals
+    finally:
+        await fake.stop()
+
+    # The origin publishing that content anew signs it anew (a later time): hosts take it.
+    for entry in sorted((tmp_path / "origin").rglob("*"), reverse=True):
+        entry.unlink() if entry.is_file() else entry.rmdir()
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "m", host=HOST, port=0,
+                                      chunk_size=CHUNK, watch=False, allow_shrink=True))
+    await master.start()
+    try:
+        peer = peer_of(master.port)
+        await run_until(peer, lambda: peer.complete() and tree_state(tmp_path / "p") == tree_state(tmp_path / "origin"))
+    finally:
+        await master.stop()

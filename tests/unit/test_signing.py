@@ -25,7 +25,7 @@ from lanscatter.core.signing import (
     sign_version,
     verify_version,
 )
-from lanscatter.disk.signing_keys import OriginTrust
+from lanscatter.disk.signing_keys import NEWEST_FILE, OriginTrust
 
 H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -170,15 +170,15 @@ def test_origin_keys_round_trip_and_bad_ones_say_why() -> None:
 
 def test_trust_on_first_use_pins_the_first_key_and_refuses_another(tmp_path: Path) -> None:
     pin = tmp_path / "state" / "origin-key.pin"
-    trust = OriginTrust(None, pin)
+    trust = OriginTrust(None, pin, pin.with_name(NEWEST_FILE))
     m = _manifest()
     trust.check(m, _signed(m))
     assert parse_origin_key(pin.read_text()) == ORIGIN
     with pytest.raises(SignatureError, match="not by the origin's key"):
-        OriginTrust(None, pin).check(m, _signed(m, OTHER))
+        OriginTrust(None, pin, pin.with_name(NEWEST_FILE)).check(m, _signed(m, OTHER))
     assert parse_origin_key(pin.read_text()) == ORIGIN          # the pin did not move
     # A configured key wins over the pin (the operator said which key is the origin's).
-    configured = OriginTrust(public_key_of(OTHER), pin)
+    configured = OriginTrust(public_key_of(OTHER), pin, pin.with_name(NEWEST_FILE))
     configured.check(m, _signed(m, OTHER))
     with pytest.raises(SignatureError):
         configured.check(m, _signed(m))
@@ -187,7 +187,7 @@ def test_trust_on_first_use_pins_the_first_key_and_refuses_another(tmp_path: Pat
 def test_a_refused_first_version_pins_nothing(tmp_path: Path) -> None:
     pin = tmp_path / "origin-key.pin"
     with pytest.raises(SignatureError):
-        OriginTrust(None, pin).check(build_manifest(32, [], []), _signed())
+        OriginTrust(None, pin, pin.with_name(NEWEST_FILE)).check(build_manifest(32, [], []), _signed())
     assert not pin.exists()
 
 
@@ -195,7 +195,7 @@ def test_a_damaged_pin_is_a_config_error(tmp_path: Path) -> None:
     pin = tmp_path / "origin-key.pin"
     pin.write_text("garbage\n")
     with pytest.raises(ConfigError, match="origin-key.pin"):
-        OriginTrust(None, pin).check(_manifest(), _signed())
+        OriginTrust(None, pin, pin.with_name(NEWEST_FILE)).check(_manifest(), _signed())
 
 
 def test_the_signing_core_does_no_io() -> None:
@@ -207,3 +207,36 @@ def test_the_signing_core_does_no_io() -> None:
 
 def test_an_origin_key_is_a_value() -> None:
     assert OriginKey(ORIGIN.raw) == ORIGIN and len(ORIGIN.fingerprint) == 16
+
+
+def test_a_version_published_before_the_newest_taken_is_refused(tmp_path: Path) -> None:
+    """A relay or intruder replaying an older version the origin really signed rolls no host back,
+    across a restart too (the newest is kept in the state folder); the same version again, the
+    host's own saved one (`held`), and a later one pass."""
+    pin, newest = tmp_path / "origin-key.pin", tmp_path / NEWEST_FILE
+    old, new = _manifest(), build_manifest(32, [], [])
+
+    def signed(m: Manifest, ms: int) -> SignedVersion:
+        return sign_version(m, KEY, published_ms=ms)
+
+    OriginTrust(None, pin, newest).check(new, signed(new, 2_000))
+    assert newest.read_text().split() == ["2000", new.generation]
+    trust = OriginTrust(None, pin, newest)                    # a restart
+    with pytest.raises(SignatureError, match="published before generation") as refused:
+        trust.check(old, signed(old, 1_999))
+    assert refused.value.hint is not None and "publish it again" in refused.value.hint
+    with pytest.raises(SignatureError, match="published before"):
+        trust.check(old, signed(old, 2_000))                  # the same time, other content
+    assert trust.check(new, signed(new, 2_000)).generation == new.generation   # again: a reconnect
+    assert trust.check(old, signed(old, 1_000), held=True).published_ms == 1_000
+    assert newest.read_text().split() == ["2000", new.generation]
+    trust.check(old, signed(old, 3_000))                      # published anew: taken
+    assert newest.read_text().split() == ["3000", old.generation]
+
+
+def test_a_damaged_newest_version_file_is_a_config_error(tmp_path: Path) -> None:
+    newest = tmp_path / NEWEST_FILE
+    for text in ("garbage\n", "12x abc\n", "1 2 3\n"):
+        newest.write_text(text)
+        with pytest.raises(ConfigError, match=NEWEST_FILE):
+            OriginTrust(None, tmp_path / "origin-key.pin", newest).check(_manifest(), _signed())
