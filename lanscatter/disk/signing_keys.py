@@ -97,13 +97,10 @@ class OriginTrust:
         self.newest_file = newest_file
 
     def pinned(self) -> OriginKey | None:
-        try:
-            text = self.pin_file.read_text(encoding="ascii")
-        except FileNotFoundError:
+        text = _read_state(self.pin_file, "the pinned origin key ",
+                           "delete the file to pin the next origin key, or pass --origin-key")
+        if text is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the pinned origin key {self.pin_file}: {exc}",
-                              "delete the file to pin the next origin key, or pass --origin-key") from None
         try:
             return parse_origin_key(text)
         except ValueError as exc:
@@ -136,18 +133,24 @@ class OriginTrust:
 
     def newest(self) -> tuple[int, str] | None:
         """(publish time in ms, generation) of the newest version this host took, if any."""
-        try:
-            text = self.newest_file.read_text(encoding="ascii")
-        except FileNotFoundError:
+        hint = "delete the file to take any version the origin signed again"
+        text = _read_state(self.newest_file, "", hint)
+        if text is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {self.newest_file}: {exc}",
-                              "delete the file to take any version the origin signed again") from None
         fields = text.split()
         if len(fields) != 2 or not fields[0].isdecimal() or len(fields[0]) > 16:
-            raise ConfigError(f"{self.newest_file} does not hold a publish time and a generation",
-                              "delete the file to take any version the origin signed again")
+            raise ConfigError(f"{self.newest_file} does not hold a publish time and a generation", hint)
         return int(fields[0]), fields[1]
+
+
+def _read_state(path: Path, what: str, hint: str) -> str | None:
+    """The text of a small state file (None: there is none); ConfigError when it is unreadable."""
+    try:
+        return path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what}{path}: {exc}", hint) from None
 
 
 def _when(ms: int) -> str:
