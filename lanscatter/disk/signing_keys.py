@@ -8,8 +8,8 @@
   other key from then on (trust on first use).
 - A host refuses a version the origin published before the newest it has taken (`newest-version`
   in its state folder: the publish time and generation): a relay or intruder that kept an older
-  signed version cannot roll hosts back to it. The origin's publish times only grow
-  (roles/master.py); going back to an older build is publishing it anew, or a rollback
+  signed version cannot roll hosts back to it. The origin's publish times only grow, across its
+  restarts too (`last-published` in its state folder); going back to an older build is publishing it anew, or a rollback
   (`lanscatter rollback`), which switches among versions the hosts keep.
 """
 
@@ -39,6 +39,7 @@ log = logging.getLogger("lanscatter.core.signing")
 PRIVATE_KEY_FILE = "origin.key"
 PIN_FILE = "origin-key.pin"
 NEWEST_FILE = "newest-version"
+LAST_PUBLISHED_FILE = "last-published"     # the origin's: its last publish time (ms), kept across restarts
 
 
 def create_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -121,7 +122,8 @@ class OriginTrust:
                 f"generation {statement.generation[:12]} was published before generation {newest[1][:12]}, "
                 f"which this host took already ({_when(statement.published_ms)} against {_when(newest[0])}): "
                 "an older version sent again is refused",
-                "to go back to an older build, publish it again at the origin (it is signed anew), "
+                "if the origin's clock is behind, set it right; to go back to an older build, publish "
+                "it again at the origin (it is signed anew), "
                 "or roll hosts back to a version they keep: `lanscatter rollback` (`--tree` for all)")
         if trusted is None:
             write_text_atomic(self.pin_file, statement.key.text + "\n")
@@ -155,3 +157,23 @@ def _read_state(path: Path, what: str, hint: str) -> str | None:
 
 def _when(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def last_published(state_dir: Path) -> int:
+    """The origin's last publish time (ms), 0 when none is known; a damaged file is reported and
+    read as none (its next publish then takes the clock's time)."""
+    try:
+        text = _read_state(state_dir / LAST_PUBLISHED_FILE, "", "")
+    except ConfigError as exc:
+        log.warning("%s", exc.message)
+        return 0
+    if text is None:
+        return 0
+    if not (text.strip().isdecimal() and len(text.strip()) <= 16):
+        log.warning("ignoring %s: it does not hold a publish time", state_dir / LAST_PUBLISHED_FILE)
+        return 0
+    return int(text)
+
+
+def note_published(state_dir: Path, published_ms: int) -> None:
+    write_text_atomic(state_dir / LAST_PUBLISHED_FILE, f"{published_ms}\n")

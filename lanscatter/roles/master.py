@@ -58,7 +58,13 @@ from lanscatter.disk.folder_walk import RefusedName
 from lanscatter.disk.folder_watch import watch_folder
 from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import scan_folder
-from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, load_or_create_signing_key, load_signing_key
+from lanscatter.disk.signing_keys import (
+    PRIVATE_KEY_FILE,
+    last_published,
+    load_or_create_signing_key,
+    load_signing_key,
+    note_published,
+)
 from lanscatter.disk.store import Location
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
 from lanscatter.net.node_http import coordinator_app
@@ -154,6 +160,7 @@ class MasterNode:
         self.signed: SignedVersion | None = None
         self.label = ""
         self.published_ms = 0
+        self._published_floor = last_published(opts.state_dir)   # (hosts refuse an older publish)
         self.refusal: Refusal | None = None      # why the last scan was not published (cleared by a publish)
         self.pending = False                     # the source differs from the published version
         self._lock = asyncio.Lock()              # one scan-and-publish at a time
@@ -296,12 +303,15 @@ class MasterNode:
             log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
                      len(d.added), len(d.removed), len(d.changed), d.new_chunks)
             delta = await loop.run_in_executor(None, prepare_delta, old, manifest)
-        # (later than the last publish even if the clock stepped back: hosts refuse an older one)
-        published_ms = max(int(time.time() * 1000), self.published_ms + 1)
+        # (later than the last publish, of an earlier run too, even if the clock stepped back:
+        # hosts refuse an older one)
+        published_ms = max(int(time.time() * 1000), self._published_floor + 1)
         signed = await loop.run_in_executor(
             None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms, label=label))
         self.manifest, self.signed, self.root = manifest, signed, root
         self.label, self.published_ms = label, published_ms
+        self._published_floor = published_ms
+        await loop.run_in_executor(None, note_published, self.opts.state_dir, published_ms)
         self.refusal, self.pending = None, False
         self.swarm.set_manifest(manifest, signed=signed, delta=delta)
         self.swarm.event("info", f"published generation {manifest.generation[:12]}"

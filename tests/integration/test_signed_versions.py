@@ -9,6 +9,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +20,12 @@ from lanscatter.core import protocol as p
 from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
 from lanscatter.core.signing import public_key_of, sign_version
 from lanscatter.disk.hashing import hash_bytes
-from lanscatter.disk.signing_keys import PRIVATE_KEY_FILE, create_signing_key, load_signing_key
+from lanscatter.disk.signing_keys import (
+    LAST_PUBLISHED_FILE,
+    PRIVATE_KEY_FILE,
+    create_signing_key,
+    load_signing_key,
+)
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
@@ -247,5 +253,32 @@ async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
     try:
         peer = peer_of(master.port)
         await run_until(peer, lambda: peer.complete() and tree_state(tmp_path / "p") == tree_state(tmp_path / "origin"))
+    finally:
+        await master.stop()
+
+
+async def test_the_origins_publish_times_only_grow_across_restarts(tmp_path: Path) -> None:
+    """A master restarted with its clock behind its last publish (a clock set back, a snapshot
+    restored) still publishes later than that, or hosts would refuse every new version."""
+    make_tree(tmp_path / "origin")
+    state = tmp_path / "m"
+    state.mkdir()
+    ahead = int(time.time() * 1000) + 10 * 86_400_000
+    (state / LAST_PUBLISHED_FILE).write_text(f"{ahead}\n")
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=state, host=HOST, port=0,
+                                      chunk_size=CHUNK, watch=False))
+    await master.start()
+    try:
+        assert master.published_ms == ahead + 1
+        assert (state / LAST_PUBLISHED_FILE).read_text().strip() == str(ahead + 1)
+    finally:
+        await master.stop()
+    (state / LAST_PUBLISHED_FILE).write_text("garbage\n")     # damaged: the clock's time, and a warning
+    (tmp_path / "origin" / "new.txt").write_text("new\n")
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=state, host=HOST, port=0,
+                                      chunk_size=CHUNK, watch=False))
+    await master.start()
+    try:
+        assert abs(master.published_ms - time.time() * 1000) < 60_000
     finally:
         await master.stop()
