@@ -123,8 +123,8 @@ class OriginTrust:
                 f"which this host took already ({_when(statement.published_ms)} against {_when(newest[0])}): "
                 "an older version sent again is refused",
                 "if the origin's clock is behind, set it right; to go back to an older build, publish "
-                "it again at the origin (it is signed anew), "
-                "or roll hosts back to a version they keep: `lanscatter rollback` (`--tree` for all)")
+                "it again at the origin (it is signed anew), or roll hosts back to a version they keep: "
+                f"`lanscatter rollback` (`--tree` for all); to take it anyway, delete {self.newest_file}")
         if trusted is None:
             write_text_atomic(self.pin_file, statement.key.text + "\n")
             log.warning("pinned the origin's key %s (first use, in %s): versions signed by any other key "
