@@ -50,12 +50,13 @@ from urllib.parse import urlsplit
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.safe_text import safe_text
 
-PROTOCOL_VERSION = 11         # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
+PROTOCOL_VERSION = 12         # 2: Ending; 3: Verify; 4: Receiving, Rates; 5: mutual proof, sealed frames;
                               # 6: manifest format 2 (chunk sizes, content-defined chunks);
                               # 7: ManifestDelta, ManifestWanted, Hello.generation; 8: Staged, Commit;
                               # 9: ManifestMsg in manifest format 3 (columns, manifest_wire.py);
                               # 10: an ok Report is its chunk's Have (REPORT_HOLDS)
                               # 11: a download too short to measure says Ending, no Receiving
+                              # 12: a Commit carries the origin's signed statement of it
 # 5 changed the handshake and the chunk tokens: no older node can join or serve, so a node with a
 # secret never falls back to an unauthenticated conversation. 6 changed the manifest: an older
 # node could not read one, so it is told to upgrade at the handshake instead.
@@ -278,6 +279,8 @@ class Commit(Message):
     TYPE: ClassVar[str] = "commit"
     generation: str
     instead: str = ""
+    statement: str = ""     # (protocol 12) the origin's signed statement of this commit ...
+    signature: str = ""     # ... and its signature: relays pass both on as they came
 
 
 @_message

@@ -14,6 +14,10 @@ Rules:
   manifest it came with: same generation, same digest. Any mismatch raises `SignatureError`. Whether the key is the right one is the caller's decision
   (a configured key or a pinned one): `verify_version` takes the key to trust, or None to accept
   the key the statement names (first use).
+- A tree commit (tree_commit.py: every host shows this generation, or a rollback's kept one
+  instead of the current) is signed the same way under its own domain prefix: the generation,
+  `instead`, the time the origin signed it and its key (`sign_commit`, `verify_commit`), so a relay
+  passes it on but cannot make one up.
 - Key generation needs the system's randomness and lives in `signing_keys.py` with the key files.
 """
 
@@ -40,6 +44,8 @@ MAX_STATEMENT_CHARS = 2048         # a statement is ~250 characters; anything fa
 MAX_SIGNATURE_CHARS = 128          # base64 of 64 bytes is 88
 MAX_LABEL_CHARS = 200
 _DOMAIN = b"lanscatter signed version\n"
+_COMMIT_DOMAIN = b"lanscatter signed commit\n"
+_COMMIT_KEYS = frozenset({"format", "generation", "instead", "signed_ms", "key"})
 _STATEMENT_KEYS = frozenset({"format", "generation", "content", "published_ms", "label", "key"})
 _GENERATION = re.compile(r"^[0-9a-f]{24}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -228,3 +234,65 @@ def _decode_statement(text: str) -> VersionStatement:
     except ValueError as exc:
         raise SignatureError(f"the signed statement names a malformed key: {exc}") from None
     return VersionStatement(gen, content, published, label, origin)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStatement:
+    """The origin's word that every host shows `generation` (instead of `instead`, for a rollback)."""
+
+    generation: str
+    instead: str                    # "" unless a rollback
+    signed_ms: int                  # when the origin signed it (ms since the epoch; only grows)
+    key: OriginKey
+
+    def text(self) -> str:
+        return json.dumps({"format": STATEMENT_FORMAT, "generation": self.generation, "instead": self.instead,
+                           "signed_ms": self.signed_ms, "key": self.key.text},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def sign_commit(private: Ed25519PrivateKey, generation: str, instead: str, *, signed_ms: int) -> SignedVersion:
+    """The origin's signed statement of a tree commit (a statement and its signature, as a version's)."""
+    statement = CommitStatement(generation, instead, signed_ms, public_key_of(private)).text()
+    return SignedVersion(statement, base64.b64encode(private.sign(_COMMIT_DOMAIN + statement.encode("ascii"))).decode())
+
+
+def verify_commit(generation: str, instead: str, signed: SignedVersion, trusted: OriginKey) -> CommitStatement:
+    """The statement of a commit of `generation` (instead of `instead`), once it is shown to be
+    signed by `trusted` and to say exactly that; else SignatureError."""
+    gen = generation[:12]
+    if not signed.statement or not signed.signature:
+        raise SignatureError(f"the commit of generation {gen} is not signed by the origin",
+                             "an origin running an older lanscatter does not sign commits; upgrade it")
+    if len(signed.statement) > MAX_STATEMENT_CHARS or len(signed.signature) > MAX_SIGNATURE_CHARS \
+            or not signed.statement.isascii():
+        raise SignatureError(f"the commit of generation {gen} comes with an oversized signed statement")
+    try:
+        data = json.loads(signed.statement)
+    except ValueError:
+        raise SignatureError("the signed commit is not JSON") from None
+    if not isinstance(data, dict) or set(data) != _COMMIT_KEYS:
+        raise SignatureError("the signed commit does not have the fields of a commit")
+    fmt, g, i, at, key = (data[k] for k in ("format", "generation", "instead", "signed_ms", "key"))
+    if fmt != STATEMENT_FORMAT or isinstance(fmt, bool):
+        raise SignatureError(f"unsupported signed commit format {fmt!r:.20}",
+                             "install the same lanscatter version as the origin")
+    if not (isinstance(g, str) and _GENERATION.match(g) and isinstance(i, str) and (not i or _GENERATION.match(i))
+            and isinstance(at, int) and not isinstance(at, bool) and 0 <= at < 2**53 and isinstance(key, str)):
+        raise SignatureError("the signed commit has a malformed field")
+    try:
+        claimed = parse_origin_key(key)
+    except ValueError as exc:
+        raise SignatureError(f"the signed commit names a malformed key: {exc}") from None
+    if claimed != trusted:
+        raise SignatureError(f"the commit of generation {gen} is signed by key {claimed.fingerprint}, not by "
+                             f"the origin's key {trusted.fingerprint}")
+    try:
+        raw = base64.b64decode(signed.signature, validate=True)
+        trusted.verifier().verify(raw, _COMMIT_DOMAIN + signed.statement.encode("ascii"))
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise SignatureError(f"the commit of generation {gen}: the signature does not match its statement") from None
+    if (g, i) != (generation, instead):
+        raise SignatureError(f"the signed commit is of generation {g[:12]} instead of {i[:12] or '-'}, the "
+                             f"message of generation {gen} instead of {instead[:12] or '-'}")
+    return CommitStatement(g, i, at, claimed)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -26,10 +27,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lanscatter.core.errors import ConfigError, SignatureError
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.signing import (
+    CommitStatement,
     OriginKey,
     SignedVersion,
     VersionStatement,
     parse_origin_key,
+    verify_commit,
     verify_version,
 )
 from lanscatter.disk.atomic_file import write_text_atomic
@@ -39,6 +42,7 @@ log = logging.getLogger("lanscatter.core.signing")
 PRIVATE_KEY_FILE = "origin.key"
 PIN_FILE = "origin-key.pin"
 NEWEST_FILE = "newest-version"
+NEWEST_COMMIT_FILE = "newest-commit"
 LAST_PUBLISHED_FILE = "last-published"     # the origin's: its last publish time (ms), kept across restarts
 
 
@@ -133,6 +137,34 @@ class OriginTrust:
             write_text_atomic(self.newest_file, f"{statement.published_ms} {statement.generation}\n")
         return statement
 
+    def check_commit(self, generation: str, instead: str, signed: SignedVersion) -> CommitStatement:
+        """The statement of a tree commit this host may follow: signed by the trusted key and not
+        signed before the newest commit it followed (`newest-commit`: a relay cannot send an old
+        commit, or an old rollback, again); SignatureError otherwise."""
+        trusted = self.configured or self.pinned()
+        if trusted is None:
+            raise SignatureError(f"a commit of generation {generation[:12]} came before any version",
+                                 "the origin sends its version first; check which master this host follows")
+        statement = verify_commit(generation, instead, signed, trusted)
+        path = self.newest_file.with_name(NEWEST_COMMIT_FILE)
+        hint = "delete the file to follow any commit the origin signed again"
+        text = _read_state(path, "", hint)
+        if text is not None:
+            fields = text.split()
+            if len(fields) != 2 or not fields[0].isdecimal() or len(fields[0]) > 16:
+                raise ConfigError(f"{path} does not hold a time and a statement's digest", hint)
+            newest_ms, digest = int(fields[0]), fields[1]
+            if statement.signed_ms < newest_ms or (statement.signed_ms == newest_ms
+                                                   and digest != _digest(signed.statement)):
+                raise SignatureError(
+                    f"the commit of generation {generation[:12]} was signed before the newest commit this host "
+                    f"followed ({_when(statement.signed_ms)} against {_when(newest_ms)}): an older commit "
+                    "sent again is refused", f"if the origin's clock is behind, set it right; {hint} ({path})")
+            if statement.signed_ms == newest_ms:
+                return statement
+        write_text_atomic(path, f"{statement.signed_ms} {_digest(signed.statement)}\n")
+        return statement
+
     def newest(self) -> tuple[int, str] | None:
         """(publish time in ms, generation) of the newest version this host took, if any."""
         hint = "delete the file to take any version the origin signed again"
@@ -153,6 +185,10 @@ def _read_state(path: Path, what: str, hint: str) -> str | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what}{path}: {exc}", hint) from None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _when(ms: int) -> str:

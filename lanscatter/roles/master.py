@@ -35,6 +35,7 @@ from pathlib import Path
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from lanscatter.core import protocol as p
 from lanscatter.core.auth import Auth, SwarmKey
 from lanscatter.core.chunking import AUTO, AUTO_MIN_SIZE, CDC, Chunking, auto_floor_size, chunking_problem
 from lanscatter.core.errors import ConfigError, ManifestError
@@ -49,7 +50,7 @@ from lanscatter.core.publish_policy import (
     default_mode,
 )
 from lanscatter.core.session import prepare_delta
-from lanscatter.core.signing import SignedVersion, public_key_of, published_view, sign_version
+from lanscatter.core.signing import SignedVersion, public_key_of, published_view, sign_commit, sign_version
 from lanscatter.core.sizes import format_bits_per_s, format_bytes
 from lanscatter.core.status import ActiveVersion, PublishState, StatusDoc
 from lanscatter.core.swarm_load import busiest_site, chunk_floor
@@ -160,13 +161,13 @@ class MasterNode:
         self.signed: SignedVersion | None = None
         self.label = ""
         self.published_ms = 0
-        self._published_floor = last_published(opts.state_dir)   # (hosts refuse an older publish)
+        self._published_floor = last_published(opts.state_dir)   # the last signed time (_next_signed_ms)
         self.refusal: Refusal | None = None      # why the last scan was not published (cleared by a publish)
         self.pending = False                     # the source differs from the published version
         self._lock = asyncio.Lock()              # one scan-and-publish at a time
         self._last_change = -float("inf")        # loop time of the last change the watcher saw
         self.tree = TreeOrigin(self.swarm, opts.state_dir, tree=opts.activate == "tree",
-                               deadline_s=opts.commit_deadline_s)
+                               deadline_s=opts.commit_deadline_s, sign=self._sign_commit)
         self.publish_endpoint = PublishEndpoint(
             self.auth, lambda label, allow_shrink: self.publish(label=label, allow_shrink=allow_shrink),
             self.swarm.event, self._rollback)
@@ -177,6 +178,18 @@ class MasterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = opts.port
+
+    def _next_signed_ms(self) -> int:
+        """The time of a new signed statement (a version or a commit): later than the last one,
+        of an earlier run too, even if the clock stepped back, since hosts refuse an older one."""
+        signed_ms = max(int(time.time() * 1000), self._published_floor + 1)
+        self._published_floor = signed_ms
+        note_published(self.opts.state_dir, signed_ms)
+        return signed_ms
+
+    def _sign_commit(self, generation: str, instead: str) -> p.Commit:
+        signed = sign_commit(self.signing_key, generation, instead, signed_ms=self._next_signed_ms())
+        return p.Commit(generation, instead, signed.statement, signed.signature)
 
     def _signing_key(self) -> Ed25519PrivateKey:
         path = self.opts.signing_key
@@ -303,15 +316,11 @@ class MasterNode:
             log.info("folder changed: %d added, %d removed, %d changed (%d new chunks)",
                      len(d.added), len(d.removed), len(d.changed), d.new_chunks)
             delta = await loop.run_in_executor(None, prepare_delta, old, manifest)
-        # (later than the last publish, of an earlier run too, even if the clock stepped back:
-        # hosts refuse an older one)
-        published_ms = max(int(time.time() * 1000), self._published_floor + 1)
+        published_ms = self._next_signed_ms()
         signed = await loop.run_in_executor(
             None, lambda: sign_version(manifest, self.signing_key, published_ms=published_ms, label=label))
         self.manifest, self.signed, self.root = manifest, signed, root
         self.label, self.published_ms = label, published_ms
-        self._published_floor = published_ms
-        await loop.run_in_executor(None, note_published, self.opts.state_dir, published_ms)
         self.refusal, self.pending = None, False
         self.swarm.set_manifest(manifest, signed=signed, delta=delta)
         self.swarm.event("info", f"published generation {manifest.generation[:12]}"

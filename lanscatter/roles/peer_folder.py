@@ -114,7 +114,14 @@ class PeerFolder:
     # ---- what the master sends ---------------------------------------------------------------
     async def take_commit(self, msg: p.Commit) -> None:
         """The tree's commit (tree_commit.py): switch to the committed version if it is staged
-        whole here, roll back to a kept one, or wait; a relay passes it on to its site."""
+        whole here, roll back to a kept one, or wait; a relay passes it on to its site. Only a
+        commit the origin signed, and none older than the newest followed here."""
+        try:
+            self.trust.check_commit(msg.generation, msg.instead, SignedVersion(msg.statement, msg.signature))
+        except SignatureError as exc:
+            log.error("refused a tree commit from %s, nothing switched: %s%s", self._master_text(), exc,
+                      f" (hint: {exc.hint})" if exc.hint else "")
+            return
         self.commit = Commit(msg.generation, msg.instead)
         if self._on_commit:
             self._on_commit(msg)

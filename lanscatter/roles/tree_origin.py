@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lanscatter.core import protocol as p
@@ -33,13 +34,16 @@ TICK_S = 1.0
 
 
 class TreeOrigin:
-    def __init__(self, swarm: Swarm, state_dir: Path, *, tree: bool, deadline_s: float) -> None:
+    def __init__(self, swarm: Swarm, state_dir: Path, *, tree: bool, deadline_s: float,
+                 sign: Callable[[str, str], p.Commit]) -> None:
+        """`sign(generation, instead)`: the commit message with the origin's signed statement."""
         self.swarm = swarm
         self.tree = tree
+        self._sign = sign
         self._path = state_dir / STATE_FILE
         self.book = self._restore(CommitBook(deadline_s=deadline_s))
         if (msg := self.book.message()) is not None:
-            swarm.set_commit(p.Commit(msg.generation, msg.instead))
+            swarm.set_commit(sign(msg.generation, msg.instead))
 
     def _restore(self, book: CommitBook) -> CommitBook:
         try:
@@ -94,7 +98,7 @@ class TreeOrigin:
         return f" labelled {show_path(label, 80)!r}" if label else ""
 
     def _send(self, commit: Commit) -> None:
-        self.swarm.set_commit(p.Commit(commit.generation, commit.instead))
+        self.swarm.set_commit(self._sign(commit.generation, commit.instead))
         try:
             write_json_atomic(self._path, self.book.to_dict())
         except OSError as exc:

@@ -22,7 +22,9 @@ from lanscatter.core.signing import (
     content_digest,
     parse_origin_key,
     public_key_of,
+    sign_commit,
     sign_version,
+    verify_commit,
     verify_version,
 )
 from lanscatter.disk.signing_keys import NEWEST_FILE, OriginTrust
@@ -240,3 +242,32 @@ def test_a_damaged_newest_version_file_is_a_config_error(tmp_path: Path) -> None
         newest.write_text(text)
         with pytest.raises(ConfigError, match=NEWEST_FILE):
             OriginTrust(None, tmp_path / "origin-key.pin", newest).check(_manifest(), _signed())
+
+
+def test_a_signed_commit_is_checked_strictly() -> None:
+    g1, g2 = "a" * 24, "b" * 24
+    signed = sign_commit(KEY, g1, g2, signed_ms=5)
+    statement = verify_commit(g1, g2, signed, ORIGIN)
+    assert (statement.generation, statement.instead, statement.signed_ms) == (g1, g2, 5)
+    data = json.loads(signed.statement)
+    for change, why in [({"signed_ms": -1}, "malformed field"), ({"signed_ms": True}, "malformed field"),
+                        ({"instead": "x"}, "malformed field"), ({"format": 2}, "unsupported"),
+                        ({"extra": 1}, "fields of a commit"), ({"key": "ed25519:abc"}, "malformed key")]:
+        bad = SignedVersion(json.dumps(data | change), signed.signature)
+        with pytest.raises(SignatureError, match=why):
+            verify_commit(g1, g2, bad, ORIGIN)
+    with pytest.raises(SignatureError, match="oversized"):
+        verify_commit(g1, g2, SignedVersion(signed.statement + " " * 3000, signed.signature), ORIGIN)
+    with pytest.raises(SignatureError, match="not JSON"):
+        verify_commit(g1, g2, SignedVersion("{", signed.signature), ORIGIN)
+    # A version's signature over the same text is no commit's (their domains differ).
+    as_version = SignedVersion(signed.statement, base64.b64encode(
+        KEY.sign(b"lanscatter signed version\n" + signed.statement.encode())).decode())
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_commit(g1, g2, as_version, ORIGIN)
+
+
+def test_a_commit_before_any_version_is_refused(tmp_path: Path) -> None:
+    signed = sign_commit(KEY, "a" * 24, "", signed_ms=5)
+    with pytest.raises(SignatureError, match="before any version"):
+        OriginTrust(None, tmp_path / "origin-key.pin", tmp_path / NEWEST_FILE).check_commit("a" * 24, "", signed)
