@@ -353,23 +353,41 @@ class ChunkTable(Sequence[tuple[str, int]]):
         return f"ChunkTable({len(self)} chunks)"
 
 
+_RECENT_LOOKUPS = 4096     # hashes a ChunkIndex remembers: a transfer looks its chunk up about five times
+
+
 class ChunkIndex(Mapping[str, int]):
     """A chunk table's index (`Manifest.chunk_index()`): a hash's number found in the hash table
-    (`HashTable.find`), no dict of hex texts held."""
+    (`HashTable.find`), no dict of every hex text held; the hashes looked up lately are (the
+    master looks each transfer's chunk up some five times, at 3 us each in the table)."""
 
-    __slots__ = ("_hashes",)
+    __slots__ = ("_hashes", "_recent")
 
     def __init__(self, hashes: HashTable) -> None:
         self._hashes = hashes
+        self._recent: dict[str, int] = {}
+
+    def get(self, chunk: object, default: int | None = None) -> int | None:  # type: ignore[override]
+        if not isinstance(chunk, str):
+            return default
+        d = self._recent.get(chunk)
+        if d is None:
+            d = self._hashes.find(chunk)
+            if d is None:
+                return default
+            if len(self._recent) >= _RECENT_LOOKUPS:
+                self._recent.clear()
+            self._recent[chunk] = d
+        return d
 
     def __getitem__(self, chunk: str) -> int:
-        d = self._hashes.find(chunk) if isinstance(chunk, str) else None
+        d = self.get(chunk)
         if d is None:
             raise KeyError(chunk)
         return d
 
     def __contains__(self, chunk: object) -> bool:
-        return isinstance(chunk, str) and self._hashes.find(chunk) is not None
+        return self.get(chunk) is not None
 
     def __iter__(self) -> Iterator[str]:
         return (self._hashes[d] for d in range(len(self._hashes)))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import lanscatter.core.manifest as manifest_module
 from lanscatter.core.chunking import FIXED, Chunking
 from lanscatter.core.file_table import FileEntry, FileTable, Numbering
 from lanscatter.core.manifest import ChunkLocation, Manifest, build_manifest
@@ -60,6 +61,19 @@ def test_chunk_table_and_index_read_from_the_hash_table() -> None:
     index = m.chunk_index()
     assert dict(index) == {H[0]: 0, H[1]: 1, H[2]: 2}
     assert H[2] in index and H[3] not in index and index.get(H[3]) is None and 7 not in index
+    assert index.get(H[3], -1) == -1 and index.get(["unhashable"]) is None
+    with pytest.raises(KeyError):
+        index[H[3]]
+
+
+def test_a_chunk_index_remembers_a_bounded_number_of_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manifest_module, "_RECENT_LOOKUPS", 2)
+    m = _manifest()
+    index = m.chunk_index()
+    for _ in range(3):                     # past the bound, lookups still find every hash
+        assert [index[h] for h in (H[0], H[1], H[2], H[1])] == [0, 1, 2, 1]
+        assert H[3] not in index
+        assert len(index._recent) <= 2     # type: ignore[attr-defined]
 
 
 def test_locations_walk_each_chunks_references() -> None:
