@@ -79,6 +79,7 @@ SPENT_EVERY_S = 0.05        # how often the master writes where its CPU went
 SHARE_CAP = round(1 / (1 + SHARE_DUTY), 2)   # the share of its time the master spends sharing at most
 STATS_S = 1.0               # as roles/master_link.py
 MASTER_SLOTS = 3            # `lanscatter master --slots` default
+SATURATED = 0.9             # of a core: a master this busy has no idle time left to show
 
 
 def _site(speed: float, tree: Path = TOPOLOGY) -> tuple[LinkMap, list[str]]:
@@ -305,6 +306,13 @@ def measure(args: argparse.Namespace) -> None:
           f"messages {per_frame * (each * site_rate + per_s):.2f} + planning {plan / n * site_rate:.2f} "
           f"+ sharing at most {SHARE_CAP} + feed {feed / s:.2f} = {full:.2f} cores "
           f"(drivers {sum(r['cpu'] for r in results) / s:.2f} cores)")
+    if cpu / s >= SATURATED:
+        # A master with no idle time plans in fewer, larger rounds and shares as often as its duty
+        # lets it, whatever the speed: per transfer it then costs what a busy master costs, and the
+        # projection above depends on the speed it was measured at (docs/benchmarks.md).
+        print(f"the master was saturated ({cpu / s:.2f} of a core): it handled {n / s:.0f} transfers a second "
+              f"on one core, {site_rate / (n / s):.1f} times fewer than the full site asks; the projection "
+              "above depends on --speed")
 
 
 def main() -> None:

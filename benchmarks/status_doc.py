@@ -6,7 +6,8 @@ feed, and the feed's diff of two consecutive ones (`status_feed.diff`).
 
 The site is the synthetic one of benchmarks/tui_cpu.py (every node gains chunks and starts new
 downloads each tick), read into a StatusDoc. Prints the median and best of `--rounds` rounds of
-three calls each, in ms a call, and what four calls a second take of one core. `--against DIR`
+three calls each, in ms a call, and what four calls a second take of one core. Each diff is of
+two consecutive documents of the site ticking along, as a feed's are. `--against DIR`
 (another checkout of the engine, say a git worktree of an older commit) times its `to_json` and
 `diff` too, round by round alternating with this tree's, so that both see the same machine, and
 checks that both give the same output.
@@ -50,12 +51,18 @@ def main() -> int:
     ap.add_argument("--against", type=Path, help="another checkout of the engine to time alongside")
     args = ap.parse_args()
     site = SyntheticSite(args.nodes, args.chunks)
-    before = status.read_status(site.status)
-    site.tick()
+    docs = []                   # one document a tick: each diff is of two consecutive ones, as a feed's
+    for _ in range(3 * args.rounds + 1):
+        docs.append(status.to_json(status.read_status(site.status)))
+        site.tick()
     after = status.read_status(site.status)
-    a, b = status.to_json(before), status.to_json(after)
-    trees: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
-        ("this tree", lambda: status.to_json(after), lambda: status_feed.diff(a, b))]
+    a, b = docs[0], docs[1]
+
+    def diffs(diff: Callable[[Any, Any], Any]) -> Callable[[int], None]:
+        return lambda k: diff(docs[k], docs[k + 1]) and None
+
+    trees: list[tuple[str, Callable[[int], None], Callable[[int], None]]] = [
+        ("this tree", lambda _k: status.to_json(after) and None, diffs(status_feed.diff))]
     if args.against is not None:
         core = args.against / "lanscatter" / "core"
         old_status = _load(core / "status.py", "against_status")
@@ -64,14 +71,14 @@ def main() -> int:
             raise SystemExit("the two trees' to_json differ")
         if old_feed.diff(a, b) != status_feed.diff(a, b):
             raise SystemExit("the two trees' diff differ")
-        trees.append((str(args.against), lambda: old_status.to_json(after), lambda: old_feed.diff(a, b)))
+        trees.append((str(args.against), lambda _k: old_status.to_json(after) and None, diffs(old_feed.diff)))
     times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for tree, to_json, diff in trees:
             for what, call in (("to_json", to_json), ("diff", diff)):
                 began = time.perf_counter()
-                for _ in range(3):
-                    call()
+                for k in range(3 * r, 3 * r + 3):
+                    call(k)
                 times.setdefault((tree, what), []).append((time.perf_counter() - began) / 3 * 1000)
     per_s = 1 / TICK_S
     print(f"{args.nodes} nodes x {args.chunks} chunks, {args.rounds} rounds")
