@@ -120,8 +120,8 @@ class OriginTrust:
         trusted = self.configured or self.pinned()
         statement = verify_version(manifest, signed, trusted)
         newest = self.newest()
-        if newest is not None and not held and (statement.published_ms, statement.generation) != newest \
-                and statement.published_ms <= newest[0]:
+        if not held and _older(newest, statement.published_ms, statement.generation):
+            assert newest is not None
             raise SignatureError(
                 f"generation {statement.generation[:12]} was published before generation {newest[1][:12]}, "
                 f"which this host took already ({_when(statement.published_ms)} against {_when(newest[0])}): "
@@ -148,33 +148,37 @@ class OriginTrust:
         statement = verify_commit(generation, instead, signed, trusted)
         path = self.newest_file.with_name(NEWEST_COMMIT_FILE)
         hint = "delete the file to follow any commit the origin signed again"
-        text = _read_state(path, "", hint)
-        if text is not None:
-            fields = text.split()
-            if len(fields) != 2 or not fields[0].isdecimal() or len(fields[0]) > 16:
-                raise ConfigError(f"{path} does not hold a time and a statement's digest", hint)
-            newest_ms, digest = int(fields[0]), fields[1]
-            if statement.signed_ms < newest_ms or (statement.signed_ms == newest_ms
-                                                   and digest != _digest(signed.statement)):
-                raise SignatureError(
-                    f"the commit of generation {generation[:12]} was signed before the newest commit this host "
-                    f"followed ({_when(statement.signed_ms)} against {_when(newest_ms)}): an older commit "
-                    "sent again is refused", f"if the origin's clock is behind, set it right; {hint} ({path})")
-            if statement.signed_ms == newest_ms:
-                return statement
-        write_text_atomic(path, f"{statement.signed_ms} {_digest(signed.statement)}\n")
+        newest, digest = _mark(path, hint), _digest(signed.statement)
+        if _older(newest, statement.signed_ms, digest):
+            assert newest is not None
+            raise SignatureError(
+                f"the commit of generation {generation[:12]} was signed before the newest commit this host "
+                f"followed ({_when(statement.signed_ms)} against {_when(newest[0])}): an older commit "
+                "sent again is refused", f"if the origin's clock is behind, set it right; {hint} ({path})")
+        if newest is None or statement.signed_ms > newest[0]:
+            write_text_atomic(path, f"{statement.signed_ms} {digest}\n")
         return statement
 
     def newest(self) -> tuple[int, str] | None:
         """(publish time in ms, generation) of the newest version this host took, if any."""
-        hint = "delete the file to take any version the origin signed again"
-        text = _read_state(self.newest_file, "", hint)
-        if text is None:
-            return None
-        fields = text.split()
-        if len(fields) != 2 or not fields[0].isdecimal() or len(fields[0]) > 16:
-            raise ConfigError(f"{self.newest_file} does not hold a publish time and a generation", hint)
-        return int(fields[0]), fields[1]
+        return _mark(self.newest_file, "delete the file to take any version the origin signed again")
+
+
+def _mark(path: Path, hint: str) -> tuple[int, str] | None:
+    """A `newest-*` file: (signing time in ms, what was signed then), None when there is none."""
+    text = _read_state(path, "", hint)
+    if text is None:
+        return None
+    fields = text.split()
+    if len(fields) != 2 or not fields[0].isdecimal() or len(fields[0]) > 16:
+        raise ConfigError(f"{path} does not hold a time and what was signed then", hint)
+    return int(fields[0]), fields[1]
+
+
+def _older(newest: tuple[int, str] | None, signed_ms: int, what: str) -> bool:
+    """Whether a statement signed at `signed_ms` about `what` comes before `newest` (the same time
+    about something else counts as older: the origin's times only grow)."""
+    return newest is not None and (signed_ms, what) != newest and signed_ms <= newest[0]
 
 
 def _read_state(path: Path, what: str, hint: str) -> str | None:
@@ -196,17 +200,18 @@ def _when(ms: int) -> str:
 
 
 def last_published(state_dir: Path) -> int:
-    """The origin's last publish time (ms), 0 when none is known; a damaged file is reported and
-    read as none (its next publish then takes the clock's time)."""
+    """The origin's last signing time (ms), 0 when none is known; a damaged file is reported and
+    read as none (its next statement then takes the clock's time)."""
+    path = state_dir / LAST_PUBLISHED_FILE
     try:
-        text = _read_state(state_dir / LAST_PUBLISHED_FILE, "", "")
-    except ConfigError as exc:
-        log.warning("%s", exc.message)
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
         return 0
-    if text is None:
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
         return 0
-    if not (text.strip().isdecimal() and len(text.strip()) <= 16):
-        log.warning("ignoring %s: it does not hold a publish time", state_dir / LAST_PUBLISHED_FILE)
+    if not (text.isdecimal() and len(text) <= 16):
+        log.warning("ignoring %s: it does not hold a time", path)
         return 0
     return int(text)
 
