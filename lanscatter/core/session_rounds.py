@@ -92,9 +92,10 @@ class SessionRounds:
     def _mind_silent_peers(self, now: float) -> None:
         """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
         downloads and is no source of new ones until it speaks again (receive undoes both; its
-        uploads under way end by their own timeouts), and its transfers past their
-        timeout are withdrawn with no verdict on their source: the stall is the downloader's, and
-        expire() would charge the source as slow."""
+        uploads under way end by their own timeouts), and its transfers past their deadline
+        (Planner.deadline: a timeout guessed before anything was measured gives way to the swarm's
+        measured speed) are withdrawn with no verdict on their source: the stall is the
+        downloader's, and expire() would charge the source as slow."""
         if now - self._silence_checked < PLAN_TICK_S:
             return
         self._silence_checked = now
@@ -107,7 +108,10 @@ class SessionRounds:
                                        "or from it until it speaks")
         for t in list(self.transfers.values()):
             dest = self.peers.get(t.dest)
-            if now < t.started + t.timeout_s or dest is None or not dest.silent:
+            if dest is None or not dest.silent:
+                continue
+            deadline = self.planner.deadline(t.id)
+            if now < (t.started + t.timeout_s if deadline is None else deadline):
                 continue
             self.planner.cancel(t.id)
             self.transfers.pop(t.id, None)

@@ -173,6 +173,24 @@ def test_a_silent_peer_gets_nothing_new_and_its_overdue_downloads_go_with_no_bla
     assert not h.session.peers["a"].silent and len(h.downloads()) == 2
 
 
+def test_a_silent_peers_downloads_planned_before_any_measurement_go_at_the_measured_speed() -> None:
+    """With no rates known, the first downloads get the initial guess as their timeout (minutes).
+    Once a download was measured, a silent peer's guessed ones go as soon as a download planned
+    now would time out: the source's upload slots are not held for minutes."""
+    h = SwarmHarness(synthetic_manifest(8))
+    a = h.join("a")
+    h.tick()
+    first, second = (d for _, d in h.downloads())
+    assert first.timeout_s == second.timeout_s == 300.0          # nothing measured: the guess
+    h.finish(first.transfer, 0.2)
+    h.advance(1.5)                                                 # the swarm's medians refresh
+    a.frozen = True
+    h.advance(SILENT_S + 6.0)                                      # silent, then past 5 s (the least)
+    cancelled = {m.transfer for m in a.received if isinstance(m, p.Cancel)}
+    assert second.transfer in cancelled, "its guessed timeout still held the seed's slot"
+    assert any(e.message == f"a is silent: chunk {second.chunk[:8]} from {SEED} withdrawn" for e in h.events)
+
+
 def test_a_silent_member_is_no_source_until_it_speaks_again() -> None:
     """A member that says nothing (frozen, or its host cut off) answers no request either: once it
     is silent nothing new is planned from it, and once it speaks it is a source again."""

@@ -393,11 +393,8 @@ class Planner(SwarmBooks):
             cap, expected = rate, size / rate + cfg.transfer_overhead_s
         elif self._median_spb is not None:
             expected = size * self._median_spb * slow + cfg.transfer_overhead_s
-        if expected is not None:
-            timeout = min(cfg.max_timeout_s,
-                          max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness))
-        else:
-            timeout = cfg.initial_timeout_s
+        guessed = expected is None
+        timeout = cfg.initial_timeout_s if expected is None else self._timeout(expected)
         if self._arriving and (arriving := self._arriving.get(s.name)):
             due = arriving.get(self._hashes[chunk])
             if due is not None:
@@ -430,7 +427,8 @@ class Planner(SwarmBooks):
         sending[chunk] = k + 1
         if not k:
             s.busy |= bit
-        self._flights[tid] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow)
+        self._flights[tid] = Flight(t, s, d, chunk, links, cap or 0.0, background, narrow, expected, slow,
+                                     guessed=guessed)
         self.flights_epoch += 1
         self._due_at(tid, now + timeout)
         # a transfer changes only d's download and s's upload side (as _touch_down, _touch_up)
@@ -476,6 +474,25 @@ class Planner(SwarmBooks):
                     cover.add_many(s.bits | s.recv, -1)
                 s.corrupt = True
                 self._idle.discard(s.idx)
+
+    def _timeout(self, expected: float) -> float:
+        cfg = self.config
+        return min(cfg.max_timeout_s, max(cfg.min_timeout_s, cfg.timeout_factor * expected * self._median_slowness))
+
+    def deadline(self, transfer_id: int) -> float | None:
+        """When a transfer in flight is past its time. One planned before anything was measured
+        has the initial guess (minutes) as its timeout; once the swarm's speed is known, the
+        timeout a transfer like it would get now applies where it is sooner. None: not in flight."""
+        f = self._flights.get(transfer_id)
+        if f is None:
+            return None
+        t = f.transfer
+        timeout = t.timeout_s
+        if f.guessed and self._median_spb is not None:
+            cfg = self.config
+            known = self._timeout(t.size * self._median_spb * max(1.0, f.src.slowness) + cfg.transfer_overhead_s)
+            timeout = min(timeout, timeout - cfg.initial_timeout_s + known)   # keeps a wait for an arriving chunk
+        return t.started + timeout
 
     def expire(self, now: float) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads."""

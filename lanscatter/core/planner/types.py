@@ -116,3 +116,4 @@ class Flight:
     expected_s: float | None    # duration expected at the cap (or the swarm's median speed)
     slowness: float             # the source's slowness when it was planned
     released: bool = False      # its slots and bookings were freed ahead of its end (release)
+    guessed: bool = False       # its timeout is the initial guess: nothing was measured when planned
