@@ -9,7 +9,7 @@
 - A host refuses a version the origin published before the newest it has taken (`newest-version`
   in its state folder: the publish time and generation): a relay or intruder that kept an older
   signed version cannot roll hosts back to it. The origin's publish times only grow, across its
-  restarts too (`last-published` in its state folder); going back to an older build is publishing it anew, or a rollback
+  restarts too (`last-signed` in its state folder); going back to an older build is publishing it anew, or a rollback
   (`lanscatter rollback`), which switches among versions the hosts keep.
 """
 
@@ -43,7 +43,7 @@ PRIVATE_KEY_FILE = "origin.key"
 PIN_FILE = "origin-key.pin"
 NEWEST_FILE = "newest-version"
 NEWEST_COMMIT_FILE = "newest-commit"
-LAST_PUBLISHED_FILE = "last-published"     # the origin's: its last publish time (ms), kept across restarts
+LAST_SIGNED_FILE = "last-signed"         # the origin's: its last signing time (ms, a version or a commit), kept across restarts
 
 
 def create_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -199,10 +199,10 @@ def _when(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
-def last_published(state_dir: Path) -> int:
+def last_signed(state_dir: Path) -> int:
     """The origin's last signing time (ms), 0 when none is known; a damaged file is reported and
     read as none (its next statement then takes the clock's time)."""
-    path = state_dir / LAST_PUBLISHED_FILE
+    path = state_dir / LAST_SIGNED_FILE
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
@@ -216,5 +216,5 @@ def last_published(state_dir: Path) -> int:
     return int(text)
 
 
-def note_published(state_dir: Path, published_ms: int) -> None:
-    write_text_atomic(state_dir / LAST_PUBLISHED_FILE, f"{published_ms}\n")
+def note_signed(state_dir: Path, signed_ms: int) -> None:
+    write_text_atomic(state_dir / LAST_SIGNED_FILE, f"{signed_ms}\n")

@@ -61,10 +61,10 @@ from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.scanner import scan_folder
 from lanscatter.disk.signing_keys import (
     PRIVATE_KEY_FILE,
-    last_published,
+    last_signed,
     load_or_create_signing_key,
     load_signing_key,
-    note_published,
+    note_signed,
 )
 from lanscatter.disk.store import Location
 from lanscatter.net.chunk_http import ChunkServer, TrafficCounters
@@ -161,7 +161,7 @@ class MasterNode:
         self.signed: SignedVersion | None = None
         self.label = ""
         self.published_ms = 0
-        self._published_floor = last_published(opts.state_dir)   # the last signed time (_next_signed_ms)
+        self._signed_floor = last_signed(opts.state_dir)   # the last signed time (_next_signed_ms)
         self.refusal: Refusal | None = None      # why the last scan was not published (cleared by a publish)
         self.pending = False                     # the source differs from the published version
         self._lock = asyncio.Lock()              # one scan-and-publish at a time
@@ -182,9 +182,9 @@ class MasterNode:
     def _next_signed_ms(self) -> int:
         """The time of a new signed statement (a version or a commit): later than the last one,
         of an earlier run too, even if the clock stepped back, since hosts refuse an older one."""
-        signed_ms = max(int(time.time() * 1000), self._published_floor + 1)
-        self._published_floor = signed_ms
-        note_published(self.opts.state_dir, signed_ms)
+        signed_ms = max(int(time.time() * 1000), self._signed_floor + 1)
+        self._signed_floor = signed_ms
+        note_signed(self.opts.state_dir, signed_ms)
         return signed_ms
 
     def _sign_commit(self, generation: str, instead: str) -> p.Commit:

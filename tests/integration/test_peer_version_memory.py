@@ -7,54 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import shutil
 import weakref
 from collections import deque
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.core import protocol as p
-from lanscatter.core.chunking import FIXED, Chunking
+from lanscatter.core.chunking import FIXED
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
-from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.signing import public_key_of, sign_version
-from lanscatter.disk.hash_cache import HashCache
-from lanscatter.disk.scanner import scan_folder
 from lanscatter.roles.peer_folder import PeerFolder
 from lanscatter.roles.peer_options import PeerOptions
 from tests.integration.nodes import tree_state
-
-KEY = Ed25519PrivateKey.generate()
-
-
-def _write(folder: Path, files: dict[str, bytes]) -> Manifest:
-    for rel, data in files.items():
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_bytes(data)
-    return scan_folder(folder, Chunking(FIXED, 1024), HashCache(None))[0]
-
-
-_PUBLISHED = itertools.count(2)      # an origin's publish times grow (hosts refuse an older one)
-
-
-def _delta(base: Manifest, new: Manifest) -> p.ManifestDelta:
-    delta = make_delta(base, new)
-    assert delta is not None
-    signed = sign_version(new, KEY, published_ms=next(_PUBLISHED))
-    return p.ManifestDelta(base.generation, new.generation, delta, signed.statement, signed.signature)
-
-
-async def _no_downloads() -> list[int]:
-    return []
-
-
-async def _no_wait() -> None:
-    pass
+from tests.integration.signed_folder_kit import KEY, no_downloads, no_wait, signed_delta, write_version
 
 
 async def _peer(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
@@ -66,7 +35,7 @@ async def _peer(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
 
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY),
                        adopt=True, activate="host")
-    folder = PeerFolder(opts, post=lambda msg: None, room=_no_wait, cancel_downloads=_no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     signed = sign_version(v1, KEY, published_ms=1)
     await folder.take_manifest(p.ManifestMsg(to_wire(v1), statement=signed.statement, signature=signed.signature))
@@ -77,9 +46,9 @@ async def _peer(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
 async def test_applying_a_delta_the_old_manifest_is_gone_while_the_folder_is_reconciled(tmp_path: Path) -> None:
     source = tmp_path / "src"
     files = {f"d{k % 3}/f{k:02d}": b"content %d" % k for k in range(30)}
-    v1 = _write(source, files)
+    v1 = write_version(source, files)
     folder = await _peer(tmp_path, v1, source)
-    v2 = _write(source, {"d0/f00": b"content 7", "d1/new": b"content 8"})    # held here already: copied
+    v2 = write_version(source, {"d0/f00": b"content 7", "d1/new": b"content 8"})    # held here already: copied
     old = weakref.ref(folder.manifest)  # type: ignore[arg-type]
     old_alive_in_reconcile: list[bool] = []
     reconcile = folder.store.reconcile
@@ -96,7 +65,7 @@ async def test_applying_a_delta_the_old_manifest_is_gone_while_the_folder_is_rec
     gc.disable()              # freed as soon as it is let go, not by a pass of the collector
     try:
         async with asyncio.timeout(60):
-            await folder.take_delta(_delta(v1, v2))
+            await folder.take_delta(signed_delta(v1, v2))
     finally:
         gc.enable()
         folder.store.close()
@@ -112,7 +81,7 @@ async def test_the_holdings_go_to_the_master_as_the_link_takes_them(tmp_path: Pa
     """After a reconcile the Have pieces (512 chunks each) are queued as the link takes them, not
     all at once (a million chunks were 2,000 frames, some 70 MB of text, queued in one go)."""
     source = tmp_path / "src"
-    v1 = _write(source, {f"d{k // 100}/f{k}": b"content %d" % k for k in range(3000)})
+    v1 = write_version(source, {f"d{k // 100}/f{k}": b"content %d" % k for k in range(3000)})
     shutil.copytree(source, tmp_path / "peer")          # held whole: 3,000 chunks to announce
     queue: deque[p.Message] = deque()
     sent: list[p.Message] = []
@@ -135,7 +104,7 @@ async def test_the_holdings_go_to_the_master_as_the_link_takes_them(tmp_path: Pa
 
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY),
                        adopt=True)
-    folder = PeerFolder(opts, post=post, room=room, cancel_downloads=_no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=post, room=room, cancel_downloads=no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     sending = asyncio.create_task(link())
     signed = sign_version(v1, KEY, published_ms=1)
@@ -160,10 +129,10 @@ class _Columns(dict):  # type: ignore[type-arg]
 
 async def test_a_whole_manifest_s_columns_are_not_held_while_it_is_applied(tmp_path: Path) -> None:
     source = tmp_path / "src"
-    v1 = _write(source, {f"f{k}": b"content %d" % k for k in range(10)})
+    v1 = write_version(source, {f"f{k}": b"content %d" % k for k in range(10)})
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY))
 
-    folder = PeerFolder(opts, post=lambda msg: None, room=_no_wait, cancel_downloads=_no_downloads, stats=lambda: None,
+    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
                         master_text=lambda: "the master")
     wire = _Columns(to_wire(v1))
     columns = weakref.ref(wire)
@@ -192,7 +161,7 @@ async def test_a_whole_manifest_s_columns_are_not_held_while_it_is_applied(tmp_p
 async def test_a_version_that_fails_half_way_leaves_the_old_one_shown_and_the_next_one_applies(
         tmp_path: Path) -> None:
     source = tmp_path / "src"
-    v1 = _write(source, {f"f{k}": b"content %d" % k for k in range(10)})
+    v1 = write_version(source, {f"f{k}": b"content %d" % k for k in range(10)})
     before = tree_state(source)
     folder = await _peer(tmp_path, v1, source)
     # A path the protocol takes but that is too long below this peer's folder: staging fails.
@@ -203,14 +172,14 @@ async def test_a_version_that_fails_half_way_leaves_the_old_one_shown_and_the_ne
     try:
         async with asyncio.timeout(60):
             with pytest.raises(RemoteProtocolError, match="cannot be stored"):
-                await folder.take_delta(_delta(v1, v2))
+                await folder.take_delta(signed_delta(v1, v2))
             # The folder still shows the old version, whole, and the node is not in sync.
             assert not folder.complete()
             assert folder.active_version().generation == v1.generation  # type: ignore[union-attr]
             assert tree_state(tmp_path / "peer") == before
             # The master's next version comes as a delta from the one that failed (the one held).
-            v3 = _write(source, {"f0": b"content 5"})
-            await folder.take_delta(_delta(v2, v3))
+            v3 = write_version(source, {"f0": b"content 5"})
+            await folder.take_delta(signed_delta(v2, v3))
         assert folder.complete() and folder.active_version().generation == v3.generation  # type: ignore[union-attr]
         assert tree_state(tmp_path / "peer") == tree_state(source)
     finally:

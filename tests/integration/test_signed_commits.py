@@ -16,7 +16,7 @@ from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.signing import public_key_of, sign_commit, sign_version
 from lanscatter.roles.peer_folder import PeerFolder
 from lanscatter.roles.peer_options import PeerOptions
-from tests.integration.test_peer_version_memory import KEY, _delta, _no_downloads, _no_wait, _write
+from tests.integration.signed_folder_kit import KEY, no_downloads, no_wait, signed_delta, write_version
 
 
 def _commit(generation: str, instead: str = "", *, at: int, key: Ed25519PrivateKey = KEY) -> p.Commit:
@@ -36,7 +36,7 @@ async def _tree_host(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
         (tmp_path / "peer" / f.path).write_bytes((source / f.path).read_bytes())
     opts = PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state", origin_key=public_key_of(KEY),
                        adopt=True, activate="tree")
-    folder = PeerFolder(opts, post=lambda msg: None, room=_no_wait, cancel_downloads=_no_downloads,
+    folder = PeerFolder(opts, post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads,
                         stats=lambda: None, master_text=lambda: "the relay")
     signed = sign_version(v1, KEY, published_ms=1)
     await folder.take_manifest(p.ManifestMsg(to_wire(v1), statement=signed.statement, signature=signed.signature))
@@ -49,11 +49,11 @@ async def _tree_host(tmp_path: Path, v1: Manifest, source: Path) -> PeerFolder:
 async def test_a_host_follows_only_the_commits_the_origin_signed(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     source = tmp_path / "src"
-    v1 = _write(source, {f"f{k}": b"content %d" % k for k in range(6)})
+    v1 = write_version(source, {f"f{k}": b"content %d" % k for k in range(6)})
     folder = await _tree_host(tmp_path, v1, source)
     try:
-        v2 = _write(source, {"f0": b"content 5"})              # held here already: staged by a copy
-        await folder.take_delta(_delta(v1, v2))
+        v2 = write_version(source, {"f0": b"content 5"})              # held here already: staged by a copy
+        await folder.take_delta(signed_delta(v1, v2))
         assert folder.complete() and _active(folder) == v1.generation   # staged whole, not committed yet
         await folder.take_commit(_commit(v2.generation, at=20))
         assert _active(folder) == v2.generation
@@ -84,7 +84,7 @@ async def test_a_host_follows_only_the_commits_the_origin_signed(
     # A restart remembers the newest commit followed.
     folder = PeerFolder(PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state",
                                     origin_key=public_key_of(KEY), adopt=True, activate="tree"),
-                        post=lambda msg: None, room=_no_wait, cancel_downloads=_no_downloads, stats=lambda: None,
+                        post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
                         master_text=lambda: "the relay")
     try:
         caplog.clear()

@@ -21,7 +21,7 @@ from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
 from lanscatter.core.signing import public_key_of, sign_version
 from lanscatter.disk.hashing import hash_bytes
 from lanscatter.disk.signing_keys import (
-    LAST_PUBLISHED_FILE,
+    LAST_SIGNED_FILE,
     PRIVATE_KEY_FILE,
     create_signing_key,
     load_signing_key,
@@ -264,16 +264,16 @@ async def test_the_origins_publish_times_only_grow_across_restarts(tmp_path: Pat
     state = tmp_path / "m"
     state.mkdir()
     ahead = int(time.time() * 1000) + 10 * 86_400_000
-    (state / LAST_PUBLISHED_FILE).write_text(f"{ahead}\n")
+    (state / LAST_SIGNED_FILE).write_text(f"{ahead}\n")
     master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=state, host=HOST, port=0,
                                       chunk_size=CHUNK, watch=False))
     await master.start()
     try:
         assert master.published_ms == ahead + 1
-        assert int((state / LAST_PUBLISHED_FILE).read_text()) >= ahead + 1   # (and its commit's, after it)
+        assert int((state / LAST_SIGNED_FILE).read_text()) >= ahead + 1   # (and its commit's, after it)
     finally:
         await master.stop()
-    (state / LAST_PUBLISHED_FILE).write_text("garbage\n")     # damaged: the clock's time, and a warning
+    (state / LAST_SIGNED_FILE).write_text("garbage\n")     # damaged: the clock's time, and a warning
     (tmp_path / "origin" / "new.txt").write_text("new\n")
     master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=state, host=HOST, port=0,
                                       chunk_size=CHUNK, watch=False))
