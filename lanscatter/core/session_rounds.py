@@ -91,11 +91,13 @@ class SessionRounds:
 
     def _mind_silent_peers(self, now: float) -> None:
         """A peer that has said nothing for SILENT_S (frozen, suspended, cut off) gets no new
-        downloads and is no source of new ones until it speaks again (receive undoes both; its
-        uploads under way end by their own timeouts), and its transfers past their deadline
-        (Planner.deadline: a timeout guessed before anything was measured gives way to the swarm's
-        measured speed) are withdrawn with no verdict on their source: the stall is the
-        downloader's, and expire() would charge the source as slow."""
+        downloads and is no source of new ones until it speaks again (receive undoes both). Its
+        uploads under way are withdrawn at once: a member that says nothing serves nothing either,
+        and each of its downloaders would otherwise wait for its stall timer (30 s) before trying
+        another source. Its downloads go once past their deadline (Planner.deadline: a timeout
+        guessed before anything was measured gives way to the swarm's measured speed). Neither
+        is a verdict on the other end: the stall is the silent member's, where expire() would
+        charge the source as slow."""
         if now - self._silence_checked < PLAN_TICK_S:
             return
         self._silence_checked = now
@@ -107,19 +109,26 @@ class SessionRounds:
                 self._event("warning", f"{link.name} has said nothing for {SILENT_S:.0f} s: no transfers to "
                                        "or from it until it speaks")
         for t in list(self.transfers.values()):
+            source = self.peers.get(t.source)
+            if source is not None and source.silent:
+                self._withdraw(t, f"{t.source} is silent: chunk {t.chunk[:8]} to {t.dest} withdrawn")
+                continue
             dest = self.peers.get(t.dest)
             if dest is None or not dest.silent:
                 continue
             deadline = self.planner.deadline(t.id)
-            if now < (t.started + t.timeout_s if deadline is None else deadline):
-                continue
-            self.planner.cancel(t.id)
-            self.transfers.pop(t.id, None)
-            self._untrack(t)
-            self._event("warning", f"{t.dest} is silent: chunk {t.chunk[:8]} from {t.source} withdrawn")
-            self._send(t.dest, p.Cancel(t.id))
-            if t.source == self.name:
-                self._out.append(SeedCut((t.id,)))
+            if now >= (t.started + t.timeout_s if deadline is None else deadline):
+                self._withdraw(t, f"{t.dest} is silent: chunk {t.chunk[:8]} from {t.source} withdrawn")
+
+    def _withdraw(self, t: Transfer, why: str) -> None:
+        """End a transfer with no verdict on either end, and tell its downloader."""
+        self.planner.cancel(t.id)
+        self.transfers.pop(t.id, None)
+        self._untrack(t)
+        self._event("warning", why)
+        self._send(t.dest, p.Cancel(t.id))
+        if t.source == self.name:
+            self._out.append(SeedCut((t.id,)))
 
     def _paced_here(self, t: Transfer) -> bool:
         """Whether t's source takes new rates while it sends: both ends are here (the downloader

@@ -166,6 +166,33 @@ def test_a_frozen_holder_is_no_source_once_silent(cluster: Cluster, tmp_path: Pa
     assert tree_state(tmp_path / "late") == tree_state(cluster.source)
 
 
+def test_a_frozen_sources_uploads_are_withdrawn(cluster: Cluster, tmp_path: Path) -> None:
+    """A holder freezes while it uploads to a peer: once the master has heard nothing from it for a
+    few seconds it withdraws those uploads, with no verdict on it, and the peer gets the chunks from
+    the master instead of waiting for each download's timeout (about 30 s here)."""
+    (cluster.source / "big.bin").write_bytes(os.urandom(16 * 1024 * 1024))
+    # 4 chunks of 4 MiB; the master at 4 MB/s, the holder at 0.5 MB/s: 8 s an upload from it
+    master = cluster.start_master("--ul-rate", "32", "--chunking", "fixed", "--chunk-size", "4MiB")
+    holder = cluster.start_peer("holder", "--ul-rate", "4")
+    wait_for(lambda: synced(holder), 30, "the holder in sync", master, holder)
+    late = cluster.start_peer("late", "--slots", "4")
+
+    def uploading() -> bool:
+        st = master.status()
+        row = next((n for n in st["nodes"] if n["name"] == "holder"), None) if st else None
+        return bool(row and row["ul_slots_used"])
+
+    wait_for(uploading, 30, "uploads from the holder under way", master, holder, late)
+    holder.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: synced(late), 20, "the late peer in sync", master, holder, late)
+    finally:
+        holder.proc.send_signal(signal.SIGCONT)
+    events = _events(master)
+    assert "holder is silent: chunk" in events and "slow source" not in events, events
+    assert tree_state(tmp_path / "late") == tree_state(cluster.source)
+
+
 def test_a_frozen_downloader_is_not_taken_for_a_slow_source(cluster: Cluster) -> None:
     (cluster.source / "big.bin").write_bytes(os.urandom(40 * 256 * 1024))
     master = cluster.start_master("--ul-rate", "16")          # 2 MB/s: seconds of sending

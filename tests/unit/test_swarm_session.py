@@ -331,6 +331,27 @@ def test_the_seeds_uploads_to_a_member_that_left_are_cut_and_a_peers_are_cancell
     assert not any(isinstance(msg, p.Cancel) for msg in b.received)
 
 
+def test_a_silent_members_uploads_are_withdrawn_and_planned_again_from_others() -> None:
+    """A member that says nothing serves nothing either: its downloaders would each wait for their
+    stall timer (30 s). Once it is silent they are told to stop, and the chunks come from others."""
+    m = synthetic_manifest(40)
+    chunks = {c for c, _ in m.chunk_table()}
+    h = SwarmHarness(m, seed_slots=1)
+    a = h.join("a", held=chunks, ul_slots=4)
+    b = h.join("b", dl_slots=4)
+    h.tick()
+    from_a = {d.transfer for _, d in h.downloads() if d.source == "a"}
+    assert from_a
+    a.frozen = True
+    h.advance(SILENT_S + 0.5)
+    cancelled = {m.transfer for m in b.received if isinstance(m, p.Cancel)}
+    assert from_a <= cancelled
+    assert sum("a is silent: chunk" in e.message and "to b withdrawn" in e.message for e in h.events) == len(from_a)
+    assert h.session.planner.node_stats("b").failures == 0 and h.session.planner.node_stats("a").failures == 0
+    h.advance(0.5)
+    assert h.downloads() and all(d.source == SEED for _, d in h.downloads())
+
+
 def test_the_seeds_uploads_to_a_silent_member_are_cut_when_withdrawn() -> None:
     h = SwarmHarness(synthetic_manifest(8), link_map=_links(up_master=8e6, down_a=DOWN))
     a = h.join("a")
