@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system programs some tests need (Debian packages), only those that are missing:
-# openssh-server (sshd, for the SSH bring-up test) and tmux (the monitor in a real terminal,
-# tests/tui/test_up_in_tmux.py). Needs root to install; without root it installs nothing and the
+# openssh-server (sshd, for the SSH bring-up test), tmux (the monitor in a real terminal,
+# tests/tui/test_up_in_tmux.py) and faketime (libfaketime: a host whose clock is hours off,
+# tests/integration/test_clock_skew.py). Needs root to install; without root it installs nothing and the
 # tests that need a missing program skip with the reason.
 set -euo pipefail
 missing=()
@@ -10,6 +11,9 @@ if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
 fi
 if ! command -v tmux >/dev/null 2>&1; then
   missing+=(tmux)
+fi
+if ! command -v faketime >/dev/null 2>&1; then
+  missing+=(faketime)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -22,7 +22,10 @@ Chunk authorisation: the master puts a token in every Download, a MAC under the 
 (chunk, requester address, source address, expiry). The source's chunk server recomputes it from
 what it sees itself (the requested chunk, the connection's remote address, its own local address
 and port), so a token is good for one chunk, from one host, at one source, until it expires, and
-nothing else. Hosts need clocks within CLOCK_SKEW_S of each other.
+nothing else. It expires by the master's clock: a source checks it by its master's clock as
+learned at its join (the Welcome says the master's time; `master_clock_offset`), so hosts' clocks
+need not agree (a host whose clock was set in local time, or never set, still serves). CLOCK_SKEW_S
+is the error allowed in that estimate, and between the clocks where a master does not say its time.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from lanscatter.core.errors import ConfigError
 TOKEN_HEADER = "X-Lanscatter-Token"
 MIN_SECRET_CHARS = 16
 TOKEN_TTL_S = 120          # a token is needed only until its request reaches the source
-CLOCK_SKEW_S = 30          # how far apart the master's and a source's clocks may be
+CLOCK_SKEW_S = 30          # how far off a source's idea of its master's clock may be
 _MAX_TOKEN_CHARS = 256
 _KDF_SALT = b"lanscatter swarm secret v1"
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1, "maxmem": 64 * 2**20, "dklen": 32}
@@ -151,6 +154,15 @@ class Auth:
     def _chunk_mac(self, chunk: str, requester: str, source: str, expires: int) -> str:
         text = "\0".join(("chunk", chunk, requester, source, str(expires)))
         return hmac.new(self._chunk_key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def master_clock_offset(clock_ms: int, sent: float, received: float) -> float:
+    """Seconds the master's wall clock is ahead of this host's, from its Welcome's `clock_ms` and
+    this host's wall clock when it sent its Hello and when the Welcome came (the Welcome was stamped
+    between the two); 0.0 from a master that did not say its time."""
+    if clock_ms <= 0:
+        return 0.0
+    return clock_ms / 1000 - (sent + received) / 2
 
 
 def _label(key: bytes, label: str) -> bytes:

@@ -168,13 +168,14 @@ class MasterHandshake:
         self.state = State.ACCEPTED
         return self._accepted
 
-    def welcome(self, name: str) -> tuple[bytes, Channel]:
-        """The sealed Welcome (the master's proof) and the channel for every later frame."""
+    def welcome(self, name: str, clock_ms: int = 0) -> tuple[bytes, Channel]:
+        """The sealed Welcome (the master's proof, with its wall clock `clock_ms`) and the channel
+        for every later frame."""
         self._move(_MASTER_MOVES, "welcome")
         assert self._accepted is not None
         channel = Channel(_session_key(self._auth, self._nonce, self._accepted.hello.nonce, self._hello_digest),
                           sends=_TO_PEER, receives=_TO_MASTER)
-        frame = channel.seal(p.encode(p.Welcome(name, self._accepted.version)).encode())
+        frame = channel.seal(p.encode(p.Welcome(name, self._accepted.version, clock_ms)).encode())
         return frame, channel
 
     def _refuse(self, code: str, message: str) -> Refused:

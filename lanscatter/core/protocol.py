@@ -127,6 +127,9 @@ class Welcome(Message):
     TYPE: ClassVar[str] = "welcome"
     name: str               # the name the master knows this peer by (made unique)
     protocol: int
+    # The master's wall clock as it sent this (Unix ms; 0: not said, by a master before this field).
+    # Its chunk tokens expire by that clock, so a source checks them by it (hosts' clocks may differ).
+    clock_ms: int = 0
 
 
 @_message

@@ -78,6 +78,9 @@ class ChunkServer:
         self.ul_bucket = ul_bucket
         self.compress = compress
         self.pacer = UploadPacer(ul_bucket.rate if ul_bucket is not None else None)
+        # How far the clock of the master whose tokens this server checks is ahead of ours: its
+        # tokens expire by its clock (a peer learns it at each join; a master checks its own).
+        self.clock_offset = 0.0
         self._compressible: dict[str, bool] = {}
 
     def routes(self) -> list[web.RouteDef]:
@@ -153,7 +156,7 @@ class ChunkServer:
         if not sockname or not request.remote:
             return "the connection's addresses are unknown"
         return self.auth.check_chunk(chunk, request.headers.get(TOKEN_HEADER), requester=request.remote,
-                                     source=endpoint(sockname[0], sockname[1]), now=time.time())
+                                     source=endpoint(sockname[0], sockname[1]), now=time.time() + self.clock_offset)
 
     async def _send_plain(self, request: web.Request, fh, loc: Location,  # type: ignore[no-untyped-def]
                           buckets: list[TokenBucket]) -> web.StreamResponse:

@@ -33,7 +33,7 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from lanscatter.core import protocol as p
-from lanscatter.core.auth import Auth
+from lanscatter.core.auth import Auth, master_clock_offset
 from lanscatter.core.errors import ConfigError, RemoteProtocolError
 from lanscatter.core.handshake import Channel, PeerHandshake
 from lanscatter.net.server import TLS_REQUIRED_TEXT
@@ -118,12 +118,12 @@ class MasterRound:
 class MasterLink:
     """The control connection, kept up until cancelled. The node says what to join with (`hello`,
     given the address this end connects from), takes each message (`handle`) and the Welcome
-    (`welcomed`), stops its downloads when a connection ends (`lost`), and gives its figures once a
+    with how far the master's clock is ahead of this host's (`welcomed`), stops its downloads when a connection ends (`lost`), and gives its figures once a
     second while joined (`stats`)."""
 
     def __init__(self, *, masters: tuple[tuple[str, int], ...], auth: Auth, tls: ssl.SSLContext | None,
                  local_addr: tuple[str, int] | None, connect_timeout: float,
-                 hello: Callable[[str], p.Hello], welcomed: Callable[[p.Welcome], None],
+                 hello: Callable[[str], p.Hello], welcomed: Callable[[p.Welcome, float], None],
                  handle: Callable[[p.Message], Awaitable[None]], lost: Callable[[], Awaitable[object]],
                  stats: Callable[[], None]) -> None:
         self.round = MasterRound(masters)
@@ -210,10 +210,11 @@ class MasterLink:
             hs = PeerHandshake(self._auth, self._hello(sockname[0] if sockname else ""),
                                them=f"the master at {host}:{port}")
             await ws.send_bytes(hs.receive_challenge(await _handshake_frame(ws)))
+            sent = time.time()
             welcome = hs.receive_welcome(await _handshake_frame(ws))
             channel = hs.channel
             assert channel is not None
-            self._welcomed(welcome)
+            self._welcomed(welcome, master_clock_offset(welcome.clock_ms, sent, time.time()))
             self.protocol = welcome.protocol
             self.connected = True
             self.joined_once = True

@@ -20,6 +20,7 @@ manifest, the origin's statement) is read-only from outside: only the master's m
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 import time
@@ -29,7 +30,7 @@ from aiohttp import web
 
 from lanscatter import __version__
 from lanscatter.core import protocol as p
-from lanscatter.core.auth import Auth
+from lanscatter.core.auth import CLOCK_SKEW_S, Auth
 from lanscatter.core.errors import RemoteProtocolError
 from lanscatter.core.manifest import Manifest
 from lanscatter.core.rate_meter import RateMeter
@@ -49,6 +50,8 @@ from lanscatter.roles.peer_downloads import Downloads, log_crash
 from lanscatter.roles.peer_folder import DryRunDone, PeerFolder
 from lanscatter.roles.peer_options import PeerOptions
 from lanscatter.roles.peer_status import peer_status
+
+log = logging.getLogger(__name__)
 
 
 class PeerNode:
@@ -180,8 +183,13 @@ class PeerNode:
                        ul_slots=o.ul_slots if o.serve else 0, role=o.role, generation=m.generation if m else "",
                        gateways=list(o.gateways), term=o.term)
 
-    def _welcomed(self, welcome: p.Welcome) -> None:
+    def _welcomed(self, welcome: p.Welcome, clock_offset: float) -> None:
         self.name = welcome.name
+        self.server.clock_offset = clock_offset      # its tokens expire by its clock
+        if abs(clock_offset) > CLOCK_SKEW_S:
+            log.warning("this host's clock is %.0f s %s the master's: chunk requests are checked by the master's "
+                        "clock, but check the clocks (NTP) all the same", abs(clock_offset),
+                        "behind" if clock_offset > 0 else "ahead of")
 
     def post(self, msg: p.Message, min_protocol: int = 1) -> None:
         """Queue a frame for the master if the protocol agreed at the last join carries it."""

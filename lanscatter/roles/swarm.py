@@ -270,7 +270,7 @@ class Swarm:
         # The name as this swarm knows it from now on: in logs, events, status and its Welcome.
         name = self.session.name_for(safe_text(outcome.hello.name, NAME_LIMIT) or remote or "peer")
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        welcome, channel = hs.welcome(name)
+        welcome, channel = hs.welcome(name, int(time.time() * 1000))
         if ws.closed:
             return None
         await ws.send_bytes(welcome)

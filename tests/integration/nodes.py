@@ -104,26 +104,27 @@ class Cluster:
         self.nodes: list[Node] = []
         self.master: Node | None = None
 
-    def start_master(self, *extra: str) -> Node:
+    def start_master(self, *extra: str, env: dict[str, str] | None = None) -> Node:
         port, port_file = any_port(self.tmp, "master")
         argv = ["master", str(self.source), "--listen", HOST, *port, "--chunk-size",
                 self.chunk_size, "--state-dir", str(self.tmp / "state-master"), "--rescan-interval", "2", "--settle", "1",
                 *extra]
-        node = Node(argv, self.tmp / "master.log", port_file, self._env())
+        node = Node(argv, self.tmp / "master.log", port_file, {**self._env(), **(env or {})})
         self.nodes.append(node)
         self.master = node
         wait_for(lambda: node.status() is not None and node.status()["generation"], 30, "master up",
                  node)
         return node
 
-    def start_peer(self, name: str, *extra: str, secret: str | None = None, folder: Path | None = None) -> Node:
+    def start_peer(self, name: str, *extra: str, secret: str | None = None, folder: Path | None = None,
+                   env: dict[str, str] | None = None) -> Node:
         assert self.master is not None
         port, port_file = any_port(self.tmp, name)
         argv = ["peer", f"{HOST}:{self.master.port}", str(folder or self.tmp / name), "--listen", HOST, *port,
                 "--name", name, "--state-dir", str(self.tmp / f"state-{name}"),
                 "--connect-timeout", "20", *extra]
-        env = self._env() if secret is None else {"LANSCATTER_SECRET": secret}
-        node = Node(argv, self.tmp / f"{name}.log", port_file, env)
+        node = Node(argv, self.tmp / f"{name}.log", port_file,
+                    {**(self._env() if secret is None else {"LANSCATTER_SECRET": secret}), **(env or {})})
         self.nodes.append(node)
         return node
 

@@ -10,7 +10,14 @@ import secrets
 import pytest
 
 from lanscatter.core import protocol as p
-from lanscatter.core.auth import CLOCK_SKEW_S, TOKEN_TTL_S, Auth, check_secret, new_secret
+from lanscatter.core.auth import (
+    CLOCK_SKEW_S,
+    TOKEN_TTL_S,
+    Auth,
+    check_secret,
+    master_clock_offset,
+    new_secret,
+)
 from lanscatter.core.errors import (
     AuthError,
     ConfigError,
@@ -201,6 +208,20 @@ def test_a_token_is_good_for_its_chunk_requester_source_and_time_only() -> None:
     # a token whose clear fields were edited to fit another requester still fails its MAC
     expires, _, source, mac = _token().split("|")
     assert _check(f"{expires}|10.0.0.9|{source}|{mac}", requester="10.0.0.9") is not None
+
+
+def test_a_source_checks_a_token_by_its_masters_clock_as_the_welcome_said_it() -> None:
+    master, peer, outcome = _pair()
+    assert isinstance(outcome, Accepted)
+    hours = 7 * 3600                                     # the master's clock is 7 h ahead of this host's
+    frame, _ = master.welcome("p1", int((NOW + hours) * 1000))
+    sent = NOW - 0.02                                    # a 40 ms round trip around the master's stamp
+    offset = master_clock_offset(peer.receive_welcome(frame).clock_ms, sent, NOW + 0.02)
+    assert abs(offset - hours) < 0.001
+    token = _token(expires=int(NOW + hours) + TOKEN_TTL_S)   # made by that master's clock
+    assert "clock is ahead" in (_check(token) or "")     # by this host's own clock: refused
+    assert _check(token, now=NOW + offset) is None
+    assert master_clock_offset(0, sent, NOW) == 0.0      # a master that does not say: our own clock
 
 
 def test_without_a_secret_every_request_passes() -> None:
