@@ -20,9 +20,9 @@ SCENARIOS = [
      "--fail-rate", "0.02", "--slow-fraction", "0.06"],
 ]
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.build, pytest.mark.skipif(
     shutil.which("cc") is None or importlib.util.find_spec("mypyc") is None,
-    reason="needs a C compiler and mypyc")
+    reason="needs a C compiler and mypyc")]
 
 
 def _simulate(args: list[str], pythonpath: Path | None, cwd: Path) -> dict:  # type: ignore[type-arg]
