@@ -51,7 +51,7 @@ from lanscatter.core.manifest_delta import make_delta
 from lanscatter.core.manifest_wire import to_wire
 from lanscatter.core.planner import Planner, PlannerConfig
 from lanscatter.core.safe_text import NAME_LIMIT, safe_text
-from lanscatter.core.session_rounds import PLAN_TICK_S, SILENT_S, SessionRounds
+from lanscatter.core.session_rounds import PLAN_TICK_S, QUIET_S, SILENT_S, SessionRounds
 from lanscatter.core.session_types import Close, Note, Now, Output, PeerState, SeedCorrupt, SeedCut, Synced
 from lanscatter.core.signing import MAX_LABEL_CHARS, SignedVersion
 from lanscatter.core.sizes import format_bytes
@@ -309,14 +309,23 @@ class SwarmSession(SessionRounds):
     def tick(self, now: Now) -> list[Output]:
         """Withdraw what is overdue, plan a round and re-share rates."""
         self._mind_silent_peers(now.mono)
-        for t in self.planner.expire(now.mono):
+        for t in self.planner.expire(now.mono, lambda dest: self._quiet(dest, now.mono)):
             self.transfers.pop(t.id, None)
             self._untrack(t)
-            self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
+            if self._quiet(t.dest, now.mono):
+                self._event("warning", f"{t.dest} is quiet: chunk {t.chunk[:8]} from {t.source} withdrawn")
+            else:
+                self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
             self._send(t.dest, p.Cancel(t.id))
         if self.manifest is not None:
             self._share(now, self.planner.plan(now.mono))
         return self._flush()
+
+    def _quiet(self, name: str, now: float) -> bool:
+        """Whether a member has missed its last Stats (QUIET_S): a transfer to it that timed out
+        then is its own stall (frozen before it is found silent), no verdict on the source."""
+        link = self.peers.get(name)
+        return link is not None and now - link.heard_at >= QUIET_S
 
     def synced(self) -> bool:
         return (self.manifest is not None and self.seed_have.count == self.seed_have.size

@@ -27,6 +27,7 @@ from lanscatter.core.session_types import Event, Now, Output, PeerState, SeedCut
 
 PLAN_TICK_S = 0.5
 SILENT_S = 5.0      # peers send Stats every second: this long without a word, one is frozen or cut off
+QUIET_S = 2.5       # this long, and a transfer to it that times out is its own stall, not its source's
 RATE_STEP = 0.02    # a fair rate that moved less than this share is not worth a message
 SHARE_DUTY = 3.0    # after sharing for t seconds, wait SHARE_DUTY * t before sharing again
 

@@ -536,3 +536,27 @@ def test_a_transfer_to_a_very_slow_port_gets_a_timeout_a_download_message_can_ca
     p.add_node("b", dl_slots=1, ul_slots=0)
     [t] = p.plan(0.0)
     assert 5.0 <= t.timeout_s <= 86_400.0
+
+
+def test_a_transfer_timed_by_the_initial_guess_times_out_at_the_measured_speed_once_known() -> None:
+    """With no rates known the first transfers get the initial guess (minutes) as their timeout. A
+    source that hangs at the start should not hold its downloader that long once a transfer shows
+    the swarm's speed: the guess gives way to the timeout a transfer like it gets then."""
+    p = Planner(rng=random.Random(2))
+    p.set_chunks([(f"c{i}", 1000) for i in range(4)])
+    p.add_node("S", dl_slots=0, ul_slots=1, seed=True)
+    p.set_have("S", [f"c{i}" for i in range(4)])
+    p.add_node("hung", dl_slots=0, ul_slots=1)
+    p.set_have("hung", [f"c{i}" for i in range(4)])
+    p.add_node("a", dl_slots=1, ul_slots=1)
+    p.add_node("b", dl_slots=1, ul_slots=1)
+    first = p.plan(0.0)
+    assert len(first) == 2 and all(t.timeout_s == PlannerConfig().initial_timeout_s for t in first)
+    stuck = next(t for t in first if t.source == "hung")
+    done = next(t for t in first if t.source != "hung")
+    p.finish(done.id, 0.1, ok=True)               # 1000 B in 0.1 s: the swarm's speed is known
+    p.plan(1.5)                                   # (the medians refresh at most once a second)
+    assert p.deadline(stuck.id) == pytest.approx(PlannerConfig().min_timeout_s)
+    assert p.expire(4.9) == []
+    assert p.expire(5.1) == [stuck]               # not at 300 s
+    assert p.node_stats("hung").failures == 1

@@ -191,6 +191,24 @@ def test_a_silent_peers_downloads_planned_before_any_measurement_go_at_the_measu
     assert any(e.message == f"a is silent: chunk {second.chunk[:8]} from {SEED} withdrawn" for e in h.events)
 
 
+def test_a_download_timing_out_after_its_downloader_went_quiet_is_no_verdict_on_the_source() -> None:
+    """A downloader frozen a second after its downloads began is found silent only 5 s after its
+    last word, after their timeouts (5 s): its missed Stats say the stall is its own."""
+    h = SwarmHarness(synthetic_manifest(8), link_map=_links(up_master=8e6, down_a=DOWN))
+    a = h.join("a")
+    h.tick()
+    started = [d for _, d in h.downloads()]
+    assert started and max(d.timeout_s for d in started) < SILENT_S + 1.0
+    h.advance(1.0)
+    a.frozen = True
+    h.advance(max(d.timeout_s for d in started) - 1.0 + 0.1)
+    assert not h.session.peers["a"].silent                          # not yet: its last word was at 1 s
+    assert {m.transfer for m in a.received if isinstance(m, p.Cancel)} == {d.transfer for d in started}
+    assert sum("a is quiet: chunk" in e.message for e in h.events) == len(started)
+    assert not any("slow source" in e.message for e in h.events)
+    assert h.session.planner.node_stats(SEED).failures == 0
+
+
 def test_a_silent_member_is_no_source_until_it_speaks_again() -> None:
     """A member that says nothing (frozen, or its host cut off) answers no request either: once it
     is silent nothing new is planned from it, and once it speaks it is a source again."""

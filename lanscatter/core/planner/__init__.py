@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from operator import attrgetter
 
 from lanscatter.core.linkmap import LinkMap
@@ -70,12 +71,15 @@ class Planner(SwarmBooks):
         self._round_want: dict[str | None, int] = {}   # free download slots left this round, per site
         self._round_up = 0                              # free upload slots left this round
         self._soon: dict[int, int] = {}                 # per idle source, its arriving chunks worth following now
+        self._guessed: list[int] = []                   # flights timed by the initial guess, until a speed is known
 
     # ---- planning ------------------------------------------------------------------------
 
     def plan(self, now: float) -> list[Transfer]:
         """New transfers for the free slots; they are in flight from now on."""
         self._refresh_stats(now)
+        if self._guessed and self._median_spb is not None:
+            self._retime_guessed()
         if not self._hungry or not self._idle:
             return []
         by_idx = self._by_idx
@@ -431,6 +435,8 @@ class Planner(SwarmBooks):
                                      guessed=guessed)
         self.flights_epoch += 1
         self._due_at(tid, now + timeout)
+        if guessed:
+            self._guessed.append(tid)
         # a transfer changes only d's download and s's upload side (as _touch_down, _touch_up)
         if d.n_dl >= d.dl_slots or d.n_cover >= len(self._hashes):
             self._hungry.discard(d.idx)
@@ -494,14 +500,27 @@ class Planner(SwarmBooks):
             timeout = min(timeout, timeout - cfg.initial_timeout_s + known)   # keeps a wait for an arriving chunk
         return t.started + timeout
 
-    def expire(self, now: float) -> list[Transfer]:
-        """Transfers past their timeout: dropped and charged to their source as slow uploads."""
+    def _retime_guessed(self) -> None:
+        """The swarm's speed is known: each flight timed by the initial guess (minutes) times out
+        as one like it planned now would (a source that hangs at the start is left sooner)."""
+        for tid in self._guessed:
+            deadline = self.deadline(tid)
+            f = self._flights.get(tid)
+            if deadline is not None and f is not None and deadline < f.transfer.started + f.transfer.timeout_s:
+                self._due_at(tid, deadline)
+        self._guessed.clear()
+
+    def expire(self, now: float, stalled: Callable[[str], bool] | None = None) -> list[Transfer]:
+        """Transfers past their timeout: dropped and charged to their source as slow uploads, but
+        for those whose destination `stalled` says is the one stalled (no verdict on the source)."""
         out: list[Transfer] = []
         for f in self._overdue(now):
             self._drop(f)
+            out.append(f.transfer)
+            if stalled is not None and stalled(f.dst.name):
+                continue
             elapsed = now - f.transfer.started
             f.src.failures += 1
             ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
             self._sample(f.src, f.slowness * ratio)
-            out.append(f.transfer)
         return out
