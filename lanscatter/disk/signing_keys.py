@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -96,10 +97,14 @@ class OriginTrust:
     """Which key may publish versions to this host (the configured one, or the pinned one), and
     the newest version it took, before which none is taken again."""
 
-    def __init__(self, configured: OriginKey | None, pin_file: Path, newest_file: Path) -> None:
+    def __init__(self, configured: OriginKey | None, pin_file: Path, newest_file: Path,
+                 kept: Callable[[], tuple[int, str] | None] | None = None) -> None:
         self.configured = configured
         self.pin_file = pin_file
         self.newest_file = newest_file
+        # The newest version this host keeps beside its folder (publish time in ms, generation):
+        # it was taken once, so the state folder's loss does not make older ones welcome again.
+        self._kept = kept
 
     def pinned(self) -> OriginKey | None:
         text = _read_state(self.pin_file, "the pinned origin key ",
@@ -128,7 +133,8 @@ class OriginTrust:
                 "an older version sent again is refused",
                 "if the origin's clock is behind, set it right; to go back to an older build, publish "
                 "it again at the origin (it is signed anew), or roll hosts back to a version they keep: "
-                f"`lanscatter rollback` (`--tree` for all); to take it anyway, delete {self.newest_file}")
+                f"`lanscatter rollback` (`--tree` for all); to take it anyway, delete {self.newest_file} "
+                "and the newer versions kept beside the folder")
         if trusted is None:
             write_text_atomic(self.pin_file, statement.key.text + "\n")
             log.warning("pinned the origin's key %s (first use, in %s): versions signed by any other key "
@@ -160,8 +166,11 @@ class OriginTrust:
         return statement
 
     def newest(self) -> tuple[int, str] | None:
-        """(publish time in ms, generation) of the newest version this host took, if any."""
-        return _mark(self.newest_file, "delete the file to take any version the origin signed again")
+        """(publish time in ms, generation) of the newest version this host took, if any: the
+        newer of `newest-version` and the newest version it keeps."""
+        marks = [m for m in (_mark(self.newest_file, "delete the file to take any version the origin signed again"),
+                             self._kept() if self._kept is not None else None) if m is not None]
+        return max(marks) if marks else None
 
 
 def _mark(path: Path, hint: str) -> tuple[int, str] | None:

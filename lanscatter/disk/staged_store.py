@@ -70,6 +70,12 @@ class StagedStore(MirrorStore):
         """The folder as the operator named it: the symlink to the active version."""
         return self.versions.folder
 
+    def newest_kept(self) -> tuple[int, str] | None:
+        """(publish time in ms, generation) of the newest version kept here that the origin
+        published (a plain folder adopted as a version has no publish time)."""
+        kept = [(v.published_ms, v.generation) for v in self.versions.read_index().versions if v.published_ms > 0]
+        return max(kept) if kept else None
+
     # ---- staging -----------------------------------------------------------------------------
     def _prepare_root(self, manifest: Manifest) -> list[Places]:
         name = version_name(manifest.generation)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -17,9 +18,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lanscatter.core import protocol as p
+from lanscatter.core.chunking import FIXED, Chunking
 from lanscatter.core.manifest import FileEntry, Manifest, build_manifest
 from lanscatter.core.signing import public_key_of, sign_version
+from lanscatter.disk.hash_cache import HashCache
 from lanscatter.disk.hashing import hash_bytes
+from lanscatter.disk.scanner import scan_folder
 from lanscatter.disk.signing_keys import (
     LAST_SIGNED_FILE,
     PRIVATE_KEY_FILE,
@@ -190,6 +194,20 @@ async def test_a_pinned_key_refuses_a_second_key(tmp_path: Path, caplog: pytest.
         await second.stop()
 
 
+async def _run_until(peer: PeerNode, done: Callable[[], bool]) -> None:
+    """Run a peer until `done` (at most 30 s, and it must still be running), then stop it."""
+    task = asyncio.create_task(peer.run())
+    try:
+        async with asyncio.timeout(30):
+            while not done():
+                await asyncio.sleep(0.05)
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.stop()
+
+
 @pytest.mark.allow_error_logs
 async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -205,21 +223,9 @@ async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
         return PeerNode(PeerOptions(master=HOST, master_port=port, folder=tmp_path / "p",
                                     state_dir=tmp_path / "ps", host=HOST, port=0, name="p"))
 
-    async def run_until(peer: PeerNode, done: Callable[[], bool]) -> None:
-        task = asyncio.create_task(peer.run())
-        try:
-            async with asyncio.timeout(30):
-                while not done():
-                    await asyncio.sleep(0.05)
-            assert not task.done()
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await peer.stop()
-
     try:
         peer = peer_of(master.port)
-        await run_until(peer, peer.complete)
+        await _run_until(peer, peer.complete)
         published_ms = master.published_ms
     finally:
         await master.stop()
@@ -236,7 +242,7 @@ async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
         for _restart in range(2):      # the host restarted: it still knows what it took
             caplog.clear()
             joins = fake.joins
-            await run_until(peer_of(fake.port), lambda joins=joins: tree_state(tmp_path / "p") != synced or (
+            await _run_until(peer_of(fake.port), lambda joins=joins: tree_state(tmp_path / "p") != synced or (
                 fake.joins >= joins + 2 and any("refused a version" in r.getMessage() for r in caplog.records)))
             assert tree_state(tmp_path / "p") == synced
             refusals = [r.getMessage() for r in caplog.records if "refused a version" in r.getMessage()]
@@ -252,9 +258,48 @@ async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
     await master.start()
     try:
         peer = peer_of(master.port)
-        await run_until(peer, lambda: peer.complete() and tree_state(tmp_path / "p") == tree_state(tmp_path / "origin"))
+        await _run_until(peer, lambda: peer.complete() and tree_state(tmp_path / "p") == tree_state(tmp_path / "origin"))
     finally:
         await master.stop()
+
+
+@pytest.mark.allow_error_logs
+async def test_an_older_signed_version_is_refused_after_the_hosts_state_folder_is_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The state folder (with its newest-version record, its pinned key and its first-sync marker)
+    is gone, say the host was rebuilt with its data volume kept: the versions kept beside the folder
+    still say what it took, so an older build the origin signed, of the same files (which the
+    first-sync check lets through: it deletes nothing), is refused all the same."""
+    make_tree(tmp_path / "origin")
+    master = MasterNode(MasterOptions(folder=tmp_path / "origin", state_dir=tmp_path / "m", host=HOST, port=0,
+                                      chunk_size=CHUNK, watch=False))
+    await master.start()
+    try:
+        peer = PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / "p",
+                                    state_dir=tmp_path / "ps", host=HOST, port=0, name="p"))
+        await _run_until(peer, peer.complete)
+        published_ms = master.published_ms
+    finally:
+        await master.stop()
+    shutil.rmtree(tmp_path / "ps")
+    make_tree(tmp_path / "older", seed=2)                      # the same paths, other content
+    older = scan_folder(tmp_path / "older", Chunking(FIXED, CHUNK), HashCache(None))[0]
+    signed = sign_version(older, load_signing_key(tmp_path / "m" / PRIVATE_KEY_FILE),
+                          published_ms=published_ms - 1000, label="an older build")
+    fake = FakeMaster(None, [p.ManifestMsg(older.to_dict(), statement=signed.statement, signature=signed.signature)])
+    await fake.start()
+    caplog.set_level(logging.ERROR, "lanscatter.roles.peer")
+    try:
+        peer = PeerNode(PeerOptions(master=HOST, master_port=fake.port, folder=tmp_path / "p",
+                                    state_dir=tmp_path / "ps", host=HOST, port=0, name="p"))
+        await _run_until(peer, lambda: (peer.manifest is not None and peer.manifest.generation == older.generation)
+                         or (fake.joins >= 2 and any("refused a version" in r.getMessage() for r in caplog.records)))
+    finally:
+        await fake.stop()
+    assert peer.manifest is None or peer.manifest.generation != older.generation, "the older build was taken"
+    refusals = [r.getMessage() for r in caplog.records if "refused a version" in r.getMessage()]
+    assert any("published before" in m for m in refusals), refusals
+    assert tree_state(tmp_path / "p") == tree_state(tmp_path / "origin")
 
 
 async def test_the_origins_publish_times_only_grow_across_restarts(tmp_path: Path) -> None:
