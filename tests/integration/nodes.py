@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -229,3 +230,19 @@ def flip_byte(path: Path, offset: int) -> None:
     data[offset] ^= 0xFF
     path.write_bytes(bytes(data))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+async def run_peer_until(peer: PeerNode, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Run an in-process peer until `done` (at most `timeout` seconds; it must keep running), then
+    stop it."""
+    task = asyncio.create_task(peer.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                assert not task.done(), "the peer stopped"
+                await asyncio.sleep(0.05)
+        assert not task.done(), "the peer stopped"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.stop()

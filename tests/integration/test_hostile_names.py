@@ -15,7 +15,16 @@ from lanscatter.core.auth import new_secret
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
-from tests.integration.nodes import HOST, Cluster, Node, any_port, make_tree, tree_state, wait_for
+from tests.integration.nodes import (
+    HOST,
+    Cluster,
+    Node,
+    any_port,
+    make_tree,
+    run_peer_until,
+    tree_state,
+    wait_for,
+)
 
 CHUNK = 256 * 1024
 
@@ -148,15 +157,8 @@ async def test_a_generation_too_deep_for_the_peers_folder_is_refused_and_the_pee
     assert master.manifest is not None and len(master.manifest.files) == 1
     peer = PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / ("p" * 250) / ("p" * 250),
                                 state_dir=tmp_path / "ps", host=HOST, port=0, name="p1"))
-    task = asyncio.create_task(peer.run())
     try:
-        async with asyncio.timeout(20):
-            while sum("cannot be stored in" in r.getMessage() for r in caplog.records) < 2:
-                assert not task.done()
-                await asyncio.sleep(0.05)
-        assert not task.done()
+        await run_peer_until(peer, lambda: sum("cannot be stored in" in r.getMessage() for r in caplog.records) >= 2,
+                             timeout=20)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await peer.stop()
         await master.stop()

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,17 @@ from lanscatter.disk.signing_keys import (
 from lanscatter.roles.master import MasterNode, MasterOptions
 from lanscatter.roles.peer import PeerNode, PeerOptions
 from tests.integration.fake_master import FakeMaster
-from tests.integration.nodes import HOST, Cluster, Node, any_port, make_tree, synced, tree_state, wait_for
+from tests.integration.nodes import (
+    HOST,
+    Cluster,
+    Node,
+    any_port,
+    make_tree,
+    run_peer_until,
+    synced,
+    tree_state,
+    wait_for,
+)
 
 SECRET = "swarm-secret-for-these-tests"
 CHUNK = 256 * 1024
@@ -194,20 +204,6 @@ async def test_a_pinned_key_refuses_a_second_key(tmp_path: Path, caplog: pytest.
         await second.stop()
 
 
-async def _run_until(peer: PeerNode, done: Callable[[], bool]) -> None:
-    """Run a peer until `done` (at most 30 s, and it must still be running), then stop it."""
-    task = asyncio.create_task(peer.run())
-    try:
-        async with asyncio.timeout(30):
-            while not done():
-                await asyncio.sleep(0.05)
-        assert not task.done()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await peer.stop()
-
-
 @pytest.mark.allow_error_logs
 async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -225,7 +221,7 @@ async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
 
     try:
         peer = peer_of(master.port)
-        await _run_until(peer, peer.complete)
+        await run_peer_until(peer, peer.complete)
         published_ms = master.published_ms
     finally:
         await master.stop()
@@ -242,7 +238,7 @@ async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
         for _restart in range(2):      # the host restarted: it still knows what it took
             caplog.clear()
             joins = fake.joins
-            await _run_until(peer_of(fake.port), lambda joins=joins: tree_state(tmp_path / "p") != synced or (
+            await run_peer_until(peer_of(fake.port), lambda joins=joins: tree_state(tmp_path / "p") != synced or (
                 fake.joins >= joins + 2 and any("refused a version" in r.getMessage() for r in caplog.records)))
             assert tree_state(tmp_path / "p") == synced
             refusals = [r.getMessage() for r in caplog.records if "refused a version" in r.getMessage()]
@@ -258,7 +254,7 @@ async def test_an_older_version_signed_by_the_origin_is_not_taken_again(
     await master.start()
     try:
         peer = peer_of(master.port)
-        await _run_until(peer, lambda: peer.complete() and tree_state(tmp_path / "p") == tree_state(tmp_path / "origin"))
+        await run_peer_until(peer, lambda: peer.complete() and tree_state(tmp_path / "p") == tree_state(tmp_path / "origin"))
     finally:
         await master.stop()
 
@@ -277,7 +273,7 @@ async def test_an_older_signed_version_is_refused_after_the_hosts_state_folder_i
     try:
         peer = PeerNode(PeerOptions(master=HOST, master_port=master.port, folder=tmp_path / "p",
                                     state_dir=tmp_path / "ps", host=HOST, port=0, name="p"))
-        await _run_until(peer, peer.complete)
+        await run_peer_until(peer, peer.complete)
         published_ms = master.published_ms
     finally:
         await master.stop()
@@ -292,7 +288,7 @@ async def test_an_older_signed_version_is_refused_after_the_hosts_state_folder_i
     try:
         peer = PeerNode(PeerOptions(master=HOST, master_port=fake.port, folder=tmp_path / "p",
                                     state_dir=tmp_path / "ps", host=HOST, port=0, name="p"))
-        await _run_until(peer, lambda: (peer.manifest is not None and peer.manifest.generation == older.generation)
+        await run_peer_until(peer, lambda: (peer.manifest is not None and peer.manifest.generation == older.generation)
                          or (fake.joins >= 2 and any("refused a version" in r.getMessage() for r in caplog.records)))
     finally:
         await fake.stop()
