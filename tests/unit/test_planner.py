@@ -560,3 +560,19 @@ def test_a_transfer_timed_by_the_initial_guess_times_out_at_the_measured_speed_o
     assert p.expire(4.9) == []
     assert p.expire(5.1) == [stuck]               # not at 300 s
     assert p.node_stats("hung").failures == 1
+
+
+def test_the_transfers_timed_by_the_guess_are_not_remembered_past_their_end() -> None:
+    """Before anything is measured every transfer is timed by the guess; if none ever succeeds
+    (every one fails), the planner still remembers only about as many as are in flight."""
+    p = Planner(rng=random.Random(4))
+    p.set_chunks([(f"c{i}", 1000) for i in range(4)])
+    p.add_node("S", dl_slots=0, ul_slots=2, seed=True)
+    p.set_have("S", [f"c{i}" for i in range(4)])
+    p.add_node("a", dl_slots=2, ul_slots=1)
+    now = 0.0
+    for _ in range(500):
+        for t in p.plan(now):
+            p.finish(t.id, now, ok=False)
+        now += 0.01
+    assert len(p._guessed) <= 2 * 2 + 64 + 1

@@ -436,7 +436,10 @@ class Planner(SwarmBooks):
         self.flights_epoch += 1
         self._due_at(tid, now + timeout)
         if guessed:
-            self._guessed.append(tid)
+            guesses = self._guessed
+            guesses.append(tid)
+            if len(guesses) > 2 * len(self._flights) + 64:     # ended ones, while nothing is measured
+                self._guessed = [g for g in guesses if g in self._flights]
         # a transfer changes only d's download and s's upload side (as _touch_down, _touch_up)
         if d.n_dl >= d.dl_slots or d.n_cover >= len(self._hashes):
             self._hungry.discard(d.idx)
