@@ -314,6 +314,8 @@ class SwarmSession(SessionRounds):
             self._untrack(t)
             if self._quiet(t.dest, now.mono):
                 self._event("warning", f"{t.dest} is quiet: chunk {t.chunk[:8]} from {t.source} withdrawn")
+                if t.source == self.name:
+                    self._out.append(SeedCut((t.id,)))     # its receiver reads nothing: end the upload
             else:
                 self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
             self._send(t.dest, p.Cancel(t.id))

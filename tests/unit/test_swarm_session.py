@@ -207,6 +207,7 @@ def test_a_download_timing_out_after_its_downloader_went_quiet_is_no_verdict_on_
     assert sum("a is quiet: chunk" in e.message for e in h.events) == len(started)
     assert not any("slow source" in e.message for e in h.events)
     assert h.session.planner.node_stats(SEED).failures == 0
+    assert set(h.seed_cut) == {d.transfer for d in started}          # the seed's uploads to it end
 
 
 def test_a_silent_member_is_no_source_until_it_speaks_again() -> None:
