@@ -310,14 +310,12 @@ class SwarmSession(SessionRounds):
         """Withdraw what is overdue, plan a round and re-share rates."""
         self._mind_silent_peers(now.mono)
         for t in self.planner.expire(now.mono, lambda dest: self._quiet(dest, now.mono)):
+            if self._quiet(t.dest, now.mono):       # as a silent one's: the seed's upload to it is cut too
+                self._withdraw(t, f"{t.dest} is quiet: chunk {t.chunk[:8]} from {t.source} withdrawn")
+                continue
             self.transfers.pop(t.id, None)
             self._untrack(t)
-            if self._quiet(t.dest, now.mono):
-                self._event("warning", f"{t.dest} is quiet: chunk {t.chunk[:8]} from {t.source} withdrawn")
-                if t.source == self.name:
-                    self._out.append(SeedCut((t.id,)))     # its receiver reads nothing: end the upload
-            else:
-                self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
+            self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
             self._send(t.dest, p.Cancel(t.id))
         if self.manifest is not None:
             self._share(now, self.planner.plan(now.mono))

@@ -122,7 +122,8 @@ class SessionRounds:
                 self._withdraw(t, f"{t.dest} is silent: chunk {t.chunk[:8]} from {t.source} withdrawn")
 
     def _withdraw(self, t: Transfer, why: str) -> None:
-        """End a transfer with no verdict on either end, and tell its downloader."""
+        """End a transfer with no verdict on either end (the planner may have dropped it already),
+        and tell its downloader."""
         self.planner.cancel(t.id)
         self.transfers.pop(t.id, None)
         self._untrack(t)
