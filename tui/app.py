@@ -13,7 +13,10 @@ Start-up: a site that has never answered is "connecting" for `STARTUP_GRACE_S`; 
 its silence an error in the log (every run starts while its nodes are still coming up).
 
 The end: with a report file (`lanscatter up` passes its own), the monitor shows the run's summary,
-the same lines `up` prints when it ends, as soon as the report says the tree is synced.
+the same lines `up` prints when it ends, once the report says the tree is synced and every site
+that answers has shown its own synced status (the report may be written before the feeds' last
+update arrives; a screen that says "synced" beside a site at 88 % is a wrong screen). A feed that
+stays behind for `REPORT_WAIT_S` does not hold the summary back.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ REFRESH_INTERVAL_S = 1 / 3
 STARTUP_GRACE_S = 15.0       # a site not answering yet is "connecting" this long, not an error
 REPORT_POLL_S = 1.0
 REPORT_CLOCK_SLACK_S = 1.0   # file times are coarser than the clock on some file systems
+REPORT_WAIT_S = 5.0          # how long a synced report waits for the sites' feeds to show it too
 EXIT_INTERRUPTED = 130       # as a shell reports a program stopped by Ctrl-C
 
 
@@ -138,8 +142,11 @@ class MonitorApp(App[int]):
         report: Path | None = None,
         handle_signals: bool = False,
         startup_grace_s: float = STARTUP_GRACE_S,
+        report_wait_s: float = REPORT_WAIT_S,
     ) -> None:
         super().__init__()
+        self._report_wait_s = report_wait_s
+        self._synced_report: tuple[dict[str, Any], float] | None = None     # (report, when read)
         self._startup_grace_s = startup_grace_s
         self._ansi = ansi
         self._report = report
@@ -178,6 +185,7 @@ class MonitorApp(App[int]):
         self.set_interval(self._refresh_interval_s, self._refresh_if_dirty)
         if self._report is not None:
             self.set_interval(REPORT_POLL_S, self.read_report)
+            self.set_interval(REPORT_POLL_S / 4, self._show_synced_report)
         self.refresh_view()
 
     def on_unmount(self) -> None:
@@ -198,7 +206,19 @@ class MonitorApp(App[int]):
         except (OSError, ValueError):
             return                  # not written yet, or being replaced: the next poll sees it
         if isinstance(doc, dict) and doc.get("synced"):
-            self.show_summary(doc)
+            self._synced_report = (doc, time.monotonic())
+            self._show_synced_report()
+
+    def _show_synced_report(self) -> None:
+        """The summary of a synced report, once the sites' own statuses agree (or waited enough)."""
+        if self._synced_report is None:
+            return
+        doc, read_at = self._synced_report
+        behind = [s for s in self.sites if s.up and s.status is not None and not s.status.synced]
+        if behind and time.monotonic() - read_at < self._report_wait_s:
+            return                  # their last updates are still on the way
+        self._synced_report = None
+        self.show_summary(doc)
 
     def show_summary(self, report: dict[str, Any]) -> None:
         lines = summary_lines(report)
@@ -233,6 +253,7 @@ class MonitorApp(App[int]):
         self._log_node_changes(site, status)
         self._log_completions(site, status)
         self._dirty = True
+        self._show_synced_report()
 
     def on_site_down(self, message: SiteDown) -> None:
         site = self.sites[message.index]
@@ -347,6 +368,7 @@ def build_app(
     report: Path | None = None,
     handle_signals: bool = False,
     startup_grace_s: float = STARTUP_GRACE_S,
+    report_wait_s: float = REPORT_WAIT_S,
 ) -> MonitorApp:
     """The monitor for these site endpoints (shared by `lanscatter tui` and the tests).
 
@@ -354,7 +376,9 @@ def build_app(
     what the terminal reports (None). `report`: a run's report file whose summary to show once
     it says the tree is synced. `handle_signals`: SIGTERM/SIGINT/SIGHUP leave cleanly (the
     command line; tests leave the test runner's handlers alone). `startup_grace_s`: how long a site
-    that never answered is "connecting" rather than down.
+    that never answered is "connecting" rather than down. `report_wait_s`: how long a synced
+    report waits for the sites' feeds to say synced too.
     """
     return MonitorApp(sources, refresh_interval_s=refresh_interval_s, backoff=backoff, ansi=ansi,
-                      report=report, handle_signals=handle_signals, startup_grace_s=startup_grace_s)
+                      report=report, handle_signals=handle_signals, startup_grace_s=startup_grace_s,
+                      report_wait_s=report_wait_s)

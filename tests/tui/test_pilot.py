@@ -6,6 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from feed_server import FEEDS, FeedServers, Recording, serve
 from waiting import wait_until
@@ -26,6 +27,11 @@ def monitor(servers: FeedServers) -> MonitorApp:
         backoff=FAST_RETRY,
         ansi=False,
     )
+
+
+def reporting_monitor(servers: FeedServers, report: Path, report_wait_s: float) -> MonitorApp:
+    return build_app([Source("hq", servers.url("hq")), Source("branch", servers.url("branch"))],
+                     backoff=FAST_RETRY, ansi=False, report=report, report_wait_s=report_wait_s)
 
 
 def all_known(app: MonitorApp) -> bool:
@@ -169,6 +175,36 @@ async def test_the_log_says_when_each_host_and_site_finished_and_the_summary_sho
             await wait_until(pilot, lambda: app.summary == lines)
             assert app.query_one(SummaryPanel).display
             assert f"every site synced after {RECORDED_REPORT['makespan_s']:.1f} s: the summary is above" in log_text(app)
+
+
+async def test_a_synced_report_waits_for_the_sites_feeds_to_say_synced(tmp_path: Path) -> None:
+    # `up` may write its report before the monitor's feeds bring the sites' last updates: the
+    # summary waits for them, so the screen never says "synced" beside a site still at 70 %.
+    with serve(at=MID) as servers:
+        app = reporting_monitor(servers, tmp_path / "report.json", report_wait_s=30)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await _write_synced_report_once_all_known(pilot, app, tmp_path / "report.json")
+            await pilot.pause(1.5)                                            # the report was read
+            assert not app.summary and not app.query_one(SummaryPanel).display
+            servers.show(RECORDING.end)
+            await wait_until(pilot, lambda: app.summary == summary_lines(RECORDED_REPORT))
+            log = log_text(app)
+            assert log.index("hq: site synced") < log.index("every site synced")
+            assert log.index("branch: site synced") < log.index("every site synced")
+
+
+async def test_a_synced_report_is_shown_even_if_a_feed_stays_behind(tmp_path: Path) -> None:
+    with serve(at=MID) as servers:
+        app = reporting_monitor(servers, tmp_path / "report.json", report_wait_s=1.0)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await _write_synced_report_once_all_known(pilot, app, tmp_path / "report.json")
+            await wait_until(pilot, lambda: app.summary == summary_lines(RECORDED_REPORT))
+            assert not any(site.status is not None and site.status.synced for site in app.sites)
+
+
+async def _write_synced_report_once_all_known(pilot: Any, app: MonitorApp, report: Path) -> None:
+    await wait_until(pilot, lambda: all_known(app))
+    report.write_text(json.dumps(RECORDED_REPORT))
 
 
 # The report `up` wrote at the end of the recorded run (feeds/rehearsal.jsonl).
