@@ -28,6 +28,10 @@ class RateMeter:
         else:
             self.samples.append((now, rx, tx))
 
+    def span(self) -> float:
+        """Seconds the rates cover (0 before two samples): a short span can show a burst."""
+        return self.samples[-1][0] - self.samples[0][0] if len(self.samples) >= 2 else 0.0
+
     def rates(self, now: float | None = None) -> tuple[float, float]:
         """(rx, tx) bytes/s; `now` (the samples' clock) drops what is older than the window."""
         if now is not None:

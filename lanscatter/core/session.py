@@ -61,6 +61,8 @@ from lanscatter.core.tree_commit import Member, Readiness, subtree
 __all__ = ["PLAN_TICK_S", "SILENT_S", "SwarmSession"]
 
 GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
+PEAK_SPAN_S = 3.5   # a receive rate over a shorter span may show a burst (a limiter's credit, a
+                    # read's lump), not what a host's port carries
 
 
 # A generation's changes from a base: (the base's generation, `make_delta(base, new)`).
@@ -283,6 +285,9 @@ class SwarmSession(SessionRounds):
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(now.mono, msg.rx_bytes, msg.tx_bytes)
+            rx = link.rates.rates(now.mono)[0]
+            if link.planned and link.rates.span() >= PEAK_SPAN_S:
+                self.planner.set_rx_peak(link.name, rx)
             active = ActiveVersion(msg.active, safe_text(msg.active_label, MAX_LABEL_CHARS),
                                    msg.active_published_ms, msg.active_at) if msg.active else None
             if active != link.active:
@@ -315,7 +320,11 @@ class SwarmSession(SessionRounds):
                 continue
             self.transfers.pop(t.id, None)
             self._untrack(t)
-            self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
+            if t.id in self.planner.unblamed:
+                self._event("info", f"chunk {t.chunk[:8]} from {t.source} to {t.dest} timed out at {t.dest}'s own "
+                                    "port speed: no verdict on the source; its next downloads are timed for that speed")
+            else:
+                self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
             self._send(t.dest, p.Cancel(t.id))
         if self.manifest is not None:
             self._share(now, self.planner.plan(now.mono))

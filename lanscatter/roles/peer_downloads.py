@@ -97,7 +97,8 @@ class Downloads:
         target = self._store.chunk_target(d.chunk)
         if target is None or d.chunk in self.inflight:
             ok = self._store.has(d.chunk)
-            self._link.post(p.Report(d.transfer, ok, 0.0, "" if ok else "not wanted"))
+            # (one still in flight here after the master withdrew it: no fault of the source)
+            self._link.post(p.Report(d.transfer, ok, 0.0, "" if ok else "not wanted", blameless=not ok))
             return
         fd, offset, length = target
         log.debug("fetching %s from %s", d.chunk[:8], d.source)

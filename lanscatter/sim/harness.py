@@ -54,6 +54,7 @@ class HarnessPeer:
     frozen: bool = False                                 # says nothing (its messages are lost)
     says_receiving: bool = True                          # False: the caller says it (first_bytes)
     reconciling: bool = False                            # takes a manifest, says its Have when told
+    rx_rate: float = 0.0                                 # bytes/s its Stats say it receives
     generation: str = ""
     downloads: dict[int, p.Download] = field(default_factory=dict)
     upload_rates: dict[int, float] = field(default_factory=dict)   # by transfer id, from Rates
@@ -134,7 +135,7 @@ class SwarmHarness:
             if self.now - self._stats_at >= 1.0:
                 self._stats_at = self.now
                 for peer in list(self.peers.values()):
-                    self.say(peer.name, p.Stats(0, 0, 0, peer.held >= self._chunks()))
+                    self.say(peer.name, p.Stats(int(peer.rx_rate * self.now), 0, 0, peer.held >= self._chunks()))
             self.tick()
 
     # ---- downloads ---------------------------------------------------------------------------

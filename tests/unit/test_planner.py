@@ -576,3 +576,75 @@ def test_the_transfers_timed_by_the_guess_are_not_remembered_past_their_end() ->
             p.finish(t.id, now, ok=False)
         now += 0.01
     assert len(p._guessed) <= 2 * 2 + 64 + 1
+
+
+def _measured_swarm() -> tuple[Planner, Transfer]:
+    """S seeds four chunks of 1000 B; `a` took one in 0.01 s (the swarm's speed: 100 kB/s); `w`, a
+    host on a slow port no link map states, gets one planned before its port was seen."""
+    p = swarm(4, seed_slots=4)
+    p.add_node("a", dl_slots=1, ul_slots=0)
+    [first] = p.plan(0.0)
+    p.finish(first.id, 0.01, ok=True)
+    p.set_dl_slots("a", 0)                        # (out of the way)
+    p.add_node("w", dl_slots=1, ul_slots=0)
+    [slow] = p.plan(1.5)                          # (the medians refresh at most once a second)
+    assert slow.dest == "w" and slow.rate_cap is None and slow.timeout_s == PlannerConfig().min_timeout_s
+    return p, slow
+
+
+def test_a_destinations_own_port_times_its_uncapped_downloads() -> None:
+    """Where no link map states a host's port, what it has been seen receiving does: a host on
+    Wi-Fi among wired ones gets timeouts for its own speed, not the swarm's."""
+    p, _ = _measured_swarm()
+    p.add_node("w2", dl_slots=2, ul_slots=0)
+    p.set_rx_peak("w2", 100.0)                    # 100 B/s: 1000 B take 10 s alone, 20 s beside another
+    first, second = p.plan(2.0)
+    assert first.timeout_s >= PlannerConfig().timeout_factor * 10.0
+    assert second.timeout_s >= PlannerConfig().timeout_factor * 20.0
+    p.add_node("fast", dl_slots=1, ul_slots=0)
+    p.set_rx_peak("fast", 1e9)                    # a fast port changes nothing
+    [t] = p.plan(2.0)
+    assert t.dest == "fast" and t.timeout_s == PlannerConfig().min_timeout_s
+
+
+def test_a_timeout_the_destinations_port_explains_is_no_verdict_on_the_source() -> None:
+    p, slow = _measured_swarm()
+    p.set_rx_peak("w", 100.0)                     # its Stats show it: 1000 B need 10 s there
+    before = p.node_stats("S").slowness
+    assert p.expire(6.4) == [] and p.expire(6.6) == [slow]
+    assert slow.id in p.unblamed
+    st = p.node_stats("S")
+    assert (st.failures, st.slowness) == (0, before)
+    [again] = p.plan(6.6)
+    assert again.timeout_s >= 40.0                # timed for w's port from now on
+    p.finish(again.id, 20.0, ok=True)
+    p.set_dl_slots("w", 0)
+    # A fast destination's timeout still charges the source.
+    p.add_node("b", dl_slots=1, ul_slots=0)
+    p.set_rx_peak("b", 1e9)
+    [late] = p.plan(60.0)
+    assert p.expire(60.0 + late.timeout_s + 0.1) == [late] and late.id not in p.unblamed
+    assert p.node_stats("S").failures == 1
+
+
+def test_a_failure_its_downloaders_own_timer_reports_is_no_verdict_where_its_port_explains_it() -> None:
+    # The downloader's timer (the Download's timeout) may end it before the master's expire does.
+    p, slow = _measured_swarm()
+    p.set_rx_peak("w", 100.0)
+    p.finish(slow.id, 1.5 + slow.timeout_s + 0.05, ok=False)
+    assert p.node_stats("S").failures == 0
+    [again] = p.plan(7.0)                         # timed for w's port: past that, it is the source's
+    p.finish(again.id, 7.0 + again.timeout_s + 0.05, ok=False)
+    assert p.node_stats("S").failures == 1
+
+
+def test_a_download_its_destinations_port_held_back_is_no_slowness_of_its_source() -> None:
+    p, slow = _measured_swarm()
+    p.set_rx_peak("w", 250.0)
+    before = p.node_stats("S").slowness
+    p.finish(slow.id, 1.5 + 4.0, ok=True)         # 1000 B in 4 s: the port's pace, 400 times the swarm's
+    assert p.node_stats("S").slowness == pytest.approx(before, rel=0.01)
+    p.set_dl_slots("w", 0)
+    p.add_node("b", dl_slots=1, ul_slots=0)       # the swarm's speed is still the sources' own
+    [t] = p.plan(7.0)
+    assert t.dest == "b" and t.timeout_s == PlannerConfig().min_timeout_s

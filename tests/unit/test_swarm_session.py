@@ -210,6 +210,31 @@ def test_a_download_timing_out_after_its_downloader_went_quiet_is_no_verdict_on_
     assert set(h.seed_cut) == {d.transfer for d in started}          # the seed's uploads to it end
 
 
+def test_a_host_on_a_slow_port_is_timed_for_it_and_its_timeouts_blame_no_source() -> None:
+    """No link map: a host receiving at 50 kB/s (Wi-Fi among wired hosts) timed like the swarm's
+    fast ones would have every 1 MiB download time out and its sources charged as slow. What its
+    Stats show it receiving times its downloads, and a timeout that speed explains blames nobody."""
+    h = SwarmHarness(synthetic_manifest(8))
+    h.join("a", dl_slots=1)
+    h.tick()
+    [(_, first)] = h.downloads()
+    h.finish(first.transfer, 0.05)               # the swarm's speed: 1 MiB in 0.05 s
+    h.session.planner.set_dl_slots("a", 0)       # (out of the way)
+    h.advance(1.5)
+    w = h.join("w")
+    h.tick()
+    early = [d for name, d in h.downloads() if name == "w"]
+    assert early and all(d.timeout_s == 5.0 for d in early)     # its port is not known yet
+    w.rx_rate = 50_000.0
+    h.advance(max(d.timeout_s for d in early) + 0.5)
+    assert {m.transfer for m in w.received if isinstance(m, p.Cancel)} >= {d.transfer for d in early}
+    assert not any("slow source" in e.message for e in h.events)
+    assert sum("own port speed" in e.message for e in h.events) == len(early)
+    assert h.session.planner.node_stats(SEED).failures == 0
+    later = [d for name, d in h.downloads() if name == "w"]
+    assert later and all(d.timeout_s >= 4 * (1 << 20) / 50_000.0 for d in later)   # 1 MiB at its speed
+
+
 def test_a_silent_member_is_no_source_until_it_speaks_again() -> None:
     """A member that says nothing (frozen, or its host cut off) answers no request either: once it
     is silent nothing new is planned from it, and once it speaks it is a source again."""

@@ -72,6 +72,7 @@ class Planner(SwarmBooks):
         self._round_up = 0                              # free upload slots left this round
         self._soon: dict[int, int] = {}                 # per idle source, its arriving chunks worth following now
         self._guessed: list[int] = []                   # flights timed by the initial guess, until a speed is known
+        self.unblamed: set[int] = set()                 # of the last expire(): charged to no source
 
     # ---- planning ------------------------------------------------------------------------
 
@@ -395,8 +396,8 @@ class Planner(SwarmBooks):
         if math.isfinite(nominal):
             rate = nominal / slow                  # a known-slow source books only what it delivers
             cap, expected = rate, size / rate + cfg.transfer_overhead_s
-        elif self._median_spb is not None:
-            expected = size * self._median_spb * slow + cfg.transfer_overhead_s
+        elif self._median_spb is not None or d.rx_peak:
+            expected = self._uncapped_s(slow, d, size, d.n_dl + d.n_bg + 1)
         guessed = expected is None
         timeout = cfg.initial_timeout_s if expected is None else self._timeout(expected)
         if self._arriving and (arriving := self._arriving.get(s.name)):
@@ -454,6 +455,7 @@ class Planner(SwarmBooks):
         f = self._flights.get(transfer_id)
         if f is None:
             return
+        port_s = self._dest_port_s(f)
         self._drop(f, delivered=ok)
         s, t = f.src, f.transfer
         cfg = self.config
@@ -463,18 +465,24 @@ class Planner(SwarmBooks):
             s.uploads += 1
             f.dst.downloads += 1
             s.upload_s_total += elapsed
-            busy = elapsed - cfg.transfer_overhead_s
-            spb = busy / t.size if t.size and busy > 0.0 else 0.0
-            s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
+            expected_s = f.expected_s
+            if port_s and port_s >= (expected_s or 0.0):
+                expected_s = port_s         # the destination's port set the pace: not the source's speed
+            else:
+                busy = elapsed - cfg.transfer_overhead_s
+                spb = busy / t.size if t.size and busy > 0.0 else 0.0
+                s.spb = spb if s.spb is None else (1 - a) * s.spb + a * spb
             s.fail_score *= 1 - a
-            if f.expected_s:
-                ratio = elapsed / f.expected_s
+            if expected_s:
+                ratio = elapsed / expected_s
                 # at its cap an upload cannot show it could go faster: keeping pace counts as healthy
                 sample = f.slowness * ratio if t.rate_cap is None or ratio > cfg.kept_pace else 1.0
                 s.slowness = (1 - a) * s.slowness + a * sample        # as _sample
                 s.measured = True
             self._stats_dirty = True
-        else:
+        elif corrupt or not (port_s and t.timeout_s <= elapsed <= self._timeout(port_s)):
+            # (a download its own timer ended that its destination's port could not have carried in
+            # time says nothing of the source, as in expire)
             s.failures += 1
             s.fail_score = (1 - a) * s.fail_score + a
             if corrupt and not s.corrupt:
@@ -483,6 +491,20 @@ class Planner(SwarmBooks):
                     cover.add_many(s.bits | s.recv, -1)
                 s.corrupt = True
                 self._idle.discard(s.idx)
+
+    def _dest_port_s(self, f: Flight) -> float:
+        """Seconds an uncapped flight needs at its destination's own port beside the others in
+        flight to it (0: capped, or the port unknown)."""
+        d = f.dst
+        if f.transfer.rate_cap is not None or not d.rx_peak:
+            return 0.0
+        return self._port_s(d, f.transfer.size, d.n_dl + d.n_bg) + self.config.transfer_overhead_s
+
+    def _uncapped_s(self, slow: float, d: NodeState, size: int, downloads: int) -> float:
+        """Expected seconds of a transfer no link caps: at the swarm's median speed (times the
+        source's slowness), or at the destination's own port where that is slower."""
+        by_swarm = size * self._median_spb * slow if self._median_spb is not None else 0.0
+        return max(by_swarm, self._port_s(d, size, downloads)) + self.config.transfer_overhead_s
 
     def _timeout(self, expected: float) -> float:
         cfg = self.config
@@ -498,9 +520,9 @@ class Planner(SwarmBooks):
         t = f.transfer
         timeout = t.timeout_s
         if f.guessed and self._median_spb is not None:
-            cfg = self.config
-            known = self._timeout(t.size * self._median_spb * max(1.0, f.src.slowness) + cfg.transfer_overhead_s)
-            timeout = min(timeout, timeout - cfg.initial_timeout_s + known)   # keeps a wait for an arriving chunk
+            d = f.dst
+            known = self._timeout(self._uncapped_s(max(1.0, f.src.slowness), d, t.size, d.n_dl + d.n_bg))
+            timeout = min(timeout, timeout - self.config.initial_timeout_s + known)   # keeps a wait for an arriving chunk
         return t.started + timeout
 
     def _retime_guessed(self) -> None:
@@ -515,14 +537,19 @@ class Planner(SwarmBooks):
 
     def expire(self, now: float, stalled: Callable[[str], bool] | None = None) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads, but
-        for those whose destination `stalled` says is the one stalled (no verdict on the source)."""
+        for those whose destination `stalled` says is the one stalled, and those its own port
+        (rx_peak) could not have carried in time: no verdict on the source (`unblamed`)."""
         out: list[Transfer] = []
-        for f in self._overdue(now):
+        self.unblamed = set()
+        overdue = self._overdue(now)
+        ports = [self._dest_port_s(f) for f in overdue]     # beside each other: before any is dropped
+        for f, port_s in zip(overdue, ports):
+            elapsed = now - f.transfer.started
             self._drop(f)
             out.append(f.transfer)
-            if stalled is not None and stalled(f.dst.name):
+            if (stalled is not None and stalled(f.dst.name)) or (port_s and elapsed <= self._timeout(port_s)):
+                self.unblamed.add(f.transfer.id)
                 continue
-            elapsed = now - f.transfer.started
             f.src.failures += 1
             ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
             self._sample(f.src, f.slowness * ratio)

@@ -123,6 +123,18 @@ class SwarmBooks:
         node.dl_slots = max(0, dl_slots)
         self._touch_down(node)
 
+    def set_rx_peak(self, name: str, bytes_per_s: float) -> None:
+        """The most a node has been seen receiving: where the swarm states no port for it, its
+        downloads cannot go faster together (a host on Wi-Fi among wired ones), so neither are
+        they timed out as if they could, nor are their sources charged as slow for it."""
+        node = self._nodes[name]
+        if math.isfinite(bytes_per_s) and bytes_per_s > node.rx_peak:
+            node.rx_peak = bytes_per_s
+
+    def _port_s(self, d: NodeState, size: int, downloads: int) -> float:
+        """Seconds d's own port needs for `size` bytes beside `downloads` - 1 others (0: unknown)."""
+        return size * max(1, downloads) / d.rx_peak if d.rx_peak > 0.0 else 0.0
+
     def set_silent(self, name: str, silent: bool) -> None:
         """A node that says nothing (frozen, cut off) answers no request either: nothing is
         planned from it until it speaks. Its holdings still count for its site (the silence may

@@ -291,4 +291,5 @@ class NodeState:
     silent: bool = False       # says nothing (frozen, cut off): planned from by no one (set_silent)
     slowness: float = 1.0      # EWMA of (upload time / expected time); 1.0 = as fast as the links say
     spb: float | None = None   # EWMA of seconds per uploaded byte
+    rx_peak: float = 0.0       # the most bytes/s it has been seen receiving (0: unknown): its port
     measured: bool = False     # slowness has at least one sample
