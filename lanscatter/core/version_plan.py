@@ -242,4 +242,5 @@ def strays(entries: Iterable[str], index: VersionIndex, exclude: Iterable[str] =
     return sorted(e for e in entries if e not in known and e not in RESERVED)
 
 
-RESERVED = frozenset({"index.json", "lock"})
+COMMIT_MARK_FILE = "newest-commit"    # the newest tree commit followed, kept with the versions too
+RESERVED = frozenset({"index.json", "lock", COMMIT_MARK_FILE})

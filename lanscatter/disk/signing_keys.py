@@ -98,13 +98,16 @@ class OriginTrust:
     the newest version it took, before which none is taken again."""
 
     def __init__(self, configured: OriginKey | None, pin_file: Path, newest_file: Path,
-                 kept: Callable[[], tuple[int, str] | None] | None = None) -> None:
+                 kept: Callable[[], tuple[int, str] | None] | None = None, kept_commit: Path | None = None) -> None:
         self.configured = configured
         self.pin_file = pin_file
         self.newest_file = newest_file
         # The newest version this host keeps beside its folder (publish time in ms, generation):
         # it was taken once, so the state folder's loss does not make older ones welcome again.
         self._kept = kept
+        # ... and a copy of `newest-commit` there (its versions folder), for the same reason: an
+        # old commit (an old rollback) sent again after the state folder is lost is still refused.
+        self._kept_commit = kept_commit
 
     def pinned(self) -> OriginKey | None:
         text = _read_state(self.pin_file, "the pinned origin key ",
@@ -153,16 +156,21 @@ class OriginTrust:
                                  "the origin sends its version first; check which master this host follows")
         statement = verify_commit(generation, instead, signed, trusted)
         path = self.newest_file.with_name(NEWEST_COMMIT_FILE)
-        hint = "delete the file to follow any commit the origin signed again"
-        newest, digest = _mark(path, hint), _digest(signed.statement)
+        paths = [path] + ([self._kept_commit] if self._kept_commit is not None else [])
+        hint = f"delete {' and '.join(map(str, paths))} to follow any commit the origin signed again"
+        held = [_mark(q, hint) for q in paths]
+        marks = [m for m in held if m is not None]
+        newest, digest = (max(marks) if marks else None), _digest(signed.statement)
         if _older(newest, statement.signed_ms, digest):
             assert newest is not None
             raise SignatureError(
                 f"the commit of generation {generation[:12]} was signed before the newest commit this host "
                 f"followed ({_when(statement.signed_ms)} against {_when(newest[0])}): an older commit "
-                "sent again is refused", f"if the origin's clock is behind, set it right; {hint} ({path})")
-        if newest is None or statement.signed_ms > newest[0]:
-            write_text_atomic(path, f"{statement.signed_ms} {digest}\n")
+                "sent again is refused", f"if the origin's clock is behind, set it right; {hint}")
+        mark = (statement.signed_ms, digest) if newest is None or statement.signed_ms > newest[0] else newest
+        for q, had in zip(paths, held):
+            if had != mark and q.parent.is_dir():   # (the versions folder is there once a version is)
+                write_text_atomic(q, f"{mark[0]} {mark[1]}\n")
         return statement
 
     def newest(self) -> tuple[int, str] | None:

@@ -31,7 +31,7 @@ from lanscatter.core.errors import ConfigError, NoSpaceError
 from lanscatter.core.file_table import FileTable, pair_paths
 from lanscatter.core.manifest import Manifest, build_manifest
 from lanscatter.core.sizes import format_bytes
-from lanscatter.core.version_plan import LinkPlan, VersionRecord, link_plan, version_name
+from lanscatter.core.version_plan import COMMIT_MARK_FILE, LinkPlan, VersionRecord, link_plan, version_name
 from lanscatter.disk.folder_walk import PART_SUFFIX
 from lanscatter.disk.scanner import scan_folder
 from lanscatter.disk.store import MirrorStore, Places, ReconcileStats, _remove
@@ -69,6 +69,11 @@ class StagedStore(MirrorStore):
     def folder(self) -> Path:
         """The folder as the operator named it: the symlink to the active version."""
         return self.versions.folder
+
+    @property
+    def commit_mark(self) -> Path:
+        """Where the newest tree commit followed is kept beside the versions (OriginTrust)."""
+        return self.versions.home / COMMIT_MARK_FILE
 
     def newest_kept(self) -> tuple[int, str] | None:
         """(publish time in ms, generation) of the newest version kept here that the origin

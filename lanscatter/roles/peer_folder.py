@@ -99,8 +99,9 @@ class PeerFolder:
         self.manifest: Manifest | None = None
         self.signed: SignedVersion | None = None    # the origin's statement about `manifest`
         self.statement: VersionStatement | None = None   # ... as checked
+        staged = self.store if isinstance(self.store, StagedStore) else None
         self.trust = OriginTrust(opts.origin_key, opts.state_dir / PIN_FILE, opts.state_dir / NEWEST_FILE,
-                                 self.store.newest_kept if isinstance(self.store, StagedStore) else None)
+                                 staged.newest_kept if staged else None, staged.commit_mark if staged else None)
         self._verify_lock = asyncio.Lock()
         self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
         self.reconciling = False

@@ -5,6 +5,7 @@ holding the swarm secret) can neither make up a rollback nor send an old commit 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,37 @@ async def test_a_host_follows_only_the_commits_the_origin_signed(
     try:
         caplog.clear()
         await folder.take_commit(_commit(v2.generation, at=20))
+        assert any("signed before the newest commit" in r.getMessage() for r in caplog.records)
+    finally:
+        folder.store.close()
+
+
+@pytest.mark.allow_error_logs
+async def test_an_old_commit_is_refused_after_the_hosts_state_folder_is_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The state folder (with `newest-commit`) is gone, say the host was rebuilt with its data
+    volume kept: the copy kept with the versions beside the folder still says which commit it
+    followed last, so an old rollback the origin once signed, sent again, is refused."""
+    source = tmp_path / "src"
+    v1 = write_version(source, {f"f{k}": b"content %d" % k for k in range(6)})
+    folder = await _tree_host(tmp_path, v1, source)
+    try:
+        v2 = write_version(source, {"f0": b"content 5"})
+        await folder.take_delta(signed_delta(v1, v2))
+        old_rollback = _commit(v1.generation, v2.generation, at=15)
+        await folder.take_commit(_commit(v2.generation, at=20))
+        assert _active(folder) == v2.generation
+    finally:
+        folder.store.close()
+    shutil.rmtree(tmp_path / "state")
+    folder = PeerFolder(PeerOptions("127.0.0.1", 1, tmp_path / "peer", tmp_path / "state",
+                                    origin_key=public_key_of(KEY), adopt=True, activate="tree"),
+                        post=lambda msg: None, room=no_wait, cancel_downloads=no_downloads, stats=lambda: None,
+                        master_text=lambda: "the relay")
+    try:
+        caplog.set_level(logging.ERROR, "lanscatter.roles.peer")
+        await folder.take_commit(old_rollback)
+        assert _active(folder) == v2.generation, "the old rollback was followed"
         assert any("signed before the newest commit" in r.getMessage() for r in caplog.records)
     finally:
         folder.store.close()
