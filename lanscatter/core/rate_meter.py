@@ -32,8 +32,10 @@ class RateMeter:
         """Seconds the rates cover (0 before two samples): a short span can show a burst."""
         return self.samples[-1][0] - self.samples[0][0] if len(self.samples) >= 2 else 0.0
 
-    def rates(self, now: float | None = None) -> tuple[float, float]:
-        """(rx, tx) bytes/s; `now` (the samples' clock) drops what is older than the window."""
+    def rates(self, now: float | None = None, *, idle_zero: bool = True) -> tuple[float, float]:
+        """(rx, tx) bytes/s; `now` (the samples' clock) drops what is older than the window.
+        `idle_zero=False`: the window's average even where a counter just stood still (a rate
+        limiter lets bytes through in lumps)."""
         if now is not None:
             if self.samples and now - self.samples[-1][0] > STALE_S:
                 return 0.0, 0.0
@@ -48,7 +50,7 @@ class RateMeter:
         # The window's average lags the end of a transfer by WINDOW_S: a direction that moved nothing
         # since the newest sample IDLE_S before the last one transfers nothing now (0 at `done`).
         before = next((s for s in reversed(self.samples) if t1 - s[0] >= IDLE_S), None)
-        if before is not None:
+        if before is not None and idle_zero:
             rx = 0.0 if rx1 == before[1] else rx
             tx = 0.0 if tx1 == before[2] else tx
         return rx, tx

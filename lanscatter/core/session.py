@@ -61,7 +61,7 @@ from lanscatter.core.tree_commit import Member, Readiness, subtree
 __all__ = ["PLAN_TICK_S", "SILENT_S", "SwarmSession"]
 
 GONE_LIMIT = 1024   # nodes that left, still shown (as down) in the status
-PEAK_SPAN_S = 3.5   # a receive rate over a shorter span may show a burst (a limiter's credit, a
+PEAK_SPAN_S = 2.5   # a receive rate over a shorter span may show a burst (a limiter's credit, a
                     # read's lump), not what a host's port carries
 
 
@@ -285,9 +285,8 @@ class SwarmSession(SessionRounds):
         elif isinstance(msg, p.Stats):
             link.rx_bytes, link.tx_bytes, link.uploads = msg.rx_bytes, msg.tx_bytes, msg.uploads
             link.rates.sample(now.mono, msg.rx_bytes, msg.tx_bytes)
-            rx = link.rates.rates(now.mono)[0]
             if link.planned and link.rates.span() >= PEAK_SPAN_S:
-                self.planner.set_rx_peak(link.name, rx)
+                self.planner.set_rx_peak(link.name, link.rates.rates(now.mono, idle_zero=False)[0])
             active = ActiveVersion(msg.active, safe_text(msg.active_label, MAX_LABEL_CHARS),
                                    msg.active_published_ms, msg.active_at) if msg.active else None
             if active != link.active:
@@ -320,12 +319,11 @@ class SwarmSession(SessionRounds):
                 continue
             self.transfers.pop(t.id, None)
             self._untrack(t)
-            if t.id in self.planner.unblamed:
-                self._event("info", f"chunk {t.chunk[:8]} from {t.source} to {t.dest} timed out at {t.dest}'s own "
-                                    "port speed: no verdict on the source; its next downloads are timed for that speed")
-            else:
-                self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
+            self._event("warning", f"slow source {t.source}: chunk {t.chunk[:8]} to {t.dest} timed out")
             self._send(t.dest, p.Cancel(t.id))
+        for t, until in self.planner.extended:
+            self._event("info", f"chunk {t.chunk[:8]} from {t.source} to {t.dest} goes at {t.dest}'s own port "
+                                f"speed: given {until - t.started:.0f} s instead of {t.timeout_s:.0f} s")
         if self.manifest is not None:
             self._share(now, self.planner.plan(now.mono))
         return self._flush()

@@ -180,8 +180,9 @@ class Fetcher:
                     timeout_s: float, buckets: list[TokenBucket], pace: Pace | None = None,
                     accept_lz4: bool = True, ending: Callable[[float], None] | None = None,
                     receiving: Callable[[], None] | None = None, ending_receives: bool = False,
-                    progress: Callable[[int], None] | None = None) -> FetchResult:
-        """Download one chunk into fd at offset. From the download's thread, `receiving()` is
+                    progress: Callable[[int], None] | None = None, deadline_s: float | None = None) -> FetchResult:
+        """Download one chunk into fd at offset, giving up `deadline_s` after it began (None:
+        `timeout_s`, which also bounds a stall, up to _STALL_S). From the download's thread, `receiving()` is
         called once at its first bytes (not, with `ending_receives`, for a download too short to
         measure: its `ending` says it), `ending(seconds_left)` once when about 0.1 s (0.3 s over a
         WAN link) of it is left, `progress(bytes)` after each write with the chunk's bytes written
@@ -193,7 +194,7 @@ class Fetcher:
         caps = list(buckets)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, token, fd, offset,
-            time.monotonic() + timeout_s, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
+            time.monotonic() + (timeout_s if deadline_s is None else deadline_s), timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
             ending_receives, progress)
         try:
             return await asyncio.shield(fut)
@@ -328,7 +329,7 @@ class Fetcher:
             if cancel.is_set():
                 return body.failed(None)
             if time.monotonic() > body.deadline:
-                return FetchResult(False, error=f"timed out after {body.timeout_s:.0f} s", wire_bytes=body.wire,
+                return FetchResult(False, error=f"timed out after {body.elapsed():.0f} s", wire_bytes=body.wire,
                                    seconds=body.elapsed())
             if body.receiving is not None:
                 # The first bytes are announced as soon as they come (the master shares the
@@ -342,8 +343,8 @@ class Fetcher:
             if not n:
                 break
             body.wire += n
-            self.counters.rx_bytes += n
             _pause(wait_all(caps, n), cancel)
+            self.counters.rx_bytes += n             # (after this node's limit let them through)
             data: memoryview | bytes = decomp.decompress(view[:n]) if decomp else view[:n]
             received += len(data)
             if received > body.length:

@@ -30,6 +30,17 @@ from lanscatter.roles.master_link import MasterLink
 
 log = logging.getLogger("lanscatter.roles.peer")
 
+# The master withdraws a download past its time (Cancel), and may give one more time where the
+# downloader's own port needs it (Planner.expire): the download's own deadline is only a backstop
+# for a master that says nothing, well past the time the Download names.
+BACKSTOP_FACTOR = 10.0
+BACKSTOP_EXTRA_S = 300.0
+
+
+def backstop_s(timeout_s: float) -> float:
+    """How long a download may run before the downloader gives up on its own."""
+    return max(timeout_s * BACKSTOP_FACTOR, timeout_s + BACKSTOP_EXTRA_S)
+
 
 class Downloads:
     """The downloads under way, by transfer id. `current` is the generation held (downloads are
@@ -120,7 +131,7 @@ class Downloads:
                     pace=Pace(d.rate_cap, d.group, d.group_rate, d.transfer),
                     ending=self._link.ending_notice(d.transfer), receiving=self._link.receiving_notice(d.transfer),
                     ending_receives=self._link.protocol >= p.ENDING_RECEIVES,
-                    progress=arrival.advance, accept_lz4=self._compress)
+                    progress=arrival.advance, accept_lz4=self._compress, deadline_s=backstop_s(d.timeout_s))
             finally:
                 self.inflight.discard(d.chunk)
                 self._counters.downloads -= 1

@@ -210,10 +210,10 @@ def test_a_download_timing_out_after_its_downloader_went_quiet_is_no_verdict_on_
     assert set(h.seed_cut) == {d.transfer for d in started}          # the seed's uploads to it end
 
 
-def test_a_host_on_a_slow_port_is_timed_for_it_and_its_timeouts_blame_no_source() -> None:
+def test_a_host_on_a_slow_port_is_timed_for_it_and_its_downloads_are_not_cut() -> None:
     """No link map: a host receiving at 50 kB/s (Wi-Fi among wired hosts) timed like the swarm's
-    fast ones would have every 1 MiB download time out and its sources charged as slow. What its
-    Stats show it receiving times its downloads, and a timeout that speed explains blames nobody."""
+    fast ones would have every 1 MiB download cut at 5 s and its sources charged as slow. What its
+    Stats show it receiving gives its first downloads the time they need, and times the next."""
     h = SwarmHarness(synthetic_manifest(8))
     h.join("a", dl_slots=1)
     h.tick()
@@ -224,12 +224,15 @@ def test_a_host_on_a_slow_port_is_timed_for_it_and_its_timeouts_blame_no_source(
     w = h.join("w")
     h.tick()
     early = [d for name, d in h.downloads() if name == "w"]
-    assert early and all(d.timeout_s == 5.0 for d in early)     # its port is not known yet
+    assert len(early) == 2 and all(d.timeout_s == 5.0 for d in early)     # its port is not known yet
     w.rx_rate = 50_000.0
     h.advance(max(d.timeout_s for d in early) + 0.5)
-    assert {m.transfer for m in w.received if isinstance(m, p.Cancel)} >= {d.transfer for d in early}
+    assert not any(isinstance(m, p.Cancel) for m in w.received)
     assert not any("slow source" in e.message for e in h.events)
-    assert sum("own port speed" in e.message for e in h.events) == len(early)
+    assert sum("goes at w's own port speed" in e.message for e in h.events) == 2
+    for d in early:
+        h.finish(d.transfer, 40.0)
+    h.tick()
     assert h.session.planner.node_stats(SEED).failures == 0
     later = [d for name, d in h.downloads() if name == "w"]
     assert later and all(d.timeout_s >= 4 * (1 << 20) / 50_000.0 for d in later)   # 1 MiB at its speed

@@ -72,7 +72,7 @@ class Planner(SwarmBooks):
         self._round_up = 0                              # free upload slots left this round
         self._soon: dict[int, int] = {}                 # per idle source, its arriving chunks worth following now
         self._guessed: list[int] = []                   # flights timed by the initial guess, until a speed is known
-        self.unblamed: set[int] = set()                 # of the last expire(): charged to no source
+        self.extended: list[tuple[Transfer, float]] = []   # of the last expire(): given until then, at their port's pace
 
     # ---- planning ------------------------------------------------------------------------
 
@@ -480,9 +480,7 @@ class Planner(SwarmBooks):
                 s.slowness = (1 - a) * s.slowness + a * sample        # as _sample
                 s.measured = True
             self._stats_dirty = True
-        elif corrupt or not (port_s and t.timeout_s <= elapsed <= self._timeout(port_s)):
-            # (a download its own timer ended that its destination's port could not have carried in
-            # time says nothing of the source, as in expire)
+        else:
             s.failures += 1
             s.fail_score = (1 - a) * s.fail_score + a
             if corrupt and not s.corrupt:
@@ -537,18 +535,27 @@ class Planner(SwarmBooks):
 
     def expire(self, now: float, stalled: Callable[[str], bool] | None = None) -> list[Transfer]:
         """Transfers past their timeout: dropped and charged to their source as slow uploads, but
-        for those whose destination `stalled` says is the one stalled, and those its own port
-        (rx_peak) could not have carried in time: no verdict on the source (`unblamed`)."""
+        for those whose destination `stalled` says is the one stalled (no verdict on the source).
+        One its destination's own port (rx_peak) could not have carried in time, planned
+        before that port was seen, is given the time the port needs instead (`extended`: the
+        downloader keeps going until the master withdraws it)."""
         out: list[Transfer] = []
-        self.unblamed = set()
+        self.extended = []
         overdue = self._overdue(now)
         ports = [self._dest_port_s(f) for f in overdue]     # beside each other: before any is dropped
         for f, port_s in zip(overdue, ports):
-            elapsed = now - f.transfer.started
+            t = f.transfer
+            elapsed = now - t.started
+            if port_s and not (stalled is not None and stalled(f.dst.name)):
+                until = t.started + self._timeout(port_s)
+                if until > now:
+                    self._due_at(t.id, until)
+                    f.expected_s = max(f.expected_s or 0.0, port_s)
+                    self.extended.append((t, until))
+                    continue
             self._drop(f)
-            out.append(f.transfer)
-            if (stalled is not None and stalled(f.dst.name)) or (port_s and elapsed <= self._timeout(port_s)):
-                self.unblamed.add(f.transfer.id)
+            out.append(t)
+            if stalled is not None and stalled(f.dst.name):
                 continue
             f.src.failures += 1
             ratio = elapsed / f.expected_s if f.expected_s else self.config.timeout_factor
