@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from lanscatter.disk.staged_store import StagedStore
 from lanscatter.disk.versions_dir import VersionsDir
 from tests.integration.nodes import tree_state
@@ -120,6 +122,7 @@ def test_unchanged_files_are_shared_and_old_versions_pruned(tmp_path: Path) -> N
         store.close()
 
 
+@pytest.mark.chaos
 def test_sigkill_at_random_points_leaves_a_complete_version(tmp_path: Path) -> None:
     sources = [_version(tmp_path, s, changed=FILES if s % 2 else 5) for s in range(1, 7)]
     states = {str(s): tree_state(s) for s in sources}
