@@ -648,3 +648,22 @@ def test_a_download_its_destinations_port_held_back_is_no_slowness_of_its_source
     p.add_node("b", dl_slots=1, ul_slots=0)       # the swarm's speed is still the sources' own
     [t] = p.plan(7.0)
     assert t.dest == "b" and t.timeout_s == PlannerConfig().min_timeout_s
+
+
+def test_an_extended_download_is_no_measure_of_its_sources_speed_when_it_ends() -> None:
+    """Given more time at its destination's port, a download that ends after its destination's
+    other download did (its port's time now shorter than the one it was given) still says
+    nothing of its source's speed."""
+    p = swarm(4, seed_slots=4)
+    p.add_node("a", dl_slots=1, ul_slots=0)
+    [first] = p.plan(0.0)
+    p.finish(first.id, 0.01, ok=True)             # the swarm's speed: 1000 B in 0.01 s
+    p.set_dl_slots("a", 0)
+    p.add_node("w", dl_slots=2, ul_slots=0)
+    one, two = p.plan(1.5)
+    p.set_rx_peak("w", 100.0)
+    assert p.expire(6.6) == [] and len(p.extended) == 2
+    spb = p._nodes["S"].spb
+    p.finish(one.id, 20.0, ok=True)
+    p.finish(two.id, 22.0, ok=True)
+    assert p._nodes["S"].spb == spb

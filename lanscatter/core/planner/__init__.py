@@ -466,8 +466,11 @@ class Planner(SwarmBooks):
             f.dst.downloads += 1
             s.upload_s_total += elapsed
             expected_s = f.expected_s
-            if port_s and port_s >= (expected_s or 0.0):
-                expected_s = port_s         # the destination's port set the pace: not the source's speed
+            by_swarm = t.size * self._median_spb * f.slowness if self._median_spb is not None else 0.0
+            if port_s and port_s >= by_swarm:
+                # the destination's port set the pace (its own, or beside its other downloads): it
+                # says nothing of the source's speed
+                expected_s = max(expected_s or 0.0, port_s)
             else:
                 busy = elapsed - cfg.transfer_overhead_s
                 spb = busy / t.size if t.size and busy > 0.0 else 0.0
