@@ -192,9 +192,10 @@ class Fetcher:
         # The transfer's pace is the sender's to keep; pacing the same stream again here would
         # only add stalls. Here: this node's own download limit.
         caps = list(buckets)
+        deadline = time.monotonic() + (timeout_s if deadline_s is None else deadline_s)
         fut = asyncio.get_running_loop().run_in_executor(
             self._threads, self._fetch, url, chunk, length, token, fd, offset,
-            time.monotonic() + (timeout_s if deadline_s is None else deadline_s), timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
+            deadline, timeout_s, caps, pace, accept_lz4, cancel, live, ending, receiving,
             ending_receives, progress)
         try:
             return await asyncio.shield(fut)

@@ -466,8 +466,7 @@ class Planner(SwarmBooks):
             f.dst.downloads += 1
             s.upload_s_total += elapsed
             expected_s = f.expected_s
-            by_swarm = t.size * self._median_spb * f.slowness if self._median_spb is not None else 0.0
-            if port_s and port_s >= by_swarm:
+            if port_s and port_s >= self._swarm_s(t.size, f.slowness):
                 # the destination's port set the pace (its own, or beside its other downloads): it
                 # says nothing of the source's speed
                 expected_s = max(expected_s or 0.0, port_s)
@@ -501,11 +500,15 @@ class Planner(SwarmBooks):
             return 0.0
         return self._port_s(d, f.transfer.size, d.n_dl + d.n_bg) + self.config.transfer_overhead_s
 
+    def _swarm_s(self, size: int, slow: float) -> float:
+        """Seconds `size` bytes take at the swarm's median speed from a source this slow (0: none
+        measured yet)."""
+        return size * self._median_spb * slow if self._median_spb is not None else 0.0
+
     def _uncapped_s(self, slow: float, d: NodeState, size: int, downloads: int) -> float:
         """Expected seconds of a transfer no link caps: at the swarm's median speed (times the
         source's slowness), or at the destination's own port where that is slower."""
-        by_swarm = size * self._median_spb * slow if self._median_spb is not None else 0.0
-        return max(by_swarm, self._port_s(d, size, downloads)) + self.config.transfer_overhead_s
+        return max(self._swarm_s(size, slow), self._port_s(d, size, downloads)) + self.config.transfer_overhead_s
 
     def _timeout(self, expected: float) -> float:
         cfg = self.config
