@@ -138,7 +138,6 @@ class SwarmSession(SessionRounds):
                 # idle. It still serves what it held; downloads once its Have for it came.
                 link.staging = True
                 self.planner.set_dl_slots(link.name, 0)
-                self.planner.set_pending(link.name, link.dl_slots > 0)
             self._send(link.name, self._manifest_for(link, manifest))
         self._event("info", f"generation {manifest.generation[:12]}: {len(manifest.files)} files, "
                             f"{len(table)} chunks, {format_bytes(manifest.total_bytes)} "
@@ -208,7 +207,6 @@ class SwarmSession(SessionRounds):
         self.gone.pop(name, None)
         self._event("info", f"{name} joined from {addr}")
         self._hand_over(self.peers[name])
-        self.planner.set_pending(name, self.peers[name].dl_slots > 0)
         if self.manifest is not None:
             self._send(name, self._manifest_for(self.peers[name], self.manifest))
             if self.commit is not None and protocol >= 8:
@@ -243,7 +241,6 @@ class SwarmSession(SessionRounds):
         if link is None:
             return
         link.online = False
-        self.planner.set_pending(link.name, False)
         self.gone[link.name] = link
         while len(self.gone) > GONE_LIMIT:      # names churning must not grow the status for good
             del self.gone[next(iter(self.gone))]
@@ -357,7 +354,6 @@ class SwarmSession(SessionRounds):
                 self.planner.add_node(link.name, dl_slots=link.dl_slots, ul_slots=link.ul_slots)
                 link.planned = True
             self.planner.set_have(link.name, [h for h in msg.chunks if h in index])
-            self.planner.set_pending(link.name, False)
         elif link.planned:
             self.planner.add_haves(link.name, msg.chunks)
         self._holds(link, msg.chunks, now)

@@ -93,14 +93,12 @@ class SwarmHarness:
     # ---- members -----------------------------------------------------------------------------
     def join(self, name: str, *, held: set[str] | None = None, dl_slots: int = 2, ul_slots: int = 2,
              protocol: int = p.PROTOCOL_VERSION, addr: str | None = None, role: str = "peer",
-             gateways: tuple[str, ...] = (), term: int = 0, addr_proven: bool = True,
-             reconciling: bool = False) -> HarnessPeer:
+             gateways: tuple[str, ...] = (), term: int = 0, addr_proven: bool = True) -> HarnessPeer:
         """A peer joins from `addr` (a loopback address of its own by default); a gateway's relay
-        says `role` "relay", its site's `gateways` and its `term`; a `reconciling` one says what it
-        holds only when told (`reconciled`)."""
+        says `role` "relay", its site's `gateways` and its `term`."""
         k = len(self.peers) + len(self.closed) + 2
         addr = addr or f"127.0.0.{k}"
-        peer = self.peers[name] = HarnessPeer(name, protocol, set(held or ()), reconciling=reconciling)
+        peer = self.peers[name] = HarnessPeer(name, protocol, set(held or ()))
         hello = p.Hello(name, protocol, protocol, "harness", "0" * 32, addr, 7000 + k, dl_slots, ul_slots,
                         role=role, gateways=list(gateways), term=term)
         self._feed(self.session.join(name, hello, self.at(), addr=addr, protocol=protocol,

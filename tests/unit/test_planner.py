@@ -66,30 +66,6 @@ def test_least_complete_downloader_first() -> None:
     assert t.dest == "c"
 
 
-def test_a_seeds_slots_go_one_per_downloader_while_others_wait_for_one() -> None:
-    """The first member to say what it holds takes one of the seed's slots, not two: the next
-    one to report (and any that joined and has not yet) gets its own stream from the seed rather
-    than only following the first one's."""
-    p = swarm(8, seed_slots=3)
-    p.set_pending("b", True)                     # joined, its Have on the way
-    p.set_pending("c", True)
-    p.add_node("a", dl_slots=2, ul_slots=2)
-    [t] = p.plan(0.0)
-    assert (t.source, t.dest) == ("S", "a")
-    p.add_node("b", dl_slots=2, ul_slots=2)
-    p.set_pending("b", False)
-    assert [(t.source, t.dest) for t in p.plan(0.0) if t.source == "S"] == [("S", "b")]
-    p.set_pending("c", False)                    # (left without reporting)
-    # nobody waits for one now: a downloader may take the seed's last slot beside its first
-    assert [(t.source, t.dest) for t in p.plan(0.0) if t.source == "S"] == [("S", "a")]
-
-
-def test_without_others_waiting_one_downloader_takes_several_seed_slots() -> None:
-    p = swarm(8, seed_slots=3)
-    p.add_node("a", dl_slots=2, ul_slots=2)
-    assert [(t.source, t.dest) for t in p.plan(0.0)] == [("S", "a"), ("S", "a")]
-
-
 def test_a_seed_sends_its_short_chunks_first() -> None:
     """Of equally rare chunks a seed sends the short ones (small files, files' ends) first: they are
     whole, and can be passed on, soonest."""

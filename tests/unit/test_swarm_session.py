@@ -444,24 +444,6 @@ def test_a_relays_seed_holdings_are_taken_one_chunk_at_a_time() -> None:
     assert [d for d in range(len(table)) if d in h.session.seed_have] == [1, 4]
 
 
-def test_the_seeds_slots_are_kept_for_members_that_joined_and_have_not_said_what_they_hold() -> None:
-    """Members report their holdings tens of milliseconds apart at a publish: the first to report
-    takes one of the seed's slots, and the others are left one each."""
-    h = SwarmHarness(synthetic_manifest(16), seed_slots=3)
-    b, c = h.join("b", reconciling=True), h.join("c", reconciling=True)
-    h.join("a")
-    h.tick()
-    assert [(d.source, name) for name, d in h.downloads()] == [(SEED, "a")]
-    h.reconciled("b")
-    h.tick()
-    assert sorted(name for name, d in h.downloads() if d.source == SEED) == ["a", "b"]
-    h.reconciled("c")
-    h.tick()
-    assert sorted(name for name, d in h.downloads() if d.source == SEED) == ["a", "b", "c"]
-    h.run_to_sync()
-    assert b.held == c.held == {chunk for chunk, _ in h.manifest.chunk_table()}
-
-
 def test_a_member_taking_a_new_generation_gets_downloads_once_it_says_what_it_holds() -> None:
     """A member reconciling its folder with a new generation (seconds, for a large one) handles no
     Download meanwhile: none is planned to it, so no source's slot waits on it; it still serves

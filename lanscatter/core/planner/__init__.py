@@ -71,7 +71,6 @@ class Planner(SwarmBooks):
         self._round_want: dict[str | None, int] = {}   # free download slots left this round, per site
         self._round_up = 0                              # free upload slots left this round
         self._soon: dict[int, int] = {}                 # per idle source, its arriving chunks worth following now
-        self._seedless: dict[str | None, int] = {}      # per seeded site, downloaders waiting for a seed's slot
         self._guessed: list[int] = []                   # flights timed by the initial guess, until a speed is known
         self.extended: list[tuple[Transfer, float]] = []   # of the last expire(): given until then, at their port's pace
 
@@ -97,18 +96,6 @@ class Planner(SwarmBooks):
         seeded = {n.site for n in by_idx.values() if n.seed}
         queue = sorted([by_idx[i] for i in self._hungry],
                        key=lambda d: (d.n_dl > 0 or d.site is None or d.site in seeded, d.n_have, d.idx))
-        # A seed's slots go one per downloader of its site while others there wait for one (the
-        # first to report would take two, and the next ones only follow it); members that joined
-        # and have not said what they hold yet are such.
-        seedless = self._seedless = {}
-        if seeded:
-            for d in queue:
-                if not d.n_seed and d.site in seeded:
-                    seedless[d.site] = seedless.get(d.site, 0) + 1
-            site_of = self._book.map.site_of
-            for name in self._pending:
-                if (site := site_of(name)) in seeded:
-                    seedless[site] = seedless.get(site, 0) + 1
         # how many transfers this round may still start, per destination site and in all
         want = self._round_want = {}
         for d in queue:
@@ -192,8 +179,6 @@ class Planner(SwarmBooks):
             if s is d:
                 continue
             probed += 1
-            if s.seed and d.n_seed and s.site == d_site and self._seedless.get(d_site):
-                continue                   # one of a seed's slots is enough while others wait
             if s.n_ul >= s.ul_slots and (s.site == d_site or d_site is None):
                 if probed >= max_probe:
                     break
@@ -438,10 +423,6 @@ class Planner(SwarmBooks):
             d.n_bg += 1
         else:
             d.n_dl += 1
-            if s.seed:
-                d.n_seed += 1
-                if s.site == d.site and d.n_seed == 1 and self._seedless.get(d.site, 0):
-                    self._seedless[d.site] -= 1
         if narrow:
             s.n_narrow += 1
         else:

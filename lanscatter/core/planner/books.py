@@ -58,7 +58,6 @@ class SwarmBooks:
         self._next_idx = 0
         self._hungry: set[int] = set()     # non-seed nodes with a free download slot and a need
         self._idle: set[int] = set()       # nodes with a free upload slot and something to give
-        self._pending: set[str] = set()    # joined, holdings not yet said (set_pending)
         self._flights: dict[int, Flight] = {}
         # node -> chunk hash -> when its download from outside the swarm is due: chunks the node
         # can serve while they arrive (add_arriving)
@@ -123,14 +122,6 @@ class SwarmBooks:
         node = self._nodes[name]
         node.dl_slots = max(0, dl_slots)
         self._touch_down(node)
-
-    def set_pending(self, name: str, pending: bool) -> None:
-        """Whether a member joined (or took a new generation) and has not yet said what it holds:
-        it will download soon, so a seed's slots are kept for it as for a downloader."""
-        if pending:
-            self._pending.add(name)
-        else:
-            self._pending.discard(name)
 
     def set_rx_peak(self, name: str, bytes_per_s: float) -> None:
         """The most a node has been seen receiving: where the swarm states no port for it, its
@@ -303,8 +294,6 @@ class SwarmBooks:
             d.n_bg -= 1
         else:
             d.n_dl -= 1
-            if s.seed:
-                d.n_seed -= 1
         if f.narrow:
             s.n_narrow -= 1
         else:

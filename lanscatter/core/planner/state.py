@@ -278,7 +278,6 @@ class NodeState:
     n_cover: int = 0           # chunks held or in flight to this node: popcount(bits | recv)
     n_dl: int = 0              # transfers in flight to this node, in its download slots
     n_bg: int = 0              # transfers in flight to this node from slow sources, beside its slots
-    n_seed: int = 0            # of n_dl, those from a seed
     n_ul: int = 0              # transfers in flight from this node, in its upload slots
     n_narrow: int = 0          # WAN-bound transfers in flight from this node, beside its slots
     sending: dict[int, int] = field(default_factory=dict)   # chunk -> uploads of it in flight
