@@ -4,7 +4,7 @@ No sockets, no disk, no clock of its own: the caller passes `now` and a seeded `
 reports events (joins, haves, finished or failed transfers). `plan(now)` returns new transfers,
 which are in flight from then on. The same object runs in the master and in the simulator. The
 books it decides on (nodes, holdings, who is hungry or idle, flights) are kept by its base class,
-`SwarmBooks` in planner_books.py; this module is the policy.
+`SwarmBooks` in books.py; this module is the policy.
 
 Policy (docs/planner.md has the reasoning):
 - Downloaders are served least-complete first, relays (across a WAN) before the seed's own site; a downloader takes the rarest chunk (fewest nodes

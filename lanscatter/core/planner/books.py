@@ -4,7 +4,7 @@ what the sources' uploads showed (their slowness, the swarm's medians).
 
 Pure, like the planner. `SwarmBooks` keeps these consistent on every event (a node joins or
 leaves, reports what it holds, a transfer starts or ends) and answers queries and the read-only
-views; it makes no decision. The policy, `Planner` in planner.py, builds on it and is the only
+views; it makes no decision. The policy, `Planner` in the package's __init__.py, builds on it and is the only
 writer of a transfer's start and outcome.
 
 Rules kept here:
