@@ -553,11 +553,10 @@ def _run_with_summary(peer: PeerNode, role: str, reporter: Coroutine[Any, Any, N
     summary of the site it serves (`site_status`), as a master does; both name the log file."""
     from lanscatter.roles.node_progress import node_report, peer_summary, snapshot
 
-    started = time.monotonic()
     summary: list[str] = []
 
     async def stop_and_sum_up() -> None:
-        summary.append(peer_summary(role, snapshot(peer), time.monotonic() - started, peer.downloaded_chunks,
+        summary.append(peer_summary(role, snapshot(peer), peer.sync_seconds(), peer.downloaded_chunks,
                                     peer.folder.local_copies, peer.counters.rx_bytes, peer.downloaded_bytes))
         if site_status is not None:
             from lanscatter.topology.summary import summary_lines  # (at the end: not on the way to start)

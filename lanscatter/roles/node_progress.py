@@ -82,15 +82,18 @@ def figures(s: Snapshot, eta_s: float | None) -> str:
     return f"{format_bytes(s.held)} of {format_bytes(s.total)}{rate}{eta}  {s.have}/{s.chunks} chunks{sources}"
 
 
-def peer_summary(role: str, s: Snapshot, elapsed_s: float, fetched_chunks: int, local_copies: int,
+def peer_summary(role: str, s: Snapshot, sync_s: float | None, fetched_chunks: int, local_copies: int,
                  wire_bytes: int = 0, data_bytes: int = 0) -> str:
-    """The line a peer or relay prints when it ends (`wire_bytes`: what arrived on the network for
-    `data_bytes` of chunk content; less when chunks came compressed)."""
+    """The line a peer or relay prints when it ends. `sync_s`: from the generation's arrival until
+    the folder held it whole, or until now (not how long the node ran: a service runs for days).
+    `wire_bytes`: what arrived on the network for `data_bytes` of chunk content; less when chunks
+    came compressed."""
     if s.generation is None:
         return f"{role}: never got a generation from {s.master} ({state_line(s)})"
     state = "synced" if s.synced else f"stopped at {s.have}/{s.chunks} chunks"
-    line = (f"{role}: {state}; generation {s.generation[:12]}, {format_bytes(s.held)} of {format_bytes(s.total)} "
-            f"after {elapsed_s:.1f} s; {fetched_chunks} chunks fetched, {local_copies} copied locally")
+    took = f", {sync_s:.1f} s after it arrived" if sync_s is not None else ""
+    line = (f"{role}: {state}; generation {s.generation[:12]}, {format_bytes(s.held)} of {format_bytes(s.total)}"
+            f"{took}; {fetched_chunks} chunks fetched, {local_copies} copied locally")
     if data_bytes:
         line += (f"; {format_bytes(wire_bytes)} on the wire for {format_bytes(data_bytes)} "
                  f"({wire_bytes / data_bytes:.2f}x)")

@@ -123,6 +123,12 @@ class PeerNode:
     def complete(self) -> bool:
         return self.folder.complete()
 
+    def sync_seconds(self) -> float | None:
+        """Seconds from the current generation's arrival until the folder held it whole, or
+        until now while it does not (None before any generation)."""
+        taken, done = self.folder.taken_at, self.folder.complete_at
+        return None if taken is None else (done if done is not None else time.monotonic()) - taken
+
     def progress(self) -> tuple[int, int]:
         """(bytes held, dataset bytes) of distinct content (the last figures while reconciling)."""
         return self.folder.progress()

@@ -106,6 +106,8 @@ class PeerFolder:
         self._reconcile_lock = asyncio.Lock()   # one reconcile at a time; holdings dropped between
         self.reconciling = False
         self._last_progress = (0, 0)
+        self.taken_at: float | None = None          # monotonic: when `manifest` was taken
+        self.complete_at: float | None = None       # ... and when the folder first held it whole
         self._housekeeping: set[asyncio.Task[None]] = set()    # old versions being deleted
         self.local_copies = 0
 
@@ -233,7 +235,10 @@ class PeerFolder:
             raise ConfigError(refusal_text(self.store.folder, preview), ADOPT_HINT)
 
     def _note_synced(self) -> None:
-        """After the first complete sync the folder is this node's: later versions may delete."""
+        """When the folder first held the generation whole; after the first complete sync the
+        folder is this node's: later versions may delete."""
+        if self.complete_at is None and self.complete():
+            self.complete_at = time.monotonic()
         if not self._synced_before and self.complete():
             mark_synced(self._opts.state_dir, self.store.folder)
             self._synced_before = True
@@ -295,6 +300,8 @@ class PeerFolder:
             # shows the old version until the new one is whole all the same (the store stages it
             # beside, or replaces each file whole); a reconcile that fails leaves this one current
             # and the store not complete, and the next join reconciles it again.
+            if self.manifest is not manifest:
+                self.taken_at, self.complete_at = time.monotonic(), None
             self.manifest = manifest
             self._last_progress = (0, 0)          # (none of it counted yet)
             try:

@@ -6,12 +6,13 @@ words, copies its log and the error that ends it to --log-file, and gives up wit
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.nodes import HOST, Cluster, Node
+from tests.integration.nodes import HOST, Cluster, Node, synced, wait_for
 from tests.ports import free_port
 
 
@@ -34,6 +35,21 @@ def test_a_peer_that_exits_when_synced_leaves_its_figures_with_the_master(cluste
     out = master.output()
     assert "master: synced; generation " in out and "  site  hosts  median    last" in out
     assert re.search(r"\n  lan     2/2   \d+\.\d s  +\d+\.\d s\n  makespan \d+\.\d s\n", out), out
+
+
+def test_a_peer_stopped_long_after_its_sync_says_how_long_the_sync_took(cluster: Cluster) -> None:
+    """Not how long it ran: a peer run as a service is stopped days after its last sync."""
+    master = cluster.start_master()
+    peer = cluster.start_peer("p1")
+    wait_for(lambda: synced(peer), 60, "the peer's sync", master, peer)
+    time.sleep(4.0)
+    began = time.monotonic()
+    assert peer.stop() == 0
+    out = peer.output()
+    took = re.search(r"peer: synced; generation \w+, [\d.]+ \w+ of [\d.]+ \w+, (\d+\.\d) s after it arrived; ", out)
+    assert took is not None, out
+    ran = time.monotonic() - began + 4.0
+    assert float(took.group(1)) < ran - 3.0, (took.group(0), ran)
 
 
 def test_a_peer_alone_says_what_it_tries_and_gives_up_with_a_hint(cluster: Cluster, tmp_path: Path) -> None:

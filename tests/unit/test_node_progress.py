@@ -45,7 +45,11 @@ def test_states_in_order() -> None:
     done = dataclasses.replace(syncing, have=96, held=24 * 2**20, synced=True)
     assert state_line(done) == "synced" and figures(done, 0.0) == "24 MiB of 24 MiB  96/96 chunks"
     assert peer_summary("peer", done, 12.34, 90, 6) == (
-        "peer: synced; generation abcdef012345, 24 MiB of 24 MiB after 12.3 s; 90 chunks fetched, 6 copied locally")
+        "peer: synced; generation abcdef012345, 24 MiB of 24 MiB, 12.3 s after it arrived; 90 chunks fetched, "
+        "6 copied locally")
+    assert peer_summary("peer", syncing, 3.04, 40, 0) == (      # stopped short: the time it had so far
+        "peer: stopped at 40/96 chunks; generation abcdef012345, 10 MiB of 24 MiB, 3.0 s after it arrived; "
+        "40 chunks fetched, 0 copied locally")
     assert peer_summary("peer", ALONE, 60.0, 0, 0) == (
         "peer: never got a generation from 10.0.0.1:10564 (connecting to 10.0.0.1:10564 (attempt 3, retrying: "
         "connection refused))")
