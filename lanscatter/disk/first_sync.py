@@ -81,8 +81,9 @@ def _present_files(root: Path) -> dict[str, bool]:
 def refusal_text(folder: Path, preview: SyncPreview) -> str:
     shown = ", ".join(f"'{show_path(p, 120)}'" for p in preview.delete[:SHOWN_PATHS])
     more = f" and {len(preview.delete) - SHOWN_PATHS} more" if len(preview.delete) > SHOWN_PATHS else ""
-    return (f"{folder} was never synced by this node, and syncing it would delete {len(preview.delete)} "
-            f"files that the version lacks: {shown}{more}")
+    n = len(preview.delete)
+    return (f"{folder} was never synced by this node, and syncing it would delete {n} "
+            f"{'file' if n == 1 else 'files'} that the version lacks: {shown}{more}")
 
 
 ADOPT_HINT = ("check that DIR is the right folder; `--dry-run` lists everything a sync would do; start "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from lanscatter.core.chunking import CDC, Chunking
@@ -39,6 +40,8 @@ def test_preview_lists_downloads_overwrites_and_deletes_and_writes_nothing(tmp_p
     assert deletions.delete == preview.delete and deletions.download == ()
     text = refusal_text(folder, preview)
     assert "would delete 3 files" in text and "'junk/a.log'" in text
+    one = dataclasses.replace(preview, delete=("b.log",))
+    assert "would delete 1 file that the version lacks: 'b.log'" in refusal_text(folder, one)
 
 
 def test_the_marker_names_the_folder_it_was_written_for(tmp_path: Path) -> None:
