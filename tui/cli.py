@@ -7,6 +7,7 @@ the node roles never load the monitor.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -17,16 +18,23 @@ if TYPE_CHECKING:
     from lanscatter_tui.feed_client import Source
 
 
+_HOST_PORT = re.compile(r"(?:[^\s/:@\[\]]+|\[[0-9A-Fa-f:.]+\]):\d+")
+
+
 def parse_endpoint(text: str) -> tuple[str, str]:
-    """'[SITE=]http://host:port' -> (site, url); site is '' when not given."""
+    """'[SITE=]http://host:port' or '[SITE=]host:port' (plain HTTP, as the other commands take a
+    master) -> (site, url); site is '' when not given."""
     site, sep, url = text.partition("=")
     if not sep or "://" in site:
         site, url = "", text
+    if "://" not in url and _HOST_PORT.fullmatch(url):
+        url = f"http://{url}"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"not a status endpoint: {text!r}",
-            hint="give [SITE=]http://host:port, the address of a site's master or relay",
+            hint="give [SITE=]host:port or [SITE=]http://host:port, the address of a site's master or relay, "
+                 "or a site-tree file",
         )
     try:
         _ = parts.port  # parsed lazily: out-of-range ports raise only here
@@ -67,9 +75,13 @@ def topology_sources(path: Path, *, local: bool, workdir: Path | None) -> list[t
 
 
 def _command(args: argparse.Namespace) -> int:
-    if len(args.endpoints) == 1 and "://" not in args.endpoints[0] and Path(args.endpoints[0]).is_file():
-        return run_tui(topology_feeds(Path(args.endpoints[0]), local=args.local, workdir=args.workdir),
-                       args.report)
+    if len(args.endpoints) == 1 and "://" not in args.endpoints[0]:
+        path = Path(args.endpoints[0])
+        if path.is_file():
+            return run_tui(topology_feeds(path, local=args.local, workdir=args.workdir), args.report)
+        if path.suffix in (".yaml", ".yml"):
+            raise ConfigError(f"no site-tree file {str(path)!r}", hint="check the path, or give the sites' "
+                              "status endpoints as [SITE=]host:port")
     from lanscatter_tui.feed_client import Source
 
     return run_tui([Source(*parse_endpoint(e)) for e in args.endpoints], args.report)
@@ -85,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "endpoints", nargs="+", metavar="FILE|ENDPOINT",
-        help="a site-tree file (watch every site), or [SITE=]http://host:port of masters and relays"
+        help="a site-tree file (watch every site), or [SITE=]host:port (or http(s)://host:port) of masters and relays"
     )
     parser.add_argument("--local", action="store_true",
                         help="with a site-tree file: watch its local rehearsal (127.0.0.x addresses)")
