@@ -6,7 +6,9 @@ Per site and host: the version its folder shows (label, generation, age since th
 it), the version it stages (label, progress, whether it waits for the tree's commit), and whether
 it is behind: not showing the origin's current version (or, after a tree rollback, the version
 rolled back to). A host the site master does not list (down, never joined) is shown as such; a
-relay is found in the site above when its own site's master (itself) does not answer.
+relay is found in the site above when its own site's master (itself) does not answer. Whether a host
+is behind is not known when its site's master did not answer (and it is listed nowhere else), nor
+for any host when the origin did not: such hosts are `unknown`, not counted as behind.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, StatusDoc | None]) 
     listed = {site: {n.name: n for n in doc.nodes} for site, doc in answers.items() if doc is not None}
     sites: list[dict[str, Any]] = []
     behind: list[str] = []
+    unknown: list[str] = []
     for site in plan.sites:
         hosts = []
         for h in plan.hosts:
@@ -43,23 +46,27 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, StatusDoc | None]) 
             node: NodeStatus | None = listed[where][h.name] if where is not None else None
             doc = answers.get(where) if where is not None else None
             active = node.active if node is not None else None
+            # (a host its answering site master does not list never joined: behind, if anything is)
+            known = origin is not None and (node is not None or answers.get(site.name) is not None)
             entry: dict[str, Any] = {
                 "name": h.name, "role": h.role, "listed": node is not None,
                 "online": node.online if node is not None else False,
                 "active": _active(active, doc.time if doc is not None else 0.0),
                 "staged": _staged(node.staged if node is not None else None),
-                "behind": h.role != "master" and target is not None and (
+                "behind": h.role != "master" and known and target is not None and (
                     active is None or active.generation != target),
             }
             if entry["behind"]:
                 behind.append(h.name)
+            elif h.role != "master" and not known:
+                unknown.append(h.name)
             hosts.append(entry)
         sites.append({"name": site.name, "master": site.master, "answered": answers.get(site.name) is not None,
                       "hosts": hosts})
     return {"current": None if current is None else {"generation": current.generation, "label": current.label,
                                                      "published_ms": current.published_ms},
-            "target": target, "commit": _commit(commit), "sites": sites, "behind": behind,
-            "hosts": sum(1 for h in plan.hosts if h.role != "master")}
+            "target": target, "commit": _commit(commit), "sites": sites, "behind": behind, "unknown": unknown,
+            "origin_answered": origin is not None, "hosts": sum(1 for h in plan.hosts if h.role != "master")}
 
 
 def _active(v: ActiveVersion | None, now: float) -> dict[str, Any] | None:
@@ -123,6 +130,11 @@ def render(report: dict[str, Any]) -> str:
             mark = " (behind)" if h["behind"] else ""
             down = "" if h["online"] else " [down]"
             lines.append(f"  {h['name']:16} {h['role']:6} {shown}{mark}{down}")
-    behind = report["behind"]
-    lines.append(f"hosts behind: {len(behind)} of {report['hosts']}" + (f" ({', '.join(behind)})" if behind else ""))
+    behind, unknown = report["behind"], report["unknown"]
+    if not report["origin_answered"]:
+        lines.append("hosts behind: not known (the origin did not answer)")
+    else:
+        lines.append(f"hosts behind: {len(behind)} of {report['hosts']}" + (f" ({', '.join(behind)})" if behind else "")
+                     + (f"; not known for {len(unknown)} whose site did not answer ({', '.join(unknown)})"
+                        if unknown else ""))
     return "\n".join(lines)

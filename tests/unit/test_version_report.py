@@ -43,7 +43,8 @@ def test_report_shows_each_hosts_version_what_it_stages_and_who_is_behind() -> N
         _node("paris-2", _v(G1, "<b>\x1b[31m" + "x" * 300), online=False)]}
     report = build_report(plan, {"hub": read_status(hub), "paris": read_status(paris), "lyon": None})
     assert report["current"]["generation"] == G2
-    assert report["behind"] == ["hub-ws2", "paris-gw", "paris-2", "lyon-1"]
+    assert report["behind"] == ["hub-ws2", "paris-gw", "paris-2"]
+    assert report["unknown"] == ["lyon-1"]                 # its site did not answer: not known, not behind
     hosts = {h["name"]: h for s in report["sites"] for h in s["hosts"]}
     assert hosts["hub-ws1"]["active"]["age_s"] == now - 1000 and not hosts["hub-ws1"]["behind"]
     assert hosts["hub-ws2"]["staged"] == {"generation": G2, "label": "build 2", "progress": 0.45, "whole": False}
@@ -59,7 +60,8 @@ def test_report_shows_each_hosts_version_what_it_stages_and_who_is_behind() -> N
     assert "staging 'build 2' (b2b2b2b2b2b2) 45%" in text
     assert "staged 'build 2' (b2b2b2b2b2b2) whole, waiting for the commit" in text
     assert "site lyon (its master lyon-gw did not answer)" in text
-    assert "hosts behind: 4 of 7" in text and "[down]" in text and "\x1b" not in text
+    assert "hosts behind: 3 of 7 (hub-ws2, paris-gw, paris-2); not known for 1 whose site did not answer (lyon-1)" in text
+    assert "[down]" in text and "\x1b" not in text
     assert max(len(line) for line in text.splitlines()) < 200
 
 
@@ -78,6 +80,14 @@ def test_hostile_version_fields_are_refused_where_the_document_is_read() -> None
     report = build_report(plan, {"hub": read_status({"time": 1.0})})
     assert report["current"] is None and report["behind"] == []
     assert "no version published" in render(report)
+
+
+def test_nothing_is_said_behind_when_the_origin_does_not_answer() -> None:
+    plan = derive_plan(load_topology(EXAMPLE))
+    report = build_report(plan, {"hub": None, "paris": None, "lyon": None})
+    assert report["behind"] == [] and len(report["unknown"]) == report["hosts"] == 7
+    text = render(report)
+    assert "hosts behind: not known (the origin did not answer)" in text and "0 of" not in text
 
 
 def test_ages_read_as_an_operator_says_them() -> None:
