@@ -134,7 +134,8 @@ def node_report(status: StatusDoc, *, bottleneck: float | None = None, log_file:
     ratio = efficiency(ideal_s, makespan) if ideal_s is not None and makespan else None
     return {
         "dataset": " ".join(dict.fromkeys((status.role or "master", status.name))).strip(),
-        "outcome": "synced" if synced else "interrupted",
+        # (only the node itself in its swarm, now or before: nobody was served, nothing is synced)
+        "outcome": "alone" if len(status.nodes) <= 1 else "synced" if synced else "interrupted",
         "generation": status.generation, "dataset_bytes": status.bytes,
         "chunks": status.chunks, "synced": synced,
         "sites": sites, "site_order": list(times), "makespan_s": makespan,

@@ -18,6 +18,7 @@ OUTCOMES = {
     "running": "running",
     "timed out": "timed out before every host was in sync",
     "interrupted": "stopped before every host was in sync",
+    "alone": "stopped before any peer joined",      # a node run by hand that served nobody
 }
 
 

@@ -79,6 +79,14 @@ def test_a_master_ends_with_the_summary_up_ends_with() -> None:
     assert not any("restarts" in line or "logs" in line for line in lines)    # a node restarts nothing
 
 
+def test_a_master_stopped_before_any_peer_joined_does_not_say_synced() -> None:
+    status: dict[str, Any] = {"role": "master", "name": "origin", "generation": "0123456789abcdef", "chunks": 3,
+                              "bytes": 3 * 2**20, "synced": True, "generation_at": 100.0,
+                              "nodes": [{"name": "origin", "role": "master", "complete_at": 100.0}]}
+    lines = summary_lines(node_report(read_status(status)))
+    assert lines[0] == "master origin: stopped before any peer joined; generation 0123456789ab, 3 MiB in 3 chunks"
+
+
 def test_a_peer_says_what_crossed_the_wire_for_the_data() -> None:
     done = dataclasses.replace(ALONE, connected=True, generation="abcdef0123456789", have=96, chunks=96,
                                held=24 * 2**20, total=24 * 2**20, synced=True)
