@@ -91,7 +91,7 @@ def peer_summary(role: str, s: Snapshot, sync_s: float | None, fetched_chunks: i
     if s.generation is None:
         return f"{role}: never got a generation from {s.master} ({state_line(s)})"
     state = "synced" if s.synced else f"stopped at {s.have}/{s.chunks} chunks"
-    took = f", {sync_s:.1f} s after it arrived" if sync_s is not None else ""
+    took = f", {sync_s:.{2 if sync_s < 1 else 1}f} s after it arrived" if sync_s is not None else ""
     line = (f"{role}: {state}; generation {s.generation[:12]}, {format_bytes(s.held)} of {format_bytes(s.total)}"
             f"{took}; {fetched_chunks} chunks fetched, {local_copies} copied locally")
     if data_bytes:

@@ -47,6 +47,7 @@ def test_states_in_order() -> None:
     assert peer_summary("peer", done, 12.34, 90, 6) == (
         "peer: synced; generation abcdef012345, 24 MiB of 24 MiB, 12.3 s after it arrived; 90 chunks fetched, "
         "6 copied locally")
+    assert ", 0.04 s after it arrived;" in peer_summary("peer", done, 0.043, 90, 6)      # not '0.0 s'
     assert peer_summary("peer", syncing, 3.04, 40, 0) == (      # stopped short: the time it had so far
         "peer: stopped at 40/96 chunks; generation abcdef012345, 10 MiB of 24 MiB, 3.0 s after it arrived; "
         "40 chunks fetched, 0 copied locally")
