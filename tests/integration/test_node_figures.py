@@ -46,7 +46,7 @@ def test_a_peer_stopped_long_after_its_sync_says_how_long_the_sync_took(cluster:
     began = time.monotonic()
     assert peer.stop() == 0
     out = peer.output()
-    took = re.search(r"peer: synced; generation \w+, [\d.]+ \w+ of [\d.]+ \w+, (\d+\.\d) s after it arrived; ", out)
+    took = re.search(r"peer: synced; generation \w+, [\d.]+ \w+ of [\d.]+ \w+, (\d+\.\d+) s after it arrived; ", out)
     assert took is not None, out
     ran = time.monotonic() - began + 4.0
     assert float(took.group(1)) < ran - 3.0, (took.group(0), ran)
