@@ -46,7 +46,8 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, StatusDoc | None]) 
             node: NodeStatus | None = listed[where][h.name] if where is not None else None
             doc = answers.get(where) if where is not None else None
             active = node.active if node is not None else None
-            # (a host its answering site master does not list never joined: behind, if anything is)
+            # Known: listed somewhere, or not listed by its own site's master, which answered (never
+            # joined: behind). Nothing is known without the origin's answer.
             known = origin is not None and (node is not None or answers.get(site.name) is not None)
             entry: dict[str, Any] = {
                 "name": h.name, "role": h.role, "listed": node is not None,
@@ -66,7 +67,7 @@ def build_report(plan: DeploymentPlan, answers: Mapping[str, StatusDoc | None]) 
     return {"current": None if current is None else {"generation": current.generation, "label": current.label,
                                                      "published_ms": current.published_ms},
             "target": target, "commit": _commit(commit), "sites": sites, "behind": behind, "unknown": unknown,
-            "origin_answered": origin is not None, "hosts": sum(1 for h in plan.hosts if h.role != "master")}
+            "hosts": sum(1 for h in plan.hosts if h.role != "master")}
 
 
 def _active(v: ActiveVersion | None, now: float) -> dict[str, Any] | None:
@@ -131,7 +132,7 @@ def render(report: dict[str, Any]) -> str:
             down = "" if h["online"] else " [down]"
             lines.append(f"  {h['name']:16} {h['role']:6} {shown}{mark}{down}")
     behind, unknown = report["behind"], report["unknown"]
-    if not report["origin_answered"]:
+    if not report["sites"][0]["answered"]:              # (the tree's first site is the origin's)
         lines.append("hosts behind: not known (the origin did not answer)")
     else:
         lines.append(f"hosts behind: {len(behind)} of {report['hosts']}" + (f" ({', '.join(behind)})" if behind else "")

@@ -237,9 +237,11 @@ class PeerFolder:
     def _note_synced(self) -> None:
         """When the folder first held the generation whole; after the first complete sync the
         folder is this node's: later versions may delete."""
-        if self.complete_at is None and self.complete():
+        if not self.complete():
+            return
+        if self.complete_at is None:
             self.complete_at = time.monotonic()
-        if not self._synced_before and self.complete():
+        if not self._synced_before:
             mark_synced(self._opts.state_dir, self.store.folder)
             self._synced_before = True
 
