@@ -35,6 +35,8 @@ from tests.ports import free_port
 
 PY = sys.executable
 MiB = 2**20
+# Every node refuses to run without the swarm's secret: the benchmark's processes share this one.
+ENV = {**os.environ, "LANSCATTER_SECRET": "engine-benchmark-secret"}
 
 
 def make_data(root: Path, total: int, file_size: int = 256 * MiB) -> None:
@@ -109,7 +111,8 @@ def cpu_seconds(pid: int) -> float:
 class Proc:
     def __init__(self, argv: list[str], log: Path) -> None:
         self.fh = open(log, "wb")  # noqa: SIM115
-        self.p = subprocess.Popen(argv, stdout=self.fh, stderr=subprocess.STDOUT)
+        self.log = log
+        self.p = subprocess.Popen(argv, stdout=self.fh, stderr=subprocess.STDOUT, env=ENV)
         self.peak = 0.0
         self.cpu = 0.0
         self._stop = False
@@ -145,6 +148,8 @@ def start_master(tmp: Path, src: Path, chunk: str, extra: list[str] | None = Non
         st = status(port)
         if st and st["generation"]:
             return m, port
+        if m.p.poll() is not None:
+            raise SystemExit(f"the master exited with {m.p.returncode}: see {m.log}")
         time.sleep(0.1)
     raise SystemExit("master did not come up: see " + str(tmp / "master.log"))
 
@@ -166,6 +171,8 @@ def run_peers(tmp: Path, port: int, n: int) -> tuple[float, list[Proc]]:
             joined = time.perf_counter() - t0
         if st and len(st["nodes"]) == n + 1 and all(x["have"] == st["chunks"] for x in st["nodes"]):
             break
+        if failed := [p for p in peers if p.p.poll() not in (None, 0)]:
+            raise SystemExit(f"a peer exited with {failed[0].p.returncode}: see {failed[0].log}")
         time.sleep(0.05)
     took = time.perf_counter() - t0
     print(f"all {n} peers joined after {joined:.2f} s, complete after {took:.2f} s", file=sys.stderr)
