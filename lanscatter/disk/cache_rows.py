@@ -80,7 +80,10 @@ class Rows:
 
     def find(self, rel: str, lo: int = 0) -> int:
         """Where `rel` is, or would go, among the rows (from `lo` on)."""
-        return bisect.bisect_left(range(len(self)), rel, lo=lo, key=self.path)
+        n = len(self)
+        if n > lo and rel > self.path(n - 1):
+            return n        # after every row: what a first scan, in path order, asks each time
+        return bisect.bisect_left(range(n), rel, lo=lo, key=self.path)
 
     def fields(self, i: int) -> Fields:
         c0, c1 = (at := span(self.cends, i)).start, at.stop

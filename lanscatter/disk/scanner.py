@@ -33,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 from pathlib import Path
+from typing import Any, TypeVar
 
 import blake3
 
@@ -57,10 +58,12 @@ _Hashes = tuple[tuple[str, ...], tuple[int, ...]]     # a file's chunk hashes an
 
 _RETRIES = 3
 _MAX_QUEUED_FILES = 1024
+_INLINE_MAX = 64 << 10      # bytes: a file this small is hashed by the scanning thread itself
 _WINDOW_MIN = 8 << 20       # bytes read at once for content-defined chunking (more if it needs)
 _SEGMENT_MIN = 64 << 20     # a content-defined file is cut in segments of this size at least ...
 _SEGMENT_CHUNKS = 64        # ... and of this many target sizes: a segment's join costs a chunk or two
 
+T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]     # (hashed bytes so far, bytes to hash in total)
 
 
@@ -99,7 +102,8 @@ class _Hasher:
 
     def __init__(self, root: Path, chunking: Chunking, workers: int, progress: ProgressFn | None,
                  total: int, segment: int) -> None:
-        self.root = root
+        self.base = os.path.join(root, "")      # each file's path is this + its relative path
+                                                # (a Path joined per file costs more)
         self.chunking = chunking
         self.segment = segment
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lanscatter-hash")
@@ -174,14 +178,27 @@ class _Hasher:
 
     def submit_file(self, rel: str, size: int) -> _Job:
         """Queue a file's hashing; the caller collects the job's result."""
-        fd = os.open(self.root / rel, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(self.base + rel, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # A small file is hashed here and now: handing it to a worker and back costs more than
+        # hashing it (100,000 files of a few bytes: 25 s through the pool, 15 s here).
+        run = self._now if size <= _INLINE_MAX else self.pool.submit
         if self.chunking.kind == FIXED:
             sizes = fixed_sizes(size, self.chunking.size)
             offsets = accumulate(sizes, initial=0)
-            return _Job(fd, size, sizes, [self.pool.submit(self._chunk, fd, off, n) for off, n in zip(offsets, sizes)])
+            return _Job(fd, size, sizes, [run(self._chunk, fd, off, n) for off, n in zip(offsets, sizes)])
         bounds = [*range(0, size, self.segment), size]
         return _Job(fd, size, bounds=bounds, segment_futures=[
-            self.pool.submit(self._cdc_run, fd, size, a, b, (), True) for a, b in pairwise(bounds)])
+            run(self._cdc_run, fd, size, a, b, (), True) for a, b in pairwise(bounds)])
+
+    @staticmethod
+    def _now(fn: Callable[..., T], *args: Any) -> Future[T]:
+        """`fn(*args)` run in this thread, as a done future (or one holding its OSError)."""
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args))
+        except OSError as exc:       # (to be raised where the job is collected, as a worker's)
+            done.set_exception(exc)
+        return done
 
     def collect(self, job: _Job) -> tuple[tuple[str, ...], tuple[int, ...]]:
         try:
@@ -239,31 +256,32 @@ def scan_folder(
     # the (sorted) order found and the manifest is built without sorting a copy of them.
     queue: deque[tuple[Found, _Job | _Hashes]] = deque()
     queued = 0
-    try:
-        for f in found.drain():       # (the walk's columns go as the table's fill)
-            remembered = cache.get(f.rel, f.st, chunking)
-            if remembered is not None:
-                reused += f.st.st_size
-                if not queue:
-                    entries.add(_entry(f.rel, f.st, *remembered))
-                    continue
-                queue.append((f, remembered))
-            else:
-                try:
-                    queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
-                except OSError as exc:
-                    log.warning("skipping %s: %s", f.rel, exc)
-                    skipped.append(f.rel)
-                    continue
-                queued += f.st.st_size
-            while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
-                done = queue.popleft()
-                queued -= done[0].st.st_size if isinstance(done[1], _Job) else 0
-                hashed += _finish(hasher, root, done, cache, entries, skipped)
-        while queue:
-            hashed += _finish(hasher, root, queue.popleft(), cache, entries, skipped)
-    finally:
-        hasher.close()
+    with cache.batched():
+        try:
+            for f in found.drain():       # (the walk's columns go as the table's fill)
+                remembered = cache.get(f.rel, f.st, chunking)
+                if remembered is not None:
+                    reused += f.st.st_size
+                    if not queue:
+                        entries.add(_entry(f.rel, f.st, *remembered))
+                        continue
+                    queue.append((f, remembered))
+                else:
+                    try:
+                        queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
+                    except OSError as exc:
+                        log.warning("skipping %s: %s", f.rel, exc)
+                        skipped.append(f.rel)
+                        continue
+                    queued += f.st.st_size
+                while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
+                    done = queue.popleft()
+                    queued -= done[0].st.st_size if isinstance(done[1], _Job) else 0
+                    hashed += _finish(hasher, done, cache, entries, skipped)
+            while queue:
+                hashed += _finish(hasher, queue.popleft(), cache, entries, skipped)
+        finally:
+            hasher.close()
     del found
     table = entries.builder.table()
     cache.retain_sorted(entries.paths(table))
@@ -313,7 +331,7 @@ def _entry(rel: str, st: FileStat, chunks: tuple[str, ...], sizes: tuple[int, ..
     return FileEntry(rel, st.st_size, st.st_mtime_ns, bool(st.st_mode & 0o111), chunks, sizes)
 
 
-def _finish(hasher: _Hasher, root: Path, item: tuple[Found, _Job | _Hashes], cache: HashCache,
+def _finish(hasher: _Hasher, item: tuple[Found, _Job | _Hashes], cache: HashCache,
             entries: _Entries, skipped: list[str]) -> int:
     """Collect a file's hashes (or take its remembered ones); re-hash it if it changed meanwhile.
     Returns bytes hashed."""
@@ -325,7 +343,7 @@ def _finish(hasher: _Hasher, root: Path, item: tuple[Found, _Job | _Hashes], cac
     try:
         for _ in range(_RETRIES):
             chunks, sizes = hasher.collect(job)
-            after = FileStat.of(os.stat(root / f.rel, follow_symlinks=False))
+            after = FileStat.of(os.stat(hasher.base + f.rel, follow_symlinks=False))
             if _same(after, st):
                 cache.put(f.rel, st, hasher.chunking, chunks, sizes)
                 entries.add(_entry(f.rel, st, chunks, sizes))
