@@ -39,6 +39,11 @@ def test_rows_and_overlay_remember_what_a_dict_would(tmp_path: Path, monkeypatch
         chunks = _hashes(rng, n)
         cache.put(rel, st, chunking, chunks, sizes)
         model[rel] = (st, chunking, chunks, sizes)
+        if step % 250 == 125:           # mid-run: rows forgotten and an overlay, asked in path order
+            for r in sorted(model):
+                assert cache.get(r, model[r][0], model[r][1]) == model[r][2:]
+            for r in sorted(set(names) - set(model)):
+                assert cache.get(r, FileStat(0, 0, 0, 0, 0), CDC_4K) is None
         if step % 500 == 0:
             kept = sorted(r for r in model if rng.random() < 0.9)
             cache.retain_sorted(kept)
@@ -52,6 +57,9 @@ def test_rows_and_overlay_remember_what_a_dict_would(tmp_path: Path, monkeypatch
             assert c.get(rel, st._replace(st_ctime_ns=st.st_ctime_ns + 1), chunking) is None
             assert c.get(rel, st, CDC_4K if chunking == FIXED_1K else FIXED_1K) is None
         assert c.get("not/there", FileStat(0, 0, 0, 0, 0), CDC_4K) is None
+        for rel, (st, chunking, chunks, sizes) in sorted(model.items()):     # in path order, as a scan asks
+            assert c.get(rel, st, chunking) == (chunks, sizes)
+            assert c.get(rel + "~", st, chunking) is None                    # (a path between rows)
 
     check(cache)
     cache.close()
