@@ -151,7 +151,7 @@ def start_master(tmp: Path, src: Path, chunk: str, extra: list[str] | None = Non
         if m.p.poll() is not None:
             raise SystemExit(f"the master exited with {m.p.returncode}: see {m.log}")
         time.sleep(0.1)
-    raise SystemExit("master did not come up: see " + str(tmp / "master.log"))
+    raise SystemExit(f"master did not come up: see {m.log}")
 
 
 def run_peers(tmp: Path, port: int, n: int) -> tuple[float, list[Proc]]:

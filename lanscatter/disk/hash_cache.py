@@ -91,7 +91,7 @@ class HashCache:
         self._journal: TextIO | None = None
         self._lines = 0                                 # lines in the journal
         self._batched = 0                               # scans under way in `batched()`
-        self._flushed_at = 0.0                          # monotonic
+        self._flushed_at = 0.0                          # monotonic: the journal's last flush
         self._lock = threading.Lock()
         if path is not None:
             self._load()
@@ -291,9 +291,10 @@ class HashCache:
         if self._journal is None:
             self._journal = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._journal.write(json.dumps(rec, separators=(",", ":")) + "\n")
-        if not self._batched or (now := time.monotonic()) - self._flushed_at >= BATCH_FLUSH_S:
+        now = time.monotonic()
+        if not self._batched or now - self._flushed_at >= BATCH_FLUSH_S:
             self._journal.flush()
-            self._flushed_at = time.monotonic() if not self._batched else now
+            self._flushed_at = now
         self._lines += 1
 
     @contextlib.contextmanager

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import os
@@ -256,32 +257,29 @@ def scan_folder(
     # the (sorted) order found and the manifest is built without sorting a copy of them.
     queue: deque[tuple[Found, _Job | _Hashes]] = deque()
     queued = 0
-    with cache.batched():
-        try:
-            for f in found.drain():       # (the walk's columns go as the table's fill)
-                remembered = cache.get(f.rel, f.st, chunking)
-                if remembered is not None:
-                    reused += f.st.st_size
-                    if not queue:
-                        entries.add(_entry(f.rel, f.st, *remembered))
-                        continue
-                    queue.append((f, remembered))
-                else:
-                    try:
-                        queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
-                    except OSError as exc:
-                        log.warning("skipping %s: %s", f.rel, exc)
-                        skipped.append(f.rel)
-                        continue
-                    queued += f.st.st_size
-                while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
-                    done = queue.popleft()
-                    queued -= done[0].st.st_size if isinstance(done[1], _Job) else 0
-                    hashed += _finish(hasher, done, cache, entries, skipped)
-            while queue:
-                hashed += _finish(hasher, queue.popleft(), cache, entries, skipped)
-        finally:
-            hasher.close()
+    with cache.batched(), contextlib.closing(hasher):
+        for f in found.drain():       # (the walk's columns go as the table's fill)
+            remembered = cache.get(f.rel, f.st, chunking)
+            if remembered is not None:
+                reused += f.st.st_size
+                if not queue:
+                    entries.add(_entry(f.rel, f.st, *remembered))
+                    continue
+                queue.append((f, remembered))
+            else:
+                try:
+                    queue.append((f, hasher.submit_file(f.rel, f.st.st_size)))
+                except OSError as exc:
+                    log.warning("skipping %s: %s", f.rel, exc)
+                    skipped.append(f.rel)
+                    continue
+                queued += f.st.st_size
+            while (queued > limit or len(queue) > _MAX_QUEUED_FILES) and queue:
+                done = queue.popleft()
+                queued -= done[0].st.st_size if isinstance(done[1], _Job) else 0
+                hashed += _finish(hasher, done, cache, entries, skipped)
+        while queue:
+            hashed += _finish(hasher, queue.popleft(), cache, entries, skipped)
     del found
     table = entries.builder.table()
     cache.retain_sorted(entries.paths(table))
