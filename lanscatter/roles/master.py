@@ -428,12 +428,13 @@ class MasterNode:
             try:
                 await watch_folder(self.root, changed, debounce_ms=_WATCH_DEBOUNCE_MS)
                 return
-            except RuntimeError as exc:
-                # The watcher gives up on a name it cannot decode (not UTF-8), and may do so again
-                # at once while that name exists: rescan (the scan skips the name and warns of it
-                # once) and watch again, less and less often. A restart is not a change: counted as
-                # one, it would keep an on-change source from ever settling; the periodic rescan
-                # and the scan's own check cover what the watcher misses meanwhile.
+            except (RuntimeError, OSError) as exc:
+                # The watcher stops when the folder is moved or deleted, and cannot start while it
+                # is missing or past the system's limit on watches (watchfiles also gives up on a
+                # name it cannot decode, again at once while that name exists): rescan and watch
+                # again, less and less often. A restart is not a change: counted as one, it would
+                # keep an on-change source from ever settling; the periodic rescan and the scan's
+                # own check cover what the watcher misses meanwhile.
                 log.info("file watcher restarted after: %s", show_path(str(exc), 200))
                 self.request_rescan("the file watcher stopped")
             await asyncio.sleep(delay)

@@ -225,3 +225,28 @@ def test_dry_run_lists_and_changes_nothing(cluster: Cluster, tmp_path: Path) -> 
     assert "overwrite d0/f0.bin" in lines and "delete junk.log" in lines and "download tool.sh" in lines
     assert not any(line.endswith(" text.txt") for line in lines)       # same content: nothing to do
     assert tree_state(folder) == before
+
+
+def test_the_watcher_comes_back_after_the_source_folder_was_moved_away_and_back(cluster: Cluster) -> None:
+    """No periodic rescan: only the watcher can see the change made after the folder came back.
+    It stops when its folder moves, fails to start while the folder is away, and watches again."""
+    master = cluster.start_master("--rescan-interval", "3600")
+    first = _status(master)["generation"]
+    away = cluster.source.with_name("source-away")
+    os.rename(cluster.source, away)
+    wait_for(lambda: "file watcher restarted after" in master.output(), 15, "the watcher stopped", master)
+    time.sleep(2.5)                     # (a restart or two fail meanwhile: the folder is missing)
+    os.rename(away, cluster.source)
+    restarts = master.output().count("file watcher restarted after")
+    # Back in place, and watched again once a restart finds it (1, 2, 4 ... s apart).
+    deadline = time.monotonic() + 30
+    k = 0
+    while _status(master)["generation"] == first:
+        assert time.monotonic() < deadline, f"no new generation after the folder came back:\n{master.output()}"
+        (cluster.source / f"after-{k}.txt").write_text(f"written after the folder came back {k}\n")
+        k += 1
+        quiet = time.monotonic() + 4            # (a write a second would keep it from settling)
+        while time.monotonic() < quiet and _status(master)["generation"] == first:
+            time.sleep(0.2)
+    assert restarts >= 2, master.output()       # it stopped, and could not start while away
+    assert "Traceback" not in master.output() and master.proc.poll() is None
