@@ -90,6 +90,14 @@ class Rows:
         return Fields(self.mtime[i], self.ino[i], self.ctime[i], self.key[i], self.sizes[c0:c1].tobytes(),
                       bytes(self.hashes[HASH * c0:HASH * c1]))
 
+    def vouches(self, i: int, size: int, mtime_ns: int, inode: int, ctime_ns: int, key: int) -> bool:
+        """Whether row `i` was taken of a file with these stat fields and chunking key (its
+        fields are not copied out)."""
+        if (self.mtime[i], self.ino[i], self.ctime[i], self.key[i]) != (mtime_ns, inode, ctime_ns, key):
+            return False
+        at = span(self.cends, i)
+        return sum(self.sizes[at.start:at.stop]) == size
+
     def chunk_count(self, i: int) -> int:
         return len(span(self.cends, i))
 

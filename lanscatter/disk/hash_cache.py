@@ -140,6 +140,22 @@ class HashCache:
             e = self._unfields(f)
             return e.chunks, e.sizes
 
+    def remembers(self, rel: str, st: os.stat_result | FileStat, chunking: Chunking) -> bool:
+        """Whether `get` would answer, without making its answer (a scan counts the bytes it
+        must hash before it hashes any: half of a rescan's lookups)."""
+        with self._lock:
+            try:
+                key = self._keys.index(chunking.key)
+            except ValueError:
+                return False
+            packed = self._over.get(rel)
+            if packed is not None:
+                f = unpack(packed)
+                return (f.mtime_ns, f.inode, f.ctime_ns, f.key, f.size()) == (
+                    st.st_mtime_ns, st.st_ino, st.st_ctime_ns, key, st.st_size)
+            i = self._row(rel)
+            return i is not None and self._rows.vouches(i, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, key)
+
     def put(self, rel: str, st: os.stat_result | FileStat, chunking: Chunking, chunks: tuple[str, ...],
             sizes: tuple[int, ...]) -> None:
         entry = CachedFile(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key, chunks,

@@ -244,7 +244,7 @@ def scan_folder(
     if chunking.size == AUTO:
         chunking = Chunking(chunking.kind, auto_chunk_size(sum(found.sizes()), keep_size, auto_floor))
     chunk_size = chunking.size
-    total = sum(f.st.st_size for f in found if cache.get(f.rel, f.st, chunking) is None)
+    total = sum(f.st.st_size for f in found if not cache.remembers(f.rel, f.st, chunking))
     segment = segment or segment_size(chunking)
     hasher = _Hasher(root, chunking, workers or os.cpu_count() or 1, progress, total, segment)
     entries = _Entries(expected)

@@ -42,8 +42,11 @@ def test_rows_and_overlay_remember_what_a_dict_would(tmp_path: Path, monkeypatch
         if step % 250 == 125:           # mid-run: rows forgotten and an overlay, asked in path order
             for r in sorted(model):
                 assert cache.get(r, model[r][0], model[r][1]) == model[r][2:]
+                assert cache.remembers(r, model[r][0], model[r][1])
+                assert not cache.remembers(r, model[r][0]._replace(st_size=model[r][0].st_size + 1), model[r][1])
             for r in sorted(set(names) - set(model)):
                 assert cache.get(r, FileStat(0, 0, 0, 0, 0), CDC_4K) is None
+                assert not cache.remembers(r, FileStat(0, 0, 0, 0, 0), CDC_4K)
         if step % 500 == 0:
             kept = sorted(r for r in model if rng.random() < 0.9)
             cache.retain_sorted(kept)
@@ -56,7 +59,15 @@ def test_rows_and_overlay_remember_what_a_dict_would(tmp_path: Path, monkeypatch
             assert c.get(rel, st, chunking) == (chunks, sizes)
             assert c.get(rel, st._replace(st_ctime_ns=st.st_ctime_ns + 1), chunking) is None
             assert c.get(rel, st, CDC_4K if chunking == FIXED_1K else FIXED_1K) is None
+            # `remembers` answers as `get` would
+            assert c.remembers(rel, st, chunking)
+            for changed in (st._replace(st_ctime_ns=st.st_ctime_ns + 1), st._replace(st_mtime_ns=st.st_mtime_ns + 1),
+                            st._replace(st_ino=st.st_ino ^ 1), st._replace(st_size=st.st_size + 1)):
+                assert not c.remembers(rel, changed, chunking)
+            assert not c.remembers(rel, st, CDC_4K if chunking == FIXED_1K else FIXED_1K)
         assert c.get("not/there", FileStat(0, 0, 0, 0, 0), CDC_4K) is None
+        assert not c.remembers("not/there", FileStat(0, 0, 0, 0, 0), CDC_4K)
+        assert not c.remembers(next(iter(model)), model[next(iter(model))][0], Chunking(CDC, 12345))  # a key never seen
         for rel, (st, chunking, chunks, sizes) in sorted(model.items()):     # in path order, as a scan asks
             assert c.get(rel, st, chunking) == (chunks, sizes)
             assert c.get(rel + "~", st, chunking) is None                    # (a path between rows)
