@@ -28,7 +28,8 @@ GATHER_S = 0.01
 
 async def watch_folder(root: Path, on_change: Callable[[], None], *, debounce_ms: int) -> None:
     """Call `on_change` on the event loop after each batch of changes under `root`, until cancelled.
-    RuntimeError: the watcher stopped (it gives up on a name it cannot decode)."""
+    RuntimeError: the watched folder was moved or deleted (or watchfiles gave up on a name it
+    cannot decode); OSError: the folder could not be watched."""
     loop = asyncio.get_running_loop()
     stop = threading.Event()
     done: asyncio.Future[None] = loop.create_future()

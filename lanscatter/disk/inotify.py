@@ -51,6 +51,8 @@ class _Libc:
         self.add_watch = libc.inotify_add_watch
         self.add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
         self.add_watch.restype = ctypes.c_int
+        self.rm_watch = libc.inotify_rm_watch
+        self.rm_watch.argtypes, self.rm_watch.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
 
 
 _libc: _Libc | None = None
@@ -114,8 +116,11 @@ class FolderInotify:
             if mask & IN_IGNORED:                   # a folder went (or was unmounted)
                 self._dirs.pop(wd, None)
                 continue
-            if mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO) and (parent := self._dirs.get(wd)) is not None:
-                self._add_tree(os.path.join(parent, name))
+            if mask & IN_ISDIR and (parent := self._dirs.get(wd)) is not None:
+                if mask & IN_MOVED_FROM:            # (moved within, it is watched again as it arrives)
+                    self._forget_tree(os.path.join(parent, name))
+                elif mask & (IN_CREATE | IN_MOVED_TO):
+                    self._add_tree(os.path.join(parent, name))
             changed = changed or bool(mask & CHANGES)
         return changed
 
@@ -128,6 +133,16 @@ class FolderInotify:
         for dirpath, dirnames, _ in os.walk(top, followlinks=False):
             for d in dirnames:
                 self._add(os.path.join(dirpath, d), follow=False, required=False)
+
+    def _forget_tree(self, top: bytes) -> None:
+        """Stop watching `top` and the folders below it: moved out of the tree, their watches
+        would follow them, and a folder still written to elsewhere would keep the source from
+        ever settling."""
+        below = top + b"/"
+        for wd, path in list(self._dirs.items()):
+            if path == top or path.startswith(below):
+                del self._dirs[wd]
+                _lib().rm_watch(self.fd, wd)
 
     def _add(self, path: bytes, *, follow: bool, required: bool) -> int:
         """The watch of `path`, -1 where there is none."""

@@ -81,6 +81,20 @@ def test_folders_made_or_moved_in_after_the_start_are_watched(tree: Path, tmp_pa
         w.close()
 
 
+def test_a_folder_moved_out_is_no_longer_watched(tree: Path, tmp_path: Path) -> None:
+    w = FolderInotify(tree)
+    try:
+        os.rename(tree / "a", tmp_path / "archived")
+        assert _changed(w)
+        (tmp_path / "archived" / "b" / "still-written.bin").write_bytes(b"elsewhere now")
+        (tmp_path / "archived" / "f1.bin").write_bytes(b"elsewhere now")
+        assert not _changed(w, 0.5)
+        (tree / "x.bin").write_bytes(b"here")
+        assert _changed(w)
+    finally:
+        w.close()
+
+
 def test_a_name_that_is_not_utf8_is_watched_like_any_other(tree: Path) -> None:
     w = FolderInotify(tree)
     try:
