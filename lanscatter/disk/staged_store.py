@@ -62,6 +62,7 @@ class StagedStore(MirrorStore):
         self.label = ""                  # the origin's label of the generation being reconciled ...
         self.published_ms = 0            # ... and its publish time
         self._may_switch = may_switch
+        self._filled: bytes | None = None    # `_root_known`: the files linked into a new staging folder
         super().__init__(self.versions.active_root() or self.versions.home, state_dir)
         self.root = self.versions.active_root() or self.versions.home
 
@@ -91,11 +92,13 @@ class StagedStore(MirrorStore):
                               "remove that old version folder")
         active = self.versions.active_root()
         staging = self.versions.path(name)
+        self._filled = None
         if active == staging:
             self.root = staging            # resumed or repaired in place: the same content
             return []
         self.versions.adopt_plain(time.time())
         active = self.versions.active_root()
+        new = not staging.exists()         # (one there already: a staging resumed, scanned)
         staging.mkdir(parents=True, exist_ok=True)
         self.root = staging
         if active is None:
@@ -106,7 +109,19 @@ class StagedStore(MirrorStore):
         linked = self._link_unchanged(active, local, manifest, scanned.same)
         self.cache.compact_if_due()         # (a line a link: as many again as the scan's)
         self._check_space(manifest, linked)
+        if new:
+            # It holds the links just made and nothing else, each a file with the content and
+            # metadata the manifest lists (`same_entry`) and its hashes recorded at its new ctime:
+            # the reconcile's scan of it would find just that (100,000 files: 2-3 s).
+            filled = bytearray(linked.same)
+            for j in linked.moved:
+                filled[j] = 1
+            self._filled = bytes(filled)
         return [Places(active, _unlinked(local, linked, manifest, scanned.same))]
+
+    def _root_known(self) -> bytes | None:
+        filled, self._filled = self._filled, None
+        return filled
 
     def _link_unchanged(self, active: Path, local: Manifest, manifest: Manifest, same: bytes) -> LinkPlan:
         """Hard-link into the staging folder the active files the new version holds unchanged

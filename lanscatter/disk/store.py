@@ -40,6 +40,7 @@ from typing import TextIO
 
 from lanscatter.core.bitmap import Bitmap
 from lanscatter.core.errors import ConfigError, NoSpaceError
+from lanscatter.core.file_table import TableBuilder
 from lanscatter.core.manifest import FileEntry, FileTable, Manifest
 from lanscatter.disk.assemblies import Assemblies
 from lanscatter.disk.folder_walk import PART_SUFFIX
@@ -249,11 +250,15 @@ class MirrorStore:
         self._held = array("q", [-1]) * len(table.hashes)
         self._held_bits = Bitmap(len(table.hashes))
         wanted_dirs = set(manifest.dirs)
-        self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
-        # The files already as the manifest lists them are only marked (`same`): `local` holds the
-        # others, a source of local copies (the chunks of those marked are had, read in place).
-        local, scanned = scan_folder(self.root, manifest.chunking, self.cache, expected=table)
-        same = scanned.same
+        known = self._root_known()
+        if known is None:
+            self._remove_conflicts(map(table.path, range(len(table))), wanted_dirs, stats)
+            # The files already as the manifest lists them are only marked (`same`): `local` holds
+            # the others, a source of local copies (the chunks of those marked are had, read in place).
+            local, scanned = scan_folder(self.root, manifest.chunking, self.cache, expected=table)
+            same = scanned.same
+        else:
+            local, same = Manifest(manifest.chunk_size, TableBuilder().table(), (), manifest.chunking_kind), known
         sources.append(Places(self.root, local))
         fresh = bytearray(len(table))        # 1: a part file made or resized now (nothing to resume)
         for i, (entry, have) in enumerate(_pairs(table, local.files)):
@@ -289,7 +294,8 @@ class MirrorStore:
             if not asms.missing_any(i):
                 self._finalize(i)
         del local
-        self._delete_extraneous(table, wanted_dirs, stats)
+        if known is None:                   # (a folder known to hold only the manifest's files has nothing else)
+            self._delete_extraneous(table, wanted_dirs, stats)
         for d in manifest.dirs:
             folder = self._abs(d, make_parents=True)   # its parents, checked on the way
             if not folder.is_dir():
@@ -304,6 +310,12 @@ class MirrorStore:
         return chunks readable elsewhere (copied locally rather than fetched). A plain mirror
         writes its folder in place and knows no other source."""
         return []
+
+    def _root_known(self) -> bytes | None:
+        """After `_prepare_root`: per file of the manifest, 1 where the root holds it as listed,
+        when nothing else is in the root (a folder it just made and filled), so it needs neither a
+        scan nor a pass for conflicts or files to delete; None: it does."""
+        return None
 
     def _on_complete(self) -> None:
         """The mirror just became complete (a staged store activates it here)."""
