@@ -131,11 +131,7 @@ class HashCache:
         taken with this chunking."""
         with self._lock:
             f = self._lookup(rel)
-            if f is None:
-                return None
-            same = (f.mtime_ns, f.inode, f.ctime_ns, self._keys[f.key]) == (
-                st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key)
-            if not same or f.size() != st.st_size:
+            if f is None or not self._vouches(f, st, chunking):
                 return None
             e = self._unfields(f)
             return e.chunks, e.sizes
@@ -144,17 +140,21 @@ class HashCache:
         """Whether `get` would answer, without making its answer (a scan counts the bytes it
         must hash before it hashes any: half of a rescan's lookups)."""
         with self._lock:
+            packed = self._over.get(rel)
+            if packed is not None:
+                return self._vouches(unpack(packed), st, chunking)
             try:
                 key = self._keys.index(chunking.key)
             except ValueError:
                 return False
-            packed = self._over.get(rel)
-            if packed is not None:
-                f = unpack(packed)
-                return (f.mtime_ns, f.inode, f.ctime_ns, f.key, f.size()) == (
-                    st.st_mtime_ns, st.st_ino, st.st_ctime_ns, key, st.st_size)
             i = self._row(rel)
             return i is not None and self._rows.vouches(i, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, key)
+
+    def _vouches(self, f: Fields, st: os.stat_result | FileStat, chunking: Chunking) -> bool:
+        """Whether `f` was taken of a file with these stat fields and this chunking (the size,
+        a sum, compared last)."""
+        return (f.mtime_ns, f.inode, f.ctime_ns, self._keys[f.key]) == (
+            st.st_mtime_ns, st.st_ino, st.st_ctime_ns, chunking.key) and f.size() == st.st_size
 
     def put(self, rel: str, st: os.stat_result | FileStat, chunking: Chunking, chunks: tuple[str, ...],
             sizes: tuple[int, ...]) -> None:
